@@ -1,0 +1,129 @@
+//! What goes into and comes out of the command pipeline: [`CommandContext`], [`CommandOutcome`]
+//! and [`CommandError`].
+
+use std::collections::BTreeMap;
+
+use uuid::Uuid;
+
+use crate::{CommandId, Error, EventId, Metadata, Position, Version};
+
+/// Tracing and idempotency data a caller sends along with a command.
+///
+/// ```
+/// use cqrs_core::{CommandContext, CommandId};
+/// use uuid::Uuid;
+///
+/// let request = Uuid::now_v7();
+/// let context = CommandContext::new()
+///     .command_id(CommandId::new())
+///     .correlation_id(request)
+///     .header("user", "alice");
+/// # let _ = context;
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[must_use]
+pub struct CommandContext {
+    pub(crate) command_id: Option<CommandId>,
+    pub(crate) correlation_id: Option<Uuid>,
+    pub(crate) causation_id: Option<Uuid>,
+    pub(crate) headers: BTreeMap<String, String>,
+}
+
+impl CommandContext {
+    /// No command id, a fresh correlation id per command, no causation.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Makes the command idempotent: the store records `id` with the events, and the same id sent
+    /// again gets the first outcome back instead of a second append.
+    pub fn command_id(mut self, id: CommandId) -> Self {
+        self.command_id = Some(id);
+        self
+    }
+
+    /// The correlation id to record (default: a new one per command).
+    pub fn correlation_id(mut self, id: Uuid) -> Self {
+        self.correlation_id = Some(id);
+        self
+    }
+
+    /// The causation id to record (default: the command id, if any).
+    pub fn causation_id(mut self, id: Uuid) -> Self {
+        self.causation_id = Some(id);
+        self
+    }
+
+    /// Adds an extension header to every event the command records.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.insert(name.into(), value.into());
+        self
+    }
+
+    /// The context for a command that an event caused (in a saga or process manager): same
+    /// correlation, caused by that event, and a command id derived from the event's id so that
+    /// handling the event twice issues the command once.
+    pub fn caused_by(metadata: &Metadata) -> Self {
+        Self {
+            command_id: Some(CommandId::from_uuid(metadata.event_id.as_uuid())),
+            correlation_id: metadata.correlation_id,
+            causation_id: Some(metadata.event_id.as_uuid()),
+            headers: BTreeMap::new(),
+        }
+    }
+
+    /// The metadata for each event of one command execution.
+    pub(crate) fn metadata_factory(&self) -> impl Fn() -> Metadata + '_ {
+        let correlation_id = self.correlation_id.unwrap_or_else(Uuid::now_v7);
+        let causation_id = self
+            .causation_id
+            .or_else(|| self.command_id.map(|c| c.as_uuid()));
+        move || Metadata {
+            event_id: EventId::new(),
+            correlation_id: Some(correlation_id),
+            causation_id,
+            command_id: self.command_id,
+            headers: self.headers.clone(),
+        }
+    }
+}
+
+/// What a command did.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct CommandOutcome<E> {
+    /// The events the command recorded (empty when it decided nothing needed to happen).
+    pub events: Vec<E>,
+    /// The stream's version after the command.
+    pub version: Version,
+    /// The feed position of the last event recorded, if any: a caller can wait until a read
+    /// model has reached it to read its own write.
+    pub position: Option<Position>,
+    /// `true` when the command id had been handled before: these are the first run's events and
+    /// nothing was written now.
+    pub duplicate: bool,
+    /// How many attempts the command took (more than one after concurrency conflicts).
+    pub attempts: u32,
+}
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CommandError<E: std::error::Error + 'static> {
+    /// The aggregate refused the command with its own error.
+    #[error("command rejected")]
+    Rejected(#[source] E),
+    /// The framework or the store failed; [`Error::Conflict`] when retries ran out.
+    #[error(transparent)]
+    Store(#[from] Error),
+}
+
+impl<E: std::error::Error + 'static> CommandError<E> {
+    /// The aggregate's error, if the aggregate refused the command.
+    pub fn rejection(&self) -> Option<&E> {
+        match self {
+            CommandError::Rejected(e) => Some(e),
+            CommandError::Store(_) => None,
+        }
+    }
+}

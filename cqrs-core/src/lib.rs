@@ -1,0 +1,62 @@
+//! The core of the framework: the domain traits ([`Aggregate`], [`DomainEvent`]), identity and
+//! position newtypes, event envelopes, the store role traits, the command pipeline
+//! ([`Repository`]), upcasters, an in-memory store and a given / when / then fixture.
+//!
+//! This crate knows no database: backends such as `cqrs-postgres` implement its store traits,
+//! and read-model crates such as `cqrs-elastic` consume its feed. See `ARCHITECTURE.md` in the
+//! repository for the whole picture.
+
+mod aggregate;
+mod command;
+mod error;
+mod event;
+mod fixture;
+mod ids;
+mod memory;
+mod metadata;
+mod repository;
+mod retry;
+mod snapshot;
+mod store;
+mod upcast;
+mod validate;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+#[doc(inline)]
+pub use aggregate::Aggregate;
+#[doc(inline)]
+pub use command::{CommandContext, CommandError, CommandOutcome};
+#[doc(inline)]
+pub use error::{BoxError, Error, Result};
+#[doc(inline)]
+pub use event::{DomainEvent, NewEvent, RecordedEvent};
+#[doc(inline)]
+pub use fixture::{AggregateFixture, Then};
+#[doc(inline)]
+pub use ids::{
+    CommandId, EventId, ExpectedVersion, InvalidPosition, InvalidStreamId, Position, StreamId,
+    Version,
+};
+#[doc(inline)]
+pub use memory::InMemoryEventStore;
+#[doc(inline)]
+pub use metadata::Metadata;
+#[doc(inline)]
+pub use repository::Repository;
+#[doc(inline)]
+pub use retry::RetryPolicy;
+#[doc(inline)]
+pub use snapshot::SnapshotPolicy;
+#[doc(inline)]
+pub use store::{
+    AppendEvents, AppendOutcome, CheckpointStore, EventFilter, EventStore, FeedBatch, ReadAll,
+    ReadStream, Snapshot, SnapshotStore,
+};
+#[doc(inline)]
+pub use upcast::{Upcaster, Upcasters};
+#[doc(inline)]
+pub use validate::{
+    check_batch, check_event_type, BatchCheck, DEFAULT_MAX_PAYLOAD_BYTES, MAX_EVENT_TYPE_LEN,
+};

@@ -1,0 +1,386 @@
+//! The command pipeline: [`Repository`] loads an aggregate (snapshot + tail), lets it decide, and
+//! appends what it decided under the expected version, retrying on conflict.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use tracing::Instrument;
+
+use crate::{
+    Aggregate, CommandContext, CommandError, CommandOutcome, Error, ExpectedVersion, NewEvent,
+    RetryPolicy, Snapshot, SnapshotPolicy, StreamId, Upcasters, Version,
+};
+use crate::{AppendOutcome, EventStore, SnapshotStore};
+
+/// Loads aggregates of type `A` from a store `S` and runs commands on them.
+///
+/// ```
+/// # use cqrs_core::{Aggregate, DomainEvent};
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(Debug, Default, Serialize, Deserialize)]
+/// # struct Counter { value: u64 }
+/// # #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// # enum CounterEvent { Incremented { by: u64 } }
+/// # impl DomainEvent for CounterEvent { fn event_type(&self) -> &'static str { "Incremented" } }
+/// # #[derive(Debug, thiserror::Error)] #[error("too much")] struct TooMuch;
+/// # impl Aggregate for Counter {
+/// #     const TYPE: &'static str = "counter";
+/// #     type Command = u64; type Event = CounterEvent; type Error = TooMuch; type Services = ();
+/// #     fn apply(&mut self, CounterEvent::Incremented { by }: &CounterEvent) { self.value += by }
+/// #     async fn handle(&self, by: &u64, _: &()) -> Result<Vec<CounterEvent>, TooMuch> {
+/// #         if self.value + by > 100 { Err(TooMuch) } else { Ok(vec![CounterEvent::Incremented { by: *by }]) }
+/// #     }
+/// # }
+/// use cqrs_core::{InMemoryEventStore, Repository, SnapshotPolicy, CommandError};
+///
+/// # tokio_test_block(async {
+/// let counters = Repository::<Counter, _>::new(InMemoryEventStore::new(), ())
+///     .with_snapshots(SnapshotPolicy::every(50));
+///
+/// let outcome = counters.execute("c1", &30).await?;
+/// assert_eq!(outcome.version.get(), 1);
+/// counters.execute("c1", &30).await?;
+///
+/// let refused = counters.execute("c1", &50).await;
+/// assert!(matches!(refused, Err(CommandError::Rejected(TooMuch))));
+///
+/// let (state, version) = counters.load("c1").await?;
+/// assert_eq!((state.value, version.get()), (60, 2));
+/// # Ok::<(), CommandError<TooMuch>>(())
+/// # });
+/// # fn tokio_test_block<F: std::future::Future>(f: F) -> F::Output {
+/// #     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
+/// # }
+/// ```
+pub struct Repository<A: Aggregate, S> {
+    store: S,
+    services: A::Services,
+    upcasters: Upcasters,
+    retry: RetryPolicy,
+    snapshots: SnapshotPolicy,
+    cache: Option<StateCache<A>>,
+    read_batch: usize,
+}
+
+impl<A, S> Repository<A, S>
+where
+    A: Aggregate,
+    S: EventStore + SnapshotStore,
+{
+    /// A repository over `store`, handing `services` to every command. Conflicts are retried per
+    /// [`RetryPolicy::default`]; no snapshots, no upcasters, no cache.
+    pub fn new(store: S, services: A::Services) -> Self {
+        Self {
+            store,
+            services,
+            upcasters: Upcasters::new(),
+            retry: RetryPolicy::default(),
+            snapshots: SnapshotPolicy::Never,
+            cache: None,
+            read_batch: 1000,
+        }
+    }
+
+    /// Upcasts old event payloads on load.
+    #[must_use]
+    pub fn with_upcasters(mut self, upcasters: Upcasters) -> Self {
+        self.upcasters = upcasters;
+        self
+    }
+
+    /// How conflicts are retried.
+    #[must_use]
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// When snapshots are taken (and whether loads look for one).
+    #[must_use]
+    pub fn with_snapshots(mut self, snapshots: SnapshotPolicy) -> Self {
+        self.snapshots = snapshots;
+        self
+    }
+
+    /// Keeps up to `capacity` aggregate states in memory between commands, so a command on a
+    /// known aggregate needs a single round trip to the store: the append. The append's
+    /// expected-version check keeps the cache honest; on a conflict the state is reloaded.
+    #[must_use]
+    pub fn with_cache(mut self, capacity: usize) -> Self {
+        self.cache = (capacity > 0).then(|| StateCache::new(capacity));
+        self
+    }
+
+    /// How many events one stream read fetches while loading (default 1000).
+    #[must_use]
+    pub fn with_read_batch(mut self, events: usize) -> Self {
+        self.read_batch = events.max(1);
+        self
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The stream of aggregate `id`: `"{A::TYPE}-{id}"`.
+    pub fn stream_id(&self, id: &str) -> Result<StreamId, Error> {
+        Ok(StreamId::with_category(A::TYPE, id)?)
+    }
+
+    /// The current state of aggregate `id` and its version ([`Version::ZERO`] if it has no
+    /// events yet). Uses the newest usable snapshot, then the events after it.
+    pub async fn load(&self, id: &str) -> Result<(A, Version), Error> {
+        let stream_id = self.stream_id(id)?;
+        self.load_stream(&stream_id).await
+    }
+
+    /// Runs `command` on aggregate `id`.
+    pub async fn execute(
+        &self,
+        id: &str,
+        command: &A::Command,
+    ) -> Result<CommandOutcome<A::Event>, CommandError<A::Error>> {
+        self.execute_with(id, command, CommandContext::new()).await
+    }
+
+    /// Runs `command` on aggregate `id` with a command id, correlation, causation or headers.
+    pub async fn execute_with(
+        &self,
+        id: &str,
+        command: &A::Command,
+        context: CommandContext,
+    ) -> Result<CommandOutcome<A::Event>, CommandError<A::Error>> {
+        let stream_id = self.stream_id(id)?;
+        let span = tracing::info_span!(
+            "command",
+            aggregate = A::TYPE,
+            stream = %stream_id,
+            command_id = context.command_id.map(tracing::field::display),
+        );
+        self.run(&stream_id, command, &context)
+            .instrument(span)
+            .await
+    }
+
+    async fn run(
+        &self,
+        stream_id: &StreamId,
+        command: &A::Command,
+        context: &CommandContext,
+    ) -> Result<CommandOutcome<A::Event>, CommandError<A::Error>> {
+        if let Some(command_id) = context.command_id {
+            if let Some(first) = self.store.command_outcome(command_id).await? {
+                return Ok(self.first_outcome(first, 1).await?);
+            }
+        }
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let (mut state, version) = match self.cache.as_ref().and_then(|c| c.take(stream_id)) {
+                Some(cached) => cached,
+                None => self.load_stream(stream_id).await?,
+            };
+            let events = match state.handle(command, &self.services).await {
+                Ok(events) => events,
+                Err(rejection) => {
+                    self.keep(stream_id, state, version);
+                    return Err(CommandError::Rejected(rejection));
+                }
+            };
+            if events.is_empty() {
+                self.keep(stream_id, state, version);
+                return Ok(CommandOutcome {
+                    events,
+                    version,
+                    position: None,
+                    duplicate: false,
+                    attempts: attempt,
+                });
+            }
+            let metadata = context.metadata_factory();
+            let new_events = events
+                .iter()
+                .map(|e| NewEvent::from_domain(e, metadata()))
+                .collect::<Result<Vec<_>, _>>()?;
+            let appended = self
+                .store
+                .append(stream_id, ExpectedVersion::Exact(version), new_events)
+                .await;
+            match appended {
+                Ok(outcome) if outcome.duplicate => {
+                    // Another run of the same command id won the race.
+                    return Ok(self.first_outcome(outcome, attempt).await?);
+                }
+                Ok(outcome) => {
+                    for event in &events {
+                        state.apply(event);
+                    }
+                    self.maybe_snapshot(stream_id, &state, version, outcome.last_version)
+                        .await;
+                    self.keep(stream_id, state, outcome.last_version);
+                    return Ok(CommandOutcome {
+                        events,
+                        version: outcome.last_version,
+                        position: Some(outcome.position),
+                        duplicate: false,
+                        attempts: attempt,
+                    });
+                }
+                Err(conflict @ Error::Conflict { .. }) => {
+                    if attempt >= self.retry.max_attempts() {
+                        return Err(conflict.into());
+                    }
+                    tracing::debug!(attempt, "conflict, retrying");
+                    tokio::time::sleep(self.retry.delay(attempt)).await;
+                    if let Some(command_id) = context.command_id {
+                        if let Some(first) = self.store.command_outcome(command_id).await? {
+                            return Ok(self.first_outcome(first, attempt + 1).await?);
+                        }
+                    }
+                }
+                Err(other) => return Err(other.into()),
+            }
+        }
+    }
+
+    /// The outcome of an earlier run of the same command, rebuilt from the store.
+    async fn first_outcome(
+        &self,
+        first: AppendOutcome,
+        attempts: u32,
+    ) -> Result<CommandOutcome<A::Event>, Error> {
+        let wanted = first.last_version.get() - first.first_version.get() + 1;
+        let limit = usize::try_from(wanted).unwrap_or(usize::MAX);
+        let recorded = self
+            .store
+            .read_stream(&first.stream_id, first.first_version, limit)
+            .await?;
+        let mut events = Vec::with_capacity(recorded.len());
+        for event in recorded {
+            let event = self.upcasters.upcast(event)?;
+            events.push(event.decode()?);
+        }
+        Ok(CommandOutcome {
+            events,
+            version: first.last_version,
+            position: Some(first.position),
+            duplicate: true,
+            attempts,
+        })
+    }
+
+    async fn load_stream(&self, stream_id: &StreamId) -> Result<(A, Version), Error> {
+        let (mut state, mut version) = match self.snapshots {
+            SnapshotPolicy::Never => (A::default(), Version::ZERO),
+            SnapshotPolicy::Every(_) => self.load_snapshot(stream_id).await?,
+        };
+        loop {
+            let batch = self
+                .store
+                .read_stream(stream_id, version.next(), self.read_batch)
+                .await?;
+            let full = batch.len() >= self.read_batch;
+            for recorded in batch {
+                let recorded = self.upcasters.upcast(recorded)?;
+                let event: A::Event = recorded.decode()?;
+                state.apply(&event);
+                version = recorded.version;
+            }
+            if !full {
+                return Ok((state, version));
+            }
+        }
+    }
+
+    /// The newest snapshot's state if it is usable; otherwise the initial state. A snapshot of
+    /// another schema, or one that does not deserialize, is ignored with a warning.
+    async fn load_snapshot(&self, stream_id: &StreamId) -> Result<(A, Version), Error> {
+        let Some(snapshot) = self.store.load_snapshot(stream_id).await? else {
+            return Ok((A::default(), Version::ZERO));
+        };
+        if snapshot.schema_version != A::SNAPSHOT_VERSION {
+            tracing::warn!(
+                stream = %stream_id,
+                found = snapshot.schema_version,
+                current = A::SNAPSHOT_VERSION,
+                "ignoring a snapshot of another schema version; loading by full replay",
+            );
+            return Ok((A::default(), Version::ZERO));
+        }
+        match serde_json::from_value(snapshot.state) {
+            Ok(state) => Ok((state, snapshot.version)),
+            Err(error) => {
+                tracing::warn!(
+                    stream = %stream_id,
+                    %error,
+                    "ignoring a snapshot that does not deserialize; loading by full replay",
+                );
+                Ok((A::default(), Version::ZERO))
+            }
+        }
+    }
+
+    async fn maybe_snapshot(&self, stream_id: &StreamId, state: &A, before: Version, after: Version) {
+        if !self.snapshots.is_due(before, after) {
+            return;
+        }
+        let snapshot = serde_json::to_value(state)
+            .map_err(|source| Error::Snapshot {
+                stream_id: stream_id.clone(),
+                source,
+            })
+            .map(|value| Snapshot::new(stream_id.clone(), after, A::SNAPSHOT_VERSION, value));
+        let saved = match snapshot {
+            Ok(snapshot) => self.store.save_snapshot(snapshot).await,
+            Err(error) => Err(error),
+        };
+        // The command has succeeded; a snapshot is only a shortcut for later loads.
+        if let Err(error) = saved {
+            tracing::warn!(stream = %stream_id, error = &error as &dyn std::error::Error, "snapshot not saved");
+        }
+    }
+
+    fn keep(&self, stream_id: &StreamId, state: A, version: Version) {
+        if let Some(cache) = &self.cache {
+            cache.put(stream_id.clone(), state, version);
+        }
+    }
+}
+
+/// Aggregate states between commands. An entry is taken out while a command runs on it, so two
+/// concurrent commands on one stream never share a state: the second loads from the store.
+struct StateCache<A> {
+    entries: Mutex<HashMap<StreamId, (A, Version)>>,
+    capacity: usize,
+}
+
+impl<A> StateCache<A> {
+    fn new(capacity: usize) -> Self {
+        Self {
+            entries: Mutex::new(HashMap::with_capacity(capacity.min(1 << 16))),
+            capacity,
+        }
+    }
+
+    fn take(&self, stream_id: &StreamId) -> Option<(A, Version)> {
+        self.entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(stream_id)
+    }
+
+    fn put(&self, stream_id: StreamId, state: A, version: Version) {
+        let mut entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if entries.len() >= self.capacity && !entries.contains_key(&stream_id) {
+            // No recency bookkeeping on the hot path: evict an arbitrary entry.
+            if let Some(victim) = entries.keys().next().cloned() {
+                entries.remove(&victim);
+            }
+        }
+        entries.insert(stream_id, (state, version));
+    }
+}

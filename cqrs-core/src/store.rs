@@ -1,0 +1,215 @@
+//! The store role traits: appending, reading one stream, reading the global feed, snapshots and
+//! checkpoints. They name no database type and are object-safe.
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use crate::{CommandId, ExpectedVersion, NewEvent, Position, RecordedEvent, Result, StreamId, Version};
+
+/// What a successful append did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AppendOutcome {
+    /// The stream appended to.
+    pub stream_id: StreamId,
+    /// The version of the first event appended.
+    pub first_version: Version,
+    /// The stream's version after the append: the version of the last event appended.
+    pub last_version: Version,
+    /// The feed position of the last event appended: wait for a read model to reach it to read
+    /// your own write.
+    pub position: Position,
+    /// `true` when these events (by command id or event ids) had been appended before and this
+    /// call wrote nothing: the outcome is the first one.
+    pub duplicate: bool,
+}
+
+impl AppendOutcome {
+    /// An outcome, for store implementations.
+    pub fn new(
+        stream_id: StreamId,
+        first_version: Version,
+        last_version: Version,
+        position: Position,
+        duplicate: bool,
+    ) -> Self {
+        Self {
+            stream_id,
+            first_version,
+            last_version,
+            position,
+            duplicate,
+        }
+    }
+}
+
+/// Appends events to a stream under optimistic concurrency.
+#[async_trait]
+pub trait AppendEvents: Send + Sync {
+    /// Appends `events` to `stream_id` atomically: all of them or none.
+    ///
+    /// Fails with [`Error::Conflict`](crate::Error::Conflict) when the stream is not at
+    /// `expected`. When the events' command id (or their event ids) were appended before, nothing
+    /// is written and the first outcome comes back with `duplicate` set, whatever `expected` says.
+    async fn append(
+        &self,
+        stream_id: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendOutcome>;
+
+    /// The outcome of the append that recorded `command_id`, if any.
+    async fn command_outcome(&self, command_id: CommandId) -> Result<Option<AppendOutcome>>;
+}
+
+/// Reads one stream in version order.
+#[async_trait]
+pub trait ReadStream: Send + Sync {
+    /// Up to `limit` events of `stream_id` with version `from` or later, in version order. An
+    /// absent stream reads as empty.
+    async fn read_stream(
+        &self,
+        stream_id: &StreamId,
+        from: Version,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>>;
+}
+
+/// Which events a feed read returns. The default passes everything.
+///
+/// ```
+/// use cqrs_core::EventFilter;
+///
+/// let filter = EventFilter::all().category("order").event_types(["OrderPlaced", "OrderShipped"]);
+/// assert!(filter.matches("order-1", "OrderPlaced"));
+/// assert!(!filter.matches("payment-1", "OrderPlaced"));
+/// assert!(!filter.matches("order-1", "ItemAdded"));
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EventFilter {
+    /// Stream categories to pass (see [`StreamId::category`]); empty passes all.
+    pub categories: Vec<String>,
+    /// Event types to pass; empty passes all.
+    pub event_types: Vec<String>,
+}
+
+impl EventFilter {
+    /// A filter passing every event.
+    pub fn all() -> Self {
+        Self::default()
+    }
+
+    /// Also passes streams of `category`.
+    #[must_use]
+    pub fn category(mut self, category: impl Into<String>) -> Self {
+        self.categories.push(category.into());
+        self
+    }
+
+    /// Also passes these event types.
+    #[must_use]
+    pub fn event_types<I, T>(mut self, types: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        self.event_types.extend(types.into_iter().map(Into::into));
+        self
+    }
+
+    /// Whether the filter passes everything.
+    pub fn is_all(&self) -> bool {
+        self.categories.is_empty() && self.event_types.is_empty()
+    }
+
+    /// Whether an event of `event_type` in `stream_id` passes.
+    pub fn matches(&self, stream_id: &str, event_type: &str) -> bool {
+        let category = stream_id.split_once('-').map_or(stream_id, |(c, _)| c);
+        (self.categories.is_empty() || self.categories.iter().any(|c| c == category))
+            && (self.event_types.is_empty() || self.event_types.iter().any(|t| t == event_type))
+    }
+}
+
+/// One batch of the global feed.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct FeedBatch {
+    /// The events, in the store's total order.
+    pub events: Vec<RecordedEvent>,
+    /// Where to read on from. It can be past the last event returned when the store scanned
+    /// further events that the filter dropped, so a filtered reader moves on too.
+    pub next: Position,
+}
+
+impl FeedBatch {
+    /// A batch, for store implementations.
+    pub fn new(events: Vec<RecordedEvent>, next: Position) -> Self {
+        Self { events, next }
+    }
+}
+
+/// Reads all streams in the store's total order: the global feed that projections follow.
+///
+/// The order never skips: once a reader has been handed position `p`, no event can later appear
+/// before `p`. Each stream's events come in version order.
+#[async_trait]
+pub trait ReadAll: Send + Sync {
+    /// Up to `limit` events after `after` that pass `filter`.
+    async fn read_all(&self, after: Position, limit: usize, filter: &EventFilter)
+        -> Result<FeedBatch>;
+
+    /// The position of the last event a reader can see now ([`Position::START`] when none).
+    async fn head(&self) -> Result<Position>;
+}
+
+/// An event store: appends, stream reads and the global feed.
+pub trait EventStore: AppendEvents + ReadStream + ReadAll {}
+
+impl<T: AppendEvents + ReadStream + ReadAll + ?Sized> EventStore for T {}
+
+/// A saved aggregate state.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Snapshot {
+    /// The aggregate's stream.
+    pub stream_id: StreamId,
+    /// The stream version the state includes.
+    pub version: Version,
+    /// The state's schema version; a snapshot of another schema is ignored on load.
+    pub schema_version: u32,
+    /// The serialized state.
+    pub state: Value,
+}
+
+impl Snapshot {
+    /// A snapshot from its parts.
+    pub fn new(stream_id: StreamId, version: Version, schema_version: u32, state: Value) -> Self {
+        Self {
+            stream_id,
+            version,
+            schema_version,
+            state,
+        }
+    }
+}
+
+/// Saves and loads aggregate snapshots: one, the newest, per stream.
+#[async_trait]
+pub trait SnapshotStore: Send + Sync {
+    /// Saves `snapshot`, unless the stream already has one at the same or a later version.
+    async fn save_snapshot(&self, snapshot: Snapshot) -> Result<()>;
+
+    /// The newest snapshot of `stream_id`, if any.
+    async fn load_snapshot(&self, stream_id: &StreamId) -> Result<Option<Snapshot>>;
+}
+
+/// Saves and loads projection checkpoints: how far along the feed each projection is.
+#[async_trait]
+pub trait CheckpointStore: Send + Sync {
+    /// The checkpoint of projection `name`, if it has one.
+    async fn load_checkpoint(&self, name: &str) -> Result<Option<Position>>;
+
+    /// Records that projection `name` has durably handled everything up to `position`.
+    async fn save_checkpoint(&self, name: &str, position: Position) -> Result<()>;
+}

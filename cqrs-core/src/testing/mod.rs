@@ -1,0 +1,55 @@
+//! Test support for store implementations and for users' own tests (feature `testing`).
+//!
+//! [`conformance`] holds the suite every [`EventStore`](crate::EventStore) must pass;
+//! [`store_conformance_tests!`](crate::store_conformance_tests) turns it into one `#[tokio::test]`
+//! per case for a store factory. [`Tally`] is a small aggregate the suite uses, handy for
+//! examples of your own.
+
+pub mod conformance;
+mod tally;
+
+#[doc(inline)]
+pub use tally::{Tally, TallyCommand, TallyError, TallyEvent};
+
+/// Generates one `#[tokio::test]` per conformance case for a store.
+///
+/// The argument is a closure returning a future of a fresh, empty store (each case gets its
+/// own). The calling crate needs `tokio` with the `macros` and `rt-multi-thread` features.
+///
+/// ```text
+/// cqrs_core::store_conformance_tests!(|| async { my_store().await });
+/// ```
+#[macro_export]
+macro_rules! store_conformance_tests {
+    ($make:expr) => {
+        $crate::store_conformance_tests!(@cases $make;
+            appends_and_reads_back,
+            an_absent_stream_reads_as_empty,
+            stream_reads_are_batched,
+            expected_versions_are_enforced,
+            racing_writers_get_exactly_one_winner_per_version,
+            appends_are_all_or_nothing,
+            a_repeated_command_id_returns_the_first_outcome,
+            repeated_event_ids_return_the_first_outcome,
+            the_feed_is_totally_ordered_and_batched,
+            the_feed_filters_by_category_and_event_type,
+            concurrent_writers_never_skip_a_feed_event,
+            snapshots_keep_the_newest,
+            checkpoints_round_trip,
+            bad_input_is_refused_with_typed_errors,
+            the_repository_runs_commands_with_snapshots_and_upcasters,
+            a_stale_or_broken_snapshot_is_ignored,
+            racing_commands_are_retried_until_each_lands_once,
+        );
+    };
+    (@cases $make:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $case() {
+                let make = $make;
+                let store = make().await;
+                $crate::testing::conformance::$case(store).await;
+            }
+        )*
+    };
+}

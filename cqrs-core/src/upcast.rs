@@ -1,0 +1,165 @@
+//! [`Upcasters`]: turning old event payloads into current ones on read.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::error::BoxError;
+use crate::{Error, RecordedEvent};
+
+/// Turns the payload of one event type from one schema version into the next.
+pub trait Upcaster: Send + Sync {
+    /// The event type it reads.
+    fn event_type(&self) -> &str;
+    /// The schema version it reads; it writes `schema_version() + 1`.
+    fn schema_version(&self) -> u32;
+    /// The payload at the next schema version.
+    fn upcast(&self, payload: Value) -> Result<Value, BoxError>;
+}
+
+struct FnUpcaster<F> {
+    event_type: String,
+    schema_version: u32,
+    f: F,
+}
+
+impl<F> Upcaster for FnUpcaster<F>
+where
+    F: Fn(Value) -> Result<Value, BoxError> + Send + Sync,
+{
+    fn event_type(&self) -> &str {
+        &self.event_type
+    }
+    fn schema_version(&self) -> u32 {
+        self.schema_version
+    }
+    fn upcast(&self, payload: Value) -> Result<Value, BoxError> {
+        (self.f)(payload)
+    }
+}
+
+/// A chain of upcasters keyed by (event type, schema version).
+///
+/// On read, an event of type `t` at schema version `v` goes through the upcaster for `(t, v)`,
+/// then the one for `(t, v + 1)`, and so on until none is registered: that is the current schema.
+///
+/// ```
+/// use cqrs_core::Upcasters;
+/// use serde_json::json;
+///
+/// // v1 had `amount` in euros; v2 has `cents`.
+/// let upcasters = Upcasters::new().with_fn("Deposited", 1, |mut payload| {
+///     let euros = payload["amount"].as_u64().ok_or("amount is missing")?;
+///     payload = json!({ "cents": euros * 100 });
+///     Ok(payload)
+/// });
+/// let (version, payload) = upcasters.upcast_payload("Deposited", 1, json!({ "amount": 3 }))?;
+/// assert_eq!((version, payload), (2, json!({ "cents": 300 })));
+/// # Ok::<(), cqrs_core::BoxError>(())
+/// ```
+#[derive(Clone, Default)]
+pub struct Upcasters {
+    by_type: HashMap<String, HashMap<u32, Arc<dyn Upcaster>>>,
+}
+
+impl Upcasters {
+    /// No upcasters: every payload is current.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds an upcaster, replacing any for the same type and version.
+    #[must_use]
+    pub fn with(mut self, upcaster: impl Upcaster + 'static) -> Self {
+        self.by_type
+            .entry(upcaster.event_type().to_owned())
+            .or_default()
+            .insert(upcaster.schema_version(), Arc::new(upcaster));
+        self
+    }
+
+    /// Adds an upcaster written as a closure.
+    #[must_use]
+    pub fn with_fn<F>(self, event_type: &str, schema_version: u32, f: F) -> Self
+    where
+        F: Fn(Value) -> Result<Value, BoxError> + Send + Sync + 'static,
+    {
+        self.with(FnUpcaster {
+            event_type: event_type.to_owned(),
+            schema_version,
+            f,
+        })
+    }
+
+    /// Whether no upcaster is registered.
+    pub fn is_empty(&self) -> bool {
+        self.by_type.is_empty()
+    }
+
+    /// Runs the chain on one payload; returns the final schema version and payload.
+    pub fn upcast_payload(
+        &self,
+        event_type: &str,
+        schema_version: u32,
+        payload: Value,
+    ) -> Result<(u32, Value), BoxError> {
+        self.chain(event_type, schema_version, payload)
+            .map_err(|(_, error)| error)
+    }
+
+    /// Brings a recorded event's payload to the current schema. Errors name the stream, the
+    /// version, the type and the schema version whose upcaster failed.
+    pub fn upcast(&self, mut event: RecordedEvent) -> Result<RecordedEvent, Error> {
+        if self.by_type.is_empty() {
+            return Ok(event);
+        }
+        let payload = std::mem::take(&mut event.payload);
+        match self.chain(&event.event_type, event.schema_version, payload) {
+            Ok((schema_version, payload)) => {
+                event.schema_version = schema_version;
+                event.payload = payload;
+                Ok(event)
+            }
+            Err((schema_version, source)) => Err(Error::Upcast {
+                stream_id: event.stream_id,
+                version: event.version,
+                event_type: event.event_type,
+                schema_version,
+                source,
+            }),
+        }
+    }
+
+    /// The chain; on failure, the schema version whose upcaster failed and its error.
+    fn chain(
+        &self,
+        event_type: &str,
+        mut schema_version: u32,
+        mut payload: Value,
+    ) -> Result<(u32, Value), (u32, BoxError)> {
+        let Some(steps) = self.by_type.get(event_type) else {
+            return Ok((schema_version, payload));
+        };
+        while let Some(upcaster) = steps.get(&schema_version) {
+            payload = upcaster
+                .upcast(payload)
+                .map_err(|error| (schema_version, error))?;
+            schema_version += 1;
+        }
+        Ok((schema_version, payload))
+    }
+}
+
+impl fmt::Debug for Upcasters {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut keys: Vec<_> = self
+            .by_type
+            .iter()
+            .flat_map(|(t, steps)| steps.keys().map(move |v| (t, v)))
+            .collect();
+        keys.sort();
+        f.debug_struct("Upcasters").field("keys", &keys).finish()
+    }
+}
