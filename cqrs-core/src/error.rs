@@ -45,6 +45,12 @@ pub enum Error {
         /// The store's limit in bytes.
         limit: usize,
     },
+    /// A payload or header held a NUL character, which stores keeping JSON as text refuse.
+    #[error("payload or headers of {event_type} contain a NUL character")]
+    NulInPayload {
+        /// The event's type.
+        event_type: String,
+    },
     /// An event type name, or a filter's type or category, was refused.
     #[error("invalid event type name {0:?}")]
     InvalidEventType(String),

@@ -19,7 +19,7 @@ pub struct BatchCheck {
 }
 
 /// Checks a batch before an append: at least one event, valid type names, payloads within
-/// `max_payload_bytes`, one command id at most. Returns the serialized payloads.
+/// `max_payload_bytes` and free of NUL characters, one command id at most. Returns the serialized payloads.
 pub fn check_batch(events: &[NewEvent], max_payload_bytes: usize) -> Result<BatchCheck> {
     let first = events.first().ok_or(Error::EmptyAppend)?;
     let command_id = first.metadata.command_id;
@@ -28,6 +28,14 @@ pub fn check_batch(events: &[NewEvent], max_payload_bytes: usize) -> Result<Batc
         check_event_type(&event.event_type)?;
         if event.metadata.command_id != command_id {
             return Err(Error::MixedCommandIds);
+        }
+        // Text and jsonb columns cannot hold NUL.
+        if holds_nul(&event.payload)
+            || event.metadata.headers.iter().any(|(k, v)| k.contains('\0') || v.contains('\0'))
+        {
+            return Err(Error::NulInPayload {
+                event_type: event.event_type.clone(),
+            });
         }
         let payload = event.payload.to_string();
         if payload.len() > max_payload_bytes {
@@ -55,4 +63,14 @@ pub fn check_event_type(event_type: &str) -> Result<()> {
         return Err(Error::InvalidEventType(event_type.to_owned()));
     }
     Ok(())
+}
+
+fn holds_nul(value: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(holds_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)),
+        Value::Null | Value::Bool(_) | Value::Number(_) => false,
+    }
 }

@@ -416,8 +416,12 @@ pub async fn bad_input_is_refused_with_typed_errors<S: ConformanceStore>(store: 
         .expect_err("too large");
     assert!(matches!(err, Error::PayloadTooLarge { limit, .. } if limit == DEFAULT_MAX_PAYLOAD_BYTES));
     assert!(store.read_stream(&s, Version::new(1), 10).await.expect("read").is_empty());
+    let nul = NewEvent::new("Nul", 1, json!({ "text": "a\u{0}b" }));
+    let err = store.append(&s, ExpectedVersion::Any, vec![nul]).await.expect_err("NUL");
+    assert!(matches!(err, Error::NulInPayload { .. }), "{err:?}");
+    assert!(store.read_stream(&s, Version::new(1), 10).await.expect("read").is_empty());
     // Odd but valid text round trips unchanged.
-    let odd = json!({ "quote": "it's \"fine\"; DROP TABLE events; --", "nul": "a\u{0}b", "emoji": "🦀" });
+    let odd = json!({ "quote": "it's \"fine\"; DROP TABLE events; --", "escaped": "\\u0000 is text", "emoji": "🦀", "big": u64::MAX, "float": 2.5 });
     let ok = stream("bad-2'; DROP TABLE events; --");
     store
         .append(&ok, ExpectedVersion::Any, vec![NewEvent::new("Odd", 1, odd.clone())])

@@ -1,0 +1,35 @@
+//! The PostgreSQL event store for `cqrs-core`, on sqlx.
+//!
+//! [`PgEventStore`] implements every store role trait of `cqrs-core`: appends in one statement
+//! with optimistic concurrency (conflicts found through sqlx's constraint classification, never by
+//! matching messages), idempotent command and event ids, batched stream reads, a **gap-safe**
+//! global feed, snapshots and checkpoints. Its tables live in one schema ([`PgSchema`]), created
+//! by the explicit, versioned [`PgEventStore::migrate`]. The SQL sits in `src/sql/` beside the
+//! code that runs it.
+//!
+//! ## The gap-safe feed
+//! PostgreSQL sequences hand out numbers at insert time but transactions commit in any order, so
+//! a reader polling `WHERE position > $checkpoint` can pass an event whose transaction commits
+//! late, and never see it. This store records each event's writing transaction
+//! (`pg_current_xact_id()`), orders the feed by `(transaction_id, position)` and only returns rows
+//! of transactions older than `pg_snapshot_xmin(pg_current_snapshot())`: every transaction that
+//! can still commit is at or above that horizon. A [`cqrs_core::Position`] from this store packs
+//! that pair. The price: one long open transaction anywhere in the cluster holds every reader
+//! back; [`PgEventStore::feed_horizon`] shows by how much.
+
+mod append;
+mod convert;
+mod error;
+mod migrate;
+mod read;
+mod row;
+mod schema;
+mod snapshot;
+mod store;
+
+#[doc(inline)]
+pub use error::{PgError, Result};
+#[doc(inline)]
+pub use schema::PgSchema;
+#[doc(inline)]
+pub use store::{FeedHorizon, PgEventStore};

@@ -1,0 +1,143 @@
+//! [`PgSchema`]: the validated schema that holds a store's tables, and the SQL texts for it.
+
+use std::fmt;
+
+use crate::PgError;
+
+/// The PostgreSQL schema holding one store's tables, so each service (or bounded context) can
+/// own its own ("database per service" on a shared server).
+///
+/// Only plain lowercase identifiers are accepted (1 to 63 of `a-z`, `0-9`, `_`, not starting
+/// with a digit), so no input can inject SQL; the name is quoted in every statement anyway.
+///
+/// ```
+/// use cqrs_postgres::PgSchema;
+///
+/// assert!(PgSchema::new("billing").is_ok());
+/// assert!(PgSchema::new("billing; DROP TABLE users").is_err());
+/// assert!(PgSchema::new("Billing").is_err());
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct PgSchema(String);
+
+impl PgSchema {
+    /// Validates a schema name.
+    pub fn new(name: &str) -> Result<Self, PgError> {
+        let mut chars = name.chars();
+        let valid_start = chars
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c == '_');
+        let valid_rest = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !valid_start || !valid_rest || name.len() > 63 || name.starts_with("pg_") {
+            return Err(PgError::InvalidSchema(name.to_owned()));
+        }
+        Ok(Self(name.to_owned()))
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The quoted identifier, for SQL.
+    pub(crate) fn quoted(&self) -> String {
+        format!("\"{}\"", self.0)
+    }
+
+    /// The `NOTIFY` channel appends on this schema signal.
+    pub fn channel(&self) -> String {
+        format!("{}_events", self.0)
+    }
+}
+
+impl Default for PgSchema {
+    /// The schema `cqrs`.
+    fn default() -> Self {
+        Self("cqrs".to_owned())
+    }
+}
+
+impl fmt::Display for PgSchema {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for PgSchema {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PgSchema({:?})", self.0)
+    }
+}
+
+/// Every statement the store runs, with the schema filled in once.
+#[derive(Debug)]
+pub(crate) struct Queries {
+    pub(crate) append: String,
+    pub(crate) read_stream: String,
+    pub(crate) read_all: String,
+    pub(crate) head: String,
+    pub(crate) events_by_id: String,
+    pub(crate) command_outcome: String,
+    pub(crate) stream_version: String,
+    pub(crate) save_snapshot: String,
+    pub(crate) load_snapshot: String,
+    pub(crate) save_checkpoint: String,
+    pub(crate) load_checkpoint: String,
+    pub(crate) feed_horizon: String,
+}
+
+impl Queries {
+    pub(crate) fn new(schema: &PgSchema) -> Self {
+        let q = schema.quoted();
+        let fill = |sql: &str| sql.replace("{schema}", &q);
+        Self {
+            append: fill(include_str!("sql/append.sql")),
+            read_stream: fill(include_str!("sql/read_stream.sql")),
+            read_all: fill(include_str!("sql/read_all.sql")),
+            head: fill(include_str!("sql/head.sql")),
+            events_by_id: fill(include_str!("sql/events_by_id.sql")),
+            command_outcome: fill(include_str!("sql/command_outcome.sql")),
+            stream_version: fill(include_str!("sql/stream_version.sql")),
+            save_snapshot: fill(include_str!("sql/save_snapshot.sql")),
+            load_snapshot: fill(include_str!("sql/load_snapshot.sql")),
+            save_checkpoint: fill(include_str!("sql/save_checkpoint.sql")),
+            load_checkpoint: fill(include_str!("sql/load_checkpoint.sql")),
+            feed_horizon: fill(include_str!("sql/feed_horizon.sql")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_identifiers_pass() {
+        for good in ["cqrs", "billing_2", "_private", &"a".repeat(63)] {
+            assert!(PgSchema::new(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "1abc",
+            "Billing",
+            "a-b",
+            "a b",
+            "a\"; DROP SCHEMA public CASCADE; --",
+            "pg_catalog",
+            "ünï",
+            &"a".repeat(64),
+        ] {
+            assert!(
+                matches!(PgSchema::new(bad), Err(PgError::InvalidSchema(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_statement_names_the_schema() {
+        let queries = Queries::new(&PgSchema::new("billing").unwrap());
+        assert!(queries.append.contains("\"billing\".events"));
+        assert!(!queries.read_all.contains("{schema}"));
+    }
+}
