@@ -62,6 +62,9 @@ enum Attempt {
     Appended(AppendOutcome),
     /// The stream was not at the expected version (nothing was written).
     WrongVersion(Version),
+    /// The stream's last event was written by a younger transaction than ours: writing now would
+    /// put our events before it in the feed (nothing was written). Only a new transaction helps.
+    TransactionTooOld(Version),
     /// A unique constraint fired (nothing was written).
     Violation(Constraint),
 }
@@ -123,7 +126,9 @@ impl PgEventStore {
             return Ok(None);
         }
         let reused = || -> Result<Error, Error> {
-            let event_id = rows[0].try_get::<Uuid, _>("event_id").map_err(PgError::from)?;
+            let event_id = rows[0]
+                .try_get::<Uuid, _>("event_id")
+                .map_err(PgError::from)?;
             Ok(Error::EventIdReused {
                 event_id: EventId::from_uuid(event_id),
             })
@@ -172,8 +177,13 @@ impl PgEventStore {
 fn appended(stream_id: &StreamId, row: &PgRow) -> Result<Attempt, PgError> {
     let position: Option<i64> = row.try_get("position")?;
     let Some(position) = position else {
-        let current: i64 = row.try_get("current_version")?;
-        return Ok(Attempt::WrongVersion(convert::version(current)?));
+        let current = convert::version(row.try_get("current_version")?)?;
+        let in_order: bool = row.try_get("in_order")?;
+        return Ok(if in_order {
+            Attempt::WrongVersion(current)
+        } else {
+            Attempt::TransactionTooOld(current)
+        });
     };
     let first: Option<i64> = row.try_get("first_version")?;
     let last: Option<i64> = row.try_get("last_version")?;
@@ -211,6 +221,12 @@ impl PgEventStore {
     /// recorded atomically with the caller's other writes. Same semantics as
     /// [`AppendEvents::append`]; the append runs in a savepoint, so a conflict leaves the
     /// caller's transaction usable. Listeners are woken when the caller commits.
+    ///
+    /// One more conflict exists here: the feed orders events by their writing transaction, so a
+    /// transaction that took its id (by writing anything) before the stream's last event was
+    /// committed cannot append to that stream. It gets [`Error::Conflict`], whatever `expected`
+    /// says; roll back and retry the unit of work in a new transaction. Appending early in the
+    /// transaction makes this rare.
     ///
     /// ```no_run
     /// # use cqrs_core::{ExpectedVersion, NewEvent, StreamId};
@@ -251,7 +267,9 @@ impl PgEventStore {
         loop {
             let attempt = if savepoint {
                 let mut sp = conn.begin().await.map_err(PgError::from)?;
-                let attempt = self.try_append(&mut sp, stream_id, expected_i64, &columns).await;
+                let attempt = self
+                    .try_append(&mut sp, stream_id, expected_i64, &columns)
+                    .await;
                 match attempt {
                     Ok(Attempt::Appended(_)) => sp.commit().await.map_err(PgError::from)?,
                     _ => sp.rollback().await.map_err(PgError::from)?,
@@ -261,9 +279,14 @@ impl PgEventStore {
                 self.try_append(conn, stream_id, expected_i64, &columns)
                     .await?
             };
+            let mut retry = expected == ExpectedVersion::Any;
             let wrong_version = match attempt {
                 Attempt::Appended(outcome) => return Ok(outcome),
                 Attempt::WrongVersion(actual) => Some(actual),
+                Attempt::TransactionTooOld(actual) => {
+                    retry = false;
+                    Some(actual)
+                }
                 Attempt::Violation(Constraint::StreamVersion) => None,
                 Attempt::Violation(Constraint::EventId | Constraint::CommandId) => {
                     match self.earlier_append(conn, stream_id, &columns).await? {
@@ -286,7 +309,7 @@ impl PgEventStore {
             if let Some(outcome) = self.earlier_append(conn, stream_id, &columns).await? {
                 return Ok(outcome);
             }
-            if expected == ExpectedVersion::Any && retries < ANY_RETRIES {
+            if retry && retries < ANY_RETRIES {
                 // Another writer took the versions we computed; compute again.
                 retries += 1;
                 continue;

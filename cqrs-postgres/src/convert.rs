@@ -48,7 +48,10 @@ pub(crate) fn below_horizon(horizon: &str) -> Result<Position, PgError> {
     let xmin = horizon.parse::<u64>().map_err(|_| PgError::CorruptRow {
         what: "snapshot horizon is not a number",
     })?;
-    Ok(Position::from_parts(xmin.saturating_sub(1), i64::MAX.unsigned_abs()))
+    Ok(Position::from_parts(
+        xmin.saturating_sub(1),
+        i64::MAX.unsigned_abs(),
+    ))
 }
 
 #[cfg(test)]

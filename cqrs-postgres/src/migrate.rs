@@ -47,10 +47,11 @@ async fn apply_missing(
         .as_str(),
     )
     .await?;
-    let current: Option<i32> =
-        sqlx::query_scalar(&format!("SELECT max(version) FROM {quoted}.schema_migrations"))
-            .fetch_one(&mut **conn)
-            .await?;
+    let current: Option<i32> = sqlx::query_scalar(&format!(
+        "SELECT max(version) FROM {quoted}.schema_migrations"
+    ))
+    .fetch_one(&mut **conn)
+    .await?;
     let current = current.unwrap_or(0);
     if current > LATEST {
         return Err(PgError::SchemaTooNew {

@@ -68,7 +68,11 @@ impl ReadAll for PgEventStore {
                 horizon = Some(row.try_get::<String, _>("horizon").map_err(PgError::from)?);
             }
             // The statement returns one row of NULLs beside the horizon when no event qualifies.
-            if row.try_get::<Option<i64>, _>("position").map_err(PgError::from)?.is_some() {
+            if row
+                .try_get::<Option<i64>, _>("position")
+                .map_err(PgError::from)?
+                .is_some()
+            {
                 events.push(recorded_event(row)?);
             }
         }

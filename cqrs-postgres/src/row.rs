@@ -22,7 +22,11 @@ pub(crate) fn recorded_event(row: &PgRow) -> Result<RecordedEvent, PgError> {
     let Json(metadata): Json<Metadata> = row
         .try_get::<Json<Value>, _>("metadata")
         .map_err(PgError::from)
-        .and_then(|Json(v)| serde_json::from_value(v).map(Json).map_err(PgError::Metadata))?;
+        .and_then(|Json(v)| {
+            serde_json::from_value(v)
+                .map(Json)
+                .map_err(PgError::Metadata)
+        })?;
     let recorded_at: OffsetDateTime = row.try_get("recorded_at")?;
     let stream_id = StreamId::new(stream_id).map_err(|_| PgError::CorruptRow {
         what: "stored stream id is invalid",

@@ -1,9 +1,19 @@
 -- Appends a batch in one statement: checks the expected version, inserts every event, records
 -- the command id, and wakes listeners. $7 is the expected version (NULL: any).
-WITH current AS (
-    SELECT coalesce(max(version), 0) AS version
+--
+-- The feed orders by (transaction_id, position), so a stream's events must never be written by
+-- a transaction older than the one that wrote the stream's last event: in a caller's own
+-- transaction the id may have been taken long before. `in_order` refuses that case.
+WITH last AS (
+    SELECT version, transaction_id
     FROM {schema}.events
     WHERE stream_id = $1
+    ORDER BY version DESC
+    LIMIT 1
+),
+current AS (
+    SELECT coalesce((SELECT version FROM last), 0) AS version,
+           coalesce((SELECT transaction_id <= pg_current_xact_id() FROM last), true) AS in_order
 ),
 inserted AS (
     INSERT INTO {schema}.events
@@ -13,7 +23,8 @@ inserted AS (
     FROM current,
          unnest($2::uuid[], $3::text[], $4::integer[], $5::text[], $6::text[])
              WITH ORDINALITY AS e(event_id, event_type, schema_version, payload, metadata, ord)
-    WHERE $7::bigint IS NULL OR current.version = $7::bigint
+    WHERE ($7::bigint IS NULL OR current.version = $7::bigint) AND current.in_order
+    ORDER BY e.ord
     RETURNING version, position
 ),
 summary AS (
@@ -29,6 +40,7 @@ command AS (
     WHERE $8::uuid IS NOT NULL AND summary.position IS NOT NULL
 )
 SELECT current.version AS current_version,
+       current.in_order,
        summary.first_version,
        summary.last_version,
        summary.position,
