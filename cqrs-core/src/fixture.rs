@@ -125,7 +125,9 @@ impl<A: Aggregate> Then<A> {
         A::Error: PartialEq + Debug,
     {
         match self.result {
-            Ok(events) => panic!("expected error {expected:?}, but the command produced {events:?}"),
+            Ok(events) => {
+                panic!("expected error {expected:?}, but the command produced {events:?}")
+            }
             Err(error) => assert_eq!(error, expected, "the command failed otherwise"),
         }
     }

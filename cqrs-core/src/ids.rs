@@ -88,7 +88,9 @@ impl StreamId {
 
     /// The part before the first `-`, or the whole id when it has none.
     pub fn category(&self) -> &str {
-        self.0.split_once('-').map_or(&self.0, |(category, _)| category)
+        self.0
+            .split_once('-')
+            .map_or(&self.0, |(category, _)| category)
     }
 }
 

@@ -109,7 +109,11 @@ impl State {
     }
 
     /// The first outcome of an append whose events are `ids`, if they were all appended together.
-    fn earlier_append(&self, stream_id: &StreamId, ids: &[EventId]) -> Result<Option<AppendOutcome>> {
+    fn earlier_append(
+        &self,
+        stream_id: &StreamId,
+        ids: &[EventId],
+    ) -> Result<Option<AppendOutcome>> {
         let Some(&first) = ids.first().and_then(|id| self.event_ids.get(id)) else {
             if let Some(id) = ids.iter().find(|id| self.event_ids.contains_key(id)) {
                 return Err(Error::EventIdReused { event_id: *id });
@@ -119,9 +123,9 @@ impl State {
         let first_event = &self.log[first];
         let same_append = first_event.stream_id == *stream_id
             && ids.iter().enumerate().all(|(offset, id)| {
-                self.log.get(first + offset).is_some_and(|e| {
-                    e.metadata.event_id == *id && e.stream_id == *stream_id
-                })
+                self.log
+                    .get(first + offset)
+                    .is_some_and(|e| e.metadata.event_id == *id && e.stream_id == *stream_id)
             });
         if !same_append {
             return Err(Error::EventIdReused { event_id: ids[0] });

@@ -321,7 +321,13 @@ where
         }
     }
 
-    async fn maybe_snapshot(&self, stream_id: &StreamId, state: &A, before: Version, after: Version) {
+    async fn maybe_snapshot(
+        &self,
+        stream_id: &StreamId,
+        state: &A,
+        before: Version,
+        after: Version,
+    ) {
         if !self.snapshots.is_due(before, after) {
             return;
         }

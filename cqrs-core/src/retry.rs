@@ -52,7 +52,9 @@ impl RetryPolicy {
 
     /// The ceiling of the delay before retry `retry` (1 for the first retry).
     pub fn ceiling(&self, retry: u32) -> Duration {
-        let factor = 1u32.checked_shl(retry.saturating_sub(1)).unwrap_or(u32::MAX);
+        let factor = 1u32
+            .checked_shl(retry.saturating_sub(1))
+            .unwrap_or(u32::MAX);
         self.initial_delay
             .checked_mul(factor)
             .map_or(self.max_delay, |d| d.min(self.max_delay))
@@ -79,7 +81,8 @@ mod tests {
 
     #[test]
     fn ceilings_double_up_to_the_cap() {
-        let p = RetryPolicy::new(20).with_delays(Duration::from_millis(2), Duration::from_millis(50));
+        let p =
+            RetryPolicy::new(20).with_delays(Duration::from_millis(2), Duration::from_millis(50));
         assert_eq!(p.ceiling(1), Duration::from_millis(2));
         assert_eq!(p.ceiling(2), Duration::from_millis(4));
         assert_eq!(p.ceiling(5), Duration::from_millis(32));

@@ -4,7 +4,9 @@
 use async_trait::async_trait;
 use serde_json::Value;
 
-use crate::{CommandId, ExpectedVersion, NewEvent, Position, RecordedEvent, Result, StreamId, Version};
+use crate::{
+    CommandId, ExpectedVersion, NewEvent, Position, RecordedEvent, Result, StreamId, Version,
+};
 
 /// What a successful append did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -156,8 +158,12 @@ impl FeedBatch {
 #[async_trait]
 pub trait ReadAll: Send + Sync {
     /// Up to `limit` events after `after` that pass `filter`.
-    async fn read_all(&self, after: Position, limit: usize, filter: &EventFilter)
-        -> Result<FeedBatch>;
+    async fn read_all(
+        &self,
+        after: Position,
+        limit: usize,
+        filter: &EventFilter,
+    ) -> Result<FeedBatch>;
 
     /// The position of the last event a reader can see now ([`Position::START`] when none).
     async fn head(&self) -> Result<Position>;

@@ -31,7 +31,11 @@ pub fn check_batch(events: &[NewEvent], max_payload_bytes: usize) -> Result<Batc
         }
         // Text and jsonb columns cannot hold NUL.
         if holds_nul(&event.payload)
-            || event.metadata.headers.iter().any(|(k, v)| k.contains('\0') || v.contains('\0'))
+            || event
+                .metadata
+                .headers
+                .iter()
+                .any(|(k, v)| k.contains('\0') || v.contains('\0'))
         {
             return Err(Error::NulInPayload {
                 event_type: event.event_type.clone(),

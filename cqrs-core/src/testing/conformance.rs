@@ -43,7 +43,10 @@ fn numbers(events: &[RecordedEvent]) -> Vec<u64> {
         .collect()
 }
 
-async fn read_whole_feed<S: ConformanceStore>(store: &S, filter: &EventFilter) -> Vec<RecordedEvent> {
+async fn read_whole_feed<S: ConformanceStore>(
+    store: &S,
+    filter: &EventFilter,
+) -> Vec<RecordedEvent> {
     let mut after = Position::START;
     let mut all = Vec::new();
     loop {
@@ -64,17 +67,28 @@ pub async fn appends_and_reads_back<S: ConformanceStore>(store: S) {
         .with_correlation_id(correlation)
         .with_causation_id(correlation)
         .with_header("user", "alice");
-    let first = NewEvent::new("Opened", 3, json!({ "name": "ünïcødé ✓", "nested": { "a": [1, 2.5, null] } }))
-        .with_metadata(metadata.clone());
+    let first = NewEvent::new(
+        "Opened",
+        3,
+        json!({ "name": "ünïcødé ✓", "nested": { "a": [1, 2.5, null] } }),
+    )
+    .with_metadata(metadata.clone());
     let outcome = store
-        .append(&s, ExpectedVersion::NoStream, vec![first.clone(), event(2), event(3)])
+        .append(
+            &s,
+            ExpectedVersion::NoStream,
+            vec![first.clone(), event(2), event(3)],
+        )
         .await
         .expect("append");
     assert_eq!(outcome.first_version, Version::new(1));
     assert_eq!(outcome.last_version, Version::new(3));
     assert!(!outcome.duplicate);
 
-    let read = store.read_stream(&s, Version::new(1), 100).await.expect("read");
+    let read = store
+        .read_stream(&s, Version::new(1), 100)
+        .await
+        .expect("read");
     assert_eq!(read.len(), 3);
     assert_eq!(read[0].event_type, "Opened");
     assert_eq!(read[0].schema_version, 3);
@@ -86,26 +100,44 @@ pub async fn appends_and_reads_back<S: ConformanceStore>(store: S) {
     assert!(read.windows(2).all(|w| w[0].position < w[1].position));
     assert_eq!(read[2].position, outcome.position);
     let age = time::OffsetDateTime::now_utc() - read[0].recorded_at;
-    assert!(age.whole_minutes().abs() < 5, "recorded_at is now-ish: {age}");
+    assert!(
+        age.whole_minutes().abs() < 5,
+        "recorded_at is now-ish: {age}"
+    );
 
-    let tail = store.read_stream(&s, Version::new(2), 100).await.expect("read tail");
+    let tail = store
+        .read_stream(&s, Version::new(2), 100)
+        .await
+        .expect("read tail");
     assert_eq!(numbers(&tail), [2, 3]);
 }
 
 /// An absent stream reads as empty, and reading past the end returns nothing.
 pub async fn an_absent_stream_reads_as_empty<S: ConformanceStore>(store: S) {
-    let none = store.read_stream(&stream("ghost-1"), Version::new(1), 10).await.expect("read");
+    let none = store
+        .read_stream(&stream("ghost-1"), Version::new(1), 10)
+        .await
+        .expect("read");
     assert!(none.is_empty());
     let s = stream("short-1");
-    store.append(&s, ExpectedVersion::Any, events(1..3)).await.expect("append");
-    let past = store.read_stream(&s, Version::new(3), 10).await.expect("read past");
+    store
+        .append(&s, ExpectedVersion::Any, events(1..3))
+        .await
+        .expect("append");
+    let past = store
+        .read_stream(&s, Version::new(3), 10)
+        .await
+        .expect("read past");
     assert!(past.is_empty());
 }
 
 /// Stream reads honour `from` and `limit`.
 pub async fn stream_reads_are_batched<S: ConformanceStore>(store: S) {
     let s = stream("batched-1");
-    store.append(&s, ExpectedVersion::NoStream, events(1..26)).await.expect("append");
+    store
+        .append(&s, ExpectedVersion::NoStream, events(1..26))
+        .await
+        .expect("append");
     let mut from = Version::new(1);
     let mut seen = Vec::new();
     loop {
@@ -121,9 +153,19 @@ pub async fn stream_reads_are_batched<S: ConformanceStore>(store: S) {
 /// `NoStream`, `Exact` and `Any` are enforced, and a conflict says where the stream is.
 pub async fn expected_versions_are_enforced<S: ConformanceStore>(store: S) {
     let s = stream("expect-1");
-    store.append(&s, ExpectedVersion::Exact(Version::ZERO), events(1..3)).await.expect("first");
-    match store.append(&s, ExpectedVersion::NoStream, events(3..4)).await {
-        Err(Error::Conflict { stream_id, expected, actual }) => {
+    store
+        .append(&s, ExpectedVersion::Exact(Version::ZERO), events(1..3))
+        .await
+        .expect("first");
+    match store
+        .append(&s, ExpectedVersion::NoStream, events(3..4))
+        .await
+    {
+        Err(Error::Conflict {
+            stream_id,
+            expected,
+            actual,
+        }) => {
             assert_eq!(stream_id, s);
             assert_eq!(expected, ExpectedVersion::NoStream);
             assert_eq!(actual, Version::new(2));
@@ -132,15 +174,31 @@ pub async fn expected_versions_are_enforced<S: ConformanceStore>(store: S) {
     }
     for wrong in [1, 3, 10] {
         let err = store
-            .append(&s, ExpectedVersion::Exact(Version::new(wrong)), events(3..4))
+            .append(
+                &s,
+                ExpectedVersion::Exact(Version::new(wrong)),
+                events(3..4),
+            )
             .await
             .expect_err("wrong version must fail");
-        assert!(matches!(err, Error::Conflict { actual, .. } if actual == Version::new(2)), "{err:?}");
+        assert!(
+            matches!(err, Error::Conflict { actual, .. } if actual == Version::new(2)),
+            "{err:?}"
+        );
     }
-    store.append(&s, ExpectedVersion::Exact(Version::new(2)), events(3..4)).await.expect("exact");
-    let any = store.append(&s, ExpectedVersion::Any, events(4..6)).await.expect("any");
+    store
+        .append(&s, ExpectedVersion::Exact(Version::new(2)), events(3..4))
+        .await
+        .expect("exact");
+    let any = store
+        .append(&s, ExpectedVersion::Any, events(4..6))
+        .await
+        .expect("any");
     assert_eq!(any.last_version, Version::new(5));
-    let all = store.read_stream(&s, Version::new(1), 100).await.expect("read");
+    let all = store
+        .read_stream(&s, Version::new(1), 100)
+        .await
+        .expect("read");
     assert_eq!(numbers(&all), [1, 2, 3, 4, 5]);
 }
 
@@ -157,7 +215,11 @@ pub async fn racing_writers_get_exactly_one_winner_per_version<S: ConformanceSto
             let s = s.clone();
             tasks.push(tokio::spawn(async move {
                 store
-                    .append(&s, ExpectedVersion::Exact(Version::new(round)), vec![event(writer)])
+                    .append(
+                        &s,
+                        ExpectedVersion::Exact(Version::new(round)),
+                        vec![event(writer)],
+                    )
                     .await
             }));
         }
@@ -174,7 +236,10 @@ pub async fn racing_writers_get_exactly_one_winner_per_version<S: ConformanceSto
         }
         assert_eq!(winners, 1, "round {round} had {winners} winners");
     }
-    let all = store.read_stream(&s, Version::new(1), 1000).await.expect("read");
+    let all = store
+        .read_stream(&s, Version::new(1), 1000)
+        .await
+        .expect("read");
     let versions: Vec<u64> = all.iter().map(|e| e.version.get()).collect();
     assert_eq!(versions, (1..=rounds).collect::<Vec<_>>());
 }
@@ -186,13 +251,23 @@ pub async fn appends_are_all_or_nothing<S: ConformanceStore>(store: S) {
     let huge = "x".repeat(DEFAULT_MAX_PAYLOAD_BYTES + 1);
     let mut batch = events(1..4);
     batch.insert(1, NewEvent::new("Huge", 1, json!({ "blob": huge })));
-    let err = store.append(&s, ExpectedVersion::Any, batch).await.expect_err("too large");
+    let err = store
+        .append(&s, ExpectedVersion::Any, batch)
+        .await
+        .expect_err("too large");
     assert!(matches!(err, Error::PayloadTooLarge { .. }), "{err:?}");
     let mut batch = events(1..4);
     batch.push(NewEvent::new("", 1, json!({})));
-    let err = store.append(&s, ExpectedVersion::Any, batch).await.expect_err("bad type");
+    let err = store
+        .append(&s, ExpectedVersion::Any, batch)
+        .await
+        .expect_err("bad type");
     assert!(matches!(err, Error::InvalidEventType(_)), "{err:?}");
-    assert!(store.read_stream(&s, Version::new(1), 10).await.expect("read").is_empty());
+    assert!(store
+        .read_stream(&s, Version::new(1), 10)
+        .await
+        .expect("read")
+        .is_empty());
     assert_eq!(store.head().await.expect("head"), head);
 }
 
@@ -203,12 +278,23 @@ pub async fn a_repeated_command_id_returns_the_first_outcome<S: ConformanceStore
     let command_id = CommandId::new();
     let with_command = |range: std::ops::Range<u64>| -> Vec<NewEvent> {
         range
-            .map(|n| event(n).with_metadata(Metadata::new(EventId::new()).with_command_id(command_id)))
+            .map(|n| {
+                event(n).with_metadata(Metadata::new(EventId::new()).with_command_id(command_id))
+            })
             .collect()
     };
-    assert_eq!(store.command_outcome(command_id).await.expect("lookup"), None);
-    let first = store.append(&s, ExpectedVersion::NoStream, with_command(1..3)).await.expect("first");
-    store.append(&s, ExpectedVersion::Any, events(3..4)).await.expect("other");
+    assert_eq!(
+        store.command_outcome(command_id).await.expect("lookup"),
+        None
+    );
+    let first = store
+        .append(&s, ExpectedVersion::NoStream, with_command(1..3))
+        .await
+        .expect("first");
+    store
+        .append(&s, ExpectedVersion::Any, events(3..4))
+        .await
+        .expect("other");
     let again = store
         .append(&s, ExpectedVersion::NoStream, with_command(1..3))
         .await
@@ -218,12 +304,21 @@ pub async fn a_repeated_command_id_returns_the_first_outcome<S: ConformanceStore
         (again.first_version, again.last_version, again.position),
         (first.first_version, first.last_version, first.position)
     );
-    let looked_up = store.command_outcome(command_id).await.expect("lookup").expect("recorded");
+    let looked_up = store
+        .command_outcome(command_id)
+        .await
+        .expect("lookup")
+        .expect("recorded");
     assert_eq!(looked_up.position, first.position);
     assert_eq!(looked_up.last_version, first.last_version);
-    let all = store.read_stream(&s, Version::new(1), 100).await.expect("read");
+    let all = store
+        .read_stream(&s, Version::new(1), 100)
+        .await
+        .expect("read");
     assert_eq!(numbers(&all), [1, 2, 3]);
-    assert!(all[..2].iter().all(|e| e.metadata.command_id == Some(command_id)));
+    assert!(all[..2]
+        .iter()
+        .all(|e| e.metadata.command_id == Some(command_id)));
 }
 
 /// Re-sending the same events (same ids) is idempotent; reusing one id in another append is an
@@ -231,17 +326,37 @@ pub async fn a_repeated_command_id_returns_the_first_outcome<S: ConformanceStore
 pub async fn repeated_event_ids_return_the_first_outcome<S: ConformanceStore>(store: S) {
     let s = stream("idem-2");
     let batch = events(1..4);
-    let first = store.append(&s, ExpectedVersion::NoStream, batch.clone()).await.expect("first");
-    let again = store.append(&s, ExpectedVersion::NoStream, batch.clone()).await.expect("again");
+    let first = store
+        .append(&s, ExpectedVersion::NoStream, batch.clone())
+        .await
+        .expect("first");
+    let again = store
+        .append(&s, ExpectedVersion::NoStream, batch.clone())
+        .await
+        .expect("again");
     assert!(again.duplicate);
-    assert_eq!((again.last_version, again.position), (first.last_version, first.position));
+    assert_eq!(
+        (again.last_version, again.position),
+        (first.last_version, first.position)
+    );
     let mut mixed = events(10..12);
     mixed.push(batch[1].clone());
-    let err = store.append(&s, ExpectedVersion::Any, mixed).await.expect_err("reused id");
+    let err = store
+        .append(&s, ExpectedVersion::Any, mixed)
+        .await
+        .expect_err("reused id");
     assert!(matches!(err, Error::EventIdReused { .. }), "{err:?}");
-    let elsewhere = store.append(&stream("idem-3"), ExpectedVersion::Any, batch).await;
-    assert!(matches!(elsewhere, Err(Error::EventIdReused { .. })), "{elsewhere:?}");
-    let all = store.read_stream(&s, Version::new(1), 100).await.expect("read");
+    let elsewhere = store
+        .append(&stream("idem-3"), ExpectedVersion::Any, batch)
+        .await;
+    assert!(
+        matches!(elsewhere, Err(Error::EventIdReused { .. })),
+        "{elsewhere:?}"
+    );
+    let all = store
+        .read_stream(&s, Version::new(1), 100)
+        .await
+        .expect("read");
     assert_eq!(numbers(&all), [1, 2, 3]);
 }
 
@@ -251,7 +366,10 @@ pub async fn the_feed_is_totally_ordered_and_batched<S: ConformanceStore>(store:
     let mut expected = Vec::new();
     for n in 0..30u64 {
         let s = stream(&format!("feed{}-{}", n % 3, n % 4));
-        store.append(&s, ExpectedVersion::Any, vec![event(n)]).await.expect("append");
+        store
+            .append(&s, ExpectedVersion::Any, vec![event(n)])
+            .await
+            .expect("append");
         expected.push(n);
     }
     let all = read_whole_feed(&store, &EventFilter::all()).await;
@@ -259,10 +377,16 @@ pub async fn the_feed_is_totally_ordered_and_batched<S: ConformanceStore>(store:
     assert!(all.windows(2).all(|w| w[0].position < w[1].position));
     let last = all.last().expect("events").position;
     assert_eq!(store.head().await.expect("head"), last);
-    let rest = store.read_all(last, 10, &EventFilter::all()).await.expect("read");
+    let rest = store
+        .read_all(last, 10, &EventFilter::all())
+        .await
+        .expect("read");
     assert!(rest.events.is_empty());
     let middle = all[9].position;
-    let after = store.read_all(middle, 5, &EventFilter::all()).await.expect("read");
+    let after = store
+        .read_all(middle, 5, &EventFilter::all())
+        .await
+        .expect("read");
     assert_eq!(numbers(&after.events), [10, 11, 12, 13, 14]);
     assert_eq!(after.next, all[14].position);
     let mut per_stream: HashMap<&StreamId, u64> = HashMap::new();
@@ -281,24 +405,43 @@ pub async fn the_feed_filters_by_category_and_event_type<S: ConformanceStore>(st
         let s = stream(&format!("{category}-{n}"));
         let kind = if n % 2 == 0 { "Even" } else { "Odd" };
         store
-            .append(&s, ExpectedVersion::Any, vec![NewEvent::new(kind, 1, json!({ "n": n }))])
+            .append(
+                &s,
+                ExpectedVersion::Any,
+                vec![NewEvent::new(kind, 1, json!({ "n": n }))],
+            )
             .await
             .expect("append");
     }
     let orders = read_whole_feed(&store, &EventFilter::all().category("order")).await;
     assert_eq!(numbers(&orders), [0, 3, 6, 9]);
-    let two = read_whole_feed(&store, &EventFilter::all().category("order").category("payment")).await;
+    let two = read_whole_feed(
+        &store,
+        &EventFilter::all().category("order").category("payment"),
+    )
+    .await;
     assert_eq!(numbers(&two), [0, 1, 3, 4, 6, 7, 9, 10]);
     let odd = read_whole_feed(&store, &EventFilter::all().event_types(["Odd"])).await;
     assert_eq!(numbers(&odd), [1, 3, 5, 7, 9, 11]);
-    let both = read_whole_feed(&store, &EventFilter::all().category("payment").event_types(["Odd"])).await;
+    let both = read_whole_feed(
+        &store,
+        &EventFilter::all().category("payment").event_types(["Odd"]),
+    )
+    .await;
     assert_eq!(numbers(&both), [1, 7]);
     let none = store
-        .read_all(Position::START, 100, &EventFilter::all().category("nothing"))
+        .read_all(
+            Position::START,
+            100,
+            &EventFilter::all().category("nothing"),
+        )
         .await
         .expect("read");
     assert!(none.events.is_empty());
-    assert!(none.next > Position::START, "a filtered reader moves past skipped events");
+    assert!(
+        none.next > Position::START,
+        "a filtered reader moves past skipped events"
+    );
 }
 
 /// Writers on many streams append while a reader follows the feed: the reader sees every event
@@ -315,7 +458,10 @@ pub async fn concurrent_writers_never_skip_a_feed_event<S: ConformanceStore>(sto
             let mut seen: Vec<RecordedEvent> = Vec::new();
             loop {
                 let finished = done.load(Ordering::SeqCst);
-                let batch = store.read_all(after, 64, &EventFilter::all()).await.expect("read");
+                let batch = store
+                    .read_all(after, 64, &EventFilter::all())
+                    .await
+                    .expect("read");
                 let empty = batch.events.is_empty();
                 after = batch.next;
                 seen.extend(batch.events);
@@ -335,7 +481,10 @@ pub async fn concurrent_writers_never_skip_a_feed_event<S: ConformanceStore>(sto
             for i in 0..per_writer {
                 let s = stream(&format!("conc-{}", (w * 7 + i) % 13));
                 let n = w * 1000 + i;
-                store.append(&s, ExpectedVersion::Any, vec![event(n)]).await.expect("append");
+                store
+                    .append(&s, ExpectedVersion::Any, vec![event(n)])
+                    .await
+                    .expect("append");
                 if i % 10 == 0 {
                     tokio::task::yield_now().await;
                 }
@@ -366,7 +515,10 @@ pub async fn snapshots_keep_the_newest<S: ConformanceStore>(store: S) {
     assert_eq!(store.load_snapshot(&s).await.expect("load"), None);
     let v5 = Snapshot::new(s.clone(), Version::new(5), 1, json!({ "total": 5 }));
     store.save_snapshot(v5.clone()).await.expect("save");
-    assert_eq!(store.load_snapshot(&s).await.expect("load"), Some(v5.clone()));
+    assert_eq!(
+        store.load_snapshot(&s).await.expect("load"),
+        Some(v5.clone())
+    );
     let v3 = Snapshot::new(s.clone(), Version::new(3), 1, json!({ "total": 3 }));
     store.save_snapshot(v3).await.expect("save older");
     assert_eq!(store.load_snapshot(&s).await.expect("load"), Some(v5));
@@ -380,11 +532,23 @@ pub async fn checkpoints_round_trip<S: ConformanceStore>(store: S) {
     assert_eq!(store.load_checkpoint("p1").await.expect("load"), None);
     let a = Position::from_parts(3, 17);
     store.save_checkpoint("p1", a).await.expect("save");
-    store.save_checkpoint("p2", Position::from_parts(1, 1)).await.expect("save");
+    store
+        .save_checkpoint("p2", Position::from_parts(1, 1))
+        .await
+        .expect("save");
     assert_eq!(store.load_checkpoint("p1").await.expect("load"), Some(a));
-    store.save_checkpoint("p1", Position::START).await.expect("reset");
-    assert_eq!(store.load_checkpoint("p1").await.expect("load"), Some(Position::START));
-    assert_eq!(store.load_checkpoint("p2").await.expect("load"), Some(Position::from_parts(1, 1)));
+    store
+        .save_checkpoint("p1", Position::START)
+        .await
+        .expect("reset");
+    assert_eq!(
+        store.load_checkpoint("p1").await.expect("load"),
+        Some(Position::START)
+    );
+    assert_eq!(
+        store.load_checkpoint("p2").await.expect("load"),
+        Some(Position::from_parts(1, 1))
+    );
 }
 
 /// Bad input gets typed errors and writes nothing.
@@ -402,32 +566,64 @@ pub async fn bad_input_is_refused_with_typed_errors<S: ConformanceStore>(store: 
         store.append(&s, ExpectedVersion::Any, mixed).await,
         Err(Error::MixedCommandIds)
     ));
-    for bad_type in ["", "line\nbreak", &"t".repeat(crate::MAX_EVENT_TYPE_LEN + 1)] {
+    for bad_type in [
+        "",
+        "line\nbreak",
+        &"t".repeat(crate::MAX_EVENT_TYPE_LEN + 1),
+    ] {
         let err = store
-            .append(&s, ExpectedVersion::Any, vec![NewEvent::new(bad_type, 1, json!({}))])
+            .append(
+                &s,
+                ExpectedVersion::Any,
+                vec![NewEvent::new(bad_type, 1, json!({}))],
+            )
             .await
             .expect_err("bad type");
         assert!(matches!(err, Error::InvalidEventType(_)), "{err:?}");
     }
     let huge = Value::String("y".repeat(DEFAULT_MAX_PAYLOAD_BYTES));
     let err = store
-        .append(&s, ExpectedVersion::Any, vec![NewEvent::new("Big", 1, huge)])
+        .append(
+            &s,
+            ExpectedVersion::Any,
+            vec![NewEvent::new("Big", 1, huge)],
+        )
         .await
         .expect_err("too large");
-    assert!(matches!(err, Error::PayloadTooLarge { limit, .. } if limit == DEFAULT_MAX_PAYLOAD_BYTES));
-    assert!(store.read_stream(&s, Version::new(1), 10).await.expect("read").is_empty());
+    assert!(
+        matches!(err, Error::PayloadTooLarge { limit, .. } if limit == DEFAULT_MAX_PAYLOAD_BYTES)
+    );
+    assert!(store
+        .read_stream(&s, Version::new(1), 10)
+        .await
+        .expect("read")
+        .is_empty());
     let nul = NewEvent::new("Nul", 1, json!({ "text": "a\u{0}b" }));
-    let err = store.append(&s, ExpectedVersion::Any, vec![nul]).await.expect_err("NUL");
+    let err = store
+        .append(&s, ExpectedVersion::Any, vec![nul])
+        .await
+        .expect_err("NUL");
     assert!(matches!(err, Error::NulInPayload { .. }), "{err:?}");
-    assert!(store.read_stream(&s, Version::new(1), 10).await.expect("read").is_empty());
+    assert!(store
+        .read_stream(&s, Version::new(1), 10)
+        .await
+        .expect("read")
+        .is_empty());
     // Odd but valid text round trips unchanged.
     let odd = json!({ "quote": "it's \"fine\"; DROP TABLE events; --", "escaped": "\\u0000 is text", "emoji": "🦀", "big": u64::MAX, "float": 2.5 });
     let ok = stream("bad-2'; DROP TABLE events; --");
     store
-        .append(&ok, ExpectedVersion::Any, vec![NewEvent::new("Odd", 1, odd.clone())])
+        .append(
+            &ok,
+            ExpectedVersion::Any,
+            vec![NewEvent::new("Odd", 1, odd.clone())],
+        )
         .await
         .expect("odd but valid");
-    let back = store.read_stream(&ok, Version::new(1), 10).await.expect("read");
+    let back = store
+        .read_stream(&ok, Version::new(1), 10)
+        .await
+        .expect("read");
     assert_eq!(back[0].payload, odd);
 }
 
@@ -444,77 +640,163 @@ fn tally_upcasters() -> Upcasters {
 
 /// The command pipeline on this store: commands, rejections, snapshots, old payloads upcast on
 /// load, and typed errors for undecodable events.
-pub async fn the_repository_runs_commands_with_snapshots_and_upcasters<S: ConformanceStore>(store: S) {
+pub async fn the_repository_runs_commands_with_snapshots_and_upcasters<S: ConformanceStore>(
+    store: S,
+) {
     let tallies = Repository::<Tally, _>::new(store.clone(), ())
         .with_snapshots(SnapshotPolicy::every(4))
         .with_upcasters(tally_upcasters());
     let s = tallies.stream_id("t1").expect("id");
     store
-        .append(&s, ExpectedVersion::NoStream, vec![NewEvent::new("Added", 1, json!({ "value": 7 }))])
+        .append(
+            &s,
+            ExpectedVersion::NoStream,
+            vec![NewEvent::new("Added", 1, json!({ "value": 7 }))],
+        )
         .await
         .expect("old event");
-    let outcome = tallies.execute("t1", &TallyCommand::Add(vec![1, 2, 3])).await.expect("add");
+    let outcome = tallies
+        .execute("t1", &TallyCommand::Add(vec![1, 2, 3]))
+        .await
+        .expect("add");
     assert_eq!(outcome.version, Version::new(4));
     assert_eq!(outcome.events.len(), 3);
     let position = outcome.position.expect("position");
-    assert_eq!(store.read_stream(&s, Version::new(4), 1).await.expect("read")[0].position, position);
-    let snapshot = store.load_snapshot(&s).await.expect("load").expect("due at version 4");
+    assert_eq!(
+        store
+            .read_stream(&s, Version::new(4), 1)
+            .await
+            .expect("read")[0]
+            .position,
+        position
+    );
+    let snapshot = store
+        .load_snapshot(&s)
+        .await
+        .expect("load")
+        .expect("due at version 4");
     assert_eq!(snapshot.version, Version::new(4));
-    tallies.execute("t1", &TallyCommand::Add(vec![10])).await.expect("add");
+    tallies
+        .execute("t1", &TallyCommand::Add(vec![10]))
+        .await
+        .expect("add");
     let (state, version) = tallies.load("t1").await.expect("load");
-    assert_eq!((state.total, state.applied, version), (23, 5, Version::new(5)));
-    let nothing = tallies.execute("t1", &TallyCommand::Nothing).await.expect("nothing");
+    assert_eq!(
+        (state.total, state.applied, version),
+        (23, 5, Version::new(5))
+    );
+    let nothing = tallies
+        .execute("t1", &TallyCommand::Nothing)
+        .await
+        .expect("nothing");
     assert!(nothing.events.is_empty() && nothing.position.is_none());
-    tallies.execute("t1", &TallyCommand::Close).await.expect("close");
+    tallies
+        .execute("t1", &TallyCommand::Close)
+        .await
+        .expect("close");
     let refused = tallies.execute("t1", &TallyCommand::Add(vec![1])).await;
-    assert!(matches!(refused, Err(CommandError::Rejected(TallyError::Closed))), "{refused:?}");
+    assert!(
+        matches!(refused, Err(CommandError::Rejected(TallyError::Closed))),
+        "{refused:?}"
+    );
 
     let broken = tallies.stream_id("t2").expect("id");
     store
-        .append(&broken, ExpectedVersion::NoStream, vec![NewEvent::new("Added", 1, json!({ "oops": 1 }))])
+        .append(
+            &broken,
+            ExpectedVersion::NoStream,
+            vec![NewEvent::new("Added", 1, json!({ "oops": 1 }))],
+        )
         .await
         .expect("append");
     match tallies.load("t2").await {
-        Err(Error::Upcast { stream_id, version, event_type, schema_version, .. }) => {
-            assert_eq!((stream_id, version, event_type.as_str(), schema_version), (broken, Version::new(1), "Added", 1));
+        Err(Error::Upcast {
+            stream_id,
+            version,
+            event_type,
+            schema_version,
+            ..
+        }) => {
+            assert_eq!(
+                (stream_id, version, event_type.as_str(), schema_version),
+                (broken, Version::new(1), "Added", 1)
+            );
         }
         other => panic!("expected an upcast error, got {other:?}"),
     }
     let unknown = tallies.stream_id("t3").expect("id");
     store
-        .append(&unknown, ExpectedVersion::NoStream, vec![NewEvent::new("Exploded", 1, json!({}))])
+        .append(
+            &unknown,
+            ExpectedVersion::NoStream,
+            vec![NewEvent::new("Exploded", 1, json!({}))],
+        )
         .await
         .expect("append");
     match tallies.load("t3").await {
-        Err(Error::Decode { stream_id, version, event_type, .. }) => {
-            assert_eq!((stream_id, version, event_type.as_str()), (Some(unknown), Some(Version::new(1)), "Exploded"));
+        Err(Error::Decode {
+            stream_id,
+            version,
+            event_type,
+            ..
+        }) => {
+            assert_eq!(
+                (stream_id, version, event_type.as_str()),
+                (Some(unknown), Some(Version::new(1)), "Exploded")
+            );
         }
         other => panic!("expected a decode error, got {other:?}"),
     }
     let wrong_shape = tallies.stream_id("t4").expect("id");
     store
-        .append(&wrong_shape, ExpectedVersion::NoStream, vec![NewEvent::new("Added", 2, json!({ "amount": "many" }))])
+        .append(
+            &wrong_shape,
+            ExpectedVersion::NoStream,
+            vec![NewEvent::new("Added", 2, json!({ "amount": "many" }))],
+        )
         .await
         .expect("append");
-    assert!(matches!(tallies.load("t4").await, Err(Error::Decode { .. })));
+    assert!(matches!(
+        tallies.load("t4").await,
+        Err(Error::Decode { .. })
+    ));
 }
 
 /// A snapshot of another schema version, or one that does not deserialize, is ignored and the
 /// aggregate loads by full replay.
 pub async fn a_stale_or_broken_snapshot_is_ignored<S: ConformanceStore>(store: S) {
-    let tallies = Repository::<Tally, _>::new(store.clone(), ()).with_snapshots(SnapshotPolicy::every(1000));
-    tallies.execute("s1", &TallyCommand::Add(vec![5, 6])).await.expect("add");
+    let tallies =
+        Repository::<Tally, _>::new(store.clone(), ()).with_snapshots(SnapshotPolicy::every(1000));
+    tallies
+        .execute("s1", &TallyCommand::Add(vec![5, 6]))
+        .await
+        .expect("add");
     let s = tallies.stream_id("s1").expect("id");
     let lie = json!({ "total": 999, "applied": 2, "closed": false });
-    store.save_snapshot(Snapshot::new(s.clone(), Version::new(2), 99, lie)).await.expect("save");
-    let (state, _) = tallies.load("s1").await.expect("load");
-    assert_eq!(state.total, 11, "a snapshot of another schema version is ignored");
     store
-        .save_snapshot(Snapshot::new(s.clone(), Version::new(3), 1, json!("not a tally")))
+        .save_snapshot(Snapshot::new(s.clone(), Version::new(2), 99, lie))
+        .await
+        .expect("save");
+    let (state, _) = tallies.load("s1").await.expect("load");
+    assert_eq!(
+        state.total, 11,
+        "a snapshot of another schema version is ignored"
+    );
+    store
+        .save_snapshot(Snapshot::new(
+            s.clone(),
+            Version::new(3),
+            1,
+            json!("not a tally"),
+        ))
         .await
         .expect("save");
     let (state, version) = tallies.load("s1").await.expect("load");
-    assert_eq!((state.total, version), (11, Version::new(2)), "a broken snapshot is ignored");
+    assert_eq!(
+        (state.total, version),
+        (11, Version::new(2)),
+        "a broken snapshot is ignored"
+    );
 }
 
 /// Many commands race on one aggregate: each lands exactly once (conflicts retried), and a
@@ -529,7 +811,10 @@ pub async fn racing_commands_are_retried_until_each_lands_once<S: ConformanceSto
     for n in 1..=24u64 {
         let tallies = tallies.clone();
         tasks.push(tokio::spawn(async move {
-            tallies.execute("hot", &TallyCommand::Add(vec![n])).await.map(|o| o.attempts)
+            tallies
+                .execute("hot", &TallyCommand::Add(vec![n]))
+                .await
+                .map(|o| o.attempts)
         }));
     }
     let mut retried = 0;
@@ -549,7 +834,9 @@ pub async fn racing_commands_are_retried_until_each_lands_once<S: ConformanceSto
         let tallies = tallies.clone();
         let context = context.clone();
         twice.push(tokio::spawn(async move {
-            tallies.execute_with("hot", &TallyCommand::Add(vec![1000]), context).await
+            tallies
+                .execute_with("hot", &TallyCommand::Add(vec![1000]), context)
+                .await
         }));
     }
     let mut duplicates = 0;
@@ -558,7 +845,13 @@ pub async fn racing_commands_are_retried_until_each_lands_once<S: ConformanceSto
         assert_eq!(outcome.events.len(), 1);
         duplicates += usize::from(outcome.duplicate);
     }
-    assert_eq!(duplicates, 1, "one run appends, the other gets the first outcome");
+    assert_eq!(
+        duplicates, 1,
+        "one run appends, the other gets the first outcome"
+    );
     let (state, version) = tallies.load("hot").await.expect("load");
-    assert_eq!((state.total, version), ((1..=24).sum::<u64>() + 1000, Version::new(25)));
+    assert_eq!(
+        (state.total, version),
+        ((1..=24).sum::<u64>() + 1000, Version::new(25))
+    );
 }
