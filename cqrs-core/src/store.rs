@@ -46,6 +46,27 @@ impl AppendOutcome {
 }
 
 /// Appends events to a stream under optimistic concurrency.
+///
+/// ```
+/// use cqrs_core::{AppendEvents, Error, ExpectedVersion, InMemoryEventStore, NewEvent, StreamId, Version};
+/// use serde_json::json;
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let store = InMemoryEventStore::new();
+/// let stream = StreamId::new("account-7")?;
+/// let opened = NewEvent::new("Opened", 1, json!({ "owner": "ada" }));
+/// let outcome = store.append(&stream, ExpectedVersion::NoStream, vec![opened]).await?;
+/// assert_eq!(outcome.last_version, Version::new(1));
+///
+/// // A second writer that still believes the stream is new loses, with a typed conflict.
+/// let late = NewEvent::new("Opened", 1, json!({ "owner": "bob" }));
+/// match store.append(&stream, ExpectedVersion::NoStream, vec![late]).await {
+///     Err(Error::Conflict { actual, .. }) => assert_eq!(actual, Version::new(1)),
+///     other => panic!("expected a conflict, got {other:?}"),
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
 #[async_trait]
 pub trait AppendEvents: Send + Sync {
     /// Appends `events` to `stream_id` atomically: all of them or none.
@@ -155,6 +176,32 @@ impl FeedBatch {
 ///
 /// The order never skips: once a reader has been handed position `p`, no event can later appear
 /// before `p`. Each stream's events come in version order.
+///
+/// A reader keeps the `next` position of each batch (its checkpoint) and asks again from there:
+///
+/// ```
+/// use cqrs_core::{AppendEvents, EventFilter, ExpectedVersion, InMemoryEventStore, NewEvent, Position, ReadAll, StreamId};
+/// use serde_json::json;
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let store = InMemoryEventStore::new();
+/// for (stream, kind) in [("order-1", "Placed"), ("payment-1", "Authorized"), ("order-1", "Shipped")] {
+///     let stream = StreamId::new(stream)?;
+///     store.append(&stream, ExpectedVersion::Any, vec![NewEvent::new(kind, 1, json!({}))]).await?;
+/// }
+/// let orders = EventFilter::all().category("order");
+/// let mut checkpoint = Position::START;
+/// let mut seen = Vec::new();
+/// loop {
+///     let batch = store.read_all(checkpoint, 100, &orders).await?;
+///     if batch.events.is_empty() { break; }
+///     seen.extend(batch.events.iter().map(|e| e.event_type.clone()));
+///     checkpoint = batch.next;
+/// }
+/// assert_eq!(seen, ["Placed", "Shipped"]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
 #[async_trait]
 pub trait ReadAll: Send + Sync {
     /// Up to `limit` events after `after` that pass `filter`.
