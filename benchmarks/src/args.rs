@@ -1,0 +1,128 @@
+//! Command-line arguments and the workload sizes they select.
+
+use clap::{Parser, ValueEnum};
+
+/// The PostgreSQL event store against postgres-es 0.5 and raw sqlx ceilings.
+#[derive(Debug, Parser)]
+#[command(name = "pg-bench")]
+pub(crate) struct Args {
+    /// The server to benchmark on; each system gets its own fresh database there.
+    #[arg(long, env = "DATABASE_URL")]
+    pub(crate) database_url: String,
+
+    /// Concurrent clients, and the pool size of every system.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub(crate) clients: u32,
+
+    /// Smaller sizes, for a smoke run.
+    #[arg(long)]
+    pub(crate) quick: bool,
+
+    /// Run one workload only.
+    #[arg(long, value_enum)]
+    pub(crate) only: Option<Workload>,
+}
+
+impl Args {
+    /// The sizes for this run.
+    pub(crate) fn sizes(&self) -> Sizes {
+        if self.quick {
+            Sizes::QUICK
+        } else {
+            Sizes::FULL
+        }
+    }
+}
+
+/// The workloads, in the order a full run prints them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Workload {
+    /// Both command workloads.
+    Commands,
+    /// Commands over many streams, a few events each.
+    ManyStreams,
+    /// Commands over few streams whose histories grow long.
+    HotStreams,
+    /// Appends of 100-event batches.
+    Batch,
+    /// Loading a long stream, with and without snapshots.
+    Load,
+    /// Reading the global feed from the start.
+    Feed,
+}
+
+impl Workload {
+    const ALL: [Workload; 5] = [
+        Workload::ManyStreams,
+        Workload::HotStreams,
+        Workload::Batch,
+        Workload::Load,
+        Workload::Feed,
+    ];
+
+    /// The workloads `--only` selects (all of them without it).
+    pub(crate) fn selected(only: Option<Workload>) -> Vec<Workload> {
+        match only {
+            None => Self::ALL.to_vec(),
+            Some(Workload::Commands) => vec![Workload::ManyStreams, Workload::HotStreams],
+            Some(one) => vec![one],
+        }
+    }
+}
+
+/// How much work each workload does.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Sizes {
+    /// Many streams: how many streams.
+    pub(crate) many_streams: u64,
+    /// Many streams: commands per stream.
+    pub(crate) many_per_stream: u64,
+    /// Hot streams: how many streams.
+    pub(crate) hot_streams: u64,
+    /// Hot streams: commands in all.
+    pub(crate) hot_commands: u64,
+    /// Batch appends: how many batches.
+    pub(crate) batches: u64,
+    /// Batch appends: events per batch.
+    pub(crate) batch_size: u64,
+    /// Load: events in the long stream, before the tail after its last snapshot.
+    pub(crate) long_stream: u64,
+    /// Load: timed loads per case.
+    pub(crate) loads: u64,
+    /// Feed: events in the store.
+    pub(crate) feed_events: u64,
+    /// Feed: events per read.
+    pub(crate) feed_batch: u64,
+    /// Feed: timed passes over the whole feed.
+    pub(crate) feed_passes: u64,
+}
+
+impl Sizes {
+    const FULL: Sizes = Sizes {
+        many_streams: 10_000,
+        many_per_stream: 3,
+        hot_streams: 100,
+        hot_commands: 100_000,
+        batches: 1_000,
+        batch_size: 100,
+        long_stream: 10_000,
+        loads: 200,
+        feed_events: 100_000,
+        feed_batch: 1_000,
+        feed_passes: 3,
+    };
+
+    const QUICK: Sizes = Sizes {
+        many_streams: 2_000,
+        many_per_stream: 3,
+        hot_streams: 100,
+        hot_commands: 10_000,
+        batches: 200,
+        batch_size: 100,
+        long_stream: 10_000,
+        loads: 100,
+        feed_events: 20_000,
+        feed_batch: 1_000,
+        feed_passes: 3,
+    };
+}

@@ -1,0 +1,107 @@
+//! The server: fresh databases per system, and what it runs on.
+
+use std::future::Future;
+use std::str::FromStr;
+
+use anyhow::{Context as _, Result};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{Connection, PgConnection};
+
+/// The PostgreSQL server named by the URL; its own database is only used to create others.
+pub(crate) struct Server {
+    options: PgConnectOptions,
+    run_id: u32,
+}
+
+/// What the server is.
+pub(crate) struct ServerInfo {
+    /// `SELECT version()`.
+    pub(crate) version: String,
+    /// Settings that move the figures: name and value.
+    pub(crate) settings: Vec<(String, String)>,
+}
+
+impl Server {
+    /// The server of `url`.
+    pub(crate) fn new(url: &str) -> Result<Self> {
+        let options = PgConnectOptions::from_str(url).context("parsing the database URL")?;
+        Ok(Self {
+            options,
+            run_id: std::process::id(),
+        })
+    }
+
+    async fn admin(&self) -> Result<PgConnection> {
+        PgConnection::connect_with(&self.options)
+            .await
+            .context("connecting to the database URL")
+    }
+
+    /// The server's version and relevant settings.
+    pub(crate) async fn info(&self) -> Result<ServerInfo> {
+        let mut conn = self.admin().await?;
+        let version: String = sqlx::query_scalar("SELECT version()")
+            .fetch_one(&mut conn)
+            .await?;
+        let mut settings = Vec::new();
+        for name in [
+            "fsync",
+            "synchronous_commit",
+            "shared_buffers",
+            "max_connections",
+        ] {
+            let value: String = sqlx::query_scalar("SELECT current_setting($1)")
+                .bind(name)
+                .fetch_one(&mut conn)
+                .await?;
+            settings.push((name.to_owned(), value));
+        }
+        conn.close().await?;
+        Ok(ServerInfo { version, settings })
+    }
+
+    /// Runs `f` with a pool of `pool_size` connections to a fresh database, then drops the
+    /// database, whether `f` succeeded or not.
+    pub(crate) async fn with_database<T, F, Fut>(
+        &self,
+        label: &str,
+        pool_size: u32,
+        f: F,
+    ) -> Result<T>
+    where
+        F: FnOnce(PgPool) -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let name = format!("pg_bench_{}_{label}", self.run_id);
+        debug_assert!(name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
+        let mut admin = self.admin().await?;
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(&mut admin)
+            .await?;
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await
+            .with_context(|| format!("creating database {name}"))?;
+
+        let outcome = async {
+            let pool = PgPoolOptions::new()
+                .max_connections(pool_size)
+                .connect_with(self.options.clone().database(&name))
+                .await
+                .with_context(|| format!("connecting to database {name}"))?;
+            let outcome = f(pool.clone()).await;
+            pool.close().await;
+            outcome
+        }
+        .await;
+
+        let dropped = sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
+            .execute(&mut admin)
+            .await
+            .with_context(|| format!("dropping database {name}"));
+        admin.close().await?;
+        let value = outcome.with_context(|| format!("in database {name}"))?;
+        dropped?;
+        Ok(value)
+    }
+}

@@ -1,0 +1,43 @@
+//! `pg-bench`: the PostgreSQL event store against postgres-es 0.5 and raw sqlx ceilings.
+//!
+//! Run it against a PostgreSQL server you may create databases on:
+//!
+//! ```text
+//! eval "export $(scripts/postgres.sh start | tail -n1)"     # or any DATABASE_URL
+//! cargo run --release -p cqrs-benchmarks --bin pg-bench                # full sizes
+//! cargo run --release -p cqrs-benchmarks --bin pg-bench -- --quick     # smoke run
+//! cargo run --release -p cqrs-benchmarks --bin pg-bench -- --only hot-streams --clients 8
+//! ```
+//!
+//! Every system runs in its own fresh database (`CREATE DATABASE` on the URL's server, dropped
+//! afterwards), with a pool of `--clients` connections. Warm-up work is not timed, and every
+//! timed run is checked afterwards (event counts, gap-free versions, balances) so that a broken
+//! system cannot look fast.
+
+mod args;
+mod db;
+mod domain;
+mod driver;
+mod report;
+mod systems;
+mod verify;
+mod workloads;
+
+use clap::Parser;
+
+use crate::args::{Args, Workload};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let server = db::Server::new(&args.database_url)?;
+    let sizes = args.sizes();
+    report::print_machine(&server.info().await?, &args, &sizes);
+
+    let ctx = workloads::Context::new(server, args.clients, sizes);
+    for workload in Workload::selected(args.only) {
+        let table = workloads::run(&ctx, workload).await?;
+        table.print();
+    }
+    Ok(())
+}

@@ -1,0 +1,153 @@
+//! Ours: `cqrs_postgres::PgEventStore` under `cqrs_core::Repository`.
+
+use anyhow::{bail, Result};
+use cqrs_core::{
+    AppendEvents, EventFilter, ExpectedVersion, NewEvent, Position, ReadAll, Repository,
+    SnapshotPolicy, SnapshotStore, StreamId, Version,
+};
+use cqrs_postgres::PgEventStore;
+use sqlx::PgPool;
+
+use super::{amount_of, BatchSystem, Command, CommandSystem, FeedSystem};
+use crate::domain::{payload, Account, Deposit, CATEGORY, EVENT_TYPE};
+
+/// How many account states the caching repository keeps: room for every stream of the largest
+/// command workload (10,000 streams) and its warm-up streams.
+pub(crate) const CACHE_CAPACITY: usize = 20_000;
+
+/// The store on `pool`, migrated (schema `cqrs`).
+pub(crate) async fn store(pool: PgPool) -> Result<PgEventStore> {
+    let store = PgEventStore::new(pool);
+    store.migrate().await?;
+    Ok(store)
+}
+
+/// The stream of account `id`.
+pub(crate) fn stream_of(id: &str) -> Result<StreamId> {
+    Ok(StreamId::with_category(CATEGORY, id)?)
+}
+
+/// Deposits through `Repository::execute` (which retries conflicts itself).
+pub(crate) struct OursCommands {
+    repository: Repository<Account, PgEventStore>,
+}
+
+impl OursCommands {
+    /// A repository over `store`, keeping states in memory when `cached`.
+    pub(crate) fn new(store: PgEventStore, cached: bool) -> Self {
+        let repository = Repository::new(store, ());
+        let repository = if cached {
+            repository.with_cache(CACHE_CAPACITY)
+        } else {
+            repository
+        };
+        Self { repository }
+    }
+
+    /// A repository over `store` taking a snapshot every `events` events.
+    pub(crate) fn with_snapshots(store: PgEventStore, events: u64) -> Self {
+        let repository = Repository::new(store, ()).with_snapshots(SnapshotPolicy::every(events));
+        Self { repository }
+    }
+
+    /// The account `id`: balance and version.
+    pub(crate) async fn load(&self, id: &str) -> Result<(u64, u64)> {
+        let (account, version) = self.repository.load(id).await?;
+        Ok((account.balance, version.get()))
+    }
+}
+
+impl CommandSystem for OursCommands {
+    async fn deposit(&self, command: &Command) -> Result<u64> {
+        let deposit = Deposit {
+            amount: command.amount,
+        };
+        let outcome = self.repository.execute(&command.id, &deposit).await?;
+        Ok(u64::from(outcome.attempts.saturating_sub(1)))
+    }
+}
+
+/// The events of versions `from..=to` of a prepared stream.
+pub(crate) fn new_events(from: u64, to: u64) -> Vec<NewEvent> {
+    (from..=to)
+        .map(|version| NewEvent::new(EVENT_TYPE, 1, payload(amount_of(version))))
+        .collect()
+}
+
+/// Appends the events of versions `from..=to` to `stream`, which must be at `from - 1`.
+pub(crate) async fn append_range(
+    store: &PgEventStore,
+    stream: &StreamId,
+    from: u64,
+    to: u64,
+) -> Result<()> {
+    let expected = ExpectedVersion::Exact(Version::new(from.saturating_sub(1)));
+    let outcome = store.append(stream, expected, new_events(from, to)).await?;
+    if outcome.last_version.get() != to {
+        bail!(
+            "{stream} is at {} after the append, not {to}",
+            outcome.last_version
+        );
+    }
+    Ok(())
+}
+
+/// The version of the snapshot of `stream`, if it has one.
+pub(crate) async fn snapshot_version(
+    store: &PgEventStore,
+    stream: &StreamId,
+) -> Result<Option<u64>> {
+    Ok(store.load_snapshot(stream).await?.map(|s| s.version.get()))
+}
+
+/// Batch appends through `AppendEvents::append`.
+pub(crate) struct OursBatch {
+    store: PgEventStore,
+}
+
+impl OursBatch {
+    /// Over `store`.
+    pub(crate) fn new(store: PgEventStore) -> Self {
+        Self { store }
+    }
+}
+
+impl BatchSystem for OursBatch {
+    async fn append_batch(&self, stream: &str, events: u64) -> Result<()> {
+        append_range(&self.store, &StreamId::new(stream)?, 1, events).await
+    }
+}
+
+/// Feed reads through `ReadAll::read_all`.
+pub(crate) struct OursFeed {
+    store: PgEventStore,
+}
+
+impl OursFeed {
+    /// Over `store`.
+    pub(crate) fn new(store: PgEventStore) -> Self {
+        Self { store }
+    }
+}
+
+impl FeedSystem for OursFeed {
+    async fn read_feed(&self, batch: u64) -> Result<u64> {
+        let limit = usize::try_from(batch)?;
+        let filter = EventFilter::all();
+        let (mut after, mut read) = (Position::START, 0_u64);
+        loop {
+            let page = self.store.read_all(after, limit, &filter).await?;
+            if page.events.is_empty() {
+                return Ok(read);
+            }
+            for event in &page.events {
+                if event.position <= after {
+                    bail!("position {} after {after}", event.position);
+                }
+                after = event.position;
+                read += 1;
+            }
+            after = after.max(page.next);
+        }
+    }
+}

@@ -1,0 +1,275 @@
+//! The raw sqlx ceilings on a `raw_events` table of the same shape as ours: plain statements,
+//! no framework.
+
+use anyhow::{bail, Context as _, Result};
+use serde_json::Value;
+use sqlx::types::Json;
+use sqlx::{PgPool, Row};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{amount_of, retrying, Attempt, BatchSystem, Command, CommandSystem, FeedSystem};
+use crate::domain::{decide, payload, Deposit, Deposited, CATEGORY, EVENT_TYPE};
+
+const INSERT_ONE: &str = "\
+INSERT INTO raw_events (stream_id, version, event_id, event_type, schema_version, payload, metadata)
+VALUES ($1, $2, $3, $4, 1, $5, $6)";
+
+const INSERT_ONE_NOTIFY: &str = "\
+WITH inserted AS (
+    INSERT INTO raw_events (stream_id, version, event_id, event_type, schema_version, payload, metadata)
+    VALUES ($1, $2, $3, $4, 1, $5, $6)
+    RETURNING position
+)
+SELECT pg_notify('raw_events', '') FROM inserted";
+
+const INSERT_MANY: &str = "\
+INSERT INTO raw_events (stream_id, version, event_id, event_type, schema_version, payload, metadata)
+SELECT $1, v, e, $2, 1, p, m FROM UNNEST($3::bigint[], $4::uuid[], $5::jsonb[], $6::jsonb[]) AS t(v, e, p, m)";
+
+const SELECT_STREAM: &str = "\
+SELECT version, event_type, payload FROM raw_events WHERE stream_id = $1 ORDER BY version";
+
+const SELECT_FEED: &str = "\
+SELECT position, stream_id, version, event_id, event_type, schema_version, payload, metadata, recorded_at
+FROM raw_events WHERE position > $1 ORDER BY position LIMIT $2";
+
+/// Creates the `raw_events` table.
+pub(crate) async fn migrate(pool: &PgPool) -> Result<()> {
+    sqlx::raw_sql(include_str!("raw_events.sql"))
+        .execute(pool)
+        .await
+        .context("creating raw_events")?;
+    Ok(())
+}
+
+fn stream_of(id: &str) -> String {
+    format!("{CATEGORY}-{id}")
+}
+
+fn metadata() -> Value {
+    serde_json::json!({ "correlation_id": Uuid::now_v7() })
+}
+
+fn is_unique_violation(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .is_some_and(|e| e.is_unique_violation())
+}
+
+async fn insert_one(pool: &PgPool, stream: &str, version: u64, amount: u64) -> sqlx::Result<()> {
+    insert(pool, INSERT_ONE, stream, version, amount).await
+}
+
+async fn insert(
+    pool: &PgPool,
+    sql: &'static str,
+    stream: &str,
+    version: u64,
+    amount: u64,
+) -> sqlx::Result<()> {
+    let version = i64::try_from(version).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    sqlx::query(sql)
+        .bind(stream)
+        .bind(version)
+        .bind(Uuid::now_v7())
+        .bind(EVENT_TYPE)
+        .bind(payload(amount))
+        .bind(metadata())
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Ceiling (c): read the stream's rows, fold them, decide, insert the next version; retry on a
+/// unique violation.
+pub(crate) struct RawReadInsert {
+    pool: PgPool,
+}
+
+impl RawReadInsert {
+    /// Over `pool`, with `raw_events` created.
+    pub(crate) fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    async fn attempt(&self, stream: &str, amount: u64) -> Result<Attempt> {
+        let rows = sqlx::query(SELECT_STREAM)
+            .bind(stream)
+            .fetch_all(&self.pool)
+            .await?;
+        let (mut balance, mut version) = (0_u64, 0_i64);
+        for row in rows {
+            let event_type: &str = row.try_get("event_type")?;
+            if event_type != EVENT_TYPE {
+                bail!("unknown event type {event_type}");
+            }
+            let Json(deposited): Json<Deposited> = row.try_get("payload")?;
+            balance += deposited.amount;
+            version = row.try_get("version")?;
+        }
+        let deposited = decide(balance, Deposit { amount })?;
+        let next = u64::try_from(version)? + 1;
+        match insert_one(&self.pool, stream, next, deposited.amount).await {
+            Ok(()) => Ok(Attempt::Done),
+            Err(error) if is_unique_violation(&error) => Ok(Attempt::Conflict),
+            Err(error) => Err(error.into()),
+        }
+    }
+}
+
+impl CommandSystem for RawReadInsert {
+    async fn deposit(&self, command: &Command) -> Result<u64> {
+        let stream = stream_of(&command.id);
+        retrying(|| self.attempt(&stream, command.amount)).await
+    }
+}
+
+/// Ceiling (d): insert the command's row at its known version, reading nothing.
+pub(crate) struct RawInsertOnly {
+    pool: PgPool,
+    sql: &'static str,
+}
+
+impl RawInsertOnly {
+    /// Over `pool`, with `raw_events` created.
+    pub(crate) fn new(pool: PgPool) -> Self {
+        Self {
+            pool,
+            sql: INSERT_ONE,
+        }
+    }
+
+    /// The same, and `pg_notify` in the same statement, as a store that wakes listeners does:
+    /// PostgreSQL serializes the commits of notifying transactions.
+    pub(crate) fn notifying(pool: PgPool) -> Self {
+        Self {
+            pool,
+            sql: INSERT_ONE_NOTIFY,
+        }
+    }
+}
+
+impl CommandSystem for RawInsertOnly {
+    async fn deposit(&self, command: &Command) -> Result<u64> {
+        let stream = stream_of(&command.id);
+        insert(
+            &self.pool,
+            self.sql,
+            &stream,
+            command.version,
+            command.amount,
+        )
+        .await?;
+        Ok(0)
+    }
+}
+
+/// Batch appends as one `INSERT ... SELECT FROM UNNEST(...)` of all the rows.
+pub(crate) struct RawBatch {
+    pool: PgPool,
+}
+
+impl RawBatch {
+    /// Over `pool`, with `raw_events` created.
+    pub(crate) fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+impl BatchSystem for RawBatch {
+    async fn append_batch(&self, stream: &str, events: u64) -> Result<()> {
+        let capacity = usize::try_from(events)?;
+        let (mut versions, mut ids, mut payloads, mut metadatas) = (
+            Vec::with_capacity(capacity),
+            Vec::with_capacity(capacity),
+            Vec::with_capacity(capacity),
+            Vec::with_capacity(capacity),
+        );
+        let correlation = metadata();
+        for version in 1..=events {
+            versions.push(i64::try_from(version)?);
+            ids.push(Uuid::now_v7());
+            payloads.push(payload(amount_of(version)));
+            metadatas.push(correlation.clone());
+        }
+        let inserted = sqlx::query(INSERT_MANY)
+            .bind(stream)
+            .bind(EVENT_TYPE)
+            .bind(versions)
+            .bind(ids)
+            .bind(payloads)
+            .bind(metadatas)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        if inserted != events {
+            bail!("inserted {inserted} rows of {events}");
+        }
+        Ok(())
+    }
+}
+
+/// The feed ceiling: keyset pagination over `position`, every column decoded.
+pub(crate) struct RawFeed {
+    pool: PgPool,
+}
+
+impl RawFeed {
+    /// Over `pool`, with `raw_events` created.
+    pub(crate) fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+/// One row of the feed, decoded as a consumer would.
+#[expect(
+    dead_code,
+    reason = "decoded to do the work a reader does; only `position` is read"
+)]
+struct RawEvent {
+    position: i64,
+    stream_id: String,
+    version: i64,
+    event_id: Uuid,
+    event_type: String,
+    schema_version: i32,
+    payload: Value,
+    metadata: Value,
+    recorded_at: OffsetDateTime,
+}
+
+impl FeedSystem for RawFeed {
+    async fn read_feed(&self, batch: u64) -> Result<u64> {
+        let limit = i64::try_from(batch)?;
+        let (mut after, mut read) = (0_i64, 0_u64);
+        loop {
+            let rows = sqlx::query(SELECT_FEED)
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+            if rows.is_empty() {
+                return Ok(read);
+            }
+            for row in rows {
+                let event = RawEvent {
+                    position: row.try_get("position")?,
+                    stream_id: row.try_get("stream_id")?,
+                    version: row.try_get("version")?,
+                    event_id: row.try_get("event_id")?,
+                    event_type: row.try_get("event_type")?,
+                    schema_version: row.try_get("schema_version")?,
+                    payload: row.try_get("payload")?,
+                    metadata: row.try_get("metadata")?,
+                    recorded_at: row.try_get("recorded_at")?,
+                };
+                if event.position <= after {
+                    bail!("position {} after {after}", event.position);
+                }
+                after = event.position;
+                read += 1;
+            }
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! Workload 2: appends of 100-event batches, each to a new stream, on concurrent clients.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use anyhow::Result;
+use sqlx::PgPool;
+
+use super::Context;
+use crate::driver::{self, Job};
+use crate::report::{Row, Table};
+use crate::systems::raw::{self, RawBatch};
+use crate::systems::{balance_of, ours, BatchSystem};
+use crate::verify::{self, Layout, Tally};
+
+const OURS: &str = "ours: AppendEvents::append";
+const RAW: &str = "raw sqlx: INSERT ... UNNEST";
+
+/// Batch `k` of `batches`, each of `size` events, to stream `{prefix}{k}`.
+pub(crate) struct BatchJob<S> {
+    /// Who appends.
+    pub(crate) system: Arc<S>,
+    /// Stream name prefix.
+    pub(crate) prefix: &'static str,
+    /// How many batches.
+    pub(crate) batches: u64,
+    /// Events per batch.
+    pub(crate) size: u64,
+}
+
+impl<S> BatchJob<S> {
+    /// What the streams hold once the job is done.
+    pub(crate) fn expected(&self) -> Tally {
+        Tally {
+            events: self.batches * self.size,
+            streams: self.batches,
+            amount: self.batches * balance_of(self.size),
+        }
+    }
+}
+
+impl<S: BatchSystem> Job for BatchJob<S> {
+    fn units(&self) -> u64 {
+        self.batches
+    }
+
+    async fn run(&self, k: u64) -> Result<u64> {
+        let stream = format!("{}{k}", self.prefix);
+        self.system.append_batch(&stream, self.size).await?;
+        Ok(0)
+    }
+}
+
+/// Runs the workload's table.
+pub(crate) async fn run(ctx: &Context) -> Result<Table> {
+    let sizes = ctx.sizes;
+    let title = format!(
+        "2. batch appends: {} batches of {} events, each to a new stream, {} clients",
+        sizes.batches, sizes.batch_size, ctx.clients
+    );
+    let mut table = Table::new(title, "events/s").versus("vs raw", RAW);
+    table.push(
+        one(ctx, "ours", OURS, verify::OURS, |pool| async {
+            Ok(ours::OursBatch::new(ours::store(pool).await?))
+        })
+        .await?,
+    );
+    table.push(
+        one(ctx, "raw", RAW, verify::RAW, |pool| async {
+            raw::migrate(&pool).await?;
+            Ok(RawBatch::new(pool))
+        })
+        .await?,
+    );
+    Ok(table)
+}
+
+async fn one<S, F, Fut>(
+    ctx: &Context,
+    db_label: &str,
+    system: &'static str,
+    layout: Layout,
+    setup: F,
+) -> Result<Row>
+where
+    S: BatchSystem,
+    F: FnOnce(PgPool) -> Fut,
+    Fut: Future<Output = Result<S>>,
+{
+    let (clients, sizes) = (ctx.clients, ctx.sizes);
+    eprintln!("running batch / {system} ...");
+    ctx.server
+        .with_database(&format!("batch_{db_label}"), clients, |pool| async move {
+            let appender = Arc::new(setup(pool.clone()).await?);
+            let warm = BatchJob {
+                system: appender.clone(),
+                prefix: "warm-",
+                batches: u64::from(clients) * 2,
+                size: sizes.batch_size,
+            };
+            driver::drive(Arc::new(warm), clients).await?;
+            let timed = Arc::new(BatchJob {
+                system: appender,
+                prefix: "batch-",
+                batches: sizes.batches,
+                size: sizes.batch_size,
+            });
+            let run = driver::drive(timed.clone(), clients).await?;
+            verify::expect(&pool, layout, "batch-", timed.expected()).await?;
+            let events = run.units * sizes.batch_size;
+            Ok(Row::new(system, events, run.elapsed, "verified".into()))
+        })
+        .await
+}

@@ -1,0 +1,45 @@
+//! The workloads: each runs every system in its own fresh database and returns its table.
+
+mod batch;
+mod commands;
+mod feed;
+mod load;
+
+use anyhow::Result;
+
+use crate::args::{Sizes, Workload};
+use crate::db::Server;
+use crate::report::Table;
+
+/// What every workload needs.
+pub(crate) struct Context {
+    /// Where the databases go.
+    pub(crate) server: Server,
+    /// Concurrent clients and pool size.
+    pub(crate) clients: u32,
+    /// How much work.
+    pub(crate) sizes: Sizes,
+}
+
+impl Context {
+    /// A context.
+    pub(crate) fn new(server: Server, clients: u32, sizes: Sizes) -> Self {
+        Self {
+            server,
+            clients,
+            sizes,
+        }
+    }
+}
+
+/// Runs `workload` and returns its table.
+pub(crate) async fn run(ctx: &Context, workload: Workload) -> Result<Table> {
+    match workload {
+        Workload::ManyStreams => commands::run(ctx, commands::Shape::Many).await,
+        Workload::HotStreams => commands::run(ctx, commands::Shape::Hot).await,
+        Workload::Batch => batch::run(ctx).await,
+        Workload::Load => load::run(ctx).await,
+        Workload::Feed => feed::run(ctx).await,
+        Workload::Commands => anyhow::bail!("`commands` stands for many-streams and hot-streams"),
+    }
+}
