@@ -1,6 +1,6 @@
 //! The crate's error type.
 
-use crate::{ExpectedVersion, InvalidStreamId, RecordedEvent, StreamId, Version};
+use crate::{ExpectedVersion, InvalidStreamId, StreamId, Version};
 
 /// A boxed error from a store backend or an upcaster.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -133,13 +133,13 @@ impl Error {
     }
 
     /// Adds the event's place to a decode error.
-    pub(crate) fn at(self, event: &RecordedEvent) -> Self {
+    pub(crate) fn at(self, stream_id: &StreamId, version: Version) -> Self {
         match self {
             Error::Decode {
                 event_type, source, ..
             } => Error::Decode {
-                stream_id: Some(event.stream_id.clone()),
-                version: Some(event.version),
+                stream_id: Some(stream_id.clone()),
+                version: Some(version),
                 event_type,
                 source,
             },

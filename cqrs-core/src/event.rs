@@ -127,6 +127,21 @@ impl NewEvent {
         }
     }
 
+    /// An event from all its parts (stores use it to rebuild what they read).
+    pub fn from_parts(
+        event_type: impl Into<String>,
+        schema_version: u32,
+        payload: Value,
+        metadata: Metadata,
+    ) -> Self {
+        Self {
+            event_type: event_type.into(),
+            schema_version,
+            payload,
+            metadata,
+        }
+    }
+
     /// Encodes a domain event.
     pub fn from_domain<E: DomainEvent>(event: &E, metadata: Metadata) -> Result<Self, Error> {
         Ok(Self {
@@ -191,7 +206,20 @@ impl RecordedEvent {
     /// Decodes the payload (already upcast to the current schema) into a domain event. Errors
     /// name the stream, version and type.
     pub fn decode<E: DomainEvent>(&self) -> Result<E, Error> {
-        E::decode(&self.event_type, self.payload.clone()).map_err(|e| e.at(self))
+        E::decode(&self.event_type, self.payload.clone())
+            .map_err(|e| e.at(&self.stream_id, self.version))
+    }
+
+    /// Like [`decode`](Self::decode), consuming the record to spare a copy of the payload.
+    pub fn into_domain<E: DomainEvent>(self) -> Result<E, Error> {
+        let RecordedEvent {
+            stream_id,
+            version,
+            event_type,
+            payload,
+            ..
+        } = self;
+        E::decode(&event_type, payload).map_err(|e| e.at(&stream_id, version))
     }
 }
 

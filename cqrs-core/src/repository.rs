@@ -259,7 +259,7 @@ where
         let mut events = Vec::with_capacity(recorded.len());
         for event in recorded {
             let event = self.upcasters.upcast(event)?;
-            events.push(event.decode()?);
+            events.push(event.into_domain()?);
         }
         Ok(CommandOutcome {
             events,
@@ -283,9 +283,9 @@ where
             let full = batch.len() >= self.read_batch;
             for recorded in batch {
                 let recorded = self.upcasters.upcast(recorded)?;
-                let event: A::Event = recorded.decode()?;
-                state.apply(&event);
                 version = recorded.version;
+                let event: A::Event = recorded.into_domain()?;
+                state.apply(&event);
             }
             if !full {
                 return Ok((state, version));

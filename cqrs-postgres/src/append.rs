@@ -83,6 +83,7 @@ impl PgEventStore {
         stream_id: &StreamId,
         expected: Option<i64>,
         columns: &Columns,
+        notify_in_statement: bool,
     ) -> Result<Attempt, Error> {
         let result = sqlx::query(&self.queries.append)
             .bind(stream_id.as_str())
@@ -93,7 +94,7 @@ impl PgEventStore {
             .bind(&columns.metadata)
             .bind(expected)
             .bind(columns.command_id.map(|c| c.as_uuid()))
-            .bind(self.schema.channel())
+            .bind(notify_in_statement.then(|| self.schema.channel()))
             .fetch_one(&mut *conn)
             .await;
         match result {
@@ -268,7 +269,7 @@ impl PgEventStore {
             let attempt = if savepoint {
                 let mut sp = conn.begin().await.map_err(PgError::from)?;
                 let attempt = self
-                    .try_append(&mut sp, stream_id, expected_i64, &columns)
+                    .try_append(&mut sp, stream_id, expected_i64, &columns, true)
                     .await;
                 match attempt {
                     Ok(Attempt::Appended(_)) => sp.commit().await.map_err(PgError::from)?,
@@ -276,7 +277,7 @@ impl PgEventStore {
                 }
                 attempt?
             } else {
-                self.try_append(conn, stream_id, expected_i64, &columns)
+                self.try_append(conn, stream_id, expected_i64, &columns, false)
                     .await?
             };
             let mut retry = expected == ExpectedVersion::Any;
@@ -365,8 +366,14 @@ impl AppendEvents for PgEventStore {
     ) -> Result<AppendOutcome, Error> {
         // One statement in autocommit: the whole append is one round trip.
         let mut conn = self.pool.acquire().await.map_err(PgError::from)?;
-        self.append_on(&mut conn, false, stream_id, expected, events)
-            .await
+        let outcome = self
+            .append_on(&mut conn, false, stream_id, expected, events)
+            .await?;
+        drop(conn);
+        if !outcome.duplicate {
+            self.notifier.signal(&self.pool, &self.schema.channel());
+        }
+        Ok(outcome)
     }
 
     async fn command_outcome(&self, command_id: CommandId) -> Result<Option<AppendOutcome>, Error> {

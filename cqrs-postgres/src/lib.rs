@@ -21,6 +21,7 @@ mod append;
 mod convert;
 mod error;
 mod migrate;
+mod notify;
 mod read;
 mod row;
 mod schema;

@@ -7,7 +7,7 @@ use cqrs_core::{
 use sqlx::Row;
 
 use crate::convert::{self, to_i64};
-use crate::row::recorded_event;
+use crate::row::{recorded_event, EVENT_COLUMNS};
 use crate::{PgError, PgEventStore};
 
 fn limit(limit: usize) -> i64 {
@@ -33,7 +33,7 @@ impl ReadStream for PgEventStore {
             .await
             .map_err(PgError::from)?;
         rows.iter()
-            .map(|row| recorded_event(row).map_err(Error::from))
+            .map(|row| recorded_event(row, 0).map_err(Error::from))
             .collect()
     }
 }
@@ -61,19 +61,20 @@ impl ReadAll for PgEventStore {
             .fetch_all(&self.pool)
             .await
             .map_err(PgError::from)?;
+        debug_assert!(rows.first().is_none_or(|r| r.len() == 1 + EVENT_COLUMNS));
         let mut events = Vec::with_capacity(rows.len());
         let mut horizon = None;
         for row in &rows {
             if horizon.is_none() {
-                horizon = Some(row.try_get::<String, _>("horizon").map_err(PgError::from)?);
+                horizon = Some(row.try_get::<String, _>(0).map_err(PgError::from)?);
             }
             // The statement returns one row of NULLs beside the horizon when no event qualifies.
             if row
-                .try_get::<Option<i64>, _>("position")
+                .try_get::<Option<i64>, _>(2)
                 .map_err(PgError::from)?
                 .is_some()
             {
-                events.push(recorded_event(row)?);
+                events.push(recorded_event(row, 1)?);
             }
         }
         let next = match events.last() {

@@ -6,6 +6,7 @@ use std::time::Duration;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgPool, Row};
 
+use crate::notify::Notifier;
 use crate::schema::Queries;
 use crate::{migrate, PgError, PgSchema};
 
@@ -33,6 +34,7 @@ pub struct PgEventStore {
     pub(crate) schema: PgSchema,
     pub(crate) queries: Arc<Queries>,
     pub(crate) max_payload_bytes: usize,
+    pub(crate) notifier: Arc<Notifier>,
 }
 
 /// What holds the global feed back right now.
@@ -60,6 +62,7 @@ impl PgEventStore {
             queries: Arc::new(Queries::new(&schema)),
             schema,
             max_payload_bytes: cqrs_core::DEFAULT_MAX_PAYLOAD_BYTES,
+            notifier: Arc::default(),
         }
     }
 
@@ -77,6 +80,7 @@ impl PgEventStore {
     pub fn in_schema(mut self, schema: PgSchema) -> Self {
         self.queries = Arc::new(Queries::new(&schema));
         self.schema = schema;
+        self.notifier = Arc::default();
         self
     }
 
@@ -103,7 +107,8 @@ impl PgEventStore {
         &self.schema
     }
 
-    /// The `NOTIFY` channel that each append signals on commit (no payload), for `LISTEN`.
+    /// The `NOTIFY` channel signalled after appends commit (no payload), for `LISTEN`. Several
+    /// appends in quick succession may share one notification.
     pub fn channel(&self) -> String {
         self.schema.channel()
     }

@@ -20,7 +20,7 @@ const STREAMS: u64 = 400;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sixty_four_writers_and_a_feed_consumer_agree_on_every_event() {
-    let store = support::store_with(WRITERS as u32 + 4).await;
+    let store = support::store_with(u32::try_from(WRITERS).expect("small") + 4).await;
     let total = WRITERS * TRANSACTIONS_PER_WRITER * EVENTS_PER_TRANSACTION;
     let writers_done = Arc::new(AtomicBool::new(false));
 

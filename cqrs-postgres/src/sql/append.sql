@@ -1,5 +1,6 @@
 -- Appends a batch in one statement: checks the expected version, inserts every event, records
--- the command id, and wakes listeners. $7 is the expected version (NULL: any).
+-- the command id. $7 is the expected version (NULL: any). $9 is the channel to NOTIFY in the
+-- statement (only inside a caller's transaction; see notify.rs), or NULL.
 --
 -- The feed orders by (transaction_id, position), so a stream's events must never be written by
 -- a transaction older than the one that wrote the stream's last event: in a caller's own
@@ -45,5 +46,6 @@ SELECT current.version AS current_version,
        summary.last_version,
        summary.position,
        CASE WHEN summary.position IS NOT NULL THEN pg_current_xact_id()::text END AS transaction_id,
-       CASE WHEN summary.position IS NOT NULL THEN pg_notify($9, '') END AS notified
+       CASE WHEN summary.position IS NOT NULL AND $9::text IS NOT NULL
+            THEN pg_notify($9, '') END AS notified
 FROM current, summary

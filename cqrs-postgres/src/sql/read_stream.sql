@@ -1,5 +1,6 @@
-SELECT transaction_id::text AS transaction_id, position, stream_id, version, event_id,
-       event_type, schema_version, payload, metadata, recorded_at
+-- Columns in the order row.rs reads them.
+SELECT transaction_id::text, position, stream_id, version, event_type, schema_version, payload,
+       metadata, recorded_at
 FROM {schema}.events
 WHERE stream_id = $1 AND version >= $2
 ORDER BY version
