@@ -1,0 +1,31 @@
+//! The quick start's domain: orders, stock and payments as plain aggregates, and a saga that
+//! takes an order from placed to shipped, or calls it off and gives its stock back.
+//!
+//! - [`order::Order`], [`inventory::Inventory`] and [`payment::Payment`] are the aggregates:
+//!   plain structs and enums, with the rules in `handle` and the state changes in `apply`;
+//! - [`shop::Shop`] holds one [`Repository`](cqrs_core::Repository) per aggregate;
+//! - [`saga::Saga`] follows the store's feed and issues the next commands;
+//! - [`run`] tells the whole story on any store (the binary runs it on the in-memory one, or on
+//!   PostgreSQL when `DATABASE_URL` is set);
+//! - [`account::Account`] is the README's tour aggregate.
+
+pub mod account;
+pub mod inventory;
+pub mod order;
+pub mod payment;
+pub mod saga;
+pub mod shop;
+mod walkthrough;
+
+#[doc(inline)]
+pub use walkthrough::run;
+
+/// Cents as `12.34`.
+pub fn money(cents: u64) -> String {
+    format!("{}.{:02}", cents / 100, cents % 100)
+}
+
+// The README's code blocks compile and run as doctests of this crate.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;

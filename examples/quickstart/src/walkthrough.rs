@@ -1,0 +1,187 @@
+//! [`run`]: the quick start's story, on any store.
+
+use std::sync::Arc;
+
+use cqrs_core::{
+    BoxError, CommandContext, CommandError, CommandId, EventFilter, EventStore, Position,
+    RecordedEvent, Repository, SnapshotStore,
+};
+
+use crate::inventory::{Inventory, InventoryCommand};
+use crate::money;
+use crate::order::{OrderCommand, OrderLine};
+use crate::payment::CardLimits;
+use crate::saga::Saga;
+use crate::shop::Shop;
+
+/// Runs the quick start on `store` and prints what happens: stock arriving through two racing
+/// servers, three orders taken through the saga (one shipped, two compensated), a rejected
+/// command, a command sent twice, and the saga replaying its feed; then the events and states.
+///
+/// The streams it writes have fixed names (`order-1`, `inventory-widget`...): give it a store
+/// that does not hold them yet.
+pub async fn run<S>(store: S) -> Result<(), BoxError>
+where
+    S: EventStore + SnapshotStore + Clone + 'static,
+{
+    let start = store.head().await?;
+    let shop = Shop::new(store.clone(), CardLimits::new().limit("carol", 50_00));
+    let mut saga = Saga::after(start);
+    println!("cqrs quick start: orders, stock and payments driven by a saga\n");
+
+    let (a, b) = restock_race(&store).await?;
+    let (gadget, _) = shop.stock.load("gadget").await?;
+    println!("stock    widget +10 via server A; gadget +3 via server A, then +2 via server B");
+    println!(
+        "race     two tasks restock gadget at once: server A +4 (its cached copy is stale), B +1"
+    );
+    println!(
+        "         A: attempts {a} (conflict, reload, retry), B: attempts {b}; gadget on hand {} = 3+2+4+1",
+        gadget.on_hand
+    );
+
+    let orders = [
+        (
+            "1",
+            "alice",
+            vec![line("widget", 2, 12_50), line("gadget", 1, 9_99)],
+        ),
+        (
+            "2",
+            "bob",
+            vec![line("widget", 1, 12_50), line("gadget", 12, 9_99)],
+        ),
+        ("3", "carol", vec![line("widget", 6, 12_50)]),
+    ];
+    for (id, customer, lines) in orders {
+        let place = OrderCommand::Place {
+            customer: customer.to_owned(),
+            lines,
+        };
+        shop.orders.execute(id, &place).await?;
+        saga.catch_up(&shop).await?;
+        let (order, _) = shop.orders.load(id).await?;
+        let reason = order.cancel_reason.as_deref().map(|r| format!(": {r}"));
+        println!(
+            "order {id}  {customer:<5} {:<19} {:>6}  -> {}{}",
+            describe(&order.lines),
+            money(order.total()),
+            order.status,
+            reason.unwrap_or_default()
+        );
+    }
+
+    match shop.orders.execute("2", &OrderCommand::Ship).await {
+        Err(CommandError::Rejected(error)) => {
+            println!("rejected ship order 2 -> OrderError::{error:?}: {error}");
+        }
+        other => return Err(format!("shipping order 2 should be rejected, got {other:?}").into()),
+    }
+
+    let delivery_note = CommandContext::new().command_id(CommandId::new());
+    let restock = InventoryCommand::Restock { quantity: 5 };
+    let first = (shop.stock)
+        .execute_with("widget", &restock, delivery_note.clone())
+        .await?;
+    let again = (shop.stock)
+        .execute_with("widget", &restock, delivery_note)
+        .await?;
+    println!(
+        "twice    widget +5 sent twice with one command id -> duplicate: {} (v{}), then duplicate: {} (v{})",
+        first.duplicate, first.version, again.duplicate, again.version
+    );
+
+    let head = store.head().await?;
+    saga.rewind();
+    let handled = saga.catch_up(&shop).await?;
+    let new = read_feed(&store, head).await?.len();
+    println!(
+        "replay   the saga handled its {handled} events again from its start: {new} new events"
+    );
+
+    println!("\nevents (stream, version, type, correlation id)");
+    for event in read_feed(&store, start).await? {
+        let correlation = event.metadata.correlation_id.map_or_else(
+            || "-".to_owned(),
+            |id| format!("…{:08x}", id.as_u128() % (1 << 32)),
+        );
+        println!(
+            "  {:<17} {:>2}  {:<17} {correlation}",
+            event.stream_id.as_str(),
+            event.version,
+            event.event_type
+        );
+    }
+
+    println!("\nstate");
+    for sku in ["widget", "gadget"] {
+        let (item, version) = shop.stock.load(sku).await?;
+        let reserved: Vec<String> = (item.reserved.iter())
+            .map(|(order, quantity)| format!("{quantity} for order {order}"))
+            .collect();
+        println!(
+            "  inventory-{sku:<7} v{version:<2} on hand {:>2}, reserved: {}",
+            item.on_hand,
+            reserved.join(", ")
+        );
+    }
+    for id in ["1", "3"] {
+        let (payment, version) = shop.payments.load(id).await?;
+        let refusal = payment.refusal.map(|r| format!(" ({r})"));
+        println!(
+            "  payment-{id:<9} v{version:<2} {:?} {}{}",
+            payment.status,
+            money(payment.amount),
+            refusal.unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+/// Two servers, each keeping aggregate states in its own cache, restock one item at the same
+/// time. Server A's cached copy is one version behind (B wrote since), so its append conflicts
+/// and the pipeline reloads and retries. Returns each server's attempts.
+async fn restock_race<S>(store: &S) -> Result<(u32, u32), BoxError>
+where
+    S: EventStore + SnapshotStore + Clone + 'static,
+{
+    let server_a = Arc::new(Repository::<Inventory, S>::new(store.clone(), ()).with_cache(64));
+    let server_b = Arc::new(Repository::<Inventory, S>::new(store.clone(), ()).with_cache(64));
+    let restock = |quantity| InventoryCommand::Restock { quantity };
+    server_a.execute("widget", &restock(10)).await?;
+    server_a.execute("gadget", &restock(3)).await?;
+    server_b.execute("gadget", &restock(2)).await?;
+
+    let a = tokio::spawn(async move { server_a.execute("gadget", &restock(4)).await });
+    let b = tokio::spawn(async move { server_b.execute("gadget", &restock(1)).await });
+    let (a, b) = (a.await??, b.await??);
+    Ok((a.attempts, b.attempts))
+}
+
+/// Every event after `after`, in feed order.
+async fn read_feed<S: EventStore>(
+    store: &S,
+    mut after: Position,
+) -> Result<Vec<RecordedEvent>, BoxError> {
+    let mut events = Vec::new();
+    loop {
+        let batch = store.read_all(after, 100, &EventFilter::all()).await?;
+        if batch.events.is_empty() && batch.next == after {
+            return Ok(events);
+        }
+        after = batch.next;
+        events.extend(batch.events);
+    }
+}
+
+fn line(sku: &str, quantity: u64, unit_price: u64) -> OrderLine {
+    OrderLine::new(sku, quantity, unit_price)
+}
+
+fn describe(lines: &[OrderLine]) -> String {
+    let parts: Vec<String> = lines
+        .iter()
+        .map(|l| format!("{} {}", l.quantity, l.sku))
+        .collect();
+    parts.join(", ")
+}
