@@ -62,13 +62,25 @@ impl CommandContext {
 
     /// The context for a command that an event caused (in a saga or process manager): same
     /// correlation, caused by that event, and a command id derived from the event's id so that
-    /// handling the event twice issues the command once.
+    /// handling the event twice issues the command once. When one event causes several
+    /// commands, use [`caused_by_step`](Self::caused_by_step).
     pub fn caused_by(metadata: &Metadata) -> Self {
         Self {
             command_id: Some(CommandId::from_uuid(metadata.event_id.as_uuid())),
             correlation_id: metadata.correlation_id,
             causation_id: Some(metadata.event_id.as_uuid()),
             headers: BTreeMap::new(),
+        }
+    }
+
+    /// Like [`caused_by`](Self::caused_by), for one of several commands the same event causes:
+    /// each `step` gets its own stable command id (a UUID v5 of the event id and the step), so
+    /// each command lands once however often the event is handled.
+    pub fn caused_by_step(metadata: &Metadata, step: &str) -> Self {
+        let id = Uuid::new_v5(&metadata.event_id.as_uuid(), step.as_bytes());
+        Self {
+            command_id: Some(CommandId::from_uuid(id)),
+            ..Self::caused_by(metadata)
         }
     }
 

@@ -29,6 +29,15 @@ pub enum Error {
     /// The events of one append named different command ids.
     #[error("the events of one append carry different command ids")]
     MixedCommandIds,
+    /// A command id was already recorded for another stream: a command id names one command on
+    /// one aggregate.
+    #[error("command id {command_id} was already used on stream {stream_id}")]
+    CommandIdReused {
+        /// The id.
+        command_id: crate::CommandId,
+        /// The stream that recorded it.
+        stream_id: StreamId,
+    },
     /// An event id was already recorded, but not as part of the same append.
     #[error("event id {event_id} was already used by another append")]
     EventIdReused {

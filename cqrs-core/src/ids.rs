@@ -86,6 +86,13 @@ impl StreamId {
         &self.0
     }
 
+    /// The part after the first `-` (the aggregate's own id), or the whole id when it has none.
+    pub fn instance(&self) -> &str {
+        self.0
+            .split_once('-')
+            .map_or(&self.0, |(_, instance)| instance)
+    }
+
     /// The part before the first `-`, or the whole id when it has none.
     pub fn category(&self) -> &str {
         self.0
@@ -96,7 +103,7 @@ impl StreamId {
 
 impl fmt::Display for StreamId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.pad(&self.0)
     }
 }
 

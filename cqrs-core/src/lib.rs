@@ -14,6 +14,7 @@ mod fixture;
 mod ids;
 mod memory;
 mod metadata;
+pub mod projection;
 mod repository;
 mod retry;
 mod snapshot;

@@ -3,9 +3,13 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use std::time::{Duration, Instant};
+
 use async_trait::async_trait;
 use time::OffsetDateTime;
+use tokio::sync::watch;
 
+use crate::projection::{DeadLetter, DeadLetterStore, FeedSignal, FeedWaiter, LeaseStore};
 use crate::store::{AppendEvents, CheckpointStore, ReadAll, ReadStream, SnapshotStore};
 use crate::validate::{check_batch, BatchCheck};
 use crate::{
@@ -23,10 +27,22 @@ pub struct InMemoryEventStore {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Inner {
     state: RwLock<State>,
     max_payload_bytes: Option<usize>,
+    /// Bumped on every append, for [`FeedSignal`] subscribers.
+    appended: watch::Sender<u64>,
+}
+
+impl Default for Inner {
+    fn default() -> Self {
+        Self {
+            state: RwLock::default(),
+            max_payload_bytes: None,
+            appended: watch::channel(0).0,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -37,6 +53,8 @@ struct State {
     commands: HashMap<CommandId, AppendOutcome>,
     snapshots: HashMap<StreamId, Snapshot>,
     checkpoints: HashMap<String, Position>,
+    dead_letters: Vec<DeadLetter>,
+    leases: HashMap<String, (String, Instant)>,
 }
 
 impl InMemoryEventStore {
@@ -50,8 +68,8 @@ impl InMemoryEventStore {
     pub fn with_max_payload_bytes(bytes: usize) -> Self {
         Self {
             inner: Arc::new(Inner {
-                state: RwLock::default(),
                 max_payload_bytes: Some(bytes),
+                ..Inner::default()
             }),
         }
     }
@@ -151,7 +169,15 @@ impl AppendEvents for InMemoryEventStore {
     ) -> Result<AppendOutcome> {
         let BatchCheck { command_id, .. } = check_batch(&events, self.max_payload_bytes())?;
         let mut state = self.write();
-        if let Some(outcome) = command_id.and_then(|c| state.commands.get(&c)) {
+        if let Some((command_id, outcome)) =
+            command_id.and_then(|c| state.commands.get(&c).map(|o| (c, o)))
+        {
+            if outcome.stream_id != *stream_id {
+                return Err(Error::CommandIdReused {
+                    command_id,
+                    stream_id: outcome.stream_id.clone(),
+                });
+            }
             let mut outcome = outcome.clone();
             outcome.duplicate = true;
             return Ok(outcome);
@@ -195,6 +221,8 @@ impl AppendEvents for InMemoryEventStore {
         if let Some(command_id) = command_id {
             state.commands.insert(command_id, outcome.clone());
         }
+        drop(state);
+        self.inner.appended.send_modify(|n| *n += 1);
         Ok(outcome)
     }
 
@@ -286,5 +314,80 @@ impl CheckpointStore for InMemoryEventStore {
     async fn save_checkpoint(&self, name: &str, position: Position) -> Result<()> {
         self.write().checkpoints.insert(name.to_owned(), position);
         Ok(())
+    }
+}
+
+#[async_trait]
+impl DeadLetterStore for InMemoryEventStore {
+    async fn park(&self, letter: DeadLetter) -> Result<()> {
+        let mut state = self.write();
+        let known = state
+            .dead_letters
+            .iter()
+            .any(|l| l.projection == letter.projection && l.position == letter.position);
+        if !known {
+            state.dead_letters.push(letter);
+        }
+        Ok(())
+    }
+
+    async fn dead_letters(&self, projection: &str) -> Result<Vec<DeadLetter>> {
+        let mut letters: Vec<DeadLetter> = self
+            .read()
+            .dead_letters
+            .iter()
+            .filter(|l| l.projection == projection)
+            .cloned()
+            .collect();
+        letters.sort_by_key(|l| l.position);
+        Ok(letters)
+    }
+}
+
+#[async_trait]
+impl LeaseStore for InMemoryEventStore {
+    async fn try_acquire(&self, name: &str, owner: &str, ttl: Duration) -> Result<bool> {
+        let mut state = self.write();
+        let now = Instant::now();
+        let free = state
+            .leases
+            .get(name)
+            .is_none_or(|(holder, expires)| holder == owner || *expires <= now);
+        if free {
+            state
+                .leases
+                .insert(name.to_owned(), (owner.to_owned(), now + ttl));
+        }
+        Ok(free)
+    }
+
+    async fn release(&self, name: &str, owner: &str) -> Result<()> {
+        let mut state = self.write();
+        if state
+            .leases
+            .get(name)
+            .is_some_and(|(holder, _)| holder == owner)
+        {
+            state.leases.remove(name);
+        }
+        Ok(())
+    }
+}
+
+impl FeedSignal for InMemoryEventStore {
+    fn subscribe(&self) -> Box<dyn FeedWaiter> {
+        Box::new(MemoryWaiter(self.inner.appended.subscribe()))
+    }
+}
+
+struct MemoryWaiter(watch::Receiver<u64>);
+
+#[async_trait]
+impl FeedWaiter for MemoryWaiter {
+    async fn wait(&mut self) {
+        if self.0.changed().await.is_err() {
+            // The store is gone: nothing will ever be appended again.
+            std::future::pending::<()>().await;
+        }
     }
 }

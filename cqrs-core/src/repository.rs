@@ -7,8 +7,8 @@ use std::sync::Mutex;
 use tracing::Instrument;
 
 use crate::{
-    Aggregate, CommandContext, CommandError, CommandOutcome, Error, ExpectedVersion, NewEvent,
-    RetryPolicy, Snapshot, SnapshotPolicy, StreamId, Upcasters, Version,
+    Aggregate, CommandContext, CommandError, CommandId, CommandOutcome, Error, ExpectedVersion,
+    NewEvent, RetryPolicy, Snapshot, SnapshotPolicy, StreamId, Upcasters, Version,
 };
 use crate::{AppendOutcome, EventStore, SnapshotStore};
 
@@ -171,7 +171,9 @@ where
     ) -> Result<CommandOutcome<A::Event>, CommandError<A::Error>> {
         if let Some(command_id) = context.command_id {
             if let Some(first) = self.store.command_outcome(command_id).await? {
-                return Ok(self.first_outcome(first, 1).await?);
+                return Ok(self
+                    .first_outcome(stream_id, Some(command_id), first, 1)
+                    .await?);
             }
         }
         let mut attempt = 0;
@@ -209,8 +211,10 @@ where
                 .await;
             match appended {
                 Ok(outcome) if outcome.duplicate => {
-                    // Another run of the same command id won the race.
-                    return Ok(self.first_outcome(outcome, attempt).await?);
+                    // Another run of the same command (or of these very events) won the race.
+                    return Ok(self
+                        .first_outcome(stream_id, context.command_id, outcome, attempt)
+                        .await?);
                 }
                 Ok(outcome) => {
                     for event in &events {
@@ -235,7 +239,9 @@ where
                     tokio::time::sleep(self.retry.delay(attempt)).await;
                     if let Some(command_id) = context.command_id {
                         if let Some(first) = self.store.command_outcome(command_id).await? {
-                            return Ok(self.first_outcome(first, attempt + 1).await?);
+                            return Ok(self
+                                .first_outcome(stream_id, Some(command_id), first, attempt + 1)
+                                .await?);
                         }
                     }
                 }
@@ -247,9 +253,17 @@ where
     /// The outcome of an earlier run of the same command, rebuilt from the store.
     async fn first_outcome(
         &self,
+        stream_id: &StreamId,
+        command_id: Option<CommandId>,
         first: AppendOutcome,
         attempts: u32,
     ) -> Result<CommandOutcome<A::Event>, Error> {
+        if let Some(command_id) = command_id.filter(|_| first.stream_id != *stream_id) {
+            return Err(Error::CommandIdReused {
+                command_id,
+                stream_id: first.stream_id,
+            });
+        }
         let wanted = first.last_version.get() - first.first_version.get() + 1;
         let limit = usize::try_from(wanted).unwrap_or(usize::MAX);
         let recorded = self

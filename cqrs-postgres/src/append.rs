@@ -115,6 +115,12 @@ impl PgEventStore {
     ) -> Result<Option<AppendOutcome>, Error> {
         if let Some(command_id) = columns.command_id {
             if let Some(outcome) = self.command_outcome_on(conn, command_id).await? {
+                if outcome.stream_id != *stream_id {
+                    return Err(Error::CommandIdReused {
+                        command_id,
+                        stream_id: outcome.stream_id,
+                    });
+                }
                 return Ok(Some(outcome));
             }
         }

@@ -329,6 +329,18 @@ pub async fn a_repeated_command_id_returns_the_first_outcome<S: ConformanceStore
     assert!(all[..2]
         .iter()
         .all(|e| e.metadata.command_id == Some(command_id)));
+    let elsewhere = store
+        .append(&stream("idem-9"), ExpectedVersion::Any, with_command(7..8))
+        .await;
+    assert!(
+        matches!(elsewhere, Err(Error::CommandIdReused { ref stream_id, .. }) if *stream_id == s),
+        "{elsewhere:?}"
+    );
+    assert!(store
+        .read_stream(&stream("idem-9"), Version::new(1), 10)
+        .await
+        .expect("read")
+        .is_empty());
 }
 
 /// Re-sending the same events (same ids) is idempotent; reusing one id in another append is an
@@ -870,5 +882,15 @@ pub async fn racing_commands_are_retried_until_each_lands_once<S: ConformanceSto
     assert_eq!(
         (state.total, version),
         ((1..=24).sum::<u64>() + 1000, Version::new(25))
+    );
+    let elsewhere = tallies
+        .execute_with("cold", &TallyCommand::Add(vec![1]), context)
+        .await;
+    assert!(
+        matches!(
+            elsewhere,
+            Err(CommandError::Store(Error::CommandIdReused { .. }))
+        ),
+        "a command id names one command on one aggregate: {elsewhere:?}"
     );
 }

@@ -1,0 +1,114 @@
+//! [`CircuitBreaker`]: stop hammering a sink that keeps failing.
+
+use std::time::{Duration, Instant};
+
+/// Where a [`CircuitBreaker`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BreakerState {
+    /// Calls go through.
+    Closed,
+    /// Calls are held back until the open period ends.
+    Open,
+    /// One trial call goes through; its outcome closes or reopens the breaker.
+    HalfOpen,
+}
+
+/// A circuit breaker: after `threshold` consecutive failures it opens for `open_for`, then lets
+/// one trial through (half-open): a success closes it, a failure opens it again.
+///
+/// ```
+/// use cqrs_core::projection::{BreakerState, CircuitBreaker};
+/// use std::time::Duration;
+///
+/// let mut breaker = CircuitBreaker::new(2, Duration::from_secs(30));
+/// breaker.record_failure();
+/// assert_eq!(breaker.state(), BreakerState::Closed);
+/// breaker.record_failure();
+/// assert_eq!(breaker.state(), BreakerState::Open);
+/// assert!(breaker.wait_time() > Duration::ZERO);
+/// ```
+#[derive(Clone, Debug)]
+pub struct CircuitBreaker {
+    threshold: u32,
+    open_for: Duration,
+    failures: u32,
+    opened_at: Option<Instant>,
+    trips: u64,
+}
+
+impl CircuitBreaker {
+    /// A closed breaker opening after `threshold` consecutive failures, for `open_for`.
+    pub fn new(threshold: u32, open_for: Duration) -> Self {
+        Self {
+            threshold: threshold.max(1),
+            open_for,
+            failures: 0,
+            opened_at: None,
+            trips: 0,
+        }
+    }
+
+    /// The state now.
+    pub fn state(&self) -> BreakerState {
+        match self.opened_at {
+            None => BreakerState::Closed,
+            Some(at) if at.elapsed() < self.open_for => BreakerState::Open,
+            Some(_) => BreakerState::HalfOpen,
+        }
+    }
+
+    /// How long until a call may go through (zero unless open).
+    pub fn wait_time(&self) -> Duration {
+        match self.opened_at {
+            Some(at) => self.open_for.saturating_sub(at.elapsed()),
+            None => Duration::ZERO,
+        }
+    }
+
+    /// A call succeeded: close.
+    pub fn record_success(&mut self) {
+        self.failures = 0;
+        self.opened_at = None;
+    }
+
+    /// A call failed: count it, and open when the threshold is reached (or the trial failed).
+    pub fn record_failure(&mut self) {
+        self.failures = self.failures.saturating_add(1);
+        let trial_failed = self.state() == BreakerState::HalfOpen;
+        if trial_failed || (self.opened_at.is_none() && self.failures >= self.threshold) {
+            self.opened_at = Some(Instant::now());
+            self.trips += 1;
+        }
+    }
+
+    /// How many times the breaker has opened.
+    pub fn trips(&self) -> u64 {
+        self.trips
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opens_after_the_threshold_and_closes_after_a_good_trial() {
+        let mut b = CircuitBreaker::new(3, Duration::from_millis(20));
+        b.record_failure();
+        b.record_failure();
+        assert_eq!(b.state(), BreakerState::Closed);
+        b.record_failure();
+        assert_eq!(b.state(), BreakerState::Open);
+        assert_eq!(b.trips(), 1);
+        std::thread::sleep(Duration::from_millis(25));
+        assert_eq!(b.state(), BreakerState::HalfOpen);
+        b.record_failure();
+        assert_eq!(b.state(), BreakerState::Open, "a failed trial reopens");
+        assert_eq!(b.trips(), 2);
+        std::thread::sleep(Duration::from_millis(25));
+        b.record_success();
+        assert_eq!(b.state(), BreakerState::Closed);
+        assert_eq!(b.wait_time(), Duration::ZERO);
+    }
+}

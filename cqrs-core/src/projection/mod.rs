@@ -1,0 +1,86 @@
+//! Projections: read models fed from the global feed, with checkpoints, retries, a circuit
+//! breaker, dead letters, leases and status.
+//!
+//! A [`Projection`] says what it wants and applies batches; a [`ProjectionRunner`] reads the
+//! store's gap-safe feed from the projection's checkpoint and moves the checkpoint only after
+//! `apply` returned, i.e. after the effect is durable: at-least-once delivery, which idempotent
+//! projections turn into an exactly-once effect.
+
+mod breaker;
+mod dead_letter;
+mod lease;
+mod runner;
+mod signal;
+mod status;
+
+use async_trait::async_trait;
+
+use crate::{BoxError, EventFilter, Position, RecordedEvent};
+
+pub use breaker::{BreakerState, CircuitBreaker};
+pub use dead_letter::{DeadLetter, DeadLetterStore};
+pub use lease::LeaseStore;
+pub use runner::{PoisonPolicy, ProjectionHandle, ProjectionRunner, RunnerOptions};
+pub use signal::{FeedSignal, FeedWaiter};
+pub use status::{ProjectionState, ProjectionStatus};
+
+/// A read model fed by the global feed.
+///
+/// `apply` must be idempotent: after a crash the runner delivers again from the last checkpoint,
+/// so a suffix of the feed can arrive twice. It must return only once its effect is durable.
+#[async_trait]
+pub trait Projection: Send + Sync {
+    /// The projection's stable name: it keys the checkpoint, the lease and the dead letters.
+    fn name(&self) -> &str;
+
+    /// Which events it wants (pushed into the store's feed query). Default: all.
+    fn filter(&self) -> EventFilter {
+        EventFilter::all()
+    }
+
+    /// The key of the document (or partition) an event changes. When an event is parked as a
+    /// dead letter, later events with the same key are parked too, so each document sees its
+    /// events in order or not at all. Default: no key.
+    fn key(&self, _event: &RecordedEvent) -> Option<String> {
+        None
+    }
+
+    /// Applies a batch, in feed order, durably.
+    async fn apply(&self, events: &[RecordedEvent]) -> Result<(), ProjectionError>;
+}
+
+/// Why a batch was not (wholly) applied.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProjectionError {
+    /// A failure a retry may cure: the sink is down, overloaded or timed out. The runner retries
+    /// the whole batch with backoff, behind its circuit breaker.
+    #[error("transient projection failure")]
+    Transient(#[source] BoxError),
+    /// Some events can never be applied (undecodable payload, document the sink rejects). Every
+    /// other event of the batch was applied durably. A projection with keys must not apply the
+    /// events that follow a rejected one with the same key in the batch, and lists them here too,
+    /// so each key keeps its order. The runner's [`PoisonPolicy`] decides what happens next.
+    #[error("{} event(s) cannot be applied", .0.len())]
+    Poison(Vec<Rejected>),
+}
+
+/// One event a projection cannot apply, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Rejected {
+    /// The event's feed position.
+    pub position: Position,
+    /// Why, as text (it is stored with the dead letter).
+    pub error: String,
+}
+
+impl Rejected {
+    /// The event at `position` was rejected because of `error`.
+    pub fn new(position: Position, error: impl std::fmt::Display) -> Self {
+        Self {
+            position,
+            error: error.to_string(),
+        }
+    }
+}

@@ -1,0 +1,879 @@
+//! [`ProjectionRunner`]: follows the feed for one projection, in its own task.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use time::OffsetDateTime;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tracing::Instrument;
+
+use crate::{
+    CheckpointStore, Error, EventFilter, FeedBatch, Position, ReadAll, RecordedEvent, RetryPolicy,
+    Upcasters,
+};
+
+use super::{
+    CircuitBreaker, DeadLetter, DeadLetterStore, FeedSignal, FeedWaiter, LeaseStore, Projection,
+    ProjectionError, ProjectionState, ProjectionStatus, Rejected,
+};
+
+/// What the runner does with an event the projection can never apply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum PoisonPolicy {
+    /// Stop the projection (state `Failed`) with the checkpoint just before the event, so an
+    /// operator can fix the cause and restart.
+    #[default]
+    Stop,
+    /// Park the event as a dead letter, park later events with the same key too (so each
+    /// document keeps its order), and go on.
+    Park,
+}
+
+/// How a [`ProjectionRunner`] reads, retries and shares work.
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct RunnerOptions {
+    batch_size: usize,
+    buffered_batches: usize,
+    poll_interval: Duration,
+    retry: RetryPolicy,
+    breaker_threshold: u32,
+    breaker_open_for: Duration,
+    poison: PoisonPolicy,
+    lease_ttl: Duration,
+    owner: String,
+    checkpoint_name: Option<String>,
+    upcasters: Upcasters,
+}
+
+impl Default for RunnerOptions {
+    /// Batches of 500, two batches read ahead, a poll every second when idle, transient
+    /// failures retried without end from 50 ms up to 10 s, a breaker opening for 5 s after 5
+    /// failures in a row, poison stops the projection, leases of 10 s.
+    fn default() -> Self {
+        Self {
+            batch_size: 500,
+            buffered_batches: 2,
+            poll_interval: Duration::from_secs(1),
+            retry: RetryPolicy::new(u32::MAX)
+                .with_delays(Duration::from_millis(50), Duration::from_secs(10)),
+            breaker_threshold: 5,
+            breaker_open_for: Duration::from_secs(5),
+            poison: PoisonPolicy::Stop,
+            lease_ttl: Duration::from_secs(10),
+            owner: format!("{}-{}", std::process::id(), uuid::Uuid::now_v7().simple()),
+            checkpoint_name: None,
+            upcasters: Upcasters::new(),
+        }
+    }
+}
+
+impl RunnerOptions {
+    /// The defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Events per feed read and per `apply`.
+    pub fn batch_size(mut self, events: usize) -> Self {
+        self.batch_size = events.max(1);
+        self
+    }
+    /// How many batches the reader may fetch ahead of the projection (the bulkhead's buffer).
+    pub fn buffered_batches(mut self, batches: usize) -> Self {
+        self.buffered_batches = batches.max(1);
+        self
+    }
+    /// How often to look for new events when no signal comes.
+    pub fn poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = interval;
+        self
+    }
+    /// Backoff for transient failures.
+    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+    /// The circuit breaker: opens after `threshold` failures in a row, for `open_for`.
+    pub fn breaker(mut self, threshold: u32, open_for: Duration) -> Self {
+        self.breaker_threshold = threshold;
+        self.breaker_open_for = open_for;
+        self
+    }
+    /// What to do with poison events.
+    pub fn poison(mut self, policy: PoisonPolicy) -> Self {
+        self.poison = policy;
+        self
+    }
+    /// How long a lease lasts without renewal (renewed every third of it).
+    pub fn lease_ttl(mut self, ttl: Duration) -> Self {
+        self.lease_ttl = ttl;
+        self
+    }
+    /// This worker's name in leases (default: process id and a random suffix).
+    pub fn owner(mut self, owner: impl Into<String>) -> Self {
+        self.owner = owner.into();
+        self
+    }
+    /// The checkpoint's name (default: the projection's name). A rebuild uses its own.
+    pub fn checkpoint_name(mut self, name: impl Into<String>) -> Self {
+        self.checkpoint_name = Some(name.into());
+        self
+    }
+    /// Upcasts events before the projection sees them.
+    pub fn upcasters(mut self, upcasters: Upcasters) -> Self {
+        self.upcasters = upcasters;
+        self
+    }
+}
+
+/// Runs one [`Projection`]: reads the feed from its checkpoint in batches, applies them, and
+/// moves the checkpoint only after `apply` returned. Transient failures are retried with backoff
+/// behind a circuit breaker; poison events follow the [`PoisonPolicy`]; with a
+/// [`LeaseStore`], only one worker per projection is active and a standby takes over when it
+/// dies.
+///
+/// ```
+/// use async_trait::async_trait;
+/// use cqrs_core::projection::{Projection, ProjectionError, ProjectionRunner};
+/// use cqrs_core::{AppendEvents, ExpectedVersion, InMemoryEventStore, NewEvent, RecordedEvent, StreamId};
+/// use std::sync::{Arc, Mutex};
+/// use std::time::Duration;
+///
+/// struct CountPerStream(Arc<Mutex<std::collections::HashMap<String, u64>>>);
+///
+/// #[async_trait]
+/// impl Projection for CountPerStream {
+///     fn name(&self) -> &str { "count-per-stream" }
+///     async fn apply(&self, events: &[RecordedEvent]) -> Result<(), ProjectionError> {
+///         let mut counts = self.0.lock().unwrap();
+///         for event in events {
+///             // Idempotent: the stream's version is the count, so a replay changes nothing.
+///             counts.insert(event.stream_id.to_string(), event.version.get());
+///         }
+///         Ok(())
+///     }
+/// }
+///
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// let store = InMemoryEventStore::new();
+/// let counts = Arc::new(Mutex::new(Default::default()));
+/// let handle = ProjectionRunner::new(CountPerStream(counts.clone()), store.clone(), store.clone())
+///     .with_signal(store.clone())
+///     .spawn();
+/// let stream = StreamId::new("order-1")?;
+/// let outcome = store
+///     .append(&stream, ExpectedVersion::Any, vec![NewEvent::new("Placed", 1, serde_json::json!({}))])
+///     .await?;
+/// assert!(handle.wait_for(outcome.position, Duration::from_secs(5)).await);
+/// assert_eq!(counts.lock().unwrap()["order-1"], 1);
+/// handle.shutdown().await;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
+pub struct ProjectionRunner {
+    projection: Arc<dyn Projection>,
+    feed: Arc<dyn ReadAll>,
+    checkpoints: Arc<dyn CheckpointStore>,
+    dead_letters: Option<Arc<dyn DeadLetterStore>>,
+    leases: Option<Arc<dyn LeaseStore>>,
+    signal: Option<Arc<dyn FeedSignal>>,
+    options: RunnerOptions,
+}
+
+/// A running projection: its status, and how to stop it.
+#[derive(Debug)]
+pub struct ProjectionHandle {
+    status: watch::Receiver<ProjectionStatus>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl ProjectionRunner {
+    /// A runner for `projection`, reading `feed` and keeping its checkpoint in `checkpoints`
+    /// (often the same store twice).
+    pub fn new(
+        projection: impl Projection + 'static,
+        feed: impl ReadAll + 'static,
+        checkpoints: impl CheckpointStore + 'static,
+    ) -> Self {
+        Self::from_arcs(Arc::new(projection), Arc::new(feed), Arc::new(checkpoints))
+    }
+
+    /// A runner from shared parts.
+    pub fn from_arcs(
+        projection: Arc<dyn Projection>,
+        feed: Arc<dyn ReadAll>,
+        checkpoints: Arc<dyn CheckpointStore>,
+    ) -> Self {
+        Self {
+            projection,
+            feed,
+            checkpoints,
+            dead_letters: None,
+            leases: None,
+            signal: None,
+            options: RunnerOptions::default(),
+        }
+    }
+
+    /// Where poison events are parked (needed by [`PoisonPolicy::Park`]).
+    #[must_use]
+    pub fn with_dead_letters(mut self, store: impl DeadLetterStore + 'static) -> Self {
+        self.dead_letters = Some(Arc::new(store));
+        self
+    }
+
+    /// Shares the projection with other workers: one active at a time, by lease.
+    #[must_use]
+    pub fn with_leases(mut self, store: impl LeaseStore + 'static) -> Self {
+        self.leases = Some(Arc::new(store));
+        self
+    }
+
+    /// Wakes on appends instead of waiting for the next poll.
+    #[must_use]
+    pub fn with_signal(mut self, signal: impl FeedSignal + 'static) -> Self {
+        self.signal = Some(Arc::new(signal));
+        self
+    }
+
+    /// Options.
+    #[must_use]
+    pub fn with_options(mut self, options: RunnerOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    fn checkpoint_name(&self) -> String {
+        self.options
+            .checkpoint_name
+            .clone()
+            .unwrap_or_else(|| self.projection.name().to_owned())
+    }
+
+    /// Starts the projection in its own task. Needs a tokio runtime.
+    pub fn spawn(self) -> ProjectionHandle {
+        let (status_tx, status) = watch::channel(ProjectionStatus::new(self.projection.name()));
+        let (stop, stop_rx) = watch::channel(false);
+        let span = tracing::info_span!("projection", name = self.projection.name());
+        let breaker = CircuitBreaker::new(
+            self.options.breaker_threshold,
+            self.options.breaker_open_for,
+        );
+        let task = tokio::spawn(
+            Worker {
+                runner: self,
+                status: status_tx,
+                stop: stop_rx,
+                breaker,
+            }
+            .run()
+            .instrument(span),
+        );
+        ProjectionHandle { status, stop, task }
+    }
+
+    /// Applies everything the feed holds now, then returns the checkpoint (for rebuilds, tests
+    /// and one-off catch-ups). No lease is taken; poison follows the policy.
+    pub async fn catch_up(self) -> Result<Position, Error> {
+        let head = self.feed.head().await?;
+        let handle = self.spawn();
+        let reached = handle
+            .wait_until(|s| s.position >= head || s.state == ProjectionState::Failed)
+            .await;
+        let status = handle.status();
+        handle.shutdown().await;
+        match reached {
+            Some(s) if s.state != ProjectionState::Failed => Ok(status.position),
+            _ => Err(Error::backend(ProjectionFailed(
+                status.last_error.unwrap_or_default(),
+            ))),
+        }
+    }
+}
+
+/// A projection stopped on an error it could not retry.
+#[derive(Debug, thiserror::Error)]
+#[error("projection failed: {0}")]
+struct ProjectionFailed(String);
+
+impl ProjectionHandle {
+    /// The status now.
+    pub fn status(&self) -> ProjectionStatus {
+        self.status.borrow().clone()
+    }
+
+    /// Waits until the checkpoint reaches `position` (read-your-writes after a command), at
+    /// most `timeout`. `false` on timeout or if the projection stopped first.
+    pub async fn wait_for(&self, position: Position, timeout: Duration) -> bool {
+        tokio::time::timeout(timeout, self.wait_until(|s| s.position >= position))
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|s| s.position >= position)
+    }
+
+    /// Waits until the status satisfies `condition`, or the projection task ends (then `None`).
+    pub async fn wait_until(
+        &self,
+        condition: impl Fn(&ProjectionStatus) -> bool,
+    ) -> Option<ProjectionStatus> {
+        let mut status = self.status.clone();
+        loop {
+            {
+                let now = status.borrow_and_update();
+                if condition(&now) {
+                    return Some(now.clone());
+                }
+                if matches!(
+                    now.state,
+                    ProjectionState::Stopped | ProjectionState::Failed
+                ) {
+                    return None;
+                }
+            }
+            if status.changed().await.is_err() {
+                let last = status.borrow().clone();
+                return condition(&last).then_some(last);
+            }
+        }
+    }
+
+    /// Stops gracefully: the batch in hand is finished (or abandoned mid-retry, its checkpoint
+    /// not moved), the lease released.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        if let Err(error) = self.task.await {
+            tracing::error!(%error, "projection task ended abnormally");
+        }
+    }
+
+    /// Kills the task at once, as a crash would: no checkpoint saved, no lease released.
+    pub fn abort(self) {
+        self.task.abort();
+    }
+}
+
+/// Why leading ended.
+enum Lead {
+    Stopped,
+    LostLease,
+    Failed(String),
+}
+
+struct Worker {
+    runner: ProjectionRunner,
+    status: watch::Sender<ProjectionStatus>,
+    stop: watch::Receiver<bool>,
+    breaker: CircuitBreaker,
+}
+
+impl Worker {
+    async fn run(mut self) {
+        let name = self.runner.checkpoint_name();
+        loop {
+            if !self.hold_lease(&name).await {
+                break self.set(|s| s.state = ProjectionState::Stopped);
+            }
+            match self.lead(&name).await {
+                Lead::Stopped => {
+                    self.release(&name).await;
+                    break self.set(|s| s.state = ProjectionState::Stopped);
+                }
+                Lead::LostLease => {
+                    tracing::warn!("lease lost; standing by");
+                    continue;
+                }
+                Lead::Failed(error) => {
+                    tracing::error!(%error, "projection failed");
+                    self.release(&name).await;
+                    break self.set(|s| {
+                        s.state = ProjectionState::Failed;
+                        s.last_error = Some(error);
+                    });
+                }
+            }
+        }
+    }
+
+    fn stopping(&self) -> bool {
+        *self.stop.borrow()
+    }
+
+    fn set(&self, change: impl FnOnce(&mut ProjectionStatus)) {
+        self.status.send_modify(change);
+    }
+
+    /// Sleeps `duration` unless asked to stop first; `false` when stopping.
+    async fn pause(&mut self, duration: Duration) -> bool {
+        if self.stopping() {
+            return false;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(duration) => !self.stopping(),
+            _ = self.stop.changed() => false,
+        }
+    }
+
+    /// Waits until this worker holds the lease (at once without a lease store). `false` when
+    /// asked to stop meanwhile.
+    async fn hold_lease(&mut self, name: &str) -> bool {
+        let Some(leases) = self.runner.leases.clone() else {
+            return !self.stopping();
+        };
+        let ttl = self.runner.options.lease_ttl;
+        loop {
+            if self.stopping() {
+                return false;
+            }
+            match leases
+                .try_acquire(name, &self.runner.options.owner, ttl)
+                .await
+            {
+                Ok(true) => return true,
+                Ok(false) => self.set(|s| s.state = ProjectionState::Standby),
+                Err(error) => self.set(|s| s.last_error = Some(error.to_string())),
+            }
+            if !self.pause(ttl / 3).await {
+                return false;
+            }
+        }
+    }
+
+    async fn release(&self, name: &str) {
+        if let Some(leases) = &self.runner.leases {
+            if let Err(error) = leases.release(name, &self.runner.options.owner).await {
+                tracing::warn!(%error, "could not release the lease");
+            }
+        }
+    }
+
+    /// Renews the lease; `false` if another worker has it now.
+    async fn renew(&self, name: &str) -> bool {
+        let Some(leases) = &self.runner.leases else {
+            return true;
+        };
+        match leases
+            .try_acquire(
+                name,
+                &self.runner.options.owner,
+                self.runner.options.lease_ttl,
+            )
+            .await
+        {
+            Ok(held) => held,
+            Err(error) => {
+                // Keep going: the lease is still ours until it expires.
+                tracing::warn!(%error, "could not renew the lease");
+                true
+            }
+        }
+    }
+
+    /// Loads a value, retrying transient store errors; `None` when asked to stop.
+    async fn load_checkpoint(&mut self, name: &str) -> Option<Position> {
+        let mut attempt = 0;
+        loop {
+            match self.runner.checkpoints.load_checkpoint(name).await {
+                Ok(position) => return Some(position.unwrap_or(Position::START)),
+                Err(error) => {
+                    attempt += 1;
+                    self.set(|s| {
+                        s.state = ProjectionState::Retrying;
+                        s.last_error = Some(error.to_string());
+                    });
+                    let delay = self.runner.options.retry.delay(attempt);
+                    if !self.pause(delay).await {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn save_checkpoint(&mut self, name: &str, position: Position) -> bool {
+        let mut attempt = 0;
+        loop {
+            match self
+                .runner
+                .checkpoints
+                .save_checkpoint(name, position)
+                .await
+            {
+                Ok(()) => return true,
+                Err(error) => {
+                    attempt += 1;
+                    self.set(|s| s.last_error = Some(error.to_string()));
+                    let delay = self.runner.options.retry.delay(attempt);
+                    if !self.pause(delay).await {
+                        return false;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn parked_keys(&mut self) -> Option<HashSet<String>> {
+        let Some(store) = self.runner.dead_letters.clone() else {
+            return Some(HashSet::new());
+        };
+        let name = self.runner.projection.name().to_owned();
+        let mut attempt = 0;
+        loop {
+            match store.dead_letters(&name).await {
+                Ok(letters) => return Some(letters.into_iter().filter_map(|l| l.key).collect()),
+                Err(error) => {
+                    attempt += 1;
+                    self.set(|s| s.last_error = Some(error.to_string()));
+                    if !self.pause(self.runner.options.retry.delay(attempt)).await {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn lead(&mut self, name: &str) -> Lead {
+        self.set(|s| s.state = ProjectionState::Starting);
+        let Some(mut checkpoint) = self.load_checkpoint(name).await else {
+            return Lead::Stopped;
+        };
+        let Some(mut parked) = self.parked_keys().await else {
+            return Lead::Stopped;
+        };
+        self.set(|s| s.position = checkpoint);
+        let (batches, mut incoming) = mpsc::channel(self.runner.options.buffered_batches);
+        let reader = tokio::spawn(
+            Reader {
+                feed: self.runner.feed.clone(),
+                filter: self.runner.projection.filter(),
+                batch_size: self.runner.options.batch_size,
+                poll_interval: self.runner.options.poll_interval,
+                retry: self.runner.options.retry,
+                waiter: self.runner.signal.as_ref().map(|s| s.subscribe()),
+                after: checkpoint,
+                out: batches,
+            }
+            .run()
+            .in_current_span(),
+        );
+        let _reader = AbortOnDrop(reader);
+        let renew_every = self.runner.options.lease_ttl / 3;
+        let mut renewed = Instant::now();
+        let mut saved_at = Instant::now();
+        let mut last_head_check = Instant::now() - Duration::from_secs(60);
+        loop {
+            let batch = tokio::select! {
+                batch = incoming.recv() => batch,
+                _ = self.stop.changed() => return Lead::Stopped,
+            };
+            let Some((batch, full)) = batch else {
+                return Lead::Failed("the feed reader stopped".to_owned());
+            };
+            if self.stopping() {
+                return Lead::Stopped;
+            }
+            if renewed.elapsed() >= renew_every {
+                if !self.renew(name).await {
+                    return Lead::LostLease;
+                }
+                renewed = Instant::now();
+            }
+            let FeedBatch { events, next, .. } = batch;
+            if events.is_empty() {
+                // Nothing for us, but the feed moved: keep the checkpoint up, without writing it
+                // on every idle poll.
+                if next > checkpoint && saved_at.elapsed() >= Duration::from_secs(1) {
+                    if !self.save_checkpoint(name, next).await {
+                        return Lead::Stopped;
+                    }
+                    checkpoint = next;
+                    saved_at = Instant::now();
+                }
+                self.set(|s| {
+                    s.state = ProjectionState::Running;
+                    s.position = s.position.max(next);
+                    s.lag = Duration::ZERO;
+                    s.lag_events = 0;
+                });
+                continue;
+            }
+            let applied = match self.apply(name, events, &mut parked, &mut renewed).await {
+                Ok(applied) => applied,
+                Err(lead) => return lead,
+            };
+            if !self.save_checkpoint(name, next).await {
+                return Lead::Stopped;
+            }
+            checkpoint = next;
+            saved_at = Instant::now();
+            let lag_events = if full && last_head_check.elapsed() >= Duration::from_secs(1) {
+                last_head_check = Instant::now();
+                self.runner
+                    .feed
+                    .head()
+                    .await
+                    .ok()
+                    .map(|head| head.parts().1.saturating_sub(next.parts().1))
+            } else {
+                None
+            };
+            self.set(|s| {
+                s.state = if full {
+                    ProjectionState::CatchingUp
+                } else {
+                    ProjectionState::Running
+                };
+                s.position = next;
+                s.applied += applied.count;
+                s.parked += applied.parked;
+                s.lag = applied.lag;
+                if let Some(lag_events) = lag_events {
+                    s.lag_events = lag_events;
+                } else if !full {
+                    s.lag_events = 0;
+                }
+            });
+        }
+    }
+
+    /// Applies one batch: upcasts, holds back events of parked keys, retries transient failures
+    /// behind the breaker, and deals with poison per the policy.
+    async fn apply(
+        &mut self,
+        name: &str,
+        events: Vec<RecordedEvent>,
+        parked: &mut HashSet<String>,
+        renewed: &mut Instant,
+    ) -> Result<Applied, Lead> {
+        let projection = self.runner.projection.clone();
+        let mut ready = Vec::with_capacity(events.len());
+        let mut poison: Vec<(RecordedEvent, String)> = Vec::new();
+        for event in events {
+            let key = projection.key(&event);
+            if key.as_ref().is_some_and(|k| parked.contains(k)) {
+                poison.push((event, "an earlier event of this key is parked".to_owned()));
+                continue;
+            }
+            match self.runner.options.upcasters.upcast(event.clone()) {
+                Ok(upcast) => ready.push(upcast),
+                Err(error) => poison.push((event, error_chain(&error))),
+            }
+        }
+        let lag = ready
+            .last()
+            .map(|e| (OffsetDateTime::now_utc() - e.recorded_at).unsigned_abs())
+            .unwrap_or_default();
+        let mut attempt = 0u32;
+        let rejected = loop {
+            if ready.is_empty() {
+                break Vec::new();
+            }
+            let wait = self.breaker.wait_time();
+            let state = self.breaker.state();
+            self.set(|s| s.breaker = state);
+            if !wait.is_zero() {
+                self.set(|s| s.state = ProjectionState::Retrying);
+                if !self.pause(wait).await {
+                    return Err(Lead::Stopped);
+                }
+                continue;
+            }
+            let outcome = projection.apply(&ready).await;
+            let breaker = &mut self.breaker;
+            match outcome {
+                Ok(()) => {
+                    breaker.record_success();
+                    break Vec::new();
+                }
+                Err(ProjectionError::Poison(rejected)) => {
+                    breaker.record_success();
+                    break rejected;
+                }
+                Err(ProjectionError::Transient(error)) => {
+                    breaker.record_failure();
+                    let state = breaker.state();
+                    attempt = attempt.saturating_add(1);
+                    let text = error_chain(&*error);
+                    tracing::warn!(attempt, error = %text, "transient projection failure");
+                    self.set(|s| {
+                        s.state = ProjectionState::Retrying;
+                        s.breaker = state;
+                        s.last_error = Some(text);
+                    });
+                    if attempt >= self.runner.options.retry.max_attempts() {
+                        return Err(Lead::Failed("retries exhausted".to_owned()));
+                    }
+                    if !self.pause(self.runner.options.retry.delay(attempt)).await {
+                        return Err(Lead::Stopped);
+                    }
+                    if renewed.elapsed() >= self.runner.options.lease_ttl / 3 {
+                        if !self.renew(name).await {
+                            return Err(Lead::LostLease);
+                        }
+                        *renewed = Instant::now();
+                    }
+                }
+            }
+        };
+        self.set(|s| s.breaker = super::BreakerState::Closed);
+        for Rejected { position, error } in rejected {
+            if let Some(index) = ready.iter().position(|e| e.position == position) {
+                poison.push((ready.remove(index), error));
+            }
+        }
+        if poison.is_empty() {
+            return Ok(Applied {
+                count: ready.len() as u64,
+                parked: 0,
+                lag,
+            });
+        }
+        poison.sort_by_key(|(event, _)| event.position);
+        match self.runner.options.poison {
+            PoisonPolicy::Stop => {
+                let (first, error) = &poison[0];
+                // Everything before the first poison event is applied: keep that much.
+                let before = ready
+                    .iter()
+                    .map(|e| e.position)
+                    .filter(|p| *p < first.position)
+                    .max();
+                if let Some(before) = before {
+                    self.save_checkpoint(name, before).await;
+                    self.set(|s| s.position = before);
+                }
+                Err(Lead::Failed(format!(
+                    "poison event {}@{} ({}) at {}: {error}",
+                    first.stream_id, first.version, first.event_type, first.position
+                )))
+            }
+            PoisonPolicy::Park => {
+                let Some(store) = self.runner.dead_letters.clone() else {
+                    return Err(Lead::Failed(
+                        "poison event and no dead-letter store to park it in".to_owned(),
+                    ));
+                };
+                let parked_count = poison.len() as u64;
+                for (event, error) in poison {
+                    let key = projection.key(&event);
+                    tracing::warn!(stream = %event.stream_id, version = %event.version, %error, "parking a poison event");
+                    let letter = DeadLetter::new(
+                        projection.name(),
+                        event.position,
+                        event.stream_id,
+                        event.version,
+                        &event.event_type,
+                        key.clone(),
+                        &error,
+                        OffsetDateTime::now_utc(),
+                    );
+                    let mut attempt = 0;
+                    while let Err(e) = store.park(letter.clone()).await {
+                        attempt += 1;
+                        self.set(|s| s.last_error = Some(e.to_string()));
+                        if !self.pause(self.runner.options.retry.delay(attempt)).await {
+                            return Err(Lead::Stopped);
+                        }
+                    }
+                    if let Some(key) = key {
+                        parked.insert(key);
+                    }
+                }
+                Ok(Applied {
+                    count: ready.len() as u64,
+                    parked: parked_count,
+                    lag,
+                })
+            }
+        }
+    }
+}
+
+struct Applied {
+    count: u64,
+    parked: u64,
+    lag: Duration,
+}
+
+/// An error and its sources, as one line.
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Reads the feed ahead of the projection into a bounded channel.
+struct Reader {
+    feed: Arc<dyn ReadAll>,
+    filter: EventFilter,
+    batch_size: usize,
+    poll_interval: Duration,
+    retry: RetryPolicy,
+    waiter: Option<Box<dyn FeedWaiter>>,
+    after: Position,
+    out: mpsc::Sender<(FeedBatch, bool)>,
+}
+
+impl Reader {
+    async fn run(mut self) {
+        let mut failures = 0u32;
+        // An empty batch goes out once per idle stretch (so the runner can say it is at the
+        // head), and whenever the feed moved past filtered events.
+        let mut idle_reported = false;
+        loop {
+            let batch = match self
+                .feed
+                .read_all(self.after, self.batch_size, &self.filter)
+                .await
+            {
+                Ok(batch) => batch,
+                Err(error) => {
+                    failures = failures.saturating_add(1);
+                    tracing::warn!(%error, "feed read failed; retrying");
+                    tokio::time::sleep(self.retry.delay(failures)).await;
+                    continue;
+                }
+            };
+            failures = 0;
+            let full = batch.events.len() >= self.batch_size;
+            let empty = batch.events.is_empty();
+            let moved = batch.next > self.after;
+            self.after = batch.next;
+            let send = !empty || moved || !idle_reported;
+            idle_reported = empty;
+            if send && self.out.send((batch, full)).await.is_err() {
+                return;
+            }
+            if !full {
+                self.idle().await;
+            }
+        }
+    }
+
+    /// Waits for a signal or the poll interval, whichever comes first.
+    async fn idle(&mut self) {
+        match self.waiter.as_mut() {
+            Some(waiter) => {
+                let _ = tokio::time::timeout(self.poll_interval, waiter.wait()).await;
+            }
+            None => tokio::time::sleep(self.poll_interval).await,
+        }
+    }
+}

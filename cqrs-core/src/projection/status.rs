@@ -1,0 +1,82 @@
+//! [`ProjectionStatus`]: what a running projection is doing, as data for health checks.
+
+use std::time::Duration;
+
+use crate::Position;
+
+use super::BreakerState;
+
+/// What a projection is doing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProjectionState {
+    /// Starting up: loading its checkpoint.
+    Starting,
+    /// Waiting for the lease another worker holds.
+    Standby,
+    /// Behind the feed's head, applying batches.
+    CatchingUp,
+    /// At the head, waiting for new events.
+    Running,
+    /// A transient failure: retrying with backoff (the circuit breaker may be open).
+    Retrying,
+    /// Shut down on request.
+    Stopped,
+    /// Stopped by a poison event under [`PoisonPolicy::Stop`](super::PoisonPolicy::Stop), or
+    /// by an error it cannot retry.
+    Failed,
+}
+
+/// A projection's status, ready for a health endpoint.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct ProjectionStatus {
+    /// The projection.
+    pub name: String,
+    /// What it is doing.
+    pub state: ProjectionState,
+    /// Its checkpoint: everything up to here is applied durably.
+    pub position: Position,
+    /// Events known to be in the feed after the checkpoint (exact for the in-memory store,
+    /// approximate where positions pack more than a sequence number).
+    pub lag_events: u64,
+    /// How old the last applied event was when it was applied (zero when idle at the head).
+    pub lag: Duration,
+    /// Events applied since start.
+    pub applied: u64,
+    /// Events parked as dead letters since start.
+    pub parked: u64,
+    /// The circuit breaker in front of the sink.
+    pub breaker: BreakerState,
+    /// The last error, if any, as text.
+    pub last_error: Option<String>,
+}
+
+impl ProjectionStatus {
+    pub(crate) fn new(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            state: ProjectionState::Starting,
+            position: Position::START,
+            lag_events: 0,
+            lag: Duration::ZERO,
+            applied: 0,
+            parked: 0,
+            breaker: BreakerState::Closed,
+            last_error: None,
+        }
+    }
+
+    /// Live: not failed (for a liveness probe).
+    pub fn is_live(&self) -> bool {
+        self.state != ProjectionState::Failed
+    }
+
+    /// Ready: running at the head, or catching up with the breaker closed (for readiness).
+    pub fn is_ready(&self) -> bool {
+        matches!(
+            self.state,
+            ProjectionState::Running | ProjectionState::CatchingUp
+        ) && self.breaker == BreakerState::Closed
+    }
+}
