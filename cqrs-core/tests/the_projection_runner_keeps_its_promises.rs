@@ -1,0 +1,303 @@
+//! The projection runner on the in-memory store: delivery, checkpoints, retries and the circuit
+//! breaker, poison policies, leases and crashes.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use cqrs_core::projection::{
+    BreakerState, DeadLetterStore, PoisonPolicy, Projection, ProjectionError, ProjectionRunner,
+    ProjectionState, Rejected, RunnerOptions,
+};
+use cqrs_core::{
+    AppendEvents, CheckpointStore, ExpectedVersion, InMemoryEventStore, NewEvent, Position,
+    RecordedEvent, RetryPolicy, StreamId,
+};
+use serde_json::json;
+
+/// Per stream: the last version seen, and the sum of `n` (applied only past that version, so
+/// replays are idempotent, as a real read model would be).
+#[derive(Clone, Default)]
+struct Totals {
+    streams: Arc<Mutex<BTreeMap<String, (u64, i64)>>>,
+    calls: Arc<AtomicU32>,
+    /// Fail the first this-many calls with a transient error.
+    fail_first: Arc<AtomicU32>,
+}
+
+impl Totals {
+    fn snapshot(&self) -> BTreeMap<String, (u64, i64)> {
+        self.streams.lock().expect("lock").clone()
+    }
+}
+
+#[async_trait]
+impl Projection for Totals {
+    fn name(&self) -> &str {
+        "totals"
+    }
+
+    fn key(&self, event: &RecordedEvent) -> Option<String> {
+        Some(event.stream_id.to_string())
+    }
+
+    async fn apply(&self, events: &[RecordedEvent]) -> Result<(), ProjectionError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if self
+            .fail_first
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(ProjectionError::Transient("sink unavailable".into()));
+        }
+        let mut rejected = Vec::new();
+        let mut held: std::collections::HashSet<String> = Default::default();
+        let mut streams = self.streams.lock().expect("lock");
+        for event in events {
+            // The contract: after a rejected event, later events of its key are not applied.
+            if held.contains(event.stream_id.as_str()) {
+                rejected.push(Rejected::new(
+                    event.position,
+                    "held back behind a rejected event",
+                ));
+                continue;
+            }
+            let Some(n) = event.payload["n"].as_i64() else {
+                rejected.push(Rejected::new(event.position, "no n in payload"));
+                held.insert(event.stream_id.to_string());
+                continue;
+            };
+            let entry = streams.entry(event.stream_id.to_string()).or_default();
+            if event.version.get() > entry.0 {
+                *entry = (event.version.get(), entry.1 + n);
+            }
+        }
+        if rejected.is_empty() {
+            Ok(())
+        } else {
+            Err(ProjectionError::Poison(rejected))
+        }
+    }
+}
+
+async fn append(store: &InMemoryEventStore, stream: &str, payload: serde_json::Value) -> Position {
+    store
+        .append(
+            &StreamId::new(stream).expect("id"),
+            ExpectedVersion::Any,
+            vec![NewEvent::new("Counted", 1, payload)],
+        )
+        .await
+        .expect("append")
+        .position
+}
+
+fn fast() -> RunnerOptions {
+    RunnerOptions::new()
+        .batch_size(7)
+        .poll_interval(Duration::from_millis(20))
+        .retry(
+            RetryPolicy::new(u32::MAX)
+                .with_delays(Duration::from_millis(1), Duration::from_millis(5)),
+        )
+}
+
+const WAIT: Duration = Duration::from_secs(10);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_event_is_applied_and_the_checkpoint_follows() {
+    let store = InMemoryEventStore::new();
+    let totals = Totals::default();
+    let handle = ProjectionRunner::new(totals.clone(), store.clone(), store.clone())
+        .with_signal(store.clone())
+        .with_options(fast())
+        .spawn();
+    let mut last = Position::START;
+    for i in 0..50 {
+        last = append(&store, &format!("s-{}", i % 5), json!({ "n": i })).await;
+    }
+    assert!(handle.wait_for(last, WAIT).await, "{:?}", handle.status());
+    let totals_now = totals.snapshot();
+    assert_eq!(totals_now.len(), 5);
+    assert_eq!(
+        totals_now.values().map(|(_, sum)| sum).sum::<i64>(),
+        (0..50i64).sum::<i64>()
+    );
+    let status = handle.status();
+    assert_eq!(status.applied, 50);
+    assert!(status.is_live() && status.is_ready(), "{status:?}");
+    handle.shutdown().await;
+    assert_eq!(
+        store.load_checkpoint("totals").await.expect("load"),
+        Some(last)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_failures_are_retried_behind_the_circuit_breaker() {
+    let store = InMemoryEventStore::new();
+    let totals = Totals::default();
+    totals.fail_first.store(6, Ordering::SeqCst);
+    let handle = ProjectionRunner::new(totals.clone(), store.clone(), store.clone())
+        .with_options(fast().breaker(3, Duration::from_millis(100)))
+        .spawn();
+    let last = append(&store, "s-1", json!({ "n": 5 })).await;
+    let open = handle
+        .wait_until(|s| s.breaker == BreakerState::Open)
+        .await
+        .expect("the breaker opens");
+    assert_eq!(open.state, ProjectionState::Retrying);
+    assert!(open
+        .last_error
+        .as_deref()
+        .is_some_and(|e| e.contains("sink unavailable")));
+    assert!(handle.wait_for(last, WAIT).await, "{:?}", handle.status());
+    let status = handle.status();
+    assert_eq!(status.breaker, BreakerState::Closed);
+    assert_eq!(totals.snapshot()["s-1"], (1, 5), "applied once in effect");
+    assert_eq!(
+        totals.calls.load(Ordering::SeqCst),
+        7,
+        "six failures, then one success"
+    );
+    handle.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_event_stops_the_projection_just_before_it() {
+    let store = InMemoryEventStore::new();
+    let totals = Totals::default();
+    let good = append(&store, "s-1", json!({ "n": 1 })).await;
+    append(&store, "s-2", json!({ "bad": true })).await;
+    append(&store, "s-1", json!({ "n": 2 })).await;
+    let handle = ProjectionRunner::new(totals.clone(), store.clone(), store.clone())
+        .with_options(fast().poison(PoisonPolicy::Stop))
+        .spawn();
+    let status = handle
+        .wait_until(|s| s.state == ProjectionState::Failed)
+        .await
+        .expect("the projection fails");
+    assert_eq!(status.state, ProjectionState::Failed);
+    assert!(
+        status
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("s-2@1")),
+        "{status:?}"
+    );
+    assert_eq!(
+        store.load_checkpoint("totals").await.expect("load"),
+        Some(good)
+    );
+    assert!(!status.is_live());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parked_poison_holds_back_its_key_and_the_rest_goes_on() {
+    let store = InMemoryEventStore::new();
+    let totals = Totals::default();
+    append(&store, "s-1", json!({ "n": 1 })).await;
+    append(&store, "s-2", json!({ "bad": true })).await;
+    append(&store, "s-2", json!({ "n": 100 })).await;
+    let last = append(&store, "s-1", json!({ "n": 2 })).await;
+    let handle = ProjectionRunner::new(totals.clone(), store.clone(), store.clone())
+        .with_dead_letters(store.clone())
+        .with_options(fast().poison(PoisonPolicy::Park))
+        .spawn();
+    assert!(handle.wait_for(last, WAIT).await, "{:?}", handle.status());
+    assert_eq!(totals.snapshot().get("s-1"), Some(&(2, 3)));
+    assert_eq!(
+        totals.snapshot().get("s-2"),
+        None,
+        "s-2's later event waits behind the parked one"
+    );
+    let letters = store.dead_letters("totals").await.expect("letters");
+    assert_eq!(letters.len(), 2);
+    assert_eq!(letters[0].error, "no n in payload");
+    assert_eq!(letters[0].key.as_deref(), Some("s-2"));
+    assert!(letters[1].error.contains("held back"));
+    assert_eq!(handle.status().parked, 2);
+
+    // After a restart the key stays parked.
+    handle.shutdown().await;
+    let later = append(&store, "s-2", json!({ "n": 7 })).await;
+    let handle = ProjectionRunner::new(totals.clone(), store.clone(), store.clone())
+        .with_dead_letters(store.clone())
+        .with_options(fast().poison(PoisonPolicy::Park))
+        .spawn();
+    assert!(handle.wait_for(later, WAIT).await);
+    assert_eq!(totals.snapshot().get("s-2"), None);
+    assert_eq!(
+        store.dead_letters("totals").await.expect("letters").len(),
+        3
+    );
+    handle.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_worker_leads_and_a_standby_takes_over_when_it_dies() {
+    let store = InMemoryEventStore::new();
+    let totals = Totals::default();
+    let runner = |owner: &str| {
+        ProjectionRunner::new(totals.clone(), store.clone(), store.clone())
+            .with_leases(store.clone())
+            .with_signal(store.clone())
+            .with_options(fast().owner(owner).lease_ttl(Duration::from_millis(300)))
+            .spawn()
+    };
+    let first = runner("first");
+    assert!(first
+        .wait_until(|s| s.state == ProjectionState::Running)
+        .await
+        .is_some());
+    let second = runner("second");
+    assert!(second
+        .wait_until(|s| s.state == ProjectionState::Standby)
+        .await
+        .is_some());
+    let p1 = append(&store, "s-1", json!({ "n": 1 })).await;
+    assert!(first.wait_for(p1, WAIT).await);
+    assert_eq!(second.status().state, ProjectionState::Standby);
+
+    first.abort(); // a crash: no release, the lease must expire
+    let p2 = append(&store, "s-1", json!({ "n": 2 })).await;
+    assert!(second.wait_for(p2, WAIT).await, "{:?}", second.status());
+    assert_eq!(totals.snapshot()["s-1"], (2, 3));
+    second.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crashes_at_random_points_never_change_the_result() {
+    let store = InMemoryEventStore::new();
+    let totals = Totals::default();
+    let mut last = Position::START;
+    for i in 0..300 {
+        last = append(&store, &format!("s-{}", i % 17), json!({ "n": i })).await;
+    }
+    for round in 0..8u64 {
+        let handle = ProjectionRunner::new(totals.clone(), store.clone(), store.clone())
+            .with_options(fast().batch_size(5))
+            .spawn();
+        tokio::time::sleep(Duration::from_micros(300 + round * 700)).await;
+        handle.abort();
+    }
+    let handle = ProjectionRunner::new(totals.clone(), store.clone(), store.clone())
+        .with_options(fast())
+        .spawn();
+    assert!(handle.wait_for(last, WAIT).await);
+    handle.shutdown().await;
+
+    let fresh = Totals::default();
+    ProjectionRunner::new(fresh.clone(), store.clone(), InMemoryEventStore::new())
+        .with_options(fast())
+        .catch_up()
+        .await
+        .expect("catch up");
+    assert_eq!(
+        totals.snapshot(),
+        fresh.snapshot(),
+        "crashes changed nothing"
+    );
+}
