@@ -1,0 +1,174 @@
+//! The `_bulk` request of one batch (one action per document, optimistic on `_seq_no`) and the
+//! classification of its answer, item by item: a 200 answer can hold failed items.
+
+use std::fmt::Write as _;
+
+use serde_json::{json, Value};
+
+use crate::error::is_transient_status;
+use crate::http;
+
+/// What a write expects of the stored document.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Precondition {
+    /// The document must not exist (`create`).
+    Absent,
+    /// The document must still be the one read (`index` with `if_seq_no` / `if_primary_term`).
+    Unchanged {
+        /// Its `_seq_no` when read.
+        seq_no: u64,
+        /// Its `_primary_term` when read.
+        primary_term: u64,
+    },
+}
+
+/// One document's write.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct DocWrite {
+    /// The document's id.
+    pub(crate) id: String,
+    /// The whole `_source`, metadata included.
+    pub(crate) source: Value,
+    /// What it expects of the stored document.
+    pub(crate) precondition: Precondition,
+}
+
+/// The NDJSON body of a `_bulk` request writing `writes` (the index is in the URL).
+pub(crate) fn body(writes: &[DocWrite]) -> String {
+    let mut out = String::with_capacity(writes.len() * 256);
+    for write in writes {
+        let action = match write.precondition {
+            Precondition::Absent => json!({ "create": { "_id": write.id } }),
+            Precondition::Unchanged {
+                seq_no,
+                primary_term,
+            } => json!({ "index": {
+                "_id": write.id,
+                "if_seq_no": seq_no,
+                "if_primary_term": primary_term,
+            } }),
+        };
+        // `Value`'s Display is its compact JSON, which has no raw newline.
+        let _ = writeln!(out, "{action}");
+        let _ = writeln!(out, "{}", write.source);
+    }
+    out
+}
+
+/// What happened to one bulk item.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum ItemOutcome {
+    /// Written.
+    Written,
+    /// Someone else wrote the document since it was read (409): read again and retry.
+    Conflict,
+    /// A failure a retry may cure (429, 5xx, index missing): retry the batch.
+    Transient(String),
+    /// The server refuses this document (mapping or parse error): its events are poison.
+    Rejected(String),
+}
+
+/// Classifies each item of a `_bulk` answer to `expected` actions, in request order.
+pub(crate) fn classify(answer: &Value, expected: usize) -> Result<Vec<ItemOutcome>, String> {
+    let items = answer
+        .get("items")
+        .and_then(Value::as_array)
+        .ok_or_else(|| "no items in the bulk answer".to_owned())?;
+    if items.len() != expected {
+        return Err(format!(
+            "{} items in the bulk answer to {expected} actions",
+            items.len()
+        ));
+    }
+    items.iter().map(classify_item).collect()
+}
+
+fn classify_item(item: &Value) -> Result<ItemOutcome, String> {
+    let result = item
+        .as_object()
+        .and_then(|action| action.values().next())
+        .ok_or_else(|| format!("unreadable bulk item {item}"))?;
+    let status = result
+        .get("status")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| format!("bulk item without a status: {item}"))?;
+    let reason = || {
+        result
+            .get("error")
+            .map_or_else(|| format!("HTTP {status}"), http::reason)
+    };
+    Ok(match u16::try_from(status).unwrap_or(u16::MAX) {
+        200..=299 => ItemOutcome::Written,
+        409 => ItemOutcome::Conflict,
+        404 => ItemOutcome::Transient(reason()),
+        status if is_transient_status(status) => ItemOutcome::Transient(reason()),
+        _ => ItemOutcome::Rejected(reason()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_documents_are_created_and_known_ones_indexed_on_their_seq_no() {
+        let writes = [
+            DocWrite {
+                id: "a".into(),
+                source: json!({ "n": 1 }),
+                precondition: Precondition::Absent,
+            },
+            DocWrite {
+                id: "b\n".into(),
+                source: json!({ "text": "two\nlines" }),
+                precondition: Precondition::Unchanged {
+                    seq_no: 7,
+                    primary_term: 2,
+                },
+            },
+        ];
+        let body = body(&writes);
+        let lines: Vec<Value> = body
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        assert_eq!(body.matches('\n').count(), 4);
+        assert!(body.ends_with('\n'));
+        assert_eq!(lines[0], json!({ "create": { "_id": "a" } }));
+        assert_eq!(lines[1], json!({ "n": 1 }));
+        assert_eq!(
+            lines[2],
+            json!({ "index": { "_id": "b\n", "if_seq_no": 7, "if_primary_term": 2 } })
+        );
+        assert_eq!(lines[3], json!({ "text": "two\nlines" }));
+    }
+
+    #[test]
+    fn every_item_is_classified_even_in_a_200_answer() {
+        let answer = json!({ "errors": true, "items": [
+            { "create": { "_id": "a", "status": 201 } },
+            { "index": { "_id": "b", "status": 409, "error": { "type": "version_conflict_engine_exception", "reason": "x" } } },
+            { "create": { "_id": "c", "status": 400, "error": { "type": "strict_dynamic_mapping_exception", "reason": "no [b]" } } },
+            { "create": { "_id": "d", "status": 429, "error": { "type": "es_rejected_execution_exception", "reason": "queue full" } } },
+            { "index": { "_id": "e", "status": 503 } },
+            { "index": { "_id": "f", "status": 404, "error": { "type": "index_not_found_exception", "reason": "gone" } } },
+        ] });
+        let outcomes = classify(&answer, 6).unwrap();
+        assert_eq!(outcomes[0], ItemOutcome::Written);
+        assert_eq!(outcomes[1], ItemOutcome::Conflict);
+        assert_eq!(
+            outcomes[2],
+            ItemOutcome::Rejected("strict_dynamic_mapping_exception: no [b]".into())
+        );
+        assert!(matches!(outcomes[3], ItemOutcome::Transient(_)));
+        assert_eq!(outcomes[4], ItemOutcome::Transient("HTTP 503".into()));
+        assert!(matches!(outcomes[5], ItemOutcome::Transient(_)));
+    }
+
+    #[test]
+    fn answers_of_the_wrong_shape_are_errors() {
+        assert!(classify(&json!({ "items": [] }), 1).is_err());
+        assert!(classify(&json!({}), 0).is_err());
+        assert!(classify(&json!({ "items": [{ "create": {} }] }), 1).is_err());
+    }
+}

@@ -1,0 +1,388 @@
+//! [`EsIndex`]: a read model is an alias `{name}` over one versioned index `{name}_v{n}` with
+//! explicit mappings. Creating, inspecting and swapping them.
+
+use elasticsearch::indices::{
+    IndicesCreateParts, IndicesDeleteParts, IndicesGetAliasParts, IndicesPutSettingsParts,
+    IndicesRefreshParts,
+};
+use elasticsearch::Elasticsearch;
+use serde_json::{json, Map, Value};
+
+use crate::document::{meta_mapping, META_FIELD};
+use crate::{http, ElasticProjection, EsError, Result};
+
+/// One versioned index of a read model.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct IndexVersion {
+    /// The index's name, `{name}_v{version}`.
+    pub index: String,
+    /// Its version number.
+    pub version: u32,
+}
+
+/// The indices and alias of one read model.
+///
+/// Each read model is an alias `{name}` over a versioned index `{name}_v{n}` whose mappings are
+/// explicit: the projection's properties plus the framework's `cqrs` metadata object, with
+/// `dynamic: strict` by default so that a document with an unmapped field is refused (and
+/// reported as poison) instead of silently widening the mapping. Queries and the live projector
+/// use the alias; a rebuild ([`EsIndex::rebuild`]) fills `{name}_v{n+1}` and swaps the alias.
+#[derive(Clone, Debug)]
+pub struct EsIndex {
+    pub(crate) client: Elasticsearch,
+    name: String,
+    properties: Map<String, Value>,
+    shards: u32,
+    replicas: u32,
+    strict: bool,
+    refresh_interval: Option<String>,
+}
+
+impl EsIndex {
+    /// The read model `name` with the document mappings `properties` (the `properties` object).
+    /// Fails when the name cannot be an alias or the properties are not an object of field
+    /// definitions, or use the reserved `cqrs` field.
+    pub fn new(client: Elasticsearch, name: impl Into<String>, properties: Value) -> Result<Self> {
+        let name = name.into();
+        validate_name(&name)?;
+        let Value::Object(properties) = properties else {
+            return Err(EsError::InvalidMappings(
+                "the properties must be a JSON object".to_owned(),
+            ));
+        };
+        if properties.contains_key(META_FIELD) {
+            return Err(EsError::InvalidMappings(format!(
+                "the field `{META_FIELD}` is reserved for the framework's metadata"
+            )));
+        }
+        Ok(Self {
+            client,
+            name,
+            properties,
+            shards: 1,
+            replicas: 0,
+            strict: true,
+            refresh_interval: None,
+        })
+    }
+
+    /// The read model of `projection`: its name and mappings.
+    pub fn for_projection<P: ElasticProjection>(
+        client: Elasticsearch,
+        projection: &P,
+    ) -> Result<Self> {
+        Self::new(client, projection.name(), projection.mappings())
+    }
+
+    /// Replicas of each new index (default 0, which a single-node cluster needs to be green;
+    /// production clusters want at least 1).
+    #[must_use]
+    pub fn replicas(mut self, replicas: u32) -> Self {
+        self.replicas = replicas;
+        self
+    }
+
+    /// Primary shards of each new index (default 1).
+    #[must_use]
+    pub fn shards(mut self, shards: u32) -> Self {
+        self.shards = shards.max(1);
+        self
+    }
+
+    /// Whether an unmapped field is refused (`dynamic: strict`, the default) or kept in
+    /// `_source` without being indexed (`dynamic: false`).
+    #[must_use]
+    pub fn strict(mut self, strict: bool) -> Self {
+        self.strict = strict;
+        self
+    }
+
+    /// The refresh interval of new indices, e.g. `"5s"` (default: the server's, 1s). A rebuild
+    /// disables refresh while it fills an index and restores this afterwards.
+    #[must_use]
+    pub fn refresh_interval(mut self, interval: impl Into<String>) -> Self {
+        self.refresh_interval = Some(interval.into());
+        self
+    }
+
+    /// The read model's name: the alias.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The name of version `version`: `{name}_v{version}`.
+    pub fn version_name(&self, version: u32) -> String {
+        format!("{}_v{version}", self.name)
+    }
+
+    /// The body that creates a versioned index: settings and mappings.
+    pub fn index_body(&self, refresh_interval: Option<&str>) -> Value {
+        let mut properties = self.properties.clone();
+        properties.insert(META_FIELD.to_owned(), meta_mapping());
+        let mut settings = json!({
+            "number_of_shards": self.shards,
+            "number_of_replicas": self.replicas,
+        });
+        if let Some(interval) = refresh_interval.or(self.refresh_interval.as_deref()) {
+            settings["refresh_interval"] = json!(interval);
+        }
+        json!({
+            "settings": settings,
+            "mappings": {
+                "dynamic": if self.strict { "strict" } else { "false" },
+                "properties": properties,
+            },
+        })
+    }
+
+    /// The index the alias points to now, or `None` when there is no alias.
+    pub async fn current(&self) -> Result<Option<IndexVersion>> {
+        let response = self
+            .client
+            .indices()
+            .get_alias(IndicesGetAliasParts::Name(&[&self.name]))
+            .send()
+            .await?;
+        let (status, body) = http::json_any(response).await?;
+        match status {
+            200 => {}
+            404 => return Ok(None),
+            _ => {
+                return Err(EsError::Status {
+                    operation: "get alias",
+                    status,
+                    reason: http::reason(&body),
+                })
+            }
+        }
+        let indices: Vec<&String> = body
+            .as_object()
+            .map(|m| m.keys().collect())
+            .unwrap_or_default();
+        match indices.as_slice() {
+            [] => Ok(None),
+            [index] => self
+                .parse_version(index)
+                .map(|version| {
+                    Some(IndexVersion {
+                        index: (*index).clone(),
+                        version,
+                    })
+                })
+                .ok_or_else(|| self.layout(format!("the alias points to {index}"))),
+            many => Err(self.layout(format!("the alias points to {} indices", many.len()))),
+        }
+    }
+
+    /// Creates version 1 and the alias unless the alias exists; returns the current index.
+    /// Idempotent, and safe when several processes call it at once.
+    pub async fn ensure(&self) -> Result<IndexVersion> {
+        if let Some(current) = self.current().await? {
+            return Ok(current);
+        }
+        let index = self.version_name(1);
+        let mut body = self.index_body(None);
+        body["aliases"] = json!({ &self.name: {} });
+        let response = self
+            .client
+            .indices()
+            .create(IndicesCreateParts::Index(&index))
+            .body(body)
+            .send()
+            .await?;
+        let (status, answer) = http::json_any(response).await?;
+        let already = http::error_type(&answer) == Some("resource_already_exists_exception");
+        if !(200..300).contains(&status) && !already {
+            return Err(EsError::Status {
+                operation: "create index",
+                status,
+                reason: http::reason(&answer),
+            });
+        }
+        // Created (with its alias, atomically), or someone else created it just now.
+        self.current()
+            .await?
+            .ok_or_else(|| self.layout(format!("{index} exists without the alias")))
+    }
+
+    /// Creates `{name}_v{version}` without alias; `false` when it already existed.
+    pub(crate) async fn create_version(
+        &self,
+        version: u32,
+        refresh_interval: Option<&str>,
+    ) -> Result<bool> {
+        let index = self.version_name(version);
+        let response = self
+            .client
+            .indices()
+            .create(IndicesCreateParts::Index(&index))
+            .body(self.index_body(refresh_interval))
+            .send()
+            .await?;
+        let (status, answer) = http::json_any(response).await?;
+        if (200..300).contains(&status) {
+            return Ok(true);
+        }
+        if http::error_type(&answer) == Some("resource_already_exists_exception") {
+            return Ok(false);
+        }
+        Err(EsError::Status {
+            operation: "create index",
+            status,
+            reason: http::reason(&answer),
+        })
+    }
+
+    /// Sets `index`'s refresh interval (`None`: back to this read model's setting or the
+    /// server's default).
+    pub(crate) async fn set_refresh_interval(
+        &self,
+        index: &str,
+        interval: Option<&str>,
+    ) -> Result<()> {
+        let interval = interval.or(self.refresh_interval.as_deref());
+        let response = self
+            .client
+            .indices()
+            .put_settings(IndicesPutSettingsParts::Index(&[index]))
+            .body(json!({ "index": { "refresh_interval": interval } }))
+            .send()
+            .await?;
+        http::json_ok(response, "put settings").await.map(drop)
+    }
+
+    /// Makes everything written to `index` searchable.
+    pub(crate) async fn refresh(&self, index: &str) -> Result<()> {
+        let response = self
+            .client
+            .indices()
+            .refresh(IndicesRefreshParts::Index(&[index]))
+            .send()
+            .await?;
+        http::json_ok(response, "refresh").await.map(drop)
+    }
+
+    /// Moves the alias from `from` to `to` in one atomic `_aliases` call. Fails, changing
+    /// nothing, when the alias is no longer on `from`.
+    pub(crate) async fn swap(&self, from: &str, to: &str) -> Result<()> {
+        let response = self
+            .client
+            .indices()
+            .update_aliases()
+            .body(json!({ "actions": [
+                { "remove": { "index": from, "alias": &self.name } },
+                { "add": { "index": to, "alias": &self.name } },
+            ] }))
+            .send()
+            .await?;
+        http::json_ok(response, "update aliases").await.map(drop)
+    }
+
+    /// Deletes `index` (absent is fine).
+    pub(crate) async fn delete_index(&self, index: &str) -> Result<()> {
+        let response = self
+            .client
+            .indices()
+            .delete(IndicesDeleteParts::Index(&[index]))
+            .send()
+            .await?;
+        let (status, answer) = http::json_any(response).await?;
+        if (200..300).contains(&status) || status == 404 {
+            return Ok(());
+        }
+        Err(EsError::Status {
+            operation: "delete index",
+            status,
+            reason: http::reason(&answer),
+        })
+    }
+
+    fn parse_version(&self, index: &str) -> Option<u32> {
+        let version = index.strip_prefix(&self.name)?.strip_prefix("_v")?;
+        if version.starts_with('0') || version.starts_with('+') {
+            return None;
+        }
+        version.parse().ok()
+    }
+
+    fn layout(&self, detail: String) -> EsError {
+        EsError::UnexpectedLayout {
+            name: self.name.clone(),
+            detail,
+        }
+    }
+}
+
+/// Checks that `name` can be an alias and an index prefix: lowercase ASCII letters, digits,
+/// `-`, `_`, `.`, starting with a letter or digit, at most 200 bytes.
+pub(crate) fn validate_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 200
+        && name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && name.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(EsError::InvalidName(name.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use elasticsearch::http::transport::Transport;
+
+    fn index() -> EsIndex {
+        let client = Elasticsearch::new(Transport::single_node("http://127.0.0.1:1").unwrap());
+        EsIndex::new(client, "orders", json!({ "total": { "type": "long" } })).unwrap()
+    }
+
+    #[test]
+    fn names_must_be_usable_as_aliases() {
+        for good in ["orders", "shop.orders-2", "a_b"] {
+            assert!(validate_name(good).is_ok(), "{good}");
+        }
+        for bad in ["", "Orders", "_x", "-x", "a b", "a*", "a/b", "ü"] {
+            assert!(validate_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn index_bodies_are_strict_and_carry_the_metadata_mapping() {
+        let body = index().replicas(2).index_body(Some("-1"));
+        assert_eq!(body["mappings"]["dynamic"], "strict");
+        assert_eq!(body["mappings"]["properties"]["total"]["type"], "long");
+        assert_eq!(body["mappings"]["properties"]["cqrs"], meta_mapping());
+        assert_eq!(body["settings"]["number_of_replicas"], 2);
+        assert_eq!(body["settings"]["refresh_interval"], "-1");
+        assert!(index().index_body(None)["settings"]
+            .get("refresh_interval")
+            .is_none());
+    }
+
+    #[test]
+    fn versions_come_from_the_index_name() {
+        let index = index();
+        assert_eq!(index.version_name(3), "orders_v3");
+        assert_eq!(index.parse_version("orders_v12"), Some(12));
+        assert_eq!(index.parse_version("orders_v"), None);
+        assert_eq!(index.parse_version("orders_v01"), None);
+        assert_eq!(index.parse_version("other_v1"), None);
+    }
+
+    #[test]
+    fn the_metadata_field_is_reserved() {
+        let client = Elasticsearch::new(Transport::single_node("http://127.0.0.1:1").unwrap());
+        assert!(matches!(
+            EsIndex::new(client.clone(), "x", json!({ "cqrs": {} })),
+            Err(EsError::InvalidMappings(_))
+        ));
+        assert!(EsIndex::new(client, "x", json!([])).is_err());
+    }
+}

@@ -1,0 +1,318 @@
+//! [`EsProjector`]: runs an [`ElasticProjection`] as a [`Projection`], one `_mget` and one
+//! `_bulk` per batch, idempotent and order-safe.
+
+use async_trait::async_trait;
+use cqrs_core::projection::{Projection, ProjectionError, Rejected};
+use cqrs_core::{EventFilter, Position, RecordedEvent};
+use elasticsearch::params::Refresh;
+use elasticsearch::{BulkParts, Elasticsearch};
+use tracing::Instrument;
+
+use crate::bulk::{self, DocWrite, ItemOutcome};
+use crate::document::{live_source, tombstone_source};
+use crate::fold::{fold, group, Group};
+use crate::index::validate_name;
+use crate::mget::{mget, Current};
+use crate::{http, ElasticProjection, EsError, Result};
+
+/// When the documents a batch wrote become visible to searches (`get` sees them at once
+/// whatever the policy).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RefreshPolicy {
+    /// Refresh the written shards after each bulk (`refresh=true`): searches see a batch as soon
+    /// as `apply` returns, so a caller waiting on the checkpoint reads its own write. The default.
+    #[default]
+    Immediate,
+    /// Wait for the next periodic refresh before answering (`refresh=wait_for`). Never use it on
+    /// an index whose refresh is disabled.
+    WaitFor,
+    /// Do not refresh: the index's own refresh interval decides. For rebuilds and bulk loads.
+    None,
+}
+
+impl RefreshPolicy {
+    fn param(self) -> Option<Refresh> {
+        match self {
+            RefreshPolicy::Immediate => Some(Refresh::True),
+            RefreshPolicy::WaitFor => Some(Refresh::WaitFor),
+            RefreshPolicy::None => None,
+        }
+    }
+}
+
+/// Writes an [`ElasticProjection`]'s documents; a [`Projection`] for the core's runner.
+///
+/// For each batch: the events are grouped by document id in feed order; the touched documents
+/// are read with one `_mget` (state, last applied position, `_seq_no` / `_primary_term`); only
+/// events after a document's last applied position are folded, so a replay changes nothing; the
+/// changes go out in one `_bulk`, one action per document: `create` for new documents, `index`
+/// with `if_seq_no` / `if_primary_term` for known ones. A document someone else wrote meanwhile
+/// (409) is read again and refolded, a bounded number of times. Every item of the answer is
+/// checked: 429, 5xx and connection failures are [`ProjectionError::Transient`]; a document the
+/// server refuses (mapping or parse error) makes its events [`ProjectionError::Poison`] while
+/// the other documents' writes stand.
+///
+/// It writes through the read model's alias by default (`require_alias`, so a missing alias is
+/// an error, never an auto-created index); [`into_index`](Self::into_index) points it at one
+/// versioned index, which is what a rebuild does.
+pub struct EsProjector<P> {
+    client: Elasticsearch,
+    projection: P,
+    target: String,
+    via_alias: bool,
+    checkpoint_name: String,
+    refresh: RefreshPolicy,
+    max_conflict_retries: u32,
+}
+
+impl<P: ElasticProjection> EsProjector<P> {
+    /// A projector writing `projection`'s documents through its alias, under the checkpoint
+    /// name `projection.name()`. Fails when the name cannot be an alias.
+    pub fn new(client: Elasticsearch, projection: P) -> Result<Self> {
+        let name = projection.name().to_owned();
+        validate_name(&name)?;
+        Ok(Self {
+            client,
+            projection,
+            target: name.clone(),
+            via_alias: true,
+            checkpoint_name: name,
+            refresh: RefreshPolicy::default(),
+            max_conflict_retries: 5,
+        })
+    }
+
+    /// Writes into the concrete index `index` instead of the alias (a rebuild's new index). The
+    /// index must exist: each batch's `_mget` fails on a missing index before anything is
+    /// written.
+    #[must_use]
+    pub fn into_index(mut self, index: impl Into<String>) -> Self {
+        self.target = index.into();
+        self.via_alias = false;
+        self
+    }
+
+    /// The name it reports to the runner, which keys its checkpoint (default: the read
+    /// model's name; a rebuild uses `{name}@v{n}`).
+    #[must_use]
+    pub fn checkpoint_name(mut self, name: impl Into<String>) -> Self {
+        self.checkpoint_name = name.into();
+        self
+    }
+
+    /// When written documents become searchable (default [`RefreshPolicy::Immediate`]).
+    #[must_use]
+    pub fn refresh(mut self, policy: RefreshPolicy) -> Self {
+        self.refresh = policy;
+        self
+    }
+
+    /// How many times documents that someone else wrote meanwhile are read again and retried
+    /// within one batch before the batch fails as transient (default 5).
+    #[must_use]
+    pub fn max_conflict_retries(mut self, retries: u32) -> Self {
+        self.max_conflict_retries = retries;
+        self
+    }
+
+    /// The projection it runs.
+    pub fn projection(&self) -> &P {
+        &self.projection
+    }
+
+    /// The alias or index it writes to.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    async fn write(&self, events: &[RecordedEvent]) -> Result<(), ProjectionError> {
+        let grouped = group(events, |event| self.projection.document_id(event));
+        let mut rejected = grouped.rejected;
+        let mut pending: Vec<&Group<'_>> = grouped.groups.iter().collect();
+        let mut attempt = 0;
+        while !pending.is_empty() {
+            let ids: Vec<&str> = pending.iter().map(|g| g.id.as_str()).collect();
+            let current = mget(&self.client, &self.target, &ids)
+                .await
+                .map_err(transient)?;
+            let mut plans: Vec<Plan<'_, '_>> = pending
+                .iter()
+                .map(|g| self.plan(g, current.get(&g.id).cloned()))
+                .collect();
+            let writes: Vec<DocWrite> = plans.iter_mut().filter_map(|p| p.write.take()).collect();
+            let outcomes = if writes.is_empty() {
+                Vec::new()
+            } else {
+                self.bulk(&writes).await.map_err(transient)?
+            };
+            let mut outcomes = outcomes.into_iter();
+            let mut retry = Vec::new();
+            let mut failure = None;
+            for plan in plans {
+                let outcome = if plan.writes {
+                    outcomes.next().unwrap_or(ItemOutcome::Written)
+                } else {
+                    ItemOutcome::Written
+                };
+                match outcome {
+                    ItemOutcome::Written => rejected.extend(plan.rejected),
+                    ItemOutcome::Conflict => retry.push(plan.group),
+                    ItemOutcome::Transient(reason) => {
+                        failure = Some(format!("document {}: {reason}", plan.group.id));
+                    }
+                    ItemOutcome::Rejected(reason) => {
+                        rejected.extend(plan.rejected);
+                        rejected.extend(plan.applied.iter().map(|&position| {
+                            Rejected::new(
+                                position,
+                                format!("document {} refused: {reason}", plan.group.id),
+                            )
+                        }));
+                    }
+                }
+            }
+            if let Some(reason) = failure {
+                return Err(ProjectionError::Transient(reason.into()));
+            }
+            if !retry.is_empty() {
+                attempt += 1;
+                if attempt > self.max_conflict_retries {
+                    return Err(ProjectionError::Transient(
+                        format!(
+                            "{} document(s) still written by someone else after {} retries",
+                            retry.len(),
+                            self.max_conflict_retries
+                        )
+                        .into(),
+                    ));
+                }
+                tracing::debug!(
+                    documents = retry.len(),
+                    attempt,
+                    "re-reading documents written concurrently"
+                );
+            }
+            pending = retry;
+        }
+        if rejected.is_empty() {
+            Ok(())
+        } else {
+            rejected.sort_by_key(|r| r.position);
+            Err(ProjectionError::Poison(rejected))
+        }
+    }
+
+    fn plan<'g, 'e>(&self, group: &'g Group<'e>, current: Option<Current>) -> Plan<'g, 'e> {
+        let current = current.unwrap_or_else(Current::absent);
+        let mut plan = Plan {
+            group,
+            write: None,
+            writes: false,
+            applied: Vec::new(),
+            rejected: Vec::new(),
+        };
+        let stored = match &current.stored {
+            Ok(stored) => stored.as_ref(),
+            Err(why) => {
+                plan.rejected = group
+                    .events
+                    .iter()
+                    .map(|e| Rejected::new(e.position, why))
+                    .collect();
+                return plan;
+            }
+        };
+        let folded = fold(&self.projection, &group.id, stored, &group.events);
+        plan.rejected = folded.rejected;
+        let Some((document, position)) = folded.write else {
+            return plan;
+        };
+        let source = match document {
+            Some(document) => live_source(&group.id, &document, position),
+            None => Ok(tombstone_source(&group.id, position)),
+        };
+        match source {
+            Ok(source) => {
+                plan.write = Some(DocWrite {
+                    id: group.id.clone(),
+                    source,
+                    precondition: current.precondition,
+                });
+                plan.writes = true;
+                plan.applied = folded.applied;
+            }
+            Err(error) => plan.rejected.extend(
+                folded
+                    .applied
+                    .iter()
+                    .map(|&p| Rejected::new(p, error_text(&error))),
+            ),
+        }
+        plan
+    }
+
+    async fn bulk(&self, writes: &[DocWrite]) -> Result<Vec<ItemOutcome>> {
+        let mut request = self
+            .client
+            .bulk(BulkParts::Index(&self.target))
+            .filter_path(&["errors", "items.*.status", "items.*.error"]);
+        if self.via_alias {
+            request = request.require_alias(true);
+        }
+        if let Some(refresh) = self.refresh.param() {
+            request = request.refresh(refresh);
+        }
+        let response = request.body(vec![bulk::body(writes)]).send().await?;
+        let answer = http::json_ok(response, "bulk").await?;
+        bulk::classify(&answer, writes.len()).map_err(|detail| http::unexpected("bulk", detail))
+    }
+}
+
+/// One document's part of a batch.
+struct Plan<'g, 'e> {
+    group: &'g Group<'e>,
+    write: Option<DocWrite>,
+    /// Whether `write` was sent (it is taken out into the bulk body).
+    writes: bool,
+    /// Events folded into the write.
+    applied: Vec<Position>,
+    /// Events that cannot be applied.
+    rejected: Vec<Rejected>,
+}
+
+fn transient(error: EsError) -> ProjectionError {
+    ProjectionError::Transient(Box::new(error))
+}
+
+fn error_text(error: &EsError) -> String {
+    match std::error::Error::source(error) {
+        Some(source) => format!("{error}: {source}"),
+        None => error.to_string(),
+    }
+}
+
+#[async_trait]
+impl<P: ElasticProjection> Projection for EsProjector<P> {
+    fn name(&self) -> &str {
+        &self.checkpoint_name
+    }
+
+    fn filter(&self) -> EventFilter {
+        self.projection.filter()
+    }
+
+    fn key(&self, event: &RecordedEvent) -> Option<String> {
+        self.projection.document_id(event)
+    }
+
+    async fn apply(&self, events: &[RecordedEvent]) -> Result<(), ProjectionError> {
+        let span = tracing::debug_span!(
+            "es_projector.apply",
+            projection = %self.checkpoint_name,
+            target = %self.target,
+            events = events.len(),
+        );
+        self.write(events).instrument(span).await
+    }
+}

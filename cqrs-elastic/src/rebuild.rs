@@ -1,0 +1,212 @@
+//! Blue/green rebuilds: fill `{name}_v{n+1}` from the start of the feed while `{name}_v{n}`
+//! serves, then swap the alias atomically and drop the old index. Queries never stop.
+
+use std::time::Duration;
+
+use cqrs_core::projection::{Projection, ProjectionError, Rejected};
+use cqrs_core::{CheckpointStore, Position, ReadAll};
+
+use crate::{
+    ElasticProjection, EsError, EsIndex, EsProjector, IndexVersion, RefreshPolicy, Result,
+};
+
+/// How [`EsIndex::rebuild`] runs.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct RebuildOptions {
+    batch_size: usize,
+    skip_poison: bool,
+    max_retries: u32,
+    drain: Duration,
+}
+
+impl Default for RebuildOptions {
+    fn default() -> Self {
+        Self {
+            batch_size: 1000,
+            skip_poison: false,
+            max_retries: 5,
+            drain: Duration::from_secs(1),
+        }
+    }
+}
+
+impl RebuildOptions {
+    /// Events per feed read and bulk write (default 1000).
+    #[must_use]
+    pub fn batch_size(mut self, events: usize) -> Self {
+        self.batch_size = events.max(1);
+        self
+    }
+
+    /// Go on past poison events, listing them in the report, instead of stopping before the
+    /// swap (the default: the new index stays, unswapped, and a later call resumes it).
+    #[must_use]
+    pub fn skip_poison(mut self, skip: bool) -> Self {
+        self.skip_poison = skip;
+        self
+    }
+
+    /// Retries of a batch that failed transiently, with doubling backoff from 100 ms (default 5).
+    #[must_use]
+    pub fn max_retries(mut self, retries: u32) -> Self {
+        self.max_retries = retries;
+        self
+    }
+
+    /// How long the old index lives on after the swap, for queries already running on it
+    /// (default 1 s).
+    #[must_use]
+    pub fn drain(mut self, drain: Duration) -> Self {
+        self.drain = drain;
+        self
+    }
+}
+
+/// What a rebuild did.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct RebuildReport {
+    /// The index the alias pointed to before (now deleted).
+    pub from: IndexVersion,
+    /// The index it points to now.
+    pub to: IndexVersion,
+    /// The checkpoint name the rebuild kept its progress under, `{name}@v{n}`.
+    pub checkpoint_name: String,
+    /// Events handed to the projector.
+    pub events: u64,
+    /// The feed position the new index had reached at the swap's last catch-up.
+    pub position: Position,
+    /// Poison events skipped (only with [`RebuildOptions::skip_poison`]).
+    pub rejected: Vec<Rejected>,
+}
+
+impl EsIndex {
+    /// Rebuilds this read model from the start of `feed` with `projection`, without downtime.
+    ///
+    /// 1. Creates `{name}_v{n+1}` (or resumes it after an interrupted rebuild) with refresh
+    ///    disabled, and runs a projector into it from its own checkpoint `{name}@v{n+1}`,
+    ///    batch by batch, until it reaches the feed's [`head`](ReadAll::head).
+    /// 2. Restores the refresh interval, refreshes, catches up with what arrived meanwhile.
+    /// 3. Swaps the alias from `{name}_v{n}` to `{name}_v{n+1}` in one atomic `_aliases` call.
+    /// 4. Catches up once more: events the live projector wrote into the old index just before
+    ///    the swap are applied to the new one (writes are idempotent, so the live projector
+    ///    and this pass can overlap safely).
+    /// 5. Waits for [`RebuildOptions::drain`], then deletes the old index.
+    ///
+    /// The live projector (writing through the alias) may run throughout.
+    pub async fn rebuild<P: ElasticProjection>(
+        &self,
+        projection: &P,
+        feed: &dyn ReadAll,
+        checkpoints: &dyn CheckpointStore,
+        options: RebuildOptions,
+    ) -> Result<RebuildReport> {
+        if projection.name() != self.name() {
+            return Err(EsError::UnexpectedLayout {
+                name: self.name().to_owned(),
+                detail: format!("the projection given is {:?}", projection.name()),
+            });
+        }
+        let from = self.current().await?.ok_or_else(|| EsError::AliasMissing {
+            alias: self.name().to_owned(),
+        })?;
+        let to = IndexVersion {
+            index: self.version_name(from.version + 1),
+            version: from.version + 1,
+        };
+        let checkpoint_name = format!("{}@v{}", self.name(), to.version);
+        if !self.create_version(to.version, Some("-1")).await? {
+            tracing::info!(index = %to.index, "resuming an interrupted rebuild");
+            self.set_refresh_interval(&to.index, Some("-1")).await?;
+        }
+        let projector = EsProjector::new(self.client.clone(), projection)?
+            .into_index(to.index.clone())
+            .checkpoint_name(checkpoint_name.clone())
+            .refresh(RefreshPolicy::None);
+        let mut report = RebuildReport {
+            from,
+            to,
+            checkpoint_name,
+            events: 0,
+            position: Position::START,
+            rejected: Vec::new(),
+        };
+        tracing::info!(from = %report.from.index, to = %report.to.index, "rebuild started");
+
+        catch_up(&projector, feed, checkpoints, &options, &mut report).await?;
+        self.set_refresh_interval(&report.to.index, None).await?;
+        catch_up(&projector, feed, checkpoints, &options, &mut report).await?;
+        self.refresh(&report.to.index).await?;
+
+        self.swap(&report.from.index, &report.to.index).await?;
+        tracing::info!(alias = %self.name(), to = %report.to.index, "alias swapped");
+
+        let projector = projector.refresh(RefreshPolicy::Immediate);
+        catch_up(&projector, feed, checkpoints, &options, &mut report).await?;
+        tokio::time::sleep(options.drain).await;
+        self.delete_index(&report.from.index).await?;
+        tracing::info!(deleted = %report.from.index, events = report.events, "rebuild done");
+        Ok(report)
+    }
+}
+
+/// Drives `projector` from its checkpoint to the feed's head as it is now.
+async fn catch_up<P: ElasticProjection>(
+    projector: &EsProjector<P>,
+    feed: &dyn ReadAll,
+    checkpoints: &dyn CheckpointStore,
+    options: &RebuildOptions,
+    report: &mut RebuildReport,
+) -> Result<()> {
+    let name = projector.name().to_owned();
+    let head = feed.head().await?;
+    let filter = projector.filter();
+    let mut checkpoint = checkpoints
+        .load_checkpoint(&name)
+        .await?
+        .unwrap_or(Position::START);
+    while checkpoint < head {
+        let batch = feed
+            .read_all(checkpoint, options.batch_size, &filter)
+            .await?;
+        if batch.events.is_empty() && batch.next <= checkpoint {
+            break;
+        }
+        if !batch.events.is_empty() {
+            apply_with_retries(projector, &batch.events, options, report).await?;
+            report.events += u64::try_from(batch.events.len()).unwrap_or(u64::MAX);
+        }
+        checkpoint = batch.next;
+        checkpoints.save_checkpoint(&name, checkpoint).await?;
+    }
+    report.position = checkpoint;
+    Ok(())
+}
+
+async fn apply_with_retries<P: ElasticProjection>(
+    projector: &EsProjector<P>,
+    events: &[cqrs_core::RecordedEvent],
+    options: &RebuildOptions,
+    report: &mut RebuildReport,
+) -> Result<()> {
+    let mut backoff = Duration::from_millis(100);
+    let mut attempt = 0;
+    loop {
+        match projector.apply(events).await {
+            Ok(()) => return Ok(()),
+            Err(ProjectionError::Poison(rejected)) if options.skip_poison => {
+                tracing::warn!(events = rejected.len(), "rebuild skipped poison events");
+                report.rejected.extend(rejected);
+                return Ok(());
+            }
+            Err(ProjectionError::Transient(error)) if attempt < options.max_retries => {
+                attempt += 1;
+                tracing::warn!(attempt, error = %error, "rebuild batch failed, retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = backoff.saturating_mul(2);
+            }
+            Err(error) => return Err(EsError::Projection(error)),
+        }
+    }
+}
