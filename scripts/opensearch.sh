@@ -20,6 +20,7 @@
 #   OPENSEARCH_PLUGINS        comma-separated plugin classes to load instead of the default set
 #   OPENSEARCH_SETTINGS       extra node settings, space-separated key=value
 #                             (e.g. "action.auto_create_index=false")
+#   OPENSEARCH_KEEP_DATA=1    keep the node's data on start (a restart after a stop)
 #   JAVA                      java binary (default: java on PATH)
 #   MVN                       mvn binary (default: mvn on PATH)
 set -euo pipefail
@@ -152,8 +153,10 @@ do_start() {
         do_build
     fi
 
-    # Fresh node state every start.
-    rm -rf "${NODE_DIR:?}"
+    # Fresh node state every start, unless OPENSEARCH_KEEP_DATA=1 (a restart after an outage).
+    if [[ "${OPENSEARCH_KEEP_DATA:-0}" != 1 ]]; then
+        rm -rf "${NODE_DIR:?}"
+    fi
     mkdir -p "$NODE_DIR/home" "$NODE_DIR/data" "$NODE_DIR/logs" "$NODE_DIR/tmp"
     : > "$LOG_FILE"
 

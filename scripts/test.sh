@@ -41,9 +41,23 @@ DATABASE_URL="$(scripts/postgres.sh start | tail -n 1)"
 export DATABASE_URL="${DATABASE_URL#DATABASE_URL=}"
 echo "using DATABASE_URL=$DATABASE_URL" >&2
 
+step "search node"
+if [ -n "${ELASTICSEARCH_URL:-}" ]; then
+  if ! curl -fsS "$ELASTICSEARCH_URL/_cluster/health?wait_for_status=yellow&timeout=60s" >/dev/null; then
+    echo "ELASTICSEARCH_URL=$ELASTICSEARCH_URL does not answer; unset it to let this script start a node" >&2
+    exit 1
+  fi
+else
+  started_es=1
+  ELASTICSEARCH_URL="$(scripts/opensearch.sh start "${OPENSEARCH_PORT:-9200}" | tail -n 1)"
+  export ELASTICSEARCH_URL="${ELASTICSEARCH_URL#ELASTICSEARCH_URL=}"
+fi
+echo "using ELASTICSEARCH_URL=$ELASTICSEARCH_URL" >&2
+
 step "cargo test"
 cargo test --workspace --all-features
 
-step "quick start"
+step "quick start, in memory and on PostgreSQL"
+env -u DATABASE_URL cargo run --quiet -p quickstart >/dev/null
 cargo run --quiet -p quickstart >/dev/null
-echo "quick start ran" >&2
+echo "quick start ran on both stores" >&2

@@ -22,6 +22,7 @@ mod convert;
 mod error;
 mod migrate;
 mod notify;
+mod projection;
 mod read;
 mod row;
 mod schema;
@@ -30,6 +31,8 @@ mod store;
 
 #[doc(inline)]
 pub use error::{PgError, Result};
+#[doc(inline)]
+pub use projection::PgFeedSignal;
 #[doc(inline)]
 pub use schema::PgSchema;
 #[doc(inline)]

@@ -5,10 +5,13 @@ use sqlx::{Executor, PgPool};
 use crate::{PgError, PgSchema};
 
 /// The migrations, in order: (version, SQL with `{schema}` placeholders).
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("sql/0001_events.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("sql/0001_events.sql")),
+    (2, include_str!("sql/0002_projections.sql")),
+];
 
 /// The newest schema version this code knows.
-pub(crate) const LATEST: i32 = 1;
+pub(crate) const LATEST: i32 = 2;
 
 /// Brings `schema` up to [`LATEST`]: creates it if needed, then applies each missing migration in
 /// its own transaction. Concurrent callers serialize on an advisory lock, so running it from

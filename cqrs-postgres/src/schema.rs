@@ -84,6 +84,10 @@ pub(crate) struct Queries {
     pub(crate) save_checkpoint: String,
     pub(crate) load_checkpoint: String,
     pub(crate) feed_horizon: String,
+    pub(crate) try_acquire_lease: String,
+    pub(crate) release_lease: String,
+    pub(crate) park: String,
+    pub(crate) dead_letters: String,
 }
 
 impl Queries {
@@ -103,6 +107,10 @@ impl Queries {
             save_checkpoint: fill(include_str!("sql/save_checkpoint.sql")),
             load_checkpoint: fill(include_str!("sql/load_checkpoint.sql")),
             feed_horizon: fill(include_str!("sql/feed_horizon.sql")),
+            try_acquire_lease: fill(include_str!("sql/try_acquire_lease.sql")),
+            release_lease: fill(include_str!("sql/release_lease.sql")),
+            park: fill(include_str!("sql/park.sql")),
+            dead_letters: fill(include_str!("sql/dead_letters.sql")),
         }
     }
 }

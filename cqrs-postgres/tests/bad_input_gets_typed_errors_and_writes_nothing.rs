@@ -56,8 +56,8 @@ async fn a_schema_name_with_sql_in_it_is_refused() {
     .await
     .expect("count tables");
     assert_eq!(
-        tables, 5,
-        "events, commands, snapshots, checkpoints, schema_migrations"
+        tables, 7,
+        "events, commands, snapshots, checkpoints, leases, dead_letters, schema_migrations"
     );
 }
 
@@ -204,5 +204,5 @@ async fn concurrent_first_migrations_apply_once() {
     let applied = futures_join(a, b).await;
     let mut all: Vec<i32> = applied.into_iter().flatten().collect();
     all.sort_unstable();
-    assert_eq!(all, [1], "each migration applied exactly once");
+    assert_eq!(all, [1, 2], "each migration applied exactly once");
 }

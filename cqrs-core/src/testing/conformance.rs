@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use crate::projection::{DeadLetter, DeadLetterStore, LeaseStore};
 use crate::testing::{Tally, TallyCommand, TallyError};
 use crate::{
     CheckpointStore, CommandContext, CommandError, CommandId, Error, EventFilter, EventId,
@@ -20,9 +21,21 @@ use crate::{
 };
 
 /// What the suite needs of a store.
-pub trait ConformanceStore: EventStore + SnapshotStore + CheckpointStore + Clone + 'static {}
+pub trait ConformanceStore:
+    EventStore + SnapshotStore + CheckpointStore + DeadLetterStore + LeaseStore + Clone + 'static
+{
+}
 
-impl<T: EventStore + SnapshotStore + CheckpointStore + Clone + 'static> ConformanceStore for T {}
+impl<T> ConformanceStore for T where
+    T: EventStore
+        + SnapshotStore
+        + CheckpointStore
+        + DeadLetterStore
+        + LeaseStore
+        + Clone
+        + 'static
+{
+}
 
 fn stream(name: &str) -> StreamId {
     StreamId::new(name).expect("test stream ids are valid")
@@ -893,4 +906,72 @@ pub async fn racing_commands_are_retried_until_each_lands_once<S: ConformanceSto
         ),
         "a command id names one command on one aggregate: {elsewhere:?}"
     );
+}
+
+/// A lease admits one owner at a time, renews for its owner, and passes on when released or
+/// expired.
+pub async fn leases_admit_one_owner_at_a_time<S: ConformanceStore>(store: S) {
+    let long = Duration::from_secs(30);
+    assert!(store.try_acquire("p", "a", long).await.expect("acquire"));
+    assert!(!store.try_acquire("p", "b", long).await.expect("held by a"));
+    assert!(store.try_acquire("p", "a", long).await.expect("renew"));
+    assert!(store
+        .try_acquire("q", "b", long)
+        .await
+        .expect("another lease"));
+    store.release("p", "b").await.expect("not b's to release");
+    assert!(!store.try_acquire("p", "b", long).await.expect("still a's"));
+    store.release("p", "a").await.expect("release");
+    assert!(store
+        .try_acquire("p", "b", Duration::from_millis(50))
+        .await
+        .expect("free"));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !store.try_acquire("p", "a", long).await.expect("acquire") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "an expired lease passes on"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!store
+        .try_acquire("p", "b", long)
+        .await
+        .expect("a holds it again"));
+}
+
+/// Dead letters round trip per projection, in feed order, once per position.
+pub async fn dead_letters_round_trip<S: ConformanceStore>(store: S) {
+    let letter = |n: u64, key: Option<&str>| {
+        DeadLetter::new(
+            "read-model",
+            Position::from_parts(7, n),
+            stream("dl-1"),
+            Version::new(n),
+            "Broken",
+            key.map(str::to_owned),
+            &format!("bad payload {n}"),
+            time::OffsetDateTime::now_utc(),
+        )
+    };
+    assert!(store
+        .dead_letters("read-model")
+        .await
+        .expect("none")
+        .is_empty());
+    store.park(letter(9, Some("doc-1"))).await.expect("park");
+    store.park(letter(3, None)).await.expect("park");
+    store
+        .park(letter(9, Some("doc-1")))
+        .await
+        .expect("park again");
+    let mut other = letter(1, None);
+    other.projection = "another".to_owned();
+    store.park(other).await.expect("park");
+    let letters = store.dead_letters("read-model").await.expect("letters");
+    let positions: Vec<u64> = letters.iter().map(|l| l.position.parts().1).collect();
+    assert_eq!(positions, [3, 9]);
+    assert_eq!(letters[1].key.as_deref(), Some("doc-1"));
+    assert_eq!(letters[1].error, "bad payload 9");
+    assert_eq!(letters[1].stream_id, stream("dl-1"));
 }

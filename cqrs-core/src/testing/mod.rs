@@ -40,6 +40,8 @@ macro_rules! store_conformance_tests {
             the_repository_runs_commands_with_snapshots_and_upcasters,
             a_stale_or_broken_snapshot_is_ignored,
             racing_commands_are_retried_until_each_lands_once,
+            leases_admit_one_owner_at_a_time,
+            dead_letters_round_trip,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

@@ -1,0 +1,1 @@
+DELETE FROM {schema}.leases WHERE name = $1 AND owner = $2
