@@ -106,6 +106,24 @@ fn classify_item(item: &Value) -> Result<ItemOutcome, String> {
     })
 }
 
+/// The `_seq_no` / `_primary_term` each item of a bulk answer reports (for a successful write,
+/// the precondition the next write of that document can use).
+pub(crate) fn versions(answer: &Value) -> Vec<Option<Precondition>> {
+    let Some(items) = answer.get("items").and_then(Value::as_array) else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .map(|item| {
+            let result = item.as_object()?.values().next()?;
+            Some(Precondition::Unchanged {
+                seq_no: result.get("_seq_no")?.as_u64()?,
+                primary_term: result.get("_primary_term")?.as_u64()?,
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,5 +188,23 @@ mod tests {
         assert!(classify(&json!({ "items": [] }), 1).is_err());
         assert!(classify(&json!({}), 0).is_err());
         assert!(classify(&json!({ "items": [{ "create": {} }] }), 1).is_err());
+    }
+
+    #[test]
+    fn written_items_report_the_precondition_for_the_next_write() {
+        let answer = json!({ "items": [
+            { "index": { "status": 200, "_seq_no": 12, "_primary_term": 3 } },
+            { "create": { "status": 409, "error": { "type": "version_conflict_engine_exception" } } },
+        ] });
+        assert_eq!(
+            versions(&answer),
+            [
+                Some(Precondition::Unchanged {
+                    seq_no: 12,
+                    primary_term: 3
+                }),
+                None
+            ]
+        );
     }
 }

@@ -1,6 +1,9 @@
 //! [`EsProjector`]: runs an [`ElasticProjection`] as a [`Projection`], one `_mget` and one
 //! `_bulk` per batch, idempotent and order-safe.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use async_trait::async_trait;
 use cqrs_core::projection::{Projection, ProjectionError, Rejected};
 use cqrs_core::{EventFilter, Position, RecordedEvent};
@@ -8,8 +11,10 @@ use elasticsearch::params::Refresh;
 use elasticsearch::{BulkParts, Elasticsearch};
 use tracing::Instrument;
 
-use crate::bulk::{self, DocWrite, ItemOutcome};
-use crate::document::{live_source, tombstone_source};
+use serde_json::Value;
+
+use crate::bulk::{self, DocWrite, ItemOutcome, Precondition};
+use crate::document::{live_source, tombstone_source, Stored};
 use crate::fold::{fold, group, Group};
 use crate::index::validate_name;
 use crate::mget::{mget, Current};
@@ -64,6 +69,11 @@ pub struct EsProjector<P> {
     checkpoint_name: String,
     refresh: RefreshPolicy,
     max_conflict_retries: u32,
+    /// Documents as this projector last wrote them, so the next batch need not read them back.
+    /// A stale entry (someone else wrote the document) fails its write with 409 and is read
+    /// again: the `if_seq_no` check keeps the cache honest.
+    cache: Mutex<HashMap<String, Current>>,
+    cache_capacity: usize,
 }
 
 impl<P: ElasticProjection> EsProjector<P> {
@@ -80,6 +90,8 @@ impl<P: ElasticProjection> EsProjector<P> {
             checkpoint_name: name,
             refresh: RefreshPolicy::default(),
             max_conflict_retries: 5,
+            cache: Mutex::new(HashMap::new()),
+            cache_capacity: 10_000,
         })
     }
 
@@ -108,6 +120,46 @@ impl<P: ElasticProjection> EsProjector<P> {
         self
     }
 
+    /// How many documents to remember as last written, sparing their `_mget` in later batches
+    /// (default 10 000; 0 reads every document every batch).
+    #[must_use]
+    pub fn cache_documents(mut self, documents: usize) -> Self {
+        self.cache_capacity = documents;
+        self
+    }
+
+    fn cached(&self, ids: &[&str]) -> HashMap<String, Current> {
+        if self.cache_capacity == 0 {
+            return HashMap::new();
+        }
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        ids.iter()
+            .filter_map(|id| cache.remove(*id).map(|c| ((*id).to_owned(), c)))
+            .collect()
+    }
+
+    fn remember(&self, id: &str, precondition: Precondition, source: &Value) {
+        if self.cache_capacity == 0 {
+            return;
+        }
+        let Ok(stored) = Stored::from_source(id, source.clone()) else {
+            return;
+        };
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= self.cache_capacity && !cache.contains_key(id) {
+            if let Some(victim) = cache.keys().next().cloned() {
+                cache.remove(&victim);
+            }
+        }
+        cache.insert(
+            id.to_owned(),
+            Current {
+                precondition,
+                stored: Ok(Some(stored)),
+            },
+        );
+    }
+
     /// How many times documents that someone else wrote meanwhile are read again and retried
     /// within one batch before the batch fails as transient (default 5).
     #[must_use]
@@ -133,9 +185,22 @@ impl<P: ElasticProjection> EsProjector<P> {
         let mut attempt = 0;
         while !pending.is_empty() {
             let ids: Vec<&str> = pending.iter().map(|g| g.id.as_str()).collect();
-            let current = mget(&self.client, &self.target, &ids)
-                .await
-                .map_err(transient)?;
+            // Documents written by someone else (a retry) are always read again.
+            let mut current = if attempt == 0 {
+                self.cached(&ids)
+            } else {
+                HashMap::new()
+            };
+            let unknown: Vec<&str> = ids
+                .iter()
+                .copied()
+                .filter(|id| !current.contains_key(*id))
+                .collect();
+            current.extend(
+                mget(&self.client, &self.target, &unknown)
+                    .await
+                    .map_err(transient)?,
+            );
             let mut plans: Vec<Plan<'_, '_>> = pending
                 .iter()
                 .map(|g| self.plan(g, current.get(&g.id).cloned()))
@@ -147,11 +212,19 @@ impl<P: ElasticProjection> EsProjector<P> {
                 self.bulk(&writes).await.map_err(transient)?
             };
             let mut outcomes = outcomes.into_iter();
+            let mut sent = writes.iter();
             let mut retry = Vec::new();
             let mut failure = None;
             for plan in plans {
                 let outcome = if plan.writes {
-                    outcomes.next().unwrap_or(ItemOutcome::Written)
+                    let (outcome, version) =
+                        outcomes.next().unwrap_or((ItemOutcome::Written, None));
+                    if let (ItemOutcome::Written, Some(version), Some(write)) =
+                        (&outcome, version, sent.next())
+                    {
+                        self.remember(&write.id, version, &write.source);
+                    }
+                    outcome
                 } else {
                     ItemOutcome::Written
                 };
@@ -252,11 +325,17 @@ impl<P: ElasticProjection> EsProjector<P> {
         plan
     }
 
-    async fn bulk(&self, writes: &[DocWrite]) -> Result<Vec<ItemOutcome>> {
+    async fn bulk(&self, writes: &[DocWrite]) -> Result<Vec<(ItemOutcome, Option<Precondition>)>> {
         let mut request = self
             .client
             .bulk(BulkParts::Index(&self.target))
-            .filter_path(&["errors", "items.*.status", "items.*.error"]);
+            .filter_path(&[
+                "errors",
+                "items.*.status",
+                "items.*.error",
+                "items.*._seq_no",
+                "items.*._primary_term",
+            ]);
         if self.via_alias {
             request = request.require_alias(true);
         }
@@ -265,7 +344,13 @@ impl<P: ElasticProjection> EsProjector<P> {
         }
         let response = request.body(vec![bulk::body(writes)]).send().await?;
         let answer = http::json_ok(response, "bulk").await?;
-        bulk::classify(&answer, writes.len()).map_err(|detail| http::unexpected("bulk", detail))
+        let outcomes = bulk::classify(&answer, writes.len())
+            .map_err(|detail| http::unexpected("bulk", detail))?;
+        let mut versions = bulk::versions(&answer).into_iter();
+        Ok(outcomes
+            .into_iter()
+            .map(|outcome| (outcome, versions.next().flatten()))
+            .collect())
     }
 }
 
