@@ -2,7 +2,9 @@
 //! appends what it decided under the expected version, retrying on conflict.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::OwnedMutexGuard;
 
 use tracing::Instrument;
 
@@ -105,6 +107,8 @@ where
     /// Keeps up to `capacity` aggregate states in memory between commands, so a command on a
     /// known aggregate needs a single round trip to the store: the append. The append's
     /// expected-version check keeps the cache honest; on a conflict the state is reloaded.
+    /// Commands on one aggregate take turns within this repository (they would conflict
+    /// anyway), so a hot aggregate stays warm instead of being reloaded by each racer.
     #[must_use]
     pub fn with_cache(mut self, capacity: usize) -> Self {
         self.cache = (capacity > 0).then(|| StateCache::new(capacity));
@@ -176,22 +180,28 @@ where
                     .await?);
             }
         }
+        // With a cache, commands on one stream take turns in this process: the state stays warm
+        // and they do not conflict with each other.
+        let mut slot = match &self.cache {
+            Some(cache) => Some(cache.slot(stream_id).lock_owned().await),
+            None => None,
+        };
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let (mut state, version) = match self.cache.as_ref().and_then(|c| c.take(stream_id)) {
+            let (mut state, version) = match slot.as_mut().and_then(|s| s.take()) {
                 Some(cached) => cached,
                 None => self.load_stream(stream_id).await?,
             };
             let events = match state.handle(command, &self.services).await {
                 Ok(events) => events,
                 Err(rejection) => {
-                    self.keep(stream_id, state, version);
+                    keep(&mut slot, state, version);
                     return Err(CommandError::Rejected(rejection));
                 }
             };
             if events.is_empty() {
-                self.keep(stream_id, state, version);
+                keep(&mut slot, state, version);
                 return Ok(CommandOutcome {
                     events,
                     version,
@@ -222,7 +232,7 @@ where
                     }
                     self.maybe_snapshot(stream_id, &state, version, outcome.last_version)
                         .await;
-                    self.keep(stream_id, state, outcome.last_version);
+                    keep(&mut slot, state, outcome.last_version);
                     return Ok(CommandOutcome {
                         events,
                         version: outcome.last_version,
@@ -360,47 +370,51 @@ where
             tracing::warn!(stream = %stream_id, error = &error as &dyn std::error::Error, "snapshot not saved");
         }
     }
+}
 
-    fn keep(&self, stream_id: &StreamId, state: A, version: Version) {
-        if let Some(cache) = &self.cache {
-            cache.put(stream_id.clone(), state, version);
-        }
+/// One stream's cached state; empty while being (re)loaded or after a conflict.
+type Slot<A> = Option<(A, Version)>;
+
+/// Puts a state back into the stream's slot, if the repository caches.
+fn keep<A>(slot: &mut Option<OwnedMutexGuard<Slot<A>>>, state: A, version: Version) {
+    if let Some(slot) = slot.as_mut() {
+        **slot = Some((state, version));
     }
 }
 
-/// Aggregate states between commands. An entry is taken out while a command runs on it, so two
-/// concurrent commands on one stream never share a state: the second loads from the store.
+/// Aggregate states between commands, one slot per stream. A command holds its stream's slot
+/// for its whole run, so commands on one stream take turns within this process; another
+/// process's writes show up as conflicts at append, after which the state is reloaded.
 struct StateCache<A> {
-    entries: Mutex<HashMap<StreamId, (A, Version)>>,
+    slots: Mutex<HashMap<StreamId, Arc<tokio::sync::Mutex<Slot<A>>>>>,
     capacity: usize,
 }
 
 impl<A> StateCache<A> {
     fn new(capacity: usize) -> Self {
         Self {
-            entries: Mutex::new(HashMap::with_capacity(capacity.min(1 << 16))),
+            slots: Mutex::new(HashMap::with_capacity(capacity.min(1 << 16))),
             capacity,
         }
     }
 
-    fn take(&self, stream_id: &StreamId) -> Option<(A, Version)> {
-        self.entries
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .remove(stream_id)
-    }
-
-    fn put(&self, stream_id: StreamId, state: A, version: Version) {
-        let mut entries = self
-            .entries
+    fn slot(&self, stream_id: &StreamId) -> Arc<tokio::sync::Mutex<Slot<A>>> {
+        let mut slots = self
+            .slots
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if entries.len() >= self.capacity && !entries.contains_key(&stream_id) {
-            // No recency bookkeeping on the hot path: evict an arbitrary entry.
-            if let Some(victim) = entries.keys().next().cloned() {
-                entries.remove(&victim);
+        if let Some(slot) = slots.get(stream_id) {
+            return slot.clone();
+        }
+        if slots.len() >= self.capacity {
+            // No recency bookkeeping on the hot path: evict an arbitrary slot. A command still
+            // holding it finishes unharmed; the next one on that stream loads from the store.
+            if let Some(victim) = slots.keys().next().cloned() {
+                slots.remove(&victim);
             }
         }
-        entries.insert(stream_id, (state, version));
+        let slot = Arc::new(tokio::sync::Mutex::new(None));
+        slots.insert(stream_id.clone(), slot.clone());
+        slot
     }
 }
