@@ -57,7 +57,8 @@ echo "using ELASTICSEARCH_URL=$ELASTICSEARCH_URL" >&2
 step "cargo test"
 cargo test --workspace --all-features
 
-step "quick start, in memory and on PostgreSQL"
-env -u DATABASE_URL cargo run --quiet -p quickstart >/dev/null
+step "quick start: in memory, on PostgreSQL, on PostgreSQL with the search node"
+env -u DATABASE_URL -u ELASTICSEARCH_URL cargo run --quiet -p quickstart >/dev/null
+env -u ELASTICSEARCH_URL cargo run --quiet -p quickstart >/dev/null
 cargo run --quiet -p quickstart >/dev/null
-echo "quick start ran on both stores" >&2
+echo "quick start ran in all three modes" >&2

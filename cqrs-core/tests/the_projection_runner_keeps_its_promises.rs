@@ -301,3 +301,44 @@ async fn crashes_at_random_points_never_change_the_result() {
         "crashes changed nothing"
     );
 }
+
+/// Only `s-…` streams: events of other categories are filtered out in the feed query.
+struct OnlyS(Totals);
+
+#[async_trait]
+impl Projection for OnlyS {
+    fn name(&self) -> &str {
+        "only-s"
+    }
+    fn filter(&self) -> cqrs_core::EventFilter {
+        cqrs_core::EventFilter::all().category("s")
+    }
+    async fn apply(&self, events: &[RecordedEvent]) -> Result<(), ProjectionError> {
+        self.0.apply(events).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_saved_checkpoint_moves_past_filtered_out_events() {
+    let store = InMemoryEventStore::new();
+    let handle = ProjectionRunner::new(OnlyS(Totals::default()), store.clone(), store.clone())
+        .with_signal(store.clone())
+        .with_options(fast())
+        .spawn();
+    append(&store, "s-1", json!({ "n": 1 })).await;
+    let other = append(&store, "other-1", json!({ "n": 2 })).await;
+    // A reader in another process waits on the saved checkpoint, not on this status.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let saved = store.load_checkpoint("only-s").await.expect("load");
+        if saved.is_some_and(|p| p >= other) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "saved checkpoint stuck at {saved:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    handle.shutdown().await;
+}

@@ -14,6 +14,16 @@ pub enum BreakerState {
     HalfOpen,
 }
 
+impl std::fmt::Display for BreakerState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(match self {
+            BreakerState::Closed => "closed",
+            BreakerState::Open => "open",
+            BreakerState::HalfOpen => "half-open",
+        })
+    }
+}
+
 /// A circuit breaker: after `threshold` consecutive failures it opens for `open_for`, then lets
 /// one trial through (half-open): a success closes it, a failure opens it again.
 ///

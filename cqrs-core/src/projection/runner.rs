@@ -563,7 +563,6 @@ impl Worker {
         let _reader = AbortOnDrop(reader);
         let renew_every = self.runner.options.lease_ttl / 3;
         let mut renewed = Instant::now();
-        let mut saved_at = Instant::now();
         let mut last_head_check = Instant::now() - Duration::from_secs(60);
         loop {
             let batch = tokio::select! {
@@ -584,14 +583,14 @@ impl Worker {
             }
             let FeedBatch { events, next, .. } = batch;
             if events.is_empty() {
-                // Nothing for us, but the feed moved: keep the checkpoint up, without writing it
-                // on every idle poll.
-                if next > checkpoint && saved_at.elapsed() >= Duration::from_secs(1) {
+                // Nothing for us, but the feed moved past events we filter out: save that too,
+                // so readers waiting on the checkpoint (read-your-writes) see it. The reader
+                // sends such batches only when the feed moved, or once per idle stretch.
+                if next > checkpoint {
                     if !self.save_checkpoint(name, next).await {
                         return Lead::Stopped;
                     }
                     checkpoint = next;
-                    saved_at = Instant::now();
                 }
                 self.set(|s| {
                     s.state = ProjectionState::Running;
@@ -609,7 +608,6 @@ impl Worker {
                 return Lead::Stopped;
             }
             checkpoint = next;
-            saved_at = Instant::now();
             let lag_events = if full && last_head_check.elapsed() >= Duration::from_secs(1) {
                 last_head_check = Instant::now();
                 self.runner

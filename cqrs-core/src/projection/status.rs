@@ -27,6 +27,20 @@ pub enum ProjectionState {
     Failed,
 }
 
+impl std::fmt::Display for ProjectionState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(match self {
+            ProjectionState::Starting => "starting",
+            ProjectionState::Standby => "standby",
+            ProjectionState::CatchingUp => "catching up",
+            ProjectionState::Running => "running",
+            ProjectionState::Retrying => "retrying",
+            ProjectionState::Stopped => "stopped",
+            ProjectionState::Failed => "failed",
+        })
+    }
+}
+
 /// A projection's status, ready for a health endpoint.
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
