@@ -5,16 +5,23 @@
 //!   plain structs and enums, with the rules in `handle` and the state changes in `apply`;
 //! - [`shop::Shop`] holds one [`Repository`](cqrs_core::Repository) per aggregate;
 //! - [`saga::Saga`] follows the store's feed and issues the next commands;
+//! - [`summary::OrderSummary`] is the read side's view of an order, built by one plain
+//!   [`summary::fold`]; [`read_side`] keeps the summaries up to date from the feed, in memory
+//!   or in Elasticsearch / OpenSearch, and answers queries on them;
 //! - [`run`] tells the whole story on any store (the binary runs it on the in-memory one, or on
-//!   PostgreSQL when `DATABASE_URL` is set);
+//!   PostgreSQL when `DATABASE_URL` is set, with the read side on a search node when
+//!   `ELASTICSEARCH_URL` is set too);
 //! - [`account::Account`] is the README's tour aggregate.
 
 pub mod account;
 pub mod inventory;
 pub mod order;
 pub mod payment;
+pub mod postgres;
+pub mod read_side;
 pub mod saga;
 pub mod shop;
+pub mod summary;
 mod walkthrough;
 
 #[doc(inline)]

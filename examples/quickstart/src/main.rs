@@ -1,29 +1,58 @@
-//! Run it: `cargo run -p quickstart`
+//! Run it: `cargo run -p quickstart`, with the stores the environment names:
 //!
-//! The quick start: an order / stock / payment flow, driven by a saga, on the in-memory event
-//! store. With `DATABASE_URL` set, the same story runs on PostgreSQL, in a schema
-//! `quickstart` that it empties first.
+//! - nothing set: the in-memory event store, and the read side in memory;
+//! - `DATABASE_URL`: PostgreSQL (schema `quickstart`, emptied first), read side in memory
+//!   (`eval "export $(scripts/postgres.sh start | tail -n1)"` starts a server and sets it);
+//! - `DATABASE_URL` and `ELASTICSEARCH_URL`: PostgreSQL, and the read side in Elasticsearch or
+//!   OpenSearch (read model `quickstart-orders`, emptied first; `eval "export
+//!   $(scripts/opensearch.sh start 9200 | tail -n1)"` starts a node and sets it).
 //!
-//! [`quickstart::run`] takes any store with the event and snapshot roles: the domain code does
-//! not change with the store.
+//! The quick start: an order / stock / payment flow, driven by a saga, and its read side, order
+//! summaries that answer queries. [`quickstart::run`] takes any store with the event and
+//! snapshot roles, and any [`ReadSide`]: the domain code does not change with either.
 
 use cqrs_core::{BoxError, InMemoryEventStore};
-use cqrs_postgres::{PgEventStore, PgSchema};
+use quickstart::read_side::{OrderSummaries, ReadSide};
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
-    match std::env::var("DATABASE_URL") {
-        Ok(url) if !url.is_empty() => {
-            let store = PgEventStore::connect(&url).await?;
-            // The story expects empty streams: start from a fresh schema each run.
-            sqlx::query("DROP SCHEMA IF EXISTS quickstart CASCADE")
-                .execute(store.pool())
-                .await?;
-            let store = store.in_schema(PgSchema::new("quickstart")?);
-            store.migrate().await?;
-            println!("(on PostgreSQL, schema quickstart)\n");
-            quickstart::run(store).await
+    let database = env("DATABASE_URL");
+    let search = env("ELASTICSEARCH_URL");
+    match (database, search) {
+        (None, search) => {
+            let ignored = search.map(|_| " (ELASTICSEARCH_URL is used only with DATABASE_URL)");
+            println!(
+                "cqrs quick start: in-memory event store, read side in memory{}\n",
+                ignored.unwrap_or_default()
+            );
+            let store = InMemoryEventStore::new();
+            let read_side =
+                ReadSide::in_memory(OrderSummaries::new(), store.clone(), store.clone());
+            quickstart::run(store, read_side).await
         }
-        _ => quickstart::run(InMemoryEventStore::new()).await,
+        (Some(database), None) => {
+            println!("cqrs quick start: PostgreSQL (schema quickstart), read side in memory\n");
+            let store = quickstart::postgres::fresh_store(&database, "quickstart").await?;
+            let signal = store.feed_signal();
+            let read_side = ReadSide::in_memory(OrderSummaries::new(), store.clone(), signal);
+            quickstart::run(store, read_side).await
+        }
+        (Some(database), Some(search)) => {
+            println!(
+                "cqrs quick start: PostgreSQL (schema quickstart), read side on {search} \
+                 (read model quickstart-orders)\n"
+            );
+            let store = quickstart::postgres::fresh_store(&database, "quickstart").await?;
+            let client = cqrs_elastic::connect(&search)?;
+            let signal = store.feed_signal();
+            let read_side =
+                ReadSide::on_node(client, "quickstart-orders", store.clone(), signal).await?;
+            quickstart::run(store, read_side).await
+        }
     }
+}
+
+/// The variable `name`, unless unset or empty.
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|value| !value.is_empty())
 }

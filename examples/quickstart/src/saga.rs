@@ -254,7 +254,7 @@ fn step(cause: &Metadata, name: &str) -> CommandContext {
 }
 
 /// The aggregate id in a stream id: `"7"` in `"order-7"`.
-fn instance_id(stream_id: &StreamId) -> &str {
+pub(crate) fn instance_id(stream_id: &StreamId) -> &str {
     let id = stream_id.as_str();
     id.split_once('-').map_or(id, |(_, instance)| instance)
 }

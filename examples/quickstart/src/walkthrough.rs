@@ -1,7 +1,9 @@
 //! [`run`]: the quick start's story, on any store.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use cqrs_core::projection::ProjectionHandle;
 use cqrs_core::{
     BoxError, CommandContext, CommandError, CommandId, EventFilter, EventStore, Position,
     RecordedEvent, Repository, SnapshotStore,
@@ -9,25 +11,28 @@ use cqrs_core::{
 
 use crate::inventory::{Inventory, InventoryCommand};
 use crate::money;
-use crate::order::{OrderCommand, OrderLine};
+use crate::order::{OrderCommand, OrderLine, OrderStatus};
 use crate::payment::CardLimits;
+use crate::read_side::{health, ReadSide, Summaries};
 use crate::saga::Saga;
 use crate::shop::Shop;
 
 /// Runs the quick start on `store` and prints what happens: stock arriving through two racing
 /// servers, three orders taken through the saga (one shipped, two compensated), a rejected
-/// command, a command sent twice, and the saga replaying its feed; then the events and states.
+/// command, a command sent twice, and the saga replaying its feed; then the events and states;
+/// then what the read side answers, once it has caught up with the last command.
 ///
 /// The streams it writes have fixed names (`order-1`, `inventory-widget`...): give it a store
-/// that does not hold them yet.
-pub async fn run<S>(store: S) -> Result<(), BoxError>
+/// that does not hold them yet, and a `read_side` on that store.
+pub async fn run<S>(store: S, read_side: ReadSide) -> Result<(), BoxError>
 where
     S: EventStore + SnapshotStore + Clone + 'static,
 {
     let start = store.head().await?;
     let shop = Shop::new(store.clone(), CardLimits::new().limit("carol", 50_00));
     let mut saga = Saga::after(start);
-    println!("cqrs quick start: orders, stock and payments driven by a saga\n");
+    // The read side follows the feed in its own task while the commands run.
+    let (projection, summaries) = read_side.start();
 
     let (a, b) = restock_race(&store).await?;
     let (gadget, _) = shop.stock.load("gadget").await?;
@@ -135,6 +140,58 @@ where
             refusal.unwrap_or_default()
         );
     }
+
+    let last = again.position.ok_or("the restock recorded no position")?;
+    let answered = ask(&projection, &summaries, last).await;
+    projection.shutdown().await;
+    answered
+}
+
+/// Waits until the read side has caught up with `last` (read-your-writes), then prints its
+/// answers and its status.
+async fn ask(
+    projection: &ProjectionHandle,
+    summaries: &Summaries,
+    last: Position,
+) -> Result<(), BoxError> {
+    if !projection.wait_for(last, Duration::from_secs(10)).await {
+        let status = health(&projection.status());
+        return Err(format!("the read side did not reach {last} in 10 s: {status}").into());
+    }
+    println!("\nread side (order summaries), caught up with the last command at {last}");
+    if let Some(order) = summaries.get("1").await? {
+        let payment = order.payment.map(|p| format!(", payment {p:?}"));
+        println!(
+            "  get order 1     {}: {}, {} for {} items{}",
+            order.customer,
+            order.status,
+            money(order.total),
+            order.items,
+            payment.unwrap_or_default()
+        );
+    }
+    let mut counts = Vec::new();
+    for status in [
+        OrderStatus::Placed,
+        OrderStatus::Confirmed,
+        OrderStatus::Shipped,
+        OrderStatus::Cancelled,
+    ] {
+        let count = summaries.count_by_status(status).await?;
+        if count > 0 {
+            counts.push(format!("{status} {count}"));
+        }
+    }
+    println!("  by status       {}", counts.join(", "));
+    for order in summaries.cancelled_of("bob").await? {
+        let reason = order.cancel_reason.unwrap_or_default();
+        println!(
+            "  bob, cancelled  order {} {}: {reason}",
+            order.id,
+            money(order.total)
+        );
+    }
+    println!("  health          {}", health(&projection.status()));
     Ok(())
 }
 

@@ -10,6 +10,7 @@ use cqrs_core::{
 use quickstart::inventory::InventoryCommand;
 use quickstart::order::{OrderCommand, OrderLine, OrderStatus};
 use quickstart::payment::{CardLimits, PaymentStatus};
+use quickstart::read_side::{OrderSummaries, ReadSide};
 use quickstart::saga::Saga;
 use quickstart::shop::Shop;
 
@@ -259,7 +260,8 @@ async fn handling_the_feed_again_records_nothing_new() {
 #[tokio::test]
 async fn the_quick_start_runs_to_the_end() {
     let store = InMemoryEventStore::new();
-    quickstart::run(store.clone())
+    let read_side = ReadSide::in_memory(OrderSummaries::new(), store.clone(), store.clone());
+    quickstart::run(store.clone(), read_side)
         .await
         .expect("the quick start runs");
 
