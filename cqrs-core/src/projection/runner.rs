@@ -565,9 +565,19 @@ impl Worker {
         let mut renewed = Instant::now();
         let mut last_head_check = Instant::now() - Duration::from_secs(60);
         loop {
+            // Renew on time even when no batch comes (an idle feed), or the lease expires under
+            // a healthy leader and a standby starts leading beside it.
+            let renew_at = tokio::time::Instant::from_std(renewed + renew_every);
             let batch = tokio::select! {
                 batch = incoming.recv() => batch,
                 _ = self.stop.changed() => return Lead::Stopped,
+                _ = tokio::time::sleep_until(renew_at), if self.runner.leases.is_some() => {
+                    if !self.renew(name).await {
+                        return Lead::LostLease;
+                    }
+                    renewed = Instant::now();
+                    continue;
+                }
             };
             let Some((batch, full)) = batch else {
                 return Lead::Failed("the feed reader stopped".to_owned());
