@@ -100,6 +100,12 @@ fn classify_item(item: &Value) -> Result<ItemOutcome, String> {
     Ok(match u16::try_from(status).unwrap_or(u16::MAX) {
         200..=299 => ItemOutcome::Written,
         409 => ItemOutcome::Conflict,
+        // A write block (a rebuild freezing the old index before its swap): retry.
+        403 if result.pointer("/error/type").and_then(Value::as_str)
+            == Some("cluster_block_exception") =>
+        {
+            ItemOutcome::Transient(reason())
+        }
         404 => ItemOutcome::Transient(reason()),
         status if is_transient_status(status) => ItemOutcome::Transient(reason()),
         _ => ItemOutcome::Rejected(reason()),

@@ -121,7 +121,9 @@ impl<P: ElasticProjection> EsProjector<P> {
     }
 
     /// How many documents to remember as last written, sparing their `_mget` in later batches
-    /// (default 10 000; 0 reads every document every batch).
+    /// (default 10 000; 0 reads every document every batch). The memory is dropped after any
+    /// transient failure; an index deleted and recreated under a running projector without one
+    /// (a manual reset) needs the projector restarted, as its checkpoint does.
     #[must_use]
     pub fn cache_documents(mut self, documents: usize) -> Self {
         self.cache_capacity = documents;
@@ -398,6 +400,12 @@ impl<P: ElasticProjection> Projection for EsProjector<P> {
             target = %self.target,
             events = events.len(),
         );
-        self.write(events).instrument(span).await
+        let result = self.write(events).instrument(span).await;
+        if let Err(ProjectionError::Transient(_)) = &result {
+            // The index may have been blocked, swapped or recreated under us: trust nothing
+            // remembered until documents are read again.
+            self.cache.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        }
+        result
     }
 }

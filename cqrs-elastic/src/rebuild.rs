@@ -136,10 +136,23 @@ impl EsIndex {
 
         catch_up(&projector, feed, checkpoints, &options, &mut report).await?;
         self.set_refresh_interval(&report.to.index, None).await?;
-        catch_up(&projector, feed, checkpoints, &options, &mut report).await?;
-        self.refresh(&report.to.index).await?;
-
-        self.swap(&report.from.index, &report.to.index).await?;
+        // Freeze the old index before the last catch-up: the live projector's writes into it
+        // now fail (transiently, it retries) until the alias points to the new index. So every
+        // event it wrote into the old index is in the feed below the head this catch-up reads,
+        // and the new index holds all of them before the live projector writes into it.
+        self.block_writes(&report.from.index, true).await?;
+        let swapped = async {
+            catch_up(&projector, feed, checkpoints, &options, &mut report).await?;
+            self.refresh(&report.to.index).await?;
+            self.swap(&report.from.index, &report.to.index).await
+        }
+        .await;
+        if let Err(error) = swapped {
+            if let Err(unblock) = self.block_writes(&report.from.index, false).await {
+                tracing::warn!(error = %unblock, "could not unblock writes to the old index");
+            }
+            return Err(error);
+        }
         tracing::info!(alias = %self.name(), to = %report.to.index, "alias swapped");
 
         let projector = projector.refresh(RefreshPolicy::Immediate);
