@@ -1,0 +1,125 @@
+//! The services the tests run against, and what keeps tests apart: a PostgreSQL schema and
+//! read-model names of their own.
+
+use cqrs_elastic::{EsIndex, EsProjector};
+use cqrs_postgres::{PgEventStore, PgSchema};
+use elasticsearch::indices::IndicesDeleteParts;
+use elasticsearch::Elasticsearch;
+use sqlx::postgres::PgPoolOptions;
+
+use crate::OrderSummaries;
+
+/// The PostgreSQL server, from `DATABASE_URL`. Panics with what to do when it is not set.
+pub fn database_url() -> String {
+    std::env::var("DATABASE_URL").unwrap_or_else(|_| {
+        panic!(
+            "DATABASE_URL is not set. The integration tests need a real PostgreSQL: run \
+             scripts/test.sh (which starts one), or `eval \"export $(scripts/postgres.sh start | \
+             tail -n1)\"` first"
+        )
+    })
+}
+
+/// The search node, from `ELASTICSEARCH_URL`. Panics with what to do when it is not set.
+pub fn elasticsearch_url() -> String {
+    std::env::var("ELASTICSEARCH_URL").unwrap_or_else(|_| {
+        panic!(
+            "ELASTICSEARCH_URL is not set. The integration tests need a real Elasticsearch or \
+             OpenSearch node: run scripts/test.sh (which starts one), or `eval \"export \
+             $(scripts/opensearch.sh start 9200 | tail -n1)\"` first"
+        )
+    })
+}
+
+/// A migrated [`PgEventStore`] in a schema no other test uses, on a small pool of its own.
+pub async fn pg_store() -> PgEventStore {
+    let pool = PgPoolOptions::new()
+        .max_connections(8)
+        .connect(&database_url())
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to DATABASE_URL: {e}"));
+    let schema = format!("it_{}", uuid::Uuid::now_v7().simple());
+    let store =
+        PgEventStore::new(pool).in_schema(PgSchema::new(&schema).expect("a valid schema name"));
+    store.migrate().await.expect("migrate the test schema");
+    store
+}
+
+/// Drops the store's schema (at the end of a test that passed; a failed test leaves it for a
+/// post-mortem).
+pub async fn drop_schema(store: &PgEventStore) {
+    sqlx::query(&format!(
+        "DROP SCHEMA IF EXISTS \"{}\" CASCADE",
+        store.schema().as_str()
+    ))
+    .execute(store.pool())
+    .await
+    .expect("drop the test schema");
+}
+
+/// A client for the node at `url`.
+pub fn client_for(url: &str) -> Elasticsearch {
+    cqrs_elastic::connect(url).unwrap_or_else(|e| panic!("a client for {url}: {e}"))
+}
+
+/// A client for the shared test node (`ELASTICSEARCH_URL`).
+pub fn es_client() -> Elasticsearch {
+    client_for(&elasticsearch_url())
+}
+
+/// A read-model name no other test (or earlier run) uses: `it-{prefix}-{uuid}`.
+pub fn unique_name(prefix: &str) -> String {
+    format!("it-{prefix}-{}", uuid::Uuid::now_v7().simple())
+}
+
+/// A fresh order-summaries read model on `client`: the projection, its index (version 1 and
+/// the alias, created) and a projector writing through the alias.
+pub async fn summaries_read_model(
+    client: &Elasticsearch,
+    prefix: &str,
+) -> (OrderSummaries, EsIndex) {
+    let summaries = OrderSummaries::new(unique_name(prefix));
+    let index = EsIndex::for_projection(client.clone(), &summaries).expect("a valid read model");
+    index.ensure().await.expect("create the read model's index");
+    (summaries, index)
+}
+
+/// A projector for `summaries` through its alias.
+pub fn projector(
+    client: &Elasticsearch,
+    summaries: &OrderSummaries,
+) -> EsProjector<OrderSummaries> {
+    EsProjector::new(client.clone(), summaries.clone()).expect("a valid projector")
+}
+
+/// Deletes the versioned indices `{name}_v1` to `{name}_v{up_to}` (absent ones are fine), so
+/// the shared node does not fill up with test indices.
+pub async fn delete_indices(client: &Elasticsearch, index: &EsIndex, up_to: u32) {
+    let names: Vec<String> = (1..=up_to).map(|v| index.version_name(v)).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let response = client
+        .indices()
+        .delete(IndicesDeleteParts::Index(&names))
+        .ignore_unavailable(true)
+        .send()
+        .await
+        .expect("delete the test indices");
+    assert!(
+        response.status_code().is_success(),
+        "deleting {names:?} answered {}",
+        response.status_code()
+    );
+}
+
+/// The owner of lease `name` in `store`'s schema, if a lease row exists and has not expired
+/// (read straight from the table, as an operator would).
+pub async fn lease_holder(store: &PgEventStore, name: &str) -> Option<String> {
+    sqlx::query_scalar(&format!(
+        "SELECT owner FROM \"{}\".leases WHERE name = $1 AND expires_at > now()",
+        store.schema().as_str()
+    ))
+    .bind(name)
+    .fetch_optional(store.pool())
+    .await
+    .expect("read the leases table")
+}

@@ -1,0 +1,30 @@
+//! Helpers for the workspace's cross-crate integration tests (the tests are in `tests/`): the
+//! services (PostgreSQL from `DATABASE_URL`, a search node from `ELASTICSEARCH_URL`, or a node
+//! of the test's own), isolation (a schema and read-model names per test), a small shop domain
+//! run through the real `Repository`, the order-summaries read model, the real
+//! `ProjectionRunner` wired to PostgreSQL, and polling with deadlines.
+
+pub mod domain;
+mod env;
+mod inspect;
+mod outage_node;
+mod poll;
+mod probe;
+mod runner;
+mod shop;
+mod summaries;
+
+pub use env::{
+    client_for, database_url, delete_indices, drop_schema, elasticsearch_url, es_client,
+    lease_holder, pg_store, projector, summaries_read_model, unique_name,
+};
+pub use inspect::{
+    all_events, assert_documents, assert_read_model_is_the_fold, raw_documents, refresh,
+    RawDocument,
+};
+pub use outage_node::OutageNode;
+pub use poll::{eventually, wait_caught_up, wait_caught_up_to, wait_for_status, PATIENCE};
+pub use probe::{ApplyCounts, Probe};
+pub use runner::{pg_runner, quick_options};
+pub use shop::{Load, Shop, CUSTOMERS, SKUS};
+pub use summaries::{expected_summaries, summarize, OrderSummaries, OrderSummary};
