@@ -8,25 +8,28 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Connection, PgConnection};
 
 /// The PostgreSQL server named by the URL; its own database is only used to create others.
-pub(crate) struct Server {
+pub struct Server {
     options: PgConnectOptions,
+    prefix: &'static str,
     run_id: u32,
 }
 
 /// What the server is.
-pub(crate) struct ServerInfo {
+pub struct ServerInfo {
     /// `SELECT version()`.
-    pub(crate) version: String,
+    pub version: String,
     /// Settings that move the figures: name and value.
-    pub(crate) settings: Vec<(String, String)>,
+    pub settings: Vec<(String, String)>,
 }
 
 impl Server {
-    /// The server of `url`.
-    pub(crate) fn new(url: &str) -> Result<Self> {
+    /// The server of `url`; the databases it creates are named `{prefix}_{process id}_{label}`
+    /// (`prefix` of lowercase letters, digits and `_`).
+    pub fn new(url: &str, prefix: &'static str) -> Result<Self> {
         let options = PgConnectOptions::from_str(url).context("parsing the database URL")?;
         Ok(Self {
             options,
+            prefix,
             run_id: std::process::id(),
         })
     }
@@ -38,7 +41,7 @@ impl Server {
     }
 
     /// The server's version and relevant settings.
-    pub(crate) async fn info(&self) -> Result<ServerInfo> {
+    pub async fn info(&self) -> Result<ServerInfo> {
         let mut conn = self.admin().await?;
         let version: String = sqlx::query_scalar("SELECT version()")
             .fetch_one(&mut conn)
@@ -62,17 +65,12 @@ impl Server {
 
     /// Runs `f` with a pool of `pool_size` connections to a fresh database, then drops the
     /// database, whether `f` succeeded or not.
-    pub(crate) async fn with_database<T, F, Fut>(
-        &self,
-        label: &str,
-        pool_size: u32,
-        f: F,
-    ) -> Result<T>
+    pub async fn with_database<T, F, Fut>(&self, label: &str, pool_size: u32, f: F) -> Result<T>
     where
         F: FnOnce(PgPool) -> Fut,
         Fut: Future<Output = Result<T>>,
     {
-        let name = format!("pg_bench_{}_{label}", self.run_id);
+        let name = format!("{}_{}_{label}", self.prefix, self.run_id);
         debug_assert!(name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
         let mut admin = self.admin().await?;
         sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))

@@ -15,7 +15,6 @@
 //! system cannot look fast.
 
 mod args;
-mod db;
 mod domain;
 mod driver;
 mod report;
@@ -24,13 +23,14 @@ mod verify;
 mod workloads;
 
 use clap::Parser;
+use cqrs_benchmarks::db;
 
 use crate::args::{Args, Workload};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let server = db::Server::new(&args.database_url)?;
+    let server = db::Server::new(&args.database_url, "pg_bench")?;
     let sizes = args.sizes();
     report::print_machine(&server.info().await?, &args, &sizes);
 

@@ -8,8 +8,8 @@ mod load;
 use anyhow::Result;
 
 use crate::args::{Sizes, Workload};
-use crate::db::Server;
 use crate::report::Table;
+use cqrs_benchmarks::db::Server;
 
 /// What every workload needs.
 pub(crate) struct Context {

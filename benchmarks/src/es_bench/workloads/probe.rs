@@ -1,0 +1,171 @@
+//! Where a runner's time goes: wrappers that time each `apply`, each feed read and each
+//! checkpoint save of a `ProjectionRunner`, around the real projector and store. The runner
+//! reads ahead while it applies, so reads overlap the rest; applies and saves do not overlap.
+
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use cqrs_core::projection::{Projection, ProjectionError};
+use cqrs_core::{CheckpointStore, Error, EventFilter, FeedBatch, Position, ReadAll, RecordedEvent};
+use cqrs_postgres::PgEventStore;
+
+/// Timings of one kind of call: how many items each handled and how long it took.
+#[derive(Clone, Default)]
+pub(crate) struct Clock {
+    calls: Arc<Mutex<Vec<(usize, Duration)>>>,
+}
+
+impl Clock {
+    fn record(&self, items: usize, took: Duration) {
+        self.calls
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((items, took));
+    }
+
+    /// Forgets what was recorded (after a warm-up).
+    pub(crate) fn reset(&self) {
+        self.calls
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
+    /// What was recorded so far, for a report: `what` names the call.
+    pub(crate) fn summary(&self, what: &'static str) -> Summary {
+        let calls = self
+            .calls
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let mut times: Vec<Duration> = calls.iter().map(|(_, took)| *took).collect();
+        times.sort_unstable();
+        Summary {
+            what,
+            calls: calls.len(),
+            items: calls.iter().map(|(items, _)| items).sum(),
+            total: times.iter().sum(),
+            p50: times.get(times.len() / 2).copied().unwrap_or_default(),
+            max: times.last().copied().unwrap_or_default(),
+        }
+    }
+}
+
+/// A [`Clock`]'s figures.
+pub(crate) struct Summary {
+    what: &'static str,
+    calls: usize,
+    items: usize,
+    total: Duration,
+    p50: Duration,
+    max: Duration,
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        write!(f, "{} {}x", self.what, self.calls)?;
+        if self.items != self.calls {
+            let mean = self.items as f64 / self.calls.max(1) as f64;
+            write!(f, " of {mean:.1} events")?;
+        }
+        write!(
+            f,
+            ": {:.2} s in all, p50 {:.1} ms, max {:.0} ms",
+            self.total.as_secs_f64(),
+            ms(self.p50),
+            ms(self.max)
+        )
+    }
+}
+
+/// A projection whose `apply` calls are timed.
+pub(crate) struct TimedProjection<P> {
+    inner: P,
+    clock: Clock,
+}
+
+impl<P> TimedProjection<P> {
+    /// Times `inner` on `clock`.
+    pub(crate) fn new(inner: P, clock: Clock) -> Self {
+        Self { inner, clock }
+    }
+}
+
+#[async_trait]
+impl<P: Projection> Projection for TimedProjection<P> {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn filter(&self) -> EventFilter {
+        self.inner.filter()
+    }
+
+    fn key(&self, event: &RecordedEvent) -> Option<String> {
+        self.inner.key(event)
+    }
+
+    async fn apply(&self, events: &[RecordedEvent]) -> Result<(), ProjectionError> {
+        let started = Instant::now();
+        let outcome = self.inner.apply(events).await;
+        self.clock.record(events.len(), started.elapsed());
+        outcome
+    }
+}
+
+/// The store, with its feed reads and checkpoint saves timed.
+#[derive(Clone)]
+pub(crate) struct TimedStore {
+    inner: PgEventStore,
+    /// Feed reads.
+    pub(crate) reads: Clock,
+    /// Checkpoint saves.
+    pub(crate) saves: Clock,
+}
+
+impl TimedStore {
+    /// Times `inner`.
+    pub(crate) fn new(inner: PgEventStore) -> Self {
+        Self {
+            inner,
+            reads: Clock::default(),
+            saves: Clock::default(),
+        }
+    }
+}
+
+#[async_trait]
+impl ReadAll for TimedStore {
+    async fn read_all(
+        &self,
+        after: Position,
+        limit: usize,
+        filter: &EventFilter,
+    ) -> Result<FeedBatch, Error> {
+        let started = Instant::now();
+        let batch = self.inner.read_all(after, limit, filter).await?;
+        self.reads.record(batch.events.len(), started.elapsed());
+        Ok(batch)
+    }
+
+    async fn head(&self) -> Result<Position, Error> {
+        self.inner.head().await
+    }
+}
+
+#[async_trait]
+impl CheckpointStore for TimedStore {
+    async fn load_checkpoint(&self, name: &str) -> Result<Option<Position>, Error> {
+        self.inner.load_checkpoint(name).await
+    }
+
+    async fn save_checkpoint(&self, name: &str, position: Position) -> Result<(), Error> {
+        let started = Instant::now();
+        self.inner.save_checkpoint(name, position).await?;
+        self.saves.record(1, started.elapsed());
+        Ok(())
+    }
+}

@@ -1,0 +1,224 @@
+//! Workload 1: projection throughput. A fresh `ProjectionRunner` + `EsProjector` catches up on
+//! the whole feed from PostgreSQL into a new index, against raw `_bulk`s of the same final
+//! documents in the same batches (built beforehand, untimed), under the same refresh policy.
+//! The two take turns, `Sizes::throughput_runs` times each, and the median run is reported.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Result};
+use cqrs_benchmarks::table::{Row, Table};
+use cqrs_core::projection::{ProjectionRunner, ProjectionState, RunnerOptions};
+use cqrs_core::ReadAll;
+use cqrs_elastic::{ElasticProjection, EsIndex, EsProjector, RefreshPolicy};
+
+use super::probe::{Clock, TimedProjection, TimedStore};
+use super::raw::{self, RawBatch};
+use super::{feed, Context, Db};
+use crate::cpu::CpuMeter;
+use crate::fill;
+use crate::model::{Accounts, Expected};
+use crate::node::Names;
+use crate::report::Output;
+
+const OURS: &str = "ours: ProjectionRunner + EsProjector";
+const RAW: &str = "raw _bulk of the final documents";
+
+/// One refresh policy, applied to both systems.
+struct Policy {
+    /// The table's number.
+    tag: &'static str,
+    label: &'static str,
+    projector: RefreshPolicy,
+    /// Whether each raw `_bulk` asks for `refresh=true`.
+    raw_refresh: bool,
+}
+
+const POLICIES: [Policy; 2] = [
+    Policy {
+        tag: "1a",
+        label: "no refresh (the index refreshes every 1 s)",
+        projector: RefreshPolicy::None,
+        raw_refresh: false,
+    },
+    Policy {
+        tag: "1b",
+        label: "refresh per batch (refresh=true)",
+        projector: RefreshPolicy::Immediate,
+        raw_refresh: true,
+    },
+];
+
+/// What the timed runs share.
+struct Setup<'a> {
+    ctx: &'a Context,
+    db: &'a Db,
+    events: u64,
+    expected: &'a Expected,
+    bodies: &'a [RawBatch],
+}
+
+/// One timed run: its time, its notes, and (ours only) where the runner's time went.
+struct Run {
+    elapsed: Duration,
+    note: String,
+    profile: String,
+}
+
+/// Runs the workload: one table per refresh policy.
+pub(crate) async fn run(ctx: &Context) -> Result<Vec<Output>> {
+    let (fill, batch) = (ctx.sizes.throughput, ctx.sizes.throughput_batch);
+    eprintln!("running throughput ...");
+    ctx.server
+        .with_database("throughput", ctx.pool_size(), |pool| async move {
+            let db = Db::open(pool).await?;
+            fill::fill(&db.store, fill, ctx.clients).await?;
+            db.settle().await?;
+            let expected = fill.expected();
+            let mut batches = Vec::new();
+            let events = feed::read(&db.store, batch, |events| batches.push(events)).await?;
+            ensure!(events == fill.events, "the feed holds {events} events");
+            let bodies = raw::bodies(&batches, &expected)?;
+            drop(batches);
+            let setup = Setup {
+                ctx,
+                db: &db,
+                events,
+                expected: &expected,
+                bodies: &bodies,
+            };
+            ctx.node
+                .with_indices("throughput", |names| tables(&setup, names))
+                .await
+        })
+        .await
+}
+
+async fn tables(setup: &Setup<'_>, names: Names) -> Result<Vec<Output>> {
+    let node = &setup.ctx.node;
+    // Warm the node (JIT, caches) with one raw pass; not reported.
+    let warm = names.name("warm");
+    raw::create(node, &warm).await?;
+    raw::write(node, &warm, setup.bodies, false).await?;
+    let runs = setup.ctx.sizes.throughput_runs;
+    let mut tables = Vec::new();
+    for policy in POLICIES {
+        let title = format!(
+            "{}. projection throughput, {}: {} events, {} per batch, {:.0} documents \
+             written per batch, 1 runner, median of {runs} runs each, taking turns",
+            policy.tag,
+            policy.label,
+            setup.events,
+            setup.ctx.sizes.throughput_batch,
+            raw::mean_documents(setup.bodies),
+        );
+        let mut ours_runs = Vec::new();
+        let mut raw_runs = Vec::new();
+        for run in 1..=runs {
+            let ours_name = names.name(&format!("ours-{}-{run}", policy.tag));
+            ours_runs.push(ours(setup, &ours_name, policy.projector).await?);
+            let raw_name = names.name(&format!("raw-{}-{run}", policy.tag));
+            raw_runs.push(raw_run(setup, &raw_name, policy.raw_refresh).await?);
+        }
+        let last_ours = names.name(&format!("ours-{}-{runs}", policy.tag));
+        let mget = raw::mget(node, &last_ours, setup.bodies).await?;
+
+        let mut table = Table::new(title, "events/s").versus("vs raw", RAW);
+        let ours = median(ours_runs);
+        table.push(Row::new(OURS, setup.events, ours.elapsed, ours.note));
+        let raw = median(raw_runs);
+        table.push(Row::new(RAW, setup.events, raw.elapsed, raw.note));
+        table.footnote(format!("{OURS}, median run: {}", ours.profile));
+        table.footnote(format!(
+            "the same batches' _mget alone, once a run is over: {:.2} s",
+            mget.as_secs_f64()
+        ));
+        tables.push(Output::Rates(table));
+    }
+    Ok(tables)
+}
+
+/// The median run, its note prefixed with every run's time.
+fn median(mut runs: Vec<Run>) -> Run {
+    let times: Vec<String> = runs
+        .iter()
+        .map(|r| format!("{:.2}", r.elapsed.as_secs_f64()))
+        .collect();
+    runs.sort_by_key(|r| r.elapsed);
+    let middle = runs.len() / 2;
+    let mut run = runs.swap_remove(middle);
+    run.note = format!("runs {} s; {}", times.join(" / "), run.note);
+    run
+}
+
+async fn ours(setup: &Setup<'_>, name: &str, policy: RefreshPolicy) -> Result<Run> {
+    let (node, store) = (&setup.ctx.node, &setup.db.store);
+    eprintln!("  {OURS}, {policy:?} ...");
+    let projection = Accounts::new(name);
+    EsIndex::for_projection(node.client().clone(), &projection)?
+        .ensure()
+        .await?;
+    let checkpoint = projection.name().to_owned();
+    let projector = EsProjector::new(node.client().clone(), projection)?.refresh(policy);
+    let applies = Clock::default();
+    let timed = TimedStore::new(store.clone());
+    let options = RunnerOptions::new()
+        .batch_size(setup.ctx.sizes.throughput_batch)
+        .checkpoint_name(checkpoint);
+    let runner = ProjectionRunner::new(
+        TimedProjection::new(projector, applies.clone()),
+        timed.clone(),
+        timed.clone(),
+    )
+    .with_options(options);
+
+    let head = store.head().await?;
+    let meter = CpuMeter::start(node, &setup.db.name).await?;
+    let started = Instant::now();
+    let handle = runner.spawn();
+    let reached = handle
+        .wait_until(|s| s.position >= head || s.state == ProjectionState::Failed)
+        .await;
+    let elapsed = started.elapsed();
+    let cpu = meter.stop(node).await?;
+    let status = handle.status();
+    handle.shutdown().await;
+    ensure!(
+        reached.is_some_and(|s| s.state != ProjectionState::Failed),
+        "the projection stopped: {:?}",
+        status.last_error
+    );
+    ensure!(
+        status.applied == setup.events,
+        "the runner applied {} events of {}",
+        status.applied,
+        setup.events
+    );
+    let refreshes = node.refreshes(name).await?;
+    let verified = crate::verify::documents(node, name, setup.expected).await?;
+    Ok(Run {
+        elapsed,
+        note: format!("{refreshes} index refreshes; {verified}; {cpu}"),
+        profile: format!(
+            "{}; {}; {}",
+            applies.summary("apply (_mget + _bulk)"),
+            timed.reads.summary("feed reads (ahead, overlapping)"),
+            timed.saves.summary("checkpoint saves")
+        ),
+    })
+}
+
+async fn raw_run(setup: &Setup<'_>, name: &str, refresh: bool) -> Result<Run> {
+    let node = &setup.ctx.node;
+    eprintln!("  {RAW}, refresh {refresh} ...");
+    raw::create(node, name).await?;
+    let meter = CpuMeter::start(node, &setup.db.name).await?;
+    let elapsed = raw::write(node, name, setup.bodies, refresh).await?;
+    let cpu = meter.stop(node).await?;
+    let refreshes = node.refreshes(name).await?;
+    let verified = crate::verify::documents(node, name, setup.expected).await?;
+    Ok(Run {
+        elapsed,
+        note: format!("{refreshes} index refreshes; {verified}; {cpu}"),
+        profile: String::new(),
+    })
+}
