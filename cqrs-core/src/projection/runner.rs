@@ -661,12 +661,18 @@ impl Worker {
         let mut ready = Vec::with_capacity(events.len());
         let mut poison: Vec<(RecordedEvent, String)> = Vec::new();
         for event in events {
-            let key = projection.key(&event);
-            if key.as_ref().is_some_and(|k| parked.contains(k)) {
+            // Keys only matter once something is parked; most batches skip computing them.
+            if !parked.is_empty() && projection.key(&event).is_some_and(|k| parked.contains(&k)) {
                 poison.push((event, "an earlier event of this key is parked".to_owned()));
                 continue;
             }
-            match self.runner.options.upcasters.upcast(event.clone()) {
+            let upcasters = &self.runner.options.upcasters;
+            if upcasters.is_empty() {
+                // The common case: no copy of the payload just to keep it for a dead letter.
+                ready.push(event);
+                continue;
+            }
+            match upcasters.upcast(event.clone()) {
                 Ok(upcast) => ready.push(upcast),
                 Err(error) => poison.push((event, error_chain(&error))),
             }
