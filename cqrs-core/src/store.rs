@@ -163,12 +163,28 @@ pub struct FeedBatch {
     /// Where to read on from. It can be past the last event returned when the store scanned
     /// further events that the filter dropped, so a filtered reader moves on too.
     pub next: Position,
+    /// The store stopped early: it bounds how many events one read examines, and it examined
+    /// that many (dropping those the filter did not want) before the batch filled. More events
+    /// may be ready now: read again at once rather than wait. A batch that is neither full nor
+    /// `more` means the reader is at the head of the feed.
+    pub more: bool,
 }
 
 impl FeedBatch {
     /// A batch, for store implementations.
     pub fn new(events: Vec<RecordedEvent>, next: Position) -> Self {
-        Self { events, next }
+        Self {
+            events,
+            next,
+            more: false,
+        }
+    }
+
+    /// The same batch, saying whether the store stopped early (see [`FeedBatch::more`]).
+    #[must_use]
+    pub fn with_more(mut self, more: bool) -> Self {
+        self.more = more;
+        self
     }
 }
 

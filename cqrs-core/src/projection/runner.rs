@@ -866,7 +866,8 @@ impl Reader {
                 }
             };
             failures = 0;
-            let full = batch.events.len() >= self.batch_size;
+            // A batch the store cut short is read on from at once, like a full one.
+            let full = batch.events.len() >= self.batch_size || batch.more;
             let empty = batch.events.is_empty();
             let moved = batch.next > self.after;
             self.after = batch.next;

@@ -1,25 +1,61 @@
 -- The gap-safe feed: rows of transactions older than the oldest one still open, in
 -- (transaction_id, position) order. No transaction that can still commit is older than that
 -- horizon, so nothing can ever appear behind a position a reader was handed.
--- One statement, one snapshot: the horizon returned is the one the rows were read under (a row
--- of NULLs carries it when no event qualifies). $4 / $5: category and event-type filters.
--- Columns after the horizon in the order row.rs reads them.
+-- One statement, one snapshot: the horizon returned is the one the rows were read under, and
+-- both scans below see the same rows.
+--
+-- The window scan: `page` reads up to $6 rows after ($1, $2) below the horizon straight off
+-- events_pkey, in order and unfiltered, and only then applies the category ($4) and event-type
+-- ($5) filters, keeping the first $3 matches (the scan stops there). The filters sit above the
+-- window's LIMIT, where the planner cannot push them down, so the plan is the same ordered index
+-- scan whatever it guesses their selectivity to be. (With the filters in the scan, a custom plan
+-- that guessed them rare seq-scanned and sorted the whole table.) The horizon is an index bound,
+-- so nothing at or above it is read. The scans call pg_snapshot_xmin(pg_current_snapshot())
+-- rather than read `horizon`: the same value (the statement's snapshot), but one the planner can
+-- evaluate when it estimates the rows left. For a subquery's value it would guess that a third
+-- pass, which can make the window look larger than the rows left and tip it into reading and
+-- sorting them all. (When the rows left do fit in the window, that plan is fine.)
+--
+-- `window_end` is the window's last row when the window is full ($6 rows): every row up to it was
+-- examined, so a filtered reader may move there even if nothing matched. NULL when the window is
+-- short (everything below the horizon was examined) or there is no filter (every row scanned is
+-- then returned, and the page says as much).
+--
+-- Columns: the horizon (on every row; one row of NULLs carries it when no event qualifies), the
+-- window end (transaction_id::text, position), then the event columns in the order row.rs reads
+-- them.
 WITH horizon AS (
     SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin
 ),
 page AS (
-    SELECT e.transaction_id, e.position, e.stream_id, e.version, e.event_type,
-           e.schema_version, e.payload, e.metadata, e.recorded_at
-    FROM {schema}.events e, horizon h
-    WHERE (e.transaction_id, e.position) > ($1::text::xid8, $2::bigint)
-      AND e.transaction_id < h.xmin
-      AND ($4::text[] IS NULL OR split_part(e.stream_id, '-', 1) = ANY ($4::text[]))
-      AND ($5::text[] IS NULL OR e.event_type = ANY ($5::text[]))
-    ORDER BY e.transaction_id, e.position
+    SELECT w.*
+    FROM (
+        SELECT e.transaction_id, e.position, e.stream_id, e.version, e.event_type,
+               e.schema_version, e.payload, e.metadata, e.recorded_at
+        FROM {schema}.events e
+        WHERE (e.transaction_id, e.position) > ($1::text::xid8, $2::bigint)
+          AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+        ORDER BY e.transaction_id, e.position
+        LIMIT $6
+    ) w
+    WHERE ($4::text[] IS NULL OR split_part(w.stream_id, '-', 1) = ANY ($4::text[]))
+      AND ($5::text[] IS NULL OR w.event_type = ANY ($5::text[]))
     LIMIT $3
+),
+window_end AS (
+    SELECT e.transaction_id, e.position
+    FROM {schema}.events e
+    WHERE (e.transaction_id, e.position) > ($1::text::xid8, $2::bigint)
+      AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+      AND ($4::text[] IS NOT NULL OR $5::text[] IS NOT NULL)
+    ORDER BY e.transaction_id, e.position
+    OFFSET $6 - 1
+    LIMIT 1
 )
-SELECT h.xmin::text AS horizon, p.transaction_id::text, p.position, p.stream_id, p.version,
-       p.event_type, p.schema_version, p.payload, p.metadata, p.recorded_at
+SELECT h.xmin::text AS horizon, we.transaction_id::text, we.position,
+       p.transaction_id::text, p.position, p.stream_id, p.version, p.event_type,
+       p.schema_version, p.payload, p.metadata, p.recorded_at
 FROM horizon h
+LEFT JOIN window_end we ON true
 LEFT JOIN page p ON true
 ORDER BY p.transaction_id, p.position

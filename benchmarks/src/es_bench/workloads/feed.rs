@@ -27,7 +27,7 @@ pub(crate) async fn read_filtered(
     let (mut after, mut read) = (Position::START, 0_u64);
     loop {
         let page = store.read_all(after, batch, filter).await?;
-        if page.events.is_empty() {
+        if page.events.is_empty() && !page.more {
             return Ok(read);
         }
         for event in &page.events {
