@@ -106,6 +106,62 @@ impl PgEventStore {
         }
     }
 
+    /// The lean statement for a writer that knows the stream's version and records no command
+    /// id. `None`: the stream is not at `expected` (or was written by a younger transaction),
+    /// and nothing was written; the general statement tells which.
+    async fn try_append_known(
+        &self,
+        conn: &mut PgConnection,
+        stream_id: &StreamId,
+        expected: i64,
+        columns: &Columns,
+    ) -> Result<Option<Attempt>, Error> {
+        let result = sqlx::query(&self.queries.append_known)
+            .bind(stream_id.as_str())
+            .bind(&columns.event_ids)
+            .bind(&columns.event_types)
+            .bind(&columns.schema_versions)
+            .bind(&columns.payloads)
+            .bind(&columns.metadata)
+            .bind(expected)
+            .fetch_all(&mut *conn)
+            .await;
+        let rows = match result {
+            Ok(rows) => rows,
+            Err(error) => {
+                return match violated(&error) {
+                    Some(constraint) => Ok(Some(Attempt::Violation(constraint))),
+                    None => Err(PgError::Database(error).into()),
+                }
+            }
+        };
+        let mut summary: Option<(i64, i64, i64, &str)> = None;
+        for row in &rows {
+            let version: i64 = row.try_get(0).map_err(PgError::from)?;
+            let position: i64 = row.try_get(1).map_err(PgError::from)?;
+            let transaction_id: &str = row.try_get(2).map_err(PgError::from)?;
+            summary = Some(match summary {
+                None => (version, version, position, transaction_id),
+                Some((first, last, max, xid)) => (
+                    first.min(version),
+                    last.max(version),
+                    max.max(position),
+                    xid,
+                ),
+            });
+        }
+        let Some((first, last, position, transaction_id)) = summary else {
+            return Ok(None);
+        };
+        Ok(Some(Attempt::Appended(AppendOutcome::new(
+            stream_id.clone(),
+            convert::version(first)?,
+            convert::version(last)?,
+            convert::position(transaction_id, position)?,
+            false,
+        ))))
+    }
+
     /// Nothing was written: is it because these events (or this command) are already in?
     async fn earlier_append(
         &self,
@@ -270,9 +326,19 @@ impl PgEventStore {
             .exact()
             .map(|v| to_i64("expected version", v.get()))
             .transpose()?;
+        // The lean statement first when it applies; the general one after any miss.
+        let mut known = expected_i64.filter(|_| !savepoint && columns.command_id.is_none());
         let mut retries = 0;
         loop {
-            let attempt = if savepoint {
+            let attempt = if let Some(version) = known.take() {
+                match self
+                    .try_append_known(conn, stream_id, version, &columns)
+                    .await?
+                {
+                    Some(attempt) => attempt,
+                    None => continue,
+                }
+            } else if savepoint {
                 let mut sp = conn.begin().await.map_err(PgError::from)?;
                 let attempt = self
                     .try_append(&mut sp, stream_id, expected_i64, &columns, true)

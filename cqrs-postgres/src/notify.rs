@@ -6,13 +6,22 @@
 //! background task sends `pg_notify` from its own connection after they commit, coalescing
 //! signals that arrive while it is busy. Appends inside a caller's transaction notify in the
 //! statement, since only PostgreSQL knows when the caller commits.
+//!
+//! Under load the task would otherwise send a notification per append or two, each one waking
+//! every listener: it keeps [`MIN_GAP`] between notifications, which costs an idle store
+//! nothing (the first append after a quiet spell is announced at once) and a busy one a few
+//! milliseconds of wake-up latency, while listeners are busy reading anyway. It uses its own
+//! connection, so it never waits for, nor takes, a pool slot.
 
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use sqlx::PgPool;
+use sqlx::{Connection, PgConnection, PgPool};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
+
+/// The least time between two notifications.
+const MIN_GAP: Duration = Duration::from_millis(2);
 
 /// Coalesces wake-up signals into `pg_notify` calls from a background task.
 #[derive(Debug, Default)]
@@ -41,10 +50,11 @@ impl Notifier {
 }
 
 async fn run(notifier: Weak<Notifier>, pool: PgPool, channel: String) {
+    let mut conn: Option<PgConnection> = None;
     loop {
         // Hold the notifier only while waiting a little, so the task ends once the store is gone.
         let Some(strong) = notifier.upgrade() else {
-            return;
+            break;
         };
         let woken = tokio::time::timeout(Duration::from_secs(1), strong.pending.notified())
             .await
@@ -54,15 +64,33 @@ async fn run(notifier: Weak<Notifier>, pool: PgPool, channel: String) {
             continue;
         }
         if pool.is_closed() {
-            return;
+            break;
         }
-        if let Err(error) = sqlx::query("SELECT pg_notify($1, '')")
-            .bind(&channel)
-            .execute(&pool)
-            .await
-        {
+        if let Err(error) = notify(&mut conn, &pool, &channel).await {
             // Listeners fall back to polling; the events themselves are safe.
             tracing::warn!(%channel, %error, "could not notify listeners");
+            conn = None;
         }
+        tokio::time::sleep(MIN_GAP).await;
     }
+    if let Some(conn) = conn {
+        // Best effort: the server closes it anyway when the socket goes.
+        let _ = conn.close().await;
+    }
+}
+
+async fn notify(
+    conn: &mut Option<PgConnection>,
+    pool: &PgPool,
+    channel: &str,
+) -> Result<(), sqlx::Error> {
+    let conn = match conn {
+        Some(conn) => conn,
+        None => conn.insert(PgConnection::connect_with(&pool.connect_options()).await?),
+    };
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(channel)
+        .execute(conn)
+        .await?;
+    Ok(())
 }

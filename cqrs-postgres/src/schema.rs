@@ -73,6 +73,7 @@ impl fmt::Debug for PgSchema {
 #[derive(Debug)]
 pub(crate) struct Queries {
     pub(crate) append: String,
+    pub(crate) append_known: String,
     pub(crate) read_stream: String,
     pub(crate) read_all: String,
     pub(crate) head: String,
@@ -96,6 +97,7 @@ impl Queries {
         let fill = |sql: &str| sql.replace("{schema}", &q);
         Self {
             append: fill(include_str!("sql/append.sql")),
+            append_known: fill(include_str!("sql/append_known.sql")),
             read_stream: fill(include_str!("sql/read_stream.sql")),
             read_all: fill(include_str!("sql/read_all.sql")),
             head: fill(include_str!("sql/head.sql")),

@@ -1,0 +1,17 @@
+-- The common append: the writer knows the stream's version ($7; 0 for a new stream) and has no
+-- command id to record. One plain INSERT, about as cheap as a raw one:
+-- - versions $7 + 1.. are claimed through the unique (stream_id, version) index, so a writer
+--   that is behind fails on it (told apart by constraint name: a Conflict);
+-- - the EXISTS check makes sure the stream is not behind $7 either (that would leave a gap) and
+--   that its last event was written by a transaction no younger than ours (see append.sql).
+-- No row back means that check failed; append.sql then says why.
+INSERT INTO {schema}.events
+    (stream_id, version, event_id, event_type, schema_version, payload, metadata)
+SELECT $1, $7 + e.ord, e.event_id, e.event_type, e.schema_version,
+       e.payload::jsonb, e.metadata::jsonb
+FROM unnest($2::uuid[], $3::text[], $4::integer[], $5::text[], $6::text[])
+         WITH ORDINALITY AS e(event_id, event_type, schema_version, payload, metadata, ord)
+WHERE $7::bigint = 0
+   OR EXISTS (SELECT FROM {schema}.events
+              WHERE stream_id = $1 AND version = $7 AND transaction_id <= pg_current_xact_id())
+RETURNING version, position, transaction_id::text
