@@ -76,7 +76,8 @@ impl RunnerOptions {
     pub fn new() -> Self {
         Self::default()
     }
-    /// Events per feed read and per `apply`.
+    /// Events per feed read and per `apply` (small batches that queued up while the projection
+    /// was busy are applied together, up to twice this many).
     pub fn batch_size(mut self, events: usize) -> Self {
         self.batch_size = events.max(1);
         self
@@ -579,9 +580,21 @@ impl Worker {
                     continue;
                 }
             };
-            let Some((batch, full)) = batch else {
+            let Some((mut batch, mut full)) = batch else {
                 return Lead::Failed("the feed reader stopped".to_owned());
             };
+            // Batches that queued up while the last one was applied go in together: one apply
+            // (one round trip to the sink, one checkpoint) rather than one each, so a live
+            // projection keeps up when the sink is slower than the writers. Applies stay under
+            // twice the batch size.
+            while batch.events.len() < self.runner.options.batch_size {
+                let Ok((queued, queued_full)) = incoming.try_recv() else {
+                    break;
+                };
+                batch.events.extend(queued.events);
+                batch.next = batch.next.max(queued.next);
+                full = queued_full;
+            }
             if self.stopping() {
                 return Lead::Stopped;
             }
