@@ -140,21 +140,21 @@ impl<P: ElasticProjection> EsProjector<P> {
             .collect()
     }
 
-    fn remember(&self, id: &str, precondition: Precondition, source: &Value) {
+    fn remember(&self, id: String, precondition: Precondition, source: Value) {
         if self.cache_capacity == 0 {
             return;
         }
-        let Ok(stored) = Stored::from_source(id, source.clone()) else {
+        let Ok(stored) = Stored::from_source(&id, source) else {
             return;
         };
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if cache.len() >= self.cache_capacity && !cache.contains_key(id) {
+        if cache.len() >= self.cache_capacity && !cache.contains_key(&id) {
             if let Some(victim) = cache.keys().next().cloned() {
                 cache.remove(&victim);
             }
         }
         cache.insert(
-            id.to_owned(),
+            id,
             Current {
                 precondition,
                 stored: Ok(Some(stored)),
@@ -205,7 +205,7 @@ impl<P: ElasticProjection> EsProjector<P> {
             );
             let mut plans: Vec<Plan<'_, '_>> = pending
                 .iter()
-                .map(|g| self.plan(g, current.get(&g.id).cloned()))
+                .map(|g| self.plan(g, current.remove(&g.id)))
                 .collect();
             let writes: Vec<DocWrite> = plans.iter_mut().filter_map(|p| p.write.take()).collect();
             let outcomes = if writes.is_empty() {
@@ -214,7 +214,7 @@ impl<P: ElasticProjection> EsProjector<P> {
                 self.bulk(&writes).await.map_err(transient)?
             };
             let mut outcomes = outcomes.into_iter();
-            let mut sent = writes.iter();
+            let mut sent = writes.into_iter();
             let mut retry = Vec::new();
             let mut failure = None;
             for plan in plans {
@@ -224,7 +224,7 @@ impl<P: ElasticProjection> EsProjector<P> {
                     if let (ItemOutcome::Written, Some(version), Some(write)) =
                         (&outcome, version, sent.next())
                     {
-                        self.remember(&write.id, version, &write.source);
+                        self.remember(write.id, version, write.source);
                     }
                     outcome
                 } else {
