@@ -1,12 +1,11 @@
 //! The `_bulk` request of one batch (one action per document, optimistic on `_seq_no`) and the
 //! classification of its answer, item by item: a 200 answer can hold failed items.
 
-use std::fmt::Write as _;
-
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::error::is_transient_status;
 use crate::http;
+use crate::EsError;
 
 /// What a write expects of the stored document.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,26 +32,37 @@ pub(crate) struct DocWrite {
     pub(crate) precondition: Precondition,
 }
 
-/// The NDJSON body of a `_bulk` request writing `writes` (the index is in the URL).
-pub(crate) fn body(writes: &[DocWrite]) -> String {
-    let mut out = String::with_capacity(writes.len() * 256);
+/// The NDJSON body of a `_bulk` request writing `writes` (the index is in the URL), written
+/// straight into bytes: this runs for every document of every batch.
+pub(crate) fn body(writes: &[DocWrite]) -> Result<Vec<u8>, EsError> {
+    let mut out = Vec::with_capacity(writes.len() * 256);
     for write in writes {
-        let action = match write.precondition {
-            Precondition::Absent => json!({ "create": { "_id": write.id } }),
-            Precondition::Unchanged {
-                seq_no,
-                primary_term,
-            } => json!({ "index": {
-                "_id": write.id,
-                "if_seq_no": seq_no,
-                "if_primary_term": primary_term,
-            } }),
+        let encode = |source| EsError::Encode {
+            id: write.id.clone(),
+            source: Some(source),
         };
-        // `Value`'s Display is its compact JSON, which has no raw newline.
-        let _ = writeln!(out, "{action}");
-        let _ = writeln!(out, "{}", write.source);
+        let action: &[u8] = match write.precondition {
+            Precondition::Absent => b"{\"create\":{\"_id\":",
+            Precondition::Unchanged { .. } => b"{\"index\":{\"_id\":",
+        };
+        out.extend_from_slice(action);
+        serde_json::to_writer(&mut out, &write.id).map_err(encode)?;
+        if let Precondition::Unchanged {
+            seq_no,
+            primary_term,
+        } = write.precondition
+        {
+            out.extend_from_slice(b",\"if_seq_no\":");
+            out.extend_from_slice(seq_no.to_string().as_bytes());
+            out.extend_from_slice(b",\"if_primary_term\":");
+            out.extend_from_slice(primary_term.to_string().as_bytes());
+        }
+        out.extend_from_slice(b"}}\n");
+        // Compact JSON has no raw newline: one line per source.
+        serde_json::to_writer(&mut out, &write.source).map_err(encode)?;
+        out.push(b'\n');
     }
-    out
+    Ok(out)
 }
 
 /// What happened to one bulk item.
@@ -133,6 +143,7 @@ pub(crate) fn versions(answer: &Value) -> Vec<Option<Precondition>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn new_documents_are_created_and_known_ones_indexed_on_their_seq_no() {
@@ -151,7 +162,7 @@ mod tests {
                 },
             },
         ];
-        let body = body(&writes);
+        let body = String::from_utf8(body(&writes).unwrap()).unwrap();
         let lines: Vec<Value> = body
             .lines()
             .map(|line| serde_json::from_str(line).unwrap())

@@ -115,7 +115,11 @@ pub(crate) fn tombstone_source(id: &str, position: Position) -> Value {
 }
 
 fn meta(id: &str, position: Position, deleted: bool) -> Value {
-    json!({ "id": id, "position": position.to_string(), "deleted": deleted })
+    let mut map = Map::with_capacity(3);
+    map.insert("id".to_owned(), Value::String(id.to_owned()));
+    map.insert("position".to_owned(), Value::String(position.to_string()));
+    map.insert("deleted".to_owned(), Value::Bool(deleted));
+    Value::Object(map)
 }
 
 #[cfg(test)]

@@ -344,7 +344,7 @@ impl<P: ElasticProjection> EsProjector<P> {
         if let Some(refresh) = self.refresh.param() {
             request = request.refresh(refresh);
         }
-        let response = request.body(vec![bulk::body(writes)]).send().await?;
+        let response = request.body(vec![bulk::body(writes)?]).send().await?;
         let answer = http::json_ok(response, "bulk").await?;
         let outcomes = bulk::classify(&answer, writes.len())
             .map_err(|detail| http::unexpected("bulk", detail))?;
