@@ -57,6 +57,21 @@ impl Columns {
     }
 }
 
+impl Columns {
+    /// Binds `$1` to `$6` of both append statements: the stream and the event columns.
+    fn bind<'q>(&'q self, query: PgQuery<'q>, stream_id: &'q StreamId) -> PgQuery<'q> {
+        query
+            .bind(stream_id.as_str())
+            .bind(&self.event_ids)
+            .bind(&self.event_types)
+            .bind(&self.schema_versions)
+            .bind(&self.payloads)
+            .bind(&self.metadata)
+    }
+}
+
+type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
 /// What the append statement answered.
 enum Attempt {
     Appended(AppendOutcome),
@@ -85,13 +100,8 @@ impl PgEventStore {
         columns: &Columns,
         notify_in_statement: bool,
     ) -> Result<Attempt, Error> {
-        let result = sqlx::query(&self.queries.append)
-            .bind(stream_id.as_str())
-            .bind(&columns.event_ids)
-            .bind(&columns.event_types)
-            .bind(&columns.schema_versions)
-            .bind(&columns.payloads)
-            .bind(&columns.metadata)
+        let result = columns
+            .bind(sqlx::query(&self.queries.append), stream_id)
             .bind(expected)
             .bind(columns.command_id.map(|c| c.as_uuid()))
             .bind(notify_in_statement.then(|| self.schema.channel()))
@@ -116,13 +126,8 @@ impl PgEventStore {
         expected: i64,
         columns: &Columns,
     ) -> Result<Option<Attempt>, Error> {
-        let result = sqlx::query(&self.queries.append_known)
-            .bind(stream_id.as_str())
-            .bind(&columns.event_ids)
-            .bind(&columns.event_types)
-            .bind(&columns.schema_versions)
-            .bind(&columns.payloads)
-            .bind(&columns.metadata)
+        let result = columns
+            .bind(sqlx::query(&self.queries.append_known), stream_id)
             .bind(expected)
             .fetch_all(&mut *conn)
             .await;
