@@ -59,13 +59,7 @@ impl ElasticProjection for Slow {
 async fn a_document_written_between_read_and_write_is_read_again_and_refolded() {
     let client = client();
     let store = InMemoryEventStore::new();
-    append(
-        &store,
-        "account-1",
-        "Opened",
-        json!({ "owner": "o", "customer": "c" }),
-    )
-    .await;
+    open_account(&store, "account-1", "o", "c").await;
     for cents in 1..=4 {
         append(&store, "account-1", "Deposited", json!({ "cents": cents })).await;
     }
@@ -108,13 +102,7 @@ async fn projectors_racing_on_the_same_documents_converge_to_one_fold() {
     let client = client();
     let store = InMemoryEventStore::new();
     for i in 0..3 {
-        append(
-            &store,
-            &format!("account-{i}"),
-            "Opened",
-            json!({ "owner": "o", "customer": "c" }),
-        )
-        .await;
+        open_account(&store, &format!("account-{i}"), "o", "c").await;
     }
     for n in 0..300_i64 {
         append(

@@ -13,21 +13,9 @@ use support::*;
 async fn a_deleted_document_is_never_resurrected_by_a_replay() {
     let client = client();
     let store = InMemoryEventStore::new();
-    append(
-        &store,
-        "account-1",
-        "Opened",
-        json!({ "owner": "ada", "customer": "c1" }),
-    )
-    .await;
+    open_account(&store, "account-1", "ada", "c1").await;
     append(&store, "account-1", "Deposited", json!({ "cents": 10 })).await;
-    append(
-        &store,
-        "account-2",
-        "Opened",
-        json!({ "owner": "bob", "customer": "c1" }),
-    )
-    .await;
+    open_account(&store, "account-2", "bob", "c1").await;
     append(&store, "account-1", "Closed", json!({})).await;
 
     let accounts = Accounts {
@@ -60,13 +48,7 @@ async fn a_deleted_document_is_never_resurrected_by_a_replay() {
     assert_eq!(raw["account-1"].0["cqrs"]["deleted"], json!(true));
 
     // A newer event may create it again: that is new history, not a replay.
-    append(
-        &store,
-        "account-1",
-        "Opened",
-        json!({ "owner": "ada again", "customer": "c2" }),
-    )
-    .await;
+    open_account(&store, "account-1", "ada again", "c2").await;
     assert!(drive(&projector, &store, events[3].position, 10)
         .await
         .is_empty());

@@ -14,13 +14,7 @@ async fn poison_events_are_named_exactly_and_the_rest_of_the_batch_is_written() 
     let client = client();
     let store = InMemoryEventStore::new();
     for i in 1..=4 {
-        append(
-            &store,
-            &format!("account-{i}"),
-            "Opened",
-            json!({ "owner": format!("o{i}"), "customer": "c" }),
-        )
-        .await;
+        open_account(&store, &format!("account-{i}"), &format!("o{i}"), "c").await;
     }
     let accounts = Accounts {
         name: unique_name("poison"),
@@ -108,23 +102,11 @@ async fn poison_events_are_named_exactly_and_the_rest_of_the_batch_is_written() 
 async fn events_after_a_refused_one_in_the_same_document_are_held_back() {
     let client = client();
     let store = InMemoryEventStore::new();
-    append(
-        &store,
-        "account-1",
-        "Opened",
-        json!({ "owner": "ada", "customer": "c" }),
-    )
-    .await;
+    open_account(&store, "account-1", "ada", "c").await;
     append(&store, "account-1", "Deposited", json!({ "cents": 5 })).await;
     let corrupt = append(&store, "account-1", "Corrupt", json!({})).await;
     let later = append(&store, "account-1", "Deposited", json!({ "cents": 100 })).await;
-    append(
-        &store,
-        "account-2",
-        "Opened",
-        json!({ "owner": "bob", "customer": "c" }),
-    )
-    .await;
+    open_account(&store, "account-2", "bob", "c").await;
 
     let accounts = Accounts {
         name: unique_name("heldback"),

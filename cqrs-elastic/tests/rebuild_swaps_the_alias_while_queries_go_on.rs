@@ -77,13 +77,7 @@ async fn rebuild_swaps_the_alias_while_queries_and_the_live_projector_go_on() {
         async move {
             for i in 200..260 {
                 let stream = format!("account-{i}");
-                append(
-                    &store,
-                    &stream,
-                    "Opened",
-                    json!({ "owner": "late", "customer": "c9" }),
-                )
-                .await;
+                open_account(&store, &stream, "late", "c9").await;
                 append(&store, &stream, "Deposited", json!({ "cents": 3 })).await;
                 append(&store, "account-0", "Deposited", json!({ "cents": 1 })).await;
                 tokio::time::sleep(Duration::from_millis(5)).await;

@@ -16,13 +16,7 @@ async fn search_after_pages_through_every_document_once_in_order() {
     let store = InMemoryEventStore::new();
     for i in 0..95 {
         let stream = format!("account-{i:03}");
-        append(
-            &store,
-            &stream,
-            "Opened",
-            json!({ "owner": format!("o{i}"), "customer": "c" }),
-        )
-        .await;
+        open_account(&store, &stream, &format!("o{i}"), "c").await;
         append(&store, &stream, "Deposited", json!({ "cents": i % 4 })).await;
     }
     append(&store, "account-007", "Closed", json!({})).await;

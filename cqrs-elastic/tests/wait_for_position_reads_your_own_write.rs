@@ -28,13 +28,7 @@ async fn wait_for_position_then_search_sees_the_write() {
 
     for i in 0..5 {
         let stream = format!("account-{i}");
-        append(
-            &store,
-            &stream,
-            "Opened",
-            json!({ "owner": "ada", "customer": "c" }),
-        )
-        .await;
+        open_account(&store, &stream, "ada", "c").await;
         let position = append(&store, &stream, "Deposited", json!({ "cents": 10 + i })).await;
         let reached = model
             .wait_for_position(&store, &accounts.name, position, Duration::from_secs(10))

@@ -6,20 +6,13 @@ mod support;
 use cqrs_core::projection::{Projection, ProjectionError};
 use cqrs_core::InMemoryEventStore;
 use cqrs_elastic::{EsError, EsProjector, ReadModel};
-use serde_json::json;
 use support::*;
 
 #[tokio::test]
 async fn a_missing_alias_or_node_is_transient_and_creates_no_index() {
     let client = client();
     let store = InMemoryEventStore::new();
-    append(
-        &store,
-        "account-1",
-        "Opened",
-        json!({ "owner": "ada", "customer": "c" }),
-    )
-    .await;
+    open_account(&store, "account-1", "ada", "c").await;
     let events = all_events(&store).await;
     let accounts = Accounts {
         name: unique_name("noalias"),

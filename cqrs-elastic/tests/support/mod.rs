@@ -169,6 +169,17 @@ pub async fn append(
         .position
 }
 
+/// Appends the `Opened` event of account stream `stream`.
+pub async fn open_account(
+    store: &InMemoryEventStore,
+    stream: &str,
+    owner: &str,
+    customer: &str,
+) -> Position {
+    let payload = serde_json::json!({ "owner": owner, "customer": customer });
+    append(store, stream, "Opened", payload).await
+}
+
 /// Opens `accounts` accounts and gives each a few deposits and withdrawals, interleaved.
 pub async fn seed_accounts(store: &InMemoryEventStore, accounts: usize, rounds: usize) {
     for i in 0..accounts {
