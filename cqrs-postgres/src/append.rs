@@ -1,5 +1,7 @@
 //! Appending: one statement per batch, conflicts and duplicates told apart by constraint.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use cqrs_core::{
     check_batch, AppendEvents, AppendOutcome, BatchCheck, CommandId, Error, EventId,
@@ -17,17 +19,17 @@ use crate::{PgError, PgEventStore};
 const ANY_RETRIES: u32 = 100;
 
 /// The columns of one batch, as arrays for `unnest`.
-struct Columns {
-    event_ids: Vec<Uuid>,
-    event_types: Vec<String>,
-    schema_versions: Vec<i32>,
-    payloads: Vec<String>,
-    metadata: Vec<String>,
-    command_id: Option<CommandId>,
+pub(crate) struct Columns {
+    pub(crate) event_ids: Vec<Uuid>,
+    pub(crate) event_types: Vec<String>,
+    pub(crate) schema_versions: Vec<i32>,
+    pub(crate) payloads: Vec<String>,
+    pub(crate) metadata: Vec<String>,
+    pub(crate) command_id: Option<CommandId>,
 }
 
 impl Columns {
-    fn new(events: Vec<NewEvent>, max_payload_bytes: usize) -> Result<Self, Error> {
+    pub(crate) fn new(events: Vec<NewEvent>, max_payload_bytes: usize) -> Result<Self, Error> {
         let BatchCheck {
             command_id,
             payloads,
@@ -58,6 +60,11 @@ impl Columns {
 }
 
 impl Columns {
+    /// How many events.
+    pub(crate) fn len(&self) -> usize {
+        self.event_ids.len()
+    }
+
     /// Binds `$1` to `$6` of both append statements: the stream and the event columns.
     fn bind<'q>(&'q self, query: PgQuery<'q>, stream_id: &'q StreamId) -> PgQuery<'q> {
         query
@@ -314,7 +321,8 @@ impl PgEventStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendOutcome, Error> {
-        self.append_on(conn, true, stream_id, expected, events)
+        let columns = Columns::new(events, self.max_payload_bytes)?;
+        self.append_on(conn, true, stream_id, expected, &columns)
             .await
     }
 
@@ -324,9 +332,8 @@ impl PgEventStore {
         savepoint: bool,
         stream_id: &StreamId,
         expected: ExpectedVersion,
-        events: Vec<NewEvent>,
+        columns: &Columns,
     ) -> Result<AppendOutcome, Error> {
-        let columns = Columns::new(events, self.max_payload_bytes)?;
         let expected_i64 = expected
             .exact()
             .map(|v| to_i64("expected version", v.get()))
@@ -337,7 +344,7 @@ impl PgEventStore {
         loop {
             let attempt = if let Some(version) = known.take() {
                 match self
-                    .try_append_known(conn, stream_id, version, &columns)
+                    .try_append_known(conn, stream_id, version, columns)
                     .await?
                 {
                     Some(attempt) => attempt,
@@ -346,7 +353,7 @@ impl PgEventStore {
             } else if savepoint {
                 let mut sp = conn.begin().await.map_err(PgError::from)?;
                 let attempt = self
-                    .try_append(&mut sp, stream_id, expected_i64, &columns, true)
+                    .try_append(&mut sp, stream_id, expected_i64, columns, true)
                     .await;
                 match attempt {
                     Ok(Attempt::Appended(_)) => sp.commit().await.map_err(PgError::from)?,
@@ -354,7 +361,7 @@ impl PgEventStore {
                 }
                 attempt?
             } else {
-                self.try_append(conn, stream_id, expected_i64, &columns, false)
+                self.try_append(conn, stream_id, expected_i64, columns, false)
                     .await?
             };
             let mut retry = expected == ExpectedVersion::Any;
@@ -367,7 +374,7 @@ impl PgEventStore {
                 }
                 Attempt::Violation(Constraint::StreamVersion) => None,
                 Attempt::Violation(Constraint::EventId | Constraint::CommandId) => {
-                    match self.earlier_append(conn, stream_id, &columns).await? {
+                    match self.earlier_append(conn, stream_id, columns).await? {
                         Some(outcome) => return Ok(outcome),
                         // The other append rolled back between our statement and the lookup.
                         None if retries < ANY_RETRIES => {
@@ -384,7 +391,7 @@ impl PgEventStore {
                 }
             };
             // Nothing was written. A repeated command or batch wins over a stale expectation.
-            if let Some(outcome) = self.earlier_append(conn, stream_id, &columns).await? {
+            if let Some(outcome) = self.earlier_append(conn, stream_id, columns).await? {
                 return Ok(outcome);
             }
             if retry && retries < ANY_RETRIES {
@@ -441,10 +448,29 @@ impl AppendEvents for PgEventStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendOutcome, Error> {
+        let columns = Arc::new(Columns::new(events, self.max_payload_bytes)?);
+        if let (Some(group), Some(version), None) =
+            (&self.group, expected.exact(), columns.command_id)
+        {
+            let version = to_i64("expected version", version.get())?;
+            let grouped = group
+                .append(
+                    &self.pool,
+                    &self.queries,
+                    stream_id,
+                    version,
+                    Arc::clone(&columns),
+                )
+                .await;
+            if let Some(outcome) = grouped {
+                self.notifier.signal(&self.pool, &self.schema.channel());
+                return Ok(outcome);
+            }
+        }
         // One statement in autocommit: the whole append is one round trip.
         let mut conn = self.pool.acquire().await.map_err(PgError::from)?;
         let outcome = self
-            .append_on(&mut conn, false, stream_id, expected, events)
+            .append_on(&mut conn, false, stream_id, expected, &columns)
             .await?;
         drop(conn);
         if !outcome.duplicate {

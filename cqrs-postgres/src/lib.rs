@@ -20,6 +20,7 @@
 mod append;
 mod convert;
 mod error;
+mod group;
 mod migrate;
 mod notify;
 mod projection;
@@ -31,6 +32,8 @@ mod store;
 
 #[doc(inline)]
 pub use error::{PgError, Result};
+#[doc(inline)]
+pub use group::GroupCommit;
 #[doc(inline)]
 pub use projection::PgFeedSignal;
 #[doc(inline)]

@@ -74,6 +74,7 @@ impl fmt::Debug for PgSchema {
 pub(crate) struct Queries {
     pub(crate) append: String,
     pub(crate) append_known: String,
+    pub(crate) append_group: String,
     pub(crate) read_stream: String,
     pub(crate) read_all: String,
     pub(crate) head: String,
@@ -98,6 +99,7 @@ impl Queries {
         Self {
             append: fill(include_str!("sql/append.sql")),
             append_known: fill(include_str!("sql/append_known.sql")),
+            append_group: fill(include_str!("sql/append_group.sql")),
             read_stream: fill(include_str!("sql/read_stream.sql")),
             read_all: fill(include_str!("sql/read_all.sql")),
             head: fill(include_str!("sql/head.sql")),
