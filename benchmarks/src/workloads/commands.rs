@@ -5,6 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use anyhow::Result;
+use cqrs_postgres::GroupCommit;
 use sqlx::PgPool;
 
 use super::Context;
@@ -15,6 +16,7 @@ use crate::systems::raw::{self, RawInsertOnly, RawReadInsert};
 use crate::systems::{ours, Command, CommandSystem};
 use crate::verify::{self, Layout, Tally};
 
+const OURS_GROUPED: &str = "ours: Repository + cache + group commit";
 const OURS_CACHED: &str = "ours: Repository + cache";
 const OURS: &str = "ours: Repository, no cache";
 const POSTGRES_ES: &str = "postgres-es 0.5";
@@ -117,6 +119,16 @@ pub(crate) async fn run(ctx: &Context, shape: Shape) -> Result<Table> {
         .versus("vs raw ins", RAW_INSERT);
 
     let runner = Runner { ctx, label, plan };
+    table.push(
+        runner
+            .one("ours_group", OURS_GROUPED, verify::OURS, |pool| async {
+                let store = ours::store(pool)
+                    .await?
+                    .with_group_commit(GroupCommit::default());
+                Ok(ours::OursCommands::new(store, true))
+            })
+            .await?,
+    );
     table.push(
         runner
             .one("ours_cache", OURS_CACHED, verify::OURS, |pool| async {
