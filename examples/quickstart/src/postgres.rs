@@ -1,7 +1,7 @@
 //! [`fresh_store`]: the quick start's PostgreSQL store, in a schema emptied on every run.
 
 use cqrs_core::BoxError;
-use cqrs_postgres::{PgEventStore, PgSchema};
+use cqrs_postgres::{GroupCommit, PgEventStore, PgSchema};
 
 /// A store on the database at `url`, in the schema `schema`, dropped and migrated again first:
 /// the story expects empty streams.
@@ -12,7 +12,10 @@ pub async fn fresh_store(url: &str, schema: &str) -> Result<PgEventStore, BoxErr
     sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
         .execute(store.pool())
         .await?;
-    let store = store.in_schema(schema);
+    // Group commit: concurrent commands on different streams share one transaction.
+    let store = store
+        .in_schema(schema)
+        .with_group_commit(GroupCommit::default());
     store.migrate().await?;
     Ok(store)
 }
