@@ -26,8 +26,8 @@ pub(crate) enum Precondition {
 pub(crate) struct DocWrite {
     /// The document's id.
     pub(crate) id: String,
-    /// The whole `_source`, metadata included.
-    pub(crate) source: Value,
+    /// The whole `_source`, metadata included, as compact JSON (one line).
+    pub(crate) source: Vec<u8>,
     /// What it expects of the stored document.
     pub(crate) precondition: Precondition,
 }
@@ -59,7 +59,7 @@ pub(crate) fn body(writes: &[DocWrite]) -> Result<Vec<u8>, EsError> {
         }
         out.extend_from_slice(b"}}\n");
         // Compact JSON has no raw newline: one line per source.
-        serde_json::to_writer(&mut out, &write.source).map_err(encode)?;
+        out.extend_from_slice(&write.source);
         out.push(b'\n');
     }
     Ok(out)
@@ -150,12 +150,12 @@ mod tests {
         let writes = [
             DocWrite {
                 id: "a".into(),
-                source: json!({ "n": 1 }),
+                source: serde_json::to_vec(&json!({ "n": 1 })).unwrap(),
                 precondition: Precondition::Absent,
             },
             DocWrite {
                 id: "b\n".into(),
-                source: json!({ "text": "two\nlines" }),
+                source: serde_json::to_vec(&json!({ "text": "two\nlines" })).unwrap(),
                 precondition: Precondition::Unchanged {
                     seq_no: 7,
                     primary_term: 2,

@@ -4,7 +4,7 @@
 use cqrs_core::Position;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use crate::{EsError, Result};
 
@@ -87,39 +87,50 @@ impl Stored {
     }
 }
 
-/// The `_source` of a live document: the user's fields plus the metadata.
-pub(crate) fn live_source<T: Serialize>(
+/// The `_source` of a document as JSON bytes: the user's fields plus the metadata, or only
+/// the metadata for a tombstone (`None`). Written straight from the typed document: this runs
+/// for every document of every batch.
+pub(crate) fn source_json<T: Serialize>(
     id: &str,
-    document: &T,
+    document: Option<&T>,
     position: Position,
-) -> Result<Value> {
-    let value = serde_json::to_value(document).map_err(|source| EsError::Encode {
+) -> Result<Vec<u8>> {
+    let meta = Meta {
+        id,
+        position: position.to_string(),
+        deleted: document.is_none(),
+    };
+    let written = match document {
+        Some(document) => serde_json::to_vec(&Live {
+            document,
+            cqrs: meta,
+        }),
+        None => serde_json::to_vec(&Tombstone { cqrs: meta }),
+    };
+    // A document that is not a JSON object cannot carry the metadata beside its fields.
+    written.map_err(|source| EsError::Encode {
         id: id.to_owned(),
         source: Some(source),
-    })?;
-    let Value::Object(mut map) = value else {
-        return Err(EsError::Encode {
-            id: id.to_owned(),
-            source: None,
-        });
-    };
-    map.insert(META_FIELD.to_owned(), meta(id, position, false));
-    Ok(Value::Object(map))
+    })
 }
 
-/// The `_source` of a tombstone: only the metadata.
-pub(crate) fn tombstone_source(id: &str, position: Position) -> Value {
-    let mut map = Map::with_capacity(1);
-    map.insert(META_FIELD.to_owned(), meta(id, position, true));
-    Value::Object(map)
+#[derive(Serialize)]
+struct Meta<'a> {
+    id: &'a str,
+    position: String,
+    deleted: bool,
 }
 
-fn meta(id: &str, position: Position, deleted: bool) -> Value {
-    let mut map = Map::with_capacity(3);
-    map.insert("id".to_owned(), Value::String(id.to_owned()));
-    map.insert("position".to_owned(), Value::String(position.to_string()));
-    map.insert("deleted".to_owned(), Value::Bool(deleted));
-    Value::Object(map)
+#[derive(Serialize)]
+struct Live<'a, T> {
+    #[serde(flatten)]
+    document: &'a T,
+    cqrs: Meta<'a>,
+}
+
+#[derive(Serialize)]
+struct Tombstone<'a> {
+    cqrs: Meta<'a>,
 }
 
 #[cfg(test)]
@@ -132,10 +143,14 @@ mod tests {
         n: u32,
     }
 
+    fn parse(bytes: Vec<u8>) -> Value {
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
     #[test]
     fn live_documents_round_trip_with_their_metadata() {
         let position = Position::from_parts(12, 3);
-        let source = live_source("d-1", &Doc { n: 7 }, position).unwrap();
+        let source = parse(source_json("d-1", Some(&Doc { n: 7 }), position).unwrap());
         assert_eq!(
             source,
             json!({ "n": 7, "cqrs": { "id": "d-1", "position": "12/3", "deleted": false } })
@@ -147,9 +162,8 @@ mod tests {
 
     #[test]
     fn tombstones_read_as_absent() {
-        let stored =
-            Stored::from_source("d-1", tombstone_source("d-1", Position::from_parts(1, 1)))
-                .unwrap();
+        let source = source_json::<Doc>("d-1", None, Position::from_parts(1, 1)).unwrap();
+        let stored = Stored::from_source("d-1", parse(source)).unwrap();
         assert!(stored.deleted);
         assert_eq!(stored.document::<Doc>("d-1").unwrap(), None);
     }
@@ -160,7 +174,7 @@ mod tests {
         let b = Stored::from_source("x", json!({ "cqrs": { "position": "10/0" } })).unwrap();
         assert!(a.position < b.position);
         assert!(Stored::from_source("x", json!({ "cqrs": { "position": "ten" } })).is_err());
-        assert!(live_source("x", &vec![1], Position::START).is_err());
+        assert!(source_json("x", Some(&vec![1]), Position::START).is_err());
     }
 
     #[test]

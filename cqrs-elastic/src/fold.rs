@@ -6,6 +6,8 @@ use std::collections::HashMap;
 use cqrs_core::projection::Rejected;
 use cqrs_core::{Position, RecordedEvent};
 
+use serde::de::DeserializeOwned;
+
 use crate::document::Stored;
 use crate::{Change, ElasticProjection};
 
@@ -82,7 +84,33 @@ impl<D> Folded<D> {
     }
 }
 
-/// Folds `events` (one document's, in feed order) over `current`, the stored document.
+/// A document's state before a batch: its last applied position and the decoded document
+/// (`None`: absent or a tombstone), or why it does not decode.
+#[derive(Debug)]
+pub(crate) struct Start<D> {
+    pub(crate) position: Option<Position>,
+    pub(crate) document: Result<Option<D>, String>,
+}
+
+impl<D: DeserializeOwned> Start<D> {
+    /// Decodes a stored document (`None`: it does not exist).
+    pub(crate) fn from_stored(id: &str, stored: Option<&Stored>) -> Self {
+        match stored {
+            None => Self {
+                position: None,
+                document: Ok(None),
+            },
+            Some(stored) => Self {
+                position: stored.position,
+                document: stored.document::<D>(id).map_err(|e| {
+                    format!("stored document {id} does not decode: {}", source_text(&e))
+                }),
+            },
+        }
+    }
+}
+
+/// Folds `events` (one document's, in feed order) over `start`, the stored document.
 ///
 /// Only events after the document's last applied position are applied, so a replay changes
 /// nothing. An `apply` error rejects that event and holds back the document's later events
@@ -90,10 +118,10 @@ impl<D> Folded<D> {
 pub(crate) fn fold<P: ElasticProjection>(
     projection: &P,
     id: &str,
-    current: Option<&Stored>,
+    start: Start<P::Document>,
     events: &[&RecordedEvent],
 ) -> Folded<P::Document> {
-    let last = current.and_then(|stored| stored.position);
+    let last = start.position;
     let pending: Vec<&RecordedEvent> = events
         .iter()
         .copied()
@@ -102,13 +130,7 @@ pub(crate) fn fold<P: ElasticProjection>(
     if pending.is_empty() {
         return Folded::nothing();
     }
-    let initial = match current {
-        Some(stored) => stored
-            .document::<P::Document>(id)
-            .map_err(|e| format!("stored document {id} does not decode: {}", source_text(&e))),
-        None => Ok(None),
-    };
-    let mut state = match initial {
+    let mut state = match start.document {
         Ok(state) => state,
         Err(why) => return reject_all(&pending, &why),
     };
@@ -267,12 +289,22 @@ mod tests {
         let events = [add(3, "a", 10), add(5, "a", 100), add(7, "a", 1000)];
         let refs: Vec<&RecordedEvent> = events.iter().collect();
         let current = stored(10, 3);
-        let folded = fold(&Counters, "a", Some(&current), &refs);
+        let folded = fold(
+            &Counters,
+            "a",
+            Start::from_stored("a", Some(&current)),
+            &refs,
+        );
         assert_eq!(folded.write, Some((Some(Counter { n: 1110 }), at(7))));
         assert_eq!(folded.applied, [at(5), at(7)]);
 
         let replayed = stored(1110, 7);
-        let folded = fold(&Counters, "a", Some(&replayed), &refs);
+        let folded = fold(
+            &Counters,
+            "a",
+            Start::from_stored("a", Some(&replayed)),
+            &refs,
+        );
         assert!(folded.write.is_none() && folded.applied.is_empty() && folded.rejected.is_empty());
     }
 
@@ -284,7 +316,7 @@ mod tests {
             add(3, "a", 5),
         ];
         let refs: Vec<&RecordedEvent> = events.iter().collect();
-        let folded = fold(&Counters, "a", None, &refs);
+        let folded = fold(&Counters, "a", Start::from_stored("a", None), &refs);
         assert_eq!(folded.write, Some((Some(Counter { n: 1 }), at(1))));
         assert_eq!(folded.applied, [at(1)]);
         let rejected: Vec<Position> = folded.rejected.iter().map(|r| r.position).collect();
@@ -297,7 +329,7 @@ mod tests {
     fn deletes_write_tombstones_and_later_events_may_recreate() {
         let events = [add(1, "a", 1), event(2, "Del", json!({ "doc": "a" }))];
         let refs: Vec<&RecordedEvent> = events.iter().collect();
-        let folded = fold(&Counters, "a", None, &refs);
+        let folded = fold(&Counters, "a", Start::from_stored("a", None), &refs);
         assert_eq!(folded.write, Some((None, at(2))));
 
         let tombstone = Stored {
@@ -307,7 +339,12 @@ mod tests {
         };
         let again = [add(1, "a", 1), add(9, "a", 4)];
         let refs: Vec<&RecordedEvent> = again.iter().collect();
-        let folded = fold(&Counters, "a", Some(&tombstone), &refs);
+        let folded = fold(
+            &Counters,
+            "a",
+            Start::from_stored("a", Some(&tombstone)),
+            &refs,
+        );
         assert_eq!(folded.write, Some((Some(Counter { n: 4 }), at(9))));
     }
 
@@ -316,12 +353,22 @@ mod tests {
         let events = [event(4, "Noop", json!({ "doc": "a" }))];
         let refs: Vec<&RecordedEvent> = events.iter().collect();
         let current = stored(3, 1);
-        let folded = fold(&Counters, "a", Some(&current), &refs);
+        let folded = fold(
+            &Counters,
+            "a",
+            Start::from_stored("a", Some(&current)),
+            &refs,
+        );
         assert!(folded.write.is_none() && folded.rejected.is_empty());
 
         let events = [add(4, "a", 1), event(5, "Noop", json!({ "doc": "a" }))];
         let refs: Vec<&RecordedEvent> = events.iter().collect();
-        let folded = fold(&Counters, "a", Some(&current), &refs);
+        let folded = fold(
+            &Counters,
+            "a",
+            Start::from_stored("a", Some(&current)),
+            &refs,
+        );
         assert_eq!(folded.write, Some((Some(Counter { n: 4 }), at(5))));
     }
 
@@ -334,7 +381,12 @@ mod tests {
         };
         let events = [add(1, "a", 1), add(2, "a", 1)];
         let refs: Vec<&RecordedEvent> = events.iter().collect();
-        let folded = fold(&Counters, "a", Some(&current), &refs);
+        let folded = fold(
+            &Counters,
+            "a",
+            Start::from_stored("a", Some(&current)),
+            &refs,
+        );
         assert!(folded.write.is_none());
         let rejected: Vec<Position> = folded.rejected.iter().map(|r| r.position).collect();
         assert_eq!(rejected, [at(2)]);

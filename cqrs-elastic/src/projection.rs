@@ -69,7 +69,10 @@ pub enum Change<D> {
 /// ```
 pub trait ElasticProjection: Send + Sync {
     /// The document type: one JSON object per document, without a top-level field named
-    /// `cqrs` (the framework keeps its metadata there).
+    /// `cqrs` (the framework keeps its metadata there). Its serde forms must round-trip (no
+    /// `#[serde(skip)]` state that `apply` relies on): the projector folds the next batch over
+    /// the document it last wrote, kept in memory, and a restarted projector over the document
+    /// read back from the index; both must be the same.
     type Document: Serialize + DeserializeOwned + Send + Sync;
 
     /// The read model's name: the alias queries use, the prefix of its versioned indices and

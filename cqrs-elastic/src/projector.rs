@@ -11,11 +11,9 @@ use elasticsearch::params::Refresh;
 use elasticsearch::{BulkParts, Elasticsearch};
 use tracing::Instrument;
 
-use serde_json::Value;
-
 use crate::bulk::{self, DocWrite, ItemOutcome, Precondition};
-use crate::document::{live_source, tombstone_source, Stored};
-use crate::fold::{fold, group, Group};
+use crate::document::source_json;
+use crate::fold::{fold, group, Group, Start};
 use crate::index::validate_name;
 use crate::mget::{mget, Current};
 use crate::{http, ElasticProjection, EsError, Result};
@@ -61,7 +59,7 @@ impl RefreshPolicy {
 /// It writes through the read model's alias by default (`require_alias`, so a missing alias is
 /// an error, never an auto-created index); [`into_index`](Self::into_index) points it at one
 /// versioned index, which is what a rebuild does.
-pub struct EsProjector<P> {
+pub struct EsProjector<P: ElasticProjection> {
     client: Elasticsearch,
     projection: P,
     target: String,
@@ -72,8 +70,38 @@ pub struct EsProjector<P> {
     /// Documents as this projector last wrote them, so the next batch need not read them back.
     /// A stale entry (someone else wrote the document) fails its write with 409 and is read
     /// again: the `if_seq_no` check keeps the cache honest.
-    cache: Mutex<HashMap<String, Current>>,
+    cache: Mutex<HashMap<String, Known<P::Document>>>,
     cache_capacity: usize,
+}
+
+/// A document as this projector knows it before a batch: what its write must expect, and its
+/// decoded state.
+struct Known<D> {
+    precondition: Precondition,
+    /// Its state, or why its metadata is unreadable (its events are rejected).
+    start: Result<Start<D>, String>,
+}
+
+impl<D: serde::de::DeserializeOwned> Known<D> {
+    fn absent() -> Self {
+        Self {
+            precondition: Precondition::Absent,
+            start: Ok(Start {
+                position: None,
+                document: Ok(None),
+            }),
+        }
+    }
+
+    /// Decodes a document read by `_mget`.
+    fn read(id: &str, current: Current) -> Self {
+        Self {
+            precondition: current.precondition,
+            start: current
+                .stored
+                .map(|stored| Start::from_stored(id, stored.as_ref())),
+        }
+    }
 }
 
 impl<P: ElasticProjection> EsProjector<P> {
@@ -130,7 +158,7 @@ impl<P: ElasticProjection> EsProjector<P> {
         self
     }
 
-    fn cached(&self, ids: &[&str]) -> HashMap<String, Current> {
+    fn cached(&self, ids: &[&str]) -> HashMap<String, Known<P::Document>> {
         if self.cache_capacity == 0 {
             return HashMap::new();
         }
@@ -140,13 +168,17 @@ impl<P: ElasticProjection> EsProjector<P> {
             .collect()
     }
 
-    fn remember(&self, id: String, precondition: Precondition, source: Value) {
+    /// Keeps a document as written: `document` after the events up to `position`.
+    fn remember(
+        &self,
+        id: String,
+        precondition: Precondition,
+        position: Position,
+        document: Option<P::Document>,
+    ) {
         if self.cache_capacity == 0 {
             return;
         }
-        let Ok(stored) = Stored::from_source(&id, source) else {
-            return;
-        };
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         if cache.len() >= self.cache_capacity && !cache.contains_key(&id) {
             if let Some(victim) = cache.keys().next().cloned() {
@@ -155,9 +187,12 @@ impl<P: ElasticProjection> EsProjector<P> {
         }
         cache.insert(
             id,
-            Current {
+            Known {
                 precondition,
-                stored: Ok(Some(stored)),
+                start: Ok(Start {
+                    position: Some(position),
+                    document: Ok(document),
+                }),
             },
         );
     }
@@ -198,12 +233,14 @@ impl<P: ElasticProjection> EsProjector<P> {
                 .copied()
                 .filter(|id| !current.contains_key(*id))
                 .collect();
-            current.extend(
-                mget(&self.client, &self.target, &unknown)
-                    .await
-                    .map_err(transient)?,
-            );
-            let mut plans: Vec<Plan<'_, '_>> = pending
+            let read = mget(&self.client, &self.target, &unknown)
+                .await
+                .map_err(transient)?;
+            current.extend(read.into_iter().map(|(id, c)| {
+                let known = Known::read(&id, c);
+                (id, known)
+            }));
+            let mut plans: Vec<Plan<'_, '_, P::Document>> = pending
                 .iter()
                 .map(|g| self.plan(g, current.remove(&g.id)))
                 .collect();
@@ -221,10 +258,11 @@ impl<P: ElasticProjection> EsProjector<P> {
                 let outcome = if plan.writes {
                     let (outcome, version) =
                         outcomes.next().unwrap_or((ItemOutcome::Written, None));
-                    if let (ItemOutcome::Written, Some(version), Some(write)) =
-                        (&outcome, version, sent.next())
+                    let write = sent.next();
+                    if let (ItemOutcome::Written, Some(version), Some(write), Some(kept)) =
+                        (&outcome, version, write, plan.kept)
                     {
-                        self.remember(write.id, version, write.source);
+                        self.remember(write.id, version, kept.0, kept.1);
                     }
                     outcome
                 } else {
@@ -278,43 +316,45 @@ impl<P: ElasticProjection> EsProjector<P> {
         }
     }
 
-    fn plan<'g, 'e>(&self, group: &'g Group<'e>, current: Option<Current>) -> Plan<'g, 'e> {
-        let current = current.unwrap_or_else(Current::absent);
+    fn plan<'g, 'e>(
+        &self,
+        group: &'g Group<'e>,
+        known: Option<Known<P::Document>>,
+    ) -> Plan<'g, 'e, P::Document> {
+        let known = known.unwrap_or_else(Known::absent);
         let mut plan = Plan {
             group,
             write: None,
             writes: false,
+            kept: None,
             applied: Vec::new(),
             rejected: Vec::new(),
         };
-        let stored = match &current.stored {
-            Ok(stored) => stored.as_ref(),
+        let start = match known.start {
+            Ok(start) => start,
             Err(why) => {
                 plan.rejected = group
                     .events
                     .iter()
-                    .map(|e| Rejected::new(e.position, why))
+                    .map(|e| Rejected::new(e.position, &why))
                     .collect();
                 return plan;
             }
         };
-        let folded = fold(&self.projection, &group.id, stored, &group.events);
+        let folded = fold(&self.projection, &group.id, start, &group.events);
         plan.rejected = folded.rejected;
         let Some((document, position)) = folded.write else {
             return plan;
         };
-        let source = match document {
-            Some(document) => live_source(&group.id, &document, position),
-            None => Ok(tombstone_source(&group.id, position)),
-        };
-        match source {
+        match source_json(&group.id, document.as_ref(), position) {
             Ok(source) => {
                 plan.write = Some(DocWrite {
                     id: group.id.clone(),
                     source,
-                    precondition: current.precondition,
+                    precondition: known.precondition,
                 });
                 plan.writes = true;
+                plan.kept = Some((position, document));
                 plan.applied = folded.applied;
             }
             Err(error) => plan.rejected.extend(
@@ -357,11 +397,13 @@ impl<P: ElasticProjection> EsProjector<P> {
 }
 
 /// One document's part of a batch.
-struct Plan<'g, 'e> {
+struct Plan<'g, 'e, D> {
     group: &'g Group<'e>,
     write: Option<DocWrite>,
     /// Whether `write` was sent (it is taken out into the bulk body).
     writes: bool,
+    /// The written state, kept for the cache once the write stands.
+    kept: Option<(Position, Option<D>)>,
     /// Events folded into the write.
     applied: Vec<Position>,
     /// Events that cannot be applied.
