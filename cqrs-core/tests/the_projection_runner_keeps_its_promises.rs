@@ -342,3 +342,99 @@ async fn the_saved_checkpoint_moves_past_filtered_out_events() {
     }
     handle.shutdown().await;
 }
+
+/// Records when its events' effects are done, and whether an apply is running.
+#[derive(Clone, Default)]
+struct SlowSink {
+    applied_up_to: Arc<Mutex<Position>>,
+    applying: Arc<std::sync::atomic::AtomicBool>,
+}
+
+#[async_trait]
+impl Projection for SlowSink {
+    fn name(&self) -> &str {
+        "slow-sink"
+    }
+
+    async fn apply(&self, events: &[RecordedEvent]) -> Result<(), ProjectionError> {
+        self.applying.store(true, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let last = events.iter().map(|e| e.position).max();
+        let mut up_to = self.applied_up_to.lock().expect("lock");
+        *up_to = (*up_to).max(last.unwrap_or(Position::START));
+        self.applying.store(false, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// Checkpoints as saved, each with what the sink had applied when the save began and whether
+/// an apply was running when it ended.
+#[derive(Clone)]
+struct WatchedCheckpoints {
+    sink: SlowSink,
+    saves: Arc<Mutex<Vec<(Position, Position, bool)>>>,
+    inner: InMemoryEventStore,
+}
+
+#[async_trait]
+impl CheckpointStore for WatchedCheckpoints {
+    async fn load_checkpoint(&self, name: &str) -> cqrs_core::Result<Option<Position>> {
+        self.inner.load_checkpoint(name).await
+    }
+
+    async fn save_checkpoint(&self, name: &str, position: Position) -> cqrs_core::Result<()> {
+        let applied = *self.sink.applied_up_to.lock().expect("lock");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let beside = self.sink.applying.load(Ordering::SeqCst);
+        self.saves
+            .lock()
+            .expect("lock")
+            .push((position, applied, beside));
+        self.inner.save_checkpoint(name, position).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpoint_is_saved_after_its_batch_and_beside_the_next_one() {
+    let store = InMemoryEventStore::new();
+    let mut last = Position::START;
+    for i in 0..140 {
+        last = append(&store, &format!("s-{}", i % 3), json!({ "n": i })).await;
+    }
+    let sink = SlowSink::default();
+    let checkpoints = WatchedCheckpoints {
+        sink: sink.clone(),
+        saves: Arc::default(),
+        inner: store.clone(),
+    };
+    let handle = ProjectionRunner::new(sink.clone(), store.clone(), checkpoints.clone())
+        .with_options(fast())
+        .spawn();
+    assert!(handle.wait_for(last, WAIT).await, "{:?}", handle.status());
+    handle.shutdown().await;
+
+    let saves = checkpoints.saves.lock().expect("lock").clone();
+    assert!(saves.len() >= 140 / 7, "{} saves", saves.len());
+    for (position, applied, _) in &saves {
+        assert!(
+            applied >= position,
+            "checkpoint {position} saved when only {applied} was applied"
+        );
+    }
+    assert!(
+        saves.windows(2).all(|w| w[0].0 < w[1].0),
+        "checkpoints moved back"
+    );
+    assert_eq!(saves.last().map(|s| s.0), Some(last));
+    // Catching up, each save (5 ms) runs while the next batch (20 ms) is applied.
+    let beside = saves.iter().filter(|s| s.2).count();
+    assert!(
+        beside * 2 > saves.len(),
+        "{beside} of {} saves ran beside an apply",
+        saves.len()
+    );
+    assert_eq!(
+        store.load_checkpoint("slow-sink").await.expect("load"),
+        Some(last)
+    );
+}

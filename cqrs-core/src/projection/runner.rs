@@ -267,7 +267,7 @@ impl ProjectionRunner {
         let task = tokio::spawn(
             Worker {
                 runner: self,
-                status: status_tx,
+                status: Arc::new(status_tx),
                 stop: stop_rx,
                 breaker,
             }
@@ -363,11 +363,18 @@ enum Lead {
     Stopped,
     LostLease,
     Failed(String),
+    /// A poison event under [`PoisonPolicy::Stop`]; the batch's events before it (up to
+    /// `before`) are applied.
+    Poisoned {
+        before: Option<Position>,
+        error: String,
+    },
 }
 
 struct Worker {
     runner: ProjectionRunner,
-    status: watch::Sender<ProjectionStatus>,
+    /// Shared with the checkpoint save in flight, which reports its batch once saved.
+    status: Arc<watch::Sender<ProjectionStatus>>,
     stop: watch::Receiver<bool>,
     breaker: CircuitBreaker,
 }
@@ -388,7 +395,7 @@ impl Worker {
                     tracing::warn!("lease lost; standing by");
                     continue;
                 }
-                Lead::Failed(error) => {
+                Lead::Failed(error) | Lead::Poisoned { error, .. } => {
                     tracing::error!(%error, "projection failed");
                     self.release(&name).await;
                     break self.set(|s| {
@@ -539,12 +546,28 @@ impl Worker {
 
     async fn lead(&mut self, name: &str) -> Lead {
         self.set(|s| s.state = ProjectionState::Starting);
-        let Some(mut checkpoint) = self.load_checkpoint(name).await else {
+        let Some(checkpoint) = self.load_checkpoint(name).await else {
             return Lead::Stopped;
         };
+        let mut progress = Progress {
+            checkpoint,
+            last_head_check: Instant::now() - Duration::from_secs(60),
+            saving: None,
+        };
+        let lead = self.lead_from(name, &mut progress).await;
+        // However leading ended, the last applied batch's checkpoint save is seen through.
+        if let Some(save) = progress.saving.take() {
+            let saved = matches!(save.task.await, Ok(Ok(())));
+            self.settle(name, save.batch, saved, &mut progress).await;
+        }
+        lead
+    }
+
+    async fn lead_from(&mut self, name: &str, progress: &mut Progress) -> Lead {
         let Some(mut parked) = self.parked_keys().await else {
             return Lead::Stopped;
         };
+        let checkpoint = progress.checkpoint;
         self.set(|s| s.position = checkpoint);
         let (batches, mut incoming) = mpsc::channel(self.runner.options.buffered_batches);
         let reader = tokio::spawn(
@@ -564,15 +587,35 @@ impl Worker {
         let _reader = AbortOnDrop(reader);
         let renew_every = self.runner.options.lease_ttl / 3;
         let mut renewed = Instant::now();
-        let mut last_head_check = Instant::now() - Duration::from_secs(60);
         loop {
             // Renew on time even when no batch comes (an idle feed), or the lease expires under
             // a healthy leader and a standby starts leading beside it.
             let renew_at = tokio::time::Instant::from_std(renewed + renew_every);
-            let batch = tokio::select! {
-                batch = incoming.recv() => batch,
+            let saving = &mut progress.saving;
+            let woke = tokio::select! {
+                batch = incoming.recv() => Woke::Batch(batch),
+                saved = async {
+                    match saving.as_mut() {
+                        Some(save) => matches!((&mut save.task).await, Ok(Ok(()))),
+                        None => std::future::pending().await,
+                    }
+                }, if saving.is_some() => Woke::Saved(saved),
                 _ = self.stop.changed() => return Lead::Stopped,
                 _ = tokio::time::sleep_until(renew_at), if self.runner.leases.is_some() => {
+                    Woke::Renew
+                }
+            };
+            let batch = match woke {
+                Woke::Batch(batch) => batch,
+                Woke::Saved(saved) => {
+                    if let Some(save) = progress.saving.take() {
+                        if !self.settle(name, save.batch, saved, progress).await {
+                            return Lead::Stopped;
+                        }
+                    }
+                    continue;
+                }
+                Woke::Renew => {
                     if !self.renew(name).await {
                         return Lead::LostLease;
                     }
@@ -606,14 +649,20 @@ impl Worker {
             }
             let FeedBatch { events, next, .. } = batch;
             if events.is_empty() {
+                if let Some(save) = progress.saving.take() {
+                    let saved = matches!(save.task.await, Ok(Ok(())));
+                    if !self.settle(name, save.batch, saved, progress).await {
+                        return Lead::Stopped;
+                    }
+                }
                 // Nothing for us, but the feed moved past events we filter out: save that too,
                 // so readers waiting on the checkpoint (read-your-writes) see it. The reader
                 // sends such batches only when the feed moved, or once per idle stretch.
-                if next > checkpoint {
+                if next > progress.checkpoint {
                     if !self.save_checkpoint(name, next).await {
                         return Lead::Stopped;
                     }
-                    checkpoint = next;
+                    progress.checkpoint = next;
                 }
                 self.set(|s| {
                     s.state = ProjectionState::Running;
@@ -623,42 +672,82 @@ impl Worker {
                 });
                 continue;
             }
-            let applied = match self.apply(name, events, &mut parked, &mut renewed).await {
+            // The previous batch's checkpoint is saved while this one is applied: the save
+            // only ever follows its own batch's effect, and its round trip leaves the path.
+            let applied = match progress.saving.take() {
+                Some(mut save) => {
+                    let (status, feed) = (self.status.clone(), self.runner.feed.clone());
+                    let last_head_check = &mut progress.last_head_check;
+                    let ((saved, batch), applied) = tokio::join!(
+                        async {
+                            // Reported as soon as it is saved, not when this apply ends (which
+                            // may take long, retrying behind the breaker).
+                            let saved = matches!((&mut save.task).await, Ok(Ok(())));
+                            if saved {
+                                report(&status, &*feed, last_head_check, &save.batch).await;
+                            }
+                            (saved, save.batch)
+                        },
+                        self.apply(name, events, &mut parked, &mut renewed)
+                    );
+                    progress.checkpoint = progress.checkpoint.max(batch.next);
+                    if !saved && !self.settle(name, batch, false, progress).await {
+                        return Lead::Stopped;
+                    }
+                    applied
+                }
+                None => self.apply(name, events, &mut parked, &mut renewed).await,
+            };
+            let applied = match applied {
                 Ok(applied) => applied,
+                Err(Lead::Poisoned { before, error }) => {
+                    // Keep what was applied before the poison event: saved only now, after
+                    // the previous batch's save, so the checkpoint never moves back.
+                    if let Some(before) = before {
+                        self.save_checkpoint(name, before).await;
+                        self.set(|s| s.position = before);
+                    }
+                    return Lead::Failed(error);
+                }
                 Err(lead) => return lead,
             };
-            if !self.save_checkpoint(name, next).await {
-                return Lead::Stopped;
-            }
-            checkpoint = next;
-            let lag_events = if full && last_head_check.elapsed() >= Duration::from_secs(1) {
-                last_head_check = Instant::now();
-                self.runner
-                    .feed
-                    .head()
-                    .await
-                    .ok()
-                    .map(|head| head.parts().1.saturating_sub(next.parts().1))
-            } else {
-                None
-            };
-            self.set(|s| {
-                s.state = if full {
-                    ProjectionState::CatchingUp
-                } else {
-                    ProjectionState::Running
-                };
-                s.position = next;
-                s.applied += applied.count;
-                s.parked += applied.parked;
-                s.lag = applied.lag;
-                if let Some(lag_events) = lag_events {
-                    s.lag_events = lag_events;
-                } else if !full {
-                    s.lag_events = 0;
-                }
+            let checkpoints = self.runner.checkpoints.clone();
+            let checkpoint_name = name.to_owned();
+            progress.saving = Some(Saving {
+                batch: Done {
+                    next,
+                    full,
+                    applied,
+                },
+                task: tokio::spawn(
+                    async move { checkpoints.save_checkpoint(&checkpoint_name, next).await }
+                        .in_current_span(),
+                ),
             });
         }
+    }
+
+    /// Completes an applied batch once its checkpoint save ended: saves again (retrying) if
+    /// that save failed, then reports the new position. `false` when asked to stop first.
+    async fn settle(
+        &mut self,
+        name: &str,
+        batch: Done,
+        saved: bool,
+        progress: &mut Progress,
+    ) -> bool {
+        if !saved && !self.save_checkpoint(name, batch.next).await {
+            return false;
+        }
+        progress.checkpoint = progress.checkpoint.max(batch.next);
+        report(
+            &self.status,
+            &*self.runner.feed,
+            &mut progress.last_head_check,
+            &batch,
+        )
+        .await;
+        true
     }
 
     /// Applies one batch: upcasts, holds back events of parked keys, retries transient failures
@@ -769,14 +858,13 @@ impl Worker {
                     .map(|e| e.position)
                     .filter(|p| *p < first.position)
                     .max();
-                if let Some(before) = before {
-                    self.save_checkpoint(name, before).await;
-                    self.set(|s| s.position = before);
-                }
-                Err(Lead::Failed(format!(
-                    "poison event {}@{} ({}) at {}: {error}",
-                    first.stream_id, first.version, first.event_type, first.position
-                )))
+                Err(Lead::Poisoned {
+                    before,
+                    error: format!(
+                        "poison event {}@{} ({}) at {}: {error}",
+                        first.stream_id, first.version, first.event_type, first.position
+                    ),
+                })
             }
             PoisonPolicy::Park => {
                 let Some(store) = self.runner.dead_letters.clone() else {
@@ -820,10 +908,77 @@ impl Worker {
     }
 }
 
+/// Reports a batch whose checkpoint is saved: position, counts, lag, and whether it is
+/// catching up (a full batch; the lag in events is asked of the feed at most once a second).
+async fn report(
+    status: &watch::Sender<ProjectionStatus>,
+    feed: &dyn ReadAll,
+    last_head_check: &mut Instant,
+    batch: &Done,
+) {
+    let Done {
+        next,
+        full,
+        ref applied,
+    } = *batch;
+    let lag_events = if full && last_head_check.elapsed() >= Duration::from_secs(1) {
+        *last_head_check = Instant::now();
+        feed.head()
+            .await
+            .ok()
+            .map(|head| head.parts().1.saturating_sub(next.parts().1))
+    } else {
+        None
+    };
+    status.send_modify(|s| {
+        s.state = if full {
+            ProjectionState::CatchingUp
+        } else {
+            ProjectionState::Running
+        };
+        s.position = next;
+        s.applied += applied.count;
+        s.parked += applied.parked;
+        s.lag = applied.lag;
+        if let Some(lag_events) = lag_events {
+            s.lag_events = lag_events;
+        } else if !full {
+            s.lag_events = 0;
+        }
+    });
+}
+
 struct Applied {
     count: u64,
     parked: u64,
     lag: Duration,
+}
+
+/// Where leading stands: the last saved checkpoint, and the save in flight.
+struct Progress {
+    checkpoint: Position,
+    last_head_check: Instant,
+    saving: Option<Saving>,
+}
+
+/// A batch applied, its checkpoint save in flight.
+struct Saving {
+    batch: Done,
+    task: JoinHandle<Result<(), Error>>,
+}
+
+/// A batch applied: the position to save and what to report once it is saved.
+struct Done {
+    next: Position,
+    full: bool,
+    applied: Applied,
+}
+
+/// What woke the leading loop.
+enum Woke {
+    Batch(Option<(FeedBatch, bool)>),
+    Saved(bool),
+    Renew,
 }
 
 /// An error and its sources, as one line.
