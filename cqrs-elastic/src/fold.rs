@@ -92,14 +92,21 @@ pub(crate) struct Start<D> {
     pub(crate) document: Result<Option<D>, String>,
 }
 
+impl<D> Start<D> {
+    /// A document that does not exist.
+    pub(crate) fn absent() -> Self {
+        Self {
+            position: None,
+            document: Ok(None),
+        }
+    }
+}
+
 impl<D: DeserializeOwned> Start<D> {
     /// Decodes a stored document (`None`: it does not exist).
     pub(crate) fn from_stored(id: &str, stored: Option<&Stored>) -> Self {
         match stored {
-            None => Self {
-                position: None,
-                document: Ok(None),
-            },
+            None => Self::absent(),
             Some(stored) => Self {
                 position: stored.position,
                 document: stored.document::<D>(id).map_err(|e| {

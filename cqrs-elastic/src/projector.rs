@@ -86,10 +86,7 @@ impl<D: serde::de::DeserializeOwned> Known<D> {
     fn absent() -> Self {
         Self {
             precondition: Precondition::Absent,
-            start: Ok(Start {
-                position: None,
-                document: Ok(None),
-            }),
+            start: Ok(Start::absent()),
         }
     }
 
@@ -255,14 +252,14 @@ impl<P: ElasticProjection> EsProjector<P> {
             let mut retry = Vec::new();
             let mut failure = None;
             for plan in plans {
-                let outcome = if plan.writes {
+                let outcome = if let Some((position, document)) = plan.kept {
                     let (outcome, version) =
                         outcomes.next().unwrap_or((ItemOutcome::Written, None));
                     let write = sent.next();
-                    if let (ItemOutcome::Written, Some(version), Some(write), Some(kept)) =
-                        (&outcome, version, write, plan.kept)
+                    if let (ItemOutcome::Written, Some(version), Some(write)) =
+                        (&outcome, version, write)
                     {
-                        self.remember(write.id, version, kept.0, kept.1);
+                        self.remember(write.id, version, position, document);
                     }
                     outcome
                 } else {
@@ -325,7 +322,6 @@ impl<P: ElasticProjection> EsProjector<P> {
         let mut plan = Plan {
             group,
             write: None,
-            writes: false,
             kept: None,
             applied: Vec::new(),
             rejected: Vec::new(),
@@ -353,7 +349,6 @@ impl<P: ElasticProjection> EsProjector<P> {
                     source,
                     precondition: known.precondition,
                 });
-                plan.writes = true;
                 plan.kept = Some((position, document));
                 plan.applied = folded.applied;
             }
@@ -400,9 +395,8 @@ impl<P: ElasticProjection> EsProjector<P> {
 struct Plan<'g, 'e, D> {
     group: &'g Group<'e>,
     write: Option<DocWrite>,
-    /// Whether `write` was sent (it is taken out into the bulk body).
-    writes: bool,
-    /// The written state, kept for the cache once the write stands.
+    /// The written state when there is a write (taken out into the bulk body), kept for the
+    /// cache once the write stands.
     kept: Option<(Position, Option<D>)>,
     /// Events folded into the write.
     applied: Vec<Position>,

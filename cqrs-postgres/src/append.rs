@@ -79,6 +79,50 @@ impl Columns {
 
 type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
 
+/// The rows one append's `INSERT ... RETURNING version, position, transaction_id::text` gave
+/// back, summed up into its outcome (the lean and the group statement return that shape).
+#[derive(Debug, Default)]
+pub(crate) struct Landed {
+    rows: usize,
+    first: i64,
+    last: i64,
+    position: i64,
+    transaction_id: String,
+}
+
+impl Landed {
+    /// Counts one returned row; its first three columns are version, position and transaction.
+    pub(crate) fn add(&mut self, row: &PgRow) -> Result<(), sqlx::Error> {
+        let version: i64 = row.try_get(0)?;
+        let position: i64 = row.try_get(1)?;
+        if self.rows == 0 {
+            (self.first, self.last) = (version, version);
+            // One statement, one transaction: every row has the same.
+            self.transaction_id = row.try_get(2)?;
+        }
+        self.first = self.first.min(version);
+        self.last = self.last.max(version);
+        self.position = self.position.max(position);
+        self.rows += 1;
+        Ok(())
+    }
+
+    pub(crate) fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// The outcome of a fresh append to `stream_id` (at least one row counted).
+    pub(crate) fn outcome(&self, stream_id: &StreamId) -> Result<AppendOutcome, PgError> {
+        Ok(AppendOutcome::new(
+            stream_id.clone(),
+            convert::version(self.first)?,
+            convert::version(self.last)?,
+            convert::position(&self.transaction_id, self.position)?,
+            false,
+        ))
+    }
+}
+
 /// What the append statement answered.
 enum Attempt {
     Appended(AppendOutcome),
@@ -147,31 +191,14 @@ impl PgEventStore {
                 }
             }
         };
-        let mut summary: Option<(i64, i64, i64, &str)> = None;
+        let mut landed = Landed::default();
         for row in &rows {
-            let version: i64 = row.try_get(0).map_err(PgError::from)?;
-            let position: i64 = row.try_get(1).map_err(PgError::from)?;
-            let transaction_id: &str = row.try_get(2).map_err(PgError::from)?;
-            summary = Some(match summary {
-                None => (version, version, position, transaction_id),
-                Some((first, last, max, xid)) => (
-                    first.min(version),
-                    last.max(version),
-                    max.max(position),
-                    xid,
-                ),
-            });
+            landed.add(row).map_err(PgError::from)?;
         }
-        let Some((first, last, position, transaction_id)) = summary else {
+        if landed.rows() == 0 {
             return Ok(None);
-        };
-        Ok(Some(Attempt::Appended(AppendOutcome::new(
-            stream_id.clone(),
-            convert::version(first)?,
-            convert::version(last)?,
-            convert::position(transaction_id, position)?,
-            false,
-        ))))
+        }
+        Ok(Some(Attempt::Appended(landed.outcome(stream_id)?)))
     }
 
     /// Nothing was written: is it because these events (or this command) are already in?

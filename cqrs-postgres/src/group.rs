@@ -17,7 +17,7 @@
 //! would fail each other.
 
 use std::collections::hash_map::DefaultHasher;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -27,8 +27,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{PgPool, Postgres, Row};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::append::Columns;
-use crate::convert;
+use crate::append::{Columns, Landed};
 use crate::schema::Queries;
 
 /// How appends are grouped; see [`PgEventStore::with_group_commit`](crate::PgEventStore::with_group_commit).
@@ -210,8 +209,7 @@ impl Lane {
     /// Takes the next group from `waiting`: in arrival order, one append per stream, within
     /// the limits; appends whose writer stopped waiting are dropped.
     fn next_group(&self, waiting: &mut VecDeque<Request>) -> Vec<Request> {
-        let mut group = Vec::new();
-        let mut streams = HashSet::new();
+        let mut group: Vec<Request> = Vec::new();
         let mut events = 0;
         let mut later = VecDeque::new();
         while let Some(request) = waiting.pop_front() {
@@ -222,7 +220,9 @@ impl Lane {
             let fits = group.is_empty()
                 || (group.len() < self.options.max_appends
                     && events + size <= self.options.max_events);
-            if fits && streams.insert(request.stream_id.clone()) {
+            // A linear scan: groups are small, and it allocates nothing.
+            let taken = group.iter().any(|r| r.stream_id == request.stream_id);
+            if fits && !taken {
                 events += size;
                 group.push(request);
             } else {
@@ -299,44 +299,23 @@ impl Lane {
         };
         let returned = returned.fetch_all(&mut **conn).await?;
 
-        let index: HashMap<&str, usize> = group
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (r.stream_id.as_str(), i))
-            .collect();
-        // Per append: rows back, first and last version, highest position, transaction id.
-        let mut landed: Vec<(usize, i64, i64, i64, String)> =
-            vec![(0, i64::MAX, 0, 0, String::new()); group.len()];
+        let mut landed: Vec<Landed> = group.iter().map(|_| Landed::default()).collect();
         for row in &returned {
-            let stream: &str = row.try_get(0)?;
-            let Some(&i) = index.get(stream) else {
-                continue;
-            };
-            let version: i64 = row.try_get(1)?;
-            let position: i64 = row.try_get(2)?;
-            let entry = &mut landed[i];
-            entry.0 += 1;
-            entry.1 = entry.1.min(version);
-            entry.2 = entry.2.max(version);
-            entry.3 = entry.3.max(position);
-            if entry.4.is_empty() {
-                entry.4 = row.try_get(3)?;
+            // Rows come back in no promised order: each names its stream (one append each).
+            let stream: &str = row.try_get(3)?;
+            if let Some(i) = group.iter().position(|r| r.stream_id.as_str() == stream) {
+                landed[i].add(row)?;
             }
         }
         Ok(group
             .iter()
             .zip(landed)
-            .map(|(request, (count, first, last, position, xid))| {
-                if count != request.columns.len() {
-                    return None;
-                }
-                Some(AppendOutcome::new(
-                    request.stream_id.clone(),
-                    convert::version(first).ok()?,
-                    convert::version(last).ok()?,
-                    convert::position(&xid, position).ok()?,
-                    false,
-                ))
+            .map(|(request, landed)| {
+                // All of an append's events or none pass the checks; anything else is read
+                // back by the lone path.
+                (landed.rows() == request.columns.len())
+                    .then(|| landed.outcome(&request.stream_id).ok())
+                    .flatten()
             })
             .collect())
     }

@@ -557,8 +557,7 @@ impl Worker {
         let lead = self.lead_from(name, &mut progress).await;
         // However leading ended, the last applied batch's checkpoint save is seen through.
         if let Some(save) = progress.saving.take() {
-            let saved = matches!(save.task.await, Ok(Ok(())));
-            self.settle(name, save.batch, saved, &mut progress).await;
+            self.finish(name, save, &mut progress).await;
         }
         lead
     }
@@ -596,7 +595,7 @@ impl Worker {
                 batch = incoming.recv() => Woke::Batch(batch),
                 saved = async {
                     match saving.as_mut() {
-                        Some(save) => matches!((&mut save.task).await, Ok(Ok(()))),
+                        Some(save) => save.saved().await,
                         None => std::future::pending().await,
                     }
                 }, if saving.is_some() => Woke::Saved(saved),
@@ -650,8 +649,7 @@ impl Worker {
             let FeedBatch { events, next, .. } = batch;
             if events.is_empty() {
                 if let Some(save) = progress.saving.take() {
-                    let saved = matches!(save.task.await, Ok(Ok(())));
-                    if !self.settle(name, save.batch, saved, progress).await {
+                    if !self.finish(name, save, progress).await {
                         return Lead::Stopped;
                     }
                 }
@@ -682,7 +680,7 @@ impl Worker {
                         async {
                             // Reported as soon as it is saved, not when this apply ends (which
                             // may take long, retrying behind the breaker).
-                            let saved = matches!((&mut save.task).await, Ok(Ok(())));
+                            let saved = save.saved().await;
                             if saved {
                                 report(&status, &*feed, last_head_check, &save.batch).await;
                             }
@@ -690,8 +688,9 @@ impl Worker {
                         },
                         self.apply(name, events, &mut parked, &mut renewed)
                     );
-                    progress.checkpoint = progress.checkpoint.max(batch.next);
-                    if !saved && !self.settle(name, batch, false, progress).await {
+                    if saved {
+                        progress.checkpoint = progress.checkpoint.max(batch.next);
+                    } else if !self.settle(name, batch, false, progress).await {
                         return Lead::Stopped;
                     }
                     applied
@@ -725,6 +724,13 @@ impl Worker {
                 ),
             });
         }
+    }
+
+    /// Waits for a checkpoint save in flight, then settles its batch. `false` when asked to
+    /// stop first.
+    async fn finish(&mut self, name: &str, mut save: Saving, progress: &mut Progress) -> bool {
+        let saved = save.saved().await;
+        self.settle(name, save.batch, saved, progress).await
     }
 
     /// Completes an applied batch once its checkpoint save ended: saves again (retrying) if
@@ -965,6 +971,13 @@ struct Progress {
 struct Saving {
     batch: Done,
     task: JoinHandle<Result<(), Error>>,
+}
+
+impl Saving {
+    /// Waits for the save to end: whether it saved. Call once.
+    async fn saved(&mut self) -> bool {
+        matches!((&mut self.task).await, Ok(Ok(())))
+    }
 }
 
 /// A batch applied: the position to save and what to report once it is saved.
