@@ -438,3 +438,146 @@ async fn a_checkpoint_is_saved_after_its_batch_and_beside_the_next_one() {
         Some(last)
     );
 }
+
+/// A sink whose writes are durable at once but visible only after `make_visible` (a search
+/// index and its refresh), which is slower than an apply and can fail.
+#[derive(Clone, Default)]
+struct Revealed {
+    applied: Arc<Mutex<Position>>,
+    visible: Arc<Mutex<Position>>,
+    revealing: Arc<AtomicU32>,
+    most_revealing: Arc<AtomicU32>,
+    applies_while_revealing: Arc<AtomicU32>,
+    reveals: Arc<AtomicU32>,
+    /// Fail the first this-many `make_visible` calls.
+    fail_first: Arc<AtomicU32>,
+}
+
+#[async_trait]
+impl Projection for Revealed {
+    fn name(&self) -> &str {
+        "revealed"
+    }
+
+    async fn apply(&self, events: &[RecordedEvent]) -> Result<(), ProjectionError> {
+        if self.revealing.load(Ordering::SeqCst) > 0 {
+            self.applies_while_revealing.fetch_add(1, Ordering::SeqCst);
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        let last = events.iter().map(|e| e.position).max();
+        let mut applied = self.applied.lock().expect("lock");
+        *applied = (*applied).max(last.unwrap_or(Position::START));
+        Ok(())
+    }
+
+    async fn make_visible(&self) -> Result<(), cqrs_core::BoxError> {
+        self.reveals.fetch_add(1, Ordering::SeqCst);
+        // What was applied before the call is what this call reveals.
+        let covered = *self.applied.lock().expect("lock");
+        let now = self.revealing.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most_revealing.fetch_max(now, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(15)).await;
+        self.revealing.fetch_sub(1, Ordering::SeqCst);
+        if self
+            .fail_first
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err("refresh failed".into());
+        }
+        let mut visible = self.visible.lock().expect("lock");
+        *visible = (*visible).max(covered);
+        Ok(())
+    }
+}
+
+/// Checkpoints as saved, each with what readers could see when it was saved.
+#[derive(Clone)]
+struct RevealedCheckpoints {
+    sink: Revealed,
+    saves: Arc<Mutex<Vec<(Position, Position)>>>,
+    inner: InMemoryEventStore,
+}
+
+#[async_trait]
+impl CheckpointStore for RevealedCheckpoints {
+    async fn load_checkpoint(&self, name: &str) -> cqrs_core::Result<Option<Position>> {
+        self.inner.load_checkpoint(name).await
+    }
+
+    async fn save_checkpoint(&self, name: &str, position: Position) -> cqrs_core::Result<()> {
+        let visible = *self.sink.visible.lock().expect("lock");
+        self.saves.lock().expect("lock").push((position, visible));
+        self.inner.save_checkpoint(name, position).await
+    }
+}
+
+/// Runs `sink` over `events` appended events until the checkpoint reaches the last one;
+/// returns the saves.
+async fn reveal(sink: &Revealed, events: usize, batch: usize) -> Vec<(Position, Position)> {
+    let store = InMemoryEventStore::new();
+    let mut last = Position::START;
+    for i in 0..events {
+        last = append(&store, &format!("s-{}", i % 3), json!({ "n": i })).await;
+    }
+    let checkpoints = RevealedCheckpoints {
+        sink: sink.clone(),
+        saves: Arc::default(),
+        inner: store.clone(),
+    };
+    let handle = ProjectionRunner::new(sink.clone(), store.clone(), checkpoints.clone())
+        .with_options(fast().batch_size(batch))
+        .spawn();
+    assert!(handle.wait_for(last, WAIT).await, "{:?}", handle.status());
+    handle.shutdown().await;
+    let saves = checkpoints.saves.lock().expect("lock").clone();
+    for (position, visible) in &saves {
+        assert!(
+            visible >= position,
+            "checkpoint {position} saved when only {visible} was visible"
+        );
+    }
+    assert!(
+        saves.windows(2).all(|w| w[0].0 < w[1].0),
+        "checkpoints moved back: {saves:?}"
+    );
+    assert_eq!(saves.last().map(|s| s.0), Some(last));
+    assert_eq!(
+        store.load_checkpoint("revealed").await.expect("load"),
+        Some(last)
+    );
+    saves
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_are_made_visible_before_their_checkpoint_while_later_ones_apply() {
+    let sink = Revealed::default();
+    let saves = reveal(&sink, 140, 5).await;
+    assert!(saves.len() >= 2, "{} saves", saves.len());
+    // Catching up, applies (2 ms) go on while batches are revealed (15 ms), several at once.
+    assert!(
+        sink.applies_while_revealing.load(Ordering::SeqCst) > 5,
+        "only {} applies ran while a batch was made visible",
+        sink.applies_while_revealing.load(Ordering::SeqCst)
+    );
+    assert!(
+        sink.most_revealing.load(Ordering::SeqCst) > 1,
+        "batches were made visible one at a time"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_make_visible_holds_the_checkpoint_until_one_succeeds() {
+    // One batch: its own failures are retried in line.
+    let sink = Revealed::default();
+    sink.fail_first.store(3, Ordering::SeqCst);
+    let saves = reveal(&sink, 4, 10).await;
+    assert_eq!(saves.len(), 1, "{saves:?}");
+    assert_eq!(sink.reveals.load(Ordering::SeqCst), 4);
+
+    // Many batches: a failure is made good by a later batch's success, or retried.
+    let sink = Revealed::default();
+    sink.fail_first.store(6, Ordering::SeqCst);
+    reveal(&sink, 60, 4).await;
+    assert_eq!(sink.fail_first.load(Ordering::SeqCst), 0);
+}

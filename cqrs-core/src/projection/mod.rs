@@ -3,8 +3,9 @@
 //!
 //! A [`Projection`] says what it wants and applies batches; a [`ProjectionRunner`] reads the
 //! store's gap-safe feed from the projection's checkpoint and moves the checkpoint only after
-//! `apply` returned, i.e. after the effect is durable: at-least-once delivery, which idempotent
-//! projections turn into an exactly-once effect.
+//! `apply` returned, i.e. after the effect is durable (and [`Projection::make_visible`]
+//! returned): at-least-once delivery, which idempotent projections turn into an exactly-once
+//! effect.
 
 mod breaker;
 mod dead_letter;
@@ -47,6 +48,16 @@ pub trait Projection: Send + Sync {
 
     /// Applies a batch, in feed order, durably.
     async fn apply(&self, events: &[RecordedEvent]) -> Result<(), ProjectionError>;
+
+    /// Makes everything applied before the call visible to readers, for sinks where a write
+    /// is durable before readers see it (a search index's refresh). The runner calls it after
+    /// each `apply`, off the apply path: later batches are applied meanwhile, and several calls
+    /// may be in flight. The checkpoint, and so a reader waiting on it, moves past a batch
+    /// only once a call made after its `apply` returned. An error is retried with backoff.
+    /// Default: nothing to do (`apply` made its effect visible).
+    async fn make_visible(&self) -> Result<(), BoxError> {
+        Ok(())
+    }
 }
 
 /// Why a batch was not (wholly) applied.

@@ -1,11 +1,11 @@
 //! [`ProjectionRunner`]: follows the feed for one projection, in its own task.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
@@ -552,13 +552,13 @@ impl Worker {
         let mut progress = Progress {
             checkpoint,
             last_head_check: Instant::now() - Duration::from_secs(60),
-            saving: None,
+            settling: VecDeque::new(),
+            unsettled: None,
+            chain: None,
         };
         let lead = self.lead_from(name, &mut progress).await;
-        // However leading ended, the last applied batch's checkpoint save is seen through.
-        if let Some(save) = progress.saving.take() {
-            self.finish(name, save, &mut progress).await;
-        }
+        // However leading ended, the applied batches' checkpoint saves are seen through.
+        self.finish(name, &mut progress).await;
         lead
     }
 
@@ -590,15 +590,10 @@ impl Worker {
             // Renew on time even when no batch comes (an idle feed), or the lease expires under
             // a healthy leader and a standby starts leading beside it.
             let renew_at = tokio::time::Instant::from_std(renewed + renew_every);
-            let saving = &mut progress.saving;
+            let settling = &mut progress.settling;
             let woke = tokio::select! {
                 batch = incoming.recv() => Woke::Batch(batch),
-                saved = async {
-                    match saving.as_mut() {
-                        Some(save) => save.saved().await,
-                        None => std::future::pending().await,
-                    }
-                }, if saving.is_some() => Woke::Saved(saved),
+                ended = oldest_settled(settling), if !settling.is_empty() => Woke::Settled(ended),
                 _ = self.stop.changed() => return Lead::Stopped,
                 _ = tokio::time::sleep_until(renew_at), if self.runner.leases.is_some() => {
                     Woke::Renew
@@ -606,11 +601,12 @@ impl Worker {
             };
             let batch = match woke {
                 Woke::Batch(batch) => batch,
-                Woke::Saved(saved) => {
-                    if let Some(save) = progress.saving.take() {
-                        if !self.settle(name, save.batch, saved, progress).await {
-                            return Lead::Stopped;
-                        }
+                Woke::Settled(ended) => {
+                    if let Some(batch) = progress.take_oldest(ended, &self.status) {
+                        self.report(&batch, progress).await;
+                    }
+                    if progress.settling.is_empty() && !self.settle_in_line(name, progress).await {
+                        return Lead::Stopped;
                     }
                     continue;
                 }
@@ -648,10 +644,8 @@ impl Worker {
             }
             let FeedBatch { events, next, .. } = batch;
             if events.is_empty() {
-                if let Some(save) = progress.saving.take() {
-                    if !self.finish(name, save, progress).await {
-                        return Lead::Stopped;
-                    }
+                if !self.finish(name, progress).await {
+                    return Lead::Stopped;
                 }
                 // Nothing for us, but the feed moved past events we filter out: save that too,
                 // so readers waiting on the checkpoint (read-your-writes) see it. The reader
@@ -670,90 +664,142 @@ impl Worker {
                 });
                 continue;
             }
-            // The previous batch's checkpoint is saved while this one is applied: the save
-            // only ever follows its own batch's effect, and its round trip leaves the path.
-            let applied = match progress.saving.take() {
-                Some(mut save) => {
-                    let (status, feed) = (self.status.clone(), self.runner.feed.clone());
-                    let last_head_check = &mut progress.last_head_check;
-                    let ((saved, batch), applied) = tokio::join!(
-                        async {
-                            // Reported as soon as it is saved, not when this apply ends (which
+            // Earlier batches settle (made visible, checkpoint saved) while this one is applied:
+            // a save only ever follows its own batch's effect, and neither round trip sits
+            // between two applies.
+            let applied = {
+                let (status, feed) = (self.status.clone(), self.runner.feed.clone());
+                let mut apply = std::pin::pin!(self.apply(name, events, &mut parked, &mut renewed));
+                loop {
+                    let settling = &mut progress.settling;
+                    tokio::select! {
+                        biased;
+                        applied = &mut apply => break applied,
+                        ended = oldest_settled(settling), if !settling.is_empty() => {
+                            // Reported as soon as it settled, not when this apply ends (which
                             // may take long, retrying behind the breaker).
-                            let saved = save.saved().await;
-                            if saved {
-                                report(&status, &*feed, last_head_check, &save.batch).await;
+                            if let Some(batch) = progress.take_oldest(ended, &status) {
+                                report(&status, &*feed, &mut progress.last_head_check, &batch)
+                                    .await;
                             }
-                            (saved, save.batch)
-                        },
-                        self.apply(name, events, &mut parked, &mut renewed)
-                    );
-                    if saved {
-                        progress.checkpoint = progress.checkpoint.max(batch.next);
-                    } else if !self.settle(name, batch, false, progress).await {
-                        return Lead::Stopped;
+                        }
                     }
-                    applied
                 }
-                None => self.apply(name, events, &mut parked, &mut renewed).await,
             };
             let applied = match applied {
                 Ok(applied) => applied,
                 Err(Lead::Poisoned { before, error }) => {
                     // Keep what was applied before the poison event: saved only now, after
-                    // the previous batch's save, so the checkpoint never moves back.
+                    // the earlier batches' saves, so the checkpoint never moves back. One try
+                    // at making it visible: the index's own refresh does it otherwise.
                     if let Some(before) = before {
-                        self.save_checkpoint(name, before).await;
-                        self.set(|s| s.position = before);
+                        if self.finish(name, progress).await {
+                            if let Err(error) = self.runner.projection.make_visible().await {
+                                tracing::warn!(error = %error_chain(&*error), "could not make the last applied events visible");
+                            }
+                            self.save_checkpoint(name, before).await;
+                            self.set(|s| s.position = before);
+                        }
                     }
                     return Lead::Failed(error);
                 }
                 Err(lead) => return lead,
             };
-            let checkpoints = self.runner.checkpoints.clone();
-            let checkpoint_name = name.to_owned();
-            progress.saving = Some(Saving {
-                batch: Done {
+            while progress.settling.len() >= SETTLING {
+                let ended = oldest_settled(&mut progress.settling).await;
+                if let Some(batch) = progress.take_oldest(ended, &self.status) {
+                    self.report(&batch, progress).await;
+                }
+            }
+            self.settle(
+                name,
+                Done {
                     next,
                     full,
                     applied,
                 },
-                task: tokio::spawn(
-                    async move { checkpoints.save_checkpoint(&checkpoint_name, next).await }
-                        .in_current_span(),
-                ),
-            });
+                progress,
+            );
         }
     }
 
-    /// Waits for a checkpoint save in flight, then settles its batch. `false` when asked to
-    /// stop first.
-    async fn finish(&mut self, name: &str, mut save: Saving, progress: &mut Progress) -> bool {
-        let saved = save.saved().await;
-        self.settle(name, save.batch, saved, progress).await
+    /// Starts settling an applied batch in its own task: makes it visible, then saves its
+    /// checkpoint once the batch before it has ended its save, so saves stay in feed order.
+    fn settle(&self, name: &str, batch: Done, progress: &mut Progress) {
+        let projection = self.runner.projection.clone();
+        let checkpoints = self.runner.checkpoints.clone();
+        let (name, next) = (name.to_owned(), batch.next);
+        let after = progress.chain.take();
+        let (saved, chain) = oneshot::channel();
+        progress.chain = Some(chain);
+        let task = tokio::spawn(
+            async move {
+                let visible = projection
+                    .make_visible()
+                    .await
+                    .map_err(|error| error_chain(&*error));
+                if let Some(after) = after {
+                    // Ended either way: a failed save before this one is made good by it.
+                    let _ = after.await;
+                }
+                let result = match visible {
+                    Ok(()) => checkpoints
+                        .save_checkpoint(&name, next)
+                        .await
+                        .map_err(|error| error_chain(&error)),
+                    Err(error) => Err(error),
+                };
+                let _ = saved.send(());
+                result
+            }
+            .in_current_span(),
+        );
+        progress.settling.push_back(Settling { batch, task });
     }
 
-    /// Completes an applied batch once its checkpoint save ended: saves again (retrying) if
-    /// that save failed, then reports the new position. `false` when asked to stop first.
-    async fn settle(
-        &mut self,
-        name: &str,
-        batch: Done,
-        saved: bool,
-        progress: &mut Progress,
-    ) -> bool {
-        if !saved && !self.save_checkpoint(name, batch.next).await {
+    /// Waits for every batch settling, reporting each, then settles again in line what
+    /// failed. `false` when asked to stop first.
+    async fn finish(&mut self, name: &str, progress: &mut Progress) -> bool {
+        while !progress.settling.is_empty() {
+            let ended = oldest_settled(&mut progress.settling).await;
+            if let Some(batch) = progress.take_oldest(ended, &self.status) {
+                self.report(&batch, progress).await;
+            }
+        }
+        self.settle_in_line(name, progress).await
+    }
+
+    /// Settles the applied batches whose settling failed with none settling after them:
+    /// makes them visible and saves their checkpoint, retrying with backoff. `false` when
+    /// asked to stop first.
+    async fn settle_in_line(&mut self, name: &str, progress: &mut Progress) -> bool {
+        let Some(batch) = progress.unsettled.take() else {
+            return true;
+        };
+        let mut attempt = 0;
+        while let Err(error) = self.runner.projection.make_visible().await {
+            attempt += 1;
+            self.set(|s| s.last_error = Some(error_chain(&*error)));
+            if !self.pause(self.runner.options.retry.delay(attempt)).await {
+                return false;
+            }
+        }
+        if !self.save_checkpoint(name, batch.next).await {
             return false;
         }
         progress.checkpoint = progress.checkpoint.max(batch.next);
+        self.report(&batch, progress).await;
+        true
+    }
+
+    async fn report(&self, batch: &Done, progress: &mut Progress) {
         report(
             &self.status,
             &*self.runner.feed,
             &mut progress.last_head_check,
-            &batch,
+            batch,
         )
         .await;
-        true
     }
 
     /// Applies one batch: upcasts, holds back events of parked keys, retries transient failures
@@ -960,23 +1006,67 @@ struct Applied {
     lag: Duration,
 }
 
-/// Where leading stands: the last saved checkpoint, and the save in flight.
+/// How many applied batches may be settling (made visible, checkpoint saved) at once while
+/// later ones are applied.
+const SETTLING: usize = 4;
+
+/// Where leading stands: the last saved checkpoint, and the batches settling.
 struct Progress {
     checkpoint: Position,
     last_head_check: Instant,
-    saving: Option<Saving>,
+    /// Applied batches being made visible and checkpointed, oldest first.
+    settling: VecDeque<Settling>,
+    /// Applied batches whose settling failed: the next batch to settle makes them good (its
+    /// visibility and checkpoint cover theirs), or they settle again in line.
+    unsettled: Option<Done>,
+    /// Ends when the save of the newest batch settling has ended.
+    chain: Option<oneshot::Receiver<()>>,
 }
 
-/// A batch applied, its checkpoint save in flight.
-struct Saving {
+impl Progress {
+    /// Takes the oldest settling batch off once it `ended`: the batches now settled to report,
+    /// or `None` when it failed (it waits for the next one, or an in-line retry).
+    fn take_oldest(
+        &mut self,
+        ended: Result<(), String>,
+        status: &watch::Sender<ProjectionStatus>,
+    ) -> Option<Done> {
+        let oldest = self.settling.pop_front()?;
+        let batch = match self.unsettled.take() {
+            Some(earlier) => earlier.then(oldest.batch),
+            None => oldest.batch,
+        };
+        match ended {
+            Ok(()) => {
+                self.checkpoint = self.checkpoint.max(batch.next);
+                Some(batch)
+            }
+            Err(error) => {
+                tracing::warn!(%error, "could not settle a batch; the next one makes it good");
+                status.send_modify(|s| s.last_error = Some(error));
+                self.unsettled = Some(batch);
+                None
+            }
+        }
+    }
+}
+
+/// An applied batch being made visible and checkpointed.
+struct Settling {
     batch: Done,
-    task: JoinHandle<Result<(), Error>>,
+    task: JoinHandle<Result<(), String>>,
 }
 
-impl Saving {
-    /// Waits for the save to end: whether it saved. Call once.
-    async fn saved(&mut self) -> bool {
-        matches!((&mut self.task).await, Ok(Ok(())))
+/// Waits for the oldest settling batch to end (forever when none is): `Err` with the reason
+/// when it could not be made visible or its checkpoint saved. Take it off with
+/// [`Progress::take_oldest`] once this returned.
+async fn oldest_settled(settling: &mut VecDeque<Settling>) -> Result<(), String> {
+    match settling.front_mut() {
+        Some(oldest) => match (&mut oldest.task).await {
+            Ok(result) => result,
+            Err(error) => Err(format!("settling a batch ended abnormally: {error}")),
+        },
+        None => std::future::pending().await,
     }
 }
 
@@ -987,10 +1077,25 @@ struct Done {
     applied: Applied,
 }
 
+impl Done {
+    /// This batch and the `later` one, reported as one.
+    fn then(self, later: Done) -> Done {
+        Done {
+            next: later.next,
+            full: later.full,
+            applied: Applied {
+                count: self.applied.count + later.applied.count,
+                parked: self.applied.parked + later.applied.parked,
+                lag: later.applied.lag,
+            },
+        }
+    }
+}
+
 /// What woke the leading loop.
 enum Woke {
     Batch(Option<(FeedBatch, bool)>),
-    Saved(bool),
+    Settled(Result<(), String>),
     Renew,
 }
 
