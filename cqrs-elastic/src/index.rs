@@ -267,13 +267,7 @@ impl EsIndex {
 
     /// Makes everything written to `index` searchable.
     pub(crate) async fn refresh(&self, index: &str) -> Result<()> {
-        let response = self
-            .client
-            .indices()
-            .refresh(IndicesRefreshParts::Index(&[index]))
-            .send()
-            .await?;
-        http::json_ok(response, "refresh").await.map(drop)
+        refresh(&self.client, index).await
     }
 
     /// Moves the alias from `from` to `to` in one atomic `_aliases` call. Fails, changing
@@ -343,6 +337,24 @@ pub(crate) fn validate_name(name: &str) -> Result<()> {
         Ok(())
     } else {
         Err(EsError::InvalidName(name.to_owned()))
+    }
+}
+
+/// Makes everything written to `target` (an index or an alias) before the call searchable; a
+/// shard that failed to refresh is an error.
+pub(crate) async fn refresh(client: &Elasticsearch, target: &str) -> Result<()> {
+    let response = client
+        .indices()
+        .refresh(IndicesRefreshParts::Index(&[target]))
+        .send()
+        .await?;
+    let answer = http::json_ok(response, "refresh").await?;
+    match answer.pointer("/_shards/failed").and_then(Value::as_u64) {
+        Some(failed) if failed > 0 => Err(http::unexpected(
+            "refresh",
+            format!("{failed} shard(s) failed to refresh: {answer}"),
+        )),
+        _ => Ok(()),
     }
 }
 

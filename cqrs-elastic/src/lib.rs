@@ -32,6 +32,7 @@ mod projector;
 mod query;
 mod read_model;
 mod rebuild;
+mod refresh;
 mod search;
 
 #[doc(inline)]

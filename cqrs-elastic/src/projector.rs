@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use cqrs_core::projection::{Projection, ProjectionError, Rejected};
-use cqrs_core::{EventFilter, Position, RecordedEvent};
+use cqrs_core::{BoxError, EventFilter, Position, RecordedEvent};
 use elasticsearch::params::Refresh;
 use elasticsearch::{BulkParts, Elasticsearch};
 use tracing::Instrument;
@@ -14,8 +14,9 @@ use tracing::Instrument;
 use crate::bulk::{self, DocWrite, ItemOutcome, Precondition};
 use crate::document::source_json;
 use crate::fold::{fold, group, Group, Start};
-use crate::index::validate_name;
+use crate::index::{refresh, validate_name};
 use crate::mget::{mget, Current};
+use crate::refresh::Refresher;
 use crate::{http, ElasticProjection, EsError, Result};
 
 /// When the documents a batch wrote become visible to searches (`get` sees them at once
@@ -23,8 +24,10 @@ use crate::{http, ElasticProjection, EsError, Result};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RefreshPolicy {
-    /// Refresh the written shards after each bulk (`refresh=true`): searches see a batch as soon
-    /// as `apply` returns, so a caller waiting on the checkpoint reads its own write. The default.
+    /// Refresh after each batch, before its checkpoint moves: a caller waiting on the
+    /// checkpoint reads its own write. The default. The refresh is
+    /// [`make_visible`](Projection::make_visible), which the runner calls while it applies the
+    /// next batch, so bulks never wait for refreshes; a caller of `apply` alone calls it too.
     #[default]
     Immediate,
     /// Wait for the next periodic refresh before answering (`refresh=wait_for`). Never use it on
@@ -35,11 +38,11 @@ pub enum RefreshPolicy {
 }
 
 impl RefreshPolicy {
+    /// The bulk's own `refresh` parameter.
     fn param(self) -> Option<Refresh> {
         match self {
-            RefreshPolicy::Immediate => Some(Refresh::True),
             RefreshPolicy::WaitFor => Some(Refresh::WaitFor),
-            RefreshPolicy::None => None,
+            RefreshPolicy::Immediate | RefreshPolicy::None => None,
         }
     }
 }
@@ -72,6 +75,8 @@ pub struct EsProjector<P: ElasticProjection> {
     /// again: the `if_seq_no` check keeps the cache honest.
     cache: Mutex<HashMap<String, Known<P::Document>>>,
     cache_capacity: usize,
+    /// Shares refreshes between the batches settling at once.
+    refresher: Refresher,
 }
 
 /// A document as this projector knows it before a batch: what its write must expect, and its
@@ -117,6 +122,7 @@ impl<P: ElasticProjection> EsProjector<P> {
             max_conflict_retries: 5,
             cache: Mutex::new(HashMap::new()),
             cache_capacity: 10_000,
+            refresher: Refresher::default(),
         })
     }
 
@@ -427,6 +433,17 @@ impl<P: ElasticProjection> Projection for EsProjector<P> {
 
     fn key(&self, event: &RecordedEvent) -> Option<String> {
         self.projection.document_id(event)
+    }
+
+    /// Under [`RefreshPolicy::Immediate`], returns once a refresh of the target that started
+    /// after the call succeeded: what earlier bulks wrote is searchable. Calls in flight at
+    /// once share refreshes, so there is at most one at a time. A failed shard is an error.
+    async fn make_visible(&self) -> Result<(), BoxError> {
+        if self.refresh != RefreshPolicy::Immediate {
+            return Ok(());
+        }
+        let refresh = || refresh(&self.client, &self.target);
+        Ok(self.refresher.after_call(refresh).await?)
     }
 
     async fn apply(&self, events: &[RecordedEvent]) -> Result<(), ProjectionError> {

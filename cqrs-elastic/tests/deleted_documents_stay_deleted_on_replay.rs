@@ -42,6 +42,7 @@ async fn a_deleted_document_is_never_resurrected_by_a_replay() {
         .is_empty());
     projector.apply(&events[..2]).await.unwrap();
     projector.apply(&events[..1]).await.unwrap();
+    projector.make_visible().await.unwrap();
     assert_eq!(model.get("account-1").await.unwrap(), None);
     assert_eq!(model.count(&Query::match_all()).await.unwrap(), 1);
     let raw = raw_documents(&client, &format!("{}_v1", accounts.name)).await;

@@ -1,6 +1,7 @@
 //! Read-your-writes: after an append, `ReadModel::wait_for_position` returns once the
 //! projection (run by the core's `ProjectionRunner`) has checkpointed it, and the change is
-//! then searchable. A position never reached times out on time.
+//! then searchable, even on an index that never refreshes on its own. A position never reached
+//! times out on time.
 
 mod support;
 
@@ -8,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use cqrs_core::projection::{ProjectionRunner, RunnerOptions};
 use cqrs_core::{InMemoryEventStore, Position};
-use cqrs_elastic::{Query, ReadModel};
+use cqrs_elastic::{EsIndex, EsProjector, Query, ReadModel};
 use serde_json::json;
 use support::*;
 
@@ -19,7 +20,14 @@ async fn wait_for_position_then_search_sees_the_write() {
     let accounts = Accounts {
         name: unique_name("wait"),
     };
-    let projector = projector(&client, accounts.clone()).await;
+    // No periodic refresh: only the projector's own refreshes make writes searchable.
+    EsIndex::for_projection(client.clone(), &accounts)
+        .unwrap()
+        .refresh_interval("-1")
+        .ensure()
+        .await
+        .unwrap();
+    let projector = EsProjector::new(client.clone(), accounts.clone()).unwrap();
     let handle = ProjectionRunner::new(projector, store.clone(), store.clone())
         .with_signal(store.clone())
         .with_options(RunnerOptions::new().poll_interval(Duration::from_millis(200)))
@@ -39,6 +47,30 @@ async fn wait_for_position_then_search_sees_the_write() {
         let found = model.count(&Query::term("balance", 10 + i)).await.unwrap();
         assert_eq!(found, 1, "account-{i} is searchable right after the wait");
     }
+
+    // Appends racing the runner: batches are refreshed while later ones are written, and
+    // refreshes are shared; the last position reached still means all of it is searchable.
+    let appends = (0..40).map(|i| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let stream = format!("account-busy{i}");
+            open_account(&store, &stream, "bob", "busy").await
+        })
+    });
+    let mut last = Position::START;
+    for append in appends {
+        last = last.max(append.await.unwrap());
+    }
+    let reached = model
+        .wait_for_position(&store, &accounts.name, last, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert!(reached, "the projection reached {last}");
+    let found = model.count(&Query::term("customer", "busy")).await.unwrap();
+    assert_eq!(
+        found, 40,
+        "every busy account is searchable right after the wait"
+    );
 
     let far = Position::from_parts(u64::MAX, 0);
     let started = Instant::now();

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use cqrs_core::projection::{Projection, ProjectionError};
-use cqrs_core::{EventFilter, RecordedEvent};
+use cqrs_core::{BoxError, EventFilter, RecordedEvent};
 use tokio::sync::Notify;
 
 /// What a [`Probe`] counted, shared by every probe made with it.
@@ -111,5 +111,9 @@ impl<P: Projection> Projection for Probe<P> {
         let result = self.inner.apply(events).await;
         flight.land();
         result
+    }
+
+    async fn make_visible(&self) -> Result<(), BoxError> {
+        self.inner.make_visible().await
     }
 }

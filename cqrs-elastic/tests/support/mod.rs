@@ -229,8 +229,8 @@ pub async fn all_events(store: &InMemoryEventStore) -> Vec<RecordedEvent> {
     }
 }
 
-/// Applies the feed from `after` in batches of `batch`, as the runner would, and returns the
-/// poison events met on the way.
+/// Applies the feed from `after` in batches of `batch` and makes each visible, as the runner
+/// would, and returns the poison events met on the way.
 pub async fn drive<P: ElasticProjection>(
     projector: &EsProjector<P>,
     store: &InMemoryEventStore,
@@ -253,6 +253,7 @@ pub async fn drive<P: ElasticProjection>(
             Err(ProjectionError::Poison(poison)) => rejected.extend(poison),
             Err(other) => panic!("batch failed: {other:?}"),
         }
+        projector.make_visible().await.expect("refresh");
         checkpoint = read.next;
     }
 }

@@ -1,6 +1,7 @@
-//! Where a runner's time goes: wrappers that time each `apply`, each feed read and each
-//! checkpoint save of a `ProjectionRunner`, around the real projector and store. The runner
-//! reads ahead while it applies, so reads overlap the rest; applies and saves do not overlap.
+//! Where a runner's time goes: wrappers that time each `apply`, each `make_visible`, each feed
+//! read and each checkpoint save of a `ProjectionRunner`, around the real projector and store.
+//! The runner reads ahead while it applies, and makes batches visible and saves their
+//! checkpoints while it applies later ones, so only the applies follow one another.
 
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -8,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use cqrs_core::projection::{Projection, ProjectionError};
-use cqrs_core::{CheckpointStore, Error, EventFilter, FeedBatch, Position, ReadAll, RecordedEvent};
+use cqrs_core::{
+    BoxError, CheckpointStore, Error, EventFilter, FeedBatch, Position, ReadAll, RecordedEvent,
+};
 use cqrs_postgres::PgEventStore;
 
 /// Timings of one kind of call: how many items each handled and how long it took.
@@ -81,16 +84,21 @@ impl fmt::Display for Summary {
     }
 }
 
-/// A projection whose `apply` calls are timed.
+/// A projection whose `apply` and `make_visible` calls are timed.
 pub(crate) struct TimedProjection<P> {
     inner: P,
-    clock: Clock,
+    applies: Clock,
+    visible: Clock,
 }
 
 impl<P> TimedProjection<P> {
-    /// Times `inner` on `clock`.
-    pub(crate) fn new(inner: P, clock: Clock) -> Self {
-        Self { inner, clock }
+    /// Times `inner`'s applies on `applies`, its `make_visible` calls on `visible`.
+    pub(crate) fn new(inner: P, applies: Clock, visible: Clock) -> Self {
+        Self {
+            inner,
+            applies,
+            visible,
+        }
     }
 }
 
@@ -111,7 +119,14 @@ impl<P: Projection> Projection for TimedProjection<P> {
     async fn apply(&self, events: &[RecordedEvent]) -> Result<(), ProjectionError> {
         let started = Instant::now();
         let outcome = self.inner.apply(events).await;
-        self.clock.record(events.len(), started.elapsed());
+        self.applies.record(events.len(), started.elapsed());
+        outcome
+    }
+
+    async fn make_visible(&self) -> Result<(), BoxError> {
+        let started = Instant::now();
+        let outcome = self.inner.make_visible().await;
+        self.visible.record(1, started.elapsed());
         outcome
     }
 }

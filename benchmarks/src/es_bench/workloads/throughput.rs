@@ -159,13 +159,13 @@ async fn ours(setup: &Setup<'_>, name: &str, policy: RefreshPolicy) -> Result<Ru
         .await?;
     let checkpoint = projection.name().to_owned();
     let projector = EsProjector::new(node.client().clone(), projection)?.refresh(policy);
-    let applies = Clock::default();
+    let (applies, visible) = (Clock::default(), Clock::default());
     let timed = TimedStore::new(store.clone());
     let options = RunnerOptions::new()
         .batch_size(setup.ctx.sizes.throughput_batch)
         .checkpoint_name(checkpoint);
     let runner = ProjectionRunner::new(
-        TimedProjection::new(projector, applies.clone()),
+        TimedProjection::new(projector, applies.clone(), visible.clone()),
         timed.clone(),
         timed.clone(),
     )
@@ -199,8 +199,9 @@ async fn ours(setup: &Setup<'_>, name: &str, policy: RefreshPolicy) -> Result<Ru
         elapsed,
         note: format!("{refreshes} index refreshes; {verified}; {cpu}"),
         profile: format!(
-            "{}; {}; {}",
+            "{}; {}; {}; {}",
             applies.summary("apply (_mget + _bulk)"),
+            visible.summary("make_visible (_refresh, overlapping)"),
             timed.reads.summary("feed reads (ahead, overlapping)"),
             timed.saves.summary("checkpoint saves")
         ),

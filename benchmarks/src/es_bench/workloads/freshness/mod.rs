@@ -71,9 +71,10 @@ async fn measure(ctx: &Context, db: &Db, names: Names) -> Result<Vec<Output>> {
         EsProjector::new(node.client().clone(), projection)?.refresh(RefreshPolicy::Immediate);
     let probe = Probe {
         applies: Clock::default(),
+        visible: Clock::default(),
         store: TimedStore::new(db.store.clone()),
     };
-    let projector = TimedProjection::new(projector, probe.applies.clone());
+    let projector = TimedProjection::new(projector, probe.applies.clone(), probe.visible.clone());
     let handle = ProjectionRunner::new(projector, probe.store.clone(), probe.store.clone())
         .with_signal(db.store.feed_signal())
         .spawn();
@@ -89,7 +90,8 @@ async fn measure(ctx: &Context, db: &Db, names: Names) -> Result<Vec<Output>> {
             seeded,
         ),
     ];
-    let measured = every_rate(ctx, db, &handle, &probe, &mut sides).await;
+    let indices = [ours_name.as_str(), direct_name.as_str()];
+    let measured = every_rate(ctx, db, &handle, &probe, &mut sides, indices).await;
     let status = handle.status();
     handle.shutdown().await;
     let measured = measured?;
@@ -123,6 +125,8 @@ struct Measured {
     horizon: String,
     /// Where the runner's time went.
     profile: String,
+    /// Refreshes of each system's index while timed.
+    refreshes: [u64; 2],
 }
 
 /// Waits for the runner to catch up on the seed, then samples every rate.
@@ -132,6 +136,7 @@ async fn every_rate(
     handle: &ProjectionHandle,
     probe: &Probe,
     sides: &mut [Side; 2],
+    indices: [&str; 2],
 ) -> Result<Vec<Measured>> {
     caught_up(handle, db.store.head().await?).await?;
     tokio::time::sleep(SETTLE).await;
@@ -139,7 +144,7 @@ async fn every_rate(
     let mut next = 0;
     for (tag, rate) in ["2a", "2b"].into_iter().zip(ctx.sizes.freshness_rates) {
         eprintln!("  {rate}/s, both systems in turn ...");
-        let one = at(ctx, db, probe, sides, rate, &mut next).await?;
+        let one = at(ctx, db, probe, sides, indices, rate, &mut next).await?;
         measured.push(Measured { tag, ..one });
     }
     Ok(measured)
@@ -152,6 +157,7 @@ async fn at(
     db: &Db,
     probe: &Probe,
     sides: &mut [Side; 2],
+    indices: [&str; 2],
     rate: u32,
     next: &mut u64,
 ) -> Result<Measured> {
@@ -170,11 +176,14 @@ async fn at(
     };
     sampler::at_rate(rate, 0..warm, &mut start).await?;
     probe.reset();
+    let refreshed = refreshes(ctx, indices).await?;
     let meter = CpuMeter::start(&ctx.node, &db.name).await?;
     let horizon = HorizonWatch::start(db.store.clone());
     let samples = sampler::at_rate(rate, timed, &mut start).await?;
     let horizon = horizon.stop().await?;
     let cpu = meter.stop(&ctx.node).await?;
+    let [ours, direct] = refreshes(ctx, indices).await?;
+    let refreshes = [ours - refreshed[0], direct - refreshed[1]];
     let of = |which: Which| {
         let chosen = samples.samples.iter().filter(|(w, _)| *w == which);
         chosen.map(|(_, sample)| *sample).collect()
@@ -188,7 +197,16 @@ async fn at(
         cpu: cpu.to_string(),
         horizon: horizon.to_string(),
         profile: probe.summary(),
+        refreshes,
     })
+}
+
+/// How many times each index was refreshed so far.
+async fn refreshes(ctx: &Context, indices: [&str; 2]) -> Result<[u64; 2]> {
+    Ok([
+        ctx.node.refreshes(indices[0]).await?,
+        ctx.node.refreshes(indices[1]).await?,
+    ])
 }
 
 fn table(ctx: &Context, m: &Measured, ours_note: &str, direct_note: &str) -> LatencyTable {
@@ -217,6 +235,10 @@ fn table(ctx: &Context, m: &Measured, ours_note: &str, direct_note: &str) -> Lat
     );
     table.push(DIRECT_WRITE, column(&m.direct, |s| s.write), String::new());
     table.footnote(format!("started {:.1} samples/s; {}", m.achieved, m.cpu));
+    table.footnote(format!(
+        "index refreshes while timed: ours {}, direct {}",
+        m.refreshes[0], m.refreshes[1]
+    ));
     table.footnote(m.horizon.clone());
     table.footnote(m.profile.clone());
     table
@@ -225,20 +247,23 @@ fn table(ctx: &Context, m: &Measured, ours_note: &str, direct_note: &str) -> Lat
 /// The runner's timings.
 struct Probe {
     applies: Clock,
+    visible: Clock,
     store: TimedStore,
 }
 
 impl Probe {
     fn reset(&self) {
         self.applies.reset();
+        self.visible.reset();
         self.store.reads.reset();
         self.store.saves.reset();
     }
 
     fn summary(&self) -> String {
         format!(
-            "runner: {}; {}; {}",
+            "runner: {}; {}; {}; {}",
             self.applies.summary("apply (_mget + _bulk)"),
+            self.visible.summary("make_visible (_refresh, overlapping)"),
             self.store.reads.summary("feed reads"),
             self.store.saves.summary("checkpoint saves")
         )
