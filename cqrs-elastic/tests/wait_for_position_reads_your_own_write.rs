@@ -43,7 +43,7 @@ async fn wait_for_position_then_search_sees_the_write() {
             .await
             .unwrap();
         assert!(reached, "the projection reached {position}");
-        // Searchable at once (the projector refreshes after each bulk), not only by id.
+        // Searchable at once (refreshed before the checkpoint moved), not only by id.
         let found = model.count(&Query::term("balance", 10 + i)).await.unwrap();
         assert_eq!(found, 1, "account-{i} is searchable right after the wait");
     }

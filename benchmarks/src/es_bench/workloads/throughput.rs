@@ -42,7 +42,7 @@ const POLICIES: [Policy; 2] = [
     },
     Policy {
         tag: "1b",
-        label: "refresh per batch (refresh=true)",
+        label: "refresh per batch (raw: refresh=true, ours: RefreshPolicy::Immediate)",
         projector: RefreshPolicy::Immediate,
         raw_refresh: true,
     },

@@ -212,7 +212,7 @@ async fn refreshes(ctx: &Context, indices: [&str; 2]) -> Result<[u64; 2]> {
 fn table(ctx: &Context, m: &Measured, ours_note: &str, direct_note: &str) -> LatencyTable {
     let title = format!(
         "{}. freshness at {}/s: {} samples per system, systems taking turns a second each, {} \
-         documents, searched every {} ms until found; runner woken by LISTEN, refresh=true",
+         documents, searched every {} ms until found; runner woken by LISTEN, RefreshPolicy::Immediate",
         m.tag,
         m.rate,
         m.ours.len(),
