@@ -109,7 +109,7 @@ impl Sizes {
             per_append: 10,
         },
         freshness_rates: [10, 50],
-        freshness_seconds: 10,
+        freshness_seconds: 30,
         rebuild: Fill {
             events: 1_000_000,
             documents: 10_000,
