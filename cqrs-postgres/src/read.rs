@@ -18,9 +18,10 @@ fn limit(limit: usize) -> i64 {
 /// filter. The scan is an unfiltered walk of the primary key in feed order, so its plan never
 /// depends on how selective the planner guesses a filter to be; the window bounds what one read
 /// may cost. A larger window passes long runs of non-matching events in fewer round trips; a
-/// smaller one keeps each read's latency and the work spent on the window's end (an index-only
-/// scan of the whole window, even when the page fills early) down. A window of 10,000 rows
-/// takes under 10 ms, and a run of non-matching events costs one read per 10,000 of them.
+/// smaller one keeps down each read's latency and the work spent on the window's end (an
+/// index-only scan of the whole window, made only when the page comes up short). A window of
+/// 10,000 rows takes under 10 ms, and a run of non-matching events costs one read per 10,000
+/// of them.
 const FILTERED_SCAN_WINDOW: usize = 10_000;
 
 /// Leading columns of a feed row before the event: the horizon and the window end's

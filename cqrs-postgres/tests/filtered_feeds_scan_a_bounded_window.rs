@@ -298,3 +298,42 @@ async fn the_feed_plan_is_an_ordered_primary_key_scan_whatever_the_filter() {
         }
     }
 }
+
+#[tokio::test]
+async fn the_window_end_is_walked_only_when_the_page_comes_up_short() {
+    let store = support::store().await;
+    let (_, last) = rare_category_store(&store).await;
+    wait_for_head(&store, last).await;
+    let explain = format!("EXPLAIN (ANALYZE, FORMAT JSON) {}", read_all_sql(&store));
+    // How many scans of events ran: the page's, and the walk to the window's end if it ran.
+    let walks = |categories: &'static [&'static str]| {
+        let (store, explain) = (&store, &explain);
+        async move {
+            let categories: Vec<String> = categories.iter().map(|&c| c.to_owned()).collect();
+            let (sqlx::types::Json(plan),): (sqlx::types::Json<Value>,) = sqlx::query_as(explain)
+                .bind("0")
+                .bind(0_i64)
+                .bind(500_i64)
+                .bind(Some(categories))
+                .bind(None::<Vec<String>>)
+                .bind(i64::try_from(WINDOW).expect("small"))
+                .fetch_one(store.pool())
+                .await
+                .expect("explain analyze");
+            let mut all = Vec::new();
+            nodes(&plan[0]["Plan"], true, &mut all);
+            all.iter()
+                .filter(|(node, _)| node["Relation Name"].as_str() == Some("events"))
+                .map(|(node, _)| node["Actual Loops"].as_u64().expect("analyzed"))
+                .sum::<u64>()
+        }
+    };
+    // `noise` fills a page of 500 at once: its last event is where the reader goes next.
+    assert_eq!(walks(&["noise"]).await, 1, "a full page walked the window");
+    // `wanted` is rare: the page is short, and the window's end is where the reader goes next.
+    assert_eq!(
+        walks(&["wanted"]).await,
+        2,
+        "a short page did not walk the window"
+    );
+}

@@ -18,8 +18,10 @@
 --
 -- `window_end` is the window's last row when the window is full ($6 rows): every row up to it was
 -- examined, so a filtered reader may move there even if nothing matched. NULL when the window is
--- short (everything below the horizon was examined) or there is no filter (every row scanned is
--- then returned, and the page says as much).
+-- short (everything below the horizon was examined), when there is no filter (every row scanned
+-- is then returned, and the page says as much), and when the page is full (the reader moves to
+-- its last event). The page test is a one-time filter: a reader catching up on events that
+-- mostly match never pays for a second walk over the whole window, only for the rows it reads.
 --
 -- Columns: the horizon (on every row; one row of NULLs carries it when no event qualifies), the
 -- window end (transaction_id::text, position), then the event columns in the order row.rs reads
@@ -48,6 +50,7 @@ window_end AS (
     WHERE (e.transaction_id, e.position) > ($1::text::xid8, $2::bigint)
       AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
       AND ($4::text[] IS NOT NULL OR $5::text[] IS NOT NULL)
+      AND (SELECT count(*) FROM page) < $3
     ORDER BY e.transaction_id, e.position
     OFFSET $6 - 1
     LIMIT 1
