@@ -27,7 +27,8 @@ pub enum RefreshPolicy {
     /// Refresh after each batch, before its checkpoint moves: a caller waiting on the
     /// checkpoint reads its own write. The default. The refresh is
     /// [`make_visible`](Projection::make_visible), which the runner calls while it applies the
-    /// next batch, so bulks never wait for refreshes; a caller of `apply` alone calls it too.
+    /// next batch, so bulks never wait for refreshes. Code that calls `apply` without a runner
+    /// calls `make_visible` after it.
     #[default]
     Immediate,
     /// Wait for the next periodic refresh before answering (`refresh=wait_for`). Never use it on

@@ -602,9 +602,7 @@ impl Worker {
             let batch = match woke {
                 Woke::Batch(batch) => batch,
                 Woke::Settled(ended) => {
-                    if let Some(batch) = progress.take_oldest(ended, &self.status) {
-                        self.report(&batch, progress).await;
-                    }
+                    self.take_settled(ended, progress).await;
                     if progress.settling.is_empty() && !self.settle_in_line(name, progress).await {
                         return Lead::Stopped;
                     }
@@ -706,10 +704,7 @@ impl Worker {
                 Err(lead) => return lead,
             };
             while progress.settling.len() >= SETTLING {
-                let ended = oldest_settled(&mut progress.settling).await;
-                if let Some(batch) = progress.take_oldest(ended, &self.status) {
-                    self.report(&batch, progress).await;
-                }
+                self.await_oldest(progress).await;
             }
             self.settle(
                 name,
@@ -761,12 +756,22 @@ impl Worker {
     /// failed. `false` when asked to stop first.
     async fn finish(&mut self, name: &str, progress: &mut Progress) -> bool {
         while !progress.settling.is_empty() {
-            let ended = oldest_settled(&mut progress.settling).await;
-            if let Some(batch) = progress.take_oldest(ended, &self.status) {
-                self.report(&batch, progress).await;
-            }
+            self.await_oldest(progress).await;
         }
         self.settle_in_line(name, progress).await
+    }
+
+    /// Waits for the oldest batch settling, then takes it off.
+    async fn await_oldest(&self, progress: &mut Progress) {
+        let ended = oldest_settled(&mut progress.settling).await;
+        self.take_settled(ended, progress).await;
+    }
+
+    /// Takes the oldest settling batch off once it `ended`, and reports what settled.
+    async fn take_settled(&self, ended: Result<(), String>, progress: &mut Progress) {
+        if let Some(batch) = progress.take_oldest(ended, &self.status) {
+            self.report(&batch, progress).await;
+        }
     }
 
     /// Settles the applied batches whose settling failed with none settling after them:
