@@ -407,8 +407,9 @@ async fn a_checkpoint_is_saved_after_its_batch_and_beside_the_next_one() {
         saves: Arc::default(),
         inner: store.clone(),
     };
+    // Every batch settles on its own, so that each save can be seen beside the next apply.
     let handle = ProjectionRunner::new(sink.clone(), store.clone(), checkpoints.clone())
-        .with_options(fast())
+        .with_options(fast().checkpoint_interval(Duration::ZERO))
         .spawn();
     assert!(handle.wait_for(last, WAIT).await, "{:?}", handle.status());
     handle.shutdown().await;
@@ -512,9 +513,25 @@ impl CheckpointStore for RevealedCheckpoints {
     }
 }
 
-/// Runs `sink` over `events` appended events until the checkpoint reaches the last one;
-/// returns the saves.
+/// Runs `sink` over `events` appended events, each batch settling on its own, until the
+/// checkpoint reaches the last one; returns the saves.
 async fn reveal(sink: &Revealed, events: usize, batch: usize) -> Vec<(Position, Position)> {
+    reveal_with(
+        sink,
+        events,
+        fast().batch_size(batch).checkpoint_interval(Duration::ZERO),
+    )
+    .await
+    .0
+}
+
+/// Runs `sink` over `events` appended events with `options` until the checkpoint reaches the
+/// last one, checking every save against what was visible; returns the saves and the store.
+async fn reveal_with(
+    sink: &Revealed,
+    events: usize,
+    options: RunnerOptions,
+) -> (Vec<(Position, Position)>, InMemoryEventStore) {
     let store = InMemoryEventStore::new();
     let mut last = Position::START;
     for i in 0..events {
@@ -526,7 +543,7 @@ async fn reveal(sink: &Revealed, events: usize, batch: usize) -> Vec<(Position, 
         inner: store.clone(),
     };
     let handle = ProjectionRunner::new(sink.clone(), store.clone(), checkpoints.clone())
-        .with_options(fast().batch_size(batch))
+        .with_options(options)
         .spawn();
     assert!(handle.wait_for(last, WAIT).await, "{:?}", handle.status());
     handle.shutdown().await;
@@ -546,7 +563,7 @@ async fn reveal(sink: &Revealed, events: usize, batch: usize) -> Vec<(Position, 
         store.load_checkpoint("revealed").await.expect("load"),
         Some(last)
     );
-    saves
+    (saves, store)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -580,4 +597,106 @@ async fn a_failed_make_visible_holds_the_checkpoint_until_one_succeeds() {
     sink.fail_first.store(6, Ordering::SeqCst);
     reveal(&sink, 60, 4).await;
     assert_eq!(sink.fail_first.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catching_up_settles_batches_together_and_the_head_at_once() {
+    // 40 full batches, then the head. With an interval no test outlives, only the first batch
+    // (nothing settled before it) and the one reaching the head may settle: the 38 between
+    // settle with the last, one refresh and one save for all.
+    let sink = Revealed::default();
+    let options = fast()
+        .batch_size(5)
+        .checkpoint_interval(Duration::from_secs(3600));
+    let (saves, store) = reveal_with(&sink, 200, options.clone()).await;
+    assert!(saves.len() <= 3, "{} saves: {saves:?}", saves.len());
+    assert!(
+        sink.reveals.load(Ordering::SeqCst) <= 3,
+        "{} refreshes for 40 batches",
+        sink.reveals.load(Ordering::SeqCst)
+    );
+
+    // Live: a batch that is not full settles at once, however long the interval.
+    let checkpoints = RevealedCheckpoints {
+        sink: sink.clone(),
+        saves: Arc::default(),
+        inner: store.clone(),
+    };
+    let handle = ProjectionRunner::new(sink.clone(), store.clone(), checkpoints)
+        .with_options(options)
+        .spawn();
+    for i in 0..3 {
+        let position = append(&store, "live", json!({ "n": i })).await;
+        assert!(
+            handle.wait_for(position, WAIT).await,
+            "{:?}",
+            handle.status()
+        );
+        assert!(*sink.visible.lock().expect("lock") >= position);
+    }
+    handle.shutdown().await;
+}
+
+/// A feed that answers its first `answers` reads and then never again (a stalled database).
+#[derive(Clone)]
+struct StallingFeed {
+    inner: InMemoryEventStore,
+    answers: Arc<AtomicU32>,
+}
+
+#[async_trait]
+impl cqrs_core::ReadAll for StallingFeed {
+    async fn read_all(
+        &self,
+        after: Position,
+        limit: usize,
+        filter: &cqrs_core::EventFilter,
+    ) -> cqrs_core::Result<cqrs_core::FeedBatch> {
+        if self
+            .answers
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_err()
+        {
+            std::future::pending::<()>().await;
+        }
+        self.inner.read_all(after, limit, filter).await
+    }
+
+    async fn head(&self) -> cqrs_core::Result<Position> {
+        self.inner.head().await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_held_back_while_catching_up_settle_when_the_feed_stalls() {
+    let store = InMemoryEventStore::new();
+    let mut positions = Vec::new();
+    for i in 0..50 {
+        positions.push(append(&store, &format!("s-{}", i % 3), json!({ "n": i })).await);
+    }
+    // Four full batches of 5, then the feed answers no more: no batch reaches the head, so
+    // the three held back after the first settle when the interval is up.
+    let feed = StallingFeed {
+        inner: store.clone(),
+        answers: Arc::new(AtomicU32::new(4)),
+    };
+    let totals = Totals::default();
+    let handle = ProjectionRunner::new(totals.clone(), feed, store.clone())
+        .with_options(
+            fast()
+                .batch_size(5)
+                .checkpoint_interval(Duration::from_millis(50)),
+        )
+        .spawn();
+    assert!(
+        handle.wait_for(positions[19], WAIT).await,
+        "{:?}",
+        handle.status()
+    );
+    assert_eq!(
+        store.load_checkpoint("totals").await.expect("load"),
+        Some(positions[19])
+    );
+    assert_eq!(handle.status().applied, 20);
+    handle.shutdown().await;
 }

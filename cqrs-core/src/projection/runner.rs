@@ -47,12 +47,14 @@ pub struct RunnerOptions {
     owner: String,
     checkpoint_name: Option<String>,
     upcasters: Upcasters,
+    checkpoint_interval: Duration,
 }
 
 impl Default for RunnerOptions {
     /// Batches of 500, two batches read ahead, a poll every second when idle, transient
     /// failures retried without end from 50 ms up to 10 s, a breaker opening for 5 s after 5
-    /// failures in a row, poison stops the projection, leases of 10 s.
+    /// failures in a row, poison stops the projection, leases of 10 s, a checkpoint at most
+    /// every 250 ms while catching up.
     fn default() -> Self {
         Self {
             batch_size: 500,
@@ -67,6 +69,7 @@ impl Default for RunnerOptions {
             owner: format!("{}-{}", std::process::id(), uuid::Uuid::now_v7().simple()),
             checkpoint_name: None,
             upcasters: Upcasters::new(),
+            checkpoint_interval: Duration::from_millis(250),
         }
     }
 }
@@ -126,6 +129,16 @@ impl RunnerOptions {
     /// Upcasts events before the projection sees them.
     pub fn upcasters(mut self, upcasters: Upcasters) -> Self {
         self.upcasters = upcasters;
+        self
+    }
+    /// While catching up (full batches back to back), settle applied batches (make them
+    /// visible, save the checkpoint) at most this often, as one: a catch-up of many batches
+    /// then costs a few checkpoint commits, not one per batch. A batch that reaches the head
+    /// of the feed settles at once, so a live projection's readers wait for nothing more, and
+    /// none waits longer than this. A crash replays at most this much more (the projections
+    /// the framework ships are idempotent). `Duration::ZERO` settles every batch.
+    pub fn checkpoint_interval(mut self, interval: Duration) -> Self {
+        self.checkpoint_interval = interval;
         self
     }
 }
@@ -555,6 +568,8 @@ impl Worker {
             settling: VecDeque::new(),
             unsettled: None,
             chain: None,
+            deferred: None,
+            last_settle: None,
         };
         let lead = self.lead_from(name, &mut progress).await;
         // However leading ended, the applied batches' checkpoint saves are seen through.
@@ -585,11 +600,15 @@ impl Worker {
         );
         let _reader = AbortOnDrop(reader);
         let renew_every = self.runner.options.lease_ttl / 3;
+        let interval = self.runner.options.checkpoint_interval;
         let mut renewed = Instant::now();
         loop {
             // Renew on time even when no batch comes (an idle feed), or the lease expires under
             // a healthy leader and a standby starts leading beside it.
             let renew_at = tokio::time::Instant::from_std(renewed + renew_every);
+            let settle_at =
+                tokio::time::Instant::from_std(progress.settle_due(interval, Instant::now()));
+            let deferred = progress.deferred.is_some();
             let settling = &mut progress.settling;
             let woke = tokio::select! {
                 batch = incoming.recv() => Woke::Batch(batch),
@@ -598,6 +617,7 @@ impl Worker {
                 _ = tokio::time::sleep_until(renew_at), if self.runner.leases.is_some() => {
                     Woke::Renew
                 }
+                _ = tokio::time::sleep_until(settle_at), if deferred => Woke::SettleDeferred,
             };
             let batch = match woke {
                 Woke::Batch(batch) => batch,
@@ -613,6 +633,10 @@ impl Worker {
                         return Lead::LostLease;
                     }
                     renewed = Instant::now();
+                    continue;
+                }
+                Woke::SettleDeferred => {
+                    self.settle_deferred(name, progress).await;
                     continue;
                 }
             };
@@ -703,18 +727,33 @@ impl Worker {
                 }
                 Err(lead) => return lead,
             };
-            while progress.settling.len() >= SETTLING {
-                self.await_oldest(progress).await;
+            let done = Done {
+                next,
+                full,
+                applied,
+            };
+            let done = match progress.deferred.take() {
+                Some(earlier) => earlier.then(done),
+                None => done,
+            };
+            progress.deferred = Some(done);
+            // Catching up: more batches follow at once, so this one settles with a later one,
+            // unless it is time.
+            let now = Instant::now();
+            if !full || now >= progress.settle_due(interval, now) {
+                self.settle_deferred(name, progress).await;
             }
-            self.settle(
-                name,
-                Done {
-                    next,
-                    full,
-                    applied,
-                },
-                progress,
-            );
+        }
+    }
+
+    /// Settles the applied batches not settled yet, as one, once fewer than [`SETTLING`]
+    /// batches are settling.
+    async fn settle_deferred(&self, name: &str, progress: &mut Progress) {
+        while progress.settling.len() >= SETTLING {
+            self.await_oldest(progress).await;
+        }
+        if let Some(batch) = progress.deferred.take() {
+            self.settle(name, batch, progress);
         }
     }
 
@@ -727,6 +766,7 @@ impl Worker {
         let after = progress.chain.take();
         let (saved, chain) = oneshot::channel();
         progress.chain = Some(chain);
+        progress.last_settle = Some(Instant::now());
         let task = tokio::spawn(
             async move {
                 let visible = projection
@@ -755,6 +795,7 @@ impl Worker {
     /// Waits for every batch settling, reporting each, then settles again in line what
     /// failed. `false` when asked to stop first.
     async fn finish(&mut self, name: &str, progress: &mut Progress) -> bool {
+        self.settle_deferred(name, progress).await;
         while !progress.settling.is_empty() {
             self.await_oldest(progress).await;
         }
@@ -1026,9 +1067,19 @@ struct Progress {
     unsettled: Option<Done>,
     /// Ends when the save of the newest batch settling has ended.
     chain: Option<oneshot::Receiver<()>>,
+    /// Applied batches that settle with a later one (catching up), as one.
+    deferred: Option<Done>,
+    /// When the last batch started settling.
+    last_settle: Option<Instant>,
 }
 
 impl Progress {
+    /// When deferred batches are due to settle: `interval` after the last batch started
+    /// settling, or `now` if none did.
+    fn settle_due(&self, interval: Duration, now: Instant) -> Instant {
+        self.last_settle.map_or(now, |last| last + interval)
+    }
+
     /// Takes the oldest settling batch off once it `ended`: the batches now settled to report,
     /// or `None` when it failed (it waits for the next one, or an in-line retry).
     fn take_oldest(
@@ -1102,6 +1153,7 @@ enum Woke {
     Batch(Option<(FeedBatch, bool)>),
     Settled(Result<(), String>),
     Renew,
+    SettleDeferred,
 }
 
 /// An error and its sources, as one line.
