@@ -24,10 +24,11 @@ use crate::{http, ElasticProjection, EsError, Result};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RefreshPolicy {
-    /// Refresh after each batch, before its checkpoint moves: a caller waiting on the
-    /// checkpoint reads its own write. The default. The refresh is
+    /// Refresh before the checkpoint moves past a batch: a caller waiting on the checkpoint
+    /// reads its own write. The default. The refresh is
     /// [`make_visible`](Projection::make_visible), which the runner calls while it applies the
-    /// next batch, so bulks never wait for refreshes. Code that calls `apply` without a runner
+    /// next batch, so bulks never wait for refreshes; while catching up, once per checkpoint
+    /// interval for all the batches applied since. Code that calls `apply` without a runner
     /// calls `make_visible` after it.
     #[default]
     Immediate,
@@ -76,6 +77,8 @@ pub struct EsProjector<P: ElasticProjection> {
     /// again: the `if_seq_no` check keeps the cache honest.
     cache: Mutex<HashMap<String, Known<P::Document>>>,
     cache_capacity: usize,
+    /// At most this many `_bulk` requests per batch, sent at once.
+    parallel_bulks: usize,
     /// Shares refreshes between the batches settling at once.
     refresher: Refresher,
 }
@@ -123,6 +126,7 @@ impl<P: ElasticProjection> EsProjector<P> {
             max_conflict_retries: 5,
             cache: Mutex::new(HashMap::new()),
             cache_capacity: 10_000,
+            parallel_bulks: 2,
             refresher: Refresher::default(),
         })
     }
@@ -199,6 +203,17 @@ impl<P: ElasticProjection> EsProjector<P> {
                 }),
             },
         );
+    }
+
+    /// Splits a large batch's writes into up to `requests` `_bulk` requests sent at once
+    /// (default 2), of at least 100 documents each. A single bulk into one shard is indexed by
+    /// one write thread; parallel parts let a node index on more. Each document is still
+    /// written once, with its own precondition, and the batch stands only when every part
+    /// does. 1 sends one request per batch.
+    #[must_use]
+    pub fn parallel_bulks(mut self, requests: usize) -> Self {
+        self.parallel_bulks = requests.max(1);
+        self
     }
 
     /// How many times documents that someone else wrote meanwhile are read again and retried
@@ -369,7 +384,30 @@ impl<P: ElasticProjection> EsProjector<P> {
         plan
     }
 
+    /// Writes `writes` (one per document) and classifies each item, in order. A batch large
+    /// enough goes out as up to `parallel_bulks` requests at once, so a node with more than
+    /// one write thread indexes them side by side; the documents are distinct, so the parts
+    /// are independent.
     async fn bulk(&self, writes: &[DocWrite]) -> Result<Vec<(ItemOutcome, Option<Precondition>)>> {
+        let parts = parts(writes.len(), self.parallel_bulks);
+        if parts == 1 {
+            return self.bulk_part(writes).await;
+        }
+        let size = writes.len().div_ceil(parts);
+        let answers =
+            futures_util::future::join_all(writes.chunks(size).map(|part| self.bulk_part(part)))
+                .await;
+        let mut outcomes = Vec::with_capacity(writes.len());
+        for answer in answers {
+            outcomes.extend(answer?);
+        }
+        Ok(outcomes)
+    }
+
+    async fn bulk_part(
+        &self,
+        writes: &[DocWrite],
+    ) -> Result<Vec<(ItemOutcome, Option<Precondition>)>> {
         let mut request = self
             .client
             .bulk(BulkParts::Index(&self.target))
@@ -396,6 +434,15 @@ impl<P: ElasticProjection> EsProjector<P> {
             .map(|outcome| (outcome, versions.next().flatten()))
             .collect())
     }
+}
+
+/// The fewest documents worth a `_bulk` request of their own: below it, a second round trip
+/// costs more than the parallel indexing saves.
+const MIN_PART: usize = 100;
+
+/// Into how many requests a bulk of `documents` is split, at most `parallel`.
+fn parts(documents: usize, parallel: usize) -> usize {
+    (documents / MIN_PART).clamp(1, parallel.max(1))
 }
 
 /// One document's part of a batch.
@@ -461,5 +508,23 @@ impl<P: ElasticProjection> Projection for EsProjector<P> {
             self.cache.lock().unwrap_or_else(|p| p.into_inner()).clear();
         }
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parts;
+
+    #[test]
+    fn only_batches_of_a_hundred_documents_a_part_are_split() {
+        assert_eq!(parts(0, 2), 1);
+        assert_eq!(parts(1, 2), 1);
+        assert_eq!(parts(199, 2), 1);
+        assert_eq!(parts(200, 2), 2);
+        assert_eq!(parts(500, 2), 2);
+        assert_eq!(parts(500, 4), 4);
+        assert_eq!(parts(350, 8), 3);
+        assert_eq!(parts(10_000, 1), 1);
+        assert_eq!(parts(10_000, 0), 1);
     }
 }
