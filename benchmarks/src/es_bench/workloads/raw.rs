@@ -86,6 +86,47 @@ pub(crate) fn documents(expected: &Expected, chunk: usize) -> Result<Vec<RawBatc
     Ok(batches)
 }
 
+/// Each batch split into up to `parts` bodies of at least 100 documents each, as
+/// `EsProjector::parallel_bulks` splits its writes.
+pub(crate) fn split(batches: &[RawBatch], parts: usize) -> Vec<Vec<RawBatch>> {
+    batches
+        .iter()
+        .map(|batch| {
+            let count = (batch.ids.len() / 100).clamp(1, parts.max(1));
+            let size = batch.ids.len().div_ceil(count).max(1);
+            let lines: Vec<&str> = batch.body.lines().collect();
+            lines
+                .chunks(2 * size)
+                .zip(batch.ids.chunks(size))
+                .map(|(lines, ids)| RawBatch {
+                    body: lines.iter().flat_map(|line| [*line, "\n"]).collect(),
+                    ids: ids.to_vec(),
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Writes each batch's parts into `name` at once, one batch after another, refreshing after
+/// each bulk when `refresh`; the time taken.
+pub(crate) async fn write_parallel(
+    node: &Node,
+    name: &str,
+    batches: &[Vec<RawBatch>],
+    refresh: bool,
+) -> Result<Duration> {
+    let started = Instant::now();
+    for parts in batches {
+        let writes = parts
+            .iter()
+            .map(|part| node.bulk(name, &part.body, part.ids.len(), refresh));
+        for written in futures_util::future::join_all(writes).await {
+            written?;
+        }
+    }
+    Ok(started.elapsed())
+}
+
 /// Documents written per batch, on average.
 pub(crate) fn mean_documents(batches: &[RawBatch]) -> f64 {
     let documents: usize = batches.iter().map(|b| b.ids.len()).sum();

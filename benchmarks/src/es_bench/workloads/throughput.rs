@@ -22,6 +22,7 @@ use crate::report::Output;
 
 const OURS: &str = "ours: ProjectionRunner + EsProjector";
 const RAW: &str = "raw _bulk of the final documents";
+const RAW_PARALLEL: &str = "raw, each batch as 2 _bulk requests at once";
 
 /// One refresh policy, applied to both systems.
 struct Policy {
@@ -42,7 +43,8 @@ const POLICIES: [Policy; 2] = [
     },
     Policy {
         tag: "1b",
-        label: "refresh per batch (raw: refresh=true, ours: RefreshPolicy::Immediate)",
+        label: "readers see each checkpoint (raw: refresh=true per bulk, ours: \
+                RefreshPolicy::Immediate, a refresh before each checkpoint)",
         projector: RefreshPolicy::Immediate,
         raw_refresh: true,
     },
@@ -55,6 +57,8 @@ struct Setup<'a> {
     events: u64,
     expected: &'a Expected,
     bodies: &'a [RawBatch],
+    /// The same bodies, each split in two as the projector splits its writes.
+    split: &'a [Vec<RawBatch>],
 }
 
 /// One timed run: its time, its notes, and (ours only) where the runner's time went.
@@ -78,6 +82,7 @@ pub(crate) async fn run(ctx: &Context) -> Result<Vec<Output>> {
             let events = feed::read(&db.store, batch, |events| batches.push(events)).await?;
             ensure!(events == fill.events, "the feed holds {events} events");
             let bodies = raw::bodies(&batches, &expected)?;
+            let split = raw::split(&bodies, 2);
             drop(batches);
             let setup = Setup {
                 ctx,
@@ -85,6 +90,7 @@ pub(crate) async fn run(ctx: &Context) -> Result<Vec<Output>> {
                 events,
                 expected: &expected,
                 bodies: &bodies,
+                split: &split,
             };
             ctx.node
                 .with_indices("throughput", |names| tables(&setup, names))
@@ -113,11 +119,14 @@ async fn tables(setup: &Setup<'_>, names: Names) -> Result<Vec<Output>> {
         );
         let mut ours_runs = Vec::new();
         let mut raw_runs = Vec::new();
+        let mut parallel_runs = Vec::new();
         for run in 1..=runs {
             let ours_name = names.name(&format!("ours-{}-{run}", policy.tag));
             ours_runs.push(ours(setup, &ours_name, policy.projector).await?);
             let raw_name = names.name(&format!("raw-{}-{run}", policy.tag));
-            raw_runs.push(raw_run(setup, &raw_name, policy.raw_refresh).await?);
+            raw_runs.push(raw_run(setup, &raw_name, policy.raw_refresh, false).await?);
+            let parallel_name = names.name(&format!("raw2-{}-{run}", policy.tag));
+            parallel_runs.push(raw_run(setup, &parallel_name, policy.raw_refresh, true).await?);
         }
         let last_ours = names.name(&format!("ours-{}-{runs}", policy.tag));
         let mget = raw::mget(node, &last_ours, setup.bodies).await?;
@@ -127,7 +136,18 @@ async fn tables(setup: &Setup<'_>, names: Names) -> Result<Vec<Output>> {
         table.push(Row::new(OURS, setup.events, ours.elapsed, ours.note));
         let raw = median(raw_runs);
         table.push(Row::new(RAW, setup.events, raw.elapsed, raw.note));
-        table.footnote(format!("{OURS}, median run: {}", ours.profile));
+        let parallel = median(parallel_runs);
+        table.push(Row::new(
+            RAW_PARALLEL,
+            setup.events,
+            parallel.elapsed,
+            parallel.note,
+        ));
+        table.footnote(format!(
+            "{OURS}: defaults (2 parallel bulks per batch, a checkpoint at most every 250 ms \
+             while catching up); median run: {}",
+            ours.profile
+        ));
         table.footnote(format!(
             "the same batches' _mget alone, once a run is over: {:.2} s",
             mget.as_secs_f64()
@@ -208,12 +228,17 @@ async fn ours(setup: &Setup<'_>, name: &str, policy: RefreshPolicy) -> Result<Ru
     })
 }
 
-async fn raw_run(setup: &Setup<'_>, name: &str, refresh: bool) -> Result<Run> {
+async fn raw_run(setup: &Setup<'_>, name: &str, refresh: bool, parallel: bool) -> Result<Run> {
     let node = &setup.ctx.node;
-    eprintln!("  {RAW}, refresh {refresh} ...");
+    let system = if parallel { RAW_PARALLEL } else { RAW };
+    eprintln!("  {system}, refresh {refresh} ...");
     raw::create(node, name).await?;
     let meter = CpuMeter::start(node, &setup.db.name).await?;
-    let elapsed = raw::write(node, name, setup.bodies, refresh).await?;
+    let elapsed = if parallel {
+        raw::write_parallel(node, name, setup.split, refresh).await?
+    } else {
+        raw::write(node, name, setup.bodies, refresh).await?
+    };
     let cpu = meter.stop(node).await?;
     let refreshes = node.refreshes(name).await?;
     let verified = crate::verify::documents(node, name, setup.expected).await?;
