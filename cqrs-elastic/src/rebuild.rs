@@ -1,7 +1,7 @@
 //! Blue/green rebuilds: fill `{name}_v{n+1}` from the start of the feed while `{name}_v{n}`
 //! serves, then swap the alias atomically and drop the old index. Queries never stop.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cqrs_core::projection::{Projection, ProjectionError, Rejected};
 use cqrs_core::{CheckpointStore, Position, ReadAll};
@@ -18,6 +18,7 @@ pub struct RebuildOptions {
     skip_poison: bool,
     max_retries: u32,
     drain: Duration,
+    checkpoint_interval: Duration,
 }
 
 impl Default for RebuildOptions {
@@ -27,6 +28,7 @@ impl Default for RebuildOptions {
             skip_poison: false,
             max_retries: 5,
             drain: Duration::from_secs(1),
+            checkpoint_interval: Duration::from_millis(250),
         }
     }
 }
@@ -59,6 +61,14 @@ impl RebuildOptions {
     #[must_use]
     pub fn drain(mut self, drain: Duration) -> Self {
         self.drain = drain;
+        self
+    }
+
+    /// How often the rebuild saves its progress (default 250 ms; also after the first batch
+    /// and the last). An interrupted rebuild resumes from it, writing again at most this much.
+    #[must_use]
+    pub fn checkpoint_interval(mut self, interval: Duration) -> Self {
+        self.checkpoint_interval = interval;
         self
     }
 }
@@ -155,8 +165,9 @@ impl EsIndex {
         }
         tracing::info!(alias = %self.name(), to = %report.to.index, "alias swapped");
 
-        let projector = projector.refresh(RefreshPolicy::Immediate);
         catch_up(&projector, feed, checkpoints, &options, &mut report).await?;
+        // What the last catch-up wrote is searchable before the rebuild returns.
+        self.refresh(&report.to.index).await?;
         tokio::time::sleep(options.drain).await;
         self.delete_index(&report.from.index).await?;
         tracing::info!(deleted = %report.from.index, events = report.events, "rebuild done");
@@ -164,7 +175,10 @@ impl EsIndex {
     }
 }
 
-/// Drives `projector` from its checkpoint to the feed's head as it is now.
+/// Drives `projector` from its checkpoint to the feed's head as it is now, reading each batch
+/// while the one before is written, and saving the checkpoint after the first batch, every
+/// [`RebuildOptions::checkpoint_interval`] and at the end, each time after the batches it
+/// covers are written.
 async fn catch_up<P: ElasticProjection>(
     projector: &EsProjector<P>,
     feed: &dyn ReadAll,
@@ -179,18 +193,48 @@ async fn catch_up<P: ElasticProjection>(
         .load_checkpoint(&name)
         .await?
         .unwrap_or(Position::START);
-    while checkpoint < head {
-        let batch = feed
-            .read_all(checkpoint, options.batch_size, &filter)
-            .await?;
-        if batch.events.is_empty() && batch.next <= checkpoint {
+    let (mut saved, mut last_save) = (checkpoint, None::<Instant>);
+    let mut batch = if checkpoint < head {
+        Some(
+            feed.read_all(checkpoint, options.batch_size, &filter)
+                .await?,
+        )
+    } else {
+        None
+    };
+    while let Some(current) = batch.take() {
+        if current.events.is_empty() && current.next <= checkpoint {
             break;
         }
-        if !batch.events.is_empty() {
-            apply_with_retries(projector, &batch.events, options, report).await?;
-            report.events += u64::try_from(batch.events.len()).unwrap_or(u64::MAX);
+        let after = current.next;
+        let write = async {
+            if current.events.is_empty() {
+                return Ok(0);
+            }
+            apply_with_retries(projector, &current.events, options, &mut report.rejected)
+                .await
+                .map(|()| current.events.len())
+        };
+        let read = async {
+            if after < head {
+                feed.read_all(after, options.batch_size, &filter)
+                    .await
+                    .map(Some)
+            } else {
+                Ok(None)
+            }
+        };
+        let (written, read) = tokio::join!(write, read);
+        report.events += u64::try_from(written?).unwrap_or(u64::MAX);
+        checkpoint = after;
+        batch = read?;
+        let due = last_save.is_none_or(|at| at.elapsed() >= options.checkpoint_interval);
+        if due || batch.is_none() {
+            checkpoints.save_checkpoint(&name, checkpoint).await?;
+            (saved, last_save) = (checkpoint, Some(Instant::now()));
         }
-        checkpoint = batch.next;
+    }
+    if saved < checkpoint {
         checkpoints.save_checkpoint(&name, checkpoint).await?;
     }
     report.position = checkpoint;
@@ -201,7 +245,7 @@ async fn apply_with_retries<P: ElasticProjection>(
     projector: &EsProjector<P>,
     events: &[cqrs_core::RecordedEvent],
     options: &RebuildOptions,
-    report: &mut RebuildReport,
+    skipped: &mut Vec<Rejected>,
 ) -> Result<()> {
     let mut backoff = Duration::from_millis(100);
     let mut attempt = 0;
@@ -210,7 +254,7 @@ async fn apply_with_retries<P: ElasticProjection>(
             Ok(()) => return Ok(()),
             Err(ProjectionError::Poison(rejected)) if options.skip_poison => {
                 tracing::warn!(events = rejected.len(), "rebuild skipped poison events");
-                report.rejected.extend(rejected);
+                skipped.extend(rejected);
                 return Ok(());
             }
             Err(ProjectionError::Transient(error)) if attempt < options.max_retries => {

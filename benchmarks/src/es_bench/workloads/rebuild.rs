@@ -121,8 +121,9 @@ async fn rebuild_row(ctx: &Context, db: &Db, name: &str, batch: usize) -> Result
         timed.saves.summary("checkpoint saves"),
     );
     let profile = format!(
-        "{REBUILD}: {reads}; {saves}; the rest is the projector (_mget, fold, _bulk) and the \
-         swap, one batch after another"
+        "{REBUILD}: {reads} (each beside the write of the batch before); {saves} (after the \
+         first batch, every 250 ms and at the end of each catch-up); the projector's writes \
+         and the swap make the rest"
     );
     Ok((Row::new(REBUILD, report.events, elapsed, note), profile))
 }
