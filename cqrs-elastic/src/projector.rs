@@ -1,5 +1,5 @@
 //! [`EsProjector`]: runs an [`ElasticProjection`] as a [`Projection`], one `_mget` and one
-//! `_bulk` per batch, idempotent and order-safe.
+//! `_bulk` per batch (a large one split into parallel requests), idempotent and order-safe.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -54,8 +54,9 @@ impl RefreshPolicy {
 /// For each batch: the events are grouped by document id in feed order; the touched documents
 /// are read with one `_mget` (state, last applied position, `_seq_no` / `_primary_term`); only
 /// events after a document's last applied position are folded, so a replay changes nothing; the
-/// changes go out in one `_bulk`, one action per document: `create` for new documents, `index`
-/// with `if_seq_no` / `if_primary_term` for known ones. A document someone else wrote meanwhile
+/// changes go out in one `_bulk` (a large batch in [`parallel_bulks`](Self::parallel_bulks)
+/// requests at once), one action per document: `create` for new documents, `index` with
+/// `if_seq_no` / `if_primary_term` for known ones. A document someone else wrote meanwhile
 /// (409) is read again and refolded, a bounded number of times. Every item of the answer is
 /// checked: 429, 5xx and connection failures are [`ProjectionError::Transient`]; a document the
 /// server refuses (mapping or parse error) makes its events [`ProjectionError::Poison`] while
