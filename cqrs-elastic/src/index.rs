@@ -206,18 +206,18 @@ impl EsIndex {
             .ok_or_else(|| self.layout(format!("{index} exists without the alias")))
     }
 
-    /// Creates `{name}_v{version}` without alias; `false` when it already existed.
-    pub(crate) async fn create_version(
-        &self,
-        version: u32,
-        refresh_interval: Option<&str>,
-    ) -> Result<bool> {
+    /// Creates `{name}_v{version}` without alias, set up for filling (see
+    /// [`filling_settings`](Self::filling_settings)); `false` when it already existed.
+    pub(crate) async fn create_filling(&self, version: u32) -> Result<bool> {
         let index = self.version_name(version);
+        let mut body = self.index_body(None);
+        body["settings"] = self.filling_settings(true);
+        body["settings"]["number_of_shards"] = json!(self.shards);
         let response = self
             .client
             .indices()
             .create(IndicesCreateParts::Index(&index))
-            .body(self.index_body(refresh_interval))
+            .body(body)
             .send()
             .await?;
         let (status, answer) = http::json_any(response).await?;
@@ -234,19 +234,28 @@ impl EsIndex {
         })
     }
 
-    /// Sets `index`'s refresh interval (`None`: back to this read model's setting or the
-    /// server's default).
-    pub(crate) async fn set_refresh_interval(
-        &self,
-        index: &str,
-        interval: Option<&str>,
-    ) -> Result<()> {
-        let interval = interval.or(self.refresh_interval.as_deref());
+    /// The dynamic settings of an index a rebuild is `filling` (refresh off, no replicas:
+    /// each document is indexed once, on the primary), or of one that serves (this read
+    /// model's refresh interval, or the server's default, and replicas).
+    fn filling_settings(&self, filling: bool) -> Value {
+        if filling {
+            json!({ "refresh_interval": "-1", "number_of_replicas": 0 })
+        } else {
+            json!({
+                "refresh_interval": self.refresh_interval,
+                "number_of_replicas": self.replicas,
+            })
+        }
+    }
+
+    /// Sets `index` up for filling, or for serving again (see
+    /// [`filling_settings`](Self::filling_settings)).
+    pub(crate) async fn set_filling(&self, index: &str, filling: bool) -> Result<()> {
         let response = self
             .client
             .indices()
             .put_settings(IndicesPutSettingsParts::Index(&[index]))
-            .body(json!({ "index": { "refresh_interval": interval } }))
+            .body(json!({ "index": self.filling_settings(filling) }))
             .send()
             .await?;
         http::json_ok(response, "put settings").await.map(drop)
@@ -389,6 +398,24 @@ mod tests {
         assert!(index().index_body(None)["settings"]
             .get("refresh_interval")
             .is_none());
+    }
+
+    #[test]
+    fn a_filling_index_has_no_refresh_and_no_replicas_until_it_serves() {
+        let model = index().replicas(2).refresh_interval("5s");
+        assert_eq!(
+            model.filling_settings(true),
+            json!({ "refresh_interval": "-1", "number_of_replicas": 0 })
+        );
+        assert_eq!(
+            model.filling_settings(false),
+            json!({ "refresh_interval": "5s", "number_of_replicas": 2 })
+        );
+        // The server's default interval comes back as a null setting.
+        assert_eq!(
+            index().filling_settings(false)["refresh_interval"],
+            Value::Null
+        );
     }
 
     #[test]

@@ -95,9 +95,11 @@ impl EsIndex {
     /// Rebuilds this read model from the start of `feed` with `projection`, without downtime.
     ///
     /// 1. Creates `{name}_v{n+1}` (or resumes it after an interrupted rebuild) with refresh
-    ///    disabled, and runs a projector into it from its own checkpoint `{name}@v{n+1}`,
-    ///    batch by batch, until it reaches the feed's [`head`](ReadAll::head).
-    /// 2. Restores the refresh interval, refreshes, catches up with what arrived meanwhile.
+    ///    disabled and no replicas, and runs a projector into it from its own checkpoint
+    ///    `{name}@v{n+1}`, batch by batch, until it reaches the feed's
+    ///    [`head`](ReadAll::head).
+    /// 2. Restores the refresh interval and the replicas, refreshes, catches up with what
+    ///    arrived meanwhile.
     /// 3. Swaps the alias from `{name}_v{n}` to `{name}_v{n+1}` in one atomic `_aliases` call.
     /// 4. Catches up once more: events the live projector wrote into the old index just before
     ///    the swap are applied to the new one (writes are idempotent, so the live projector
@@ -126,9 +128,9 @@ impl EsIndex {
             version: from.version + 1,
         };
         let checkpoint_name = format!("{}@v{}", self.name(), to.version);
-        if !self.create_version(to.version, Some("-1")).await? {
+        if !self.create_filling(to.version).await? {
             tracing::info!(index = %to.index, "resuming an interrupted rebuild");
-            self.set_refresh_interval(&to.index, Some("-1")).await?;
+            self.set_filling(&to.index, true).await?;
         }
         let projector = EsProjector::new(self.client.clone(), projection)?
             .into_index(to.index.clone())
@@ -145,7 +147,7 @@ impl EsIndex {
         tracing::info!(from = %report.from.index, to = %report.to.index, "rebuild started");
 
         catch_up(&projector, feed, checkpoints, &options, &mut report).await?;
-        self.set_refresh_interval(&report.to.index, None).await?;
+        self.set_filling(&report.to.index, false).await?;
         // Freeze the old index before the last catch-up: the live projector's writes into it
         // now fail (transiently, it retries) until the alias points to the new index. So every
         // event it wrote into the old index is in the feed below the head this catch-up reads,

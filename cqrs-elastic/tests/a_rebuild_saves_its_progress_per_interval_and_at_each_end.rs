@@ -1,6 +1,7 @@
 //! A rebuild keeps its progress under its own checkpoint: saved after the first batch (so an
 //! interrupted rebuild resumes early on), then at most once per interval, and at the end of
-//! every catch-up, never ahead of what is written.
+//! every catch-up, never ahead of what is written. While it fills the new index, that index
+//! has no replicas and no refresh; it gets the read model's own once it is filled.
 
 mod support;
 
@@ -10,13 +11,37 @@ use std::time::Duration;
 use async_trait::async_trait;
 use cqrs_core::{CheckpointStore, InMemoryEventStore, Position};
 use cqrs_elastic::{EsIndex, Query, ReadModel, RebuildOptions};
+use elasticsearch::indices::IndicesGetSettingsParts;
+use elasticsearch::Elasticsearch;
+use serde_json::Value;
 use support::*;
 
-/// Checkpoints as saved, in order.
+/// Checkpoints as saved, in order, and the new index's settings at the first save (while the
+/// rebuild fills it).
 #[derive(Clone)]
 struct Recorded {
     inner: InMemoryEventStore,
     saves: Arc<Mutex<Vec<Position>>>,
+    client: Elasticsearch,
+    filling: String,
+    settings_while_filling: Arc<Mutex<Option<(Value, Value)>>>,
+}
+
+/// An index's `number_of_replicas` and `refresh_interval` settings (null when unset).
+async fn settings(client: &Elasticsearch, index: &str) -> (Value, Value) {
+    let response = client
+        .indices()
+        .get_settings(IndicesGetSettingsParts::Index(&[index]))
+        .send()
+        .await
+        .expect("get settings");
+    assert!(response.status_code().is_success(), "{index} settings");
+    let body: Value = response.json().await.expect("settings answer");
+    let settings = &body[index]["settings"]["index"];
+    (
+        settings["number_of_replicas"].clone(),
+        settings["refresh_interval"].clone(),
+    )
 }
 
 #[async_trait]
@@ -26,6 +51,11 @@ impl CheckpointStore for Recorded {
     }
 
     async fn save_checkpoint(&self, name: &str, position: Position) -> cqrs_core::Result<()> {
+        let first = self.settings_while_filling.lock().expect("lock").is_none();
+        if first {
+            let seen = settings(&self.client, &self.filling).await;
+            *self.settings_while_filling.lock().expect("lock") = Some(seen);
+        }
         self.saves.lock().expect("lock").push(position);
         self.inner.save_checkpoint(name, position).await
     }
@@ -41,15 +71,35 @@ async fn rebuild(
         name: unique_name("progress"),
     };
     projector(&client, accounts.clone()).await;
+    // One replica: a single node cannot place it, but the index serves all the same.
+    let index = EsIndex::for_projection(client.clone(), &accounts)
+        .unwrap()
+        .replicas(1);
     let checkpoints = Recorded {
         inner: store.clone(),
         saves: Arc::default(),
+        client: client.clone(),
+        filling: index.version_name(2),
+        settings_while_filling: Arc::default(),
     };
-    let report = EsIndex::for_projection(client.clone(), &accounts)
-        .unwrap()
+    let report = index
         .rebuild(&accounts, store, &checkpoints, options)
         .await
         .expect("rebuild");
+    assert_eq!(
+        checkpoints
+            .settings_while_filling
+            .lock()
+            .expect("lock")
+            .clone(),
+        Some((Value::from("0"), Value::from("-1"))),
+        "filling: no replicas, no refresh"
+    );
+    assert_eq!(
+        settings(&client, &report.to.index).await,
+        (Value::from("1"), Value::Null),
+        "filled: the read model's replicas and the default refresh"
+    );
     let saves = checkpoints.saves.lock().expect("lock").clone();
     let head = all_events(store).await.last().unwrap().position;
     assert_eq!(report.position, head);
