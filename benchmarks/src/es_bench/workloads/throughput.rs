@@ -101,10 +101,12 @@ pub(crate) async fn run(ctx: &Context) -> Result<Vec<Output>> {
 
 async fn tables(setup: &Setup<'_>, names: Names) -> Result<Vec<Output>> {
     let node = &setup.ctx.node;
-    // Warm the node (JIT, caches) with one raw pass; not reported.
+    // Warm the node (JIT, caches) and PostgreSQL (the fill's checkpoint) with one pass of
+    // each kind of writer; not reported.
     let warm = names.name("warm");
     raw::create(node, &warm).await?;
     raw::write(node, &warm, setup.bodies, false).await?;
+    ours(setup, &names.name("warm-ours"), RefreshPolicy::None).await?;
     let runs = setup.ctx.sizes.throughput_runs;
     let mut tables = Vec::new();
     for policy in POLICIES {
@@ -120,13 +122,24 @@ async fn tables(setup: &Setup<'_>, names: Names) -> Result<Vec<Output>> {
         let mut ours_runs = Vec::new();
         let mut raw_runs = Vec::new();
         let mut parallel_runs = Vec::new();
+        // Each turn starts with another system, so none always runs first after a change.
         for run in 1..=runs {
-            let ours_name = names.name(&format!("ours-{}-{run}", policy.tag));
-            ours_runs.push(ours(setup, &ours_name, policy.projector).await?);
-            let raw_name = names.name(&format!("raw-{}-{run}", policy.tag));
-            raw_runs.push(raw_run(setup, &raw_name, policy.raw_refresh, false).await?);
-            let parallel_name = names.name(&format!("raw2-{}-{run}", policy.tag));
-            parallel_runs.push(raw_run(setup, &parallel_name, policy.raw_refresh, true).await?);
+            for turn in 0..3 {
+                match (run + turn) % 3 {
+                    1 => {
+                        let name = names.name(&format!("ours-{}-{run}", policy.tag));
+                        ours_runs.push(ours(setup, &name, policy.projector).await?);
+                    }
+                    2 => {
+                        let name = names.name(&format!("raw-{}-{run}", policy.tag));
+                        raw_runs.push(raw_run(setup, &name, policy.raw_refresh, false).await?);
+                    }
+                    _ => {
+                        let name = names.name(&format!("raw2-{}-{run}", policy.tag));
+                        parallel_runs.push(raw_run(setup, &name, policy.raw_refresh, true).await?);
+                    }
+                }
+            }
         }
         let last_ours = names.name(&format!("ours-{}-{runs}", policy.tag));
         let mget = raw::mget(node, &last_ours, setup.bodies).await?;
