@@ -75,10 +75,7 @@ impl Db {
         // Flush the fill's dirty pages now, not during a timed run, where the checkpoint's
         // writes and fsyncs would share the disk with the node's translog. It needs a
         // superuser or pg_checkpoint; without one, say so and go on.
-        if let Err(error) = sqlx::raw_sql("CHECKPOINT")
-            .execute(self.store.pool())
-            .await
-        {
+        if let Err(error) = sqlx::raw_sql("CHECKPOINT").execute(self.store.pool()).await {
             eprintln!("  (no CHECKPOINT after the fill: {error})");
         }
         Ok(())
