@@ -211,8 +211,12 @@ impl EsIndex {
     pub(crate) async fn create_filling(&self, version: u32) -> Result<bool> {
         let index = self.version_name(version);
         let mut body = self.index_body(None);
-        body["settings"] = self.filling_settings(true);
-        body["settings"]["number_of_shards"] = json!(self.shards);
+        if let (Some(settings), Value::Object(filling)) = (
+            body["settings"].as_object_mut(),
+            self.filling_settings(true),
+        ) {
+            settings.extend(filling);
+        }
         let response = self
             .client
             .indices()

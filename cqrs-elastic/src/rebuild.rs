@@ -190,20 +190,23 @@ async fn catch_up<P: ElasticProjection>(
 ) -> Result<()> {
     let name = projector.name().to_owned();
     let head = feed.head().await?;
-    let filter = projector.filter();
+    let filter = &projector.filter();
     let mut checkpoint = checkpoints
         .load_checkpoint(&name)
         .await?
         .unwrap_or(Position::START);
-    let (mut saved, mut last_save) = (checkpoint, None::<Instant>);
-    let mut batch = if checkpoint < head {
-        Some(
-            feed.read_all(checkpoint, options.batch_size, &filter)
-                .await?,
-        )
-    } else {
-        None
+    // The batch after `after`, or `None` once the head is reached.
+    let read = |after: Position| async move {
+        if after < head {
+            feed.read_all(after, options.batch_size, filter)
+                .await
+                .map(Some)
+        } else {
+            Ok(None)
+        }
     };
+    let (mut saved, mut last_save) = (checkpoint, None::<Instant>);
+    let mut batch = read(checkpoint).await?;
     while let Some(current) = batch.take() {
         if current.events.is_empty() && current.next <= checkpoint {
             break;
@@ -217,25 +220,16 @@ async fn catch_up<P: ElasticProjection>(
                 .await
                 .map(|()| current.events.len())
         };
-        let read = async {
-            if after < head {
-                feed.read_all(after, options.batch_size, &filter)
-                    .await
-                    .map(Some)
-            } else {
-                Ok(None)
-            }
-        };
-        let (written, read) = tokio::join!(write, read);
+        let (written, next) = tokio::join!(write, read(after));
         report.events += u64::try_from(written?).unwrap_or(u64::MAX);
         checkpoint = after;
-        batch = read?;
-        let due = last_save.is_none_or(|at| at.elapsed() >= options.checkpoint_interval);
-        if due || batch.is_none() {
+        batch = next?;
+        if last_save.is_none_or(|at| at.elapsed() >= options.checkpoint_interval) {
             checkpoints.save_checkpoint(&name, checkpoint).await?;
             (saved, last_save) = (checkpoint, Some(Instant::now()));
         }
     }
+    // The end: whatever the interval held back.
     if saved < checkpoint {
         checkpoints.save_checkpoint(&name, checkpoint).await?;
     }
