@@ -7,8 +7,21 @@
 #[non_exhaustive]
 pub enum PgError {
     /// A schema name was refused: it must be a plain lowercase SQL identifier.
-    #[error("invalid schema name {0:?}: use 1 to 63 of a-z, 0-9 and _, not starting with a digit")]
+    #[error("invalid schema name {0:?}: use 1 to 56 of a-z, 0-9 and _, not starting with a digit")]
     InvalidSchema(String),
+    /// A schema name was refused because the `NOTIFY` channel named after it,
+    /// `{schema}_events`, would be longer than PostgreSQL's 63-byte identifier limit.
+    #[error(
+        "schema name {schema:?} is too long: its notify channel {schema}_events would exceed \
+         {limit} bytes (use at most {} bytes)",
+        limit - crate::schema::CHANNEL_SUFFIX.len()
+    )]
+    ChannelTooLong {
+        /// The refused name.
+        schema: String,
+        /// PostgreSQL's limit on a channel name, in bytes.
+        limit: usize,
+    },
     /// The database answered with an error, or could not be reached.
     #[error("database error")]
     Database(#[from] sqlx::Error),
