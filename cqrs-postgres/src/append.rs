@@ -488,7 +488,7 @@ impl AppendEvents for PgEventStore {
                     version,
                     Arc::clone(&columns),
                 )
-                .await;
+                .await?;
             if let Some(outcome) = grouped {
                 self.notifier.signal(&self.pool, &self.schema.channel());
                 return Ok(outcome);

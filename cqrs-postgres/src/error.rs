@@ -1,5 +1,8 @@
 //! [`PgError`]: what the PostgreSQL store adds to the core's errors.
 
+use std::fmt;
+use std::time::Duration;
+
 /// Errors of the PostgreSQL store. They reach callers of the store traits wrapped in
 /// [`cqrs_core::Error::Backend`]; concurrency conflicts and bad input come back as the core's own
 /// typed variants ([`cqrs_core::Error::Conflict`] and friends).
@@ -56,9 +59,46 @@ pub enum PgError {
         /// What was wrong.
         what: &'static str,
     },
+    /// A grouped append (see [`GroupCommit`](crate::GroupCommit)) was not written within the
+    /// group commit's timeout. Nothing of it was written: retrying is safe.
+    #[error(
+        "append to stream {stream_id} timed out after {timeout:?} {stage}; nothing was written"
+    )]
+    AppendTimedOut {
+        /// The stream.
+        stream_id: String,
+        /// The group commit's timeout.
+        timeout: Duration,
+        /// Where it waited.
+        stage: TimeoutStage,
+    },
     /// Stored metadata did not deserialize.
     #[error("stored metadata does not deserialize")]
     Metadata(#[source] serde_json::Error),
+}
+
+/// Where a grouped append waited when it timed out: see [`PgError::AppendTimedOut`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TimeoutStage {
+    /// In its lane's queue: the groups before it took too long.
+    Queued,
+    /// In its own statement (tried alone after its group's timed out): waiting on a lock,
+    /// typically a stream version held by an open transaction's uncommitted append, or on a
+    /// slow server.
+    Statement,
+}
+
+impl fmt::Display for TimeoutStage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TimeoutStage::Queued => "waiting for its turn in the group commit lane",
+            TimeoutStage::Statement => {
+                "in its statement, waiting on a lock (an open transaction may hold the \
+                 stream's next version) or on a slow server"
+            }
+        })
+    }
 }
 
 impl From<PgError> for cqrs_core::Error {

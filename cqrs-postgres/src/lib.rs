@@ -31,7 +31,7 @@ mod snapshot;
 mod store;
 
 #[doc(inline)]
-pub use error::{PgError, Result};
+pub use error::{PgError, Result, TimeoutStage};
 #[doc(inline)]
 pub use group::GroupCommit;
 #[doc(inline)]

@@ -36,7 +36,10 @@ impl PgSchema {
             .next()
             .is_some_and(|c| c.is_ascii_lowercase() || c == '_');
         let valid_rest = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-        if !valid_start || !valid_rest || name.len() > MAX_IDENTIFIER_BYTES || name.starts_with("pg_")
+        if !valid_start
+            || !valid_rest
+            || name.len() > MAX_IDENTIFIER_BYTES
+            || name.starts_with("pg_")
         {
             return Err(PgError::InvalidSchema(name.to_owned()));
         }

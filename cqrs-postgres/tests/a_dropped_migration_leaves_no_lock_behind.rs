@@ -72,7 +72,9 @@ async fn a_migration_dropped_while_waiting_for_the_lock_does_not_block_the_next_
         migrated.is_ok(),
         "a later migration blocked on a lock the dropped one left behind"
     );
-    migrated.unwrap_or_else(|_| unreachable!()).expect("migrate");
+    migrated
+        .unwrap_or_else(|_| unreachable!())
+        .expect("migrate");
     let again = tokio::time::timeout(Duration::from_secs(20), impatient.migrate()).await;
     again
         .expect("the impatient process can migrate again")
