@@ -27,6 +27,7 @@ mod projection;
 mod read;
 mod row;
 mod schema;
+mod signal;
 mod snapshot;
 mod store;
 
@@ -35,8 +36,8 @@ pub use error::{PgError, Result, TimeoutStage};
 #[doc(inline)]
 pub use group::GroupCommit;
 #[doc(inline)]
-pub use projection::PgFeedSignal;
-#[doc(inline)]
 pub use schema::PgSchema;
+#[doc(inline)]
+pub use signal::PgFeedSignal;
 #[doc(inline)]
 pub use store::{FeedHorizon, PgEventStore};

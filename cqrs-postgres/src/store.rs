@@ -9,6 +9,7 @@ use sqlx::{PgPool, Row};
 use crate::group::Committer;
 use crate::notify::Notifier;
 use crate::schema::Queries;
+use crate::signal::Hub;
 use crate::{migrate, GroupCommit, PgError, PgSchema};
 
 /// The PostgreSQL event store. Implements every store role trait of `cqrs-core`
@@ -36,6 +37,7 @@ pub struct PgEventStore {
     pub(crate) queries: Arc<Queries>,
     pub(crate) max_payload_bytes: usize,
     pub(crate) notifier: Arc<Notifier>,
+    pub(crate) signal: Arc<Hub>,
     pub(crate) group: Option<Arc<Committer>>,
 }
 
@@ -60,12 +62,13 @@ impl PgEventStore {
     pub fn new(pool: PgPool) -> Self {
         let schema = PgSchema::default();
         Self {
-            pool,
             queries: Arc::new(Queries::new(&schema)),
+            signal: Arc::new(Hub::new(pool.clone(), schema.channel())),
             schema,
             max_payload_bytes: cqrs_core::DEFAULT_MAX_PAYLOAD_BYTES,
             notifier: Arc::default(),
             group: None,
+            pool,
         }
     }
 
@@ -84,6 +87,7 @@ impl PgEventStore {
         self.queries = Arc::new(Queries::new(&schema));
         self.schema = schema;
         self.notifier = Arc::default();
+        self.signal = Arc::new(Hub::new(self.pool.clone(), self.schema.channel()));
         self.group = self
             .group
             .map(|group| Arc::new(Committer::new(group.options())));
