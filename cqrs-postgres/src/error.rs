@@ -59,6 +59,22 @@ pub enum PgError {
         /// What was wrong.
         what: &'static str,
     },
+    /// An append was larger than the store accepts, counting every event's payload and
+    /// metadata (headers included); see
+    /// [`PgEventStore::with_max_append_bytes`](crate::PgEventStore::with_max_append_bytes).
+    /// Nothing was written.
+    #[error(
+        "append of {events} events is over {bytes} bytes with metadata and headers, more than \
+         the {limit} allowed"
+    )]
+    AppendTooLarge {
+        /// How many events the append held.
+        events: usize,
+        /// Its size in bytes, as far as it was counted (counting stops past the limit).
+        bytes: usize,
+        /// The store's limit in bytes.
+        limit: usize,
+    },
     /// A grouped append (see [`GroupCommit`](crate::GroupCommit)) was not written within the
     /// group commit's timeout. Nothing of it was written: retrying is safe.
     #[error(

@@ -49,16 +49,19 @@ pub struct GroupCommit {
     lanes: usize,
     max_appends: usize,
     max_events: usize,
+    max_bytes: usize,
     timeout: Duration,
 }
 
 impl Default for GroupCommit {
-    /// One lane; groups of at most 64 appends and 4,096 events; a timeout of 5 seconds.
+    /// One lane; groups of at most 64 appends, 4,096 events and 8 MiB; a timeout of 5
+    /// seconds.
     fn default() -> Self {
         Self {
             lanes: 1,
             max_appends: 64,
             max_events: 4_096,
+            max_bytes: 8 << 20,
             timeout: Duration::from_secs(5),
         }
     }
@@ -88,6 +91,15 @@ impl GroupCommit {
     #[must_use]
     pub fn max_events(mut self, events: usize) -> Self {
         self.max_events = events.max(1);
+        self
+    }
+
+    /// A group holds at most `bytes` bytes of payloads and metadata (8 MiB by default), unless
+    /// its first append alone has more: so one statement never binds thousands of large
+    /// payloads at once.
+    #[must_use]
+    pub fn max_bytes(mut self, bytes: usize) -> Self {
+        self.max_bytes = bytes.max(1);
         self
     }
 
@@ -292,16 +304,17 @@ impl Lane {
     /// the limits; appends whose writer stopped waiting (or took them back) are dropped.
     fn next_group(&self, waiting: &mut VecDeque<Request>) -> Vec<Request> {
         let mut group: Vec<Request> = Vec::new();
-        let mut events = 0;
+        let (mut events, mut bytes) = (0, 0);
         let mut later = VecDeque::new();
         while let Some(request) = waiting.pop_front() {
             if request.reply.is_closed() {
                 continue;
             }
-            let size = request.columns.len();
+            let (size, weight) = (request.columns.len(), request.columns.bytes);
             let fits = group.is_empty()
                 || (group.len() < self.options.max_appends
-                    && events + size <= self.options.max_events);
+                    && events + size <= self.options.max_events
+                    && bytes + weight <= self.options.max_bytes);
             // A linear scan: groups are small, and it allocates nothing.
             let taken = group.iter().any(|r| r.stream_id == request.stream_id);
             if fits && !taken {
@@ -314,6 +327,7 @@ impl Lane {
                     continue;
                 }
                 events += size;
+                bytes += weight;
                 group.push(request);
             } else {
                 later.push_back(request);

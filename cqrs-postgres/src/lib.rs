@@ -40,4 +40,4 @@ pub use schema::PgSchema;
 #[doc(inline)]
 pub use signal::PgFeedSignal;
 #[doc(inline)]
-pub use store::{FeedHorizon, PgEventStore};
+pub use store::{FeedHorizon, PgEventStore, DEFAULT_MAX_APPEND_BYTES};

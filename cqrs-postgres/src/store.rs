@@ -36,10 +36,15 @@ pub struct PgEventStore {
     pub(crate) schema: PgSchema,
     pub(crate) queries: Arc<Queries>,
     pub(crate) max_payload_bytes: usize,
+    pub(crate) max_append_bytes: usize,
     pub(crate) notifier: Arc<Notifier>,
     pub(crate) signal: Arc<Hub>,
     pub(crate) group: Option<Arc<Committer>>,
 }
+
+/// The default bound on one append, in bytes: 16 MiB of payloads and metadata (headers
+/// included) in all. See [`PgEventStore::with_max_append_bytes`].
+pub const DEFAULT_MAX_APPEND_BYTES: usize = 16 << 20;
 
 /// What holds the global feed back right now.
 ///
@@ -57,8 +62,9 @@ pub struct FeedHorizon {
 
 impl PgEventStore {
     /// A store on `pool`, in schema `cqrs`, refusing payloads over
-    /// [`DEFAULT_MAX_PAYLOAD_BYTES`](cqrs_core::DEFAULT_MAX_PAYLOAD_BYTES). Does not touch the
-    /// database: call [`migrate`](Self::migrate) to create the tables.
+    /// [`DEFAULT_MAX_PAYLOAD_BYTES`](cqrs_core::DEFAULT_MAX_PAYLOAD_BYTES) and appends over
+    /// [`DEFAULT_MAX_APPEND_BYTES`]. Does not touch the database: call
+    /// [`migrate`](Self::migrate) to create the tables.
     pub fn new(pool: PgPool) -> Self {
         let schema = PgSchema::default();
         Self {
@@ -66,6 +72,7 @@ impl PgEventStore {
             signal: Arc::new(Hub::new(pool.clone(), schema.channel())),
             schema,
             max_payload_bytes: cqrs_core::DEFAULT_MAX_PAYLOAD_BYTES,
+            max_append_bytes: DEFAULT_MAX_APPEND_BYTES,
             notifier: Arc::default(),
             group: None,
             pool,
@@ -115,6 +122,15 @@ impl PgEventStore {
     #[must_use]
     pub fn with_max_payload_bytes(mut self, bytes: usize) -> Self {
         self.max_payload_bytes = bytes;
+        self
+    }
+
+    /// Refuses appends larger than `bytes` in all (default [`DEFAULT_MAX_APPEND_BYTES`]): the
+    /// JSON of every event's payload and metadata, headers included. Such an append fails with
+    /// [`PgError::AppendTooLarge`] and writes nothing.
+    #[must_use]
+    pub fn with_max_append_bytes(mut self, bytes: usize) -> Self {
+        self.max_append_bytes = bytes;
         self
     }
 
