@@ -21,6 +21,7 @@ mod append;
 mod convert;
 mod error;
 mod group;
+mod horizon;
 mod migrate;
 mod notify;
 mod projection;
@@ -36,8 +37,10 @@ pub use error::{PgError, Result, TimeoutStage};
 #[doc(inline)]
 pub use group::GroupCommit;
 #[doc(inline)]
+pub use horizon::{FeedHorizon, HorizonHolder};
+#[doc(inline)]
 pub use schema::PgSchema;
 #[doc(inline)]
 pub use signal::PgFeedSignal;
 #[doc(inline)]
-pub use store::{FeedHorizon, PgEventStore, DEFAULT_MAX_APPEND_BYTES};
+pub use store::{PgEventStore, DEFAULT_MAX_APPEND_BYTES};

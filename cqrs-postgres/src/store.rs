@@ -1,10 +1,9 @@
 //! [`PgEventStore`]: construction, migration and operational queries.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use sqlx::postgres::PgPoolOptions;
-use sqlx::{PgPool, Row};
+use sqlx::PgPool;
 
 use crate::group::Committer;
 use crate::notify::Notifier;
@@ -45,20 +44,6 @@ pub struct PgEventStore {
 /// The default bound on one append, in bytes: 16 MiB of payloads and metadata (headers
 /// included) in all. See [`PgEventStore::with_max_append_bytes`].
 pub const DEFAULT_MAX_APPEND_BYTES: usize = 16 << 20;
-
-/// What holds the global feed back right now.
-///
-/// Feed readers only see events of transactions older than the oldest transaction still open in
-/// the cluster, so one long transaction (any writer, even outside this store) delays every
-/// projection until it ends. Watch these figures.
-#[derive(Clone, Debug, PartialEq)]
-#[non_exhaustive]
-pub struct FeedHorizon {
-    /// How long the oldest open transaction holding an id has been running, if any.
-    pub oldest_open_transaction: Option<Duration>,
-    /// Committed events that readers cannot see yet because of it.
-    pub waiting_events: u64,
-}
 
 impl PgEventStore {
     /// A store on `pool`, in schema `cqrs`, refusing payloads over
@@ -154,20 +139,5 @@ impl PgEventStore {
     /// appends in quick succession may share one notification.
     pub fn channel(&self) -> String {
         self.schema.channel()
-    }
-
-    /// What holds the feed back now: see [`FeedHorizon`].
-    pub async fn feed_horizon(&self) -> Result<FeedHorizon, PgError> {
-        let row = sqlx::query(&self.queries.feed_horizon)
-            .fetch_one(&self.pool)
-            .await?;
-        let oldest: Option<f64> = row.try_get("oldest_open_seconds")?;
-        let waiting: i64 = row.try_get("waiting_events")?;
-        Ok(FeedHorizon {
-            oldest_open_transaction: oldest
-                .filter(|s| s.is_finite() && *s >= 0.0)
-                .map(Duration::from_secs_f64),
-            waiting_events: u64::try_from(waiting).unwrap_or(0),
-        })
     }
 }
