@@ -106,10 +106,10 @@ impl GroupCommit {
     /// Bounds how long a grouped append may wait (at least 1 ms; 5 s by default): a group's
     /// statement runs under this `statement_timeout`, and a writer whose append its lane has not
     /// taken within it stops waiting. Either way the append fails with
-    /// [`PgError::AppendTimedOut`] and nothing of it is written; when a group's statement times
-    /// out, its appends are first tried again one by one, so only the one that is stuck (say,
-    /// on a stream whose next version an open transaction holds) fails, after up to twice the
-    /// timeout.
+    /// [`PgError::AppendTimedOut`] and nothing of it is written. When a group's statement times
+    /// out, its appends are tried again one by one, so only those that are stuck (say, on a
+    /// stream whose next version an open transaction holds) fail, each after its own second
+    /// timeout; the others land.
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout.max(Duration::from_millis(1));

@@ -97,6 +97,11 @@ impl PgEventStore {
     /// Appends to one stream from this store go through one lane, so they never refuse each
     /// other's group; an append from elsewhere racing for the same version can make a group's
     /// statement fail, and then each of its appends is retried on its own.
+    ///
+    /// A grouped append waits at most about [`GroupCommit::timeout`] (twice, if its group's
+    /// statement timed out and it is stuck itself, e.g. on a version an open
+    /// [`append_in`](Self::append_in) transaction holds); then it fails with
+    /// [`PgError::AppendTimedOut`], having written nothing.
     #[must_use]
     pub fn with_group_commit(mut self, options: GroupCommit) -> Self {
         self.group = Some(Arc::new(Committer::new(options)));
