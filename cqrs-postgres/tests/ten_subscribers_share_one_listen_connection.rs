@@ -19,7 +19,7 @@ const SUBSCRIBERS: usize = 10;
 async fn listeners(observer: &PgPool, store: &PgEventStore) -> i64 {
     sqlx::query_scalar(
         "SELECT count(*) FROM pg_stat_activity
-         WHERE datname = current_database() AND query = $1",
+         WHERE datname = current_database() AND rtrim(query, ';') = $1",
     )
     .bind(format!("LISTEN \"{}\"", store.channel()))
     .fetch_one(observer)
@@ -90,4 +90,66 @@ async fn ten_subscribers_on_a_pool_of_two_are_woken_and_appends_still_work() {
     for subscriber in subscribers {
         subscriber.abort();
     }
+}
+
+/// The pid of the session listening on the store's channel, once there is one.
+async fn listener_pid(observer: &PgPool, store: &PgEventStore, not: Option<i32>) -> i32 {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let pid: Option<i32> = sqlx::query_scalar(
+            "SELECT pid FROM pg_stat_activity
+             WHERE datname = current_database() AND rtrim(query, ';') = $1
+               AND pid IS DISTINCT FROM $2
+             LIMIT 1",
+        )
+        .bind(format!("LISTEN \"{}\"", store.channel()))
+        .bind(not)
+        .fetch_optional(observer)
+        .await
+        .expect("query pg_stat_activity");
+        if let Some(pid) = pid {
+            return pid;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "nobody listens");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shared_listener_reconnects_after_its_connection_is_killed() {
+    let store = support::store_with(3).await;
+    let observer = support::pool(1).await;
+    let mut waiter = store.feed_signal().subscribe();
+    let (woken, mut wakes) = mpsc::unbounded_channel();
+    let subscriber = tokio::spawn(async move {
+        loop {
+            waiter.wait().await;
+            if woken.send(()).is_err() {
+                return;
+            }
+        }
+    });
+    let first = listener_pid(&observer, &store, None).await;
+    sqlx::query("SELECT pg_terminate_backend($1, 10000)")
+        .bind(first)
+        .execute(&observer)
+        .await
+        .expect("terminate the listener");
+    // A new session listens (its reconnection wakes the subscriber: allowed).
+    listener_pid(&observer, &store, Some(first)).await;
+    while wakes.try_recv().is_ok() {}
+
+    store
+        .append(
+            &StreamId::new("wake-2").expect("id"),
+            ExpectedVersion::NoStream,
+            vec![NewEvent::new("E", 1, json!({}))],
+        )
+        .await
+        .expect("append");
+    tokio::time::timeout(Duration::from_secs(10), wakes.recv())
+        .await
+        .expect("woken through the new connection")
+        .expect("subscriber runs");
+    subscriber.abort();
 }
