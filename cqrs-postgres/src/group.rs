@@ -12,7 +12,7 @@
 //! (stream exactly at the expected version) and land all together or not at all. A writer left
 //! out by the checks, every writer of a group the database refused, and every writer whose lane
 //! is gone, append on their own through the usual path, which finds and reports what happened:
-//! a conflict, a repeated batch, or the events the group did write before its connection broke.
+//! a conflict or a repeated batch.
 //! Appends to one stream always take the same lane, so a group never holds two appends that
 //! would fail each other.
 //!
