@@ -26,15 +26,24 @@ pub(crate) struct Columns {
     pub(crate) payloads: Vec<String>,
     pub(crate) metadata: Vec<String>,
     pub(crate) command_id: Option<CommandId>,
+    /// The JSON text of every payload and metadata (headers included), in bytes.
+    pub(crate) bytes: usize,
 }
 
 impl Columns {
-    pub(crate) fn new(events: Vec<NewEvent>, max_payload_bytes: usize) -> Result<Self, Error> {
+    /// Checks and encodes a batch: each payload within `max_payload_bytes`, and the whole
+    /// append, payloads and metadata with headers, within `max_append_bytes`.
+    pub(crate) fn new(
+        events: Vec<NewEvent>,
+        max_payload_bytes: usize,
+        max_append_bytes: usize,
+    ) -> Result<Self, Error> {
         let BatchCheck {
             command_id,
             payloads,
             ..
         } = check_batch(&events, max_payload_bytes)?;
+        let mut bytes: usize = payloads.iter().map(String::len).sum();
         let mut columns = Columns {
             event_ids: Vec::with_capacity(events.len()),
             event_types: Vec::with_capacity(events.len()),
@@ -42,7 +51,9 @@ impl Columns {
             payloads,
             metadata: Vec::with_capacity(events.len()),
             command_id,
+            bytes: 0,
         };
+        let count = events.len();
         for event in events {
             let schema_version =
                 i32::try_from(event.schema_version).map_err(|_| PgError::OutOfRange {
@@ -50,11 +61,22 @@ impl Columns {
                     value: event.schema_version.to_string(),
                 })?;
             let metadata = serde_json::to_string(&event.metadata).map_err(PgError::Metadata)?;
+            bytes = bytes.saturating_add(metadata.len());
+            if bytes > max_append_bytes {
+                // Stop early: the rest only adds to it.
+                return Err(PgError::AppendTooLarge {
+                    events: count,
+                    bytes,
+                    limit: max_append_bytes,
+                }
+                .into());
+            }
             columns.event_ids.push(event.metadata.event_id.as_uuid());
             columns.event_types.push(event.event_type);
             columns.schema_versions.push(schema_version);
             columns.metadata.push(metadata);
         }
+        columns.bytes = bytes;
         Ok(columns)
     }
 }
@@ -348,7 +370,7 @@ impl PgEventStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendOutcome, Error> {
-        let columns = Columns::new(events, self.max_payload_bytes)?;
+        let columns = Columns::new(events, self.max_payload_bytes, self.max_append_bytes)?;
         self.append_on(conn, true, stream_id, expected, &columns)
             .await
     }
@@ -475,7 +497,11 @@ impl AppendEvents for PgEventStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendOutcome, Error> {
-        let columns = Arc::new(Columns::new(events, self.max_payload_bytes)?);
+        let columns = Arc::new(Columns::new(
+            events,
+            self.max_payload_bytes,
+            self.max_append_bytes,
+        )?);
         if let (Some(group), Some(version), None) =
             (&self.group, expected.exact(), columns.command_id)
         {
@@ -488,7 +514,7 @@ impl AppendEvents for PgEventStore {
                     version,
                     Arc::clone(&columns),
                 )
-                .await;
+                .await?;
             if let Some(outcome) = grouped {
                 self.notifier.signal(&self.pool, &self.schema.channel());
                 return Ok(outcome);

@@ -1,5 +1,8 @@
 //! [`PgError`]: what the PostgreSQL store adds to the core's errors.
 
+use std::fmt;
+use std::time::Duration;
+
 /// Errors of the PostgreSQL store. They reach callers of the store traits wrapped in
 /// [`cqrs_core::Error::Backend`]; concurrency conflicts and bad input come back as the core's own
 /// typed variants ([`cqrs_core::Error::Conflict`] and friends).
@@ -7,8 +10,21 @@
 #[non_exhaustive]
 pub enum PgError {
     /// A schema name was refused: it must be a plain lowercase SQL identifier.
-    #[error("invalid schema name {0:?}: use 1 to 63 of a-z, 0-9 and _, not starting with a digit")]
+    #[error("invalid schema name {0:?}: use 1 to 56 of a-z, 0-9 and _, not starting with a digit")]
     InvalidSchema(String),
+    /// A schema name was refused because the `NOTIFY` channel named after it,
+    /// `{schema}_events`, would be longer than PostgreSQL's 63-byte identifier limit.
+    #[error(
+        "schema name {schema:?} is too long: its notify channel {schema}_events would exceed \
+         {limit} bytes (use at most {} bytes)",
+        limit - crate::schema::CHANNEL_SUFFIX.len()
+    )]
+    ChannelTooLong {
+        /// The refused name.
+        schema: String,
+        /// PostgreSQL's limit on a channel name, in bytes.
+        limit: usize,
+    },
     /// The database answered with an error, or could not be reached.
     #[error("database error")]
     Database(#[from] sqlx::Error),
@@ -43,9 +59,62 @@ pub enum PgError {
         /// What was wrong.
         what: &'static str,
     },
+    /// An append was larger than the store accepts, counting every event's payload and
+    /// metadata (headers included); see
+    /// [`PgEventStore::with_max_append_bytes`](crate::PgEventStore::with_max_append_bytes).
+    /// Nothing was written.
+    #[error(
+        "append of {events} events is over {bytes} bytes with metadata and headers, more than \
+         the {limit} allowed"
+    )]
+    AppendTooLarge {
+        /// How many events the append held.
+        events: usize,
+        /// Its size in bytes, as far as it was counted (counting stops past the limit).
+        bytes: usize,
+        /// The store's limit in bytes.
+        limit: usize,
+    },
+    /// A grouped append (see [`GroupCommit`](crate::GroupCommit)) was not written within the
+    /// group commit's timeout. Nothing of it was written: retrying is safe.
+    #[error(
+        "append to stream {stream_id} timed out after {timeout:?} {stage}; nothing was written"
+    )]
+    AppendTimedOut {
+        /// The stream.
+        stream_id: String,
+        /// The group commit's timeout.
+        timeout: Duration,
+        /// Where it waited.
+        stage: TimeoutStage,
+    },
     /// Stored metadata did not deserialize.
     #[error("stored metadata does not deserialize")]
     Metadata(#[source] serde_json::Error),
+}
+
+/// Where a grouped append waited when it timed out: see [`PgError::AppendTimedOut`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TimeoutStage {
+    /// In its lane's queue: the groups before it took too long.
+    Queued,
+    /// In its own statement (tried alone after its group's timed out): waiting on a lock,
+    /// typically a stream version held by an open transaction's uncommitted append, or on a
+    /// slow server.
+    Statement,
+}
+
+impl fmt::Display for TimeoutStage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TimeoutStage::Queued => "waiting for its turn in the group commit lane",
+            TimeoutStage::Statement => {
+                "in its statement, waiting on a lock (an open transaction may hold the \
+                 stream's next version) or on a slow server"
+            }
+        })
+    }
 }
 
 impl From<PgError> for cqrs_core::Error {

@@ -21,22 +21,26 @@ mod append;
 mod convert;
 mod error;
 mod group;
+mod horizon;
 mod migrate;
 mod notify;
 mod projection;
 mod read;
 mod row;
 mod schema;
+mod signal;
 mod snapshot;
 mod store;
 
 #[doc(inline)]
-pub use error::{PgError, Result};
+pub use error::{PgError, Result, TimeoutStage};
 #[doc(inline)]
 pub use group::GroupCommit;
 #[doc(inline)]
-pub use projection::PgFeedSignal;
+pub use horizon::{FeedHorizon, HorizonHolder};
 #[doc(inline)]
 pub use schema::PgSchema;
 #[doc(inline)]
-pub use store::{FeedHorizon, PgEventStore};
+pub use signal::PgFeedSignal;
+#[doc(inline)]
+pub use store::{PgEventStore, DEFAULT_MAX_APPEND_BYTES};

@@ -1,6 +1,6 @@
 //! Versioned, idempotent schema migrations.
 
-use sqlx::{Executor, PgPool};
+use sqlx::{Connection, Executor, PgConnection, PgPool, Postgres, Transaction};
 
 use crate::{PgError, PgSchema};
 
@@ -16,30 +16,38 @@ pub(crate) const LATEST: i32 = 2;
 /// Brings `schema` up to [`LATEST`]: creates it if needed, then applies each missing migration in
 /// its own transaction. Concurrent callers serialize on an advisory lock, so running it from
 /// every process at startup is safe. Returns the versions applied.
+///
+/// The lock is transaction-scoped (`pg_advisory_xact_lock`), taken again by each migration's
+/// transaction: it ends with that transaction, whatever happens to this future. A session lock
+/// outlived a caller that dropped the future midway (a startup timeout, say): the pooled
+/// connection kept it, and every later migration, from any process, blocked for good.
 pub(crate) async fn migrate(pool: &PgPool, schema: &PgSchema) -> Result<Vec<i32>, PgError> {
     let quoted = schema.quoted();
     let mut conn = pool.acquire().await?;
-    // One lock per schema name, held for the session while migrating.
+    // One lock per schema name.
     let lock_key = format!("cqrs-migrate-{}", schema.as_str());
-    sqlx::query("SELECT pg_advisory_lock(hashtext($1))")
-        .bind(&lock_key)
-        .execute(&mut *conn)
-        .await?;
-    let result = apply_missing(&mut conn, &quoted).await;
-    let unlocked = sqlx::query("SELECT pg_advisory_unlock(hashtext($1))")
-        .bind(&lock_key)
-        .execute(&mut *conn)
-        .await;
-    let applied = result?;
-    unlocked?;
-    Ok(applied)
+    let mut applied = Vec::new();
+    loop {
+        let mut tx = conn.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+            .bind(&lock_key)
+            .execute(&mut *tx)
+            .await?;
+        let current = current_version(&mut tx, &quoted).await?;
+        let Some(&(version, sql)) = MIGRATIONS.iter().find(|(v, _)| *v > current) else {
+            tx.commit().await?;
+            return Ok(applied);
+        };
+        apply(tx, &quoted, version, sql).await?;
+        tracing::info!(schema = quoted, version, "applied migration");
+        applied.push(version);
+    }
 }
 
-async fn apply_missing(
-    conn: &mut sqlx::pool::PoolConnection<sqlx::Postgres>,
-    quoted: &str,
-) -> Result<Vec<i32>, PgError> {
-    conn.execute(
+/// The schema's version (0 for none yet), under the lock: creates the schema and the table of
+/// applied migrations if needed.
+async fn current_version(tx: &mut PgConnection, quoted: &str) -> Result<i32, PgError> {
+    tx.execute(
         format!(
             "CREATE SCHEMA IF NOT EXISTS {quoted};
              CREATE TABLE IF NOT EXISTS {quoted}.schema_migrations (
@@ -53,7 +61,7 @@ async fn apply_missing(
     let current: Option<i32> = sqlx::query_scalar(&format!(
         "SELECT max(version) FROM {quoted}.schema_migrations"
     ))
-    .fetch_one(&mut **conn)
+    .fetch_one(&mut *tx)
     .await?;
     let current = current.unwrap_or(0);
     if current > LATEST {
@@ -62,23 +70,27 @@ async fn apply_missing(
             known: LATEST,
         });
     }
-    let mut applied = Vec::new();
-    for &(version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
-        let fail = |source| PgError::Migration { version, source };
-        let mut tx = sqlx::Connection::begin(&mut **conn).await.map_err(fail)?;
-        tx.execute(sql.replace("{schema}", quoted).as_str())
-            .await
-            .map_err(fail)?;
-        sqlx::query(&format!(
-            "INSERT INTO {quoted}.schema_migrations (version) VALUES ($1)"
-        ))
-        .bind(version)
-        .execute(&mut *tx)
+    Ok(current)
+}
+
+/// Applies one migration and records it, in `tx`, and commits: all of it or nothing.
+async fn apply(
+    mut tx: Transaction<'_, Postgres>,
+    quoted: &str,
+    version: i32,
+    sql: &str,
+) -> Result<(), PgError> {
+    let fail = |source| PgError::Migration { version, source };
+    tx.execute(sql.replace("{schema}", quoted).as_str())
         .await
         .map_err(fail)?;
-        tx.commit().await.map_err(fail)?;
-        tracing::info!(schema = quoted, version, "applied migration");
-        applied.push(version);
-    }
-    Ok(applied)
+    sqlx::query(&format!(
+        "INSERT INTO {quoted}.schema_migrations (version) VALUES ($1)"
+    ))
+    .bind(version)
+    .execute(&mut *tx)
+    .await
+    .map_err(fail)?;
+    tx.commit().await.map_err(fail)?;
+    Ok(())
 }

@@ -1,12 +1,12 @@
-//! What projection workers share through PostgreSQL: leases, dead letters and wake-ups.
+//! What projection workers share through PostgreSQL: leases and dead letters (wake-ups are in
+//! `signal.rs`).
 
 use std::time::Duration;
 
 use async_trait::async_trait;
-use cqrs_core::projection::{DeadLetter, DeadLetterStore, FeedSignal, FeedWaiter, LeaseStore};
+use cqrs_core::projection::{DeadLetter, DeadLetterStore, LeaseStore};
 use cqrs_core::{Error, StreamId};
-use sqlx::postgres::PgListener;
-use sqlx::{PgPool, Row};
+use sqlx::Row;
 use time::OffsetDateTime;
 
 use crate::convert::{self, to_i64};
@@ -84,61 +84,5 @@ impl DeadLetterStore for PgEventStore {
             })
             .map(|letter| letter.map_err(Error::from))
             .collect()
-    }
-}
-
-/// Wakes projection runners when appends commit, through `LISTEN` on the store's channel
-/// (each subscription holds one connection, opened on first wait and reopened after a failure).
-#[derive(Clone, Debug)]
-pub struct PgFeedSignal {
-    pool: PgPool,
-    channel: String,
-}
-
-impl PgEventStore {
-    /// The wake-up signal for this store's feed, for
-    /// [`ProjectionRunner::with_signal`](cqrs_core::projection::ProjectionRunner::with_signal).
-    pub fn feed_signal(&self) -> PgFeedSignal {
-        PgFeedSignal {
-            pool: self.pool.clone(),
-            channel: self.channel(),
-        }
-    }
-}
-
-impl FeedSignal for PgFeedSignal {
-    fn subscribe(&self) -> Box<dyn FeedWaiter> {
-        Box::new(PgFeedWaiter {
-            signal: self.clone(),
-            listener: None,
-        })
-    }
-}
-
-struct PgFeedWaiter {
-    signal: PgFeedSignal,
-    listener: Option<PgListener>,
-}
-
-#[async_trait]
-impl FeedWaiter for PgFeedWaiter {
-    async fn wait(&mut self) {
-        if self.listener.is_none() {
-            match PgListener::connect_with(&self.signal.pool).await {
-                Ok(mut listener) => match listener.listen(&self.signal.channel).await {
-                    Ok(()) => self.listener = Some(listener),
-                    Err(error) => tracing::warn!(%error, "LISTEN failed; polling"),
-                },
-                Err(error) => tracing::warn!(%error, "no LISTEN connection; polling"),
-            }
-        }
-        let Some(listener) = self.listener.as_mut() else {
-            // The runner's poll interval bounds this wait.
-            return std::future::pending().await;
-        };
-        if let Err(error) = listener.recv().await {
-            tracing::warn!(%error, "LISTEN connection lost; reconnecting");
-            self.listener = None;
-        }
     }
 }

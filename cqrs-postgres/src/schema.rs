@@ -4,11 +4,19 @@ use std::fmt;
 
 use crate::PgError;
 
+/// The longest identifier PostgreSQL keeps, in bytes (`NAMEDATALEN - 1`): schema and channel
+/// names alike.
+const MAX_IDENTIFIER_BYTES: usize = 63;
+
+/// What the `NOTIFY` channel adds to the schema's name.
+pub(crate) const CHANNEL_SUFFIX: &str = "_events";
+
 /// The PostgreSQL schema holding one store's tables, so each service (or bounded context) can
 /// own its own ("database per service" on a shared server).
 ///
-/// Only plain lowercase identifiers are accepted (1 to 63 of `a-z`, `0-9`, `_`, not starting
-/// with a digit), so no input can inject SQL; the name is quoted in every statement anyway.
+/// Only plain lowercase identifiers are accepted (`a-z`, `0-9`, `_`, not starting with a digit),
+/// so no input can inject SQL; the name is quoted in every statement anyway. At most 56 bytes:
+/// the store's `NOTIFY` channel, `{schema}_events`, must fit PostgreSQL's 63.
 ///
 /// ```
 /// use cqrs_postgres::PgSchema;
@@ -28,8 +36,18 @@ impl PgSchema {
             .next()
             .is_some_and(|c| c.is_ascii_lowercase() || c == '_');
         let valid_rest = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-        if !valid_start || !valid_rest || name.len() > 63 || name.starts_with("pg_") {
+        if !valid_start
+            || !valid_rest
+            || name.len() > MAX_IDENTIFIER_BYTES
+            || name.starts_with("pg_")
+        {
             return Err(PgError::InvalidSchema(name.to_owned()));
+        }
+        if name.len() + CHANNEL_SUFFIX.len() > MAX_IDENTIFIER_BYTES {
+            return Err(PgError::ChannelTooLong {
+                schema: name.to_owned(),
+                limit: MAX_IDENTIFIER_BYTES,
+            });
         }
         Ok(Self(name.to_owned()))
     }
@@ -46,7 +64,7 @@ impl PgSchema {
 
     /// The `NOTIFY` channel appends on this schema signal.
     pub fn channel(&self) -> String {
-        format!("{}_events", self.0)
+        format!("{}{CHANNEL_SUFFIX}", self.0)
     }
 }
 
@@ -125,7 +143,7 @@ mod tests {
 
     #[test]
     fn only_plain_identifiers_pass() {
-        for good in ["cqrs", "billing_2", "_private", &"a".repeat(63)] {
+        for good in ["cqrs", "billing_2", "_private", &"a".repeat(56)] {
             assert!(PgSchema::new(good).is_ok(), "{good}");
         }
         for bad in [
@@ -142,6 +160,12 @@ mod tests {
             assert!(
                 matches!(PgSchema::new(bad), Err(PgError::InvalidSchema(_))),
                 "{bad}"
+            );
+        }
+        for too_long in [&"a".repeat(57), &"a".repeat(63)] {
+            assert!(
+                matches!(PgSchema::new(too_long), Err(PgError::ChannelTooLong { .. })),
+                "{too_long}"
             );
         }
     }

@@ -1,14 +1,14 @@
 //! [`PgEventStore`]: construction, migration and operational queries.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use sqlx::postgres::PgPoolOptions;
-use sqlx::{PgPool, Row};
+use sqlx::PgPool;
 
 use crate::group::Committer;
 use crate::notify::Notifier;
 use crate::schema::Queries;
+use crate::signal::Hub;
 use crate::{migrate, GroupCommit, PgError, PgSchema};
 
 /// The PostgreSQL event store. Implements every store role trait of `cqrs-core`
@@ -35,37 +35,32 @@ pub struct PgEventStore {
     pub(crate) schema: PgSchema,
     pub(crate) queries: Arc<Queries>,
     pub(crate) max_payload_bytes: usize,
+    pub(crate) max_append_bytes: usize,
     pub(crate) notifier: Arc<Notifier>,
+    pub(crate) signal: Arc<Hub>,
     pub(crate) group: Option<Arc<Committer>>,
 }
 
-/// What holds the global feed back right now.
-///
-/// Feed readers only see events of transactions older than the oldest transaction still open in
-/// the cluster, so one long transaction (any writer, even outside this store) delays every
-/// projection until it ends. Watch these figures.
-#[derive(Clone, Debug, PartialEq)]
-#[non_exhaustive]
-pub struct FeedHorizon {
-    /// How long the oldest open transaction holding an id has been running, if any.
-    pub oldest_open_transaction: Option<Duration>,
-    /// Committed events that readers cannot see yet because of it.
-    pub waiting_events: u64,
-}
+/// The default bound on one append, in bytes: 16 MiB of payloads and metadata (headers
+/// included) in all. See [`PgEventStore::with_max_append_bytes`].
+pub const DEFAULT_MAX_APPEND_BYTES: usize = 16 << 20;
 
 impl PgEventStore {
     /// A store on `pool`, in schema `cqrs`, refusing payloads over
-    /// [`DEFAULT_MAX_PAYLOAD_BYTES`](cqrs_core::DEFAULT_MAX_PAYLOAD_BYTES). Does not touch the
-    /// database: call [`migrate`](Self::migrate) to create the tables.
+    /// [`DEFAULT_MAX_PAYLOAD_BYTES`](cqrs_core::DEFAULT_MAX_PAYLOAD_BYTES) and appends over
+    /// [`DEFAULT_MAX_APPEND_BYTES`]. Does not touch the database: call
+    /// [`migrate`](Self::migrate) to create the tables.
     pub fn new(pool: PgPool) -> Self {
         let schema = PgSchema::default();
         Self {
-            pool,
             queries: Arc::new(Queries::new(&schema)),
+            signal: Arc::new(Hub::new(pool.clone(), schema.channel())),
             schema,
             max_payload_bytes: cqrs_core::DEFAULT_MAX_PAYLOAD_BYTES,
+            max_append_bytes: DEFAULT_MAX_APPEND_BYTES,
             notifier: Arc::default(),
             group: None,
+            pool,
         }
     }
 
@@ -84,6 +79,7 @@ impl PgEventStore {
         self.queries = Arc::new(Queries::new(&schema));
         self.schema = schema;
         self.notifier = Arc::default();
+        self.signal = Arc::new(Hub::new(self.pool.clone(), self.schema.channel()));
         self.group = self
             .group
             .map(|group| Arc::new(Committer::new(group.options())));
@@ -101,6 +97,11 @@ impl PgEventStore {
     /// Appends to one stream from this store go through one lane, so they never refuse each
     /// other's group; an append from elsewhere racing for the same version can make a group's
     /// statement fail, and then each of its appends is retried on its own.
+    ///
+    /// A grouped append waits at most about [`GroupCommit::timeout`] (twice, if its group's
+    /// statement timed out and it is stuck itself, e.g. on a version an open
+    /// [`append_in`](Self::append_in) transaction holds); then it fails with
+    /// [`PgError::AppendTimedOut`], having written nothing.
     #[must_use]
     pub fn with_group_commit(mut self, options: GroupCommit) -> Self {
         self.group = Some(Arc::new(Committer::new(options)));
@@ -111,6 +112,15 @@ impl PgEventStore {
     #[must_use]
     pub fn with_max_payload_bytes(mut self, bytes: usize) -> Self {
         self.max_payload_bytes = bytes;
+        self
+    }
+
+    /// Refuses appends larger than `bytes` in all (default [`DEFAULT_MAX_APPEND_BYTES`]): the
+    /// JSON of every event's payload and metadata, headers included. Such an append fails with
+    /// [`PgError::AppendTooLarge`] and writes nothing.
+    #[must_use]
+    pub fn with_max_append_bytes(mut self, bytes: usize) -> Self {
+        self.max_append_bytes = bytes;
         self
     }
 
@@ -134,20 +144,5 @@ impl PgEventStore {
     /// appends in quick succession may share one notification.
     pub fn channel(&self) -> String {
         self.schema.channel()
-    }
-
-    /// What holds the feed back now: see [`FeedHorizon`].
-    pub async fn feed_horizon(&self) -> Result<FeedHorizon, PgError> {
-        let row = sqlx::query(&self.queries.feed_horizon)
-            .fetch_one(&self.pool)
-            .await?;
-        let oldest: Option<f64> = row.try_get("oldest_open_seconds")?;
-        let waiting: i64 = row.try_get("waiting_events")?;
-        Ok(FeedHorizon {
-            oldest_open_transaction: oldest
-                .filter(|s| s.is_finite() && *s >= 0.0)
-                .map(Duration::from_secs_f64),
-            waiting_events: u64::try_from(waiting).unwrap_or(0),
-        })
     }
 }

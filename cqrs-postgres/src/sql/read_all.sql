@@ -8,7 +8,9 @@
 -- events_pkey, in order and unfiltered, and only then applies the category ($4) and event-type
 -- ($5) filters, keeping the first $3 matches (the scan stops there). The filters sit above the
 -- window's LIMIT, where the planner cannot push them down, so the plan is the same ordered index
--- scan whatever it guesses their selectivity to be. (With the filters in the scan, a custom plan
+-- scan whatever it guesses their selectivity to be. The page's own ORDER BY makes "the first $3
+-- matches" a guarantee rather than the subquery's order kept by chance (SQL promises no order
+-- without one); the window is already in that order, so it adds no sort to the plan. (With the filters in the scan, a custom plan
 -- that guessed them rare seq-scanned and sorted the whole table.) The horizon is an index bound,
 -- so nothing at or above it is read. The scans call pg_snapshot_xmin(pg_current_snapshot())
 -- rather than read `horizon`: the same value (the statement's snapshot), but one the planner can
@@ -42,6 +44,7 @@ page AS (
     ) w
     WHERE ($4::text[] IS NULL OR split_part(w.stream_id, '-', 1) = ANY ($4::text[]))
       AND ($5::text[] IS NULL OR w.event_type = ANY ($5::text[]))
+    ORDER BY w.transaction_id, w.position
     LIMIT $3
 ),
 window_end AS (
