@@ -558,8 +558,12 @@ impl Worker {
     }
 
     async fn lead(&mut self, name: &str) -> Lead {
+        // What the projection remembers from an earlier stint may be stale: another worker may
+        // have led meanwhile.
+        self.runner.projection.leadership_changed(true).await;
         self.set(|s| s.state = ProjectionState::Starting);
         let Some(checkpoint) = self.load_checkpoint(name).await else {
+            self.runner.projection.leadership_changed(false).await;
             return Lead::Stopped;
         };
         let mut progress = Progress {
@@ -574,6 +578,7 @@ impl Worker {
         let lead = self.lead_from(name, &mut progress).await;
         // However leading ended, the applied batches' checkpoint saves are seen through.
         self.finish(name, &mut progress).await;
+        self.runner.projection.leadership_changed(false).await;
         lead
     }
 
