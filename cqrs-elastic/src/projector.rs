@@ -1,7 +1,7 @@
 //! [`EsProjector`]: runs an [`ElasticProjection`] as a [`Projection`], one `_mget` and one
 //! `_bulk` per batch (a large one split into parallel requests), idempotent and order-safe.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -75,7 +75,9 @@ pub struct EsProjector<P: ElasticProjection> {
     max_conflict_retries: u32,
     /// Documents as this projector last wrote them, so the next batch need not read them back.
     /// A stale entry (someone else wrote the document) fails its write with 409 and is read
-    /// again: the `if_seq_no` check keeps the cache honest.
+    /// again: the `if_seq_no` check keeps the cache honest. An event the remembered state
+    /// refuses is folded again over the document read from the index before it counts as
+    /// poison, and the memory is dropped whenever leading starts or ends.
     cache: Mutex<HashMap<String, Known<P::Document>>>,
     cache_capacity: usize,
     /// At most this many `_bulk` requests per batch, sent at once.
@@ -159,12 +161,19 @@ impl<P: ElasticProjection> EsProjector<P> {
 
     /// How many documents to remember as last written, sparing their `_mget` in later batches
     /// (default 10 000; 0 reads every document every batch). The memory is dropped after any
-    /// transient failure; an index deleted and recreated under a running projector without one
+    /// transient failure and whenever the runner says leading started or ended
+    /// ([`Projection::leadership_changed`]); an event the remembered document refuses is tried
+    /// again on the document read from the index, and only a refusal there is poison. An index deleted and recreated under a running projector without one
     /// (a manual reset) needs the projector restarted, as its checkpoint does.
     #[must_use]
     pub fn cache_documents(mut self, documents: usize) -> Self {
         self.cache_capacity = documents;
         self
+    }
+
+    /// Drops every remembered document: the next batch reads its documents from the index.
+    fn forget(&self) {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 
     fn cached(&self, ids: &[&str]) -> HashMap<String, Known<P::Document>> {
@@ -240,14 +249,17 @@ impl<P: ElasticProjection> EsProjector<P> {
         let mut rejected = grouped.rejected;
         let mut pending: Vec<&Group<'_>> = grouped.groups.iter().collect();
         let mut attempt = 0;
+        let mut first_round = true;
         while !pending.is_empty() {
             let ids: Vec<&str> = pending.iter().map(|g| g.id.as_str()).collect();
-            // Documents written by someone else (a retry) are always read again.
-            let mut current = if attempt == 0 {
+            // Documents written by someone else (a retry) and documents whose remembered state
+            // refused an event (a recheck) are always read again.
+            let mut current = if std::mem::take(&mut first_round) {
                 self.cached(&ids)
             } else {
                 HashMap::new()
             };
+            let remembered: HashSet<String> = current.keys().cloned().collect();
             let unknown: Vec<&str> = ids
                 .iter()
                 .copied()
@@ -260,10 +272,16 @@ impl<P: ElasticProjection> EsProjector<P> {
                 let known = Known::read(&id, c);
                 (id, known)
             }));
-            let mut plans: Vec<Plan<'_, '_, P::Document>> = pending
+            let (recheck, mut plans): (Vec<_>, Vec<_>) = pending
                 .iter()
                 .map(|g| self.plan(g, current.remove(&g.id)))
-                .collect();
+                .partition(|plan: &Plan<'_, '_, P::Document>| {
+                    // Another worker may have moved the document on since this one wrote it
+                    // (it led while this one had lost its lease): only a refusal by the
+                    // document as the index holds it now is poison. Nothing of the document
+                    // is written until then.
+                    !plan.rejected.is_empty() && remembered.contains(&plan.group.id)
+                });
             let writes: Vec<DocWrite> = plans.iter_mut().filter_map(|p| p.write.take()).collect();
             let outcomes = if writes.is_empty() {
                 Vec::new()
@@ -308,6 +326,12 @@ impl<P: ElasticProjection> EsProjector<P> {
             if let Some(reason) = failure {
                 return Err(ProjectionError::Transient(reason.into()));
             }
+            if !recheck.is_empty() {
+                tracing::debug!(
+                    documents = recheck.len(),
+                    "re-reading remembered documents that refused an event"
+                );
+            }
             if !retry.is_empty() {
                 attempt += 1;
                 if attempt > self.max_conflict_retries {
@@ -326,6 +350,7 @@ impl<P: ElasticProjection> EsProjector<P> {
                     "re-reading documents written concurrently"
                 );
             }
+            retry.extend(recheck.into_iter().map(|plan| plan.group));
             pending = retry;
         }
         if rejected.is_empty() {
@@ -506,9 +531,15 @@ impl<P: ElasticProjection> Projection for EsProjector<P> {
         if let Err(ProjectionError::Transient(_)) = &result {
             // The index may have been blocked, swapped or recreated under us: trust nothing
             // remembered until documents are read again.
-            self.cache.lock().unwrap_or_else(|p| p.into_inner()).clear();
+            self.forget();
         }
         result
+    }
+
+    /// Drops the remembered documents whenever leading starts or ends: while this worker did
+    /// not lead, another one may have written them.
+    async fn leadership_changed(&self, _leading: bool) {
+        self.forget();
     }
 }
 
