@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use crate::{BoxError, EventFilter, Position, RecordedEvent};
 
 pub use breaker::{BreakerState, CircuitBreaker};
-pub use dead_letter::{DeadLetter, DeadLetterStore};
+pub use dead_letter::{DeadLetter, DeadLetterStore, LetterTarget, Redrive};
 pub use lease::LeaseStore;
 pub use runner::{PoisonPolicy, ProjectionHandle, ProjectionRunner, RunnerOptions};
 pub use signal::{FeedSignal, FeedWaiter};
