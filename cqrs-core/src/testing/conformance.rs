@@ -1025,9 +1025,28 @@ pub async fn dead_letters_come_in_pages_and_keys_once<S: ConformanceStore>(store
         .expect("page 3");
     assert_eq!(letter_numbers(&third), [9]);
 
+    // Feed order, not the text order of the positions' parts ("10" sorts before "9").
+    for major in [10, 9] {
+        let mut letter = keyed_letter(1, Some("doc-c"));
+        letter.position = Position::from_parts(major, 1);
+        store.park(letter).await.expect("park");
+    }
+    let later = store
+        .dead_letters("read-model", third[0].position, 3)
+        .await
+        .expect("page 4");
+    let majors: Vec<u64> = later.iter().map(|l| l.position.parts().0).collect();
+    assert_eq!(majors, [9, 10]);
+    let c = store
+        .key_letters("read-model", "doc-c", 10)
+        .await
+        .expect("doc-c");
+    let majors: Vec<u64> = c.iter().map(|l| l.position.parts().0).collect();
+    assert_eq!(majors, [9, 10]);
+
     let mut keys = store.parked_keys("read-model").await.expect("keys");
     keys.sort();
-    assert_eq!(keys, ["doc-a", "doc-b"]);
+    assert_eq!(keys, ["doc-a", "doc-b", "doc-c"]);
     assert!(store.parked_keys("another").await.expect("keys").is_empty());
     let a = store
         .key_letters("read-model", "doc-a", 10)
