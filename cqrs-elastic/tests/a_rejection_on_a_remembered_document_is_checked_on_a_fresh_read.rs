@@ -5,6 +5,8 @@
 
 mod support;
 
+use std::sync::{mpsc, Arc, Mutex};
+
 use cqrs_core::projection::{Projection, ProjectionError};
 use cqrs_core::{BoxError, EventFilter, InMemoryEventStore, RecordedEvent};
 use cqrs_elastic::{Change, ElasticProjection, EsProjector, ReadModel};
@@ -136,4 +138,99 @@ async fn leading_anew_forgets_the_remembered_documents() {
     let model = ReadModel::for_projection(client.clone(), &accounts).expect("read model");
     let doc = model.get("account-1").await.expect("get").expect("open");
     assert_eq!((doc.balance, doc.deposits), (12, 2));
+}
+
+/// `Strict`, but its first `apply` says so on `folding` and waits for `go`: another writer
+/// moves the document on between this projector's read and its fold.
+struct Paused {
+    inner: Strict,
+    folding: Mutex<Option<mpsc::Sender<()>>>,
+    go: Mutex<mpsc::Receiver<()>>,
+}
+
+impl ElasticProjection for Paused {
+    type Document = AccountView;
+
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn mappings(&self) -> Value {
+        self.inner.mappings()
+    }
+
+    fn filter(&self) -> EventFilter {
+        self.inner.filter()
+    }
+
+    fn document_id(&self, event: &RecordedEvent) -> Option<String> {
+        self.inner.document_id(event)
+    }
+
+    fn apply(
+        &self,
+        current: Option<&AccountView>,
+        event: &RecordedEvent,
+    ) -> Result<Change<AccountView>, BoxError> {
+        let first = self.folding.lock().expect("lock").take();
+        if let Some(folding) = first {
+            folding.send(()).expect("the test listens");
+            // Off the runtime's worker, so the other writer's I/O goes on meanwhile.
+            tokio::task::block_in_place(|| self.go.lock().expect("lock").recv())
+                .expect("the test says go");
+        }
+        self.inner.apply(current, event)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_event_refused_by_a_document_moved_on_after_it_was_read_is_applied_to_the_fresh_one() {
+    let client = client();
+    let store = InMemoryEventStore::new();
+    open_account(&store, "account-1", "ada", "c1").await;
+    append(&store, "account-1", "Closed", json!({})).await;
+    open_account(&store, "account-1", "ada again", "c2").await;
+    let events = all_events(&store).await;
+    let strict = Strict {
+        inner: Accounts {
+            name: unique_name("moved-on"),
+        },
+    };
+    let other = projector(&client, strict.clone()).await;
+    other.apply(&events[..1]).await.expect("opened");
+
+    let (folding, is_folding) = mpsc::channel();
+    let (go, wait) = mpsc::channel();
+    let paused = Arc::new(
+        EsProjector::new(
+            client.clone(),
+            Paused {
+                inner: strict.clone(),
+                folding: Mutex::new(Some(folding)),
+                go: Mutex::new(wait),
+            },
+        )
+        .expect("projector"),
+    );
+    // It reads the open account, then waits in its fold of the reopening...
+    let racing = tokio::spawn({
+        let (paused, events) = (paused.clone(), events.clone());
+        async move { paused.apply(&events[2..]).await }
+    });
+    tokio::task::spawn_blocking(move || is_folding.recv())
+        .await
+        .expect("join")
+        .expect("it folds");
+    // ... while the other writer closes it.
+    other.apply(&events[..2]).await.expect("closed");
+    go.send(()).expect("it waits");
+    let outcome = racing.await.expect("join");
+    assert!(
+        outcome.is_ok(),
+        "refused on a stale read is no poison: {outcome:?}"
+    );
+
+    let model = ReadModel::for_projection(client.clone(), &strict).expect("read model");
+    let doc = model.get("account-1").await.expect("get").expect("open");
+    assert_eq!(doc.owner, "ada again");
 }
