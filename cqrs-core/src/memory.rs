@@ -411,6 +411,7 @@ impl DeadLetterStore for InMemoryEventStore {
     }
 
     async fn remove(&self, projection: &str, positions: &[Position]) -> Result<u64> {
+        let positions: std::collections::HashSet<&Position> = positions.iter().collect();
         let mut state = self.write();
         let before = state.dead_letters.len();
         state

@@ -45,11 +45,16 @@ pub struct DeadLetter {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Redrive {
     /// Read the event again, upcast and apply it: with every letter of its key, in feed order,
-    /// when it has one (so the document keeps its order). On success the letters go and the
-    /// key is no longer held back; on failure they stay, with the new error.
+    /// when it has one (so the document keeps its order; letters of the key parked after the
+    /// request are included). On success the letters go and the key is no longer held back;
+    /// on failure they stay, with the new error and without the request. A letter without a
+    /// key is applied alone, after whatever later events were applied meanwhile: only keys
+    /// keep an order.
     Retry,
     /// Drop the letter without applying it. Once no letter of its key is left, the key is no
     /// longer held back: later events flow (the skipped ones stay missing from the document).
+    /// A letter of the key parked between the request and the runner's next look is not
+    /// skipped and keeps holding the key back: skip again.
     Skip,
 }
 
