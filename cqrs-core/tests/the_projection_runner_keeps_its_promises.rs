@@ -213,7 +213,10 @@ async fn parked_poison_holds_back_its_key_and_the_rest_goes_on() {
         None,
         "s-2's later event waits behind the parked one"
     );
-    let letters = store.dead_letters("totals").await.expect("letters");
+    let letters = store
+        .dead_letters("totals", Position::START, 1000)
+        .await
+        .expect("letters");
     assert_eq!(letters.len(), 2);
     assert_eq!(letters[0].error, "no n in payload");
     assert_eq!(letters[0].key.as_deref(), Some("s-2"));
@@ -230,7 +233,11 @@ async fn parked_poison_holds_back_its_key_and_the_rest_goes_on() {
     assert!(handle.wait_for(later, WAIT).await);
     assert_eq!(totals.snapshot().get("s-2"), None);
     assert_eq!(
-        store.dead_letters("totals").await.expect("letters").len(),
+        store
+            .dead_letters("totals", Position::START, 1000)
+            .await
+            .expect("letters")
+            .len(),
         3
     );
     handle.shutdown().await;

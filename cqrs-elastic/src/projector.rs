@@ -1,7 +1,7 @@
 //! [`EsProjector`]: runs an [`ElasticProjection`] as a [`Projection`], one `_mget` and one
 //! `_bulk` per batch (a large one split into parallel requests), idempotent and order-safe.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -57,7 +57,9 @@ impl RefreshPolicy {
 /// changes go out in one `_bulk` (a large batch in [`parallel_bulks`](Self::parallel_bulks)
 /// requests at once), one action per document: `create` for new documents, `index` with
 /// `if_seq_no` / `if_primary_term` for known ones. A document someone else wrote meanwhile
-/// (409) is read again and refolded, a bounded number of times. Every item of the answer is
+/// (409) is read again and refolded, a bounded number of times. An event the projection's
+/// `apply` refuses is poison only if the document, read from the index once more, refuses it
+/// too (another worker may have moved it on). Every item of the answer is
 /// checked: 429, 5xx and connection failures are [`ProjectionError::Transient`]; a document the
 /// server refuses (mapping or parse error) makes its events [`ProjectionError::Poison`] while
 /// the other documents' writes stand.
@@ -75,7 +77,9 @@ pub struct EsProjector<P: ElasticProjection> {
     max_conflict_retries: u32,
     /// Documents as this projector last wrote them, so the next batch need not read them back.
     /// A stale entry (someone else wrote the document) fails its write with 409 and is read
-    /// again: the `if_seq_no` check keeps the cache honest.
+    /// again: the `if_seq_no` check keeps the cache honest. An event a document refuses is
+    /// folded again over the document read from the index before it counts as poison, and the
+    /// memory is dropped whenever leading starts or ends.
     cache: Mutex<HashMap<String, Known<P::Document>>>,
     cache_capacity: usize,
     /// At most this many `_bulk` requests per batch, sent at once.
@@ -159,12 +163,19 @@ impl<P: ElasticProjection> EsProjector<P> {
 
     /// How many documents to remember as last written, sparing their `_mget` in later batches
     /// (default 10 000; 0 reads every document every batch). The memory is dropped after any
-    /// transient failure; an index deleted and recreated under a running projector without one
+    /// transient failure and whenever the runner says leading started or ended
+    /// ([`Projection::leadership_changed`]); an event a document refuses is tried again on the
+    /// document read from the index, and only a refusal there is poison. An index deleted and recreated under a running projector without one
     /// (a manual reset) needs the projector restarted, as its checkpoint does.
     #[must_use]
     pub fn cache_documents(mut self, documents: usize) -> Self {
         self.cache_capacity = documents;
         self
+    }
+
+    /// Drops every remembered document: the next batch reads its documents from the index.
+    fn forget(&self) {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 
     fn cached(&self, ids: &[&str]) -> HashMap<String, Known<P::Document>> {
@@ -240,10 +251,14 @@ impl<P: ElasticProjection> EsProjector<P> {
         let mut rejected = grouped.rejected;
         let mut pending: Vec<&Group<'_>> = grouped.groups.iter().collect();
         let mut attempt = 0;
+        let mut first_round = true;
+        // Documents whose refusal was checked on a second read.
+        let mut rechecked: HashSet<&str> = HashSet::new();
         while !pending.is_empty() {
             let ids: Vec<&str> = pending.iter().map(|g| g.id.as_str()).collect();
-            // Documents written by someone else (a retry) are always read again.
-            let mut current = if attempt == 0 {
+            // Documents written by someone else (a retry) and documents that refused an event
+            // (a recheck) are always read again.
+            let mut current = if std::mem::take(&mut first_round) {
                 self.cached(&ids)
             } else {
                 HashMap::new()
@@ -260,10 +275,16 @@ impl<P: ElasticProjection> EsProjector<P> {
                 let known = Known::read(&id, c);
                 (id, known)
             }));
-            let mut plans: Vec<Plan<'_, '_, P::Document>> = pending
+            let (recheck, mut plans): (Vec<_>, Vec<_>) = pending
                 .iter()
                 .map(|g| self.plan(g, current.remove(&g.id)))
-                .collect();
+                .partition(|plan: &Plan<'_, '_, P::Document>| {
+                    // Another worker may have moved the document on since this one wrote it
+                    // (it led while this one had lost its lease) or read it: a refusal is
+                    // poison only once the document, read from the index again, refuses too.
+                    // Nothing of the document is written until then.
+                    !plan.rejected.is_empty() && rechecked.insert(plan.group.id.as_str())
+                });
             let writes: Vec<DocWrite> = plans.iter_mut().filter_map(|p| p.write.take()).collect();
             let outcomes = if writes.is_empty() {
                 Vec::new()
@@ -308,6 +329,12 @@ impl<P: ElasticProjection> EsProjector<P> {
             if let Some(reason) = failure {
                 return Err(ProjectionError::Transient(reason.into()));
             }
+            if !recheck.is_empty() {
+                tracing::debug!(
+                    documents = recheck.len(),
+                    "re-reading documents that refused an event"
+                );
+            }
             if !retry.is_empty() {
                 attempt += 1;
                 if attempt > self.max_conflict_retries {
@@ -326,6 +353,7 @@ impl<P: ElasticProjection> EsProjector<P> {
                     "re-reading documents written concurrently"
                 );
             }
+            retry.extend(recheck.into_iter().map(|plan| plan.group));
             pending = retry;
         }
         if rejected.is_empty() {
@@ -506,9 +534,15 @@ impl<P: ElasticProjection> Projection for EsProjector<P> {
         if let Err(ProjectionError::Transient(_)) = &result {
             // The index may have been blocked, swapped or recreated under us: trust nothing
             // remembered until documents are read again.
-            self.cache.lock().unwrap_or_else(|p| p.into_inner()).clear();
+            self.forget();
         }
         result
+    }
+
+    /// Drops the remembered documents whenever leading starts or ends: while this worker did
+    /// not lead, another one may have written them.
+    async fn leadership_changed(&self, _leading: bool) {
+        self.forget();
     }
 }
 

@@ -19,6 +19,7 @@
 
 mod append;
 mod convert;
+mod dead_letter;
 mod error;
 mod group;
 mod horizon;

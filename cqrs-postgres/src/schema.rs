@@ -108,6 +108,7 @@ pub(crate) struct Queries {
     pub(crate) release_lease: String,
     pub(crate) park: String,
     pub(crate) dead_letters: String,
+    pub(crate) letters: crate::dead_letter::LetterQueries,
 }
 
 impl Queries {
@@ -133,6 +134,7 @@ impl Queries {
             release_lease: fill(include_str!("sql/release_lease.sql")),
             park: fill(include_str!("sql/park.sql")),
             dead_letters: fill(include_str!("sql/dead_letters.sql")),
+            letters: crate::dead_letter::LetterQueries::new(schema),
         }
     }
 }

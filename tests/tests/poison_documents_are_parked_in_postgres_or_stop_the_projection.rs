@@ -78,7 +78,10 @@ async fn parked_poison_holds_back_its_document_and_the_others_go_on() {
     )
     .await;
 
-    let letters = store.dead_letters(&summaries.name).await.unwrap();
+    let letters = store
+        .dead_letters(&summaries.name, Position::START, 1000)
+        .await
+        .unwrap();
     let parked: Vec<(Position, &str)> = letters
         .iter()
         .map(|l| (l.position, l.event_type.as_str()))
@@ -122,7 +125,10 @@ async fn parked_poison_holds_back_its_document_and_the_others_go_on() {
     let a_archived = shop.order("a", OrderCommand::Archive).await;
     let handle = pg_runner(projector(&client, &summaries), &store, options()).spawn();
     wait(&store, &summaries, a_archived.max(b_more)).await;
-    let letters = store.dead_letters(&summaries.name).await.unwrap();
+    let letters = store
+        .dead_letters(&summaries.name, Position::START, 1000)
+        .await
+        .unwrap();
     assert_eq!(letters.len(), 4);
     assert_eq!(letters[3].position, b_more);
     assert!(
@@ -191,7 +197,7 @@ async fn a_poison_event_stops_the_projection_just_before_it_until_fixed() {
     );
     assert!(
         store
-            .dead_letters(&summaries.name)
+            .dead_letters(&summaries.name, Position::START, 1000)
             .await
             .unwrap()
             .is_empty(),

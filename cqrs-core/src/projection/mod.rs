@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use crate::{BoxError, EventFilter, Position, RecordedEvent};
 
 pub use breaker::{BreakerState, CircuitBreaker};
-pub use dead_letter::{DeadLetter, DeadLetterStore};
+pub use dead_letter::{DeadLetter, DeadLetterStore, LetterTarget, Redrive};
 pub use lease::LeaseStore;
 pub use runner::{PoisonPolicy, ProjectionHandle, ProjectionRunner, RunnerOptions};
 pub use signal::{FeedSignal, FeedWaiter};
@@ -58,6 +58,14 @@ pub trait Projection: Send + Sync {
     async fn make_visible(&self) -> Result<(), BoxError> {
         Ok(())
     }
+
+    /// Told by the runner when this worker starts leading the projection (`true`: it is
+    /// about to read the feed from the checkpoint and apply batches) and when leading ends
+    /// (`false`: stopped, failed, or the lease was lost or could not be confirmed). While it
+    /// did not lead, another worker may have applied events, so anything the projection
+    /// remembers of the sink's state (documents it wrote, say) may be stale: drop it on
+    /// both. Called once per change, never concurrently with `apply`. Default: nothing.
+    async fn leadership_changed(&self, _leading: bool) {}
 }
 
 /// Why a batch was not (wholly) applied.

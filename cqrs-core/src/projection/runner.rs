@@ -1,5 +1,7 @@
 //! [`ProjectionRunner`]: follows the feed for one projection, in its own task.
 
+mod redrive;
+
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,8 +12,8 @@ use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use crate::{
-    CheckpointStore, Error, EventFilter, FeedBatch, Position, ReadAll, RecordedEvent, RetryPolicy,
-    Upcasters,
+    CheckpointStore, Error, EventFilter, FeedBatch, Position, ReadAll, ReadStream, RecordedEvent,
+    RetryPolicy, Upcasters,
 };
 
 use super::{
@@ -192,6 +194,8 @@ pub struct ProjectionRunner {
     feed: Arc<dyn ReadAll>,
     checkpoints: Arc<dyn CheckpointStore>,
     dead_letters: Option<Arc<dyn DeadLetterStore>>,
+    /// Where parked events are read again when an operator retries them.
+    parked_events: Option<Arc<dyn ReadStream>>,
     leases: Option<Arc<dyn LeaseStore>>,
     signal: Option<Arc<dyn FeedSignal>>,
     options: RunnerOptions,
@@ -227,16 +231,22 @@ impl ProjectionRunner {
             feed,
             checkpoints,
             dead_letters: None,
+            parked_events: None,
             leases: None,
             signal: None,
             options: RunnerOptions::default(),
         }
     }
 
-    /// Where poison events are parked (needed by [`PoisonPolicy::Park`]).
+    /// Where poison events are parked (needed by [`PoisonPolicy::Park`]), and where they are
+    /// read again (by stream and version) when an operator asks to retry them: while leading,
+    /// the runner looks for requests ([`DeadLetterStore::retry`], [`DeadLetterStore::skip`])
+    /// when it starts and then once per poll interval, between batches, and carries them out.
     #[must_use]
-    pub fn with_dead_letters(mut self, store: impl DeadLetterStore + 'static) -> Self {
-        self.dead_letters = Some(Arc::new(store));
+    pub fn with_dead_letters(mut self, store: impl DeadLetterStore + ReadStream + 'static) -> Self {
+        let store = Arc::new(store);
+        self.dead_letters = Some(store.clone());
+        self.parked_events = Some(store);
         self
     }
 
@@ -544,8 +554,8 @@ impl Worker {
         let name = self.runner.projection.name().to_owned();
         let mut attempt = 0;
         loop {
-            match store.dead_letters(&name).await {
-                Ok(letters) => return Some(letters.into_iter().filter_map(|l| l.key).collect()),
+            match store.parked_keys(&name).await {
+                Ok(keys) => return Some(keys.into_iter().collect()),
                 Err(error) => {
                     attempt += 1;
                     self.set(|s| s.last_error = Some(error.to_string()));
@@ -558,8 +568,12 @@ impl Worker {
     }
 
     async fn lead(&mut self, name: &str) -> Lead {
+        // What the projection remembers from an earlier stint may be stale: another worker may
+        // have led meanwhile.
+        self.runner.projection.leadership_changed(true).await;
         self.set(|s| s.state = ProjectionState::Starting);
         let Some(checkpoint) = self.load_checkpoint(name).await else {
+            self.runner.projection.leadership_changed(false).await;
             return Lead::Stopped;
         };
         let mut progress = Progress {
@@ -574,6 +588,7 @@ impl Worker {
         let lead = self.lead_from(name, &mut progress).await;
         // However leading ended, the applied batches' checkpoint saves are seen through.
         self.finish(name, &mut progress).await;
+        self.runner.projection.leadership_changed(false).await;
         lead
     }
 
@@ -602,6 +617,8 @@ impl Worker {
         let renew_every = self.runner.options.lease_ttl / 3;
         let interval = self.runner.options.checkpoint_interval;
         let mut renewed = Instant::now();
+        // Operators' requests on dead letters are looked for at once, then once per poll.
+        let mut redrive_at = tokio::time::Instant::now();
         loop {
             // Renew on time even when no batch comes (an idle feed), or the lease expires under
             // a healthy leader and a standby starts leading beside it.
@@ -618,6 +635,9 @@ impl Worker {
                     Woke::Renew
                 }
                 _ = tokio::time::sleep_until(settle_at), if deferred => Woke::SettleDeferred,
+                _ = tokio::time::sleep_until(redrive_at), if self.runner.dead_letters.is_some() => {
+                    Woke::Redrive
+                }
             };
             let batch = match woke {
                 Woke::Batch(batch) => batch,
@@ -637,6 +657,16 @@ impl Worker {
                 }
                 Woke::SettleDeferred => {
                     self.settle_deferred(name, progress).await;
+                    continue;
+                }
+                Woke::Redrive => {
+                    let more = self.redrive_requested(&mut parked).await;
+                    let wait = if more {
+                        Duration::ZERO
+                    } else {
+                        self.runner.options.poll_interval
+                    };
+                    redrive_at = tokio::time::Instant::now() + wait;
                     continue;
                 }
             };
@@ -1154,6 +1184,8 @@ enum Woke {
     Settled(Result<(), String>),
     Renew,
     SettleDeferred,
+    /// Time to look for operators' requests on dead letters.
+    Redrive,
 }
 
 /// An error and its sources, as one line.

@@ -42,6 +42,8 @@ macro_rules! store_conformance_tests {
             racing_commands_are_retried_until_each_lands_once,
             leases_admit_one_owner_at_a_time,
             dead_letters_round_trip,
+            dead_letters_come_in_pages_and_keys_once,
+            dead_letter_requests_are_kept_until_carried_out,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

@@ -1,0 +1,224 @@
+//! Dead letters in PostgreSQL: parked events per projection, paged for people, their keys for
+//! the runner, and operators' retry / skip requests.
+
+use async_trait::async_trait;
+use cqrs_core::projection::{DeadLetter, DeadLetterStore, LetterTarget, Redrive};
+use cqrs_core::{Error, Position, StreamId};
+use sqlx::postgres::PgRow;
+use sqlx::Row;
+use time::OffsetDateTime;
+
+use crate::convert::{self, to_i64};
+use crate::{PgError, PgEventStore, PgSchema};
+
+/// The dead-letter statements, with the schema filled in once.
+#[derive(Debug)]
+pub(crate) struct LetterQueries {
+    parked_keys: String,
+    key_letters: String,
+    requested: String,
+    request_key: String,
+    request_position: String,
+    remove: String,
+    redrive_failed: String,
+}
+
+impl LetterQueries {
+    pub(crate) fn new(schema: &PgSchema) -> Self {
+        let q = schema.quoted();
+        let fill = |sql: &str| sql.replace("{schema}", &q);
+        Self {
+            parked_keys: fill(include_str!("sql/parked_keys.sql")),
+            key_letters: fill(include_str!("sql/key_letters.sql")),
+            requested: fill(include_str!("sql/requested.sql")),
+            request_key: fill(include_str!("sql/request_key.sql")),
+            request_position: fill(include_str!("sql/request_position.sql")),
+            remove: fill(include_str!("sql/remove_letters.sql")),
+            redrive_failed: fill(include_str!("sql/redrive_failed.sql")),
+        }
+    }
+}
+
+/// A row limit as BIGINT (a limit past it means no limit).
+fn limit(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+fn request_text(request: Option<Redrive>) -> Option<&'static str> {
+    request.map(|request| match request {
+        Redrive::Retry => "retry",
+        Redrive::Skip => "skip",
+    })
+}
+
+/// A letter from a row of `dead_letters.sql`'s columns.
+fn letter(projection: &str, row: &PgRow) -> Result<DeadLetter, PgError> {
+    let transaction_id: &str = row.try_get(0)?;
+    let stream_id: &str = row.try_get(2)?;
+    let key: Option<String> = row.try_get(5)?;
+    let error: &str = row.try_get(6)?;
+    let parked_at: OffsetDateTime = row.try_get(7)?;
+    let request: Option<&str> = row.try_get(8)?;
+    let mut letter = DeadLetter::new(
+        projection,
+        convert::position(transaction_id, row.try_get(1)?)?,
+        StreamId::new(stream_id).map_err(|_| PgError::CorruptRow {
+            what: "stored stream id is invalid",
+        })?,
+        convert::version(row.try_get(3)?)?,
+        row.try_get(4)?,
+        key,
+        error,
+        parked_at,
+    );
+    letter.request = match request {
+        None => None,
+        Some("retry") => Some(Redrive::Retry),
+        Some("skip") => Some(Redrive::Skip),
+        Some(_) => {
+            return Err(PgError::CorruptRow {
+                what: "dead letter request is unknown",
+            })
+        }
+    };
+    Ok(letter)
+}
+
+fn letters(projection: &str, rows: &[PgRow]) -> Result<Vec<DeadLetter>, Error> {
+    rows.iter()
+        .map(|row| letter(projection, row).map_err(Error::from))
+        .collect()
+}
+
+#[async_trait]
+impl DeadLetterStore for PgEventStore {
+    async fn park(&self, letter: DeadLetter) -> Result<(), Error> {
+        let (major, minor) = convert::position_parts(letter.position)?;
+        sqlx::query(&self.queries.park)
+            .bind(&letter.projection)
+            .bind(major)
+            .bind(minor)
+            .bind(letter.stream_id.as_str())
+            .bind(to_i64("version", letter.version.get())?)
+            .bind(&letter.event_type)
+            .bind(&letter.key)
+            .bind(&letter.error)
+            .bind(letter.parked_at)
+            .execute(&self.pool)
+            .await
+            .map_err(PgError::from)?;
+        Ok(())
+    }
+
+    async fn dead_letters(
+        &self,
+        projection: &str,
+        after: Position,
+        max: usize,
+    ) -> Result<Vec<DeadLetter>, Error> {
+        let (major, minor) = convert::position_parts(after)?;
+        let rows = sqlx::query(&self.queries.dead_letters)
+            .bind(projection)
+            .bind(major)
+            .bind(minor)
+            .bind(limit(max))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(PgError::from)?;
+        letters(projection, &rows)
+    }
+
+    async fn parked_keys(&self, projection: &str) -> Result<Vec<String>, Error> {
+        Ok(sqlx::query_scalar(&self.queries.letters.parked_keys)
+            .bind(projection)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(PgError::from)?)
+    }
+
+    async fn key_letters(
+        &self,
+        projection: &str,
+        key: &str,
+        max: usize,
+    ) -> Result<Vec<DeadLetter>, Error> {
+        let rows = sqlx::query(&self.queries.letters.key_letters)
+            .bind(projection)
+            .bind(key)
+            .bind(limit(max))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(PgError::from)?;
+        letters(projection, &rows)
+    }
+
+    async fn request(
+        &self,
+        projection: &str,
+        target: &LetterTarget,
+        request: Option<Redrive>,
+    ) -> Result<u64, Error> {
+        let query = match target {
+            LetterTarget::Key(key) => sqlx::query(&self.queries.letters.request_key)
+                .bind(projection)
+                .bind(key)
+                .bind(request_text(request)),
+            LetterTarget::Position(position) => {
+                let (major, minor) = convert::position_parts(*position)?;
+                sqlx::query(&self.queries.letters.request_position)
+                    .bind(projection)
+                    .bind(major)
+                    .bind(minor)
+                    .bind(request_text(request))
+            }
+        };
+        let done = query.execute(&self.pool).await.map_err(PgError::from)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn requested(&self, projection: &str, max: usize) -> Result<Vec<DeadLetter>, Error> {
+        let rows = sqlx::query(&self.queries.letters.requested)
+            .bind(projection)
+            .bind(limit(max))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(PgError::from)?;
+        letters(projection, &rows)
+    }
+
+    async fn remove(&self, projection: &str, positions: &[Position]) -> Result<u64, Error> {
+        let mut majors = Vec::with_capacity(positions.len());
+        let mut minors = Vec::with_capacity(positions.len());
+        for position in positions {
+            let (major, minor) = convert::position_parts(*position)?;
+            majors.push(major);
+            minors.push(minor);
+        }
+        let done = sqlx::query(&self.queries.letters.remove)
+            .bind(projection)
+            .bind(majors)
+            .bind(minors)
+            .execute(&self.pool)
+            .await
+            .map_err(PgError::from)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn redrive_failed(
+        &self,
+        projection: &str,
+        position: Position,
+        error: &str,
+    ) -> Result<(), Error> {
+        let (major, minor) = convert::position_parts(position)?;
+        sqlx::query(&self.queries.letters.redrive_failed)
+            .bind(projection)
+            .bind(major)
+            .bind(minor)
+            .bind(error)
+            .execute(&self.pool)
+            .await
+            .map_err(PgError::from)?;
+        Ok(())
+    }
+}
