@@ -1,6 +1,8 @@
 //! [`EsIndex`]: a read model is an alias `{name}` over one versioned index `{name}_v{n}` with
 //! explicit mappings. Creating, inspecting and swapping them.
 
+use std::fmt;
+
 use elasticsearch::indices::{
     IndicesCreateParts, IndicesDeleteParts, IndicesGetAliasParts, IndicesPutSettingsParts,
     IndicesRefreshParts,
@@ -8,6 +10,7 @@ use elasticsearch::indices::{
 use elasticsearch::Elasticsearch;
 use serde_json::{json, Map, Value};
 
+use crate::client::RedactedClient;
 use crate::document::{meta_mapping, META_FIELD};
 use crate::{http, ElasticProjection, EsError, Result};
 
@@ -28,7 +31,9 @@ pub struct IndexVersion {
 /// `dynamic: strict` by default so that a document with an unmapped field is refused (and
 /// reported as poison) instead of silently widening the mapping. Queries and the live projector
 /// use the alias; a rebuild ([`EsIndex::rebuild`]) fills `{name}_v{n+1}` and swaps the alias.
-#[derive(Clone, Debug)]
+///
+/// Its `Debug` output leaves the client out: the client's own prints its credentials.
+#[derive(Clone)]
 pub struct EsIndex {
     pub(crate) client: Elasticsearch,
     name: String,
@@ -37,6 +42,20 @@ pub struct EsIndex {
     replicas: u32,
     strict: bool,
     refresh_interval: Option<String>,
+}
+
+impl fmt::Debug for EsIndex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EsIndex")
+            .field("client", &RedactedClient)
+            .field("name", &self.name)
+            .field("properties", &self.properties)
+            .field("shards", &self.shards)
+            .field("replicas", &self.replicas)
+            .field("strict", &self.strict)
+            .field("refresh_interval", &self.refresh_interval)
+            .finish()
+    }
 }
 
 impl EsIndex {
