@@ -4,8 +4,8 @@
 use std::fmt;
 
 use elasticsearch::indices::{
-    IndicesCreateParts, IndicesDeleteParts, IndicesGetAliasParts, IndicesPutSettingsParts,
-    IndicesRefreshParts,
+    IndicesCreateParts, IndicesDeleteParts, IndicesGetAliasParts, IndicesGetSettingsParts,
+    IndicesPutSettingsParts, IndicesRefreshParts,
 };
 use elasticsearch::Elasticsearch;
 use serde_json::{json, Map, Value};
@@ -255,6 +255,26 @@ impl EsIndex {
             status,
             reason: http::reason(&answer),
         })
+    }
+
+    /// The identity the node gave `index` when it was created (`index.uuid`): an index deleted
+    /// and created again under the same name has another.
+    pub(crate) async fn index_uuid(&self, index: &str) -> Result<String> {
+        let response = self
+            .client
+            .indices()
+            .get_settings(IndicesGetSettingsParts::IndexName(
+                &[index],
+                &["index.uuid"],
+            ))
+            .send()
+            .await?;
+        let answer = http::json_ok(response, "get settings").await?;
+        answer
+            .pointer(&format!("/{index}/settings/index/uuid"))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| http::unexpected("get settings", format!("no uuid for {index}")))
     }
 
     /// The dynamic settings of an index a rebuild is `filling` (refresh off, no replicas:

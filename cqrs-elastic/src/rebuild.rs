@@ -1,10 +1,11 @@
 //! Blue/green rebuilds: fill `{name}_v{n+1}` from the start of the feed while `{name}_v{n}`
 //! serves, then swap the alias atomically and drop the old index. Queries never stop.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use cqrs_core::projection::{Projection, ProjectionError, Rejected};
-use cqrs_core::{CheckpointStore, Position, ReadAll};
+use cqrs_core::{CheckpointStore, Position, ReadAll, RecordedEvent, Upcasters};
 
 use crate::{
     ElasticProjection, EsError, EsIndex, EsProjector, IndexVersion, RefreshPolicy, Result,
@@ -19,6 +20,7 @@ pub struct RebuildOptions {
     max_retries: u32,
     drain: Duration,
     checkpoint_interval: Duration,
+    upcasters: Upcasters,
 }
 
 impl Default for RebuildOptions {
@@ -29,6 +31,7 @@ impl Default for RebuildOptions {
             max_retries: 5,
             drain: Duration::from_secs(1),
             checkpoint_interval: Duration::from_millis(250),
+            upcasters: Upcasters::new(),
         }
     }
 }
@@ -71,6 +74,18 @@ impl RebuildOptions {
         self.checkpoint_interval = interval;
         self
     }
+
+    /// Upcasts events before the projection sees them (default: none). Give the rebuild the
+    /// upcasters the live runner has ([`RunnerOptions::upcasters`]), so that old payloads
+    /// build the same documents. An event whose upcast fails is poison: it stops the rebuild
+    /// before the swap, or is skipped and listed with [`skip_poison`](Self::skip_poison).
+    ///
+    /// [`RunnerOptions::upcasters`]: cqrs_core::projection::RunnerOptions::upcasters
+    #[must_use]
+    pub fn upcasters(mut self, upcasters: Upcasters) -> Self {
+        self.upcasters = upcasters;
+        self
+    }
 }
 
 /// What a rebuild did.
@@ -81,7 +96,9 @@ pub struct RebuildReport {
     pub from: IndexVersion,
     /// The index it points to now.
     pub to: IndexVersion,
-    /// The checkpoint name the rebuild kept its progress under, `{name}@v{n}`.
+    /// The checkpoint name the rebuild kept its progress under, `{name}@v{n}#{uuid}` with the
+    /// uuid the node gave the new index: a resumed rebuild continues only into the index it
+    /// was filling.
     pub checkpoint_name: String,
     /// Events handed to the projector.
     pub events: u64,
@@ -96,7 +113,8 @@ impl EsIndex {
     ///
     /// 1. Creates `{name}_v{n+1}` (or resumes it after an interrupted rebuild) with refresh
     ///    disabled and no replicas, and runs a projector into it from its own checkpoint
-    ///    `{name}@v{n+1}`, batch by batch, until it reaches the feed's
+    ///    `{name}@v{n+1}#{uuid}` (the index's uuid: an index created anew starts from the
+    ///    beginning, whatever an earlier attempt saved), batch by batch, until it reaches the feed's
     ///    [`head`](ReadAll::head).
     /// 2. Restores the refresh interval and the replicas, refreshes, catches up with what
     ///    arrived meanwhile.
@@ -127,11 +145,15 @@ impl EsIndex {
             index: self.version_name(from.version + 1),
             version: from.version + 1,
         };
-        let checkpoint_name = format!("{}@v{}", self.name(), to.version);
         if !self.create_filling(to.version).await? {
             tracing::info!(index = %to.index, "resuming an interrupted rebuild");
             self.set_filling(&to.index, true).await?;
         }
+        // Progress is kept per filling index, not per version number: an index deleted and
+        // created again (an operator reset a half-built one) has a new uuid, so it is filled
+        // from the start instead of resuming where the deleted one stopped.
+        let uuid = self.index_uuid(&to.index).await?;
+        let checkpoint_name = checkpoint_name(self.name(), to.version, &uuid);
         let projector = EsProjector::new(self.client.clone(), projection)?
             .into_index(to.index.clone())
             .checkpoint_name(checkpoint_name.clone())
@@ -175,6 +197,12 @@ impl EsIndex {
         tracing::info!(deleted = %report.from.index, events = report.events, "rebuild done");
         Ok(report)
     }
+}
+
+/// The checkpoint of a rebuild filling version `version` of read model `name`, the index the
+/// node created with `uuid`.
+fn checkpoint_name(name: &str, version: u32, uuid: &str) -> String {
+    format!("{name}@v{version}#{uuid}")
 }
 
 /// Drives `projector` from its checkpoint to the feed's head as it is now, reading each batch
@@ -237,12 +265,34 @@ async fn catch_up<P: ElasticProjection>(
     Ok(())
 }
 
+/// Upcasts `events` and applies them, retrying transient failures; poison (an upcast that
+/// fails, or what the projector rejects) stops the rebuild or, with
+/// [`RebuildOptions::skip_poison`], is listed in `skipped`.
 async fn apply_with_retries<P: ElasticProjection>(
     projector: &EsProjector<P>,
-    events: &[cqrs_core::RecordedEvent],
+    events: &[RecordedEvent],
     options: &RebuildOptions,
     skipped: &mut Vec<Rejected>,
 ) -> Result<()> {
+    let upcast;
+    let events = if options.upcasters.is_empty() {
+        events
+    } else {
+        let key = |event: &RecordedEvent| projector.projection().document_id(event);
+        let (ready, rejected) = upcast_all(&options.upcasters, events, key);
+        if !rejected.is_empty() {
+            if !options.skip_poison {
+                return Err(EsError::Projection(ProjectionError::Poison(rejected)));
+            }
+            tracing::warn!(
+                events = rejected.len(),
+                "rebuild skipped events it could not upcast"
+            );
+            skipped.extend(rejected);
+        }
+        upcast = ready;
+        &upcast[..]
+    };
     let mut backoff = Duration::from_millis(100);
     let mut attempt = 0;
     loop {
@@ -261,5 +311,88 @@ async fn apply_with_retries<P: ElasticProjection>(
             }
             Err(error) => return Err(EsError::Projection(error)),
         }
+    }
+}
+
+/// `events` brought to their current schema, and the events whose upcast failed, with the
+/// later events of the same document (`key`), held back so no document gets an event without
+/// the one before it.
+fn upcast_all(
+    upcasters: &Upcasters,
+    events: &[RecordedEvent],
+    key: impl Fn(&RecordedEvent) -> Option<String>,
+) -> (Vec<RecordedEvent>, Vec<Rejected>) {
+    let mut ready = Vec::with_capacity(events.len());
+    let mut rejected = Vec::new();
+    let mut failed: HashMap<String, Position> = HashMap::new();
+    for event in events {
+        let position = event.position;
+        let id = key(event);
+        if let Some(first) = id.as_ref().and_then(|id| failed.get(id)) {
+            rejected.push(Rejected::new(
+                position,
+                format!("held back: an earlier event of this document (at {first}) was rejected"),
+            ));
+            continue;
+        }
+        match upcasters.upcast(event.clone()) {
+            Ok(event) => ready.push(event),
+            Err(error) => {
+                let text = match std::error::Error::source(&error) {
+                    Some(source) => format!("{error}: {source}"),
+                    None => error.to_string(),
+                };
+                rejected.push(Rejected::new(position, text));
+                if let Some(id) = id {
+                    failed.insert(id, position);
+                }
+            }
+        }
+    }
+    (ready, rejected)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cqrs_core::{NewEvent, StreamId, Version};
+    use serde_json::json;
+
+    fn deposit(major: u64, doc: &str, schema: u32, payload: serde_json::Value) -> RecordedEvent {
+        let mut payload = payload;
+        payload["doc"] = json!(doc);
+        RecordedEvent::new(
+            StreamId::new("s-1").unwrap(),
+            Version::new(major),
+            Position::from_parts(major, 0),
+            NewEvent::new("Deposited", schema, payload),
+            time::OffsetDateTime::UNIX_EPOCH,
+        )
+    }
+
+    #[test]
+    fn an_event_that_fails_to_upcast_holds_back_the_later_events_of_its_document() {
+        let upcasters = Upcasters::new().with_fn("Deposited", 1, |payload| {
+            let euros = payload["euros"].as_i64().ok_or("euros missing")?;
+            Ok(json!({ "doc": payload["doc"], "cents": euros * 100 }))
+        });
+        let events = [
+            deposit(1, "a", 1, json!({ "euros": 1 })),
+            deposit(2, "b", 1, json!({})),
+            deposit(3, "a", 2, json!({ "cents": 5 })),
+            deposit(4, "b", 2, json!({ "cents": 7 })),
+        ];
+        let key = |e: &RecordedEvent| e.payload["doc"].as_str().map(str::to_owned);
+        let (ready, rejected) = upcast_all(&upcasters, &events, key);
+        let ready: Vec<_> = ready
+            .iter()
+            .map(|e| (e.version.get(), e.payload["cents"].clone()))
+            .collect();
+        assert_eq!(ready, [(1, json!(100)), (3, json!(5))]);
+        let rejected: Vec<_> = rejected.iter().map(|r| r.position).collect();
+        assert_eq!(
+            rejected,
+            [Position::from_parts(2, 0), Position::from_parts(4, 0)]
+        );
     }
 }

@@ -25,7 +25,10 @@ fn clients() -> Vec<Elasticsearch> {
     .into_iter()
     .map(|credentials| {
         let pool = SingleNodeConnectionPool::new("http://127.0.0.1:1".parse().unwrap());
-        let transport = TransportBuilder::new(pool).auth(credentials).build().unwrap();
+        let transport = TransportBuilder::new(pool)
+            .auth(credentials)
+            .build()
+            .unwrap();
         Elasticsearch::new(transport)
     })
     .collect()
