@@ -392,12 +392,15 @@ impl<P: ElasticProjection> EsProjector<P> {
     async fn bulk(&self, writes: &[DocWrite]) -> Result<Vec<(ItemOutcome, Option<Precondition>)>> {
         let parts = parts(writes.len(), self.parallel_bulks);
         if parts == 1 {
-            return self.bulk_part(writes).await;
+            return bulk::send_split(writes, |w| self.bulk_part(w)).await;
         }
         let size = writes.len().div_ceil(parts);
-        let answers =
-            futures_util::future::join_all(writes.chunks(size).map(|part| self.bulk_part(part)))
-                .await;
+        let answers = futures_util::future::join_all(
+            writes
+                .chunks(size)
+                .map(|part| bulk::send_split(part, |w| self.bulk_part(w))),
+        )
+        .await;
         let mut outcomes = Vec::with_capacity(writes.len());
         for answer in answers {
             outcomes.extend(answer?);
