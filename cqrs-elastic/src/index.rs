@@ -304,19 +304,6 @@ impl EsIndex {
         http::json_ok(response, "put settings").await.map(drop)
     }
 
-    /// Blocks (or allows again) writes to `index` (`index.blocks.write`). A projector writing
-    /// into a blocked index gets 403 `cluster_block_exception` items, which it retries.
-    pub(crate) async fn block_writes(&self, index: &str, blocked: bool) -> Result<()> {
-        let response = self
-            .client
-            .indices()
-            .put_settings(IndicesPutSettingsParts::Index(&[index]))
-            .body(json!({ "index": { "blocks": { "write": blocked } } }))
-            .send()
-            .await?;
-        http::json_ok(response, "put settings").await.map(drop)
-    }
-
     /// Makes everything written to `index` searchable.
     pub(crate) async fn refresh(&self, index: &str) -> Result<()> {
         refresh(&self.client, index).await

@@ -505,11 +505,15 @@ impl<P: ElasticProjection> Projection for EsProjector<P> {
             target = %self.target,
             events = events.len(),
         );
-        let result = self.write(events).instrument(span).await;
-        if let Err(ProjectionError::Transient(_)) = &result {
+        let mut result = self.write(events).instrument(span).await;
+        if let Err(ProjectionError::Transient(error)) = &mut result {
             // The index may have been blocked, swapped or recreated under us: trust nothing
             // remembered until documents are read again.
             self.cache.lock().unwrap_or_else(|p| p.into_inner()).clear();
+            // A rebuild's write block: say so, and release it if its rebuild died.
+            if let Some(blocked) = crate::block::recover(&self.client, &self.target).await {
+                *error = Box::new(blocked);
+            }
         }
         result
     }

@@ -2,11 +2,14 @@
 //! serves, then swap the alias atomically and drop the old index. Queries never stop.
 
 use std::collections::HashMap;
+use std::pin::pin;
 use std::time::{Duration, Instant};
 
 use cqrs_core::projection::{Projection, ProjectionError, Rejected};
 use cqrs_core::{CheckpointStore, Position, ReadAll, RecordedEvent, Upcasters};
+use futures_util::future::{select, Either};
 
+use crate::block::{self, BlockGuard};
 use crate::{
     ElasticProjection, EsError, EsIndex, EsProjector, IndexVersion, RefreshPolicy, Result,
 };
@@ -21,6 +24,7 @@ pub struct RebuildOptions {
     drain: Duration,
     checkpoint_interval: Duration,
     upcasters: Upcasters,
+    write_block_ttl: Duration,
 }
 
 impl Default for RebuildOptions {
@@ -32,6 +36,7 @@ impl Default for RebuildOptions {
             drain: Duration::from_secs(1),
             checkpoint_interval: Duration::from_millis(250),
             upcasters: Upcasters::new(),
+            write_block_ttl: Duration::from_secs(30),
         }
     }
 }
@@ -86,6 +91,17 @@ impl RebuildOptions {
         self.upcasters = upcasters;
         self
     }
+
+    /// How long the write block on the serving index (held for the last catch-up and the
+    /// swap) outlives a rebuild that stops renewing it (default 30 s; renewed every third of
+    /// it). After that, the live projector, the next rebuild or
+    /// [`EsIndex::recover_write_block`] release a block a dead rebuild left. The clocks of the
+    /// processes involved must agree to within two thirds of it.
+    #[must_use]
+    pub fn write_block_ttl(mut self, ttl: Duration) -> Self {
+        self.write_block_ttl = ttl.max(Duration::from_millis(300));
+        self
+    }
 }
 
 /// What a rebuild did.
@@ -118,7 +134,11 @@ impl EsIndex {
     ///    [`head`](ReadAll::head).
     /// 2. Restores the refresh interval and the replicas, refreshes, catches up with what
     ///    arrived meanwhile.
-    /// 3. Swaps the alias from `{name}_v{n}` to `{name}_v{n+1}` in one atomic `_aliases` call.
+    /// 3. Blocks writes to `{name}_v{n}` (the live projector retries meanwhile), catches up
+    ///    to the head once more, and swaps the alias from `{name}_v{n}` to `{name}_v{n+1}` in
+    ///    one atomic `_aliases` call. A rebuild cancelled or failing here releases the block;
+    ///    one that dies here leaves it to expire after [`RebuildOptions::write_block_ttl`]
+    ///    (see [`EsIndex::write_block`]).
     /// 4. Catches up once more: events the live projector wrote into the old index just before
     ///    the swap are applied to the new one (writes are idempotent, so the live projector
     ///    and this pass can overlap safely).
@@ -145,6 +165,13 @@ impl EsIndex {
             index: self.version_name(from.version + 1),
             version: from.version + 1,
         };
+        // A rebuild that died while it blocked the serving index left the block: release it,
+        // the live projector must not wait for this rebuild's fill (one rebuild at a time).
+        for left in block::find(&self.client, &from.index).await? {
+            tracing::warn!(index = %left.index, owner = %left.owner,
+                "releasing the write block an interrupted rebuild left");
+            block::release(&self.client, &left.index).await?;
+        }
         if !self.create_filling(to.version).await? {
             tracing::info!(index = %to.index, "resuming an interrupted rebuild");
             self.set_filling(&to.index, true).await?;
@@ -173,20 +200,44 @@ impl EsIndex {
         // Freeze the old index before the last catch-up: the live projector's writes into it
         // now fail (transiently, it retries) until the alias points to the new index. So every
         // event it wrote into the old index is in the feed below the head this catch-up reads,
-        // and the new index holds all of them before the live projector writes into it.
-        self.block_writes(&report.from.index, true).await?;
-        let swapped = async {
+        // and the new index holds all of them before the live projector writes into it. The
+        // block carries a marker this rebuild renews while it holds it; if the rebuild is
+        // cancelled, the guard releases it, and if it dies, the marker expires (see `block`).
+        let (client, old, owner) = (&self.client, &report.from.index, &report.checkpoint_name);
+        let ttl = options.write_block_ttl;
+        block::hold(client, old, owner, ttl).await?;
+        let guard = BlockGuard::new(client.clone(), old.clone());
+        let (old, owner) = (old.clone(), owner.clone());
+        let swap = async {
             catch_up(&projector, feed, checkpoints, &options, &mut report).await?;
             self.refresh(&report.to.index).await?;
-            self.swap(&report.from.index, &report.to.index).await
-        }
-        .await;
+            // A rebuild stalled past its block's time to live may have lost the block to a
+            // projector that took it for abandoned: then the last catch-up may lack writes.
+            let held = block::find(client, &old).await?;
+            if !held.iter().any(|b| b.owner == owner) {
+                return Err(EsError::WriteBlocked {
+                    index: old.clone(),
+                    state: format!(
+                        "released before the swap (rebuild {owner} renewed it too late);                          the alias stays, the next rebuild resumes"
+                    ),
+                });
+            }
+            self.swap(&old, &report.to.index).await
+        };
+        let renew = block::renew(client, &old, &owner, ttl);
+        let swapped = match select(pin!(swap), pin!(renew)).await {
+            Either::Left((swapped, _)) => swapped,
+            Either::Right((failed, _)) => Err(failed),
+        };
         if let Err(error) = swapped {
-            if let Err(unblock) = self.block_writes(&report.from.index, false).await {
+            if let Err(unblock) = block::release(client, &old).await {
                 tracing::warn!(error = %unblock, "could not unblock writes to the old index");
             }
+            guard.disarm();
             return Err(error);
         }
+        // The alias has left the old index: its block stays until it is deleted.
+        guard.disarm();
         tracing::info!(alias = %self.name(), to = %report.to.index, "alias swapped");
 
         catch_up(&projector, feed, checkpoints, &options, &mut report).await?;

@@ -65,7 +65,7 @@ impl ReadAll for GatedFeed<'_> {
                     s.state == ProjectionState::Retrying
                         && s.last_error
                             .as_deref()
-                            .is_some_and(|e| e.contains("cluster_block_exception"))
+                            .is_some_and(|e| e.contains("write-blocked by a rebuild"))
                 })
                 .await;
                 self.gates_passed.fetch_add(1, Ordering::SeqCst);
