@@ -96,7 +96,8 @@ pub(crate) async fn hold(
     set_blocked(client, index, true).await
 }
 
-/// Renews the marker every third of `ttl`; returns only when a renewal failed.
+/// Renews the marker every third of `ttl`; returns only when a renewal failed, or did not
+/// succeed within a third of `ttl` (the marker might expire before the next one).
 pub(crate) async fn renew(
     client: &Elasticsearch,
     index: &str,
@@ -105,8 +106,18 @@ pub(crate) async fn renew(
 ) -> EsError {
     loop {
         tokio::time::sleep(ttl / 3).await;
-        if let Err(error) = mark(client, index, owner, ttl).await {
-            return error;
+        match tokio::time::timeout(ttl / 3, mark(client, index, owner, ttl)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => return error,
+            Err(_) => {
+                return http::unexpected(
+                    "put mapping",
+                    format!(
+                        "renewing the write block on {index} took over {:?}",
+                        ttl / 3
+                    ),
+                )
+            }
         }
     }
 }

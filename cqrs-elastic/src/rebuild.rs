@@ -127,24 +127,29 @@ pub struct RebuildReport {
 impl EsIndex {
     /// Rebuilds this read model from the start of `feed` with `projection`, without downtime.
     ///
+    /// 0. Releases a write block an interrupted rebuild left on `{name}_v{n}` (one rebuild
+    ///    per read model at a time).
     /// 1. Creates `{name}_v{n+1}` (or resumes it after an interrupted rebuild) with refresh
     ///    disabled and no replicas, and runs a projector into it from its own checkpoint
     ///    `{name}@v{n+1}#{uuid}` (the index's uuid: an index created anew starts from the
-    ///    beginning, whatever an earlier attempt saved), batch by batch, until it reaches the feed's
-    ///    [`head`](ReadAll::head).
-    /// 2. Restores the refresh interval and the replicas, refreshes, catches up with what
-    ///    arrived meanwhile.
-    /// 3. Blocks writes to `{name}_v{n}` (the live projector retries meanwhile), catches up
-    ///    to the head once more, and swaps the alias from `{name}_v{n}` to `{name}_v{n+1}` in
-    ///    one atomic `_aliases` call. A rebuild cancelled or failing here releases the block;
-    ///    one that dies here leaves it to expire after [`RebuildOptions::write_block_ttl`]
-    ///    (see [`EsIndex::write_block`]).
-    /// 4. Catches up once more: events the live projector wrote into the old index just before
-    ///    the swap are applied to the new one (writes are idempotent, so the live projector
-    ///    and this pass can overlap safely).
+    ///    beginning, whatever an earlier attempt saved), batch by batch, until it reaches the
+    ///    feed's [`head`](ReadAll::head). Events go through [`RebuildOptions::upcasters`].
+    /// 2. Restores the refresh interval and the replicas.
+    /// 3. Blocks writes to `{name}_v{n}`: the live projector's writes fail transiently and are
+    ///    retried, so every event it wrote into `{name}_v{n}` is below the head the next
+    ///    catch-up reads. Catches up to that head, refreshes, and swaps the alias from
+    ///    `{name}_v{n}` to `{name}_v{n+1}` in one atomic `_aliases` call; the live
+    ///    projector's retried writes then land in `{name}_v{n+1}` through the alias, where
+    ///    events already applied are skipped. A rebuild cancelled or failing here releases the
+    ///    block; one that dies here leaves it to expire after
+    ///    [`RebuildOptions::write_block_ttl`] (see [`EsIndex::write_block`]).
+    /// 4. Catches up once more with what arrived during the swap (the live projector writes
+    ///    the same events through the alias; writes are idempotent, so the two overlap
+    ///    safely), and refreshes.
     /// 5. Waits for [`RebuildOptions::drain`], then deletes the old index.
     ///
-    /// The live projector (writing through the alias) may run throughout.
+    /// The live projector (writing through the alias) may run throughout, and events may be
+    /// appended throughout: none is lost or applied twice.
     pub async fn rebuild<P: ElasticProjection>(
         &self,
         projection: &P,
