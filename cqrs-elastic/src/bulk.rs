@@ -1,5 +1,9 @@
 //! The `_bulk` request of one batch (one action per document, optimistic on `_seq_no`) and the
-//! classification of its answer, item by item: a 200 answer can hold failed items.
+//! classification of its answer, item by item (a 200 answer can hold failed items), and of a
+//! failed request as a whole (too large: split it; refused: its documents are poison; anything
+//! else: retry).
+
+use std::future::Future;
 
 use serde_json::Value;
 
@@ -117,9 +121,95 @@ fn classify_item(item: &Value) -> Result<ItemOutcome, String> {
             ItemOutcome::Transient(reason())
         }
         404 => ItemOutcome::Transient(reason()),
+        // The index, not the document, is at fault (closed by an operator, a bad target
+        // name): the document is written once the index is fixed.
+        400 if result
+            .pointer("/error/type")
+            .and_then(Value::as_str)
+            .is_some_and(is_index_error) =>
+        {
+            ItemOutcome::Transient(reason())
+        }
         status if is_transient_status(status) => ItemOutcome::Transient(reason()),
         _ => ItemOutcome::Rejected(reason()),
     })
+}
+
+/// Whether a 400 of this error type is about the index rather than the document.
+fn is_index_error(error_type: &str) -> bool {
+    matches!(
+        error_type,
+        "index_closed_exception" | "invalid_index_name_exception"
+    )
+}
+
+/// What the failure of a whole `_bulk` request means for the documents it carried.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum RequestFailure {
+    /// 413: the request is too large for the node; send its documents in smaller requests.
+    TooLarge,
+    /// 400: the node refuses the request as a whole; its documents are poison.
+    Refused,
+    /// Anything else (no answer, 408, 429, 5xx, authentication): retry the batch.
+    Transient,
+}
+
+/// Classifies a failed `_bulk` request.
+pub(crate) fn classify_failure(error: &EsError) -> RequestFailure {
+    match error.status() {
+        Some(413) => RequestFailure::TooLarge,
+        Some(400) => RequestFailure::Refused,
+        _ => RequestFailure::Transient,
+    }
+}
+
+/// Each write's outcome, and the precondition its next write can use.
+pub(crate) type Outcomes = Vec<(ItemOutcome, Option<Precondition>)>;
+
+/// Sends `writes` with `send` (one `_bulk` request a call) and returns each write's outcome, in
+/// order. A request too large (413) is sent again as two halves, down to a single document,
+/// which is then rejected; a request refused as a whole (400) rejects each of its documents;
+/// any other failure is returned, for the batch to be retried.
+pub(crate) async fn send_split<'w, F, Fut>(
+    writes: &'w [DocWrite],
+    send: F,
+) -> Result<Outcomes, EsError>
+where
+    F: Fn(&'w [DocWrite]) -> Fut,
+    Fut: Future<Output = Result<Outcomes, EsError>>,
+{
+    let mut outcomes = Vec::with_capacity(writes.len());
+    // Parts still to send, the next one last.
+    let mut pending = vec![writes];
+    while let Some(part) = pending.pop() {
+        let error = match send(part).await {
+            Ok(answer) => {
+                outcomes.extend(answer);
+                continue;
+            }
+            Err(error) => error,
+        };
+        match classify_failure(&error) {
+            RequestFailure::TooLarge if part.len() > 1 => {
+                let (first, second) = part.split_at(part.len() / 2);
+                tracing::debug!(
+                    documents = part.len(),
+                    "bulk too large, sending it in halves"
+                );
+                pending.push(second);
+                pending.push(first);
+            }
+            RequestFailure::TooLarge | RequestFailure::Refused => {
+                let reason = error.to_string();
+                outcomes.extend(
+                    part.iter()
+                        .map(|_| (ItemOutcome::Rejected(reason.clone()), None)),
+                );
+            }
+            RequestFailure::Transient => return Err(error),
+        }
+    }
+    Ok(outcomes)
 }
 
 /// The `_seq_no` / `_primary_term` each item of a bulk answer reports (for a successful write,
@@ -198,6 +288,132 @@ mod tests {
         assert!(matches!(outcomes[3], ItemOutcome::Transient(_)));
         assert_eq!(outcomes[4], ItemOutcome::Transient("HTTP 503".into()));
         assert!(matches!(outcomes[5], ItemOutcome::Transient(_)));
+    }
+
+    #[test]
+    fn a_closed_or_misnamed_index_is_transient_not_the_documents_fault() {
+        let answer = json!({ "items": [
+            { "create": { "status": 400, "error": { "type": "index_closed_exception", "reason": "closed" } } },
+            { "create": { "status": 400, "error": { "type": "invalid_index_name_exception", "reason": "must be lowercase" } } },
+            { "create": { "status": 400, "error": { "type": "mapper_parsing_exception", "reason": "failed to parse" } } },
+        ] });
+        let outcomes = classify(&answer, 3).unwrap();
+        assert!(matches!(outcomes[0], ItemOutcome::Transient(_)));
+        assert!(matches!(outcomes[1], ItemOutcome::Transient(_)));
+        assert!(matches!(outcomes[2], ItemOutcome::Rejected(_)));
+    }
+
+    fn status(status: u16) -> EsError {
+        EsError::Status {
+            operation: "bulk",
+            status,
+            reason: "x".into(),
+        }
+    }
+
+    #[test]
+    fn failed_requests_are_split_refused_or_retried_by_status() {
+        assert_eq!(classify_failure(&status(413)), RequestFailure::TooLarge);
+        assert_eq!(classify_failure(&status(400)), RequestFailure::Refused);
+        for transient in [401, 403, 404, 408, 429, 500, 502, 503] {
+            assert_eq!(
+                classify_failure(&status(transient)),
+                RequestFailure::Transient,
+                "{transient}"
+            );
+        }
+        let unanswered = http::unexpected("bulk", "no items");
+        assert_eq!(classify_failure(&unanswered), RequestFailure::Transient);
+    }
+
+    fn writes(n: usize) -> Vec<DocWrite> {
+        (0..n)
+            .map(|i| DocWrite {
+                id: format!("d{i}"),
+                source: vec![b'x'; 10 * (i + 1)],
+                precondition: Precondition::Absent,
+            })
+            .collect()
+    }
+
+    /// A node that refuses requests over `limit` source bytes with 413, and requests holding
+    /// document `bad` with 400; it records the documents of each request it gets.
+    async fn node(
+        writes: &[DocWrite],
+        limit: usize,
+        bad: Option<&str>,
+        seen: &std::sync::Mutex<Vec<Vec<String>>>,
+    ) -> Result<Outcomes, EsError> {
+        let ids: Vec<String> = writes.iter().map(|w| w.id.clone()).collect();
+        seen.lock().unwrap().push(ids.clone());
+        if writes.iter().map(|w| w.source.len()).sum::<usize>() > limit {
+            return Err(status(413));
+        }
+        if bad.is_some_and(|bad| ids.iter().any(|id| id == bad)) {
+            return Err(status(400));
+        }
+        Ok(writes
+            .iter()
+            .map(|_| (ItemOutcome::Written, None))
+            .collect())
+    }
+
+    #[tokio::test]
+    async fn a_bulk_too_large_is_sent_in_halves_until_it_fits() {
+        let writes = writes(8); // 10 + 20 + ... + 80 = 360 bytes
+        let seen = std::sync::Mutex::new(Vec::new());
+        let outcomes = send_split(&writes, |part| node(part, 100, None, &seen))
+            .await
+            .unwrap();
+        assert_eq!(outcomes.len(), 8);
+        // d7 alone (80 bytes) fits; d6 + d7 (150) does not.
+        assert!(outcomes.iter().all(|(o, _)| *o == ItemOutcome::Written));
+        let seen = seen.into_inner().unwrap();
+        assert_eq!(seen[0].len(), 8, "the whole batch first");
+        let written: Vec<String> = seen
+            .iter()
+            .filter(|ids| {
+                ids.iter()
+                    .map(|id| (id[1..].parse::<usize>().unwrap() + 1) * 10)
+                    .sum::<usize>()
+                    <= 100
+            })
+            .flatten()
+            .cloned()
+            .collect();
+        assert_eq!(
+            written,
+            (0..8).map(|i| format!("d{i}")).collect::<Vec<_>>(),
+            "each document once, in order"
+        );
+
+        // A single document over the limit is rejected; the others are written.
+        let seen = std::sync::Mutex::new(Vec::new());
+        let outcomes = send_split(&writes, |part| node(part, 75, None, &seen))
+            .await
+            .unwrap();
+        let rejected: Vec<usize> = outcomes
+            .iter()
+            .enumerate()
+            .filter(|(_, (o, _))| matches!(o, ItemOutcome::Rejected(r) if r.contains("413")))
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(rejected, [7], "{outcomes:?}");
+    }
+
+    #[tokio::test]
+    async fn a_refused_bulk_rejects_its_documents_and_other_failures_are_returned() {
+        let writes = writes(3);
+        let seen = std::sync::Mutex::new(Vec::new());
+        let outcomes = send_split(&writes, |part| node(part, 1000, Some("d1"), &seen))
+            .await
+            .unwrap();
+        assert_eq!(outcomes.len(), 3);
+        assert!(outcomes
+            .iter()
+            .all(|(o, _)| matches!(o, ItemOutcome::Rejected(r) if r.contains("400"))));
+        let failed = send_split(&writes, |_| async { Err::<Outcomes, _>(status(503)) }).await;
+        assert!(matches!(failed, Err(EsError::Status { status: 503, .. })));
     }
 
     #[test]

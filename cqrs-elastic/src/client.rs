@@ -1,5 +1,7 @@
-//! [`connect`]: a client for one node.
+//! [`connect`]: a client for one node; and how the crate's types show a client in `Debug`
+//! output without its secrets.
 
+use std::fmt;
 use std::time::Duration;
 
 use elasticsearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
@@ -23,4 +25,14 @@ pub fn connect(url: &str) -> Result<Elasticsearch> {
         .timeout(Duration::from_secs(30))
         .build()?;
     Ok(Elasticsearch::new(transport))
+}
+
+/// Stands for a client in the `Debug` output of the types that hold one: the client's own
+/// `Debug` prints its credentials (Basic passwords, API keys, bearer tokens) and node URLs.
+pub(crate) struct RedactedClient;
+
+impl fmt::Debug for RedactedClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Elasticsearch { .. }")
+    }
 }

@@ -66,6 +66,16 @@ pub enum EsError {
         /// What was found.
         detail: String,
     },
+    /// The index is write-blocked by a rebuild (see [`WriteBlock`](crate::WriteBlock)): held
+    /// for its last catch-up and the alias swap, or left by a rebuild that died (then
+    /// released). Transient: writes go on once the alias is swapped or the block released.
+    #[error("index {index} is write-blocked by a rebuild: {state}")]
+    WriteBlocked {
+        /// The blocked index.
+        index: String,
+        /// Who holds it and until when, or that it was released.
+        state: String,
+    },
     /// The event store or checkpoint store failed during a rebuild.
     #[error("event store failed")]
     Store(#[from] cqrs_core::Error),
@@ -97,6 +107,7 @@ impl EsError {
             EsError::Status { status, .. } => is_transient_status(*status),
             EsError::Store(e) => matches!(e, cqrs_core::Error::Backend(_)),
             EsError::Projection(ProjectionError::Transient(_)) => true,
+            EsError::WriteBlocked { .. } => true,
             _ => false,
         }
     }

@@ -1,13 +1,16 @@
 //! [`EsIndex`]: a read model is an alias `{name}` over one versioned index `{name}_v{n}` with
 //! explicit mappings. Creating, inspecting and swapping them.
 
+use std::fmt;
+
 use elasticsearch::indices::{
-    IndicesCreateParts, IndicesDeleteParts, IndicesGetAliasParts, IndicesPutSettingsParts,
-    IndicesRefreshParts,
+    IndicesCreateParts, IndicesDeleteParts, IndicesGetAliasParts, IndicesGetSettingsParts,
+    IndicesPutSettingsParts, IndicesRefreshParts,
 };
 use elasticsearch::Elasticsearch;
 use serde_json::{json, Map, Value};
 
+use crate::client::RedactedClient;
 use crate::document::{meta_mapping, META_FIELD};
 use crate::{http, ElasticProjection, EsError, Result};
 
@@ -28,7 +31,9 @@ pub struct IndexVersion {
 /// `dynamic: strict` by default so that a document with an unmapped field is refused (and
 /// reported as poison) instead of silently widening the mapping. Queries and the live projector
 /// use the alias; a rebuild ([`EsIndex::rebuild`]) fills `{name}_v{n+1}` and swaps the alias.
-#[derive(Clone, Debug)]
+///
+/// Its `Debug` output leaves the client out: the client's own prints its credentials.
+#[derive(Clone)]
 pub struct EsIndex {
     pub(crate) client: Elasticsearch,
     name: String,
@@ -37,6 +42,20 @@ pub struct EsIndex {
     replicas: u32,
     strict: bool,
     refresh_interval: Option<String>,
+}
+
+impl fmt::Debug for EsIndex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EsIndex")
+            .field("client", &RedactedClient)
+            .field("name", &self.name)
+            .field("properties", &self.properties)
+            .field("shards", &self.shards)
+            .field("replicas", &self.replicas)
+            .field("strict", &self.strict)
+            .field("refresh_interval", &self.refresh_interval)
+            .finish()
+    }
 }
 
 impl EsIndex {
@@ -238,6 +257,26 @@ impl EsIndex {
         })
     }
 
+    /// The identity the node gave `index` when it was created (`index.uuid`): an index deleted
+    /// and created again under the same name has another.
+    pub(crate) async fn index_uuid(&self, index: &str) -> Result<String> {
+        let response = self
+            .client
+            .indices()
+            .get_settings(IndicesGetSettingsParts::IndexName(
+                &[index],
+                &["index.uuid"],
+            ))
+            .send()
+            .await?;
+        let answer = http::json_ok(response, "get settings").await?;
+        answer
+            .pointer(&format!("/{index}/settings/index/uuid"))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| http::unexpected("get settings", format!("no uuid for {index}")))
+    }
+
     /// The dynamic settings of an index a rebuild is `filling` (refresh off, no replicas:
     /// each document is indexed once, on the primary), or of one that serves (this read
     /// model's refresh interval, or the server's default, and replicas).
@@ -260,19 +299,6 @@ impl EsIndex {
             .indices()
             .put_settings(IndicesPutSettingsParts::Index(&[index]))
             .body(json!({ "index": self.filling_settings(filling) }))
-            .send()
-            .await?;
-        http::json_ok(response, "put settings").await.map(drop)
-    }
-
-    /// Blocks (or allows again) writes to `index` (`index.blocks.write`). A projector writing
-    /// into a blocked index gets 403 `cluster_block_exception` items, which it retries.
-    pub(crate) async fn block_writes(&self, index: &str, blocked: bool) -> Result<()> {
-        let response = self
-            .client
-            .indices()
-            .put_settings(IndicesPutSettingsParts::Index(&[index]))
-            .body(json!({ "index": { "blocks": { "write": blocked } } }))
             .send()
             .await?;
         http::json_ok(response, "put settings").await.map(drop)

@@ -19,6 +19,7 @@
 //! The client is the official `elasticsearch` crate; only APIs that Elasticsearch 7 to 9 and
 //! OpenSearch 2 share are used.
 
+mod block;
 mod bulk;
 mod client;
 mod document;
@@ -35,6 +36,8 @@ mod rebuild;
 mod refresh;
 mod search;
 
+#[doc(inline)]
+pub use block::WriteBlock;
 #[doc(inline)]
 pub use client::connect;
 #[doc(inline)]

@@ -420,12 +420,15 @@ impl<P: ElasticProjection> EsProjector<P> {
     async fn bulk(&self, writes: &[DocWrite]) -> Result<Vec<(ItemOutcome, Option<Precondition>)>> {
         let parts = parts(writes.len(), self.parallel_bulks);
         if parts == 1 {
-            return self.bulk_part(writes).await;
+            return bulk::send_split(writes, |w| self.bulk_part(w)).await;
         }
         let size = writes.len().div_ceil(parts);
-        let answers =
-            futures_util::future::join_all(writes.chunks(size).map(|part| self.bulk_part(part)))
-                .await;
+        let answers = futures_util::future::join_all(
+            writes
+                .chunks(size)
+                .map(|part| bulk::send_split(part, |w| self.bulk_part(w))),
+        )
+        .await;
         let mut outcomes = Vec::with_capacity(writes.len());
         for answer in answers {
             outcomes.extend(answer?);
@@ -530,11 +533,15 @@ impl<P: ElasticProjection> Projection for EsProjector<P> {
             target = %self.target,
             events = events.len(),
         );
-        let result = self.write(events).instrument(span).await;
-        if let Err(ProjectionError::Transient(_)) = &result {
+        let mut result = self.write(events).instrument(span).await;
+        if let Err(ProjectionError::Transient(error)) = &mut result {
             // The index may have been blocked, swapped or recreated under us: trust nothing
             // remembered until documents are read again.
             self.forget();
+            // A rebuild's write block: say so, and release it if its rebuild died.
+            if let Some(blocked) = crate::block::recover(&self.client, &self.target).await {
+                *error = Box::new(blocked);
+            }
         }
         result
     }

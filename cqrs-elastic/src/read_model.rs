@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
+use crate::client::RedactedClient;
 use crate::document::Stored;
 use crate::index::validate_name;
 use crate::search::live_only;
@@ -38,6 +39,7 @@ impl<T> Clone for ReadModel<T> {
 impl<T> fmt::Debug for ReadModel<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ReadModel")
+            .field("client", &RedactedClient)
             .field("alias", &self.alias)
             .finish()
     }

@@ -1,11 +1,15 @@
 //! Blue/green rebuilds: fill `{name}_v{n+1}` from the start of the feed while `{name}_v{n}`
 //! serves, then swap the alias atomically and drop the old index. Queries never stop.
 
+use std::collections::HashMap;
+use std::pin::pin;
 use std::time::{Duration, Instant};
 
 use cqrs_core::projection::{Projection, ProjectionError, Rejected};
-use cqrs_core::{CheckpointStore, Position, ReadAll};
+use cqrs_core::{CheckpointStore, Position, ReadAll, RecordedEvent, Upcasters};
+use futures_util::future::{select, Either};
 
+use crate::block::{self, BlockGuard};
 use crate::{
     ElasticProjection, EsError, EsIndex, EsProjector, IndexVersion, RefreshPolicy, Result,
 };
@@ -19,6 +23,8 @@ pub struct RebuildOptions {
     max_retries: u32,
     drain: Duration,
     checkpoint_interval: Duration,
+    upcasters: Upcasters,
+    write_block_ttl: Duration,
 }
 
 impl Default for RebuildOptions {
@@ -29,6 +35,8 @@ impl Default for RebuildOptions {
             max_retries: 5,
             drain: Duration::from_secs(1),
             checkpoint_interval: Duration::from_millis(250),
+            upcasters: Upcasters::new(),
+            write_block_ttl: Duration::from_secs(30),
         }
     }
 }
@@ -71,6 +79,29 @@ impl RebuildOptions {
         self.checkpoint_interval = interval;
         self
     }
+
+    /// Upcasts events before the projection sees them (default: none). Give the rebuild the
+    /// upcasters the live runner has ([`RunnerOptions::upcasters`]), so that old payloads
+    /// build the same documents. An event whose upcast fails is poison: it stops the rebuild
+    /// before the swap, or is skipped and listed with [`skip_poison`](Self::skip_poison).
+    ///
+    /// [`RunnerOptions::upcasters`]: cqrs_core::projection::RunnerOptions::upcasters
+    #[must_use]
+    pub fn upcasters(mut self, upcasters: Upcasters) -> Self {
+        self.upcasters = upcasters;
+        self
+    }
+
+    /// How long the write block on the serving index (held for the last catch-up and the
+    /// swap) outlives a rebuild that stops renewing it (default 30 s; renewed every third of
+    /// it). After that, the live projector, the next rebuild or
+    /// [`EsIndex::recover_write_block`] release a block a dead rebuild left. The clocks of the
+    /// processes involved must agree to within two thirds of it.
+    #[must_use]
+    pub fn write_block_ttl(mut self, ttl: Duration) -> Self {
+        self.write_block_ttl = ttl.max(Duration::from_millis(300));
+        self
+    }
 }
 
 /// What a rebuild did.
@@ -81,7 +112,9 @@ pub struct RebuildReport {
     pub from: IndexVersion,
     /// The index it points to now.
     pub to: IndexVersion,
-    /// The checkpoint name the rebuild kept its progress under, `{name}@v{n}`.
+    /// The checkpoint name the rebuild kept its progress under, `{name}@v{n}#{uuid}` with the
+    /// uuid the node gave the new index: a resumed rebuild continues only into the index it
+    /// was filling.
     pub checkpoint_name: String,
     /// Events handed to the projector.
     pub events: u64,
@@ -94,19 +127,29 @@ pub struct RebuildReport {
 impl EsIndex {
     /// Rebuilds this read model from the start of `feed` with `projection`, without downtime.
     ///
+    /// 0. Releases a write block an interrupted rebuild left on `{name}_v{n}` (one rebuild
+    ///    per read model at a time).
     /// 1. Creates `{name}_v{n+1}` (or resumes it after an interrupted rebuild) with refresh
     ///    disabled and no replicas, and runs a projector into it from its own checkpoint
-    ///    `{name}@v{n+1}`, batch by batch, until it reaches the feed's
-    ///    [`head`](ReadAll::head).
-    /// 2. Restores the refresh interval and the replicas, refreshes, catches up with what
-    ///    arrived meanwhile.
-    /// 3. Swaps the alias from `{name}_v{n}` to `{name}_v{n+1}` in one atomic `_aliases` call.
-    /// 4. Catches up once more: events the live projector wrote into the old index just before
-    ///    the swap are applied to the new one (writes are idempotent, so the live projector
-    ///    and this pass can overlap safely).
+    ///    `{name}@v{n+1}#{uuid}` (the index's uuid: an index created anew starts from the
+    ///    beginning, whatever an earlier attempt saved), batch by batch, until it reaches the
+    ///    feed's [`head`](ReadAll::head). Events go through [`RebuildOptions::upcasters`].
+    /// 2. Restores the refresh interval and the replicas.
+    /// 3. Blocks writes to `{name}_v{n}`: the live projector's writes fail transiently and are
+    ///    retried, so every event it wrote into `{name}_v{n}` is below the head the next
+    ///    catch-up reads. Catches up to that head, refreshes, and swaps the alias from
+    ///    `{name}_v{n}` to `{name}_v{n+1}` in one atomic `_aliases` call; the live
+    ///    projector's retried writes then land in `{name}_v{n+1}` through the alias, where
+    ///    events already applied are skipped. A rebuild cancelled or failing here releases the
+    ///    block; one that dies here leaves it to expire after
+    ///    [`RebuildOptions::write_block_ttl`] (see [`EsIndex::write_block`]).
+    /// 4. Catches up once more with what arrived during the swap (the live projector writes
+    ///    the same events through the alias; writes are idempotent, so the two overlap
+    ///    safely), and refreshes.
     /// 5. Waits for [`RebuildOptions::drain`], then deletes the old index.
     ///
-    /// The live projector (writing through the alias) may run throughout.
+    /// The live projector (writing through the alias) may run throughout, and events may be
+    /// appended throughout: none is lost or applied twice.
     pub async fn rebuild<P: ElasticProjection>(
         &self,
         projection: &P,
@@ -127,11 +170,22 @@ impl EsIndex {
             index: self.version_name(from.version + 1),
             version: from.version + 1,
         };
-        let checkpoint_name = format!("{}@v{}", self.name(), to.version);
+        // A rebuild that died while it blocked the serving index left the block: release it,
+        // the live projector must not wait for this rebuild's fill (one rebuild at a time).
+        for left in block::find(&self.client, &from.index).await? {
+            tracing::warn!(index = %left.index, owner = %left.owner,
+                "releasing the write block an interrupted rebuild left");
+            block::release(&self.client, &left.index).await?;
+        }
         if !self.create_filling(to.version).await? {
             tracing::info!(index = %to.index, "resuming an interrupted rebuild");
             self.set_filling(&to.index, true).await?;
         }
+        // Progress is kept per filling index, not per version number: an index deleted and
+        // created again (an operator reset a half-built one) has a new uuid, so it is filled
+        // from the start instead of resuming where the deleted one stopped.
+        let uuid = self.index_uuid(&to.index).await?;
+        let checkpoint_name = checkpoint_name(self.name(), to.version, &uuid);
         let projector = EsProjector::new(self.client.clone(), projection)?
             .into_index(to.index.clone())
             .checkpoint_name(checkpoint_name.clone())
@@ -151,20 +205,44 @@ impl EsIndex {
         // Freeze the old index before the last catch-up: the live projector's writes into it
         // now fail (transiently, it retries) until the alias points to the new index. So every
         // event it wrote into the old index is in the feed below the head this catch-up reads,
-        // and the new index holds all of them before the live projector writes into it.
-        self.block_writes(&report.from.index, true).await?;
-        let swapped = async {
+        // and the new index holds all of them before the live projector writes into it. The
+        // block carries a marker this rebuild renews while it holds it; if the rebuild is
+        // cancelled, the guard releases it, and if it dies, the marker expires (see `block`).
+        let (client, old, owner) = (&self.client, &report.from.index, &report.checkpoint_name);
+        let ttl = options.write_block_ttl;
+        block::hold(client, old, owner, ttl).await?;
+        let guard = BlockGuard::new(client.clone(), old.clone());
+        let (old, owner) = (old.clone(), owner.clone());
+        let swap = async {
             catch_up(&projector, feed, checkpoints, &options, &mut report).await?;
             self.refresh(&report.to.index).await?;
-            self.swap(&report.from.index, &report.to.index).await
-        }
-        .await;
+            // A rebuild stalled past its block's time to live may have lost the block to a
+            // projector that took it for abandoned: then the last catch-up may lack writes.
+            let held = block::find(client, &old).await?;
+            if !held.iter().any(|b| b.owner == owner) {
+                return Err(EsError::WriteBlocked {
+                    index: old.clone(),
+                    state: format!(
+                        "released before the swap (rebuild {owner} renewed it too late);                          the alias stays, the next rebuild resumes"
+                    ),
+                });
+            }
+            self.swap(&old, &report.to.index).await
+        };
+        let renew = block::renew(client, &old, &owner, ttl);
+        let swapped = match select(pin!(swap), pin!(renew)).await {
+            Either::Left((swapped, _)) => swapped,
+            Either::Right((failed, _)) => Err(failed),
+        };
         if let Err(error) = swapped {
-            if let Err(unblock) = self.block_writes(&report.from.index, false).await {
+            if let Err(unblock) = block::release(client, &old).await {
                 tracing::warn!(error = %unblock, "could not unblock writes to the old index");
             }
+            guard.disarm();
             return Err(error);
         }
+        // The alias has left the old index: its block stays until it is deleted.
+        guard.disarm();
         tracing::info!(alias = %self.name(), to = %report.to.index, "alias swapped");
 
         catch_up(&projector, feed, checkpoints, &options, &mut report).await?;
@@ -175,6 +253,12 @@ impl EsIndex {
         tracing::info!(deleted = %report.from.index, events = report.events, "rebuild done");
         Ok(report)
     }
+}
+
+/// The checkpoint of a rebuild filling version `version` of read model `name`, the index the
+/// node created with `uuid`.
+fn checkpoint_name(name: &str, version: u32, uuid: &str) -> String {
+    format!("{name}@v{version}#{uuid}")
 }
 
 /// Drives `projector` from its checkpoint to the feed's head as it is now, reading each batch
@@ -237,12 +321,34 @@ async fn catch_up<P: ElasticProjection>(
     Ok(())
 }
 
+/// Upcasts `events` and applies them, retrying transient failures; poison (an upcast that
+/// fails, or what the projector rejects) stops the rebuild or, with
+/// [`RebuildOptions::skip_poison`], is listed in `skipped`.
 async fn apply_with_retries<P: ElasticProjection>(
     projector: &EsProjector<P>,
-    events: &[cqrs_core::RecordedEvent],
+    events: &[RecordedEvent],
     options: &RebuildOptions,
     skipped: &mut Vec<Rejected>,
 ) -> Result<()> {
+    let upcast;
+    let events = if options.upcasters.is_empty() {
+        events
+    } else {
+        let key = |event: &RecordedEvent| projector.projection().document_id(event);
+        let (ready, rejected) = upcast_all(&options.upcasters, events, key);
+        if !rejected.is_empty() {
+            if !options.skip_poison {
+                return Err(EsError::Projection(ProjectionError::Poison(rejected)));
+            }
+            tracing::warn!(
+                events = rejected.len(),
+                "rebuild skipped events it could not upcast"
+            );
+            skipped.extend(rejected);
+        }
+        upcast = ready;
+        &upcast[..]
+    };
     let mut backoff = Duration::from_millis(100);
     let mut attempt = 0;
     loop {
@@ -261,5 +367,88 @@ async fn apply_with_retries<P: ElasticProjection>(
             }
             Err(error) => return Err(EsError::Projection(error)),
         }
+    }
+}
+
+/// `events` brought to their current schema, and the events whose upcast failed, with the
+/// later events of the same document (`key`), held back so no document gets an event without
+/// the one before it.
+fn upcast_all(
+    upcasters: &Upcasters,
+    events: &[RecordedEvent],
+    key: impl Fn(&RecordedEvent) -> Option<String>,
+) -> (Vec<RecordedEvent>, Vec<Rejected>) {
+    let mut ready = Vec::with_capacity(events.len());
+    let mut rejected = Vec::new();
+    let mut failed: HashMap<String, Position> = HashMap::new();
+    for event in events {
+        let position = event.position;
+        let id = key(event);
+        if let Some(first) = id.as_ref().and_then(|id| failed.get(id)) {
+            rejected.push(Rejected::new(
+                position,
+                format!("held back: an earlier event of this document (at {first}) was rejected"),
+            ));
+            continue;
+        }
+        match upcasters.upcast(event.clone()) {
+            Ok(event) => ready.push(event),
+            Err(error) => {
+                let text = match std::error::Error::source(&error) {
+                    Some(source) => format!("{error}: {source}"),
+                    None => error.to_string(),
+                };
+                rejected.push(Rejected::new(position, text));
+                if let Some(id) = id {
+                    failed.insert(id, position);
+                }
+            }
+        }
+    }
+    (ready, rejected)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cqrs_core::{NewEvent, StreamId, Version};
+    use serde_json::json;
+
+    fn deposit(major: u64, doc: &str, schema: u32, payload: serde_json::Value) -> RecordedEvent {
+        let mut payload = payload;
+        payload["doc"] = json!(doc);
+        RecordedEvent::new(
+            StreamId::new("s-1").unwrap(),
+            Version::new(major),
+            Position::from_parts(major, 0),
+            NewEvent::new("Deposited", schema, payload),
+            time::OffsetDateTime::UNIX_EPOCH,
+        )
+    }
+
+    #[test]
+    fn an_event_that_fails_to_upcast_holds_back_the_later_events_of_its_document() {
+        let upcasters = Upcasters::new().with_fn("Deposited", 1, |payload| {
+            let euros = payload["euros"].as_i64().ok_or("euros missing")?;
+            Ok(json!({ "doc": payload["doc"], "cents": euros * 100 }))
+        });
+        let events = [
+            deposit(1, "a", 1, json!({ "euros": 1 })),
+            deposit(2, "b", 1, json!({})),
+            deposit(3, "a", 2, json!({ "cents": 5 })),
+            deposit(4, "b", 2, json!({ "cents": 7 })),
+        ];
+        let key = |e: &RecordedEvent| e.payload["doc"].as_str().map(str::to_owned);
+        let (ready, rejected) = upcast_all(&upcasters, &events, key);
+        let ready: Vec<_> = ready
+            .iter()
+            .map(|e| (e.version.get(), e.payload["cents"].clone()))
+            .collect();
+        assert_eq!(ready, [(1, json!(100)), (3, json!(5))]);
+        let rejected: Vec<_> = rejected.iter().map(|r| r.position).collect();
+        assert_eq!(
+            rejected,
+            [Position::from_parts(2, 0), Position::from_parts(4, 0)]
+        );
     }
 }

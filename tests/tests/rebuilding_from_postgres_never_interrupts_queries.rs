@@ -1,20 +1,84 @@
 //! Blue/green rebuild from the PostgreSQL feed: while a task queries the read model in a loop
-//! and writers keep placing orders (applied by the live runner through the alias),
-//! `EsIndex::rebuild` fills `{name}_v2` from the start of the feed (its checkpoint in PG) and
-//! swaps the alias. No query ever fails or sees a partial index, the alias ends on v2, v1 is
-//! gone, and v2 holds exactly the fold of the whole feed.
+//! and a writer keeps placing orders (applied by the live runner through the alias) from
+//! before the rebuild until after it returned, through the alias swap, `EsIndex::rebuild`
+//! fills `{name}_v2` from the start of the feed (its checkpoint in PG) and swaps the alias.
+//! No query ever fails or sees a partial index, the alias ends on v2, v1 is gone, and v2 holds
+//! exactly the fold of the whole feed: no write racing the swap is lost.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use cqrs_core::CheckpointStore;
+use async_trait::async_trait;
+use cqrs_core::projection::{ProjectionHandle, ProjectionState};
+use cqrs_core::{CheckpointStore, EventFilter, FeedBatch, Position, ReadAll};
 use cqrs_elastic::{Order, Query, ReadModel, RebuildOptions, Search};
+use cqrs_postgres::PgEventStore;
 use integration_tests::domain::OrderCommand;
 use integration_tests::*;
 
 /// Orders the live projector wrote before the rebuild; only new orders come during it.
 const SEEDED: usize = 80;
+
+/// Orders the writer places at each of the rebuild's held steps.
+const PER_GATE: u64 = 3;
+
+/// The PostgreSQL feed as the rebuild reads it, holding the rebuild at two steps: its second
+/// `head` (its last catch-up, after it blocked writes to v1) until the writer placed
+/// [`PER_GATE`] more orders and the live runner failed on the block; its third (after the
+/// swap) until the writer placed [`PER_GATE`] more.
+struct GatedFeed<'a> {
+    store: &'a PgEventStore,
+    live: &'a ProjectionHandle,
+    placed: tokio::sync::watch::Receiver<u64>,
+    heads: AtomicUsize,
+    gates_passed: AtomicUsize,
+}
+
+impl GatedFeed<'_> {
+    async fn more_orders(&self) {
+        let mut placed = self.placed.clone();
+        let start = *placed.borrow_and_update();
+        tokio::time::timeout(PATIENCE, placed.wait_for(|n| *n >= start + PER_GATE))
+            .await
+            .expect("the writer places orders while the rebuild is held")
+            .expect("the writer runs");
+    }
+}
+
+#[async_trait]
+impl ReadAll for GatedFeed<'_> {
+    async fn read_all(
+        &self,
+        after: Position,
+        limit: usize,
+        filter: &EventFilter,
+    ) -> cqrs_core::Result<FeedBatch> {
+        self.store.read_all(after, limit, filter).await
+    }
+
+    async fn head(&self) -> cqrs_core::Result<Position> {
+        match self.heads.fetch_add(1, Ordering::SeqCst) + 1 {
+            2 => {
+                self.more_orders().await;
+                wait_for_status(self.live, PATIENCE, "the live runner blocked on v1", |s| {
+                    s.state == ProjectionState::Retrying
+                        && s.last_error
+                            .as_deref()
+                            .is_some_and(|e| e.contains("write-blocked by a rebuild"))
+                })
+                .await;
+                self.gates_passed.fetch_add(1, Ordering::SeqCst);
+            }
+            3 => {
+                self.more_orders().await;
+                self.gates_passed.fetch_add(1, Ordering::SeqCst);
+            }
+            _ => {}
+        }
+        self.store.head().await
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rebuilding_from_postgres_never_interrupts_queries() {
@@ -63,19 +127,18 @@ async fn rebuilding_from_postgres_never_interrupts_queries() {
             (rounds, errors)
         }
     });
-    // Orders keep opening while the rebuild fills v2 (the live runner writes them into v1),
-    // and stop once its progress shows up in PostgreSQL, well before its last catch-up and the
-    // swap. Not covered: writes racing the swap itself. An event the live runner writes into v1
-    // after the rebuild's last pre-swap catch-up is missing from v2 until the post-swap
-    // catch-up, and if the live runner meanwhile writes a later event of the same document
-    // into v2, the post-swap catch-up skips the earlier one for good (it is below the
-    // document's position), or the later event is poison on a document v2 lacks.
+    // Orders keep opening throughout the rebuild, through the alias swap, until it returns.
+    // The rebuild's feed holds it at two steps until the writer has placed more orders: just
+    // after it blocked writes to v1 (its last catch-up is about to read the head), and just
+    // after the swap; at the first it also waits until the live runner is seen failing on the
+    // block, so the swap happens while the live runner's writes are in flight.
+    let (placed, placed_rx) = tokio::sync::watch::channel(0_u64);
+    let writing = Arc::new(AtomicBool::new(true));
     let writer = tokio::spawn({
-        let (shop, store) = (shop.clone(), store.clone());
-        let progress = format!("{}@v2", summaries.name);
+        let (shop, writing) = (shop.clone(), writing.clone());
         async move {
             let (mut orders, mut last) = (0_u64, None);
-            while store.load_checkpoint(&progress).await.unwrap().is_none() || orders == 0 {
+            while writing.load(Ordering::SeqCst) || orders == 0 {
                 let id = format!("late-{orders}");
                 shop.order(
                     &id,
@@ -96,15 +159,23 @@ async fn rebuilding_from_postgres_never_interrupts_queries() {
                     .await,
                 );
                 orders += 1;
+                placed.send_replace(orders);
             }
             (orders, last.expect("orders during the rebuild"))
         }
     });
+    let feed = GatedFeed {
+        store: &store,
+        live: &live,
+        placed: placed_rx,
+        heads: AtomicUsize::new(0),
+        gates_passed: AtomicUsize::new(0),
+    };
 
     let report = index
         .rebuild(
             &summaries,
-            &store,
+            &feed,
             &store,
             RebuildOptions::default()
                 .batch_size(50)
@@ -112,6 +183,12 @@ async fn rebuilding_from_postgres_never_interrupts_queries() {
         )
         .await
         .expect("the rebuild");
+    writing.store(false, Ordering::SeqCst);
+    assert_eq!(
+        feed.gates_passed.load(Ordering::SeqCst),
+        2,
+        "orders were placed while v1 was blocked and after the swap"
+    );
     let (late, last_write) = writer.await.expect("the writer");
     wait_caught_up_to(&live, last_write).await;
     assert_eq!(

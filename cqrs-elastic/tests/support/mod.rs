@@ -311,3 +311,94 @@ pub async fn index_exists(client: &Elasticsearch, index: &str) -> bool {
         .expect("exists");
     response.status_code().is_success()
 }
+
+/// A feed over an in-memory store that holds a rebuild at a known step: the `n`-th call of
+/// `read_all` or of `head` (counting from 1) tells the test so through the receiver
+/// [`PausingFeed::new`] returns and never answers. The test then drops the rebuild's future.
+pub struct PausingFeed {
+    store: InMemoryEventStore,
+    at_read: Option<usize>,
+    at_head: Option<usize>,
+    reads: std::sync::atomic::AtomicUsize,
+    heads: std::sync::atomic::AtomicUsize,
+    paused: tokio::sync::mpsc::UnboundedSender<&'static str>,
+}
+
+impl PausingFeed {
+    /// A feed over `store` pausing at read `at_read` or at head `at_head`.
+    pub fn new(
+        store: InMemoryEventStore,
+        at_read: Option<usize>,
+        at_head: Option<usize>,
+    ) -> (Self, tokio::sync::mpsc::UnboundedReceiver<&'static str>) {
+        let (paused, receiver) = tokio::sync::mpsc::unbounded_channel();
+        let feed = Self {
+            store,
+            at_read,
+            at_head,
+            reads: Default::default(),
+            heads: Default::default(),
+            paused,
+        };
+        (feed, receiver)
+    }
+
+    async fn maybe_pause(
+        &self,
+        count: &std::sync::atomic::AtomicUsize,
+        at: Option<usize>,
+        what: &'static str,
+    ) {
+        let n = count.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        if at == Some(n) {
+            let _ = self.paused.send(what);
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl ReadAll for PausingFeed {
+    async fn read_all(
+        &self,
+        after: Position,
+        limit: usize,
+        filter: &EventFilter,
+    ) -> cqrs_core::Result<cqrs_core::FeedBatch> {
+        self.maybe_pause(&self.reads, self.at_read, "read_all")
+            .await;
+        self.store.read_all(after, limit, filter).await
+    }
+
+    async fn head(&self) -> cqrs_core::Result<Position> {
+        self.maybe_pause(&self.heads, self.at_head, "head").await;
+        self.store.head().await
+    }
+}
+
+/// Asserts that `index` holds exactly the documents a full fold of `store`'s feed gives.
+pub async fn assert_index_is_the_fold(
+    client: &Elasticsearch,
+    index: &str,
+    store: &InMemoryEventStore,
+) {
+    let expected = expected_accounts(&all_events(store).await);
+    let stored = raw_documents(client, index).await;
+    let mut wrong = Vec::new();
+    for (id, doc) in &expected {
+        let got = stored.get(id).map(|(source, _)| source);
+        let live = got.filter(|s| s["cqrs"]["deleted"] != json!(true));
+        let got: Option<AccountView> =
+            live.map(|s| serde_json::from_value(s.clone()).expect("an account"));
+        if &got != doc {
+            wrong.push(format!("{id}: expected {doc:?}, stored {got:?}"));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} of {} documents of {index} differ from the fold, e.g. {:#?}",
+        wrong.len(),
+        expected.len(),
+        &wrong[..wrong.len().min(3)]
+    );
+}

@@ -1,0 +1,162 @@
+//! A `_bulk` request that fails as a whole is classified, not retried as it is forever: a
+//! request the node finds too large (413) is sent again in halves until each fits, and one the
+//! node refuses as a whole (400) makes its documents' events poison, for the runner's policy
+//! to stop or park. The node here is a small HTTP server of the test's own (a real node only
+//! answers 413 above its `http.max_content_length`, a startup setting), spoken to by the real
+//! client.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+
+use cqrs_core::projection::{Projection, ProjectionError};
+use cqrs_core::{EventFilter, InMemoryEventStore, Position, ReadAll};
+use serde_json::{json, Value};
+use support::*;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+
+/// What the fake node refuses, and the documents of each `_bulk` it got.
+struct Node {
+    /// Bulk bodies over this many bytes get 413.
+    max_body: usize,
+    /// A bulk holding this document id gets 400.
+    refused_id: &'static str,
+    bulks: Mutex<Vec<usize>>,
+}
+
+impl Node {
+    async fn start(max_body: usize, refused_id: &'static str) -> (Arc<Self>, String) {
+        let node = Arc::new(Self {
+            max_body,
+            refused_id,
+            bulks: Mutex::default(),
+        });
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let serving = node.clone();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                tokio::spawn(serving.clone().serve(socket));
+            }
+        });
+        (node, url)
+    }
+
+    async fn serve(self: Arc<Self>, socket: TcpStream) {
+        let mut socket = BufReader::new(socket);
+        loop {
+            let mut line = String::new();
+            if socket.read_line(&mut line).await.unwrap_or(0) == 0 {
+                return;
+            }
+            let path = line.split_whitespace().nth(1).unwrap_or("").to_owned();
+            let mut length = 0;
+            loop {
+                let mut header = String::new();
+                socket.read_line(&mut header).await.unwrap();
+                let header = header.trim_end();
+                if header.is_empty() {
+                    break;
+                }
+                if let Some((name, value)) = header.split_once(':') {
+                    if name.eq_ignore_ascii_case("content-length") {
+                        length = value.trim().parse().unwrap();
+                    }
+                }
+            }
+            let mut body = vec![0; length];
+            socket.read_exact(&mut body).await.unwrap();
+            let (status, answer) = self.answer(&path, &body);
+            let answer = answer.to_string();
+            let reply = format!(
+                "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{answer}",
+                answer.len()
+            );
+            socket.get_mut().write_all(reply.as_bytes()).await.unwrap();
+        }
+    }
+
+    fn answer(&self, path: &str, body: &[u8]) -> (u16, Value) {
+        if path.contains("_mget") {
+            let ids: Value = serde_json::from_slice(body).unwrap();
+            let docs: Vec<Value> = ids["ids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|id| json!({ "_id": id, "found": false }))
+                .collect();
+            return (200, json!({ "docs": docs }));
+        }
+        assert!(path.contains("_bulk"), "unexpected request {path}");
+        let documents = body.iter().filter(|&&b| b == b'\n').count() / 2;
+        self.bulks.lock().unwrap().push(documents);
+        if body.len() > self.max_body {
+            return (
+                413,
+                json!({ "error": "request entity too large", "status": 413 }),
+            );
+        }
+        let refused = format!("\"_id\":\"{}\"", self.refused_id);
+        if String::from_utf8_lossy(body).contains(&refused) {
+            let error = json!({ "type": "illegal_argument_exception", "reason": "refused" });
+            return (400, json!({ "error": error, "status": 400 }));
+        }
+        let items: Vec<Value> = (0..documents)
+            .map(|n| json!({ "create": { "status": 201, "_seq_no": n, "_primary_term": 1 } }))
+            .collect();
+        (200, json!({ "errors": false, "items": items }))
+    }
+}
+
+async fn batch(store: &InMemoryEventStore) -> Vec<cqrs_core::RecordedEvent> {
+    store
+        .read_all(Position::START, 100, &EventFilter::all())
+        .await
+        .unwrap()
+        .events
+}
+
+#[tokio::test]
+async fn a_bulk_too_large_is_sent_in_halves_until_each_fits() {
+    let store = InMemoryEventStore::new();
+    for i in 0..8 {
+        open_account(&store, &format!("account-{i}"), "ada", "c1").await;
+    }
+    let events = batch(&store).await;
+    // Each document's two lines take about 150 bytes: the whole bulk does not fit, halves do.
+    let (node, url) = Node::start(700, "none").await;
+    let accounts = Accounts {
+        name: unique_name("split"),
+    };
+    let projector =
+        cqrs_elastic::EsProjector::new(cqrs_elastic::connect(&url).unwrap(), accounts).unwrap();
+    let applied = projector.apply(&events).await;
+    assert!(applied.is_ok(), "{applied:?}");
+    assert_eq!(*node.bulks.lock().unwrap(), [8, 4, 4]);
+}
+
+#[tokio::test]
+async fn a_bulk_refused_as_a_whole_makes_its_events_poison() {
+    let store = InMemoryEventStore::new();
+    for i in 0..3 {
+        open_account(&store, &format!("account-{i}"), "ada", "c1").await;
+    }
+    let events = batch(&store).await;
+    let (node, url) = Node::start(100_000, "account-1").await;
+    let accounts = Accounts {
+        name: unique_name("refused"),
+    };
+    let projector =
+        cqrs_elastic::EsProjector::new(cqrs_elastic::connect(&url).unwrap(), accounts).unwrap();
+    match projector.apply(&events).await {
+        Err(ProjectionError::Poison(rejected)) => {
+            let positions: Vec<Position> = rejected.iter().map(|r| r.position).collect();
+            let all: Vec<Position> = events.iter().map(|e| e.position).collect();
+            assert_eq!(positions, all, "{rejected:?}");
+            assert!(rejected[0].error.contains("400"), "{rejected:?}");
+        }
+        other => panic!("a refused bulk must be poison, not retried: {other:?}"),
+    }
+    assert_eq!(*node.bulks.lock().unwrap(), [3], "sent once");
+}
