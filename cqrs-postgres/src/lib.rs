@@ -29,6 +29,7 @@ mod row;
 mod schema;
 mod snapshot;
 mod store;
+mod xid;
 
 #[doc(inline)]
 pub use error::{PgError, Result};
@@ -40,3 +41,5 @@ pub use projection::PgFeedSignal;
 pub use schema::PgSchema;
 #[doc(inline)]
 pub use store::{FeedHorizon, PgEventStore};
+#[doc(inline)]
+pub use xid::TransactionIdRepair;

@@ -9,6 +9,7 @@ use sqlx::{PgPool, Row};
 use crate::group::Committer;
 use crate::notify::Notifier;
 use crate::schema::Queries;
+use crate::xid::XidGuard;
 use crate::{migrate, GroupCommit, PgError, PgSchema};
 
 /// The PostgreSQL event store. Implements every store role trait of `cqrs-core`
@@ -37,6 +38,7 @@ pub struct PgEventStore {
     pub(crate) max_payload_bytes: usize,
     pub(crate) notifier: Arc<Notifier>,
     pub(crate) group: Option<Arc<Committer>>,
+    pub(crate) xid: Arc<XidGuard>,
 }
 
 /// What holds the global feed back right now.
@@ -62,6 +64,7 @@ impl PgEventStore {
         Self {
             pool,
             queries: Arc::new(Queries::new(&schema)),
+            xid: Arc::new(XidGuard::new(&schema)),
             schema,
             max_payload_bytes: cqrs_core::DEFAULT_MAX_PAYLOAD_BYTES,
             notifier: Arc::default(),
@@ -82,6 +85,7 @@ impl PgEventStore {
     #[must_use]
     pub fn in_schema(mut self, schema: PgSchema) -> Self {
         self.queries = Arc::new(Queries::new(&schema));
+        self.xid = Arc::new(XidGuard::new(&schema));
         self.schema = schema;
         self.notifier = Arc::default();
         self.group = self
@@ -117,7 +121,9 @@ impl PgEventStore {
     /// Creates or upgrades the schema's tables. Idempotent, versioned, safe to run from several
     /// processes at once. Returns the migration versions it applied.
     pub async fn migrate(&self) -> Result<Vec<i32>, PgError> {
-        migrate::migrate(&self.pool, &self.schema).await
+        let applied = migrate::migrate(&self.pool, &self.schema).await?;
+        self.xid.check(&self.pool).await?;
+        Ok(applied)
     }
 
     /// The pool.
