@@ -71,13 +71,21 @@ fn the_scripts_redact_passwords_in_urls() {
         ),
     ];
     for (url, redacted, without, password) in cases {
-        assert_eq!(url_function("redact_url", url), redacted, "redact_url {url}");
+        assert_eq!(
+            url_function("redact_url", url),
+            redacted,
+            "redact_url {url}"
+        );
         assert_eq!(
             url_function("url_without_password", url),
             without,
             "url_without_password {url}"
         );
-        assert_eq!(url_function("url_password", url), password, "url_password {url}");
+        assert_eq!(
+            url_function("url_password", url),
+            password,
+            "url_password {url}"
+        );
     }
 }
 
@@ -113,13 +121,19 @@ fn postgres_sh_passes_the_password_in_the_environment_and_never_prints_it() {
         .current_dir(repository())
         .arg("start")
         .env("PATH", path)
-        .env("DATABASE_URL", "postgres://app:s3cr%40t@db.example:5432/app")
+        .env(
+            "DATABASE_URL",
+            "postgres://app:s3cr%40t@db.example:5432/app",
+        )
         .env_remove("PGPASSWORD")
         .output()
         .expect("run scripts/postgres.sh");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "postgres.sh start failed: {stderr}");
+    assert!(
+        output.status.success(),
+        "postgres.sh start failed: {stderr}"
+    );
     let calls = std::fs::read_to_string(&record).expect("psql was called");
     let _ = std::fs::remove_dir_all(&bin);
 
