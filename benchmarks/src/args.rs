@@ -6,8 +6,9 @@ use clap::{Parser, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(name = "pg-bench")]
 pub(crate) struct Args {
-    /// The server to benchmark on; each system gets its own fresh database there.
-    #[arg(long, env = "DATABASE_URL")]
+    /// The server to benchmark on (or `$DATABASE_URL`, whose value `--help` does not show: it may
+    /// carry a password); each system gets its own fresh database there.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub(crate) database_url: String,
 
     /// Concurrent clients, and the pool size of every system.
@@ -125,4 +126,30 @@ impl Sizes {
         feed_batch: 1_000,
         feed_passes: 3,
     };
+}
+
+#[cfg(test)]
+mod url_tests {
+    use clap::CommandFactory;
+
+    use super::Args;
+
+    /// `--help` shows the values of `env` arguments unless told not to, and a URL's value may
+    /// carry a password.
+    #[test]
+    fn help_never_shows_the_urls_from_the_environment() {
+        let command = Args::command();
+        let urls: Vec<_> = command
+            .get_arguments()
+            .filter(|arg| arg.get_id().as_str().ends_with("_url"))
+            .collect();
+        assert!(!urls.is_empty());
+        for arg in urls {
+            assert!(
+                arg.is_hide_env_values_set(),
+                "--help would show {}",
+                arg.get_id()
+            );
+        }
+    }
 }

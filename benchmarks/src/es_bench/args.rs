@@ -7,12 +7,14 @@ use clap::{Parser, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(name = "es-bench")]
 pub(crate) struct Args {
-    /// The PostgreSQL server holding the events; each workload gets its own fresh database.
-    #[arg(long, env = "DATABASE_URL")]
+    /// The PostgreSQL server holding the events (or `$DATABASE_URL`, whose value `--help` does not
+    /// show: it may carry a password); each workload gets its own fresh database.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub(crate) database_url: String,
 
-    /// The search node holding the read models; each workload uses its own indices.
-    #[arg(long, env = "ELASTICSEARCH_URL")]
+    /// The search node holding the read models (or `$ELASTICSEARCH_URL`, value not shown either);
+    /// each workload uses its own indices.
+    #[arg(long, env = "ELASTICSEARCH_URL", hide_env_values = true)]
     pub(crate) elasticsearch_url: String,
 
     /// Concurrent clients appending the events before each workload (not timed).
@@ -140,4 +142,30 @@ impl Sizes {
         },
         rebuild_batch: 1_000,
     };
+}
+
+#[cfg(test)]
+mod url_tests {
+    use clap::CommandFactory;
+
+    use super::Args;
+
+    /// `--help` shows the values of `env` arguments unless told not to, and a URL's value may
+    /// carry a password.
+    #[test]
+    fn help_never_shows_the_urls_from_the_environment() {
+        let command = Args::command();
+        let urls: Vec<_> = command
+            .get_arguments()
+            .filter(|arg| arg.get_id().as_str().ends_with("_url"))
+            .collect();
+        assert!(!urls.is_empty());
+        for arg in urls {
+            assert!(
+                arg.is_hide_env_values_set(),
+                "--help would show {}",
+                arg.get_id()
+            );
+        }
+    }
 }
