@@ -29,6 +29,19 @@ async fn feed(store: &PgEventStore) -> Vec<(EventId, Position)> {
     feed_after(store, Position::START).await
 }
 
+/// The whole feed once it holds `count` events. Any transaction open in the cluster (another
+/// test's) holds the feed back, so this polls, with a deadline.
+async fn feed_of(store: &PgEventStore, count: usize) -> Vec<(EventId, Position)> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let events = feed(store).await;
+        if events.len() >= count || std::time::Instant::now() > deadline {
+            return events;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// The feed after `after`, in order.
 async fn feed_after(store: &PgEventStore, mut after: Position) -> Vec<(EventId, Position)> {
     let mut events = Vec::new();
@@ -115,7 +128,7 @@ async fn a_restore_into_a_younger_cluster_is_detected_and_repaired_in_feed_order
             .await
             .expect("more appends");
     }
-    let before = feed(&source).await;
+    let before = feed_of(&source, 12).await;
     assert_eq!(before.len(), 12);
     // A projection halfway, one caught up, and a dead letter.
     source
@@ -264,7 +277,7 @@ async fn a_restore_into_a_younger_cluster_is_detected_and_repaired_in_feed_order
     );
 
     // The feed: the same events in the same order, then new ones after them.
-    let after = feed(&restored).await;
+    let after = feed_of(&restored, 12).await;
     let ids = |events: &[(EventId, Position)]| events.iter().map(|e| e.0).collect::<Vec<_>>();
     assert_eq!(
         ids(&after),
@@ -297,7 +310,7 @@ async fn a_restore_into_a_younger_cluster_is_detected_and_repaired_in_feed_order
         .await
         .expect("appends in a transaction work again");
     tx.commit().await.expect("commit");
-    let now = feed(&restored).await;
+    let now = feed_of(&restored, 16).await;
     assert_eq!(now.len(), 16);
     assert_eq!(
         ids(&now[..12]),
@@ -414,7 +427,7 @@ async fn a_repair_needing_more_ids_than_the_cluster_has_used_moves_its_counter_o
     .await
     .expect("the repaired order");
     assert_eq!(repaired, order, "the order is kept");
-    let visible = feed(&store).await.len();
+    let visible = feed_of(&store, order.len()).await.len();
     assert_eq!(visible, order.len(), "every event is below the horizon");
     sqlx::query(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
         .execute(&target_pool)
