@@ -135,6 +135,9 @@ pub struct TransactionIdRepair {
     pub dead_letters: u64,
     /// Recorded command outcomes moved to their events' new positions.
     pub commands: u64,
+    /// Whether the position sequence lagged behind the stored positions and was moved past them
+    /// (logical replication copies no sequence values; `pg_dump` does).
+    pub sequence_moved: bool,
     /// Transaction ids taken first to move the cluster's counter past the ids the events needed
     /// (0 when it already was).
     pub burned_transaction_ids: u64,
@@ -149,7 +152,8 @@ impl PgEventStore {
     /// renumbered into ids below the cluster's horizon, keeping the feed's order exactly (see
     /// `sql/xid_map.sql`), and checkpoints, dead letters and recorded command outcomes are moved
     /// to the same events' new positions. Events appended afterwards sort after all of them, and
-    /// appends to existing streams work again. Snapshots and leases hold no positions. Running it
+    /// appends to existing streams work again. A position sequence that lags behind the stored
+    /// positions (logical replication copies no sequence values) is moved past them. Snapshots and leases hold no positions. Running it
     /// again, or on a schema that was never moved, changes nothing.
     ///
     /// Read models that keep positions themselves must then be rebuilt: see
@@ -220,6 +224,10 @@ impl PgEventStore {
             let n: i64 = row.try_get(name)?;
             Ok(u64::try_from(n).unwrap_or(0))
         };
+        let sequence_moved: bool =
+            sqlx::query_scalar(&sql(include_str!("sql/xid_sequence.sql"), &self.schema))
+                .fetch_one(&mut *tx)
+                .await?;
         let report = TransactionIdRepair {
             repaired: true,
             events: count("events")?,
@@ -227,6 +235,7 @@ impl PgEventStore {
             checkpoints: count("checkpoints")?,
             dead_letters: count("dead_letters")?,
             commands: count("commands")?,
+            sequence_moved,
             burned_transaction_ids: 0,
         };
         tx.commit().await?;

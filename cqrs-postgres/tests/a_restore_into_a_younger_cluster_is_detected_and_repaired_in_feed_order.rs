@@ -249,6 +249,14 @@ async fn a_restore_into_a_younger_cluster_is_detected_and_repaired_in_feed_order
         "a reader past the horizon is told why: {past_horizon:?}"
     );
 
+    // Logical replication copies no sequence values: the target's position sequence starts over.
+    sqlx::query(&format!(
+        "SELECT setval(pg_get_serial_sequence('\"{schema}\".events', 'position'), 1, false)"
+    ))
+    .execute(&target_pool)
+    .await
+    .expect("reset the position sequence");
+
     // The repair.
     let report = restored
         .repair_transaction_ids()
@@ -259,6 +267,7 @@ async fn a_restore_into_a_younger_cluster_is_detected_and_repaired_in_feed_order
     assert_eq!(report.checkpoints, 2, "{report:?}");
     assert_eq!(report.dead_letters, 1, "{report:?}");
     assert_eq!(report.commands, 1, "{report:?}");
+    assert!(report.sequence_moved, "{report:?}");
     assert!(
         report.transaction_ids >= 2,
         "A's commit after B's needs two ids: {report:?}"
@@ -316,6 +325,12 @@ async fn a_restore_into_a_younger_cluster_is_detected_and_repaired_in_feed_order
         ids(&now[..12]),
         ids(&before),
         "old events first, in their order"
+    );
+    let last_old = before.iter().map(|e| e.1.parts().1).max().expect("events");
+    assert!(
+        now[12..].iter().all(|e| e.1.parts().1 > last_old),
+        "new events take positions after every restored one: {:?}",
+        &now[12..]
     );
 
     // Projections resume where they were; dead letters and command outcomes follow their events.
