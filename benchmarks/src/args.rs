@@ -1,6 +1,7 @@
 //! Command-line arguments and the workload sizes they select.
 
 use clap::{Parser, ValueEnum};
+use cqrs_benchmarks::secret::SecretUrl;
 
 /// The PostgreSQL event store against postgres-es 0.5 and raw sqlx ceilings.
 #[derive(Debug, Parser)]
@@ -9,7 +10,7 @@ pub(crate) struct Args {
     /// The server to benchmark on (or `$DATABASE_URL`, whose value `--help` does not show: it may
     /// carry a password); each system gets its own fresh database there.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-    pub(crate) database_url: String,
+    pub(crate) database_url: SecretUrl,
 
     /// Concurrent clients, and the pool size of every system.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
@@ -130,7 +131,7 @@ impl Sizes {
 
 #[cfg(test)]
 mod url_tests {
-    use clap::CommandFactory;
+    use clap::{CommandFactory, Parser};
 
     use super::Args;
 
@@ -151,5 +152,16 @@ mod url_tests {
                 arg.get_id()
             );
         }
+    }
+
+    /// `Debug` of the arguments (a log line, a panic) masks the URLs' passwords.
+    #[test]
+    fn debug_output_never_shows_a_url_password() {
+        let args =
+            Args::try_parse_from(["pg-bench", "--database-url", "postgres://app:s3cret@db/app"])
+                .expect("valid arguments");
+        let text = format!("{args:?}");
+        assert!(text.contains("app:****@db"), "{text}");
+        assert!(!text.contains("s3cret"), "{text}");
     }
 }
