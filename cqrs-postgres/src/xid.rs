@@ -45,10 +45,7 @@ impl XidGuard {
         if self.checked.load(Ordering::Relaxed) {
             return Ok(());
         }
-        match self.check(executor).await {
-            Err(error @ PgError::TransactionIdsAhead { .. }) => Err(error),
-            _ => Ok(()),
-        }
+        self.suspect(executor).await
     }
 
     /// Checks when `suspicious` (a reader's position past the horizon): a typed
