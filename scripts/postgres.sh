@@ -6,7 +6,9 @@
 #   scripts/postgres.sh status   # exit 0 if our server is running and ready
 #
 # `start`:
-#   * If DATABASE_URL is set, it is only checked (psql / pg_isready) and echoed back.
+#   * If DATABASE_URL is set, it is only checked (psql / pg_isready) and echoed back without
+#     its password (keep your DATABASE_URL, or export PGPASSWORD, which libpq and sqlx read).
+#     A password is never printed and never put on a command line: psql gets it in PGPASSWORD.
 #   * Otherwise a dedicated cluster (NOT the Debian system cluster) is created with
 #     initdb in $PG_WORKDIR/data and started with pg_ctl; an existing running server
 #     from this script is reused. A `cqrs` superuser role and `cqrs` database are
@@ -24,6 +26,8 @@
 #
 # All progress goes to stderr; stdout carries only the DATABASE_URL line.
 set -euo pipefail
+# shellcheck source=url.sh
+. "$(dirname "${BASH_SOURCE[0]}")/url.sh"
 
 PG_WORKDIR="${PG_WORKDIR:-/var/tmp/cqrs-postgres}"
 PG_PORT="${PG_PORT:-54329}"
@@ -56,14 +60,15 @@ is_root() { [ "$(id -u)" -eq 0 ]; }
 # DATABASE_URL given: only check it.
 # ----------------------------------------------------------------------------
 check_database_url() {
-  local url="$1" deadline=$((SECONDS + PG_WAIT_SECS)) err=""
+  local full="$1" url deadline=$((SECONDS + PG_WAIT_SECS)) err=""
+  url=$(url_without_password "$full")
   while :; do
     if command -v psql >/dev/null 2>&1; then
-      if err=$(PGCONNECT_TIMEOUT=5 psql "$url" -qAtX -v ON_ERROR_STOP=1 -c 'select 1' 2>&1 >/dev/null); then
+      if err=$(PGCONNECT_TIMEOUT=5 with_url_password "$full" psql "$url" -qAtX -v ON_ERROR_STOP=1 -c 'select 1' 2>&1 >/dev/null); then
         return 0
       fi
     elif command -v pg_isready >/dev/null 2>&1; then
-      if err=$(pg_isready -q -t 5 -d "$url" 2>&1); then
+      if err=$(with_url_password "$full" pg_isready -q -t 5 -d "$url" 2>&1); then
         return 0
       fi
       err="pg_isready: server at DATABASE_URL is not accepting connections"
@@ -420,7 +425,11 @@ SQL
 cmd_start() {
   if [ -n "${DATABASE_URL:-}" ]; then
     check_database_url "$DATABASE_URL"
-    echo "DATABASE_URL=$DATABASE_URL"
+    log "DATABASE_URL=$(redact_url "$DATABASE_URL") answers"
+    if [ -n "$(url_password "$DATABASE_URL")" ]; then
+      log "its password is not repeated below: keep your DATABASE_URL, or export PGPASSWORD"
+    fi
+    echo "DATABASE_URL=$(url_without_password "$DATABASE_URL")"
     return 0
   fi
 

@@ -6,11 +6,17 @@
 # It starts what the tests need and stops it afterwards:
 #   * PostgreSQL: $DATABASE_URL when set, else a private server (scripts/postgres.sh, which
 #     installs Debian's postgresql first when it is missing and we are root);
+#   * a second, fresh PostgreSQL cluster that tests restore a pg_dump into (a move to a cluster
+#     whose transaction counter is behind): $RESTORE_DATABASE_URL when set, else a private one
+#     in $PG_RESTORE_WORKDIR (default /var/tmp/cqrs-pg-restore) on port $PG_RESTORE_PORT
+#     (default 54331), initialised anew on every run;
 #   * a search node: $ELASTICSEARCH_URL when set, else an OpenSearch 2.19 node in a JVM
 #     (scripts/opensearch.sh, built from Maven Central artifacts under tools/).
 # Builds go to $CARGO_TARGET_DIR (default /var/tmp/cqrs-target) so they are reused.
+# URLs are printed with their passwords masked (user:****@host).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/url.sh
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/cqrs-target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
@@ -19,9 +25,15 @@ export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
 step() { printf '\n==> %s\n' "$*" >&2; }
 
 started_pg=""
+started_restore=""
 started_es=""
+restore_cluster() {
+  env -u DATABASE_URL PG_WORKDIR="${PG_RESTORE_WORKDIR:-/var/tmp/cqrs-pg-restore}" \
+    PG_PORT="${PG_RESTORE_PORT:-54331}" "$@"
+}
 cleanup() {
   if [ -n "$started_es" ]; then scripts/opensearch.sh stop >&2 || true; fi
+  if [ -n "$started_restore" ]; then restore_cluster scripts/postgres.sh stop >&2 || true; fi
   if [ -n "$started_pg" ]; then scripts/postgres.sh stop >&2 || true; fi
 }
 trap cleanup EXIT
@@ -36,15 +48,29 @@ step "cargo doc (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features --quiet
 
 step "PostgreSQL"
-if [ -z "${DATABASE_URL:-}" ]; then started_pg=1; fi
-DATABASE_URL="$(scripts/postgres.sh start | tail -n 1)"
-export DATABASE_URL="${DATABASE_URL#DATABASE_URL=}"
-echo "using DATABASE_URL=$DATABASE_URL" >&2
+if [ -z "${DATABASE_URL:-}" ]; then
+  started_pg=1
+  DATABASE_URL="$(scripts/postgres.sh start | tail -n 1)"
+  export DATABASE_URL="${DATABASE_URL#DATABASE_URL=}"
+else
+  scripts/postgres.sh start >/dev/null # only checks it; its output drops the password
+fi
+echo "using DATABASE_URL=$(redact_url "$DATABASE_URL")" >&2
+
+step "second PostgreSQL cluster (restore target)"
+if [ -z "${RESTORE_DATABASE_URL:-}" ]; then
+  started_restore=1
+  RESTORE_DATABASE_URL="$(restore_cluster env PG_FRESH=1 scripts/postgres.sh start | tail -n 1)"
+  export RESTORE_DATABASE_URL="${RESTORE_DATABASE_URL#DATABASE_URL=}"
+else
+  DATABASE_URL="$RESTORE_DATABASE_URL" scripts/postgres.sh start >/dev/null
+fi
+echo "using RESTORE_DATABASE_URL=$(redact_url "$RESTORE_DATABASE_URL")" >&2
 
 step "search node"
 if [ -n "${ELASTICSEARCH_URL:-}" ]; then
-  if ! curl -fsS "$ELASTICSEARCH_URL/_cluster/health?wait_for_status=yellow&timeout=60s" >/dev/null; then
-    echo "ELASTICSEARCH_URL=$ELASTICSEARCH_URL does not answer; unset it to let this script start a node" >&2
+  if ! curl_url "$ELASTICSEARCH_URL/_cluster/health?wait_for_status=yellow&timeout=60s" -fsS >/dev/null; then
+    echo "ELASTICSEARCH_URL=$(redact_url "$ELASTICSEARCH_URL") does not answer; unset it to let this script start a node" >&2
     exit 1
   fi
 else
@@ -52,7 +78,7 @@ else
   ELASTICSEARCH_URL="$(scripts/opensearch.sh start "${OPENSEARCH_PORT:-9200}" | tail -n 1)"
   export ELASTICSEARCH_URL="${ELASTICSEARCH_URL#ELASTICSEARCH_URL=}"
 fi
-echo "using ELASTICSEARCH_URL=$ELASTICSEARCH_URL" >&2
+echo "using ELASTICSEARCH_URL=$(redact_url "$ELASTICSEARCH_URL")" >&2
 
 step "cargo test"
 cargo test --workspace --all-features

@@ -1,14 +1,16 @@
 //! Command-line arguments and the workload sizes they select.
 
 use clap::{Parser, ValueEnum};
+use cqrs_benchmarks::secret::SecretUrl;
 
 /// The PostgreSQL event store against postgres-es 0.5 and raw sqlx ceilings.
 #[derive(Debug, Parser)]
 #[command(name = "pg-bench")]
 pub(crate) struct Args {
-    /// The server to benchmark on; each system gets its own fresh database there.
-    #[arg(long, env = "DATABASE_URL")]
-    pub(crate) database_url: String,
+    /// The server to benchmark on (or `$DATABASE_URL`, whose value `--help` does not show: it may
+    /// carry a password); each system gets its own fresh database there.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub(crate) database_url: SecretUrl,
 
     /// Concurrent clients, and the pool size of every system.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
@@ -125,4 +127,41 @@ impl Sizes {
         feed_batch: 1_000,
         feed_passes: 3,
     };
+}
+
+#[cfg(test)]
+mod url_tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::Args;
+
+    /// `--help` shows the values of `env` arguments unless told not to, and a URL's value may
+    /// carry a password.
+    #[test]
+    fn help_never_shows_the_urls_from_the_environment() {
+        let command = Args::command();
+        let urls: Vec<_> = command
+            .get_arguments()
+            .filter(|arg| arg.get_id().as_str().ends_with("_url"))
+            .collect();
+        assert!(!urls.is_empty());
+        for arg in urls {
+            assert!(
+                arg.is_hide_env_values_set(),
+                "--help would show {}",
+                arg.get_id()
+            );
+        }
+    }
+
+    /// `Debug` of the arguments (a log line, a panic) masks the URLs' passwords.
+    #[test]
+    fn debug_output_never_shows_a_url_password() {
+        let args =
+            Args::try_parse_from(["pg-bench", "--database-url", "postgres://app:s3cret@db/app"])
+                .expect("valid arguments");
+        let text = format!("{args:?}");
+        assert!(text.contains("app:****@db"), "{text}");
+        assert!(!text.contains("s3cret"), "{text}");
+    }
 }

@@ -7,4 +7,5 @@
 
 pub mod db;
 pub mod machine;
+pub mod secret;
 pub mod table;

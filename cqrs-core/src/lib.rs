@@ -15,6 +15,7 @@ mod ids;
 mod memory;
 mod metadata;
 pub mod projection;
+mod redact;
 mod repository;
 mod retry;
 mod snapshot;
@@ -44,6 +45,8 @@ pub use ids::{
 pub use memory::InMemoryEventStore;
 #[doc(inline)]
 pub use metadata::Metadata;
+#[doc(inline)]
+pub use redact::redact_url;
 #[doc(inline)]
 pub use repository::Repository;
 #[doc(inline)]

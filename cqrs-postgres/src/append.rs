@@ -371,6 +371,7 @@ impl PgEventStore {
         events: Vec<NewEvent>,
     ) -> Result<AppendOutcome, Error> {
         let columns = Columns::new(events, self.max_payload_bytes, self.max_append_bytes)?;
+        self.xid.ensure(&mut *conn).await?;
         self.append_on(conn, true, stream_id, expected, &columns)
             .await
     }
@@ -418,6 +419,7 @@ impl PgEventStore {
                 Attempt::Appended(outcome) => return Ok(outcome),
                 Attempt::WrongVersion(actual) => Some(actual),
                 Attempt::TransactionTooOld(actual) => {
+                    self.xid.suspect(&mut *conn).await?;
                     retry = false;
                     Some(actual)
                 }
@@ -502,6 +504,7 @@ impl AppendEvents for PgEventStore {
             self.max_payload_bytes,
             self.max_append_bytes,
         )?);
+        self.xid.ensure(&self.pool).await?;
         if let (Some(group), Some(version), None) =
             (&self.group, expected.exact(), columns.command_id)
         {

@@ -88,6 +88,23 @@ pub enum PgError {
         /// Where it waited.
         stage: TimeoutStage,
     },
+    /// The stored transaction ids are ahead of this cluster's counter: the schema was copied in
+    /// from another cluster (`pg_dump` / restore, logical replication). Until it is repaired,
+    /// appends to existing streams are refused and the feed hides the copied events. Stop the
+    /// writers and run [`PgEventStore::repair_transaction_ids`](crate::PgEventStore::repair_transaction_ids),
+    /// or move the counter past them with `pg_resetwal -e` on the stopped cluster.
+    #[error(
+        "stored transaction ids (up to {stored}) are ahead of this cluster's (next {next}): the \
+         data was copied from another cluster (pg_dump/restore or logical replication); stop \
+         the writers and run PgEventStore::repair_transaction_ids(), or pg_resetwal -e on the \
+         stopped cluster (see the README, \"moving the database\")"
+    )]
+    TransactionIdsAhead {
+        /// The largest stored transaction id.
+        stored: u64,
+        /// The cluster's next transaction id.
+        next: u64,
+    },
     /// Stored metadata did not deserialize.
     #[error("stored metadata does not deserialize")]
     Metadata(#[source] serde_json::Error),

@@ -32,6 +32,7 @@ mod schema;
 mod signal;
 mod snapshot;
 mod store;
+mod xid;
 
 #[doc(inline)]
 pub use error::{PgError, Result, TimeoutStage};
@@ -45,3 +46,5 @@ pub use schema::PgSchema;
 pub use signal::PgFeedSignal;
 #[doc(inline)]
 pub use store::{PgEventStore, DEFAULT_MAX_APPEND_BYTES};
+#[doc(inline)]
+pub use xid::TransactionIdRepair;

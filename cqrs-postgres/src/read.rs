@@ -63,6 +63,7 @@ impl ReadAll for PgEventStore {
         if max == 0 {
             return Ok(FeedBatch::new(Vec::new(), after));
         }
+        self.xid.ensure(&self.pool).await?;
         let (major, minor) = convert::position_parts(after)?;
         let categories = (!filter.categories.is_empty()).then_some(&filter.categories);
         let event_types = (!filter.event_types.is_empty()).then_some(&filter.event_types);
@@ -120,6 +121,7 @@ impl ReadAll for PgEventStore {
                     what: "the feed query returned no horizon",
                 })?;
                 let below = convert::below_horizon(&horizon)?;
+                self.xid.check_if(after > below, &self.pool).await?;
                 last.map_or(after, |e| e.position).max(below).max(after)
             }
         };

@@ -9,6 +9,7 @@ use crate::group::Committer;
 use crate::notify::Notifier;
 use crate::schema::Queries;
 use crate::signal::Hub;
+use crate::xid::XidGuard;
 use crate::{migrate, GroupCommit, PgError, PgSchema};
 
 /// The PostgreSQL event store. Implements every store role trait of `cqrs-core`
@@ -39,6 +40,7 @@ pub struct PgEventStore {
     pub(crate) notifier: Arc<Notifier>,
     pub(crate) signal: Arc<Hub>,
     pub(crate) group: Option<Arc<Committer>>,
+    pub(crate) xid: Arc<XidGuard>,
 }
 
 /// The default bound on one append, in bytes: 16 MiB of payloads and metadata (headers
@@ -55,6 +57,7 @@ impl PgEventStore {
         Self {
             queries: Arc::new(Queries::new(&schema)),
             signal: Arc::new(Hub::new(pool.clone(), schema.channel())),
+            xid: Arc::new(XidGuard::new(&schema)),
             schema,
             max_payload_bytes: cqrs_core::DEFAULT_MAX_PAYLOAD_BYTES,
             max_append_bytes: DEFAULT_MAX_APPEND_BYTES,
@@ -77,6 +80,7 @@ impl PgEventStore {
     #[must_use]
     pub fn in_schema(mut self, schema: PgSchema) -> Self {
         self.queries = Arc::new(Queries::new(&schema));
+        self.xid = Arc::new(XidGuard::new(&schema));
         self.schema = schema;
         self.notifier = Arc::default();
         self.signal = Arc::new(Hub::new(self.pool.clone(), self.schema.channel()));
@@ -127,7 +131,9 @@ impl PgEventStore {
     /// Creates or upgrades the schema's tables. Idempotent, versioned, safe to run from several
     /// processes at once. Returns the migration versions it applied.
     pub async fn migrate(&self) -> Result<Vec<i32>, PgError> {
-        migrate::migrate(&self.pool, &self.schema).await
+        let applied = migrate::migrate(&self.pool, &self.schema).await?;
+        self.xid.check(&self.pool).await?;
+        Ok(applied)
     }
 
     /// The pool.

@@ -57,9 +57,10 @@ pub async fn drop_schema(store: &PgEventStore) {
     .expect("drop the test schema");
 }
 
-/// A client for the node at `url`.
+/// A client for the node at `url`. A failure names the node with its password masked.
 pub fn client_for(url: &str) -> Elasticsearch {
-    cqrs_elastic::connect(url).unwrap_or_else(|e| panic!("a client for {url}: {e}"))
+    cqrs_elastic::connect(url)
+        .unwrap_or_else(|e| panic!("a client for {}: {e}", cqrs_core::redact_url(url)))
 }
 
 /// A client for the shared test node (`ELASTICSEARCH_URL`).
@@ -122,4 +123,19 @@ pub async fn lease_holder(store: &PgEventStore, name: &str) -> Option<String> {
     .fetch_optional(store.pool())
     .await
     .expect("read the leases table")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::client_for;
+
+    #[test]
+    fn a_client_that_cannot_be_made_names_its_node_without_the_password() {
+        let panic =
+            std::panic::catch_unwind(|| client_for("http://elastic:s3cret@[bad host]:9200"))
+                .expect_err("a malformed URL makes no client");
+        let message = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert!(message.contains("elastic:****@"), "{message}");
+        assert!(!message.contains("s3cret"), "{message}");
+    }
 }

@@ -1,19 +1,22 @@
 //! Command-line arguments and the workload sizes they select.
 
 use clap::{Parser, ValueEnum};
+use cqrs_benchmarks::secret::SecretUrl;
 
 /// Read models in Elasticsearch / OpenSearch fed from the PostgreSQL event store, against raw
 /// `_bulk` and direct writes.
 #[derive(Debug, Parser)]
 #[command(name = "es-bench")]
 pub(crate) struct Args {
-    /// The PostgreSQL server holding the events; each workload gets its own fresh database.
-    #[arg(long, env = "DATABASE_URL")]
-    pub(crate) database_url: String,
+    /// The PostgreSQL server holding the events (or `$DATABASE_URL`, whose value `--help` does not
+    /// show: it may carry a password); each workload gets its own fresh database.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub(crate) database_url: SecretUrl,
 
-    /// The search node holding the read models; each workload uses its own indices.
-    #[arg(long, env = "ELASTICSEARCH_URL")]
-    pub(crate) elasticsearch_url: String,
+    /// The search node holding the read models (or `$ELASTICSEARCH_URL`, value not shown either);
+    /// each workload uses its own indices.
+    #[arg(long, env = "ELASTICSEARCH_URL", hide_env_values = true)]
+    pub(crate) elasticsearch_url: SecretUrl,
 
     /// Concurrent clients appending the events before each workload (not timed).
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=200))]
@@ -140,4 +143,46 @@ impl Sizes {
         },
         rebuild_batch: 1_000,
     };
+}
+
+#[cfg(test)]
+mod url_tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::Args;
+
+    /// `--help` shows the values of `env` arguments unless told not to, and a URL's value may
+    /// carry a password.
+    #[test]
+    fn help_never_shows_the_urls_from_the_environment() {
+        let command = Args::command();
+        let urls: Vec<_> = command
+            .get_arguments()
+            .filter(|arg| arg.get_id().as_str().ends_with("_url"))
+            .collect();
+        assert!(!urls.is_empty());
+        for arg in urls {
+            assert!(
+                arg.is_hide_env_values_set(),
+                "--help would show {}",
+                arg.get_id()
+            );
+        }
+    }
+
+    /// `Debug` of the arguments (a log line, a panic) masks the URLs' passwords.
+    #[test]
+    fn debug_output_never_shows_a_url_password() {
+        let args = Args::try_parse_from([
+            "es-bench",
+            "--database-url",
+            "postgres://app:s3cret@db/app",
+            "--elasticsearch-url",
+            "http://elastic:s3cret@node:9200",
+        ])
+        .expect("valid arguments");
+        let text = format!("{args:?}");
+        assert!(text.contains("app:****@db"), "{text}");
+        assert!(!text.contains("s3cret"), "{text}");
+    }
 }

@@ -5,6 +5,8 @@
 use cqrs_postgres::{PgEventStore, PgSchema};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
+pub mod dump;
+
 /// The server the test command started (or the user's own), from `DATABASE_URL`.
 pub fn database_url() -> String {
     std::env::var("DATABASE_URL").unwrap_or_else(|_| {

@@ -38,10 +38,7 @@ async fn main() -> Result<(), BoxError> {
             quickstart::run(store, read_side).await
         }
         (Some(database), Some(search)) => {
-            println!(
-                "cqrs quick start: PostgreSQL (schema quickstart), read side on {search} \
-                 (read model quickstart-orders)\n"
-            );
+            println!("{}\n", on_the_node(&search));
             let store = quickstart::postgres::fresh_store(&database, "quickstart").await?;
             let client = cqrs_elastic::connect(&search)?;
             let signal = store.feed_signal();
@@ -52,7 +49,32 @@ async fn main() -> Result<(), BoxError> {
     }
 }
 
+/// The banner of the run on both servers. It names the search node with any password masked:
+/// a URL may carry credentials, and this goes to the terminal and to logs.
+fn on_the_node(search: &str) -> String {
+    format!(
+        "cqrs quick start: PostgreSQL (schema quickstart), read side on {} (read model \
+         quickstart-orders)",
+        cqrs_core::redact_url(search)
+    )
+}
+
 /// The variable `name`, unless unset or empty.
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|value| !value.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::on_the_node;
+
+    #[test]
+    fn the_banner_names_the_search_node_without_its_password() {
+        let banner = on_the_node("https://elastic:s3cret@search.example:9200");
+        assert!(
+            banner.contains("https://elastic:****@search.example:9200"),
+            "{banner}"
+        );
+        assert!(!banner.contains("s3cret"), "{banner}");
+    }
 }

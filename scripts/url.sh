@@ -1,0 +1,93 @@
+# Database and search-node URLs without leaking their passwords. Sourced by the other scripts:
+#
+#   . scripts/url.sh
+#   redact_url "postgres://app:s3cret@db:5432/app"         # postgres://app:****@db:5432/app
+#   url_without_password "postgres://app:s3cret@db/app"    # postgres://app@db/app
+#   url_password "postgres://app:s%40cret@db/app"          # s@cret (percent-decoded)
+#   with_url_password URL psql "$(url_without_password URL)" ...
+#
+# Print only redact_url's form; pass a password to programs through their environment
+# (PGPASSWORD for libpq), never on a command line, where `ps` shows it to every user.
+# A password may sit in the user info (user:password@host) or in a `password=` query parameter.
+
+# Splits $1 into _url_head (scheme://user), _url_pass (raw, still percent-encoded; empty when
+# none), _url_has_pass (1 or empty), _url_host (host:port), _url_tail (path, query, fragment).
+_url_split() {
+  local url="$1" after authority userinfo
+  _url_head="" _url_pass="" _url_has_pass="" _url_host="" _url_tail="$url"
+  case "$url" in
+    *://*) ;;
+    *) return 0 ;;
+  esac
+  after="${url#*://}"
+  authority="${after%%[/?#]*}"
+  _url_tail="${after:${#authority}}"
+  case "$authority" in
+    *@*)
+      userinfo="${authority%@*}"
+      _url_host="@${authority##*@}"
+      case "$userinfo" in
+        *:*)
+          _url_head="${url%%://*}://${userinfo%%:*}"
+          _url_pass="${userinfo#*:}"
+          _url_has_pass=1
+          ;;
+        *) _url_head="${url%%://*}://$userinfo" ;;
+      esac
+      ;;
+    *)
+      _url_head="${url%%://*}://"
+      _url_host="$authority"
+      ;;
+  esac
+}
+
+# $1 with any password replaced by ****: safe to print.
+redact_url() {
+  _url_split "$1"
+  local pass=""
+  [ -n "$_url_has_pass" ] && pass=":****"
+  printf '%s%s%s%s\n' "$_url_head" "$pass" "$_url_host" \
+    "$(printf '%s' "$_url_tail" | sed -E 's/([?&]password=)[^&#]*/\1****/g')"
+}
+
+# $1 without its password (user info and `password=` parameter): safe to put on a command line.
+url_without_password() {
+  _url_split "$1"
+  printf '%s%s%s\n' "$_url_head" "$_url_host" \
+    "$(printf '%s' "$_url_tail" | sed -E 's/([?&])password=[^&#]*&?/\1/g; s/[?&](#|$)/\1/')"
+}
+
+# The password in $1, percent-decoded (empty when there is none).
+url_password() {
+  local pass
+  _url_split "$1"
+  if [ -n "$_url_has_pass" ]; then
+    pass="$_url_pass"
+  else
+    pass=$(printf '%s' "$_url_tail" | sed -nE 's/.*[?&]password=([^&#]*).*/\1/p')
+  fi
+  pass="${pass//\\/\\\\}"
+  printf '%b' "${pass//%/\\x}"
+}
+
+# Runs "${@:2}" with PGPASSWORD set to the password of URL $1 (when it has one).
+with_url_password() {
+  local password
+  password=$(url_password "$1")
+  shift
+  if [ -n "$password" ]; then
+    PGPASSWORD="$password" "$@"
+  else
+    "$@"
+  fi
+}
+
+# curl on URL $1 (credentials included) with options "${@:2}", the URL passed on stdin as a
+# curl config line rather than on the command line.
+curl_url() {
+  local url="$1"
+  shift
+  url="${url//\\/\\\\}"
+  printf 'url = "%s"\n' "${url//\"/\\\"}" | curl --config - "$@"
+}
