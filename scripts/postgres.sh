@@ -326,6 +326,8 @@ port = $PG_PORT
 unix_socket_directories = '$WORKDIR'
 max_connections = 300
 shared_buffers = 256MB
+# The feed-horizon tests hold the horizon with a real PREPARE TRANSACTION.
+max_prepared_transactions = 10
 EOF
   if [ "$PG_FAST" = "1" ]; then
     cat <<'EOF'
