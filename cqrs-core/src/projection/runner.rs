@@ -860,9 +860,16 @@ impl Worker {
         let projection = self.runner.projection.clone();
         let mut ready = Vec::with_capacity(events.len());
         let mut poison: Vec<(RecordedEvent, String)> = Vec::new();
+        // Keys whose event failed to upcast in this batch: their later events are held back
+        // too, as if parked, so no document gets an event without the one before it.
+        let mut failed: HashSet<String> = HashSet::new();
         for event in events {
             // Keys only matter once something is parked; most batches skip computing them.
-            if !parked.is_empty() && projection.key(&event).is_some_and(|k| parked.contains(&k)) {
+            if !(parked.is_empty() && failed.is_empty())
+                && projection
+                    .key(&event)
+                    .is_some_and(|k| parked.contains(&k) || failed.contains(&k))
+            {
                 poison.push((event, "an earlier event of this key is parked".to_owned()));
                 continue;
             }
@@ -874,7 +881,15 @@ impl Worker {
             }
             match upcasters.upcast(event.clone()) {
                 Ok(upcast) => ready.push(upcast),
-                Err(error) => poison.push((event, error_chain(&error))),
+                Err(error) => {
+                    failed.extend(projection.key(&event));
+                    poison.push((event, error_chain(&error)));
+                    if self.runner.options.poison == PoisonPolicy::Stop {
+                        // The projection stops just before this event: nothing after it is
+                        // applied (whatever its key), so nothing lands ahead of the checkpoint.
+                        break;
+                    }
+                }
             }
         }
         let lag = ready
