@@ -277,16 +277,18 @@ impl ProjectionRunner {
             self.options.breaker_threshold,
             self.options.breaker_open_for,
         );
-        let task = tokio::spawn(
+        let status_tx = Arc::new(status_tx);
+        let worker = tokio::spawn(
             Worker {
                 runner: self,
-                status: Arc::new(status_tx),
+                status: status_tx.clone(),
                 stop: stop_rx,
                 breaker,
             }
             .run()
             .instrument(span),
         );
+        let task = tokio::spawn(supervise(worker, status_tx));
         ProjectionHandle { status, stop, task }
     }
 
@@ -307,6 +309,29 @@ impl ProjectionRunner {
             ))),
         }
     }
+}
+
+/// Waits for the worker task; a panic in it leaves the status `Failed` with the panic's
+/// message (health checks see it), where it would otherwise stay at whatever it said last.
+/// Aborting this task aborts the worker too.
+async fn supervise(worker: JoinHandle<()>, status: Arc<watch::Sender<ProjectionStatus>>) {
+    let mut worker = AbortOnDrop(worker);
+    let Err(error) = (&mut worker.0).await else {
+        return;
+    };
+    let Ok(panic) = error.try_into_panic() else {
+        return; // Cancelled: only by an abort, which ends this task too.
+    };
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|m| (*m).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned());
+    tracing::error!(panic = %message, "projection worker panicked");
+    status.send_modify(|s| {
+        s.state = ProjectionState::Failed;
+        s.last_error = Some(format!("worker panicked: {message}"));
+    });
 }
 
 /// A projection stopped on an error it could not retry.
