@@ -691,24 +691,7 @@ impl Worker {
             }
             let FeedBatch { events, next, .. } = batch;
             if events.is_empty() {
-                if !self.finish(name, progress).await {
-                    return Lead::Stopped;
-                }
-                // Nothing for us, but the feed moved past events we filter out: save that too,
-                // so readers waiting on the checkpoint (read-your-writes) see it. The reader
-                // sends such batches only when the feed moved, or once per idle stretch.
-                if next > progress.checkpoint {
-                    if !self.save_checkpoint(name, next).await {
-                        return Lead::Stopped;
-                    }
-                    progress.checkpoint = next;
-                }
-                self.set(|s| {
-                    s.state = ProjectionState::Running;
-                    s.position = s.position.max(next);
-                    s.lag = Duration::ZERO;
-                    s.lag_events = 0;
-                });
+                self.skipped(name, next, progress).await;
                 continue;
             }
             // Earlier batches settle (made visible, checkpoint saved) while this one is applied:
@@ -768,6 +751,56 @@ impl Worker {
             if !full || now >= progress.settle_due(interval, now) {
                 self.settle_deferred(name, progress).await;
             }
+        }
+    }
+
+    /// A batch with nothing for us, up to `next`. Applied batches held back are at the head
+    /// of the feed now: they settle at once, as a batch that is not full would. The feed may
+    /// also have moved past events we filter out: worth a save, so readers waiting on the
+    /// checkpoint (read-your-writes) see it, but under unrelated load every wake-up brings
+    /// such a batch, so that save alone waits for the checkpoint interval (the reader sends
+    /// these batches only when the feed moved, or once per idle stretch).
+    async fn skipped(&self, name: &str, next: Position, progress: &mut Progress) {
+        let effects_held = progress
+            .deferred
+            .as_ref()
+            .is_some_and(|d| d.applied.count + d.applied.parked > 0);
+        let known = (progress.settling.back().map(|s| s.batch.next))
+            .into_iter()
+            .chain(progress.deferred.as_ref().map(|d| d.next))
+            .fold(progress.checkpoint, Position::max);
+        if next > known {
+            // Settled with the rest: its report says "running at the head" once it is saved.
+            let skipped = Done {
+                next,
+                full: false,
+                applied: Applied {
+                    count: 0,
+                    parked: 0,
+                    lag: Duration::ZERO,
+                },
+            };
+            progress.deferred = Some(match progress.deferred.take() {
+                Some(earlier) => earlier.then(skipped),
+                None => skipped,
+            });
+        }
+        let Some(deferred) = &mut progress.deferred else {
+            if progress.settling.is_empty() {
+                self.set(|s| {
+                    s.state = ProjectionState::Running;
+                    s.lag = Duration::ZERO;
+                    s.lag_events = 0;
+                });
+            }
+            return;
+        };
+        // At the head: what it reports once settled.
+        deferred.full = false;
+        let now = Instant::now();
+        let interval = self.runner.options.checkpoint_interval;
+        if effects_held || now >= progress.settle_due(interval, now) {
+            self.settle_deferred(name, progress).await;
         }
     }
 
