@@ -5,8 +5,12 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use cqrs_core::projection::{Projection, ProjectionError, ProjectionRunner, ProjectionState, RunnerOptions};
-use cqrs_core::{AppendEvents, ExpectedVersion, InMemoryEventStore, NewEvent, RecordedEvent, StreamId};
+use cqrs_core::projection::{
+    Projection, ProjectionError, ProjectionRunner, ProjectionState, RunnerOptions,
+};
+use cqrs_core::{
+    AppendEvents, ExpectedVersion, InMemoryEventStore, NewEvent, RecordedEvent, StreamId,
+};
 use serde_json::json;
 
 struct Panics;

@@ -132,7 +132,10 @@ async fn under_stop_the_later_event_of_the_key_is_not_applied() {
         .await
         .expect("the projection fails");
     assert!(
-        status.last_error.as_deref().is_some_and(|e| e.contains("k@1")),
+        status
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("k@1")),
         "{status:?}"
     );
     handle.shutdown().await;
