@@ -8,10 +8,11 @@ use crate::{PgError, PgSchema};
 const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("sql/0001_events.sql")),
     (2, include_str!("sql/0002_projections.sql")),
+    (3, include_str!("sql/0003_lease_epochs.sql")),
 ];
 
 /// The newest schema version this code knows.
-pub(crate) const LATEST: i32 = 2;
+pub(crate) const LATEST: i32 = 3;
 
 /// Brings `schema` up to [`LATEST`]: creates it if needed, then applies each missing migration in
 /// its own transaction. Concurrent callers serialize on an advisory lock, so running it from

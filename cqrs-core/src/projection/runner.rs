@@ -14,6 +14,7 @@ use crate::{
     Upcasters,
 };
 
+use super::term::{Fence, SaveError, Term};
 use super::{
     CircuitBreaker, DeadLetter, DeadLetterStore, FeedSignal, FeedWaiter, LeaseStore, Projection,
     ProjectionError, ProjectionState, ProjectionStatus, Rejected,
@@ -111,7 +112,9 @@ impl RunnerOptions {
         self.poison = policy;
         self
     }
-    /// How long a lease lasts without renewal (renewed every third of it).
+    /// How long a lease lasts without renewal. A keeper task renews it every third of that,
+    /// beside the work; a worker that cannot confirm its lease before it expires stops
+    /// leading at once (its apply in flight is dropped, nothing more is saved).
     pub fn lease_ttl(mut self, ttl: Duration) -> Self {
         self.lease_ttl = ttl;
         self
@@ -147,7 +150,10 @@ impl RunnerOptions {
 /// moves the checkpoint only after `apply` returned. Transient failures are retried with backoff
 /// behind a circuit breaker; poison events follow the [`PoisonPolicy`]; with a
 /// [`LeaseStore`], only one worker per projection is active and a standby takes over when it
-/// dies.
+/// dies. The lease is renewed beside the work, a worker stops leading as soon as it cannot
+/// confirm its lease before it expires, and its checkpoint saves carry the lease's epoch, so
+/// the store refuses them once the lease has passed on
+/// ([`CheckpointStore::save_checkpoint_fenced`]).
 ///
 /// ```
 /// use async_trait::async_trait;
@@ -284,6 +290,7 @@ impl ProjectionRunner {
                 status: status_tx.clone(),
                 stop: stop_rx,
                 breaker,
+                fence: Fence::unfenced(),
             }
             .run()
             .instrument(span),
@@ -415,27 +422,41 @@ struct Worker {
     status: Arc<watch::Sender<ProjectionStatus>>,
     stop: watch::Receiver<bool>,
     breaker: CircuitBreaker,
+    /// Checkpoint saves go through it: under the lease of the term leading now, if any.
+    fence: Fence,
 }
 
 impl Worker {
     async fn run(mut self) {
         let name = self.runner.checkpoint_name();
         loop {
-            if !self.hold_lease(&name).await {
+            let Some(term) = self.hold_lease(&name).await else {
                 break self.set(|s| s.state = ProjectionState::Stopped);
-            }
-            match self.lead(&name).await {
+            };
+            self.fence = term.fence();
+            // The term can end any time (the keeper could not renew, or a save was refused):
+            // leading ends with it, dropping the apply in flight, saving nothing more.
+            let lead = tokio::select! {
+                biased;
+                () = term.lost() => Lead::LostLease,
+                lead = self.lead(&name) => lead,
+            };
+            match lead {
                 Lead::Stopped => {
-                    self.release(&name).await;
+                    self.release(&term).await;
                     break self.set(|s| s.state = ProjectionState::Stopped);
                 }
                 Lead::LostLease => {
                     tracing::warn!("lease lost; standing by");
+                    self.set(|s| {
+                        s.state = ProjectionState::Standby;
+                        s.last_error = Some("the lease was lost; standing by".to_owned());
+                    });
                     continue;
                 }
                 Lead::Failed(error) | Lead::Poisoned { error, .. } => {
                     tracing::error!(%error, "projection failed");
-                    self.release(&name).await;
+                    self.release(&term).await;
                     break self.set(|s| {
                         s.state = ProjectionState::Failed;
                         s.last_error = Some(error);
@@ -464,57 +485,42 @@ impl Worker {
         }
     }
 
-    /// Waits until this worker holds the lease (at once without a lease store). `false` when
-    /// asked to stop meanwhile.
-    async fn hold_lease(&mut self, name: &str) -> bool {
+    /// Waits until this worker holds the lease (at once without a lease store), and starts
+    /// its term. `None` when asked to stop meanwhile.
+    async fn hold_lease(&mut self, name: &str) -> Option<Term> {
         let Some(leases) = self.runner.leases.clone() else {
-            return !self.stopping();
+            return (!self.stopping()).then(Term::unfenced);
         };
         let ttl = self.runner.options.lease_ttl;
         loop {
             if self.stopping() {
-                return false;
+                return None;
             }
-            match leases
-                .try_acquire(name, &self.runner.options.owner, ttl)
-                .await
-            {
-                Ok(true) => return true,
-                Ok(false) => self.set(|s| s.state = ProjectionState::Standby),
+            let asked_at = tokio::time::Instant::now();
+            let acquired = tokio::select! {
+                acquired = leases.try_acquire(name, &self.runner.options.owner, ttl) => acquired,
+                // A store that does not answer must not hold up a shutdown.
+                _ = self.stop.changed() => return None,
+            };
+            match acquired {
+                Ok(Some(lease)) => return Some(Term::start(leases, lease, asked_at, ttl)),
+                Ok(None) => self.set(|s| s.state = ProjectionState::Standby),
                 Err(error) => self.set(|s| s.last_error = Some(error.to_string())),
             }
             if !self.pause(ttl / 3).await {
-                return false;
+                return None;
             }
         }
     }
 
-    async fn release(&self, name: &str) {
-        if let Some(leases) = &self.runner.leases {
-            if let Err(error) = leases.release(name, &self.runner.options.owner).await {
-                tracing::warn!(%error, "could not release the lease");
-            }
-        }
-    }
-
-    /// Renews the lease; `false` if another worker has it now.
-    async fn renew(&self, name: &str) -> bool {
-        let Some(leases) = &self.runner.leases else {
-            return true;
-        };
-        match leases
-            .try_acquire(
-                name,
-                &self.runner.options.owner,
-                self.runner.options.lease_ttl,
-            )
-            .await
-        {
-            Ok(held) => held,
-            Err(error) => {
-                // Keep going: the lease is still ours until it expires.
-                tracing::warn!(%error, "could not renew the lease");
-                true
+    async fn release(&self, term: &Term) {
+        if let (Some(leases), Some(lease)) = (&self.runner.leases, term.lease()) {
+            // Bounded: a store that does not answer lets the lease expire instead.
+            let ttl = self.runner.options.lease_ttl;
+            match tokio::time::timeout(ttl, leases.release(lease)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::warn!(%error, "could not release the lease"),
+                Err(_) => tracing::warn!("releasing the lease did not answer; it will expire"),
             }
         }
     }
@@ -540,22 +546,25 @@ impl Worker {
         }
     }
 
-    async fn save_checkpoint(&mut self, name: &str, position: Position) -> bool {
+    /// Saves the checkpoint through this term's fence, retrying store failures. `Err` with
+    /// why leading ends: asked to stop, the lease lost (a refused save is not retried), or a
+    /// store that cannot fence.
+    async fn save_checkpoint(&mut self, name: &str, position: Position) -> Result<(), Lead> {
         let mut attempt = 0;
         loop {
-            match self
-                .runner
-                .checkpoints
-                .save_checkpoint(name, position)
-                .await
-            {
-                Ok(()) => return true,
-                Err(error) => {
+            let fence = self.fence.clone();
+            match fence.save(&*self.runner.checkpoints, name, position).await {
+                Ok(()) => return Ok(()),
+                Err(SaveError::LeaseLost) => return Err(Lead::LostLease),
+                Err(SaveError::Failed(error @ Error::Unsupported { .. })) => {
+                    return Err(Lead::Failed(error.to_string()));
+                }
+                Err(SaveError::Failed(error)) => {
                     attempt += 1;
                     self.set(|s| s.last_error = Some(error.to_string()));
                     let delay = self.runner.options.retry.delay(attempt);
                     if !self.pause(delay).await {
-                        return false;
+                        return Err(Lead::Stopped);
                     }
                 }
             }
@@ -597,8 +606,11 @@ impl Worker {
             last_settle: None,
         };
         let lead = self.lead_from(name, &mut progress).await;
-        // However leading ended, the applied batches' checkpoint saves are seen through.
-        self.finish(name, &mut progress).await;
+        // However leading ended, the applied batches' checkpoint saves are seen through;
+        // unless the lease is lost: then nothing more is saved.
+        if !matches!(lead, Lead::LostLease) {
+            let _ = self.finish(name, &mut progress).await;
+        }
         lead
     }
 
@@ -624,13 +636,8 @@ impl Worker {
             .in_current_span(),
         );
         let _reader = AbortOnDrop(reader);
-        let renew_every = self.runner.options.lease_ttl / 3;
         let interval = self.runner.options.checkpoint_interval;
-        let mut renewed = Instant::now();
         loop {
-            // Renew on time even when no batch comes (an idle feed), or the lease expires under
-            // a healthy leader and a standby starts leading beside it.
-            let renew_at = tokio::time::Instant::from_std(renewed + renew_every);
             let settle_at =
                 tokio::time::Instant::from_std(progress.settle_due(interval, Instant::now()));
             let deferred = progress.deferred.is_some();
@@ -639,25 +646,17 @@ impl Worker {
                 batch = incoming.recv() => Woke::Batch(batch),
                 ended = oldest_settled(settling), if !settling.is_empty() => Woke::Settled(ended),
                 _ = self.stop.changed() => return Lead::Stopped,
-                _ = tokio::time::sleep_until(renew_at), if self.runner.leases.is_some() => {
-                    Woke::Renew
-                }
                 _ = tokio::time::sleep_until(settle_at), if deferred => Woke::SettleDeferred,
             };
             let batch = match woke {
                 Woke::Batch(batch) => batch,
                 Woke::Settled(ended) => {
                     self.take_settled(ended, progress).await;
-                    if progress.settling.is_empty() && !self.settle_in_line(name, progress).await {
-                        return Lead::Stopped;
+                    if progress.settling.is_empty() {
+                        if let Err(lead) = self.settle_in_line(name, progress).await {
+                            return lead;
+                        }
                     }
-                    continue;
-                }
-                Woke::Renew => {
-                    if !self.renew(name).await {
-                        return Lead::LostLease;
-                    }
-                    renewed = Instant::now();
                     continue;
                 }
                 Woke::SettleDeferred => {
@@ -683,12 +682,6 @@ impl Worker {
             if self.stopping() {
                 return Lead::Stopped;
             }
-            if renewed.elapsed() >= renew_every {
-                if !self.renew(name).await {
-                    return Lead::LostLease;
-                }
-                renewed = Instant::now();
-            }
             let FeedBatch { events, next, .. } = batch;
             if events.is_empty() {
                 self.skipped(name, next, progress).await;
@@ -699,7 +692,7 @@ impl Worker {
             // between two applies.
             let applied = {
                 let (status, feed) = (self.status.clone(), self.runner.feed.clone());
-                let mut apply = std::pin::pin!(self.apply(name, events, &mut parked, &mut renewed));
+                let mut apply = std::pin::pin!(self.apply(events, &mut parked));
                 loop {
                     let settling = &mut progress.settling;
                     tokio::select! {
@@ -723,12 +716,13 @@ impl Worker {
                     // the earlier batches' saves, so the checkpoint never moves back. One try
                     // at making it visible: the index's own refresh does it otherwise.
                     if let Some(before) = before {
-                        if self.finish(name, progress).await {
+                        if self.finish(name, progress).await.is_ok() {
                             if let Err(error) = self.runner.projection.make_visible().await {
                                 tracing::warn!(error = %error_chain(&*error), "could not make the last applied events visible");
                             }
-                            self.save_checkpoint(name, before).await;
-                            self.set(|s| s.position = before);
+                            if self.save_checkpoint(name, before).await.is_ok() {
+                                self.set(|s| s.position = before);
+                            }
                         }
                     }
                     return Lead::Failed(error);
@@ -820,6 +814,7 @@ impl Worker {
     fn settle(&self, name: &str, batch: Done, progress: &mut Progress) {
         let projection = self.runner.projection.clone();
         let checkpoints = self.runner.checkpoints.clone();
+        let fence = self.fence.clone();
         let (name, next) = (name.to_owned(), batch.next);
         let after = progress.chain.take();
         let (saved, chain) = oneshot::channel();
@@ -836,10 +831,14 @@ impl Worker {
                     let _ = after.await;
                 }
                 let result = match visible {
-                    Ok(()) => checkpoints
-                        .save_checkpoint(&name, next)
+                    // A refused save also ends the term: leading stops, nothing more is saved.
+                    Ok(()) => fence
+                        .save(&*checkpoints, &name, next)
                         .await
-                        .map_err(|error| error_chain(&error)),
+                        .map_err(|error| match error {
+                            SaveError::LeaseLost => "the lease was lost".to_owned(),
+                            SaveError::Failed(error) => error_chain(&error),
+                        }),
                     Err(error) => Err(error),
                 };
                 let _ = saved.send(());
@@ -847,12 +846,15 @@ impl Worker {
             }
             .in_current_span(),
         );
-        progress.settling.push_back(Settling { batch, task });
+        progress.settling.push_back(Settling {
+            batch,
+            task: AbortOnDrop(task),
+        });
     }
 
     /// Waits for every batch settling, reporting each, then settles again in line what
-    /// failed. `false` when asked to stop first.
-    async fn finish(&mut self, name: &str, progress: &mut Progress) -> bool {
+    /// failed. `Err` with why leading ends, when it could not.
+    async fn finish(&mut self, name: &str, progress: &mut Progress) -> Result<(), Lead> {
         self.settle_deferred(name, progress).await;
         while !progress.settling.is_empty() {
             self.await_oldest(progress).await;
@@ -874,26 +876,24 @@ impl Worker {
     }
 
     /// Settles the applied batches whose settling failed with none settling after them:
-    /// makes them visible and saves their checkpoint, retrying with backoff. `false` when
-    /// asked to stop first.
-    async fn settle_in_line(&mut self, name: &str, progress: &mut Progress) -> bool {
+    /// makes them visible and saves their checkpoint, retrying with backoff. `Err` with why
+    /// leading ends, when it could not.
+    async fn settle_in_line(&mut self, name: &str, progress: &mut Progress) -> Result<(), Lead> {
         let Some(batch) = progress.unsettled.take() else {
-            return true;
+            return Ok(());
         };
         let mut attempt = 0;
         while let Err(error) = self.runner.projection.make_visible().await {
             attempt += 1;
             self.set(|s| s.last_error = Some(error_chain(&*error)));
             if !self.pause(self.runner.options.retry.delay(attempt)).await {
-                return false;
+                return Err(Lead::Stopped);
             }
         }
-        if !self.save_checkpoint(name, batch.next).await {
-            return false;
-        }
+        self.save_checkpoint(name, batch.next).await?;
         progress.checkpoint = progress.checkpoint.max(batch.next);
         self.report(&batch, progress).await;
-        true
+        Ok(())
     }
 
     async fn report(&self, batch: &Done, progress: &mut Progress) {
@@ -910,10 +910,8 @@ impl Worker {
     /// behind the breaker, and deals with poison per the policy.
     async fn apply(
         &mut self,
-        name: &str,
         events: Vec<RecordedEvent>,
         parked: &mut HashSet<String>,
-        renewed: &mut Instant,
     ) -> Result<Applied, Lead> {
         let projection = self.runner.projection.clone();
         let mut ready = Vec::with_capacity(events.len());
@@ -996,12 +994,6 @@ impl Worker {
                     }
                     if !self.pause(self.runner.options.retry.delay(attempt)).await {
                         return Err(Lead::Stopped);
-                    }
-                    if renewed.elapsed() >= self.runner.options.lease_ttl / 3 {
-                        if !self.renew(name).await {
-                            return Err(Lead::LostLease);
-                        }
-                        *renewed = Instant::now();
                     }
                 }
             }
@@ -1183,7 +1175,9 @@ impl Progress {
 /// An applied batch being made visible and checkpointed.
 struct Settling {
     batch: Done,
-    task: JoinHandle<Result<(), String>>,
+    /// Aborted if leading ends without waiting for it (the lease was lost): it saves nothing
+    /// more.
+    task: AbortOnDrop<Result<(), String>>,
 }
 
 /// Waits for the oldest settling batch to end (forever when none is): `Err` with the reason
@@ -1191,7 +1185,7 @@ struct Settling {
 /// [`Progress::take_oldest`] once this returned.
 async fn oldest_settled(settling: &mut VecDeque<Settling>) -> Result<(), String> {
     match settling.front_mut() {
-        Some(oldest) => match (&mut oldest.task).await {
+        Some(oldest) => match (&mut oldest.task.0).await {
             Ok(result) => result,
             Err(error) => Err(format!("settling a batch ended abnormally: {error}")),
         },
@@ -1225,7 +1219,6 @@ impl Done {
 enum Woke {
     Batch(Option<(FeedBatch, bool)>),
     Settled(Result<(), String>),
-    Renew,
     SettleDeferred,
 }
 
@@ -1241,9 +1234,9 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
-struct AbortOnDrop(JoinHandle<()>);
+struct AbortOnDrop<T = ()>(JoinHandle<T>);
 
-impl Drop for AbortOnDrop {
+impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         self.0.abort();
     }

@@ -36,11 +36,14 @@ macro_rules! store_conformance_tests {
             concurrent_writers_never_skip_a_feed_event,
             snapshots_keep_the_newest,
             checkpoints_round_trip,
+            a_checkpoint_never_moves_back,
             bad_input_is_refused_with_typed_errors,
             the_repository_runs_commands_with_snapshots_and_upcasters,
             a_stale_or_broken_snapshot_is_ignored,
             racing_commands_are_retried_until_each_lands_once,
             leases_admit_one_owner_at_a_time,
+            lease_epochs_grow_with_each_new_holder,
+            a_stale_epoch_cannot_save,
             dead_letters_round_trip,
         );
     };
