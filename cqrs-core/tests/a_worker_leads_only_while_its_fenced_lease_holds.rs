@@ -7,7 +7,7 @@
 //! The clock is tokio's paused clock, which the in-memory store's leases follow too: time
 //! moves only when every task waits, so no test depends on how fast the machine is.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -129,6 +129,14 @@ async fn append(store: &InMemoryEventStore, n: u64) -> Position {
         .position
 }
 
+/// `status` awaited, failing the test if it takes longer than ten lease lifetimes (of the
+/// paused clock): a worker that never changes state fails, it does not hang.
+async fn within<T>(status: impl std::future::Future<Output = Option<T>>) -> Option<T> {
+    tokio::time::timeout(TTL * 10, status)
+        .await
+        .expect("within ten lease lifetimes")
+}
+
 fn leading(handle: &ProjectionHandle) -> bool {
     !matches!(
         handle.status().state,
@@ -214,8 +222,7 @@ async fn a_lease_whose_renewal_hangs_stops_the_worker_before_it_expires() {
     slow.wait_until_applying().await;
     hang.store(true, Ordering::SeqCst);
 
-    let status = a
-        .wait_until(|s| s.state == ProjectionState::Standby)
+    let status = within(a.wait_until(|s| s.state == ProjectionState::Standby))
         .await
         .expect("a stops leading");
     let dropped = slow
@@ -246,7 +253,7 @@ async fn a_lease_whose_renewal_hangs_stops_the_worker_before_it_expires() {
     // Once it has expired, another worker leads.
     let standby = Gated::open();
     let b = worker(&standby, &store, store.clone(), store.clone(), "b");
-    b.wait_until(|s| s.state == ProjectionState::Running)
+    within(b.wait_until(|s| s.state == ProjectionState::Running))
         .await
         .expect("b takes over");
     assert!(Instant::now() >= expired);
@@ -355,8 +362,7 @@ async fn after_a_takeover_the_old_workers_save_is_refused() {
     // a's apply ends; its save comes too late, and ends its term: the apply it started next
     // is dropped.
     slow.gate.add_permits(1);
-    let status = a
-        .wait_until(|s| s.state == ProjectionState::Standby)
+    let status = within(a.wait_until(|s| s.state == ProjectionState::Standby))
         .await
         .expect("a stands by");
     assert_eq!(slow.applied(), [p1], "a applied its batch, and no more");
@@ -407,4 +413,69 @@ async fn a_graceful_shutdown_releases_the_lease_to_a_higher_epoch() {
         .expect("acquire")
         .expect("released");
     assert!(next.epoch > held.epoch);
+}
+
+/// The store's leases, failing the next `failures` calls (a broken connection).
+struct Failing {
+    inner: InMemoryEventStore,
+    failures: Arc<AtomicU32>,
+    expires: Arc<Mutex<Option<Instant>>>,
+}
+
+#[async_trait]
+impl LeaseStore for Failing {
+    async fn try_acquire(
+        &self,
+        name: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> cqrs_core::Result<Option<Lease>> {
+        let failing = self
+            .failures
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        if failing.is_ok() {
+            return Err(cqrs_core::Error::backend("connection refused"));
+        }
+        let lease = self.inner.try_acquire(name, owner, ttl).await?;
+        if lease.is_some() {
+            *self.expires.lock().expect("lock") = Some(Instant::now() + ttl);
+        }
+        Ok(lease)
+    }
+    async fn release(&self, lease: &Lease) -> cqrs_core::Result<()> {
+        self.inner.release(lease).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_renewal_is_not_held_but_a_retry_in_time_keeps_the_lease() {
+    let store = InMemoryEventStore::new();
+    append(&store, 1).await;
+    let slow = Gated::closed();
+    let (failures, expires) = (Arc::new(AtomicU32::new(0)), Arc::default());
+    let leases = Failing {
+        inner: store.clone(),
+        failures: failures.clone(),
+        expires: Arc::clone(&expires),
+    };
+    let a = worker(&slow, &store, leases, store.clone(), "a");
+    slow.wait_until_applying().await;
+
+    // One failed renewal: retried before the lease runs out, the worker goes on leading.
+    failures.store(1, Ordering::SeqCst);
+    tokio::time::sleep(TTL * 5).await;
+    assert_eq!(failures.load(Ordering::SeqCst), 0, "the failure was met");
+    assert!(leading(&a), "{:?}", a.status());
+    assert_eq!(*slow.dropped_at.lock().expect("lock"), None);
+
+    // Renewals keep failing: not held, so the worker stops leading before the lease expires.
+    failures.store(u32::MAX, Ordering::SeqCst);
+    within(a.wait_until(|s| s.state == ProjectionState::Standby))
+        .await
+        .expect("a stops leading");
+    let dropped = slow.dropped_at.lock().expect("lock").expect("dropped");
+    let expired = expires.lock().expect("lock").expect("granted");
+    assert!(dropped < expired, "{:?} too late", dropped - expired);
+    assert_eq!(store.load_checkpoint("gated").await.expect("load"), None);
+    a.shutdown().await;
 }
