@@ -24,6 +24,7 @@ use crate::{
 /// prototypes; everything is lost when the process ends. Clones share the same store.
 ///
 /// Positions are `(0, n)` for the `n`-th event appended, so the feed order is the append order.
+/// Leases expire by tokio's clock, so a test on a paused clock moves them too.
 #[derive(Clone, Debug, Default)]
 pub struct InMemoryEventStore {
     inner: Arc<Inner>,

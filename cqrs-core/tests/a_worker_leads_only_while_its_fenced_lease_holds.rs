@@ -479,3 +479,43 @@ async fn a_failed_renewal_is_not_held_but_a_retry_in_time_keeps_the_lease() {
     assert_eq!(store.load_checkpoint("gated").await.expect("load"), None);
     a.shutdown().await;
 }
+
+/// Checkpoints kept apart from the leases: it cannot check a lease, so it offers no fenced
+/// saves (the trait's default refuses them).
+struct Unfenceable(InMemoryEventStore);
+
+#[async_trait]
+impl CheckpointStore for Unfenceable {
+    async fn load_checkpoint(&self, name: &str) -> cqrs_core::Result<Option<Position>> {
+        self.0.load_checkpoint(name).await
+    }
+    async fn save_checkpoint(&self, name: &str, position: Position) -> cqrs_core::Result<()> {
+        self.0.save_checkpoint(name, position).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn leases_with_checkpoints_that_cannot_be_fenced_fail_rather_than_save_unfenced() {
+    let store = InMemoryEventStore::new();
+    append(&store, 1).await;
+    let open = Gated::open();
+    let a = worker(
+        &open,
+        &store,
+        store.clone(),
+        Unfenceable(store.clone()),
+        "a",
+    );
+    let status = within(a.wait_until(|s| s.state == ProjectionState::Failed))
+        .await
+        .expect("the projection fails");
+    assert!(
+        status
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("fenced checkpoint saves")),
+        "{status:?}"
+    );
+    assert_eq!(store.load_checkpoint("gated").await.expect("load"), None);
+    a.shutdown().await;
+}

@@ -503,7 +503,10 @@ impl Worker {
                 _ = self.stop.changed() => return None,
             };
             match acquired {
-                Ok(Some(lease)) => return Some(Term::start(leases, lease, asked_at, ttl)),
+                Ok(Some(lease)) => {
+                    let status = self.status.clone();
+                    return Some(Term::start(leases, lease, asked_at, ttl, status));
+                }
                 Ok(None) => self.set(|s| s.state = ProjectionState::Standby),
                 Err(error) => self.set(|s| s.last_error = Some(error.to_string())),
             }

@@ -20,7 +20,7 @@ use tracing::Instrument;
 
 use crate::{CheckpointStore, Error, FencedSave, Position};
 
-use super::{Lease, LeaseStore};
+use super::{Lease, LeaseStore, ProjectionStatus};
 
 /// One term of leadership (or, without a lease store, leading unfenced).
 pub(crate) struct Term {
@@ -53,11 +53,13 @@ impl Term {
 
     /// Starts the term of `lease`, taken by a request sent at `asked_at` for `ttl`, and its
     /// keeper.
+    /// Failed renewals show in `status` as the last error.
     pub(crate) fn start(
         leases: Arc<dyn LeaseStore>,
         lease: Lease,
         asked_at: Instant,
         ttl: Duration,
+        status: Arc<watch::Sender<ProjectionStatus>>,
     ) -> Self {
         let (lost, watched) = watch::channel(false);
         let lost = Arc::new(lost);
@@ -68,6 +70,7 @@ impl Term {
             lease: lease.clone(),
             ttl,
             lost: lost.clone(),
+            status,
         };
         Self {
             fence: Fence {
@@ -165,6 +168,7 @@ struct Keeper {
     deadline: Instant,
     renew_at: Instant,
     lost: Arc<watch::Sender<bool>>,
+    status: Arc<watch::Sender<ProjectionStatus>>,
 }
 
 impl Keeper {
@@ -198,6 +202,8 @@ impl Keeper {
                 Ok(Err(error)) => {
                     // Not held until confirmed: try again soon, until the lease would expire.
                     tracing::warn!(%error, "could not renew the lease; trying again");
+                    let error = format!("could not renew the lease: {error}");
+                    self.status.send_modify(|s| s.last_error = Some(error));
                     self.renew_at = Instant::now() + every / 4;
                 }
                 Err(_) => {
