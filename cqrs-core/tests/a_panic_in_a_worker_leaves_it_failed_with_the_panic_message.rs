@@ -57,3 +57,42 @@ async fn a_panic_in_apply_leaves_the_status_failed_with_the_panic_message() {
     );
     handle.shutdown().await;
 }
+
+/// A feed whose reads panic.
+struct BrokenFeed;
+
+#[async_trait]
+impl cqrs_core::ReadAll for BrokenFeed {
+    async fn read_all(
+        &self,
+        _after: cqrs_core::Position,
+        _limit: usize,
+        _filter: &cqrs_core::EventFilter,
+    ) -> cqrs_core::Result<cqrs_core::FeedBatch> {
+        panic!("the feed's decoder broke");
+    }
+    async fn head(&self) -> cqrs_core::Result<cqrs_core::Position> {
+        Ok(cqrs_core::Position::START)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_in_the_feed_reader_fails_the_projection_with_the_panic_message() {
+    let handle = ProjectionRunner::new(Panics, BrokenFeed, InMemoryEventStore::new()).spawn();
+    let failed = tokio::time::timeout(
+        Duration::from_secs(10),
+        handle.wait_until(|s| s.state == ProjectionState::Failed),
+    )
+    .await
+    .expect("the status changes in time");
+    let status = handle.status();
+    assert!(failed.is_some(), "{status:?}");
+    assert!(
+        status
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("the feed's decoder broke")),
+        "{status:?}"
+    );
+    handle.shutdown().await;
+}

@@ -519,3 +519,58 @@ async fn leases_with_checkpoints_that_cannot_be_fenced_fail_rather_than_save_unf
     assert_eq!(store.load_checkpoint("gated").await.expect("load"), None);
     a.shutdown().await;
 }
+
+/// The store's leases, panicking on every call after the first.
+struct Panicking {
+    inner: InMemoryEventStore,
+    calls: AtomicU32,
+}
+
+#[async_trait]
+impl LeaseStore for Panicking {
+    async fn try_acquire(
+        &self,
+        name: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> cqrs_core::Result<Option<Lease>> {
+        if self.calls.fetch_add(1, Ordering::SeqCst) > 0 {
+            panic!("the lease store broke");
+        }
+        self.inner.try_acquire(name, owner, ttl).await
+    }
+    async fn release(&self, lease: &Lease) -> cqrs_core::Result<()> {
+        self.inner.release(lease).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lease_store_that_panics_on_renewal_ends_the_term() {
+    let store = InMemoryEventStore::new();
+    append(&store, 1).await;
+    let slow = Gated::closed();
+    let leases = Panicking {
+        inner: store.clone(),
+        calls: AtomicU32::new(0),
+    };
+    let a = worker(&slow, &store, leases, store.clone(), "a");
+    slow.wait_until_applying().await;
+    // The keeper's renewal panics: the term ends with it, the apply in flight is dropped.
+    // (Then taking the lease again panics in the worker: it fails, visibly.)
+    let status = within(a.wait_until(|s| s.state == ProjectionState::Failed))
+        .await
+        .expect("the worker fails");
+    assert!(
+        slow.dropped_at.lock().expect("lock").is_some(),
+        "{status:?}"
+    );
+    assert!(
+        status
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("the lease store broke")),
+        "{status:?}"
+    );
+    assert_eq!(store.load_checkpoint("gated").await.expect("load"), None);
+    a.shutdown().await;
+}

@@ -329,16 +329,21 @@ async fn supervise(worker: JoinHandle<()>, status: Arc<watch::Sender<ProjectionS
     let Ok(panic) = error.try_into_panic() else {
         return; // Cancelled: only by an abort, which ends this task too.
     };
-    let message = panic
-        .downcast_ref::<&str>()
-        .map(|m| (*m).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic without a message".to_owned());
+    let message = panic_message(&*panic);
     tracing::error!(panic = %message, "projection worker panicked");
     status.send_modify(|s| {
         s.state = ProjectionState::Failed;
         s.last_error = Some(format!("worker panicked: {message}"));
     });
+}
+
+/// The message a panic was raised with.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|m| (*m).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
 }
 
 /// A projection stopped on an error it could not retry.
@@ -638,7 +643,7 @@ impl Worker {
             .run()
             .in_current_span(),
         );
-        let _reader = AbortOnDrop(reader);
+        let mut reader = AbortOnDrop(reader);
         let interval = self.runner.options.checkpoint_interval;
         loop {
             let settle_at =
@@ -668,7 +673,14 @@ impl Worker {
                 }
             };
             let Some((mut batch, mut full)) = batch else {
-                return Lead::Failed("the feed reader stopped".to_owned());
+                // The reader only ends by a panic: say which.
+                let why = match (&mut reader.0).await {
+                    Err(error) if error.is_panic() => {
+                        format!(": {}", panic_message(&*error.into_panic()))
+                    }
+                    _ => String::new(),
+                };
+                return Lead::Failed(format!("the feed reader stopped{why}"));
             };
             // Batches that queued up while the last one was applied go in together: one apply
             // (one round trip to the sink, one checkpoint) rather than one each, so a live

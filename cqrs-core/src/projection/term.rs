@@ -158,7 +158,8 @@ fn margin(ttl: Duration) -> Duration {
     ttl / 10
 }
 
-/// Renews a term's lease until it cannot, then says the term is lost.
+/// Renews a term's lease until it cannot, then says the term is lost (also if it panics: it
+/// says so when dropped).
 struct Keeper {
     leases: Arc<dyn LeaseStore>,
     lease: Lease,
@@ -215,6 +216,13 @@ impl Keeper {
                 }
             }
         }
+    }
+}
+
+impl Drop for Keeper {
+    /// However the keeper ends (gave up, panicked in the lease store, aborted with its term),
+    /// the lease is no longer kept: the term is over.
+    fn drop(&mut self) {
         self.lost.send_replace(true);
     }
 }
