@@ -5,10 +5,10 @@
 //! validity from when the request *started* (the store counts from when it got it, later).
 //! A failed renewal is not a renewal: the keeper tries again until shortly before the lease
 //! would expire (a tenth of its time to live before), and when it cannot confirm the lease by
-//! then, or the lease went to another epoch, the term is lost. The worker races its leading against that and stops at once: the apply in flight
-//! is dropped and nothing more is saved. Saves carry the lease's epoch, so a save the worker
-//! still makes after its lease passed on (a pause longer than the lease) is refused by the
-//! store, which also ends the term.
+//! then, or the lease went to another epoch, the term is lost. The worker races its leading
+//! against that and stops at once: the apply in flight is dropped and nothing more is saved.
+//! Saves carry the lease's epoch, so a save the worker still makes after its lease passed on
+//! (a pause longer than the lease) is refused by the store, which also ends the term.
 
 use std::sync::Arc;
 use std::time::Duration;
