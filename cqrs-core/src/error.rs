@@ -117,6 +117,13 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+    /// The store does not offer an operation (e.g. fenced checkpoint saves from a checkpoint
+    /// store that keeps no leases). Retrying cannot help.
+    #[error("the store does not support {operation}")]
+    Unsupported {
+        /// What was asked.
+        operation: &'static str,
+    },
     /// The store's backend failed (connection, I/O, database error...).
     #[error("event store backend failed")]
     Backend(#[source] BoxError),

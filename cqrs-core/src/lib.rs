@@ -55,8 +55,8 @@ pub use retry::RetryPolicy;
 pub use snapshot::SnapshotPolicy;
 #[doc(inline)]
 pub use store::{
-    AppendEvents, AppendOutcome, CheckpointStore, EventFilter, EventStore, FeedBatch, ReadAll,
-    ReadStream, Snapshot, SnapshotStore,
+    AppendEvents, AppendOutcome, CheckpointStore, EventFilter, EventStore, FeedBatch, FencedSave,
+    ReadAll, ReadStream, Snapshot, SnapshotStore,
 };
 #[doc(inline)]
 pub use upcast::{Upcaster, Upcasters};

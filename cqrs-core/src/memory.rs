@@ -3,16 +3,18 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
 use tokio::sync::watch;
+// The lease clock: tokio's, so tests with a paused clock control expiry too.
+use tokio::time::Instant;
 
 use crate::projection::{
-    DeadLetter, DeadLetterStore, FeedSignal, FeedWaiter, LeaseStore, LetterTarget, Redrive,
+    DeadLetter, DeadLetterStore, FeedSignal, FeedWaiter, Lease, LeaseStore, LetterTarget, Redrive,
 };
-use crate::store::{AppendEvents, CheckpointStore, ReadAll, ReadStream, SnapshotStore};
+use crate::store::{AppendEvents, CheckpointStore, FencedSave, ReadAll, ReadStream, SnapshotStore};
 use crate::validate::{check_batch, BatchCheck};
 use crate::{
     AppendOutcome, CommandId, Error, EventFilter, EventId, ExpectedVersion, FeedBatch, NewEvent,
@@ -24,6 +26,7 @@ use crate::{
 /// prototypes; everything is lost when the process ends. Clones share the same store.
 ///
 /// Positions are `(0, n)` for the `n`-th event appended, so the feed order is the append order.
+/// Leases expire by tokio's clock, so a test on a paused clock moves them too.
 #[derive(Clone, Debug, Default)]
 pub struct InMemoryEventStore {
     inner: Arc<Inner>,
@@ -56,7 +59,30 @@ struct State {
     snapshots: HashMap<StreamId, Snapshot>,
     checkpoints: HashMap<String, Position>,
     dead_letters: Vec<DeadLetter>,
-    leases: HashMap<String, (String, Instant)>,
+    leases: HashMap<String, LeaseRow>,
+}
+
+/// A lease's row: kept after release or expiry, so the next holder's epoch is higher.
+#[derive(Debug)]
+struct LeaseRow {
+    owner: String,
+    epoch: u64,
+    expires: Instant,
+}
+
+impl State {
+    /// Whether `lease` is held now: the row is in its epoch, its owner's, and unexpired.
+    fn holds(&self, lease: &Lease, now: Instant) -> bool {
+        self.leases.get(&lease.name).is_some_and(|row| {
+            row.epoch == lease.epoch && row.owner == lease.owner && row.expires > now
+        })
+    }
+
+    /// Moves checkpoint `name` forward to `position` (never back).
+    fn advance_checkpoint(&mut self, name: &str, position: Position) {
+        let checkpoint = self.checkpoints.entry(name.to_owned()).or_insert(position);
+        *checkpoint = (*checkpoint).max(position);
+    }
 }
 
 impl InMemoryEventStore {
@@ -314,7 +340,26 @@ impl CheckpointStore for InMemoryEventStore {
     }
 
     async fn save_checkpoint(&self, name: &str, position: Position) -> Result<()> {
-        self.write().checkpoints.insert(name.to_owned(), position);
+        self.write().advance_checkpoint(name, position);
+        Ok(())
+    }
+
+    async fn save_checkpoint_fenced(
+        &self,
+        name: &str,
+        position: Position,
+        lease: &Lease,
+    ) -> Result<FencedSave> {
+        let mut state = self.write();
+        if lease.name != name || !state.holds(lease, Instant::now()) {
+            return Ok(FencedSave::LeaseLost);
+        }
+        state.advance_checkpoint(name, position);
+        Ok(FencedSave::Saved)
+    }
+
+    async fn reset_checkpoint(&self, name: &str) -> Result<()> {
+        self.write().checkpoints.remove(name);
         Ok(())
     }
 }
@@ -449,29 +494,48 @@ fn targets(target: &LetterTarget, letter: &DeadLetter) -> bool {
 
 #[async_trait]
 impl LeaseStore for InMemoryEventStore {
-    async fn try_acquire(&self, name: &str, owner: &str, ttl: Duration) -> Result<bool> {
+    async fn try_acquire(&self, name: &str, owner: &str, ttl: Duration) -> Result<Option<Lease>> {
         let mut state = self.write();
         let now = Instant::now();
-        let free = state
-            .leases
-            .get(name)
-            .is_none_or(|(holder, expires)| holder == owner || *expires <= now);
-        if free {
-            state
-                .leases
-                .insert(name.to_owned(), (owner.to_owned(), now + ttl));
-        }
-        Ok(free)
+        let expires = now + ttl;
+        let epoch = match state.leases.get_mut(name) {
+            None => {
+                state.leases.insert(
+                    name.to_owned(),
+                    LeaseRow {
+                        owner: owner.to_owned(),
+                        epoch: 1,
+                        expires,
+                    },
+                );
+                1
+            }
+            // A renewal: same holder, same epoch.
+            Some(row) if row.owner == owner && row.expires > now => {
+                row.expires = expires;
+                row.epoch
+            }
+            // Expired or released: a new holder, a new epoch.
+            Some(row) if row.expires <= now => {
+                *row = LeaseRow {
+                    owner: owner.to_owned(),
+                    epoch: row.epoch + 1,
+                    expires,
+                };
+                row.epoch
+            }
+            Some(_) => return Ok(None),
+        };
+        Ok(Some(Lease::new(name, owner, epoch, ttl)))
     }
 
-    async fn release(&self, name: &str, owner: &str) -> Result<()> {
+    async fn release(&self, lease: &Lease) -> Result<()> {
         let mut state = self.write();
-        if state
-            .leases
-            .get(name)
-            .is_some_and(|(holder, _)| holder == owner)
-        {
-            state.leases.remove(name);
+        let now = Instant::now();
+        if state.holds(lease, now) {
+            if let Some(row) = state.leases.get_mut(&lease.name) {
+                row.expires = now;
+            }
         }
         Ok(())
     }

@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use serde_json::Value;
 
+use crate::projection::Lease;
 use crate::{
     CommandId, ExpectedVersion, NewEvent, Position, RecordedEvent, Result, StreamId, Version,
 };
@@ -274,11 +275,56 @@ pub trait SnapshotStore: Send + Sync {
 }
 
 /// Saves and loads projection checkpoints: how far along the feed each projection is.
+///
+/// A checkpoint only moves forward: a save at or before the stored position changes nothing
+/// (a late save from a worker that was overtaken cannot undo later progress). The one way back
+/// is [`reset_checkpoint`](CheckpointStore::reset_checkpoint).
 #[async_trait]
 pub trait CheckpointStore: Send + Sync {
     /// The checkpoint of projection `name`, if it has one.
     async fn load_checkpoint(&self, name: &str) -> Result<Option<Position>>;
 
-    /// Records that projection `name` has durably handled everything up to `position`.
+    /// Records that projection `name` has durably handled everything up to `position`, unless
+    /// its checkpoint is already there or further.
     async fn save_checkpoint(&self, name: &str, position: Position) -> Result<()>;
+
+    /// Like [`save_checkpoint`](CheckpointStore::save_checkpoint), but only while `lease`
+    /// (named like the checkpoint) is held: in its epoch and unexpired by the store's clock,
+    /// checked atomically with the write. Otherwise nothing is written and the outcome is
+    /// [`FencedSave::LeaseLost`]: the caller's work may already be redone by the next holder.
+    ///
+    /// Stores that keep leases beside checkpoints implement it; the default refuses with
+    /// [`Error::Unsupported`](crate::Error::Unsupported), so a projection runner with leases
+    /// fails at once instead of saving unfenced.
+    async fn save_checkpoint_fenced(
+        &self,
+        name: &str,
+        position: Position,
+        lease: &Lease,
+    ) -> Result<FencedSave> {
+        let _ = (name, position, lease);
+        Err(crate::Error::Unsupported {
+            operation: "fenced checkpoint saves",
+        })
+    }
+
+    /// Forgets the checkpoint of projection `name`, so it starts again from the beginning of
+    /// the feed (a replay, or a rebuild into a fresh index). The only way a checkpoint moves
+    /// back. The default refuses with [`Error::Unsupported`](crate::Error::Unsupported).
+    async fn reset_checkpoint(&self, name: &str) -> Result<()> {
+        let _ = name;
+        Err(crate::Error::Unsupported {
+            operation: "checkpoint resets",
+        })
+    }
+}
+
+/// What a [`CheckpointStore::save_checkpoint_fenced`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FencedSave {
+    /// The lease held: the checkpoint is at the position now, or was already further.
+    Saved,
+    /// The lease has expired or passed to another epoch: nothing was written.
+    LeaseLost,
 }

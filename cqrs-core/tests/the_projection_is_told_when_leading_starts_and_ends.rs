@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cqrs_core::projection::{
-    LeaseStore, Projection, ProjectionError, ProjectionRunner, ProjectionState, RunnerOptions,
+    Lease, LeaseStore, Projection, ProjectionError, ProjectionRunner, ProjectionState,
+    RunnerOptions,
 };
 use cqrs_core::{InMemoryEventStore, RecordedEvent, Result};
 use tokio::sync::mpsc;
@@ -41,15 +42,15 @@ struct Revocable {
 
 #[async_trait]
 impl LeaseStore for Revocable {
-    async fn try_acquire(&self, name: &str, owner: &str, ttl: Duration) -> Result<bool> {
+    async fn try_acquire(&self, name: &str, owner: &str, ttl: Duration) -> Result<Option<Lease>> {
         if self.revoked.load(Ordering::SeqCst) {
-            return Ok(false);
+            return Ok(None);
         }
         self.store.try_acquire(name, owner, ttl).await
     }
 
-    async fn release(&self, name: &str, owner: &str) -> Result<()> {
-        self.store.release(name, owner).await
+    async fn release(&self, lease: &Lease) -> Result<()> {
+        self.store.release(lease).await
     }
 }
 
@@ -73,7 +74,7 @@ async fn the_projection_hears_of_taking_losing_retaking_and_ending_leadership() 
         .with_options(
             RunnerOptions::new()
                 .poll_interval(Duration::from_millis(20))
-                .lease_ttl(Duration::from_millis(150)),
+                .lease_ttl(Duration::from_secs(1)),
         )
         .spawn();
 

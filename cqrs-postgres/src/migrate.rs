@@ -8,6 +8,7 @@ use crate::{PgError, PgSchema};
 const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("sql/0001_events.sql")),
     (2, include_str!("sql/0002_projections.sql")),
+    (3, include_str!("sql/0003_lease_epochs.sql")),
     (4, include_str!("sql/0004_dead_letter_requests.sql")),
 ];
 

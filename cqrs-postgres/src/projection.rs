@@ -4,14 +4,21 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use cqrs_core::projection::LeaseStore;
+use cqrs_core::projection::{Lease, LeaseStore};
 use cqrs_core::Error;
+use sqlx::Row;
 
+use crate::convert::{to_i64, to_u64};
 use crate::{PgError, PgEventStore};
 
 #[async_trait]
 impl LeaseStore for PgEventStore {
-    async fn try_acquire(&self, name: &str, owner: &str, ttl: Duration) -> Result<bool, Error> {
+    async fn try_acquire(
+        &self,
+        name: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<Option<Lease>, Error> {
         let row = sqlx::query(&self.queries.try_acquire_lease)
             .bind(name)
             .bind(owner)
@@ -19,17 +26,29 @@ impl LeaseStore for PgEventStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(PgError::from)?;
-        Ok(row.is_some())
+        let Some(row) = row else { return Ok(None) };
+        let epoch: i64 = row.try_get("epoch").map_err(PgError::from)?;
+        let valid_for: f64 = row.try_get("valid_for_secs").map_err(PgError::from)?;
+        let valid_for =
+            Duration::try_from_secs_f64(valid_for.max(0.0)).map_err(|_| PgError::CorruptRow {
+                what: "lease validity out of range",
+            })?;
+        Ok(Some(Lease::new(
+            name,
+            owner,
+            to_u64("lease epoch", epoch)?,
+            valid_for,
+        )))
     }
 
-    async fn release(&self, name: &str, owner: &str) -> Result<(), Error> {
+    async fn release(&self, lease: &Lease) -> Result<(), Error> {
         sqlx::query(&self.queries.release_lease)
-            .bind(name)
-            .bind(owner)
+            .bind(&lease.name)
+            .bind(&lease.owner)
+            .bind(to_i64("lease epoch", lease.epoch)?)
             .execute(&self.pool)
             .await
             .map_err(PgError::from)?;
         Ok(())
     }
 }
-

@@ -1,7 +1,8 @@
 //! Snapshots and checkpoints.
 
 use async_trait::async_trait;
-use cqrs_core::{CheckpointStore, Error, Position, Snapshot, SnapshotStore, StreamId};
+use cqrs_core::projection::Lease;
+use cqrs_core::{CheckpointStore, Error, FencedSave, Position, Snapshot, SnapshotStore, StreamId};
 use serde_json::Value;
 use sqlx::types::Json;
 use sqlx::Row;
@@ -70,6 +71,42 @@ impl CheckpointStore for PgEventStore {
             .bind(name)
             .bind(major)
             .bind(minor)
+            .execute(&self.pool)
+            .await
+            .map_err(PgError::from)?;
+        Ok(())
+    }
+
+    async fn save_checkpoint_fenced(
+        &self,
+        name: &str,
+        position: Position,
+        lease: &Lease,
+    ) -> Result<FencedSave, Error> {
+        if lease.name != name {
+            // A lease fences the checkpoint of its own name only.
+            return Ok(FencedSave::LeaseLost);
+        }
+        let (major, minor) = convert::position_parts(position)?;
+        let held: bool = sqlx::query_scalar(&self.queries.save_checkpoint_fenced)
+            .bind(name)
+            .bind(major)
+            .bind(minor)
+            .bind(&lease.owner)
+            .bind(to_i64("lease epoch", lease.epoch)?)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(PgError::from)?;
+        Ok(if held {
+            FencedSave::Saved
+        } else {
+            FencedSave::LeaseLost
+        })
+    }
+
+    async fn reset_checkpoint(&self, name: &str) -> Result<(), Error> {
+        sqlx::query(&self.queries.reset_checkpoint)
+            .bind(name)
             .execute(&self.pool)
             .await
             .map_err(PgError::from)?;

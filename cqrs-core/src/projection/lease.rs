@@ -1,4 +1,4 @@
-//! Leases: one active worker per projection across processes.
+//! Leases: one active worker per projection across processes, fenced by epochs.
 
 use std::time::Duration;
 
@@ -6,14 +6,56 @@ use async_trait::async_trait;
 
 use crate::Result;
 
-/// Time-limited leases by name. The holder renews before the time runs out; when it dies, the
-/// lease expires and a standby takes it.
+/// A lease held: by whom, in which epoch, and for how long from the request that took or
+/// renewed it.
+///
+/// The epoch is a fencing token: it grows each time the lease passes to a new holder (or back
+/// to the same owner after it expired or was released) and stays the same on renewal. Work done
+/// under a lease carries its epoch, so the store can refuse a save from a holder whose time is
+/// up ([`CheckpointStore::save_checkpoint_fenced`](crate::CheckpointStore::save_checkpoint_fenced)).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Lease {
+    /// The lease's name (the projection's checkpoint name).
+    pub name: String,
+    /// Its holder.
+    pub owner: String,
+    /// The fencing token: grows with each new holder, the same on renewal.
+    pub epoch: u64,
+    /// How long the lease lasts, counted by the store's clock from when it took the request.
+    /// A holder counts it from when it *sent* the request, so it always thinks the lease ends
+    /// a little earlier than the store does.
+    pub valid_for: Duration,
+}
+
+impl Lease {
+    /// A lease, for store implementations.
+    pub fn new(
+        name: impl Into<String>,
+        owner: impl Into<String>,
+        epoch: u64,
+        valid_for: Duration,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            owner: owner.into(),
+            epoch,
+            valid_for,
+        }
+    }
+}
+
+/// Time-limited, fenced leases by name. The holder renews before the time runs out; when it
+/// dies, the lease expires and a standby takes it, in a higher epoch.
 #[async_trait]
 pub trait LeaseStore: Send + Sync {
-    /// Takes the lease `name` for `owner` for `ttl`, or renews it if `owner` holds it. `false`
-    /// when another owner holds an unexpired lease.
-    async fn try_acquire(&self, name: &str, owner: &str, ttl: Duration) -> Result<bool>;
+    /// Takes the lease `name` for `owner` for `ttl`, or renews it if `owner` holds it and it
+    /// has not expired. A new holder (also `owner` again after the lease expired or was
+    /// released) gets a higher epoch than any before; a renewal keeps the epoch. `None` when
+    /// another owner holds an unexpired lease.
+    async fn try_acquire(&self, name: &str, owner: &str, ttl: Duration) -> Result<Option<Lease>>;
 
-    /// Gives the lease up, if `owner` holds it.
-    async fn release(&self, name: &str, owner: &str) -> Result<()>;
+    /// Gives `lease` up, if it is still held in its epoch (the next holder gets a higher
+    /// epoch; a lease held by someone else, or in a later epoch, is left alone).
+    async fn release(&self, lease: &Lease) -> Result<()>;
 }

@@ -13,6 +13,7 @@ mod lease;
 mod runner;
 mod signal;
 mod status;
+mod term;
 
 use async_trait::async_trait;
 
@@ -20,7 +21,7 @@ use crate::{BoxError, EventFilter, Position, RecordedEvent};
 
 pub use breaker::{BreakerState, CircuitBreaker};
 pub use dead_letter::{DeadLetter, DeadLetterStore, LetterTarget, Redrive};
-pub use lease::LeaseStore;
+pub use lease::{Lease, LeaseStore};
 pub use runner::{PoisonPolicy, ProjectionHandle, ProjectionRunner, RunnerOptions};
 pub use signal::{FeedSignal, FeedWaiter};
 pub use status::{ProjectionState, ProjectionStatus};

@@ -16,6 +16,7 @@ use crate::{
     RetryPolicy, Upcasters,
 };
 
+use super::term::{Fence, SaveError, Term};
 use super::{
     CircuitBreaker, DeadLetter, DeadLetterStore, FeedSignal, FeedWaiter, LeaseStore, Projection,
     ProjectionError, ProjectionState, ProjectionStatus, Rejected,
@@ -113,7 +114,9 @@ impl RunnerOptions {
         self.poison = policy;
         self
     }
-    /// How long a lease lasts without renewal (renewed every third of it).
+    /// How long a lease lasts without renewal. A keeper task renews it every third of that,
+    /// beside the work; a worker that cannot confirm its lease before it expires stops
+    /// leading at once (its apply in flight is dropped, nothing more is saved).
     pub fn lease_ttl(mut self, ttl: Duration) -> Self {
         self.lease_ttl = ttl;
         self
@@ -149,7 +152,10 @@ impl RunnerOptions {
 /// moves the checkpoint only after `apply` returned. Transient failures are retried with backoff
 /// behind a circuit breaker; poison events follow the [`PoisonPolicy`]; with a
 /// [`LeaseStore`], only one worker per projection is active and a standby takes over when it
-/// dies.
+/// dies. The lease is renewed beside the work, a worker stops leading as soon as it cannot
+/// confirm its lease before it expires, and its checkpoint saves carry the lease's epoch, so
+/// the store refuses them once the lease has passed on
+/// ([`CheckpointStore::save_checkpoint_fenced`]).
 ///
 /// ```
 /// use async_trait::async_trait;
@@ -287,16 +293,19 @@ impl ProjectionRunner {
             self.options.breaker_threshold,
             self.options.breaker_open_for,
         );
-        let task = tokio::spawn(
+        let status_tx = Arc::new(status_tx);
+        let worker = tokio::spawn(
             Worker {
                 runner: self,
-                status: Arc::new(status_tx),
+                status: status_tx.clone(),
                 stop: stop_rx,
                 breaker,
+                fence: Fence::unfenced(),
             }
             .run()
             .instrument(span),
         );
+        let task = tokio::spawn(supervise(worker, status_tx));
         ProjectionHandle { status, stop, task }
     }
 
@@ -317,6 +326,34 @@ impl ProjectionRunner {
             ))),
         }
     }
+}
+
+/// Waits for the worker task; a panic in it leaves the status `Failed` with the panic's
+/// message (health checks see it), where it would otherwise stay at whatever it said last.
+/// Aborting this task aborts the worker too.
+async fn supervise(worker: JoinHandle<()>, status: Arc<watch::Sender<ProjectionStatus>>) {
+    let mut worker = AbortOnDrop(worker);
+    let Err(error) = (&mut worker.0).await else {
+        return;
+    };
+    let Ok(panic) = error.try_into_panic() else {
+        return; // Cancelled: only by an abort, which ends this task too.
+    };
+    let message = panic_message(&*panic);
+    tracing::error!(panic = %message, "projection worker panicked");
+    status.send_modify(|s| {
+        s.state = ProjectionState::Failed;
+        s.last_error = Some(format!("worker panicked: {message}"));
+    });
+}
+
+/// The message a panic was raised with.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|m| (*m).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
 }
 
 /// A projection stopped on an error it could not retry.
@@ -400,27 +437,46 @@ struct Worker {
     status: Arc<watch::Sender<ProjectionStatus>>,
     stop: watch::Receiver<bool>,
     breaker: CircuitBreaker,
+    /// Checkpoint saves go through it: under the lease of the term leading now, if any.
+    fence: Fence,
 }
 
 impl Worker {
     async fn run(mut self) {
         let name = self.runner.checkpoint_name();
         loop {
-            if !self.hold_lease(&name).await {
+            let Some(term) = self.hold_lease(&name).await else {
                 break self.set(|s| s.state = ProjectionState::Stopped);
-            }
-            match self.lead(&name).await {
+            };
+            self.fence = term.fence();
+            // The term can end any time (the keeper could not renew, or a save was refused):
+            // leading ends with it, dropping the apply in flight, saving nothing more.
+            // What the projection remembers from an earlier term may be stale: another worker
+            // may have led meanwhile. It is told here, around the race, so a lost term (which
+            // drops `lead` midway) tells it too.
+            self.runner.projection.leadership_changed(true).await;
+            let lead = tokio::select! {
+                biased;
+                () = term.lost() => Lead::LostLease,
+                lead = self.lead(&name) => lead,
+            };
+            self.runner.projection.leadership_changed(false).await;
+            match lead {
                 Lead::Stopped => {
-                    self.release(&name).await;
+                    self.release(&term).await;
                     break self.set(|s| s.state = ProjectionState::Stopped);
                 }
                 Lead::LostLease => {
                     tracing::warn!("lease lost; standing by");
+                    self.set(|s| {
+                        s.state = ProjectionState::Standby;
+                        s.last_error = Some("the lease was lost; standing by".to_owned());
+                    });
                     continue;
                 }
                 Lead::Failed(error) | Lead::Poisoned { error, .. } => {
                     tracing::error!(%error, "projection failed");
-                    self.release(&name).await;
+                    self.release(&term).await;
                     break self.set(|s| {
                         s.state = ProjectionState::Failed;
                         s.last_error = Some(error);
@@ -449,57 +505,45 @@ impl Worker {
         }
     }
 
-    /// Waits until this worker holds the lease (at once without a lease store). `false` when
-    /// asked to stop meanwhile.
-    async fn hold_lease(&mut self, name: &str) -> bool {
+    /// Waits until this worker holds the lease (at once without a lease store), and starts
+    /// its term. `None` when asked to stop meanwhile.
+    async fn hold_lease(&mut self, name: &str) -> Option<Term> {
         let Some(leases) = self.runner.leases.clone() else {
-            return !self.stopping();
+            return (!self.stopping()).then(Term::unfenced);
         };
         let ttl = self.runner.options.lease_ttl;
         loop {
             if self.stopping() {
-                return false;
+                return None;
             }
-            match leases
-                .try_acquire(name, &self.runner.options.owner, ttl)
-                .await
-            {
-                Ok(true) => return true,
-                Ok(false) => self.set(|s| s.state = ProjectionState::Standby),
+            let asked_at = tokio::time::Instant::now();
+            let acquired = tokio::select! {
+                acquired = leases.try_acquire(name, &self.runner.options.owner, ttl) => acquired,
+                // A store that does not answer must not hold up a shutdown.
+                _ = self.stop.changed() => return None,
+            };
+            match acquired {
+                Ok(Some(lease)) => {
+                    let status = self.status.clone();
+                    return Some(Term::start(leases, lease, asked_at, ttl, status));
+                }
+                Ok(None) => self.set(|s| s.state = ProjectionState::Standby),
                 Err(error) => self.set(|s| s.last_error = Some(error.to_string())),
             }
             if !self.pause(ttl / 3).await {
-                return false;
+                return None;
             }
         }
     }
 
-    async fn release(&self, name: &str) {
-        if let Some(leases) = &self.runner.leases {
-            if let Err(error) = leases.release(name, &self.runner.options.owner).await {
-                tracing::warn!(%error, "could not release the lease");
-            }
-        }
-    }
-
-    /// Renews the lease; `false` if another worker has it now.
-    async fn renew(&self, name: &str) -> bool {
-        let Some(leases) = &self.runner.leases else {
-            return true;
-        };
-        match leases
-            .try_acquire(
-                name,
-                &self.runner.options.owner,
-                self.runner.options.lease_ttl,
-            )
-            .await
-        {
-            Ok(held) => held,
-            Err(error) => {
-                // Keep going: the lease is still ours until it expires.
-                tracing::warn!(%error, "could not renew the lease");
-                true
+    async fn release(&self, term: &Term) {
+        if let (Some(leases), Some(lease)) = (&self.runner.leases, term.lease()) {
+            // Bounded: a store that does not answer lets the lease expire instead.
+            let ttl = self.runner.options.lease_ttl;
+            match tokio::time::timeout(ttl, leases.release(lease)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::warn!(%error, "could not release the lease"),
+                Err(_) => tracing::warn!("releasing the lease did not answer; it will expire"),
             }
         }
     }
@@ -525,22 +569,25 @@ impl Worker {
         }
     }
 
-    async fn save_checkpoint(&mut self, name: &str, position: Position) -> bool {
+    /// Saves the checkpoint through this term's fence, retrying store failures. `Err` with
+    /// why leading ends: asked to stop, the lease lost (a refused save is not retried), or a
+    /// store that cannot fence.
+    async fn save_checkpoint(&mut self, name: &str, position: Position) -> Result<(), Lead> {
         let mut attempt = 0;
         loop {
-            match self
-                .runner
-                .checkpoints
-                .save_checkpoint(name, position)
-                .await
-            {
-                Ok(()) => return true,
-                Err(error) => {
+            let fence = self.fence.clone();
+            match fence.save(&*self.runner.checkpoints, name, position).await {
+                Ok(()) => return Ok(()),
+                Err(SaveError::LeaseLost) => return Err(Lead::LostLease),
+                Err(SaveError::Failed(error @ Error::Unsupported { .. })) => {
+                    return Err(Lead::Failed(error.to_string()));
+                }
+                Err(SaveError::Failed(error)) => {
                     attempt += 1;
                     self.set(|s| s.last_error = Some(error.to_string()));
                     let delay = self.runner.options.retry.delay(attempt);
                     if !self.pause(delay).await {
-                        return false;
+                        return Err(Lead::Stopped);
                     }
                 }
             }
@@ -568,12 +615,8 @@ impl Worker {
     }
 
     async fn lead(&mut self, name: &str) -> Lead {
-        // What the projection remembers from an earlier stint may be stale: another worker may
-        // have led meanwhile.
-        self.runner.projection.leadership_changed(true).await;
         self.set(|s| s.state = ProjectionState::Starting);
         let Some(checkpoint) = self.load_checkpoint(name).await else {
-            self.runner.projection.leadership_changed(false).await;
             return Lead::Stopped;
         };
         let mut progress = Progress {
@@ -586,9 +629,11 @@ impl Worker {
             last_settle: None,
         };
         let lead = self.lead_from(name, &mut progress).await;
-        // However leading ended, the applied batches' checkpoint saves are seen through.
-        self.finish(name, &mut progress).await;
-        self.runner.projection.leadership_changed(false).await;
+        // However leading ended, the applied batches' checkpoint saves are seen through;
+        // unless the lease is lost: then nothing more is saved.
+        if !matches!(lead, Lead::LostLease) {
+            let _ = self.finish(name, &mut progress).await;
+        }
         lead
     }
 
@@ -613,16 +658,11 @@ impl Worker {
             .run()
             .in_current_span(),
         );
-        let _reader = AbortOnDrop(reader);
-        let renew_every = self.runner.options.lease_ttl / 3;
+        let mut reader = AbortOnDrop(reader);
         let interval = self.runner.options.checkpoint_interval;
-        let mut renewed = Instant::now();
         // Operators' requests on dead letters are looked for at once, then once per poll.
         let mut redrive_at = tokio::time::Instant::now();
         loop {
-            // Renew on time even when no batch comes (an idle feed), or the lease expires under
-            // a healthy leader and a standby starts leading beside it.
-            let renew_at = tokio::time::Instant::from_std(renewed + renew_every);
             let settle_at =
                 tokio::time::Instant::from_std(progress.settle_due(interval, Instant::now()));
             let deferred = progress.deferred.is_some();
@@ -631,9 +671,6 @@ impl Worker {
                 batch = incoming.recv() => Woke::Batch(batch),
                 ended = oldest_settled(settling), if !settling.is_empty() => Woke::Settled(ended),
                 _ = self.stop.changed() => return Lead::Stopped,
-                _ = tokio::time::sleep_until(renew_at), if self.runner.leases.is_some() => {
-                    Woke::Renew
-                }
                 _ = tokio::time::sleep_until(settle_at), if deferred => Woke::SettleDeferred,
                 _ = tokio::time::sleep_until(redrive_at), if self.runner.dead_letters.is_some() => {
                     Woke::Redrive
@@ -643,16 +680,11 @@ impl Worker {
                 Woke::Batch(batch) => batch,
                 Woke::Settled(ended) => {
                     self.take_settled(ended, progress).await;
-                    if progress.settling.is_empty() && !self.settle_in_line(name, progress).await {
-                        return Lead::Stopped;
+                    if progress.settling.is_empty() {
+                        if let Err(lead) = self.settle_in_line(name, progress).await {
+                            return lead;
+                        }
                     }
-                    continue;
-                }
-                Woke::Renew => {
-                    if !self.renew(name).await {
-                        return Lead::LostLease;
-                    }
-                    renewed = Instant::now();
                     continue;
                 }
                 Woke::SettleDeferred => {
@@ -671,7 +703,14 @@ impl Worker {
                 }
             };
             let Some((mut batch, mut full)) = batch else {
-                return Lead::Failed("the feed reader stopped".to_owned());
+                // The reader only ends by a panic: say which.
+                let why = match (&mut reader.0).await {
+                    Err(error) if error.is_panic() => {
+                        format!(": {}", panic_message(&*error.into_panic()))
+                    }
+                    _ => String::new(),
+                };
+                return Lead::Failed(format!("the feed reader stopped{why}"));
             };
             // Batches that queued up while the last one was applied go in together: one apply
             // (one round trip to the sink, one checkpoint) rather than one each, so a live
@@ -688,32 +727,9 @@ impl Worker {
             if self.stopping() {
                 return Lead::Stopped;
             }
-            if renewed.elapsed() >= renew_every {
-                if !self.renew(name).await {
-                    return Lead::LostLease;
-                }
-                renewed = Instant::now();
-            }
             let FeedBatch { events, next, .. } = batch;
             if events.is_empty() {
-                if !self.finish(name, progress).await {
-                    return Lead::Stopped;
-                }
-                // Nothing for us, but the feed moved past events we filter out: save that too,
-                // so readers waiting on the checkpoint (read-your-writes) see it. The reader
-                // sends such batches only when the feed moved, or once per idle stretch.
-                if next > progress.checkpoint {
-                    if !self.save_checkpoint(name, next).await {
-                        return Lead::Stopped;
-                    }
-                    progress.checkpoint = next;
-                }
-                self.set(|s| {
-                    s.state = ProjectionState::Running;
-                    s.position = s.position.max(next);
-                    s.lag = Duration::ZERO;
-                    s.lag_events = 0;
-                });
+                self.skipped(name, next, progress).await;
                 continue;
             }
             // Earlier batches settle (made visible, checkpoint saved) while this one is applied:
@@ -721,7 +737,7 @@ impl Worker {
             // between two applies.
             let applied = {
                 let (status, feed) = (self.status.clone(), self.runner.feed.clone());
-                let mut apply = std::pin::pin!(self.apply(name, events, &mut parked, &mut renewed));
+                let mut apply = std::pin::pin!(self.apply(events, &mut parked));
                 loop {
                     let settling = &mut progress.settling;
                     tokio::select! {
@@ -745,12 +761,13 @@ impl Worker {
                     // the earlier batches' saves, so the checkpoint never moves back. One try
                     // at making it visible: the index's own refresh does it otherwise.
                     if let Some(before) = before {
-                        if self.finish(name, progress).await {
+                        if self.finish(name, progress).await.is_ok() {
                             if let Err(error) = self.runner.projection.make_visible().await {
                                 tracing::warn!(error = %error_chain(&*error), "could not make the last applied events visible");
                             }
-                            self.save_checkpoint(name, before).await;
-                            self.set(|s| s.position = before);
+                            if self.save_checkpoint(name, before).await.is_ok() {
+                                self.set(|s| s.position = before);
+                            }
                         }
                     }
                     return Lead::Failed(error);
@@ -776,6 +793,56 @@ impl Worker {
         }
     }
 
+    /// A batch with nothing for us, up to `next`. Applied batches held back are at the head
+    /// of the feed now: they settle at once, as a batch that is not full would. The feed may
+    /// also have moved past events we filter out: worth a save, so readers waiting on the
+    /// checkpoint (read-your-writes) see it, but under unrelated load every wake-up brings
+    /// such a batch, so that save alone waits for the checkpoint interval (the reader sends
+    /// these batches only when the feed moved, or once per idle stretch).
+    async fn skipped(&self, name: &str, next: Position, progress: &mut Progress) {
+        let effects_held = progress
+            .deferred
+            .as_ref()
+            .is_some_and(|d| d.applied.count + d.applied.parked > 0);
+        let known = (progress.settling.back().map(|s| s.batch.next))
+            .into_iter()
+            .chain(progress.deferred.as_ref().map(|d| d.next))
+            .fold(progress.checkpoint, Position::max);
+        if next > known {
+            // Settled with the rest: its report says "running at the head" once it is saved.
+            let skipped = Done {
+                next,
+                full: false,
+                applied: Applied {
+                    count: 0,
+                    parked: 0,
+                    lag: Duration::ZERO,
+                },
+            };
+            progress.deferred = Some(match progress.deferred.take() {
+                Some(earlier) => earlier.then(skipped),
+                None => skipped,
+            });
+        }
+        let Some(deferred) = &mut progress.deferred else {
+            if progress.settling.is_empty() {
+                self.set(|s| {
+                    s.state = ProjectionState::Running;
+                    s.lag = Duration::ZERO;
+                    s.lag_events = 0;
+                });
+            }
+            return;
+        };
+        // At the head: what it reports once settled.
+        deferred.full = false;
+        let now = Instant::now();
+        let interval = self.runner.options.checkpoint_interval;
+        if effects_held || now >= progress.settle_due(interval, now) {
+            self.settle_deferred(name, progress).await;
+        }
+    }
+
     /// Settles the applied batches not settled yet, as one, once fewer than [`SETTLING`]
     /// batches are settling.
     async fn settle_deferred(&self, name: &str, progress: &mut Progress) {
@@ -792,6 +859,7 @@ impl Worker {
     fn settle(&self, name: &str, batch: Done, progress: &mut Progress) {
         let projection = self.runner.projection.clone();
         let checkpoints = self.runner.checkpoints.clone();
+        let fence = self.fence.clone();
         let (name, next) = (name.to_owned(), batch.next);
         let after = progress.chain.take();
         let (saved, chain) = oneshot::channel();
@@ -808,10 +876,14 @@ impl Worker {
                     let _ = after.await;
                 }
                 let result = match visible {
-                    Ok(()) => checkpoints
-                        .save_checkpoint(&name, next)
+                    // A refused save also ends the term: leading stops, nothing more is saved.
+                    Ok(()) => fence
+                        .save(&*checkpoints, &name, next)
                         .await
-                        .map_err(|error| error_chain(&error)),
+                        .map_err(|error| match error {
+                            SaveError::LeaseLost => "the lease was lost".to_owned(),
+                            SaveError::Failed(error) => error_chain(&error),
+                        }),
                     Err(error) => Err(error),
                 };
                 let _ = saved.send(());
@@ -819,12 +891,15 @@ impl Worker {
             }
             .in_current_span(),
         );
-        progress.settling.push_back(Settling { batch, task });
+        progress.settling.push_back(Settling {
+            batch,
+            task: AbortOnDrop(task),
+        });
     }
 
     /// Waits for every batch settling, reporting each, then settles again in line what
-    /// failed. `false` when asked to stop first.
-    async fn finish(&mut self, name: &str, progress: &mut Progress) -> bool {
+    /// failed. `Err` with why leading ends, when it could not.
+    async fn finish(&mut self, name: &str, progress: &mut Progress) -> Result<(), Lead> {
         self.settle_deferred(name, progress).await;
         while !progress.settling.is_empty() {
             self.await_oldest(progress).await;
@@ -846,26 +921,24 @@ impl Worker {
     }
 
     /// Settles the applied batches whose settling failed with none settling after them:
-    /// makes them visible and saves their checkpoint, retrying with backoff. `false` when
-    /// asked to stop first.
-    async fn settle_in_line(&mut self, name: &str, progress: &mut Progress) -> bool {
+    /// makes them visible and saves their checkpoint, retrying with backoff. `Err` with why
+    /// leading ends, when it could not.
+    async fn settle_in_line(&mut self, name: &str, progress: &mut Progress) -> Result<(), Lead> {
         let Some(batch) = progress.unsettled.take() else {
-            return true;
+            return Ok(());
         };
         let mut attempt = 0;
         while let Err(error) = self.runner.projection.make_visible().await {
             attempt += 1;
             self.set(|s| s.last_error = Some(error_chain(&*error)));
             if !self.pause(self.runner.options.retry.delay(attempt)).await {
-                return false;
+                return Err(Lead::Stopped);
             }
         }
-        if !self.save_checkpoint(name, batch.next).await {
-            return false;
-        }
+        self.save_checkpoint(name, batch.next).await?;
         progress.checkpoint = progress.checkpoint.max(batch.next);
         self.report(&batch, progress).await;
-        true
+        Ok(())
     }
 
     async fn report(&self, batch: &Done, progress: &mut Progress) {
@@ -882,17 +955,22 @@ impl Worker {
     /// behind the breaker, and deals with poison per the policy.
     async fn apply(
         &mut self,
-        name: &str,
         events: Vec<RecordedEvent>,
         parked: &mut HashSet<String>,
-        renewed: &mut Instant,
     ) -> Result<Applied, Lead> {
         let projection = self.runner.projection.clone();
         let mut ready = Vec::with_capacity(events.len());
         let mut poison: Vec<(RecordedEvent, String)> = Vec::new();
+        // Keys whose event failed to upcast in this batch: their later events are held back
+        // too, as if parked, so no document gets an event without the one before it.
+        let mut failed: HashSet<String> = HashSet::new();
         for event in events {
             // Keys only matter once something is parked; most batches skip computing them.
-            if !parked.is_empty() && projection.key(&event).is_some_and(|k| parked.contains(&k)) {
+            if !(parked.is_empty() && failed.is_empty())
+                && projection
+                    .key(&event)
+                    .is_some_and(|k| parked.contains(&k) || failed.contains(&k))
+            {
                 poison.push((event, "an earlier event of this key is parked".to_owned()));
                 continue;
             }
@@ -904,7 +982,15 @@ impl Worker {
             }
             match upcasters.upcast(event.clone()) {
                 Ok(upcast) => ready.push(upcast),
-                Err(error) => poison.push((event, error_chain(&error))),
+                Err(error) => {
+                    failed.extend(projection.key(&event));
+                    poison.push((event, error_chain(&error)));
+                    if self.runner.options.poison == PoisonPolicy::Stop {
+                        // The projection stops just before this event: nothing after it is
+                        // applied (whatever its key), so nothing lands ahead of the checkpoint.
+                        break;
+                    }
+                }
             }
         }
         let lag = ready
@@ -953,12 +1039,6 @@ impl Worker {
                     }
                     if !self.pause(self.runner.options.retry.delay(attempt)).await {
                         return Err(Lead::Stopped);
-                    }
-                    if renewed.elapsed() >= self.runner.options.lease_ttl / 3 {
-                        if !self.renew(name).await {
-                            return Err(Lead::LostLease);
-                        }
-                        *renewed = Instant::now();
                     }
                 }
             }
@@ -1140,7 +1220,9 @@ impl Progress {
 /// An applied batch being made visible and checkpointed.
 struct Settling {
     batch: Done,
-    task: JoinHandle<Result<(), String>>,
+    /// Aborted if leading ends without waiting for it (the lease was lost): it saves nothing
+    /// more.
+    task: AbortOnDrop<Result<(), String>>,
 }
 
 /// Waits for the oldest settling batch to end (forever when none is): `Err` with the reason
@@ -1148,7 +1230,7 @@ struct Settling {
 /// [`Progress::take_oldest`] once this returned.
 async fn oldest_settled(settling: &mut VecDeque<Settling>) -> Result<(), String> {
     match settling.front_mut() {
-        Some(oldest) => match (&mut oldest.task).await {
+        Some(oldest) => match (&mut oldest.task.0).await {
             Ok(result) => result,
             Err(error) => Err(format!("settling a batch ended abnormally: {error}")),
         },
@@ -1182,7 +1264,6 @@ impl Done {
 enum Woke {
     Batch(Option<(FeedBatch, bool)>),
     Settled(Result<(), String>),
-    Renew,
     SettleDeferred,
     /// Time to look for operators' requests on dead letters.
     Redrive,
@@ -1200,9 +1281,9 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
-struct AbortOnDrop(JoinHandle<()>);
+struct AbortOnDrop<T = ()>(JoinHandle<T>);
 
-impl Drop for AbortOnDrop {
+impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         self.0.abort();
     }

@@ -119,7 +119,15 @@ impl CheckpointStore for OrderSummaries {
     }
 
     async fn save_checkpoint(&self, name: &str, position: Position) -> cqrs_core::Result<()> {
-        self.write().checkpoints.insert(name.to_owned(), position);
+        // Forward only, as the trait asks: a late save never moves it back.
+        let mut inner = self.write();
+        let checkpoint = inner.checkpoints.entry(name.to_owned()).or_insert(position);
+        *checkpoint = (*checkpoint).max(position);
+        Ok(())
+    }
+
+    async fn reset_checkpoint(&self, name: &str) -> cqrs_core::Result<()> {
+        self.write().checkpoints.remove(name);
         Ok(())
     }
 }

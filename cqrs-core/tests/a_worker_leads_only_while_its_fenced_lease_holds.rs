@@ -1,0 +1,576 @@
+//! A worker leads only while its lease holds, and its checkpoint saves are fenced by the
+//! lease's epoch: a long apply keeps the lease (a keeper renews it beside the work), a worker
+//! whose renewal hangs stops leading before its lease expires (its apply dropped, nothing
+//! saved), and a worker that still believes in a lease that passed on has its save refused,
+//! so the checkpoint never moves back under the new holder.
+//!
+//! The clock is tokio's paused clock, which the in-memory store's leases follow too: time
+//! moves only when every task waits, so no test depends on how fast the machine is.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use cqrs_core::projection::{
+    Lease, LeaseStore, Projection, ProjectionError, ProjectionHandle, ProjectionRunner,
+    ProjectionState, RunnerOptions,
+};
+use cqrs_core::{
+    AppendEvents, CheckpointStore, ExpectedVersion, FencedSave, InMemoryEventStore, NewEvent,
+    Position, RecordedEvent, StreamId,
+};
+use serde_json::json;
+use tokio::sync::{watch, Semaphore};
+use tokio::time::Instant;
+
+const TTL: Duration = Duration::from_secs(3);
+
+/// A projection whose applies wait at a gate; it tells when an apply starts, and when one
+/// was dropped unfinished.
+#[derive(Clone)]
+struct Gated {
+    gate: Arc<Semaphore>,
+    started: watch::Sender<u32>,
+    applied: Arc<Mutex<Vec<Position>>>,
+    dropped_at: Arc<Mutex<Option<Instant>>>,
+}
+
+impl Gated {
+    fn closed() -> Self {
+        Self {
+            gate: Arc::new(Semaphore::new(0)),
+            started: watch::channel(0).0,
+            applied: Arc::default(),
+            dropped_at: Arc::default(),
+        }
+    }
+
+    fn open() -> Self {
+        let gated = Self::closed();
+        gated.gate.add_permits(Semaphore::MAX_PERMITS);
+        gated
+    }
+
+    async fn wait_until_applying(&self) {
+        let mut started = self.started.subscribe();
+        started.wait_for(|n| *n > 0).await.expect("alive");
+    }
+
+    fn applied(&self) -> Vec<Position> {
+        self.applied.lock().expect("lock").clone()
+    }
+}
+
+/// Records when it is dropped, unless disarmed.
+struct DropWatch<'a> {
+    at: &'a Mutex<Option<Instant>>,
+    armed: bool,
+}
+
+impl Drop for DropWatch<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            *self.at.lock().expect("lock") = Some(Instant::now());
+        }
+    }
+}
+
+#[async_trait]
+impl Projection for Gated {
+    fn name(&self) -> &str {
+        "gated"
+    }
+    async fn apply(&self, events: &[RecordedEvent]) -> Result<(), ProjectionError> {
+        let mut watch = DropWatch {
+            at: &self.dropped_at,
+            armed: true,
+        };
+        self.started.send_modify(|n| *n += 1);
+        // One permit per apply.
+        self.gate.acquire().await.expect("open").forget();
+        watch.armed = false;
+        let mut applied = self.applied.lock().expect("lock");
+        applied.extend(events.iter().map(|e| e.position));
+        Ok(())
+    }
+}
+
+fn options(owner: &str) -> RunnerOptions {
+    RunnerOptions::new()
+        .owner(owner)
+        .lease_ttl(TTL)
+        .poll_interval(Duration::from_millis(100))
+}
+
+fn worker(
+    projection: &Gated,
+    store: &InMemoryEventStore,
+    leases: impl LeaseStore + 'static,
+    checkpoints: impl CheckpointStore + 'static,
+    owner: &str,
+) -> ProjectionHandle {
+    ProjectionRunner::new(projection.clone(), store.clone(), checkpoints)
+        .with_leases(leases)
+        .with_signal(store.clone())
+        .with_options(options(owner))
+        .spawn()
+}
+
+async fn append(store: &InMemoryEventStore, n: u64) -> Position {
+    store
+        .append(
+            &StreamId::new("s-1").expect("id"),
+            ExpectedVersion::Any,
+            vec![NewEvent::new("Counted", 1, json!({ "n": n }))],
+        )
+        .await
+        .expect("append")
+        .position
+}
+
+/// `status` awaited, failing the test if it takes longer than ten lease lifetimes (of the
+/// paused clock): a worker that never changes state fails, it does not hang.
+async fn within<T>(status: impl std::future::Future<Output = Option<T>>) -> Option<T> {
+    tokio::time::timeout(TTL * 10, status)
+        .await
+        .expect("within ten lease lifetimes")
+}
+
+fn leading(handle: &ProjectionHandle) -> bool {
+    !matches!(
+        handle.status().state,
+        ProjectionState::Standby | ProjectionState::Stopped | ProjectionState::Failed
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_long_apply_keeps_the_lease_renewed_beside_it() {
+    let store = InMemoryEventStore::new();
+    let p1 = append(&store, 1).await;
+    let slow = Gated::closed();
+    let a = worker(&slow, &store, store.clone(), store.clone(), "a");
+    slow.wait_until_applying().await;
+    let standby = Gated::open();
+    let b = worker(&standby, &store, store.clone(), store.clone(), "b");
+
+    // The apply takes ten lease lifetimes.
+    tokio::time::sleep(TTL * 10).await;
+    assert!(
+        leading(&a),
+        "a leads through its long apply: {:?}",
+        a.status()
+    );
+    assert_eq!(b.status().state, ProjectionState::Standby);
+    assert!(standby.applied().is_empty(), "b applied nothing");
+
+    slow.gate.add_permits(1);
+    assert!(a.wait_for(p1, TTL).await, "{:?}", a.status());
+    assert_eq!(slow.applied(), [p1]);
+    assert_eq!(*slow.dropped_at.lock().expect("lock"), None);
+    assert_eq!(
+        store.load_checkpoint("gated").await.expect("load"),
+        Some(p1)
+    );
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+/// The store's leases, whose renewals (every call after the first) hang once `hang` is set,
+/// as a database that stopped answering would. Records until when the store granted the lease.
+struct Hanging {
+    inner: InMemoryEventStore,
+    hang: Arc<AtomicBool>,
+    expires: Arc<Mutex<Option<Instant>>>,
+}
+
+#[async_trait]
+impl LeaseStore for Hanging {
+    async fn try_acquire(
+        &self,
+        name: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> cqrs_core::Result<Option<Lease>> {
+        if self.hang.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+        let lease = self.inner.try_acquire(name, owner, ttl).await?;
+        if lease.is_some() {
+            // The in-memory store counts from now, on the same paused clock.
+            *self.expires.lock().expect("lock") = Some(Instant::now() + ttl);
+        }
+        Ok(lease)
+    }
+    async fn release(&self, lease: &Lease) -> cqrs_core::Result<()> {
+        self.inner.release(lease).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lease_whose_renewal_hangs_stops_the_worker_before_it_expires() {
+    let store = InMemoryEventStore::new();
+    append(&store, 1).await;
+    let slow = Gated::closed();
+    let (hang, expires) = (Arc::new(AtomicBool::new(false)), Arc::default());
+    let leases = Hanging {
+        inner: store.clone(),
+        hang: hang.clone(),
+        expires: Arc::clone(&expires),
+    };
+    let a = worker(&slow, &store, leases, store.clone(), "a");
+    slow.wait_until_applying().await;
+    hang.store(true, Ordering::SeqCst);
+
+    let status = within(a.wait_until(|s| s.state == ProjectionState::Standby))
+        .await
+        .expect("a stops leading");
+    let dropped = slow
+        .dropped_at
+        .lock()
+        .expect("lock")
+        .expect("the apply was dropped");
+    let expired = expires.lock().expect("lock").expect("granted");
+    assert!(
+        dropped < expired,
+        "stopped leading {:?} before the lease expired",
+        expired - dropped
+    );
+    assert!(
+        status
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("lease")),
+        "{status:?}"
+    );
+    assert!(slow.applied().is_empty());
+    assert_eq!(
+        store.load_checkpoint("gated").await.expect("load"),
+        None,
+        "nothing saved after the lease could not be confirmed"
+    );
+
+    // Once it has expired, another worker leads.
+    let standby = Gated::open();
+    let b = worker(&standby, &store, store.clone(), store.clone(), "b");
+    within(b.wait_until(|s| s.state == ProjectionState::Running))
+        .await
+        .expect("b takes over");
+    assert!(Instant::now() >= expired);
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+/// Leases as a worker sees them that believes it still holds its lease (a process paused for
+/// longer than the lease, a clock that jumped): while `frozen`, every renewal "succeeds"
+/// without asking the store.
+struct Frozen {
+    inner: InMemoryEventStore,
+    frozen: Arc<AtomicBool>,
+    last: Mutex<Option<Lease>>,
+}
+
+#[async_trait]
+impl LeaseStore for Frozen {
+    async fn try_acquire(
+        &self,
+        name: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> cqrs_core::Result<Option<Lease>> {
+        if self.frozen.load(Ordering::SeqCst) {
+            return Ok(self.last.lock().expect("lock").clone());
+        }
+        let lease = self.inner.try_acquire(name, owner, ttl).await?;
+        self.last.lock().expect("lock").clone_from(&lease);
+        Ok(lease)
+    }
+    async fn release(&self, lease: &Lease) -> cqrs_core::Result<()> {
+        self.inner.release(lease).await
+    }
+}
+
+/// The store's checkpoints, recording the outcome of each fenced save; a refused one ends the
+/// freeze (the worker "wakes up").
+struct Fenced {
+    inner: InMemoryEventStore,
+    outcomes: Arc<Mutex<Vec<(Position, FencedSave)>>>,
+    frozen: Arc<AtomicBool>,
+}
+
+#[async_trait]
+impl CheckpointStore for Fenced {
+    async fn load_checkpoint(&self, name: &str) -> cqrs_core::Result<Option<Position>> {
+        self.inner.load_checkpoint(name).await
+    }
+    async fn save_checkpoint(&self, name: &str, position: Position) -> cqrs_core::Result<()> {
+        self.inner.save_checkpoint(name, position).await
+    }
+    async fn save_checkpoint_fenced(
+        &self,
+        name: &str,
+        position: Position,
+        lease: &Lease,
+    ) -> cqrs_core::Result<FencedSave> {
+        let outcome = self
+            .inner
+            .save_checkpoint_fenced(name, position, lease)
+            .await?;
+        if outcome == FencedSave::LeaseLost {
+            self.frozen.store(false, Ordering::SeqCst);
+        }
+        self.outcomes
+            .lock()
+            .expect("lock")
+            .push((position, outcome));
+        Ok(outcome)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn after_a_takeover_the_old_workers_save_is_refused() {
+    let store = InMemoryEventStore::new();
+    let p1 = append(&store, 1).await;
+    let frozen = Arc::new(AtomicBool::new(false));
+    let outcomes = Arc::new(Mutex::new(Vec::new()));
+    let slow = Gated::closed();
+    let a = worker(
+        &slow,
+        &store,
+        Frozen {
+            inner: store.clone(),
+            frozen: frozen.clone(),
+            last: Mutex::default(),
+        },
+        Fenced {
+            inner: store.clone(),
+            outcomes: outcomes.clone(),
+            frozen: frozen.clone(),
+        },
+        "a",
+    );
+    slow.wait_until_applying().await;
+    frozen.store(true, Ordering::SeqCst);
+
+    // a's lease expires in the store; b takes over and goes further than a got.
+    let fast = Gated::open();
+    let b = worker(&fast, &store, store.clone(), store.clone(), "b");
+    let p2 = append(&store, 2).await;
+    assert!(b.wait_for(p2, TTL * 10).await, "{:?}", b.status());
+    assert!(leading(&a), "a still believes it leads: {:?}", a.status());
+
+    // a's apply ends; its save comes too late, and ends its term: the apply it started next
+    // is dropped.
+    slow.gate.add_permits(1);
+    let status = within(a.wait_until(|s| s.state == ProjectionState::Standby))
+        .await
+        .expect("a stands by");
+    assert_eq!(slow.applied(), [p1], "a applied its batch, and no more");
+    assert!(
+        slow.dropped_at.lock().expect("lock").is_some(),
+        "a's next apply was dropped when its term ended"
+    );
+    assert_eq!(
+        *outcomes.lock().expect("lock"),
+        [(p1, FencedSave::LeaseLost)],
+        "a's one save was refused, and not retried"
+    );
+    assert!(
+        status
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("lease")),
+        "{status:?}"
+    );
+    assert_eq!(
+        store.load_checkpoint("gated").await.expect("load"),
+        Some(p2),
+        "the checkpoint did not move back to a's"
+    );
+    assert_eq!(a.status().position, Position::START, "a reports no save");
+    assert_eq!(fast.applied(), [p1, p2]);
+    assert!(leading(&b), "{:?}", b.status());
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_graceful_shutdown_releases_the_lease_to_a_higher_epoch() {
+    let store = InMemoryEventStore::new();
+    let p1 = append(&store, 1).await;
+    let gated = Gated::open();
+    let a = worker(&gated, &store, store.clone(), store.clone(), "a");
+    assert!(a.wait_for(p1, TTL).await);
+    let held = store
+        .try_acquire("gated", "a", TTL)
+        .await
+        .expect("renew")
+        .expect("a holds it");
+    a.shutdown().await;
+    let next = store
+        .try_acquire("gated", "b", TTL)
+        .await
+        .expect("acquire")
+        .expect("released");
+    assert!(next.epoch > held.epoch);
+}
+
+/// The store's leases, failing the next `failures` calls (a broken connection).
+struct Failing {
+    inner: InMemoryEventStore,
+    failures: Arc<AtomicU32>,
+    expires: Arc<Mutex<Option<Instant>>>,
+}
+
+#[async_trait]
+impl LeaseStore for Failing {
+    async fn try_acquire(
+        &self,
+        name: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> cqrs_core::Result<Option<Lease>> {
+        let failing = self
+            .failures
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        if failing.is_ok() {
+            return Err(cqrs_core::Error::backend("connection refused"));
+        }
+        let lease = self.inner.try_acquire(name, owner, ttl).await?;
+        if lease.is_some() {
+            *self.expires.lock().expect("lock") = Some(Instant::now() + ttl);
+        }
+        Ok(lease)
+    }
+    async fn release(&self, lease: &Lease) -> cqrs_core::Result<()> {
+        self.inner.release(lease).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_renewal_is_not_held_but_a_retry_in_time_keeps_the_lease() {
+    let store = InMemoryEventStore::new();
+    append(&store, 1).await;
+    let slow = Gated::closed();
+    let (failures, expires) = (Arc::new(AtomicU32::new(0)), Arc::default());
+    let leases = Failing {
+        inner: store.clone(),
+        failures: failures.clone(),
+        expires: Arc::clone(&expires),
+    };
+    let a = worker(&slow, &store, leases, store.clone(), "a");
+    slow.wait_until_applying().await;
+
+    // One failed renewal: retried before the lease runs out, the worker goes on leading.
+    failures.store(1, Ordering::SeqCst);
+    tokio::time::sleep(TTL * 5).await;
+    assert_eq!(failures.load(Ordering::SeqCst), 0, "the failure was met");
+    assert!(leading(&a), "{:?}", a.status());
+    assert_eq!(*slow.dropped_at.lock().expect("lock"), None);
+
+    // Renewals keep failing: not held, so the worker stops leading before the lease expires.
+    failures.store(u32::MAX, Ordering::SeqCst);
+    within(a.wait_until(|s| s.state == ProjectionState::Standby))
+        .await
+        .expect("a stops leading");
+    let dropped = slow.dropped_at.lock().expect("lock").expect("dropped");
+    let expired = expires.lock().expect("lock").expect("granted");
+    assert!(dropped < expired, "{:?} too late", dropped - expired);
+    assert_eq!(store.load_checkpoint("gated").await.expect("load"), None);
+    a.shutdown().await;
+}
+
+/// Checkpoints kept apart from the leases: it cannot check a lease, so it offers no fenced
+/// saves (the trait's default refuses them).
+struct Unfenceable(InMemoryEventStore);
+
+#[async_trait]
+impl CheckpointStore for Unfenceable {
+    async fn load_checkpoint(&self, name: &str) -> cqrs_core::Result<Option<Position>> {
+        self.0.load_checkpoint(name).await
+    }
+    async fn save_checkpoint(&self, name: &str, position: Position) -> cqrs_core::Result<()> {
+        self.0.save_checkpoint(name, position).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn leases_with_checkpoints_that_cannot_be_fenced_fail_rather_than_save_unfenced() {
+    let store = InMemoryEventStore::new();
+    append(&store, 1).await;
+    let open = Gated::open();
+    let a = worker(
+        &open,
+        &store,
+        store.clone(),
+        Unfenceable(store.clone()),
+        "a",
+    );
+    let status = within(a.wait_until(|s| s.state == ProjectionState::Failed))
+        .await
+        .expect("the projection fails");
+    assert!(
+        status
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("fenced checkpoint saves")),
+        "{status:?}"
+    );
+    assert_eq!(store.load_checkpoint("gated").await.expect("load"), None);
+    a.shutdown().await;
+}
+
+/// The store's leases, panicking on every call after the first.
+struct Panicking {
+    inner: InMemoryEventStore,
+    calls: AtomicU32,
+}
+
+#[async_trait]
+impl LeaseStore for Panicking {
+    async fn try_acquire(
+        &self,
+        name: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> cqrs_core::Result<Option<Lease>> {
+        if self.calls.fetch_add(1, Ordering::SeqCst) > 0 {
+            panic!("the lease store broke");
+        }
+        self.inner.try_acquire(name, owner, ttl).await
+    }
+    async fn release(&self, lease: &Lease) -> cqrs_core::Result<()> {
+        self.inner.release(lease).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lease_store_that_panics_on_renewal_ends_the_term() {
+    let store = InMemoryEventStore::new();
+    append(&store, 1).await;
+    let slow = Gated::closed();
+    let leases = Panicking {
+        inner: store.clone(),
+        calls: AtomicU32::new(0),
+    };
+    let a = worker(&slow, &store, leases, store.clone(), "a");
+    slow.wait_until_applying().await;
+    // The keeper's renewal panics: the term ends with it, the apply in flight is dropped.
+    // (Then taking the lease again panics in the worker: it fails, visibly.)
+    let status = within(a.wait_until(|s| s.state == ProjectionState::Failed))
+        .await
+        .expect("the worker fails");
+    assert!(
+        slow.dropped_at.lock().expect("lock").is_some(),
+        "{status:?}"
+    );
+    assert!(
+        status
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("the lease store broke")),
+        "{status:?}"
+    );
+    assert_eq!(store.load_checkpoint("gated").await.expect("load"), None);
+    a.shutdown().await;
+}
