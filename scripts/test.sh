@@ -81,7 +81,7 @@ fi
 echo "using ELASTICSEARCH_URL=$(redact_url "$ELASTICSEARCH_URL")" >&2
 
 step "cargo test"
-cargo test --workspace --all-features
+cargo test --workspace --all-features --no-fail-fast
 
 step "quick start: in memory, on PostgreSQL, on PostgreSQL with the search node"
 env -u DATABASE_URL -u ELASTICSEARCH_URL cargo run --quiet -p quickstart >/dev/null
