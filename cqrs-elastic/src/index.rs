@@ -415,7 +415,8 @@ mod tests {
         for bad in ["", "Orders", "_x", "-x", "a b", "a*", "a/b", "ü"] {
             let error = validate_name(bad).unwrap_err();
             assert!(
-                matches!(&error, EsError::InvalidName(name) if name == bad) && !error.is_transient(),
+                matches!(&error, EsError::InvalidName(name) if name == bad)
+                    && !error.is_transient(),
                 "{bad}: {error:?}"
             );
         }

@@ -11,8 +11,8 @@ use cqrs_core::projection::Projection;
 use cqrs_core::{BoxError, EventFilter, InMemoryEventStore, Position, RecordedEvent};
 use cqrs_elastic::{Change, ElasticProjection, EsProjector, ReadModel};
 use serde_json::{json, Value};
-use tokio::sync::Notify;
 use support::*;
+use tokio::sync::Notify;
 
 /// How long a handshake may wait before the test fails saying what it waited for.
 const HANDSHAKE: Duration = Duration::from_secs(30);
@@ -63,7 +63,10 @@ impl ElasticProjection for Held {
                 .expect("the other projector's write, before this one writes");
         }
         let folded_onto = current.map(|c| c.deposits);
-        self.seen.lock().unwrap().push((event.position, folded_onto));
+        self.seen
+            .lock()
+            .unwrap()
+            .push((event.position, folded_onto));
         self.inner.apply(current, event)
     }
 }
@@ -116,7 +119,9 @@ async fn a_document_written_between_read_and_write_is_read_again_and_refolded() 
     let seen = slow.projection().seen.lock().unwrap().clone();
     let at = |i: usize| events[i].position;
     let first_fold = [(at(0), None), (at(1), Some(0)), (at(2), Some(1))];
-    let first_fold = first_fold.into_iter().chain([(at(3), Some(2)), (at(4), Some(3))]);
+    let first_fold = first_fold
+        .into_iter()
+        .chain([(at(3), Some(2)), (at(4), Some(3))]);
     let refold = [(at(3), Some(2)), (at(4), Some(3))];
     let expected: Vec<_> = first_fold.chain(refold).collect();
     assert_eq!(

@@ -85,7 +85,13 @@ async fn wait_for_position_then_search_sees_the_write() {
     .await
     .expect("wait_for_position to give up within 30 s on its 300 ms timeout");
     let elapsed = started.elapsed();
-    assert!(!waited.unwrap(), "a position never appended reads as not reached");
-    assert!(elapsed >= timeout, "gave up after {elapsed:?}, before its timeout");
+    assert!(
+        !waited.unwrap(),
+        "a position never appended reads as not reached"
+    );
+    assert!(
+        elapsed >= timeout,
+        "gave up after {elapsed:?}, before its timeout"
+    );
     handle.shutdown().await;
 }

@@ -37,7 +37,10 @@ async fn summary_events(store: &PgEventStore) -> Vec<RecordedEvent> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_path_runs_the_walkthrough_on_postgres_and_the_search_node() {
-    let (database, search) = (required_env("DATABASE_URL"), required_env("ELASTICSEARCH_URL"));
+    let (database, search) = (
+        required_env("DATABASE_URL"),
+        required_env("ELASTICSEARCH_URL"),
+    );
     // Names of this test's own, so it runs beside `cargo run` and other tests.
     let suffix = uuid::Uuid::new_v4().simple().to_string();
     let schema = format!("quickstart_test_{}", &suffix[..16]);
