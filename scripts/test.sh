@@ -84,7 +84,35 @@ step "cargo test"
 cargo test --workspace --all-features --no-fail-fast
 
 step "quick start: in memory, on PostgreSQL, on PostgreSQL with the search node"
-env -u DATABASE_URL -u ELASTICSEARCH_URL cargo run --quiet -p quickstart >/dev/null
-env -u ELASTICSEARCH_URL cargo run --quiet -p quickstart >/dev/null
-cargo run --quiet -p quickstart >/dev/null
-echo "quick start ran in all three modes" >&2
+# A run counts only when it printed what it ends with in every mode: its banner names the
+# mode, the read side's query answers match the walkthrough, and the read side is healthy.
+quickstart() {
+  local banner="$1" out
+  shift
+  if ! out="$(env "$@" cargo run --quiet -p quickstart)"; then
+    echo "quick start ($banner) failed; it printed:" >&2
+    printf '%s\n' "${out:-}" >&2
+    exit 1
+  fi
+  local expected
+  for expected in "cqrs quick start: $banner" \
+    "  by status       shipped 1, cancelled 2" \
+    "  bob, cancelled  order 2 " \
+    "  health          "; do
+    if ! grep -qF -- "$expected" <<<"$out"; then
+      echo "quick start ($banner) did not print \"$expected\"; it printed:" >&2
+      printf '%s\n' "$out" >&2
+      exit 1
+    fi
+  done
+  local health
+  health="$(grep -F -- "  health          " <<<"$out" | tail -n 1)"
+  if [[ "$health" != *", ready" ]]; then
+    echo "quick start ($banner) ended with its read side not ready: $health" >&2
+    exit 1
+  fi
+}
+quickstart "in-memory event store, read side in memory" -u DATABASE_URL -u ELASTICSEARCH_URL
+quickstart "PostgreSQL (schema quickstart), read side in memory" -u ELASTICSEARCH_URL
+quickstart "PostgreSQL (schema quickstart), read side on " -u NO_SUCH_VARIABLE
+echo "quick start ran in all three modes and printed its read side's answers" >&2

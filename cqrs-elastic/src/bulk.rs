@@ -418,9 +418,20 @@ mod tests {
 
     #[test]
     fn answers_of_the_wrong_shape_are_errors() {
-        assert!(classify(&json!({ "items": [] }), 1).is_err());
-        assert!(classify(&json!({}), 0).is_err());
-        assert!(classify(&json!({ "items": [{ "create": {} }] }), 1).is_err());
+        // Each is a malformed answer, not an item outcome: the caller turns it into an
+        // `UnexpectedResponse`, and no document is classified (nothing written, nothing poison).
+        assert_eq!(
+            classify(&json!({ "items": [] }), 1),
+            Err("0 items in the bulk answer to 1 actions".to_owned())
+        );
+        assert_eq!(
+            classify(&json!({}), 0),
+            Err("no items in the bulk answer".to_owned())
+        );
+        assert_eq!(
+            classify(&json!({ "items": [{ "create": {} }] }), 1),
+            Err(r#"bulk item without a status: {"create":{}}"#.to_owned())
+        );
     }
 
     #[test]

@@ -258,13 +258,20 @@ mod tests {
         assert_eq!(page.hits[1].document, Doc { n: 2 });
         assert_eq!(page.hits[0].position, Some(Position::from_parts(3, 1)));
         assert_eq!(page.next_after(), Some(vec![json!(2), json!("b")]));
-        assert!(check_shards(&answer, "search").is_ok());
+        assert!(matches!(check_shards(&answer, "search"), Ok(())));
     }
 
     #[test]
     fn partial_results_are_errors() {
         let answer = json!({ "_shards": { "total": 2, "failed": 1,
             "failures": [{ "reason": { "type": "x", "reason": "boom" } }] } });
-        assert!(check_shards(&answer, "search").is_err());
+        let error = check_shards(&answer, "search").unwrap_err();
+        // A partial answer is not retried: the caller gets it, with the shard's reason.
+        assert!(!error.is_transient(), "{error:?}");
+        assert!(
+            matches!(&error, EsError::UnexpectedResponse { operation: "search", detail }
+                if detail == "1 shard(s) failed: x: boom"),
+            "{error:?}"
+        );
     }
 }

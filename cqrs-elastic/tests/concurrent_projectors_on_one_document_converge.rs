@@ -4,8 +4,7 @@
 
 mod support;
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use cqrs_core::projection::Projection;
@@ -13,16 +12,26 @@ use cqrs_core::{BoxError, EventFilter, InMemoryEventStore, Position, RecordedEve
 use cqrs_elastic::{Change, ElasticProjection, EsProjector, ReadModel};
 use serde_json::{json, Value};
 use support::*;
+use tokio::sync::Notify;
 
-/// Accounts, but the first `apply` sleeps, so another projector writes in between this
-/// projector's read and its write; counts its `apply` calls.
-struct Slow {
+/// How long a handshake may wait before the test fails saying what it waited for.
+const HANDSHAKE: Duration = Duration::from_secs(30);
+
+/// Accounts, but the first `apply` announces that this projector has read its documents and
+/// then holds until told to go on, so another projector writes between this one's read and
+/// its write. Records the deposits of the document each `apply` folds onto.
+struct Held {
     inner: Accounts,
-    slept: AtomicBool,
-    calls: AtomicUsize,
+    /// Told once, when the first `apply` runs (the documents are read by then).
+    read: Arc<Notify>,
+    /// Taken by the first `apply`: it waits on it for the other projector's write.
+    go: Mutex<Option<mpsc::Receiver<()>>>,
+    /// Per `apply` call, the event's position and the deposits of the document it folds onto
+    /// (`None`: absent).
+    seen: Mutex<Vec<(Position, Option<u32>)>>,
 }
 
-impl ElasticProjection for Slow {
+impl ElasticProjection for Held {
     type Document = AccountView;
 
     fn name(&self) -> &str {
@@ -46,11 +55,18 @@ impl ElasticProjection for Slow {
         current: Option<&AccountView>,
         event: &RecordedEvent,
     ) -> Result<Change<AccountView>, BoxError> {
-        if !self.slept.swap(true, Ordering::SeqCst) {
+        let go = self.go.lock().unwrap().take();
+        if let Some(go) = go {
+            self.read.notify_one();
             // Off the runtime's worker, so the other projector's I/O goes on meanwhile.
-            tokio::task::block_in_place(|| std::thread::sleep(Duration::from_millis(500)));
+            tokio::task::block_in_place(|| go.recv_timeout(HANDSHAKE))
+                .expect("the other projector's write, before this one writes");
         }
-        self.calls.fetch_add(1, Ordering::SeqCst);
+        let folded_onto = current.map(|c| c.deposits);
+        self.seen
+            .lock()
+            .unwrap()
+            .push((event.position, folded_onto));
         self.inner.apply(current, event)
     }
 }
@@ -68,30 +84,50 @@ async fn a_document_written_between_read_and_write_is_read_again_and_refolded() 
         name: unique_name("conflict"),
     };
     let fast = projector(&client, accounts.clone()).await;
+    let read = Arc::new(Notify::new());
+    let (go, held) = mpsc::channel();
     let slow = Arc::new(
         EsProjector::new(
             client.clone(),
-            Slow {
+            Held {
                 inner: accounts.clone(),
-                slept: AtomicBool::new(false),
-                calls: AtomicUsize::new(0),
+                read: read.clone(),
+                go: Mutex::new(Some(held)),
+                seen: Mutex::new(Vec::new()),
             },
         )
         .unwrap(),
     );
 
-    // The slow projector reads the (absent) document, then sleeps in its first `apply`; the
+    // The slow projector reads the (absent) document and holds in its first `apply`; the
     // fast one writes the first three events meanwhile. The slow one's `create` gets a 409.
     let racing = tokio::spawn({
         let (slow, events) = (slow.clone(), events.clone());
         async move { slow.apply(&events).await }
     });
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    tokio::time::timeout(HANDSHAKE, read.notified())
+        .await
+        .expect("the slow projector read the document and reached its first apply");
     fast.apply(&events[..3]).await.unwrap();
+    go.send(()).expect("the slow projector still waits");
     racing.await.unwrap().unwrap();
 
-    // 5 applies on the first fold, then 2 on the refold over the fast projector's document.
-    assert_eq!(slow.projection().calls.load(Ordering::SeqCst), 7);
+    // The conflict and the refold: the first fold ran over the absent document the slow
+    // projector read before the fast write; then, its `create` refused, it read the fast
+    // projector's document (the opening and 2 deposits) and folded only the 2 events past it.
+    // The handshakes fix this order, so the calls are exact.
+    let seen = slow.projection().seen.lock().unwrap().clone();
+    let at = |i: usize| events[i].position;
+    let first_fold = [(at(0), None), (at(1), Some(0)), (at(2), Some(1))];
+    let first_fold = first_fold
+        .into_iter()
+        .chain([(at(3), Some(2)), (at(4), Some(3))]);
+    let refold = [(at(3), Some(2)), (at(4), Some(3))];
+    let expected: Vec<_> = first_fold.chain(refold).collect();
+    assert_eq!(
+        seen, expected,
+        "one fold over the absent document, then a refold over the fast projector's"
+    );
     let model = ReadModel::for_projection(client.clone(), &accounts).unwrap();
     let doc = model.get("account-1").await.unwrap().unwrap();
     assert_eq!((doc.balance, doc.deposits), (10, 4));

@@ -4,7 +4,7 @@
 mod support;
 
 use cqrs_core::{InMemoryEventStore, Position};
-use cqrs_elastic::{Order, Query, ReadModel, Search};
+use cqrs_elastic::{EsError, Order, Query, ReadModel, Search};
 use serde_json::json;
 use support::*;
 
@@ -126,9 +126,18 @@ async fn events_flow_into_documents_and_answer_typed_queries() {
     assert_eq!(first.hits.len(), 10);
     assert!(first.hits.last().unwrap().document.owner < second.hits[0].document.owner);
 
-    // A query the server refuses is an error, not an empty page.
-    assert!(model
+    // A query the server refuses is an error, not an empty page: the server's 400, which no
+    // retry cures.
+    let refused = model
         .search(&Search::new(Query::match_all()).sort("owner", Order::Asc))
         .await
-        .is_err());
+        .unwrap_err();
+    assert!(
+        matches!(
+            &refused,
+            EsError::Status { operation: "search", status: 400, reason } if !reason.is_empty()
+        ),
+        "{refused:?}"
+    );
+    assert!(!refused.is_transient(), "{refused:?}");
 }

@@ -1,7 +1,7 @@
 //! The server path: with both `DATABASE_URL` and `ELASTICSEARCH_URL` set, the quick start runs on
 //! PostgreSQL with its read side in the search node, and the node answers what the in-memory
-//! read model answers for the same feed. With either unset, the test prints why and passes (the
-//! in-memory tests cover the rest); `scripts/test.sh` sets both.
+//! read model answers for the same feed. With either unset the test fails and says which one is
+//! missing: a test that passes without running proves nothing (`scripts/test.sh` sets both).
 
 use cqrs_core::projection::Projection;
 use cqrs_core::{Position, ReadAll, RecordedEvent};
@@ -12,8 +12,15 @@ use quickstart::order::OrderStatus;
 use quickstart::read_side::{EsOrderSummaries, OrderSummaries, ReadSide, Summaries};
 use quickstart::summary::{self, OrderSummary};
 
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|value| !value.is_empty())
+/// The variable `name`; the test fails, naming it, when it is unset or empty.
+fn required_env(name: &str) -> String {
+    match std::env::var(name) {
+        Ok(value) if !value.is_empty() => value,
+        _ => panic!(
+            "the server path needs {name}: run scripts/test.sh, or set DATABASE_URL and \
+             ELASTICSEARCH_URL to running servers"
+        ),
+    }
 }
 
 async fn summary_events(store: &PgEventStore) -> Vec<RecordedEvent> {
@@ -30,10 +37,10 @@ async fn summary_events(store: &PgEventStore) -> Vec<RecordedEvent> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_path_runs_the_walkthrough_on_postgres_and_the_search_node() {
-    let (Some(database), Some(search)) = (env("DATABASE_URL"), env("ELASTICSEARCH_URL")) else {
-        eprintln!("server path not run: it needs both DATABASE_URL and ELASTICSEARCH_URL");
-        return;
-    };
+    let (database, search) = (
+        required_env("DATABASE_URL"),
+        required_env("ELASTICSEARCH_URL"),
+    );
     // Names of this test's own, so it runs beside `cargo run` and other tests.
     let suffix = uuid::Uuid::new_v4().simple().to_string();
     let schema = format!("quickstart_test_{}", &suffix[..16]);
