@@ -8,50 +8,50 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cqrs_core::projection::{
-    BreakerState, DeadLetterStore, PoisonPolicy, Projection, ProjectionError, ProjectionRunner,
-    ProjectionState, Rejected, RunnerOptions,
+    BreakerState, DeadLetterStore, PoisonPolicy, Projection, ProjectionError, ProjectionHandle,
+    ProjectionRunner, ProjectionState, ProjectionStatus, Rejected, RunnerOptions,
 };
 use cqrs_core::{
     AppendEvents, CheckpointStore, ExpectedVersion, InMemoryEventStore, NewEvent, Position,
     RecordedEvent, RetryPolicy, StreamId,
 };
 use serde_json::json;
+use tokio::sync::oneshot;
 
 /// Per stream: the last version seen, and the sum of `n` (applied only past that version, so
-/// replays are idempotent, as a real read model would be).
+/// replays are idempotent, as a real read model would be). Every event delivered again at or
+/// below its stream's applied version is counted in `repeats`, so a double apply shows.
 #[derive(Clone, Default)]
 struct Totals {
     streams: Arc<Mutex<BTreeMap<String, (u64, i64)>>>,
     calls: Arc<AtomicU32>,
+    /// Events delivered again after they were applied.
+    repeats: Arc<AtomicU32>,
     /// Fail the first this-many calls with a transient error.
     fail_first: Arc<AtomicU32>,
+    /// A crash mid-batch: the apply call with this number (counting from 1) applies the first
+    /// half of its events, sends their positions and the rest's, and never returns.
+    stall: Arc<Mutex<Option<(u32, oneshot::Sender<MidBatch>)>>>,
+}
+
+/// Where an apply call stalled: the positions it applied, and those it left.
+#[derive(Debug)]
+struct MidBatch {
+    applied: Vec<Position>,
+    left: Vec<Position>,
 }
 
 impl Totals {
     fn snapshot(&self) -> BTreeMap<String, (u64, i64)> {
         self.streams.lock().expect("lock").clone()
     }
-}
 
-#[async_trait]
-impl Projection for Totals {
-    fn name(&self) -> &str {
-        "totals"
+    fn repeats(&self) -> u32 {
+        self.repeats.load(Ordering::SeqCst)
     }
 
-    fn key(&self, event: &RecordedEvent) -> Option<String> {
-        Some(event.stream_id.to_string())
-    }
-
-    async fn apply(&self, events: &[RecordedEvent]) -> Result<(), ProjectionError> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        if self
-            .fail_first
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok()
-        {
-            return Err(ProjectionError::Transient("sink unavailable".into()));
-        }
+    /// Applies `events` that carry an `n`; the others are returned as rejected.
+    fn fold(&self, events: &[RecordedEvent]) -> Vec<Rejected> {
         let mut rejected = Vec::new();
         let mut held: std::collections::HashSet<String> = Default::default();
         let mut streams = self.streams.lock().expect("lock");
@@ -72,8 +72,74 @@ impl Projection for Totals {
             let entry = streams.entry(event.stream_id.to_string()).or_default();
             if event.version.get() > entry.0 {
                 *entry = (event.version.get(), entry.1 + n);
+            } else {
+                self.repeats.fetch_add(1, Ordering::SeqCst);
             }
         }
+        rejected
+    }
+}
+
+/// Waits until `handle`'s status satisfies `condition`; fails saying `what` it waited for if
+/// that takes longer than [`WAIT`] or the projection ends first.
+async fn until(
+    handle: &ProjectionHandle,
+    what: &str,
+    condition: impl Fn(&ProjectionStatus) -> bool,
+) -> ProjectionStatus {
+    match tokio::time::timeout(WAIT, handle.wait_until(condition)).await {
+        Ok(Some(status)) => status,
+        Ok(None) => panic!(
+            "the projection ended before {what}: {:?}",
+            handle.status()
+        ),
+        Err(_) => panic!(
+            "waited {WAIT:?} for {what}; status: {:?}",
+            handle.status()
+        ),
+    }
+}
+
+#[async_trait]
+impl Projection for Totals {
+    fn name(&self) -> &str {
+        "totals"
+    }
+
+    fn key(&self, event: &RecordedEvent) -> Option<String> {
+        Some(event.stream_id.to_string())
+    }
+
+    async fn apply(&self, events: &[RecordedEvent]) -> Result<(), ProjectionError> {
+        let call = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        if self
+            .fail_first
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(ProjectionError::Transient("sink unavailable".into()));
+        }
+        let stall = {
+            let mut stall = self.stall.lock().expect("lock");
+            match stall.take() {
+                Some((at, crashed)) if at == call => Some(crashed),
+                other => {
+                    *stall = other;
+                    None
+                }
+            }
+        };
+        if let Some(crashed) = stall {
+            assert!(events.len() >= 2, "a batch of one has no middle");
+            let (first, rest) = events.split_at(events.len() / 2);
+            assert!(self.fold(first).is_empty(), "crash tests use good events");
+            let _ = crashed.send(MidBatch {
+                applied: first.iter().map(|e| e.position).collect(),
+                left: rest.iter().map(|e| e.position).collect(),
+            });
+            std::future::pending::<()>().await;
+        }
+        let rejected = self.fold(events);
         if rejected.is_empty() {
             Ok(())
         } else {
@@ -125,6 +191,7 @@ async fn every_event_is_applied_and_the_checkpoint_follows() {
         totals_now.values().map(|(_, sum)| sum).sum::<i64>(),
         (0..50i64).sum::<i64>()
     );
+    assert_eq!(totals.repeats(), 0, "no event was applied twice");
     let status = handle.status();
     assert_eq!(status.applied, 50);
     assert!(status.is_live() && status.is_ready(), "{status:?}");
@@ -144,10 +211,10 @@ async fn transient_failures_are_retried_behind_the_circuit_breaker() {
         .with_options(fast().breaker(3, Duration::from_millis(100)))
         .spawn();
     let last = append(&store, "s-1", json!({ "n": 5 })).await;
-    let open = handle
-        .wait_until(|s| s.breaker == BreakerState::Open)
-        .await
-        .expect("the breaker opens");
+    let open = until(&handle, "the breaker to open", |s| {
+        s.breaker == BreakerState::Open
+    })
+    .await;
     assert_eq!(open.state, ProjectionState::Retrying);
     assert!(open
         .last_error
@@ -162,6 +229,7 @@ async fn transient_failures_are_retried_behind_the_circuit_breaker() {
         7,
         "six failures, then one success"
     );
+    assert_eq!(totals.repeats(), 0, "no event was applied twice");
     handle.shutdown().await;
 }
 
@@ -175,10 +243,10 @@ async fn a_poison_event_stops_the_projection_just_before_it() {
     let handle = ProjectionRunner::new(totals.clone(), store.clone(), store.clone())
         .with_options(fast().poison(PoisonPolicy::Stop))
         .spawn();
-    let status = handle
-        .wait_until(|s| s.state == ProjectionState::Failed)
-        .await
-        .expect("the projection fails");
+    let status = until(&handle, "the projection to fail", |s| {
+        s.state == ProjectionState::Failed
+    })
+    .await;
     assert_eq!(status.state, ProjectionState::Failed);
     assert!(
         status
@@ -255,15 +323,15 @@ async fn one_worker_leads_and_a_standby_takes_over_when_it_dies() {
             .spawn()
     };
     let first = runner("first");
-    assert!(first
-        .wait_until(|s| s.state == ProjectionState::Running)
-        .await
-        .is_some());
+    until(&first, "the first worker to lead", |s| {
+        s.state == ProjectionState::Running
+    })
+    .await;
     let second = runner("second");
-    assert!(second
-        .wait_until(|s| s.state == ProjectionState::Standby)
-        .await
-        .is_some());
+    until(&second, "the second worker to stand by", |s| {
+        s.state == ProjectionState::Standby
+    })
+    .await;
     let p1 = append(&store, "s-1", json!({ "n": 1 })).await;
     assert!(first.wait_for(p1, WAIT).await);
     assert_eq!(second.status().state, ProjectionState::Standby);
@@ -275,26 +343,57 @@ async fn one_worker_leads_and_a_standby_takes_over_when_it_dies() {
     second.shutdown().await;
 }
 
+/// Each run crashes inside an apply call, after half its batch is applied and before the
+/// batch's checkpoint: the next run delivers those events again, and the result is still what
+/// one clean run gives.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn crashes_at_random_points_never_change_the_result() {
+async fn crashes_mid_batch_never_change_the_result() {
     let store = InMemoryEventStore::new();
     let totals = Totals::default();
     let mut last = Position::START;
     for i in 0..300 {
         last = append(&store, &format!("s-{}", i % 17), json!({ "n": i })).await;
     }
-    for round in 0..8u64 {
+    let mut half_applied = 0;
+    for round in 0..8u32 {
+        // This run crashes in its first, second or third apply call.
+        let at = totals.calls.load(Ordering::SeqCst) + 1 + round % 3;
+        let (crashed, mid_batch) = oneshot::channel();
+        *totals.stall.lock().expect("lock") = Some((at, crashed));
         let handle = ProjectionRunner::new(totals.clone(), store.clone(), store.clone())
             .with_options(fast().batch_size(5))
             .spawn();
-        tokio::time::sleep(Duration::from_micros(300 + round * 700)).await;
+        let mid = tokio::time::timeout(WAIT, mid_batch)
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "waited {WAIT:?} for apply call {at} to stall mid-batch; status: {:?}",
+                    handle.status()
+                )
+            })
+            .expect("the stalled apply sends where it stopped");
         handle.abort();
+        assert!(
+            !mid.applied.is_empty() && !mid.left.is_empty(),
+            "the crash is inside the batch: {mid:?}"
+        );
+        let saved = store.load_checkpoint("totals").await.expect("load");
+        assert!(
+            mid.applied.iter().all(|p| Some(*p) > saved),
+            "round {round}: the crash came before the batch's checkpoint ({saved:?}): {mid:?}"
+        );
+        half_applied += mid.applied.len();
     }
     let handle = ProjectionRunner::new(totals.clone(), store.clone(), store.clone())
         .with_options(fast())
         .spawn();
-    assert!(handle.wait_for(last, WAIT).await);
+    assert!(handle.wait_for(last, WAIT).await, "{:?}", handle.status());
     handle.shutdown().await;
+    assert!(
+        totals.repeats() as usize >= 8,
+        "each crash left applied events past the checkpoint, delivered again: {} repeats of {half_applied} half-applied",
+        totals.repeats()
+    );
 
     let fresh = Totals::default();
     ProjectionRunner::new(fresh.clone(), store.clone(), InMemoryEventStore::new())
@@ -302,6 +401,7 @@ async fn crashes_at_random_points_never_change_the_result() {
         .catch_up()
         .await
         .expect("catch up");
+    assert_eq!(fresh.repeats(), 0, "a clean run applies each event once");
     assert_eq!(
         totals.snapshot(),
         fresh.snapshot(),
