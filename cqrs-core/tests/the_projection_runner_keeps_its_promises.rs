@@ -16,7 +16,7 @@ use cqrs_core::{
     RecordedEvent, RetryPolicy, StreamId,
 };
 use serde_json::json;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 /// Per stream: the last version seen, and the sum of `n` (applied only past that version, so
 /// replays are idempotent, as a real read model would be). Every event delivered again at or
@@ -450,35 +450,64 @@ async fn the_saved_checkpoint_moves_past_filtered_out_events() {
     handle.shutdown().await;
 }
 
-/// Records when its events' effects are done, and whether an apply is running.
-#[derive(Clone, Default)]
-struct SlowSink {
+/// How long a handshake waits for the overlap it expects before it records that none came.
+const OVERLAP_WAIT: Duration = Duration::from_secs(5);
+
+/// Records what its applies have finished, and the first position of the newest apply begun.
+#[derive(Clone)]
+struct WatchedSink {
     applied_up_to: Arc<Mutex<Position>>,
-    applying: Arc<std::sync::atomic::AtomicBool>,
+    begun: Arc<watch::Sender<Position>>,
+}
+
+impl Default for WatchedSink {
+    fn default() -> Self {
+        Self {
+            applied_up_to: Arc::default(),
+            begun: Arc::new(watch::channel(Position::START).0),
+        }
+    }
+}
+
+/// Marks that an apply of `events` began (the highest first position of any begun apply).
+fn mark_begun(begun: &watch::Sender<Position>, events: &[RecordedEvent]) {
+    if let Some(first) = events.first() {
+        begun.send_modify(|p| *p = (*p).max(first.position));
+    }
+}
+
+/// Whether an apply of events past `position` begins (or already began) within
+/// [`OVERLAP_WAIT`].
+async fn an_apply_past(begun: &watch::Sender<Position>, position: Position) -> bool {
+    let mut begun = begun.subscribe();
+    tokio::time::timeout(OVERLAP_WAIT, begun.wait_for(|p| *p > position))
+        .await
+        .is_ok_and(|r| r.is_ok())
 }
 
 #[async_trait]
-impl Projection for SlowSink {
+impl Projection for WatchedSink {
     fn name(&self) -> &str {
-        "slow-sink"
+        "watched-sink"
     }
 
     async fn apply(&self, events: &[RecordedEvent]) -> Result<(), ProjectionError> {
-        self.applying.store(true, Ordering::SeqCst);
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        mark_begun(&self.begun, events);
         let last = events.iter().map(|e| e.position).max();
         let mut up_to = self.applied_up_to.lock().expect("lock");
         *up_to = (*up_to).max(last.unwrap_or(Position::START));
-        self.applying.store(false, Ordering::SeqCst);
         Ok(())
     }
 }
 
 /// Checkpoints as saved, each with what the sink had applied when the save began and whether
-/// an apply was running when it ended.
+/// the next batch's apply began while the save was held open (a handshake: the save waits for
+/// it, so a runner that saved in line with its applies would show `false`).
 #[derive(Clone)]
 struct WatchedCheckpoints {
-    sink: SlowSink,
+    sink: WatchedSink,
+    /// The feed's last position: its save has no next batch to wait for.
+    head: Position,
     saves: Arc<Mutex<Vec<(Position, Position, bool)>>>,
     inner: InMemoryEventStore,
 }
@@ -491,8 +520,7 @@ impl CheckpointStore for WatchedCheckpoints {
 
     async fn save_checkpoint(&self, name: &str, position: Position) -> cqrs_core::Result<()> {
         let applied = *self.sink.applied_up_to.lock().expect("lock");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-        let beside = self.sink.applying.load(Ordering::SeqCst);
+        let beside = position >= self.head || an_apply_past(&self.sink.begun, position).await;
         self.saves
             .lock()
             .expect("lock")
@@ -508,9 +536,10 @@ async fn a_checkpoint_is_saved_after_its_batch_and_beside_the_next_one() {
     for i in 0..140 {
         last = append(&store, &format!("s-{}", i % 3), json!({ "n": i })).await;
     }
-    let sink = SlowSink::default();
+    let sink = WatchedSink::default();
     let checkpoints = WatchedCheckpoints {
         sink: sink.clone(),
+        head: last,
         saves: Arc::default(),
         inner: store.clone(),
     };
@@ -522,7 +551,7 @@ async fn a_checkpoint_is_saved_after_its_batch_and_beside_the_next_one() {
     handle.shutdown().await;
 
     let saves = checkpoints.saves.lock().expect("lock").clone();
-    assert!(saves.len() >= 140 / 7, "{} saves", saves.len());
+    assert!(saves.len() >= 2, "{} saves", saves.len());
     for (position, applied, _) in &saves {
         assert!(
             applied >= position,
@@ -534,31 +563,59 @@ async fn a_checkpoint_is_saved_after_its_batch_and_beside_the_next_one() {
         "checkpoints moved back"
     );
     assert_eq!(saves.last().map(|s| s.0), Some(last));
-    // Catching up, each save (5 ms) runs while the next batch (20 ms) is applied.
-    let beside = saves.iter().filter(|s| s.2).count();
+    // Catching up, each save is held open until the next batch's apply has begun: a runner
+    // that waited for the save before applying on would leave it waiting in vain.
+    let alone: Vec<_> = saves.iter().filter(|s| !s.2).map(|s| s.0).collect();
     assert!(
-        beside * 2 > saves.len(),
-        "{beside} of {} saves ran beside an apply",
-        saves.len()
+        alone.is_empty(),
+        "no apply began beside the saves of {alone:?} within {OVERLAP_WAIT:?}"
     );
     assert_eq!(
-        store.load_checkpoint("slow-sink").await.expect("load"),
+        store.load_checkpoint("watched-sink").await.expect("load"),
         Some(last)
     );
 }
 
 /// A sink whose writes are durable at once but visible only after `make_visible` (a search
-/// index and its refresh), which is slower than an apply and can fail.
-#[derive(Clone, Default)]
+/// index and its refresh), which can fail.
+///
+/// With `handshake` set, each `make_visible` is held open until an
+/// apply past what it covers has begun, and the first one until a second one has begun too:
+/// a runner that revealed in line with its applies, or one batch at a time, would leave them
+/// waiting in vain (counted in `lonely`).
+#[derive(Clone)]
 struct Revealed {
     applied: Arc<Mutex<Position>>,
     visible: Arc<Mutex<Position>>,
-    revealing: Arc<AtomicU32>,
+    begun: Arc<watch::Sender<Position>>,
+    revealing: Arc<watch::Sender<u32>>,
     most_revealing: Arc<AtomicU32>,
     applies_while_revealing: Arc<AtomicU32>,
+    lonely: Arc<AtomicU32>,
     reveals: Arc<AtomicU32>,
+    handshake: bool,
+    /// The feed's last position, set by [`reveal_with`]: its reveal has nothing after it.
+    head: Arc<Mutex<Position>>,
     /// Fail the first this-many `make_visible` calls.
     fail_first: Arc<AtomicU32>,
+}
+
+impl Default for Revealed {
+    fn default() -> Self {
+        Self {
+            applied: Arc::default(),
+            visible: Arc::default(),
+            begun: Arc::new(watch::channel(Position::START).0),
+            revealing: Arc::new(watch::channel(0).0),
+            most_revealing: Arc::default(),
+            applies_while_revealing: Arc::default(),
+            lonely: Arc::default(),
+            reveals: Arc::default(),
+            handshake: false,
+            head: Arc::default(),
+            fail_first: Arc::default(),
+        }
+    }
 }
 
 #[async_trait]
@@ -568,10 +625,10 @@ impl Projection for Revealed {
     }
 
     async fn apply(&self, events: &[RecordedEvent]) -> Result<(), ProjectionError> {
-        if self.revealing.load(Ordering::SeqCst) > 0 {
+        mark_begun(&self.begun, events);
+        if *self.revealing.borrow() > 0 {
             self.applies_while_revealing.fetch_add(1, Ordering::SeqCst);
         }
-        tokio::time::sleep(Duration::from_millis(2)).await;
         let last = events.iter().map(|e| e.position).max();
         let mut applied = self.applied.lock().expect("lock");
         *applied = (*applied).max(last.unwrap_or(Position::START));
@@ -579,13 +636,28 @@ impl Projection for Revealed {
     }
 
     async fn make_visible(&self) -> Result<(), cqrs_core::BoxError> {
-        self.reveals.fetch_add(1, Ordering::SeqCst);
+        let call = self.reveals.fetch_add(1, Ordering::SeqCst) + 1;
         // What was applied before the call is what this call reveals.
         let covered = *self.applied.lock().expect("lock");
-        let now = self.revealing.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut now = 0;
+        self.revealing.send_modify(|n| {
+            *n += 1;
+            now = *n;
+        });
         self.most_revealing.fetch_max(now, Ordering::SeqCst);
-        tokio::time::sleep(Duration::from_millis(15)).await;
-        self.revealing.fetch_sub(1, Ordering::SeqCst);
+        let head = *self.head.lock().expect("lock");
+        if self.handshake && covered < head {
+            let mut others = self.revealing.subscribe();
+            let beside = an_apply_past(&self.begun, covered).await
+                && (call > 1
+                    || tokio::time::timeout(OVERLAP_WAIT, others.wait_for(|n| *n >= 2))
+                        .await
+                        .is_ok_and(|r| r.is_ok()));
+            if !beside {
+                self.lonely.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        self.revealing.send_modify(|n| *n -= 1);
         if self
             .fail_first
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
@@ -644,6 +716,7 @@ async fn reveal_with(
     for i in 0..events {
         last = append(&store, &format!("s-{}", i % 3), json!({ "n": i })).await;
     }
+    *sink.head.lock().expect("lock") = last;
     let checkpoints = RevealedCheckpoints {
         sink: sink.clone(),
         saves: Arc::default(),
@@ -675,14 +748,22 @@ async fn reveal_with(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_are_made_visible_before_their_checkpoint_while_later_ones_apply() {
-    let sink = Revealed::default();
+    let sink = Revealed {
+        handshake: true,
+        ..Revealed::default()
+    };
     let saves = reveal(&sink, 140, 5).await;
     assert!(saves.len() >= 2, "{} saves", saves.len());
-    // Catching up, applies (2 ms) go on while batches are revealed (15 ms), several at once.
+    // Catching up, applies go on while batches are made visible, several at once: each
+    // reveal is held open until they do (the handshake in `make_visible`).
+    assert_eq!(
+        sink.lonely.load(Ordering::SeqCst),
+        0,
+        "reveals waited {OVERLAP_WAIT:?} in vain for a later apply or a second reveal"
+    );
     assert!(
-        sink.applies_while_revealing.load(Ordering::SeqCst) > 5,
-        "only {} applies ran while a batch was made visible",
-        sink.applies_while_revealing.load(Ordering::SeqCst)
+        sink.applies_while_revealing.load(Ordering::SeqCst) > 0,
+        "no apply ran while a batch was made visible"
     );
     assert!(
         sink.most_revealing.load(Ordering::SeqCst) > 1,
