@@ -232,7 +232,10 @@ mod tests {
                 source,
                 ..
             }) => {
-                assert_eq!(schema_version, 2, "the first step passed, the second failed");
+                assert_eq!(
+                    schema_version, 2,
+                    "the first step passed, the second failed"
+                );
                 assert_eq!(source.to_string(), "v2 is broken");
             }
             other => panic!("expected an upcast error, got {other:?}"),

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cqrs_core::projection::{
-    PoisonPolicy, Projection, ProjectionError, ProjectionHandle, ProjectionRunner,
-    ProjectionState, ProjectionStatus, Rejected, RunnerOptions,
+    PoisonPolicy, Projection, ProjectionError, ProjectionHandle, ProjectionRunner, ProjectionState,
+    ProjectionStatus, Rejected, RunnerOptions,
 };
 use cqrs_core::{
     AppendEvents, CheckpointStore, ExpectedVersion, InMemoryEventStore, NewEvent, Position,
@@ -72,7 +72,10 @@ async fn failed(handle: &ProjectionHandle) -> ProjectionStatus {
     .await
     {
         Ok(Some(status)) => status,
-        Ok(None) => panic!("the projection stopped instead of failing: {:?}", handle.status()),
+        Ok(None) => panic!(
+            "the projection stopped instead of failing: {:?}",
+            handle.status()
+        ),
         Err(_) => panic!(
             "waited {WAIT:?} for the projection to fail; status: {:?}",
             handle.status()

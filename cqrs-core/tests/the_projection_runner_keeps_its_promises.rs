@@ -89,14 +89,8 @@ async fn until(
 ) -> ProjectionStatus {
     match tokio::time::timeout(WAIT, handle.wait_until(condition)).await {
         Ok(Some(status)) => status,
-        Ok(None) => panic!(
-            "the projection ended before {what}: {:?}",
-            handle.status()
-        ),
-        Err(_) => panic!(
-            "waited {WAIT:?} for {what}; status: {:?}",
-            handle.status()
-        ),
+        Ok(None) => panic!("the projection ended before {what}: {:?}", handle.status()),
+        Err(_) => panic!("waited {WAIT:?} for {what}; status: {:?}", handle.status()),
     }
 }
 

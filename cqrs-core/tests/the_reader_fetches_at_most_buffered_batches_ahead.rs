@@ -91,7 +91,11 @@ async fn reads_while_stuck(buffered: usize) -> u32 {
     // then), so the reader has fetched all it ever will while the apply is stuck.
     tokio::time::sleep(Duration::from_secs(60)).await;
     let reads = feed.reads.load(Ordering::SeqCst);
-    assert_eq!(stuck.calls.load(Ordering::SeqCst), 1, "the first apply is stuck");
+    assert_eq!(
+        stuck.calls.load(Ordering::SeqCst),
+        1,
+        "the first apply is stuck"
+    );
     stuck.release.notify_one();
     let last = store.head().await.expect("head");
     assert!(

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use cqrs_core::testing::{Tally, TallyCommand, TallyError, TallyEvent};
 use cqrs_core::{
-    Aggregate, AppendEvents, CommandError, Error, ExpectedVersion, InMemoryEventStore,
-    NewEvent, ReadStream, Repository, RetryPolicy, StreamId, Version,
+    Aggregate, AppendEvents, CommandError, Error, ExpectedVersion, InMemoryEventStore, NewEvent,
+    ReadStream, Repository, RetryPolicy, StreamId, Version,
 };
 use serde_json::json;
 
@@ -60,10 +60,9 @@ async fn a_command_that_always_conflicts_fails_with_conflict_after_max_attempts(
         store: store.clone(),
         decisions: AtomicU32::new(0),
     });
-    let contested = Repository::<Contested, _>::new(store.clone(), interloper.clone())
-        .with_retry(
-            RetryPolicy::new(4).with_delays(Duration::from_millis(1), Duration::from_millis(1)),
-        );
+    let contested = Repository::<Contested, _>::new(store.clone(), interloper.clone()).with_retry(
+        RetryPolicy::new(4).with_delays(Duration::from_millis(1), Duration::from_millis(1)),
+    );
     let outcome = contested
         .execute("contested", &TallyCommand::Add(vec![100]))
         .await;

@@ -127,7 +127,11 @@ mod tests {
         b.record_failure();
         assert_eq!(b.state(), BreakerState::Open, "a failed trial reopens");
         assert_eq!(b.trips(), 2);
-        assert_eq!(b.wait_time(), Duration::from_millis(20), "a full new window");
+        assert_eq!(
+            b.wait_time(),
+            Duration::from_millis(20),
+            "a full new window"
+        );
         tokio::time::advance(Duration::from_millis(20)).await;
         assert_eq!(b.state(), BreakerState::HalfOpen);
         b.record_success();
