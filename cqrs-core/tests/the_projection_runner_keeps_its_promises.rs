@@ -31,8 +31,11 @@ struct Totals {
     fail_first: Arc<AtomicU32>,
     /// A crash mid-batch: the apply call with this number (counting from 1) applies the first
     /// half of its events, sends their positions and the rest's, and never returns.
-    stall: Arc<Mutex<Option<(u32, oneshot::Sender<MidBatch>)>>>,
+    stall: Arc<Mutex<Option<Stall>>>,
 }
+
+/// The apply call to stall (counting from 1), and where to tell that it did.
+type Stall = (u32, oneshot::Sender<MidBatch>);
 
 /// Where an apply call stalled: the positions it applied, and those it left.
 #[derive(Debug)]

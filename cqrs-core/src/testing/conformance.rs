@@ -906,11 +906,12 @@ impl crate::Aggregate for GatedTally {
 /// command id sent twice lands once.
 pub async fn racing_commands_are_retried_until_each_lands_once<S: ConformanceStore>(store: S) {
     const RACERS: u64 = 24;
+    const RACER_TASKS: usize = 24;
     // No cache: a cache makes one repository's commands take turns, and nothing would race.
     let racing = Arc::new(
         Repository::<GatedTally, _>::new(
             store.clone(),
-            Arc::new(tokio::sync::Barrier::new(RACERS as usize)),
+            Arc::new(tokio::sync::Barrier::new(RACER_TASKS)),
         )
         .with_retry(RetryPolicy::new(200)),
     );
