@@ -163,3 +163,82 @@ impl fmt::Debug for Upcasters {
         f.debug_struct("Upcasters").field("keys", &keys).finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// v1 `{ "value": n }` → v2 `{ "amount": n }` → v3 `{ "amount": n, "currency": "EUR" }`.
+    fn three_schemas() -> Upcasters {
+        Upcasters::new()
+            .with_fn("Added", 2, |mut payload| {
+                payload["currency"] = json!("EUR");
+                Ok(payload)
+            })
+            .with_fn("Added", 1, |payload| {
+                let value = payload.get("value").cloned().ok_or("no value")?;
+                Ok(json!({ "amount": value }))
+            })
+    }
+
+    #[test]
+    fn a_chain_runs_every_step_from_the_events_schema_on() {
+        let upcasters = three_schemas();
+        assert_eq!(
+            upcasters
+                .upcast_payload("Added", 1, json!({ "value": 7 }))
+                .expect("upcast"),
+            (3, json!({ "amount": 7, "currency": "EUR" })),
+            "two steps, registered in any order"
+        );
+        assert_eq!(
+            upcasters
+                .upcast_payload("Added", 2, json!({ "amount": 7 }))
+                .expect("upcast"),
+            (3, json!({ "amount": 7, "currency": "EUR" })),
+            "a v2 event takes only the last step"
+        );
+        assert_eq!(
+            upcasters
+                .upcast_payload("Added", 3, json!({ "amount": 7 }))
+                .expect("upcast"),
+            (3, json!({ "amount": 7 })),
+            "the current schema is left alone"
+        );
+        assert_eq!(
+            upcasters
+                .upcast_payload("Closed", 1, json!({}))
+                .expect("upcast"),
+            (1, json!({})),
+            "other types are left alone"
+        );
+    }
+
+    #[test]
+    fn a_failing_step_is_named_by_its_schema_version() {
+        let upcasters = three_schemas().with_fn("Added", 2, |_| Err("v2 is broken".into()));
+        let event = RecordedEvent::new(
+            crate::StreamId::new("tally-1").expect("id"),
+            crate::Version::new(1),
+            crate::Position::START,
+            crate::NewEvent::new("Added", 1, json!({ "value": 7 })),
+            time::OffsetDateTime::UNIX_EPOCH,
+        );
+        match upcasters.upcast(event) {
+            Err(Error::Upcast {
+                schema_version,
+                source,
+                ..
+            }) => {
+                assert_eq!(
+                    schema_version, 2,
+                    "the first step passed, the second failed"
+                );
+                assert_eq!(source.to_string(), "v2 is broken");
+            }
+            other => panic!("expected an upcast error, got {other:?}"),
+        }
+    }
+}

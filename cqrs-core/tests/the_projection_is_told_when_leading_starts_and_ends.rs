@@ -1,6 +1,9 @@
 //! The runner tells the projection when this worker starts leading and when leading ends
 //! (lease lost, stop), so a projection can drop what it remembers of the sink: another worker
 //! may have written it meanwhile.
+//!
+//! The in-memory leases run on tokio's clock, so these tests pause it: a renewal is never late
+//! because the machine is busy, and every wait is bounded in (virtual) time instead of hanging.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -55,12 +58,20 @@ impl LeaseStore for Revocable {
 }
 
 const WAIT: Duration = Duration::from_secs(10);
+const TTL: Duration = Duration::from_secs(1);
 
 async fn next(told: &mut mpsc::UnboundedReceiver<bool>) -> Option<bool> {
     tokio::time::timeout(WAIT, told.recv()).await.ok().flatten()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// Nothing is told for a few lease lifetimes: a lease that is renewed in time is never lost.
+async fn nothing_told_for(told: &mut mpsc::UnboundedReceiver<bool>, period: Duration) {
+    if let Ok(news) = tokio::time::timeout(period, told.recv()).await {
+        panic!("nothing should be told while the lease is renewed in time, got {news:?}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
 async fn the_projection_hears_of_taking_losing_retaking_and_ending_leadership() {
     let store = InMemoryEventStore::new();
     let leases = Revocable {
@@ -74,17 +85,24 @@ async fn the_projection_hears_of_taking_losing_retaking_and_ending_leadership() 
         .with_options(
             RunnerOptions::new()
                 .poll_interval(Duration::from_millis(20))
-                .lease_ttl(Duration::from_secs(1)),
+                .lease_ttl(TTL),
         )
         .spawn();
 
     assert_eq!(next(&mut told).await, Some(true), "leading started");
+    nothing_told_for(&mut told, TTL * 5).await;
     leases.revoked.store(true, Ordering::SeqCst);
     assert_eq!(next(&mut told).await, Some(false), "the lease was lost");
-    assert!(handle
-        .wait_until(|s| s.state == ProjectionState::Standby)
-        .await
-        .is_some());
+    let standby = tokio::time::timeout(
+        WAIT,
+        handle.wait_until(|s| s.state == ProjectionState::Standby),
+    )
+    .await
+    .expect("the worker to stand by after losing its lease, within 10 s");
+    assert!(
+        standby.is_some(),
+        "the worker stopped instead of standing by"
+    );
     leases.revoked.store(false, Ordering::SeqCst);
     assert_eq!(next(&mut told).await, Some(true), "leading again");
     handle.shutdown().await;
@@ -92,7 +110,7 @@ async fn the_projection_hears_of_taking_losing_retaking_and_ending_leadership() 
     assert_eq!(next(&mut told).await, None, "nothing more");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn a_runner_without_leases_tells_of_its_one_stint() {
     let store = InMemoryEventStore::new();
     let (sender, mut told) = mpsc::unbounded_channel();

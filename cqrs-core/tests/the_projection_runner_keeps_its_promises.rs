@@ -8,50 +8,53 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cqrs_core::projection::{
-    BreakerState, DeadLetterStore, PoisonPolicy, Projection, ProjectionError, ProjectionRunner,
-    ProjectionState, Rejected, RunnerOptions,
+    BreakerState, DeadLetterStore, PoisonPolicy, Projection, ProjectionError, ProjectionHandle,
+    ProjectionRunner, ProjectionState, ProjectionStatus, Rejected, RunnerOptions,
 };
 use cqrs_core::{
     AppendEvents, CheckpointStore, ExpectedVersion, InMemoryEventStore, NewEvent, Position,
     RecordedEvent, RetryPolicy, StreamId,
 };
 use serde_json::json;
+use tokio::sync::{oneshot, watch};
 
 /// Per stream: the last version seen, and the sum of `n` (applied only past that version, so
-/// replays are idempotent, as a real read model would be).
+/// replays are idempotent, as a real read model would be). Every event delivered again at or
+/// below its stream's applied version is counted in `repeats`, so a double apply shows.
 #[derive(Clone, Default)]
 struct Totals {
     streams: Arc<Mutex<BTreeMap<String, (u64, i64)>>>,
     calls: Arc<AtomicU32>,
+    /// Events delivered again after they were applied.
+    repeats: Arc<AtomicU32>,
     /// Fail the first this-many calls with a transient error.
     fail_first: Arc<AtomicU32>,
+    /// A crash mid-batch: the apply call with this number (counting from 1) applies the first
+    /// half of its events, sends their positions and the rest's, and never returns.
+    stall: Arc<Mutex<Option<Stall>>>,
+}
+
+/// The apply call to stall (counting from 1), and where to tell that it did.
+type Stall = (u32, oneshot::Sender<MidBatch>);
+
+/// Where an apply call stalled: the positions it applied, and those it left.
+#[derive(Debug)]
+struct MidBatch {
+    applied: Vec<Position>,
+    left: Vec<Position>,
 }
 
 impl Totals {
     fn snapshot(&self) -> BTreeMap<String, (u64, i64)> {
         self.streams.lock().expect("lock").clone()
     }
-}
 
-#[async_trait]
-impl Projection for Totals {
-    fn name(&self) -> &str {
-        "totals"
+    fn repeats(&self) -> u32 {
+        self.repeats.load(Ordering::SeqCst)
     }
 
-    fn key(&self, event: &RecordedEvent) -> Option<String> {
-        Some(event.stream_id.to_string())
-    }
-
-    async fn apply(&self, events: &[RecordedEvent]) -> Result<(), ProjectionError> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        if self
-            .fail_first
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok()
-        {
-            return Err(ProjectionError::Transient("sink unavailable".into()));
-        }
+    /// Applies `events` that carry an `n`; the others are returned as rejected.
+    fn fold(&self, events: &[RecordedEvent]) -> Vec<Rejected> {
         let mut rejected = Vec::new();
         let mut held: std::collections::HashSet<String> = Default::default();
         let mut streams = self.streams.lock().expect("lock");
@@ -72,8 +75,68 @@ impl Projection for Totals {
             let entry = streams.entry(event.stream_id.to_string()).or_default();
             if event.version.get() > entry.0 {
                 *entry = (event.version.get(), entry.1 + n);
+            } else {
+                self.repeats.fetch_add(1, Ordering::SeqCst);
             }
         }
+        rejected
+    }
+}
+
+/// Waits until `handle`'s status satisfies `condition`; fails saying `what` it waited for if
+/// that takes longer than [`WAIT`] or the projection ends first.
+async fn until(
+    handle: &ProjectionHandle,
+    what: &str,
+    condition: impl Fn(&ProjectionStatus) -> bool,
+) -> ProjectionStatus {
+    match tokio::time::timeout(WAIT, handle.wait_until(condition)).await {
+        Ok(Some(status)) => status,
+        Ok(None) => panic!("the projection ended before {what}: {:?}", handle.status()),
+        Err(_) => panic!("waited {WAIT:?} for {what}; status: {:?}", handle.status()),
+    }
+}
+
+#[async_trait]
+impl Projection for Totals {
+    fn name(&self) -> &str {
+        "totals"
+    }
+
+    fn key(&self, event: &RecordedEvent) -> Option<String> {
+        Some(event.stream_id.to_string())
+    }
+
+    async fn apply(&self, events: &[RecordedEvent]) -> Result<(), ProjectionError> {
+        let call = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        if self
+            .fail_first
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(ProjectionError::Transient("sink unavailable".into()));
+        }
+        let stall = {
+            let mut stall = self.stall.lock().expect("lock");
+            match stall.take() {
+                Some((at, crashed)) if at == call => Some(crashed),
+                other => {
+                    *stall = other;
+                    None
+                }
+            }
+        };
+        if let Some(crashed) = stall {
+            assert!(events.len() >= 2, "a batch of one has no middle");
+            let (first, rest) = events.split_at(events.len() / 2);
+            assert!(self.fold(first).is_empty(), "crash tests use good events");
+            let _ = crashed.send(MidBatch {
+                applied: first.iter().map(|e| e.position).collect(),
+                left: rest.iter().map(|e| e.position).collect(),
+            });
+            std::future::pending::<()>().await;
+        }
+        let rejected = self.fold(events);
         if rejected.is_empty() {
             Ok(())
         } else {
@@ -125,6 +188,7 @@ async fn every_event_is_applied_and_the_checkpoint_follows() {
         totals_now.values().map(|(_, sum)| sum).sum::<i64>(),
         (0..50i64).sum::<i64>()
     );
+    assert_eq!(totals.repeats(), 0, "no event was applied twice");
     let status = handle.status();
     assert_eq!(status.applied, 50);
     assert!(status.is_live() && status.is_ready(), "{status:?}");
@@ -144,10 +208,10 @@ async fn transient_failures_are_retried_behind_the_circuit_breaker() {
         .with_options(fast().breaker(3, Duration::from_millis(100)))
         .spawn();
     let last = append(&store, "s-1", json!({ "n": 5 })).await;
-    let open = handle
-        .wait_until(|s| s.breaker == BreakerState::Open)
-        .await
-        .expect("the breaker opens");
+    let open = until(&handle, "the breaker to open", |s| {
+        s.breaker == BreakerState::Open
+    })
+    .await;
     assert_eq!(open.state, ProjectionState::Retrying);
     assert!(open
         .last_error
@@ -162,6 +226,7 @@ async fn transient_failures_are_retried_behind_the_circuit_breaker() {
         7,
         "six failures, then one success"
     );
+    assert_eq!(totals.repeats(), 0, "no event was applied twice");
     handle.shutdown().await;
 }
 
@@ -175,10 +240,10 @@ async fn a_poison_event_stops_the_projection_just_before_it() {
     let handle = ProjectionRunner::new(totals.clone(), store.clone(), store.clone())
         .with_options(fast().poison(PoisonPolicy::Stop))
         .spawn();
-    let status = handle
-        .wait_until(|s| s.state == ProjectionState::Failed)
-        .await
-        .expect("the projection fails");
+    let status = until(&handle, "the projection to fail", |s| {
+        s.state == ProjectionState::Failed
+    })
+    .await;
     assert_eq!(status.state, ProjectionState::Failed);
     assert!(
         status
@@ -243,7 +308,9 @@ async fn parked_poison_holds_back_its_key_and_the_rest_goes_on() {
     handle.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// The in-memory leases run on tokio's clock: paused, a busy machine cannot make a renewal
+/// late, and the lease runs out only in virtual time, once the leader is gone.
+#[tokio::test(start_paused = true)]
 async fn one_worker_leads_and_a_standby_takes_over_when_it_dies() {
     let store = InMemoryEventStore::new();
     let totals = Totals::default();
@@ -255,46 +322,89 @@ async fn one_worker_leads_and_a_standby_takes_over_when_it_dies() {
             .spawn()
     };
     let first = runner("first");
-    assert!(first
-        .wait_until(|s| s.state == ProjectionState::Running)
-        .await
-        .is_some());
+    until(&first, "the first worker to lead", |s| {
+        s.state == ProjectionState::Running
+    })
+    .await;
     let second = runner("second");
-    assert!(second
-        .wait_until(|s| s.state == ProjectionState::Standby)
-        .await
-        .is_some());
+    until(&second, "the second worker to stand by", |s| {
+        s.state == ProjectionState::Standby
+    })
+    .await;
     let p1 = append(&store, "s-1", json!({ "n": 1 })).await;
     assert!(first.wait_for(p1, WAIT).await);
     assert_eq!(second.status().state, ProjectionState::Standby);
 
+    // Several lease lifetimes: the leader renews in time, the standby stays a standby.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(second.status().state, ProjectionState::Standby);
+
     first.abort(); // a crash: no release, the lease must expire
+    let crashed_at = tokio::time::Instant::now();
     let p2 = append(&store, "s-1", json!({ "n": 2 })).await;
     assert!(second.wait_for(p2, WAIT).await, "{:?}", second.status());
+    // Renewed every third of the 300 ms TTL, the lease outlives the crash by 200 ms at least.
+    assert!(
+        crashed_at.elapsed() >= Duration::from_millis(200),
+        "the standby took over {:?} after the crash, before the lease ran out",
+        crashed_at.elapsed()
+    );
     assert_eq!(totals.snapshot()["s-1"], (2, 3));
     second.shutdown().await;
 }
 
+/// Each run crashes inside an apply call, after half its batch is applied, so that batch's
+/// checkpoint is never saved: the next run delivers those events again, and the result is
+/// still what one clean run gives.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn crashes_at_random_points_never_change_the_result() {
+async fn crashes_mid_batch_never_change_the_result() {
     let store = InMemoryEventStore::new();
     let totals = Totals::default();
     let mut last = Position::START;
     for i in 0..300 {
         last = append(&store, &format!("s-{}", i % 17), json!({ "n": i })).await;
     }
-    for round in 0..8u64 {
+    let mut half_applied = 0;
+    for round in 0..8u32 {
+        // This run crashes in its first, second or third apply call.
+        let at = totals.calls.load(Ordering::SeqCst) + 1 + round % 3;
+        let (crashed, mid_batch) = oneshot::channel();
+        *totals.stall.lock().expect("lock") = Some((at, crashed));
+        // A save still in flight when the last run crashed may land later: it only moves on.
+        let from = store.load_checkpoint("totals").await.expect("load");
         let handle = ProjectionRunner::new(totals.clone(), store.clone(), store.clone())
             .with_options(fast().batch_size(5))
             .spawn();
-        tokio::time::sleep(Duration::from_micros(300 + round * 700)).await;
+        let mid = tokio::time::timeout(WAIT, mid_batch)
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "waited {WAIT:?} for apply call {at} to stall mid-batch; status: {:?}",
+                    handle.status()
+                )
+            })
+            .expect("the stalled apply sends where it stopped");
         handle.abort();
+        assert!(
+            !mid.applied.is_empty() && !mid.left.is_empty(),
+            "the crash is inside the batch: {mid:?}"
+        );
+        assert!(
+            mid.applied.iter().all(|p| Some(*p) > from),
+            "round {round}: the crashed batch lies past the checkpoint the run began at ({from:?}): {mid:?}"
+        );
+        half_applied += mid.applied.len();
     }
     let handle = ProjectionRunner::new(totals.clone(), store.clone(), store.clone())
         .with_options(fast())
         .spawn();
-    assert!(handle.wait_for(last, WAIT).await);
+    assert!(handle.wait_for(last, WAIT).await, "{:?}", handle.status());
     handle.shutdown().await;
+    assert!(
+        totals.repeats() as usize >= 8,
+        "each crash left applied events past the checkpoint, delivered again: {} repeats of {half_applied} half-applied",
+        totals.repeats()
+    );
 
     let fresh = Totals::default();
     ProjectionRunner::new(fresh.clone(), store.clone(), InMemoryEventStore::new())
@@ -302,6 +412,7 @@ async fn crashes_at_random_points_never_change_the_result() {
         .catch_up()
         .await
         .expect("catch up");
+    assert_eq!(fresh.repeats(), 0, "a clean run applies each event once");
     assert_eq!(
         totals.snapshot(),
         fresh.snapshot(),
@@ -350,35 +461,64 @@ async fn the_saved_checkpoint_moves_past_filtered_out_events() {
     handle.shutdown().await;
 }
 
-/// Records when its events' effects are done, and whether an apply is running.
-#[derive(Clone, Default)]
-struct SlowSink {
+/// How long a handshake waits for the overlap it expects before it records that none came.
+const OVERLAP_WAIT: Duration = Duration::from_secs(5);
+
+/// Records what its applies have finished, and the first position of the newest apply begun.
+#[derive(Clone)]
+struct WatchedSink {
     applied_up_to: Arc<Mutex<Position>>,
-    applying: Arc<std::sync::atomic::AtomicBool>,
+    begun: Arc<watch::Sender<Position>>,
+}
+
+impl Default for WatchedSink {
+    fn default() -> Self {
+        Self {
+            applied_up_to: Arc::default(),
+            begun: Arc::new(watch::channel(Position::START).0),
+        }
+    }
+}
+
+/// Marks that an apply of `events` began (the highest first position of any begun apply).
+fn mark_begun(begun: &watch::Sender<Position>, events: &[RecordedEvent]) {
+    if let Some(first) = events.first() {
+        begun.send_modify(|p| *p = (*p).max(first.position));
+    }
+}
+
+/// Whether an apply of events past `position` begins (or already began) within
+/// [`OVERLAP_WAIT`].
+async fn an_apply_past(begun: &watch::Sender<Position>, position: Position) -> bool {
+    let mut begun = begun.subscribe();
+    tokio::time::timeout(OVERLAP_WAIT, begun.wait_for(|p| *p > position))
+        .await
+        .is_ok_and(|r| r.is_ok())
 }
 
 #[async_trait]
-impl Projection for SlowSink {
+impl Projection for WatchedSink {
     fn name(&self) -> &str {
-        "slow-sink"
+        "watched-sink"
     }
 
     async fn apply(&self, events: &[RecordedEvent]) -> Result<(), ProjectionError> {
-        self.applying.store(true, Ordering::SeqCst);
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        mark_begun(&self.begun, events);
         let last = events.iter().map(|e| e.position).max();
         let mut up_to = self.applied_up_to.lock().expect("lock");
         *up_to = (*up_to).max(last.unwrap_or(Position::START));
-        self.applying.store(false, Ordering::SeqCst);
         Ok(())
     }
 }
 
 /// Checkpoints as saved, each with what the sink had applied when the save began and whether
-/// an apply was running when it ended.
+/// the next batch's apply began while the save was held open (a handshake: the save waits for
+/// it, so a runner that saved in line with its applies would show `false`).
 #[derive(Clone)]
 struct WatchedCheckpoints {
-    sink: SlowSink,
+    sink: WatchedSink,
+    /// The feed's last position: its save has no next batch to wait for.
+    head: Position,
     saves: Arc<Mutex<Vec<(Position, Position, bool)>>>,
     inner: InMemoryEventStore,
 }
@@ -391,8 +531,7 @@ impl CheckpointStore for WatchedCheckpoints {
 
     async fn save_checkpoint(&self, name: &str, position: Position) -> cqrs_core::Result<()> {
         let applied = *self.sink.applied_up_to.lock().expect("lock");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-        let beside = self.sink.applying.load(Ordering::SeqCst);
+        let beside = position >= self.head || an_apply_past(&self.sink.begun, position).await;
         self.saves
             .lock()
             .expect("lock")
@@ -408,9 +547,10 @@ async fn a_checkpoint_is_saved_after_its_batch_and_beside_the_next_one() {
     for i in 0..140 {
         last = append(&store, &format!("s-{}", i % 3), json!({ "n": i })).await;
     }
-    let sink = SlowSink::default();
+    let sink = WatchedSink::default();
     let checkpoints = WatchedCheckpoints {
         sink: sink.clone(),
+        head: last,
         saves: Arc::default(),
         inner: store.clone(),
     };
@@ -422,7 +562,7 @@ async fn a_checkpoint_is_saved_after_its_batch_and_beside_the_next_one() {
     handle.shutdown().await;
 
     let saves = checkpoints.saves.lock().expect("lock").clone();
-    assert!(saves.len() >= 140 / 7, "{} saves", saves.len());
+    assert!(saves.len() >= 2, "{} saves", saves.len());
     for (position, applied, _) in &saves {
         assert!(
             applied >= position,
@@ -434,15 +574,15 @@ async fn a_checkpoint_is_saved_after_its_batch_and_beside_the_next_one() {
         "checkpoints moved back"
     );
     assert_eq!(saves.last().map(|s| s.0), Some(last));
-    // Catching up, each save (5 ms) runs while the next batch (20 ms) is applied.
-    let beside = saves.iter().filter(|s| s.2).count();
+    // Catching up, each save is held open until the next batch's apply has begun: a runner
+    // that waited for the save before applying on would leave it waiting in vain.
+    let alone: Vec<_> = saves.iter().filter(|s| !s.2).map(|s| s.0).collect();
     assert!(
-        beside * 2 > saves.len(),
-        "{beside} of {} saves ran beside an apply",
-        saves.len()
+        alone.is_empty(),
+        "no apply began beside the saves of {alone:?} within {OVERLAP_WAIT:?}"
     );
     assert_eq!(
-        store.load_checkpoint("slow-sink").await.expect("load"),
+        store.load_checkpoint("watched-sink").await.expect("load"),
         Some(last)
     );
 }

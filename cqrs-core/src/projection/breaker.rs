@@ -1,6 +1,9 @@
 //! [`CircuitBreaker`]: stop hammering a sink that keeps failing.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// tokio's clock: the runner sleeps on it, and tests can pause and advance it.
+use tokio::time::Instant;
 
 /// Where a [`CircuitBreaker`] is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,6 +29,8 @@ impl std::fmt::Display for BreakerState {
 
 /// A circuit breaker: after `threshold` consecutive failures it opens for `open_for`, then lets
 /// one trial through (half-open): a success closes it, a failure opens it again.
+///
+/// Time is tokio's clock ([`tokio::time::Instant`]), so a paused test runtime controls it.
 ///
 /// ```
 /// use cqrs_core::projection::{BreakerState, CircuitBreaker};
@@ -102,8 +107,10 @@ impl CircuitBreaker {
 mod tests {
     use super::*;
 
-    #[test]
-    fn opens_after_the_threshold_and_closes_after_a_good_trial() {
+    /// The open window runs on tokio's clock: paused, only `advance` moves it, so the test
+    /// sees each side of the window without racing real time.
+    #[tokio::test(start_paused = true)]
+    async fn opens_after_the_threshold_and_closes_after_a_good_trial() {
         let mut b = CircuitBreaker::new(3, Duration::from_millis(20));
         b.record_failure();
         b.record_failure();
@@ -111,12 +118,22 @@ mod tests {
         b.record_failure();
         assert_eq!(b.state(), BreakerState::Open);
         assert_eq!(b.trips(), 1);
-        std::thread::sleep(Duration::from_millis(25));
-        assert_eq!(b.state(), BreakerState::HalfOpen);
+        tokio::time::advance(Duration::from_millis(19)).await;
+        assert_eq!(b.state(), BreakerState::Open, "still inside the window");
+        assert_eq!(b.wait_time(), Duration::from_millis(1));
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert_eq!(b.state(), BreakerState::HalfOpen, "the window is over");
+        assert_eq!(b.wait_time(), Duration::ZERO);
         b.record_failure();
         assert_eq!(b.state(), BreakerState::Open, "a failed trial reopens");
         assert_eq!(b.trips(), 2);
-        std::thread::sleep(Duration::from_millis(25));
+        assert_eq!(
+            b.wait_time(),
+            Duration::from_millis(20),
+            "a full new window"
+        );
+        tokio::time::advance(Duration::from_millis(20)).await;
+        assert_eq!(b.state(), BreakerState::HalfOpen);
         b.record_success();
         assert_eq!(b.state(), BreakerState::Closed);
         assert_eq!(b.wait_time(), Duration::ZERO);

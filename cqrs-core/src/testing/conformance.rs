@@ -871,34 +871,106 @@ pub async fn a_stale_or_broken_snapshot_is_ignored<S: ConformanceStore>(store: S
     );
 }
 
+/// A [`Tally`] whose commands on a fresh tally wait until every racer has loaded it, so the
+/// racers provably start from the same version and all but one must conflict and retry.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct GatedTally(Tally);
+
+impl crate::Aggregate for GatedTally {
+    const TYPE: &'static str = Tally::TYPE;
+    type Command = TallyCommand;
+    type Event = crate::testing::TallyEvent;
+    type Error = TallyError;
+    type Services = Arc<tokio::sync::Barrier>;
+
+    fn apply(&mut self, event: &Self::Event) {
+        self.0.apply(event);
+    }
+
+    async fn handle(
+        &self,
+        command: &TallyCommand,
+        all_loaded: &Self::Services,
+    ) -> Result<Vec<Self::Event>, TallyError> {
+        if self.0.applied == 0 {
+            // Only the first attempts see an empty tally; retries see the winner's event.
+            tokio::time::timeout(Duration::from_secs(30), all_loaded.wait())
+                .await
+                .expect("every racer loaded the empty tally within 30 s");
+        }
+        self.0.handle(command, &()).await
+    }
+}
+
 /// Many commands race on one aggregate: each lands exactly once (conflicts retried), and a
 /// command id sent twice lands once.
 pub async fn racing_commands_are_retried_until_each_lands_once<S: ConformanceStore>(store: S) {
-    let tallies = Arc::new(
-        Repository::<Tally, _>::new(store.clone(), ())
-            .with_retry(RetryPolicy::new(200))
-            .with_cache(16),
+    const RACERS: u64 = 24;
+    const RACER_TASKS: usize = 24;
+    // No cache: a cache makes one repository's commands take turns, and nothing would race.
+    let racing = Arc::new(
+        Repository::<GatedTally, _>::new(
+            store.clone(),
+            Arc::new(tokio::sync::Barrier::new(RACER_TASKS)),
+        )
+        .with_retry(RetryPolicy::new(200)),
     );
     let mut tasks = Vec::new();
-    for n in 1..=24u64 {
-        let tallies = tallies.clone();
+    for n in 1..=RACERS {
+        let racing = racing.clone();
         tasks.push(tokio::spawn(async move {
-            tallies
+            racing
                 .execute("hot", &TallyCommand::Add(vec![n]))
                 .await
                 .map(|o| o.attempts)
         }));
     }
+    let mut first_try = 0;
     let mut retried = 0;
     for task in tasks {
         if task.await.expect("task").expect("command lands") > 1 {
             retried += 1;
+        } else {
+            first_try += 1;
         }
     }
+    assert_eq!(
+        (first_try, retried),
+        (1, RACERS - 1),
+        "all racers loaded the same empty tally: one lands at once, every other one conflicts and retries"
+    );
+    let tallies = Arc::new(
+        Repository::<Tally, _>::new(store.clone(), ())
+            .with_retry(RetryPolicy::new(200))
+            .with_cache(16),
+    );
     let (state, version) = tallies.load("hot").await.expect("load");
-    assert_eq!(state.total, (1..=24).sum::<u64>());
-    assert_eq!(version, Version::new(24));
-    let _ = retried; // how many needed a retry depends on scheduling
+    assert_eq!(state.total, (1..=RACERS).sum::<u64>());
+    assert_eq!(version, Version::new(RACERS));
+
+    // A cached state goes stale when another writer appends: the next command conflicts once,
+    // reloads and lands.
+    let warm = tallies
+        .execute("hot", &TallyCommand::Nothing)
+        .await
+        .expect("warms the cache");
+    assert_eq!(warm.attempts, 1);
+    let other_writer = Repository::<Tally, _>::new(store.clone(), ());
+    other_writer
+        .execute("hot", &TallyCommand::Add(vec![100]))
+        .await
+        .expect("the other writer lands");
+    let stale = tallies
+        .execute("hot", &TallyCommand::Add(vec![200]))
+        .await
+        .expect("lands after a reload");
+    assert_eq!(
+        (stale.attempts, stale.version),
+        (2, Version::new(RACERS + 2)),
+        "the stale cached state conflicts once, then the reloaded state lands"
+    );
+    let (state, _) = tallies.load("hot").await.expect("load");
+    assert_eq!(state.total, (1..=RACERS).sum::<u64>() + 300);
 
     let context = CommandContext::new().command_id(CommandId::new());
     let mut twice = Vec::new();
@@ -924,7 +996,7 @@ pub async fn racing_commands_are_retried_until_each_lands_once<S: ConformanceSto
     let (state, version) = tallies.load("hot").await.expect("load");
     assert_eq!(
         (state.total, version),
-        ((1..=24).sum::<u64>() + 1000, Version::new(25))
+        ((1..=RACERS).sum::<u64>() + 1300, Version::new(RACERS + 3))
     );
     let elsewhere = tallies
         .execute_with("cold", &TallyCommand::Add(vec![1]), context)
