@@ -60,7 +60,12 @@ impl Columns {
                     what: "schema version",
                     value: event.schema_version.to_string(),
                 })?;
-            let metadata = serde_json::to_string(&event.metadata).map_err(PgError::Metadata)?;
+            // Ids, uuids and a map of strings: this cannot fail, but is typed if it ever does.
+            let metadata =
+                serde_json::to_string(&event.metadata).map_err(|source| Error::Encode {
+                    event_type: event.event_type.clone(),
+                    source,
+                })?;
             bytes = bytes.saturating_add(metadata.len());
             if bytes > max_append_bytes {
                 // Stop early: the rest only adds to it.

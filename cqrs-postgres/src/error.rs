@@ -105,9 +105,6 @@ pub enum PgError {
         /// The cluster's next transaction id.
         next: u64,
     },
-    /// Stored metadata did not deserialize.
-    #[error("stored metadata does not deserialize")]
-    Metadata(#[source] serde_json::Error),
 }
 
 /// Where a grouped append waited when it timed out: see [`PgError::AppendTimedOut`].

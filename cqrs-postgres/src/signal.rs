@@ -23,9 +23,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// All the subscriptions of one store share one connection: a background task, started by the
 /// first subscriber, takes one connection from the store's pool, listens, and passes each
 /// notification on to every subscriber (several notifications in quick succession may wake a
-/// subscriber once). It reconnects after a failure, waking every subscriber (notifications may
-/// have been lost meanwhile), and gives its connection back once no subscriber is left. Until
-/// it listens, and while it reconnects, runners fall back on their polling.
+/// subscriber once). Each time it starts listening, the first time and after a failure, it
+/// wakes every subscriber (notifications sent before it listened reached no one), and it gives
+/// its connection back once no subscriber is left.
 #[derive(Clone, Debug)]
 pub struct PgFeedSignal {
     hub: Arc<Hub>,
@@ -119,7 +119,6 @@ impl FeedWaiter for PgFeedWaiter {
 async fn listen(sender: Arc<watch::Sender<u64>>, pool: PgPool, channel: String) {
     let wake = || sender.send_modify(|n| *n = n.wrapping_add(1));
     let mut backoff = FIRST_BACKOFF;
-    let mut connected_before = false;
     loop {
         let connected = tokio::select! {
             () = sender.closed() => return,
@@ -141,11 +140,9 @@ async fn listen(sender: Arc<watch::Sender<u64>>, pool: PgPool, channel: String) 
             }
         };
         backoff = FIRST_BACKOFF;
-        if connected_before {
-            // Appends may have committed while nobody listened.
-            wake();
-        }
-        connected_before = true;
+        // Appends may have committed while nobody listened: after a failure, and also before
+        // the first connection (a subscriber's promise runs from when it subscribed).
+        wake();
         loop {
             let received = tokio::select! {
                 () = sender.closed() => return,

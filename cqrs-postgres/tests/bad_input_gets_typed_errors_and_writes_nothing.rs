@@ -157,17 +157,25 @@ async fn a_version_past_bigint_is_a_typed_error() {
         .await
         .expect("read")
         .is_empty());
-    let batch = store
-        .read_all(
-            Position::from_parts(u64::MAX, u64::MAX),
-            10,
-            &EventFilter::all(),
+    // A far position reads as the end of the feed: nothing, and the reader stays where it
+    // is (it is not sent back to the events it is past), with nothing more to read at once.
+    let earlier = store
+        .append(
+            &StreamId::new("earlier-1").expect("id"),
+            ExpectedVersion::NoStream,
+            vec![NewEvent::new("E", 1, json!({}))],
         )
-        .await;
-    assert!(
-        batch.is_ok(),
-        "a far position reads as the end of the feed: {batch:?}"
-    );
+        .await
+        .expect("append an event the far position is past");
+    let far = Position::from_parts(u64::MAX, u64::MAX);
+    assert!(far > earlier.position);
+    let batch = store
+        .read_all(far, 10, &EventFilter::all())
+        .await
+        .expect("a far position is no error");
+    assert!(batch.events.is_empty(), "{batch:?}");
+    assert_eq!(batch.next, far, "the reader stays at its far position");
+    assert!(!batch.more, "{batch:?}");
 }
 
 #[tokio::test]

@@ -5,6 +5,7 @@ mod support;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use cqrs_core::{
     AppendEvents, CommandId, Error, EventFilter, EventId, ExpectedVersion, Metadata, NewEvent,
@@ -28,17 +29,26 @@ fn event(n: u64) -> NewEvent {
     NewEvent::new("Counted", 1, json!({ "n": n }))
 }
 
-/// Every event of the feed, from the start.
-async fn whole_feed(store: &PgEventStore) -> Vec<(StreamId, u64, String)> {
+/// Every event of the feed, from the start up to `last` (the position of the last append the
+/// test made). Another test's open transaction can hold the cluster-wide horizon, so the feed
+/// may show the appends late: it is read on, polling, until it passed `last` or 30 s are up.
+async fn whole_feed(store: &PgEventStore, last: Position) -> Vec<(StreamId, u64, String)> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let mut after = Position::START;
     let mut events = Vec::new();
-    loop {
+    while after < last {
         let batch = store
             .read_all(after, 500, &EventFilter::all())
             .await
             .expect("feed read");
         if batch.events.is_empty() {
-            return events;
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out after 30 s waiting for the feed to show the appends up to {last}: \
+                 it stops at {after} after {} events (a transaction held the horizon?)",
+                events.len()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
         for e in batch.events {
             let xid = e.position.parts().0.to_string();
@@ -46,6 +56,7 @@ async fn whole_feed(store: &PgEventStore) -> Vec<(StreamId, u64, String)> {
         }
         after = batch.next;
     }
+    events
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -61,6 +72,7 @@ async fn concurrent_appends_share_transactions_and_each_lands_whole() {
             tokio::spawn(async move {
                 let id = stream(&format!("counter-{w}"));
                 barrier.wait().await;
+                let mut last = Position::START;
                 for a in 0..APPENDS {
                     // Two events per append: a group must never split one.
                     let expected = ExpectedVersion::Exact(Version::new(a * 2));
@@ -71,15 +83,18 @@ async fn concurrent_appends_share_transactions_and_each_lands_whole() {
                     assert_eq!(outcome.first_version, Version::new(a * 2 + 1));
                     assert_eq!(outcome.last_version, Version::new(a * 2 + 2));
                     assert!(!outcome.duplicate);
+                    last = outcome.position;
                 }
+                last
             })
         })
         .collect();
+    let mut last = Position::START;
     for task in tasks {
-        task.await.expect("writer");
+        last = last.max(task.await.expect("writer"));
     }
 
-    let feed = whole_feed(&store).await;
+    let feed = whole_feed(&store, last).await;
     assert_eq!(feed.len() as u64, WRITERS as u64 * APPENDS * 2);
     let mut next: HashMap<StreamId, u64> = HashMap::new();
     let mut by_transaction: HashMap<String, HashSet<StreamId>> = HashMap::new();
