@@ -39,6 +39,11 @@ impl Row {
         Some(row)
     }
 
+    /// Puts `text` before the row's note.
+    pub fn prefix_note(&mut self, text: &str) {
+        self.note = format!("{text}; {}", self.note);
+    }
+
     fn rate(&self) -> f64 {
         // u64 to f64 is exact below 2^53, far beyond any count here.
         self.ops as f64 / self.elapsed.as_secs_f64().max(f64::MIN_POSITIVE)

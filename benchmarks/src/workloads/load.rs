@@ -66,10 +66,11 @@ pub(crate) async fn run(ctx: &Context) -> Result<Table> {
     for rows in runs.into_iter().flatten() {
         table.push(Row::median(rows).context("no load run")?);
     }
-    table.footnote(format!(
+    table.footnote(
         "a wrong balance fails the run for ours; postgres-es' known snapshot defect (see the \
          README) is shown as WRONG STATE in its notes instead, with its rate"
-    ));
+            .to_owned(),
+    );
     Ok(table)
 }
 
