@@ -229,7 +229,8 @@ async fn refreshes(ctx: &Context, indices: [&str; 2]) -> Result<[u64; 2]> {
 fn table(ctx: &Context, m: &Measured) -> LatencyTable {
     let title = format!(
         "{}. freshness at {}/s: {} samples per system, systems taking turns a second each, {} \
-         documents, searched every {} ms until found; runner woken by LISTEN, RefreshPolicy::Immediate",
+         documents, searched every {} ms until found, both timed from the start of the write; runner \
+         woken by LISTEN, RefreshPolicy::Immediate",
         m.tag,
         m.rate,
         m.ours.len(),
