@@ -75,6 +75,8 @@ impl Workload {
 /// How much work each workload does.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Sizes {
+    /// Timed runs of every system, in rotated order; each row shows the median run.
+    pub(crate) runs: usize,
     /// Many streams: how many streams.
     pub(crate) many_streams: u64,
     /// Many streams: commands per stream.
@@ -101,6 +103,7 @@ pub(crate) struct Sizes {
 
 impl Sizes {
     const FULL: Sizes = Sizes {
+        runs: 3,
         many_streams: 10_000,
         many_per_stream: 3,
         hot_streams: 100,
@@ -115,6 +118,7 @@ impl Sizes {
     };
 
     const QUICK: Sizes = Sizes {
+        runs: 3,
         many_streams: 2_000,
         many_per_stream: 3,
         hot_streams: 100,

@@ -63,6 +63,18 @@ impl Server {
         Ok(ServerInfo { version, settings })
     }
 
+    /// Flushes every dirty page of the server to disk (`CHECKPOINT`), so that the next timed run
+    /// does not pay for the writes of the one before it. It needs a superuser or
+    /// `pg_checkpoint`; without one, says so on stderr and goes on.
+    pub async fn checkpoint(&self) -> Result<()> {
+        let mut admin = self.admin().await?;
+        if let Err(error) = sqlx::raw_sql("CHECKPOINT").execute(&mut admin).await {
+            eprintln!("  (no CHECKPOINT between systems: {error})");
+        }
+        admin.close().await?;
+        Ok(())
+    }
+
     /// Runs `f` with a pool of `pool_size` connections to a fresh database, then drops the
     /// database, whether `f` succeeded or not.
     pub async fn with_database<T, F, Fut>(&self, label: &str, pool_size: u32, f: F) -> Result<T>

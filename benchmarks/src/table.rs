@@ -1,4 +1,6 @@
-//! The printed tables: a row per system, with rates and ratios against chosen baselines.
+//! The printed tables: a row per system, with rates and ratios against chosen baselines. A row
+//! may stand for several runs of its system: then it shows the median run, and the slowest and
+//! fastest rates beside it, so that no figure is one run's luck.
 
 use std::time::Duration;
 
@@ -8,6 +10,8 @@ pub struct Row {
     ops: u64,
     elapsed: Duration,
     note: String,
+    /// The lowest and highest rate of the runs the row is the median of.
+    spread: Option<(f64, f64)>,
 }
 
 impl Row {
@@ -18,7 +22,26 @@ impl Row {
             ops,
             elapsed,
             note,
+            spread: None,
         }
+    }
+
+    /// The median of `runs` (rows of one system), by rate, showing the lowest and highest rates
+    /// beside it and how many runs it is the median of. With an even count, the slower of the
+    /// two middle runs. `None` without runs.
+    pub fn median(mut runs: Vec<Row>) -> Option<Self> {
+        runs.sort_by(|a, b| a.rate().total_cmp(&b.rate()));
+        let count = runs.len();
+        let (low, high) = (runs.first()?.rate(), runs.last()?.rate());
+        let mut row = runs.swap_remove((count - 1) / 2);
+        row.spread = Some((low, high));
+        row.note = format!("median of {count} runs; {}", row.note);
+        Some(row)
+    }
+
+    /// Puts `text` before the row's note.
+    pub fn prefix_note(&mut self, text: &str) {
+        self.note = format!("{text}; {}", self.note);
     }
 
     fn rate(&self) -> f64 {
@@ -84,6 +107,10 @@ impl Table {
         if self.latency {
             header.push_str(&format!(" {:>9}", "ms/op"));
         }
+        let spread = self.rows.iter().any(|row| row.spread.is_some());
+        if spread {
+            header.push_str(&format!(" {:>17}", "min / max"));
+        }
         for (name, _) in &self.baselines {
             header.push_str(&format!(" {name:>12}"));
         }
@@ -100,6 +127,13 @@ impl Table {
                 let ms = row.elapsed.as_secs_f64() * 1000.0 / row.ops.max(1) as f64;
                 line.push_str(&format!(" {ms:>9.3}"));
             }
+            if spread {
+                let range = row.spread.map_or_else(
+                    || "-".to_owned(),
+                    |(low, high)| format!("{low:.0} / {high:.0}"),
+                );
+                line.push_str(&format!(" {range:>17}"));
+            }
             for (_, baseline) in &self.baselines {
                 let ratio = self
                     .rows
@@ -110,11 +144,56 @@ impl Table {
             }
             println!("{line}  {}", row.note);
         }
+        if spread {
+            println!(
+                "  {}: the median run's; min / max: the slowest and fastest run's {}",
+                self.unit, self.unit
+            );
+        }
         for (header, baseline) in &self.baselines {
             println!("  {header}: rate / rate of \"{baseline}\" (above 1 is faster)");
         }
         for line in &self.footnotes {
             println!("  {line}");
+        }
+    }
+}
+
+/// The order in which round `round` (from 0) runs `systems` systems: each round starts one
+/// system further on, so over `systems` rounds each system runs first once, and none always
+/// comes right after the same other one's leftovers (dirty pages, autovacuum, a warm cache).
+pub fn rotation(round: usize, systems: usize) -> impl Iterator<Item = usize> {
+    (0..systems).map(move |turn| (round + turn) % systems.max(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(seconds: u64) -> Row {
+        Row::new("a", 100, Duration::from_secs(seconds), "ok".into())
+    }
+
+    #[test]
+    fn a_row_of_several_runs_shows_the_median_run_and_the_slowest_and_fastest_rates() {
+        let row = Row::median(vec![run(4), run(1), run(2)]).expect("three runs");
+        assert_eq!(row.elapsed, Duration::from_secs(2));
+        assert_eq!(row.spread, Some((25.0, 100.0)));
+        assert_eq!(row.note, "median of 3 runs; ok");
+        assert!(Row::median(Vec::new()).is_none());
+    }
+
+    #[test]
+    fn over_as_many_rounds_as_systems_each_system_runs_first_once_and_every_round_runs_all() {
+        let systems = 4;
+        let firsts: Vec<usize> = (0..systems)
+            .filter_map(|round| rotation(round, systems).next())
+            .collect();
+        assert_eq!(firsts, vec![0, 1, 2, 3]);
+        for round in 0..systems {
+            let mut order: Vec<usize> = rotation(round, systems).collect();
+            order.sort_unstable();
+            assert_eq!(order, vec![0, 1, 2, 3]);
         }
     }
 }

@@ -3,7 +3,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use sqlx::PgPool;
 
 use super::Context;
@@ -12,6 +12,7 @@ use crate::report::{Row, Table};
 use crate::systems::raw::{self, RawBatch};
 use crate::systems::{balance_of, ours, BatchSystem};
 use crate::verify::{self, Layout, Tally};
+use cqrs_benchmarks::table::rotation;
 
 const OURS: &str = "ours: AppendEvents::append";
 const RAW: &str = "raw sqlx: INSERT ... UNNEST";
@@ -55,23 +56,32 @@ impl<S: BatchSystem> Job for BatchJob<S> {
 pub(crate) async fn run(ctx: &Context) -> Result<Table> {
     let sizes = ctx.sizes;
     let title = format!(
-        "2. batch appends: {} batches of {} events, each to a new stream, {} clients",
-        sizes.batches, sizes.batch_size, ctx.clients
+        "2. batch appends: {} batches of {} events, each to a new stream, {} clients, \
+         median of {} runs, order rotated",
+        sizes.batches, sizes.batch_size, ctx.clients, sizes.runs
     );
     let mut table = Table::new(title, "events/s").versus("vs raw", RAW);
-    table.push(
-        one(ctx, "ours", OURS, verify::OURS, |pool| async {
-            Ok(ours::OursBatch::new(ours::store(pool).await?))
-        })
-        .await?,
-    );
-    table.push(
-        one(ctx, "raw", RAW, verify::RAW, |pool| async {
-            raw::migrate(&pool).await?;
-            Ok(RawBatch::new(pool))
-        })
-        .await?,
-    );
+    let mut runs: [Vec<Row>; 2] = Default::default();
+    for round in 0..sizes.runs {
+        for system in rotation(round, runs.len()) {
+            let row = if system == 0 {
+                one(ctx, "ours", OURS, verify::OURS, |pool| async {
+                    Ok(ours::OursBatch::new(ours::store(pool).await?))
+                })
+                .await?
+            } else {
+                one(ctx, "raw", RAW, verify::RAW, |pool| async {
+                    raw::migrate(&pool).await?;
+                    Ok(RawBatch::new(pool))
+                })
+                .await?
+            };
+            runs[system].push(row);
+        }
+    }
+    for rows in runs {
+        table.push(Row::median(rows).context("no batch run")?);
+    }
     Ok(table)
 }
 
@@ -99,6 +109,7 @@ where
                 size: sizes.batch_size,
             };
             driver::drive(Arc::new(warm), clients).await?;
+            ctx.server.checkpoint().await?;
             let timed = Arc::new(BatchJob {
                 system: appender,
                 prefix: "batch-",

@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use anyhow::Result;
+use anyhow::{bail, Context as _, Result};
 use cqrs_postgres::GroupCommit;
 use sqlx::PgPool;
 
@@ -15,8 +15,10 @@ use crate::systems::postgres_es::{self, EsCommands};
 use crate::systems::raw::{self, RawInsertOnly, RawReadInsert};
 use crate::systems::{ours, Command, CommandSystem};
 use crate::verify::{self, Layout, Tally};
+use cqrs_benchmarks::table::rotation;
 
 const OURS_GROUPED: &str = "ours: Repository + cache + group commit";
+const OURS_GROUPED_UNCACHED: &str = "ours: Repository + group commit, no cache";
 const OURS_CACHED: &str = "ours: Repository + cache";
 const OURS: &str = "ours: Repository, no cache";
 const POSTGRES_ES: &str = "postgres-es 0.5";
@@ -106,12 +108,14 @@ pub(crate) async fn run(ctx: &Context, shape: Shape) -> Result<Table> {
         ),
     };
     let title = format!(
-        "1{}. commands (load + decide + append 1 event), {} streams: {} commands over {} streams, {} clients",
+        "1{}. commands (load + decide + append 1 event), {} streams: {} commands over {} streams, {} clients, \
+         median of {} runs, order rotated",
         if matches!(shape, Shape::Many) { "a" } else { "b" },
         label,
         plan.commands,
         plan.streams,
         ctx.clients,
+        sizes.runs,
     );
     let mut table = Table::new(title, "commands/s")
         .versus("vs pg-es", POSTGRES_ES)
@@ -119,64 +123,33 @@ pub(crate) async fn run(ctx: &Context, shape: Shape) -> Result<Table> {
         .versus("vs raw ins", RAW_INSERT);
 
     let runner = Runner { ctx, label, plan };
-    table.push(
-        runner
-            .one("ours_group", OURS_GROUPED, verify::OURS, |pool| async {
-                let store = ours::store(pool)
-                    .await?
-                    .with_group_commit(GroupCommit::default());
-                Ok(ours::OursCommands::new(store, true))
-            })
-            .await?,
-    );
-    table.push(
-        runner
-            .one("ours_cache", OURS_CACHED, verify::OURS, |pool| async {
-                Ok(ours::OursCommands::new(ours::store(pool).await?, true))
-            })
-            .await?,
-    );
-    table.push(
-        runner
-            .one("ours", OURS, verify::OURS, |pool| async {
-                Ok(ours::OursCommands::new(ours::store(pool).await?, false))
-            })
-            .await?,
-    );
-    table.push(
-        runner
-            .one("pges", POSTGRES_ES, verify::POSTGRES_ES, |pool| async {
-                postgres_es::migrate(&pool).await?;
-                Ok(EsCommands::new(pool))
-            })
-            .await?,
-    );
-    table.push(
-        runner
-            .one("raw_ri", RAW_READ_INSERT, verify::RAW, |pool| async {
-                raw::migrate(&pool).await?;
-                Ok(RawReadInsert::new(pool))
-            })
-            .await?,
-    );
-    table.push(
-        runner
-            .one("raw_i", RAW_INSERT, verify::RAW, |pool| async {
-                raw::migrate(&pool).await?;
-                Ok(RawInsertOnly::new(pool))
-            })
-            .await?,
-    );
-    table.push(
-        runner
-            .one("raw_in", RAW_INSERT_NOTIFY, verify::RAW, |pool| async {
-                raw::migrate(&pool).await?;
-                Ok(RawInsertOnly::notifying(pool))
-            })
-            .await?,
-    );
+    let mut runs: Vec<Vec<Row>> = (0..SYSTEMS.len()).map(|_| Vec::new()).collect();
+    for round in 0..sizes.runs {
+        for system in rotation(round, SYSTEMS.len()) {
+            runs[system].push(runner.system(system).await?);
+        }
+    }
+    for (system, rows) in SYSTEMS.iter().zip(runs) {
+        table.push(Row::median(rows).with_context(|| format!("no run of {system}"))?);
+    }
+    table.footnote(format!(
+        "the cache keeps states in memory, which postgres-es lacks: \"{OURS_GROUPED_UNCACHED}\" \
+         against \"{POSTGRES_ES}\" compares the stores, group commit included"
+    ));
     Ok(table)
 }
+
+/// Every system of the table, in the order of its rows.
+const SYSTEMS: [&str; 8] = [
+    OURS_GROUPED,
+    OURS_GROUPED_UNCACHED,
+    OURS_CACHED,
+    OURS,
+    POSTGRES_ES,
+    RAW_READ_INSERT,
+    RAW_INSERT,
+    RAW_INSERT_NOTIFY,
+];
 
 struct Runner<'a> {
     ctx: &'a Context,
@@ -185,6 +158,76 @@ struct Runner<'a> {
 }
 
 impl Runner<'_> {
+    /// One run of system `index` of [`SYSTEMS`].
+    async fn system(&self, index: usize) -> Result<Row> {
+        match SYSTEMS.get(index).copied() {
+            Some(OURS_GROUPED) => {
+                self.one("ours_group", OURS_GROUPED, verify::OURS, |pool| async {
+                    let store = ours::store(pool)
+                        .await?
+                        .with_group_commit(GroupCommit::default());
+                    Ok(ours::OursCommands::new(store, true))
+                })
+                .await
+            }
+            Some(OURS_GROUPED_UNCACHED) => {
+                self.one(
+                    "ours_group_nc",
+                    OURS_GROUPED_UNCACHED,
+                    verify::OURS,
+                    |pool| async {
+                        let store = ours::store(pool)
+                            .await?
+                            .with_group_commit(GroupCommit::default());
+                        Ok(ours::OursCommands::new(store, false))
+                    },
+                )
+                .await
+            }
+            Some(OURS_CACHED) => {
+                self.one("ours_cache", OURS_CACHED, verify::OURS, |pool| async {
+                    Ok(ours::OursCommands::new(ours::store(pool).await?, true))
+                })
+                .await
+            }
+            Some(OURS) => {
+                self.one("ours", OURS, verify::OURS, |pool| async {
+                    Ok(ours::OursCommands::new(ours::store(pool).await?, false))
+                })
+                .await
+            }
+            Some(POSTGRES_ES) => {
+                self.one("pges", POSTGRES_ES, verify::POSTGRES_ES, |pool| async {
+                    postgres_es::migrate(&pool).await?;
+                    Ok(EsCommands::new(pool))
+                })
+                .await
+            }
+            Some(RAW_READ_INSERT) => {
+                self.one("raw_ri", RAW_READ_INSERT, verify::RAW, |pool| async {
+                    raw::migrate(&pool).await?;
+                    Ok(RawReadInsert::new(pool))
+                })
+                .await
+            }
+            Some(RAW_INSERT) => {
+                self.one("raw_i", RAW_INSERT, verify::RAW, |pool| async {
+                    raw::migrate(&pool).await?;
+                    Ok(RawInsertOnly::new(pool))
+                })
+                .await
+            }
+            Some(RAW_INSERT_NOTIFY) => {
+                self.one("raw_in", RAW_INSERT_NOTIFY, verify::RAW, |pool| async {
+                    raw::migrate(&pool).await?;
+                    Ok(RawInsertOnly::notifying(pool))
+                })
+                .await
+            }
+            _ => bail!("no command system {index}"),
+        }
+    }
+
     /// One system in its own database: set up, warm up, time the plan, verify.
     async fn one<S, F, Fut>(
         &self,
@@ -211,6 +254,7 @@ impl Runner<'_> {
                     plan: Plan::warm_up(clients),
                 };
                 driver::drive(Arc::new(warm), clients).await?;
+                self.ctx.server.checkpoint().await?;
                 let timed = CommandJob {
                     system: system_under_test,
                     plan,

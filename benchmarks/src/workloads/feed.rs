@@ -4,7 +4,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{ensure, Result};
+use anyhow::{ensure, Context as _, Result};
 use sqlx::PgPool;
 
 use super::batch::BatchJob;
@@ -14,6 +14,7 @@ use crate::report::{Row, Table};
 use crate::systems::raw::{self, RawBatch, RawFeed};
 use crate::systems::{ours, BatchSystem, FeedSystem};
 use crate::verify::{self, Layout};
+use cqrs_benchmarks::table::rotation;
 
 const OURS: &str = "ours: ReadAll::read_all";
 const RAW: &str = "raw sqlx: keyset SELECT";
@@ -25,27 +26,36 @@ const FILL_BATCH: u64 = 100;
 pub(crate) async fn run(ctx: &Context) -> Result<Table> {
     let sizes = ctx.sizes;
     let title = format!(
-        "4. feed catch-up: {} events from the start, {} per read, {} timed passes, 1 reader",
-        sizes.feed_events, sizes.feed_batch, sizes.feed_passes
+        "4. feed catch-up: {} events from the start, {} per read, {} timed passes, 1 reader, \
+         median of {} runs, order rotated",
+        sizes.feed_events, sizes.feed_batch, sizes.feed_passes, sizes.runs
     );
     let mut table = Table::new(title, "events/s").versus("vs raw", RAW);
-    table.push(
-        one(ctx, "ours", OURS, verify::OURS, |pool| async {
-            let store = ours::store(pool).await?;
-            Ok((
-                ours::OursBatch::new(store.clone()),
-                ours::OursFeed::new(store),
-            ))
-        })
-        .await?,
-    );
-    table.push(
-        one(ctx, "raw", RAW, verify::RAW, |pool| async {
-            raw::migrate(&pool).await?;
-            Ok((RawBatch::new(pool.clone()), RawFeed::new(pool)))
-        })
-        .await?,
-    );
+    let mut runs: [Vec<Row>; 2] = Default::default();
+    for round in 0..sizes.runs {
+        for system in rotation(round, runs.len()) {
+            let row = if system == 0 {
+                one(ctx, "ours", OURS, verify::OURS, |pool| async {
+                    let store = ours::store(pool).await?;
+                    Ok((
+                        ours::OursBatch::new(store.clone()),
+                        ours::OursFeed::new(store),
+                    ))
+                })
+                .await?
+            } else {
+                one(ctx, "raw", RAW, verify::RAW, |pool| async {
+                    raw::migrate(&pool).await?;
+                    Ok((RawBatch::new(pool.clone()), RawFeed::new(pool)))
+                })
+                .await?
+            };
+            runs[system].push(row);
+        }
+    }
+    for rows in runs {
+        table.push(Row::median(rows).context("no feed run")?);
+    }
     Ok(table)
 }
 
@@ -77,6 +87,7 @@ where
             let total = fill.expected().events;
             verify::expect(&pool, layout, "feed-", fill.expected()).await?;
             sqlx::raw_sql("VACUUM ANALYZE").execute(&pool).await?;
+            ctx.server.checkpoint().await?;
 
             // One untimed pass warms the buffers; every pass must see every event.
             let mut elapsed = Duration::ZERO;

@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use anyhow::{ensure, Result};
+use anyhow::{ensure, Context as _, Result};
 use sqlx::PgPool;
 
 use super::Context;
@@ -12,6 +12,7 @@ use crate::report::{Row, Table};
 use crate::systems::ours::{self, OursCommands};
 use crate::systems::postgres_es::{self, EsCommands, EsLoader};
 use crate::systems::{amount_of, balance_of, Command, CommandSystem};
+use cqrs_benchmarks::table::rotation;
 
 const OURS_SHORT: &str = "ours: short stream";
 const OURS_SNAPSHOT: &str = "ours: long, snapshot every 100";
@@ -39,20 +40,37 @@ pub(crate) async fn run(ctx: &Context) -> Result<Table> {
     let long = sizes.long_stream + TAIL;
     let title = format!(
         "3. load one aggregate, at least {} loads and 1 s each, 1 client: short = {SHORT} events; \
-         long = {long} events, last snapshot at {}",
-        sizes.loads, sizes.long_stream
+         long = {long} events, last snapshot at {}; median of {} runs, order rotated",
+        sizes.loads, sizes.long_stream, sizes.runs
     );
     let mut table = Table::new(title, "loads/s")
         .with_latency()
         .versus("vs short", OURS_SHORT)
         .versus("vs pg-es snap", ES_SNAPSHOT)
         .versus("vs pg-es full", ES_REPLAY);
-    for row in ours_rows(ctx).await? {
-        table.push(row);
+    // runs[system][case]: every case's rows over the rounds.
+    let mut runs: [Vec<Vec<Row>>; 2] = Default::default();
+    for round in 0..sizes.runs {
+        for system in rotation(round, runs.len()) {
+            let rows = if system == 0 {
+                ours_rows(ctx).await?
+            } else {
+                postgres_es_rows(ctx).await?
+            };
+            runs[system].resize_with(rows.len(), Vec::new);
+            for (case, row) in rows.into_iter().enumerate() {
+                runs[system][case].push(row);
+            }
+        }
     }
-    for row in postgres_es_rows(ctx).await? {
-        table.push(row);
+    for rows in runs.into_iter().flatten() {
+        table.push(Row::median(rows).context("no load run")?);
     }
+    table.footnote(
+        "a wrong balance fails the run for ours; postgres-es' known snapshot defect (see the \
+         README) is shown as WRONG STATE in its notes instead, with its rate"
+            .to_owned(),
+    );
     Ok(table)
 }
 
@@ -93,6 +111,7 @@ async fn ours_rows(ctx: &Context) -> Result<Vec<Row>> {
                 "ours' long stream has snapshot {snapshot:?}"
             );
             settle(store.pool()).await?;
+            ctx.server.checkpoint().await?;
 
             let short = (balance_of(SHORT), SHORT);
             let full = (balance_of(target + TAIL), target + TAIL);
@@ -132,15 +151,16 @@ async fn postgres_es_rows(ctx: &Context) -> Result<Vec<Row>> {
                 "postgres-es' long stream has snapshot {snapshot:?}"
             );
             settle(&pool).await?;
+            ctx.server.checkpoint().await?;
 
             let snapshots = EsLoader::with_snapshots(pool.clone(), every);
             let replay = EsLoader::new(pool);
             let short = (balance_of(SHORT), SHORT);
             let full = (balance_of(target + TAIL), target + TAIL);
             Ok(vec![
-                timed(ES_SHORT, loads, short, || snapshots.load("short")).await?,
-                timed(ES_SNAPSHOT, loads, full, || snapshots.load("long")).await?,
-                timed(ES_REPLAY, loads, full, || replay.load("long")).await?,
+                timed_noting(ES_SHORT, loads, short, || snapshots.load("short")).await?,
+                timed_noting(ES_SNAPSHOT, loads, full, || snapshots.load("long")).await?,
+                timed_noting(ES_REPLAY, loads, full, || replay.load("long")).await?,
             ])
         })
         .await
@@ -153,14 +173,53 @@ async fn settle(pool: &PgPool) -> Result<()> {
     Ok(())
 }
 
-/// Times at least `loads` sequential loads (see [`MIN_TIMED`]), after a few untimed ones. Each must find the version of
-/// `expected` (balance, version), or the run stops; a wrong balance (state) is reported in the
-/// row's note, loudly, since the work was done but its result is wrong.
+/// Times at least `loads` sequential loads (see [`MIN_TIMED`]), after a few untimed ones. Each
+/// must find `expected` (balance, version), or the run stops: a wrong state is a broken system,
+/// not a figure.
 async fn timed<F, Fut>(
     system: &'static str,
     loads: u64,
     expected: (u64, u64),
     load: F,
+) -> Result<Row>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<(u64, u64)>>,
+{
+    series(system, loads, expected, load, WrongState::Fails).await
+}
+
+/// [`timed`], but a wrong balance (with the right version) only marks the row `WRONG STATE`:
+/// for postgres-es, whose snapshots count the snapshotting command's events twice, a defect of
+/// its own that the table shows rather than hides.
+async fn timed_noting<F, Fut>(
+    system: &'static str,
+    loads: u64,
+    expected: (u64, u64),
+    load: F,
+) -> Result<Row>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<(u64, u64)>>,
+{
+    series(system, loads, expected, load, WrongState::Noted).await
+}
+
+/// What a wrong balance does to a series.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum WrongState {
+    /// It fails the run.
+    Fails,
+    /// It is noted in the row.
+    Noted,
+}
+
+async fn series<F, Fut>(
+    system: &'static str,
+    loads: u64,
+    expected: (u64, u64),
+    load: F,
+    on_wrong: WrongState,
 ) -> Result<Row>
 where
     F: Fn() -> Fut,
@@ -175,6 +234,13 @@ where
             expected.1
         );
         if found.0 != expected.0 {
+            ensure!(
+                on_wrong == WrongState::Noted,
+                "{system} loaded a wrong state: balance {}, expected {} (version {} right)",
+                found.0,
+                expected.0,
+                expected.1
+            );
             wrong = Some(found.0);
         }
         Ok(())
@@ -200,4 +266,21 @@ where
         ),
     };
     Ok(Row::new(system, done, elapsed, note))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A load that finds the right version but the wrong balance did the work and got it wrong:
+    /// for ours that fails the run, as a wrong count fails every other workload.
+    #[tokio::test]
+    async fn a_wrong_state_for_ours_fails_the_run() {
+        let loaded = timed(OURS_SNAPSHOT, 3, (10, 4), || async { Ok((11, 4)) }).await;
+        let error = loaded.err().expect("a wrong balance must fail the run");
+        assert!(
+            error.to_string().contains("balance 11, expected 10"),
+            "{error}"
+        );
+    }
 }

@@ -107,8 +107,8 @@ pub(crate) fn split(batches: &[RawBatch], parts: usize) -> Vec<Vec<RawBatch>> {
         .collect()
 }
 
-/// Writes each batch's parts into `name` at once, one batch after another, refreshing after
-/// each bulk when `refresh`; the time taken.
+/// Writes each batch's parts into `name` at once, one batch after another, refreshing once
+/// after each batch's bulks when `refresh` (as often as [`write`] does); the time taken.
 pub(crate) async fn write_parallel(
     node: &Node,
     name: &str,
@@ -119,9 +119,12 @@ pub(crate) async fn write_parallel(
     for parts in batches {
         let writes = parts
             .iter()
-            .map(|part| node.bulk(name, &part.body, part.ids.len(), refresh));
+            .map(|part| node.bulk(name, &part.body, part.ids.len(), false));
         for written in futures_util::future::join_all(writes).await {
             written?;
+        }
+        if refresh {
+            node.refresh(name).await?;
         }
     }
     Ok(started.elapsed())
@@ -141,7 +144,8 @@ pub(crate) async fn create(node: &Node, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Writes `batches` into `name`, refreshing after each bulk when `refresh`; the time taken.
+/// Writes `batches` into `name`, one `_bulk` per batch, with `refresh=true` (one refresh per
+/// batch) when `refresh`; the time taken.
 pub(crate) async fn write(
     node: &Node,
     name: &str,

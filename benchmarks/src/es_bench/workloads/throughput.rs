@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{ensure, Result};
+use anyhow::{ensure, Context as _, Result};
 use cqrs_benchmarks::table::{Row, Table};
 use cqrs_core::projection::{ProjectionRunner, ProjectionState, RunnerOptions};
 use cqrs_core::ReadAll;
@@ -24,13 +24,16 @@ const OURS: &str = "ours: ProjectionRunner + EsProjector";
 const RAW: &str = "raw _bulk of the final documents";
 const RAW_PARALLEL: &str = "raw, each batch as 2 _bulk requests at once";
 
-/// One refresh policy, applied to both systems.
+/// One refresh policy, applied to both systems at the same cadence.
 struct Policy {
     /// The table's number.
     tag: &'static str,
     label: &'static str,
     projector: RefreshPolicy,
-    /// Whether each raw `_bulk` asks for `refresh=true`.
+    /// How often the runner settles (refresh and checkpoint) while catching up; `None` keeps
+    /// the default (at most every 250 ms).
+    settle_every: Option<Duration>,
+    /// Whether raw refreshes the index once per batch, after the batch's bulks.
     raw_refresh: bool,
 }
 
@@ -39,13 +42,15 @@ const POLICIES: [Policy; 2] = [
         tag: "1a",
         label: "no refresh (the index refreshes every 1 s)",
         projector: RefreshPolicy::None,
+        settle_every: None,
         raw_refresh: false,
     },
     Policy {
         tag: "1b",
-        label: "readers see each checkpoint (raw: refresh=true per bulk, ours: \
-                RefreshPolicy::Immediate, a refresh before each checkpoint)",
+        label: "readers see each batch, one refresh per batch for both (raw: a refresh after \
+                each batch's bulks; ours: RefreshPolicy::Immediate and a checkpoint per batch)",
         projector: RefreshPolicy::Immediate,
+        settle_every: Some(Duration::ZERO),
         raw_refresh: true,
     },
 ];
@@ -106,7 +111,7 @@ async fn tables(setup: &Setup<'_>, names: Names) -> Result<Vec<Output>> {
     let warm = names.name("warm");
     raw::create(node, &warm).await?;
     raw::write(node, &warm, setup.bodies, false).await?;
-    ours(setup, &names.name("warm-ours"), RefreshPolicy::None).await?;
+    ours(setup, &names.name("warm-ours"), RefreshPolicy::None, None).await?;
     let runs = setup.ctx.sizes.throughput_runs;
     let mut tables = Vec::new();
     for policy in POLICIES {
@@ -128,7 +133,8 @@ async fn tables(setup: &Setup<'_>, names: Names) -> Result<Vec<Output>> {
                 match (run + turn) % 3 {
                     1 => {
                         let name = names.name(&format!("ours-{}-{run}", policy.tag));
-                        ours_runs.push(ours(setup, &name, policy.projector).await?);
+                        let run = ours(setup, &name, policy.projector, policy.settle_every);
+                        ours_runs.push(run.await?);
                     }
                     2 => {
                         let name = names.name(&format!("raw-{}-{run}", policy.tag));
@@ -144,22 +150,20 @@ async fn tables(setup: &Setup<'_>, names: Names) -> Result<Vec<Output>> {
         let last_ours = names.name(&format!("ours-{}-{runs}", policy.tag));
         let mget = raw::mget(node, &last_ours, setup.bodies).await?;
 
-        let mut table = Table::new(title, "events/s").versus("vs raw", RAW);
-        let ours = median(ours_runs);
-        table.push(Row::new(OURS, setup.events, ours.elapsed, ours.note));
-        let raw = median(raw_runs);
-        table.push(Row::new(RAW, setup.events, raw.elapsed, raw.note));
-        let parallel = median(parallel_runs);
-        table.push(Row::new(
-            RAW_PARALLEL,
-            setup.events,
-            parallel.elapsed,
-            parallel.note,
-        ));
+        // Ours sends each batch as 2 bulks at once: the raw row that does the same is the one
+        // to divide by.
+        let mut table = Table::new(title, "events/s").versus("vs raw x2", RAW_PARALLEL);
+        let profile = ours_runs.iter().map(|run| run.elapsed).collect::<Vec<_>>();
+        let profile = median_profile(&ours_runs, &profile);
+        table.push(median(OURS, setup.events, ours_runs)?);
+        table.push(median(RAW, setup.events, raw_runs)?);
+        table.push(median(RAW_PARALLEL, setup.events, parallel_runs)?);
         table.footnote(format!(
-            "{OURS}: defaults (2 parallel bulks per batch, a checkpoint at most every 250 ms \
-             while catching up); median run: {}",
-            ours.profile
+            "{OURS}: defaults (2 parallel bulks per batch){}; median run: {profile}",
+            match policy.settle_every {
+                None => ", a checkpoint at most every 250 ms while catching up",
+                Some(_) => ", but a checkpoint (and so a refresh) after every batch",
+            }
         ));
         table.footnote(format!(
             "the same batches' _mget alone, once a run is over: {:.2} s",
@@ -170,20 +174,39 @@ async fn tables(setup: &Setup<'_>, names: Names) -> Result<Vec<Output>> {
     Ok(tables)
 }
 
-/// The median run, its note prefixed with every run's time.
-fn median(mut runs: Vec<Run>) -> Run {
+/// The row of `system`'s median run of `events` events, with the spread of its runs, its note
+/// prefixed with every run's time in the order they ran.
+fn median(system: &'static str, events: u64, runs: Vec<Run>) -> Result<Row> {
     let times: Vec<String> = runs
         .iter()
         .map(|r| format!("{:.2}", r.elapsed.as_secs_f64()))
         .collect();
-    runs.sort_by_key(|r| r.elapsed);
-    let middle = runs.len() / 2;
-    let mut run = runs.swap_remove(middle);
-    run.note = format!("runs {} s; {}", times.join(" / "), run.note);
-    run
+    let rows = runs
+        .into_iter()
+        .map(|run| Row::new(system, events, run.elapsed, run.note))
+        .collect();
+    let mut row = Row::median(rows).with_context(|| format!("no run of {system}"))?;
+    row.prefix_note(&format!("runs {} s", times.join(" / ")));
+    Ok(row)
 }
 
-async fn ours(setup: &Setup<'_>, name: &str, policy: RefreshPolicy) -> Result<Run> {
+/// Where the runner's time went in the median one of `runs` (whose times are `elapsed`).
+fn median_profile(runs: &[Run], elapsed: &[Duration]) -> String {
+    let mut order: Vec<usize> = (0..elapsed.len()).collect();
+    order.sort_by_key(|&i| elapsed[i]);
+    // The slower of two middle runs, as `Row::median` picks.
+    order
+        .get(order.len().saturating_sub(1) / 2)
+        .map(|&i| runs[i].profile.clone())
+        .unwrap_or_default()
+}
+
+async fn ours(
+    setup: &Setup<'_>,
+    name: &str,
+    policy: RefreshPolicy,
+    settle_every: Option<Duration>,
+) -> Result<Run> {
     let (node, store) = (&setup.ctx.node, &setup.db.store);
     eprintln!("  {OURS}, {policy:?} ...");
     let projection = Accounts::new(name);
@@ -197,6 +220,10 @@ async fn ours(setup: &Setup<'_>, name: &str, policy: RefreshPolicy) -> Result<Ru
     let options = RunnerOptions::new()
         .batch_size(setup.ctx.sizes.throughput_batch)
         .checkpoint_name(checkpoint);
+    let options = match settle_every {
+        Some(interval) => options.checkpoint_interval(interval),
+        None => options,
+    };
     let runner = ProjectionRunner::new(
         TimedProjection::new(projector, applies.clone(), visible.clone()),
         timed.clone(),
