@@ -108,7 +108,7 @@ pub(crate) fn split(batches: &[RawBatch], parts: usize) -> Vec<Vec<RawBatch>> {
 }
 
 /// Writes each batch's parts into `name` at once, one batch after another, refreshing once
-/// after each batch's bulks when `refresh` (as often as [`write`] does); the time taken.
+/// after each batch's bulks when `refresh` (as often as [`write()`] does); the time taken.
 pub(crate) async fn write_parallel(
     node: &Node,
     name: &str,
