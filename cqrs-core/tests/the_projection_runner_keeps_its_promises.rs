@@ -599,6 +599,13 @@ struct Revealed {
     reveals: Arc<AtomicU32>,
     /// Fail the first this-many `make_visible` calls.
     fail_first: Arc<AtomicU32>,
+    /// When set, the first `make_visible` call is held open until a second one has begun
+    /// (or `WAIT` passed): a handshake that proves batches are made visible at once.
+    hold_first: Arc<std::sync::atomic::AtomicBool>,
+    /// How many `make_visible` calls have begun.
+    begun: Arc<watch::Sender<u32>>,
+    /// Whether the held first call saw a second one begin.
+    overlapped: Arc<std::sync::atomic::AtomicBool>,
 }
 
 #[async_trait]
@@ -624,7 +631,19 @@ impl Projection for Revealed {
         let covered = *self.applied.lock().expect("lock");
         let now = self.revealing.fetch_add(1, Ordering::SeqCst) + 1;
         self.most_revealing.fetch_max(now, Ordering::SeqCst);
-        tokio::time::sleep(Duration::from_millis(15)).await;
+        let mut order = 0;
+        self.begun.send_modify(|begun| {
+            *begun += 1;
+            order = *begun;
+        });
+        if order == 1 && self.hold_first.load(Ordering::SeqCst) {
+            let mut begun = self.begun.subscribe();
+            let second = tokio::time::timeout(WAIT, begun.wait_for(|n| *n >= 2)).await;
+            self.overlapped
+                .store(matches!(second, Ok(Ok(_))), Ordering::SeqCst);
+        } else {
+            tokio::time::sleep(Duration::from_millis(15)).await;
+        }
         self.revealing.fetch_sub(1, Ordering::SeqCst);
         if self
             .fail_first
@@ -716,13 +735,18 @@ async fn reveal_with(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_are_made_visible_before_their_checkpoint_while_later_ones_apply() {
     let sink = Revealed::default();
+    // The first batch's `make_visible` is held open until another one begins: only a runner
+    // that applies the next batches and starts making them visible meanwhile gets past it.
+    sink.hold_first.store(true, Ordering::SeqCst);
     let saves = reveal(&sink, 140, 5).await;
     assert!(saves.len() >= 2, "{} saves", saves.len());
-    // Catching up, applies (2 ms) go on while batches are revealed (15 ms), several at once.
     assert!(
-        sink.applies_while_revealing.load(Ordering::SeqCst) > 5,
-        "only {} applies ran while a batch was made visible",
-        sink.applies_while_revealing.load(Ordering::SeqCst)
+        sink.overlapped.load(Ordering::SeqCst),
+        "no second batch began to be made visible while the first was (waited {WAIT:?})"
+    );
+    assert!(
+        sink.applies_while_revealing.load(Ordering::SeqCst) >= 1,
+        "no apply ran while a batch was made visible"
     );
     assert!(
         sink.most_revealing.load(Ordering::SeqCst) > 1,
