@@ -78,6 +78,9 @@ pub(crate) enum ItemOutcome {
     Conflict,
     /// A failure a retry may cure (429, 5xx, index missing): retry the batch.
     Transient(String),
+    /// The index is write-blocked (a rebuild freezing the old index before its swap): retry
+    /// the batch, once the block's holder is known (and the block released if it expired).
+    Blocked(String),
     /// The server refuses this document (mapping or parse error): its events are poison.
     Rejected(String),
 }
@@ -118,7 +121,7 @@ fn classify_item(item: &Value) -> Result<ItemOutcome, String> {
         403 if result.pointer("/error/type").and_then(Value::as_str)
             == Some("cluster_block_exception") =>
         {
-            ItemOutcome::Transient(reason())
+            ItemOutcome::Blocked(reason())
         }
         404 => ItemOutcome::Transient(reason()),
         // The index, not the document, is at fault (closed by an operator, a bad target

@@ -295,6 +295,7 @@ impl<P: ElasticProjection> EsProjector<P> {
             let mut sent = writes.into_iter();
             let mut retry = Vec::new();
             let mut failure = None;
+            let mut blocked = false;
             for plan in plans {
                 let outcome = if let Some((position, document)) = plan.kept {
                     let (outcome, version) =
@@ -315,6 +316,10 @@ impl<P: ElasticProjection> EsProjector<P> {
                     ItemOutcome::Transient(reason) => {
                         failure = Some(format!("document {}: {reason}", plan.group.id));
                     }
+                    ItemOutcome::Blocked(reason) => {
+                        blocked = true;
+                        failure = Some(format!("document {}: {reason}", plan.group.id));
+                    }
                     ItemOutcome::Rejected(reason) => {
                         rejected.extend(plan.rejected);
                         rejected.extend(plan.applied.iter().map(|&position| {
@@ -327,6 +332,13 @@ impl<P: ElasticProjection> EsProjector<P> {
                 }
             }
             if let Some(reason) = failure {
+                // A rebuild's write block: say whose, and release it if its rebuild died. Only
+                // then: any other failure (an overloaded or absent node) costs no extra reads.
+                if blocked {
+                    if let Some(error) = crate::block::recover(&self.client, &self.target).await {
+                        return Err(ProjectionError::Transient(Box::new(error)));
+                    }
+                }
                 return Err(ProjectionError::Transient(reason.into()));
             }
             if !recheck.is_empty() {
@@ -533,15 +545,11 @@ impl<P: ElasticProjection> Projection for EsProjector<P> {
             target = %self.target,
             events = events.len(),
         );
-        let mut result = self.write(events).instrument(span).await;
-        if let Err(ProjectionError::Transient(error)) = &mut result {
+        let result = self.write(events).instrument(span).await;
+        if let Err(ProjectionError::Transient(_)) = &result {
             // The index may have been blocked, swapped or recreated under us: trust nothing
             // remembered until documents are read again.
             self.forget();
-            // A rebuild's write block: say so, and release it if its rebuild died.
-            if let Some(blocked) = crate::block::recover(&self.client, &self.target).await {
-                *error = Box::new(blocked);
-            }
         }
         result
     }

@@ -48,22 +48,9 @@ impl XidGuard {
         self.suspect(executor).await
     }
 
-    /// Checks when `suspicious` (a reader's position past the horizon): a typed
-    /// [`PgError::TransactionIdsAhead`] if the ids moved, else nothing.
-    pub(crate) async fn check_if<'e>(
-        &self,
-        suspicious: bool,
-        executor: impl PgExecutor<'e>,
-    ) -> Result<(), PgError> {
-        if suspicious {
-            self.suspect(executor).await
-        } else {
-            Ok(())
-        }
-    }
-
     /// Checks again after something only moved ids explain (an append refused by the order
-    /// rule in autocommit): a typed [`PgError::TransactionIdsAhead`] if they moved, else nothing.
+    /// rule in autocommit, a reader past the horizon): a typed
+    /// [`PgError::TransactionIdsAhead`] if they moved, else nothing.
     pub(crate) async fn suspect<'e>(&self, executor: impl PgExecutor<'e>) -> Result<(), PgError> {
         match self.check(executor).await {
             Err(error @ PgError::TransactionIdsAhead { .. }) => Err(error),
