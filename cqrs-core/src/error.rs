@@ -7,6 +7,10 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Everything that can go wrong in the framework itself (the aggregate's own rejections are the
 /// user's error type, carried by [`CommandError`](crate::CommandError)).
+///
+/// Each message is whole on its own: it ends with its cause's text (serde's reason, the
+/// database's error), so printing it with `{}` or logging it says what went wrong; `source()`
+/// still returns the cause for code that downcasts. [`Error::kind`] classifies it.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -124,9 +128,58 @@ pub enum Error {
         /// What was asked.
         operation: &'static str,
     },
-    /// The store's backend failed (connection, I/O, database error...).
-    #[error("event store backend failed")]
+    /// The store's backend could not be reached, or did not answer in time (connection
+    /// refused or lost, pool exhausted, timeout, server shutting down). Nothing may have been
+    /// written; retrying may succeed.
+    #[error("event store backend unavailable: {0}")]
+    Unavailable(#[source] BoxError),
+    /// The store's backend failed in a way a retry will not cure (a database error, a row
+    /// that does not hold what the schema promises...).
+    #[error("event store backend failed: {0}")]
     Backend(#[source] BoxError),
+    /// A projection stopped on an error it could not retry (a poison event under
+    /// [`PoisonPolicy::Stop`](crate::projection::PoisonPolicy::Stop), or a failure that is not
+    /// transient).
+    #[error("projection {projection} failed: {reason}")]
+    ProjectionFailed {
+        /// The projection's name.
+        projection: String,
+        /// Why, as its status reported it.
+        reason: String,
+    },
+}
+
+/// What kind of failure an [`Error`] is: what a caller can do about it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// Another writer got there first: load again and decide again.
+    Conflict,
+    /// The input was refused (stream id, empty or oversized append, reused id, bad event
+    /// type). The same input will be refused again.
+    InvalidInput,
+    /// Stored data could not be read or written as data (decode, encode, upcast, snapshot).
+    /// Retrying cannot help; the code or the data must change.
+    Data,
+    /// The backend was unreachable or too slow. Worth retrying, with backoff.
+    Unavailable,
+    /// The backend failed, or does not offer the operation. Retrying will not help.
+    Backend,
+    /// A projection stopped and needs attention.
+    ProjectionFailed,
+}
+
+impl std::fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(match self {
+            ErrorKind::Conflict => "conflict",
+            ErrorKind::InvalidInput => "invalid input",
+            ErrorKind::Data => "data",
+            ErrorKind::Unavailable => "unavailable",
+            ErrorKind::Backend => "backend",
+            ErrorKind::ProjectionFailed => "projection failed",
+        })
+    }
 }
 
 fn at(stream_id: &Option<StreamId>, version: &Option<Version>) -> String {
@@ -141,6 +194,48 @@ impl Error {
     /// Wraps a backend's error.
     pub fn backend(error: impl Into<BoxError>) -> Self {
         Error::Backend(error.into())
+    }
+
+    /// Wraps a backend's error that a retry may cure (see [`Error::Unavailable`]).
+    pub fn unavailable(error: impl Into<BoxError>) -> Self {
+        Error::Unavailable(error.into())
+    }
+
+    /// What kind of failure this is.
+    ///
+    /// ```
+    /// use cqrs_core::{Error, ErrorKind};
+    ///
+    /// let down = Error::unavailable("connection refused");
+    /// assert_eq!(down.kind(), ErrorKind::Unavailable);
+    /// assert!(down.is_transient());
+    /// assert!(!Error::EmptyAppend.is_transient());
+    /// ```
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Conflict { .. } => ErrorKind::Conflict,
+            Error::InvalidStreamId(_)
+            | Error::EmptyAppend
+            | Error::MixedCommandIds
+            | Error::CommandIdReused { .. }
+            | Error::EventIdReused { .. }
+            | Error::PayloadTooLarge { .. }
+            | Error::NulInPayload { .. }
+            | Error::InvalidEventType(_) => ErrorKind::InvalidInput,
+            Error::EventTypeMismatch { .. }
+            | Error::Encode { .. }
+            | Error::Decode { .. }
+            | Error::Upcast { .. }
+            | Error::Snapshot { .. } => ErrorKind::Data,
+            Error::Unavailable(_) => ErrorKind::Unavailable,
+            Error::Unsupported { .. } | Error::Backend(_) => ErrorKind::Backend,
+            Error::ProjectionFailed { .. } => ErrorKind::ProjectionFailed,
+        }
+    }
+
+    /// Whether a retry may succeed: the backend was [unavailable](ErrorKind::Unavailable).
+    pub fn is_transient(&self) -> bool {
+        self.kind() == ErrorKind::Unavailable
     }
 
     /// Whether this is an optimistic-concurrency [`Error::Conflict`].

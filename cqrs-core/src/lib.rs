@@ -7,6 +7,7 @@
 //! repository for the whole picture.
 
 mod aggregate;
+pub mod backend;
 mod command;
 mod error;
 mod event;
@@ -31,7 +32,7 @@ pub use aggregate::Aggregate;
 #[doc(inline)]
 pub use command::{CommandContext, CommandError, CommandOutcome};
 #[doc(inline)]
-pub use error::{BoxError, Error, Result};
+pub use error::{BoxError, Error, ErrorKind, Result};
 #[doc(inline)]
 pub use event::{DomainEvent, NewEvent, RecordedEvent};
 #[doc(inline)]
@@ -60,7 +61,3 @@ pub use store::{
 };
 #[doc(inline)]
 pub use upcast::{Upcaster, Upcasters};
-#[doc(inline)]
-pub use validate::{
-    check_batch, check_event_type, BatchCheck, DEFAULT_MAX_PAYLOAD_BYTES, MAX_EVENT_TYPE_LEN,
-};

@@ -87,7 +87,7 @@ impl State {
 
 impl InMemoryEventStore {
     /// An empty store refusing payloads over
-    /// [`DEFAULT_MAX_PAYLOAD_BYTES`](crate::DEFAULT_MAX_PAYLOAD_BYTES).
+    /// [`DEFAULT_MAX_PAYLOAD_BYTES`](crate::backend::DEFAULT_MAX_PAYLOAD_BYTES).
     pub fn new() -> Self {
         Self::default()
     }
@@ -131,7 +131,7 @@ impl InMemoryEventStore {
     fn max_payload_bytes(&self) -> usize {
         self.inner
             .max_payload_bytes
-            .unwrap_or(crate::DEFAULT_MAX_PAYLOAD_BYTES)
+            .unwrap_or(crate::backend::DEFAULT_MAX_PAYLOAD_BYTES)
     }
 }
 

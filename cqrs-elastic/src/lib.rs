@@ -55,4 +55,4 @@ pub use read_model::ReadModel;
 #[doc(inline)]
 pub use rebuild::{RebuildOptions, RebuildReport};
 #[doc(inline)]
-pub use search::{Hit, Order, Page, Search};
+pub use search::{Hit, Page, Search, SortOrder};

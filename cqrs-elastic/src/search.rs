@@ -8,18 +8,18 @@ use crate::Query;
 
 /// A sort direction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Order {
+pub enum SortOrder {
     /// Smallest first.
     Asc,
     /// Largest first.
     Desc,
 }
 
-impl Order {
+impl SortOrder {
     fn as_str(self) -> &'static str {
         match self {
-            Order::Asc => "asc",
-            Order::Desc => "desc",
+            SortOrder::Asc => "asc",
+            SortOrder::Desc => "desc",
         }
     }
 }
@@ -31,9 +31,9 @@ impl Order {
 /// (deleted documents) are always excluded.
 ///
 /// ```
-/// use cqrs_elastic::{Order, Query, Search};
+/// use cqrs_elastic::{SortOrder, Query, Search};
 ///
-/// let first = Search::new(Query::term("status", "open")).sort("total", Order::Desc).size(50);
+/// let first = Search::new(Query::term("status", "open")).sort("total", SortOrder::Desc).size(50);
 /// // ...then, with the last hit's sort values of the previous page:
 /// let next = first.clone().search_after(vec![serde_json::json!(120), serde_json::json!("order-7")]);
 /// # let _ = next;
@@ -41,7 +41,7 @@ impl Order {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Search {
     query: Query,
-    sort: Vec<(String, Order)>,
+    sort: Vec<(String, SortOrder)>,
     from: Option<u64>,
     size: Option<u64>,
     search_after: Option<Vec<Value>>,
@@ -59,7 +59,7 @@ impl Search {
 
     /// Sorts by `field` (a keyword, number, date or boolean field), after earlier sorts.
     #[must_use]
-    pub fn sort(mut self, field: impl Into<String>, order: Order) -> Self {
+    pub fn sort(mut self, field: impl Into<String>, order: SortOrder) -> Self {
         self.sort.push((field.into(), order));
         self
     }
@@ -174,7 +174,7 @@ mod tests {
     #[test]
     fn searches_exclude_tombstones_and_break_sort_ties_by_id() {
         let body = Search::new(Query::term("s", "x"))
-            .sort("n", Order::Desc)
+            .sort("n", SortOrder::Desc)
             .size(5)
             .search_after(vec![json!(3), json!("d-9")])
             .to_body();

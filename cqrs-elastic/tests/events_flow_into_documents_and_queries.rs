@@ -4,7 +4,7 @@
 mod support;
 
 use cqrs_core::{InMemoryEventStore, Position};
-use cqrs_elastic::{EsError, Order, Query, ReadModel, Search};
+use cqrs_elastic::{EsError, Query, ReadModel, Search, SortOrder};
 use serde_json::json;
 use support::*;
 
@@ -41,7 +41,7 @@ async fn events_flow_into_documents_and_answer_typed_queries() {
     let page = model
         .search(
             &Search::new(Query::term("customer", "c1"))
-                .sort("balance", Order::Desc)
+                .sort("balance", SortOrder::Desc)
                 .size(100),
         )
         .await
@@ -120,7 +120,7 @@ async fn events_flow_into_documents_and_answer_typed_queries() {
     assert_eq!(model.count(&query.into()).await.unwrap(), by_hand as u64);
 
     // from / size pages.
-    let all = Search::new(Query::match_all()).sort("owner.raw", Order::Asc);
+    let all = Search::new(Query::match_all()).sort("owner.raw", SortOrder::Asc);
     let first = model.search(&all.clone().size(10)).await.unwrap();
     let second = model.search(&all.clone().from(10).size(10)).await.unwrap();
     assert_eq!(first.hits.len(), 10);
@@ -129,7 +129,7 @@ async fn events_flow_into_documents_and_answer_typed_queries() {
     // A query the server refuses is an error, not an empty page: the server's 400, which no
     // retry cures.
     let refused = model
-        .search(&Search::new(Query::match_all()).sort("owner", Order::Asc))
+        .search(&Search::new(Query::match_all()).sort("owner", SortOrder::Asc))
         .await
         .unwrap_err();
     assert!(

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use cqrs_core::projection::{ProjectionRunner, RunnerOptions};
 use cqrs_core::InMemoryEventStore;
-use cqrs_elastic::{EsIndex, Order, Query, ReadModel, RebuildOptions, Search};
+use cqrs_elastic::{EsIndex, Query, ReadModel, RebuildOptions, Search, SortOrder};
 use serde_json::json;
 use support::*;
 
@@ -65,7 +65,7 @@ async fn rebuild_swaps_the_alias_while_queries_and_the_live_projector_go_on() {
                     Err(e) => errors.push(format!("count: {e:?}")),
                 }
                 let search = Search::new(Query::range("balance").gte(0))
-                    .sort("balance", Order::Desc)
+                    .sort("balance", SortOrder::Desc)
                     .size(5);
                 if let Err(e) = model.search(&search).await {
                     errors.push(format!("search: {e:?}"));

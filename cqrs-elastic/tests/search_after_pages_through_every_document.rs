@@ -6,7 +6,7 @@ mod support;
 use std::collections::BTreeSet;
 
 use cqrs_core::{InMemoryEventStore, Position};
-use cqrs_elastic::{Order, Query, ReadModel, Search};
+use cqrs_elastic::{Query, ReadModel, Search, SortOrder};
 use serde_json::json;
 use support::*;
 
@@ -31,7 +31,7 @@ async fn search_after_pages_through_every_document_once_in_order() {
 
     let model = ReadModel::for_projection(client.clone(), &accounts).unwrap();
     let base = Search::new(Query::match_all())
-        .sort("balance", Order::Desc)
+        .sort("balance", SortOrder::Desc)
         .size(10)
         .exact_total(true);
     let mut search = base.clone();

@@ -3,9 +3,10 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use cqrs_core::backend::{check_batch, BatchCheck};
 use cqrs_core::{
-    check_batch, AppendEvents, AppendOutcome, BatchCheck, CommandId, Error, EventId,
-    ExpectedVersion, NewEvent, StreamId, Version,
+    AppendEvents, AppendOutcome, CommandId, Error, EventId, ExpectedVersion, NewEvent, StreamId,
+    Version,
 };
 use sqlx::postgres::PgRow;
 use sqlx::{Connection, PgConnection, Row};

@@ -49,7 +49,7 @@ pub const DEFAULT_MAX_APPEND_BYTES: usize = 16 << 20;
 
 impl PgEventStore {
     /// A store on `pool`, in schema `cqrs`, refusing payloads over
-    /// [`DEFAULT_MAX_PAYLOAD_BYTES`](cqrs_core::DEFAULT_MAX_PAYLOAD_BYTES) and appends over
+    /// [`DEFAULT_MAX_PAYLOAD_BYTES`](cqrs_core::backend::DEFAULT_MAX_PAYLOAD_BYTES) and appends over
     /// [`DEFAULT_MAX_APPEND_BYTES`]. Does not touch the database: call
     /// [`migrate`](Self::migrate) to create the tables.
     pub fn new(pool: PgPool) -> Self {
@@ -59,7 +59,7 @@ impl PgEventStore {
             signal: Arc::new(Hub::new(pool.clone(), schema.channel())),
             xid: Arc::new(XidGuard::new(&schema)),
             schema,
-            max_payload_bytes: cqrs_core::DEFAULT_MAX_PAYLOAD_BYTES,
+            max_payload_bytes: cqrs_core::backend::DEFAULT_MAX_PAYLOAD_BYTES,
             max_append_bytes: DEFAULT_MAX_APPEND_BYTES,
             notifier: Arc::default(),
             group: None,

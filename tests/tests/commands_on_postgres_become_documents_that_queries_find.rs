@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use cqrs_core::projection::ProjectionState;
 use cqrs_core::{CheckpointStore, ReadAll};
-use cqrs_elastic::{Order, Query, ReadModel, Search};
+use cqrs_elastic::{Query, ReadModel, Search, SortOrder};
 use integration_tests::domain::{CustomerCommand, OrderCommand, OrderStatus};
 use integration_tests::*;
 
@@ -123,7 +123,7 @@ async fn commands_on_postgres_become_documents_that_queries_find() {
 
     // search: a customer's orders, biggest first.
     let ada = model
-        .search(&Search::new(Query::term("customer", "ada")).sort("total_cents", Order::Desc))
+        .search(&Search::new(Query::term("customer", "ada")).sort("total_cents", SortOrder::Desc))
         .await
         .unwrap();
     let ids: Vec<&str> = ada.hits.iter().map(|h| h.id.as_str()).collect();

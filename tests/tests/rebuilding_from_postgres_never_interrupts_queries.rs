@@ -13,7 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use cqrs_core::projection::{ProjectionHandle, ProjectionState};
 use cqrs_core::{CheckpointStore, EventFilter, FeedBatch, Position, ReadAll};
-use cqrs_elastic::{Order, Query, ReadModel, RebuildOptions, Search};
+use cqrs_elastic::{Query, ReadModel, RebuildOptions, Search, SortOrder};
 use cqrs_postgres::PgEventStore;
 use integration_tests::domain::OrderCommand;
 use integration_tests::*;
@@ -124,7 +124,7 @@ async fn rebuilding_from_postgres_never_interrupts_queries() {
                     Err(e) => errors.push(format!("count: {e:?}")),
                 }
                 let search = Search::new(Query::term("status", "open"))
-                    .sort("total_cents", Order::Desc)
+                    .sort("total_cents", SortOrder::Desc)
                     .size(20);
                 if let Err(e) = model.search(&search).await {
                     errors.push(format!("search: {e:?}"));

@@ -33,7 +33,8 @@ impl std::fmt::Display for BreakerState {
 /// Time is tokio's clock ([`tokio::time::Instant`]), so a paused test runtime controls it.
 ///
 /// ```
-/// use cqrs_core::projection::{BreakerState, CircuitBreaker};
+/// use cqrs_core::backend::CircuitBreaker;
+/// use cqrs_core::projection::BreakerState;
 /// use std::time::Duration;
 ///
 /// let mut breaker = CircuitBreaker::new(2, Duration::from_secs(30));

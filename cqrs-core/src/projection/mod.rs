@@ -7,7 +7,7 @@
 //! returned): at-least-once delivery, which idempotent projections turn into an exactly-once
 //! effect.
 
-mod breaker;
+pub(crate) mod breaker;
 mod dead_letter;
 mod lease;
 mod runner;
@@ -19,7 +19,8 @@ use async_trait::async_trait;
 
 use crate::{BoxError, EventFilter, Position, RecordedEvent};
 
-pub use breaker::{BreakerState, CircuitBreaker};
+pub use breaker::BreakerState;
+pub(crate) use breaker::CircuitBreaker;
 pub use dead_letter::{DeadLetter, DeadLetterStore, LetterTarget, Redrive};
 pub use lease::{Lease, LeaseStore};
 pub use runner::{PoisonPolicy, ProjectionHandle, ProjectionRunner, RunnerOptions};

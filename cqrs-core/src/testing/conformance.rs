@@ -11,13 +11,13 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use crate::backend::DEFAULT_MAX_PAYLOAD_BYTES;
 use crate::projection::{DeadLetter, DeadLetterStore, Lease, LeaseStore, LetterTarget, Redrive};
 use crate::testing::{Tally, TallyCommand, TallyError};
 use crate::{
     CheckpointStore, CommandContext, CommandError, CommandId, Error, EventFilter, EventId,
     EventStore, ExpectedVersion, FencedSave, Metadata, NewEvent, Position, RecordedEvent,
     Repository, RetryPolicy, Snapshot, SnapshotPolicy, SnapshotStore, StreamId, Upcasters, Version,
-    DEFAULT_MAX_PAYLOAD_BYTES,
 };
 
 /// What the suite needs of a store.
@@ -641,7 +641,7 @@ pub async fn bad_input_is_refused_with_typed_errors<S: ConformanceStore>(store: 
     for bad_type in [
         "",
         "line\nbreak",
-        &"t".repeat(crate::MAX_EVENT_TYPE_LEN + 1),
+        &"t".repeat(crate::backend::MAX_EVENT_TYPE_LEN + 1),
     ] {
         let err = store
             .append(

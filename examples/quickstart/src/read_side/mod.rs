@@ -8,7 +8,7 @@ mod memory;
 
 use cqrs_core::projection::{FeedSignal, ProjectionHandle, ProjectionRunner, ProjectionStatus};
 use cqrs_core::{BoxError, CheckpointStore, ReadAll};
-use cqrs_elastic::{EsIndex, EsProjector, Order as SortOrder, Query, ReadModel, Search};
+use cqrs_elastic::{EsIndex, EsProjector, Query, ReadModel, Search, SortOrder};
 use elasticsearch::Elasticsearch;
 
 use crate::order::OrderStatus;
