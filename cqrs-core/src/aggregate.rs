@@ -21,12 +21,8 @@ use crate::DomainEvent;
 /// #[derive(Debug, Default, Serialize, Deserialize)]
 /// struct Counter { value: u64 }
 ///
-/// #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, DomainEvent)]
 /// enum CounterEvent { Incremented { by: u64 } }
-///
-/// impl DomainEvent for CounterEvent {
-///     fn event_type(&self) -> &'static str { "Incremented" }
-/// }
 ///
 /// #[derive(Debug, thiserror::Error)]
 /// #[error("the counter would pass its limit")]

@@ -14,21 +14,50 @@ use crate::{Error, Metadata, Position, StreamId, Version};
 /// default encoding fits the usual shape, a serde enum with one variant per event type: the
 /// variant's name is the event type and the variant's content is the payload. `event_type()`
 /// must return the variant's serde name (a mismatch is refused with
-/// [`Error::EventTypeMismatch`] before anything is written). Other shapes override
+/// [`Error::EventTypeMismatch`] before anything is written).
+///
+/// Derive it (the `derive` feature, on by default): the derive reads the names serde writes,
+/// `#[serde(rename = "..")]` and `#[serde(rename_all = "..")]` included, so the two cannot
+/// disagree; `#[event(version = N)]` on the enum or on a variant sets the schema version
+/// (default 1). Shapes the default encoding cannot store (a struct, a tagged or untagged enum)
+/// are refused at compile time; they implement the trait by hand and override
 /// [`encode`](DomainEvent::encode) and [`decode`](DomainEvent::decode).
 ///
 /// ```
 /// use cqrs_core::DomainEvent;
 /// use serde::{Deserialize, Serialize};
 ///
-/// #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, DomainEvent)]
 /// enum AccountEvent {
 ///     Opened { owner: String },
+///     #[event(version = 2)]
 ///     Deposited { cents: u64 },
+///     #[serde(rename = "AccountClosed")]
 ///     Closed,
 /// }
 ///
-/// impl DomainEvent for AccountEvent {
+/// let deposit = AccountEvent::Deposited { cents: 250 };
+/// assert_eq!((deposit.event_type(), deposit.schema_version()), ("Deposited", 2));
+/// assert_eq!(AccountEvent::Closed.event_type(), "AccountClosed");
+///
+/// let payload = deposit.encode()?;
+/// assert_eq!(payload, serde_json::json!({ "cents": 250 }));
+/// let back = AccountEvent::decode("Deposited", payload)?;
+/// assert_eq!(back, AccountEvent::Deposited { cents: 250 });
+/// assert_eq!(
+///     AccountEvent::decode("AccountClosed", serde_json::Value::Null)?,
+///     AccountEvent::Closed
+/// );
+/// # Ok::<(), cqrs_core::Error>(())
+/// ```
+///
+/// By hand, the same enum without the renaming and versions reads:
+///
+/// ```
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(Serialize, Deserialize)]
+/// # enum AccountEvent { Opened { owner: String }, Deposited { cents: u64 }, Closed }
+/// impl cqrs_core::DomainEvent for AccountEvent {
 ///     fn event_type(&self) -> &'static str {
 ///         match self {
 ///             AccountEvent::Opened { .. } => "Opened",
@@ -37,13 +66,6 @@ use crate::{Error, Metadata, Position, StreamId, Version};
 ///         }
 ///     }
 /// }
-///
-/// let payload = AccountEvent::Deposited { cents: 250 }.encode()?;
-/// assert_eq!(payload, serde_json::json!({ "cents": 250 }));
-/// let back = AccountEvent::decode("Deposited", payload)?;
-/// assert_eq!(back, AccountEvent::Deposited { cents: 250 });
-/// assert_eq!(AccountEvent::decode("Closed", serde_json::Value::Null)?, AccountEvent::Closed);
-/// # Ok::<(), cqrs_core::Error>(())
 /// ```
 pub trait DomainEvent: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// The stable name of this event's type, stored with it. Never rename a stored type: add an
@@ -228,21 +250,11 @@ mod tests {
     use super::*;
     use serde::Deserialize;
 
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, crate::DomainEvent)]
     enum Ev {
         A { n: u32 },
         B(String),
         C,
-    }
-
-    impl DomainEvent for Ev {
-        fn event_type(&self) -> &'static str {
-            match self {
-                Ev::A { .. } => "A",
-                Ev::B(_) => "B",
-                Ev::C => "C",
-            }
-        }
     }
 
     #[derive(Debug, Clone, Serialize, Deserialize)]

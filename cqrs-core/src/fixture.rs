@@ -16,9 +16,8 @@ use crate::{Aggregate, DomainEvent};
 /// # use serde::{Deserialize, Serialize};
 /// # #[derive(Debug, Default, Serialize, Deserialize)]
 /// # struct Counter { value: u64 }
-/// # #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// # #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, DomainEvent)]
 /// # enum CounterEvent { Incremented { by: u64 } }
-/// # impl DomainEvent for CounterEvent { fn event_type(&self) -> &'static str { "Incremented" } }
 /// # #[derive(Debug, PartialEq, thiserror::Error)] #[error("too much")] struct TooMuch;
 /// # impl Aggregate for Counter {
 /// #     const TYPE: &'static str = "counter";

@@ -6,6 +6,9 @@
 //! and read-model crates such as `cqrs-elastic` consume its feed. See `ARCHITECTURE.md` in the
 //! repository for the whole picture.
 
+// The derive macros name this crate `::cqrs_core`, inside it too.
+extern crate self as cqrs_core;
+
 mod aggregate;
 pub mod backend;
 mod command;
@@ -31,6 +34,11 @@ pub mod testing;
 pub use aggregate::Aggregate;
 #[doc(inline)]
 pub use command::{CommandContext, CommandError, CommandOutcome};
+/// Derives [`DomainEvent`](trait@DomainEvent) for a serde enum: each variant's event type is the
+/// name serde writes for it, and `#[event(version = N)]` sets the schema version. See the
+/// trait's documentation.
+#[cfg(feature = "derive")]
+pub use cqrs_macros::DomainEvent;
 #[doc(inline)]
 pub use error::{BoxError, Error, ErrorKind, Result};
 #[doc(inline)]

@@ -22,21 +22,12 @@ struct Counter {
     events: u64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, DomainEvent)]
 enum CounterEvent {
     /// The command's event.
     Counted,
     /// The rival's.
     Rival { handle: u32 },
-}
-
-impl DomainEvent for CounterEvent {
-    fn event_type(&self) -> &'static str {
-        match self {
-            CounterEvent::Counted => "Counted",
-            CounterEvent::Rival { .. } => "Rival",
-        }
-    }
 }
 
 /// Appends straight to the command's stream, after the repository loaded it, on the first

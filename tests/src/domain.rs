@@ -30,7 +30,7 @@ pub enum CustomerCommand {
 }
 
 /// What happens to a customer.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, DomainEvent)]
 pub enum CustomerEvent {
     /// The customer was registered.
     CustomerRegistered {
@@ -42,15 +42,6 @@ pub enum CustomerEvent {
         /// The new name.
         name: String,
     },
-}
-
-impl DomainEvent for CustomerEvent {
-    fn event_type(&self) -> &'static str {
-        match self {
-            CustomerEvent::CustomerRegistered { .. } => "CustomerRegistered",
-            CustomerEvent::CustomerRenamed { .. } => "CustomerRenamed",
-        }
-    }
 }
 
 /// Why a customer refuses a command.
@@ -190,7 +181,7 @@ pub enum OrderCommand {
 }
 
 /// What happens to an order.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, DomainEvent)]
 pub enum OrderEvent {
     /// The order was placed.
     OrderPlaced {
@@ -220,19 +211,6 @@ pub enum OrderEvent {
     },
     /// The order was archived.
     OrderArchived,
-}
-
-impl DomainEvent for OrderEvent {
-    fn event_type(&self) -> &'static str {
-        match self {
-            OrderEvent::OrderPlaced { .. } => "OrderPlaced",
-            OrderEvent::ItemAdded { .. } => "ItemAdded",
-            OrderEvent::GiftNoteAdded { .. } => "GiftNoteAdded",
-            OrderEvent::OrderShipped => "OrderShipped",
-            OrderEvent::OrderCancelled { .. } => "OrderCancelled",
-            OrderEvent::OrderArchived => "OrderArchived",
-        }
-    }
 }
 
 /// Why an order refuses a command.

@@ -3,7 +3,7 @@
 use cqrs_core::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
-use super::{decide, Deposit, OverCap, CATEGORY, EVENT_TYPE};
+use super::{decide, Deposit, OverCap, CATEGORY};
 
 /// The account's state.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -14,22 +14,15 @@ pub(crate) struct Account {
     pub(crate) deposits: u64,
 }
 
-/// The account's events; the enum tag is the event type, so the payload is `{"amount": n}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The account's events; the enum tag is the event type ([`EVENT_TYPE`](super::EVENT_TYPE), which
+/// the other systems write), so the payload is `{"amount": n}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, DomainEvent)]
 pub(crate) enum AccountEvent {
     /// A deposit was made.
     Deposited {
         /// How much.
         amount: u64,
     },
-}
-
-impl DomainEvent for AccountEvent {
-    fn event_type(&self) -> &'static str {
-        match self {
-            AccountEvent::Deposited { .. } => EVENT_TYPE,
-        }
-    }
 }
 
 impl Aggregate for Account {
@@ -53,5 +46,18 @@ impl Aggregate for Account {
         Ok(vec![AccountEvent::Deposited {
             amount: deposited.amount,
         }])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cqrs_core::DomainEvent;
+
+    use super::AccountEvent;
+
+    #[test]
+    fn the_derived_event_type_is_the_one_the_other_systems_write() {
+        let event = AccountEvent::Deposited { amount: 1 };
+        assert_eq!(event.event_type(), super::super::EVENT_TYPE);
     }
 }

@@ -16,31 +16,16 @@ pub struct Tally {
 }
 
 /// What a [`Tally`] records.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, DomainEvent)]
 pub enum TallyEvent {
     /// `amount` was added.
+    #[event(version = 2)]
     Added {
         /// How much.
         amount: u64,
     },
     /// The tally was closed.
     Closed,
-}
-
-impl DomainEvent for TallyEvent {
-    fn event_type(&self) -> &'static str {
-        match self {
-            TallyEvent::Added { .. } => "Added",
-            TallyEvent::Closed => "Closed",
-        }
-    }
-
-    fn schema_version(&self) -> u32 {
-        match self {
-            TallyEvent::Added { .. } => 2,
-            TallyEvent::Closed => 1,
-        }
-    }
 }
 
 /// What a [`Tally`] can be asked.

@@ -11,7 +11,7 @@ pub struct Account {
 }
 
 /// What happened to an account.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, DomainEvent)]
 pub enum AccountEvent {
     /// The account was opened.
     Opened,
@@ -25,16 +25,6 @@ pub enum AccountEvent {
         /// How much, in cents.
         cents: u64,
     },
-}
-
-impl DomainEvent for AccountEvent {
-    fn event_type(&self) -> &'static str {
-        match self {
-            AccountEvent::Opened => "Opened",
-            AccountEvent::Deposited { .. } => "Deposited",
-            AccountEvent::Withdrawn { .. } => "Withdrawn",
-        }
-    }
 }
 
 /// What an account can be asked.

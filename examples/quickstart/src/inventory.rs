@@ -49,7 +49,7 @@ pub enum InventoryCommand {
 }
 
 /// What happens to an item's stock.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, DomainEvent)]
 pub enum InventoryEvent {
     /// Units arrived.
     Restocked {
@@ -70,16 +70,6 @@ pub enum InventoryEvent {
         /// How many.
         quantity: u64,
     },
-}
-
-impl DomainEvent for InventoryEvent {
-    fn event_type(&self) -> &'static str {
-        match self {
-            InventoryEvent::Restocked { .. } => "Restocked",
-            InventoryEvent::StockReserved { .. } => "StockReserved",
-            InventoryEvent::StockReleased { .. } => "StockReleased",
-        }
-    }
 }
 
 /// Why an item's stock refuses a command.

@@ -105,7 +105,7 @@ pub enum OrderCommand {
 }
 
 /// What happens to an order.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, DomainEvent)]
 pub enum OrderEvent {
     /// The order was placed.
     OrderPlaced {
@@ -123,17 +123,6 @@ pub enum OrderEvent {
         /// Why.
         reason: String,
     },
-}
-
-impl DomainEvent for OrderEvent {
-    fn event_type(&self) -> &'static str {
-        match self {
-            OrderEvent::OrderPlaced { .. } => "OrderPlaced",
-            OrderEvent::OrderConfirmed => "OrderConfirmed",
-            OrderEvent::OrderShipped => "OrderShipped",
-            OrderEvent::OrderCancelled { .. } => "OrderCancelled",
-        }
-    }
 }
 
 /// Why an order refuses a command.

@@ -74,7 +74,7 @@ pub enum PaymentCommand {
 }
 
 /// What happens to a payment.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, DomainEvent)]
 pub enum PaymentEvent {
     /// The issuer authorized the amount.
     PaymentAuthorized {
@@ -92,15 +92,6 @@ pub enum PaymentEvent {
         /// Why.
         reason: String,
     },
-}
-
-impl DomainEvent for PaymentEvent {
-    fn event_type(&self) -> &'static str {
-        match self {
-            PaymentEvent::PaymentAuthorized { .. } => "PaymentAuthorized",
-            PaymentEvent::PaymentRefused { .. } => "PaymentRefused",
-        }
-    }
 }
 
 /// Why a payment refuses a command. (A card the issuer declines is not an error: it is a
