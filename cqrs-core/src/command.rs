@@ -118,12 +118,27 @@ pub struct CommandOutcome<E> {
     pub attempts: u32,
 }
 
-/// Why a command failed.
+/// Why a command failed. Its message says why on its own: the aggregate's reason for a
+/// rejection, the store's error otherwise.
+///
+/// ```
+/// use cqrs_core::testing::{Tally, TallyCommand};
+/// use cqrs_core::{InMemoryEventStore, Repository};
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let tallies = Repository::<Tally, _>::new(InMemoryEventStore::new(), ());
+/// tallies.execute("1", &TallyCommand::Close).await?;
+/// let refused = tallies.execute("1", &TallyCommand::Add(vec![5])).await.unwrap_err();
+/// assert_eq!(refused.to_string(), "command rejected: the tally is closed");
+/// assert!(refused.rejection().is_some());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CommandError<E: std::error::Error + 'static> {
-    /// The aggregate refused the command with its own error.
-    #[error("command rejected")]
+    /// The aggregate refused the command with its own error (the message ends with it).
+    #[error("command rejected: {0}")]
     Rejected(#[source] E),
     /// The framework or the store failed; [`Error::Conflict`] when retries ran out.
     #[error(transparent)]

@@ -25,7 +25,7 @@ pub enum Error {
         actual: Version,
     },
     /// A stream id was refused.
-    #[error("invalid stream id")]
+    #[error("invalid stream id: {0}")]
     InvalidStreamId(#[from] InvalidStreamId),
     /// An append held no events.
     #[error("an append needs at least one event")]
@@ -76,7 +76,7 @@ pub enum Error {
         serialized: Option<String>,
     },
     /// A domain event did not serialize.
-    #[error("could not encode event {event_type}")]
+    #[error("could not encode event {event_type}: {source}")]
     Encode {
         /// The event's type.
         event_type: String,
@@ -85,7 +85,10 @@ pub enum Error {
         source: serde_json::Error,
     },
     /// A stored event did not deserialize: unknown type, or payload of the wrong shape.
-    #[error("could not decode event {event_type} at {}", at(stream_id, version))]
+    #[error(
+        "could not decode event {event_type}{}: {source}",
+        place(stream_id, version)
+    )]
     Decode {
         /// The event's stream, when known.
         stream_id: Option<StreamId>,
@@ -98,7 +101,9 @@ pub enum Error {
         source: serde_json::Error,
     },
     /// An upcaster failed on a stored event.
-    #[error("upcaster for {event_type} v{schema_version} failed at {stream_id}@{version}")]
+    #[error(
+        "upcaster for {event_type} v{schema_version} failed at {stream_id}@{version}: {source}"
+    )]
     Upcast {
         /// The event's stream.
         stream_id: StreamId,
@@ -113,7 +118,7 @@ pub enum Error {
         source: BoxError,
     },
     /// An aggregate's state did not serialize into a snapshot.
-    #[error("could not serialize a snapshot of {stream_id}")]
+    #[error("could not serialize a snapshot of {stream_id}: {source}")]
     Snapshot {
         /// The stream.
         stream_id: StreamId,
@@ -182,11 +187,12 @@ impl std::fmt::Display for ErrorKind {
     }
 }
 
-fn at(stream_id: &Option<StreamId>, version: &Option<Version>) -> String {
+/// Where a decode failed, as `" at stream@version"`, or nothing when not known.
+fn place(stream_id: &Option<StreamId>, version: &Option<Version>) -> String {
     match (stream_id, version) {
-        (Some(s), Some(v)) => format!("{s}@{v}"),
-        (Some(s), None) => s.to_string(),
-        _ => "unknown place".to_owned(),
+        (Some(s), Some(v)) => format!(" at {s}@{v}"),
+        (Some(s), None) => format!(" in {s}"),
+        _ => String::new(),
     }
 }
 

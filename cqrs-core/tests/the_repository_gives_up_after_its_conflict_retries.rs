@@ -101,5 +101,5 @@ async fn a_rejection_is_the_aggregates_own_error_and_not_retried() {
         .await
         .expect_err("a closed tally refuses");
     assert_eq!(refused.rejection(), Some(&TallyError::Closed));
-    assert_eq!(refused.to_string(), "command rejected");
+    assert_eq!(refused.to_string(), "command rejected: the tally is closed");
 }
