@@ -10,17 +10,30 @@ use uuid::Uuid;
 
 /// The identity of one event stream, usually one aggregate instance: `"order-42"`.
 ///
-/// A stream id is non-empty, at most [`StreamId::MAX_LEN`] bytes long and holds no control
-/// characters. Its *category* is the part before the first `-` (`"order"` for `"order-42"`), which
-/// the all-streams feed can filter on. Cloning is cheap.
+/// A stream id is non-empty, at most [`StreamId::MAX_LEN`] bytes long (the whole id: category
+/// prefix and `-` included) and holds no control characters. Its *category* is the part before
+/// the first `-` (`"order"` for `"order-42"`), which the all-streams feed can filter on, and its
+/// *instance* the part after it, which may not be empty (`"order-"` is refused). Built with
+/// [`StreamId::with_category`], an instance id can be at most
+/// `MAX_LEN - category.len() - 1` bytes long. Cloning is cheap.
 ///
 /// ```
-/// use cqrs_core::StreamId;
+/// use cqrs_core::{InvalidStreamId, StreamId};
 ///
 /// let id = StreamId::new("order-42")?;
-/// assert_eq!(id.category(), "order");
+/// assert_eq!((id.category(), id.instance()), ("order", "42"));
 /// assert!(StreamId::new("").is_err());
 /// assert!(StreamId::new("bad\nid").is_err());
+/// assert!(matches!(
+///     StreamId::with_category("order", ""),
+///     Err(InvalidStreamId::EmptyInstance { .. })
+/// ));
+/// // 200 bytes in all: "order-" leaves 194 for the instance.
+/// assert!(StreamId::with_category("order", &"x".repeat(194)).is_ok());
+/// assert!(matches!(
+///     StreamId::with_category("order", &"x".repeat(195)),
+///     Err(InvalidStreamId::InstanceTooLong { max: 194, .. })
+/// ));
 /// # Ok::<(), cqrs_core::InvalidStreamId>(())
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -33,12 +46,40 @@ pub enum InvalidStreamId {
     /// The id was empty.
     #[error("stream id is empty")]
     Empty,
-    /// The id was longer than [`StreamId::MAX_LEN`] bytes.
-    #[error("stream id is {len} bytes long, more than the {max} allowed")]
+    /// The id had a category and a `-` but nothing after them (`"member-"`): an empty aggregate
+    /// id, most often.
+    #[error(
+        "stream id \"{category}-\" has an empty instance id after its category \"{category}\""
+    )]
+    EmptyInstance {
+        /// The category before the `-`.
+        category: String,
+    },
+    /// The id was longer than [`StreamId::MAX_LEN`] bytes, counting the whole id.
+    #[error(
+        "stream id is {len} bytes long, more than the {max} allowed (the whole id, category \
+         prefix included)"
+    )]
     TooLong {
         /// Length of the refused id, in bytes.
         len: usize,
         /// The limit.
+        max: usize,
+    },
+    /// An instance id given to [`StreamId::with_category`] was longer than what
+    /// [`StreamId::MAX_LEN`] leaves once the category and its `-` are counted.
+    #[error(
+        "instance id is {len} bytes long, more than the {max} a stream id of category \
+         \"{category}\" leaves for it (a stream id is at most {} bytes, \"{category}-\" \
+         included)",
+        StreamId::MAX_LEN
+    )]
+    InstanceTooLong {
+        /// The category.
+        category: String,
+        /// Length of the refused instance id, in bytes.
+        len: usize,
+        /// The longest instance id this category leaves room for.
         max: usize,
     },
     /// The id held a control character.
@@ -50,7 +91,8 @@ pub enum InvalidStreamId {
 }
 
 impl StreamId {
-    /// The longest stream id accepted, in bytes.
+    /// The longest stream id accepted, in bytes: the whole id, category prefix and `-`
+    /// included.
     pub const MAX_LEN: usize = 200;
 
     /// Validates `id` and wraps it.
@@ -60,8 +102,17 @@ impl StreamId {
         Ok(Self(Arc::from(id)))
     }
 
-    /// The stream of aggregate instance `id` in `category`: `"{category}-{id}"`.
+    /// The stream of aggregate instance `id` in `category`: `"{category}-{id}"`. `id` may not
+    /// be empty, and may be at most `MAX_LEN - category.len() - 1` bytes long.
     pub fn with_category(category: &str, id: &str) -> Result<Self, InvalidStreamId> {
+        let max = Self::MAX_LEN.saturating_sub(category.len() + 1);
+        if id.len() > max && !category.is_empty() {
+            return Err(InvalidStreamId::InstanceTooLong {
+                category: category.to_owned(),
+                len: id.len(),
+                max,
+            });
+        }
         Self::new(format!("{category}-{id}"))
     }
 
@@ -77,6 +128,11 @@ impl StreamId {
         }
         if let Some((index, _)) = id.char_indices().find(|(_, c)| c.is_control()) {
             return Err(InvalidStreamId::ControlCharacter { index });
+        }
+        if let Some(category) = id.strip_suffix('-').filter(|c| !c.contains('-')) {
+            return Err(InvalidStreamId::EmptyInstance {
+                category: category.to_owned(),
+            });
         }
         Ok(())
     }

@@ -126,7 +126,9 @@ where
         &self.store
     }
 
-    /// The stream of aggregate `id`: `"{A::TYPE}-{id}"`.
+    /// The stream of aggregate `id`: `"{A::TYPE}-{id}"`. `id` may not be empty, and may be at
+    /// most [`StreamId::MAX_LEN`]` - A::TYPE.len() - 1` bytes long (see
+    /// [`StreamId::with_category`]).
     pub fn stream_id(&self, id: &str) -> Result<StreamId, Error> {
         Ok(StreamId::with_category(A::TYPE, id)?)
     }
