@@ -126,7 +126,7 @@ pub struct CommandOutcome<E> {
 /// use cqrs_core::{InMemoryEventStore, Repository};
 ///
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-/// let tallies = Repository::<Tally, _>::new(InMemoryEventStore::new(), ());
+/// let tallies = Repository::<Tally, _>::new(InMemoryEventStore::new());
 /// tallies.execute("1", &TallyCommand::Close).await?;
 /// let refused = tallies.execute("1", &TallyCommand::Add(vec![5])).await.unwrap_err();
 /// assert_eq!(refused.to_string(), "command rejected: the tally is closed");

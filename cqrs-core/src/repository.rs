@@ -35,7 +35,7 @@ use crate::{AppendOutcome, EventStore, SnapshotStore};
 /// use cqrs_core::{InMemoryEventStore, Repository, SnapshotPolicy, CommandError};
 ///
 /// # tokio_test_block(async {
-/// let counters = Repository::<Counter, _>::new(InMemoryEventStore::new(), ())
+/// let counters = Repository::<Counter, _>::new(InMemoryEventStore::new())
 ///     .with_snapshots(SnapshotPolicy::every(50));
 ///
 /// let outcome = counters.execute("c1", &30).await?;
@@ -66,11 +66,26 @@ pub struct Repository<A: Aggregate, S> {
 impl<A, S> Repository<A, S>
 where
     A: Aggregate,
+    A::Services: Default,
     S: EventStore + SnapshotStore,
 {
-    /// A repository over `store`, handing `services` to every command. Conflicts are retried per
-    /// [`RetryPolicy::default`]; no snapshots, no upcasters, no cache.
-    pub fn new(store: S, services: A::Services) -> Self {
+    /// A repository over `store`, for aggregates whose services are `()` (or another
+    /// `Default`): the default services go to every command. Conflicts are retried per
+    /// [`RetryPolicy::default`]; no snapshots, no upcasters, no cache. Aggregates with services
+    /// to pass use [`with_services`](Self::with_services).
+    pub fn new(store: S) -> Self {
+        Self::with_services(store, A::Services::default())
+    }
+}
+
+impl<A, S> Repository<A, S>
+where
+    A: Aggregate,
+    S: EventStore + SnapshotStore,
+{
+    /// A repository over `store`, handing `services` to every command (a payment gateway, a
+    /// clock...). Otherwise as [`new`](Self::new).
+    pub fn with_services(store: S, services: A::Services) -> Self {
         Self {
             store,
             services,

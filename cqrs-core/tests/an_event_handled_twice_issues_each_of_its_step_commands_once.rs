@@ -31,7 +31,7 @@ async fn add(
 #[tokio::test]
 async fn each_step_lands_once_however_often_its_event_is_handled() {
     let store = InMemoryEventStore::new();
-    let tallies = Repository::<Tally, _>::new(store.clone(), ());
+    let tallies = Repository::<Tally, _>::new(store.clone());
     let correlation = Uuid::now_v7();
     let cause = Metadata::new(EventId::new()).with_correlation_id(correlation);
 

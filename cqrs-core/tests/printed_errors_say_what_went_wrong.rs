@@ -24,7 +24,7 @@ const SERDE_REASON: &str = "invalid type: string \"lots\", expected u64";
 #[tokio::test]
 async fn a_refused_commands_message_is_the_aggregates_reason() {
     let store = InMemoryEventStore::new();
-    let repository = Repository::<Tally, _>::new(store, ());
+    let repository = Repository::<Tally, _>::new(store);
     repository
         .execute("1", &TallyCommand::Close)
         .await

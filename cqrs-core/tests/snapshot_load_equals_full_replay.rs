@@ -39,10 +39,10 @@ async fn check(
     read_batch: usize,
 ) -> Result<(), TestCaseError> {
     let store = InMemoryEventStore::new();
-    let snapshotting = Repository::<Tally, _>::new(store.clone(), ())
+    let snapshotting = Repository::<Tally, _>::new(store.clone())
         .with_snapshots(SnapshotPolicy::every(every))
         .with_read_batch(read_batch);
-    let replaying = Repository::<Tally, _>::new(store.clone(), ());
+    let replaying = Repository::<Tally, _>::new(store.clone());
 
     let mut accepted: Vec<TallyEvent> = Vec::new();
     for command in &commands {

@@ -28,7 +28,7 @@ fn a_category_without_an_instance_is_refused() {
 
 #[tokio::test]
 async fn a_command_on_an_empty_aggregate_id_is_refused_before_the_store() {
-    let tallies = Repository::<Tally, _>::new(InMemoryEventStore::new(), ());
+    let tallies = Repository::<Tally, _>::new(InMemoryEventStore::new());
     let err = tallies
         .execute("", &TallyCommand::Close)
         .await

@@ -60,9 +60,10 @@ async fn a_command_that_always_conflicts_fails_with_conflict_after_max_attempts(
         store: store.clone(),
         decisions: AtomicU32::new(0),
     });
-    let contested = Repository::<Contested, _>::new(store.clone(), interloper.clone()).with_retry(
-        RetryPolicy::new(4).with_delays(Duration::from_millis(1), Duration::from_millis(1)),
-    );
+    let contested = Repository::<Contested, _>::with_services(store.clone(), interloper.clone())
+        .with_retry(
+            RetryPolicy::new(4).with_delays(Duration::from_millis(1), Duration::from_millis(1)),
+        );
     let outcome = contested
         .execute("contested", &TallyCommand::Add(vec![100]))
         .await;
@@ -91,7 +92,7 @@ async fn a_command_that_always_conflicts_fails_with_conflict_after_max_attempts(
 #[tokio::test]
 async fn a_rejection_is_the_aggregates_own_error_and_not_retried() {
     let store = InMemoryEventStore::new();
-    let tallies = Repository::<Tally, _>::new(store.clone(), ());
+    let tallies = Repository::<Tally, _>::new(store.clone());
     tallies
         .execute("closed", &TallyCommand::Close)
         .await

@@ -91,7 +91,7 @@ fn repository(
     let retry =
         RetryPolicy::new(attempts).with_delays(Duration::from_millis(1), Duration::from_millis(5));
     (
-        Repository::new(store.clone(), rival).with_retry(retry),
+        Repository::with_services(store.clone(), rival).with_retry(retry),
         handled,
     )
 }

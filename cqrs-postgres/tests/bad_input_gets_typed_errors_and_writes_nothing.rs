@@ -110,7 +110,7 @@ async fn a_payload_that_does_not_match_its_event_type_is_refused() {
     );
 
     // A stored payload of the wrong shape for its type is a typed decode error on load.
-    let tallies = Repository::<cqrs_core::testing::Tally, _>::new(store.clone(), ());
+    let tallies = Repository::<cqrs_core::testing::Tally, _>::new(store.clone());
     let stream = tallies.stream_id("wrong").expect("id");
     store
         .append(

@@ -30,8 +30,8 @@ impl Shop {
     /// Repositories over `store`.
     pub fn new(store: &PgEventStore) -> Self {
         Self {
-            customers: Repository::new(store.clone(), ()),
-            orders: Repository::new(store.clone(), ()),
+            customers: Repository::new(store.clone()),
+            orders: Repository::new(store.clone()),
             executed: AtomicU64::new(0),
         }
     }

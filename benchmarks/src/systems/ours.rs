@@ -35,7 +35,7 @@ pub(crate) struct OursCommands {
 impl OursCommands {
     /// A repository over `store`, keeping states in memory when `cached`.
     pub(crate) fn new(store: PgEventStore, cached: bool) -> Self {
-        let repository = Repository::new(store, ());
+        let repository = Repository::new(store);
         let repository = if cached {
             repository.with_cache(CACHE_CAPACITY)
         } else {
@@ -46,7 +46,7 @@ impl OursCommands {
 
     /// A repository over `store` taking a snapshot every `events` events.
     pub(crate) fn with_snapshots(store: PgEventStore, events: u64) -> Self {
-        let repository = Repository::new(store, ()).with_snapshots(SnapshotPolicy::every(events));
+        let repository = Repository::new(store).with_snapshots(SnapshotPolicy::every(events));
         Self { repository }
     }
 

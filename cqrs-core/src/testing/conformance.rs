@@ -715,7 +715,7 @@ fn tally_upcasters() -> Upcasters {
 pub async fn the_repository_runs_commands_with_snapshots_and_upcasters<S: ConformanceStore>(
     store: S,
 ) {
-    let tallies = Repository::<Tally, _>::new(store.clone(), ())
+    let tallies = Repository::<Tally, _>::new(store.clone())
         .with_snapshots(SnapshotPolicy::every(4))
         .with_upcasters(tally_upcasters());
     let s = tallies.stream_id("t1").expect("id");
@@ -838,7 +838,7 @@ pub async fn the_repository_runs_commands_with_snapshots_and_upcasters<S: Confor
 /// aggregate loads by full replay.
 pub async fn a_stale_or_broken_snapshot_is_ignored<S: ConformanceStore>(store: S) {
     let tallies =
-        Repository::<Tally, _>::new(store.clone(), ()).with_snapshots(SnapshotPolicy::every(1000));
+        Repository::<Tally, _>::new(store.clone()).with_snapshots(SnapshotPolicy::every(1000));
     tallies
         .execute("s1", &TallyCommand::Add(vec![5, 6]))
         .await
@@ -909,7 +909,7 @@ pub async fn racing_commands_are_retried_until_each_lands_once<S: ConformanceSto
     const RACER_TASKS: usize = 24;
     // No cache: a cache makes one repository's commands take turns, and nothing would race.
     let racing = Arc::new(
-        Repository::<GatedTally, _>::new(
+        Repository::<GatedTally, _>::with_services(
             store.clone(),
             Arc::new(tokio::sync::Barrier::new(RACER_TASKS)),
         )
@@ -940,7 +940,7 @@ pub async fn racing_commands_are_retried_until_each_lands_once<S: ConformanceSto
         "all racers loaded the same empty tally: one lands at once, every other one conflicts and retries"
     );
     let tallies = Arc::new(
-        Repository::<Tally, _>::new(store.clone(), ())
+        Repository::<Tally, _>::new(store.clone())
             .with_retry(RetryPolicy::new(200))
             .with_cache(16),
     );
@@ -955,7 +955,7 @@ pub async fn racing_commands_are_retried_until_each_lands_once<S: ConformanceSto
         .await
         .expect("warms the cache");
     assert_eq!(warm.attempts, 1);
-    let other_writer = Repository::<Tally, _>::new(store.clone(), ());
+    let other_writer = Repository::<Tally, _>::new(store.clone());
     other_writer
         .execute("hot", &TallyCommand::Add(vec![100]))
         .await

@@ -20,10 +20,10 @@ impl<S: EventStore + SnapshotStore + Clone> Shop<S> {
     /// The shop on `store`, asking `cards` about payments.
     pub fn new(store: S, cards: CardLimits) -> Self {
         Self {
-            orders: Repository::new(store.clone(), ()),
+            orders: Repository::new(store.clone()),
             // A busy item's stream grows long: a snapshot every 100 events keeps loads short.
-            stock: Repository::new(store.clone(), ()).with_snapshots(SnapshotPolicy::every(100)),
-            payments: Repository::new(store, cards),
+            stock: Repository::new(store.clone()).with_snapshots(SnapshotPolicy::every(100)),
+            payments: Repository::with_services(store, cards),
         }
     }
 

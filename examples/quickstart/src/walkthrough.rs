@@ -202,8 +202,8 @@ async fn restock_race<S>(store: &S) -> Result<(u32, u32), BoxError>
 where
     S: EventStore + SnapshotStore + Clone + 'static,
 {
-    let server_a = Arc::new(Repository::<Inventory, S>::new(store.clone(), ()).with_cache(64));
-    let server_b = Arc::new(Repository::<Inventory, S>::new(store.clone(), ()).with_cache(64));
+    let server_a = Arc::new(Repository::<Inventory, S>::new(store.clone()).with_cache(64));
+    let server_b = Arc::new(Repository::<Inventory, S>::new(store.clone()).with_cache(64));
     let restock = |quantity| InventoryCommand::Restock { quantity };
     server_a.execute("widget", &restock(10)).await?;
     server_a.execute("gadget", &restock(3)).await?;
