@@ -11,6 +11,7 @@ extern crate self as cqrs_core;
 
 mod aggregate;
 pub mod backend;
+mod clock;
 mod command;
 mod error;
 mod event;
@@ -32,6 +33,8 @@ pub mod testing;
 
 #[doc(inline)]
 pub use aggregate::Aggregate;
+#[doc(inline)]
+pub use clock::{Clock, SharedClock, SystemClock};
 #[doc(inline)]
 pub use command::{CommandContext, CommandError, CommandOutcome};
 /// Derives [`DomainEvent`](trait@DomainEvent) for a serde enum: each variant's event type is the
