@@ -1,0 +1,152 @@
+//! The in-memory store's events: append, stream reads and the feed.
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::store::{AppendEvents, ReadAll, ReadStream};
+use crate::validate::{check_batch, BatchCheck};
+use crate::{
+    AppendOutcome, CommandId, Error, EventFilter, EventId, ExpectedVersion, FeedBatch, NewEvent,
+    Position, RecordedEvent, Result, StreamId, Version,
+};
+
+use super::InMemoryEventStore;
+
+#[async_trait]
+impl AppendEvents for InMemoryEventStore {
+    async fn append(
+        &self,
+        stream_id: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendOutcome> {
+        let BatchCheck { command_id, .. } = check_batch(&events, self.max_payload_bytes())?;
+        let mut state = self.write();
+        if let Some((command_id, outcome)) =
+            command_id.and_then(|c| state.commands.get(&c).map(|o| (c, o)))
+        {
+            if outcome.stream_id != *stream_id {
+                return Err(Error::CommandIdReused {
+                    command_id,
+                    stream_id: outcome.stream_id.clone(),
+                });
+            }
+            let mut outcome = outcome.clone();
+            outcome.duplicate = true;
+            return Ok(outcome);
+        }
+        let ids: Vec<EventId> = events.iter().map(|e| e.metadata.event_id).collect();
+        if let Some(outcome) = state.earlier_append(stream_id, &ids)? {
+            return Ok(outcome);
+        }
+        let actual = state.version_of(stream_id);
+        if !expected.admits(actual) {
+            return Err(Error::Conflict {
+                stream_id: stream_id.clone(),
+                expected,
+                actual,
+            });
+        }
+        let now = OffsetDateTime::now_utc();
+        let mut version = actual;
+        let start = state.log.len();
+        for (offset, event) in events.into_iter().enumerate() {
+            version = version.next();
+            let index = start + offset;
+            state.event_ids.insert(event.metadata.event_id, index);
+            let recorded =
+                RecordedEvent::new(stream_id.clone(), version, position_of(index), event, now);
+            state.log.push(recorded);
+        }
+        let end = state.log.len();
+        state
+            .streams
+            .entry(stream_id.clone())
+            .or_default()
+            .extend(start..end);
+        let outcome = AppendOutcome::new(
+            stream_id.clone(),
+            actual.next(),
+            version,
+            position_of(end - 1),
+            false,
+        );
+        if let Some(command_id) = command_id {
+            state.commands.insert(command_id, outcome.clone());
+        }
+        drop(state);
+        self.inner.appended.send_modify(|n| *n += 1);
+        Ok(outcome)
+    }
+
+    async fn command_outcome(&self, command_id: CommandId) -> Result<Option<AppendOutcome>> {
+        Ok(self.read().commands.get(&command_id).map(|outcome| {
+            let mut outcome = outcome.clone();
+            outcome.duplicate = true;
+            outcome
+        }))
+    }
+}
+
+#[async_trait]
+impl ReadStream for InMemoryEventStore {
+    async fn read_stream(
+        &self,
+        stream_id: &StreamId,
+        from: Version,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>> {
+        let state = self.read();
+        let Some(indices) = state.streams.get(stream_id) else {
+            return Ok(Vec::new());
+        };
+        let skip = usize::try_from(from.get().saturating_sub(1)).unwrap_or(usize::MAX);
+        Ok(indices
+            .iter()
+            .skip(skip)
+            .take(limit)
+            .map(|&i| state.log[i].clone())
+            .collect())
+    }
+}
+
+#[async_trait]
+impl ReadAll for InMemoryEventStore {
+    async fn read_all(
+        &self,
+        after: Position,
+        limit: usize,
+        filter: &EventFilter,
+    ) -> Result<FeedBatch> {
+        let state = self.read();
+        let mut events = Vec::new();
+        let mut next = after;
+        for event in state.log.iter().skip(index_after(after)) {
+            if events.len() >= limit {
+                break;
+            }
+            next = event.position;
+            if filter.matches(event.stream_id.as_str(), &event.event_type) {
+                events.push(event.clone());
+            }
+        }
+        Ok(FeedBatch::new(events, next))
+    }
+
+    async fn head(&self) -> Result<Position> {
+        let state = self.read();
+        Ok(state.log.last().map_or(Position::START, |e| e.position))
+    }
+}
+
+fn position_of(index: usize) -> Position {
+    Position::from_parts(0, index as u64 + 1)
+}
+
+fn index_after(position: Position) -> usize {
+    match position.parts() {
+        (0, n) => usize::try_from(n).unwrap_or(usize::MAX),
+        // A position from another store: nothing of ours comes after it.
+        _ => usize::MAX,
+    }
+}

@@ -1,0 +1,178 @@
+//! [`InMemoryEventStore`]: a complete store in process memory.
+//!
+//! The store's state and its helpers live here; each role trait is implemented in its own
+//! file: `events` (append, stream reads and the feed), `snapshots` (snapshots and
+//! checkpoints), `leases`, `dead_letters`, and `signal` (the feed's wake-ups).
+
+mod dead_letters;
+mod events;
+mod leases;
+mod signal;
+mod snapshots;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use tokio::sync::watch;
+// The lease clock: tokio's, so tests with a paused clock control expiry too.
+use tokio::time::Instant;
+
+use crate::projection::{DeadLetter, Lease};
+use crate::{
+    AppendOutcome, CommandId, Error, EventId, Position, RecordedEvent, Result, Snapshot, StreamId,
+    Version,
+};
+
+/// An event store in memory: concurrency-safe, with the same semantics and ordering guarantees
+/// as the PostgreSQL store (it passes the same conformance suite). For unit tests, examples and
+/// prototypes; everything is lost when the process ends. Clones share the same store.
+///
+/// Positions are `(0, n)` for the `n`-th event appended, so the feed order is the append order.
+/// Leases expire by tokio's clock, so a test on a paused clock moves them too.
+#[derive(Clone, Debug, Default)]
+pub struct InMemoryEventStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    state: RwLock<State>,
+    max_payload_bytes: Option<usize>,
+    /// Bumped on every append, for [`FeedSignal`](crate::projection::FeedSignal) subscribers.
+    appended: watch::Sender<u64>,
+}
+
+impl Default for Inner {
+    fn default() -> Self {
+        Self {
+            state: RwLock::default(),
+            max_payload_bytes: None,
+            appended: watch::channel(0).0,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    log: Vec<RecordedEvent>,
+    streams: HashMap<StreamId, Vec<usize>>,
+    event_ids: HashMap<EventId, usize>,
+    commands: HashMap<CommandId, AppendOutcome>,
+    snapshots: HashMap<StreamId, Snapshot>,
+    checkpoints: HashMap<String, Position>,
+    dead_letters: Vec<DeadLetter>,
+    leases: HashMap<String, LeaseRow>,
+}
+
+/// A lease's row: kept after release or expiry, so the next holder's epoch is higher.
+#[derive(Debug)]
+struct LeaseRow {
+    owner: String,
+    epoch: u64,
+    expires: Instant,
+}
+
+impl State {
+    /// Whether `lease` is held now: the row is in its epoch, its owner's, and unexpired.
+    fn holds(&self, lease: &Lease, now: Instant) -> bool {
+        self.leases.get(&lease.name).is_some_and(|row| {
+            row.epoch == lease.epoch && row.owner == lease.owner && row.expires > now
+        })
+    }
+
+    /// Moves checkpoint `name` forward to `position` (never back).
+    fn advance_checkpoint(&mut self, name: &str, position: Position) {
+        let checkpoint = self.checkpoints.entry(name.to_owned()).or_insert(position);
+        *checkpoint = (*checkpoint).max(position);
+    }
+}
+
+impl InMemoryEventStore {
+    /// An empty store refusing payloads over
+    /// [`DEFAULT_MAX_PAYLOAD_BYTES`](crate::backend::DEFAULT_MAX_PAYLOAD_BYTES).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An empty store refusing payloads over `bytes` of JSON.
+    pub fn with_max_payload_bytes(bytes: usize) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                max_payload_bytes: Some(bytes),
+                ..Inner::default()
+            }),
+        }
+    }
+
+    /// How many events the store holds.
+    pub fn len(&self) -> usize {
+        self.read().log.len()
+    }
+
+    /// Whether the store holds no event.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        // A panic while holding the lock cannot leave `State` half-written: every write checks
+        // all its inputs before it changes anything.
+        self.inner
+            .state
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.inner
+            .state
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn max_payload_bytes(&self) -> usize {
+        self.inner
+            .max_payload_bytes
+            .unwrap_or(crate::backend::DEFAULT_MAX_PAYLOAD_BYTES)
+    }
+}
+
+impl State {
+    fn version_of(&self, stream_id: &StreamId) -> Version {
+        self.streams
+            .get(stream_id)
+            .map_or(Version::ZERO, |indices| Version::new(indices.len() as u64))
+    }
+
+    /// The first outcome of an append whose events are `ids`, if they were all appended together.
+    fn earlier_append(
+        &self,
+        stream_id: &StreamId,
+        ids: &[EventId],
+    ) -> Result<Option<AppendOutcome>> {
+        let Some(&first) = ids.first().and_then(|id| self.event_ids.get(id)) else {
+            if let Some(id) = ids.iter().find(|id| self.event_ids.contains_key(id)) {
+                return Err(Error::EventIdReused { event_id: *id });
+            }
+            return Ok(None);
+        };
+        let first_event = &self.log[first];
+        let same_append = first_event.stream_id == *stream_id
+            && ids.iter().enumerate().all(|(offset, id)| {
+                self.log
+                    .get(first + offset)
+                    .is_some_and(|e| e.metadata.event_id == *id && e.stream_id == *stream_id)
+            });
+        if !same_append {
+            return Err(Error::EventIdReused { event_id: ids[0] });
+        }
+        let last = &self.log[first + ids.len() - 1];
+        Ok(Some(AppendOutcome::new(
+            stream_id.clone(),
+            first_event.version,
+            last.version,
+            last.position,
+            true,
+        )))
+    }
+}
