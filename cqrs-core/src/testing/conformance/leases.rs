@@ -1,0 +1,164 @@
+//! Leases: one owner at a time, growing epochs, fenced checkpoint saves.
+
+use std::time::Duration;
+
+use crate::projection::Lease;
+use crate::{FencedSave, Position};
+
+use super::ConformanceStore;
+
+/// Waits until `owner` takes lease `name` (it expires meanwhile), at most ten seconds.
+async fn acquire_when_expired<S: ConformanceStore>(
+    store: &S,
+    name: &str,
+    owner: &str,
+    ttl: Duration,
+) -> Lease {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(lease) = store.try_acquire(name, owner, ttl).await.expect("acquire") {
+            return lease;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "an expired lease passes on"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A lease admits one owner at a time, renews for its owner, and passes on when released or
+/// expired.
+pub async fn leases_admit_one_owner_at_a_time<S: ConformanceStore>(store: S) {
+    let long = Duration::from_secs(30);
+    let a = store.try_acquire("p", "a", long).await.expect("acquire");
+    let a = a.expect("free");
+    assert_eq!((a.name.as_str(), a.owner.as_str()), ("p", "a"));
+    assert!(
+        a.valid_for > Duration::from_secs(29) && a.valid_for <= long,
+        "valid for the time asked: {a:?}"
+    );
+    assert_eq!(store.try_acquire("p", "b", long).await.expect("held"), None);
+    assert!(store
+        .try_acquire("p", "a", long)
+        .await
+        .expect("renew")
+        .is_some());
+    let q = store.try_acquire("q", "b", long).await.expect("another");
+    let q = q.expect("another lease");
+    // b holds q, not p: releasing "p" as b (in q's epoch) leaves a's lease alone.
+    store
+        .release(&Lease::new("p", "b", q.epoch, long))
+        .await
+        .expect("not b's to release");
+    assert_eq!(store.try_acquire("p", "b", long).await.expect("a's"), None);
+    store.release(&a).await.expect("release");
+    assert!(store
+        .try_acquire("p", "b", Duration::from_millis(50))
+        .await
+        .expect("released")
+        .is_some());
+    acquire_when_expired(&store, "p", "a", long).await;
+    assert_eq!(
+        store.try_acquire("p", "b", long).await.expect("a's again"),
+        None
+    );
+}
+
+/// The epoch grows with each new holder (also the same owner after expiry or release) and
+/// stays on renewal.
+pub async fn lease_epochs_grow_with_each_new_holder<S: ConformanceStore>(store: S) {
+    let (short, long) = (Duration::from_millis(50), Duration::from_secs(30));
+    let first = store.try_acquire("p", "a", short).await.expect("acquire");
+    let first = first.expect("free");
+    let renewed = store.try_acquire("p", "a", long).await.expect("renew");
+    let renewed = renewed.expect("a's");
+    assert_eq!(renewed.epoch, first.epoch, "a renewal keeps the epoch");
+    store.release(&renewed).await.expect("release");
+    let b = acquire_when_expired(&store, "p", "b", short).await;
+    assert!(b.epoch > first.epoch, "{b:?} after {first:?}");
+    let a_again = acquire_when_expired(&store, "p", "a", long).await;
+    assert!(
+        a_again.epoch > b.epoch,
+        "the same owner after expiry is a new holder: {a_again:?} after {b:?}"
+    );
+    store.release(&b).await.expect("b's time is over");
+    let renewed = store.try_acquire("p", "a", long).await.expect("renew");
+    assert_eq!(
+        renewed.map(|l| l.epoch),
+        Some(a_again.epoch),
+        "a stale release changes nothing"
+    );
+    let other = store.try_acquire("q", "a", long).await.expect("acquire");
+    assert!(other.is_some(), "leases are per name");
+}
+
+/// A save under a lease that expired or passed on is refused and writes nothing; the holder's
+/// saves go through.
+pub async fn a_stale_epoch_cannot_save<S: ConformanceStore>(store: S) {
+    let short = Duration::from_millis(50);
+    let old = store.try_acquire("p", "a", short).await.expect("acquire");
+    let old = old.expect("free");
+    let (p1, p2, p3) = (
+        Position::from_parts(1, 1),
+        Position::from_parts(1, 2),
+        Position::from_parts(1, 3),
+    );
+    assert_eq!(
+        store
+            .save_checkpoint_fenced("p", p1, &old)
+            .await
+            .expect("save"),
+        FencedSave::Saved
+    );
+    let new = acquire_when_expired(&store, "p", "b", Duration::from_secs(30)).await;
+    assert!(new.epoch > old.epoch);
+    assert_eq!(
+        store
+            .save_checkpoint_fenced("p", p3, &old)
+            .await
+            .expect("save"),
+        FencedSave::LeaseLost,
+        "the old holder is fenced off"
+    );
+    assert_eq!(store.load_checkpoint("p").await.expect("load"), Some(p1));
+    assert_eq!(
+        store
+            .save_checkpoint_fenced("p", p2, &new)
+            .await
+            .expect("save"),
+        FencedSave::Saved
+    );
+    assert_eq!(store.load_checkpoint("p").await.expect("load"), Some(p2));
+
+    // Expired with no one after it: refused too (the store's clock decides).
+    let expired = store.try_acquire("q", "a", short).await.expect("acquire");
+    let expired = expired.expect("free");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while store
+        .save_checkpoint_fenced("q", p1, &expired)
+        .await
+        .expect("save")
+        == FencedSave::Saved
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "an expired lease stops admitting saves"
+        );
+        store.reset_checkpoint("q").await.expect("reset");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(store.load_checkpoint("q").await.expect("load"), None);
+
+    // A lease of another name fences nothing here.
+    let other = store.try_acquire("r", "a", Duration::from_secs(30)).await;
+    let other = other.expect("acquire").expect("free");
+    assert_eq!(
+        store
+            .save_checkpoint_fenced("p", p3, &other)
+            .await
+            .expect("save"),
+        FencedSave::LeaseLost
+    );
+    assert_eq!(store.load_checkpoint("p").await.expect("load"), Some(p2));
+}

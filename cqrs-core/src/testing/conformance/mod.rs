@@ -1,0 +1,113 @@
+//! The conformance suite: what every event store must do, as functions over a fresh store.
+//!
+//! Each case panics on the first broken promise (they are test assertions). Run them all with
+//! [`store_conformance_tests!`](crate::store_conformance_tests).
+//!
+//! One file per store role: `streams` (append and read), `feed`, `checkpoints` (and
+//! snapshots), `repository` (the command pipeline on the store), `leases` and `dead_letters`.
+//! This file holds the bound every store meets and the helpers the cases share.
+
+mod checkpoints;
+mod dead_letters;
+mod feed;
+mod leases;
+mod repository;
+mod streams;
+
+pub use checkpoints::{
+    a_checkpoint_never_moves_back, checkpoints_round_trip, snapshots_keep_the_newest,
+};
+pub use dead_letters::{
+    dead_letter_requests_are_kept_until_carried_out, dead_letters_come_in_pages_and_keys_once,
+    dead_letters_round_trip,
+};
+pub use feed::{
+    concurrent_writers_never_skip_a_feed_event, the_feed_filters_by_category_and_event_type,
+    the_feed_is_totally_ordered_and_batched,
+};
+pub use leases::{
+    a_stale_epoch_cannot_save, lease_epochs_grow_with_each_new_holder,
+    leases_admit_one_owner_at_a_time,
+};
+pub use repository::{
+    a_stale_or_broken_snapshot_is_ignored, racing_commands_are_retried_until_each_lands_once,
+    the_repository_runs_commands_with_snapshots_and_upcasters,
+};
+pub use streams::{
+    a_repeated_command_id_returns_the_first_outcome, an_absent_stream_reads_as_empty,
+    appends_and_reads_back, appends_are_all_or_nothing, bad_input_is_refused_with_typed_errors,
+    expected_versions_are_enforced, racing_writers_get_exactly_one_winner_per_version,
+    repeated_event_ids_return_the_first_outcome, stream_reads_are_batched,
+};
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::projection::{DeadLetterStore, LeaseStore};
+use crate::{
+    CheckpointStore, EventFilter, EventStore, NewEvent, Position, RecordedEvent, SnapshotStore,
+    StreamId,
+};
+
+/// What the suite needs of a store.
+pub trait ConformanceStore:
+    EventStore + SnapshotStore + CheckpointStore + DeadLetterStore + LeaseStore + Clone + 'static
+{
+}
+
+impl<T> ConformanceStore for T where
+    T: EventStore
+        + SnapshotStore
+        + CheckpointStore
+        + DeadLetterStore
+        + LeaseStore
+        + Clone
+        + 'static
+{
+}
+
+fn stream(name: &str) -> StreamId {
+    StreamId::new(name).expect("test stream ids are valid")
+}
+
+fn event(n: u64) -> NewEvent {
+    NewEvent::new("Numbered", 1, json!({ "n": n }))
+}
+
+fn events(range: std::ops::Range<u64>) -> Vec<NewEvent> {
+    range.map(event).collect()
+}
+
+fn numbers(events: &[RecordedEvent]) -> Vec<u64> {
+    events
+        .iter()
+        .map(|e| e.payload["n"].as_u64().expect("payload has n"))
+        .collect()
+}
+
+/// Follows the feed from the start until `expected` events came (or a deadline passed), then
+/// reads on until the feed is drained. A store's feed may show a committed event a moment late
+/// (the PostgreSQL feed waits for older open transactions, even other tests'), never early.
+async fn read_whole_feed<S: ConformanceStore>(
+    store: &S,
+    filter: &EventFilter,
+    expected: usize,
+) -> Vec<RecordedEvent> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut after = Position::START;
+    let mut all = Vec::new();
+    loop {
+        let batch = store.read_all(after, 7, filter).await.expect("feed read");
+        assert!(batch.next >= after, "the feed never moves backwards");
+        let drained = batch.events.is_empty();
+        after = batch.next;
+        all.extend(batch.events);
+        if drained {
+            if all.len() >= expected || tokio::time::Instant::now() > deadline {
+                return all;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
