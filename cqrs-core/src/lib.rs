@@ -1,6 +1,8 @@
 //! The core of the framework: the domain traits ([`Aggregate`], [`DomainEvent`]), identity and
 //! position newtypes, event envelopes, the store role traits, the command pipeline
 //! ([`Repository`]), upcasters, an in-memory store and a given / when / then fixture.
+//! `#[derive(DomainEvent)]` (default feature `derive`) implements [`DomainEvent`](trait@DomainEvent)
+//! for a serde enum.
 //!
 //! This crate knows no database: backends such as `cqrs-postgres` implement its store traits,
 //! and read-model crates such as `cqrs-elastic` consume its feed. See `ARCHITECTURE.md` in the

@@ -2,6 +2,7 @@
 
 use proc_macro2::TokenStream;
 use quote::quote;
+use syn::ext::IdentExt;
 use syn::{Data, DeriveInput, Fields};
 
 use crate::attrs::{error, EnumAttrs, VariantAttrs, LAYOUT_HELP};
@@ -40,7 +41,7 @@ pub(crate) fn domain_event(input: &DeriveInput) -> syn::Result<TokenStream> {
     for variant in &data.variants {
         let attrs = VariantAttrs::parse(&variant.attrs)?;
         let ident = &variant.ident;
-        let plain = ident.to_string();
+        let plain = ident.unraw().to_string();
         let serialized = attrs.rename_serialize.clone().unwrap_or_else(|| {
             enum_attrs
                 .rename_serialize
