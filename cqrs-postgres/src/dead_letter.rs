@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use cqrs_core::projection::{DeadLetter, DeadLetterStore, LetterTarget, Redrive};
-use cqrs_core::{Error, Position, StreamId};
+use cqrs_core::{Error, Position};
 use sqlx::postgres::PgRow;
 use sqlx::Row;
 use time::OffsetDateTime;
@@ -62,9 +62,7 @@ fn letter(projection: &str, row: &PgRow) -> Result<DeadLetter, PgError> {
     let mut letter = DeadLetter::new(
         projection,
         convert::position(transaction_id, row.try_get(1)?)?,
-        StreamId::new(stream_id).map_err(|_| PgError::CorruptRow {
-            what: "stored stream id is invalid",
-        })?,
+        crate::row::stream(stream_id)?,
         convert::version(row.try_get(3)?)?,
         row.try_get(4)?,
         key,
@@ -84,15 +82,68 @@ fn letter(projection: &str, row: &PgRow) -> Result<DeadLetter, PgError> {
     Ok(letter)
 }
 
-fn letters(projection: &str, rows: &[PgRow]) -> Result<Vec<DeadLetter>, Error> {
-    rows.iter()
-        .map(|row| letter(projection, row).map_err(Error::from))
-        .collect()
+fn letters(projection: &str, rows: &[PgRow]) -> Result<Vec<DeadLetter>, PgError> {
+    rows.iter().map(|row| letter(projection, row)).collect()
 }
 
 #[async_trait]
 impl DeadLetterStore for PgEventStore {
     async fn park(&self, letter: DeadLetter) -> Result<(), Error> {
+        Ok(self.park_pg(letter).await?)
+    }
+
+    async fn dead_letters(
+        &self,
+        projection: &str,
+        after: Position,
+        max: usize,
+    ) -> Result<Vec<DeadLetter>, Error> {
+        Ok(self.dead_letters_pg(projection, after, max).await?)
+    }
+
+    async fn parked_keys(&self, projection: &str) -> Result<Vec<String>, Error> {
+        Ok(self.parked_keys_pg(projection).await?)
+    }
+
+    async fn key_letters(
+        &self,
+        projection: &str,
+        key: &str,
+        max: usize,
+    ) -> Result<Vec<DeadLetter>, Error> {
+        Ok(self.key_letters_pg(projection, key, max).await?)
+    }
+
+    async fn request(
+        &self,
+        projection: &str,
+        target: &LetterTarget,
+        request: Option<Redrive>,
+    ) -> Result<u64, Error> {
+        Ok(self.request_pg(projection, target, request).await?)
+    }
+
+    async fn requested(&self, projection: &str, max: usize) -> Result<Vec<DeadLetter>, Error> {
+        Ok(self.requested_pg(projection, max).await?)
+    }
+
+    async fn remove(&self, projection: &str, positions: &[Position]) -> Result<u64, Error> {
+        Ok(self.remove_pg(projection, positions).await?)
+    }
+
+    async fn redrive_failed(
+        &self,
+        projection: &str,
+        position: Position,
+        error: &str,
+    ) -> Result<(), Error> {
+        Ok(self.redrive_failed_pg(projection, position, error).await?)
+    }
+}
+
+/// The dead-letter statements, run and decoded.
+impl PgEventStore {
+    async fn park_pg(&self, letter: DeadLetter) -> Result<(), PgError> {
         let (major, minor) = convert::position_parts(letter.position)?;
         sqlx::query(&self.queries.park)
             .bind(&letter.projection)
@@ -105,17 +156,16 @@ impl DeadLetterStore for PgEventStore {
             .bind(&letter.error)
             .bind(letter.parked_at)
             .execute(&self.pool)
-            .await
-            .map_err(PgError::from)?;
+            .await?;
         Ok(())
     }
 
-    async fn dead_letters(
+    async fn dead_letters_pg(
         &self,
         projection: &str,
         after: Position,
         max: usize,
-    ) -> Result<Vec<DeadLetter>, Error> {
+    ) -> Result<Vec<DeadLetter>, PgError> {
         let (major, minor) = convert::position_parts(after)?;
         let rows = sqlx::query(&self.queries.dead_letters)
             .bind(projection)
@@ -123,41 +173,38 @@ impl DeadLetterStore for PgEventStore {
             .bind(minor)
             .bind(limit(max))
             .fetch_all(&self.pool)
-            .await
-            .map_err(PgError::from)?;
+            .await?;
         letters(projection, &rows)
     }
 
-    async fn parked_keys(&self, projection: &str) -> Result<Vec<String>, Error> {
+    async fn parked_keys_pg(&self, projection: &str) -> Result<Vec<String>, PgError> {
         Ok(sqlx::query_scalar(&self.queries.letters.parked_keys)
             .bind(projection)
             .fetch_all(&self.pool)
-            .await
-            .map_err(PgError::from)?)
+            .await?)
     }
 
-    async fn key_letters(
+    async fn key_letters_pg(
         &self,
         projection: &str,
         key: &str,
         max: usize,
-    ) -> Result<Vec<DeadLetter>, Error> {
+    ) -> Result<Vec<DeadLetter>, PgError> {
         let rows = sqlx::query(&self.queries.letters.key_letters)
             .bind(projection)
             .bind(key)
             .bind(limit(max))
             .fetch_all(&self.pool)
-            .await
-            .map_err(PgError::from)?;
+            .await?;
         letters(projection, &rows)
     }
 
-    async fn request(
+    async fn request_pg(
         &self,
         projection: &str,
         target: &LetterTarget,
         request: Option<Redrive>,
-    ) -> Result<u64, Error> {
+    ) -> Result<u64, PgError> {
         let query = match target {
             LetterTarget::Key(key) => sqlx::query(&self.queries.letters.request_key)
                 .bind(projection)
@@ -172,21 +219,20 @@ impl DeadLetterStore for PgEventStore {
                     .bind(request_text(request))
             }
         };
-        let done = query.execute(&self.pool).await.map_err(PgError::from)?;
+        let done = query.execute(&self.pool).await?;
         Ok(done.rows_affected())
     }
 
-    async fn requested(&self, projection: &str, max: usize) -> Result<Vec<DeadLetter>, Error> {
+    async fn requested_pg(&self, projection: &str, max: usize) -> Result<Vec<DeadLetter>, PgError> {
         let rows = sqlx::query(&self.queries.letters.requested)
             .bind(projection)
             .bind(limit(max))
             .fetch_all(&self.pool)
-            .await
-            .map_err(PgError::from)?;
+            .await?;
         letters(projection, &rows)
     }
 
-    async fn remove(&self, projection: &str, positions: &[Position]) -> Result<u64, Error> {
+    async fn remove_pg(&self, projection: &str, positions: &[Position]) -> Result<u64, PgError> {
         let mut majors = Vec::with_capacity(positions.len());
         let mut minors = Vec::with_capacity(positions.len());
         for position in positions {
@@ -199,17 +245,16 @@ impl DeadLetterStore for PgEventStore {
             .bind(majors)
             .bind(minors)
             .execute(&self.pool)
-            .await
-            .map_err(PgError::from)?;
+            .await?;
         Ok(done.rows_affected())
     }
 
-    async fn redrive_failed(
+    async fn redrive_failed_pg(
         &self,
         projection: &str,
         position: Position,
         error: &str,
-    ) -> Result<(), Error> {
+    ) -> Result<(), PgError> {
         let (major, minor) = convert::position_parts(position)?;
         sqlx::query(&self.queries.letters.redrive_failed)
             .bind(projection)
@@ -217,8 +262,7 @@ impl DeadLetterStore for PgEventStore {
             .bind(minor)
             .bind(error)
             .execute(&self.pool)
-            .await
-            .map_err(PgError::from)?;
+            .await?;
         Ok(())
     }
 }

@@ -18,6 +18,8 @@
 //! back; [`PgEventStore::feed_horizon`] shows by how much.
 
 mod append;
+mod checkpoint;
+mod columns;
 mod convert;
 mod dead_letter;
 mod error;
