@@ -9,35 +9,7 @@ use sqlx::Row;
 use time::OffsetDateTime;
 
 use crate::convert::{self, to_i64};
-use crate::{PgError, PgEventStore, PgSchema};
-
-/// The dead-letter statements, with the schema filled in once.
-#[derive(Debug)]
-pub(crate) struct LetterQueries {
-    parked_keys: String,
-    key_letters: String,
-    requested: String,
-    request_key: String,
-    request_position: String,
-    remove: String,
-    redrive_failed: String,
-}
-
-impl LetterQueries {
-    pub(crate) fn new(schema: &PgSchema) -> Self {
-        let q = schema.quoted();
-        let fill = |sql: &str| sql.replace("{schema}", &q);
-        Self {
-            parked_keys: fill(include_str!("sql/parked_keys.sql")),
-            key_letters: fill(include_str!("sql/key_letters.sql")),
-            requested: fill(include_str!("sql/requested.sql")),
-            request_key: fill(include_str!("sql/request_key.sql")),
-            request_position: fill(include_str!("sql/request_position.sql")),
-            remove: fill(include_str!("sql/remove_letters.sql")),
-            redrive_failed: fill(include_str!("sql/redrive_failed.sql")),
-        }
-    }
-}
+use crate::{PgError, PgEventStore};
 
 /// A row limit as BIGINT (a limit past it means no limit).
 fn limit(limit: usize) -> i64 {

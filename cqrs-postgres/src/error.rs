@@ -24,7 +24,7 @@ pub enum PgError {
     #[error(
         "schema name {schema:?} is too long: its notify channel {schema}_events would exceed \
          {limit} bytes (use at most {} bytes)",
-        limit - crate::schema::CHANNEL_SUFFIX.len()
+        limit - "_events".len()
     )]
     ChannelTooLong {
         /// The refused name.

@@ -29,6 +29,7 @@ mod migrate;
 mod notify;
 mod projection;
 mod read;
+mod repair;
 mod row;
 mod schema;
 mod signal;
@@ -43,10 +44,10 @@ pub use group::GroupCommit;
 #[doc(inline)]
 pub use horizon::{FeedHorizon, HorizonHolder};
 #[doc(inline)]
+pub use repair::TransactionIdRepair;
+#[doc(inline)]
 pub use schema::PgSchema;
 #[doc(inline)]
 pub use signal::PgFeedSignal;
 #[doc(inline)]
 pub use store::{PgEventStore, DEFAULT_MAX_APPEND_BYTES};
-#[doc(inline)]
-pub use xid::TransactionIdRepair;

@@ -9,7 +9,7 @@ use crate::PgError;
 const MAX_IDENTIFIER_BYTES: usize = 63;
 
 /// What the `NOTIFY` channel adds to the schema's name.
-pub(crate) const CHANNEL_SUFFIX: &str = "_events";
+const CHANNEL_SUFFIX: &str = "_events";
 
 /// The PostgreSQL schema holding one store's tables, so each service (or bounded context) can
 /// own its own ("database per service" on a shared server).
@@ -110,7 +110,7 @@ pub(crate) struct Queries {
     pub(crate) release_lease: String,
     pub(crate) park: String,
     pub(crate) dead_letters: String,
-    pub(crate) letters: crate::dead_letter::LetterQueries,
+    pub(crate) letters: LetterQueries,
 }
 
 impl Queries {
@@ -138,7 +138,35 @@ impl Queries {
             release_lease: fill(include_str!("sql/release_lease.sql")),
             park: fill(include_str!("sql/park.sql")),
             dead_letters: fill(include_str!("sql/dead_letters.sql")),
-            letters: crate::dead_letter::LetterQueries::new(schema),
+            letters: LetterQueries::new(schema),
+        }
+    }
+}
+
+/// The dead-letter statements, with the schema filled in once.
+#[derive(Debug)]
+pub(crate) struct LetterQueries {
+    pub(crate) parked_keys: String,
+    pub(crate) key_letters: String,
+    pub(crate) requested: String,
+    pub(crate) request_key: String,
+    pub(crate) request_position: String,
+    pub(crate) remove: String,
+    pub(crate) redrive_failed: String,
+}
+
+impl LetterQueries {
+    pub(crate) fn new(schema: &PgSchema) -> Self {
+        let q = schema.quoted();
+        let fill = |sql: &str| sql.replace("{schema}", &q);
+        Self {
+            parked_keys: fill(include_str!("sql/parked_keys.sql")),
+            key_letters: fill(include_str!("sql/key_letters.sql")),
+            requested: fill(include_str!("sql/requested.sql")),
+            request_key: fill(include_str!("sql/request_key.sql")),
+            request_position: fill(include_str!("sql/request_position.sql")),
+            remove: fill(include_str!("sql/remove_letters.sql")),
+            redrive_failed: fill(include_str!("sql/redrive_failed.sql")),
         }
     }
 }

@@ -8,7 +8,7 @@ use sqlx::PgPool;
 use crate::group::Committer;
 use crate::notify::Notifier;
 use crate::schema::Queries;
-use crate::signal::Hub;
+use crate::signal::{Hub, PgFeedSignal};
 use crate::xid::XidGuard;
 use crate::{migrate, GroupCommit, PgError, PgSchema};
 
@@ -150,5 +150,14 @@ impl PgEventStore {
     /// appends in quick succession may share one notification.
     pub fn channel(&self) -> String {
         self.schema.channel()
+    }
+}
+
+impl PgEventStore {
+    /// The wake-up signal for this store's feed, for
+    /// [`ProjectionRunner::with_signal`](cqrs_core::projection::ProjectionRunner::with_signal).
+    /// Every signal of a store (and of its clones) shares one `LISTEN` connection.
+    pub fn feed_signal(&self) -> PgFeedSignal {
+        PgFeedSignal::new(Arc::clone(&self.signal))
     }
 }
