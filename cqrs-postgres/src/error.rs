@@ -32,6 +32,24 @@ pub enum PgError {
         /// PostgreSQL's limit on a channel name, in bytes.
         limit: usize,
     },
+    /// A database URL was refused before any connection was tried: it does not parse, or its
+    /// scheme is not `postgres://` or `postgresql://`. The reason never shows the password.
+    #[error("invalid database URL: {reason}")]
+    InvalidUrl {
+        /// Why, with any password masked.
+        reason: String,
+    },
+    /// The first connection of [`PgEventStore::connect`](crate::PgEventStore::connect) failed:
+    /// the address refused it, its host is unknown, it did not answer in time, or the server
+    /// refused the session (a wrong password, an unknown database).
+    #[error("could not connect to PostgreSQL at {address}: {source}")]
+    Connect {
+        /// The address tried: `host:port`, or a socket's path.
+        address: String,
+        /// What went wrong.
+        #[source]
+        source: sqlx::Error,
+    },
     /// The database answered with an error, or could not be reached.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
@@ -158,10 +176,13 @@ impl PgError {
     /// ```
     pub fn is_transient(&self) -> bool {
         match self {
-            PgError::Database(error) | PgError::Migration { source: error, .. } => transient(error),
+            PgError::Database(error)
+            | PgError::Migration { source: error, .. }
+            | PgError::Connect { source: error, .. } => transient(error),
             PgError::Core(error) => error.is_transient(),
             PgError::AppendTimedOut { .. } => true,
             PgError::InvalidSchema(_)
+            | PgError::InvalidUrl { .. }
             | PgError::ChannelTooLong { .. }
             | PgError::SchemaTooNew { .. }
             | PgError::OutOfRange { .. }

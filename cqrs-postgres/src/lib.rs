@@ -20,6 +20,7 @@
 mod append;
 mod checkpoint;
 mod columns;
+mod connect;
 mod convert;
 mod dead_letter;
 mod error;

@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 
+use crate::connect;
 use crate::group::Committer;
 use crate::notify::Notifier;
 use crate::schema::Queries;
@@ -68,12 +68,25 @@ impl PgEventStore {
     }
 
     /// Connects a pool of 10 connections to `url` and makes a store on it.
+    ///
+    /// A first connection is made at once, so a wrong URL fails here, within seconds, not on
+    /// the first request: a URL that does not parse or lacks the `postgres://` scheme is
+    /// [`PgError::InvalidUrl`]; an address that refuses, an unknown host, no answer within 5
+    /// seconds, or a refused login is [`PgError::Connect`], whose message names the address
+    /// and the cause. Neither shows the password.
+    ///
+    /// ```no_run
+    /// # async fn demo() {
+    /// match cqrs_postgres::PgEventStore::connect("postgres://app:secret@127.0.0.1:1/app").await {
+    ///     Ok(_) => {}
+    ///     // "could not connect to PostgreSQL at 127.0.0.1:1: error communicating with
+    ///     // database: Connection refused (os error 111)"
+    ///     Err(error) => eprintln!("{error}"),
+    /// }
+    /// # }
+    /// ```
     pub async fn connect(url: &str) -> Result<Self, PgError> {
-        let pool = PgPoolOptions::new()
-            .max_connections(10)
-            .connect(url)
-            .await?;
-        Ok(Self::new(pool))
+        Ok(Self::new(connect::pool(url, 10).await?))
     }
 
     /// Keeps the tables in `schema` instead of `cqrs`.
