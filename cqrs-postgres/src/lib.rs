@@ -36,6 +36,8 @@ mod schema;
 mod signal;
 mod snapshot;
 mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod xid;
 
 #[doc(inline)]

@@ -58,6 +58,13 @@ impl PgSchema {
     }
 
     /// The quoted identifier, for SQL.
+    /// A name built to be valid (`t_` and 32 hex digits, say), taken without the checks.
+    #[cfg(feature = "testing")]
+    pub(crate) fn built(name: String) -> Self {
+        debug_assert!(Self::new(&name).is_ok(), "{name}");
+        Self(name)
+    }
+
     pub(crate) fn quoted(&self) -> String {
         format!("\"{}\"", self.0)
     }
