@@ -26,7 +26,7 @@ use crate::{migrate, GroupCommit, PgError, PgSchema};
 ///
 /// # async fn demo() -> Result<(), cqrs_postgres::PgError> {
 /// let store = PgEventStore::connect("postgres://localhost/app").await?
-///     .in_schema(PgSchema::new("billing")?);
+///     .with_schema(PgSchema::new("billing")?);
 /// store.migrate().await?; // explicit and idempotent: run it at startup
 /// # Ok(()) }
 /// ```
@@ -89,9 +89,16 @@ impl PgEventStore {
         Ok(Self::new(connect::pool(url, 10).await?))
     }
 
+    /// Renamed [`with_schema`](Self::with_schema): settings of a service object are `with_*`.
+    #[deprecated(note = "renamed to with_schema")]
+    #[must_use]
+    pub fn in_schema(self, schema: PgSchema) -> Self {
+        self.with_schema(schema)
+    }
+
     /// Keeps the tables in `schema` instead of `cqrs`.
     #[must_use]
-    pub fn in_schema(mut self, schema: PgSchema) -> Self {
+    pub fn with_schema(mut self, schema: PgSchema) -> Self {
         self.queries = Arc::new(Queries::new(&schema));
         self.xid = Arc::new(XidGuard::new(&schema));
         self.schema = schema;

@@ -55,7 +55,7 @@ pub async fn fresh_store() -> Result<PgTestStore, PgError> {
 /// A migrated store in a fresh schema on `pool` (for a pool of a chosen size or settings).
 /// The schema is dropped when the returned [`PgTestStore`] is.
 pub async fn fresh_store_on(pool: PgPool) -> Result<PgTestStore, PgError> {
-    let store = PgEventStore::new(pool).in_schema(unique_schema());
+    let store = PgEventStore::new(pool).with_schema(unique_schema());
     let test = PgTestStore { store: Some(store) };
     test.migrate().await?;
     Ok(test)

@@ -74,7 +74,7 @@ async fn a_connection_cut_under_an_append_is_unavailable() {
 #[tokio::test]
 async fn a_failure_a_retry_cannot_cure_is_a_backend_error_that_names_its_cause() {
     // A store whose tables were never created: every try fails the same way.
-    let store = PgEventStore::new(support::pool(2).await).in_schema(support::unique_schema());
+    let store = PgEventStore::new(support::pool(2).await).with_schema(support::unique_schema());
     let error = store
         .read_stream(&StreamId::new("none-1").expect("id"), Version::new(1), 10)
         .await

@@ -54,7 +54,7 @@ async fn a_grouped_append_whose_reply_was_lost_after_commit_is_reported_as_writt
         .expect("connect");
     let schema = PgSchema::new(&format!("t_{}", uuid::Uuid::now_v7().simple())).expect("name");
     let store = PgEventStore::new(pool)
-        .in_schema(schema)
+        .with_schema(schema)
         .with_group_commit(GroupCommit::default());
     store.migrate().await.expect("migrate");
     let stream = StreamId::new("lost-reply-1").expect("id");
