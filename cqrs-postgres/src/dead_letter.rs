@@ -8,13 +8,8 @@ use sqlx::postgres::PgRow;
 use sqlx::Row;
 use time::OffsetDateTime;
 
-use crate::convert::{self, to_i64};
+use crate::convert::{self, limit, to_i64};
 use crate::{PgError, PgEventStore};
-
-/// A row limit as BIGINT (a limit past it means no limit).
-fn limit(limit: usize) -> i64 {
-    i64::try_from(limit).unwrap_or(i64::MAX)
-}
 
 fn request_text(request: Option<Redrive>) -> Option<&'static str> {
     request.map(|request| match request {
@@ -150,7 +145,7 @@ impl PgEventStore {
     }
 
     async fn parked_keys_pg(&self, projection: &str) -> Result<Vec<String>, PgError> {
-        Ok(sqlx::query_scalar(&self.queries.letters.parked_keys)
+        Ok(sqlx::query_scalar(&self.queries.parked_keys)
             .bind(projection)
             .fetch_all(&self.pool)
             .await?)
@@ -162,7 +157,7 @@ impl PgEventStore {
         key: &str,
         max: usize,
     ) -> Result<Vec<DeadLetter>, PgError> {
-        let rows = sqlx::query(&self.queries.letters.key_letters)
+        let rows = sqlx::query(&self.queries.key_letters)
             .bind(projection)
             .bind(key)
             .bind(limit(max))
@@ -178,13 +173,13 @@ impl PgEventStore {
         request: Option<Redrive>,
     ) -> Result<u64, PgError> {
         let query = match target {
-            LetterTarget::Key(key) => sqlx::query(&self.queries.letters.request_key)
+            LetterTarget::Key(key) => sqlx::query(&self.queries.request_key)
                 .bind(projection)
                 .bind(key)
                 .bind(request_text(request)),
             LetterTarget::Position(position) => {
                 let (major, minor) = convert::position_parts(*position)?;
-                sqlx::query(&self.queries.letters.request_position)
+                sqlx::query(&self.queries.request_position)
                     .bind(projection)
                     .bind(major)
                     .bind(minor)
@@ -196,7 +191,7 @@ impl PgEventStore {
     }
 
     async fn requested_pg(&self, projection: &str, max: usize) -> Result<Vec<DeadLetter>, PgError> {
-        let rows = sqlx::query(&self.queries.letters.requested)
+        let rows = sqlx::query(&self.queries.requested)
             .bind(projection)
             .bind(limit(max))
             .fetch_all(&self.pool)
@@ -212,7 +207,7 @@ impl PgEventStore {
             majors.push(major);
             minors.push(minor);
         }
-        let done = sqlx::query(&self.queries.letters.remove)
+        let done = sqlx::query(&self.queries.remove_letters)
             .bind(projection)
             .bind(majors)
             .bind(minors)
@@ -228,7 +223,7 @@ impl PgEventStore {
         error: &str,
     ) -> Result<(), PgError> {
         let (major, minor) = convert::position_parts(position)?;
-        sqlx::query(&self.queries.letters.redrive_failed)
+        sqlx::query(&self.queries.redrive_failed)
             .bind(projection)
             .bind(major)
             .bind(minor)

@@ -6,13 +6,9 @@ use cqrs_core::{
 };
 use sqlx::Row;
 
-use crate::convert::{self, to_i64};
+use crate::convert::{self, limit, to_i64};
 use crate::row::{recorded_event, EVENT_COLUMNS};
 use crate::{PgError, PgEventStore};
-
-fn limit(limit: usize) -> i64 {
-    i64::try_from(limit).unwrap_or(i64::MAX)
-}
 
 /// How many rows a filtered feed read scans at most (or `max`, if larger) before it applies the
 /// filter. The scan is an unfiltered walk of the primary key in feed order, so its plan never

@@ -117,7 +117,13 @@ pub(crate) struct Queries {
     pub(crate) release_lease: String,
     pub(crate) park: String,
     pub(crate) dead_letters: String,
-    pub(crate) letters: LetterQueries,
+    pub(crate) parked_keys: String,
+    pub(crate) key_letters: String,
+    pub(crate) requested: String,
+    pub(crate) request_key: String,
+    pub(crate) request_position: String,
+    pub(crate) remove_letters: String,
+    pub(crate) redrive_failed: String,
 }
 
 impl Queries {
@@ -145,34 +151,12 @@ impl Queries {
             release_lease: fill(include_str!("sql/release_lease.sql")),
             park: fill(include_str!("sql/park.sql")),
             dead_letters: fill(include_str!("sql/dead_letters.sql")),
-            letters: LetterQueries::new(schema),
-        }
-    }
-}
-
-/// The dead-letter statements, with the schema filled in once.
-#[derive(Debug)]
-pub(crate) struct LetterQueries {
-    pub(crate) parked_keys: String,
-    pub(crate) key_letters: String,
-    pub(crate) requested: String,
-    pub(crate) request_key: String,
-    pub(crate) request_position: String,
-    pub(crate) remove: String,
-    pub(crate) redrive_failed: String,
-}
-
-impl LetterQueries {
-    pub(crate) fn new(schema: &PgSchema) -> Self {
-        let q = schema.quoted();
-        let fill = |sql: &str| sql.replace("{schema}", &q);
-        Self {
             parked_keys: fill(include_str!("sql/parked_keys.sql")),
             key_letters: fill(include_str!("sql/key_letters.sql")),
             requested: fill(include_str!("sql/requested.sql")),
             request_key: fill(include_str!("sql/request_key.sql")),
             request_position: fill(include_str!("sql/request_position.sql")),
-            remove: fill(include_str!("sql/remove_letters.sql")),
+            remove_letters: fill(include_str!("sql/remove_letters.sql")),
             redrive_failed: fill(include_str!("sql/redrive_failed.sql")),
         }
     }
