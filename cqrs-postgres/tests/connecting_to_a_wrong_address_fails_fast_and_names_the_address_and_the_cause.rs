@@ -86,3 +86,21 @@ async fn a_url_without_a_scheme_or_with_a_bad_port_is_a_typed_error_without_the_
         );
     }
 }
+
+#[tokio::test]
+async fn a_session_the_server_refuses_is_named_with_the_server_s_reason() {
+    let url = std::env::var("DATABASE_URL").expect("DATABASE_URL: a real PostgreSQL");
+    let mut parsed = url::Url::parse(&url).expect("a valid DATABASE_URL");
+    parsed.set_path("/no_such_database_for_cqrs");
+    let (error, _, elapsed) = refused(parsed.as_str()).await;
+    assert!(elapsed < Duration::from_secs(5), "took {elapsed:?}");
+    let message = error.to_string();
+    assert!(
+        matches!(error, PgError::Connect { .. }) && message.contains("does not exist"),
+        "the server's reason: {message}"
+    );
+    assert!(
+        !error.is_transient(),
+        "the same database is missing on the next try"
+    );
+}
