@@ -12,6 +12,11 @@ pub(crate) fn to_i64(what: &'static str, value: u64) -> Result<i64, PgError> {
     })
 }
 
+/// A row limit as BIGINT (a limit past it means no limit).
+pub(crate) fn limit(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
 /// A BIGINT read back as `u64`; a negative value is a corrupt row.
 pub(crate) fn to_u64(what: &'static str, value: i64) -> Result<u64, PgError> {
     u64::try_from(value).map_err(|_| PgError::CorruptRow { what })

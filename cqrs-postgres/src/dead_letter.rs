@@ -3,46 +3,13 @@
 
 use async_trait::async_trait;
 use cqrs_core::projection::{DeadLetter, DeadLetterStore, LetterTarget, Redrive};
-use cqrs_core::{Error, Position, StreamId};
+use cqrs_core::{Error, Position};
 use sqlx::postgres::PgRow;
 use sqlx::Row;
 use time::OffsetDateTime;
 
-use crate::convert::{self, to_i64};
-use crate::{PgError, PgEventStore, PgSchema};
-
-/// The dead-letter statements, with the schema filled in once.
-#[derive(Debug)]
-pub(crate) struct LetterQueries {
-    parked_keys: String,
-    key_letters: String,
-    requested: String,
-    request_key: String,
-    request_position: String,
-    remove: String,
-    redrive_failed: String,
-}
-
-impl LetterQueries {
-    pub(crate) fn new(schema: &PgSchema) -> Self {
-        let q = schema.quoted();
-        let fill = |sql: &str| sql.replace("{schema}", &q);
-        Self {
-            parked_keys: fill(include_str!("sql/parked_keys.sql")),
-            key_letters: fill(include_str!("sql/key_letters.sql")),
-            requested: fill(include_str!("sql/requested.sql")),
-            request_key: fill(include_str!("sql/request_key.sql")),
-            request_position: fill(include_str!("sql/request_position.sql")),
-            remove: fill(include_str!("sql/remove_letters.sql")),
-            redrive_failed: fill(include_str!("sql/redrive_failed.sql")),
-        }
-    }
-}
-
-/// A row limit as BIGINT (a limit past it means no limit).
-fn limit(limit: usize) -> i64 {
-    i64::try_from(limit).unwrap_or(i64::MAX)
-}
+use crate::convert::{self, limit, to_i64};
+use crate::{PgError, PgEventStore};
 
 fn request_text(request: Option<Redrive>) -> Option<&'static str> {
     request.map(|request| match request {
@@ -62,9 +29,7 @@ fn letter(projection: &str, row: &PgRow) -> Result<DeadLetter, PgError> {
     let mut letter = DeadLetter::new(
         projection,
         convert::position(transaction_id, row.try_get(1)?)?,
-        StreamId::new(stream_id).map_err(|_| PgError::CorruptRow {
-            what: "stored stream id is invalid",
-        })?,
+        crate::row::stream(stream_id)?,
         convert::version(row.try_get(3)?)?,
         row.try_get(4)?,
         key,
@@ -84,15 +49,68 @@ fn letter(projection: &str, row: &PgRow) -> Result<DeadLetter, PgError> {
     Ok(letter)
 }
 
-fn letters(projection: &str, rows: &[PgRow]) -> Result<Vec<DeadLetter>, Error> {
-    rows.iter()
-        .map(|row| letter(projection, row).map_err(Error::from))
-        .collect()
+fn letters(projection: &str, rows: &[PgRow]) -> Result<Vec<DeadLetter>, PgError> {
+    rows.iter().map(|row| letter(projection, row)).collect()
 }
 
 #[async_trait]
 impl DeadLetterStore for PgEventStore {
     async fn park(&self, letter: DeadLetter) -> Result<(), Error> {
+        Ok(self.park_pg(letter).await?)
+    }
+
+    async fn dead_letters(
+        &self,
+        projection: &str,
+        after: Position,
+        max: usize,
+    ) -> Result<Vec<DeadLetter>, Error> {
+        Ok(self.dead_letters_pg(projection, after, max).await?)
+    }
+
+    async fn parked_keys(&self, projection: &str) -> Result<Vec<String>, Error> {
+        Ok(self.parked_keys_pg(projection).await?)
+    }
+
+    async fn key_letters(
+        &self,
+        projection: &str,
+        key: &str,
+        max: usize,
+    ) -> Result<Vec<DeadLetter>, Error> {
+        Ok(self.key_letters_pg(projection, key, max).await?)
+    }
+
+    async fn request(
+        &self,
+        projection: &str,
+        target: &LetterTarget,
+        request: Option<Redrive>,
+    ) -> Result<u64, Error> {
+        Ok(self.request_pg(projection, target, request).await?)
+    }
+
+    async fn requested(&self, projection: &str, max: usize) -> Result<Vec<DeadLetter>, Error> {
+        Ok(self.requested_pg(projection, max).await?)
+    }
+
+    async fn remove(&self, projection: &str, positions: &[Position]) -> Result<u64, Error> {
+        Ok(self.remove_pg(projection, positions).await?)
+    }
+
+    async fn redrive_failed(
+        &self,
+        projection: &str,
+        position: Position,
+        error: &str,
+    ) -> Result<(), Error> {
+        Ok(self.redrive_failed_pg(projection, position, error).await?)
+    }
+}
+
+/// The dead-letter statements, run and decoded.
+impl PgEventStore {
+    async fn park_pg(&self, letter: DeadLetter) -> Result<(), PgError> {
         let (major, minor) = convert::position_parts(letter.position)?;
         sqlx::query(&self.queries.park)
             .bind(&letter.projection)
@@ -105,17 +123,16 @@ impl DeadLetterStore for PgEventStore {
             .bind(&letter.error)
             .bind(letter.parked_at)
             .execute(&self.pool)
-            .await
-            .map_err(PgError::from)?;
+            .await?;
         Ok(())
     }
 
-    async fn dead_letters(
+    async fn dead_letters_pg(
         &self,
         projection: &str,
         after: Position,
         max: usize,
-    ) -> Result<Vec<DeadLetter>, Error> {
+    ) -> Result<Vec<DeadLetter>, PgError> {
         let (major, minor) = convert::position_parts(after)?;
         let rows = sqlx::query(&self.queries.dead_letters)
             .bind(projection)
@@ -123,70 +140,66 @@ impl DeadLetterStore for PgEventStore {
             .bind(minor)
             .bind(limit(max))
             .fetch_all(&self.pool)
-            .await
-            .map_err(PgError::from)?;
+            .await?;
         letters(projection, &rows)
     }
 
-    async fn parked_keys(&self, projection: &str) -> Result<Vec<String>, Error> {
-        Ok(sqlx::query_scalar(&self.queries.letters.parked_keys)
+    async fn parked_keys_pg(&self, projection: &str) -> Result<Vec<String>, PgError> {
+        Ok(sqlx::query_scalar(&self.queries.parked_keys)
             .bind(projection)
             .fetch_all(&self.pool)
-            .await
-            .map_err(PgError::from)?)
+            .await?)
     }
 
-    async fn key_letters(
+    async fn key_letters_pg(
         &self,
         projection: &str,
         key: &str,
         max: usize,
-    ) -> Result<Vec<DeadLetter>, Error> {
-        let rows = sqlx::query(&self.queries.letters.key_letters)
+    ) -> Result<Vec<DeadLetter>, PgError> {
+        let rows = sqlx::query(&self.queries.key_letters)
             .bind(projection)
             .bind(key)
             .bind(limit(max))
             .fetch_all(&self.pool)
-            .await
-            .map_err(PgError::from)?;
+            .await?;
         letters(projection, &rows)
     }
 
-    async fn request(
+    async fn request_pg(
         &self,
         projection: &str,
         target: &LetterTarget,
         request: Option<Redrive>,
-    ) -> Result<u64, Error> {
+    ) -> Result<u64, PgError> {
         let query = match target {
-            LetterTarget::Key(key) => sqlx::query(&self.queries.letters.request_key)
+            LetterTarget::Key(key) => sqlx::query(&self.queries.request_key)
                 .bind(projection)
                 .bind(key)
                 .bind(request_text(request)),
             LetterTarget::Position(position) => {
                 let (major, minor) = convert::position_parts(*position)?;
-                sqlx::query(&self.queries.letters.request_position)
+                sqlx::query(&self.queries.request_position)
                     .bind(projection)
                     .bind(major)
                     .bind(minor)
                     .bind(request_text(request))
             }
         };
-        let done = query.execute(&self.pool).await.map_err(PgError::from)?;
+        let done = query.execute(&self.pool).await?;
         Ok(done.rows_affected())
     }
 
-    async fn requested(&self, projection: &str, max: usize) -> Result<Vec<DeadLetter>, Error> {
-        let rows = sqlx::query(&self.queries.letters.requested)
+    async fn requested_pg(&self, projection: &str, max: usize) -> Result<Vec<DeadLetter>, PgError> {
+        let rows = sqlx::query(&self.queries.requested)
             .bind(projection)
             .bind(limit(max))
             .fetch_all(&self.pool)
-            .await
-            .map_err(PgError::from)?;
+            .await?;
         letters(projection, &rows)
     }
 
-    async fn remove(&self, projection: &str, positions: &[Position]) -> Result<u64, Error> {
+    async fn remove_pg(&self, projection: &str, positions: &[Position]) -> Result<u64, PgError> {
         let mut majors = Vec::with_capacity(positions.len());
         let mut minors = Vec::with_capacity(positions.len());
         for position in positions {
@@ -194,31 +207,29 @@ impl DeadLetterStore for PgEventStore {
             majors.push(major);
             minors.push(minor);
         }
-        let done = sqlx::query(&self.queries.letters.remove)
+        let done = sqlx::query(&self.queries.remove_letters)
             .bind(projection)
             .bind(majors)
             .bind(minors)
             .execute(&self.pool)
-            .await
-            .map_err(PgError::from)?;
+            .await?;
         Ok(done.rows_affected())
     }
 
-    async fn redrive_failed(
+    async fn redrive_failed_pg(
         &self,
         projection: &str,
         position: Position,
         error: &str,
-    ) -> Result<(), Error> {
+    ) -> Result<(), PgError> {
         let (major, minor) = convert::position_parts(position)?;
-        sqlx::query(&self.queries.letters.redrive_failed)
+        sqlx::query(&self.queries.redrive_failed)
             .bind(projection)
             .bind(major)
             .bind(minor)
             .bind(error)
             .execute(&self.pool)
-            .await
-            .map_err(PgError::from)?;
+            .await?;
         Ok(())
     }
 }

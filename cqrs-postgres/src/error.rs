@@ -3,9 +3,16 @@
 use std::fmt;
 use std::time::Duration;
 
-/// Errors of the PostgreSQL store. They reach callers of the store traits wrapped in
-/// [`cqrs_core::Error::Backend`]; concurrency conflicts and bad input come back as the core's own
-/// typed variants ([`cqrs_core::Error::Conflict`] and friends).
+/// Errors of the PostgreSQL store.
+///
+/// The store's internals return this type, and each store trait method converts it once into
+/// [`cqrs_core::Error`]: a failure a retry may cure ([`PgError::is_transient`]: the server
+/// unreachable, a lost connection, a pool or statement timeout, a server shutting down, a
+/// serialization failure) becomes [`cqrs_core::Error::Unavailable`], anything else
+/// [`cqrs_core::Error::Backend`]; conflicts, repeated ids and bad input come back as the core's
+/// own typed variants ([`cqrs_core::Error::Conflict`] and friends).
+///
+/// Each message ends with its cause's text (the database's error) and never shows a password.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PgError {
@@ -17,7 +24,7 @@ pub enum PgError {
     #[error(
         "schema name {schema:?} is too long: its notify channel {schema}_events would exceed \
          {limit} bytes (use at most {} bytes)",
-        limit - crate::schema::CHANNEL_SUFFIX.len()
+        limit - "_events".len()
     )]
     ChannelTooLong {
         /// The refused name.
@@ -25,11 +32,33 @@ pub enum PgError {
         /// PostgreSQL's limit on a channel name, in bytes.
         limit: usize,
     },
+    /// A database URL was refused before any connection was tried: it does not parse, or its
+    /// scheme is not `postgres://` or `postgresql://`. The reason never shows the password.
+    #[error("invalid database URL: {reason}")]
+    InvalidUrl {
+        /// Why, with any password masked.
+        reason: String,
+    },
+    /// The first connection of [`PgEventStore::connect`](crate::PgEventStore::connect) failed:
+    /// the address refused it, its host is unknown, it did not answer in time, or the server
+    /// refused the session (a wrong password, an unknown database).
+    #[error("could not connect to PostgreSQL at {address}: {source}")]
+    Connect {
+        /// The address tried: `host:port`, or a socket's path.
+        address: String,
+        /// What went wrong.
+        #[source]
+        source: sqlx::Error,
+    },
     /// The database answered with an error, or could not be reached.
-    #[error("database error")]
+    #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// A failure the core names itself (a conflict, a repeated command or event id, refused
+    /// input), on its way to the caller unchanged.
+    #[error(transparent)]
+    Core(#[from] cqrs_core::Error),
     /// A migration failed; nothing of it was applied.
-    #[error("migration {version} failed")]
+    #[error("migration {version} failed: {source}")]
     Migration {
         /// The migration's version.
         version: i32,
@@ -131,11 +160,211 @@ impl fmt::Display for TimeoutStage {
     }
 }
 
+impl PgError {
+    /// Whether a retry may succeed: the server could not be reached or went away (connection
+    /// refused, reset or closed, any I/O error, SQLSTATE class 08), it is shutting down or
+    /// restarting (57P01 to 57P03), it has no connection slot free (53300), the pool or a
+    /// statement timed out (57014, 55P03, [`PgError::AppendTimedOut`]), or the transaction lost
+    /// a serialization race or a deadlock (40001, 40P01). Everything else (a bad statement, a
+    /// constraint, a corrupt row, a closed pool, refused credentials) fails again the same way.
+    ///
+    /// ```
+    /// use cqrs_postgres::PgError;
+    ///
+    /// assert!(PgError::Database(sqlx::Error::PoolTimedOut).is_transient());
+    /// assert!(!PgError::Database(sqlx::Error::PoolClosed).is_transient());
+    /// ```
+    pub fn is_transient(&self) -> bool {
+        match self {
+            PgError::Database(error)
+            | PgError::Migration { source: error, .. }
+            | PgError::Connect { source: error, .. } => transient(error),
+            PgError::Core(error) => error.is_transient(),
+            PgError::AppendTimedOut { .. } => true,
+            PgError::InvalidSchema(_)
+            | PgError::InvalidUrl { .. }
+            | PgError::ChannelTooLong { .. }
+            | PgError::SchemaTooNew { .. }
+            | PgError::OutOfRange { .. }
+            | PgError::CorruptRow { .. }
+            | PgError::AppendTooLarge { .. }
+            | PgError::TransactionIdsAhead { .. } => false,
+        }
+    }
+}
+
+/// Whether sqlx's error is one a retry may cure: see [`PgError::is_transient`].
+pub(crate) fn transient(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| transient_code(&code)),
+        // A closed pool was closed on purpose (the application is stopping) and stays closed;
+        // a refused TLS handshake, a protocol or configuration error, a decode error, a missing
+        // row or column are the same on every try.
+        _ => false,
+    }
+}
+
+/// SQLSTATE codes a retry may get past.
+fn transient_code(code: &str) -> bool {
+    code.starts_with("08") // connection exception
+        || matches!(
+            code,
+            "57P01" // admin_shutdown
+                | "57P02" // crash_shutdown
+                | "57P03" // cannot_connect_now (starting up)
+                | "53300" // too_many_connections
+                | "57014" // query_canceled (statement_timeout)
+                | "55P03" // lock_not_available (lock_timeout)
+                | "40001" // serialization_failure
+                | "40P01" // deadlock_detected
+        )
+}
+
+/// The one conversion at the store traits' boundary: core failures pass unchanged, transient
+/// ones become [`cqrs_core::Error::Unavailable`], the rest [`cqrs_core::Error::Backend`].
 impl From<PgError> for cqrs_core::Error {
     fn from(error: PgError) -> Self {
-        cqrs_core::Error::backend(error)
+        match error {
+            PgError::Core(error) => error,
+            error if error.is_transient() => cqrs_core::Error::unavailable(error),
+            error => cqrs_core::Error::backend(error),
+        }
     }
 }
 
 /// `Result` with [`PgError`].
 pub type Result<T, E = PgError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+    use std::io;
+
+    use super::*;
+
+    /// A server error with a SQLSTATE code, as sqlx reports one.
+    #[derive(Debug)]
+    struct Server(&'static str);
+
+    impl fmt::Display for Server {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "server error {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Server {}
+
+    impl sqlx::error::DatabaseError for Server {
+        fn message(&self) -> &str {
+            "server error"
+        }
+        fn code(&self) -> Option<Cow<'_, str>> {
+            Some(Cow::Borrowed(self.0))
+        }
+        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+            self
+        }
+        fn kind(&self) -> sqlx::error::ErrorKind {
+            sqlx::error::ErrorKind::Other
+        }
+    }
+
+    fn server(code: &'static str) -> PgError {
+        PgError::Database(sqlx::Error::Database(Box::new(Server(code))))
+    }
+
+    fn io(kind: io::ErrorKind) -> PgError {
+        PgError::Database(sqlx::Error::Io(io::Error::from(kind)))
+    }
+
+    #[test]
+    fn an_unreachable_or_restarting_server_is_transient_and_becomes_unavailable() {
+        let transient = [
+            io(io::ErrorKind::ConnectionRefused),
+            io(io::ErrorKind::ConnectionReset),
+            io(io::ErrorKind::UnexpectedEof),
+            PgError::Database(sqlx::Error::PoolTimedOut),
+            server("08006"), // connection_failure
+            server("08001"), // cannot connect
+            server("57P01"), // admin_shutdown
+            server("57P02"),
+            server("57P03"),
+            server("53300"),
+            server("40001"),
+            server("40P01"),
+            server("57014"),
+            PgError::AppendTimedOut {
+                stream_id: "s-1".into(),
+                timeout: Duration::from_secs(5),
+                stage: TimeoutStage::Queued,
+            },
+            PgError::Migration {
+                version: 1,
+                source: sqlx::Error::Io(io::Error::from(io::ErrorKind::BrokenPipe)),
+            },
+        ];
+        for error in transient {
+            assert!(error.is_transient(), "{error:?}");
+            let text = error.to_string();
+            assert!(
+                matches!(
+                    cqrs_core::Error::from(error),
+                    cqrs_core::Error::Unavailable(_)
+                ),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_failure_a_retry_cannot_cure_becomes_backend() {
+        let lasting = [
+            server("23505"), // unique_violation
+            server("42P01"), // undefined_table
+            server("28P01"), // invalid_password
+            PgError::Database(sqlx::Error::PoolClosed),
+            PgError::Database(sqlx::Error::RowNotFound),
+            PgError::CorruptRow { what: "x" },
+            PgError::SchemaTooNew { found: 9, known: 4 },
+            PgError::TransactionIdsAhead { stored: 9, next: 3 },
+            PgError::AppendTooLarge {
+                events: 1,
+                bytes: 9,
+                limit: 3,
+            },
+        ];
+        for error in lasting {
+            assert!(!error.is_transient(), "{error:?}");
+            let text = error.to_string();
+            assert!(
+                matches!(cqrs_core::Error::from(error), cqrs_core::Error::Backend(_)),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn core_failures_pass_through_unchanged() {
+        let error = PgError::from(cqrs_core::Error::EmptyAppend);
+        assert!(matches!(
+            cqrs_core::Error::from(error),
+            cqrs_core::Error::EmptyAppend
+        ));
+    }
+
+    #[test]
+    fn a_database_error_s_message_carries_its_cause() {
+        let text = server("42P01").to_string();
+        assert!(text.starts_with("database error: "), "{text}");
+        assert!(text.contains("server error"), "{text}");
+        let wrapped = cqrs_core::Error::from(io(io::ErrorKind::ConnectionRefused)).to_string();
+        assert!(wrapped.contains("database error: "), "{wrapped}");
+    }
+}

@@ -18,6 +18,9 @@
 //! back; [`PgEventStore::feed_horizon`] shows by how much.
 
 mod append;
+mod checkpoint;
+mod columns;
+mod connect;
 mod convert;
 mod dead_letter;
 mod error;
@@ -27,11 +30,14 @@ mod migrate;
 mod notify;
 mod projection;
 mod read;
+mod repair;
 mod row;
 mod schema;
 mod signal;
 mod snapshot;
 mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod xid;
 
 #[doc(inline)]
@@ -41,10 +47,10 @@ pub use group::GroupCommit;
 #[doc(inline)]
 pub use horizon::{FeedHorizon, HorizonHolder};
 #[doc(inline)]
+pub use repair::TransactionIdRepair;
+#[doc(inline)]
 pub use schema::PgSchema;
 #[doc(inline)]
 pub use signal::PgFeedSignal;
 #[doc(inline)]
 pub use store::{PgEventStore, DEFAULT_MAX_APPEND_BYTES};
-#[doc(inline)]
-pub use xid::TransactionIdRepair;

@@ -19,36 +19,47 @@ impl LeaseStore for PgEventStore {
         owner: &str,
         ttl: Duration,
     ) -> Result<Option<Lease>, Error> {
-        let row = sqlx::query(&self.queries.try_acquire_lease)
-            .bind(name)
-            .bind(owner)
-            .bind(ttl.as_secs_f64())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(PgError::from)?;
-        let Some(row) = row else { return Ok(None) };
-        let epoch: i64 = row.try_get("epoch").map_err(PgError::from)?;
-        let valid_for: f64 = row.try_get("valid_for_secs").map_err(PgError::from)?;
-        let valid_for =
-            Duration::try_from_secs_f64(valid_for.max(0.0)).map_err(|_| PgError::CorruptRow {
-                what: "lease validity out of range",
-            })?;
-        Ok(Some(Lease::new(
-            name,
-            owner,
-            to_u64("lease epoch", epoch)?,
-            valid_for,
-        )))
+        Ok(try_acquire(self, name, owner, ttl).await?)
     }
 
     async fn release(&self, lease: &Lease) -> Result<(), Error> {
-        sqlx::query(&self.queries.release_lease)
-            .bind(&lease.name)
-            .bind(&lease.owner)
-            .bind(to_i64("lease epoch", lease.epoch)?)
-            .execute(&self.pool)
-            .await
-            .map_err(PgError::from)?;
-        Ok(())
+        Ok(release(self, lease).await?)
     }
+}
+
+async fn try_acquire(
+    store: &PgEventStore,
+    name: &str,
+    owner: &str,
+    ttl: Duration,
+) -> Result<Option<Lease>, PgError> {
+    let row = sqlx::query(&store.queries.try_acquire_lease)
+        .bind(name)
+        .bind(owner)
+        .bind(ttl.as_secs_f64())
+        .fetch_optional(&store.pool)
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let epoch: i64 = row.try_get("epoch")?;
+    let valid_for: f64 = row.try_get("valid_for_secs")?;
+    let valid_for =
+        Duration::try_from_secs_f64(valid_for.max(0.0)).map_err(|_| PgError::CorruptRow {
+            what: "lease validity out of range",
+        })?;
+    Ok(Some(Lease::new(
+        name,
+        owner,
+        to_u64("lease epoch", epoch)?,
+        valid_for,
+    )))
+}
+
+async fn release(store: &PgEventStore, lease: &Lease) -> Result<(), PgError> {
+    sqlx::query(&store.queries.release_lease)
+        .bind(&lease.name)
+        .bind(&lease.owner)
+        .bind(to_i64("lease epoch", lease.epoch)?)
+        .execute(&store.pool)
+        .await?;
+    Ok(())
 }

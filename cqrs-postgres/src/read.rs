@@ -6,13 +6,9 @@ use cqrs_core::{
 };
 use sqlx::Row;
 
-use crate::convert::{self, to_i64};
+use crate::convert::{self, limit, to_i64};
 use crate::row::{recorded_event, EVENT_COLUMNS};
 use crate::{PgError, PgEventStore};
-
-fn limit(limit: usize) -> i64 {
-    i64::try_from(limit).unwrap_or(i64::MAX)
-}
 
 /// How many rows a filtered feed read scans at most (or `max`, if larger) before it applies the
 /// filter. The scan is an unfiltered walk of the primary key in feed order, so its plan never
@@ -36,19 +32,7 @@ impl ReadStream for PgEventStore {
         from: Version,
         max: usize,
     ) -> Result<Vec<RecordedEvent>, Error> {
-        if max == 0 {
-            return Ok(Vec::new());
-        }
-        let rows = sqlx::query(&self.queries.read_stream)
-            .bind(stream_id.as_str())
-            .bind(to_i64("version", from.get())?)
-            .bind(limit(max))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(PgError::from)?;
-        rows.iter()
-            .map(|row| recorded_event(row, 0).map_err(Error::from))
-            .collect()
+        Ok(self.read_stream_pg(stream_id, from, max).await?)
     }
 }
 
@@ -60,6 +44,40 @@ impl ReadAll for PgEventStore {
         max: usize,
         filter: &EventFilter,
     ) -> Result<FeedBatch, Error> {
+        Ok(self.read_all_pg(after, max, filter).await?)
+    }
+
+    async fn head(&self) -> Result<Position, Error> {
+        Ok(self.head_pg().await?)
+    }
+}
+
+impl PgEventStore {
+    async fn read_stream_pg(
+        &self,
+        stream_id: &StreamId,
+        from: Version,
+        max: usize,
+    ) -> Result<Vec<RecordedEvent>, PgError> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(&self.queries.read_stream)
+            .bind(stream_id.as_str())
+            .bind(to_i64("version", from.get())?)
+            .bind(limit(max))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|row| recorded_event(row, 0)).collect()
+    }
+
+    /// The gap-safe feed: see the crate's docs.
+    async fn read_all_pg(
+        &self,
+        after: Position,
+        max: usize,
+        filter: &EventFilter,
+    ) -> Result<FeedBatch, PgError> {
         if max == 0 {
             return Ok(FeedBatch::new(Vec::new(), after));
         }
@@ -81,8 +99,7 @@ impl ReadAll for PgEventStore {
             .bind(event_types)
             .bind(limit(window))
             .fetch_all(&self.pool)
-            .await
-            .map_err(PgError::from)?;
+            .await?;
         debug_assert!(rows
             .first()
             .is_none_or(|r| r.len() == FEED_LEADING_COLUMNS + EVENT_COLUMNS));
@@ -91,17 +108,16 @@ impl ReadAll for PgEventStore {
         let mut window_end = None;
         for row in &rows {
             if horizon.is_none() {
-                horizon = Some(row.try_get::<String, _>(0).map_err(PgError::from)?);
-                let end_major: Option<&str> = row.try_get(1).map_err(PgError::from)?;
-                let end_minor: Option<i64> = row.try_get(2).map_err(PgError::from)?;
+                horizon = Some(row.try_get::<String, _>(0)?);
+                let end_major: Option<&str> = row.try_get(1)?;
+                let end_minor: Option<i64> = row.try_get(2)?;
                 if let (Some(end_major), Some(end_minor)) = (end_major, end_minor) {
                     window_end = Some(convert::position(end_major, end_minor)?);
                 }
             }
             // The statement returns one row of NULLs beside the horizon when no event qualifies.
             if row
-                .try_get::<Option<i64>, _>(FEED_LEADING_COLUMNS + 1)
-                .map_err(PgError::from)?
+                .try_get::<Option<i64>, _>(FEED_LEADING_COLUMNS + 1)?
                 .is_some()
             {
                 events.push(recorded_event(row, FEED_LEADING_COLUMNS)?);
@@ -131,17 +147,16 @@ impl ReadAll for PgEventStore {
         Ok(FeedBatch::new(events, next).with_more(stopped_early))
     }
 
-    async fn head(&self) -> Result<Position, Error> {
+    async fn head_pg(&self) -> Result<Position, PgError> {
         let row = sqlx::query(&self.queries.head)
             .fetch_one(&self.pool)
-            .await
-            .map_err(PgError::from)?;
-        let head: Option<String> = row.try_get("head").map_err(PgError::from)?;
+            .await?;
+        let head: Option<String> = row.try_get("head")?;
         match head {
             None => Ok(Position::START),
-            Some(text) => Ok(text.parse().map_err(|_| PgError::CorruptRow {
+            Some(text) => text.parse().map_err(|_| PgError::CorruptRow {
                 what: "head position is malformed",
-            })?),
+            }),
         }
     }
 }

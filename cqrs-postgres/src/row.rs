@@ -1,6 +1,6 @@
-//! Decoding event rows.
+//! Decoding rows: events, and where an append's events landed.
 
-use cqrs_core::{Metadata, NewEvent, RecordedEvent, StreamId};
+use cqrs_core::{AppendOutcome, Metadata, NewEvent, RecordedEvent, StreamId};
 use serde_json::Value;
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
@@ -26,9 +26,7 @@ pub(crate) fn recorded_event(row: &PgRow, offset: usize) -> Result<RecordedEvent
     let Json(payload): Json<Value> = row.try_get(offset + 6)?;
     let Json(metadata): Json<Metadata> = row.try_get(offset + 7)?;
     let recorded_at: OffsetDateTime = row.try_get(offset + 8)?;
-    let stream_id = StreamId::new(stream_id).map_err(|_| PgError::CorruptRow {
-        what: "stored stream id is invalid",
-    })?;
+    let stream_id = stream(stream_id)?;
     let schema_version = u32::try_from(schema_version).map_err(|_| PgError::CorruptRow {
         what: "negative schema version",
     })?;
@@ -39,4 +37,116 @@ pub(crate) fn recorded_event(row: &PgRow, offset: usize) -> Result<RecordedEvent
         NewEvent::from_parts(event_type, schema_version, payload, metadata),
         recorded_at,
     ))
+}
+
+/// A stored stream id, which the store only ever wrote valid.
+pub(crate) fn stream(stream_id: &str) -> Result<StreamId, PgError> {
+    StreamId::new(stream_id).map_err(|_| PgError::CorruptRow {
+        what: "stored stream id is invalid",
+    })
+}
+
+/// Where one append's events landed: the one decoder from rows to an [`AppendOutcome`].
+///
+/// Filled from event rows whose first three columns are `version, position,
+/// transaction_id::text` (every append statement's `RETURNING`, and `sql/events_by_id.sql`),
+/// one [`add`](Self::add) per row, or from one summary row
+/// ([`summary`](Self::summary): `sql/append.sql`, `sql/command_outcome.sql`).
+#[derive(Debug, Default)]
+pub(crate) struct Landed {
+    rows: usize,
+    first: i64,
+    last: i64,
+    /// The last event in feed order: its transaction and position.
+    transaction_id: String,
+    position: i64,
+}
+
+impl Landed {
+    /// Counts one event row.
+    pub(crate) fn add(&mut self, row: &PgRow) -> Result<(), PgError> {
+        let version: i64 = row.try_get(0)?;
+        let position: i64 = row.try_get(1)?;
+        let transaction_id: &str = row.try_get(2)?;
+        if self.rows == 0 {
+            (self.first, self.last) = (version, version);
+        }
+        self.first = self.first.min(version);
+        self.last = self.last.max(version);
+        if self.rows == 0
+            || later(
+                transaction_id,
+                position,
+                &self.transaction_id,
+                self.position,
+            )
+        {
+            transaction_id.clone_into(&mut self.transaction_id);
+            self.position = position;
+        }
+        self.rows += 1;
+        Ok(())
+    }
+
+    /// A summary row's `first_version, last_version, position, transaction_id`; `None` when
+    /// its position is NULL (nothing was written).
+    pub(crate) fn summary(row: &PgRow) -> Result<Option<Self>, PgError> {
+        let position: Option<i64> = row.try_get("position")?;
+        let Some(position) = position else {
+            return Ok(None);
+        };
+        let first: Option<i64> = row.try_get("first_version")?;
+        let last: Option<i64> = row.try_get("last_version")?;
+        let transaction_id: Option<String> = row.try_get("transaction_id")?;
+        let (Some(first), Some(last), Some(transaction_id)) = (first, last, transaction_id) else {
+            return Err(PgError::CorruptRow {
+                what: "append returned a position without versions",
+            });
+        };
+        Ok(Some(Self {
+            rows: 0,
+            first,
+            last,
+            transaction_id,
+            position,
+        }))
+    }
+
+    /// How many event rows were counted.
+    pub(crate) fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// The outcome of the append to `stream_id`; `duplicate` when it is an earlier append's.
+    pub(crate) fn outcome(
+        &self,
+        stream_id: &StreamId,
+        duplicate: bool,
+    ) -> Result<AppendOutcome, PgError> {
+        Ok(AppendOutcome::new(
+            stream_id.clone(),
+            convert::version(self.first)?,
+            convert::version(self.last)?,
+            convert::position(&self.transaction_id, self.position)?,
+            duplicate,
+        ))
+    }
+}
+
+/// Whether `(transaction_id, position)` comes after `(than_id, than_position)` in feed order.
+/// Transaction ids are decimal text without leading zeros: a longer one is larger.
+fn later(transaction_id: &str, position: i64, than_id: &str, than_position: i64) -> bool {
+    (transaction_id.len(), transaction_id, position) > (than_id.len(), than_id, than_position)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::later;
+
+    #[test]
+    fn feed_order_compares_transaction_ids_as_numbers() {
+        assert!(later("10", 1, "9", 5));
+        assert!(later("9", 6, "9", 5));
+        assert!(!later("9", 5, "10", 1));
+    }
 }

@@ -9,7 +9,7 @@ use crate::PgError;
 const MAX_IDENTIFIER_BYTES: usize = 63;
 
 /// What the `NOTIFY` channel adds to the schema's name.
-pub(crate) const CHANNEL_SUFFIX: &str = "_events";
+const CHANNEL_SUFFIX: &str = "_events";
 
 /// The PostgreSQL schema holding one store's tables, so each service (or bounded context) can
 /// own its own ("database per service" on a shared server).
@@ -58,6 +58,13 @@ impl PgSchema {
     }
 
     /// The quoted identifier, for SQL.
+    /// A name built to be valid (`t_` and 32 hex digits, say), taken without the checks.
+    #[cfg(feature = "testing")]
+    pub(crate) fn built(name: String) -> Self {
+        debug_assert!(Self::new(&name).is_ok(), "{name}");
+        Self(name)
+    }
+
     pub(crate) fn quoted(&self) -> String {
         format!("\"{}\"", self.0)
     }
@@ -110,7 +117,13 @@ pub(crate) struct Queries {
     pub(crate) release_lease: String,
     pub(crate) park: String,
     pub(crate) dead_letters: String,
-    pub(crate) letters: crate::dead_letter::LetterQueries,
+    pub(crate) parked_keys: String,
+    pub(crate) key_letters: String,
+    pub(crate) requested: String,
+    pub(crate) request_key: String,
+    pub(crate) request_position: String,
+    pub(crate) remove_letters: String,
+    pub(crate) redrive_failed: String,
 }
 
 impl Queries {
@@ -138,7 +151,13 @@ impl Queries {
             release_lease: fill(include_str!("sql/release_lease.sql")),
             park: fill(include_str!("sql/park.sql")),
             dead_letters: fill(include_str!("sql/dead_letters.sql")),
-            letters: crate::dead_letter::LetterQueries::new(schema),
+            parked_keys: fill(include_str!("sql/parked_keys.sql")),
+            key_letters: fill(include_str!("sql/key_letters.sql")),
+            requested: fill(include_str!("sql/requested.sql")),
+            request_key: fill(include_str!("sql/request_key.sql")),
+            request_position: fill(include_str!("sql/request_position.sql")),
+            remove_letters: fill(include_str!("sql/remove_letters.sql")),
+            redrive_failed: fill(include_str!("sql/redrive_failed.sql")),
         }
     }
 }

@@ -10,8 +10,6 @@ use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 use tokio::sync::watch;
 
-use crate::PgEventStore;
-
 /// The first pause before connecting again after a failure; it doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 
@@ -31,14 +29,10 @@ pub struct PgFeedSignal {
     hub: Arc<Hub>,
 }
 
-impl PgEventStore {
-    /// The wake-up signal for this store's feed, for
-    /// [`ProjectionRunner::with_signal`](cqrs_core::projection::ProjectionRunner::with_signal).
-    /// Every signal of a store (and of its clones) shares one `LISTEN` connection.
-    pub fn feed_signal(&self) -> PgFeedSignal {
-        PgFeedSignal {
-            hub: Arc::clone(&self.signal),
-        }
+impl PgFeedSignal {
+    /// A signal sharing `hub`'s listener.
+    pub(crate) fn new(hub: Arc<Hub>) -> Self {
+        Self { hub }
     }
 }
 

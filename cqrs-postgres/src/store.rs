@@ -2,13 +2,13 @@
 
 use std::sync::Arc;
 
-use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 
+use crate::connect;
 use crate::group::Committer;
 use crate::notify::Notifier;
 use crate::schema::Queries;
-use crate::signal::Hub;
+use crate::signal::{Hub, PgFeedSignal};
 use crate::xid::XidGuard;
 use crate::{migrate, GroupCommit, PgError, PgSchema};
 
@@ -26,7 +26,7 @@ use crate::{migrate, GroupCommit, PgError, PgSchema};
 ///
 /// # async fn demo() -> Result<(), cqrs_postgres::PgError> {
 /// let store = PgEventStore::connect("postgres://localhost/app").await?
-///     .in_schema(PgSchema::new("billing")?);
+///     .with_schema(PgSchema::new("billing")?);
 /// store.migrate().await?; // explicit and idempotent: run it at startup
 /// # Ok(()) }
 /// ```
@@ -68,17 +68,37 @@ impl PgEventStore {
     }
 
     /// Connects a pool of 10 connections to `url` and makes a store on it.
+    ///
+    /// A first connection is made at once, so a wrong URL fails here, within seconds, not on
+    /// the first request: a URL that does not parse or lacks the `postgres://` scheme is
+    /// [`PgError::InvalidUrl`]; an address that refuses, an unknown host, no answer within 5
+    /// seconds, or a refused login is [`PgError::Connect`], whose message names the address
+    /// and the cause. Neither shows the password.
+    ///
+    /// ```no_run
+    /// # async fn demo() {
+    /// match cqrs_postgres::PgEventStore::connect("postgres://app:secret@127.0.0.1:1/app").await {
+    ///     Ok(_) => {}
+    ///     // "could not connect to PostgreSQL at 127.0.0.1:1: error communicating with
+    ///     // database: Connection refused (os error 111)"
+    ///     Err(error) => eprintln!("{error}"),
+    /// }
+    /// # }
+    /// ```
     pub async fn connect(url: &str) -> Result<Self, PgError> {
-        let pool = PgPoolOptions::new()
-            .max_connections(10)
-            .connect(url)
-            .await?;
-        Ok(Self::new(pool))
+        Ok(Self::new(connect::pool(url, 10).await?))
+    }
+
+    /// Renamed [`with_schema`](Self::with_schema): settings of a service object are `with_*`.
+    #[deprecated(note = "renamed to with_schema")]
+    #[must_use]
+    pub fn in_schema(self, schema: PgSchema) -> Self {
+        self.with_schema(schema)
     }
 
     /// Keeps the tables in `schema` instead of `cqrs`.
     #[must_use]
-    pub fn in_schema(mut self, schema: PgSchema) -> Self {
+    pub fn with_schema(mut self, schema: PgSchema) -> Self {
         self.queries = Arc::new(Queries::new(&schema));
         self.xid = Arc::new(XidGuard::new(&schema));
         self.schema = schema;
@@ -150,5 +170,14 @@ impl PgEventStore {
     /// appends in quick succession may share one notification.
     pub fn channel(&self) -> String {
         self.schema.channel()
+    }
+}
+
+impl PgEventStore {
+    /// The wake-up signal for this store's feed, for
+    /// [`ProjectionRunner::with_signal`](cqrs_core::projection::ProjectionRunner::with_signal).
+    /// Every signal of a store (and of its clones) shares one `LISTEN` connection.
+    pub fn feed_signal(&self) -> PgFeedSignal {
+        PgFeedSignal::new(Arc::clone(&self.signal))
     }
 }

@@ -49,7 +49,7 @@ async fn a_migration_dropped_while_waiting_for_the_lock_does_not_block_the_next_
         .expect("take the lock");
 
     // This process starts migrating and gives up while it waits.
-    let impatient = PgEventStore::new(support::pool(2).await).in_schema(schema.clone());
+    let impatient = PgEventStore::new(support::pool(2).await).with_schema(schema.clone());
     let dropped = {
         let store = impatient.clone();
         tokio::spawn(async move { store.migrate().await })
@@ -66,7 +66,7 @@ async fn a_migration_dropped_while_waiting_for_the_lock_does_not_block_the_next_
         .expect("release the lock");
 
     // A third process (and this one, still running) can migrate.
-    let other = PgEventStore::new(support::pool(2).await).in_schema(schema.clone());
+    let other = PgEventStore::new(support::pool(2).await).with_schema(schema.clone());
     let migrated = tokio::time::timeout(Duration::from_secs(20), other.migrate()).await;
     assert!(
         migrated.is_ok(),

@@ -52,7 +52,8 @@ async fn wait_for_a_lock_wait(store: &PgEventStore, holder: i32) {
 /// The `AppendTimedOut` stage of `result`, or a panic saying what it was.
 fn timed_out_stage(result: Result<cqrs_core::AppendOutcome, Error>) -> TimeoutStage {
     match result {
-        Err(Error::Backend(error)) => match error.downcast_ref::<PgError>() {
+        // A timed-out append wrote nothing: worth retrying.
+        Err(Error::Unavailable(error)) => match error.downcast_ref::<PgError>() {
             Some(PgError::AppendTimedOut { stage, .. }) => *stage,
             _ => panic!("expected AppendTimedOut, got {error:?}"),
         },

@@ -166,7 +166,7 @@ async fn a_restore_into_a_younger_cluster_is_detected_and_repaired_in_feed_order
         .position;
     let schema = source.schema().clone();
     dump::dump_and_restore(schema.as_str(), &support::database_url(), &restore_url);
-    let restored = PgEventStore::new(target_pool.clone()).in_schema(schema.clone());
+    let restored = PgEventStore::new(target_pool.clone()).with_schema(schema.clone());
 
     // Detection: migrate(), appends and feed reads all say what happened and what to do.
     let refused = restored.migrate().await;
@@ -217,8 +217,8 @@ async fn a_restore_into_a_younger_cluster_is_detected_and_repaired_in_feed_order
         .execute(&target_pool)
         .await
         .expect("hide the restored rows");
-    let writer = PgEventStore::new(target_pool.clone()).in_schema(schema.clone());
-    let reader = PgEventStore::new(target_pool.clone()).in_schema(schema.clone());
+    let writer = PgEventStore::new(target_pool.clone()).with_schema(schema.clone());
+    let reader = PgEventStore::new(target_pool.clone()).with_schema(schema.clone());
     for store in [&writer, &reader] {
         store
             .read_all(Position::START, 1, &EventFilter::all())
@@ -400,7 +400,7 @@ async fn a_repair_needing_more_ids_than_the_cluster_has_used_moves_its_counter_o
         .connect(&dump::restore_database_url())
         .await
         .expect("connect to RESTORE_DATABASE_URL");
-    let store = PgEventStore::new(target_pool.clone()).in_schema(support::unique_schema());
+    let store = PgEventStore::new(target_pool.clone()).with_schema(support::unique_schema());
     store.migrate().await.expect("migrate");
     let schema = store.schema().as_str().to_owned();
     // Rows as a restore leaves them: ids far ahead, and every position lower than the one before

@@ -22,7 +22,7 @@ async fn a_sixty_character_schema_name_is_refused_or_appends_in_a_transaction_wo
         Ok(schema) => schema,
     };
     // Accepted: then it must work, notifications included.
-    let store = PgEventStore::new(support::pool(2).await).in_schema(schema);
+    let store = PgEventStore::new(support::pool(2).await).with_schema(schema);
     store.migrate().await.expect("migrate");
     let mut conn = store.pool().acquire().await.expect("connection");
     let mut tx = conn.begin().await.expect("begin");

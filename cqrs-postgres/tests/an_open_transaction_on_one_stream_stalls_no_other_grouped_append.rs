@@ -109,7 +109,8 @@ async fn other_streams_land_and_the_held_stream_gets_a_typed_timeout() {
         .expect("the append to the held stream waited past the group commit's timeout")
         .expect("task");
     let error = match refused {
-        Err(Error::Backend(error)) => error,
+        // A timed-out append wrote nothing: worth retrying.
+        Err(Error::Unavailable(error)) => error,
         other => panic!("expected a typed timeout, got {other:?}"),
     };
     let message = error.to_string();

@@ -207,8 +207,8 @@ async fn futures_join(a: PgEventStore, b: PgEventStore) -> Vec<Vec<i32>> {
 async fn concurrent_first_migrations_apply_once() {
     let pool = support::pool(4).await;
     let schema = support::unique_schema();
-    let a = PgEventStore::new(pool.clone()).in_schema(schema.clone());
-    let b = PgEventStore::new(pool).in_schema(schema);
+    let a = PgEventStore::new(pool.clone()).with_schema(schema.clone());
+    let b = PgEventStore::new(pool).with_schema(schema);
     let applied = futures_join(a, b).await;
     let mut all: Vec<i32> = applied.into_iter().flatten().collect();
     all.sort_unstable();

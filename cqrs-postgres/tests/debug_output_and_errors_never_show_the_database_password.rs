@@ -20,7 +20,7 @@ async fn debug_output_never_shows_the_database_password() {
         .connect_lazy(URL)
         .expect("a lazy pool");
     let store = PgEventStore::new(pool)
-        .in_schema(PgSchema::new("billing").expect("a valid schema"))
+        .with_schema(PgSchema::new("billing").expect("a valid schema"))
         .with_group_commit(GroupCommit::default());
     assert_hidden("PgEventStore", &format!("{store:?}"));
     assert_hidden("PgEventStore (pretty)", &format!("{store:#?}"));

@@ -27,7 +27,7 @@ async fn a_failing_migration_is_a_typed_error_and_leaves_nothing_of_itself() {
             .await
             .expect("occupy the name");
     }
-    let store = PgEventStore::new(pool.clone()).in_schema(schema.clone());
+    let store = PgEventStore::new(pool.clone()).with_schema(schema.clone());
 
     match store.migrate().await {
         Err(PgError::Migration { version: 1, source }) => {

@@ -40,7 +40,7 @@ pub async fn pg_store() -> PgEventStore {
         .unwrap_or_else(|e| panic!("cannot connect to DATABASE_URL: {e}"));
     let schema = format!("it_{}", uuid::Uuid::now_v7().simple());
     let store =
-        PgEventStore::new(pool).in_schema(PgSchema::new(&schema).expect("a valid schema name"));
+        PgEventStore::new(pool).with_schema(PgSchema::new(&schema).expect("a valid schema name"));
     store.migrate().await.expect("migrate the test schema");
     store
 }

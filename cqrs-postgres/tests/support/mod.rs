@@ -2,7 +2,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-use cqrs_postgres::{PgEventStore, PgSchema};
+use cqrs_postgres::{testing, PgEventStore, PgSchema};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
 pub mod dump;
@@ -28,15 +28,16 @@ pub async fn pool(connections: u32) -> PgPool {
 
 /// A unique schema name for one test.
 pub fn unique_schema() -> PgSchema {
-    let name = format!("t_{}", uuid::Uuid::now_v7().simple());
-    PgSchema::new(&name).expect("valid schema name")
+    testing::unique_schema()
 }
 
-/// A migrated store in a schema of its own, on a pool of `connections`.
+/// A migrated store in a schema of its own, on a pool of `connections`. The schema is kept
+/// after the test (for a look at what it left).
 pub async fn store_with(connections: u32) -> PgEventStore {
-    let store = PgEventStore::new(pool(connections).await).in_schema(unique_schema());
-    store.migrate().await.expect("migrate");
-    store
+    testing::fresh_store_on(pool(connections).await)
+        .await
+        .expect("migrate")
+        .keep()
 }
 
 /// A migrated store in a schema of its own.

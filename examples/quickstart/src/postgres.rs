@@ -14,7 +14,7 @@ pub async fn fresh_store(url: &str, schema: &str) -> Result<PgEventStore, BoxErr
         .await?;
     // Group commit: concurrent commands on different streams share one transaction.
     let store = store
-        .in_schema(schema)
+        .with_schema(schema)
         .with_group_commit(GroupCommit::default());
     store.migrate().await?;
     Ok(store)

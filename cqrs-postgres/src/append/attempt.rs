@@ -1,0 +1,113 @@
+//! One try of the lone append statements, and what it answered.
+
+use cqrs_core::{StreamId, Version};
+use sqlx::PgConnection;
+
+use crate::columns::Columns;
+use crate::row::Landed;
+use crate::{convert, PgError, PgEventStore};
+
+/// What an append statement answered.
+pub(super) enum Attempt {
+    /// Written: where the events landed.
+    Appended(Landed),
+    /// The stream was not at the expected version (nothing was written).
+    WrongVersion(Version),
+    /// The stream's last event was written by a younger transaction than ours: writing now would
+    /// put our events before it in the feed (nothing was written). Only a new transaction helps.
+    TransactionTooOld(Version),
+    /// A unique constraint fired (nothing was written).
+    Violation(Constraint),
+}
+
+/// Our unique constraints an append can run into.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Constraint {
+    StreamVersion,
+    EventId,
+    CommandId,
+}
+
+impl PgEventStore {
+    /// The general statement (`sql/append.sql`): any expected version, a command id, a notify
+    /// in the statement.
+    pub(super) async fn try_append(
+        &self,
+        conn: &mut PgConnection,
+        stream_id: &StreamId,
+        expected: Option<i64>,
+        columns: &Columns,
+        notify_in_statement: bool,
+    ) -> Result<Attempt, PgError> {
+        let result = columns
+            .bind(sqlx::query(&self.queries.append), stream_id)
+            .bind(expected)
+            .bind(columns.command_id.map(|c| c.as_uuid()))
+            .bind(notify_in_statement.then(|| self.schema.channel()))
+            .fetch_one(&mut *conn)
+            .await;
+        let row = match result {
+            Ok(row) => row,
+            Err(error) => return violation(error),
+        };
+        if let Some(landed) = Landed::summary(&row)? {
+            return Ok(Attempt::Appended(landed));
+        }
+        let current = convert::version(sqlx::Row::try_get(&row, "current_version")?)?;
+        let in_order: bool = sqlx::Row::try_get(&row, "in_order")?;
+        Ok(if in_order {
+            Attempt::WrongVersion(current)
+        } else {
+            Attempt::TransactionTooOld(current)
+        })
+    }
+
+    /// The lean statement for a writer that knows the stream's version and records no command
+    /// id. `None`: the stream is not at `expected` (or was written by a younger transaction),
+    /// and nothing was written; the general statement tells which.
+    pub(super) async fn try_append_known(
+        &self,
+        conn: &mut PgConnection,
+        stream_id: &StreamId,
+        expected: i64,
+        columns: &Columns,
+    ) -> Result<Option<Attempt>, PgError> {
+        let result = columns
+            .bind(sqlx::query(&self.queries.append_known), stream_id)
+            .bind(expected)
+            .fetch_all(&mut *conn)
+            .await;
+        let rows = match result {
+            Ok(rows) => rows,
+            Err(error) => return violation(error).map(Some),
+        };
+        let mut landed = Landed::default();
+        for row in &rows {
+            landed.add(row)?;
+        }
+        Ok((landed.rows() > 0).then_some(Attempt::Appended(landed)))
+    }
+}
+
+/// A failed statement: a violation of one of our unique constraints is an answer (nothing was
+/// written), anything else an error.
+fn violation(error: sqlx::Error) -> Result<Attempt, PgError> {
+    match violated(&error) {
+        Some(constraint) => Ok(Attempt::Violation(constraint)),
+        None => Err(PgError::Database(error)),
+    }
+}
+
+/// Which of our unique constraints an error violated, through sqlx's classification.
+fn violated(error: &sqlx::Error) -> Option<Constraint> {
+    let db = error.as_database_error()?;
+    if !db.is_unique_violation() {
+        return None;
+    }
+    match db.constraint()? {
+        "events_stream_version_key" => Some(Constraint::StreamVersion),
+        "events_event_id_key" => Some(Constraint::EventId),
+        "commands_pkey" => Some(Constraint::CommandId),
+        _ => None,
+    }
+}

@@ -1,0 +1,220 @@
+//! Appending: one statement per batch, conflicts and duplicates told apart by constraint.
+//!
+//! `attempt.rs` runs one statement and says what it answered, `lookup.rs` finds what an append
+//! that wrote nothing ran into; this file loops over them, in autocommit
+//! ([`AppendEvents::append`], through a group first when [`GroupCommit`](crate::GroupCommit)
+//! is on) or in a caller's transaction ([`PgEventStore::append_in`]).
+
+mod attempt;
+mod lookup;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use cqrs_core::{
+    AppendEvents, AppendOutcome, CommandId, Error, ExpectedVersion, NewEvent, StreamId,
+};
+use sqlx::{Connection, PgConnection};
+
+use self::attempt::{Attempt, Constraint};
+use crate::columns::Columns;
+use crate::convert::to_i64;
+use crate::{PgError, PgEventStore};
+
+/// How often an append with [`ExpectedVersion::Any`] retries after another writer took the
+/// versions it computed. Each retry means another writer made progress.
+const ANY_RETRIES: u32 = 100;
+
+impl PgEventStore {
+    /// Appends inside the caller's own transaction (or on a plain connection), so events can be
+    /// recorded atomically with the caller's other writes. Same semantics as
+    /// [`AppendEvents::append`]; the append runs in a savepoint, so a conflict leaves the
+    /// caller's transaction usable. Listeners are woken when the caller commits.
+    ///
+    /// One more conflict exists here: the feed orders events by their writing transaction, so a
+    /// transaction that took its id (by writing anything) before the stream's last event was
+    /// committed cannot append to that stream. It gets [`Error::Conflict`], whatever `expected`
+    /// says; roll back and retry the unit of work in a new transaction. Appending early in the
+    /// transaction makes this rare.
+    ///
+    /// ```no_run
+    /// # use cqrs_core::{ExpectedVersion, NewEvent, StreamId};
+    /// # async fn demo(store: cqrs_postgres::PgEventStore) -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut tx = store.pool().begin().await?;
+    /// sqlx::query("UPDATE accounts SET flagged = true WHERE id = 1").execute(&mut *tx).await?;
+    /// let stream = StreamId::new("account-1")?;
+    /// let event = NewEvent::new("Flagged", 1, serde_json::json!({}));
+    /// store.append_in(&mut tx, &stream, ExpectedVersion::Any, vec![event]).await?;
+    /// tx.commit().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn append_in(
+        &self,
+        conn: &mut PgConnection,
+        stream_id: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendOutcome, Error> {
+        Ok(self.append_in_pg(conn, stream_id, expected, events).await?)
+    }
+
+    async fn append_in_pg(
+        &self,
+        conn: &mut PgConnection,
+        stream_id: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendOutcome, PgError> {
+        let columns = Columns::new(events, self.max_payload_bytes, self.max_append_bytes)?;
+        self.xid.ensure(&mut *conn).await?;
+        self.append_on(conn, true, stream_id, expected, &columns)
+            .await
+    }
+
+    async fn append_on(
+        &self,
+        conn: &mut PgConnection,
+        savepoint: bool,
+        stream_id: &StreamId,
+        expected: ExpectedVersion,
+        columns: &Columns,
+    ) -> Result<AppendOutcome, PgError> {
+        let expected_i64 = expected
+            .exact()
+            .map(|v| to_i64("expected version", v.get()))
+            .transpose()?;
+        // The lean statement first when it applies; the general one after any miss.
+        let mut known = expected_i64.filter(|_| !savepoint && columns.command_id.is_none());
+        let mut retries = 0;
+        loop {
+            let attempt = if let Some(version) = known.take() {
+                match self
+                    .try_append_known(conn, stream_id, version, columns)
+                    .await?
+                {
+                    Some(attempt) => attempt,
+                    None => continue,
+                }
+            } else if savepoint {
+                let mut sp = conn.begin().await?;
+                let attempt = self
+                    .try_append(&mut sp, stream_id, expected_i64, columns, true)
+                    .await;
+                match attempt {
+                    Ok(Attempt::Appended(_)) => sp.commit().await?,
+                    _ => sp.rollback().await?,
+                }
+                attempt?
+            } else {
+                self.try_append(conn, stream_id, expected_i64, columns, false)
+                    .await?
+            };
+            let mut retry = expected == ExpectedVersion::Any;
+            let wrong_version = match attempt {
+                Attempt::Appended(landed) => return landed.outcome(stream_id, false),
+                Attempt::WrongVersion(actual) => Some(actual),
+                Attempt::TransactionTooOld(actual) => {
+                    self.xid.suspect(&mut *conn).await?;
+                    retry = false;
+                    Some(actual)
+                }
+                Attempt::Violation(Constraint::StreamVersion) => None,
+                Attempt::Violation(Constraint::EventId | Constraint::CommandId) => {
+                    match self.earlier_append(conn, stream_id, columns).await? {
+                        Some(outcome) => return Ok(outcome),
+                        // The other append rolled back between our statement and the lookup.
+                        None if retries < ANY_RETRIES => {
+                            retries += 1;
+                            continue;
+                        }
+                        None => {
+                            return Err(PgError::CorruptRow {
+                                what: "a unique event or command id vanished",
+                            })
+                        }
+                    }
+                }
+            };
+            // Nothing was written. A repeated command or batch wins over a stale expectation.
+            if let Some(outcome) = self.earlier_append(conn, stream_id, columns).await? {
+                return Ok(outcome);
+            }
+            if retry && retries < ANY_RETRIES {
+                // Another writer took the versions we computed; compute again.
+                retries += 1;
+                continue;
+            }
+            let actual = match wrong_version {
+                Some(actual) => actual,
+                None => self.stream_version(conn, stream_id).await?,
+            };
+            return Err(Error::Conflict {
+                stream_id: stream_id.clone(),
+                expected,
+                actual,
+            }
+            .into());
+        }
+    }
+}
+
+#[async_trait]
+impl AppendEvents for PgEventStore {
+    async fn append(
+        &self,
+        stream_id: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendOutcome, Error> {
+        Ok(self.append_pg(stream_id, expected, events).await?)
+    }
+
+    async fn command_outcome(&self, command_id: CommandId) -> Result<Option<AppendOutcome>, Error> {
+        Ok(self.command_outcome_on(&self.pool, command_id).await?)
+    }
+}
+
+impl PgEventStore {
+    /// [`AppendEvents::append`]: through a group when it applies, else on its own.
+    async fn append_pg(
+        &self,
+        stream_id: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendOutcome, PgError> {
+        let columns = Arc::new(Columns::new(
+            events,
+            self.max_payload_bytes,
+            self.max_append_bytes,
+        )?);
+        self.xid.ensure(&self.pool).await?;
+        if let (Some(group), Some(version), None) =
+            (&self.group, expected.exact(), columns.command_id)
+        {
+            let version = to_i64("expected version", version.get())?;
+            let grouped = group
+                .append(
+                    &self.pool,
+                    &self.queries,
+                    stream_id,
+                    version,
+                    Arc::clone(&columns),
+                )
+                .await?;
+            if let Some(outcome) = grouped {
+                self.notifier.signal(&self.pool, &self.schema.channel());
+                return Ok(outcome);
+            }
+        }
+        // One statement in autocommit: the whole append is one round trip.
+        let mut conn = self.pool.acquire().await?;
+        let outcome = self
+            .append_on(&mut conn, false, stream_id, expected, &columns)
+            .await?;
+        drop(conn);
+        if !outcome.duplicate {
+            self.notifier.signal(&self.pool, &self.schema.channel());
+        }
+        Ok(outcome)
+    }
+}

@@ -1,0 +1,129 @@
+//! Connecting from a URL: refused at once when malformed, and a first connection tried at once,
+//! so a wrong address fails within seconds naming the address and the cause, never the
+//! password.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, PgPool};
+
+use crate::PgError;
+
+/// How long the first connection may take before [`PgEventStore::connect`] gives up: a
+/// refused port or an unknown host fails at once; an address that never answers fails after
+/// this.
+///
+/// [`PgEventStore::connect`]: crate::PgEventStore::connect
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A pool of `connections` on `url`, after one connection to it succeeded.
+pub(crate) async fn pool(url: &str, connections: u32) -> Result<PgPool, PgError> {
+    let options = options(url)?;
+    let address = address(&options);
+    let first = tokio::time::timeout(CONNECT_TIMEOUT, options.connect()).await;
+    let failed = |source| PgError::Connect {
+        address: address.clone(),
+        source,
+    };
+    match first {
+        Ok(Ok(conn)) => {
+            // Only a check: the pool makes its own connections.
+            if let Err(error) = conn.close().await {
+                tracing::debug!(%error, "closing the first connection failed");
+            }
+        }
+        Ok(Err(error)) => return Err(failed(error)),
+        Err(_) => {
+            return Err(failed(sqlx::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no answer within {CONNECT_TIMEOUT:?}"),
+            ))))
+        }
+    }
+    Ok(PgPoolOptions::new()
+        .max_connections(connections)
+        .connect_lazy_with(options))
+}
+
+/// The connect options of `url`, or why it was refused (without its password).
+fn options(url: &str) -> Result<PgConnectOptions, PgError> {
+    let parsed = url::Url::parse(url).map_err(|error| invalid(url, &error.to_string()))?;
+    if !matches!(parsed.scheme(), "postgres" | "postgresql") {
+        return Err(invalid(
+            url,
+            "it must start with postgres:// or postgresql://",
+        ));
+    }
+    PgConnectOptions::from_str(url).map_err(|error| invalid(url, &error.to_string()))
+}
+
+/// A refused URL: `reason` with any password of `url` masked.
+fn invalid(url: &str, reason: &str) -> PgError {
+    let mut reason = reason.to_owned();
+    for secret in secrets(url) {
+        if !secret.is_empty() {
+            reason = reason.replace(&secret, "***");
+        }
+    }
+    PgError::InvalidUrl { reason }
+}
+
+/// The passwords `url` may carry, as written and decoded: in its user info and in a
+/// `password=` parameter. Found by hand, since the URL may not parse.
+fn secrets(url: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if let Some((user_info, _)) = authority.rsplit_once('@') {
+        if let Some((_, password)) = user_info.split_once(':') {
+            found.push(password.to_owned());
+        }
+    }
+    if let Some((_, query)) = url.split_once('?') {
+        for pair in query.split('&') {
+            if let Some(password) = pair.strip_prefix("password=") {
+                found.push(password.to_owned());
+            }
+        }
+    }
+    let decoded: Vec<String> = found
+        .iter()
+        .filter_map(|s| {
+            url::form_urlencoded::parse(format!("p={s}").as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+        })
+        .collect();
+    found.extend(decoded);
+    found
+}
+
+/// Where `options` connect: `host:port`, or the socket's path.
+fn address(options: &PgConnectOptions) -> String {
+    match options.get_socket() {
+        Some(socket) => socket.display().to_string(),
+        None => format!("{}:{}", options.get_host(), options.get_port()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_url_never_shows_its_password() {
+        for url in [
+            "postgres://app:pa%40ss@host:nope/db",
+            "app:pa@ss@host/db",
+            "postgres://app@host:nope/db?password=pa%40ss",
+        ] {
+            let error = options(url).expect_err(url).to_string();
+            assert!(
+                !error.contains("pa@ss") && !error.contains("pa%40ss"),
+                "{error}"
+            );
+        }
+        assert!(secrets("postgres://a:b%40c@h/d").contains(&"b@c".to_owned()));
+    }
+}

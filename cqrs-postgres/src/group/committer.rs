@@ -1,0 +1,142 @@
+//! [`Committer`]: the lanes of one store, and a writer's wait for its group.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cqrs_core::{AppendOutcome, StreamId};
+use sqlx::PgPool;
+use tokio::sync::{mpsc, oneshot};
+
+use super::conn::LaneConn;
+use super::lane::Lane;
+use super::request::{Reply, Request, ABANDONED, QUEUED};
+use super::statement::Writer;
+use super::GroupCommit;
+use crate::columns::Columns;
+use crate::schema::Queries;
+use crate::{PgError, TimeoutStage};
+
+/// The lanes of one store.
+#[derive(Debug)]
+pub(crate) struct Committer {
+    options: GroupCommit,
+    lanes: Vec<Mutex<Option<mpsc::UnboundedSender<Request>>>>,
+    /// Test seam: the next group commits, then its connection is really broken before the
+    /// reply is read (see `Lane::lose_reply`).
+    #[cfg(test)]
+    pub(crate) lose_next_reply: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Committer {
+    pub(crate) fn new(options: GroupCommit) -> Self {
+        Self {
+            options,
+            lanes: (0..options.lanes).map(|_| Mutex::new(None)).collect(),
+            #[cfg(test)]
+            lose_next_reply: Arc::default(),
+        }
+    }
+
+    pub(crate) fn options(&self) -> GroupCommit {
+        self.options
+    }
+
+    /// Appends `columns` to `stream_id` in a group. `Ok(None)`: it was not written in one (and
+    /// may or may not have been written at all); append on your own, with the same event ids.
+    /// [`PgError::AppendTimedOut`]: nothing was written within the timeout.
+    pub(crate) async fn append(
+        &self,
+        pool: &PgPool,
+        queries: &Arc<Queries>,
+        stream_id: &StreamId,
+        expected: i64,
+        columns: Arc<Columns>,
+    ) -> Result<Option<AppendOutcome>, PgError> {
+        let (reply, mut answer) = oneshot::channel();
+        let state = Arc::new(AtomicU8::new(QUEUED));
+        let request = Request {
+            stream_id: stream_id.clone(),
+            expected,
+            columns,
+            state: Arc::clone(&state),
+            reply,
+        };
+        let Some(lane) = self.lane(stream_id, pool, queries) else {
+            return Ok(None);
+        };
+        if lane.send(request).is_err() {
+            return Ok(None);
+        }
+        let timeout = self.options.timeout;
+        let reply = match tokio::time::timeout(timeout, &mut answer).await {
+            Ok(reply) => reply,
+            Err(_) => {
+                if state
+                    .compare_exchange(QUEUED, ABANDONED, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_ok()
+                {
+                    // The lane will drop it unwritten.
+                    return Err(timed_out(stream_id, timeout, TimeoutStage::Queued));
+                }
+                // In a group already: its statement is bounded by the same timeout.
+                answer.await
+            }
+        };
+        match reply {
+            Ok(Reply::Appended(outcome)) => Ok(Some(outcome)),
+            // The lane is gone (its runtime shut down): append on your own.
+            Ok(Reply::Alone) | Err(_) => Ok(None),
+            Ok(Reply::TimedOut) => Err(timed_out(stream_id, timeout, TimeoutStage::Statement)),
+        }
+    }
+
+    /// The sender of `stream_id`'s lane; starts its task on first use, or after the runtime
+    /// that ran it went away. `None` outside a runtime.
+    fn lane(
+        &self,
+        stream_id: &StreamId,
+        pool: &PgPool,
+        queries: &Arc<Queries>,
+    ) -> Option<mpsc::UnboundedSender<Request>> {
+        let mut hasher = DefaultHasher::new();
+        stream_id.as_str().hash(&mut hasher);
+        let lanes = self.lanes.len() as u64;
+        // Below `lanes`, so it fits.
+        let index = usize::try_from(hasher.finish() % lanes).unwrap_or(0);
+        let mut sender = self.lanes[index]
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(sender) = sender.as_ref().filter(|s| !s.is_closed()) {
+            return Some(sender.clone());
+        }
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let writer = Writer {
+            pool: pool.clone(),
+            conn: LaneConn::default(),
+            queries: Arc::clone(queries),
+            timeout: self.options.timeout,
+            #[cfg(test)]
+            lose_next_reply: Arc::clone(&self.lose_next_reply),
+        };
+        let lane = Lane {
+            requests: rx,
+            options: self.options,
+            writer,
+        };
+        runtime.spawn(lane.run());
+        *sender = Some(tx.clone());
+        Some(tx)
+    }
+}
+
+fn timed_out(stream_id: &StreamId, timeout: Duration, stage: TimeoutStage) -> PgError {
+    PgError::AppendTimedOut {
+        stream_id: stream_id.as_str().to_owned(),
+        timeout,
+        stage,
+    }
+}

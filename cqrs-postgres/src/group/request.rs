@@ -1,0 +1,34 @@
+//! What a writer hands its lane ([`Request`]) and what it hears back ([`Reply`]).
+
+use std::sync::atomic::AtomicU8;
+use std::sync::Arc;
+
+use cqrs_core::{AppendOutcome, StreamId};
+use tokio::sync::oneshot;
+
+use crate::columns::Columns;
+
+/// Where a request is: queued, taken into a group by its lane, or taken back by its writer.
+pub(super) const QUEUED: u8 = 0;
+pub(super) const TAKEN: u8 = 1;
+pub(super) const ABANDONED: u8 = 2;
+
+/// What a lane tells a writer.
+pub(super) enum Reply {
+    /// Written in a group.
+    Appended(AppendOutcome),
+    /// Not written in a group: append on your own.
+    Alone,
+    /// The statement timed out: nothing was written.
+    TimedOut,
+}
+
+/// One append waiting for its group.
+pub(super) struct Request {
+    pub(super) stream_id: StreamId,
+    pub(super) expected: i64,
+    pub(super) columns: Arc<Columns>,
+    /// [`QUEUED`], [`TAKEN`] or [`ABANDONED`], shared with the writer.
+    pub(super) state: Arc<AtomicU8>,
+    pub(super) reply: oneshot::Sender<Reply>,
+}

@@ -1,0 +1,93 @@
+//! The store says whether a failure is worth retrying: a database it cannot reach, or a
+//! connection cut under it, is `Error::Unavailable` (the projection runner retries those); a
+//! failure a retry cannot cure (a closed pool, a missing table) is `Error::Backend`. Either way
+//! the message says what went wrong.
+
+mod support;
+
+use std::time::Duration;
+
+use cqrs_core::{AppendEvents, Error, ErrorKind, ExpectedVersion, NewEvent, ReadStream, StreamId};
+use cqrs_core::{ReadAll, Version};
+use cqrs_postgres::PgEventStore;
+use serde_json::json;
+use sqlx::postgres::PgPoolOptions;
+
+fn event() -> Vec<NewEvent> {
+    vec![NewEvent::new("E", 1, json!({ "n": 1 }))]
+}
+
+/// A port on 127.0.0.1 that nothing listens on.
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("address").port()
+}
+
+#[tokio::test]
+async fn a_database_nobody_listens_for_is_unavailable() {
+    let url = format!("postgres://cqrs@127.0.0.1:{}/cqrs", closed_port());
+    let pool = PgPoolOptions::new()
+        .acquire_timeout(Duration::from_secs(2))
+        .connect_lazy(&url)
+        .expect("a lazy pool");
+    let store = PgEventStore::new(pool);
+    let error = store
+        .append(
+            &StreamId::new("down-1").expect("id"),
+            ExpectedVersion::Any,
+            event(),
+        )
+        .await
+        .expect_err("nothing to append to");
+    assert_eq!(error.kind(), ErrorKind::Unavailable, "{error}");
+    assert!(error.is_transient(), "{error}");
+    assert!(error.to_string().contains("database error"), "{error}");
+}
+
+#[tokio::test]
+async fn a_connection_cut_under_an_append_is_unavailable() {
+    let store = support::store_with(3).await;
+    let mut conn = store.pool().acquire().await.expect("a connection");
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut *conn)
+        .await
+        .expect("pid");
+    let terminated: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1, 10000)")
+        .bind(pid)
+        .fetch_one(store.pool())
+        .await
+        .expect("terminate");
+    assert!(terminated, "the backend was ended");
+
+    let error = store
+        .append_in(
+            &mut conn,
+            &StreamId::new("cut-1").expect("id"),
+            ExpectedVersion::Any,
+            event(),
+        )
+        .await
+        .expect_err("the connection is gone");
+    assert_eq!(error.kind(), ErrorKind::Unavailable, "{error}");
+}
+
+#[tokio::test]
+async fn a_failure_a_retry_cannot_cure_is_a_backend_error_that_names_its_cause() {
+    // A store whose tables were never created: every try fails the same way.
+    let store = PgEventStore::new(support::pool(2).await).with_schema(support::unique_schema());
+    let error = store
+        .read_stream(&StreamId::new("none-1").expect("id"), Version::new(1), 10)
+        .await
+        .expect_err("no tables");
+    assert!(matches!(error, Error::Backend(_)), "{error:?}");
+    assert!(
+        error.to_string().contains("does not exist"),
+        "the message carries the database's reason: {error}"
+    );
+
+    // A pool closed on purpose stays closed.
+    let store = support::store_with(2).await;
+    store.pool().close().await;
+    let error = store.head().await.expect_err("closed");
+    assert_eq!(error.kind(), ErrorKind::Backend, "{error}");
+}
