@@ -119,9 +119,14 @@ impl<P: ElasticProjection> EsProjector<P> {
     /// A projector writing `projection`'s documents through its alias, under the checkpoint
     /// name `projection.name()`. Fails when the name cannot be an alias.
     pub fn new(client: Elasticsearch, projection: P) -> Result<Self> {
+        validate_name(projection.name())?;
+        Ok(Self::unchecked(client, projection))
+    }
+
+    /// [`new`](Self::new) for a projection whose name was checked.
+    pub(crate) fn unchecked(client: Elasticsearch, projection: P) -> Self {
         let name = projection.name().to_owned();
-        validate_name(&name)?;
-        Ok(Self {
+        Self {
             client,
             projection,
             target: name.clone(),
@@ -133,7 +138,7 @@ impl<P: ElasticProjection> EsProjector<P> {
             cache_capacity: 10_000,
             parallel_bulks: 2,
             refresher: Refresher::default(),
-        })
+        }
     }
 
     /// Writes into the concrete index `index` instead of the alias (a rebuild's new index). The

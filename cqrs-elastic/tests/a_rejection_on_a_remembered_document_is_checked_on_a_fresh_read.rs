@@ -9,7 +9,7 @@ use std::sync::{mpsc, Arc, Mutex};
 
 use cqrs_core::projection::{Projection, ProjectionError};
 use cqrs_core::{BoxError, EventFilter, InMemoryEventStore, RecordedEvent};
-use cqrs_elastic::{Change, ElasticProjection, EsProjector, ReadModel};
+use cqrs_elastic::{Change, ElasticProjection, EsProjector, EsQueries};
 use serde_json::{json, Value};
 use support::*;
 
@@ -80,7 +80,7 @@ async fn an_event_refused_by_a_stale_remembered_document_is_applied_to_the_fresh
     );
     worker_a.make_visible().await.expect("refresh");
 
-    let model = ReadModel::for_projection(client.clone(), &strict).expect("read model");
+    let model = EsQueries::for_projection(client.clone(), &strict).expect("read model");
     let doc = model.get("account-1").await.expect("get").expect("open");
     assert_eq!((doc.owner.as_str(), doc.balance), ("ada again", 5));
 }
@@ -135,7 +135,7 @@ async fn leading_anew_forgets_the_remembered_documents() {
     worker_a.apply(&events[2..]).await.expect("second deposit");
     worker_a.make_visible().await.expect("refresh");
 
-    let model = ReadModel::for_projection(client.clone(), &accounts).expect("read model");
+    let model = EsQueries::for_projection(client.clone(), &accounts).expect("read model");
     let doc = model.get("account-1").await.expect("get").expect("open");
     assert_eq!((doc.balance, doc.deposits), (12, 2));
 }
@@ -230,7 +230,7 @@ async fn an_event_refused_by_a_document_moved_on_after_it_was_read_is_applied_to
         "refused on a stale read is no poison: {outcome:?}"
     );
 
-    let model = ReadModel::for_projection(client.clone(), &strict).expect("read model");
+    let model = EsQueries::for_projection(client.clone(), &strict).expect("read model");
     let doc = model.get("account-1").await.expect("get").expect("open");
     assert_eq!(doc.owner, "ada again");
 }

@@ -4,7 +4,7 @@
 mod support;
 
 use cqrs_core::{BoxError, EventFilter, InMemoryEventStore, Position, RecordedEvent};
-use cqrs_elastic::{Change, ElasticProjection, ReadModel};
+use cqrs_elastic::{Change, ElasticProjection, EsQueries};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use support::*;
@@ -123,7 +123,7 @@ async fn documents_fed_by_two_streams_see_every_event_in_feed_order() {
         .await
         .is_empty());
 
-    let model: ReadModel<Customer> = ReadModel::new(client.clone(), name).unwrap();
+    let model: EsQueries<Customer> = EsQueries::new(client.clone(), name).unwrap();
     assert_eq!(expected.len(), 4);
     for (id, doc) in &expected {
         let stored = model.get(id).await.unwrap().expect("customer document");

@@ -9,7 +9,7 @@ use cqrs_core::projection::{Projection, ProjectionError};
 use cqrs_core::{
     BoxError, EventFilter, FeedBatch, InMemoryEventStore, Position, ReadAll, RecordedEvent,
 };
-use cqrs_elastic::{Change, ElasticProjection, EsError, EsIndex, ReadModel, RebuildOptions};
+use cqrs_elastic::{Change, ElasticProjection, EsError, EsIndex, EsQueries, RebuildOptions};
 use elasticsearch::params::Refresh;
 use elasticsearch::UpdateParts;
 use serde::{Deserialize, Serialize};
@@ -28,7 +28,7 @@ fn a_url_that_does_not_parse_is_a_url_error_and_not_transient() {
 async fn a_node_that_does_not_answer_is_a_transient_transport_error() {
     // Nothing listens on port 1: the connection is refused at once.
     let client = cqrs_elastic::connect("http://127.0.0.1:1").expect("a client");
-    let model: ReadModel<AccountView> = ReadModel::new(client, "nobody-listens").unwrap();
+    let model: EsQueries<AccountView> = EsQueries::new(client, "nobody-listens").unwrap();
     match model.get("account-1").await {
         Err(error @ EsError::Transport(_)) => {
             assert!(error.is_transient(), "{error:?}");
@@ -59,7 +59,7 @@ async fn a_stored_document_of_another_shape_is_a_decode_error_naming_it() {
         .await
         .expect("update");
     assert!(updated.status_code().is_success());
-    let model = ReadModel::for_projection(client.clone(), &accounts).unwrap();
+    let model = EsQueries::for_projection(client.clone(), &accounts).unwrap();
 
     match model.get("account-1").await {
         Err(error @ EsError::Decode { .. }) => {

@@ -10,7 +10,9 @@ use cqrs_core::{
     AppendEvents, BoxError, EventFilter, ExpectedVersion, InMemoryEventStore, NewEvent, Position,
     ReadAll, RecordedEvent, StreamId,
 };
-use cqrs_elastic::{Change, ElasticProjection, EsIndex, EsProjector};
+use std::sync::Arc;
+
+use cqrs_elastic::{Change, ElasticProjection, EsProjector, EsReadModel};
 use elasticsearch::{Elasticsearch, SearchParts};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -258,17 +260,22 @@ pub async fn drive<P: ElasticProjection>(
     }
 }
 
+/// The read model of `projection`, its index created.
+pub async fn read_model<P: ElasticProjection>(
+    client: &Elasticsearch,
+    projection: P,
+) -> EsReadModel<P> {
+    let model = EsReadModel::new(client.clone(), projection).expect("valid read model");
+    model.ensure().await.expect("ensure the index");
+    model
+}
+
 /// A projector for `projection`, after creating its index.
 pub async fn projector<P: ElasticProjection>(
     client: &Elasticsearch,
     projection: P,
-) -> EsProjector<P> {
-    EsIndex::for_projection(client.clone(), &projection)
-        .expect("valid read model")
-        .ensure()
-        .await
-        .expect("ensure the index");
-    EsProjector::new(client.clone(), projection).expect("valid projector")
+) -> EsProjector<Arc<P>> {
+    read_model(client, projection).await.projector()
 }
 
 /// Every stored document of `index` (tombstones included), by id: its `_source` and `_seq_no`.

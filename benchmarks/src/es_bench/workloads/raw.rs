@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, ensure, Context as _, Result};
 use cqrs_core::{Position, RecordedEvent};
-use cqrs_elastic::{Change, ElasticProjection, EsIndex};
+use cqrs_elastic::{Change, ElasticProjection, EsReadModel};
 use serde_json::json;
 
 use crate::model::{AccountView, Accounts, Expected};
@@ -138,7 +138,7 @@ pub(crate) fn mean_documents(batches: &[RawBatch]) -> f64 {
 
 /// Creates the read model `name`: alias and index, with the projector's mappings.
 pub(crate) async fn create(node: &Node, name: &str) -> Result<()> {
-    EsIndex::for_projection(node.client().clone(), &Accounts::new(name))?
+    EsReadModel::new(node.client().clone(), Accounts::new(name))?
         .ensure()
         .await?;
     Ok(())
