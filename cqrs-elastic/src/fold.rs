@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use cqrs_core::projection::Rejected;
-use cqrs_core::{Position, RecordedEvent};
+use cqrs_core::{BoxError, Position, RecordedEvent};
 
 use serde::de::DeserializeOwned;
 
@@ -25,19 +25,30 @@ pub(crate) struct Group<'a> {
 #[derive(Debug, Default)]
 pub(crate) struct Grouped<'a> {
     pub(crate) groups: Vec<Group<'a>>,
-    /// Events whose document id is unusable.
+    /// Events whose document id failed or is unusable.
     pub(crate) rejected: Vec<Rejected>,
 }
 
-/// Groups `events` by the id `id_of` gives them; events without an id are ignored.
+/// Groups `events` by the id `id_of` gives them; events without an id are ignored, events
+/// whose id fails are rejected with the error's text.
 pub(crate) fn group<'a>(
     events: &'a [RecordedEvent],
-    id_of: impl Fn(&RecordedEvent) -> Option<String>,
+    id_of: impl Fn(&RecordedEvent) -> Result<Option<String>, BoxError>,
 ) -> Grouped<'a> {
     let mut grouped = Grouped::default();
     let mut index: HashMap<String, usize> = HashMap::new();
     for event in events {
-        let Some(id) = id_of(event) else { continue };
+        let id = match id_of(event) {
+            Ok(Some(id)) => id,
+            Ok(None) => continue,
+            Err(error) => {
+                grouped.rejected.push(Rejected::new(
+                    event.position,
+                    format!("no document id: {}", source_text(&*error)),
+                ));
+                continue;
+            }
+        };
         if id.is_empty() || id.len() > MAX_ID_BYTES {
             grouped.rejected.push(Rejected::new(
                 event.position,
@@ -221,8 +232,12 @@ mod tests {
             json!({ "n": { "type": "long" } })
         }
 
-        fn document_id(&self, event: &RecordedEvent) -> Option<String> {
-            event.payload["doc"].as_str().map(str::to_owned)
+        fn document_id(&self, event: &RecordedEvent) -> Result<Option<String>, BoxError> {
+            match &event.payload["doc"] {
+                Value::String(doc) => Ok(Some(doc.clone())),
+                Value::Null => Ok(None),
+                other => Err(format!("doc is not a string: {other}").into()),
+            }
         }
 
         fn apply(
@@ -277,6 +292,7 @@ mod tests {
             add(4, "a", 2),
             add(5, "", 1),
             add(6, &"x".repeat(MAX_ID_BYTES + 1), 1),
+            event(7, "Add", json!({ "doc": 7 })),
         ];
         let grouped = group(&events, |e| Counters.document_id(e));
         let ids: Vec<&str> = grouped.groups.iter().map(|g| g.id.as_str()).collect();
@@ -288,7 +304,11 @@ mod tests {
             .collect();
         assert_eq!(a, [at(1), at(4)]);
         let bad: Vec<Position> = grouped.rejected.iter().map(|r| r.position).collect();
-        assert_eq!(bad, [at(5), at(6)]);
+        assert_eq!(bad, [at(5), at(6), at(7)]);
+        assert_eq!(
+            grouped.rejected[2].error,
+            "no document id: doc is not a string: 7"
+        );
     }
 
     #[test]

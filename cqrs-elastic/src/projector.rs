@@ -528,8 +528,10 @@ impl<P: ElasticProjection> Projection for EsProjector<P> {
         self.projection.filter()
     }
 
+    /// The document id, `None` when the event is not for this read model or its id fails
+    /// (the event is then poison in [`apply`](Projection::apply)).
     fn key(&self, event: &RecordedEvent) -> Option<String> {
-        self.projection.document_id(event)
+        self.projection.document_id(event).ok().flatten()
     }
 
     /// Under [`RefreshPolicy::Immediate`], returns once a refresh of the target that started

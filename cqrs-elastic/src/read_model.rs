@@ -30,8 +30,8 @@ use crate::{
 /// #     type Document = Balance;
 /// #     fn name(&self) -> &str { "balances" }
 /// #     fn mappings(&self) -> Value { json!({ "cents": { "type": "long" } }) }
-/// #     fn document_id(&self, e: &RecordedEvent) -> Option<String> {
-/// #         Some(e.stream_id.to_string())
+/// #     fn document_id(&self, e: &RecordedEvent) -> Result<Option<String>, BoxError> {
+/// #         Ok(Some(e.stream_id.to_string()))
 /// #     }
 /// #     fn apply(&self, _: Option<&Balance>, _: &RecordedEvent) -> Result<Change<Balance>, BoxError> {
 /// #         Ok(Change::Unchanged)

@@ -334,7 +334,7 @@ async fn apply_with_retries<P: ElasticProjection>(
     let events = if options.upcasters.is_empty() {
         events
     } else {
-        let key = |event: &RecordedEvent| projector.projection().document_id(event);
+        let key = |event: &RecordedEvent| projector.key(event);
         let (ready, rejected) = upcast_all(&options.upcasters, events, key);
         if !rejected.is_empty() {
             if !options.skip_poison {

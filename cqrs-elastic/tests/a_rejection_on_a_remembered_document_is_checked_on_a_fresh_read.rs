@@ -35,7 +35,7 @@ impl ElasticProjection for Strict {
         self.inner.filter()
     }
 
-    fn document_id(&self, event: &RecordedEvent) -> Option<String> {
+    fn document_id(&self, event: &RecordedEvent) -> Result<Option<String>, BoxError> {
         self.inner.document_id(event)
     }
 
@@ -163,7 +163,7 @@ impl ElasticProjection for Paused {
         self.inner.filter()
     }
 
-    fn document_id(&self, event: &RecordedEvent) -> Option<String> {
+    fn document_id(&self, event: &RecordedEvent) -> Result<Option<String>, BoxError> {
         self.inner.document_id(event)
     }
 

@@ -46,7 +46,7 @@ impl ElasticProjection for Held {
         self.inner.filter()
     }
 
-    fn document_id(&self, event: &RecordedEvent) -> Option<String> {
+    fn document_id(&self, event: &RecordedEvent) -> Result<Option<String>, BoxError> {
         self.inner.document_id(event)
     }
 

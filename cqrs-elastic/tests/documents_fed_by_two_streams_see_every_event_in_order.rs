@@ -40,10 +40,10 @@ impl ElasticProjection for Customers {
         EventFilter::all().category("account").category("order")
     }
 
-    fn document_id(&self, event: &RecordedEvent) -> Option<String> {
-        event.payload["customer"]
+    fn document_id(&self, event: &RecordedEvent) -> Result<Option<String>, BoxError> {
+        Ok(event.payload["customer"]
             .as_str()
-            .map(|c| format!("customer-{c}"))
+            .map(|c| format!("customer-{c}")))
     }
 
     fn apply(
@@ -110,7 +110,7 @@ async fn documents_fed_by_two_streams_see_every_event_in_feed_order() {
             {
                 continue;
             }
-            let id = projection.document_id(&event).unwrap();
+            let id = projection.document_id(&event).unwrap().unwrap();
             if let Change::Upsert(doc) = projection.apply(docs.get(&id), &event).unwrap() {
                 docs.insert(id, doc);
             }

@@ -34,6 +34,7 @@ pub(crate) fn bodies(feed: &[Vec<RecordedEvent>], expected: &Expected) -> Result
         for event in events {
             let id = projection
                 .document_id(event)
+                .map_err(|e| anyhow!(e))?
                 .context("an event without a document")?;
             let view = match projection
                 .apply(state.get(&id), event)
