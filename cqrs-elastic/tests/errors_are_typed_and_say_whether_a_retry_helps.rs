@@ -176,11 +176,11 @@ impl ReadAll for DownFeed {
         _: usize,
         _: &EventFilter,
     ) -> cqrs_core::Result<FeedBatch> {
-        Err(cqrs_core::Error::backend("the event store is down"))
+        Err(cqrs_core::Error::unavailable("the event store is down"))
     }
 
     async fn head(&self) -> cqrs_core::Result<Position> {
-        Err(cqrs_core::Error::backend("the event store is down"))
+        Err(cqrs_core::Error::unavailable("the event store is down"))
     }
 }
 
@@ -198,7 +198,7 @@ async fn an_event_store_failing_under_a_rebuild_is_a_transient_store_error() {
         .rebuild(&accounts, &DownFeed, &store, RebuildOptions::default())
         .await;
     match &failed {
-        Err(error @ EsError::Store(cqrs_core::Error::Backend(_))) => {
+        Err(error @ EsError::Store(cqrs_core::Error::Unavailable(_))) => {
             assert!(error.is_transient(), "{error:?}");
         }
         other => panic!("expected EsError::Store, got {other:?}"),
