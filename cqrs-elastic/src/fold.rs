@@ -9,6 +9,7 @@ use cqrs_core::{BoxError, Position, RecordedEvent};
 use serde::de::DeserializeOwned;
 
 use crate::document::Stored;
+use crate::error::chain;
 use crate::{Change, ElasticProjection};
 
 /// The longest document id Elasticsearch accepts, in bytes.
@@ -44,7 +45,7 @@ pub(crate) fn group<'a>(
             Err(error) => {
                 grouped.rejected.push(Rejected::new(
                     event.position,
-                    format!("no document id: {}", source_text(&*error)),
+                    format!("no document id: {}", chain(&*error)),
                 ));
                 continue;
             }
@@ -120,9 +121,9 @@ impl<D: DeserializeOwned> Start<D> {
             None => Self::absent(),
             Some(stored) => Self {
                 position: stored.position,
-                document: stored.document::<D>(id).map_err(|e| {
-                    format!("stored document {id} does not decode: {}", source_text(&e))
-                }),
+                document: stored
+                    .document::<D>(id)
+                    .map_err(|e| format!("stored document {id} does not decode: {}", chain(&e))),
             },
         }
     }
@@ -197,13 +198,6 @@ fn reject_all<D>(events: &[&RecordedEvent], why: &str) -> Folded<D> {
             .iter()
             .map(|event| Rejected::new(event.position, why))
             .collect(),
-    }
-}
-
-fn source_text(error: &dyn std::error::Error) -> String {
-    match error.source() {
-        Some(source) => format!("{error}: {source}"),
-        None => error.to_string(),
     }
 }
 
@@ -283,6 +277,11 @@ mod tests {
         Position::from_parts(major, 0)
     }
 
+    /// Folds `events` of document `a` over `current`.
+    fn fold_over(current: Option<&Stored>, events: &[&RecordedEvent]) -> Folded<Counter> {
+        fold(&Counters, "a", Start::from_stored("a", current), events)
+    }
+
     #[test]
     fn batches_are_grouped_by_document_in_feed_order() {
         let events = vec![
@@ -316,22 +315,12 @@ mod tests {
         let events = [add(3, "a", 10), add(5, "a", 100), add(7, "a", 1000)];
         let refs: Vec<&RecordedEvent> = events.iter().collect();
         let current = stored(10, 3);
-        let folded = fold(
-            &Counters,
-            "a",
-            Start::from_stored("a", Some(&current)),
-            &refs,
-        );
+        let folded = fold_over(Some(&current), &refs);
         assert_eq!(folded.write, Some((Some(Counter { n: 1110 }), at(7))));
         assert_eq!(folded.applied, [at(5), at(7)]);
 
         let replayed = stored(1110, 7);
-        let folded = fold(
-            &Counters,
-            "a",
-            Start::from_stored("a", Some(&replayed)),
-            &refs,
-        );
+        let folded = fold_over(Some(&replayed), &refs);
         assert!(folded.write.is_none() && folded.applied.is_empty() && folded.rejected.is_empty());
     }
 
@@ -343,7 +332,7 @@ mod tests {
             add(3, "a", 5),
         ];
         let refs: Vec<&RecordedEvent> = events.iter().collect();
-        let folded = fold(&Counters, "a", Start::from_stored("a", None), &refs);
+        let folded = fold_over(None, &refs);
         assert_eq!(folded.write, Some((Some(Counter { n: 1 }), at(1))));
         assert_eq!(folded.applied, [at(1)]);
         let rejected: Vec<Position> = folded.rejected.iter().map(|r| r.position).collect();
@@ -356,7 +345,7 @@ mod tests {
     fn deletes_write_tombstones_and_later_events_may_recreate() {
         let events = [add(1, "a", 1), event(2, "Del", json!({ "doc": "a" }))];
         let refs: Vec<&RecordedEvent> = events.iter().collect();
-        let folded = fold(&Counters, "a", Start::from_stored("a", None), &refs);
+        let folded = fold_over(None, &refs);
         assert_eq!(folded.write, Some((None, at(2))));
 
         let tombstone = Stored {
@@ -366,12 +355,7 @@ mod tests {
         };
         let again = [add(1, "a", 1), add(9, "a", 4)];
         let refs: Vec<&RecordedEvent> = again.iter().collect();
-        let folded = fold(
-            &Counters,
-            "a",
-            Start::from_stored("a", Some(&tombstone)),
-            &refs,
-        );
+        let folded = fold_over(Some(&tombstone), &refs);
         assert_eq!(folded.write, Some((Some(Counter { n: 4 }), at(9))));
     }
 
@@ -380,22 +364,12 @@ mod tests {
         let events = [event(4, "Noop", json!({ "doc": "a" }))];
         let refs: Vec<&RecordedEvent> = events.iter().collect();
         let current = stored(3, 1);
-        let folded = fold(
-            &Counters,
-            "a",
-            Start::from_stored("a", Some(&current)),
-            &refs,
-        );
+        let folded = fold_over(Some(&current), &refs);
         assert!(folded.write.is_none() && folded.rejected.is_empty());
 
         let events = [add(4, "a", 1), event(5, "Noop", json!({ "doc": "a" }))];
         let refs: Vec<&RecordedEvent> = events.iter().collect();
-        let folded = fold(
-            &Counters,
-            "a",
-            Start::from_stored("a", Some(&current)),
-            &refs,
-        );
+        let folded = fold_over(Some(&current), &refs);
         assert_eq!(folded.write, Some((Some(Counter { n: 4 }), at(5))));
     }
 
@@ -408,12 +382,7 @@ mod tests {
         };
         let events = [add(1, "a", 1), add(2, "a", 1)];
         let refs: Vec<&RecordedEvent> = events.iter().collect();
-        let folded = fold(
-            &Counters,
-            "a",
-            Start::from_stored("a", Some(&current)),
-            &refs,
-        );
+        let folded = fold_over(Some(&current), &refs);
         assert!(folded.write.is_none());
         let rejected: Vec<Position> = folded.rejected.iter().map(|r| r.position).collect();
         assert_eq!(rejected, [at(2)]);

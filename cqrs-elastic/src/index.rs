@@ -171,22 +171,7 @@ impl EsIndex {
         let index = self.version_name(1);
         let mut body = self.index_body(None);
         body["aliases"] = json!({ &self.name: {} });
-        let response = self
-            .client
-            .indices()
-            .create(IndicesCreateParts::Index(&index))
-            .body(body)
-            .send()
-            .await?;
-        let (status, answer) = http::json_any(response).await?;
-        let already = http::error_type(&answer) == Some("resource_already_exists_exception");
-        if !(200..300).contains(&status) && !already {
-            return Err(EsError::Status {
-                operation: "create index",
-                status,
-                reason: http::reason(&answer),
-            });
-        }
+        self.create(&index, body).await?;
         // Created (with its alias, atomically), or someone else created it just now.
         self.current()
             .await?
@@ -204,10 +189,15 @@ impl EsIndex {
         ) {
             settings.extend(filling);
         }
+        self.create(&index, body).await
+    }
+
+    /// Creates `index` from `body`: `true` when created, `false` when it already existed.
+    async fn create(&self, index: &str, body: Value) -> Result<bool> {
         let response = self
             .client
             .indices()
-            .create(IndicesCreateParts::Index(&index))
+            .create(IndicesCreateParts::Index(index))
             .body(body)
             .send()
             .await?;

@@ -53,7 +53,7 @@ pub use index::{EsIndex, IndexVersion};
 #[doc(inline)]
 pub use projection::{Change, ElasticProjection};
 #[doc(inline)]
-pub use projector::{EsProjector, RefreshPolicy};
+pub use projector::EsProjector;
 #[doc(inline)]
 pub use queries::EsQueries;
 #[doc(inline)]
@@ -62,6 +62,8 @@ pub use query::{BoolQuery, Query, Range};
 pub use read_model::EsReadModel;
 #[doc(inline)]
 pub use rebuild::{RebuildOptions, RebuildReport};
+#[doc(inline)]
+pub use refresh::RefreshPolicy;
 #[doc(inline)]
 pub use search::{Hit, Page, Search, SortOrder};
 #[doc(inline)]
