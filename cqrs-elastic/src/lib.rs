@@ -41,6 +41,8 @@ mod rebuild;
 mod refresh;
 mod search;
 mod settings;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 #[doc(inline)]
 pub use block::WriteBlock;

@@ -6,6 +6,7 @@ mod support;
 
 use cqrs_core::projection::{DeadLetterStore, PoisonPolicy, ProjectionRunner, RunnerOptions};
 use cqrs_core::{BoxError, EventFilter, InMemoryEventStore, Position, RecordedEvent};
+use cqrs_elastic::testing::TestNode;
 use cqrs_elastic::{Change, ElasticProjection, EsReadModel};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -67,13 +68,13 @@ async fn loans(store: &InMemoryEventStore) -> Position {
 
 #[tokio::test]
 async fn under_park_it_is_a_dead_letter_with_serdes_reason() {
-    let client = client();
+    let node = TestNode::from_env().expect("a test node");
     let store = InMemoryEventStore::new();
     let bad = loans(&store).await;
     let model = read_model(
-        &client,
+        node.client(),
         Loans {
-            name: unique_name("loan-park"),
+            name: node.unique_name("loan-park"),
         },
     )
     .await;
@@ -102,17 +103,18 @@ async fn under_park_it_is_a_dead_letter_with_serdes_reason() {
     assert!(parked[0].1.contains("missing field `book`"), "{parked:?}");
     assert_eq!(model.get("b1").await.unwrap(), Some(Loan { times_lent: 1 }));
     assert_eq!(model.get("b2").await.unwrap(), Some(Loan { times_lent: 1 }));
+    node.clean_up().await.expect("delete the test's index");
 }
 
 #[tokio::test]
 async fn under_stop_the_projection_fails_before_it() {
-    let client = client();
+    let node = TestNode::from_env().expect("a test node");
     let store = InMemoryEventStore::new();
     let bad = loans(&store).await;
     let model: EsReadModel<Loans> = read_model(
-        &client,
+        node.client(),
         Loans {
-            name: unique_name("loan-stop"),
+            name: node.unique_name("loan-stop"),
         },
     )
     .await;
@@ -134,4 +136,5 @@ async fn under_stop_the_projection_fails_before_it() {
         checkpoint.is_none_or(|c| c < bad),
         "{checkpoint:?} stays before {bad}"
     );
+    node.clean_up().await.expect("delete the test's index");
 }

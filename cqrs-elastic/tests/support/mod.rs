@@ -17,25 +17,21 @@ use elasticsearch::{Elasticsearch, SearchParts};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-/// The node the test command started, from `ELASTICSEARCH_URL`.
-pub fn es_url() -> String {
-    std::env::var("ELASTICSEARCH_URL").unwrap_or_else(|_| {
-        panic!(
-            "ELASTICSEARCH_URL is not set. These tests need a real Elasticsearch or OpenSearch \
-             node: run scripts/test.sh, or `scripts/opensearch.sh start 9200` and export the \
-             ELASTICSEARCH_URL=... line it prints"
-        )
-    })
-}
-
-/// A client for the test node.
+/// A client for the test node (`ELASTICSEARCH_URL`).
 pub fn client() -> Elasticsearch {
-    cqrs_elastic::connect(&es_url()).expect("a client for ELASTICSEARCH_URL")
+    match cqrs_elastic::testing::TestNode::from_env() {
+        Ok(node) => node.client().clone(),
+        Err(e) => panic!(
+            "{e}. These tests need a real Elasticsearch or OpenSearch node: run scripts/test.sh, \
+             or `scripts/opensearch.sh start 9200` and export the ELASTICSEARCH_URL=... line it \
+             prints"
+        ),
+    }
 }
 
 /// A read-model name no other test uses.
 pub fn unique_name(prefix: &str) -> String {
-    format!("t-{prefix}-{}", uuid::Uuid::new_v4().simple())
+    cqrs_elastic::testing::unique_name(&format!("t-{prefix}"))
 }
 
 /// An account as the read model shows it.
