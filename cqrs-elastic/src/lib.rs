@@ -55,7 +55,7 @@ pub use index::{EsIndex, IndexVersion};
 #[doc(inline)]
 pub use projection::{Change, ElasticProjection};
 #[doc(inline)]
-pub use projector::EsProjector;
+pub use projector::{EsProjector, ProjectorOptions};
 #[doc(inline)]
 pub use queries::EsQueries;
 #[doc(inline)]

@@ -9,8 +9,8 @@ use cqrs_core::{CheckpointStore, Position, ReadAll};
 use elasticsearch::Elasticsearch;
 
 use crate::{
-    ElasticProjection, EsIndex, EsProjector, EsQueries, IndexSettings, IndexVersion, Page, Query,
-    RebuildOptions, RebuildReport, Result, Search,
+    ElasticProjection, EsIndex, EsProjector, EsQueries, IndexSettings, IndexVersion, Page,
+    ProjectorOptions, Query, RebuildOptions, RebuildReport, Result, Search,
 };
 
 /// A read model in Elasticsearch: the one object to build from a client and your
@@ -60,6 +60,7 @@ pub struct EsReadModel<P: ElasticProjection> {
     client: Elasticsearch,
     index: EsIndex,
     queries: EsQueries<P::Document>,
+    projector_options: ProjectorOptions,
 }
 
 impl<P: ElasticProjection> Clone for EsReadModel<P> {
@@ -69,6 +70,7 @@ impl<P: ElasticProjection> Clone for EsReadModel<P> {
             client: self.client.clone(),
             index: self.index.clone(),
             queries: self.queries.clone(),
+            projector_options: self.projector_options.clone(),
         }
     }
 }
@@ -93,6 +95,7 @@ impl<P: ElasticProjection> EsReadModel<P> {
             client,
             index,
             queries,
+            projector_options: ProjectorOptions::default(),
         })
     }
 
@@ -101,6 +104,14 @@ impl<P: ElasticProjection> EsReadModel<P> {
     #[must_use]
     pub fn with_index_settings(mut self, settings: IndexSettings) -> Self {
         self.index = self.index.with_settings(settings);
+        self
+    }
+
+    /// Its projectors write with `options` (refresh policy, remembered documents, parallel
+    /// bulks; see [`ProjectorOptions`]).
+    #[must_use]
+    pub fn with_projector_options(mut self, options: ProjectorOptions) -> Self {
+        self.projector_options = options;
         self
     }
 
@@ -132,10 +143,11 @@ impl<P: ElasticProjection> EsReadModel<P> {
     }
 
     /// A projector writing the documents through the alias, to hand to a
-    /// [`ProjectionRunner`](cqrs_core::projection::ProjectionRunner). Its own settings
-    /// (refresh policy, cache, parallel bulks) are set on it.
+    /// [`ProjectionRunner`](cqrs_core::projection::ProjectionRunner), with the
+    /// [`with_projector_options`](Self::with_projector_options) given.
     pub fn projector(&self) -> EsProjector<Arc<P>> {
         EsProjector::unchecked(self.client.clone(), Arc::clone(&self.projection))
+            .with_options(self.projector_options.clone())
     }
 
     /// Rebuilds the read model from the start of `feed` without downtime: see

@@ -9,7 +9,7 @@ use std::sync::{mpsc, Arc, Mutex};
 
 use cqrs_core::projection::{Projection, ProjectionError};
 use cqrs_core::{BoxError, EventFilter, InMemoryEventStore, RecordedEvent};
-use cqrs_elastic::{Change, ElasticProjection, EsProjector, EsQueries};
+use cqrs_elastic::{Change, ElasticProjection, EsProjector, EsQueries, ProjectorOptions};
 use serde_json::{json, Value};
 use support::*;
 
@@ -131,7 +131,7 @@ async fn leading_anew_forgets_the_remembered_documents() {
     worker_a.leadership_changed(true).await;
     // With the memory dropped, A reads the document B wrote: its write expects B's `_seq_no`
     // at once, and no conflict retry is needed (none is allowed).
-    let worker_a = worker_a.max_conflict_retries(0);
+    let worker_a = worker_a.with_options(ProjectorOptions::default().max_conflict_retries(0));
     worker_a.apply(&events[2..]).await.expect("second deposit");
     worker_a.make_visible().await.expect("refresh");
 

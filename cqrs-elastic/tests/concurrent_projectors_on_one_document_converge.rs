@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use cqrs_core::projection::Projection;
 use cqrs_core::{BoxError, EventFilter, InMemoryEventStore, Position, RecordedEvent};
-use cqrs_elastic::{Change, ElasticProjection, EsProjector, EsQueries};
+use cqrs_elastic::{Change, ElasticProjection, EsProjector, EsQueries, ProjectorOptions};
 use serde_json::{json, Value};
 use support::*;
 use tokio::sync::Notify;
@@ -154,10 +154,10 @@ async fn projectors_racing_on_the_same_documents_converge_to_one_fold() {
     };
     let first = projector(&client, accounts.clone())
         .await
-        .max_conflict_retries(50);
+        .with_options(ProjectorOptions::default().max_conflict_retries(50));
     let second = EsProjector::new(client.clone(), accounts.clone())
         .unwrap()
-        .max_conflict_retries(50);
+        .with_options(ProjectorOptions::default().max_conflict_retries(50));
 
     let (a, b, c) = tokio::join!(
         drive(&first, &store, Position::START, 3),

@@ -1,11 +1,12 @@
 //! [`EsProjector`]: runs an [`ElasticProjection`] as a [`Projection`], one `_mget` and one
 //! `_bulk` per batch (a large one split into parallel requests), idempotent and order-safe.
 //!
-//! `mod.rs` holds the projector, its settings and its [`Projection`] face; `write` settles one
+//! `mod.rs` holds the projector and its [`Projection`] face, `options` its settings; `write` settles one
 //! batch (group, read, fold, write, sort the outcomes), `send` sends the writes as one or
 //! several `_bulk` requests, and `cache` remembers the documents last written.
 
 mod cache;
+mod options;
 mod send;
 mod write;
 
@@ -16,6 +17,7 @@ use elasticsearch::Elasticsearch;
 use tracing::Instrument;
 
 use self::cache::DocumentCache;
+pub use self::options::ProjectorOptions;
 use crate::index::{refresh, validate_name};
 use crate::refresh::Refresher;
 use crate::{ElasticProjection, RefreshPolicy, Result};
@@ -25,7 +27,7 @@ use crate::{ElasticProjection, RefreshPolicy, Result};
 /// For each batch: the events are grouped by document id in feed order; the touched documents
 /// are read with one `_mget` (state, last applied position, `_seq_no` / `_primary_term`); only
 /// events after a document's last applied position are folded, so a replay changes nothing; the
-/// changes go out in one `_bulk` (a large batch in [`parallel_bulks`](Self::parallel_bulks)
+/// changes go out in one `_bulk` (a large batch in [`parallel_bulks`](ProjectorOptions::parallel_bulks)
 /// requests at once), one action per document: `create` for new documents, `index` with
 /// `if_seq_no` / `if_primary_term` for known ones. A document someone else wrote meanwhile
 /// (409) is read again and refolded, a bounded number of times. An event the projection's
@@ -36,7 +38,7 @@ use crate::{ElasticProjection, RefreshPolicy, Result};
 /// the other documents' writes stand.
 ///
 /// It writes through the read model's alias by default (`require_alias`, so a missing alias is
-/// an error, never an auto-created index); [`into_index`](Self::into_index) points it at one
+/// an error, never an auto-created index); [`with_target_index`](Self::with_target_index) points it at one
 /// versioned index, which is what a rebuild does.
 pub struct EsProjector<P: ElasticProjection> {
     client: Elasticsearch,
@@ -44,12 +46,9 @@ pub struct EsProjector<P: ElasticProjection> {
     target: String,
     via_alias: bool,
     checkpoint_name: String,
-    refresh: RefreshPolicy,
-    max_conflict_retries: u32,
+    options: ProjectorOptions,
     /// Documents as this projector last wrote them.
     cache: DocumentCache<P::Document>,
-    /// At most this many `_bulk` requests per batch, sent at once.
-    parallel_bulks: usize,
     /// Shares refreshes between the batches settling at once.
     refresher: Refresher,
 }
@@ -71,67 +70,36 @@ impl<P: ElasticProjection> EsProjector<P> {
             target: name.clone(),
             via_alias: true,
             checkpoint_name: name,
-            refresh: RefreshPolicy::default(),
-            max_conflict_retries: 5,
-            cache: DocumentCache::new(10_000),
-            parallel_bulks: 2,
+            cache: DocumentCache::new(ProjectorOptions::default().cache_documents),
+            options: ProjectorOptions::default(),
             refresher: Refresher::default(),
         }
+    }
+
+    /// Writes with `options` (refresh policy, remembered documents, parallel bulks, conflict
+    /// retries; see [`ProjectorOptions`]).
+    #[must_use]
+    pub fn with_options(mut self, options: ProjectorOptions) -> Self {
+        self.cache.set_capacity(options.cache_documents);
+        self.options = options;
+        self
     }
 
     /// Writes into the concrete index `index` instead of the alias (a rebuild's new index). The
     /// index must exist: each batch's `_mget` fails on a missing index before anything is
     /// written.
     #[must_use]
-    pub fn into_index(mut self, index: impl Into<String>) -> Self {
+    pub fn with_target_index(mut self, index: impl Into<String>) -> Self {
         self.target = index.into();
         self.via_alias = false;
         self
     }
 
     /// The name it reports to the runner, which keys its checkpoint (default: the read
-    /// model's name; a rebuild uses `{name}@v{n}`).
+    /// model's name; a rebuild uses `{name}@v{n}#{uuid}`).
     #[must_use]
-    pub fn checkpoint_name(mut self, name: impl Into<String>) -> Self {
+    pub fn with_checkpoint_name(mut self, name: impl Into<String>) -> Self {
         self.checkpoint_name = name.into();
-        self
-    }
-
-    /// When written documents become searchable (default [`RefreshPolicy::Immediate`]).
-    #[must_use]
-    pub fn refresh(mut self, policy: RefreshPolicy) -> Self {
-        self.refresh = policy;
-        self
-    }
-
-    /// How many documents to remember as last written, sparing their `_mget` in later batches
-    /// (default 10 000; 0 reads every document every batch). The memory is dropped after any
-    /// transient failure and whenever the runner says leading started or ended
-    /// ([`Projection::leadership_changed`]); an event a document refuses is tried again on the
-    /// document read from the index, and only a refusal there is poison. An index deleted and recreated under a running projector without one
-    /// (a manual reset) needs the projector restarted, as its checkpoint does.
-    #[must_use]
-    pub fn cache_documents(mut self, documents: usize) -> Self {
-        self.cache.set_capacity(documents);
-        self
-    }
-
-    /// Splits a large batch's writes into up to `requests` `_bulk` requests sent at once
-    /// (default 2), of at least 100 documents each. A single bulk into one shard is indexed by
-    /// one write thread; parallel parts let a node index on more. Each document is still
-    /// written once, with its own precondition, and the batch stands only when every part
-    /// does. 1 sends one request per batch.
-    #[must_use]
-    pub fn parallel_bulks(mut self, requests: usize) -> Self {
-        self.parallel_bulks = requests.max(1);
-        self
-    }
-
-    /// How many times documents that someone else wrote meanwhile are read again and retried
-    /// within one batch before the batch fails as transient (default 5).
-    #[must_use]
-    pub fn max_conflict_retries(mut self, retries: u32) -> Self {
-        self.max_conflict_retries = retries;
         self
     }
 
@@ -166,7 +134,7 @@ impl<P: ElasticProjection> Projection for EsProjector<P> {
     /// after the call succeeded: what earlier bulks wrote is searchable. Calls in flight at
     /// once share refreshes, so there is at most one at a time. A failed shard is an error.
     async fn make_visible(&self) -> Result<(), BoxError> {
-        if self.refresh != RefreshPolicy::Immediate {
+        if self.options.refresh != RefreshPolicy::Immediate {
             return Ok(());
         }
         let refresh = || refresh(&self.client, &self.target);

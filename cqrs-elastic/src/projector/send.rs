@@ -15,7 +15,7 @@ impl<P: ElasticProjection> EsProjector<P> {
         &self,
         writes: &[DocWrite],
     ) -> Result<Vec<(ItemOutcome, Option<Precondition>)>> {
-        let parts = parts(writes.len(), self.parallel_bulks);
+        let parts = parts(writes.len(), self.options.parallel_bulks);
         if parts == 1 {
             return bulk::send_split(writes, |w| self.bulk_part(w)).await;
         }
@@ -50,7 +50,7 @@ impl<P: ElasticProjection> EsProjector<P> {
         if self.via_alias {
             request = request.require_alias(true);
         }
-        if let Some(refresh) = self.refresh.param() {
+        if let Some(refresh) = self.options.refresh.param() {
             request = request.refresh(refresh);
         }
         let response = request.body(vec![bulk::body(writes)?]).send().await?;

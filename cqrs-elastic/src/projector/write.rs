@@ -119,12 +119,12 @@ impl<P: ElasticProjection> EsProjector<P> {
             }
             if !retry.is_empty() {
                 attempt += 1;
-                if attempt > self.max_conflict_retries {
+                if attempt > self.options.max_conflict_retries {
                     return Err(ProjectionError::Transient(
                         format!(
                             "{} document(s) still written by someone else after {} retries",
                             retry.len(),
-                            self.max_conflict_retries
+                            self.options.max_conflict_retries
                         )
                         .into(),
                     ));

@@ -9,7 +9,7 @@ use anyhow::{ensure, Context as _, Result};
 use cqrs_benchmarks::table::{Row, Table};
 use cqrs_core::projection::{ProjectionRunner, ProjectionState, RunnerOptions};
 use cqrs_core::ReadAll;
-use cqrs_elastic::{EsReadModel, RefreshPolicy};
+use cqrs_elastic::{EsReadModel, ProjectorOptions, RefreshPolicy};
 
 use super::probe::{Clock, TimedProjection, TimedStore};
 use super::raw::{self, RawBatch};
@@ -212,7 +212,9 @@ async fn ours(
     let accounts = EsReadModel::new(node.client().clone(), Accounts::new(name))?;
     accounts.ensure().await?;
     let checkpoint = accounts.name().to_owned();
-    let projector = accounts.projector().refresh(policy);
+    let projector = accounts
+        .projector()
+        .with_options(ProjectorOptions::default().refresh(policy));
     let (applies, visible) = (Clock::default(), Clock::default());
     let timed = TimedStore::new(store.clone());
     let options = RunnerOptions::new()

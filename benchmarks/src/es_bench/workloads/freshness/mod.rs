@@ -16,7 +16,7 @@ use std::time::Duration;
 use anyhow::{ensure, Result};
 use cqrs_core::projection::{ProjectionHandle, ProjectionRunner, ProjectionState};
 use cqrs_core::{Position, ReadAll};
-use cqrs_elastic::{EsQueries, EsReadModel, RefreshPolicy};
+use cqrs_elastic::{EsQueries, EsReadModel, ProjectorOptions, RefreshPolicy};
 
 use self::horizon::HorizonWatch;
 use self::sampler::Sample;
@@ -66,7 +66,9 @@ async fn measure(ctx: &Context, db: &Db, names: Names) -> Result<Vec<Output>> {
 
     let accounts = EsReadModel::new(node.client().clone(), Accounts::new(ours_name.clone()))?;
     accounts.ensure().await?;
-    let projector = accounts.projector().refresh(RefreshPolicy::Immediate);
+    let projector = accounts
+        .projector()
+        .with_options(ProjectorOptions::default().refresh(RefreshPolicy::Immediate));
     let probe = Probe {
         applies: Clock::default(),
         visible: Clock::default(),
