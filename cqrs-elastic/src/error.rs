@@ -186,7 +186,7 @@ pub(crate) fn redact_urls(text: &str) -> String {
         let authority_start = scheme_end + 3;
         let tail = &rest[authority_start..];
         let authority_len = tail
-            .find(|c: char| matches!(c, '/' | '?' | '#' | ' ' | ')' | '"' | '\''))
+            .find(['/', '?', '#', ' ', ')', '"', '\''])
             .unwrap_or(tail.len());
         out.push_str(&rest[..authority_start]);
         let authority = &tail[..authority_len];
@@ -220,6 +220,9 @@ fn projection_text(error: &ProjectionError) -> String {
 pub(crate) fn is_transient_status(status: u16) -> bool {
     status == 408 || status == 429 || status >= 500
 }
+
+/// `Result` with this crate's [`EsError`].
+pub type Result<T, E = EsError> = std::result::Result<T, E>;
 
 #[cfg(test)]
 mod tests {
@@ -263,6 +266,3 @@ mod tests {
         assert!(poison.to_string().ends_with(": bad"), "{poison}");
     }
 }
-
-/// `Result` with this crate's [`EsError`].
-pub type Result<T, E = EsError> = std::result::Result<T, E>;

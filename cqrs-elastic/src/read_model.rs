@@ -54,8 +54,14 @@ use crate::{
 /// # }
 /// ```
 ///
-/// Cloning is cheap (the projection is shared). Its `Debug` output leaves the client out.
+/// Cloning is cheap (clones share one projection, index and client). Its `Debug` output
+/// leaves the client out.
 pub struct EsReadModel<P: ElasticProjection> {
+    parts: Arc<Parts<P>>,
+}
+
+/// What a read model is made of; shared by its clones.
+struct Parts<P: ElasticProjection> {
     projection: Arc<P>,
     client: Elasticsearch,
     index: EsIndex,
@@ -64,6 +70,14 @@ pub struct EsReadModel<P: ElasticProjection> {
 }
 
 impl<P: ElasticProjection> Clone for EsReadModel<P> {
+    fn clone(&self) -> Self {
+        Self {
+            parts: Arc::clone(&self.parts),
+        }
+    }
+}
+
+impl<P: ElasticProjection> Clone for Parts<P> {
     fn clone(&self) -> Self {
         Self {
             projection: Arc::clone(&self.projection),
@@ -78,7 +92,7 @@ impl<P: ElasticProjection> Clone for EsReadModel<P> {
 impl<P: ElasticProjection> fmt::Debug for EsReadModel<P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EsReadModel")
-            .field("index", &self.index)
+            .field("index", &self.parts.index)
             .finish_non_exhaustive()
     }
 }
@@ -90,12 +104,15 @@ impl<P: ElasticProjection> EsReadModel<P> {
     pub fn new(client: Elasticsearch, projection: P) -> Result<Self> {
         let index = EsIndex::for_projection(client.clone(), &projection)?;
         let queries = EsQueries::new(client.clone(), projection.name())?;
-        Ok(Self {
+        let parts = Parts {
             projection: Arc::new(projection),
             client,
             index,
             queries,
             projector_options: ProjectorOptions::default(),
+        };
+        Ok(Self {
+            parts: Arc::new(parts),
         })
     }
 
@@ -103,7 +120,8 @@ impl<P: ElasticProjection> EsReadModel<P> {
     /// refresh interval; see [`IndexSettings`]).
     #[must_use]
     pub fn with_index_settings(mut self, settings: IndexSettings) -> Self {
-        self.index = self.index.with_settings(settings);
+        let parts = Arc::make_mut(&mut self.parts);
+        parts.index = parts.index.clone().with_settings(settings);
         self
     }
 
@@ -111,43 +129,46 @@ impl<P: ElasticProjection> EsReadModel<P> {
     /// bulks; see [`ProjectorOptions`]).
     #[must_use]
     pub fn with_projector_options(mut self, options: ProjectorOptions) -> Self {
-        self.projector_options = options;
+        Arc::make_mut(&mut self.parts).projector_options = options;
         self
     }
 
     /// The read model's name: the alias queries use and the projector's checkpoint name.
     pub fn name(&self) -> &str {
-        self.index.name()
+        self.parts.index.name()
     }
 
     /// The projection.
     pub fn projection(&self) -> &P {
-        &self.projection
+        &self.parts.projection
     }
 
     /// Its indices and alias, for what the read model does not wrap (the write block, the
     /// current version...).
     pub fn index(&self) -> &EsIndex {
-        &self.index
+        &self.parts.index
     }
 
     /// The queries alone, for code that only reads (cheap to clone, typed by the document).
     pub fn queries(&self) -> &EsQueries<P::Document> {
-        &self.queries
+        &self.parts.queries
     }
 
     /// Creates version 1 and the alias unless the alias exists; returns the current index.
     /// Idempotent, and safe when several processes call it at once.
     pub async fn ensure(&self) -> Result<IndexVersion> {
-        self.index.ensure().await
+        self.parts.index.ensure().await
     }
 
     /// A projector writing the documents through the alias, to hand to a
     /// [`ProjectionRunner`](cqrs_core::projection::ProjectionRunner), with the
     /// [`with_projector_options`](Self::with_projector_options) given.
     pub fn projector(&self) -> EsProjector<Arc<P>> {
-        EsProjector::unchecked(self.client.clone(), Arc::clone(&self.projection))
-            .with_options(self.projector_options.clone())
+        EsProjector::unchecked(
+            self.parts.client.clone(),
+            Arc::clone(&self.parts.projection),
+        )
+        .with_options(self.parts.projector_options.clone())
     }
 
     /// Rebuilds the read model from the start of `feed` without downtime: see
@@ -158,24 +179,25 @@ impl<P: ElasticProjection> EsReadModel<P> {
         checkpoints: &dyn CheckpointStore,
         options: RebuildOptions,
     ) -> Result<RebuildReport> {
-        self.index
-            .rebuild(&*self.projection, feed, checkpoints, options)
+        self.parts
+            .index
+            .rebuild(&*self.parts.projection, feed, checkpoints, options)
             .await
     }
 
     /// The document `id`, `None` when absent or deleted: see [`EsQueries::get`].
     pub async fn get(&self, id: &str) -> Result<Option<P::Document>> {
-        self.queries.get(id).await
+        self.parts.queries.get(id).await
     }
 
     /// One page of documents matching `search`: see [`EsQueries::search`].
     pub async fn search(&self, search: &Search) -> Result<Page<P::Document>> {
-        self.queries.search(search).await
+        self.parts.queries.search(search).await
     }
 
     /// How many documents match `query`: see [`EsQueries::count`].
     pub async fn count(&self, query: &Query) -> Result<u64> {
-        self.queries.count(query).await
+        self.parts.queries.count(query).await
     }
 
     /// Waits until this read model's projector has checkpointed `position` (typically a
@@ -188,7 +210,8 @@ impl<P: ElasticProjection> EsReadModel<P> {
         position: Position,
         timeout: Duration,
     ) -> Result<bool> {
-        self.queries
+        self.parts
+            .queries
             .wait_for_position(checkpoints, self.name(), position, timeout)
             .await
     }

@@ -120,6 +120,6 @@ async fn a_standby_worker_takes_over_when_the_lease_holder_dies() {
     );
     assert_read_model_is_the_fold(&client, &summaries.name, &store).await;
 
-    delete_indices(&client, &index, 1).await;
+    delete_indices(&client, index, 1).await;
     drop_schema(&store).await;
 }

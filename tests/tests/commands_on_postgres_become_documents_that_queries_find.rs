@@ -190,6 +190,6 @@ async fn commands_on_postgres_become_documents_that_queries_find() {
     let checkpoint = store.load_checkpoint(&summaries.name).await.unwrap();
     assert!(checkpoint >= Some(store.head().await.unwrap()));
 
-    delete_indices(&client, &index, 1).await;
+    delete_indices(&client, index, 1).await;
     drop_schema(&store).await;
 }

@@ -100,6 +100,6 @@ async fn crashes_mid_batch_never_change_the_read_model() {
     let documents = assert_read_model_is_the_fold(&client, &summaries.name, &store).await;
     assert!(documents >= 30, "{documents} orders");
 
-    delete_indices(&client, &index, 1).await;
+    delete_indices(&client, index, 1).await;
     drop_schema(&store).await;
 }

@@ -186,6 +186,6 @@ async fn a_retried_key_completes_its_document_and_skipped_letters_let_later_even
         .unwrap()
         .is_empty());
 
-    delete_indices(&client, &index, 1).await;
+    delete_indices(&client, index, 1).await;
     drop_schema(&store).await;
 }

@@ -62,22 +62,17 @@ async fn parked_poison_holds_back_its_document_and_the_others_go_on() {
     shop.order("a", item("apple", 1)).await;
     shop.order("b", place("bob")).await;
     shop.order("b", item("pear", 2)).await;
-    wait(&store, &summaries, shop.order("c", place("cy")).await).await;
+    wait(&store, summaries, shop.order("c", place("cy")).await).await;
     let b_before = model.get("b").await.unwrap().expect("b");
 
     // The poison event on its own batch, then more events of b and of the others.
     let note = shop.order("b", gift_note()).await;
-    wait(&store, &summaries, note).await;
+    wait(&store, summaries, note).await;
     let b_item = shop.order("b", item("fig", 1)).await;
     shop.order("a", OrderCommand::Ship).await;
     shop.order("c", item("kiwi", 3)).await;
     let b_ship = shop.order("b", OrderCommand::Ship).await;
-    wait(
-        &store,
-        &summaries,
-        shop.order("c", OrderCommand::Ship).await,
-    )
-    .await;
+    wait(&store, summaries, shop.order("c", OrderCommand::Ship).await).await;
 
     let letters = store
         .dead_letters(&summaries.name, Position::START, 1000)
@@ -125,7 +120,7 @@ async fn parked_poison_holds_back_its_document_and_the_others_go_on() {
     let b_more = shop.order("b", OrderCommand::Archive).await;
     let a_archived = shop.order("a", OrderCommand::Archive).await;
     let handle = pg_runner(read_model.projector(), &store, options()).spawn();
-    wait(&store, &summaries, a_archived.max(b_more)).await;
+    wait(&store, summaries, a_archived.max(b_more)).await;
     let letters = store
         .dead_letters(&summaries.name, Position::START, 1000)
         .await
@@ -149,7 +144,7 @@ async fn parked_poison_holds_back_its_document_and_the_others_go_on() {
     let expected: BTreeMap<_, _> = expected_summaries(&applied);
     assert_documents(&client, &summaries.name, &expected).await;
 
-    delete_indices(&client, &index, 1).await;
+    delete_indices(&client, index, 1).await;
     drop_schema(&store).await;
 }
 
@@ -166,7 +161,7 @@ async fn a_poison_event_stops_the_projection_just_before_it_until_fixed() {
     let handle = pg_runner(read_model.projector(), &store, options()).spawn();
     shop.order("a", place("ada")).await;
     shop.order("b", place("bob")).await;
-    wait(&store, &summaries, shop.order("b", item("pear", 1)).await).await;
+    wait(&store, summaries, shop.order("b", item("pear", 1)).await).await;
     handle.shutdown().await;
 
     // One batch: a's item (fine), b's gift note (refused), then more events.
@@ -247,6 +242,6 @@ async fn a_poison_event_stops_the_projection_just_before_it_until_fixed() {
     );
     assert_read_model_is_the_fold(&client, &summaries.name, &store).await;
 
-    delete_indices(&client, &index, 1).await;
+    delete_indices(&client, index, 1).await;
     drop_schema(&store).await;
 }

@@ -261,6 +261,6 @@ async fn rebuilding_from_postgres_never_interrupts_queries() {
     let documents = assert_read_model_is_the_fold(&client, &report.to.index, &store).await;
     assert_eq!(documents, SEEDED + usize::try_from(late).unwrap());
 
-    delete_indices(&client, &index, 2).await;
+    delete_indices(&client, index, 2).await;
     drop_schema(&store).await;
 }

@@ -55,6 +55,6 @@ async fn replaying_the_postgres_feed_from_the_start_changes_no_document() {
     }
     assert_read_model_is_the_fold(&client, &summaries.name, &store).await;
 
-    delete_indices(&client, &index, 1).await;
+    delete_indices(&client, index, 1).await;
     drop_schema(&store).await;
 }
