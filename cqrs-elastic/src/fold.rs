@@ -4,11 +4,12 @@
 use std::collections::HashMap;
 
 use cqrs_core::projection::Rejected;
-use cqrs_core::{Position, RecordedEvent};
+use cqrs_core::{BoxError, Position, RecordedEvent};
 
 use serde::de::DeserializeOwned;
 
 use crate::document::Stored;
+use crate::error::chain;
 use crate::{Change, ElasticProjection};
 
 /// The longest document id Elasticsearch accepts, in bytes.
@@ -25,19 +26,30 @@ pub(crate) struct Group<'a> {
 #[derive(Debug, Default)]
 pub(crate) struct Grouped<'a> {
     pub(crate) groups: Vec<Group<'a>>,
-    /// Events whose document id is unusable.
+    /// Events whose document id failed or is unusable.
     pub(crate) rejected: Vec<Rejected>,
 }
 
-/// Groups `events` by the id `id_of` gives them; events without an id are ignored.
+/// Groups `events` by the id `id_of` gives them; events without an id are ignored, events
+/// whose id fails are rejected with the error's text.
 pub(crate) fn group<'a>(
     events: &'a [RecordedEvent],
-    id_of: impl Fn(&RecordedEvent) -> Option<String>,
+    id_of: impl Fn(&RecordedEvent) -> Result<Option<String>, BoxError>,
 ) -> Grouped<'a> {
     let mut grouped = Grouped::default();
     let mut index: HashMap<String, usize> = HashMap::new();
     for event in events {
-        let Some(id) = id_of(event) else { continue };
+        let id = match id_of(event) {
+            Ok(Some(id)) => id,
+            Ok(None) => continue,
+            Err(error) => {
+                grouped.rejected.push(Rejected::new(
+                    event.position,
+                    format!("no document id: {}", chain(&*error)),
+                ));
+                continue;
+            }
+        };
         if id.is_empty() || id.len() > MAX_ID_BYTES {
             grouped.rejected.push(Rejected::new(
                 event.position,
@@ -109,9 +121,9 @@ impl<D: DeserializeOwned> Start<D> {
             None => Self::absent(),
             Some(stored) => Self {
                 position: stored.position,
-                document: stored.document::<D>(id).map_err(|e| {
-                    format!("stored document {id} does not decode: {}", source_text(&e))
-                }),
+                document: stored
+                    .document::<D>(id)
+                    .map_err(|e| format!("stored document {id} does not decode: {}", chain(&e))),
             },
         }
     }
@@ -189,13 +201,6 @@ fn reject_all<D>(events: &[&RecordedEvent], why: &str) -> Folded<D> {
     }
 }
 
-fn source_text(error: &dyn std::error::Error) -> String {
-    match error.source() {
-        Some(source) => format!("{error}: {source}"),
-        None => error.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,8 +226,12 @@ mod tests {
             json!({ "n": { "type": "long" } })
         }
 
-        fn document_id(&self, event: &RecordedEvent) -> Option<String> {
-            event.payload["doc"].as_str().map(str::to_owned)
+        fn document_id(&self, event: &RecordedEvent) -> Result<Option<String>, BoxError> {
+            match &event.payload["doc"] {
+                Value::String(doc) => Ok(Some(doc.clone())),
+                Value::Null => Ok(None),
+                other => Err(format!("doc is not a string: {other}").into()),
+            }
         }
 
         fn apply(
@@ -268,6 +277,11 @@ mod tests {
         Position::from_parts(major, 0)
     }
 
+    /// Folds `events` of document `a` over `current`.
+    fn fold_over(current: Option<&Stored>, events: &[&RecordedEvent]) -> Folded<Counter> {
+        fold(&Counters, "a", Start::from_stored("a", current), events)
+    }
+
     #[test]
     fn batches_are_grouped_by_document_in_feed_order() {
         let events = vec![
@@ -277,6 +291,7 @@ mod tests {
             add(4, "a", 2),
             add(5, "", 1),
             add(6, &"x".repeat(MAX_ID_BYTES + 1), 1),
+            event(7, "Add", json!({ "doc": 7 })),
         ];
         let grouped = group(&events, |e| Counters.document_id(e));
         let ids: Vec<&str> = grouped.groups.iter().map(|g| g.id.as_str()).collect();
@@ -288,7 +303,11 @@ mod tests {
             .collect();
         assert_eq!(a, [at(1), at(4)]);
         let bad: Vec<Position> = grouped.rejected.iter().map(|r| r.position).collect();
-        assert_eq!(bad, [at(5), at(6)]);
+        assert_eq!(bad, [at(5), at(6), at(7)]);
+        assert_eq!(
+            grouped.rejected[2].error,
+            "no document id: doc is not a string: 7"
+        );
     }
 
     #[test]
@@ -296,22 +315,12 @@ mod tests {
         let events = [add(3, "a", 10), add(5, "a", 100), add(7, "a", 1000)];
         let refs: Vec<&RecordedEvent> = events.iter().collect();
         let current = stored(10, 3);
-        let folded = fold(
-            &Counters,
-            "a",
-            Start::from_stored("a", Some(&current)),
-            &refs,
-        );
+        let folded = fold_over(Some(&current), &refs);
         assert_eq!(folded.write, Some((Some(Counter { n: 1110 }), at(7))));
         assert_eq!(folded.applied, [at(5), at(7)]);
 
         let replayed = stored(1110, 7);
-        let folded = fold(
-            &Counters,
-            "a",
-            Start::from_stored("a", Some(&replayed)),
-            &refs,
-        );
+        let folded = fold_over(Some(&replayed), &refs);
         assert!(folded.write.is_none() && folded.applied.is_empty() && folded.rejected.is_empty());
     }
 
@@ -323,7 +332,7 @@ mod tests {
             add(3, "a", 5),
         ];
         let refs: Vec<&RecordedEvent> = events.iter().collect();
-        let folded = fold(&Counters, "a", Start::from_stored("a", None), &refs);
+        let folded = fold_over(None, &refs);
         assert_eq!(folded.write, Some((Some(Counter { n: 1 }), at(1))));
         assert_eq!(folded.applied, [at(1)]);
         let rejected: Vec<Position> = folded.rejected.iter().map(|r| r.position).collect();
@@ -336,7 +345,7 @@ mod tests {
     fn deletes_write_tombstones_and_later_events_may_recreate() {
         let events = [add(1, "a", 1), event(2, "Del", json!({ "doc": "a" }))];
         let refs: Vec<&RecordedEvent> = events.iter().collect();
-        let folded = fold(&Counters, "a", Start::from_stored("a", None), &refs);
+        let folded = fold_over(None, &refs);
         assert_eq!(folded.write, Some((None, at(2))));
 
         let tombstone = Stored {
@@ -346,12 +355,7 @@ mod tests {
         };
         let again = [add(1, "a", 1), add(9, "a", 4)];
         let refs: Vec<&RecordedEvent> = again.iter().collect();
-        let folded = fold(
-            &Counters,
-            "a",
-            Start::from_stored("a", Some(&tombstone)),
-            &refs,
-        );
+        let folded = fold_over(Some(&tombstone), &refs);
         assert_eq!(folded.write, Some((Some(Counter { n: 4 }), at(9))));
     }
 
@@ -360,22 +364,12 @@ mod tests {
         let events = [event(4, "Noop", json!({ "doc": "a" }))];
         let refs: Vec<&RecordedEvent> = events.iter().collect();
         let current = stored(3, 1);
-        let folded = fold(
-            &Counters,
-            "a",
-            Start::from_stored("a", Some(&current)),
-            &refs,
-        );
+        let folded = fold_over(Some(&current), &refs);
         assert!(folded.write.is_none() && folded.rejected.is_empty());
 
         let events = [add(4, "a", 1), event(5, "Noop", json!({ "doc": "a" }))];
         let refs: Vec<&RecordedEvent> = events.iter().collect();
-        let folded = fold(
-            &Counters,
-            "a",
-            Start::from_stored("a", Some(&current)),
-            &refs,
-        );
+        let folded = fold_over(Some(&current), &refs);
         assert_eq!(folded.write, Some((Some(Counter { n: 4 }), at(5))));
     }
 
@@ -388,12 +382,7 @@ mod tests {
         };
         let events = [add(1, "a", 1), add(2, "a", 1)];
         let refs: Vec<&RecordedEvent> = events.iter().collect();
-        let folded = fold(
-            &Counters,
-            "a",
-            Start::from_stored("a", Some(&current)),
-            &refs,
-        );
+        let folded = fold_over(Some(&current), &refs);
         assert!(folded.write.is_none());
         let rejected: Vec<Position> = folded.rejected.iter().map(|r| r.position).collect();
         assert_eq!(rejected, [at(2)]);

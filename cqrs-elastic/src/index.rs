@@ -12,7 +12,7 @@ use serde_json::{json, Map, Value};
 
 use crate::client::RedactedClient;
 use crate::document::{meta_mapping, META_FIELD};
-use crate::{http, ElasticProjection, EsError, Result};
+use crate::{http, ElasticProjection, EsError, IndexSettings, Result};
 
 /// One versioned index of a read model.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,10 +38,7 @@ pub struct EsIndex {
     pub(crate) client: Elasticsearch,
     name: String,
     properties: Map<String, Value>,
-    shards: u32,
-    replicas: u32,
-    strict: bool,
-    refresh_interval: Option<String>,
+    settings: IndexSettings,
 }
 
 impl fmt::Debug for EsIndex {
@@ -50,10 +47,7 @@ impl fmt::Debug for EsIndex {
             .field("client", &RedactedClient)
             .field("name", &self.name)
             .field("properties", &self.properties)
-            .field("shards", &self.shards)
-            .field("replicas", &self.replicas)
-            .field("strict", &self.strict)
-            .field("refresh_interval", &self.refresh_interval)
+            .field("settings", &self.settings)
             .finish()
     }
 }
@@ -79,10 +73,7 @@ impl EsIndex {
             client,
             name,
             properties,
-            shards: 1,
-            replicas: 0,
-            strict: true,
-            refresh_interval: None,
+            settings: IndexSettings::default(),
         })
     }
 
@@ -94,34 +85,11 @@ impl EsIndex {
         Self::new(client, projection.name(), projection.mappings())
     }
 
-    /// Replicas of each new index (default 0, which a single-node cluster needs to be green;
-    /// production clusters want at least 1).
+    /// Creates its new versioned indices with `settings` (default: one shard, no replicas,
+    /// strict, the server's refresh interval).
     #[must_use]
-    pub fn replicas(mut self, replicas: u32) -> Self {
-        self.replicas = replicas;
-        self
-    }
-
-    /// Primary shards of each new index (default 1).
-    #[must_use]
-    pub fn shards(mut self, shards: u32) -> Self {
-        self.shards = shards.max(1);
-        self
-    }
-
-    /// Whether an unmapped field is refused (`dynamic: strict`, the default) or kept in
-    /// `_source` without being indexed (`dynamic: false`).
-    #[must_use]
-    pub fn strict(mut self, strict: bool) -> Self {
-        self.strict = strict;
-        self
-    }
-
-    /// The refresh interval of new indices, e.g. `"5s"` (default: the server's, 1s). A rebuild
-    /// disables refresh while it fills an index and restores this afterwards.
-    #[must_use]
-    pub fn refresh_interval(mut self, interval: impl Into<String>) -> Self {
-        self.refresh_interval = Some(interval.into());
+    pub fn with_settings(mut self, settings: IndexSettings) -> Self {
+        self.settings = settings;
         self
     }
 
@@ -140,16 +108,16 @@ impl EsIndex {
         let mut properties = self.properties.clone();
         properties.insert(META_FIELD.to_owned(), meta_mapping());
         let mut settings = json!({
-            "number_of_shards": self.shards,
-            "number_of_replicas": self.replicas,
+            "number_of_shards": self.settings.shards,
+            "number_of_replicas": self.settings.replicas,
         });
-        if let Some(interval) = refresh_interval.or(self.refresh_interval.as_deref()) {
+        if let Some(interval) = refresh_interval.or(self.settings.refresh_interval.as_deref()) {
             settings["refresh_interval"] = json!(interval);
         }
         json!({
             "settings": settings,
             "mappings": {
-                "dynamic": if self.strict { "strict" } else { "false" },
+                "dynamic": if self.settings.strict { "strict" } else { "false" },
                 "properties": properties,
             },
         })
@@ -203,22 +171,7 @@ impl EsIndex {
         let index = self.version_name(1);
         let mut body = self.index_body(None);
         body["aliases"] = json!({ &self.name: {} });
-        let response = self
-            .client
-            .indices()
-            .create(IndicesCreateParts::Index(&index))
-            .body(body)
-            .send()
-            .await?;
-        let (status, answer) = http::json_any(response).await?;
-        let already = http::error_type(&answer) == Some("resource_already_exists_exception");
-        if !(200..300).contains(&status) && !already {
-            return Err(EsError::Status {
-                operation: "create index",
-                status,
-                reason: http::reason(&answer),
-            });
-        }
+        self.create(&index, body).await?;
         // Created (with its alias, atomically), or someone else created it just now.
         self.current()
             .await?
@@ -236,10 +189,15 @@ impl EsIndex {
         ) {
             settings.extend(filling);
         }
+        self.create(&index, body).await
+    }
+
+    /// Creates `index` from `body`: `true` when created, `false` when it already existed.
+    async fn create(&self, index: &str, body: Value) -> Result<bool> {
         let response = self
             .client
             .indices()
-            .create(IndicesCreateParts::Index(&index))
+            .create(IndicesCreateParts::Index(index))
             .body(body)
             .send()
             .await?;
@@ -285,8 +243,8 @@ impl EsIndex {
             json!({ "refresh_interval": "-1", "number_of_replicas": 0 })
         } else {
             json!({
-                "refresh_interval": self.refresh_interval,
-                "number_of_replicas": self.replicas,
+                "refresh_interval": self.settings.refresh_interval,
+                "number_of_replicas": self.settings.replicas,
             })
         }
     }
@@ -424,7 +382,9 @@ mod tests {
 
     #[test]
     fn index_bodies_are_strict_and_carry_the_metadata_mapping() {
-        let body = index().replicas(2).index_body(Some("-1"));
+        let body = index()
+            .with_settings(IndexSettings::default().replicas(2))
+            .index_body(Some("-1"));
         assert_eq!(body["mappings"]["dynamic"], "strict");
         assert_eq!(body["mappings"]["properties"]["total"]["type"], "long");
         assert_eq!(body["mappings"]["properties"]["cqrs"], meta_mapping());
@@ -437,7 +397,8 @@ mod tests {
 
     #[test]
     fn a_filling_index_has_no_refresh_and_no_replicas_until_it_serves() {
-        let model = index().replicas(2).refresh_interval("5s");
+        let model =
+            index().with_settings(IndexSettings::default().replicas(2).refresh_interval("5s"));
         assert_eq!(
             model.filling_settings(true),
             json!({ "refresh_interval": "-1", "number_of_replicas": 0 })

@@ -45,8 +45,8 @@ pub enum Change<D> {
 ///
 ///     fn filter(&self) -> EventFilter { EventFilter::all().category("account") }
 ///
-///     fn document_id(&self, event: &RecordedEvent) -> Option<String> {
-///         Some(event.stream_id.to_string())
+///     fn document_id(&self, event: &RecordedEvent) -> Result<Option<String>, BoxError> {
+///         Ok(Some(event.stream_id.to_string()))
 ///     }
 ///
 ///     fn apply(&self, current: Option<&AccountView>, event: &RecordedEvent)
@@ -88,15 +88,35 @@ pub trait ElasticProjection: Send + Sync {
         EventFilter::all()
     }
 
-    /// The id of the document `event` changes, or `None` to ignore the event. Documents may be
-    /// fed by several streams: the id is whatever the event names (a customer id in the
-    /// payload, ...). Ids must be 1 to 512 bytes long.
-    fn document_id(&self, event: &RecordedEvent) -> Option<String>;
+    /// The id of the document `event` changes: `Ok(Some(id))`, or `Ok(None)` when the event
+    /// is not for this read model. Documents may be fed by several streams: the id is whatever
+    /// the event names (a customer id in the payload, ...). Ids must be 1 to 512 bytes long.
+    ///
+    /// An `Err` (a payload that does not decode, say) makes the event poison, with the error's
+    /// text, exactly as an `Err` from [`apply`](Self::apply) does: it is parked or stops the
+    /// projection per its policy. Decode with `?`, never `.ok()?`, which would skip the event
+    /// while the projection reports it applied.
+    ///
+    /// ```
+    /// # use cqrs_core::{BoxError, RecordedEvent};
+    /// #[derive(serde::Deserialize)]
+    /// struct Lent { book: String }
+    ///
+    /// fn document_id(event: &RecordedEvent) -> Result<Option<String>, BoxError> {
+    ///     if event.event_type != "Lent" {
+    ///         return Ok(None); // not for this read model
+    ///     }
+    ///     let lent: Lent = serde_json::from_value(event.payload.clone())?; // poison if it fails
+    ///     Ok(Some(lent.book))
+    /// }
+    /// # let _ = document_id;
+    /// ```
+    fn document_id(&self, event: &RecordedEvent) -> Result<Option<String>, BoxError>;
 
     /// What `event` does to the document, given its current state (`None` when it does not
     /// exist or was deleted). The state is borrowed so that [`Change::Unchanged`] and errors
-    /// keep it: build the new document from a clone when the event changes it. An `Err` means this event can never be applied: it is reported as
-    /// a poison event, and the document's later events in the same batch are held back.
+    /// keep it: build the new document from a clone when the event changes it. An `Err`
+    /// means this event can never be applied: it is reported as a poison event, and the document's later events in the same batch are held back.
     fn apply(
         &self,
         current: Option<&Self::Document>,
@@ -122,7 +142,7 @@ macro_rules! delegate {
                 (**self).filter()
             }
 
-            fn document_id(&self, event: &RecordedEvent) -> Option<String> {
+            fn document_id(&self, event: &RecordedEvent) -> Result<Option<String>, BoxError> {
                 (**self).document_id(event)
             }
 

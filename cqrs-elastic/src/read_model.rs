@@ -1,277 +1,218 @@
-//! [`ReadModel`]: typed queries on a read model's alias.
+//! [`EsReadModel`]: one object per read model, built from a client and an
+//! [`ElasticProjection`]: its index, its projector and its queries.
 
 use std::fmt;
-use std::marker::PhantomData;
+use std::sync::Arc;
 use std::time::Duration;
 
-use cqrs_core::{CheckpointStore, Position};
-use elasticsearch::{CountParts, Elasticsearch, GetParts, SearchParts};
-use serde::de::DeserializeOwned;
-use serde_json::{json, Value};
-use tokio::time::Instant;
+use cqrs_core::{CheckpointStore, Position, ReadAll};
+use elasticsearch::Elasticsearch;
 
-use crate::client::RedactedClient;
-use crate::document::Stored;
-use crate::index::validate_name;
-use crate::search::live_only;
-use crate::{http, ElasticProjection, EsError, Hit, Page, Query, Result, Search};
+use crate::{
+    ElasticProjection, EsIndex, EsProjector, EsQueries, IndexSettings, IndexVersion, Page,
+    ProjectorOptions, Query, RebuildOptions, RebuildReport, Result, Search,
+};
 
-/// Typed queries on the read model `name` (its alias), returning documents of type `T`.
+/// A read model in Elasticsearch: the one object to build from a client and your
+/// [`ElasticProjection`]. It holds the read model's index (alias `{name}` over `{name}_v{n}`),
+/// makes the [`EsProjector`] to hand to a runner, answers typed queries and rebuilds.
 ///
-/// Every query goes through the alias, so it keeps working across rebuilds; deleted documents
-/// (tombstones) are never returned. Cloning is cheap.
-pub struct ReadModel<T> {
-    client: Elasticsearch,
-    alias: String,
-    document: PhantomData<fn() -> T>,
+/// ```no_run
+/// # use cqrs_core::{BoxError, RecordedEvent, InMemoryEventStore};
+/// # use cqrs_core::projection::ProjectionRunner;
+/// # use cqrs_elastic::{Change, ElasticProjection, EsReadModel, Query};
+/// # use serde::{Deserialize, Serialize};
+/// # use serde_json::{json, Value};
+/// # #[derive(Clone, Serialize, Deserialize)]
+/// # struct Balance { cents: i64 }
+/// # struct Balances;
+/// # impl ElasticProjection for Balances {
+/// #     type Document = Balance;
+/// #     fn name(&self) -> &str { "balances" }
+/// #     fn mappings(&self) -> Value { json!({ "cents": { "type": "long" } }) }
+/// #     fn document_id(&self, e: &RecordedEvent) -> Result<Option<String>, BoxError> {
+/// #         Ok(Some(e.stream_id.to_string()))
+/// #     }
+/// #     fn apply(&self, _: Option<&Balance>, _: &RecordedEvent) -> Result<Change<Balance>, BoxError> {
+/// #         Ok(Change::Unchanged)
+/// #     }
+/// # }
+/// # async fn run() -> Result<(), BoxError> {
+/// # let store = InMemoryEventStore::new();
+/// let client = cqrs_elastic::connect("http://127.0.0.1:9200")?;
+/// let balances = EsReadModel::new(client, Balances)?;
+/// balances.ensure().await?; // the index balances_v1 and the alias balances
+///
+/// // The writing side: a projector for the core's runner.
+/// let worker = ProjectionRunner::new(balances.projector(), store.clone(), store.clone()).spawn();
+///
+/// // The reading side: typed queries through the alias.
+/// let rich = balances.count(&Query::range("cents").gte(100_000).into()).await?;
+/// let one: Option<Balance> = balances.get("account-1").await?;
+/// # let _ = (worker, rich, one);
+/// # Ok(())
+/// # }
+/// ```
+///
+/// Cloning is cheap (clones share one projection, index and client). Its `Debug` output
+/// leaves the client out.
+pub struct EsReadModel<P: ElasticProjection> {
+    parts: Arc<Parts<P>>,
 }
 
-impl<T> Clone for ReadModel<T> {
+/// What a read model is made of; shared by its clones.
+struct Parts<P: ElasticProjection> {
+    projection: Arc<P>,
+    client: Elasticsearch,
+    index: EsIndex,
+    queries: EsQueries<P::Document>,
+    projector_options: ProjectorOptions,
+}
+
+impl<P: ElasticProjection> Clone for EsReadModel<P> {
     fn clone(&self) -> Self {
         Self {
-            client: self.client.clone(),
-            alias: self.alias.clone(),
-            document: PhantomData,
+            parts: Arc::clone(&self.parts),
         }
     }
 }
 
-impl<T> fmt::Debug for ReadModel<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ReadModel")
-            .field("client", &RedactedClient)
-            .field("alias", &self.alias)
-            .finish()
+impl<P: ElasticProjection> Clone for Parts<P> {
+    fn clone(&self) -> Self {
+        Self {
+            projection: Arc::clone(&self.projection),
+            client: self.client.clone(),
+            index: self.index.clone(),
+            queries: self.queries.clone(),
+            projector_options: self.projector_options.clone(),
+        }
     }
 }
 
-impl<T: DeserializeOwned> ReadModel<T> {
-    /// Queries on the read model `name`.
-    pub fn new(client: Elasticsearch, name: impl Into<String>) -> Result<Self> {
-        let alias = name.into();
-        validate_name(&alias)?;
-        Ok(Self {
+impl<P: ElasticProjection> fmt::Debug for EsReadModel<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EsReadModel")
+            .field("index", &self.parts.index)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<P: ElasticProjection> EsReadModel<P> {
+    /// The read model of `projection` on `client`: its name, mappings and documents. Fails when
+    /// the name cannot be an alias or the mappings are not an object of field definitions.
+    /// Creates nothing: call [`ensure`](Self::ensure).
+    pub fn new(client: Elasticsearch, projection: P) -> Result<Self> {
+        let index = EsIndex::for_projection(client.clone(), &projection)?;
+        let queries = EsQueries::new(client.clone(), projection.name())?;
+        let parts = Parts {
+            projection: Arc::new(projection),
             client,
-            alias,
-            document: PhantomData,
+            index,
+            queries,
+            projector_options: ProjectorOptions::default(),
+        };
+        Ok(Self {
+            parts: Arc::new(parts),
         })
     }
 
-    /// Queries on `projection`'s read model.
-    pub fn for_projection<P>(client: Elasticsearch, projection: &P) -> Result<Self>
-    where
-        P: ElasticProjection<Document = T>,
-    {
-        Self::new(client, projection.name())
+    /// Creates its new versioned indices with `settings` (shards, replicas, strictness,
+    /// refresh interval; see [`IndexSettings`]).
+    #[must_use]
+    pub fn with_index_settings(mut self, settings: IndexSettings) -> Self {
+        let parts = Arc::make_mut(&mut self.parts);
+        parts.index = parts.index.clone().with_settings(settings);
+        self
     }
 
-    /// The alias it queries.
+    /// Its projectors write with `options` (refresh policy, remembered documents, parallel
+    /// bulks; see [`ProjectorOptions`]).
+    #[must_use]
+    pub fn with_projector_options(mut self, options: ProjectorOptions) -> Self {
+        Arc::make_mut(&mut self.parts).projector_options = options;
+        self
+    }
+
+    /// The read model's name: the alias queries use and the projector's checkpoint name.
     pub fn name(&self) -> &str {
-        &self.alias
+        self.parts.index.name()
     }
 
-    /// The document `id`, `None` when absent or deleted. Real-time: it sees writes that are not
-    /// yet searchable.
-    pub async fn get(&self, id: &str) -> Result<Option<T>> {
-        let response = self
-            .client
-            .get(GetParts::IndexId(&self.alias, id))
-            .send()
-            .await?;
-        let (status, body) = http::json_any(response).await?;
-        match status {
-            200 => {}
-            // A missing document answers 404 with `found: false`; a missing index, 404 with an
-            // error, which is not "no such document".
-            404 if body.get("found") == Some(&Value::Bool(false)) => return Ok(None),
-            _ => {
-                return Err(EsError::Status {
-                    operation: "get",
-                    status,
-                    reason: http::reason(&body),
-                })
-            }
-        }
-        let source = body.get("_source").cloned().unwrap_or(Value::Null);
-        Stored::from_source(id, source)
-            .map_err(|detail| http::unexpected("get", detail))?
-            .document(id)
+    /// The projection.
+    pub fn projection(&self) -> &P {
+        &self.parts.projection
     }
 
-    /// One page of documents matching `search`.
-    pub async fn search(&self, search: &Search) -> Result<Page<T>> {
-        let response = self
-            .client
-            .search(SearchParts::Index(&[&self.alias]))
-            .body(search.to_body())
-            .send()
-            .await?;
-        let answer = http::json_ok(response, "search").await?;
-        check_shards(&answer, "search")?;
-        parse_page(&answer)
+    /// Its indices and alias, for what the read model does not wrap (the write block, the
+    /// current version...).
+    pub fn index(&self) -> &EsIndex {
+        &self.parts.index
     }
 
-    /// How many documents match `query`.
+    /// The queries alone, for code that only reads (cheap to clone, typed by the document).
+    pub fn queries(&self) -> &EsQueries<P::Document> {
+        &self.parts.queries
+    }
+
+    /// Creates version 1 and the alias unless the alias exists; returns the current index.
+    /// Idempotent, and safe when several processes call it at once.
+    pub async fn ensure(&self) -> Result<IndexVersion> {
+        self.parts.index.ensure().await
+    }
+
+    /// A projector writing the documents through the alias, to hand to a
+    /// [`ProjectionRunner`](cqrs_core::projection::ProjectionRunner), with the
+    /// [`with_projector_options`](Self::with_projector_options) given.
+    pub fn projector(&self) -> EsProjector<Arc<P>> {
+        EsProjector::unchecked(
+            self.parts.client.clone(),
+            Arc::clone(&self.parts.projection),
+        )
+        .with_options(self.parts.projector_options.clone())
+    }
+
+    /// Rebuilds the read model from the start of `feed` without downtime: see
+    /// [`EsIndex::rebuild`].
+    pub async fn rebuild(
+        &self,
+        feed: &dyn ReadAll,
+        checkpoints: &dyn CheckpointStore,
+        options: RebuildOptions,
+    ) -> Result<RebuildReport> {
+        self.parts
+            .index
+            .rebuild(&*self.parts.projection, feed, checkpoints, options)
+            .await
+    }
+
+    /// The document `id`, `None` when absent or deleted: see [`EsQueries::get`].
+    pub async fn get(&self, id: &str) -> Result<Option<P::Document>> {
+        self.parts.queries.get(id).await
+    }
+
+    /// One page of documents matching `search`: see [`EsQueries::search`].
+    pub async fn search(&self, search: &Search) -> Result<Page<P::Document>> {
+        self.parts.queries.search(search).await
+    }
+
+    /// How many documents match `query`: see [`EsQueries::count`].
     pub async fn count(&self, query: &Query) -> Result<u64> {
-        let response = self
-            .client
-            .count(CountParts::Index(&[&self.alias]))
-            .body(json!({ "query": live_only(query) }))
-            .send()
-            .await?;
-        let answer = http::json_ok(response, "count").await?;
-        check_shards(&answer, "count")?;
-        answer
-            .get("count")
-            .and_then(Value::as_u64)
-            .ok_or_else(|| http::unexpected("count", "no count in the answer"))
+        self.parts.queries.count(query).await
     }
 
-    /// Waits until projection `projection_name` has checkpointed `position` (typically a
-    /// command's [`CommandOutcome::position`](cqrs_core::CommandOutcome)), polling `checkpoints`
-    /// until `timeout` has passed. `true` when it got there: with the projector's default
-    /// [`RefreshPolicy::Immediate`](crate::RefreshPolicy::Immediate), searches then see the
-    /// command's effect (`get` always does).
+    /// Waits until this read model's projector has checkpointed `position` (typically a
+    /// command's [`CommandOutcome::position`](cqrs_core::CommandOutcome)), polling
+    /// `checkpoints` until `timeout` has passed: see [`EsQueries::wait_for_position`]. `true`
+    /// when it got there.
     pub async fn wait_for_position(
         &self,
         checkpoints: &dyn CheckpointStore,
-        projection_name: &str,
         position: Position,
         timeout: Duration,
     ) -> Result<bool> {
-        wait_for_position(checkpoints, projection_name, position, timeout).await
-    }
-}
-
-/// Polls `checkpoints` until `projection_name` reaches `position` or `timeout` passes.
-pub(crate) async fn wait_for_position(
-    checkpoints: &dyn CheckpointStore,
-    projection_name: &str,
-    position: Position,
-    timeout: Duration,
-) -> Result<bool> {
-    let deadline = Instant::now() + timeout;
-    let mut pause = Duration::from_millis(2);
-    loop {
-        let reached = checkpoints
-            .load_checkpoint(projection_name)
-            .await?
-            .is_some_and(|checkpoint| checkpoint >= position);
-        if reached {
-            return Ok(true);
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            return Ok(false);
-        }
-        tokio::time::sleep(pause.min(deadline - now)).await;
-        pause = (pause * 2).min(Duration::from_millis(100));
-    }
-}
-
-fn check_shards(answer: &Value, operation: &'static str) -> Result<()> {
-    let failed = answer
-        .pointer("/_shards/failed")
-        .and_then(Value::as_u64)
-        .unwrap_or(0);
-    if failed == 0 {
-        return Ok(());
-    }
-    let reason = answer
-        .pointer("/_shards/failures/0/reason")
-        .map_or_else(String::new, http::reason);
-    Err(http::unexpected(
-        operation,
-        format!("{failed} shard(s) failed: {reason}"),
-    ))
-}
-
-/// The page of a search answer.
-pub(crate) fn parse_page<T: DeserializeOwned>(answer: &Value) -> Result<Page<T>> {
-    let hits = answer
-        .pointer("/hits/hits")
-        .and_then(Value::as_array)
-        .ok_or_else(|| http::unexpected("search", "no hits in the answer"))?;
-    let (total, total_is_exact) = match answer.pointer("/hits/total") {
-        Some(Value::Number(n)) => (n.as_u64().unwrap_or(0), true),
-        Some(total) => (
-            total.get("value").and_then(Value::as_u64).unwrap_or(0),
-            total.get("relation").and_then(Value::as_str) != Some("gte"),
-        ),
-        None => (0, false),
-    };
-    let mut page = Page {
-        hits: Vec::with_capacity(hits.len()),
-        total,
-        total_is_exact,
-    };
-    for hit in hits {
-        let id = hit
-            .get("_id")
-            .and_then(Value::as_str)
-            .ok_or_else(|| http::unexpected("search", "a hit without an id"))?;
-        let source = hit.get("_source").cloned().unwrap_or(Value::Null);
-        let stored =
-            Stored::from_source(id, source).map_err(|detail| http::unexpected("search", detail))?;
-        let position = stored.position;
-        let Some(document) = stored.document(id)? else {
-            continue;
-        };
-        let sort = match hit.get("sort") {
-            Some(Value::Array(values)) => values.clone(),
-            _ => Vec::new(),
-        };
-        page.hits.push(Hit {
-            id: id.to_owned(),
-            document,
-            sort,
-            position,
-        });
-    }
-    Ok(page)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde::Deserialize;
-
-    #[derive(Debug, PartialEq, Deserialize)]
-    struct Doc {
-        n: u32,
-    }
-
-    #[test]
-    fn pages_carry_ids_documents_sort_values_and_totals() {
-        let answer = json!({
-            "_shards": { "total": 1, "successful": 1, "failed": 0 },
-            "hits": { "total": { "value": 10000, "relation": "gte" }, "hits": [
-                { "_id": "a", "_source": { "n": 1, "cqrs": { "id": "a", "position": "3/1", "deleted": false } },
-                  "sort": [1, "a"] },
-                { "_id": "b", "_source": { "n": 2, "cqrs": { "id": "b", "position": "4/0", "deleted": false } },
-                  "sort": [2, "b"] }
-            ] }
-        });
-        let page: Page<Doc> = parse_page(&answer).unwrap();
-        assert_eq!(page.total, 10000);
-        assert!(!page.total_is_exact);
-        assert_eq!(page.hits[1].document, Doc { n: 2 });
-        assert_eq!(page.hits[0].position, Some(Position::from_parts(3, 1)));
-        assert_eq!(page.next_after(), Some(vec![json!(2), json!("b")]));
-        assert!(matches!(check_shards(&answer, "search"), Ok(())));
-    }
-
-    #[test]
-    fn partial_results_are_errors() {
-        let answer = json!({ "_shards": { "total": 2, "failed": 1,
-            "failures": [{ "reason": { "type": "x", "reason": "boom" } }] } });
-        let error = check_shards(&answer, "search").unwrap_err();
-        // A partial answer is not retried: the caller gets it, with the shard's reason.
-        assert!(!error.is_transient(), "{error:?}");
-        assert!(
-            matches!(&error, EsError::UnexpectedResponse { operation: "search", detail }
-                if detail == "1 shard(s) failed: x: boom"),
-            "{error:?}"
-        );
+        self.parts
+            .queries
+            .wait_for_position(checkpoints, self.name(), position, timeout)
+            .await
     }
 }

@@ -11,7 +11,8 @@ use futures_util::future::{select, Either};
 
 use crate::block::{self, BlockGuard};
 use crate::{
-    ElasticProjection, EsError, EsIndex, EsProjector, IndexVersion, RefreshPolicy, Result,
+    ElasticProjection, EsError, EsIndex, EsProjector, IndexVersion, ProjectorOptions,
+    RefreshPolicy, Result,
 };
 
 /// How [`EsIndex::rebuild`] runs.
@@ -187,9 +188,9 @@ impl EsIndex {
         let uuid = self.index_uuid(&to.index).await?;
         let checkpoint_name = checkpoint_name(self.name(), to.version, &uuid);
         let projector = EsProjector::new(self.client.clone(), projection)?
-            .into_index(to.index.clone())
-            .checkpoint_name(checkpoint_name.clone())
-            .refresh(RefreshPolicy::None);
+            .with_target_index(to.index.clone())
+            .with_checkpoint_name(checkpoint_name.clone())
+            .with_options(ProjectorOptions::default().refresh(RefreshPolicy::None));
         let mut report = RebuildReport {
             from,
             to,
@@ -334,7 +335,7 @@ async fn apply_with_retries<P: ElasticProjection>(
     let events = if options.upcasters.is_empty() {
         events
     } else {
-        let key = |event: &RecordedEvent| projector.projection().document_id(event);
+        let key = |event: &RecordedEvent| projector.key(event);
         let (ready, rejected) = upcast_all(&options.upcasters, events, key);
         if !rejected.is_empty() {
             if !options.skip_poison {

@@ -1,9 +1,41 @@
+//! When a projector's writes become searchable: the [`RefreshPolicy`] users choose, and
 //! [`Refresher`]: refreshes that callers share, at most one in flight per projector.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use elasticsearch::params::Refresh;
 use tokio::sync::Mutex;
+
+/// When the documents a batch wrote become visible to searches (`get` sees them at once
+/// whatever the policy).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RefreshPolicy {
+    /// Refresh before the checkpoint moves past a batch: a caller waiting on the checkpoint
+    /// reads its own write. The default. The refresh is
+    /// [`make_visible`](cqrs_core::projection::Projection::make_visible), which the runner calls while it applies the
+    /// next batch, so bulks never wait for refreshes; while catching up, once per checkpoint
+    /// interval for all the batches applied since. Code that calls `apply` without a runner
+    /// calls `make_visible` after it.
+    #[default]
+    Immediate,
+    /// Wait for the next periodic refresh before answering (`refresh=wait_for`). Never use it on
+    /// an index whose refresh is disabled.
+    WaitFor,
+    /// Do not refresh: the index's own refresh interval decides. For rebuilds and bulk loads.
+    None,
+}
+
+impl RefreshPolicy {
+    /// The bulk's own `refresh` parameter.
+    pub(crate) fn param(self) -> Option<Refresh> {
+        match self {
+            RefreshPolicy::WaitFor => Some(Refresh::WaitFor),
+            RefreshPolicy::Immediate | RefreshPolicy::None => None,
+        }
+    }
+}
 
 /// Shares refreshes between concurrent callers. Each caller needs a refresh that *started
 /// after* its call (one already running may not cover its writes): the first to get the turn

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use cqrs_core::projection::{Projection, ProjectionError};
 use cqrs_core::{EventFilter, InMemoryEventStore, Position, ReadAll};
-use cqrs_elastic::ReadModel;
+use cqrs_elastic::EsQueries;
 use elasticsearch::indices::{IndicesCloseParts, IndicesOpenParts};
 use serde_json::json;
 use support::*;
@@ -74,8 +74,8 @@ async fn a_closed_index_holds_writes_back_instead_of_poisoning_them() {
             other => panic!("the batch after reopening: {other:?}"),
         }
     }
-    let model: ReadModel<AccountView> =
-        ReadModel::for_projection(client.clone(), &accounts).unwrap();
+    let model: EsQueries<AccountView> =
+        EsQueries::for_projection(client.clone(), &accounts).unwrap();
     let expected = expected_accounts(&all_events(&store).await);
     assert_eq!(
         model.get("account-3").await.unwrap(),

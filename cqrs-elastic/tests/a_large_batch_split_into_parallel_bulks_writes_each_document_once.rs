@@ -6,6 +6,7 @@ mod support;
 
 use cqrs_core::projection::{Projection, ProjectionError};
 use cqrs_core::{InMemoryEventStore, Position};
+use cqrs_elastic::ProjectorOptions;
 use serde_json::json;
 use support::*;
 
@@ -39,10 +40,11 @@ async fn a_batch_in_three_parallel_bulks_writes_each_document_once() {
     let accounts = Accounts {
         name: unique_name("parallel"),
     };
-    let projector = projector(&client, accounts.clone())
-        .await
-        .parallel_bulks(3)
-        .cache_documents(0);
+    let projector = projector(&client, accounts.clone()).await.with_options(
+        ProjectorOptions::default()
+            .parallel_bulks(3)
+            .cache_documents(0),
+    );
     let poison = |result| match result {
         Err(ProjectionError::Poison(rejected)) => rejected
             .into_iter()

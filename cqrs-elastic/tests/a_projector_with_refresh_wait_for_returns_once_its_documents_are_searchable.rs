@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use cqrs_core::projection::Projection;
 use cqrs_core::InMemoryEventStore;
-use cqrs_elastic::{EsIndex, EsProjector, Query, ReadModel, RefreshPolicy};
+use cqrs_elastic::{EsReadModel, IndexSettings, ProjectorOptions, Query, RefreshPolicy};
 use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -20,14 +20,12 @@ async fn a_projector_with_refresh_wait_for_returns_once_its_documents_are_search
     let accounts = Accounts {
         name: unique_name("wait-for"),
     };
-    let index = EsIndex::for_projection(client.clone(), &accounts)
+    let model = EsReadModel::new(client.clone(), accounts.clone())
         .unwrap()
-        .refresh_interval("3s");
-    let current = index.ensure().await.expect("the index");
-    let projector = EsProjector::new(client.clone(), accounts.clone())
-        .unwrap()
-        .refresh(RefreshPolicy::WaitFor);
-    let model = ReadModel::for_projection(client.clone(), &accounts).unwrap();
+        .with_index_settings(IndexSettings::default().refresh_interval("3s"))
+        .with_projector_options(ProjectorOptions::default().refresh(RefreshPolicy::WaitFor));
+    let current = model.ensure().await.expect("the index");
+    let projector = model.projector();
     // The index is searched once before, so its shard is not search-idle (an idle shard
     // refreshes on the next search and would hide a missing wait).
     assert_eq!(model.count(&Query::match_all()).await.unwrap(), 0);

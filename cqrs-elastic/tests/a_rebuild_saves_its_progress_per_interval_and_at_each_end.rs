@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cqrs_core::{CheckpointStore, InMemoryEventStore, Position};
-use cqrs_elastic::{EsIndex, Query, ReadModel, RebuildOptions};
+use cqrs_elastic::{EsIndex, EsQueries, IndexSettings, Query, RebuildOptions};
 use elasticsearch::indices::IndicesGetSettingsParts;
 use elasticsearch::Elasticsearch;
 use serde_json::Value;
@@ -65,7 +65,7 @@ impl CheckpointStore for Recorded {
 async fn rebuild(
     store: &InMemoryEventStore,
     options: RebuildOptions,
-) -> (Vec<Position>, ReadModel<AccountView>) {
+) -> (Vec<Position>, EsQueries<AccountView>) {
     let client = client();
     let accounts = Accounts {
         name: unique_name("progress"),
@@ -74,7 +74,7 @@ async fn rebuild(
     // One replica: a single node cannot place it, but the index serves all the same.
     let index = EsIndex::for_projection(client.clone(), &accounts)
         .unwrap()
-        .replicas(1);
+        .with_settings(IndexSettings::default().replicas(1));
     let checkpoints = Recorded {
         inner: store.clone(),
         saves: Arc::default(),
@@ -105,7 +105,7 @@ async fn rebuild(
     assert_eq!(report.position, head);
     assert_eq!(saves.last(), Some(&head));
     assert!(saves.windows(2).all(|w| w[0] <= w[1]), "{saves:?}");
-    (saves, ReadModel::for_projection(client, &accounts).unwrap())
+    (saves, EsQueries::for_projection(client, &accounts).unwrap())
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use cqrs_core::projection::ProjectionError;
 use cqrs_core::InMemoryEventStore;
-use cqrs_elastic::{EsError, EsIndex, ReadModel, RebuildOptions};
+use cqrs_elastic::{EsError, EsIndex, EsQueries, RebuildOptions};
 use serde_json::json;
 use support::*;
 
@@ -102,7 +102,7 @@ async fn a_rebuild_stopped_by_poison_keeps_the_alias_and_resumes_past_it_with_sk
         .collect();
     let expected = expected_accounts(&events);
     assert_eq!(expected.len(), 100);
-    let model = ReadModel::for_projection(client.clone(), &accounts).unwrap();
+    let model = EsQueries::for_projection(client.clone(), &accounts).unwrap();
     for (id, doc) in &expected {
         assert_eq!(&model.get(id).await.unwrap(), doc, "{id}");
     }

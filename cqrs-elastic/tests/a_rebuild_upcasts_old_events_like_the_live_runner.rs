@@ -7,7 +7,7 @@ mod support;
 
 use cqrs_core::projection::{ProjectionRunner, RunnerOptions};
 use cqrs_core::{AppendEvents, ExpectedVersion, InMemoryEventStore, NewEvent, StreamId, Upcasters};
-use cqrs_elastic::{EsIndex, ReadModel, RebuildOptions};
+use cqrs_elastic::{EsIndex, EsQueries, RebuildOptions};
 use serde_json::json;
 use support::*;
 
@@ -44,8 +44,8 @@ async fn a_rebuild_upcasts_old_events_like_the_live_runner() {
         .catch_up()
         .await
         .expect("the live runner upcasts the old deposits");
-    let model: ReadModel<AccountView> =
-        ReadModel::for_projection(client.clone(), &accounts).unwrap();
+    let model: EsQueries<AccountView> =
+        EsQueries::for_projection(client.clone(), &accounts).unwrap();
     let live_doc = model.get("account-7").await.unwrap().expect("account-7");
     assert_eq!((live_doc.balance, live_doc.deposits), (350, 2));
 

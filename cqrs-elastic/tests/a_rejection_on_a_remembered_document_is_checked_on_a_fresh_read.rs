@@ -9,7 +9,7 @@ use std::sync::{mpsc, Arc, Mutex};
 
 use cqrs_core::projection::{Projection, ProjectionError};
 use cqrs_core::{BoxError, EventFilter, InMemoryEventStore, RecordedEvent};
-use cqrs_elastic::{Change, ElasticProjection, EsProjector, ReadModel};
+use cqrs_elastic::{Change, ElasticProjection, EsProjector, EsQueries, ProjectorOptions};
 use serde_json::{json, Value};
 use support::*;
 
@@ -35,7 +35,7 @@ impl ElasticProjection for Strict {
         self.inner.filter()
     }
 
-    fn document_id(&self, event: &RecordedEvent) -> Option<String> {
+    fn document_id(&self, event: &RecordedEvent) -> Result<Option<String>, BoxError> {
         self.inner.document_id(event)
     }
 
@@ -80,7 +80,7 @@ async fn an_event_refused_by_a_stale_remembered_document_is_applied_to_the_fresh
     );
     worker_a.make_visible().await.expect("refresh");
 
-    let model = ReadModel::for_projection(client.clone(), &strict).expect("read model");
+    let model = EsQueries::for_projection(client.clone(), &strict).expect("read model");
     let doc = model.get("account-1").await.expect("get").expect("open");
     assert_eq!((doc.owner.as_str(), doc.balance), ("ada again", 5));
 }
@@ -131,11 +131,11 @@ async fn leading_anew_forgets_the_remembered_documents() {
     worker_a.leadership_changed(true).await;
     // With the memory dropped, A reads the document B wrote: its write expects B's `_seq_no`
     // at once, and no conflict retry is needed (none is allowed).
-    let worker_a = worker_a.max_conflict_retries(0);
+    let worker_a = worker_a.with_options(ProjectorOptions::default().max_conflict_retries(0));
     worker_a.apply(&events[2..]).await.expect("second deposit");
     worker_a.make_visible().await.expect("refresh");
 
-    let model = ReadModel::for_projection(client.clone(), &accounts).expect("read model");
+    let model = EsQueries::for_projection(client.clone(), &accounts).expect("read model");
     let doc = model.get("account-1").await.expect("get").expect("open");
     assert_eq!((doc.balance, doc.deposits), (12, 2));
 }
@@ -163,7 +163,7 @@ impl ElasticProjection for Paused {
         self.inner.filter()
     }
 
-    fn document_id(&self, event: &RecordedEvent) -> Option<String> {
+    fn document_id(&self, event: &RecordedEvent) -> Result<Option<String>, BoxError> {
         self.inner.document_id(event)
     }
 
@@ -230,7 +230,7 @@ async fn an_event_refused_by_a_document_moved_on_after_it_was_read_is_applied_to
         "refused on a stale read is no poison: {outcome:?}"
     );
 
-    let model = ReadModel::for_projection(client.clone(), &strict).expect("read model");
+    let model = EsQueries::for_projection(client.clone(), &strict).expect("read model");
     let doc = model.get("account-1").await.expect("get").expect("open");
     assert_eq!(doc.owner, "ada again");
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use cqrs_core::projection::{ProjectionHandle, ProjectionRunner, ProjectionState, RunnerOptions};
 use cqrs_core::{InMemoryEventStore, Position, RetryPolicy};
-use cqrs_elastic::{EsIndex, ReadModel, RebuildOptions};
+use cqrs_elastic::{EsIndex, EsQueries, RebuildOptions};
 use elasticsearch::indices::{IndicesDeleteParts, IndicesGetSettingsParts};
 use elasticsearch::Elasticsearch;
 use serde_json::{json, Value};
@@ -134,8 +134,8 @@ async fn a_cancelled_rebuild_releases_the_block_at_once() {
     live.shutdown().await;
     assert!(!write_blocked(&client, &serving).await);
     assert_eq!(index.current().await.unwrap().unwrap().index, serving);
-    let model: ReadModel<AccountView> =
-        ReadModel::for_projection(client.clone(), &accounts).unwrap();
+    let model: EsQueries<AccountView> =
+        EsQueries::for_projection(client.clone(), &accounts).unwrap();
     let expected = expected_accounts(&all_events(&store).await);
     assert_eq!(model.get("account-4").await.unwrap(), expected["account-4"]);
     cleanup(&client, &index).await;
@@ -217,8 +217,8 @@ async fn a_killed_rebuilds_block_is_released_by_the_live_projector_once_expired(
     live.shutdown().await;
     assert!(seen.contains("write-blocked by a rebuild"), "{seen}");
     assert!(!write_blocked(&client, &serving).await);
-    let model: ReadModel<AccountView> =
-        ReadModel::for_projection(client.clone(), &accounts).unwrap();
+    let model: EsQueries<AccountView> =
+        EsQueries::for_projection(client.clone(), &accounts).unwrap();
     let expected = expected_accounts(&all_events(&store).await);
     assert_eq!(model.get("account-4").await.unwrap(), expected["account-4"]);
     cleanup(&client, &index).await;

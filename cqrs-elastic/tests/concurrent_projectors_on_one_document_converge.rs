@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use cqrs_core::projection::Projection;
 use cqrs_core::{BoxError, EventFilter, InMemoryEventStore, Position, RecordedEvent};
-use cqrs_elastic::{Change, ElasticProjection, EsProjector, ReadModel};
+use cqrs_elastic::{Change, ElasticProjection, EsProjector, EsQueries, ProjectorOptions};
 use serde_json::{json, Value};
 use support::*;
 use tokio::sync::Notify;
@@ -46,7 +46,7 @@ impl ElasticProjection for Held {
         self.inner.filter()
     }
 
-    fn document_id(&self, event: &RecordedEvent) -> Option<String> {
+    fn document_id(&self, event: &RecordedEvent) -> Result<Option<String>, BoxError> {
         self.inner.document_id(event)
     }
 
@@ -128,7 +128,7 @@ async fn a_document_written_between_read_and_write_is_read_again_and_refolded() 
         seen, expected,
         "one fold over the absent document, then a refold over the fast projector's"
     );
-    let model = ReadModel::for_projection(client.clone(), &accounts).unwrap();
+    let model = EsQueries::for_projection(client.clone(), &accounts).unwrap();
     let doc = model.get("account-1").await.unwrap().unwrap();
     assert_eq!((doc.balance, doc.deposits), (10, 4));
 }
@@ -154,10 +154,10 @@ async fn projectors_racing_on_the_same_documents_converge_to_one_fold() {
     };
     let first = projector(&client, accounts.clone())
         .await
-        .max_conflict_retries(50);
+        .with_options(ProjectorOptions::default().max_conflict_retries(50));
     let second = EsProjector::new(client.clone(), accounts.clone())
         .unwrap()
-        .max_conflict_retries(50);
+        .with_options(ProjectorOptions::default().max_conflict_retries(50));
 
     let (a, b, c) = tokio::join!(
         drive(&first, &store, Position::START, 3),
@@ -167,7 +167,7 @@ async fn projectors_racing_on_the_same_documents_converge_to_one_fold() {
     assert!(a.is_empty() && b.is_empty() && c.is_empty());
 
     let expected = expected_accounts(&all_events(&store).await);
-    let model = ReadModel::for_projection(client.clone(), &accounts).unwrap();
+    let model = EsQueries::for_projection(client.clone(), &accounts).unwrap();
     for (id, doc) in &expected {
         assert_eq!(&model.get(id).await.unwrap(), doc, "{id}");
     }

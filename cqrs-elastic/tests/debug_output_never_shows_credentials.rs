@@ -2,7 +2,7 @@
 //! keys, bearer tokens and a password in the node's URL never reach a log through `{:?}`, and
 //! an error's text does not carry a password given in the node's URL either.
 
-use cqrs_elastic::{EsIndex, ReadModel};
+use cqrs_elastic::{EsIndex, EsQueries};
 use elasticsearch::auth::Credentials;
 use elasticsearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
 use elasticsearch::Elasticsearch;
@@ -47,7 +47,7 @@ fn the_debug_output_of_an_index_and_a_read_model_redacts_the_client() {
         let shown = format!("{index:?} {index:#?}");
         assert_no_secret(&shown);
         assert!(shown.contains("orders"), "{shown}");
-        let model: ReadModel<Value> = ReadModel::new(client, "orders").unwrap();
+        let model: EsQueries<Value> = EsQueries::new(client, "orders").unwrap();
         assert_no_secret(&format!("{model:?} {model:#?}"));
     }
     let client = cqrs_elastic::connect("http://user:url-s3cret@127.0.0.1:1").unwrap();
@@ -58,7 +58,7 @@ fn the_debug_output_of_an_index_and_a_read_model_redacts_the_client() {
 #[tokio::test]
 async fn a_password_in_the_node_url_never_shows_in_an_error() {
     let client = cqrs_elastic::connect("http://user:url-s3cret@127.0.0.1:1").unwrap();
-    let model: ReadModel<Value> = ReadModel::new(client, "orders").unwrap();
+    let model: EsQueries<Value> = EsQueries::new(client, "orders").unwrap();
     let error = model.get("a").await.expect_err("nothing listens on port 1");
     let mut shown = format!("{error} {error:?}");
     let mut source = std::error::Error::source(&error);

@@ -5,7 +5,7 @@ mod support;
 
 use cqrs_core::projection::Projection;
 use cqrs_core::{InMemoryEventStore, Position};
-use cqrs_elastic::{Query, ReadModel};
+use cqrs_elastic::Query;
 use serde_json::json;
 use support::*;
 
@@ -21,12 +21,12 @@ async fn a_deleted_document_is_never_resurrected_by_a_replay() {
     let accounts = Accounts {
         name: unique_name("deletes"),
     };
-    let projector = projector(&client, accounts.clone()).await;
+    let model = read_model(&client, accounts.clone()).await;
+    let projector = model.projector();
     assert!(drive(&projector, &store, Position::START, 100)
         .await
         .is_empty());
 
-    let model = ReadModel::for_projection(client.clone(), &accounts).unwrap();
     assert_eq!(model.get("account-1").await.unwrap(), None);
     assert_eq!(model.count(&Query::match_all()).await.unwrap(), 1);
     assert_eq!(

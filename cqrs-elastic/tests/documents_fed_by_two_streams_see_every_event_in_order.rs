@@ -4,7 +4,7 @@
 mod support;
 
 use cqrs_core::{BoxError, EventFilter, InMemoryEventStore, Position, RecordedEvent};
-use cqrs_elastic::{Change, ElasticProjection, ReadModel};
+use cqrs_elastic::{Change, ElasticProjection, EsQueries};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use support::*;
@@ -40,10 +40,10 @@ impl ElasticProjection for Customers {
         EventFilter::all().category("account").category("order")
     }
 
-    fn document_id(&self, event: &RecordedEvent) -> Option<String> {
-        event.payload["customer"]
+    fn document_id(&self, event: &RecordedEvent) -> Result<Option<String>, BoxError> {
+        Ok(event.payload["customer"]
             .as_str()
-            .map(|c| format!("customer-{c}"))
+            .map(|c| format!("customer-{c}")))
     }
 
     fn apply(
@@ -110,7 +110,7 @@ async fn documents_fed_by_two_streams_see_every_event_in_feed_order() {
             {
                 continue;
             }
-            let id = projection.document_id(&event).unwrap();
+            let id = projection.document_id(&event).unwrap().unwrap();
             if let Change::Upsert(doc) = projection.apply(docs.get(&id), &event).unwrap() {
                 docs.insert(id, doc);
             }
@@ -123,7 +123,7 @@ async fn documents_fed_by_two_streams_see_every_event_in_feed_order() {
         .await
         .is_empty());
 
-    let model: ReadModel<Customer> = ReadModel::new(client.clone(), name).unwrap();
+    let model: EsQueries<Customer> = EsQueries::new(client.clone(), name).unwrap();
     assert_eq!(expected.len(), 4);
     for (id, doc) in &expected {
         let stored = model.get(id).await.unwrap().expect("customer document");

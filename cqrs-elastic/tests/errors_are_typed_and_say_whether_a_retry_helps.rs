@@ -9,7 +9,7 @@ use cqrs_core::projection::{Projection, ProjectionError};
 use cqrs_core::{
     BoxError, EventFilter, FeedBatch, InMemoryEventStore, Position, ReadAll, RecordedEvent,
 };
-use cqrs_elastic::{Change, ElasticProjection, EsError, EsIndex, ReadModel, RebuildOptions};
+use cqrs_elastic::{Change, ElasticProjection, EsError, EsIndex, EsQueries, RebuildOptions};
 use elasticsearch::params::Refresh;
 use elasticsearch::UpdateParts;
 use serde::{Deserialize, Serialize};
@@ -28,7 +28,7 @@ fn a_url_that_does_not_parse_is_a_url_error_and_not_transient() {
 async fn a_node_that_does_not_answer_is_a_transient_transport_error() {
     // Nothing listens on port 1: the connection is refused at once.
     let client = cqrs_elastic::connect("http://127.0.0.1:1").expect("a client");
-    let model: ReadModel<AccountView> = ReadModel::new(client, "nobody-listens").unwrap();
+    let model: EsQueries<AccountView> = EsQueries::new(client, "nobody-listens").unwrap();
     match model.get("account-1").await {
         Err(error @ EsError::Transport(_)) => {
             assert!(error.is_transient(), "{error:?}");
@@ -59,7 +59,7 @@ async fn a_stored_document_of_another_shape_is_a_decode_error_naming_it() {
         .await
         .expect("update");
     assert!(updated.status_code().is_success());
-    let model = ReadModel::for_projection(client.clone(), &accounts).unwrap();
+    let model = EsQueries::for_projection(client.clone(), &accounts).unwrap();
 
     match model.get("account-1").await {
         Err(error @ EsError::Decode { .. }) => {
@@ -108,8 +108,8 @@ impl ElasticProjection for Counters {
         EventFilter::all().category("account")
     }
 
-    fn document_id(&self, event: &RecordedEvent) -> Option<String> {
-        Some(event.stream_id.to_string())
+    fn document_id(&self, event: &RecordedEvent) -> Result<Option<String>, BoxError> {
+        Ok(Some(event.stream_id.to_string()))
     }
 
     fn apply(
@@ -176,11 +176,11 @@ impl ReadAll for DownFeed {
         _: usize,
         _: &EventFilter,
     ) -> cqrs_core::Result<FeedBatch> {
-        Err(cqrs_core::Error::backend("the event store is down"))
+        Err(cqrs_core::Error::unavailable("the event store is down"))
     }
 
     async fn head(&self) -> cqrs_core::Result<Position> {
-        Err(cqrs_core::Error::backend("the event store is down"))
+        Err(cqrs_core::Error::unavailable("the event store is down"))
     }
 }
 
@@ -198,7 +198,7 @@ async fn an_event_store_failing_under_a_rebuild_is_a_transient_store_error() {
         .rebuild(&accounts, &DownFeed, &store, RebuildOptions::default())
         .await;
     match &failed {
-        Err(error @ EsError::Store(cqrs_core::Error::Backend(_))) => {
+        Err(error @ EsError::Store(cqrs_core::Error::Unavailable(_))) => {
             assert!(error.is_transient(), "{error:?}");
         }
         other => panic!("expected EsError::Store, got {other:?}"),

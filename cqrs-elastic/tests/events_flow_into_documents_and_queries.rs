@@ -1,10 +1,10 @@
-//! End to end: events appended to a store become documents through `EsProjector`, and
-//! `ReadModel` answers typed queries on them.
+//! End to end: events appended to a store become documents through an `EsReadModel`'s
+//! projector, and the read model answers typed queries on them.
 
 mod support;
 
 use cqrs_core::{InMemoryEventStore, Position};
-use cqrs_elastic::{EsError, Query, ReadModel, Search, SortOrder};
+use cqrs_elastic::{EsError, Query, Search, SortOrder};
 use serde_json::json;
 use support::*;
 
@@ -19,12 +19,11 @@ async fn events_flow_into_documents_and_answer_typed_queries() {
     let accounts = Accounts {
         name: unique_name("flow"),
     };
-    let projector = projector(&client, accounts.clone()).await;
-    let rejected = drive(&projector, &store, Position::START, 7).await;
+    let model = read_model(&client, accounts.clone()).await;
+    let rejected = drive(&model.projector(), &store, Position::START, 7).await;
     assert!(rejected.is_empty(), "{rejected:?}");
 
     let expected = expected_accounts(&all_events(&store).await);
-    let model = ReadModel::for_projection(client.clone(), &accounts).unwrap();
 
     // get: every document as the fold says; deleted and unknown ones are absent.
     for (id, doc) in &expected {

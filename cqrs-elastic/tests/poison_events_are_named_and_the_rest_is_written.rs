@@ -5,7 +5,6 @@ mod support;
 
 use cqrs_core::projection::{Projection, ProjectionError};
 use cqrs_core::{InMemoryEventStore, Position};
-use cqrs_elastic::ReadModel;
 use serde_json::json;
 use support::*;
 
@@ -19,7 +18,8 @@ async fn poison_events_are_named_exactly_and_the_rest_of_the_batch_is_written() 
     let accounts = Accounts {
         name: unique_name("poison"),
     };
-    let projector = projector(&client, accounts.clone()).await;
+    let model = read_model(&client, accounts.clone()).await;
+    let projector = model.projector();
     assert!(drive(&projector, &store, Position::START, 100)
         .await
         .is_empty());
@@ -66,7 +66,6 @@ async fn poison_events_are_named_exactly_and_the_rest_of_the_batch_is_written() 
         .contains("strict_dynamic_mapping_exception"));
     assert_eq!(rejected[2].error, "corrupt event");
 
-    let model = ReadModel::for_projection(client.clone(), &accounts).unwrap();
     let doc = |id: &'static str| {
         let model = model.clone();
         async move { model.get(id).await.unwrap().expect(id) }
@@ -111,7 +110,8 @@ async fn events_after_a_refused_one_in_the_same_document_are_held_back() {
     let accounts = Accounts {
         name: unique_name("heldback"),
     };
-    let projector = projector(&client, accounts.clone()).await;
+    let model = read_model(&client, accounts.clone()).await;
+    let projector = model.projector();
     let rejected = drive(&projector, &store, Position::START, 100).await;
     assert_eq!(
         rejected.iter().map(|r| r.position).collect::<Vec<_>>(),
@@ -119,7 +119,6 @@ async fn events_after_a_refused_one_in_the_same_document_are_held_back() {
     );
     assert!(rejected[1].error.contains("held back"));
 
-    let model = ReadModel::for_projection(client.clone(), &accounts).unwrap();
     assert_eq!(model.get("account-1").await.unwrap().unwrap().balance, 5);
     assert!(model.get("account-2").await.unwrap().is_some());
 }

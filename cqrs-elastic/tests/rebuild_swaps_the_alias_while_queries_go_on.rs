@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use cqrs_core::projection::{ProjectionRunner, RunnerOptions};
 use cqrs_core::InMemoryEventStore;
-use cqrs_elastic::{EsIndex, Query, ReadModel, RebuildOptions, Search, SortOrder};
+use cqrs_elastic::{EsIndex, EsQueries, Query, RebuildOptions, Search, SortOrder};
 use serde_json::json;
 use support::*;
 
@@ -44,7 +44,7 @@ async fn rebuild_swaps_the_alias_while_queries_and_the_live_projector_go_on() {
     // from v1 to v2 show: they began with the alias on v1 and ended with it on v2. The first
     // reading is taken before the rebuild starts, and the loop stops only after a round that
     // began once the rebuild had returned, so such a round exists whatever the timing.
-    let model = ReadModel::for_projection(client.clone(), &accounts).unwrap();
+    let model = EsQueries::for_projection(client.clone(), &accounts).unwrap();
     let v1 = index.current().await.unwrap().expect("an alias over v1");
     let stop = Arc::new(AtomicBool::new(false));
     let queries = tokio::spawn({

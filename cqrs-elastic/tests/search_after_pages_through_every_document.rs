@@ -6,7 +6,7 @@ mod support;
 use std::collections::BTreeSet;
 
 use cqrs_core::{InMemoryEventStore, Position};
-use cqrs_elastic::{Query, ReadModel, Search, SortOrder};
+use cqrs_elastic::{Query, Search, SortOrder};
 use serde_json::json;
 use support::*;
 
@@ -24,12 +24,12 @@ async fn search_after_pages_through_every_document_once_in_order() {
     let accounts = Accounts {
         name: unique_name("paging"),
     };
-    let projector = projector(&client, accounts.clone()).await;
+    let model = read_model(&client, accounts.clone()).await;
+    let projector = model.projector();
     assert!(drive(&projector, &store, Position::START, 50)
         .await
         .is_empty());
 
-    let model = ReadModel::for_projection(client.clone(), &accounts).unwrap();
     let base = Search::new(Query::match_all())
         .sort("balance", SortOrder::Desc)
         .size(10)

@@ -1,4 +1,4 @@
-//! Read-your-writes: after an append, `ReadModel::wait_for_position` returns once the
+//! Read-your-writes: after an append, `EsReadModel::wait_for_position` returns once the
 //! projection (run by the core's `ProjectionRunner`) has checkpointed it, and the change is
 //! then searchable, even on an index that never refreshes on its own. A position never reached
 //! times out: not before its timeout, and not never.
@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use cqrs_core::projection::{ProjectionRunner, RunnerOptions};
 use cqrs_core::{InMemoryEventStore, Position};
-use cqrs_elastic::{EsIndex, EsProjector, Query, ReadModel};
+use cqrs_elastic::{EsReadModel, IndexSettings, Query};
 use serde_json::json;
 use support::*;
 
@@ -21,25 +21,21 @@ async fn wait_for_position_then_search_sees_the_write() {
         name: unique_name("wait"),
     };
     // No periodic refresh: only the projector's own refreshes make writes searchable.
-    EsIndex::for_projection(client.clone(), &accounts)
+    let model = EsReadModel::new(client.clone(), accounts.clone())
         .unwrap()
-        .refresh_interval("-1")
-        .ensure()
-        .await
-        .unwrap();
-    let projector = EsProjector::new(client.clone(), accounts.clone()).unwrap();
-    let handle = ProjectionRunner::new(projector, store.clone(), store.clone())
+        .with_index_settings(IndexSettings::default().refresh_interval("-1"));
+    model.ensure().await.unwrap();
+    let handle = ProjectionRunner::new(model.projector(), store.clone(), store.clone())
         .with_signal(store.clone())
         .with_options(RunnerOptions::new().poll_interval(Duration::from_millis(200)))
         .spawn();
-    let model = ReadModel::for_projection(client.clone(), &accounts).unwrap();
 
     for i in 0..5 {
         let stream = format!("account-{i}");
         open_account(&store, &stream, "ada", "c").await;
         let position = append(&store, &stream, "Deposited", json!({ "cents": 10 + i })).await;
         let reached = model
-            .wait_for_position(&store, &accounts.name, position, Duration::from_secs(10))
+            .wait_for_position(&store, position, Duration::from_secs(10))
             .await
             .unwrap();
         assert!(reached, "the projection reached {position}");
@@ -62,7 +58,7 @@ async fn wait_for_position_then_search_sees_the_write() {
         last = last.max(append.await.unwrap());
     }
     let reached = model
-        .wait_for_position(&store, &accounts.name, last, Duration::from_secs(10))
+        .wait_for_position(&store, last, Duration::from_secs(10))
         .await
         .unwrap();
     assert!(reached, "the projection reached {last}");
@@ -80,7 +76,7 @@ async fn wait_for_position_then_search_sees_the_write() {
     let started = Instant::now();
     let waited = tokio::time::timeout(
         Duration::from_secs(30),
-        model.wait_for_position(&store, &accounts.name, far, timeout),
+        model.wait_for_position(&store, far, timeout),
     )
     .await
     .expect("wait_for_position to give up within 30 s on its 300 ms timeout");

@@ -5,7 +5,7 @@ mod support;
 
 use cqrs_core::projection::{Projection, ProjectionError};
 use cqrs_core::InMemoryEventStore;
-use cqrs_elastic::{EsError, EsProjector, ReadModel};
+use cqrs_elastic::{EsError, EsProjector, EsQueries};
 use support::*;
 
 #[tokio::test]
@@ -35,13 +35,13 @@ async fn a_missing_alias_or_node_is_transient_and_creates_no_index() {
         Err(ProjectionError::Transient(_))
     ));
 
-    let model: ReadModel<AccountView> =
-        ReadModel::new(client.clone(), accounts.name.clone()).unwrap();
+    let model: EsQueries<AccountView> =
+        EsQueries::new(client.clone(), accounts.name.clone()).unwrap();
     match model.get("account-1").await {
         Err(error @ EsError::Status { status: 404, .. }) => assert!(!error.is_transient()),
         other => panic!("a missing index is an error, not an absent document: {other:?}"),
     }
-    let down: ReadModel<AccountView> = ReadModel::new(unreachable, accounts.name).unwrap();
+    let down: EsQueries<AccountView> = EsQueries::new(unreachable, accounts.name).unwrap();
     assert!(down
         .count(&cqrs_elastic::Query::match_all())
         .await

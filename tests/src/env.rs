@@ -1,7 +1,7 @@
 //! The services the tests run against, and what keeps tests apart: a PostgreSQL schema and
 //! read-model names of their own.
 
-use cqrs_elastic::{EsIndex, EsProjector};
+use cqrs_elastic::{EsIndex, EsReadModel};
 use cqrs_postgres::{PgEventStore, PgSchema};
 use elasticsearch::indices::IndicesDeleteParts;
 use elasticsearch::Elasticsearch;
@@ -74,23 +74,15 @@ pub fn unique_name(prefix: &str) -> String {
 }
 
 /// A fresh order-summaries read model on `client`: the projection, its index (version 1 and
-/// the alias, created) and a projector writing through the alias.
+/// the alias, created), its projector and its queries.
 pub async fn summaries_read_model(
     client: &Elasticsearch,
     prefix: &str,
-) -> (OrderSummaries, EsIndex) {
+) -> EsReadModel<OrderSummaries> {
     let summaries = OrderSummaries::new(unique_name(prefix));
-    let index = EsIndex::for_projection(client.clone(), &summaries).expect("a valid read model");
-    index.ensure().await.expect("create the read model's index");
-    (summaries, index)
-}
-
-/// A projector for `summaries` through its alias.
-pub fn projector(
-    client: &Elasticsearch,
-    summaries: &OrderSummaries,
-) -> EsProjector<OrderSummaries> {
-    EsProjector::new(client.clone(), summaries.clone()).expect("a valid projector")
+    let model = EsReadModel::new(client.clone(), summaries).expect("a valid read model");
+    model.ensure().await.expect("create the read model's index");
+    model
 }
 
 /// Deletes the versioned indices `{name}_v1` to `{name}_v{up_to}` (absent ones are fine), so

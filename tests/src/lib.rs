@@ -16,7 +16,7 @@ mod summaries;
 
 pub use env::{
     client_for, database_url, delete_indices, drop_schema, elasticsearch_url, es_client,
-    lease_holder, pg_store, projector, summaries_read_model, unique_name,
+    lease_holder, pg_store, summaries_read_model, unique_name,
 };
 pub use inspect::{
     all_events, assert_documents, assert_read_model_is_the_fold, raw_documents, refresh,

@@ -68,8 +68,8 @@ impl ElasticProjection for OrderSummaries {
         EventFilter::all().category(Order::TYPE)
     }
 
-    fn document_id(&self, event: &RecordedEvent) -> Option<String> {
-        Some(event.stream_id.instance().to_owned())
+    fn document_id(&self, event: &RecordedEvent) -> Result<Option<String>, BoxError> {
+        Ok(Some(event.stream_id.instance().to_owned()))
     }
 
     fn apply(

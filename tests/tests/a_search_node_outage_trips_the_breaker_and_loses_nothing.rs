@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use cqrs_core::projection::{BreakerState, PoisonPolicy, ProjectionState};
 use cqrs_core::CheckpointStore;
-use cqrs_elastic::ReadModel;
+use cqrs_elastic::EsQueries;
 use integration_tests::domain::OrderCommand;
 use integration_tests::*;
 
@@ -26,14 +26,15 @@ async fn a_search_node_outage_trips_the_breaker_and_loses_nothing() {
     let node = OutageNode::start(WORKDIR, PORT).await;
     progress("node started");
     let client = client_for(&node.url());
-    let (summaries, _) = summaries_read_model(&client, "outage").await;
+    let read_model = summaries_read_model(&client, "outage").await;
+    let summaries = read_model.projection();
     let shop = Arc::new(Shop::new(&store));
     shop.register_customers().await;
 
     // Short options: batches of 20, retries from 20 ms to 500 ms, the breaker open for 500 ms
     // after 2 failures. Poison stops the runner, so a failure misread as poison would show.
     let options = quick_options().poison(PoisonPolicy::Stop);
-    let handle = pg_runner(projector(&client, &summaries), &store, options).spawn();
+    let handle = pg_runner(read_model.projector(), &store, options).spawn();
     let load = Load::start(&shop, "w", 2, 5, Duration::from_millis(5));
     wait_for_status(
         &handle,
@@ -94,8 +95,7 @@ async fn a_search_node_outage_trips_the_breaker_and_loses_nothing() {
     progress("recovered");
 
     // New commands are read back as usual.
-    let model: ReadModel<OrderSummary> =
-        ReadModel::for_projection(client.clone(), &summaries).unwrap();
+    let model: EsQueries<OrderSummary> = read_model.queries().clone();
     let after = shop
         .order(
             "after-the-outage",

@@ -43,12 +43,13 @@ async fn one_leader_for(period: Duration, leader: &ProjectionHandle, standby: &P
 async fn a_standby_worker_takes_over_when_the_lease_holder_dies() {
     let store = pg_store().await;
     let client = es_client();
-    let (summaries, index) = summaries_read_model(&client, "lease").await;
+    let read_model = summaries_read_model(&client, "lease").await;
+    let (summaries, index) = (read_model.projection(), read_model.index());
     let shop = Arc::new(Shop::new(&store));
     shop.register_customers().await;
     let worker = |owner: &str| {
         pg_runner(
-            projector(&client, &summaries),
+            read_model.projector(),
             &store,
             quick_options().owner(owner).lease_ttl(TTL),
         )
@@ -119,6 +120,6 @@ async fn a_standby_worker_takes_over_when_the_lease_holder_dies() {
     );
     assert_read_model_is_the_fold(&client, &summaries.name, &store).await;
 
-    delete_indices(&client, &index, 1).await;
+    delete_indices(&client, index, 1).await;
     drop_schema(&store).await;
 }

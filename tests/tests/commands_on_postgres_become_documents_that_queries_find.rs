@@ -1,13 +1,13 @@
 //! End to end: commands go through the `Repository` into PostgreSQL, the real
 //! `ProjectionRunner` (PG feed, PG checkpoints, `LISTEN` wake-ups) feeds the search node, and
-//! `ReadModel` queries (get, search, count) answer with the expected documents. After each
+//! `EsQueries` queries (get, search, count) answer with the expected documents. After each
 //! command, waiting for its position makes the change searchable at once: read-your-writes.
 
 use std::time::Duration;
 
 use cqrs_core::projection::ProjectionState;
 use cqrs_core::{CheckpointStore, ReadAll};
-use cqrs_elastic::{Query, ReadModel, Search, SortOrder};
+use cqrs_elastic::{Query, Search, SortOrder};
 use integration_tests::domain::{CustomerCommand, OrderCommand, OrderStatus};
 use integration_tests::*;
 
@@ -29,9 +29,10 @@ fn place(customer: &str) -> OrderCommand {
 async fn commands_on_postgres_become_documents_that_queries_find() {
     let store = pg_store().await;
     let client = es_client();
-    let (summaries, index) = summaries_read_model(&client, "e2e").await;
-    let handle = pg_runner(projector(&client, &summaries), &store, quick_options()).spawn();
-    let model = ReadModel::for_projection(client.clone(), &summaries).unwrap();
+    let read_model = summaries_read_model(&client, "e2e").await;
+    let (summaries, index) = (read_model.projection(), read_model.index());
+    let handle = pg_runner(read_model.projector(), &store, quick_options()).spawn();
+    let model = read_model.queries().clone();
     let shop = Shop::new(&store);
     let wait = |position| {
         let (model, store, name) = (model.clone(), store.clone(), summaries.name.clone());
@@ -189,6 +190,6 @@ async fn commands_on_postgres_become_documents_that_queries_find() {
     let checkpoint = store.load_checkpoint(&summaries.name).await.unwrap();
     assert!(checkpoint >= Some(store.head().await.unwrap()));
 
-    delete_indices(&client, &index, 1).await;
+    delete_indices(&client, index, 1).await;
     drop_schema(&store).await;
 }

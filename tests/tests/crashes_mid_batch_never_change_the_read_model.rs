@@ -36,7 +36,8 @@ async fn crashes_mid_batch_never_change_the_read_model() {
 
     let store = pg_store().await;
     let client = es_client();
-    let (summaries, index) = summaries_read_model(&client, "crash").await;
+    let read_model = summaries_read_model(&client, "crash").await;
+    let (summaries, index) = (read_model.projection(), read_model.index());
     let shop = Arc::new(Shop::new(&store));
     shop.register_customers().await;
     shop.random_orders("seed", 20, seed).await;
@@ -48,7 +49,7 @@ async fn crashes_mid_batch_never_change_the_read_model() {
         // Crash in this run's first, second or third batch.
         let started = counts.started() + rng.u64(0..3);
         let handle = pg_runner(
-            Probe::new(projector(&client, &summaries), counts.clone()),
+            Probe::new(read_model.projector(), counts.clone()),
             &store,
             options(),
         )
@@ -92,13 +93,13 @@ async fn crashes_mid_batch_never_change_the_read_model() {
         "the crashed runs made progress between crashes"
     );
 
-    let last = pg_runner(projector(&client, &summaries), &store, options()).spawn();
+    let last = pg_runner(read_model.projector(), &store, options()).spawn();
     let status = wait_caught_up(&last, &store).await;
     assert!(status.is_ready(), "{status:?}");
     last.shutdown().await;
     let documents = assert_read_model_is_the_fold(&client, &summaries.name, &store).await;
     assert!(documents >= 30, "{documents} orders");
 
-    delete_indices(&client, &index, 1).await;
+    delete_indices(&client, index, 1).await;
     drop_schema(&store).await;
 }

@@ -5,7 +5,6 @@
 
 use cqrs_core::projection::{DeadLetterStore, LetterTarget, PoisonPolicy, ProjectionHandle};
 use cqrs_core::{Position, Upcasters};
-use cqrs_elastic::ReadModel;
 use cqrs_postgres::PgEventStore;
 use integration_tests::domain::OrderCommand;
 use integration_tests::*;
@@ -65,8 +64,9 @@ async fn caught_up(handle: &ProjectionHandle, position: Position) {
 async fn a_retried_key_completes_its_document_and_skipped_letters_let_later_events_flow() {
     let store = pg_store().await;
     let client = es_client();
-    let (summaries, index) = summaries_read_model(&client, "redrive").await;
-    let model = ReadModel::for_projection(client.clone(), &summaries).unwrap();
+    let read_model = summaries_read_model(&client, "redrive").await;
+    let (summaries, index) = (read_model.projection(), read_model.index());
+    let model = read_model.queries().clone();
     let name = summaries.name.clone();
     let shop = Shop::new(&store);
     let options = |upcasters: Upcasters| {
@@ -76,12 +76,7 @@ async fn a_retried_key_completes_its_document_and_skipped_letters_let_later_even
     };
 
     // The broken deployment parks b's durian and everything of b after it.
-    let handle = pg_runner(
-        projector(&client, &summaries),
-        &store,
-        options(broken_upcasters()),
-    )
-    .spawn();
+    let handle = pg_runner(read_model.projector(), &store, options(broken_upcasters())).spawn();
     shop.order("a", place("ada")).await;
     shop.order("b", place("bob")).await;
     let durian = shop.order("b", item("durian")).await;
@@ -98,12 +93,7 @@ async fn a_retried_key_completes_its_document_and_skipped_letters_let_later_even
     handle.shutdown().await;
 
     // Fixed and restarted: the letters wait for an operator.
-    let handle = pg_runner(
-        projector(&client, &summaries),
-        &store,
-        options(fixed_upcasters()),
-    )
-    .spawn();
+    let handle = pg_runner(read_model.projector(), &store, options(fixed_upcasters())).spawn();
     caught_up(&handle, shipped).await;
     assert_eq!(letters_of(&store, &name, "b").await.len(), 3);
     let marked = store
@@ -196,6 +186,6 @@ async fn a_retried_key_completes_its_document_and_skipped_letters_let_later_even
         .unwrap()
         .is_empty());
 
-    delete_indices(&client, &index, 1).await;
+    delete_indices(&client, index, 1).await;
     drop_schema(&store).await;
 }

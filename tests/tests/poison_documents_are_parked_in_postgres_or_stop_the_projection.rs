@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use cqrs_core::projection::{DeadLetterStore, PoisonPolicy, ProjectionState};
 use cqrs_core::{CheckpointStore, Position};
-use cqrs_elastic::ReadModel;
+use cqrs_elastic::EsQueries;
 use cqrs_postgres::PgEventStore;
 use elasticsearch::indices::IndicesPutMappingParts;
 use integration_tests::domain::OrderCommand;
@@ -39,7 +39,7 @@ fn gift_note() -> OrderCommand {
 }
 
 async fn wait(store: &PgEventStore, summaries: &OrderSummaries, position: Position) {
-    let model: ReadModel<OrderSummary> = ReadModel::for_projection(es_client(), summaries).unwrap();
+    let model: EsQueries<OrderSummary> = EsQueries::for_projection(es_client(), summaries).unwrap();
     let reached = model
         .wait_for_position(store, &summaries.name, position, Duration::from_secs(10))
         .await
@@ -51,32 +51,28 @@ async fn wait(store: &PgEventStore, summaries: &OrderSummaries, position: Positi
 async fn parked_poison_holds_back_its_document_and_the_others_go_on() {
     let store = pg_store().await;
     let client = es_client();
-    let (summaries, index) = summaries_read_model(&client, "park").await;
-    let model = ReadModel::for_projection(client.clone(), &summaries).unwrap();
+    let read_model = summaries_read_model(&client, "park").await;
+    let (summaries, index) = (read_model.projection(), read_model.index());
+    let model = read_model.queries().clone();
     let shop = Shop::new(&store);
     let options = || quick_options().poison(PoisonPolicy::Park);
-    let handle = pg_runner(projector(&client, &summaries), &store, options()).spawn();
+    let handle = pg_runner(read_model.projector(), &store, options()).spawn();
 
     shop.order("a", place("ada")).await;
     shop.order("a", item("apple", 1)).await;
     shop.order("b", place("bob")).await;
     shop.order("b", item("pear", 2)).await;
-    wait(&store, &summaries, shop.order("c", place("cy")).await).await;
+    wait(&store, summaries, shop.order("c", place("cy")).await).await;
     let b_before = model.get("b").await.unwrap().expect("b");
 
     // The poison event on its own batch, then more events of b and of the others.
     let note = shop.order("b", gift_note()).await;
-    wait(&store, &summaries, note).await;
+    wait(&store, summaries, note).await;
     let b_item = shop.order("b", item("fig", 1)).await;
     shop.order("a", OrderCommand::Ship).await;
     shop.order("c", item("kiwi", 3)).await;
     let b_ship = shop.order("b", OrderCommand::Ship).await;
-    wait(
-        &store,
-        &summaries,
-        shop.order("c", OrderCommand::Ship).await,
-    )
-    .await;
+    wait(&store, summaries, shop.order("c", OrderCommand::Ship).await).await;
 
     let letters = store
         .dead_letters(&summaries.name, Position::START, 1000)
@@ -123,8 +119,8 @@ async fn parked_poison_holds_back_its_document_and_the_others_go_on() {
     // After a restart, b stays parked: its key comes back from PostgreSQL.
     let b_more = shop.order("b", OrderCommand::Archive).await;
     let a_archived = shop.order("a", OrderCommand::Archive).await;
-    let handle = pg_runner(projector(&client, &summaries), &store, options()).spawn();
-    wait(&store, &summaries, a_archived.max(b_more)).await;
+    let handle = pg_runner(read_model.projector(), &store, options()).spawn();
+    wait(&store, summaries, a_archived.max(b_more)).await;
     let letters = store
         .dead_letters(&summaries.name, Position::START, 1000)
         .await
@@ -148,7 +144,7 @@ async fn parked_poison_holds_back_its_document_and_the_others_go_on() {
     let expected: BTreeMap<_, _> = expected_summaries(&applied);
     assert_documents(&client, &summaries.name, &expected).await;
 
-    delete_indices(&client, &index, 1).await;
+    delete_indices(&client, index, 1).await;
     drop_schema(&store).await;
 }
 
@@ -156,15 +152,16 @@ async fn parked_poison_holds_back_its_document_and_the_others_go_on() {
 async fn a_poison_event_stops_the_projection_just_before_it_until_fixed() {
     let store = pg_store().await;
     let client = es_client();
-    let (summaries, index) = summaries_read_model(&client, "stop").await;
-    let model = ReadModel::for_projection(client.clone(), &summaries).unwrap();
+    let read_model = summaries_read_model(&client, "stop").await;
+    let (summaries, index) = (read_model.projection(), read_model.index());
+    let model = read_model.queries().clone();
     let shop = Shop::new(&store);
     let options = || quick_options().poison(PoisonPolicy::Stop);
 
-    let handle = pg_runner(projector(&client, &summaries), &store, options()).spawn();
+    let handle = pg_runner(read_model.projector(), &store, options()).spawn();
     shop.order("a", place("ada")).await;
     shop.order("b", place("bob")).await;
-    wait(&store, &summaries, shop.order("b", item("pear", 1)).await).await;
+    wait(&store, summaries, shop.order("b", item("pear", 1)).await).await;
     handle.shutdown().await;
 
     // One batch: a's item (fine), b's gift note (refused), then more events.
@@ -173,7 +170,7 @@ async fn a_poison_event_stops_the_projection_just_before_it_until_fixed() {
     shop.order("c", place("cy")).await;
     shop.order("a", OrderCommand::Ship).await;
 
-    let handle = pg_runner(projector(&client, &summaries), &store, options()).spawn();
+    let handle = pg_runner(read_model.projector(), &store, options()).spawn();
     let failed = wait_for_status(&handle, PATIENCE, "the projection to fail", |s| {
         s.state == ProjectionState::Failed
     })
@@ -212,7 +209,7 @@ async fn a_poison_event_stops_the_projection_just_before_it_until_fixed() {
     handle.shutdown().await;
 
     // Restarting without a fix fails again at the same place.
-    let handle = pg_runner(projector(&client, &summaries), &store, options()).spawn();
+    let handle = pg_runner(read_model.projector(), &store, options()).spawn();
     let again = wait_for_status(&handle, PATIENCE, "the projection to fail again", |s| {
         s.state == ProjectionState::Failed
     })
@@ -229,7 +226,7 @@ async fn a_poison_event_stops_the_projection_just_before_it_until_fixed() {
         .await
         .unwrap();
     assert!(response.status_code().is_success());
-    let handle = pg_runner(projector(&client, &summaries), &store, options()).spawn();
+    let handle = pg_runner(read_model.projector(), &store, options()).spawn();
     let status = wait_caught_up(&handle, &store).await;
     assert_eq!(status.last_error, None);
     handle.shutdown().await;
@@ -245,6 +242,6 @@ async fn a_poison_event_stops_the_projection_just_before_it_until_fixed() {
     );
     assert_read_model_is_the_fold(&client, &summaries.name, &store).await;
 
-    delete_indices(&client, &index, 1).await;
+    delete_indices(&client, index, 1).await;
     drop_schema(&store).await;
 }

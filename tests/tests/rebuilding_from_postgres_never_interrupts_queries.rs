@@ -13,7 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use cqrs_core::projection::{ProjectionHandle, ProjectionState};
 use cqrs_core::{CheckpointStore, EventFilter, FeedBatch, Position, ReadAll};
-use cqrs_elastic::{Query, ReadModel, RebuildOptions, Search, SortOrder};
+use cqrs_elastic::{EsQueries, Query, RebuildOptions, Search, SortOrder};
 use cqrs_postgres::PgEventStore;
 use integration_tests::domain::OrderCommand;
 use integration_tests::*;
@@ -85,14 +85,14 @@ impl ReadAll for GatedFeed<'_> {
 async fn rebuilding_from_postgres_never_interrupts_queries() {
     let store = pg_store().await;
     let client = es_client();
-    let (summaries, index) = summaries_read_model(&client, "rebuild").await;
+    let read_model = summaries_read_model(&client, "rebuild").await;
+    let (summaries, index) = (read_model.projection(), read_model.index());
     let shop = Arc::new(Shop::new(&store));
     shop.register_customers().await;
     shop.random_orders("seed", SEEDED, 3).await;
-    let live = pg_runner(projector(&client, &summaries), &store, quick_options()).spawn();
+    let live = pg_runner(read_model.projector(), &store, quick_options()).spawn();
     wait_caught_up(&live, &store).await;
-    let model: ReadModel<OrderSummary> =
-        ReadModel::for_projection(client.clone(), &summaries).unwrap();
+    let model: EsQueries<OrderSummary> = read_model.queries().clone();
     let seeded_live = model.count(&Query::match_all()).await.unwrap();
     assert!(seeded_live > 40, "{seeded_live} live orders");
     let seed_0 = model.get("seed-0").await.unwrap();
@@ -261,6 +261,6 @@ async fn rebuilding_from_postgres_never_interrupts_queries() {
     let documents = assert_read_model_is_the_fold(&client, &report.to.index, &store).await;
     assert_eq!(documents, SEEDED + usize::try_from(late).unwrap());
 
-    delete_indices(&client, &index, 2).await;
+    delete_indices(&client, index, 2).await;
     drop_schema(&store).await;
 }

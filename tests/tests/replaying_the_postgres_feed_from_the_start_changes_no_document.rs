@@ -9,7 +9,8 @@ use integration_tests::*;
 async fn replaying_the_postgres_feed_from_the_start_changes_no_document() {
     let store = pg_store().await;
     let client = es_client();
-    let (summaries, index) = summaries_read_model(&client, "replay").await;
+    let read_model = summaries_read_model(&client, "replay").await;
+    let (summaries, index) = (read_model.projection(), read_model.index());
     let shop = Shop::new(&store);
     shop.register_customers().await;
     shop.random_orders("o", 60, 7).await;
@@ -20,7 +21,7 @@ async fn replaying_the_postgres_feed_from_the_start_changes_no_document() {
         .count();
     let order_events = u64::try_from(order_events).unwrap();
 
-    let first = pg_runner(projector(&client, &summaries), &store, quick_options()).spawn();
+    let first = pg_runner(read_model.projector(), &store, quick_options()).spawn();
     let status = wait_caught_up(&first, &store).await;
     assert_eq!(status.applied, order_events);
     first.shutdown().await;
@@ -34,7 +35,7 @@ async fn replaying_the_postgres_feed_from_the_start_changes_no_document() {
     // A checkpoint only moves forward when saved; a replay starts it over explicitly.
     store.reset_checkpoint(&summaries.name).await.unwrap();
     assert_eq!(store.load_checkpoint(&summaries.name).await.unwrap(), None);
-    let replay = pg_runner(projector(&client, &summaries), &store, quick_options()).spawn();
+    let replay = pg_runner(read_model.projector(), &store, quick_options()).spawn();
     let status = wait_caught_up(&replay, &store).await;
     assert_eq!(
         status.applied, order_events,
@@ -54,6 +55,6 @@ async fn replaying_the_postgres_feed_from_the_start_changes_no_document() {
     }
     assert_read_model_is_the_fold(&client, &summaries.name, &store).await;
 
-    delete_indices(&client, &index, 1).await;
+    delete_indices(&client, index, 1).await;
     drop_schema(&store).await;
 }

@@ -118,8 +118,8 @@ impl ElasticProjection for Accounts {
         EventFilter::all().category(CATEGORY)
     }
 
-    fn document_id(&self, event: &RecordedEvent) -> Option<String> {
-        Some(event.stream_id.to_string())
+    fn document_id(&self, event: &RecordedEvent) -> Result<Option<String>, BoxError> {
+        Ok(Some(event.stream_id.to_string()))
     }
 
     fn apply(

@@ -3,7 +3,7 @@
 //! a sample read back whole and compared with the fold computed in memory.
 
 use anyhow::{ensure, Result};
-use cqrs_elastic::ReadModel;
+use cqrs_elastic::EsQueries;
 
 use crate::model::{AccountView, Expected};
 use crate::node::Node;
@@ -18,7 +18,7 @@ pub(crate) async fn documents(node: &Node, alias: &str, expected: &Expected) -> 
     let found = node.totals(alias).await?;
     let want = expected.totals();
     ensure!(found == want, "{alias} holds {found:?}, expected {want:?}");
-    let model = ReadModel::<AccountView>::new(node.client().clone(), alias)?;
+    let model = EsQueries::<AccountView>::new(node.client().clone(), alias)?;
     let sample = expected.sample(SAMPLE);
     for (id, view) in &sample {
         let stored = model.get(id).await?;

@@ -10,30 +10,28 @@ use cqrs_core::{
     AppendEvents, BoxError, EventFilter, ExpectedVersion, InMemoryEventStore, NewEvent, Position,
     ReadAll, RecordedEvent, StreamId,
 };
-use cqrs_elastic::{Change, ElasticProjection, EsIndex, EsProjector};
+use std::sync::Arc;
+
+use cqrs_elastic::{Change, ElasticProjection, EsProjector, EsReadModel};
 use elasticsearch::{Elasticsearch, SearchParts};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-/// The node the test command started, from `ELASTICSEARCH_URL`.
-pub fn es_url() -> String {
-    std::env::var("ELASTICSEARCH_URL").unwrap_or_else(|_| {
-        panic!(
-            "ELASTICSEARCH_URL is not set. These tests need a real Elasticsearch or OpenSearch \
-             node: run scripts/test.sh, or `scripts/opensearch.sh start 9200` and export the \
-             ELASTICSEARCH_URL=... line it prints"
-        )
-    })
-}
-
-/// A client for the test node.
+/// A client for the test node (`ELASTICSEARCH_URL`).
 pub fn client() -> Elasticsearch {
-    cqrs_elastic::connect(&es_url()).expect("a client for ELASTICSEARCH_URL")
+    match cqrs_elastic::testing::TestNode::from_env() {
+        Ok(node) => node.client().clone(),
+        Err(e) => panic!(
+            "{e}. These tests need a real Elasticsearch or OpenSearch node: run scripts/test.sh, \
+             or `scripts/opensearch.sh start 9200` and export the ELASTICSEARCH_URL=... line it \
+             prints"
+        ),
+    }
 }
 
 /// A read-model name no other test uses.
 pub fn unique_name(prefix: &str) -> String {
-    format!("t-{prefix}-{}", uuid::Uuid::new_v4().simple())
+    cqrs_elastic::testing::unique_name(&format!("t-{prefix}"))
 }
 
 /// An account as the read model shows it.
@@ -76,8 +74,8 @@ impl ElasticProjection for Accounts {
         EventFilter::all().category("account")
     }
 
-    fn document_id(&self, event: &RecordedEvent) -> Option<String> {
-        Some(event.stream_id.to_string())
+    fn document_id(&self, event: &RecordedEvent) -> Result<Option<String>, BoxError> {
+        Ok(Some(event.stream_id.to_string()))
     }
 
     fn apply(
@@ -258,17 +256,22 @@ pub async fn drive<P: ElasticProjection>(
     }
 }
 
+/// The read model of `projection`, its index created.
+pub async fn read_model<P: ElasticProjection>(
+    client: &Elasticsearch,
+    projection: P,
+) -> EsReadModel<P> {
+    let model = EsReadModel::new(client.clone(), projection).expect("valid read model");
+    model.ensure().await.expect("ensure the index");
+    model
+}
+
 /// A projector for `projection`, after creating its index.
 pub async fn projector<P: ElasticProjection>(
     client: &Elasticsearch,
     projection: P,
-) -> EsProjector<P> {
-    EsIndex::for_projection(client.clone(), &projection)
-        .expect("valid read model")
-        .ensure()
-        .await
-        .expect("ensure the index");
-    EsProjector::new(client.clone(), projection).expect("valid projector")
+) -> EsProjector<Arc<P>> {
+    read_model(client, projection).await.projector()
 }
 
 /// Every stored document of `index` (tombstones included), by id: its `_source` and `_seq_no`.

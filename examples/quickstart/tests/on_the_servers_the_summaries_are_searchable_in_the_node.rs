@@ -5,12 +5,12 @@
 
 use cqrs_core::projection::Projection;
 use cqrs_core::{Position, ReadAll, RecordedEvent};
-use cqrs_elastic::{EsIndex, ReadModel};
+use cqrs_elastic::EsReadModel;
 use cqrs_postgres::PgEventStore;
 use elasticsearch::indices::IndicesDeleteParts;
 use quickstart::order::OrderStatus;
 use quickstart::read_side::{EsOrderSummaries, OrderSummaries, ReadSide, Summaries};
-use quickstart::summary::{self, OrderSummary};
+use quickstart::summary;
 
 /// The variable `name`; the test fails, naming it, when it is unset or empty.
 fn required_env(name: &str) -> String {
@@ -56,8 +56,8 @@ async fn server_path_runs_the_walkthrough_on_postgres_and_the_search_node() {
         .await
         .expect("the quick start runs on the servers");
 
-    let model: ReadModel<OrderSummary> = ReadModel::new(client.clone(), &name).expect("name");
-    let queries = Summaries::Node(model);
+    let model = EsReadModel::new(client.clone(), EsOrderSummaries::new(&name)).expect("name");
+    let queries = Summaries::Node(model.clone());
     assert_eq!(
         queries.count_by_status(OrderStatus::Shipped).await.unwrap(),
         1
@@ -88,8 +88,7 @@ async fn server_path_runs_the_walkthrough_on_postgres_and_the_search_node() {
     }
 
     // Tidy up: the index and the schema are this test's alone.
-    let index = EsIndex::for_projection(client.clone(), &EsOrderSummaries::new(&name)).unwrap();
-    if let Some(current) = index.current().await.expect("alias") {
+    if let Some(current) = model.index().current().await.expect("alias") {
         let response = client
             .indices()
             .delete(IndicesDeleteParts::Index(&[&current.index]))

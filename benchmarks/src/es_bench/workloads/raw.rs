@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, ensure, Context as _, Result};
 use cqrs_core::{Position, RecordedEvent};
-use cqrs_elastic::{Change, ElasticProjection, EsIndex};
+use cqrs_elastic::{Change, ElasticProjection, EsReadModel};
 use serde_json::json;
 
 use crate::model::{AccountView, Accounts, Expected};
@@ -34,6 +34,7 @@ pub(crate) fn bodies(feed: &[Vec<RecordedEvent>], expected: &Expected) -> Result
         for event in events {
             let id = projection
                 .document_id(event)
+                .map_err(|e| anyhow!(e))?
                 .context("an event without a document")?;
             let view = match projection
                 .apply(state.get(&id), event)
@@ -138,7 +139,7 @@ pub(crate) fn mean_documents(batches: &[RawBatch]) -> f64 {
 
 /// Creates the read model `name`: alias and index, with the projector's mappings.
 pub(crate) async fn create(node: &Node, name: &str) -> Result<()> {
-    EsIndex::for_projection(node.client().clone(), &Accounts::new(name))?
+    EsReadModel::new(node.client().clone(), Accounts::new(name))?
         .ensure()
         .await?;
     Ok(())

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Result};
 use cqrs_benchmarks::table::{Row, Table};
 use cqrs_core::EventFilter;
-use cqrs_elastic::{ElasticProjection, EsIndex, RebuildOptions};
+use cqrs_elastic::{ElasticProjection, EsReadModel, RebuildOptions};
 
 use super::probe::TimedStore;
 use super::{feed, Context, Db};
@@ -81,16 +81,15 @@ async fn feed_row(
 async fn rebuild_row(ctx: &Context, db: &Db, name: &str, batch: usize) -> Result<(Row, String)> {
     eprintln!("  {REBUILD} ...");
     let node = &ctx.node;
-    let projection = Accounts::new(name);
-    let index = EsIndex::for_projection(node.client().clone(), &projection)?;
-    let before = index.ensure().await?;
+    let accounts = EsReadModel::new(node.client().clone(), Accounts::new(name))?;
+    let before = accounts.ensure().await?;
     let options = RebuildOptions::default()
         .batch_size(batch)
         .drain(Duration::ZERO);
     let meter = CpuMeter::start(node, &db.name).await?;
     let started = Instant::now();
     let timed = TimedStore::new(db.store.clone());
-    let report = index.rebuild(&projection, &timed, &timed, options).await?;
+    let report = accounts.rebuild(&timed, &timed, options).await?;
     let elapsed = started.elapsed();
     let cpu = meter.stop(node).await?;
 
@@ -105,7 +104,7 @@ async fn rebuild_row(ctx: &Context, db: &Db, name: &str, batch: usize) -> Result
         "rejected: {:?}",
         report.rejected
     );
-    let now = index.current().await?;
+    let now = accounts.index().current().await?;
     ensure!(
         now.as_ref() == Some(&report.to) && report.to.version == before.version + 1,
         "the alias is on {now:?} after a rebuild from {before:?} to {:?}",

@@ -9,7 +9,7 @@ use anyhow::{ensure, Context as _, Result};
 use cqrs_benchmarks::table::{Row, Table};
 use cqrs_core::projection::{ProjectionRunner, ProjectionState, RunnerOptions};
 use cqrs_core::ReadAll;
-use cqrs_elastic::{ElasticProjection, EsIndex, EsProjector, RefreshPolicy};
+use cqrs_elastic::{EsReadModel, ProjectorOptions, RefreshPolicy};
 
 use super::probe::{Clock, TimedProjection, TimedStore};
 use super::raw::{self, RawBatch};
@@ -209,12 +209,12 @@ async fn ours(
 ) -> Result<Run> {
     let (node, store) = (&setup.ctx.node, &setup.db.store);
     eprintln!("  {OURS}, {policy:?} ...");
-    let projection = Accounts::new(name);
-    EsIndex::for_projection(node.client().clone(), &projection)?
-        .ensure()
-        .await?;
-    let checkpoint = projection.name().to_owned();
-    let projector = EsProjector::new(node.client().clone(), projection)?.refresh(policy);
+    let accounts = EsReadModel::new(node.client().clone(), Accounts::new(name))?;
+    accounts.ensure().await?;
+    let checkpoint = accounts.name().to_owned();
+    let projector = accounts
+        .projector()
+        .with_options(ProjectorOptions::default().refresh(policy));
     let (applies, visible) = (Clock::default(), Clock::default());
     let timed = TimedStore::new(store.clone());
     let options = RunnerOptions::new()

@@ -48,8 +48,8 @@ impl ElasticProjection for EsOrderSummaries {
         summary::filter()
     }
 
-    fn document_id(&self, event: &RecordedEvent) -> Option<String> {
-        summary::order_id(event)
+    fn document_id(&self, event: &RecordedEvent) -> Result<Option<String>, BoxError> {
+        Ok(summary::order_id(event))
     }
 
     fn apply(

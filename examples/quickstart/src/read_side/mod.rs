@@ -8,7 +8,7 @@ mod memory;
 
 use cqrs_core::projection::{FeedSignal, ProjectionHandle, ProjectionRunner, ProjectionStatus};
 use cqrs_core::{BoxError, CheckpointStore, ReadAll};
-use cqrs_elastic::{EsIndex, EsProjector, Query, ReadModel, Search, SortOrder};
+use cqrs_elastic::{EsReadModel, Query, Search, SortOrder};
 use elasticsearch::Elasticsearch;
 
 use crate::order::OrderStatus;
@@ -52,15 +52,13 @@ impl ReadSide {
     where
         S: ReadAll + CheckpointStore + Clone + 'static,
     {
-        let projection = EsOrderSummaries::new(name);
-        let index = EsIndex::for_projection(client.clone(), &projection)?;
-        elastic::reset(&index, &client).await?;
-        let queries = ReadModel::for_projection(client.clone(), &projection)?;
-        let projector = EsProjector::new(client, projection)?;
-        let runner = ProjectionRunner::new(projector, store.clone(), store).with_signal(signal);
+        let summaries = EsReadModel::new(client.clone(), EsOrderSummaries::new(name))?;
+        elastic::reset(summaries.index(), &client).await?;
+        let runner =
+            ProjectionRunner::new(summaries.projector(), store.clone(), store).with_signal(signal);
         Ok(Self {
             runner,
-            summaries: Summaries::Node(queries),
+            summaries: Summaries::Node(summaries),
         })
     }
 
@@ -77,7 +75,7 @@ pub enum Summaries {
     /// In this process.
     InMemory(OrderSummaries),
     /// In the search node: every answer is a query there.
-    Node(ReadModel<OrderSummary>),
+    Node(EsReadModel<EsOrderSummaries>),
 }
 
 impl Summaries {

@@ -16,7 +16,7 @@ use std::time::Duration;
 use anyhow::{ensure, Result};
 use cqrs_core::projection::{ProjectionHandle, ProjectionRunner, ProjectionState};
 use cqrs_core::{Position, ReadAll};
-use cqrs_elastic::{EsIndex, EsProjector, ReadModel, RefreshPolicy};
+use cqrs_elastic::{EsQueries, EsReadModel, ProjectorOptions, RefreshPolicy};
 
 use self::horizon::HorizonWatch;
 use self::sampler::Sample;
@@ -64,12 +64,11 @@ async fn measure(ctx: &Context, db: &Db, names: Names) -> Result<Vec<Output>> {
     raw::write(node, &direct_name, &raw::documents(&seeded, 1_000)?, false).await?;
     node.refresh(&direct_name).await?;
 
-    let projection = Accounts::new(ours_name.clone());
-    EsIndex::for_projection(node.client().clone(), &projection)?
-        .ensure()
-        .await?;
-    let projector =
-        EsProjector::new(node.client().clone(), projection)?.refresh(RefreshPolicy::Immediate);
+    let accounts = EsReadModel::new(node.client().clone(), Accounts::new(ours_name.clone()))?;
+    accounts.ensure().await?;
+    let projector = accounts
+        .projector()
+        .with_options(ProjectorOptions::default().refresh(RefreshPolicy::Immediate));
     let probe = Probe {
         applies: Clock::default(),
         visible: Clock::default(),
@@ -80,7 +79,7 @@ async fn measure(ctx: &Context, db: &Db, names: Names) -> Result<Vec<Output>> {
         .with_signal(db.store.feed_signal())
         .spawn();
     let watcher = |name: &str| -> Result<Watcher> {
-        Ok(Watcher::start(ReadModel::new(node.client().clone(), name)?))
+        Ok(Watcher::start(EsQueries::new(node.client().clone(), name)?))
     };
     let mut sides = [
         Side::ours(db.store.clone(), watcher(&ours_name)?, seeded.clone()),

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Result};
-use cqrs_elastic::{Query, ReadModel, Search};
+use cqrs_elastic::{EsQueries, Query, Search};
 use tokio::sync::{oneshot, Notify};
 use tokio::task::JoinHandle;
 
@@ -36,7 +36,7 @@ struct Shared {
 
 impl Watcher {
     /// Starts watching `model`.
-    pub(crate) fn start(model: ReadModel<AccountView>) -> Self {
+    pub(crate) fn start(model: EsQueries<AccountView>) -> Self {
         let shared = Arc::new(Shared {
             pending: Mutex::new(HashMap::new()),
             wake: Notify::new(),
@@ -75,7 +75,7 @@ impl Drop for Watcher {
     }
 }
 
-async fn watch(model: ReadModel<AccountView>, shared: Arc<Shared>) {
+async fn watch(model: EsQueries<AccountView>, shared: Arc<Shared>) {
     loop {
         let references: Vec<String> = lock(&shared.pending).keys().cloned().collect();
         if references.is_empty() {
