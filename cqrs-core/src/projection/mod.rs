@@ -13,7 +13,6 @@ mod lease;
 mod runner;
 mod signal;
 mod status;
-mod term;
 
 use async_trait::async_trait;
 

@@ -13,7 +13,9 @@ use crate::projection::{
 };
 use crate::{Position, ReadStream, RecordedEvent, StreamId, Version};
 
-use super::{error_chain, Worker};
+use super::error_chain;
+use super::upcast::{upcast_in_order, Upcast};
+use super::worker::Worker;
 
 impl Worker {
     /// Looks for requests on this projection's dead letters and carries out a bounded part of
@@ -22,7 +24,7 @@ impl Worker {
     /// once applied. A key whose letters are all gone is no longer held back (`parked`).
     /// Returns whether work may be left (look again at once). Store failures are reported in
     /// the status and tried again at the next look.
-    pub(super) async fn redrive_requested(&mut self, parked: &mut HashSet<String>) -> bool {
+    pub(super) async fn redrive_requested(&mut self) -> bool {
         let (Some(store), Some(source)) = (
             self.runner.dead_letters.clone(),
             self.runner.parked_events.clone(),
@@ -44,7 +46,7 @@ impl Worker {
         let (skipped, retried): (Vec<DeadLetter>, Vec<DeadLetter>) = requested
             .into_iter()
             .partition(|l| l.request == Some(Redrive::Skip));
-        if !skipped.is_empty() && !self.skip(&*store, &name, &skipped, parked).await {
+        if !skipped.is_empty() && !self.skip(&*store, &name, &skipped).await {
             return false;
         }
         let Some(key) = retried.first().map(|first| first.key.clone()) else {
@@ -79,7 +81,7 @@ impl Worker {
             return false;
         }
         if let Some(key) = key {
-            self.unpark_if_empty(&*store, &name, &key, parked).await;
+            self.unpark_if_empty(&*store, &name, &key).await;
         }
         true
     }
@@ -90,7 +92,6 @@ impl Worker {
         store: &dyn DeadLetterStore,
         name: &str,
         skipped: &[DeadLetter],
-        parked: &mut HashSet<String>,
     ) -> bool {
         let positions: Vec<Position> = skipped.iter().map(|l| l.position).collect();
         if let Err(error) = store.remove(name, &positions).await {
@@ -100,22 +101,16 @@ impl Worker {
         tracing::info!(letters = positions.len(), "skipped dead letters");
         let keys: HashSet<&str> = skipped.iter().filter_map(|l| l.key.as_deref()).collect();
         for key in keys {
-            self.unpark_if_empty(store, name, key, parked).await;
+            self.unpark_if_empty(store, name, key).await;
         }
         true
     }
 
     /// Lets later events of `key` through once none of its letters is left.
-    async fn unpark_if_empty(
-        &mut self,
-        store: &dyn DeadLetterStore,
-        name: &str,
-        key: &str,
-        parked: &mut HashSet<String>,
-    ) {
+    async fn unpark_if_empty(&mut self, store: &dyn DeadLetterStore, name: &str, key: &str) {
         match store.key_letters(name, key, 1).await {
             Ok(left) if left.is_empty() => {
-                parked.remove(key);
+                self.parked.remove(key);
             }
             Ok(_) => {}
             // Still held back: nothing is applied out of order, and the next request on the
@@ -143,27 +138,40 @@ impl Worker {
                 return false;
             }
         };
-        let mut ready = Vec::with_capacity(events.len());
+        // The events still in the store; for a key, up to the first one gone (the key's
+        // later events wait behind it).
+        let mut found = Vec::with_capacity(events.len());
         let mut failed: Vec<Rejected> = Vec::new();
         for (letter, event) in letters.iter().zip(events) {
-            let upcast = event.and_then(|event| {
-                self.runner
-                    .options
-                    .upcasters
-                    .upcast(event)
-                    .map_err(|error| error_chain(&error))
-            });
-            match upcast {
-                Ok(event) => ready.push(event),
-                Err(error) => {
-                    failed.push(Rejected::new(letter.position, error));
+            match event {
+                Ok(event) => found.push(event),
+                Err(gone) => {
+                    failed.push(Rejected::new(letter.position, gone));
                     if key.is_some() {
-                        // The key's later events wait behind this one.
                         break;
                     }
                 }
             }
         }
+        // A key's letters are all of one key: its first failure holds back the rest.
+        let Upcast { ready, rejected } = upcast_in_order(
+            &self.runner.options.upcasters,
+            found,
+            |_| None,
+            &HashSet::new(),
+            key.is_some(),
+        );
+        if key.is_some() && !rejected.is_empty() {
+            // The upcast failure comes before the event gone: that one is held back.
+            failed.clear();
+        }
+        failed.extend(
+            rejected
+                .into_iter()
+                .map(|(event, error)| Rejected::new(event.position, error)),
+        );
+        // In the letters' order, as they were read.
+        failed.sort_by_key(|f| letters.iter().position(|l| l.position == f.position));
         let projection = Arc::clone(&self.runner.projection);
         if !ready.is_empty() {
             match projection.apply(&ready).await {

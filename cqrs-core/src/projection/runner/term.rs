@@ -20,7 +20,7 @@ use tracing::Instrument;
 
 use crate::{CheckpointStore, Error, FencedSave, Position};
 
-use super::{Lease, LeaseStore, ProjectionStatus};
+use crate::projection::{Lease, LeaseStore, ProjectionStatus};
 
 /// One term of leadership (or, without a lease store, leading unfenced).
 pub(crate) struct Term {
@@ -119,11 +119,6 @@ pub(crate) enum SaveError {
 }
 
 impl Fence {
-    /// No lease: saves are unconditional (forward only).
-    pub(crate) fn unfenced() -> Self {
-        Term::unfenced().fence()
-    }
-
     /// Saves `position` as checkpoint `name`: under the lease's epoch if there is one.
     pub(crate) async fn save(
         &self,
