@@ -98,7 +98,9 @@ pub enum Error {
         source: serde_json::Error,
     },
     /// An upcaster failed on a stored event.
-    #[error("upcaster for {event_type} v{schema_version} failed at {stream_id}@{version}")]
+    #[error(
+        "upcaster for {event_type} v{schema_version} failed at {stream_id}@{version}: {source}"
+    )]
     Upcast {
         /// The event's stream.
         stream_id: StreamId,

@@ -434,7 +434,7 @@ impl LeaseStore for Failing {
             .failures
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
         if failing.is_ok() {
-            return Err(cqrs_core::Error::backend("connection refused"));
+            return Err(cqrs_core::Error::unavailable("connection refused"));
         }
         let lease = self.inner.try_acquire(name, owner, ttl).await?;
         if lease.is_some() {

@@ -394,11 +394,8 @@ fn upcast_all(
         match upcasters.upcast(event.clone()) {
             Ok(event) => ready.push(event),
             Err(error) => {
-                let text = match std::error::Error::source(&error) {
-                    Some(source) => format!("{error}: {source}"),
-                    None => error.to_string(),
-                };
-                rejected.push(Rejected::new(position, text));
+                // The message ends with the upcaster's own.
+                rejected.push(Rejected::new(position, error));
                 if let Some(id) = id {
                     failed.insert(id, position);
                 }

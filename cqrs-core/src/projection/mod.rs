@@ -75,7 +75,7 @@ pub trait Projection: Send + Sync {
 pub enum ProjectionError {
     /// A failure a retry may cure: the sink is down, overloaded or timed out. The runner retries
     /// the whole batch with backoff, behind its circuit breaker.
-    #[error("transient projection failure")]
+    #[error("transient projection failure: {0}")]
     Transient(#[source] BoxError),
     /// Some events can never be applied (undecodable payload, document the sink rejects). Every
     /// other event of the batch was applied durably. A projection with keys must not apply the

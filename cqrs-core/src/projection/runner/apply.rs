@@ -9,7 +9,6 @@ use time::OffsetDateTime;
 use crate::projection::{BreakerState, ProjectionError, ProjectionState, Rejected};
 use crate::RecordedEvent;
 
-use super::error_chain;
 use super::upcast::{upcast_in_order, Upcast};
 use super::worker::{Lead, Worker};
 
@@ -102,7 +101,7 @@ impl Worker {
                     breaker.record_failure();
                     let state = breaker.state();
                     attempt = attempt.saturating_add(1);
-                    let text = error_chain(&*error);
+                    let text = error.to_string();
                     tracing::warn!(attempt, error = %text, "transient projection failure");
                     self.set(|s| {
                         s.state = ProjectionState::Retrying;

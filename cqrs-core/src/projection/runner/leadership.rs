@@ -4,36 +4,42 @@
 use crate::projection::ProjectionState;
 
 use super::term::Term;
-use super::worker::Worker;
+use super::worker::{Lead, Worker};
 
 impl Worker {
     /// Waits until this worker holds the lease (at once without a lease store), and starts
-    /// its term. `None` when asked to stop meanwhile.
-    pub(super) async fn hold_lease(&mut self, name: &str) -> Option<Term> {
+    /// its term. `Err` when asked to stop meanwhile, or on a store error a retry cannot cure.
+    pub(super) async fn hold_lease(&mut self, name: &str) -> Result<Term, Lead> {
         let Some(leases) = self.runner.leases.clone() else {
-            return (!self.stop.stopping()).then(Term::unfenced);
+            return match self.stop.stopping() {
+                true => Err(Lead::Stopped),
+                false => Ok(Term::unfenced()),
+            };
         };
         let ttl = self.runner.options.lease_ttl;
         loop {
             if self.stop.stopping() {
-                return None;
+                return Err(Lead::Stopped);
             }
             let asked_at = tokio::time::Instant::now();
             let acquired = tokio::select! {
                 acquired = leases.try_acquire(name, &self.runner.options.owner, ttl) => acquired,
                 // A store that does not answer must not hold up a shutdown.
-                () = self.stop.requested() => return None,
+                () = self.stop.requested() => return Err(Lead::Stopped),
             };
             match acquired {
                 Ok(Some(lease)) => {
                     let status = self.status.clone();
-                    return Some(Term::start(leases, lease, asked_at, ttl, status));
+                    return Ok(Term::start(leases, lease, asked_at, ttl, status));
                 }
                 Ok(None) => self.set(|s| s.state = ProjectionState::Standby),
+                Err(error) if !error.is_transient() => {
+                    return Err(Lead::failed("could not take the lease", &error));
+                }
                 Err(error) => self.set(|s| s.last_error = Some(error.to_string())),
             }
             if !self.stop.pause(ttl / 3).await {
-                return None;
+                return Err(Lead::Stopped);
             }
         }
     }

@@ -184,6 +184,12 @@ impl ProjectionRunner {
 
     /// Applies everything the feed holds now, then returns the checkpoint (for rebuilds, tests
     /// and one-off catch-ups). No lease is taken; poison follows the policy.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ProjectionFailed`] with the status's last error when the projection failed
+    /// first (a poison event under [`PoisonPolicy::Stop`], retries exhausted, a store error
+    /// a retry cannot cure); the store's error when its head cannot be read.
     pub async fn catch_up(self) -> Result<Position, Error> {
         let head = self.feed.head().await?;
         let handle = self.spawn();
@@ -194,26 +200,12 @@ impl ProjectionRunner {
         handle.shutdown().await;
         match reached {
             Some(s) if s.state != ProjectionState::Failed => Ok(status.position),
-            _ => Err(Error::backend(ProjectionFailed(
-                status.last_error.unwrap_or_default(),
-            ))),
+            _ => Err(Error::ProjectionFailed {
+                projection: status.name,
+                reason: status
+                    .last_error
+                    .unwrap_or_else(|| "it stopped before reaching the head".to_owned()),
+            }),
         }
     }
-}
-
-/// A projection stopped on an error it could not retry.
-#[derive(Debug, thiserror::Error)]
-#[error("projection failed: {0}")]
-struct ProjectionFailed(String);
-
-/// An error and its sources, as one line.
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

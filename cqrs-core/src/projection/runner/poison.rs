@@ -14,11 +14,12 @@ use super::PoisonPolicy;
 
 impl Worker {
     /// Loads the keys held back because an event of theirs is parked, retrying store
-    /// failures; `false` when asked to stop meanwhile.
-    pub(super) async fn load_parked_keys(&mut self) -> bool {
+    /// failures worth retrying; `Err` when asked to stop meanwhile, or on an error a retry
+    /// cannot cure.
+    pub(super) async fn load_parked_keys(&mut self) -> Result<(), Lead> {
         self.parked.clear();
         let Some(store) = self.runner.dead_letters.clone() else {
-            return true;
+            return Ok(());
         };
         let name = self.runner.projection.name().to_owned();
         let mut attempt = 0;
@@ -26,7 +27,10 @@ impl Worker {
             match store.parked_keys(&name).await {
                 Ok(keys) => {
                     self.parked.extend(keys);
-                    return true;
+                    return Ok(());
+                }
+                Err(error) if !error.is_transient() => {
+                    return Err(Lead::failed("could not load the parked keys", &error));
                 }
                 Err(error) => {
                     attempt += 1;
@@ -36,7 +40,7 @@ impl Worker {
                         .pause(self.runner.options.retry.delay(attempt))
                         .await
                     {
-                        return false;
+                        return Err(Lead::Stopped);
                     }
                 }
             }
@@ -104,6 +108,9 @@ impl Worker {
             );
             let mut attempt = 0;
             while let Err(e) = store.park(letter.clone()).await {
+                if !e.is_transient() {
+                    return Err(Lead::failed("could not park a poison event", &e));
+                }
                 attempt += 1;
                 self.set(|s| s.last_error = Some(e.to_string()));
                 if !self

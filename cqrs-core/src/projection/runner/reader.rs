@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use crate::projection::FeedWaiter;
-use crate::{EventFilter, FeedBatch, Position, ReadAll, RetryPolicy};
+use crate::{Error, EventFilter, FeedBatch, Position, ReadAll, RetryPolicy};
 
 /// Reads the feed ahead of the projection into a bounded channel.
 pub(super) struct Reader {
@@ -22,7 +22,8 @@ pub(super) struct Reader {
 }
 
 impl Reader {
-    pub(super) async fn run(mut self) {
+    /// Reads until the worker hangs up (`Ok`), or a read fails in a way a retry cannot cure.
+    pub(super) async fn run(mut self) -> Result<(), Error> {
         let mut failures = 0u32;
         // An empty batch goes out once per idle stretch (so the runner can say it is at the
         // head), and whenever the feed moved past filtered events.
@@ -34,6 +35,7 @@ impl Reader {
                 .await
             {
                 Ok(batch) => batch,
+                Err(error) if !error.is_transient() => return Err(error),
                 Err(error) => {
                     failures = failures.saturating_add(1);
                     tracing::warn!(%error, "feed read failed; retrying");
@@ -50,7 +52,7 @@ impl Reader {
             let send = !empty || moved || !idle_reported;
             idle_reported = empty;
             if send && self.out.send((batch, full)).await.is_err() {
-                return;
+                return Ok(());
             }
             if !full {
                 self.idle().await;

@@ -13,7 +13,6 @@ use crate::projection::{
 };
 use crate::{Position, ReadStream, RecordedEvent, StreamId, Version};
 
-use super::error_chain;
 use super::upcast::{upcast_in_order, Upcast};
 use super::worker::Worker;
 
@@ -180,7 +179,7 @@ impl Worker {
                 Err(ProjectionError::Transient(error)) => {
                     self.note(format!(
                         "re-driving dead letters failed; trying again: {}",
-                        error_chain(&*error)
+                        error
                     ));
                     return false;
                 }
@@ -196,7 +195,7 @@ impl Worker {
             .collect();
         if !applied.is_empty() {
             if let Err(error) = projection.make_visible().await {
-                tracing::warn!(error = %error_chain(&*error), "could not make re-driven events visible");
+                tracing::warn!(%error, "could not make re-driven events visible");
             }
             if let Err(error) = store.remove(name, &applied).await {
                 // Applied but still parked: the next look applies them again (idempotent).

@@ -16,10 +16,9 @@ use tokio::sync::{oneshot, watch};
 use tracing::Instrument;
 
 use crate::projection::{Projection, ProjectionState, ProjectionStatus};
-use crate::{CheckpointStore, Error, Position, ReadAll, RetryPolicy};
+use crate::{CheckpointStore, Position, ReadAll, RetryPolicy};
 
 use super::apply::Applied;
-use super::error_chain;
 use super::handle::AbortOnDrop;
 use super::report::{Done, Reporter};
 use super::stop::Stop;
@@ -65,6 +64,21 @@ pub(super) struct Settlement {
     deferred: Option<Done>,
     /// When the last batch started settling.
     last_settle: Option<Instant>,
+    /// Why a batch could not settle, when no retry can cure it: leading ends.
+    failure: Option<String>,
+}
+
+/// Why a batch could not settle.
+pub(super) struct Unsettled {
+    error: String,
+    /// Whether a retry may cure it.
+    retry: bool,
+}
+
+impl Unsettled {
+    fn retry(error: String) -> Self {
+        Self { error, retry: true }
+    }
 }
 
 /// An applied batch being made visible and checkpointed.
@@ -72,7 +86,7 @@ struct Settling {
     batch: Done,
     /// Aborted if leading ends without waiting for it (the lease was lost): it saves nothing
     /// more.
-    task: AbortOnDrop<Result<(), String>>,
+    task: AbortOnDrop<Result<(), Unsettled>>,
 }
 
 impl Settlement {
@@ -87,12 +101,18 @@ impl Settlement {
             chain: None,
             deferred: None,
             last_settle: None,
+            failure: None,
         }
     }
 
     /// The last checkpoint saved.
     pub(super) fn checkpoint(&self) -> Position {
         self.checkpoint
+    }
+
+    /// Why a batch could not settle, when no retry can cure it: leading ends.
+    pub(super) fn failure(&mut self) -> Option<String> {
+        self.failure.take()
     }
 
     /// Whether some batch is settling (then [`next_settled`](Self::next_settled) ends).
@@ -118,11 +138,13 @@ impl Settlement {
     /// Waits for the oldest settling batch to end (forever when none is): `Err` with the reason
     /// when it could not be made visible or its checkpoint saved. Take it off with
     /// [`take_settled`](Self::take_settled) or [`settled`](Self::settled) once this returned.
-    pub(super) async fn next_settled(&mut self) -> Result<(), String> {
+    pub(super) async fn next_settled(&mut self) -> Result<(), Unsettled> {
         match self.settling.front_mut() {
             Some(oldest) => match (&mut oldest.task.0).await {
                 Ok(result) => result,
-                Err(error) => Err(format!("settling a batch ended abnormally: {error}")),
+                Err(error) => Err(Unsettled::retry(format!(
+                    "settling a batch ended abnormally: {error}"
+                ))),
             },
             None => std::future::pending().await,
         }
@@ -130,8 +152,11 @@ impl Settlement {
 
     /// Takes the oldest settling batch off once it `ended`, and reports what settled; when
     /// none is settling any more, settles in line what failed. `Err` with why leading ends.
-    pub(super) async fn settled(&mut self, ended: Result<(), String>) -> Result<(), Lead> {
+    pub(super) async fn settled(&mut self, ended: Result<(), Unsettled>) -> Result<(), Lead> {
         self.take_settled(ended).await;
+        if let Some(error) = self.failure.take() {
+            return Err(Lead::Failed(error));
+        }
         if self.settling.is_empty() {
             self.settle_in_line().await?;
         }
@@ -139,8 +164,9 @@ impl Settlement {
     }
 
     /// Takes the oldest settling batch off once it `ended`, and reports what settled (a
-    /// failed batch waits for the next one, or an in-line retry).
-    pub(super) async fn take_settled(&mut self, ended: Result<(), String>) {
+    /// failed batch waits for the next one, or an in-line retry; a failure no retry cures
+    /// waits in [`failure`](Self::failure)).
+    pub(super) async fn take_settled(&mut self, ended: Result<(), Unsettled>) {
         let Some(oldest) = self.settling.pop_front() else {
             return;
         };
@@ -153,8 +179,11 @@ impl Settlement {
                 self.checkpoint = self.checkpoint.max(batch.next);
                 self.reporter.report(&batch).await;
             }
-            Err(error) => {
+            Err(Unsettled { error, retry }) => {
                 tracing::warn!(%error, "could not settle a batch; the next one makes it good");
+                if !retry {
+                    self.failure.get_or_insert_with(|| error.clone());
+                }
                 self.parts
                     .status
                     .send_modify(|s| s.last_error = Some(error));
@@ -251,7 +280,7 @@ impl Settlement {
                 let visible = projection
                     .make_visible()
                     .await
-                    .map_err(|error| error_chain(&*error));
+                    .map_err(|error| Unsettled::retry(error.to_string()));
                 if let Some(after) = after {
                     // Ended either way: a failed save before this one is made good by it.
                     let _ = after.await;
@@ -262,8 +291,13 @@ impl Settlement {
                         .save(&*checkpoints, &name, next)
                         .await
                         .map_err(|error| match error {
-                            SaveError::LeaseLost => "the lease was lost".to_owned(),
-                            SaveError::Failed(error) => error_chain(&error),
+                            SaveError::LeaseLost => {
+                                Unsettled::retry("the lease was lost".to_owned())
+                            }
+                            SaveError::Failed(error) => Unsettled {
+                                retry: error.is_transient(),
+                                error: format!("could not save the checkpoint: {error}"),
+                            },
                         }),
                     Err(error) => Err(error),
                 };
@@ -300,7 +334,7 @@ impl Settlement {
             return;
         }
         if let Err(error) = self.parts.projection.make_visible().await {
-            tracing::warn!(error = %error_chain(&*error), "could not make the last applied events visible");
+            tracing::warn!(%error, "could not make the last applied events visible");
         }
         if self.save_checkpoint(before).await.is_ok() {
             self.parts.status.send_modify(|s| s.position = before);
@@ -319,7 +353,7 @@ impl Settlement {
             attempt += 1;
             self.parts
                 .status
-                .send_modify(|s| s.last_error = Some(error_chain(&*error)));
+                .send_modify(|s| s.last_error = Some(error.to_string()));
             if !self.parts.stop.pause(self.parts.retry.delay(attempt)).await {
                 return Err(Lead::Stopped);
             }
@@ -330,9 +364,10 @@ impl Settlement {
         Ok(())
     }
 
-    /// Saves the checkpoint through this term's fence, retrying store failures. `Err` with
-    /// why leading ends: asked to stop, the lease lost (a refused save is not retried), or a
-    /// store that cannot fence.
+    /// Saves the checkpoint through this term's fence, retrying store failures worth
+    /// retrying. `Err` with why leading ends: asked to stop, the lease lost (a refused save is
+    /// not retried), or a store error a retry cannot cure (a store that cannot fence, a
+    /// missing table).
     async fn save_checkpoint(&mut self, position: Position) -> Result<(), Lead> {
         let mut attempt = 0;
         loop {
@@ -344,8 +379,8 @@ impl Settlement {
             {
                 Ok(()) => return Ok(()),
                 Err(SaveError::LeaseLost) => return Err(Lead::LostLease),
-                Err(SaveError::Failed(error @ Error::Unsupported { .. })) => {
-                    return Err(Lead::Failed(error.to_string()));
+                Err(SaveError::Failed(error)) if !error.is_transient() => {
+                    return Err(Lead::failed("could not save the checkpoint", &error));
                 }
                 Err(SaveError::Failed(error)) => {
                     attempt += 1;

@@ -114,7 +114,7 @@ pub(crate) struct Fence {
 pub(crate) enum SaveError {
     /// The store refused it: the lease has expired or passed on. The term is over.
     LeaseLost,
-    /// The store failed (retry, unless it is [`Error::Unsupported`]).
+    /// The store failed (retry if [`Error::is_transient`]).
     Failed(Error),
 }
 

@@ -6,8 +6,6 @@ use std::collections::HashSet;
 
 use crate::{RecordedEvent, Upcasters};
 
-use super::error_chain;
-
 /// A batch upcast: what can be applied, and what cannot (with why), each in feed order.
 pub(crate) struct Upcast {
     /// Events brought to their current schema.
@@ -48,7 +46,7 @@ pub(crate) fn upcast_in_order(
             Ok(upcast) => ready.push(upcast),
             Err(error) => {
                 failed.extend(key(&event));
-                rejected.push((event, error_chain(&error)));
+                rejected.push((event, error.to_string()));
                 if stop_at_failure {
                     break;
                 }

@@ -9,13 +9,13 @@ use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
 
 use crate::projection::{CircuitBreaker, ProjectionState, ProjectionStatus};
-use crate::{FeedBatch, Position};
+use crate::{Error, FeedBatch, Position};
 
 use super::apply::Applied;
 use super::handle::{panic_message, AbortOnDrop};
 use super::reader::Reader;
 use super::report::Done;
-use super::settle::{Parts, Settlement};
+use super::settle::{Parts, Settlement, Unsettled};
 use super::stop::Stop;
 use super::term::Fence;
 use super::ProjectionRunner;
@@ -33,10 +33,17 @@ pub(super) enum Lead {
     },
 }
 
+impl Lead {
+    /// Leading ends on a store error a retry cannot cure, met while `doing` something.
+    pub(super) fn failed(doing: &str, error: &Error) -> Lead {
+        Lead::Failed(format!("{doing}: {error}"))
+    }
+}
+
 /// What woke the leading loop.
 enum Woke {
     Batch(Option<(FeedBatch, bool)>),
-    Settled(Result<(), String>),
+    Settled(Result<(), Unsettled>),
     SettleDeferred,
     /// Time to look for operators' requests on dead letters.
     Redrive,
@@ -74,8 +81,10 @@ impl Worker {
     pub(super) async fn run(mut self) {
         let name = self.runner.checkpoint_name();
         loop {
-            let Some(term) = self.hold_lease(&name).await else {
-                break self.set(|s| s.state = ProjectionState::Stopped);
+            let term = match self.hold_lease(&name).await {
+                Ok(term) => term,
+                Err(Lead::Failed(error)) => break self.fail(error),
+                Err(_) => break self.set(|s| s.state = ProjectionState::Stopped),
             };
             // The term can end any time (the keeper could not renew, or a save was refused):
             // leading ends with it, dropping the apply in flight, saving nothing more.
@@ -103,15 +112,20 @@ impl Worker {
                     continue;
                 }
                 Lead::Failed(error) | Lead::Poisoned { error, .. } => {
-                    tracing::error!(%error, "projection failed");
                     self.release(&term).await;
-                    break self.set(|s| {
-                        s.state = ProjectionState::Failed;
-                        s.last_error = Some(error);
-                    });
+                    break self.fail(error);
                 }
             }
         }
+    }
+
+    /// Ends in the `Failed` state, saying why.
+    fn fail(&self, error: String) {
+        tracing::error!(%error, "projection failed");
+        self.set(|s| {
+            s.state = ProjectionState::Failed;
+            s.last_error = Some(error);
+        });
     }
 
     /// Changes the status.
@@ -122,8 +136,9 @@ impl Worker {
     /// Leads one term: from the checkpoint, saves going through `fence`.
     async fn lead(&mut self, name: &str, fence: Fence) -> Lead {
         self.set(|s| s.state = ProjectionState::Starting);
-        let Some(checkpoint) = self.load_checkpoint(name).await else {
-            return Lead::Stopped;
+        let checkpoint = match self.load_checkpoint(name).await {
+            Ok(checkpoint) => checkpoint,
+            Err(lead) => return lead,
         };
         let options = &self.runner.options;
         let parts = Parts {
@@ -147,12 +162,16 @@ impl Worker {
         lead
     }
 
-    /// Loads the checkpoint, retrying store errors; `None` when asked to stop.
-    async fn load_checkpoint(&mut self, name: &str) -> Option<Position> {
+    /// Loads the checkpoint, retrying store errors worth retrying; `Err` with why leading
+    /// ends (asked to stop, or an error a retry cannot cure).
+    async fn load_checkpoint(&mut self, name: &str) -> Result<Position, Lead> {
         let mut attempt = 0;
         loop {
             match self.runner.checkpoints.load_checkpoint(name).await {
-                Ok(position) => return Some(position.unwrap_or(Position::START)),
+                Ok(position) => return Ok(position.unwrap_or(Position::START)),
+                Err(error) if !error.is_transient() => {
+                    return Err(Lead::failed("could not load the checkpoint", &error));
+                }
                 Err(error) => {
                     attempt += 1;
                     self.set(|s| {
@@ -161,7 +180,7 @@ impl Worker {
                     });
                     let delay = self.runner.options.retry.delay(attempt);
                     if !self.stop.pause(delay).await {
-                        return None;
+                        return Err(Lead::Stopped);
                     }
                 }
             }
@@ -171,8 +190,8 @@ impl Worker {
     /// The leading loop: batch after batch from the checkpoint, settling them as they are
     /// applied, and carrying out operators' requests on dead letters in between.
     async fn lead_from(&mut self, settlement: &mut Settlement) -> Lead {
-        if !self.load_parked_keys().await {
-            return Lead::Stopped;
+        if let Err(lead) = self.load_parked_keys().await {
+            return lead;
         }
         let checkpoint = settlement.checkpoint();
         self.set(|s| s.position = checkpoint);
@@ -181,6 +200,9 @@ impl Worker {
         // Operators' requests on dead letters are looked for at once, then once per poll.
         let mut redrive_at = tokio::time::Instant::now();
         loop {
+            if let Some(error) = settlement.failure() {
+                return Lead::Failed(error);
+            }
             let settle_at = settlement.due_at();
             let woke = tokio::select! {
                 batch = incoming.recv() => Woke::Batch(batch),
@@ -246,7 +268,10 @@ impl Worker {
     fn start_reader(
         &self,
         checkpoint: Position,
-    ) -> (mpsc::Receiver<(FeedBatch, bool)>, AbortOnDrop) {
+    ) -> (
+        mpsc::Receiver<(FeedBatch, bool)>,
+        AbortOnDrop<Result<(), Error>>,
+    ) {
         let options = &self.runner.options;
         let (batches, incoming) = mpsc::channel(options.buffered_batches);
         let reader = Reader {
@@ -314,11 +339,14 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
     }
 }
 
-/// The reader only ends by a panic: says which.
-async fn reader_stopped(reader: &mut AbortOnDrop) -> Lead {
-    let why = match (&mut reader.0).await {
-        Err(error) if error.is_panic() => format!(": {}", panic_message(&*error.into_panic())),
-        _ => String::new(),
-    };
-    Lead::Failed(format!("the feed reader stopped{why}"))
+/// The reader ends on a feed error a retry cannot cure, or by a panic: says which.
+async fn reader_stopped(reader: &mut AbortOnDrop<Result<(), Error>>) -> Lead {
+    match (&mut reader.0).await {
+        Ok(Err(error)) => Lead::failed("could not read the feed", &error),
+        Err(error) if error.is_panic() => Lead::Failed(format!(
+            "the feed reader stopped: {}",
+            panic_message(&*error.into_panic())
+        )),
+        _ => Lead::Failed("the feed reader stopped".to_owned()),
+    }
 }
