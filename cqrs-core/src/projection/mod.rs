@@ -13,6 +13,7 @@ mod lease;
 mod runner;
 mod signal;
 mod status;
+mod store;
 
 use async_trait::async_trait;
 
@@ -25,6 +26,7 @@ pub use lease::{Lease, LeaseStore};
 pub use runner::{PoisonPolicy, ProjectionHandle, ProjectionRunner, RunnerOptions};
 pub use signal::{FeedSignal, FeedWaiter};
 pub use status::{ProjectionState, ProjectionStatus};
+pub use store::ProjectionStore;
 
 /// A read model fed by the global feed.
 ///

@@ -44,7 +44,7 @@ impl Worker {
             events,
             |event| projection.key(event),
             &self.parked,
-            self.runner.options.poison == super::PoisonPolicy::Stop,
+            self.runner.poison() == super::PoisonPolicy::Stop,
         );
         let lag = ready
             .last()

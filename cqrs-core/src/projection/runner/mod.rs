@@ -34,6 +34,7 @@ use crate::{CheckpointStore, Error, Position, ReadAll, ReadStream};
 
 use super::{
     DeadLetterStore, FeedSignal, LeaseStore, Projection, ProjectionState, ProjectionStatus,
+    ProjectionStore,
 };
 
 use stop::Stop;
@@ -50,6 +51,10 @@ pub use options::{PoisonPolicy, RunnerOptions};
 /// confirm its lease before it expires, and its checkpoint saves carry the lease's epoch, so
 /// the store refuses them once the lease has passed on
 /// ([`CheckpointStore::save_checkpoint_fenced`]).
+///
+/// A store that plays every role ([`ProjectionStore`]: the in-memory store, PostgreSQL)
+/// wires a runner in one call, [`for_store`](Self::for_store); [`new`](Self::new) and the
+/// `with_*` methods wire it role by role, for backends that share the roles out.
 ///
 /// ```
 /// use async_trait::async_trait;
@@ -76,9 +81,8 @@ pub use options::{PoisonPolicy, RunnerOptions};
 /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
 /// let store = InMemoryEventStore::new();
 /// let counts = Arc::new(Mutex::new(Default::default()));
-/// let handle = ProjectionRunner::new(CountPerStream(counts.clone()), store.clone(), store.clone())
-///     .with_signal(store.clone())
-///     .spawn();
+/// // Feed, checkpoint, lease, dead letters and wake-ups, all in `store`.
+/// let handle = ProjectionRunner::for_store(CountPerStream(counts.clone()), &store).spawn();
 /// let stream = StreamId::new("order-1")?;
 /// let outcome = store
 ///     .append(&stream, ExpectedVersion::Any, vec![NewEvent::new("Placed", 1, serde_json::json!({}))])
@@ -102,8 +106,25 @@ pub struct ProjectionRunner {
 }
 
 impl ProjectionRunner {
-    /// A runner for `projection`, reading `feed` and keeping its checkpoint in `checkpoints`
-    /// (often the same store twice).
+    /// A runner for `projection` with every role played by `store`: it reads the store's
+    /// feed, keeps its checkpoint there, shares the projection with other workers by the
+    /// store's leases, parks poison events in its dead letters (unless
+    /// [`RunnerOptions::poison`] says otherwise), and wakes on its appends.
+    ///
+    /// The same as
+    /// `ProjectionRunner::new(projection, store.clone(), store.clone())`
+    /// `.with_signal(store.signal()).with_leases(store.clone()).with_dead_letters(store.clone())`.
+    pub fn for_store<S: ProjectionStore>(projection: impl Projection + 'static, store: &S) -> Self {
+        Self::new(projection, store.clone(), store.clone())
+            .with_signal(store.signal())
+            .with_leases(store.clone())
+            .with_dead_letters(store.clone())
+    }
+
+    /// A runner for `projection`, reading `feed` and keeping its checkpoint in `checkpoints`,
+    /// to be given its other roles one by one (`with_*`), for backends that share the roles
+    /// out. A store that plays them all wires a runner in one call:
+    /// [`for_store`](Self::for_store).
     pub fn new(
         projection: impl Projection + 'static,
         feed: impl ReadAll + 'static,
@@ -113,7 +134,7 @@ impl ProjectionRunner {
     }
 
     /// A runner from shared parts.
-    pub fn from_arcs(
+    fn from_arcs(
         projection: Arc<dyn Projection>,
         feed: Arc<dyn ReadAll>,
         checkpoints: Arc<dyn CheckpointStore>,
@@ -130,8 +151,8 @@ impl ProjectionRunner {
         }
     }
 
-    /// Where poison events are parked (needed by [`PoisonPolicy::Park`]), and where they are
-    /// read again (by stream and version) when an operator asks to retry them: while leading,
+    /// Where poison events are parked (needed by [`PoisonPolicy::Park`], which becomes the
+    /// default policy with it), and where they are read again (by stream and version) when an operator asks to retry them: while leading,
     /// the runner looks for requests ([`DeadLetterStore::retry`], [`DeadLetterStore::skip`])
     /// when it starts and then once per poll interval, between batches, and carries them out.
     #[must_use]
@@ -161,6 +182,15 @@ impl ProjectionRunner {
     pub fn with_options(mut self, options: RunnerOptions) -> Self {
         self.options = options;
         self
+    }
+
+    /// The poison policy: the one set, or else `Park` with a dead-letter store and `Stop`
+    /// without.
+    fn poison(&self) -> PoisonPolicy {
+        self.options.poison.unwrap_or(match self.dead_letters {
+            Some(_) => PoisonPolicy::Park,
+            None => PoisonPolicy::Stop,
+        })
     }
 
     pub(super) fn checkpoint_name(&self) -> String {

@@ -5,15 +5,23 @@ use std::time::Duration;
 use crate::{RetryPolicy, Upcasters};
 
 /// What the runner does with an event the projection can never apply.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+///
+/// The default depends on the runner: [`Park`](Self::Park) when it was given a dead-letter
+/// store ([`ProjectionRunner::with_dead_letters`], or
+/// [`ProjectionRunner::for_store`], which gives it one), [`Stop`](Self::Stop) otherwise. A
+/// policy set with [`RunnerOptions::poison`] wins.
+///
+/// [`ProjectionRunner::with_dead_letters`]: super::ProjectionRunner::with_dead_letters
+/// [`ProjectionRunner::for_store`]: super::ProjectionRunner::for_store
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum PoisonPolicy {
     /// Stop the projection (state `Failed`) with the checkpoint just before the event, so an
-    /// operator can fix the cause and restart.
-    #[default]
+    /// operator can fix the cause and restart. The default without a dead-letter store.
     Stop,
     /// Park the event as a dead letter, park later events with the same key too (so each
-    /// document keeps its order), and go on.
+    /// document keeps its order), and go on. The default with a dead-letter store; without
+    /// one, the projection fails at the first poison event.
     Park,
 }
 
@@ -27,7 +35,8 @@ pub struct RunnerOptions {
     pub(super) retry: RetryPolicy,
     pub(super) breaker_threshold: u32,
     pub(super) breaker_open_for: Duration,
-    pub(super) poison: PoisonPolicy,
+    /// `None`: [`PoisonPolicy::Park`] with a dead-letter store, [`PoisonPolicy::Stop`] without.
+    pub(super) poison: Option<PoisonPolicy>,
     pub(super) lease_ttl: Duration,
     pub(super) owner: String,
     pub(super) checkpoint_name: Option<String>,
@@ -38,7 +47,8 @@ pub struct RunnerOptions {
 impl Default for RunnerOptions {
     /// Batches of 500, two batches read ahead, a poll every second when idle, transient
     /// failures retried without end from 50 ms up to 10 s, a breaker opening for 5 s after 5
-    /// failures in a row, poison stops the projection, leases of 10 s, a checkpoint at most
+    /// failures in a row, poison parked when the runner has a dead-letter store and stopping
+    /// the projection otherwise, leases of 10 s, a checkpoint at most
     /// every 250 ms while catching up.
     fn default() -> Self {
         Self {
@@ -49,7 +59,7 @@ impl Default for RunnerOptions {
                 .with_delays(Duration::from_millis(50), Duration::from_secs(10)),
             breaker_threshold: 5,
             breaker_open_for: Duration::from_secs(5),
-            poison: PoisonPolicy::Stop,
+            poison: None,
             lease_ttl: Duration::from_secs(10),
             owner: format!("{}-{}", std::process::id(), uuid::Uuid::now_v7().simple()),
             checkpoint_name: None,
@@ -91,9 +101,10 @@ impl RunnerOptions {
         self.breaker_open_for = open_for;
         self
     }
-    /// What to do with poison events.
+    /// What to do with poison events. Default: [`PoisonPolicy::Park`] when the runner has a
+    /// dead-letter store, [`PoisonPolicy::Stop`] when it has none.
     pub fn poison(mut self, policy: PoisonPolicy) -> Self {
-        self.poison = policy;
+        self.poison = Some(policy);
         self
     }
     /// How long a lease lasts without renewal. A keeper task renews it every third of that,

@@ -55,7 +55,7 @@ impl Worker {
         lag: Duration,
     ) -> Result<Applied, Lead> {
         poison.sort_by_key(|(event, _)| event.position);
-        match self.runner.options.poison {
+        match self.runner.poison() {
             PoisonPolicy::Stop => {
                 let (first, error) = &poison[0];
                 // Everything before the first poison event is applied: keep that much.

@@ -6,8 +6,10 @@
 mod elastic;
 mod memory;
 
-use cqrs_core::projection::{FeedSignal, ProjectionHandle, ProjectionRunner, ProjectionStatus};
-use cqrs_core::{BoxError, CheckpointStore, ReadAll};
+use cqrs_core::projection::{
+    FeedSignal, ProjectionHandle, ProjectionRunner, ProjectionStatus, ProjectionStore,
+};
+use cqrs_core::{BoxError, ReadAll};
 use cqrs_elastic::{EsIndex, EsProjector, Query, ReadModel, Search, SortOrder};
 use elasticsearch::Elasticsearch;
 
@@ -41,23 +43,20 @@ impl ReadSide {
         }
     }
 
-    /// The summaries in the search node's read model `name`, emptied first, fed by `store`
-    /// (which keeps the checkpoint) and woken by `signal`.
-    pub async fn on_node<S>(
+    /// The summaries in the search node's read model `name`, emptied first, fed by `store`,
+    /// which plays every other role of the runner too (checkpoint, lease, dead letters,
+    /// wake-ups).
+    pub async fn on_node(
         client: Elasticsearch,
         name: &str,
-        store: S,
-        signal: impl FeedSignal + 'static,
-    ) -> Result<Self, BoxError>
-    where
-        S: ReadAll + CheckpointStore + Clone + 'static,
-    {
+        store: &impl ProjectionStore,
+    ) -> Result<Self, BoxError> {
         let projection = EsOrderSummaries::new(name);
         let index = EsIndex::for_projection(client.clone(), &projection)?;
         elastic::reset(&index, &client).await?;
         let queries = ReadModel::for_projection(client.clone(), &projection)?;
         let projector = EsProjector::new(client, projection)?;
-        let runner = ProjectionRunner::new(projector, store.clone(), store).with_signal(signal);
+        let runner = ProjectionRunner::for_store(projector, store);
         Ok(Self {
             runner,
             summaries: Summaries::Node(queries),
