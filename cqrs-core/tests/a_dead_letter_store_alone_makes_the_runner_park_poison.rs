@@ -71,11 +71,10 @@ async fn a_poison_event_is_parked_when_a_dead_letter_store_is_given_and_no_polic
         .with_dead_letters(store.clone())
         .with_options(quick())
         .spawn();
-    assert!(
-        handle.wait_for(last, WAIT).await,
-        "the projection went past the poison event: {:?}",
-        handle.status()
-    );
+    handle
+        .wait_for(last, WAIT)
+        .await
+        .unwrap_or_else(|e| panic!("the projection went past the poison event: {e}"));
     let status = handle.status();
     assert_eq!(status.parked, 1, "{status:?}");
     assert_eq!(*ns.0.lock().expect("lock"), [1, 3]);

@@ -153,11 +153,10 @@ async fn an_unavailable_store_is_retried_until_it_answers() {
     let handle = ProjectionRunner::new(Sink, store.clone(), checkpoints.clone())
         .with_options(quick_retries())
         .spawn();
-    assert!(
-        handle.wait_for(position, WAIT).await,
-        "{:?}",
-        handle.status()
-    );
+    handle
+        .wait_for(position, WAIT)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(checkpoints.failures.load(Ordering::SeqCst), 0);
     handle.shutdown().await;
 }

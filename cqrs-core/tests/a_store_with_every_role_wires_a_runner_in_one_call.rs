@@ -68,7 +68,10 @@ async fn one_call_wires_feed_checkpoint_lease_dead_letters_and_signal() {
     append(&store, json!({ "n": 1 })).await;
     append(&store, json!({ "oops": true })).await;
     let last = append(&store, json!({ "n": 3 })).await;
-    assert!(handle.wait_for(last, WAIT).await, "{:?}", handle.status());
+    handle
+        .wait_for(last, WAIT)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
 
     assert_eq!(*ns.0.lock().expect("lock"), [1, 3]);
     assert_eq!(handle.status().parked, 1);

@@ -23,7 +23,7 @@ pub use breaker::BreakerState;
 pub(crate) use breaker::CircuitBreaker;
 pub use dead_letter::{DeadLetter, DeadLetterStore, LetterTarget, Redrive};
 pub use lease::{Lease, LeaseStore};
-pub use runner::{PoisonPolicy, ProjectionHandle, ProjectionRunner, RunnerOptions};
+pub use runner::{PoisonPolicy, ProjectionHandle, ProjectionRunner, RunnerOptions, WaitError};
 pub use signal::{FeedSignal, FeedWaiter};
 pub use status::{ProjectionState, ProjectionStatus};
 pub use store::ProjectionStore;

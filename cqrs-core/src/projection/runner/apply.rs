@@ -32,6 +32,15 @@ impl Applied {
 }
 
 impl Worker {
+    /// Counts in the status the events waiting in the feed after the checkpoint, while the
+    /// batch in hand cannot be applied (nothing is reported meanwhile).
+    async fn count_waiting(&self) {
+        let Ok(head) = self.runner.feed.head().await else {
+            return;
+        };
+        self.set(|s| s.lag_events = head.parts().1.saturating_sub(s.position.parts().1));
+    }
+
     /// Applies one batch: upcasts, holds back events of parked keys, retries transient failures
     /// behind the breaker, and deals with poison per the policy.
     pub(super) async fn apply(&mut self, events: Vec<RecordedEvent>) -> Result<Applied, Lead> {
@@ -106,8 +115,9 @@ impl Worker {
                     self.set(|s| {
                         s.state = ProjectionState::Retrying;
                         s.breaker = state;
-                        s.last_error = Some(text);
+                        s.error(text);
                     });
+                    self.count_waiting().await;
                     if attempt >= self.runner.options.retry.max_attempts() {
                         return Err(Lead::Failed("retries exhausted".to_owned()));
                     }

@@ -10,6 +10,44 @@ use tokio::task::JoinHandle;
 use crate::projection::{ProjectionState, ProjectionStatus};
 use crate::Position;
 
+/// Why [`ProjectionHandle::wait_for`] returned before the projection reached the position,
+/// with its status then.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum WaitError {
+    /// The projection failed: it will not get there without an operator.
+    #[error(
+        "projection {} failed at {}: {}",
+        .0.name,
+        .0.position,
+        .0.last_error.as_deref().unwrap_or("no error recorded")
+    )]
+    Failed(Box<ProjectionStatus>),
+    /// The projection was shut down.
+    #[error("projection {} stopped at {}", .0.name, .0.position)]
+    Stopped(Box<ProjectionStatus>),
+    /// It did not get there in time.
+    #[error(
+        "projection {} did not get there in time: it is {} at {}{}",
+        .0.name,
+        .0.state,
+        .0.position,
+        .0.last_error.as_deref().map(|e| format!(", last error: {e}")).unwrap_or_default()
+    )]
+    TimedOut(Box<ProjectionStatus>),
+}
+
+impl WaitError {
+    /// The projection's status when waiting ended.
+    pub fn status(&self) -> &ProjectionStatus {
+        match self {
+            WaitError::Failed(status)
+            | WaitError::Stopped(status)
+            | WaitError::TimedOut(status) => status,
+        }
+    }
+}
+
 /// A running projection: its status, and how to stop it.
 #[derive(Debug)]
 pub struct ProjectionHandle {
@@ -25,13 +63,30 @@ impl ProjectionHandle {
     }
 
     /// Waits until the checkpoint reaches `position` (read-your-writes after a command), at
-    /// most `timeout`. `false` on timeout or if the projection stopped first.
-    pub async fn wait_for(&self, position: Position, timeout: Duration) -> bool {
-        tokio::time::timeout(timeout, self.wait_until(|s| s.position >= position))
-            .await
-            .ok()
-            .flatten()
-            .is_some_and(|s| s.position >= position)
+    /// most `timeout`: the status then.
+    ///
+    /// # Errors
+    ///
+    /// [`WaitError::Failed`] as soon as the projection has failed (waiting longer could not
+    /// help), [`WaitError::Stopped`] if it was shut down first, [`WaitError::TimedOut`]; each
+    /// with the status at that moment.
+    pub async fn wait_for(
+        &self,
+        position: Position,
+        timeout: Duration,
+    ) -> Result<ProjectionStatus, WaitError> {
+        let reached = self.wait_until(|s| s.position >= position);
+        match tokio::time::timeout(timeout, reached).await {
+            Ok(Some(status)) => Ok(status),
+            Err(_) => Err(WaitError::TimedOut(Box::new(self.status()))),
+            Ok(None) => {
+                let status = Box::new(self.status());
+                Err(match status.state {
+                    ProjectionState::Failed => WaitError::Failed(status),
+                    _ => WaitError::Stopped(status),
+                })
+            }
+        }
     }
 
     /// Waits until the status satisfies `condition`, or the projection task ends (then `None`).
@@ -93,7 +148,7 @@ pub(super) async fn supervise(
     tracing::error!(panic = %message, "projection worker panicked");
     status.send_modify(|s| {
         s.state = ProjectionState::Failed;
-        s.last_error = Some(format!("worker panicked: {message}"));
+        s.error(format!("worker panicked: {message}"));
     });
 }
 

@@ -36,7 +36,7 @@ impl Worker {
                 Err(error) if !error.is_transient() => {
                     return Err(Lead::failed("could not take the lease", &error));
                 }
-                Err(error) => self.set(|s| s.last_error = Some(error.to_string())),
+                Err(error) => self.set(|s| s.error(error.to_string())),
             }
             if !self.stop.pause(ttl / 3).await {
                 return Err(Lead::Stopped);

@@ -40,7 +40,7 @@ use super::{
 use stop::Stop;
 use worker::Worker;
 
-pub use handle::ProjectionHandle;
+pub use handle::{ProjectionHandle, WaitError};
 pub use options::{PoisonPolicy, RunnerOptions};
 
 /// Runs one [`Projection`]: reads the feed from its checkpoint in batches, applies them, and
@@ -87,7 +87,8 @@ pub use options::{PoisonPolicy, RunnerOptions};
 /// let outcome = store
 ///     .append(&stream, ExpectedVersion::Any, vec![NewEvent::new("Placed", 1, serde_json::json!({}))])
 ///     .await?;
-/// assert!(handle.wait_for(outcome.position, Duration::from_secs(5)).await);
+/// // Read-your-writes: waits until the projection has applied the append (or says why not).
+/// handle.wait_for(outcome.position, Duration::from_secs(5)).await?;
 /// assert_eq!(counts.lock().unwrap()["order-1"], 1);
 /// handle.shutdown().await;
 /// # Ok::<(), Box<dyn std::error::Error>>(())

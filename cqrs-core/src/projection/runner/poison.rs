@@ -34,7 +34,7 @@ impl Worker {
                 }
                 Err(error) => {
                     attempt += 1;
-                    self.set(|s| s.last_error = Some(error.to_string()));
+                    self.set(|s| s.error(error.to_string()));
                     if !self
                         .stop
                         .pause(self.runner.options.retry.delay(attempt))
@@ -112,7 +112,7 @@ impl Worker {
                     return Err(Lead::failed("could not park a poison event", &e));
                 }
                 attempt += 1;
-                self.set(|s| s.last_error = Some(e.to_string()));
+                self.set(|s| s.error(e.to_string()));
                 if !self
                     .stop
                     .pause(self.runner.options.retry.delay(attempt))

@@ -232,7 +232,7 @@ impl Worker {
     /// Reports a problem with dead letters in the status and the log.
     fn note(&self, error: String) {
         tracing::warn!(%error, "dead letters");
-        self.set(|s| s.last_error = Some(error));
+        self.set(|s| s.error(error));
     }
 }
 

@@ -184,9 +184,7 @@ impl Settlement {
                 if !retry {
                     self.failure.get_or_insert_with(|| error.clone());
                 }
-                self.parts
-                    .status
-                    .send_modify(|s| s.last_error = Some(error));
+                self.parts.status.send_modify(|s| s.error(error));
                 self.unsettled = Some(batch);
             }
         }
@@ -353,7 +351,7 @@ impl Settlement {
             attempt += 1;
             self.parts
                 .status
-                .send_modify(|s| s.last_error = Some(error.to_string()));
+                .send_modify(|s| s.error(error.to_string()));
             if !self.parts.stop.pause(self.parts.retry.delay(attempt)).await {
                 return Err(Lead::Stopped);
             }
@@ -384,9 +382,7 @@ impl Settlement {
                 }
                 Err(SaveError::Failed(error)) => {
                     attempt += 1;
-                    parts
-                        .status
-                        .send_modify(|s| s.last_error = Some(error.to_string()));
+                    parts.status.send_modify(|s| s.error(error.to_string()));
                     if !parts.stop.pause(parts.retry.delay(attempt)).await {
                         return Err(Lead::Stopped);
                     }

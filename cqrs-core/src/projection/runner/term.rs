@@ -199,7 +199,7 @@ impl Keeper {
                     // Not held until confirmed: try again soon, until the lease would expire.
                     tracing::warn!(%error, "could not renew the lease; trying again");
                     let error = format!("could not renew the lease: {error}");
-                    self.status.send_modify(|s| s.last_error = Some(error));
+                    self.status.send_modify(|s| s.error(error));
                     self.renew_at = Instant::now() + every / 4;
                 }
                 Err(_) => {

@@ -107,7 +107,7 @@ impl Worker {
                     tracing::warn!("lease lost; standing by");
                     self.set(|s| {
                         s.state = ProjectionState::Standby;
-                        s.last_error = Some("the lease was lost; standing by".to_owned());
+                        s.error("the lease was lost; standing by".to_owned());
                     });
                     continue;
                 }
@@ -124,7 +124,7 @@ impl Worker {
         tracing::error!(%error, "projection failed");
         self.set(|s| {
             s.state = ProjectionState::Failed;
-            s.last_error = Some(error);
+            s.error(error);
         });
     }
 
@@ -176,7 +176,7 @@ impl Worker {
                     attempt += 1;
                     self.set(|s| {
                         s.state = ProjectionState::Retrying;
-                        s.last_error = Some(error.to_string());
+                        s.error(error.to_string());
                     });
                     let delay = self.runner.options.retry.delay(attempt);
                     if !self.stop.pause(delay).await {
