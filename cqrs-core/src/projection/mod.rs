@@ -10,7 +10,7 @@
 pub(crate) mod breaker;
 mod dead_letter;
 mod lease;
-mod runner;
+pub(crate) mod runner;
 mod signal;
 mod status;
 mod store;

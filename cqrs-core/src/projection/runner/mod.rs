@@ -22,7 +22,7 @@ mod report;
 mod settle;
 mod stop;
 mod term;
-mod upcast;
+pub(crate) mod upcast;
 mod worker;
 
 use std::sync::Arc;
