@@ -9,6 +9,9 @@ use tokio::sync::mpsc;
 use crate::projection::FeedWaiter;
 use crate::{Error, EventFilter, FeedBatch, Position, ReadAll, RetryPolicy};
 
+/// The batches a reader read ahead, each with whether it was full.
+pub(super) type Batches = mpsc::Receiver<(FeedBatch, bool)>;
+
 /// Reads the feed ahead of the projection into a bounded channel.
 pub(super) struct Reader {
     pub(super) feed: Arc<dyn ReadAll>,

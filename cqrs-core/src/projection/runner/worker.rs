@@ -13,7 +13,7 @@ use crate::{Error, FeedBatch, Position};
 
 use super::apply::Applied;
 use super::handle::{panic_message, AbortOnDrop};
-use super::reader::Reader;
+use super::reader::{Batches, Reader};
 use super::report::Done;
 use super::settle::{Parts, Settlement, Unsettled};
 use super::stop::Stop;
@@ -265,13 +265,7 @@ impl Worker {
     }
 
     /// Starts the reader after `checkpoint`: the batches it reads ahead, and its task.
-    fn start_reader(
-        &self,
-        checkpoint: Position,
-    ) -> (
-        mpsc::Receiver<(FeedBatch, bool)>,
-        AbortOnDrop<Result<(), Error>>,
-    ) {
+    fn start_reader(&self, checkpoint: Position) -> (Batches, AbortOnDrop<Result<(), Error>>) {
         let options = &self.runner.options;
         let (batches, incoming) = mpsc::channel(options.buffered_batches);
         let reader = Reader {
@@ -295,7 +289,7 @@ impl Worker {
     fn with_queued(
         &self,
         (mut batch, mut full): (FeedBatch, bool),
-        incoming: &mut mpsc::Receiver<(FeedBatch, bool)>,
+        incoming: &mut Batches,
     ) -> (FeedBatch, bool) {
         while batch.events.len() < self.runner.options.batch_size {
             let Ok((queued, queued_full)) = incoming.try_recv() else {
