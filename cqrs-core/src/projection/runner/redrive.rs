@@ -173,13 +173,21 @@ impl Worker {
         failed.sort_by_key(|f| letters.iter().position(|l| l.position == f.position));
         let projection = Arc::clone(&self.runner.projection);
         if !ready.is_empty() {
+            // Behind the same breaker as the feed's batches: while it is open the sink is
+            // left alone, and the requests wait for the next look.
+            if !self.breaker.wait_time().is_zero() {
+                return false;
+            }
             match projection.apply(&ready).await {
-                Ok(()) => {}
-                Err(ProjectionError::Poison(rejected)) => failed.extend(rejected),
+                Ok(()) => self.breaker.record_success(),
+                Err(ProjectionError::Poison(rejected)) => {
+                    self.breaker.record_success();
+                    failed.extend(rejected);
+                }
                 Err(ProjectionError::Transient(error)) => {
+                    self.breaker.record_failure();
                     self.note(format!(
-                        "re-driving dead letters failed; trying again: {}",
-                        error
+                        "re-driving dead letters failed; trying again: {error}"
                     ));
                     return false;
                 }
