@@ -1,14 +1,14 @@
 //! [`ProjectionRunner`]: follows the feed for one projection, in its own task.
 //!
 //! How the parts fit:
-//! - [`options`]: what a runner is told ([`RunnerOptions`], [`PoisonPolicy`]);
-//! - [`handle`]: what the caller keeps ([`ProjectionHandle`]), and the supervisor that
+//! - `options`: what a runner is told ([`RunnerOptions`], [`PoisonPolicy`]);
+//! - `handle`: what the caller keeps ([`ProjectionHandle`]), and the supervisor that
 //!   reports a worker's panic;
 //! - `worker`: the worker's loop: hold the lease (`leadership`, `term`), then lead: take
 //!   batches from the `reader` (the read-ahead bulkhead), `apply` them (upcasting through
 //!   `upcast`, retrying behind the breaker, dealing with `poison`), hand them to the
-//!   `settle`ment (made visible, checkpoint saved, status reported), and between batches
-//!   carry out operators' requests on dead letters (`redrive`);
+//!   `settle`ment (made visible, checkpoint saved, then the status updated by `report`), and
+//!   between batches carry out operators' requests on dead letters (`redrive`);
 //! - `stop`: pausing for a backoff unless asked to stop.
 
 mod apply;
