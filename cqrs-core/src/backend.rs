@@ -3,6 +3,7 @@
 //! need this module.
 
 pub use crate::projection::breaker::CircuitBreaker;
+pub use crate::projection::runner::upcast::{upcast_in_order, Upcast};
 pub use crate::validate::{
     check_batch, check_event_type, BatchCheck, DEFAULT_MAX_PAYLOAD_BYTES, MAX_EVENT_TYPE_LEN,
 };

@@ -165,7 +165,7 @@ async fn a_long_apply_keeps_the_lease_renewed_beside_it() {
     assert!(standby.applied().is_empty(), "b applied nothing");
 
     slow.gate.add_permits(1);
-    assert!(a.wait_for(p1, TTL).await, "{:?}", a.status());
+    assert!(a.wait_for(p1, TTL).await.is_ok(), "{:?}", a.status());
     assert_eq!(slow.applied(), [p1]);
     assert_eq!(*slow.dropped_at.lock().expect("lock"), None);
     assert_eq!(
@@ -356,7 +356,7 @@ async fn after_a_takeover_the_old_workers_save_is_refused() {
     let fast = Gated::open();
     let b = worker(&fast, &store, store.clone(), store.clone(), "b");
     let p2 = append(&store, 2).await;
-    assert!(b.wait_for(p2, TTL * 10).await, "{:?}", b.status());
+    assert!(b.wait_for(p2, TTL * 10).await.is_ok(), "{:?}", b.status());
     assert!(leading(&a), "a still believes it leads: {:?}", a.status());
 
     // a's apply ends; its save comes too late, and ends its term: the apply it started next
@@ -400,7 +400,7 @@ async fn a_graceful_shutdown_releases_the_lease_to_a_higher_epoch() {
     let p1 = append(&store, 1).await;
     let gated = Gated::open();
     let a = worker(&gated, &store, store.clone(), store.clone(), "a");
-    assert!(a.wait_for(p1, TTL).await);
+    assert!(a.wait_for(p1, TTL).await.is_ok());
     let held = store
         .try_acquire("gated", "a", TTL)
         .await
@@ -434,7 +434,7 @@ impl LeaseStore for Failing {
             .failures
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
         if failing.is_ok() {
-            return Err(cqrs_core::Error::backend("connection refused"));
+            return Err(cqrs_core::Error::unavailable("connection refused"));
         }
         let lease = self.inner.try_acquire(name, owner, ttl).await?;
         if lease.is_some() {

@@ -96,11 +96,9 @@ async fn a_parked_undecodable_events_dead_letter_names_serdes_reason() {
         .with_signal(store.clone())
         .with_options(RunnerOptions::new().poison(PoisonPolicy::Park))
         .spawn();
-    assert!(
-        handle.wait_for(position, WAIT).await,
-        "{:?}",
-        handle.status()
-    );
+    if let Err(error) = handle.wait_for(position, WAIT).await {
+        panic!("the runner did not reach the event: {error}");
+    }
     handle.shutdown().await;
 
     let letters = store

@@ -181,7 +181,11 @@ async fn every_event_is_applied_and_the_checkpoint_follows() {
     for i in 0..50 {
         last = append(&store, &format!("s-{}", i % 5), json!({ "n": i })).await;
     }
-    assert!(handle.wait_for(last, WAIT).await, "{:?}", handle.status());
+    assert!(
+        handle.wait_for(last, WAIT).await.is_ok(),
+        "{:?}",
+        handle.status()
+    );
     let totals_now = totals.snapshot();
     assert_eq!(totals_now.len(), 5);
     assert_eq!(
@@ -217,7 +221,11 @@ async fn transient_failures_are_retried_behind_the_circuit_breaker() {
         .last_error
         .as_deref()
         .is_some_and(|e| e.contains("sink unavailable")));
-    assert!(handle.wait_for(last, WAIT).await, "{:?}", handle.status());
+    assert!(
+        handle.wait_for(last, WAIT).await.is_ok(),
+        "{:?}",
+        handle.status()
+    );
     let status = handle.status();
     assert_eq!(status.breaker, BreakerState::Closed);
     assert_eq!(totals.snapshot()["s-1"], (1, 5), "applied once in effect");
@@ -271,7 +279,11 @@ async fn parked_poison_holds_back_its_key_and_the_rest_goes_on() {
         .with_dead_letters(store.clone())
         .with_options(fast().poison(PoisonPolicy::Park))
         .spawn();
-    assert!(handle.wait_for(last, WAIT).await, "{:?}", handle.status());
+    assert!(
+        handle.wait_for(last, WAIT).await.is_ok(),
+        "{:?}",
+        handle.status()
+    );
     assert_eq!(totals.snapshot().get("s-1"), Some(&(2, 3)));
     assert_eq!(
         totals.snapshot().get("s-2"),
@@ -295,7 +307,7 @@ async fn parked_poison_holds_back_its_key_and_the_rest_goes_on() {
         .with_dead_letters(store.clone())
         .with_options(fast().poison(PoisonPolicy::Park))
         .spawn();
-    assert!(handle.wait_for(later, WAIT).await);
+    assert!(handle.wait_for(later, WAIT).await.is_ok());
     assert_eq!(totals.snapshot().get("s-2"), None);
     assert_eq!(
         store
@@ -332,7 +344,7 @@ async fn one_worker_leads_and_a_standby_takes_over_when_it_dies() {
     })
     .await;
     let p1 = append(&store, "s-1", json!({ "n": 1 })).await;
-    assert!(first.wait_for(p1, WAIT).await);
+    assert!(first.wait_for(p1, WAIT).await.is_ok());
     assert_eq!(second.status().state, ProjectionState::Standby);
 
     // Several lease lifetimes: the leader renews in time, the standby stays a standby.
@@ -342,7 +354,11 @@ async fn one_worker_leads_and_a_standby_takes_over_when_it_dies() {
     first.abort(); // a crash: no release, the lease must expire
     let crashed_at = tokio::time::Instant::now();
     let p2 = append(&store, "s-1", json!({ "n": 2 })).await;
-    assert!(second.wait_for(p2, WAIT).await, "{:?}", second.status());
+    assert!(
+        second.wait_for(p2, WAIT).await.is_ok(),
+        "{:?}",
+        second.status()
+    );
     // Renewed every third of the 300 ms TTL, the lease outlives the crash by 200 ms at least.
     assert!(
         crashed_at.elapsed() >= Duration::from_millis(200),
@@ -398,7 +414,11 @@ async fn crashes_mid_batch_never_change_the_result() {
     let handle = ProjectionRunner::new(totals.clone(), store.clone(), store.clone())
         .with_options(fast())
         .spawn();
-    assert!(handle.wait_for(last, WAIT).await, "{:?}", handle.status());
+    assert!(
+        handle.wait_for(last, WAIT).await.is_ok(),
+        "{:?}",
+        handle.status()
+    );
     handle.shutdown().await;
     assert!(
         totals.repeats() as usize >= 8,
@@ -558,7 +578,11 @@ async fn a_checkpoint_is_saved_after_its_batch_and_beside_the_next_one() {
     let handle = ProjectionRunner::new(sink.clone(), store.clone(), checkpoints.clone())
         .with_options(fast().checkpoint_interval(Duration::ZERO))
         .spawn();
-    assert!(handle.wait_for(last, WAIT).await, "{:?}", handle.status());
+    assert!(
+        handle.wait_for(last, WAIT).await.is_ok(),
+        "{:?}",
+        handle.status()
+    );
     handle.shutdown().await;
 
     let saves = checkpoints.saves.lock().expect("lock").clone();
@@ -711,7 +735,11 @@ async fn reveal_with(
     let handle = ProjectionRunner::new(sink.clone(), store.clone(), checkpoints.clone())
         .with_options(options)
         .spawn();
-    assert!(handle.wait_for(last, WAIT).await, "{:?}", handle.status());
+    assert!(
+        handle.wait_for(last, WAIT).await.is_ok(),
+        "{:?}",
+        handle.status()
+    );
     handle.shutdown().await;
     let saves = checkpoints.saves.lock().expect("lock").clone();
     for (position, visible) in &saves {
@@ -799,7 +827,7 @@ async fn catching_up_settles_batches_together_and_the_head_at_once() {
     for i in 0..3 {
         let position = append(&store, "live", json!({ "n": i })).await;
         assert!(
-            handle.wait_for(position, WAIT).await,
+            handle.wait_for(position, WAIT).await.is_ok(),
             "{:?}",
             handle.status()
         );
@@ -860,7 +888,7 @@ async fn batches_held_back_while_catching_up_settle_when_the_feed_stalls() {
         )
         .spawn();
     assert!(
-        handle.wait_for(positions[19], WAIT).await,
+        handle.wait_for(positions[19], WAIT).await.is_ok(),
         "{:?}",
         handle.status()
     );

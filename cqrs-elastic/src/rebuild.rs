@@ -1,10 +1,11 @@
 //! Blue/green rebuilds: fill `{name}_v{n+1}` from the start of the feed while `{name}_v{n}`
 //! serves, then swap the alias atomically and drop the old index. Queries never stop.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::pin::pin;
 use std::time::{Duration, Instant};
 
+use cqrs_core::backend::{upcast_in_order, Upcast};
 use cqrs_core::projection::{Projection, ProjectionError, Rejected};
 use cqrs_core::{CheckpointStore, Position, ReadAll, RecordedEvent, Upcasters};
 use futures_util::future::{select, Either};
@@ -336,7 +337,20 @@ async fn apply_with_retries<P: ElasticProjection>(
         events
     } else {
         let key = |event: &RecordedEvent| projector.key(event);
-        let (ready, rejected) = upcast_all(&options.upcasters, events, key);
+        // The runner's own upcasting: a document whose event fails holds back its later ones.
+        let Upcast {
+            ready, rejected, ..
+        } = upcast_in_order(
+            &options.upcasters,
+            events.iter().cloned(),
+            key,
+            &HashSet::new(),
+            false,
+        );
+        let rejected: Vec<Rejected> = rejected
+            .into_iter()
+            .map(|(event, error)| Rejected::new(event.position, error))
+            .collect();
         if !rejected.is_empty() {
             if !options.skip_poison {
                 return Err(EsError::Projection(ProjectionError::Poison(rejected)));
@@ -371,44 +385,6 @@ async fn apply_with_retries<P: ElasticProjection>(
     }
 }
 
-/// `events` brought to their current schema, and the events whose upcast failed, with the
-/// later events of the same document (`key`), held back so no document gets an event without
-/// the one before it.
-fn upcast_all(
-    upcasters: &Upcasters,
-    events: &[RecordedEvent],
-    key: impl Fn(&RecordedEvent) -> Option<String>,
-) -> (Vec<RecordedEvent>, Vec<Rejected>) {
-    let mut ready = Vec::with_capacity(events.len());
-    let mut rejected = Vec::new();
-    let mut failed: HashMap<String, Position> = HashMap::new();
-    for event in events {
-        let position = event.position;
-        let id = key(event);
-        if let Some(first) = id.as_ref().and_then(|id| failed.get(id)) {
-            rejected.push(Rejected::new(
-                position,
-                format!("held back: an earlier event of this document (at {first}) was rejected"),
-            ));
-            continue;
-        }
-        match upcasters.upcast(event.clone()) {
-            Ok(event) => ready.push(event),
-            Err(error) => {
-                let text = match std::error::Error::source(&error) {
-                    Some(source) => format!("{error}: {source}"),
-                    None => error.to_string(),
-                };
-                rejected.push(Rejected::new(position, text));
-                if let Some(id) = id {
-                    failed.insert(id, position);
-                }
-            }
-        }
-    }
-    (ready, rejected)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -440,13 +416,15 @@ mod tests {
             deposit(4, "b", 2, json!({ "cents": 7 })),
         ];
         let key = |e: &RecordedEvent| e.payload["doc"].as_str().map(str::to_owned);
-        let (ready, rejected) = upcast_all(&upcasters, &events, key);
+        let Upcast {
+            ready, rejected, ..
+        } = upcast_in_order(&upcasters, events, key, &HashSet::new(), false);
         let ready: Vec<_> = ready
             .iter()
             .map(|e| (e.version.get(), e.payload["cents"].clone()))
             .collect();
         assert_eq!(ready, [(1, json!(100)), (3, json!(5))]);
-        let rejected: Vec<_> = rejected.iter().map(|r| r.position).collect();
+        let rejected: Vec<_> = rejected.iter().map(|(e, _)| e.position).collect();
         assert_eq!(
             rejected,
             [Position::from_parts(2, 0), Position::from_parts(4, 0)]

@@ -1,15 +1,16 @@
 //! What projection workers share through PostgreSQL: leases (dead letters are in
-//! `dead_letter.rs`, wake-ups in `signal.rs`).
+//! `dead_letter.rs`, wake-ups in `signal.rs`), and every role at once for
+//! [`ProjectionRunner::for_store`](cqrs_core::projection::ProjectionRunner::for_store).
 
 use std::time::Duration;
 
 use async_trait::async_trait;
-use cqrs_core::projection::{Lease, LeaseStore};
+use cqrs_core::projection::{Lease, LeaseStore, ProjectionStore};
 use cqrs_core::Error;
 use sqlx::Row;
 
 use crate::convert::{to_i64, to_u64};
-use crate::{PgError, PgEventStore};
+use crate::{PgError, PgEventStore, PgFeedSignal};
 
 #[async_trait]
 impl LeaseStore for PgEventStore {
@@ -62,4 +63,13 @@ async fn release(store: &PgEventStore, lease: &Lease) -> Result<(), PgError> {
         .execute(&store.pool)
         .await?;
     Ok(())
+}
+
+/// Feed, checkpoints, leases, dead letters and `LISTEN` wake-ups, all in PostgreSQL.
+impl ProjectionStore for PgEventStore {
+    type Signal = PgFeedSignal;
+
+    fn signal(&self) -> PgFeedSignal {
+        self.feed_signal()
+    }
 }

@@ -10,7 +10,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cqrs_core::projection::{ProjectionHandle, ProjectionState, ProjectionStatus};
+use cqrs_core::projection::{
+    ProjectionHandle, ProjectionRunner, ProjectionState, ProjectionStatus,
+};
 use integration_tests::*;
 use tokio::time::Instant;
 
@@ -48,13 +50,10 @@ async fn a_standby_worker_takes_over_when_the_lease_holder_dies() {
     let shop = Arc::new(Shop::new(&store));
     shop.register_customers().await;
     let worker = |owner: &str| {
-        pg_runner(
-            read_model.projector(),
-            &store,
-            quick_options().owner(owner).lease_ttl(TTL),
-        )
-        .with_leases(store.clone())
-        .spawn()
+        // Every role in PostgreSQL: feed, checkpoint, lease, dead letters, `LISTEN`.
+        ProjectionRunner::for_store(read_model.projector(), &store)
+            .with_options(quick_options().owner(owner).lease_ttl(TTL))
+            .spawn()
     };
 
     let first = worker("worker-a");

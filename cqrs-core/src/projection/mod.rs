@@ -10,10 +10,10 @@
 pub(crate) mod breaker;
 mod dead_letter;
 mod lease;
-mod runner;
+pub(crate) mod runner;
 mod signal;
 mod status;
-mod term;
+mod store;
 
 use async_trait::async_trait;
 
@@ -23,9 +23,10 @@ pub use breaker::BreakerState;
 pub(crate) use breaker::CircuitBreaker;
 pub use dead_letter::{DeadLetter, DeadLetterStore, LetterTarget, Redrive};
 pub use lease::{Lease, LeaseStore};
-pub use runner::{PoisonPolicy, ProjectionHandle, ProjectionRunner, RunnerOptions};
+pub use runner::{PoisonPolicy, ProjectionHandle, ProjectionRunner, RunnerOptions, WaitError};
 pub use signal::{FeedSignal, FeedWaiter};
 pub use status::{ProjectionState, ProjectionStatus};
+pub use store::ProjectionStore;
 
 /// A read model fed by the global feed.
 ///
@@ -76,7 +77,7 @@ pub trait Projection: Send + Sync {
 pub enum ProjectionError {
     /// A failure a retry may cure: the sink is down, overloaded or timed out. The runner retries
     /// the whole batch with backoff, behind its circuit breaker.
-    #[error("transient projection failure")]
+    #[error("transient projection failure: {0}")]
     Transient(#[source] BoxError),
     /// Some events can never be applied (undecodable payload, document the sink rejects). Every
     /// other event of the batch was applied durably. A projection with keys must not apply the

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use time::OffsetDateTime;
+
 use crate::Position;
 
 use super::BreakerState;
@@ -52,7 +54,9 @@ pub struct ProjectionStatus {
     /// Its checkpoint: everything up to here is applied durably.
     pub position: Position,
     /// Events known to be in the feed after the checkpoint (exact for the in-memory store,
-    /// approximate where positions pack more than a sequence number).
+    /// approximate where positions pack more than a sequence number): counted while catching
+    /// up (at most once a second), and while retrying a sink that is down; zero once at the
+    /// head.
     pub lag_events: u64,
     /// How old the last applied event was when it was applied (zero when idle at the head).
     pub lag: Duration,
@@ -62,8 +66,11 @@ pub struct ProjectionStatus {
     pub parked: u64,
     /// The circuit breaker in front of the sink.
     pub breaker: BreakerState,
-    /// The last error, if any, as text.
+    /// The last error, if any, as text. It stays after the projection recovered: compare
+    /// [`last_error_at`](Self::last_error_at) with the time of the state you see.
     pub last_error: Option<String>,
+    /// When the last error happened (UTC).
+    pub last_error_at: Option<OffsetDateTime>,
 }
 
 impl ProjectionStatus {
@@ -78,7 +85,14 @@ impl ProjectionStatus {
             parked: 0,
             breaker: BreakerState::Closed,
             last_error: None,
+            last_error_at: None,
         }
+    }
+
+    /// Records `error` as the last error, happening now.
+    pub(crate) fn error(&mut self, error: impl Into<String>) {
+        self.last_error = Some(error.into());
+        self.last_error_at = Some(OffsetDateTime::now_utc());
     }
 
     /// Live: not failed (for a liveness probe).

@@ -41,9 +41,7 @@ async fn main() -> Result<(), BoxError> {
             println!("{}\n", on_the_node(&search));
             let store = quickstart::postgres::fresh_store(&database, "quickstart").await?;
             let client = cqrs_elastic::connect(&search)?;
-            let signal = store.feed_signal();
-            let read_side =
-                ReadSide::on_node(client, "quickstart-orders", store.clone(), signal).await?;
+            let read_side = ReadSide::on_node(client, "quickstart-orders", &store).await?;
             quickstart::run(store, read_side).await
         }
     }

@@ -154,9 +154,9 @@ async fn ask(
     summaries: &Summaries,
     last: Position,
 ) -> Result<(), BoxError> {
-    if !projection.wait_for(last, Duration::from_secs(10)).await {
-        let status = health(&projection.status());
-        return Err(format!("the read side did not reach {last} in 10 s: {status}").into());
+    if let Err(error) = projection.wait_for(last, Duration::from_secs(10)).await {
+        let status = health(error.status());
+        return Err(format!("the read side did not reach {last}: {error} ({status})").into());
     }
     println!("\nread side (order summaries), caught up with the last command at {last}");
     if let Some(order) = summaries.get("1").await? {

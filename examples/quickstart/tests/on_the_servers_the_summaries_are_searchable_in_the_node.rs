@@ -49,7 +49,7 @@ async fn server_path_runs_the_walkthrough_on_postgres_and_the_search_node() {
         .await
         .expect("a fresh schema");
     let client = cqrs_elastic::connect(&search).expect("a client");
-    let read_side = ReadSide::on_node(client.clone(), &name, store.clone(), store.feed_signal())
+    let read_side = ReadSide::on_node(client.clone(), &name, &store)
         .await
         .expect("the read model on the node");
     quickstart::run(store.clone(), read_side)

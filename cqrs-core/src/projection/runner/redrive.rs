@@ -13,7 +13,8 @@ use crate::projection::{
 };
 use crate::{Position, ReadStream, RecordedEvent, StreamId, Version};
 
-use super::{error_chain, Worker};
+use super::upcast::{upcast_in_order, Upcast};
+use super::worker::Worker;
 
 impl Worker {
     /// Looks for requests on this projection's dead letters and carries out a bounded part of
@@ -22,7 +23,7 @@ impl Worker {
     /// once applied. A key whose letters are all gone is no longer held back (`parked`).
     /// Returns whether work may be left (look again at once). Store failures are reported in
     /// the status and tried again at the next look.
-    pub(super) async fn redrive_requested(&mut self, parked: &mut HashSet<String>) -> bool {
+    pub(super) async fn redrive_requested(&mut self) -> bool {
         let (Some(store), Some(source)) = (
             self.runner.dead_letters.clone(),
             self.runner.parked_events.clone(),
@@ -44,7 +45,7 @@ impl Worker {
         let (skipped, retried): (Vec<DeadLetter>, Vec<DeadLetter>) = requested
             .into_iter()
             .partition(|l| l.request == Some(Redrive::Skip));
-        if !skipped.is_empty() && !self.skip(&*store, &name, &skipped, parked).await {
+        if !skipped.is_empty() && !self.skip(&*store, &name, &skipped).await {
             return false;
         }
         let Some(key) = retried.first().map(|first| first.key.clone()) else {
@@ -79,7 +80,7 @@ impl Worker {
             return false;
         }
         if let Some(key) = key {
-            self.unpark_if_empty(&*store, &name, &key, parked).await;
+            self.unpark_if_empty(&*store, &name, &key).await;
         }
         true
     }
@@ -90,7 +91,6 @@ impl Worker {
         store: &dyn DeadLetterStore,
         name: &str,
         skipped: &[DeadLetter],
-        parked: &mut HashSet<String>,
     ) -> bool {
         let positions: Vec<Position> = skipped.iter().map(|l| l.position).collect();
         if let Err(error) = store.remove(name, &positions).await {
@@ -100,22 +100,16 @@ impl Worker {
         tracing::info!(letters = positions.len(), "skipped dead letters");
         let keys: HashSet<&str> = skipped.iter().filter_map(|l| l.key.as_deref()).collect();
         for key in keys {
-            self.unpark_if_empty(store, name, key, parked).await;
+            self.unpark_if_empty(store, name, key).await;
         }
         true
     }
 
     /// Lets later events of `key` through once none of its letters is left.
-    async fn unpark_if_empty(
-        &mut self,
-        store: &dyn DeadLetterStore,
-        name: &str,
-        key: &str,
-        parked: &mut HashSet<String>,
-    ) {
+    async fn unpark_if_empty(&mut self, store: &dyn DeadLetterStore, name: &str, key: &str) {
         match store.key_letters(name, key, 1).await {
             Ok(left) if left.is_empty() => {
-                parked.remove(key);
+                self.parked.remove(key);
             }
             Ok(_) => {}
             // Still held back: nothing is applied out of order, and the next request on the
@@ -143,36 +137,57 @@ impl Worker {
                 return false;
             }
         };
-        let mut ready = Vec::with_capacity(events.len());
+        // The events still in the store; for a key, up to the first one gone (the key's
+        // later events wait behind it).
+        let mut found = Vec::with_capacity(events.len());
         let mut failed: Vec<Rejected> = Vec::new();
         for (letter, event) in letters.iter().zip(events) {
-            let upcast = event.and_then(|event| {
-                self.runner
-                    .options
-                    .upcasters
-                    .upcast(event)
-                    .map_err(|error| error_chain(&error))
-            });
-            match upcast {
-                Ok(event) => ready.push(event),
-                Err(error) => {
-                    failed.push(Rejected::new(letter.position, error));
+            match event {
+                Ok(event) => found.push(event),
+                Err(gone) => {
+                    failed.push(Rejected::new(letter.position, gone));
                     if key.is_some() {
-                        // The key's later events wait behind this one.
                         break;
                     }
                 }
             }
         }
+        // A key's letters are all of one key: its first failure holds back the rest.
+        let Upcast { ready, rejected } = upcast_in_order(
+            &self.runner.options.upcasters,
+            found,
+            |_| None,
+            &HashSet::new(),
+            key.is_some(),
+        );
+        if key.is_some() && !rejected.is_empty() {
+            // The upcast failure comes before the event gone: that one is held back.
+            failed.clear();
+        }
+        failed.extend(
+            rejected
+                .into_iter()
+                .map(|(event, error)| Rejected::new(event.position, error)),
+        );
+        // In the letters' order, as they were read.
+        failed.sort_by_key(|f| letters.iter().position(|l| l.position == f.position));
         let projection = Arc::clone(&self.runner.projection);
         if !ready.is_empty() {
+            // Behind the same breaker as the feed's batches: while it is open the sink is
+            // left alone, and the requests wait for the next look.
+            if !self.breaker.wait_time().is_zero() {
+                return false;
+            }
             match projection.apply(&ready).await {
-                Ok(()) => {}
-                Err(ProjectionError::Poison(rejected)) => failed.extend(rejected),
+                Ok(()) => self.breaker.record_success(),
+                Err(ProjectionError::Poison(rejected)) => {
+                    self.breaker.record_success();
+                    failed.extend(rejected);
+                }
                 Err(ProjectionError::Transient(error)) => {
+                    self.breaker.record_failure();
                     self.note(format!(
-                        "re-driving dead letters failed; trying again: {}",
-                        error_chain(&*error)
+                        "re-driving dead letters failed; trying again: {error}"
                     ));
                     return false;
                 }
@@ -188,7 +203,7 @@ impl Worker {
             .collect();
         if !applied.is_empty() {
             if let Err(error) = projection.make_visible().await {
-                tracing::warn!(error = %error_chain(&*error), "could not make re-driven events visible");
+                tracing::warn!(%error, "could not make re-driven events visible");
             }
             if let Err(error) = store.remove(name, &applied).await {
                 // Applied but still parked: the next look applies them again (idempotent).
@@ -225,7 +240,7 @@ impl Worker {
     /// Reports a problem with dead letters in the status and the log.
     fn note(&self, error: String) {
         tracing::warn!(%error, "dead letters");
-        self.set(|s| s.last_error = Some(error));
+        self.set(|s| s.error(error));
     }
 }
 

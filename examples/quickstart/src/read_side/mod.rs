@@ -6,8 +6,10 @@
 mod elastic;
 mod memory;
 
-use cqrs_core::projection::{FeedSignal, ProjectionHandle, ProjectionRunner, ProjectionStatus};
-use cqrs_core::{BoxError, CheckpointStore, ReadAll};
+use cqrs_core::projection::{
+    FeedSignal, ProjectionHandle, ProjectionRunner, ProjectionStatus, ProjectionStore,
+};
+use cqrs_core::{BoxError, ReadAll};
 use cqrs_elastic::{EsReadModel, Query, Search, SortOrder};
 use elasticsearch::Elasticsearch;
 
@@ -41,21 +43,17 @@ impl ReadSide {
         }
     }
 
-    /// The summaries in the search node's read model `name`, emptied first, fed by `store`
-    /// (which keeps the checkpoint) and woken by `signal`.
-    pub async fn on_node<S>(
+    /// The summaries in the search node's read model `name`, emptied first, fed by `store`,
+    /// which plays every other role of the runner too (checkpoint, lease, dead letters,
+    /// wake-ups).
+    pub async fn on_node(
         client: Elasticsearch,
         name: &str,
-        store: S,
-        signal: impl FeedSignal + 'static,
-    ) -> Result<Self, BoxError>
-    where
-        S: ReadAll + CheckpointStore + Clone + 'static,
-    {
+        store: &impl ProjectionStore,
+    ) -> Result<Self, BoxError> {
         let summaries = EsReadModel::new(client.clone(), EsOrderSummaries::new(name))?;
         elastic::reset(summaries.index(), &client).await?;
-        let runner =
-            ProjectionRunner::new(summaries.projector(), store.clone(), store).with_signal(signal);
+        let runner = ProjectionRunner::for_store(summaries.projector(), store);
         Ok(Self {
             runner,
             summaries: Summaries::Node(summaries),

@@ -296,7 +296,7 @@ fn deposit_of(j: u64, documents: u64) -> (u64, Deposit) {
 
 /// Waits (at most a minute) until the runner has applied everything up to `head`.
 async fn caught_up(handle: &ProjectionHandle, head: Position) -> Result<()> {
-    let reached = handle.wait_for(head, Duration::from_secs(60)).await;
+    let reached = handle.wait_for(head, Duration::from_secs(60)).await.is_ok();
     ensure!(
         reached,
         "the runner did not catch up: {:?}",

@@ -20,7 +20,7 @@ use tracing::Instrument;
 
 use crate::{CheckpointStore, Error, FencedSave, Position};
 
-use super::{Lease, LeaseStore, ProjectionStatus};
+use crate::projection::{Lease, LeaseStore, ProjectionStatus};
 
 /// One term of leadership (or, without a lease store, leading unfenced).
 pub(crate) struct Term {
@@ -114,16 +114,11 @@ pub(crate) struct Fence {
 pub(crate) enum SaveError {
     /// The store refused it: the lease has expired or passed on. The term is over.
     LeaseLost,
-    /// The store failed (retry, unless it is [`Error::Unsupported`]).
+    /// The store failed (retry if [`Error::is_transient`]).
     Failed(Error),
 }
 
 impl Fence {
-    /// No lease: saves are unconditional (forward only).
-    pub(crate) fn unfenced() -> Self {
-        Term::unfenced().fence()
-    }
-
     /// Saves `position` as checkpoint `name`: under the lease's epoch if there is one.
     pub(crate) async fn save(
         &self,
@@ -204,7 +199,7 @@ impl Keeper {
                     // Not held until confirmed: try again soon, until the lease would expire.
                     tracing::warn!(%error, "could not renew the lease; trying again");
                     let error = format!("could not renew the lease: {error}");
-                    self.status.send_modify(|s| s.last_error = Some(error));
+                    self.status.send_modify(|s| s.error(error));
                     self.renew_at = Instant::now() + every / 4;
                 }
                 Err(_) => {

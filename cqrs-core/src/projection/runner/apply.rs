@@ -1,0 +1,135 @@
+//! Applying one batch: upcast (holding back the keys of parked events), apply with retries of
+//! transient failures behind the circuit breaker, then hand what was rejected to the poison
+//! policy.
+
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use crate::projection::{BreakerState, ProjectionError, ProjectionState, Rejected};
+use crate::RecordedEvent;
+
+use super::upcast::{upcast_in_order, Upcast};
+use super::worker::{Lead, Worker};
+
+/// What applying a batch did.
+pub(super) struct Applied {
+    /// Events applied.
+    pub(super) count: u64,
+    /// Events parked as dead letters.
+    pub(super) parked: u64,
+    /// How old the batch's last applied event was when it was applied.
+    pub(super) lag: Duration,
+}
+
+impl Applied {
+    /// Nothing applied, nothing parked.
+    pub(super) const NOTHING: Applied = Applied {
+        count: 0,
+        parked: 0,
+        lag: Duration::ZERO,
+    };
+}
+
+impl Worker {
+    /// Counts in the status the events waiting in the feed after the checkpoint, while the
+    /// batch in hand cannot be applied (nothing is reported meanwhile).
+    async fn count_waiting(&self) {
+        let Ok(head) = self.runner.feed.head().await else {
+            return;
+        };
+        self.set(|s| s.lag_events = head.parts().1.saturating_sub(s.position.parts().1));
+    }
+
+    /// Applies one batch: upcasts, holds back events of parked keys, retries transient failures
+    /// behind the breaker, and deals with poison per the policy.
+    pub(super) async fn apply(&mut self, events: Vec<RecordedEvent>) -> Result<Applied, Lead> {
+        let projection = self.runner.projection.clone();
+        let Upcast {
+            mut ready,
+            rejected: mut poison,
+        } = upcast_in_order(
+            &self.runner.options.upcasters,
+            events,
+            |event| projection.key(event),
+            &self.parked,
+            self.runner.poison() == super::PoisonPolicy::Stop,
+        );
+        let lag = ready
+            .last()
+            .map(|e| (OffsetDateTime::now_utc() - e.recorded_at).unsigned_abs())
+            .unwrap_or_default();
+        let rejected = self.apply_with_retries(&ready).await?;
+        self.set(|s| s.breaker = BreakerState::Closed);
+        for Rejected { position, error } in rejected {
+            if let Some(index) = ready.iter().position(|e| e.position == position) {
+                poison.push((ready.remove(index), error));
+            }
+        }
+        if poison.is_empty() {
+            return Ok(Applied {
+                count: ready.len() as u64,
+                parked: 0,
+                lag,
+            });
+        }
+        self.poisoned(ready, poison, lag).await
+    }
+
+    /// Applies `ready`, retrying transient failures with backoff behind the breaker: the
+    /// events the projection rejected as poison, or why leading ends.
+    async fn apply_with_retries(&mut self, ready: &[RecordedEvent]) -> Result<Vec<Rejected>, Lead> {
+        let projection = self.runner.projection.clone();
+        let mut attempt = 0u32;
+        loop {
+            if ready.is_empty() {
+                return Ok(Vec::new());
+            }
+            let wait = self.breaker.wait_time();
+            let state = self.breaker.state();
+            self.set(|s| s.breaker = state);
+            if !wait.is_zero() {
+                self.set(|s| s.state = ProjectionState::Retrying);
+                if !self.stop.pause(wait).await {
+                    return Err(Lead::Stopped);
+                }
+                continue;
+            }
+            let outcome = projection.apply(ready).await;
+            let breaker = &mut self.breaker;
+            match outcome {
+                Ok(()) => {
+                    breaker.record_success();
+                    return Ok(Vec::new());
+                }
+                Err(ProjectionError::Poison(rejected)) => {
+                    breaker.record_success();
+                    return Ok(rejected);
+                }
+                Err(ProjectionError::Transient(error)) => {
+                    breaker.record_failure();
+                    let state = breaker.state();
+                    attempt = attempt.saturating_add(1);
+                    let text = error.to_string();
+                    tracing::warn!(attempt, error = %text, "transient projection failure");
+                    self.set(|s| {
+                        s.state = ProjectionState::Retrying;
+                        s.breaker = state;
+                        s.error(text);
+                    });
+                    self.count_waiting().await;
+                    if attempt >= self.runner.options.retry.max_attempts() {
+                        return Err(Lead::Failed("retries exhausted".to_owned()));
+                    }
+                    if !self
+                        .stop
+                        .pause(self.runner.options.retry.delay(attempt))
+                        .await
+                    {
+                        return Err(Lead::Stopped);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! [`ProjectionHandle`]: a running projection's status and stop switch, and the supervisor
+//! that turns a worker's panic into a `Failed` status.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::projection::{ProjectionState, ProjectionStatus};
+use crate::Position;
+
+/// Why [`ProjectionHandle::wait_for`] returned before the projection reached the position,
+/// with its status then.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum WaitError {
+    /// The projection failed: it will not get there without an operator.
+    #[error(
+        "projection {} failed at {}: {}",
+        .0.name,
+        .0.position,
+        .0.last_error.as_deref().unwrap_or("no error recorded")
+    )]
+    Failed(Box<ProjectionStatus>),
+    /// The projection was shut down.
+    #[error("projection {} stopped at {}", .0.name, .0.position)]
+    Stopped(Box<ProjectionStatus>),
+    /// It did not get there in time.
+    #[error(
+        "projection {} did not get there in time: it is {} at {}{}",
+        .0.name,
+        .0.state,
+        .0.position,
+        .0.last_error.as_deref().map(|e| format!(", last error: {e}")).unwrap_or_default()
+    )]
+    TimedOut(Box<ProjectionStatus>),
+}
+
+impl WaitError {
+    /// The projection's status when waiting ended.
+    pub fn status(&self) -> &ProjectionStatus {
+        match self {
+            WaitError::Failed(status)
+            | WaitError::Stopped(status)
+            | WaitError::TimedOut(status) => status,
+        }
+    }
+}
+
+/// A running projection: its status, and how to stop it.
+#[derive(Debug)]
+pub struct ProjectionHandle {
+    pub(super) status: watch::Receiver<ProjectionStatus>,
+    pub(super) stop: watch::Sender<bool>,
+    pub(super) task: JoinHandle<()>,
+}
+
+impl ProjectionHandle {
+    /// The status now.
+    pub fn status(&self) -> ProjectionStatus {
+        self.status.borrow().clone()
+    }
+
+    /// Waits until the checkpoint reaches `position` (read-your-writes after a command), at
+    /// most `timeout`: the status then.
+    ///
+    /// # Errors
+    ///
+    /// [`WaitError::Failed`] as soon as the projection has failed (waiting longer could not
+    /// help), [`WaitError::Stopped`] if it was shut down first, [`WaitError::TimedOut`]; each
+    /// with the status at that moment.
+    pub async fn wait_for(
+        &self,
+        position: Position,
+        timeout: Duration,
+    ) -> Result<ProjectionStatus, WaitError> {
+        let reached = self.wait_until(|s| s.position >= position);
+        match tokio::time::timeout(timeout, reached).await {
+            Ok(Some(status)) => Ok(status),
+            Err(_) => Err(WaitError::TimedOut(Box::new(self.status()))),
+            Ok(None) => {
+                let status = Box::new(self.status());
+                Err(match status.state {
+                    ProjectionState::Failed => WaitError::Failed(status),
+                    _ => WaitError::Stopped(status),
+                })
+            }
+        }
+    }
+
+    /// Waits until the status satisfies `condition`, or the projection task ends (then `None`).
+    pub async fn wait_until(
+        &self,
+        condition: impl Fn(&ProjectionStatus) -> bool,
+    ) -> Option<ProjectionStatus> {
+        let mut status = self.status.clone();
+        loop {
+            {
+                let now = status.borrow_and_update();
+                if condition(&now) {
+                    return Some(now.clone());
+                }
+                if matches!(
+                    now.state,
+                    ProjectionState::Stopped | ProjectionState::Failed
+                ) {
+                    return None;
+                }
+            }
+            if status.changed().await.is_err() {
+                let last = status.borrow().clone();
+                return condition(&last).then_some(last);
+            }
+        }
+    }
+
+    /// Stops gracefully: the batch in hand is finished (or abandoned mid-retry, its checkpoint
+    /// not moved), the lease released.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        if let Err(error) = self.task.await {
+            tracing::error!(%error, "projection task ended abnormally");
+        }
+    }
+
+    /// Kills the task at once, as a crash would: no checkpoint saved, no lease released.
+    pub fn abort(self) {
+        self.task.abort();
+    }
+}
+
+/// Waits for the worker task; a panic in it leaves the status `Failed` with the panic's
+/// message (health checks see it), where it would otherwise stay at whatever it said last.
+/// Aborting this task aborts the worker too.
+pub(super) async fn supervise(
+    worker: JoinHandle<()>,
+    status: Arc<watch::Sender<ProjectionStatus>>,
+) {
+    let mut worker = AbortOnDrop(worker);
+    let Err(error) = (&mut worker.0).await else {
+        return;
+    };
+    let Ok(panic) = error.try_into_panic() else {
+        return; // Cancelled: only by an abort, which ends this task too.
+    };
+    let message = panic_message(&*panic);
+    tracing::error!(panic = %message, "projection worker panicked");
+    status.send_modify(|s| {
+        s.state = ProjectionState::Failed;
+        s.error(format!("worker panicked: {message}"));
+    });
+}
+
+/// The message a panic was raised with.
+pub(super) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|m| (*m).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
+}
+
+/// A task aborted when this is dropped.
+pub(super) struct AbortOnDrop<T = ()>(pub(super) JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}

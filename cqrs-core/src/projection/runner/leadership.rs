@@ -1,0 +1,59 @@
+//! Keeping the lease: waiting until this worker holds it (standing by while another does),
+//! starting a [`Term`] that renews it beside the work, and releasing it when leading ends.
+
+use crate::projection::ProjectionState;
+
+use super::term::Term;
+use super::worker::{Lead, Worker};
+
+impl Worker {
+    /// Waits until this worker holds the lease (at once without a lease store), and starts
+    /// its term. `Err` when asked to stop meanwhile, or on a store error a retry cannot cure.
+    pub(super) async fn hold_lease(&mut self, name: &str) -> Result<Term, Lead> {
+        let Some(leases) = self.runner.leases.clone() else {
+            return match self.stop.stopping() {
+                true => Err(Lead::Stopped),
+                false => Ok(Term::unfenced()),
+            };
+        };
+        let ttl = self.runner.options.lease_ttl;
+        loop {
+            if self.stop.stopping() {
+                return Err(Lead::Stopped);
+            }
+            let asked_at = tokio::time::Instant::now();
+            let acquired = tokio::select! {
+                acquired = leases.try_acquire(name, &self.runner.options.owner, ttl) => acquired,
+                // A store that does not answer must not hold up a shutdown.
+                () = self.stop.requested() => return Err(Lead::Stopped),
+            };
+            match acquired {
+                Ok(Some(lease)) => {
+                    let status = self.status.clone();
+                    return Ok(Term::start(leases, lease, asked_at, ttl, status));
+                }
+                Ok(None) => self.set(|s| s.state = ProjectionState::Standby),
+                Err(error) if !error.is_transient() => {
+                    return Err(Lead::failed("could not take the lease", &error));
+                }
+                Err(error) => self.set(|s| s.error(error.to_string())),
+            }
+            if !self.stop.pause(ttl / 3).await {
+                return Err(Lead::Stopped);
+            }
+        }
+    }
+
+    /// Releases the lease of `term`, if it holds one.
+    pub(super) async fn release(&self, term: &Term) {
+        if let (Some(leases), Some(lease)) = (&self.runner.leases, term.lease()) {
+            // Bounded: a store that does not answer lets the lease expire instead.
+            let ttl = self.runner.options.lease_ttl;
+            match tokio::time::timeout(ttl, leases.release(lease)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::warn!(%error, "could not release the lease"),
+                Err(_) => tracing::warn!("releasing the lease did not answer; it will expire"),
+            }
+        }
+    }
+}

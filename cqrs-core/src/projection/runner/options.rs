@@ -1,0 +1,142 @@
+//! [`RunnerOptions`] and [`PoisonPolicy`]: how a runner reads, retries and shares work.
+
+use std::time::Duration;
+
+use crate::{RetryPolicy, Upcasters};
+
+/// What the runner does with an event the projection can never apply.
+///
+/// The default depends on the runner: [`Park`](Self::Park) when it was given a dead-letter
+/// store ([`ProjectionRunner::with_dead_letters`], or
+/// [`ProjectionRunner::for_store`], which gives it one), [`Stop`](Self::Stop) otherwise. A
+/// policy set with [`RunnerOptions::poison`] wins.
+///
+/// [`ProjectionRunner::with_dead_letters`]: super::ProjectionRunner::with_dead_letters
+/// [`ProjectionRunner::for_store`]: super::ProjectionRunner::for_store
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PoisonPolicy {
+    /// Stop the projection (state `Failed`) with the checkpoint just before the event, so an
+    /// operator can fix the cause and restart. The default without a dead-letter store.
+    Stop,
+    /// Park the event as a dead letter, park later events with the same key too (so each
+    /// document keeps its order), and go on. The default with a dead-letter store; without
+    /// one, the projection fails at the first poison event.
+    Park,
+}
+
+/// How a [`ProjectionRunner`](super::ProjectionRunner) reads, retries and shares work.
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct RunnerOptions {
+    pub(super) batch_size: usize,
+    pub(super) buffered_batches: usize,
+    pub(super) poll_interval: Duration,
+    pub(super) retry: RetryPolicy,
+    pub(super) breaker_threshold: u32,
+    pub(super) breaker_open_for: Duration,
+    /// `None`: [`PoisonPolicy::Park`] with a dead-letter store, [`PoisonPolicy::Stop`] without.
+    pub(super) poison: Option<PoisonPolicy>,
+    pub(super) lease_ttl: Duration,
+    pub(super) owner: String,
+    pub(super) checkpoint_name: Option<String>,
+    pub(super) upcasters: Upcasters,
+    pub(super) checkpoint_interval: Duration,
+}
+
+impl Default for RunnerOptions {
+    /// Batches of 500, two batches read ahead, a poll every second when idle, transient
+    /// failures retried without end from 50 ms up to 10 s, a breaker opening for 5 s after 5
+    /// failures in a row, poison parked when the runner has a dead-letter store and stopping
+    /// the projection otherwise, leases of 10 s, a checkpoint at most
+    /// every 250 ms while catching up.
+    fn default() -> Self {
+        Self {
+            batch_size: 500,
+            buffered_batches: 2,
+            poll_interval: Duration::from_secs(1),
+            retry: RetryPolicy::new(u32::MAX)
+                .with_delays(Duration::from_millis(50), Duration::from_secs(10)),
+            breaker_threshold: 5,
+            breaker_open_for: Duration::from_secs(5),
+            poison: None,
+            lease_ttl: Duration::from_secs(10),
+            owner: format!("{}-{}", std::process::id(), uuid::Uuid::now_v7().simple()),
+            checkpoint_name: None,
+            upcasters: Upcasters::new(),
+            checkpoint_interval: Duration::from_millis(250),
+        }
+    }
+}
+
+impl RunnerOptions {
+    /// The defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Events per feed read and per `apply` (small batches that queued up while the projection
+    /// was busy are applied together, up to twice this many).
+    pub fn batch_size(mut self, events: usize) -> Self {
+        self.batch_size = events.max(1);
+        self
+    }
+    /// How many batches the reader may fetch ahead of the projection (the bulkhead's buffer).
+    pub fn buffered_batches(mut self, batches: usize) -> Self {
+        self.buffered_batches = batches.max(1);
+        self
+    }
+    /// How often to look for new events when no signal comes.
+    pub fn poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = interval;
+        self
+    }
+    /// Backoff for transient failures.
+    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+    /// The circuit breaker: opens after `threshold` failures in a row, for `open_for`.
+    pub fn breaker(mut self, threshold: u32, open_for: Duration) -> Self {
+        self.breaker_threshold = threshold;
+        self.breaker_open_for = open_for;
+        self
+    }
+    /// What to do with poison events. Default: [`PoisonPolicy::Park`] when the runner has a
+    /// dead-letter store, [`PoisonPolicy::Stop`] when it has none.
+    pub fn poison(mut self, policy: PoisonPolicy) -> Self {
+        self.poison = Some(policy);
+        self
+    }
+    /// How long a lease lasts without renewal. A keeper task renews it every third of that,
+    /// beside the work; a worker that cannot confirm its lease before it expires stops
+    /// leading at once (its apply in flight is dropped, nothing more is saved).
+    pub fn lease_ttl(mut self, ttl: Duration) -> Self {
+        self.lease_ttl = ttl;
+        self
+    }
+    /// This worker's name in leases (default: process id and a random suffix).
+    pub fn owner(mut self, owner: impl Into<String>) -> Self {
+        self.owner = owner.into();
+        self
+    }
+    /// The checkpoint's name (default: the projection's name). A rebuild uses its own.
+    pub fn checkpoint_name(mut self, name: impl Into<String>) -> Self {
+        self.checkpoint_name = Some(name.into());
+        self
+    }
+    /// Upcasts events before the projection sees them.
+    pub fn upcasters(mut self, upcasters: Upcasters) -> Self {
+        self.upcasters = upcasters;
+        self
+    }
+    /// While catching up (full batches back to back), settle applied batches (make them
+    /// visible, save the checkpoint) at most this often, as one: a catch-up of many batches
+    /// then costs a few checkpoint commits, not one per batch. A batch that reaches the head
+    /// of the feed settles at once, so a live projection's readers wait for nothing more, and
+    /// none waits longer than this. A crash replays at most this much more (the projections
+    /// the framework ships are idempotent). `Duration::ZERO` settles every batch.
+    pub fn checkpoint_interval(mut self, interval: Duration) -> Self {
+        self.checkpoint_interval = interval;
+        self
+    }
+}

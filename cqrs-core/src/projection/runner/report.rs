@@ -1,0 +1,93 @@
+//! Reporting settled batches in the status: position, counts, lag, and whether the
+//! projection is catching up.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+use crate::projection::{ProjectionState, ProjectionStatus};
+use crate::{Position, ReadAll};
+
+use super::apply::Applied;
+
+/// A batch applied: the position to save and what to report once it is saved.
+pub(super) struct Done {
+    pub(super) next: Position,
+    /// A full batch: catching up.
+    pub(super) full: bool,
+    pub(super) applied: Applied,
+}
+
+impl Done {
+    /// This batch and the `later` one, reported as one.
+    pub(super) fn then(self, later: Done) -> Done {
+        Done {
+            next: later.next,
+            full: later.full,
+            applied: Applied {
+                count: self.applied.count + later.applied.count,
+                parked: self.applied.parked + later.applied.parked,
+                lag: later.applied.lag,
+            },
+        }
+    }
+}
+
+/// Reports settled batches.
+pub(super) struct Reporter {
+    status: Arc<watch::Sender<ProjectionStatus>>,
+    /// Asked for its head (the lag in events) at most once a second.
+    feed: Arc<dyn ReadAll>,
+    last_head_check: Instant,
+}
+
+impl Reporter {
+    pub(super) fn new(
+        status: Arc<watch::Sender<ProjectionStatus>>,
+        feed: Arc<dyn ReadAll>,
+    ) -> Self {
+        Self {
+            status,
+            feed,
+            last_head_check: Instant::now() - Duration::from_secs(60),
+        }
+    }
+
+    /// Reports a batch whose checkpoint is saved: position, counts, lag, and whether it is
+    /// catching up (a full batch; the lag in events is asked of the feed at most once a
+    /// second).
+    pub(super) async fn report(&mut self, batch: &Done) {
+        let Done {
+            next,
+            full,
+            ref applied,
+        } = *batch;
+        let lag_events = if full && self.last_head_check.elapsed() >= Duration::from_secs(1) {
+            self.last_head_check = Instant::now();
+            self.feed
+                .head()
+                .await
+                .ok()
+                .map(|head| head.parts().1.saturating_sub(next.parts().1))
+        } else {
+            None
+        };
+        self.status.send_modify(|s| {
+            s.state = if full {
+                ProjectionState::CatchingUp
+            } else {
+                ProjectionState::Running
+            };
+            s.position = next;
+            s.applied += applied.count;
+            s.parked += applied.parked;
+            s.lag = applied.lag;
+            if let Some(lag_events) = lag_events {
+                s.lag_events = lag_events;
+            } else if !full {
+                s.lag_events = 0;
+            }
+        });
+    }
+}

@@ -1,0 +1,167 @@
+//! What a projection's status says while its sink is down and after: the events waiting are
+//! counted (also while it retries), waiting for a position ends as soon as the projection has
+//! failed and says so, and the last error says when it happened.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use cqrs_core::projection::{
+    PoisonPolicy, Projection, ProjectionError, ProjectionRunner, ProjectionState, Rejected,
+    RunnerOptions, WaitError,
+};
+use cqrs_core::{
+    AppendEvents, ExpectedVersion, InMemoryEventStore, NewEvent, Position, RecordedEvent,
+    RetryPolicy, StreamId,
+};
+use serde_json::json;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// Down (failing transiently) while `down` is set; refuses events without an `n` as poison.
+#[derive(Clone, Default)]
+struct Sink {
+    down: Arc<AtomicBool>,
+}
+
+#[async_trait]
+impl Projection for Sink {
+    fn name(&self) -> &str {
+        "sink"
+    }
+
+    async fn apply(&self, events: &[RecordedEvent]) -> Result<(), ProjectionError> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(ProjectionError::Transient("search node unreachable".into()));
+        }
+        let rejected: Vec<_> = events
+            .iter()
+            .filter(|e| e.payload["n"].as_i64().is_none())
+            .map(|e| Rejected::new(e.position, "no n in payload"))
+            .collect();
+        if rejected.is_empty() {
+            Ok(())
+        } else {
+            Err(ProjectionError::Poison(rejected))
+        }
+    }
+}
+
+async fn append(store: &InMemoryEventStore, payload: serde_json::Value) -> Position {
+    store
+        .append(
+            &StreamId::new("s-1").expect("id"),
+            ExpectedVersion::Any,
+            vec![NewEvent::new("Counted", 1, payload)],
+        )
+        .await
+        .expect("append")
+        .position
+}
+
+fn options() -> RunnerOptions {
+    RunnerOptions::new()
+        .poll_interval(Duration::from_millis(20))
+        .retry(
+            RetryPolicy::new(u32::MAX)
+                .with_delays(Duration::from_millis(5), Duration::from_millis(20)),
+        )
+        .breaker(1000, Duration::from_millis(10))
+}
+
+#[tokio::test]
+async fn the_events_waiting_are_counted_while_the_sink_is_down() {
+    let store = InMemoryEventStore::new();
+    let sink = Sink::default();
+    sink.down.store(true, Ordering::SeqCst);
+    for n in 0..5 {
+        append(&store, json!({ "n": n })).await;
+    }
+    let handle = ProjectionRunner::new(sink.clone(), store.clone(), store.clone())
+        .with_options(options())
+        .spawn();
+    let retrying = tokio::time::timeout(
+        WAIT,
+        handle.wait_until(|s| s.state == ProjectionState::Retrying && s.lag_events > 0),
+    )
+    .await;
+    let status = handle.status();
+    assert!(
+        matches!(retrying, Ok(Some(_))),
+        "while retrying, the status counts the 5 events waiting: {status:?}"
+    );
+    assert_eq!(status.lag_events, 5, "{status:?}");
+    sink.down.store(false, Ordering::SeqCst);
+    let last = append(&store, json!({ "n": 5 })).await;
+    let reached = handle.wait_for(last, WAIT).await.expect("caught up");
+    assert_eq!(reached.lag_events, 0, "{reached:?}");
+    handle.shutdown().await;
+}
+
+#[tokio::test]
+async fn waiting_for_a_position_ends_when_the_projection_fails_and_says_so() {
+    let store = InMemoryEventStore::new();
+    append(&store, json!({ "n": 1 })).await;
+    append(&store, json!({ "oops": true })).await;
+    let beyond = append(&store, json!({ "n": 3 })).await;
+    let handle = ProjectionRunner::new(Sink::default(), store.clone(), store.clone())
+        .with_options(options().poison(PoisonPolicy::Stop))
+        .spawn();
+    let started = Instant::now();
+    let waited = handle.wait_for(beyond, Duration::from_secs(60)).await;
+    assert!(started.elapsed() < WAIT, "waited {:?}", started.elapsed());
+    match waited {
+        Err(WaitError::Failed(status)) => {
+            assert_eq!(status.state, ProjectionState::Failed);
+            let error = WaitError::Failed(status.clone()).to_string();
+            assert!(error.contains("no n in payload"), "{error}");
+        }
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    handle.shutdown().await;
+}
+
+#[tokio::test]
+async fn waiting_past_the_timeout_says_where_the_projection_is() {
+    let store = InMemoryEventStore::new();
+    let sink = Sink::default();
+    sink.down.store(true, Ordering::SeqCst);
+    let position = append(&store, json!({ "n": 1 })).await;
+    let handle = ProjectionRunner::new(sink, store.clone(), store.clone())
+        .with_options(options())
+        .spawn();
+    match handle.wait_for(position, Duration::from_millis(200)).await {
+        Err(WaitError::TimedOut(status)) => {
+            assert_eq!(status.position, Position::START, "{status:?}");
+        }
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    handle.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_last_error_says_when_it_happened() {
+    let store = InMemoryEventStore::new();
+    let sink = Sink::default();
+    sink.down.store(true, Ordering::SeqCst);
+    let before = time::OffsetDateTime::now_utc();
+    append(&store, json!({ "n": 1 })).await;
+    let handle = ProjectionRunner::new(sink.clone(), store.clone(), store.clone())
+        .with_options(options())
+        .spawn();
+    let failing = tokio::time::timeout(WAIT, handle.wait_until(|s| s.last_error.is_some()))
+        .await
+        .expect("an error is reported")
+        .expect("still running");
+    let at = failing.last_error_at.expect("the error's time");
+    assert!(at >= before, "{at} is before the outage began ({before})");
+    sink.down.store(false, Ordering::SeqCst);
+    let last = append(&store, json!({ "n": 2 })).await;
+    let recovered = handle.wait_for(last, WAIT).await.expect("recovered");
+    assert_eq!(recovered.state, ProjectionState::Running);
+    // The error stays as history, with its time: older than the recovery.
+    let last_at = recovered.last_error_at.expect("kept");
+    assert!(last_at >= at && last_at <= time::OffsetDateTime::now_utc());
+    handle.shutdown().await;
+}
