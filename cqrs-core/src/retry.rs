@@ -11,7 +11,7 @@ use std::time::Duration;
 /// use cqrs_core::RetryPolicy;
 /// use std::time::Duration;
 ///
-/// let policy = RetryPolicy::new(5).with_delays(Duration::from_millis(10), Duration::from_secs(1));
+/// let policy = RetryPolicy::new(5).delays(Duration::from_millis(10), Duration::from_secs(1));
 /// assert_eq!(policy.max_attempts(), 5);
 /// assert!(policy.delay(3) <= Duration::from_millis(40));
 /// ```
@@ -39,7 +39,7 @@ impl RetryPolicy {
 
     /// Sets the first delay's ceiling and the cap on all delays.
     #[must_use]
-    pub fn with_delays(mut self, initial: Duration, max: Duration) -> Self {
+    pub fn delays(mut self, initial: Duration, max: Duration) -> Self {
         self.initial_delay = initial;
         self.max_delay = max.max(initial);
         self
@@ -81,8 +81,7 @@ mod tests {
 
     #[test]
     fn ceilings_double_up_to_the_cap() {
-        let p =
-            RetryPolicy::new(20).with_delays(Duration::from_millis(2), Duration::from_millis(50));
+        let p = RetryPolicy::new(20).delays(Duration::from_millis(2), Duration::from_millis(50));
         assert_eq!(p.ceiling(1), Duration::from_millis(2));
         assert_eq!(p.ceiling(2), Duration::from_millis(4));
         assert_eq!(p.ceiling(5), Duration::from_millis(32));

@@ -98,8 +98,7 @@ async fn transient_failures_beyond_the_retry_policy_fail_the_projection() {
                 // The breaker never opens here: only the retry policy decides.
                 .breaker(100, Duration::from_millis(1))
                 .retry(
-                    RetryPolicy::new(3)
-                        .with_delays(Duration::from_millis(1), Duration::from_millis(2)),
+                    RetryPolicy::new(3).delays(Duration::from_millis(1), Duration::from_millis(2)),
                 ),
         )
         .spawn();

@@ -76,7 +76,7 @@ async fn one_event(store: &InMemoryEventStore) -> Position {
 
 fn quick_retries() -> RunnerOptions {
     RunnerOptions::new().retry(
-        RetryPolicy::new(u32::MAX).with_delays(Duration::from_millis(1), Duration::from_millis(5)),
+        RetryPolicy::new(u32::MAX).delays(Duration::from_millis(1), Duration::from_millis(5)),
     )
 }
 

@@ -99,8 +99,7 @@ fn options(fixed: Arc<AtomicBool>) -> RunnerOptions {
         .batch_size(7)
         .poll_interval(Duration::from_millis(20))
         .retry(
-            RetryPolicy::new(u32::MAX)
-                .with_delays(Duration::from_millis(1), Duration::from_millis(5)),
+            RetryPolicy::new(u32::MAX).delays(Duration::from_millis(1), Duration::from_millis(5)),
         )
         .poison(PoisonPolicy::Park)
         .upcasters(upcasters(fixed))

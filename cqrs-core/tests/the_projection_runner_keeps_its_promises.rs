@@ -162,8 +162,7 @@ fn fast() -> RunnerOptions {
         .batch_size(7)
         .poll_interval(Duration::from_millis(20))
         .retry(
-            RetryPolicy::new(u32::MAX)
-                .with_delays(Duration::from_millis(1), Duration::from_millis(5)),
+            RetryPolicy::new(u32::MAX).delays(Duration::from_millis(1), Duration::from_millis(5)),
         )
 }
 

@@ -61,9 +61,7 @@ async fn a_command_that_always_conflicts_fails_with_conflict_after_max_attempts(
         decisions: AtomicU32::new(0),
     });
     let contested = Repository::<Contested, _>::with_services(store.clone(), interloper.clone())
-        .with_retry(
-            RetryPolicy::new(4).with_delays(Duration::from_millis(1), Duration::from_millis(1)),
-        );
+        .with_retry(RetryPolicy::new(4).delays(Duration::from_millis(1), Duration::from_millis(1)));
     let outcome = contested
         .execute("contested", &TallyCommand::Add(vec![100]))
         .await;

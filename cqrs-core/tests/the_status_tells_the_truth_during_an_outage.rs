@@ -64,8 +64,7 @@ fn options() -> RunnerOptions {
     RunnerOptions::new()
         .poll_interval(Duration::from_millis(20))
         .retry(
-            RetryPolicy::new(u32::MAX)
-                .with_delays(Duration::from_millis(5), Duration::from_millis(20)),
+            RetryPolicy::new(u32::MAX).delays(Duration::from_millis(5), Duration::from_millis(20)),
         )
         .breaker(1000, Duration::from_millis(10))
 }

@@ -70,8 +70,3 @@ pub use refresh::RefreshPolicy;
 pub use search::{Hit, Page, Search, SortOrder};
 #[doc(inline)]
 pub use settings::IndexSettings;
-
-/// The query half of a read model, under its old name: use [`EsQueries`], or [`EsReadModel`]
-/// for the whole read model.
-#[deprecated(note = "renamed EsQueries; EsReadModel is the whole read model")]
-pub type ReadModel<T> = EsQueries<T>;

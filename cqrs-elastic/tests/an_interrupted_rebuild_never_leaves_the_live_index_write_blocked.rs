@@ -76,7 +76,7 @@ fn live_runner(
                 .poll_interval(Duration::from_millis(50))
                 .retry(
                     RetryPolicy::new(u32::MAX)
-                        .with_delays(Duration::from_millis(20), Duration::from_millis(200)),
+                        .delays(Duration::from_millis(20), Duration::from_millis(200)),
                 )
                 .breaker(1000, Duration::from_millis(100)),
         )

@@ -89,13 +89,6 @@ impl PgEventStore {
         Ok(Self::new(connect::pool(url, 10).await?))
     }
 
-    /// Renamed [`with_schema`](Self::with_schema): settings of a service object are `with_*`.
-    #[deprecated(note = "renamed to with_schema")]
-    #[must_use]
-    pub fn in_schema(self, schema: PgSchema) -> Self {
-        self.with_schema(schema)
-    }
-
     /// Keeps the tables in `schema` instead of `cqrs`.
     #[must_use]
     pub fn with_schema(mut self, schema: PgSchema) -> Self {

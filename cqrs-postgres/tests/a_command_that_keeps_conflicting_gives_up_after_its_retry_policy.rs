@@ -89,7 +89,7 @@ fn repository(
         handled: handled.clone(),
     };
     let retry =
-        RetryPolicy::new(attempts).with_delays(Duration::from_millis(1), Duration::from_millis(5));
+        RetryPolicy::new(attempts).delays(Duration::from_millis(1), Duration::from_millis(5));
     (
         Repository::with_services(store.clone(), rival).with_retry(retry),
         handled,

@@ -15,7 +15,7 @@ pub fn quick_options() -> RunnerOptions {
         .poll_interval(Duration::from_millis(100))
         .retry(
             RetryPolicy::new(u32::MAX)
-                .with_delays(Duration::from_millis(20), Duration::from_millis(500)),
+                .delays(Duration::from_millis(20), Duration::from_millis(500)),
         )
         .breaker(2, Duration::from_millis(500))
 }

@@ -56,7 +56,7 @@ impl Default for RunnerOptions {
             buffered_batches: 2,
             poll_interval: Duration::from_secs(1),
             retry: RetryPolicy::new(u32::MAX)
-                .with_delays(Duration::from_millis(50), Duration::from_secs(10)),
+                .delays(Duration::from_millis(50), Duration::from_secs(10)),
             breaker_threshold: 5,
             breaker_open_for: Duration::from_secs(5),
             poison: None,
