@@ -7,6 +7,24 @@ use crate::{Position, Result};
 
 use super::InMemoryEventStore;
 
+impl InMemoryEventStore {
+    /// Up to `limit` of `projection`'s letters that `keep` picks, in feed order.
+    fn letters(
+        &self,
+        projection: &str,
+        limit: usize,
+        keep: impl Fn(&DeadLetter) -> bool,
+    ) -> Vec<DeadLetter> {
+        self.read()
+            .dead_letters
+            .iter()
+            .filter(|l| l.projection == projection && keep(l))
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+}
+
 #[async_trait]
 impl DeadLetterStore for InMemoryEventStore {
     async fn park(&self, letter: DeadLetter) -> Result<()> {
@@ -31,14 +49,7 @@ impl DeadLetterStore for InMemoryEventStore {
         after: Position,
         limit: usize,
     ) -> Result<Vec<DeadLetter>> {
-        Ok(self
-            .read()
-            .dead_letters
-            .iter()
-            .filter(|l| l.projection == projection && l.position > after)
-            .take(limit)
-            .cloned()
-            .collect())
+        Ok(self.letters(projection, limit, |l| l.position > after))
     }
 
     async fn parked_keys(&self, projection: &str) -> Result<Vec<String>> {
@@ -58,14 +69,7 @@ impl DeadLetterStore for InMemoryEventStore {
         key: &str,
         limit: usize,
     ) -> Result<Vec<DeadLetter>> {
-        Ok(self
-            .read()
-            .dead_letters
-            .iter()
-            .filter(|l| l.projection == projection && l.key.as_deref() == Some(key))
-            .take(limit)
-            .cloned()
-            .collect())
+        Ok(self.letters(projection, limit, |l| l.key.as_deref() == Some(key)))
     }
 
     async fn request(
