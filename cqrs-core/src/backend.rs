@@ -1,4 +1,5 @@
-//! For store implementers: the checks every backend runs before it writes, and the circuit
+//! For store implementers: the checks every backend runs before it writes, building dead
+//! letters, upcasting with key hold-back for sinks that drive their own reads, and the circuit
 //! breaker a runner or sink puts in front of a failing dependency. Application code does not
 //! need this module.
 
@@ -7,3 +8,27 @@ pub use crate::projection::runner::upcast::{upcast_in_order, Upcast};
 pub use crate::validate::{
     check_batch, check_event_type, BatchCheck, DEFAULT_MAX_PAYLOAD_BYTES, MAX_EVENT_TYPE_LEN,
 };
+
+use time::OffsetDateTime;
+
+use crate::projection::DeadLetter;
+use crate::{Position, StreamId, Version};
+
+/// A dead letter as a store reads it back or a runner parks it: the event's place, the
+/// document key it held back, why it was parked and when. Application code receives letters
+/// from a [`DeadLetterStore`](crate::projection::DeadLetterStore); it never builds them.
+#[allow(clippy::too_many_arguments)]
+pub fn dead_letter(
+    projection: &str,
+    position: Position,
+    stream_id: StreamId,
+    version: Version,
+    event_type: &str,
+    key: Option<String>,
+    error: &str,
+    parked_at: OffsetDateTime,
+) -> DeadLetter {
+    DeadLetter::new(
+        projection, position, stream_id, version, event_type, key, error, parked_at,
+    )
+}

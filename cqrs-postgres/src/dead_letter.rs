@@ -26,7 +26,7 @@ fn letter(projection: &str, row: &PgRow) -> Result<DeadLetter, PgError> {
     let error: &str = row.try_get(6)?;
     let parked_at: OffsetDateTime = row.try_get(7)?;
     let request: Option<&str> = row.try_get(8)?;
-    let mut letter = DeadLetter::new(
+    let mut letter = cqrs_core::backend::dead_letter(
         projection,
         convert::position(transaction_id, row.try_get(1)?)?,
         crate::row::stream(stream_id)?,

@@ -6,7 +6,7 @@
 
 mod support;
 
-use cqrs_core::projection::{DeadLetter, DeadLetterStore};
+use cqrs_core::projection::DeadLetterStore;
 use cqrs_core::{
     AppendEvents, CheckpointStore, CommandId, EventFilter, EventId, ExpectedVersion, Metadata,
     NewEvent, Position, ReadAll, ReadStream, StreamId, Version,
@@ -145,7 +145,7 @@ async fn a_restore_into_a_younger_cluster_is_detected_and_repaired_in_feed_order
         .await
         .expect("save a checkpoint");
     source
-        .park(DeadLetter::new(
+        .park(cqrs_core::backend::dead_letter(
             "halfway",
             before[2].1,
             stream("acct-c"),

@@ -70,9 +70,9 @@ pub enum LetterTarget {
 }
 
 impl DeadLetter {
-    /// A dead letter, for stores and runners.
+    /// A dead letter, for stores and runners: see [`backend::dead_letter`](crate::backend::dead_letter).
     #[allow(clippy::too_many_arguments)]
-    pub fn new(
+    pub(crate) fn new(
         projection: &str,
         position: Position,
         stream_id: StreamId,
