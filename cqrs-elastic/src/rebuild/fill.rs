@@ -375,3 +375,60 @@ impl ReadStream for Letters {
         Ok(Vec::new())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn letter(major: u64, key: &str) -> DeadLetter {
+        DeadLetter::new(
+            "accounts@v2#u",
+            Position::from_parts(major, 0),
+            StreamId::new(key).unwrap(),
+            Version::new(major),
+            "Corrupt",
+            Some(key.to_owned()),
+            "no such event",
+            time::OffsetDateTime::UNIX_EPOCH,
+        )
+    }
+
+    #[tokio::test]
+    async fn with_skip_poison_letters_are_kept_once_and_hold_their_keys_back() {
+        let letters = Letters::new(true);
+        for l in [
+            letter(3, "a-1"),
+            letter(3, "a-1"),
+            letter(5, "a-1"),
+            letter(4, "b-1"),
+        ] {
+            letters.park(l).await.unwrap();
+        }
+        let positions: Vec<_> = (letters
+            .dead_letters("x", Position::START, 10)
+            .await
+            .unwrap())
+        .iter()
+        .map(|l| l.position)
+        .collect();
+        assert_eq!(positions, [3, 4, 5].map(|m| Position::from_parts(m, 0)));
+        assert_eq!(letters.parked_keys("x").await.unwrap(), ["a-1", "b-1"]);
+        assert!(letters.requested("x", 10).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn without_skip_poison_the_first_letter_is_refused_and_kept_for_the_error() {
+        let letters = Letters::new(false);
+        let refused = letters.park(letter(3, "a-1")).await.unwrap_err();
+        assert!(
+            !refused.is_transient(),
+            "the runner must not retry it: {refused}"
+        );
+        let kept = lock(&letters.0);
+        assert!(kept.parked.is_empty());
+        assert_eq!(
+            kept.refused,
+            [Rejected::new(Position::from_parts(3, 0), "no such event")]
+        );
+    }
+}
