@@ -20,6 +20,7 @@ pub struct RetryPolicy {
     max_attempts: u32,
     initial_delay: Duration,
     max_delay: Duration,
+    jitter: bool,
 }
 
 impl RetryPolicy {
@@ -29,7 +30,16 @@ impl RetryPolicy {
             max_attempts: max_attempts.max(1),
             initial_delay: Duration::from_millis(1),
             max_delay: Duration::from_millis(100),
+            jitter: true,
         }
+    }
+
+    /// Waits each delay's whole ceiling instead of a random part of it: for a single client
+    /// (a rebuild) whose caller counts on the backoff, where no racing clients need spreading.
+    #[must_use]
+    pub fn without_jitter(mut self) -> Self {
+        self.jitter = false;
+        self
     }
 
     /// One attempt, no retry.
@@ -60,9 +70,13 @@ impl RetryPolicy {
             .map_or(self.max_delay, |d| d.min(self.max_delay))
     }
 
-    /// A jittered delay before retry `retry` (1 for the first retry).
+    /// The delay before retry `retry` (1 for the first retry): jittered unless
+    /// [`without_jitter`](Self::without_jitter).
     pub fn delay(&self, retry: u32) -> Duration {
         let ceiling = self.ceiling(retry);
+        if !self.jitter {
+            return ceiling;
+        }
         let nanos = u64::try_from(ceiling.as_nanos()).unwrap_or(u64::MAX);
         Duration::from_nanos(fastrand::u64(0..=nanos))
     }
@@ -90,6 +104,17 @@ mod tests {
         for retry in 1..40 {
             assert!(p.delay(retry) <= p.ceiling(retry));
         }
+    }
+
+    #[test]
+    fn without_jitter_each_delay_is_its_ceiling() {
+        let p = RetryPolicy::new(5)
+            .with_delays(Duration::from_millis(100), Duration::from_secs(1))
+            .without_jitter();
+        for retry in 1..6 {
+            assert_eq!(p.delay(retry), p.ceiling(retry));
+        }
+        assert_eq!(p.delay(2), Duration::from_millis(200));
     }
 
     #[test]

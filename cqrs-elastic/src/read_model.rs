@@ -172,16 +172,20 @@ impl<P: ElasticProjection> EsReadModel<P> {
     }
 
     /// Rebuilds the read model from the start of `feed` without downtime: see
-    /// [`EsIndex::rebuild`].
+    /// [`EsIndex::rebuild`] (which takes its parts by value: pass `store.clone()`).
     pub async fn rebuild(
         &self,
-        feed: &dyn ReadAll,
-        checkpoints: &dyn CheckpointStore,
+        feed: impl ReadAll + 'static,
+        checkpoints: impl CheckpointStore + 'static,
         options: RebuildOptions,
-    ) -> Result<RebuildReport> {
+    ) -> Result<RebuildReport>
+    where
+        P: 'static,
+    {
+        let projection = Arc::clone(&self.parts.projection);
         self.parts
             .index
-            .rebuild(&*self.parts.projection, feed, checkpoints, options)
+            .rebuild(projection, feed, checkpoints, options)
             .await
     }
 

@@ -27,7 +27,7 @@ async fn a_rebuild_into_a_recreated_index_starts_from_the_beginning() {
     // batch), then stops for good at its third read.
     let (feed, mut paused) = PausingFeed::new(store.clone(), Some(3), None);
     tokio::select! {
-        result = index.rebuild(&accounts, &feed, &store, options()) => {
+        result = index.rebuild(accounts.clone(), feed, store.clone(), options()) => {
             panic!("the first attempt ended: {result:?}")
         }
         step = paused.recv() => assert_eq!(step, Some("read_all")),
@@ -44,7 +44,7 @@ async fn a_rebuild_into_a_recreated_index_starts_from_the_beginning() {
         .unwrap();
     assert!(deleted.status_code().is_success());
     let report = index
-        .rebuild(&accounts, &store, &store, options())
+        .rebuild(accounts.clone(), store.clone(), store.clone(), options())
         .await
         .expect("the second rebuild");
     assert_eq!(report.to.index, half_built);

@@ -21,7 +21,12 @@ async fn a_rebuild_without_the_alias_is_refused_as_alias_missing() {
     let index = EsIndex::for_projection(client.clone(), &accounts).unwrap();
 
     let refused = index
-        .rebuild(&accounts, &store, &store, RebuildOptions::default())
+        .rebuild(
+            accounts.clone(),
+            store.clone(),
+            store.clone(),
+            RebuildOptions::default(),
+        )
         .await;
     match &refused {
         Err(error @ EsError::AliasMissing { alias }) => {
@@ -57,7 +62,12 @@ async fn a_rebuild_over_an_alias_on_a_foreign_index_is_refused_as_unexpected_lay
     let index = EsIndex::for_projection(client.clone(), &accounts).unwrap();
 
     let refused = index
-        .rebuild(&accounts, &store, &store, RebuildOptions::default())
+        .rebuild(
+            accounts.clone(),
+            store.clone(),
+            store.clone(),
+            RebuildOptions::default(),
+        )
         .await;
     match &refused {
         Err(error @ EsError::UnexpectedLayout { name, detail }) => {
@@ -91,7 +101,12 @@ async fn a_rebuild_given_another_projection_is_refused_as_unexpected_layout() {
     };
 
     let refused = index
-        .rebuild(&other, &store, &store, RebuildOptions::default())
+        .rebuild(
+            other.clone(),
+            store.clone(),
+            store.clone(),
+            RebuildOptions::default(),
+        )
         .await;
     match &refused {
         Err(error @ EsError::UnexpectedLayout { name, detail }) => {

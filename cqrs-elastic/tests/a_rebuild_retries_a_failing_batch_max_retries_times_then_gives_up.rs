@@ -27,7 +27,7 @@ async fn a_rebuild_retries_a_failing_batch_max_retries_times_then_gives_up() {
     // A first attempt creates v2 and stops for good at its first look at the feed's head.
     let (feed, mut paused) = PausingFeed::new(store.clone(), None, Some(1));
     tokio::select! {
-        result = index.rebuild(&accounts, &feed, &store, RebuildOptions::default()) => {
+        result = index.rebuild(accounts.clone(), feed, store.clone(), RebuildOptions::default()) => {
             panic!("the first attempt ended: {result:?}")
         }
         step = paused.recv() => assert_eq!(step, Some("head")),
@@ -44,9 +44,9 @@ async fn a_rebuild_retries_a_failing_batch_max_retries_times_then_gives_up() {
     let started = Instant::now();
     let given_up = index
         .rebuild(
-            &accounts,
-            &store,
-            &store,
+            accounts.clone(),
+            store.clone(),
+            store.clone(),
             RebuildOptions::default().max_retries(2),
         )
         .await;

@@ -83,7 +83,12 @@ async fn rebuild(
         settings_while_filling: Arc::default(),
     };
     let report = index
-        .rebuild(&accounts, store, &checkpoints, options)
+        .rebuild(
+            accounts.clone(),
+            store.clone(),
+            checkpoints.clone(),
+            options,
+        )
         .await
         .expect("rebuild");
     assert_eq!(

@@ -44,7 +44,9 @@ async fn a_rebuild_stopped_by_poison_keeps_the_alias_and_resumes_past_it_with_sk
             .drain(Duration::ZERO)
     };
 
-    let stopped = index.rebuild(&accounts, &store, &store, options()).await;
+    let stopped = index
+        .rebuild(accounts.clone(), store.clone(), store.clone(), options())
+        .await;
     match &stopped {
         Err(error @ EsError::Projection(ProjectionError::Poison(rejected))) => {
             assert!(!error.is_transient(), "poison is not retried: {error:?}");
@@ -69,7 +71,12 @@ async fn a_rebuild_stopped_by_poison_keeps_the_alias_and_resumes_past_it_with_sk
     );
 
     let report = index
-        .rebuild(&accounts, &store, &store, options().skip_poison(true))
+        .rebuild(
+            accounts.clone(),
+            store.clone(),
+            store.clone(),
+            options().skip_poison(true),
+        )
         .await
         .expect("the rebuild skipping poison");
     assert_eq!(

@@ -52,7 +52,7 @@ async fn a_rebuild_upcasts_old_events_like_the_live_runner() {
     let index = EsIndex::for_projection(client.clone(), &accounts).unwrap();
     let options = RebuildOptions::default().upcasters(upcasters());
     let report = index
-        .rebuild(&accounts, &store, &store, options)
+        .rebuild(accounts.clone(), store.clone(), store.clone(), options)
         .await
         .expect("the rebuild upcasts the old deposits");
     assert!(report.rejected.is_empty(), "{report:?}");

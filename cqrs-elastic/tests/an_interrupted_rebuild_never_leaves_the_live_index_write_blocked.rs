@@ -115,7 +115,7 @@ async fn a_cancelled_rebuild_releases_the_block_at_once() {
     // A time to live far beyond the test's patience: only the cancellation can release it.
     let options = RebuildOptions::default().write_block_ttl(Duration::from_secs(600));
     let rebuild = run_until_paused(
-        index.rebuild(&accounts, &feed, &store, options),
+        index.rebuild(accounts.clone(), feed, store.clone(), options),
         &mut paused,
     )
     .await;
@@ -148,7 +148,7 @@ async fn a_killed_rebuilds_block_shows_in_status_and_the_next_rebuild_releases_i
     let (feed, mut paused) = PausingFeed::new(store.clone(), None, Some(2));
     let options = RebuildOptions::default().write_block_ttl(Duration::from_secs(600));
     let rebuild = run_until_paused(
-        index.rebuild(&accounts, &feed, &store, options),
+        index.rebuild(accounts.clone(), feed, store.clone(), options),
         &mut paused,
     )
     .await;
@@ -175,7 +175,12 @@ async fn a_killed_rebuilds_block_shows_in_status_and_the_next_rebuild_releases_i
     // The next rebuild releases it as it starts, before filling the new index.
     let (feed, mut paused) = PausingFeed::new(store.clone(), None, Some(1));
     let next = run_until_paused(
-        index.rebuild(&accounts, &feed, &store, RebuildOptions::default()),
+        index.rebuild(
+            accounts.clone(),
+            feed,
+            store.clone(),
+            RebuildOptions::default(),
+        ),
         &mut paused,
     )
     .await;
@@ -200,7 +205,7 @@ async fn a_killed_rebuilds_block_is_released_by_the_live_projector_once_expired(
     let (feed, mut paused) = PausingFeed::new(store.clone(), None, Some(2));
     let options = RebuildOptions::default().write_block_ttl(Duration::from_secs(1));
     let rebuild = run_until_paused(
-        index.rebuild(&accounts, &feed, &store, options),
+        index.rebuild(accounts.clone(), feed, store.clone(), options),
         &mut paused,
     )
     .await;

@@ -195,7 +195,12 @@ async fn an_event_store_failing_under_a_rebuild_is_a_transient_store_error() {
     let index = EsIndex::for_projection(client.clone(), &accounts).unwrap();
 
     let failed = index
-        .rebuild(&accounts, &DownFeed, &store, RebuildOptions::default())
+        .rebuild(
+            accounts.clone(),
+            DownFeed,
+            store.clone(),
+            RebuildOptions::default(),
+        )
         .await;
     match &failed {
         Err(error @ EsError::Store(cqrs_core::Error::Unavailable(_))) => {

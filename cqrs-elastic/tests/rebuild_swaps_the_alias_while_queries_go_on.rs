@@ -114,9 +114,9 @@ async fn rebuild_swaps_the_alias_while_queries_and_the_live_projector_go_on() {
 
     let report = index
         .rebuild(
-            &accounts,
-            &store,
-            &store,
+            accounts.clone(),
+            store.clone(),
+            store.clone(),
             RebuildOptions::default()
                 .batch_size(300)
                 .drain(Duration::from_millis(300)),

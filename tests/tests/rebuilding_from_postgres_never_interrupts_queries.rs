@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use cqrs_core::projection::{ProjectionHandle, ProjectionState};
+use cqrs_core::projection::ProjectionState;
 use cqrs_core::{CheckpointStore, EventFilter, FeedBatch, Position, ReadAll};
 use cqrs_elastic::{EsQueries, Query, RebuildOptions, Search, SortOrder};
 use cqrs_postgres::PgEventStore;
@@ -26,17 +26,18 @@ const PER_GATE: u64 = 3;
 
 /// The PostgreSQL feed as the rebuild reads it, holding the rebuild at two steps: its second
 /// `head` (its last catch-up, after it blocked writes to v1) until the writer placed
-/// [`PER_GATE`] more orders and the live runner failed on the block; its third (after the
-/// swap) until the writer placed [`PER_GATE`] more.
-struct GatedFeed<'a> {
-    store: &'a PgEventStore,
-    live: &'a ProjectionHandle,
+/// [`PER_GATE`] more orders and the live runner failed on the block (`live_blocked`, told by
+/// the test, which watches the live runner); its third (after the swap) until the writer
+/// placed [`PER_GATE`] more. The rebuild owns its feed (it runs in the engine's tasks).
+struct GatedFeed {
+    store: PgEventStore,
+    live_blocked: tokio::sync::watch::Receiver<bool>,
     placed: tokio::sync::watch::Receiver<u64>,
     heads: AtomicUsize,
-    gates_passed: AtomicUsize,
+    gates_passed: Arc<AtomicUsize>,
 }
 
-impl GatedFeed<'_> {
+impl GatedFeed {
     async fn more_orders(&self) {
         let mut placed = self.placed.clone();
         let start = *placed.borrow_and_update();
@@ -48,7 +49,7 @@ impl GatedFeed<'_> {
 }
 
 #[async_trait]
-impl ReadAll for GatedFeed<'_> {
+impl ReadAll for GatedFeed {
     async fn read_all(
         &self,
         after: Position,
@@ -62,13 +63,11 @@ impl ReadAll for GatedFeed<'_> {
         match self.heads.fetch_add(1, Ordering::SeqCst) + 1 {
             2 => {
                 self.more_orders().await;
-                wait_for_status(self.live, PATIENCE, "the live runner blocked on v1", |s| {
-                    s.state == ProjectionState::Retrying
-                        && s.last_error
-                            .as_deref()
-                            .is_some_and(|e| e.contains("write-blocked by a rebuild"))
-                })
-                .await;
+                let mut blocked = self.live_blocked.clone();
+                tokio::time::timeout(PATIENCE, blocked.wait_for(|b| *b))
+                    .await
+                    .expect("the live runner blocked on v1")
+                    .expect("the test watches the live runner");
                 self.gates_passed.fetch_add(1, Ordering::SeqCst);
             }
             3 => {
@@ -186,28 +185,40 @@ async fn rebuilding_from_postgres_never_interrupts_queries() {
             (orders, last.expect("orders during the rebuild"))
         }
     });
+    let (blocked, live_blocked) = tokio::sync::watch::channel(false);
+    let gates_passed = Arc::new(AtomicUsize::new(0));
     let feed = GatedFeed {
-        store: &store,
-        live: &live,
+        store: store.clone(),
+        live_blocked,
         placed: placed_rx,
         heads: AtomicUsize::new(0),
-        gates_passed: AtomicUsize::new(0),
+        gates_passed: gates_passed.clone(),
+    };
+    // The live runner is seen failing on the block while the rebuild holds it.
+    let watch_live = async {
+        wait_for_status(&live, PATIENCE, "the live runner blocked on v1", |s| {
+            s.state == ProjectionState::Retrying
+                && s.last_error
+                    .as_deref()
+                    .is_some_and(|e| e.contains("write-blocked by a rebuild"))
+        })
+        .await;
+        blocked.send_replace(true);
     };
 
-    let report = index
-        .rebuild(
-            &summaries,
-            &feed,
-            &store,
-            RebuildOptions::default()
-                .batch_size(50)
-                .drain(Duration::from_millis(300)),
-        )
-        .await
-        .expect("the rebuild");
+    let rebuild = index.rebuild(
+        summaries.clone(),
+        feed,
+        store.clone(),
+        RebuildOptions::default()
+            .batch_size(50)
+            .drain(Duration::from_millis(300)),
+    );
+    let (report, ()) = tokio::join!(rebuild, watch_live);
+    let report = report.expect("the rebuild");
     writing.store(false, Ordering::SeqCst);
     assert_eq!(
-        feed.gates_passed.load(Ordering::SeqCst),
+        gates_passed.load(Ordering::SeqCst),
         2,
         "orders were placed while v1 was blocked and after the swap"
     );

@@ -89,7 +89,9 @@ async fn rebuild_row(ctx: &Context, db: &Db, name: &str, batch: usize) -> Result
     let meter = CpuMeter::start(node, &db.name).await?;
     let started = Instant::now();
     let timed = TimedStore::new(db.store.clone());
-    let report = accounts.rebuild(&timed, &timed, options).await?;
+    let report = accounts
+        .rebuild(timed.clone(), timed.clone(), options)
+        .await?;
     let elapsed = started.elapsed();
     let cpu = meter.stop(node).await?;
 

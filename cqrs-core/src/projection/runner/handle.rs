@@ -117,9 +117,14 @@ impl ProjectionHandle {
 
     /// Stops gracefully: the batch in hand is finished (or abandoned mid-retry, its checkpoint
     /// not moved), the lease released.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
+        self.stop_and_wait().await;
+    }
+
+    /// Asks the task to stop, and waits until it has.
+    pub(super) async fn stop_and_wait(&mut self) {
         let _ = self.stop.send(true);
-        if let Err(error) = self.task.await {
+        if let Err(error) = (&mut self.task).await {
             tracing::error!(%error, "projection task ended abnormally");
         }
     }

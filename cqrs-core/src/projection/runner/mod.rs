@@ -216,6 +216,10 @@ impl ProjectionRunner {
     /// Applies everything the feed holds now, then returns the checkpoint (for rebuilds, tests
     /// and one-off catch-ups). No lease is taken; poison follows the policy.
     ///
+    /// Dropping the returned future before it ends kills the run, as a crash would: the
+    /// apply in flight is dropped and nothing more is saved (a caller that gives up on a
+    /// catch-up, such as a cancelled rebuild, leaves nothing writing behind it).
+    ///
     /// # Errors
     ///
     /// [`Error::ProjectionFailed`] with the status's last error when the projection failed
@@ -223,12 +227,13 @@ impl ProjectionRunner {
     /// a retry cannot cure); the store's error when its head cannot be read.
     pub async fn catch_up(self) -> Result<Position, Error> {
         let head = self.feed.head().await?;
-        let handle = self.spawn();
-        let reached = handle
+        let mut running = KillOnDrop(self.spawn());
+        let reached = running
+            .0
             .wait_until(|s| s.position >= head || s.state == ProjectionState::Failed)
             .await;
-        let status = handle.status();
-        handle.shutdown().await;
+        let status = running.0.status();
+        running.0.stop_and_wait().await;
         match reached {
             Some(s) if s.state != ProjectionState::Failed => Ok(status.position),
             _ => Err(Error::ProjectionFailed {
@@ -238,5 +243,16 @@ impl ProjectionRunner {
                     .unwrap_or_else(|| "it stopped before reaching the head".to_owned()),
             }),
         }
+    }
+}
+
+/// A run killed when this is dropped before it ended: a catch-up whose caller went away.
+struct KillOnDrop(ProjectionHandle);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        // Aborting the supervisor aborts the worker, and with it the reader and the
+        // settling batches; a run that already ended is left as it is.
+        self.0.task.abort();
     }
 }

@@ -1,13 +1,14 @@
 //! Blue/green rebuilds: fill `{name}_v{n+1}` from the start of the feed while `{name}_v{n}`
 //! serves, then swap the alias atomically and drop the old index. Queries never stop.
 
-use std::collections::HashSet;
-use std::pin::pin;
-use std::time::{Duration, Instant};
+mod fill;
 
-use cqrs_core::backend::{upcast_in_order, Upcast};
-use cqrs_core::projection::{Projection, ProjectionError, Rejected};
-use cqrs_core::{CheckpointStore, Position, ReadAll, RecordedEvent, Upcasters};
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cqrs_core::projection::Rejected;
+use cqrs_core::{CheckpointStore, Position, ReadAll, Upcasters};
 use futures_util::future::{select, Either};
 
 use crate::block::{self, BlockGuard};
@@ -15,6 +16,8 @@ use crate::{
     ElasticProjection, EsError, EsIndex, EsProjector, IndexVersion, ProjectorOptions,
     RefreshPolicy, Result,
 };
+
+use fill::Filler;
 
 /// How [`EsIndex::rebuild`] runs.
 #[derive(Clone, Debug)]
@@ -59,7 +62,8 @@ impl RebuildOptions {
         self
     }
 
-    /// Retries of a batch that failed transiently, with doubling backoff from 100 ms (default 5).
+    /// Retries of a batch that failed transiently, with doubling backoff from 100 ms (up to
+    /// a minute; default 5). Then the rebuild gives up with the batch's last error.
     #[must_use]
     pub fn max_retries(mut self, retries: u32) -> Self {
         self.max_retries = retries;
@@ -118,7 +122,7 @@ pub struct RebuildReport {
     /// uuid the node gave the new index: a resumed rebuild continues only into the index it
     /// was filling.
     pub checkpoint_name: String,
-    /// Events handed to the projector.
+    /// Events handed to the projector: applied, or skipped as poison.
     pub events: u64,
     /// The feed position the new index had reached at the swap's last catch-up.
     pub position: Position,
@@ -152,11 +156,28 @@ impl EsIndex {
     ///
     /// The live projector (writing through the alias) may run throughout, and events may be
     /// appended throughout: none is lost or applied twice.
-    pub async fn rebuild<P: ElasticProjection>(
+    ///
+    /// Each catch-up is the subscription engine's stop-at-head mode,
+    /// [`ProjectionRunner::catch_up`], run with the rebuild's projector, checkpoint,
+    /// upcasters, batch size, checkpoint interval and retries; its poison events are parked
+    /// in memory for the report ([`RebuildOptions::skip_poison`]) or stop the rebuild before
+    /// the swap. The engine runs in its own tasks, so the rebuild takes its parts by value:
+    /// pass clones of cheap handles (`store.clone()`, an `Arc` of the projection).
+    ///
+    /// # Errors
+    ///
+    /// [`EsError::Projection`] with [`ProjectionError::Poison`] naming the event that
+    /// stopped it (without `skip_poison`) or with the projector's transient error once
+    /// [`RebuildOptions::max_retries`] are spent; the store's or the node's errors; a
+    /// projection of another name, or an index without the alias's layout.
+    ///
+    /// [`ProjectionRunner::catch_up`]: cqrs_core::projection::ProjectionRunner::catch_up
+    /// [`ProjectionError::Poison`]: cqrs_core::projection::ProjectionError::Poison
+    pub async fn rebuild<P: ElasticProjection + 'static>(
         &self,
-        projection: &P,
-        feed: &dyn ReadAll,
-        checkpoints: &dyn CheckpointStore,
+        projection: P,
+        feed: impl ReadAll + 'static,
+        checkpoints: impl CheckpointStore + 'static,
         options: RebuildOptions,
     ) -> Result<RebuildReport> {
         if projection.name() != self.name() {
@@ -192,6 +213,7 @@ impl EsIndex {
             .with_target_index(to.index.clone())
             .with_checkpoint_name(checkpoint_name.clone())
             .with_options(ProjectorOptions::default().refresh(RefreshPolicy::None));
+        let filler = Filler::new(projector, Arc::new(feed), Arc::new(checkpoints), &options);
         let mut report = RebuildReport {
             from,
             to,
@@ -202,7 +224,7 @@ impl EsIndex {
         };
         tracing::info!(from = %report.from.index, to = %report.to.index, "rebuild started");
 
-        catch_up(&projector, feed, checkpoints, &options, &mut report).await?;
+        report.position = filler.catch_up().await?;
         self.set_filling(&report.to.index, false).await?;
         // Freeze the old index before the last catch-up: the live projector's writes into it
         // now fail (transiently, it retries) until the alias points to the new index. So every
@@ -216,7 +238,7 @@ impl EsIndex {
         let guard = BlockGuard::new(client.clone(), old.clone());
         let (old, owner) = (old.clone(), owner.clone());
         let swap = async {
-            catch_up(&projector, feed, checkpoints, &options, &mut report).await?;
+            report.position = filler.catch_up().await?;
             self.refresh(&report.to.index).await?;
             // A rebuild stalled past its block's time to live may have lost the block to a
             // projector that took it for abandoned: then the last catch-up may lack writes.
@@ -247,7 +269,14 @@ impl EsIndex {
         guard.disarm();
         tracing::info!(alias = %self.name(), to = %report.to.index, "alias swapped");
 
-        catch_up(&projector, feed, checkpoints, &options, &mut report).await?;
+        report.position = filler.catch_up().await?;
+        (report.events, report.rejected) = (filler.events(), filler.skipped());
+        if !report.rejected.is_empty() {
+            tracing::warn!(
+                events = report.rejected.len(),
+                "rebuild skipped poison events"
+            );
+        }
         // What the last catch-up wrote is searchable before the rebuild returns.
         self.refresh(&report.to.index).await?;
         tokio::time::sleep(options.drain).await;
@@ -261,173 +290,4 @@ impl EsIndex {
 /// node created with `uuid`.
 fn checkpoint_name(name: &str, version: u32, uuid: &str) -> String {
     format!("{name}@v{version}#{uuid}")
-}
-
-/// Drives `projector` from its checkpoint to the feed's head as it is now, reading each batch
-/// while the one before is written, and saving the checkpoint after the first batch, every
-/// [`RebuildOptions::checkpoint_interval`] and at the end, each time after the batches it
-/// covers are written.
-async fn catch_up<P: ElasticProjection>(
-    projector: &EsProjector<P>,
-    feed: &dyn ReadAll,
-    checkpoints: &dyn CheckpointStore,
-    options: &RebuildOptions,
-    report: &mut RebuildReport,
-) -> Result<()> {
-    let name = projector.name().to_owned();
-    let head = feed.head().await?;
-    let filter = &projector.filter();
-    let mut checkpoint = checkpoints
-        .load_checkpoint(&name)
-        .await?
-        .unwrap_or(Position::START);
-    // The batch after `after`, or `None` once the head is reached.
-    let read = |after: Position| async move {
-        if after < head {
-            feed.read_all(after, options.batch_size, filter)
-                .await
-                .map(Some)
-        } else {
-            Ok(None)
-        }
-    };
-    let (mut saved, mut last_save) = (checkpoint, None::<Instant>);
-    let mut batch = read(checkpoint).await?;
-    while let Some(current) = batch.take() {
-        if current.events.is_empty() && current.next <= checkpoint {
-            break;
-        }
-        let after = current.next;
-        let write = async {
-            if current.events.is_empty() {
-                return Ok(0);
-            }
-            apply_with_retries(projector, &current.events, options, &mut report.rejected)
-                .await
-                .map(|()| current.events.len())
-        };
-        let (written, next) = tokio::join!(write, read(after));
-        report.events += u64::try_from(written?).unwrap_or(u64::MAX);
-        checkpoint = after;
-        batch = next?;
-        if last_save.is_none_or(|at| at.elapsed() >= options.checkpoint_interval) {
-            checkpoints.save_checkpoint(&name, checkpoint).await?;
-            (saved, last_save) = (checkpoint, Some(Instant::now()));
-        }
-    }
-    // The end: whatever the interval held back.
-    if saved < checkpoint {
-        checkpoints.save_checkpoint(&name, checkpoint).await?;
-    }
-    report.position = checkpoint;
-    Ok(())
-}
-
-/// Upcasts `events` and applies them, retrying transient failures; poison (an upcast that
-/// fails, or what the projector rejects) stops the rebuild or, with
-/// [`RebuildOptions::skip_poison`], is listed in `skipped`.
-async fn apply_with_retries<P: ElasticProjection>(
-    projector: &EsProjector<P>,
-    events: &[RecordedEvent],
-    options: &RebuildOptions,
-    skipped: &mut Vec<Rejected>,
-) -> Result<()> {
-    let upcast;
-    let events = if options.upcasters.is_empty() {
-        events
-    } else {
-        let key = |event: &RecordedEvent| projector.key(event);
-        // The runner's own upcasting: a document whose event fails holds back its later ones.
-        let Upcast {
-            ready, rejected, ..
-        } = upcast_in_order(
-            &options.upcasters,
-            events.iter().cloned(),
-            key,
-            &HashSet::new(),
-            false,
-        );
-        let rejected: Vec<Rejected> = rejected
-            .into_iter()
-            .map(|(event, error)| Rejected::new(event.position, error))
-            .collect();
-        if !rejected.is_empty() {
-            if !options.skip_poison {
-                return Err(EsError::Projection(ProjectionError::Poison(rejected)));
-            }
-            tracing::warn!(
-                events = rejected.len(),
-                "rebuild skipped events it could not upcast"
-            );
-            skipped.extend(rejected);
-        }
-        upcast = ready;
-        &upcast[..]
-    };
-    let mut backoff = Duration::from_millis(100);
-    let mut attempt = 0;
-    loop {
-        match projector.apply(events).await {
-            Ok(()) => return Ok(()),
-            Err(ProjectionError::Poison(rejected)) if options.skip_poison => {
-                tracing::warn!(events = rejected.len(), "rebuild skipped poison events");
-                skipped.extend(rejected);
-                return Ok(());
-            }
-            Err(ProjectionError::Transient(error)) if attempt < options.max_retries => {
-                attempt += 1;
-                tracing::warn!(attempt, error = %error, "rebuild batch failed, retrying");
-                tokio::time::sleep(backoff).await;
-                backoff = backoff.saturating_mul(2);
-            }
-            Err(error) => return Err(EsError::Projection(error)),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use cqrs_core::{NewEvent, StreamId, Version};
-    use serde_json::json;
-
-    fn deposit(major: u64, doc: &str, schema: u32, payload: serde_json::Value) -> RecordedEvent {
-        let mut payload = payload;
-        payload["doc"] = json!(doc);
-        RecordedEvent::new(
-            StreamId::new("s-1").unwrap(),
-            Version::new(major),
-            Position::from_parts(major, 0),
-            NewEvent::new("Deposited", schema, payload),
-            time::OffsetDateTime::UNIX_EPOCH,
-        )
-    }
-
-    #[test]
-    fn an_event_that_fails_to_upcast_holds_back_the_later_events_of_its_document() {
-        let upcasters = Upcasters::new().with_fn("Deposited", 1, |payload| {
-            let euros = payload["euros"].as_i64().ok_or("euros missing")?;
-            Ok(json!({ "doc": payload["doc"], "cents": euros * 100 }))
-        });
-        let events = [
-            deposit(1, "a", 1, json!({ "euros": 1 })),
-            deposit(2, "b", 1, json!({})),
-            deposit(3, "a", 2, json!({ "cents": 5 })),
-            deposit(4, "b", 2, json!({ "cents": 7 })),
-        ];
-        let key = |e: &RecordedEvent| e.payload["doc"].as_str().map(str::to_owned);
-        let Upcast {
-            ready, rejected, ..
-        } = upcast_in_order(&upcasters, events, key, &HashSet::new(), false);
-        let ready: Vec<_> = ready
-            .iter()
-            .map(|e| (e.version.get(), e.payload["cents"].clone()))
-            .collect();
-        assert_eq!(ready, [(1, json!(100)), (3, json!(5))]);
-        let rejected: Vec<_> = rejected.iter().map(|(e, _)| e.position).collect();
-        assert_eq!(
-            rejected,
-            [Position::from_parts(2, 0), Position::from_parts(4, 0)]
-        );
-    }
 }
