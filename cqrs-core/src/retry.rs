@@ -34,11 +34,12 @@ impl RetryPolicy {
         }
     }
 
-    /// Waits each delay's whole ceiling instead of a random part of it: for a single client
-    /// (a rebuild) whose caller counts on the backoff, where no racing clients need spreading.
+    /// Whether each delay is a random part of its ceiling (`true`, the default: racing clients
+    /// spread out) or the whole ceiling (`false`: for a single client, such as a rebuild, whose
+    /// caller counts on the backoff).
     #[must_use]
-    pub fn without_jitter(mut self) -> Self {
-        self.jitter = false;
+    pub fn jitter(mut self, jitter: bool) -> Self {
+        self.jitter = jitter;
         self
     }
 
@@ -71,7 +72,7 @@ impl RetryPolicy {
     }
 
     /// The delay before retry `retry` (1 for the first retry): jittered unless
-    /// [`without_jitter`](Self::without_jitter).
+    /// [`jitter(false)`](Self::jitter).
     pub fn delay(&self, retry: u32) -> Duration {
         let ceiling = self.ceiling(retry);
         if !self.jitter {
@@ -109,8 +110,8 @@ mod tests {
     #[test]
     fn without_jitter_each_delay_is_its_ceiling() {
         let p = RetryPolicy::new(5)
-            .with_delays(Duration::from_millis(100), Duration::from_secs(1))
-            .without_jitter();
+            .delays(Duration::from_millis(100), Duration::from_secs(1))
+            .jitter(false);
         for retry in 1..6 {
             assert_eq!(p.delay(retry), p.ceiling(retry));
         }

@@ -48,8 +48,8 @@ impl<P: ElasticProjection + 'static> Filler<P> {
             .poison(PoisonPolicy::Park)
             .retry(
                 RetryPolicy::new(retries.saturating_add(1))
-                    .with_delays(Duration::from_millis(100), Duration::from_secs(60))
-                    .without_jitter(),
+                    .delays(Duration::from_millis(100), Duration::from_secs(60))
+                    .jitter(false),
             )
             // The rebuild gives up after its retries: its breaker never holds them back.
             .breaker(retries.saturating_add(2), Duration::from_secs(5));
