@@ -381,7 +381,7 @@ mod tests {
     use super::*;
 
     fn letter(major: u64, key: &str) -> DeadLetter {
-        DeadLetter::new(
+        cqrs_core::backend::dead_letter(
             "accounts@v2#u",
             Position::from_parts(major, 0),
             StreamId::new(key).unwrap(),
