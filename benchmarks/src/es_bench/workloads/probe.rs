@@ -8,11 +8,15 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use cqrs_core::projection::{Projection, ProjectionError};
-use cqrs_core::{
-    BoxError, CheckpointStore, Error, EventFilter, FeedBatch, Position, ReadAll, RecordedEvent,
+use cqrs_core::projection::{
+    DeadLetter, DeadLetterStore, Lease, LeaseStore, LetterTarget, Projection, ProjectionError,
+    ProjectionStore, Redrive,
 };
-use cqrs_postgres::PgEventStore;
+use cqrs_core::{
+    BoxError, CheckpointStore, Error, EventFilter, FeedBatch, FencedSave, Position, ReadAll,
+    ReadStream, RecordedEvent, StreamId, Version,
+};
+use cqrs_postgres::{PgEventStore, PgFeedSignal};
 
 /// Timings of one kind of call: how many items each handled and how long it took.
 #[derive(Clone, Default)]
@@ -182,5 +186,118 @@ impl CheckpointStore for TimedStore {
         self.inner.save_checkpoint(name, position).await?;
         self.saves.record(1, started.elapsed());
         Ok(())
+    }
+
+    /// The save a runner with a lease makes (every `for_store` runner): timed like the others.
+    async fn save_checkpoint_fenced(
+        &self,
+        name: &str,
+        position: Position,
+        lease: &Lease,
+    ) -> Result<FencedSave, Error> {
+        let started = Instant::now();
+        let saved = self
+            .inner
+            .save_checkpoint_fenced(name, position, lease)
+            .await?;
+        self.saves.record(1, started.elapsed());
+        Ok(saved)
+    }
+
+    async fn reset_checkpoint(&self, name: &str) -> Result<(), Error> {
+        self.inner.reset_checkpoint(name).await
+    }
+}
+
+/// The other roles pass through untimed, so a benchmark wires its runner the way a service
+/// does: `ProjectionRunner::for_store` (lease, dead letters, `LISTEN` wake-ups).
+impl ProjectionStore for TimedStore {
+    type Signal = PgFeedSignal;
+
+    fn signal(&self) -> PgFeedSignal {
+        self.inner.feed_signal()
+    }
+}
+
+#[async_trait]
+impl ReadStream for TimedStore {
+    async fn read_stream(
+        &self,
+        stream_id: &StreamId,
+        from: Version,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, Error> {
+        self.inner.read_stream(stream_id, from, limit).await
+    }
+}
+
+#[async_trait]
+impl LeaseStore for TimedStore {
+    async fn try_acquire(
+        &self,
+        name: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<Option<Lease>, Error> {
+        self.inner.try_acquire(name, owner, ttl).await
+    }
+
+    async fn release(&self, lease: &Lease) -> Result<(), Error> {
+        self.inner.release(lease).await
+    }
+}
+
+#[async_trait]
+impl DeadLetterStore for TimedStore {
+    async fn park(&self, letter: DeadLetter) -> Result<(), Error> {
+        self.inner.park(letter).await
+    }
+
+    async fn dead_letters(
+        &self,
+        projection: &str,
+        after: Position,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, Error> {
+        self.inner.dead_letters(projection, after, limit).await
+    }
+
+    async fn parked_keys(&self, projection: &str) -> Result<Vec<String>, Error> {
+        self.inner.parked_keys(projection).await
+    }
+
+    async fn key_letters(
+        &self,
+        projection: &str,
+        key: &str,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, Error> {
+        self.inner.key_letters(projection, key, limit).await
+    }
+
+    async fn request(
+        &self,
+        projection: &str,
+        target: &LetterTarget,
+        request: Option<Redrive>,
+    ) -> Result<u64, Error> {
+        self.inner.request(projection, target, request).await
+    }
+
+    async fn requested(&self, projection: &str, limit: usize) -> Result<Vec<DeadLetter>, Error> {
+        self.inner.requested(projection, limit).await
+    }
+
+    async fn remove(&self, projection: &str, positions: &[Position]) -> Result<u64, Error> {
+        self.inner.remove(projection, positions).await
+    }
+
+    async fn redrive_failed(
+        &self,
+        projection: &str,
+        position: Position,
+        error: &str,
+    ) -> Result<(), Error> {
+        self.inner.redrive_failed(projection, position, error).await
     }
 }

@@ -224,10 +224,9 @@ async fn ours(
         Some(interval) => options.checkpoint_interval(interval),
         None => options,
     };
-    let runner = ProjectionRunner::new(
+    let runner = ProjectionRunner::for_store(
         TimedProjection::new(projector, applies.clone(), visible.clone()),
-        timed.clone(),
-        timed.clone(),
+        &timed,
     )
     .with_options(options);
 

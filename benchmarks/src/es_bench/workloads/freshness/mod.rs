@@ -75,9 +75,7 @@ async fn measure(ctx: &Context, db: &Db, names: Names) -> Result<Vec<Output>> {
         store: TimedStore::new(db.store.clone()),
     };
     let projector = TimedProjection::new(projector, probe.applies.clone(), probe.visible.clone());
-    let handle = ProjectionRunner::new(projector, probe.store.clone(), probe.store.clone())
-        .with_signal(db.store.feed_signal())
-        .spawn();
+    let handle = ProjectionRunner::for_store(projector, &probe.store).spawn();
     let watcher = |name: &str| -> Result<Watcher> {
         Ok(Watcher::start(EsQueries::new(node.client().clone(), name)?))
     };
