@@ -116,15 +116,6 @@ impl fmt::Display for CpuUse {
     }
 }
 
-/// Whether process `pid` of this machine is a search node (a JVM running OpenSearch or
-/// Elasticsearch): a node in a container reports a pid of its own namespace.
-pub(crate) fn is_local_search_node(pid: u32) -> bool {
-    std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|title| {
-        let title = String::from_utf8_lossy(&title).to_lowercase();
-        title.contains("java") && (title.contains("opensearch") || title.contains("elasticsearch"))
-    })
-}
-
 /// The load average over the last minute, from `/proc/loadavg`.
 pub(crate) fn load_average() -> Option<String> {
     let text = std::fs::read_to_string("/proc/loadavg").ok()?;

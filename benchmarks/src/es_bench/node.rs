@@ -66,7 +66,7 @@ impl Node {
         if let [pid] = pids[..] {
             node.pid = u32::try_from(pid)
                 .ok()
-                .filter(|&pid| crate::cpu::is_local_search_node(pid));
+                .filter(|&pid| is_local_search_node(pid));
         }
         Ok(node)
     }
@@ -337,4 +337,13 @@ async fn ok_json(response: Response, what: &str) -> Result<Value> {
         bail!("{what}: HTTP {status}: {text}");
     }
     serde_json::from_str(&text).with_context(|| format!("{what}: an answer that is not JSON"))
+}
+
+/// Whether process `pid` of this machine is a search node (a JVM running OpenSearch or
+/// Elasticsearch): a node in a container reports a pid of its own namespace.
+fn is_local_search_node(pid: u32) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|title| {
+        let title = String::from_utf8_lossy(&title).to_lowercase();
+        title.contains("java") && (title.contains("opensearch") || title.contains("elasticsearch"))
+    })
 }

@@ -2,34 +2,14 @@
 //! transient failures behind the circuit breaker, then hand what was rejected to the poison
 //! policy.
 
-use std::time::Duration;
-
 use time::OffsetDateTime;
 
 use crate::projection::{BreakerState, ProjectionError, ProjectionState, Rejected};
 use crate::RecordedEvent;
 
+use super::outcome::{Applied, Lead};
 use super::upcast::{upcast_in_order, Upcast};
-use super::worker::{Lead, Worker};
-
-/// What applying a batch did.
-pub(super) struct Applied {
-    /// Events applied.
-    pub(super) count: u64,
-    /// Events parked as dead letters.
-    pub(super) parked: u64,
-    /// How old the batch's last applied event was when it was applied.
-    pub(super) lag: Duration,
-}
-
-impl Applied {
-    /// Nothing applied, nothing parked.
-    pub(super) const NOTHING: Applied = Applied {
-        count: 0,
-        parked: 0,
-        lag: Duration::ZERO,
-    };
-}
+use super::worker::Worker;
 
 impl Worker {
     /// Counts in the status the events waiting in the feed after the checkpoint, while the

@@ -3,8 +3,9 @@
 
 use crate::projection::ProjectionState;
 
+use super::outcome::Lead;
 use super::term::Term;
-use super::worker::{Lead, Worker};
+use super::worker::Worker;
 
 impl Worker {
     /// Waits until this worker holds the lease (at once without a lease store), and starts

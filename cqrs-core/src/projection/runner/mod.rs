@@ -15,6 +15,7 @@ mod apply;
 mod handle;
 mod leadership;
 mod options;
+mod outcome;
 mod poison;
 mod reader;
 mod redrive;

@@ -8,8 +8,8 @@ use time::OffsetDateTime;
 use crate::projection::DeadLetter;
 use crate::RecordedEvent;
 
-use super::apply::Applied;
-use super::worker::{Lead, Worker};
+use super::outcome::{Applied, Lead};
+use super::worker::Worker;
 use super::PoisonPolicy;
 
 impl Worker {

@@ -9,7 +9,7 @@ use tokio::sync::watch;
 use crate::projection::{ProjectionState, ProjectionStatus};
 use crate::{Position, ReadAll};
 
-use super::apply::Applied;
+use super::outcome::Applied;
 
 /// A batch applied: the position to save and what to report once it is saved.
 pub(super) struct Done {

@@ -18,12 +18,11 @@ use tracing::Instrument;
 use crate::projection::{Projection, ProjectionState, ProjectionStatus};
 use crate::{CheckpointStore, Position, ReadAll, RetryPolicy};
 
-use super::apply::Applied;
 use super::handle::AbortOnDrop;
+use super::outcome::{Applied, Lead};
 use super::report::{Done, Reporter};
 use super::stop::Stop;
 use super::term::{Fence, SaveError};
-use super::worker::Lead;
 
 /// How many applied batches may be settling (made visible, checkpoint saved) at once while
 /// later ones are applied.

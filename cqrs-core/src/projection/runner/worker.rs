@@ -11,34 +11,14 @@ use tracing::Instrument;
 use crate::projection::{CircuitBreaker, ProjectionState, ProjectionStatus};
 use crate::{Error, FeedBatch, Position};
 
-use super::apply::Applied;
 use super::handle::{panic_message, AbortOnDrop};
+use super::outcome::{Applied, Lead};
 use super::reader::{Batches, Reader};
 use super::report::Done;
 use super::settle::{Parts, Settlement, Unsettled};
 use super::stop::Stop;
 use super::term::Fence;
 use super::ProjectionRunner;
-
-/// Why leading ended.
-pub(super) enum Lead {
-    Stopped,
-    LostLease,
-    Failed(String),
-    /// A poison event under [`PoisonPolicy::Stop`](super::PoisonPolicy::Stop); the batch's
-    /// events before it (up to `before`) are applied.
-    Poisoned {
-        before: Option<Position>,
-        error: String,
-    },
-}
-
-impl Lead {
-    /// Leading ends on a store error a retry cannot cure, met while `doing` something.
-    pub(super) fn failed(doing: &str, error: &Error) -> Lead {
-        Lead::Failed(format!("{doing}: {error}"))
-    }
-}
 
 /// What woke the leading loop.
 enum Woke {
