@@ -28,7 +28,15 @@ pub fn dead_letter(
     error: &str,
     parked_at: OffsetDateTime,
 ) -> DeadLetter {
-    DeadLetter::new(
-        projection, position, stream_id, version, event_type, key, error, parked_at,
-    )
+    DeadLetter {
+        projection: projection.to_owned(),
+        position,
+        stream_id,
+        version,
+        event_type: event_type.to_owned(),
+        key,
+        error: error.to_owned(),
+        parked_at,
+        request: None,
+    }
 }

@@ -69,33 +69,6 @@ pub enum LetterTarget {
     Position(Position),
 }
 
-impl DeadLetter {
-    /// A dead letter, for stores and runners: see [`backend::dead_letter`](crate::backend::dead_letter).
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn new(
-        projection: &str,
-        position: Position,
-        stream_id: StreamId,
-        version: Version,
-        event_type: &str,
-        key: Option<String>,
-        error: &str,
-        parked_at: OffsetDateTime,
-    ) -> Self {
-        Self {
-            projection: projection.to_owned(),
-            position,
-            stream_id,
-            version,
-            event_type: event_type.to_owned(),
-            key,
-            error: error.to_owned(),
-            parked_at,
-            request: None,
-        }
-    }
-}
-
 /// Keeps dead letters per projection, and the requests to retry or skip them.
 ///
 /// Operators call [`retry`](Self::retry) and [`skip`](Self::skip) (they only mark letters);

@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use crate::projection::DeadLetter;
 use crate::RecordedEvent;
 
 use super::outcome::{Applied, Lead};
@@ -96,7 +95,7 @@ impl Worker {
         for (event, error) in poison {
             let key = projection.key(&event);
             tracing::warn!(stream = %event.stream_id, version = %event.version, %error, "parking a poison event");
-            let letter = DeadLetter::new(
+            let letter = crate::backend::dead_letter(
                 projection.name(),
                 event.position,
                 event.stream_id,

@@ -8,7 +8,7 @@ use super::{stream, ConformanceStore};
 /// Dead letters round trip per projection, in feed order, once per position.
 pub async fn dead_letters_round_trip<S: ConformanceStore>(store: S) {
     let letter = |n: u64, key: Option<&str>| {
-        DeadLetter::new(
+        crate::backend::dead_letter(
             "read-model",
             Position::from_parts(7, n),
             stream("dl-1"),
@@ -46,7 +46,7 @@ pub async fn dead_letters_round_trip<S: ConformanceStore>(store: S) {
 }
 
 fn keyed_letter(n: u64, key: Option<&str>) -> DeadLetter {
-    DeadLetter::new(
+    crate::backend::dead_letter(
         "read-model",
         Position::from_parts(7, n),
         stream("dl-1"),
