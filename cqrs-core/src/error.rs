@@ -152,6 +152,15 @@ pub enum Error {
         /// Why, as its status reported it.
         reason: String,
     },
+    /// A process manager met data it cannot handle: an event it cannot route (no correlation
+    /// id to route by, say) or a journal entry it cannot read back.
+    #[error("process manager {process}: {reason}")]
+    Process {
+        /// The process manager's type.
+        process: String,
+        /// What was wrong, with the event or journal entry it was found in.
+        reason: String,
+    },
 }
 
 /// What kind of failure an [`Error`] is: what a caller can do about it.
@@ -197,6 +206,14 @@ fn place(stream_id: &Option<StreamId>, version: &Option<Version>) -> String {
 }
 
 impl Error {
+    /// A process manager's data error (see [`Error::Process`]).
+    pub fn process(process: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Process {
+            process: process.into(),
+            reason: reason.into(),
+        }
+    }
+
     /// Wraps a backend's error.
     pub fn backend(error: impl Into<BoxError>) -> Self {
         Error::Backend(error.into())
@@ -232,7 +249,8 @@ impl Error {
             | Error::Encode { .. }
             | Error::Decode { .. }
             | Error::Upcast { .. }
-            | Error::Snapshot { .. } => ErrorKind::Data,
+            | Error::Snapshot { .. }
+            | Error::Process { .. } => ErrorKind::Data,
             Error::Unavailable(_) => ErrorKind::Unavailable,
             Error::Unsupported { .. } | Error::Backend(_) => ErrorKind::Backend,
             Error::ProjectionFailed { .. } => ErrorKind::ProjectionFailed,

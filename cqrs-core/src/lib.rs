@@ -21,6 +21,7 @@ mod fixture;
 mod ids;
 mod memory;
 mod metadata;
+pub mod process;
 pub mod projection;
 mod redact;
 mod repository;
