@@ -53,12 +53,6 @@ struct Run<'a, P: ProcessManager, S, D> {
     loaded: Loaded<P>,
 }
 
-/// Whether an input was recorded now.
-enum Recorded {
-    Now,
-    Before,
-}
-
 impl<'a, P, S, D> Run<'a, P, S, D>
 where
     P: ProcessManager,
@@ -153,12 +147,12 @@ where
         id: InputId,
         kind: ReceivedKind,
         starts: bool,
-    ) -> Result<Recorded, Halt> {
+    ) -> Result<(), Halt> {
         let retry = self.driver.options.retry;
         let mut attempt = 0;
         loop {
             if !self.admits(id, &kind, starts) {
-                return Ok(Recorded::Before);
+                return Ok(());
             }
             let now = self.driver.options.clock.now();
             let decision = self
@@ -175,11 +169,11 @@ where
                         self.driver.wake.notify_one();
                     }
                     self.maybe_snapshot(before).await;
-                    return Ok(Recorded::Now);
+                    return Ok(());
                 }
                 Ok(_) => {
                     self.reload().await?;
-                    return Ok(Recorded::Before);
+                    return Ok(());
                 }
                 Err(error) if error.is_conflict() => {
                     attempt += 1;
