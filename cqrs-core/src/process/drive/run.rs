@@ -8,6 +8,8 @@
 
 use std::sync::{Arc, PoisonError};
 
+use time::OffsetDateTime;
+
 use super::cache::Loaded;
 use super::{Arrival, Driver, Halt};
 use crate::process::dispatch::{CommandDispatcher, DispatchError, Dispatched};
@@ -161,12 +163,12 @@ where
                 .decide_input(&self.instance, input.clone(), id, kind.clone(), now)
                 .map_err(|error| Halt::Poison(error.to_string()))?;
             let before = decision.expected;
-            let schedules = schedules(&decision);
+            let earliest = earliest_scheduled(&decision);
             let record = decision.into_record(self.stream.clone());
             match self.driver.store.record(P::TYPE, record).await {
                 Ok(outcome) if !outcome.duplicate => {
-                    if schedules {
-                        self.driver.wake.notify_one();
+                    if let Some(due_at) = earliest {
+                        self.driver.alarm.scheduled(due_at);
                     }
                     self.maybe_snapshot(before).await;
                     return Ok(());
@@ -261,10 +263,14 @@ where
     }
 }
 
-/// Whether a decision schedules a timeout (the pump may have to wake sooner).
-fn schedules<P: ProcessManager>(decision: &Decision<P>) -> bool {
+/// When the earliest timeout a decision schedules is due (the pump may have to wake sooner).
+fn earliest_scheduled<P: ProcessManager>(decision: &Decision<P>) -> Option<OffsetDateTime> {
     decision
         .timeouts
         .iter()
-        .any(|c| matches!(c, TimeoutChange::Schedule { .. }))
+        .filter_map(|c| match c {
+            TimeoutChange::Schedule { due_at, .. } => Some(*due_at),
+            _ => None,
+        })
+        .min()
 }
