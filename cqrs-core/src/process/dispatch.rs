@@ -102,7 +102,9 @@ pub enum Dispatched {
         position: Option<Position>,
     },
     /// Handed on (to a bus, another service): the answer comes back as a subscribed event, and
-    /// the command stays pending until then.
+    /// the command stays pending until an event carrying its command id (one the command
+    /// produced) is routed to the instance. A worker that loads the instance afresh sends it
+    /// again, with the same command id.
     Forwarded,
 }
 
