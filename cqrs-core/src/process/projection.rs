@@ -156,12 +156,17 @@ where
     }
 
     /// A runner for this projection with every role played by the store
-    /// ([`ProjectionRunner::for_store`]), upcasting with the projection's upcasters. Options
-    /// set on it later with [`ProjectionRunner::with_options`] replace these: pass the same
-    /// upcasters to [`RunnerOptions::upcasters`] there.
+    /// ([`ProjectionRunner::for_store`]), upcasting with the projection's upcasters.
     pub fn runner(self) -> ProjectionRunner {
+        self.runner_with(RunnerOptions::new())
+    }
+
+    /// Like [`runner`](Self::runner), with these options (a lease's owner and time to live,
+    /// batch size...); their upcasters are replaced by the projection's, so the feed and the
+    /// journal are upcast alike.
+    pub fn runner_with(self, options: RunnerOptions) -> ProjectionRunner {
         let store = self.driver.store.clone();
-        let options = RunnerOptions::new().upcasters(self.upcasters.clone());
+        let options = options.upcasters(self.upcasters.clone());
         ProjectionRunner::for_store(self, &store).with_options(options)
     }
 
