@@ -146,3 +146,54 @@ where
             .max(Duration::from_millis(1)),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use time::OffsetDateTime;
+
+    use super::Alarm;
+
+    #[tokio::test]
+    async fn only_a_timeout_due_before_the_sleep_ends_wakes_the_pump() {
+        let alarm = Arc::new(Alarm::default());
+        let now = OffsetDateTime::UNIX_EPOCH;
+        let until = now + Duration::from_secs(60);
+        let mut sleeper = tokio::spawn({
+            let alarm = alarm.clone();
+            async move { alarm.sleep(Duration::from_secs(60), until).await }
+        });
+        // Wait until the pump says it sleeps.
+        while alarm
+            .sleeping_until
+            .lock()
+            .map(|u| u.is_none())
+            .unwrap_or(true)
+        {
+            tokio::task::yield_now().await;
+        }
+        alarm.scheduled(until + Duration::from_secs(1));
+        let still = tokio::time::timeout(Duration::from_millis(50), &mut sleeper).await;
+        assert!(still.is_err(), "a later timeout lets it sleep");
+        alarm.scheduled(now + Duration::from_secs(5));
+        tokio::time::timeout(Duration::from_secs(5), sleeper)
+            .await
+            .expect("an earlier timeout wakes it")
+            .expect("the sleep ends");
+    }
+
+    #[tokio::test]
+    async fn a_timeout_scheduled_while_the_pump_is_busy_wakes_its_next_sleep() {
+        let alarm = Alarm::default();
+        let now = OffsetDateTime::UNIX_EPOCH;
+        alarm.scheduled(now);
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            alarm.sleep(Duration::from_secs(60), now + Duration::from_secs(60)),
+        )
+        .await
+        .expect("the stored wake-up ends the sleep at once");
+    }
+}
