@@ -6,6 +6,8 @@
 //! under `"process:{TYPE}"` is held back, so operators see it as failed. `timeline.rs` reads
 //! an instance's journal back as entries people can follow.
 
+#[cfg(test)]
+mod tests;
 mod timeline;
 
 use std::collections::BTreeMap;
@@ -13,10 +15,11 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use super::instance::InstanceState;
+use super::instance::{Bookkeeping, Instance, InstanceState};
+use super::manager::ProcessManager;
 use super::store::{InstanceCounts, InstanceFilter, InstanceQuery, InstanceRow, ProcessStore};
 use crate::projection::{DeadLetter, DeadLetterStore};
-use crate::{ReadStream, Result, StreamId, Version};
+use crate::{EventStore, ReadStream, Result, SnapshotStore, StreamId, Upcasters, Version};
 
 pub use timeline::{TimelineEntry, TimelineKind};
 
@@ -40,12 +43,24 @@ const PARKED_SHOWN: usize = 100;
 /// `stuck_after`, and has no timeout due later (an overdue one counts: nobody fired it).
 pub struct Processes<S> {
     store: S,
+    upcasters: Upcasters,
 }
 
 impl<S> Processes<S> {
     /// Status over `store`.
     pub fn new(store: S) -> Self {
-        Self { store }
+        Self {
+            store,
+            upcasters: Upcasters::new(),
+        }
+    }
+
+    /// With the upcasters the process's runner has: [`instance`](Self::instance) routes the
+    /// recorded triggers again, after upcasting them.
+    #[must_use]
+    pub fn with_upcasters(mut self, upcasters: Upcasters) -> Self {
+        self.upcasters = upcasters;
+        self
     }
 
     /// The store it reads.
@@ -91,7 +106,11 @@ impl<S: ProcessStore + DeadLetterStore> Processes<S> {
     /// A row of an instance held back by a parked event reads as failed, with
     /// `last_input` saying which event and why, and `finished_at` when it was parked; an
     /// instance parked before it recorded anything gets such a row at version 0.
-    pub async fn instances(&self, process: &str, query: &InstanceQuery) -> Result<Vec<InstanceRow>> {
+    pub async fn instances(
+        &self,
+        process: &str,
+        query: &InstanceQuery,
+    ) -> Result<Vec<InstanceRow>> {
         let parked = self.parked_instances(process).await?;
         let mut page: BTreeMap<String, InstanceRow> = BTreeMap::new();
         let mut after = query.after.clone();
@@ -122,7 +141,10 @@ impl<S: ProcessStore + DeadLetterStore> Processes<S> {
             // Running instances the store did not list as failed, and instances with no row.
             for instance in &parked {
                 if page.contains_key(instance)
-                    || query.after.as_deref().is_some_and(|a| instance.as_str() <= a)
+                    || query
+                        .after
+                        .as_deref()
+                        .is_some_and(|a| instance.as_str() <= a)
                 {
                     continue;
                 }
@@ -214,6 +236,23 @@ impl<S: ProcessStore + DeadLetterStore + ReadStream> Processes<S> {
     }
 }
 
+impl<S: EventStore + SnapshotStore> Processes<S> {
+    /// The typed state and bookkeeping of instance `instance` of `P`, loaded as the engine
+    /// loads it (the newest snapshot, then the journal's tail, decisions read back and never
+    /// re-run); `None` when it never recorded anything. For tests and debugging.
+    pub async fn instance<P: ProcessManager>(
+        &self,
+        instance: &str,
+    ) -> Result<Option<(P, Bookkeeping)>> {
+        let stream = Instance::<P>::stream(instance)?;
+        let loaded = Instance::<P>::load(&self.store, &stream, &self.upcasters).await?;
+        Ok(loaded
+            .books
+            .has_started()
+            .then_some((loaded.state, loaded.books)))
+    }
+}
+
 /// Whether instances held back by a parked event belong in a page of `filter`.
 fn keeps_failed(filter: &InstanceFilter) -> bool {
     matches!(
@@ -223,12 +262,10 @@ fn keeps_failed(filter: &InstanceFilter) -> bool {
 }
 
 fn parked(row: InstanceRow, letter: &DeadLetter) -> InstanceRow {
-    let mut row = row
-        .state(InstanceState::Failed)
-        .last_input(format!(
-            "parked {} from {}@{}: {}",
-            letter.event_type, letter.stream_id, letter.version, letter.error
-        ));
+    let mut row = row.state(InstanceState::Failed).last_input(format!(
+        "parked {} from {}@{}: {}",
+        letter.event_type, letter.stream_id, letter.version, letter.error
+    ));
     row.finished_at = Some(letter.parked_at);
     row
 }

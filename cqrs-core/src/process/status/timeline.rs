@@ -196,7 +196,12 @@ impl Timeline {
         self.entries
             .iter()
             .rev()
-            .find(|e| !matches!(e.kind, TimelineKind::Live { .. } | TimelineKind::Parked { .. }))
+            .find(|e| {
+                !matches!(
+                    e.kind,
+                    TimelineKind::Live { .. } | TimelineKind::Parked { .. }
+                )
+            })
             .map_or(
                 (Version::ZERO, Position::START, OffsetDateTime::UNIX_EPOCH),
                 |e| (e.version, e.position, e.recorded_at),
@@ -239,7 +244,11 @@ impl Timeline {
             ReceivedKind::Accepted { step } => {
                 let command = self.command(step.command_id);
                 (
-                    format!("accepted {} (cmd {})", short_json(&command), short_id(step.command_id)),
+                    format!(
+                        "accepted {} (cmd {})",
+                        short_json(&command),
+                        short_id(step.command_id)
+                    ),
                     command,
                 )
             }
@@ -267,7 +276,11 @@ impl Timeline {
                 command_id,
             } => {
                 self.commands.insert(*command_id, command.clone());
-                format!("send {} (cmd {})", short_json(command), short_id(*command_id))
+                format!(
+                    "send {} (cmd {})",
+                    short_json(command),
+                    short_id(*command_id)
+                )
             }
             RecordedAction::Schedule {
                 key,
