@@ -25,7 +25,6 @@ use super::manager::Step;
 use super::store::{InstanceRow, TimeoutChange};
 use crate::Version;
 
-#[allow(unused_imports)] // Decision: for drive and the fixture, which land next
 pub(crate) use decide::{Decision, Instance};
 
 /// Where an instance is in its life.
