@@ -6,9 +6,11 @@
 //! timeout (which may be sooner). Store errors back off with the retry policy's delays. Rows
 //! survive a restart, and the store fires each once however many pumps overlap.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use time::OffsetDateTime;
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use super::dispatch::CommandDispatcher;
@@ -16,6 +18,46 @@ use super::drive::Driver;
 use super::manager::ProcessManager;
 use super::store::ProcessManagerStore;
 use crate::Clock;
+
+/// How the pump is woken early: it says until when (process clock) it sleeps, and a record
+/// that schedules a timeout due before that wakes it.
+#[derive(Default)]
+pub(crate) struct Alarm {
+    notify: Notify,
+    /// When the pump's sleep ends; `None` while it is not sleeping (or not running).
+    sleeping_until: Mutex<Option<OffsetDateTime>>,
+}
+
+impl Alarm {
+    /// A record scheduled a timeout due at `due_at`: wakes the pump if it would sleep past it.
+    /// A pump busy firing is woken too (one extra look), so nothing due is missed.
+    pub(crate) fn scheduled(&self, due_at: OffsetDateTime) {
+        let until = *self
+            .sleeping_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if until.is_none_or(|until| due_at < until) {
+            self.notify.notify_one();
+        }
+    }
+
+    /// Sleeps for `pause`, which ends at `until` by the process clock, or until woken.
+    async fn sleep(&self, pause: Duration, until: OffsetDateTime) {
+        self.set(Some(until));
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
+            () = self.notify.notified() => {}
+        }
+        self.set(None);
+    }
+
+    fn set(&self, until: Option<OffsetDateTime>) {
+        *self
+            .sleeping_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = until;
+    }
+}
 
 /// A running pump; dropping it stops it.
 pub(crate) struct Pump {
@@ -70,10 +112,8 @@ where
                 options.retry.delay(failures).max(Duration::from_millis(1))
             }
         };
-        tokio::select! {
-            () = tokio::time::sleep(pause) => {}
-            () = driver.wake.notified() => {}
-        }
+        let until = options.clock.now() + pause;
+        driver.alarm.sleep(pause, until).await;
     }
 }
 
