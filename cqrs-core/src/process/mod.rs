@@ -20,9 +20,6 @@
 //! [`apply`]: ProcessManager::apply
 //! [`decide`]: ProcessManager::decide
 
-// The contracts land first; the engine, stores and status fill the stubs next.
-#![allow(dead_code)]
-
 mod dispatch;
 mod drive;
 mod fixture;

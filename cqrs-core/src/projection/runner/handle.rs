@@ -137,12 +137,12 @@ impl ProjectionHandle {
 
 /// Waits for the worker task; a panic in it leaves the status `Failed` with the panic's
 /// message (health checks see it), where it would otherwise stay at whatever it said last.
-/// Aborting this task aborts the worker too.
+/// Aborting this task aborts the worker too, even before its first poll: the worker comes
+/// already wrapped, so dropping the unpolled future aborts it.
 pub(super) async fn supervise(
-    worker: JoinHandle<()>,
+    mut worker: AbortOnDrop,
     status: Arc<watch::Sender<ProjectionStatus>>,
 ) {
-    let mut worker = AbortOnDrop(worker);
     let Err(error) = (&mut worker.0).await else {
         return;
     };
@@ -172,5 +172,42 @@ pub(super) struct AbortOnDrop<T = ()>(pub(super) JoinHandle<T>);
 impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Tells when it is dropped.
+    struct DropSignal(Option<tokio::sync::oneshot::Sender<()>>);
+
+    impl Drop for DropSignal {
+        fn drop(&mut self) {
+            if let Some(dropped) = self.0.take() {
+                let _ = dropped.send(());
+            }
+        }
+    }
+
+    // One thread: the supervisor is aborted before the runtime ever polled it, as a caller
+    // giving up on a catch-up at once (or a loaded machine) can do. Its worker must die too.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_supervisor_aborted_before_its_first_poll_aborts_its_worker() {
+        let (dropped, on_drop) = tokio::sync::oneshot::channel();
+        let signal = DropSignal(Some(dropped));
+        let worker = tokio::spawn(async move {
+            let _signal = signal;
+            std::future::pending::<()>().await;
+        });
+        let status = Arc::new(watch::channel(ProjectionStatus::new("p")).0);
+        let supervisor = tokio::spawn(supervise(AbortOnDrop(worker), status));
+        supervisor.abort();
+
+        let ended = tokio::time::timeout(Duration::from_secs(5), on_drop).await;
+        assert!(
+            matches!(ended, Ok(Ok(()))),
+            "the worker outlived its aborted supervisor"
+        );
     }
 }

@@ -38,6 +38,7 @@ use super::{
     ProjectionStore,
 };
 
+use handle::AbortOnDrop;
 use stop::Stop;
 use worker::Worker;
 
@@ -210,7 +211,7 @@ impl ProjectionRunner {
         let status_tx = Arc::new(status_tx);
         let worker = Worker::new(self, status_tx.clone(), Stop::new(stop_rx));
         let worker = tokio::spawn(worker.run().instrument(span));
-        let task = tokio::spawn(handle::supervise(worker, status_tx));
+        let task = tokio::spawn(handle::supervise(AbortOnDrop(worker), status_tx));
         ProjectionHandle { status, stop, task }
     }
 
