@@ -20,6 +20,7 @@ pub mod payment;
 pub mod postgres;
 pub mod read_side;
 pub mod saga;
+pub mod shipping;
 pub mod shop;
 pub mod summary;
 mod walkthrough;

@@ -177,6 +177,7 @@ where
                 .await?;
             Ok(())
         }
+        PaymentEvent::PaymentCaptured { .. } | PaymentEvent::PaymentRefunded { .. } => Ok(()),
     }
 }
 

@@ -57,7 +57,7 @@ pub fn fold(
     event: &RecordedEvent,
 ) -> Result<Option<OrderSummary>, BoxError> {
     use OrderEvent::{OrderCancelled, OrderConfirmed, OrderPlaced, OrderShipped};
-    use PaymentEvent::{PaymentAuthorized, PaymentRefused};
+    use PaymentEvent::{PaymentAuthorized, PaymentCaptured, PaymentRefunded, PaymentRefused};
     let Some(id) = order_id(event) else {
         return Ok(None);
     };
@@ -102,6 +102,14 @@ pub fn fold(
         },
         (Fact::Payment(PaymentRefused { .. }), Some(s)) => OrderSummary {
             payment: Some(PaymentStatus::Refused),
+            ..s.clone()
+        },
+        (Fact::Payment(PaymentCaptured { .. }), Some(s)) => OrderSummary {
+            payment: Some(PaymentStatus::Captured),
+            ..s.clone()
+        },
+        (Fact::Payment(PaymentRefunded { .. }), Some(s)) => OrderSummary {
+            payment: Some(PaymentStatus::Refunded),
             ..s.clone()
         },
     };
