@@ -10,7 +10,7 @@ use crate::{
     Position, RecordedEvent, Result, StreamId, Version,
 };
 
-use super::InMemoryEventStore;
+use super::{InMemoryEventStore, State};
 
 #[async_trait]
 impl AppendEvents for InMemoryEventStore {
@@ -21,61 +21,12 @@ impl AppendEvents for InMemoryEventStore {
         events: Vec<NewEvent>,
     ) -> Result<AppendOutcome> {
         let BatchCheck { command_id, .. } = check_batch(&events, self.max_payload_bytes())?;
-        let mut state = self.write();
-        if let Some((command_id, outcome)) =
-            command_id.and_then(|c| state.commands.get(&c).map(|o| (c, o)))
-        {
-            if outcome.stream_id != *stream_id {
-                return Err(Error::CommandIdReused {
-                    command_id,
-                    stream_id: outcome.stream_id.clone(),
-                });
-            }
-            let mut outcome = outcome.clone();
-            outcome.duplicate = true;
-            return Ok(outcome);
+        let outcome = self
+            .write()
+            .append_checked(stream_id, expected, events, command_id)?;
+        if !outcome.duplicate {
+            self.notify_appended();
         }
-        let ids: Vec<EventId> = events.iter().map(|e| e.metadata.event_id).collect();
-        if let Some(outcome) = state.earlier_append(stream_id, &ids)? {
-            return Ok(outcome);
-        }
-        let actual = state.version_of(stream_id);
-        if !expected.admits(actual) {
-            return Err(Error::Conflict {
-                stream_id: stream_id.clone(),
-                expected,
-                actual,
-            });
-        }
-        let now = OffsetDateTime::now_utc();
-        let mut version = actual;
-        let start = state.log.len();
-        for (offset, event) in events.into_iter().enumerate() {
-            version = version.next();
-            let index = start + offset;
-            state.event_ids.insert(event.metadata.event_id, index);
-            let recorded =
-                RecordedEvent::new(stream_id.clone(), version, position_of(index), event, now);
-            state.log.push(recorded);
-        }
-        let end = state.log.len();
-        state
-            .streams
-            .entry(stream_id.clone())
-            .or_default()
-            .extend(start..end);
-        let outcome = AppendOutcome::new(
-            stream_id.clone(),
-            actual.next(),
-            version,
-            position_of(end - 1),
-            false,
-        );
-        if let Some(command_id) = command_id {
-            state.commands.insert(command_id, outcome.clone());
-        }
-        drop(state);
-        self.inner.appended.send_modify(|n| *n += 1);
         Ok(outcome)
     }
 
@@ -136,6 +87,73 @@ impl ReadAll for InMemoryEventStore {
     async fn head(&self) -> Result<Position> {
         let state = self.read();
         Ok(state.log.last().map_or(Position::START, |e| e.position))
+    }
+}
+
+impl State {
+    /// Appends a batch [`check_batch`] passed, under the write lock the caller holds: a
+    /// repeated command id or repeated event ids return the first outcome (`duplicate`) and
+    /// write nothing; otherwise `expected` is enforced. The caller notifies the feed when the
+    /// outcome is not a duplicate, after it dropped the lock.
+    pub(super) fn append_checked(
+        &mut self,
+        stream_id: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        command_id: Option<CommandId>,
+    ) -> Result<AppendOutcome> {
+        if let Some((command_id, outcome)) =
+            command_id.and_then(|c| self.commands.get(&c).map(|o| (c, o)))
+        {
+            if outcome.stream_id != *stream_id {
+                return Err(Error::CommandIdReused {
+                    command_id,
+                    stream_id: outcome.stream_id.clone(),
+                });
+            }
+            let mut outcome = outcome.clone();
+            outcome.duplicate = true;
+            return Ok(outcome);
+        }
+        let ids: Vec<EventId> = events.iter().map(|e| e.metadata.event_id).collect();
+        if let Some(outcome) = self.earlier_append(stream_id, &ids)? {
+            return Ok(outcome);
+        }
+        let actual = self.version_of(stream_id);
+        if !expected.admits(actual) {
+            return Err(Error::Conflict {
+                stream_id: stream_id.clone(),
+                expected,
+                actual,
+            });
+        }
+        let now = OffsetDateTime::now_utc();
+        let mut version = actual;
+        let start = self.log.len();
+        for (offset, event) in events.into_iter().enumerate() {
+            version = version.next();
+            let index = start + offset;
+            self.event_ids.insert(event.metadata.event_id, index);
+            let recorded =
+                RecordedEvent::new(stream_id.clone(), version, position_of(index), event, now);
+            self.log.push(recorded);
+        }
+        let end = self.log.len();
+        self.streams
+            .entry(stream_id.clone())
+            .or_default()
+            .extend(start..end);
+        let outcome = AppendOutcome::new(
+            stream_id.clone(),
+            actual.next(),
+            version,
+            position_of(end - 1),
+            false,
+        );
+        if let Some(command_id) = command_id {
+            self.commands.insert(command_id, outcome.clone());
+        }
+        Ok(outcome)
     }
 }
 

@@ -2,21 +2,24 @@
 //!
 //! The store's state and its helpers live here; each role trait is implemented in its own
 //! file: `events` (append, stream reads and the feed), `snapshots` (snapshots and
-//! checkpoints), `leases`, `dead_letters`, and `signal` (the feed's wake-ups).
+//! checkpoints), `leases`, `dead_letters`, `process` (process managers' timeouts and status
+//! rows), and `signal` (the feed's wake-ups).
 
 mod dead_letters;
 mod events;
 mod leases;
+mod process;
 mod signal;
 mod snapshots;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use tokio::sync::watch;
 // The lease clock: tokio's, so tests with a paused clock control expiry too.
 use tokio::time::Instant;
 
+use crate::process::InstanceRow;
 use crate::projection::{DeadLetter, Lease};
 use crate::{
     AppendOutcome, CommandId, Error, EventId, Position, RecordedEvent, Result, Snapshot, StreamId,
@@ -62,6 +65,10 @@ struct State {
     checkpoints: HashMap<String, Position>,
     dead_letters: Vec<DeadLetter>,
     leases: HashMap<String, LeaseRow>,
+    /// Live process timeouts by (process, instance, key).
+    timeouts: BTreeMap<(String, String, String), process::TimeoutRow>,
+    /// Process instances' status rows by (process, instance): ordered, for paging.
+    instances: BTreeMap<(String, String), InstanceRow>,
 }
 
 /// A lease's row: kept after release or expiry, so the next holder's epoch is higher.
@@ -128,6 +135,11 @@ impl InMemoryEventStore {
             .state
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Wakes the feed's subscribers: call after an append landed, with the lock dropped.
+    fn notify_appended(&self) {
+        self.inner.appended.send_modify(|n| *n += 1);
     }
 
     fn max_payload_bytes(&self) -> usize {

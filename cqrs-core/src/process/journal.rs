@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::ids::InputId;
 use super::manager::{EventRef, Step};
-use crate::{CommandId, Error, EventId, Metadata, NewEvent, StreamId};
+use crate::{CommandId, Error, EventId, Metadata, NewEvent, RecordedEvent, StreamId};
 
 /// The event type of [`InputReceived`].
 pub const INPUT_RECEIVED: &str = "ProcessInputReceived";
@@ -76,6 +76,29 @@ pub enum ReceivedKind {
         /// The aggregate's error.
         error: Value,
     },
+}
+
+impl ReceivedKind {
+    /// A subscribed event as received: the event as stored (already upcast by the runner).
+    pub fn of_event(event: &RecordedEvent) -> Self {
+        ReceivedKind::Event {
+            source: EventRef::of(event),
+            event_type: event.event_type.clone(),
+            schema_version: event.schema_version,
+            payload: event.payload.clone(),
+            metadata: event.metadata.clone(),
+        }
+    }
+
+    /// A fired timeout as received.
+    pub fn of_timeout(fired: &TimeoutFired) -> Self {
+        ReceivedKind::Timeout {
+            key: fired.key.clone(),
+            timeout_id: fired.timeout_id,
+            due_at: fired.due_at,
+            payload: fired.payload.clone(),
+        }
+    }
 }
 
 /// The actions decided for one input (`ProcessActionsDecided`).

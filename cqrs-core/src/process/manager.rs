@@ -1,7 +1,7 @@
 //! What users write: the [`ProcessManager`] trait and the values it reads and returns.
 
 use std::collections::BTreeMap;
-use std::fmt::Debug;
+use std::fmt::{self, Debug};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -172,7 +172,6 @@ pub struct Step {
 
 /// Something an instance received: what [`ProcessManager::apply`] folds and
 /// [`ProcessManager::decide`] answers.
-#[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum Input<P: ProcessManager> {
     /// A subscribed event.
@@ -209,6 +208,77 @@ pub enum Input<P: ProcessManager> {
     },
 }
 
+// Clone and Debug by hand: derived ones would ask `P` itself to be `Clone` and `Debug`.
+impl<P: ProcessManager> Clone for Input<P> {
+    fn clone(&self) -> Self {
+        match self {
+            Input::Event { trigger, source } => Input::Event {
+                trigger: trigger.clone(),
+                source: source.clone(),
+            },
+            Input::Timeout {
+                key,
+                payload,
+                due_at,
+            } => Input::Timeout {
+                key: key.clone(),
+                payload: payload.clone(),
+                due_at: *due_at,
+            },
+            Input::Accepted { step, command } => Input::Accepted {
+                step: *step,
+                command: command.clone(),
+            },
+            Input::Rejected {
+                step,
+                command,
+                error,
+            } => Input::Rejected {
+                step: *step,
+                command: command.clone(),
+                error: error.clone(),
+            },
+        }
+    }
+}
+
+impl<P: ProcessManager> fmt::Debug for Input<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Input::Event { trigger, source } => f
+                .debug_struct("Event")
+                .field("trigger", trigger)
+                .field("source", source)
+                .finish(),
+            Input::Timeout {
+                key,
+                payload,
+                due_at,
+            } => f
+                .debug_struct("Timeout")
+                .field("key", key)
+                .field("payload", payload)
+                .field("due_at", due_at)
+                .finish(),
+            Input::Accepted { step, command } => f
+                .debug_struct("Accepted")
+                .field("step", step)
+                .field("command", command)
+                .finish(),
+            Input::Rejected {
+                step,
+                command,
+                error,
+            } => f
+                .debug_struct("Rejected")
+                .field("step", step)
+                .field("command", command)
+                .field("error", error)
+                .finish(),
+        }
+    }
+}
+
 /// When a timeout is due.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Due {
@@ -219,7 +289,6 @@ pub enum Due {
 }
 
 /// What an instance decided to do.
-#[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum Action<P: ProcessManager> {
     /// Sends a command through the dispatcher, with a command id derived from (instance,
@@ -249,6 +318,41 @@ pub enum Action<P: ProcessManager> {
         /// Why, for operators.
         reason: String,
     },
+}
+
+impl<P: ProcessManager> Clone for Action<P> {
+    fn clone(&self) -> Self {
+        match self {
+            Action::Send(command) => Action::Send(command.clone()),
+            Action::Schedule { key, due, payload } => Action::Schedule {
+                key: key.clone(),
+                due: *due,
+                payload: payload.clone(),
+            },
+            Action::Cancel { key } => Action::Cancel { key: key.clone() },
+            Action::Complete => Action::Complete,
+            Action::Fail { reason } => Action::Fail {
+                reason: reason.clone(),
+            },
+        }
+    }
+}
+
+impl<P: ProcessManager> fmt::Debug for Action<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Action::Send(command) => f.debug_tuple("Send").field(command).finish(),
+            Action::Schedule { key, due, payload } => f
+                .debug_struct("Schedule")
+                .field("key", key)
+                .field("due", due)
+                .field("payload", payload)
+                .finish(),
+            Action::Cancel { key } => f.debug_struct("Cancel").field("key", key).finish(),
+            Action::Complete => f.write_str("Complete"),
+            Action::Fail { reason } => f.debug_struct("Fail").field("reason", reason).finish(),
+        }
+    }
 }
 
 impl<P: ProcessManager> Action<P> {

@@ -1,2 +1,108 @@
 //! The timer pump: while this worker leads, fires due timeouts into the feed. It decides
-//! nothing; the fired events come back through the one subscription loop.
+//! nothing; the fired events come back through the one subscription loop, which decides them.
+//!
+//! It loops: fire what is due by the process clock (again at once while batches come back
+//! full), then sleep `min(timer_poll, next due - now)`, or until a local record schedules a
+//! timeout (which may be sooner). Store errors back off with the retry policy's delays. Rows
+//! survive a restart, and the store fires each once however many pumps overlap.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+
+use super::dispatch::CommandDispatcher;
+use super::drive::Driver;
+use super::manager::ProcessManager;
+use super::store::ProcessManagerStore;
+use crate::Clock;
+
+/// A running pump; dropping it stops it.
+pub(crate) struct Pump {
+    task: JoinHandle<()>,
+}
+
+impl Pump {
+    /// Starts the pump of `driver`'s process. Needs a tokio runtime.
+    pub(crate) fn start<P, S, D>(driver: Arc<Driver<P, S, D>>) -> Self
+    where
+        P: ProcessManager,
+        S: ProcessManagerStore,
+        D: CommandDispatcher<P::Command, Rejection = P::Rejection> + 'static,
+    {
+        let span = tracing::info_span!("timer pump", process = P::TYPE);
+        Self {
+            task: tokio::spawn(tracing::Instrument::instrument(run(driver), span)),
+        }
+    }
+}
+
+impl Drop for Pump {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn run<P, S, D>(driver: Arc<Driver<P, S, D>>)
+where
+    P: ProcessManager,
+    S: ProcessManagerStore,
+    D: CommandDispatcher<P::Command, Rejection = P::Rejection> + 'static,
+{
+    let options = &driver.options;
+    let mut failures = 0u32;
+    loop {
+        let pause = match fire(&driver).await {
+            Ok(Some(pause)) => {
+                failures = 0;
+                pause
+            }
+            Ok(None) => {
+                failures = 0;
+                continue;
+            }
+            Err(error) => {
+                failures = failures.saturating_add(1);
+                tracing::warn!(
+                    error = &error as &dyn std::error::Error,
+                    "firing timeouts failed"
+                );
+                options.retry.delay(failures).max(Duration::from_millis(1))
+            }
+        };
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
+            () = driver.wake.notified() => {}
+        }
+    }
+}
+
+/// Fires one batch of due timeouts: `None` when the batch came back full (fire again at
+/// once), else how long to sleep.
+async fn fire<P, S, D>(driver: &Driver<P, S, D>) -> crate::Result<Option<Duration>>
+where
+    P: ProcessManager,
+    S: ProcessManagerStore,
+    D: CommandDispatcher<P::Command, Rejection = P::Rejection> + 'static,
+{
+    let options = &driver.options;
+    let fired = driver
+        .store
+        .fire_due(P::TYPE, options.clock.now(), options.timer_batch)
+        .await?;
+    if fired.len() >= options.timer_batch {
+        return Ok(None);
+    }
+    let next = driver.store.next_due(P::TYPE).await?;
+    let until_next = next.map_or(options.timer_poll, |due| {
+        (due - options.clock.now())
+            .try_into()
+            .unwrap_or(Duration::ZERO)
+    });
+    // At least a millisecond: a due row another firer holds must not make this spin.
+    Ok(Some(
+        until_next
+            .min(options.timer_poll)
+            .max(Duration::from_millis(1)),
+    ))
+}

@@ -4,13 +4,15 @@
 //! [`store_conformance_tests!`](crate::store_conformance_tests).
 //!
 //! One file per store role: `streams` (append and read), `feed`, `checkpoints` (and
-//! snapshots), `repository` (the command pipeline on the store), `leases` and `dead_letters`.
+//! snapshots), `repository` (the command pipeline on the store), `leases`, `dead_letters` and
+//! `process` (process managers' timeouts and status rows).
 //! This file holds the bound every store meets and the helpers the cases share.
 
 mod checkpoints;
 mod dead_letters;
 mod feed;
 mod leases;
+mod process;
 mod repository;
 mod streams;
 
@@ -28,6 +30,12 @@ pub use feed::{
 pub use leases::{
     a_stale_epoch_cannot_save, lease_epochs_grow_with_each_new_holder,
     leases_admit_one_owner_at_a_time,
+};
+pub use process::{
+    a_cancelled_timeout_never_fires, a_duplicate_record_changes_nothing,
+    instances_are_listed_by_state_and_stuck, racing_firers_fire_each_timeout_once,
+    record_is_atomic_with_timeouts_and_status, rescheduling_a_key_replaces_its_timeout,
+    timeouts_fire_once_when_due,
 };
 pub use repository::{
     a_stale_or_broken_snapshot_is_ignored, racing_commands_are_retried_until_each_lands_once,

@@ -1,0 +1,276 @@
+//! One instance's part of a batch: [`Run`] holds the loaded instance while its inputs are
+//! recorded and its pending commands sent, in feed order.
+//!
+//! Why each crash is safe: the checkpoint passes a trigger only once this returned, so after
+//! a crash the trigger comes again and the run resumes from the journal. Recorded before: the
+//! record is a duplicate (same event ids) or skipped as recent. Commands pending: sent again
+//! with the same command ids, so the aggregates land each once.
+
+use std::sync::{Arc, PoisonError};
+
+use super::cache::Loaded;
+use super::{Arrival, Driver, Halt};
+use crate::process::dispatch::{CommandDispatcher, DispatchError, Dispatched};
+use crate::process::ids::InputId;
+use crate::process::instance::{Decision, Instance, PendingCommand};
+use crate::process::journal::ReceivedKind;
+use crate::process::manager::{Input, ProcessManager};
+use crate::process::store::{ProcessManagerStore, TimeoutChange};
+use crate::{Clock, CommandContext, Position, SnapshotPolicy, StreamId};
+
+/// Drives `instance` through `arrivals` (its inputs of one batch, in feed order). On a halt,
+/// the positions of the arrival that halted and of every later one (they wait behind it).
+pub(super) async fn drive<P, S, D>(
+    driver: Arc<Driver<P, S, D>>,
+    instance: String,
+    arrivals: Vec<Arrival<P>>,
+) -> Result<(), (Vec<Position>, Halt)>
+where
+    P: ProcessManager,
+    S: ProcessManagerStore,
+    D: CommandDispatcher<P::Command, Rejection = P::Rejection> + 'static,
+{
+    let positions: Vec<Position> = arrivals.iter().map(|a| a.position).collect();
+    let mut run = match Run::start(&driver, instance).await {
+        Ok(run) => run,
+        Err(halt) => return Err((positions, halt)),
+    };
+    for (n, arrival) in arrivals.into_iter().enumerate() {
+        if let Err(halt) = run.take(arrival).await {
+            // The instance may be half-way through a record: it is loaded afresh next time.
+            return Err((positions[n..].to_vec(), halt));
+        }
+    }
+    run.finish();
+    Ok(())
+}
+
+/// One instance being driven.
+struct Run<'a, P: ProcessManager, S, D> {
+    driver: &'a Driver<P, S, D>,
+    instance: String,
+    stream: StreamId,
+    loaded: Loaded<P>,
+}
+
+/// Whether an input was recorded now.
+enum Recorded {
+    Now,
+    Before,
+}
+
+impl<'a, P, S, D> Run<'a, P, S, D>
+where
+    P: ProcessManager,
+    S: ProcessManagerStore,
+    D: CommandDispatcher<P::Command, Rejection = P::Rejection> + 'static,
+{
+    /// Takes the instance from the cache, or loads it.
+    async fn start(driver: &'a Driver<P, S, D>, instance: String) -> Result<Self, Halt> {
+        let stream = Instance::<P>::stream(&instance).map_err(Halt::of)?;
+        let cached = driver
+            .cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take(stream.as_str());
+        let loaded = match cached {
+            Some(loaded) => loaded,
+            None => Loaded::new(Self::load(driver, &stream).await?),
+        };
+        Ok(Self {
+            driver,
+            instance,
+            stream,
+            loaded,
+        })
+    }
+
+    async fn load(driver: &Driver<P, S, D>, stream: &StreamId) -> Result<Instance<P>, Halt> {
+        Instance::load(&driver.store, stream, &driver.upcasters)
+            .await
+            .map_err(Halt::of)
+    }
+
+    /// Loads the instance again from the store: the journal is the truth.
+    async fn reload(&mut self) -> Result<(), Halt> {
+        self.loaded = Loaded::new(Self::load(self.driver, &self.stream).await?);
+        Ok(())
+    }
+
+    /// Puts the quiescent instance back in the cache.
+    fn finish(self) {
+        self.driver
+            .cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .put(self.stream.as_str().to_owned(), self.loaded);
+    }
+
+    /// Takes one arrival: records it unless it is to be skipped, then sends what is pending.
+    async fn take(&mut self, arrival: Arrival<P>) -> Result<(), Halt> {
+        let Arrival {
+            starts,
+            input,
+            id,
+            kind,
+            ..
+        } = arrival;
+        self.record(input, id, kind, starts).await?;
+        self.send_pending().await
+    }
+
+    /// Whether a feed input is for this instance as it stands: not to an instance that has not
+    /// started (unless it starts it) or has ended, not a timeout that is no longer live, not
+    /// one recorded before. Outcomes are always admitted unless recorded before (an ended
+    /// instance still records the outcomes of commands it had decided).
+    fn admits(&self, id: InputId, kind: &ReceivedKind, starts: bool) -> bool {
+        let books = &self.loaded.instance.books;
+        if books.recently_received(id) {
+            return false;
+        }
+        match kind {
+            ReceivedKind::Accepted { step } | ReceivedKind::Rejected { step, .. } => {
+                books.pending_command(step).is_some()
+            }
+            ReceivedKind::Timeout {
+                key, timeout_id, ..
+            } => {
+                !books.state.is_final()
+                    && books.timeouts.get(key).map(|t| t.timeout_id) == Some(*timeout_id)
+            }
+            ReceivedKind::Event { .. } => {
+                !books.state.is_final() && (starts || books.has_started())
+            }
+        }
+    }
+
+    /// Records `input` with its decision, atomically with its timeout changes and status row.
+    /// A conflict (a racing worker) reloads and tries again; a duplicate means it was recorded
+    /// before, and the stored decision stands.
+    async fn record(
+        &mut self,
+        input: Input<P>,
+        id: InputId,
+        kind: ReceivedKind,
+        starts: bool,
+    ) -> Result<Recorded, Halt> {
+        let retry = self.driver.options.retry;
+        let mut attempt = 0;
+        loop {
+            if !self.admits(id, &kind, starts) {
+                return Ok(Recorded::Before);
+            }
+            let now = self.driver.options.clock.now();
+            let decision = self
+                .loaded
+                .instance
+                .decide_input(&self.instance, input.clone(), id, kind.clone(), now)
+                .map_err(|error| Halt::Poison(error.to_string()))?;
+            let before = decision.expected;
+            let schedules = schedules(&decision);
+            let record = decision.into_record(self.stream.clone());
+            match self.driver.store.record(P::TYPE, record).await {
+                Ok(outcome) if !outcome.duplicate => {
+                    if schedules {
+                        self.driver.wake.notify_one();
+                    }
+                    self.maybe_snapshot(before).await;
+                    return Ok(Recorded::Now);
+                }
+                Ok(_) => {
+                    self.reload().await?;
+                    return Ok(Recorded::Before);
+                }
+                Err(error) if error.is_conflict() => {
+                    attempt += 1;
+                    if attempt >= retry.max_attempts() {
+                        return Err(Halt::Transient(error));
+                    }
+                    tokio::time::sleep(retry.delay(attempt)).await;
+                    self.reload().await?;
+                }
+                Err(error) => return Err(Halt::of(error)),
+            }
+        }
+    }
+
+    /// Saves a snapshot when the record crossed a multiple of `snapshot_every`. Only a
+    /// shortcut for later loads: a failure is logged.
+    async fn maybe_snapshot(&self, before: crate::Version) {
+        let books = &self.loaded.instance.books;
+        let policy = SnapshotPolicy::every(self.driver.options.snapshot_every);
+        if !policy.is_due(before, books.version) {
+            return;
+        }
+        let saved = match self.loaded.instance.snapshot(&self.stream) {
+            Ok(snapshot) => self.driver.store.save_snapshot(snapshot).await,
+            Err(error) => Err(error),
+        };
+        if let Err(error) = saved {
+            tracing::warn!(stream = %self.stream, error = &error as &dyn std::error::Error, "process snapshot not saved");
+        }
+    }
+
+    /// Sends the pending commands in (input, index) order and records each outcome (which may
+    /// decide more commands), until only forwarded ones are left.
+    async fn send_pending(&mut self) -> Result<(), Halt> {
+        while let Some(pending) = self.next_pending() {
+            let step = pending.step;
+            let command: P::Command = serde_json::from_value(pending.command)
+                .map_err(|e| Halt::Poison(format!("pending command {}: {e}", step.command_id)))?;
+            let books = &self.loaded.instance.books;
+            let mut context = CommandContext::new()
+                .command_id(step.command_id)
+                .causation_id(step.input.as_uuid())
+                .header("process", P::TYPE)
+                .header("process_instance", self.instance.as_str());
+            if let Some(correlation) = books.correlation_id {
+                context = context.correlation_id(correlation);
+            }
+            let id = InputId::of_outcome(step.command_id);
+            match self.driver.dispatcher.dispatch(&command, context).await {
+                Ok(Dispatched::Accepted { .. }) => {
+                    let input = Input::Accepted { step, command };
+                    let kind = ReceivedKind::Accepted { step };
+                    self.record(input, id, kind, false).await?;
+                }
+                Ok(Dispatched::Forwarded) => {
+                    self.loaded.forwarded.insert(step.command_id);
+                }
+                Err(DispatchError::Rejected(error)) => {
+                    let json = serde_json::to_value(&error).map_err(|e| {
+                        Halt::Poison(format!("rejection of {}: {e}", step.command_id))
+                    })?;
+                    let input = Input::Rejected {
+                        step,
+                        command,
+                        error,
+                    };
+                    let kind = ReceivedKind::Rejected { step, error: json };
+                    self.record(input, id, kind, false).await?;
+                }
+                Err(DispatchError::Failed(error)) => return Err(Halt::of(error)),
+            }
+        }
+        Ok(())
+    }
+
+    /// The first pending command not forwarded.
+    fn next_pending(&self) -> Option<PendingCommand> {
+        self.loaded
+            .instance
+            .books
+            .pending
+            .iter()
+            .find(|p| !self.loaded.forwarded.contains(&p.step.command_id))
+            .cloned()
+    }
+}
+
+/// Whether a decision schedules a timeout (the pump may have to wake sooner).
+fn schedules<P: ProcessManager>(decision: &Decision<P>) -> bool {
+    decision
+        .timeouts
+        .iter()
+        .any(|c| matches!(c, TimeoutChange::Schedule { .. }))
+}

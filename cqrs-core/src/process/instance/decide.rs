@@ -1,0 +1,252 @@
+//! [`Instance`] and [`Instance::decide_input`]: the pure step from one input to what to record
+//! and send. The engine's `drive` and the fixture both call it, so tests cannot drift from
+//! production.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use super::{Bookkeeping, InstanceState};
+use crate::process::ids::{self, InputId};
+use crate::process::journal::{
+    ActionsDecided, DecidedAction, InputReceived, ReceivedKind, RecordedAction, ACTIONS_DECIDED,
+    INPUT_RECEIVED,
+};
+use crate::process::manager::{Action, Context, Due, Input, ProcessManager, Step};
+use crate::process::store::{InstanceRow, ProcessRecord, TimeoutChange};
+use crate::{Error, ExpectedVersion, Metadata, NewEvent, StreamId, Version};
+
+/// One instance in memory: the user's state and the framework's bookkeeping.
+#[derive(Debug, Default)]
+pub(crate) struct Instance<P> {
+    /// The user's state, folded by [`ProcessManager::apply`].
+    pub(crate) state: P,
+    /// Version, pending commands, live timeouts, recent inputs, life cycle.
+    pub(crate) books: Bookkeeping,
+}
+
+/// What deciding one input produced: the journal pair to append at `expected`, the netted
+/// timeout changes and the status row to write with it, and the commands to send.
+#[derive(Debug)]
+pub(crate) struct Decision<P: ProcessManager> {
+    /// The input decided.
+    pub(crate) input: InputId,
+    /// The journal's version the pair must be appended at.
+    pub(crate) expected: Version,
+    /// `ProcessInputReceived` then `ProcessActionsDecided`, with derived event ids.
+    pub(crate) events: Vec<NewEvent>,
+    /// The actions as recorded (`Due::After` resolved, ids derived).
+    pub(crate) actions: Vec<DecidedAction>,
+    /// At most one change per key.
+    pub(crate) timeouts: Vec<TimeoutChange>,
+    /// The instance's status after the pair.
+    pub(crate) status: InstanceRow,
+    /// The commands this decision sends, typed, with their steps.
+    pub(crate) commands: Vec<(Step, P::Command)>,
+}
+
+impl<P: ProcessManager> Decision<P> {
+    /// The atomic write of this decision to the instance's stream.
+    pub(crate) fn into_record(self, stream: StreamId) -> ProcessRecord {
+        ProcessRecord::new(
+            stream,
+            ExpectedVersion::Exact(self.expected),
+            self.events,
+            self.timeouts,
+            self.status,
+        )
+    }
+}
+
+impl<P: ProcessManager> Instance<P> {
+    /// An instance from its parts (a snapshot, the fixture's given state).
+    pub(crate) fn from_parts(state: P, books: Bookkeeping) -> Self {
+        Self { state, books }
+    }
+
+    /// The instance's stream, `"{TYPE}-{instance}"`.
+    pub(crate) fn stream(instance: &str) -> Result<StreamId, Error> {
+        Ok(StreamId::with_category(P::TYPE, instance)?)
+    }
+
+    /// Decides `input` (whose id is `id` and whose journal form is `kind`) at `now`: receives
+    /// it into the bookkeeping, applies it to the state, asks `decide` (unless the instance has
+    /// ended: an ended instance still folds the outcomes of commands it had decided, but
+    /// decides nothing), resolves `Due::After`, derives the command and timeout ids, and folds
+    /// the decision. Pure: no store, no clock but `now`.
+    ///
+    /// The instance is changed in place; if recording the decision fails, the caller drops it
+    /// and loads the instance again.
+    pub(crate) fn decide_input(
+        &mut self,
+        instance: &str,
+        input: Input<P>,
+        id: InputId,
+        kind: ReceivedKind,
+        now: OffsetDateTime,
+    ) -> Result<Decision<P>, Error> {
+        let expected = self.books.version;
+        let was_final = self.books.state.is_final();
+        let last_input = describe(&kind, &self.books);
+        let received = InputReceived {
+            input: id,
+            at: now,
+            kind,
+        };
+        self.books.receive(&received);
+        let before = self.books.timeouts.clone();
+        self.state.apply(&input);
+        let actions = if was_final {
+            Vec::new()
+        } else {
+            let context = Context::new(
+                now,
+                instance,
+                self.books.correlation_id,
+                &self.books.timeouts,
+                self.books.pending.len(),
+            );
+            self.state.decide(&input, &context)
+        };
+
+        let mut commands = Vec::new();
+        let mut recorded = Vec::with_capacity(actions.len());
+        for (index, action) in actions.into_iter().enumerate() {
+            let index = u32::try_from(index)
+                .map_err(|_| Error::process(P::TYPE, "decide returned too many actions"))?;
+            let action = match action {
+                Action::Send(command) => {
+                    let command_id = ids::command_id(P::TYPE, instance, id, index);
+                    let json = encode(&command)?;
+                    commands.push((
+                        Step {
+                            input: id,
+                            index,
+                            command_id,
+                        },
+                        command,
+                    ));
+                    RecordedAction::Send {
+                        command: json,
+                        command_id,
+                    }
+                }
+                Action::Schedule { key, due, payload } => RecordedAction::Schedule {
+                    key,
+                    timeout_id: ids::timeout_id(P::TYPE, instance, id, index),
+                    due_at: match due {
+                        Due::At(at) => at,
+                        Due::After(after) => now + after,
+                    },
+                    payload: encode(&payload)?,
+                },
+                Action::Cancel { key } => RecordedAction::Cancel { key },
+                Action::Complete => RecordedAction::Complete,
+                Action::Fail { reason } => RecordedAction::Fail { reason },
+            };
+            recorded.push(DecidedAction { index, action });
+        }
+        let decided = ActionsDecided {
+            input: id,
+            actions: recorded,
+        };
+        self.books.decide(&decided, now, expected.advance(2));
+
+        let scheduled: BTreeMap<&str, &Value> = decided
+            .actions
+            .iter()
+            .filter_map(|a| match &a.action {
+                RecordedAction::Schedule { key, payload, .. } => Some((key.as_str(), payload)),
+                _ => None,
+            })
+            .collect();
+        let timeouts = self.books.timeout_changes(&before, was_final, &scheduled);
+        let status = self.books.status_row(instance, last_input);
+        let events = vec![
+            journal_event(
+                INPUT_RECEIVED,
+                &received,
+                ids::received_event_id(P::TYPE, instance, id),
+                id,
+                &self.books,
+            )?,
+            journal_event(
+                ACTIONS_DECIDED,
+                &decided,
+                ids::decided_event_id(P::TYPE, instance, id),
+                id,
+                &self.books,
+            )?,
+        ];
+        Ok(Decision {
+            input: id,
+            expected,
+            events,
+            actions: decided.actions,
+            timeouts,
+            status,
+            commands,
+        })
+    }
+
+    /// Whether the instance has ended.
+    pub(crate) fn has_ended(&self) -> bool {
+        self.books.state != InstanceState::Running
+    }
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> Result<Value, Error> {
+    serde_json::to_value(value).map_err(|source| Error::Encode {
+        event_type: ACTIONS_DECIDED.to_owned(),
+        source,
+    })
+}
+
+fn journal_event<T: serde::Serialize>(
+    event_type: &str,
+    payload: &T,
+    event_id: crate::EventId,
+    input: InputId,
+    books: &Bookkeeping,
+) -> Result<NewEvent, Error> {
+    let payload = serde_json::to_value(payload).map_err(|source| Error::Encode {
+        event_type: event_type.to_owned(),
+        source,
+    })?;
+    let mut metadata = Metadata::new(event_id).with_causation_id(input.as_uuid());
+    if let Some(correlation) = books.correlation_id {
+        metadata = metadata.with_correlation_id(correlation);
+    }
+    Ok(NewEvent::new(event_type, 1, payload).with_metadata(metadata))
+}
+
+/// The status row's `last_input`, for people: `"event OrderPlaced"`, `"timeout shipping"`,
+/// `"accepted Stock"`, `"rejected Payment"`.
+fn describe(kind: &ReceivedKind, books: &Bookkeeping) -> String {
+    let command = |step: &Step| {
+        books
+            .pending_command(step)
+            .map_or_else(|| "command".to_owned(), |p| command_label(&p.command))
+    };
+    match kind {
+        ReceivedKind::Event { event_type, .. } => format!("event {event_type}"),
+        ReceivedKind::Timeout { key, .. } => format!("timeout {key}"),
+        ReceivedKind::Accepted { step } => format!("accepted {}", command(step)),
+        ReceivedKind::Rejected { step, .. } => format!("rejected {}", command(step)),
+    }
+}
+
+/// A command's name from its JSON: an externally tagged enum's variant, an internally tagged
+/// one's `type`, or a unit variant's string.
+pub(crate) fn command_label(command: &Value) -> String {
+    match command {
+        Value::String(name) => name.clone(),
+        Value::Object(map) => match map.get("type") {
+            Some(Value::String(tag)) => tag.clone(),
+            _ if map.len() == 1 => map.keys().next().cloned().unwrap_or_default(),
+            _ => "command".to_owned(),
+        },
+        _ => "command".to_owned(),
+    }
+}

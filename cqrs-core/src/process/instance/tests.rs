@@ -1,0 +1,373 @@
+//! `decide_input` and replay: fold = replay = snapshot + tail; timeout changes are netted per
+//! key; derived ids are stable; completion waits for pending outcomes.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use time::OffsetDateTime;
+
+use super::{Decision, Instance, InstanceState};
+use crate::process::ids::InputId;
+use crate::process::journal::ReceivedKind;
+use crate::process::manager::{Action, Context, EventRef, Input, ProcessManager, Route, Step};
+use crate::process::store::TimeoutChange;
+use crate::{
+    AppendEvents, EventFilter, EventId, ExpectedVersion, InMemoryEventStore, Metadata, NewEvent,
+    Position, RecordedEvent, SnapshotStore, StreamId, Upcasters, Version,
+};
+
+#[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
+struct Order {
+    lines: u32,
+    reserved: u32,
+    refused: Vec<String>,
+    timed_out: bool,
+}
+
+#[derive(Clone, Debug)]
+enum Ev {
+    Placed { lines: u32 },
+    Paid,
+    Juggle,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+enum Cmd {
+    Reserve(u32),
+    Release(u32),
+    Cancel,
+}
+
+impl ProcessManager for Order {
+    const TYPE: &'static str = "order_flow";
+    type Trigger = Ev;
+    type Command = Cmd;
+    type Rejection = String;
+    type Timeout = u32;
+
+    fn subscriptions() -> EventFilter {
+        EventFilter::all().category("order")
+    }
+
+    fn route(event: &RecordedEvent) -> Result<Route<Ev>, crate::Error> {
+        let id = event.stream_id.instance().to_owned();
+        Ok(match event.event_type.as_str() {
+            "Placed" => Route::start(
+                id,
+                Ev::Placed {
+                    lines: event.payload["lines"]
+                        .as_u64()
+                        .and_then(|n| u32::try_from(n).ok())
+                        .unwrap_or(0),
+                },
+            ),
+            "Paid" => Route::continue_with(id, Ev::Paid),
+            "Juggle" => Route::continue_with(id, Ev::Juggle),
+            _ => Route::Ignore,
+        })
+    }
+
+    fn apply(&mut self, input: &Input<Self>) {
+        match input {
+            Input::Event {
+                trigger: Ev::Placed { lines },
+                ..
+            } => self.lines = *lines,
+            Input::Accepted {
+                command: Cmd::Reserve(_),
+                ..
+            } => self.reserved += 1,
+            Input::Rejected { error, .. } => self.refused.push(error.clone()),
+            Input::Timeout { .. } => self.timed_out = true,
+            _ => {}
+        }
+    }
+
+    fn decide(&self, input: &Input<Self>, ctx: &Context<'_>) -> Vec<Action<Self>> {
+        match input {
+            Input::Event {
+                trigger: Ev::Placed { .. },
+                ..
+            } => vec![
+                Action::send(Cmd::Reserve(0)),
+                Action::after("pay", Duration::from_secs(30), 1),
+            ],
+            Input::Event {
+                trigger: Ev::Juggle,
+                ..
+            } => vec![
+                Action::after("a", Duration::from_secs(5), 2),
+                Action::cancel("a"),
+                Action::cancel("b"),
+                Action::after("b", Duration::from_secs(6), 3),
+                Action::after("pay", Duration::from_secs(60), 4),
+            ],
+            Input::Event {
+                trigger: Ev::Paid, ..
+            } => vec![Action::cancel("pay"), Action::Complete],
+            Input::Accepted {
+                command: Cmd::Reserve(n),
+                ..
+            } if n + 1 < self.lines => vec![Action::send(Cmd::Reserve(n + 1))],
+            Input::Accepted { .. } => vec![],
+            Input::Rejected { .. } => {
+                let mut actions: Vec<_> = (0..self.reserved)
+                    .map(|n| Action::send(Cmd::Release(n)))
+                    .collect();
+                actions.push(Action::send(Cmd::Cancel));
+                actions.push(Action::Complete);
+                assert!(ctx.pending_commands() == 0);
+                actions
+            }
+            Input::Timeout { .. } => vec![Action::send(Cmd::Cancel), Action::Complete],
+        }
+    }
+}
+
+fn start() -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(1_704_067_200).expect("a valid time")
+}
+
+fn event(n: u64, event_type: &str, payload: serde_json::Value) -> RecordedEvent {
+    RecordedEvent::new(
+        StreamId::new("order-7").expect("valid"),
+        Version::new(n),
+        Position::from_parts(n, 0),
+        NewEvent::new(event_type, 1, payload).with_metadata(Metadata::new(EventId::from_uuid(
+            uuid::Uuid::from_u128(u128::from(n)),
+        ))),
+        start(),
+    )
+}
+
+fn on_event(
+    instance: &mut Instance<Order>,
+    event: &RecordedEvent,
+    now: OffsetDateTime,
+) -> Decision<Order> {
+    let Ok(Route::Start { trigger, .. } | Route::Continue { trigger, .. }) = Order::route(event)
+    else {
+        panic!("routed")
+    };
+    instance
+        .decide_input(
+            "7",
+            Input::Event {
+                trigger,
+                source: EventRef::of(event),
+            },
+            InputId::of_event(event.metadata.event_id),
+            ReceivedKind::of_event(event),
+            now,
+        )
+        .expect("decided")
+}
+
+fn on_outcome(
+    instance: &mut Instance<Order>,
+    step: Step,
+    command: Cmd,
+    rejection: Option<&str>,
+    now: OffsetDateTime,
+) -> Decision<Order> {
+    let id = InputId::of_outcome(step.command_id);
+    let (input, kind) = match rejection {
+        None => (
+            Input::Accepted { step, command },
+            ReceivedKind::Accepted { step },
+        ),
+        Some(error) => (
+            Input::Rejected {
+                step,
+                command,
+                error: error.to_owned(),
+            },
+            ReceivedKind::Rejected {
+                step,
+                error: json!(error),
+            },
+        ),
+    };
+    instance
+        .decide_input("7", input, id, kind, now)
+        .expect("decided")
+}
+
+/// Drives a three-line order whose third reserve is refused; returns the decisions in order.
+fn scenario(instance: &mut Instance<Order>) -> Vec<Decision<Order>> {
+    let mut decisions = vec![on_event(
+        instance,
+        &event(1, "Placed", json!({ "lines": 3 })),
+        start(),
+    )];
+    for n in 0..3u32 {
+        let (step, command) = decisions
+            .last()
+            .and_then(|d| d.commands.first().cloned())
+            .expect("a reserve");
+        let refused = (n == 2).then_some("out of stock");
+        let now = start() + Duration::from_secs(u64::from(n) + 1);
+        decisions.push(on_outcome(instance, step, command, refused, now));
+    }
+    let (steps, _): (Vec<_>, Vec<_>) = decisions
+        .last()
+        .map(|d| d.commands.iter().cloned().unzip())
+        .expect("compensations");
+    for (i, step) in steps.into_iter().enumerate() {
+        let command = instance
+            .books
+            .pending_command(&step)
+            .map(|p| serde_json::from_value(p.command.clone()).expect("a command"))
+            .expect("pending");
+        let now = start() + Duration::from_secs(10 + i as u64);
+        decisions.push(on_outcome(instance, step, command, None, now));
+    }
+    decisions
+}
+
+#[test]
+fn a_refused_reserve_compensates_and_completes_once_outcomes_are_in() {
+    let mut instance = Instance::<Order>::default();
+    let decisions = scenario(&mut instance);
+    let compensation = &decisions[3];
+    let sent: Vec<_> = compensation
+        .commands
+        .iter()
+        .map(|(_, c)| c.clone())
+        .collect();
+    assert_eq!(sent, [Cmd::Release(0), Cmd::Release(1), Cmd::Cancel]);
+    assert_eq!(compensation.status.state, InstanceState::Running);
+    assert!(instance.books.pending.is_empty());
+    assert_eq!(instance.books.state, InstanceState::Completed);
+    assert!(instance.books.timeouts.is_empty());
+    assert_eq!(compensation.timeouts, []);
+    let completing = decisions.last().expect("a last decision");
+    assert_eq!(completing.timeouts, [TimeoutChange::CancelAll]);
+    assert_eq!(completing.status.state, InstanceState::Completed);
+    assert!(completing.status.finished_at.is_some());
+    assert_eq!(
+        instance.books.version,
+        Version::new(2 * decisions.len() as u64)
+    );
+    assert_eq!(instance.state.refused, ["out of stock"]);
+}
+
+#[test]
+fn deciding_the_same_input_again_derives_the_same_ids() {
+    let placed = event(1, "Placed", json!({ "lines": 2 }));
+    let first = on_event(&mut Instance::default(), &placed, start());
+    let again = on_event(&mut Instance::default(), &placed, start());
+    let ids = |d: &Decision<Order>| {
+        (
+            d.events
+                .iter()
+                .map(|e| e.metadata.event_id)
+                .collect::<Vec<_>>(),
+            d.commands.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+            d.timeouts.clone(),
+        )
+    };
+    assert_eq!(ids(&first), ids(&again));
+    assert_eq!(first.events[0].event_type, "ProcessInputReceived");
+    assert_eq!(first.events[1].event_type, "ProcessActionsDecided");
+    assert_ne!(first.events[0].metadata.event_id, placed.metadata.event_id);
+    let [TimeoutChange::Schedule { due_at, .. }] = first.timeouts.as_slice() else {
+        panic!("one schedule, got {:?}", first.timeouts)
+    };
+    assert_eq!(*due_at, start() + Duration::from_secs(30));
+}
+
+#[test]
+fn timeout_changes_are_netted_per_key() {
+    let mut instance = Instance::<Order>::default();
+    let placed = on_event(
+        &mut instance,
+        &event(1, "Placed", json!({ "lines": 2 })),
+        start(),
+    );
+    let pay_id = match placed.timeouts.as_slice() {
+        [TimeoutChange::Schedule { timeout_id, .. }] => *timeout_id,
+        other => panic!("one schedule, got {other:?}"),
+    };
+    let juggled = on_event(&mut instance, &event(2, "Juggle", json!({})), start());
+    // "a" scheduled then cancelled: nothing; "b" cancelled (not live) then scheduled: a
+    // schedule; "pay" rescheduled: one schedule replacing it, no cancel.
+    let keys: Vec<_> = juggled
+        .timeouts
+        .iter()
+        .map(|c| match c {
+            TimeoutChange::Schedule {
+                key, timeout_id, ..
+            } => {
+                assert_ne!(*timeout_id, pay_id);
+                format!("schedule {key}")
+            }
+            TimeoutChange::Cancel { key, .. } => format!("cancel {key}"),
+            TimeoutChange::CancelAll => "cancel all".to_owned(),
+        })
+        .collect();
+    assert_eq!(keys, ["schedule b", "schedule pay"]);
+    let paid = on_event(&mut instance, &event(3, "Paid", json!({})), start());
+    // Complete with a reserve pending: still running, "pay" cancelled by id, "b" still live.
+    let pay_now = instance_timeout_id(&juggled, "pay");
+    assert_eq!(
+        paid.timeouts,
+        [TimeoutChange::Cancel {
+            key: "pay".to_owned(),
+            timeout_id: pay_now
+        }]
+    );
+    assert_eq!(paid.status.state, InstanceState::Running);
+    assert!(instance.books.completing);
+}
+
+fn instance_timeout_id(decision: &Decision<Order>, key: &str) -> uuid::Uuid {
+    decision
+        .timeouts
+        .iter()
+        .find_map(|c| match c {
+            TimeoutChange::Schedule {
+                key: k, timeout_id, ..
+            } if k == key => Some(*timeout_id),
+            _ => None,
+        })
+        .expect("scheduled")
+}
+
+#[tokio::test]
+async fn fold_equals_replay_equals_snapshot_and_tail() {
+    let mut folded = Instance::<Order>::default();
+    let decisions = scenario(&mut folded);
+    let store = InMemoryEventStore::new();
+    let stream = Instance::<Order>::stream("7").expect("a stream");
+    let mut halfway = None;
+    for (n, decision) in decisions.into_iter().enumerate() {
+        let expected = ExpectedVersion::Exact(decision.expected);
+        store
+            .append(&stream, expected, decision.events)
+            .await
+            .expect("appended");
+        if n == 2 {
+            let loaded = Instance::<Order>::load(&store, &stream, &Upcasters::new())
+                .await
+                .expect("loaded");
+            halfway = Some(loaded.snapshot(&stream).expect("a snapshot"));
+        }
+    }
+    let replayed = Instance::<Order>::load(&store, &stream, &Upcasters::new())
+        .await
+        .expect("replayed");
+    assert_eq!(replayed.state, folded.state);
+    assert_eq!(replayed.books, folded.books);
+
+    store
+        .save_snapshot(halfway.expect("taken"))
+        .await
+        .expect("saved");
+    let from_snapshot = Instance::<Order>::load(&store, &stream, &Upcasters::new())
+        .await
+        .expect("loaded from a snapshot");
+    assert_eq!(from_snapshot.state, folded.state);
+    assert_eq!(from_snapshot.books, folded.books);
+}
