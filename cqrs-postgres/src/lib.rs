@@ -28,6 +28,7 @@ mod group;
 mod horizon;
 mod migrate;
 mod notify;
+mod process;
 mod projection;
 mod read;
 mod repair;

@@ -124,6 +124,12 @@ pub(crate) struct Queries {
     pub(crate) request_position: String,
     pub(crate) remove_letters: String,
     pub(crate) redrive_failed: String,
+    pub(crate) process_record: String,
+    pub(crate) fire_timeouts: String,
+    pub(crate) next_timeout: String,
+    pub(crate) instance_timeouts: String,
+    pub(crate) process_instances: String,
+    pub(crate) process_counts: String,
 }
 
 impl Queries {
@@ -158,6 +164,12 @@ impl Queries {
             request_position: fill(include_str!("sql/request_position.sql")),
             remove_letters: fill(include_str!("sql/remove_letters.sql")),
             redrive_failed: fill(include_str!("sql/redrive_failed.sql")),
+            process_record: fill(include_str!("sql/process_record.sql")),
+            fire_timeouts: fill(include_str!("sql/fire_timeouts.sql")),
+            next_timeout: fill(include_str!("sql/next_timeout.sql")),
+            instance_timeouts: fill(include_str!("sql/instance_timeouts.sql")),
+            process_instances: fill(include_str!("sql/process_instances.sql")),
+            process_counts: fill(include_str!("sql/process_counts.sql")),
         }
     }
 }
@@ -191,6 +203,46 @@ mod tests {
             assert!(
                 matches!(PgSchema::new(too_long), Err(PgError::ChannelTooLong { .. })),
                 "{too_long}"
+            );
+        }
+    }
+
+    /// `process_record.sql` appends exactly as `append.sql` does, so the append path decodes
+    /// its answers (conflicts, duplicates, where the events landed) unchanged.
+    #[test]
+    fn process_record_checks_and_appends_with_append_sql_verbatim() {
+        let append = include_str!("sql/append.sql");
+        let record = include_str!("sql/process_record.sql");
+        let ctes_start = append
+            .find("WITH last AS (")
+            .expect("append.sql's first CTE");
+        let select_start = append
+            .find("SELECT current.version AS current_version")
+            .expect("append.sql's final SELECT");
+        let ctes = append[ctes_start..select_start].trim_end();
+        let select = &append[select_start..];
+        assert!(
+            ctes.ends_with(')'),
+            "append.sql's CTEs end before its SELECT"
+        );
+        let record_ctes = record
+            .find(ctes)
+            .expect("process_record.sql holds append.sql's CTEs verbatim");
+        assert!(
+            record[..record_ctes].lines().all(|l| l.starts_with("--")),
+            "they open the statement"
+        );
+        assert!(
+            record.ends_with(select),
+            "process_record.sql ends with append.sql's final SELECT verbatim"
+        );
+        for guarded in ["set_timeouts AS (", "cut_timeouts AS (", "status AS ("] {
+            let at = record.find(guarded).expect(guarded);
+            let body = &record[at..];
+            let end = body.find("\n)").expect("the CTE ends");
+            assert!(
+                body[..end].contains("EXISTS (SELECT 1 FROM inserted)"),
+                "{guarded} writes only when the events were inserted"
             );
         }
     }

@@ -56,8 +56,9 @@ async fn a_schema_name_with_sql_in_it_is_refused() {
     .await
     .expect("count tables");
     assert_eq!(
-        tables, 7,
-        "events, commands, snapshots, checkpoints, leases, dead_letters, schema_migrations"
+        tables, 9,
+        "events, commands, snapshots, checkpoints, leases, dead_letters, process_timeouts, \
+         process_instances, schema_migrations"
     );
 }
 
@@ -212,5 +213,5 @@ async fn concurrent_first_migrations_apply_once() {
     let applied = futures_join(a, b).await;
     let mut all: Vec<i32> = applied.into_iter().flatten().collect();
     all.sort_unstable();
-    assert_eq!(all, [1, 2, 3, 4], "each migration applied exactly once");
+    assert_eq!(all, [1, 2, 3, 4, 5], "each migration applied exactly once");
 }

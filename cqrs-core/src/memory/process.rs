@@ -14,7 +14,7 @@ use crate::process::{
     ProcessStore, ScheduledTimeout, TimeoutChange, TimeoutFired,
 };
 use crate::validate::{check_batch, BatchCheck};
-use crate::{AppendOutcome, ExpectedVersion, NewEvent, Result, StreamId};
+use crate::{AppendOutcome, Error, ExpectedVersion, NewEvent, Result, StreamId};
 
 use super::{InMemoryEventStore, State};
 
@@ -39,6 +39,13 @@ impl ProcessStore for InMemoryEventStore {
         } = record;
         let BatchCheck { command_id, .. } = check_batch(&events, self.max_payload_bytes())?;
         let mut state = self.write();
+        if let Some(id) = state.foreign_timeout_id(process, &status.instance, &timeouts) {
+            // Timeout ids are unique, as PostgreSQL's constraint keeps them.
+            return Err(Error::process(
+                process,
+                format!("timeout id {id} is already live under another key"),
+            ));
+        }
         let outcome = state.append_checked(&stream, expected, events, command_id)?;
         if outcome.duplicate {
             // Recorded before: the first record's timeouts and status stand.
@@ -156,6 +163,29 @@ impl ProcessStore for InMemoryEventStore {
 }
 
 impl State {
+    /// A timeout id `changes` schedules that is live under another (process, instance, key).
+    fn foreign_timeout_id(
+        &self,
+        process: &str,
+        instance: &str,
+        changes: &[TimeoutChange],
+    ) -> Option<Uuid> {
+        changes.iter().find_map(|change| {
+            let TimeoutChange::Schedule {
+                key, timeout_id, ..
+            } = change
+            else {
+                return None;
+            };
+            self.timeouts
+                .iter()
+                .any(|((p, i, k), row)| {
+                    row.timeout_id == *timeout_id && (p != process || i != instance || k != key)
+                })
+                .then_some(*timeout_id)
+        })
+    }
+
     /// Applies one record's timeout changes (netted per key by the caller).
     fn change_timeouts(&mut self, process: &str, instance: &str, changes: Vec<TimeoutChange>) {
         let row_key = |key: String| (process.to_owned(), instance.to_owned(), key);

@@ -50,6 +50,13 @@ macro_rules! store_conformance_tests {
             dead_letters_round_trip,
             dead_letters_come_in_pages_and_keys_once,
             dead_letter_requests_are_kept_until_carried_out,
+            record_is_atomic_with_timeouts_and_status,
+            a_duplicate_record_changes_nothing,
+            timeouts_fire_once_when_due,
+            racing_firers_fire_each_timeout_once,
+            a_cancelled_timeout_never_fires,
+            rescheduling_a_key_replaces_its_timeout,
+            instances_are_listed_by_state_and_stuck,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

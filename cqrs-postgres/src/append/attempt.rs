@@ -4,6 +4,7 @@ use cqrs_core::{StreamId, Version};
 use sqlx::PgConnection;
 
 use crate::columns::Columns;
+use crate::process::RecordColumns;
 use crate::row::Landed;
 use crate::{convert, PgError, PgEventStore};
 
@@ -30,7 +31,8 @@ pub(super) enum Constraint {
 
 impl PgEventStore {
     /// The general statement (`sql/append.sql`): any expected version, a command id, a notify
-    /// in the statement.
+    /// in the statement. With `record`, `sql/process_record.sql`: the same append, answering
+    /// the same way, that also writes a process instance's timeouts and status row.
     pub(super) async fn try_append(
         &self,
         conn: &mut PgConnection,
@@ -38,14 +40,22 @@ impl PgEventStore {
         expected: Option<i64>,
         columns: &Columns,
         notify_in_statement: bool,
+        record: Option<&RecordColumns>,
     ) -> Result<Attempt, PgError> {
-        let result = columns
-            .bind(sqlx::query(&self.queries.append), stream_id)
+        let sql = match record {
+            Some(_) => &self.queries.process_record,
+            None => &self.queries.append,
+        };
+        let query = columns
+            .bind(sqlx::query(sql), stream_id)
             .bind(expected)
             .bind(columns.command_id.map(|c| c.as_uuid()))
-            .bind(notify_in_statement.then(|| self.schema.channel()))
-            .fetch_one(&mut *conn)
-            .await;
+            .bind(notify_in_statement.then(|| self.schema.channel()));
+        let query = match record {
+            Some(record) => record.bind(query),
+            None => query,
+        };
+        let result = query.fetch_one(&mut *conn).await;
         let row = match result {
             Ok(row) => row,
             Err(error) => return violation(error),

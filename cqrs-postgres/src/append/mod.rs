@@ -19,6 +19,7 @@ use sqlx::{Connection, PgConnection};
 use self::attempt::{Attempt, Constraint};
 use crate::columns::Columns;
 use crate::convert::to_i64;
+use crate::process::RecordColumns;
 use crate::{PgError, PgEventStore};
 
 /// How often an append with [`ExpectedVersion::Any`] retries after another writer took the
@@ -58,7 +59,8 @@ impl PgEventStore {
         Ok(self.append_in_pg(conn, stream_id, expected, events).await?)
     }
 
-    async fn append_in_pg(
+    /// [`append_in`](Self::append_in), with this crate's error.
+    pub(crate) async fn append_in_pg(
         &self,
         conn: &mut PgConnection,
         stream_id: &StreamId,
@@ -67,24 +69,30 @@ impl PgEventStore {
     ) -> Result<AppendOutcome, PgError> {
         let columns = Columns::new(events, self.max_payload_bytes, self.max_append_bytes)?;
         self.xid.ensure(&mut *conn).await?;
-        self.append_on(conn, true, stream_id, expected, &columns)
+        self.append_on(conn, true, stream_id, expected, &columns, None)
             .await
     }
 
-    async fn append_on(
+    /// Appends `columns` to `stream_id` on `conn` (in a savepoint when `savepoint`), retrying
+    /// and telling conflicts from duplicates. With `record`, the statement is
+    /// `sql/process_record.sql`, which also writes a process instance's timeouts and status
+    /// row when (and only when) its events are inserted.
+    pub(crate) async fn append_on(
         &self,
         conn: &mut PgConnection,
         savepoint: bool,
         stream_id: &StreamId,
         expected: ExpectedVersion,
         columns: &Columns,
+        record: Option<&RecordColumns>,
     ) -> Result<AppendOutcome, PgError> {
         let expected_i64 = expected
             .exact()
             .map(|v| to_i64("expected version", v.get()))
             .transpose()?;
         // The lean statement first when it applies; the general one after any miss.
-        let mut known = expected_i64.filter(|_| !savepoint && columns.command_id.is_none());
+        let mut known =
+            expected_i64.filter(|_| !savepoint && columns.command_id.is_none() && record.is_none());
         let mut retries = 0;
         loop {
             let attempt = if let Some(version) = known.take() {
@@ -98,7 +106,7 @@ impl PgEventStore {
             } else if savepoint {
                 let mut sp = conn.begin().await?;
                 let attempt = self
-                    .try_append(&mut sp, stream_id, expected_i64, columns, true)
+                    .try_append(&mut sp, stream_id, expected_i64, columns, true, record)
                     .await;
                 match attempt {
                     Ok(Attempt::Appended(_)) => sp.commit().await?,
@@ -106,7 +114,7 @@ impl PgEventStore {
                 }
                 attempt?
             } else {
-                self.try_append(conn, stream_id, expected_i64, columns, false)
+                self.try_append(conn, stream_id, expected_i64, columns, false, record)
                     .await?
             };
             let mut retry = expected == ExpectedVersion::Any;
@@ -209,7 +217,7 @@ impl PgEventStore {
         // One statement in autocommit: the whole append is one round trip.
         let mut conn = self.pool.acquire().await?;
         let outcome = self
-            .append_on(&mut conn, false, stream_id, expected, &columns)
+            .append_on(&mut conn, false, stream_id, expected, &columns, None)
             .await?;
         drop(conn);
         if !outcome.duplicate {

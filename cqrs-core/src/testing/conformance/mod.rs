@@ -52,6 +52,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use crate::process::ProcessStore;
 use crate::projection::{DeadLetterStore, LeaseStore};
 use crate::{
     CheckpointStore, EventFilter, EventStore, NewEvent, Position, RecordedEvent, SnapshotStore,
@@ -60,7 +61,14 @@ use crate::{
 
 /// What the suite needs of a store.
 pub trait ConformanceStore:
-    EventStore + SnapshotStore + CheckpointStore + DeadLetterStore + LeaseStore + Clone + 'static
+    EventStore
+    + SnapshotStore
+    + CheckpointStore
+    + DeadLetterStore
+    + LeaseStore
+    + ProcessStore
+    + Clone
+    + 'static
 {
 }
 
@@ -70,6 +78,7 @@ impl<T> ConformanceStore for T where
         + CheckpointStore
         + DeadLetterStore
         + LeaseStore
+        + ProcessStore
         + Clone
         + 'static
 {

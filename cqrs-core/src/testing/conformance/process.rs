@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::process::{
     FiredTimeout, InstanceCounts, InstanceQuery, InstanceRow, InstanceState, ProcessRecord,
-    ProcessStore, ScheduledTimeout, TimeoutChange, TimeoutFired, TIMEOUT_FIRED,
+    ScheduledTimeout, TimeoutChange, TimeoutFired, TIMEOUT_FIRED,
 };
 use crate::testing::TestClock;
 use crate::{CommandId, Error, EventId, ExpectedVersion, Metadata, NewEvent, Version};
@@ -55,7 +55,7 @@ fn cancel(key: &str, timeout_id: Uuid) -> TimeoutChange {
 
 /// A record of `events` to instance `instance`'s stream, expecting `expected`, whose status
 /// row is `status` (its version is the stream's after the record).
-async fn record<S: ProcessStore>(
+async fn record<S: ConformanceStore>(
     store: &S,
     process: &str,
     instance: &str,
@@ -86,7 +86,7 @@ fn keys_of(timeouts: &[ScheduledTimeout]) -> Vec<(&str, Uuid, OffsetDateTime)> {
 }
 
 /// The events of a fired timeout's stream.
-async fn timer_stream<S: ConformanceStore + ProcessStore>(
+async fn timer_stream<S: ConformanceStore>(
     store: &S,
     timeout_id: Uuid,
 ) -> Vec<crate::RecordedEvent> {
@@ -99,9 +99,7 @@ async fn timer_stream<S: ConformanceStore + ProcessStore>(
 
 /// A record appends its events, applies its timeout changes and upserts the status row
 /// together; a conflicting or refused record changes none of them.
-pub async fn record_is_atomic_with_timeouts_and_status<S: ConformanceStore + ProcessStore>(
-    store: S,
-) {
+pub async fn record_is_atomic_with_timeouts_and_status<S: ConformanceStore>(store: S) {
     let (a, schedule_a) = schedule("a", at(30), json!({ "k": "a" }));
     let (b, schedule_b) = schedule("b", at(60), json!(null));
     let first = running("1", 2, at(0))
@@ -177,6 +175,26 @@ pub async fn record_is_atomic_with_timeouts_and_status<S: ConformanceStore + Pro
     )
     .await;
     assert!(refused.is_err(), "a bad event type is refused: {refused:?}");
+    let taken = TimeoutChange::Schedule {
+        key: "z".to_owned(),
+        timeout_id: b,
+        due_at: at(99),
+        payload: json!(null),
+    };
+    let clash = record(
+        &store,
+        PROCESS,
+        "1",
+        ExpectedVersion::Exact(Version::new(2)),
+        journal(),
+        vec![taken],
+        changed.clone(),
+    )
+    .await;
+    assert!(
+        clash.is_err(),
+        "a timeout id live under another key is refused: {clash:?}"
+    );
     assert_eq!(
         keys_of(
             &store
@@ -231,7 +249,7 @@ pub async fn record_is_atomic_with_timeouts_and_status<S: ConformanceStore + Pro
 
 /// A record whose events were recorded before (by event ids, or by command id) returns the
 /// first outcome as a duplicate, whatever it expects, and changes no timeout or status row.
-pub async fn a_duplicate_record_changes_nothing<S: ConformanceStore + ProcessStore>(store: S) {
+pub async fn a_duplicate_record_changes_nothing<S: ConformanceStore>(store: S) {
     let events = journal();
     let (a, schedule_a) = schedule("a", at(30), json!(1));
     let row = running("1", 2, at(0)).last_input("event OrderPlaced");
@@ -322,7 +340,7 @@ pub async fn a_duplicate_record_changes_nothing<S: ConformanceStore + ProcessSto
 /// Timeouts fire when due at the `now` given (not the store's clock), earliest first, up to
 /// the limit; each fires once, appending its `ProcessTimeoutFired` event to its own stream
 /// with the timeout id as the event id.
-pub async fn timeouts_fire_once_when_due<S: ConformanceStore + ProcessStore>(store: S) {
+pub async fn timeouts_fire_once_when_due<S: ConformanceStore>(store: S) {
     let (a, schedule_a) = schedule("a", at(10), json!({ "reason": "shipping" }));
     let (b, schedule_b) = schedule("b", at(20), json!(null));
     let (c, schedule_c) = schedule("c", at(30), json!(null));
@@ -430,7 +448,7 @@ fn ids(fired: &[FiredTimeout]) -> Vec<Uuid> {
 }
 
 /// Eight firers racing over the same due timeouts fire each exactly once between them.
-pub async fn racing_firers_fire_each_timeout_once<S: ConformanceStore + ProcessStore>(store: S) {
+pub async fn racing_firers_fire_each_timeout_once<S: ConformanceStore>(store: S) {
     let mut scheduled = Vec::new();
     for instance in 0..10 {
         let changes: Vec<TimeoutChange> = (0..4)
@@ -494,7 +512,7 @@ pub async fn racing_firers_fire_each_timeout_once<S: ConformanceStore + ProcessS
 
 /// A cancelled timeout never fires; a cancel naming a replaced id removes nothing; cancelling
 /// all of an instance's timeouts leaves other instances' alone.
-pub async fn a_cancelled_timeout_never_fires<S: ConformanceStore + ProcessStore>(store: S) {
+pub async fn a_cancelled_timeout_never_fires<S: ConformanceStore>(store: S) {
     let (a, schedule_a) = schedule("a", at(10), json!(null));
     let (b, schedule_b) = schedule("b", at(10), json!(null));
     let (c, schedule_c) = schedule("c", at(10), json!(null));
@@ -574,7 +592,7 @@ pub async fn a_cancelled_timeout_never_fires<S: ConformanceStore + ProcessStore>
 
 /// Scheduling a key again replaces its timeout: the old one never fires, the new one fires at
 /// its own time.
-pub async fn rescheduling_a_key_replaces_its_timeout<S: ConformanceStore + ProcessStore>(store: S) {
+pub async fn rescheduling_a_key_replaces_its_timeout<S: ConformanceStore>(store: S) {
     let (first, schedule_first) = schedule("shipping", at(10), json!(1));
     record(
         &store,
@@ -617,7 +635,7 @@ pub async fn rescheduling_a_key_replaces_its_timeout<S: ConformanceStore + Proce
 /// Status rows are counted by state, listed by state in pages ordered by instance id, and a
 /// running instance is stuck once the clock passed `stuck_after` without progress and no
 /// timeout is due later.
-pub async fn instances_are_listed_by_state_and_stuck<S: ConformanceStore + ProcessStore>(store: S) {
+pub async fn instances_are_listed_by_state_and_stuck<S: ConformanceStore>(store: S) {
     let rows = [
         running("i01", 2, at(0)),
         running("i02", 2, at(0)).state(InstanceState::Completed),

@@ -1,0 +1,88 @@
+//! Firing due timeouts: `sql/fire_timeouts.sql` removes them under row locks (skipping rows
+//! another firer holds), and each one's `ProcessTimeoutFired` event is appended in the same
+//! transaction, so a timeout fires once, or not at all if the transaction rolls back.
+
+use cqrs_core::process::{FiredTimeout, TimeoutFired};
+use cqrs_core::ExpectedVersion;
+use serde_json::Value;
+use sqlx::types::Json;
+use sqlx::{Connection, Row};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::{convert, PgError, PgEventStore};
+
+impl PgEventStore {
+    /// [`ProcessStore::fire_due`](cqrs_core::process::ProcessStore::fire_due): one
+    /// transaction; the fired events are appended earliest due first.
+    pub(crate) async fn fire_due_pg(
+        &self,
+        process: &str,
+        now: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<FiredTimeout>, PgError> {
+        let mut conn = self.pool.acquire().await?;
+        let mut tx = conn.begin().await?;
+        let rows = sqlx::query(&self.queries.fire_timeouts)
+            .bind(process)
+            .bind(now)
+            .bind(convert::limit(limit))
+            .fetch_all(&mut *tx)
+            .await?;
+        if rows.is_empty() {
+            tx.commit().await?;
+            return Ok(Vec::new());
+        }
+        let mut due = rows
+            .iter()
+            .map(|row| {
+                let Json(payload): Json<Value> = row.try_get("payload")?;
+                Ok(TimeoutFired {
+                    instance: row.try_get("instance")?,
+                    key: row.try_get("key")?,
+                    timeout_id: row.try_get::<Uuid, _>("timeout_id")?,
+                    due_at: row.try_get("due_at")?,
+                    payload,
+                })
+            })
+            .collect::<Result<Vec<_>, PgError>>()?;
+        // RETURNING keeps no order: the fired events follow the due times.
+        due.sort_by(|a, b| (a.due_at, &a.instance, &a.key).cmp(&(b.due_at, &b.instance, &b.key)));
+        let mut fired = Vec::with_capacity(due.len());
+        for timeout in due {
+            let stream = TimeoutFired::stream(process, timeout.timeout_id)?;
+            let event = timeout.to_event()?;
+            let outcome = self
+                .append_in_pg(&mut tx, &stream, ExpectedVersion::NoStream, vec![event])
+                .await?;
+            let TimeoutFired {
+                instance,
+                key,
+                timeout_id,
+                due_at,
+                ..
+            } = timeout;
+            fired.push(FiredTimeout::new(
+                instance,
+                key,
+                timeout_id,
+                due_at,
+                outcome.position,
+            ));
+        }
+        // The appends notified in their statements: listeners wake when this commits.
+        tx.commit().await?;
+        Ok(fired)
+    }
+
+    /// [`ProcessStore::next_due`](cqrs_core::process::ProcessStore::next_due).
+    pub(crate) async fn next_due_pg(
+        &self,
+        process: &str,
+    ) -> Result<Option<OffsetDateTime>, PgError> {
+        Ok(sqlx::query_scalar(&self.queries.next_timeout)
+            .bind(process)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+}
