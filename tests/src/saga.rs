@@ -265,16 +265,21 @@ pub enum CrashPoint {
 }
 
 /// Seeded crash points, counted in dispatch calls, shared by every [`CrashingShop`] of a run.
+///
+/// Twice as many points as crashes are drawn, and crashing stops once `count` were reported: a
+/// point reached by an instance that another point's crash aborts (its `AfterSend` dispatch
+/// cut short) is spent without a report, and a later point stands in for it.
 #[derive(Debug)]
 pub struct Crashes {
     calls: AtomicU64,
     points: Mutex<BTreeMap<u64, CrashPoint>>,
+    left: AtomicU64,
     hit: mpsc::UnboundedSender<(u64, CrashPoint)>,
 }
 
 impl Crashes {
-    /// `count` crash points spread over the first `calls` dispatch calls, from `seed`; and the
-    /// receiver that hears of each one hit.
+    /// `count` crashes at points spread over the first `calls` dispatch calls, from `seed`; and
+    /// the receiver that hears of each one.
     pub fn seeded(
         seed: u64,
         count: usize,
@@ -282,7 +287,7 @@ impl Crashes {
     ) -> (Arc<Self>, mpsc::UnboundedReceiver<(u64, CrashPoint)>) {
         let mut rng = fastrand::Rng::with_seed(seed ^ 0x5eed);
         let mut points = BTreeMap::new();
-        while points.len() < count {
+        while points.len() < 2 * count {
             let point = if rng.bool() {
                 CrashPoint::BeforeSend
             } else {
@@ -294,6 +299,7 @@ impl Crashes {
         let crashes = Self {
             calls: AtomicU64::new(0),
             points: Mutex::new(points),
+            left: AtomicU64::new(u64::try_from(count).unwrap_or(u64::MAX)),
             hit,
         };
         (Arc::new(crashes), heard)
@@ -329,11 +335,27 @@ impl CommandDispatcher<ShopCommand> for CrashingShop {
     ) -> Result<Dispatched, DispatchError<ShopRejection>> {
         let call = self.crashes.calls.fetch_add(1, Ordering::SeqCst) + 1;
         let point = self.crashes.points.lock().expect("points").remove(&call);
+        let point = point.filter(|_| self.crashes.left.load(Ordering::SeqCst) > 0);
         match point {
             None => self.shop.dispatch(command, context).await,
             Some(point) => {
-                if point == CrashPoint::AfterSend {
-                    let _landed = self.shop.dispatch(command, context).await;
+                let landed = match point {
+                    CrashPoint::AfterSend => {
+                        Some(self.shop.dispatch(command, context.clone()).await)
+                    }
+                    CrashPoint::BeforeSend => None,
+                };
+                // Crash once per report, up to the count (a concurrent point may have taken
+                // the last one while this dispatch ran): past it, carry on.
+                let take = |left: u64| left.checked_sub(1);
+                if (self.crashes.left)
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, take)
+                    .is_err()
+                {
+                    return match landed {
+                        Some(outcome) => outcome,
+                        None => self.shop.dispatch(command, context).await,
+                    };
                 }
                 let _ = self.crashes.hit.send((call, point));
                 std::future::pending().await
