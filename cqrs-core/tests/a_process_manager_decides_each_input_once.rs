@@ -7,8 +7,13 @@ mod process_support;
 use cqrs_core::process::{InstanceState, ProcessManagerProjection, ProcessOptions, ProcessStore};
 use cqrs_core::projection::Projection;
 use cqrs_core::testing::TestClock;
-use cqrs_core::{InMemoryEventStore, Position, ReadAll, SharedClock};
-use process_support::{assert_each_command_once, recorded_inputs, row, total, Checkout, Shop};
+use cqrs_core::{
+    InMemoryEventStore, Position, ReadAll, SharedClock, SnapshotStore, StreamId, Version,
+};
+use process_support::{
+    assert_each_command_once, eventually, place, recorded_inputs, row, stream, total, Checkout,
+    Shop,
+};
 use std::time::Duration;
 
 const ORDERS: u64 = 12;
@@ -18,7 +23,8 @@ fn projection(
 ) -> ProcessManagerProjection<Checkout, InMemoryEventStore, Shop> {
     let options = ProcessOptions::default()
         .clock(SharedClock::new(TestClock::new()))
-        .timer_poll(Duration::from_millis(10));
+        .timer_poll(Duration::from_millis(10))
+        .snapshot_every(4);
     ProcessManagerProjection::new(store.clone(), Shop::new(store), options)
 }
 
@@ -67,6 +73,16 @@ async fn each_input_is_decided_once_and_each_command_lands_once() {
         );
         let status = row(&store, &instance).await;
         assert_eq!(status.state, InstanceState::Completed, "order {n}");
+        // A snapshot every 4 journal events: taken at 4 of 6, and the runner loaded from it.
+        let snapshot = store
+            .load_snapshot(&StreamId::new(format!("checkout-{n}")).expect("id"))
+            .await
+            .expect("read");
+        assert_eq!(
+            snapshot.map(|s| s.version),
+            Some(Version::new(4)),
+            "order {n}"
+        );
         assert_eq!(status.pending_commands, 0);
         assert_eq!(total(&store, &format!("pay-{n}")).await, 10 + n);
         tallies.push(format!("pay-{n}"));
@@ -89,4 +105,68 @@ async fn each_input_is_decided_once_and_each_command_lands_once() {
             .expect("read");
         assert!(live.is_empty(), "order {n}: {live:?}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fired_timeout_is_an_input_decided_once_too() {
+    let store = InMemoryEventStore::new();
+    let clock = TestClock::new();
+    let options = || {
+        ProcessOptions::default()
+            .clock(SharedClock::new(clock.clone()))
+            .timer_poll(Duration::from_millis(10))
+    };
+    // The reserve is forwarded and never answered, so the order expires after 60 s.
+    let mut shop = Shop::new(&store);
+    shop.forward_stock = true;
+    place(&store, 1, 30, 0).await;
+    let handle = ProcessManagerProjection::<Checkout, _, _>::new(store.clone(), shop, options())
+        .runner()
+        .spawn();
+    eventually("the reserve is forwarded", || async {
+        store
+            .instance("checkout", "1")
+            .await
+            .expect("read")
+            .is_some_and(|r| r.pending_commands == 1 && r.next_timeout_at.is_some())
+    })
+    .await;
+    assert_eq!(total(&store, "refund-1").await, 0, "not yet due");
+
+    clock.advance(Duration::from_secs(61));
+    eventually("the expiry refunds", || async {
+        total(&store, "refund-1").await == 30
+    })
+    .await;
+    handle.shutdown().await;
+
+    // The fired timeout is in the feed once; delivered three times more, it is decided once.
+    let timers = store
+        .read_all(
+            Position::START,
+            100,
+            &cqrs_core::EventFilter::all().category("checkout_timer"),
+        )
+        .await
+        .expect("read")
+        .events;
+    assert_eq!(timers.len(), 1);
+    let mut shop = Shop::new(&store);
+    shop.forward_stock = true;
+    let again = ProcessManagerProjection::<Checkout, _, _>::new(store.clone(), shop, options());
+    for _ in 0..3 {
+        again.apply(&timers).await.expect("applied");
+    }
+    let journal = stream(&store, "checkout-1").await;
+    let timeouts = journal
+        .iter()
+        .filter(|e| e.payload["kind"]["type"] == "timeout")
+        .count();
+    assert_eq!(timeouts, 1);
+    assert_eq!(total(&store, "refund-1").await, 30);
+    let status = row(&store, "1").await;
+    // Complete waits for the forwarded reserve's answer.
+    assert_eq!(status.state, InstanceState::Running);
+    assert_eq!(status.next_timeout_at, None);
+    assert_eq!(status.last_input, "accepted Add");
 }

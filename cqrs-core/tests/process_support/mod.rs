@@ -157,6 +157,8 @@ impl ProcessManager for Checkout {
 pub(crate) struct Shop {
     pub(crate) tallies: Repository<Tally, InMemoryEventStore>,
     pub(crate) probe: Option<Arc<Probe>>,
+    /// Stock commands are handed on, not run: their answer would come as an event.
+    pub(crate) forward_stock: bool,
 }
 
 impl Shop {
@@ -164,6 +166,7 @@ impl Shop {
         Self {
             tallies: Repository::new(store.clone()),
             probe: None,
+            forward_stock: false,
         }
     }
 
@@ -185,6 +188,9 @@ impl CommandDispatcher<Cmd> for Shop {
         context: CommandContext,
     ) -> Result<Dispatched, DispatchError<Refusal>> {
         let outcome = match command {
+            Cmd::Add { tally, .. } if self.forward_stock && tally.starts_with("stock-") => {
+                Ok(Dispatched::Forwarded)
+            }
             Cmd::Add { tally, amount } => {
                 self.tallies
                     .dispatch(tally, &TallyCommand::Add(vec![*amount]), context)

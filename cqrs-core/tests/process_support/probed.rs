@@ -49,6 +49,11 @@ impl Probe {
         *self.armed.lock().expect("probe") = Some((point, n));
     }
 
+    /// Stops nothing from now on.
+    pub(crate) fn disarm(&self) {
+        *self.armed.lock().expect("probe") = None;
+    }
+
     /// Counts a pass; the armed one never returns.
     pub(crate) async fn pass(&self, point: Point) {
         let n = {

@@ -371,3 +371,45 @@ async fn fold_equals_replay_equals_snapshot_and_tail() {
     assert_eq!(from_snapshot.state, folded.state);
     assert_eq!(from_snapshot.books, folded.books);
 }
+
+#[tokio::test]
+async fn triggers_in_the_journal_are_upcast_on_load() {
+    // Written before `Placed` v2 renamed `count` to `lines`: the journal keeps the v1 payload.
+    let old = event(1, "Placed", json!({ "count": 4 }));
+    let mut instance = Instance::<Order>::default();
+    let decision = instance
+        .decide_input(
+            "7",
+            Input::Event {
+                trigger: Ev::Placed { lines: 4 },
+                source: EventRef::of(&old),
+            },
+            InputId::of_event(old.metadata.event_id),
+            ReceivedKind::of_event(&old),
+            start(),
+        )
+        .expect("decided");
+    let store = InMemoryEventStore::new();
+    let stream = Instance::<Order>::stream("7").expect("a stream");
+    store
+        .append(&stream, ExpectedVersion::NoStream, decision.events)
+        .await
+        .expect("appended");
+
+    let upcasters = Upcasters::new().with_fn("Placed", 1, |mut payload| {
+        let count = payload["count"].take();
+        Ok(json!({ "lines": count }))
+    });
+    let plain = Instance::<Order>::load(&store, &stream, &Upcasters::new())
+        .await
+        .expect("loaded");
+    assert_eq!(
+        plain.state.lines, 0,
+        "without the upcaster, route reads no lines"
+    );
+    let upcast = Instance::<Order>::load(&store, &stream, &upcasters)
+        .await
+        .expect("loaded");
+    assert_eq!(upcast.state.lines, 4);
+    assert_eq!(upcast.books, instance.books);
+}

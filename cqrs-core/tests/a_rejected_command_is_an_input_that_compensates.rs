@@ -1,0 +1,106 @@
+//! A refused command comes back to `decide` as a typed input: the checkout whose stock is
+//! closed hears `Rejected(Refusal::Closed)` and refunds the charge, and the instance
+//! completes. A refusal it has no compensation for fails the instance, for an operator.
+
+mod process_support;
+
+use std::time::Duration;
+
+use cqrs_core::process::{
+    InstanceState, ProcessManagerProjection, ProcessOptions, ACTIONS_DECIDED, INPUT_RECEIVED,
+};
+use cqrs_core::testing::TestClock;
+use cqrs_core::{InMemoryEventStore, ReadAll, SharedClock};
+use process_support::{close, eventually, place, row, stream, total, Checkout, Refusal, Shop};
+use serde_json::json;
+
+async fn run_until_ended(store: &InMemoryEventStore, instances: &[&str]) {
+    let options = ProcessOptions::default().clock(SharedClock::new(TestClock::new()));
+    let handle =
+        ProcessManagerProjection::<Checkout, _, _>::new(store.clone(), Shop::new(store), options)
+            .runner()
+            .spawn();
+    let head = store.head().await.expect("head");
+    handle
+        .wait_for(head, Duration::from_secs(10))
+        .await
+        .expect("the runner catches up");
+    for instance in instances {
+        eventually(&format!("instance {instance} ends"), || async {
+            row(store, instance).await.state != InstanceState::Running
+        })
+        .await;
+    }
+    handle.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_refused_reserve_reaches_decide_typed_and_the_charge_is_refunded() {
+    let store = InMemoryEventStore::new();
+    close(&store, "stock-1").await;
+    place(&store, 7, 40, 1).await;
+    place(&store, 8, 25, 2).await;
+    run_until_ended(&store, &["7", "8"]).await;
+
+    // Order 7: charged, reserve refused, refunded, completed.
+    assert_eq!(total(&store, "pay-7").await, 40);
+    assert_eq!(total(&store, "stock-1").await, 0);
+    assert_eq!(total(&store, "refund-7").await, 40);
+    let status = row(&store, "7").await;
+    assert_eq!(status.state, InstanceState::Completed);
+    assert_eq!(status.last_input, "accepted Add");
+
+    // Its journal: the rejection is recorded typed, and the refund is what it decided.
+    let journal = stream(&store, "checkout-7").await;
+    let kinds: Vec<_> = journal
+        .iter()
+        .filter(|e| e.event_type == INPUT_RECEIVED)
+        .map(|e| {
+            e.payload["kind"]["type"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(kinds, ["event", "accepted", "rejected", "accepted"]);
+    let rejected = journal
+        .iter()
+        .position(|e| e.payload["kind"]["type"] == "rejected")
+        .expect("a rejection");
+    assert_eq!(
+        journal[rejected].payload["kind"]["error"],
+        serde_json::to_value(Refusal::Closed).expect("json")
+    );
+    let answer = &journal[rejected + 1];
+    assert_eq!(answer.event_type, ACTIONS_DECIDED);
+    let actions: Vec<_> = answer.payload["actions"]
+        .as_array()
+        .expect("actions")
+        .iter()
+        .map(|a| a["action"]["type"].clone())
+        .collect();
+    assert_eq!(actions, [json!("send"), json!("complete")]);
+    assert_eq!(
+        answer.payload["actions"][0]["action"]["command"],
+        json!({ "Add": { "tally": "refund-7", "amount": 40 } })
+    );
+
+    // Order 8, untouched by the closed stock, ships as usual.
+    assert_eq!(total(&store, "stock-2").await, 25);
+    assert_eq!(total(&store, "refund-8").await, 0);
+    assert_eq!(row(&store, "8").await.state, InstanceState::Completed);
+}
+
+#[tokio::test]
+async fn a_refusal_without_a_compensation_fails_the_instance() {
+    let store = InMemoryEventStore::new();
+    // A charge over the tally's cap is refused with OverCap, which the checkout does not
+    // compensate: it fails the instance.
+    place(&store, 9, cqrs_core::testing::Tally::CAP + 1, 0).await;
+    run_until_ended(&store, &["9"]).await;
+    let status = row(&store, "9").await;
+    assert_eq!(status.state, InstanceState::Failed);
+    assert!(status.finished_at.is_some());
+    assert_eq!(total(&store, "pay-9").await, 0);
+    assert_eq!(total(&store, "stock-0").await, 0);
+}
