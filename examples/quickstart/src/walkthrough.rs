@@ -3,7 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cqrs_core::process::{ProcessManager, ProcessManagerStore, ProcessOptions};
+use cqrs_core::process::{
+    ProcessManager, ProcessManagerStore, ProcessOptions, Processes, TimelineKind,
+};
 use cqrs_core::projection::{ProjectionHandle, RunnerOptions};
 use cqrs_core::{
     BoxError, Clock, CommandContext, CommandError, CommandId, EventFilter, EventStore, Position,
@@ -178,12 +180,11 @@ where
     }
     carrier.shutdown().await;
 
-    let counts = (store.instance_counts(
-        OrderFulfilment::TYPE,
-        SharedClock::default().now(),
-        STUCK_AFTER,
-    ))
-    .await?;
+    let processes = Processes::new(store.clone());
+    let now = SharedClock::default().now();
+    let counts = processes
+        .counts(OrderFulfilment::TYPE, now, STUCK_AFTER)
+        .await?;
     println!(
         "\nsaga     {}: running {}, completed {}, failed {}, stuck {}",
         OrderFulfilment::TYPE,
@@ -192,6 +193,18 @@ where
         counts.failed,
         counts.stuck
     );
+    println!("timeline of order 2 (version, what it received or decided)");
+    for entry in processes.timeline(OrderFulfilment::TYPE, "2").await? {
+        match entry.kind {
+            TimelineKind::Received { what, .. } => {
+                println!("  {:>2}  received {what}", entry.version);
+            }
+            TimelineKind::Decided { actions, .. } if !actions.is_empty() => {
+                println!("  {:>2}  decided  {}", entry.version, actions.join("; "));
+            }
+            _ => {}
+        }
+    }
 
     let last = again.position.ok_or("the restock recorded no position")?;
     let answered = ask(&projection, &summaries, last).await;
