@@ -9,7 +9,7 @@
 //! - [`choreographed`]: the same flow as three small policies, one per service, that only know
 //!   their own step and find each other's events by correlation id;
 //! - [`commands`]: the commands they send, the rejections they hear back, and the
-//!   [`Shop`](crate::shop::Shop) as their dispatcher.
+//!   [`Shop`] as their dispatcher.
 
 pub mod choreographed;
 pub mod commands;
@@ -34,8 +34,21 @@ use commands::{ShopCommand, ShopRejection};
 /// same store (asking `cards` about payments): checkpoint, lease and dead letters under
 /// `"process:{TYPE}"`. Spawn it, or `catch_up`.
 ///
-/// ```ignore
-/// let saga = saga::runner::<OrderFulfilment, _>(&store, cards, ProcessOptions::default()).spawn();
+/// ```
+/// use cqrs_core::process::ProcessOptions;
+/// use cqrs_core::InMemoryEventStore;
+/// use quickstart::payment::CardLimits;
+/// use quickstart::saga::{self, orchestrated::OrderFulfilment};
+///
+/// # #[tokio::main]
+/// # async fn main() {
+/// let store = InMemoryEventStore::new();
+/// let options = ProcessOptions::default();
+/// let fulfilment = saga::runner::<OrderFulfilment, _>(&store, CardLimits::new(), options);
+/// let handle = fulfilment.spawn();
+/// // ... place orders: the saga takes each from placed to shipped or cancelled.
+/// handle.shutdown().await;
+/// # }
 /// ```
 pub fn runner<P, S>(store: &S, cards: CardLimits, options: ProcessOptions) -> ProjectionRunner
 where

@@ -115,13 +115,17 @@ impl ProcessManager for OrderFulfilment {
 
     fn apply(&mut self, input: &Input<Self>) {
         match (input, self.stage) {
-            (Input::Event { trigger, source }, Stage::New) => {
-                if let ShopEvent::Order(OrderEvent::OrderPlaced { customer, lines }) = trigger {
-                    self.stage = Stage::Paying;
-                    self.order_id = source.stream.instance().to_owned();
-                    self.customer.clone_from(customer);
-                    self.lines.clone_from(lines);
-                }
+            (
+                Input::Event {
+                    trigger: ShopEvent::Order(OrderEvent::OrderPlaced { customer, lines }),
+                    source,
+                },
+                Stage::New,
+            ) => {
+                self.stage = Stage::Paying;
+                self.order_id = source.stream.instance().to_owned();
+                self.customer.clone_from(customer);
+                self.lines.clone_from(lines);
             }
             (Input::Event { trigger, .. }, Stage::Paying) => match trigger {
                 ShopEvent::Payment(PaymentEvent::PaymentAuthorized { .. }) => {
@@ -150,11 +154,13 @@ impl ProcessManager for OrderFulfilment {
                     other => format!("could not reserve {sku}: {other}"),
                 });
             }
-            (Input::Event { trigger, .. }, Stage::AwaitingCarrier) => {
-                if let ShopEvent::Shipping(ShipmentEvent::ShipmentScheduled { .. }) = trigger {
-                    self.stage = Stage::Shipping;
-                }
-            }
+            (
+                Input::Event {
+                    trigger: ShopEvent::Shipping(ShipmentEvent::ShipmentScheduled { .. }),
+                    ..
+                },
+                Stage::AwaitingCarrier,
+            ) => self.stage = Stage::Shipping,
             (Input::Timeout { key, .. }, Stage::AwaitingCarrier) if key == SHIPPING => {
                 self.stage = Stage::TimedOut;
                 let after = SHIPPING_TIMEOUT.as_secs();
