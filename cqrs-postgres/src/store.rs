@@ -15,7 +15,8 @@ use crate::{migrate, GroupCommit, PgError, PgSchema};
 /// The PostgreSQL event store. Implements every store role trait of `cqrs-core`
 /// ([`AppendEvents`](cqrs_core::AppendEvents), [`ReadStream`](cqrs_core::ReadStream),
 /// [`ReadAll`](cqrs_core::ReadAll), [`SnapshotStore`](cqrs_core::SnapshotStore),
-/// [`CheckpointStore`](cqrs_core::CheckpointStore)).
+/// [`CheckpointStore`](cqrs_core::CheckpointStore), the projection runner's leases and dead
+/// letters, and process managers' [`ProcessStore`](cqrs_core::process::ProcessStore)).
 ///
 /// Appends take one statement (one round trip); the global feed is gap-safe: ordered by the
 /// writing transaction and a sequence, it only hands out events of transactions older than every

@@ -30,6 +30,10 @@ use crate::{
 /// as the PostgreSQL store (it passes the same conformance suite). For unit tests, examples and
 /// prototypes; everything is lost when the process ends. Clones share the same store.
 ///
+/// It is a [`ProcessStore`](crate::process::ProcessStore) too: process managers' timeouts and
+/// status rows live beside the events, and `record` and `fire_due` each take the one write lock,
+/// so each is atomic.
+///
 /// Positions are `(0, n)` for the `n`-th event appended, so the feed order is the append order.
 /// Leases expire by tokio's clock, so a test on a paused clock moves them too.
 #[derive(Clone, Debug, Default)]

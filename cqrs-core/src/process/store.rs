@@ -284,12 +284,25 @@ impl InstanceRow {
         self
     }
 
+    /// `now - stuck_after`: a running instance that has not progressed since is stuck (unless
+    /// a timeout is due later). `None` when that lies before the calendar's start: nothing is
+    /// stuck then. Stores that filter in their database bind it, so every store draws the line
+    /// at the same instant.
+    pub fn stuck_cutoff(now: OffsetDateTime, stuck_after: Duration) -> Option<OffsetDateTime> {
+        time::Duration::try_from(stuck_after)
+            .ok()
+            .and_then(|by| now.checked_sub(by))
+    }
+
     /// Whether the row counts as stuck at `now`: running, no progress since
     /// `now - stuck_after`, and no timeout due after `now` (an overdue one counts: nobody fired
     /// it).
+    ///
+    /// A `stuck_after` reaching back before the calendar's start makes nothing stuck.
     pub fn is_stuck(&self, now: OffsetDateTime, stuck_after: Duration) -> bool {
         self.state == InstanceState::Running
-            && self.progressed_at < now - stuck_after
+            && Self::stuck_cutoff(now, stuck_after)
+                .is_some_and(|cutoff| self.progressed_at < cutoff)
             && self.next_timeout_at.is_none_or(|due| due <= now)
     }
 }
@@ -408,5 +421,25 @@ impl InstanceCounts {
             failed,
             stuck,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use time::OffsetDateTime;
+
+    use super::{InstanceQuery, InstanceRow};
+    use crate::Version;
+
+    #[test]
+    fn a_stuck_after_longer_than_the_calendar_makes_nothing_stuck_and_panics_not() {
+        let start = OffsetDateTime::UNIX_EPOCH;
+        let row = InstanceRow::new("1", Version::new(1), start);
+        let later = start + Duration::from_secs(3600);
+        assert!(row.is_stuck(later, Duration::from_secs(60)));
+        assert!(!row.is_stuck(later, Duration::MAX));
+        assert!(!InstanceQuery::stuck(later, Duration::MAX).matches(&row));
     }
 }

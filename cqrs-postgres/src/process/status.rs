@@ -52,9 +52,10 @@ impl PgEventStore {
     ) -> Result<Vec<InstanceRow>, PgError> {
         let (state, stuck) = match &query.filter {
             InstanceFilter::State(state) => (Some(state.as_str()), None),
-            InstanceFilter::Stuck { now, stuck_after } => {
-                (None, Some((*now, progressed_before(*now, *stuck_after)?)))
-            }
+            InstanceFilter::Stuck { now, stuck_after } => (
+                None,
+                Some((*now, InstanceRow::stuck_cutoff(*now, *stuck_after))),
+            ),
             InstanceFilter::All => (None, None),
             other => {
                 return Err(cqrs_core::Error::process(
@@ -69,7 +70,7 @@ impl PgEventStore {
             .bind(state)
             .bind(stuck.is_some())
             .bind(stuck.map(|(now, _)| now))
-            .bind(stuck.map(|(_, before)| before))
+            .bind(stuck.and_then(|(_, before)| before))
             .bind(query.after.as_deref())
             .bind(convert::limit(query.limit))
             .bind(only)
@@ -88,7 +89,7 @@ impl PgEventStore {
         let row = sqlx::query(&self.queries.process_counts)
             .bind(process)
             .bind(now)
-            .bind(progressed_before(now, stuck_after)?)
+            .bind(InstanceRow::stuck_cutoff(now, stuck_after))
             .fetch_one(&self.pool)
             .await?;
         let count = |column: &str| -> Result<u64, PgError> {
@@ -101,20 +102,6 @@ impl PgEventStore {
             count("stuck")?,
         ))
     }
-}
-
-/// `now - stuck_after`: an instance that last progressed before it may be stuck.
-fn progressed_before(
-    now: OffsetDateTime,
-    stuck_after: Duration,
-) -> Result<OffsetDateTime, PgError> {
-    time::Duration::try_from(stuck_after)
-        .ok()
-        .and_then(|by| now.checked_sub(by))
-        .ok_or_else(|| PgError::OutOfRange {
-            what: "stuck_after",
-            value: format!("{stuck_after:?}"),
-        })
 }
 
 /// A `sql/process_instances.sql` row.

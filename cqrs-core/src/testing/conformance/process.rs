@@ -689,6 +689,14 @@ pub async fn instances_are_listed_by_state_and_stuck<S: ConformanceStore>(store:
     assert_eq!(count(at(1000)).await, InstanceCounts::new(4, 2, 1, 4));
     assert_eq!(
         store
+            .instance_counts(PROCESS, at(1000), Duration::MAX)
+            .await
+            .expect("counts with a stuck_after past the calendar"),
+        InstanceCounts::new(4, 2, 1, 0),
+        "a stuck_after reaching before the calendar's start makes nothing stuck"
+    );
+    assert_eq!(
+        store
             .instance_counts(OTHER, at(0), stuck_after)
             .await
             .expect("counts"),
@@ -747,6 +755,10 @@ pub async fn instances_are_listed_by_state_and_stuck<S: ConformanceStore>(store:
         )
         .await,
         ["i03", "i04"]
+    );
+    assert_eq!(
+        list(InstanceQuery::stuck(at(1000), Duration::MAX)).await,
+        Vec::<String>::new()
     );
     let rows_back = store
         .instances(PROCESS, &InstanceQuery::all())
