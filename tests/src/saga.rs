@@ -245,7 +245,7 @@ where
         dispatcher,
         saga_options(clock),
     );
-    ProjectionRunner::for_store(projection, store).with_options(options)
+    projection.runner().with_options(options)
 }
 
 /// The carrier's runner on `store`.

@@ -56,8 +56,7 @@ where
     S: cqrs_core::process::ProcessManagerStore,
 {
     let shop = Shop::new(store.clone(), cards);
-    let projection = ProcessManagerProjection::<P, S, Shop<S>>::new(store.clone(), shop, options);
-    ProjectionRunner::for_store(projection, store)
+    ProcessManagerProjection::<P, S, Shop<S>>::new(store.clone(), shop, options).runner()
 }
 
 /// An event of one of the shop's aggregates, decoded: what the shop's process managers react to.
