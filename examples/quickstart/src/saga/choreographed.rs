@@ -54,6 +54,18 @@ impl PlacedOrder {
     }
 }
 
+impl PlacedOrder {
+    /// Sends `command` to the stock of each line.
+    fn to_each_line<P>(&self, command: impl Fn(&OrderLine) -> InventoryCommand) -> Vec<Action<P>>
+    where
+        P: ProcessManager<Command = ShopCommand>,
+    {
+        (self.lines.iter())
+            .map(|line| Action::send(ShopCommand::stock(&line.sku, command(line))))
+            .collect()
+    }
+}
+
 /// Routes the shop's events by correlation id: `OrderPlaced` starts, `continues` continue.
 fn route_by_correlation(
     event: &RecordedEvent,
@@ -191,30 +203,20 @@ impl ProcessManager for StockPolicy {
 
     fn decide(&self, input: &Input<Self>, _: &Context<'_>) -> Vec<Action<Self>> {
         let order_id = self.order.order_id.as_str();
-        let each_line = |command: fn(String) -> InventoryCommand| {
-            self.order.lines.iter().map(move |line| {
-                Action::send(ShopCommand::stock(&line.sku, command(order_id.to_owned())))
-            })
-        };
         match input {
             Input::Event { trigger, .. } => match trigger {
                 ShopEvent::Payment(PaymentEvent::PaymentAuthorized { .. }) => {
-                    (self.order.lines.iter())
-                        .map(|line| {
-                            Action::send(ShopCommand::stock(
-                                &line.sku,
-                                InventoryCommand::Reserve {
-                                    order_id: order_id.to_owned(),
-                                    quantity: line.quantity,
-                                },
-                            ))
-                        })
-                        .collect()
+                    self.order.to_each_line(|line| InventoryCommand::Reserve {
+                        order_id: order_id.to_owned(),
+                        quantity: line.quantity,
+                    })
                 }
                 ShopEvent::Order(OrderEvent::OrderCancelled { .. }) => {
-                    each_line(|order_id| InventoryCommand::Release { order_id })
-                        .chain([Action::Complete])
-                        .collect()
+                    let mut actions = self.order.to_each_line(|_| InventoryCommand::Release {
+                        order_id: order_id.to_owned(),
+                    });
+                    actions.push(Action::Complete);
+                    actions
                 }
                 ShopEvent::Order(OrderEvent::OrderShipped) => vec![Action::Complete],
                 _ => Vec::new(),
@@ -317,13 +319,8 @@ impl ProcessManager for OrderPolicy {
                 }
                 ShopEvent::Shipping(ShipmentEvent::ShipmentScheduled { .. }) => {
                     let mut actions = vec![Action::cancel(SHIPPING)];
-                    actions.extend(self.order.lines.iter().map(|line| {
-                        Action::send(ShopCommand::stock(
-                            &line.sku,
-                            InventoryCommand::Ship {
-                                order_id: order_id.to_owned(),
-                            },
-                        ))
+                    actions.extend(self.order.to_each_line(|_| InventoryCommand::Ship {
+                        order_id: order_id.to_owned(),
                     }));
                     actions.extend([to_order(OrderCommand::MarkShipped), Action::Complete]);
                     actions
