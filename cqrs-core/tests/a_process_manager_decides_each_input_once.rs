@@ -5,7 +5,7 @@
 mod process_support;
 
 use cqrs_core::process::{InstanceState, ProcessManagerProjection, ProcessOptions, ProcessStore};
-use cqrs_core::projection::Projection;
+use cqrs_core::projection::{Projection, RunnerOptions};
 use cqrs_core::testing::TestClock;
 use cqrs_core::{
     InMemoryEventStore, Position, ReadAll, SharedClock, SnapshotStore, StreamId, Version,
@@ -121,7 +121,7 @@ async fn a_fired_timeout_is_an_input_decided_once_too() {
     shop.forward_stock = true;
     place(&store, 1, 30, 0).await;
     let handle = ProcessManagerProjection::<Checkout, _, _>::new(store.clone(), shop, options())
-        .runner()
+        .runner_with(RunnerOptions::new().owner("worker-1"))
         .spawn();
     eventually("the reserve is forwarded", || async {
         store

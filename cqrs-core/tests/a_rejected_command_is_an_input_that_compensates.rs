@@ -1,6 +1,8 @@
 //! A refused command comes back to `decide` as a typed input: the checkout whose stock is
 //! closed hears `Rejected(Refusal::Closed)` and refunds the charge, and the instance
-//! completes. A refusal it has no compensation for fails the instance, for an operator.
+//! completes. A refusal it has no compensation for fails the instance, for an operator. A
+//! command that cannot be delivered is no rejection: its trigger is parked under the instance
+//! until an operator retries it.
 
 mod process_support;
 
@@ -9,8 +11,9 @@ use std::time::Duration;
 use cqrs_core::process::{
     InstanceState, ProcessManagerProjection, ProcessOptions, ACTIONS_DECIDED, INPUT_RECEIVED,
 };
+use cqrs_core::projection::{DeadLetterStore, LetterTarget};
 use cqrs_core::testing::TestClock;
-use cqrs_core::{InMemoryEventStore, ReadAll, SharedClock};
+use cqrs_core::{InMemoryEventStore, Position, ReadAll, SharedClock};
 use process_support::{close, eventually, place, row, stream, total, Checkout, Refusal, Shop};
 use serde_json::json;
 
@@ -103,4 +106,67 @@ async fn a_refusal_without_a_compensation_fails_the_instance() {
     assert!(status.finished_at.is_some());
     assert_eq!(total(&store, "pay-9").await, 0);
     assert_eq!(total(&store, "stock-0").await, 0);
+}
+
+#[tokio::test]
+async fn a_command_that_cannot_be_delivered_is_no_rejection_its_trigger_is_parked_under_the_instance(
+) {
+    let store = InMemoryEventStore::new();
+    place(&store, 1, 30, 0).await;
+    place(&store, 2, 20, 1).await;
+    let options = || ProcessOptions::default().clock(SharedClock::new(TestClock::new()));
+    let mut broken = Shop::new(&store);
+    broken.broken_stock = Some("stock-0".to_owned());
+    let handle = ProcessManagerProjection::<Checkout, _, _>::new(store.clone(), broken, options())
+        .runner()
+        .spawn();
+    let head = store.head().await.expect("head");
+    handle
+        .wait_for(head, Duration::from_secs(10))
+        .await
+        .expect("the runner moves on past the parked trigger");
+    handle.shutdown().await;
+
+    let letters = store
+        .dead_letters("process:checkout", Position::START, 10)
+        .await
+        .expect("read");
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0].key.as_deref(), Some("checkout-1"));
+    assert!(
+        letters[0].error.contains("stock-0 is gone"),
+        "{}",
+        letters[0].error
+    );
+    // Order 1 is charged and waits with its reserve pending; order 2 went through.
+    let waiting = row(&store, "1").await;
+    assert_eq!(
+        (waiting.state, waiting.pending_commands),
+        (InstanceState::Running, 1)
+    );
+    assert_eq!(row(&store, "2").await.state, InstanceState::Completed);
+
+    // Repaired, the trigger is retried: the pending reserve goes out, and nothing twice.
+    store
+        .retry(
+            "process:checkout",
+            &LetterTarget::Key("checkout-1".to_owned()),
+        )
+        .await
+        .expect("requested");
+    let handle = ProcessManagerProjection::<Checkout, _, _>::new(
+        store.clone(),
+        Shop::new(&store),
+        options(),
+    )
+    .runner()
+    .spawn();
+    eventually("order 1 completes once retried", || async {
+        row(&store, "1").await.state == InstanceState::Completed
+    })
+    .await;
+    handle.shutdown().await;
+    assert_eq!(total(&store, "pay-1").await, 30);
+    assert_eq!(total(&store, "stock-0").await, 30);
+    assert_eq!(total(&store, "refund-1").await, 0);
 }

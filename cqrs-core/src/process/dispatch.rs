@@ -13,18 +13,64 @@ use crate::{
 /// Users implement it once per process manager's command enum, matching each variant to the
 /// repository (or remote service) it goes to:
 ///
-/// ```ignore
+/// ```
+/// use async_trait::async_trait;
+/// use cqrs_core::process::{CommandDispatcher, DispatchError, Dispatched};
+/// use cqrs_core::testing::{Tally, TallyCommand, TallyError};
+/// use cqrs_core::{CommandContext, CommandId, InMemoryEventStore, Repository};
+///
+/// /// What the process sends: which aggregate, and the command.
+/// enum ShopCommand {
+///     Stock { sku: String, command: TallyCommand },
+///     Payment { order: String, command: TallyCommand },
+/// }
+///
+/// /// Why an aggregate refused (here both are tallies).
+/// #[derive(Debug)]
+/// enum ShopRejection {
+///     Tally(TallyError),
+/// }
+///
+/// impl From<TallyError> for ShopRejection {
+///     fn from(error: TallyError) -> Self {
+///         ShopRejection::Tally(error)
+///     }
+/// }
+///
+/// struct Shop {
+///     stock: Repository<Tally, InMemoryEventStore>,
+///     payments: Repository<Tally, InMemoryEventStore>,
+/// }
+///
 /// #[async_trait]
 /// impl CommandDispatcher<ShopCommand> for Shop {
 ///     type Rejection = ShopRejection;
-///     async fn dispatch(&self, command: &ShopCommand, context: CommandContext)
-///         -> Result<Dispatched, DispatchError<ShopRejection>> {
+///
+///     async fn dispatch(
+///         &self,
+///         command: &ShopCommand,
+///         context: CommandContext,
+///     ) -> Result<Dispatched, DispatchError<ShopRejection>> {
 ///         match command {
 ///             ShopCommand::Stock { sku, command } => self.stock.dispatch(sku, command, context).await,
-///             ShopCommand::Payment { order, command } => self.payments.dispatch(order, command, context).await,
+///             ShopCommand::Payment { order, command } => {
+///                 self.payments.dispatch(order, command, context).await
+///             }
 ///         }
 ///     }
 /// }
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let store = InMemoryEventStore::new();
+/// let shop = Shop { stock: Repository::new(store.clone()), payments: Repository::new(store) };
+/// let reserve = ShopCommand::Stock { sku: "widget".into(), command: TallyCommand::Add(vec![2]) };
+/// let step = CommandContext::new().command_id(CommandId::new());
+/// // The same step delivered twice lands once.
+/// let first = shop.dispatch(&reserve, step.clone()).await.expect("accepted");
+/// let again = shop.dispatch(&reserve, step).await.expect("accepted");
+/// let Dispatched::Accepted { duplicate: false, position } = first else { panic!("{first:?}") };
+/// assert_eq!(again, Dispatched::Accepted { duplicate: true, position });
+/// # });
 /// ```
 ///
 /// The context carries the command id the framework derived for the step: delivering it with
@@ -56,7 +102,9 @@ pub enum Dispatched {
         position: Option<Position>,
     },
     /// Handed on (to a bus, another service): the answer comes back as a subscribed event, and
-    /// the command stays pending until then.
+    /// the command stays pending until an event carrying its command id (one the command
+    /// produced) is routed to the instance. A worker that loads the instance afresh sends it
+    /// again, with the same command id.
     Forwarded,
 }
 

@@ -23,7 +23,8 @@ use crate::{CommandId, Error, EventFilter, EventId, Position, RecordedEvent, Str
 pub trait ProcessManager: Default + Serialize + DeserializeOwned + Send + Sync + 'static {
     /// The process's stable name. It names the instance streams (`"{TYPE}-{instance}"`), the
     /// timer streams (`"{TYPE}_timer-{timeout id}"`) and, as `"process:{TYPE}"`, the
-    /// checkpoint, the lease and the dead letters. It must be a valid stream category.
+    /// checkpoint, the lease and the dead letters. It must be a valid stream category, and
+    /// one of its own: an aggregate of the same name would share its streams.
     const TYPE: &'static str;
 
     /// The version of the state's serialized form in snapshots: bump it when the state's

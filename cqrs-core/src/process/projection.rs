@@ -21,15 +21,104 @@ use crate::{EventFilter, RecordedEvent, Upcasters};
 
 /// Runs process manager `P` over store `S`, sending its commands through dispatcher `D`.
 ///
-/// ```ignore
-/// let handle = ProcessManagerProjection::<OrderFulfilment, _, _>::new(store.clone(), shop, ProcessOptions::default())
-///     .runner()
-///     .spawn();
-/// ```
-///
 /// Its name (the checkpoint, the lease, the dead letters) is `"process:{TYPE}"`. An event
 /// that cannot be handled (a `route` error, a command the dispatcher fails on for good) is
 /// parked under its instance's stream id, holding back that instance's later events only.
+/// The checkpoint passes a trigger only once every command it led to has been sent and its
+/// outcome recorded, so a reader waiting for the trigger sees the whole step.
+///
+/// ```
+/// use std::time::Duration;
+/// use async_trait::async_trait;
+/// use cqrs_core::process::{
+///     Action, CommandDispatcher, Context, DispatchError, Dispatched, Input, ProcessManager,
+///     ProcessManagerProjection, ProcessOptions, Route,
+/// };
+/// use cqrs_core::testing::{Tally, TallyCommand, TallyError, TallyEvent};
+/// use cqrs_core::{CommandContext, Error, EventFilter, InMemoryEventStore, RecordedEvent, Repository};
+/// use serde::{Deserialize, Serialize};
+///
+/// /// Adds to tally "b" whatever is added to tally "a".
+/// #[derive(Default, Serialize, Deserialize)]
+/// struct Mirror {
+///     mirrored: u64,
+/// }
+///
+/// #[derive(Clone, Debug, Serialize, Deserialize)]
+/// struct Refused(String);
+///
+/// impl From<TallyError> for Refused {
+///     fn from(error: TallyError) -> Self {
+///         Refused(error.to_string())
+///     }
+/// }
+///
+/// impl ProcessManager for Mirror {
+///     const TYPE: &'static str = "mirror";
+///     type Trigger = u64; // the amount added to "a"
+///     type Command = (String, u64); // which tally, how much
+///     type Rejection = Refused;
+///     type Timeout = ();
+///
+///     fn subscriptions() -> EventFilter {
+///         EventFilter::all().category("tally")
+///     }
+///
+///     fn route(event: &RecordedEvent) -> Result<Route<u64>, Error> {
+///         match event.decode::<TallyEvent>()? {
+///             TallyEvent::Added { amount } if event.stream_id.instance() == "a" => {
+///                 Ok(Route::start("a", amount))
+///             }
+///             _ => Ok(Route::Ignore),
+///         }
+///     }
+///
+///     fn apply(&mut self, input: &Input<Self>) {
+///         if let Input::Accepted { command: (_, amount), .. } = input {
+///             self.mirrored += amount;
+///         }
+///     }
+///
+///     fn decide(&self, input: &Input<Self>, _: &Context<'_>) -> Vec<Action<Self>> {
+///         match input {
+///             Input::Event { trigger, .. } => vec![Action::send(("b".to_owned(), *trigger))],
+///             _ => vec![],
+///         }
+///     }
+/// }
+///
+/// /// Delivers the commands, each with the id the engine derived for its step.
+/// struct Tallies(Repository<Tally, InMemoryEventStore>);
+///
+/// #[async_trait]
+/// impl CommandDispatcher<(String, u64)> for Tallies {
+///     type Rejection = Refused;
+///
+///     async fn dispatch(
+///         &self,
+///         (tally, amount): &(String, u64),
+///         context: CommandContext,
+///     ) -> Result<Dispatched, DispatchError<Refused>> {
+///         self.0.dispatch(tally, &TallyCommand::Add(vec![*amount]), context).await
+///     }
+/// }
+///
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// let store = InMemoryEventStore::new();
+/// let tallies = Repository::<Tally, _>::new(store.clone());
+/// let dispatcher = Tallies(Repository::new(store.clone()));
+/// let handle = ProcessManagerProjection::<Mirror, _, _>::new(store.clone(), dispatcher, ProcessOptions::default())
+///     .runner()
+///     .spawn();
+///
+/// let added = tallies.execute("a", &TallyCommand::Add(vec![5])).await?;
+/// let position = added.position.expect("an event was recorded");
+/// handle.wait_for(position, Duration::from_secs(5)).await?;
+/// assert_eq!(tallies.load("b").await?.0.total, 5);
+/// handle.shutdown().await;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
 pub struct ProcessManagerProjection<P, S, D> {
     driver: Arc<Driver<P, S, D>>,
     name: String,
@@ -67,12 +156,17 @@ where
     }
 
     /// A runner for this projection with every role played by the store
-    /// ([`ProjectionRunner::for_store`]), upcasting with the projection's upcasters. Options
-    /// set on it later with [`ProjectionRunner::with_options`] replace these: pass the same
-    /// upcasters to [`RunnerOptions::upcasters`] there.
+    /// ([`ProjectionRunner::for_store`]), upcasting with the projection's upcasters.
     pub fn runner(self) -> ProjectionRunner {
+        self.runner_with(RunnerOptions::new())
+    }
+
+    /// Like [`runner`](Self::runner), with these options (a lease's owner and time to live,
+    /// batch size...); their upcasters are replaced by the projection's, so the feed and the
+    /// journal are upcast alike.
+    pub fn runner_with(self, options: RunnerOptions) -> ProjectionRunner {
         let store = self.driver.store.clone();
-        let options = RunnerOptions::new().upcasters(self.upcasters.clone());
+        let options = options.upcasters(self.upcasters.clone());
         ProjectionRunner::for_store(self, &store).with_options(options)
     }
 

@@ -159,6 +159,8 @@ pub(crate) struct Shop {
     pub(crate) probe: Option<Arc<Probe>>,
     /// Stock commands are handed on, not run: their answer would come as an event.
     pub(crate) forward_stock: bool,
+    /// Commands to this stock cannot be delivered, and never will (not a refusal).
+    pub(crate) broken_stock: Option<String>,
 }
 
 impl Shop {
@@ -167,6 +169,7 @@ impl Shop {
             tallies: Repository::new(store.clone()),
             probe: None,
             forward_stock: false,
+            broken_stock: None,
         }
     }
 
@@ -191,6 +194,9 @@ impl CommandDispatcher<Cmd> for Shop {
             Cmd::Add { tally, .. } if self.forward_stock && tally.starts_with("stock-") => {
                 Ok(Dispatched::Forwarded)
             }
+            Cmd::Add { tally, .. } if self.broken_stock.as_ref() == Some(tally) => Err(
+                DispatchError::Failed(Error::process("shop", format!("{tally} is gone"))),
+            ),
             Cmd::Add { tally, amount } => {
                 self.tallies
                     .dispatch(tally, &TallyCommand::Add(vec![*amount]), context)

@@ -11,14 +11,14 @@ mod run;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 use super::dispatch::CommandDispatcher;
 use super::ids::InputId;
-use super::journal::{ReceivedKind, TimeoutFired, TIMEOUT_FIRED};
+use super::journal::{ReceivedKind, TimeoutFired, ACTIONS_DECIDED, INPUT_RECEIVED, TIMEOUT_FIRED};
 use super::manager::{EventRef, Input, ProcessManager, Route};
 use super::options::ProcessOptions;
+use super::pump::Alarm;
 use super::store::ProcessManagerStore;
 use crate::projection::{ProjectionError, Rejected};
 use crate::{Error, Position, RecordedEvent, Upcasters};
@@ -33,8 +33,8 @@ pub(crate) struct Driver<P, S, D> {
     pub(crate) options: ProcessOptions,
     pub(crate) upcasters: Upcasters,
     cache: Mutex<Cache<P>>,
-    /// Wakes the timer pump: a record scheduled a timeout (maybe sooner than it knew).
-    pub(crate) wake: Notify,
+    /// Wakes the timer pump when a record schedules a timeout due before its sleep ends.
+    pub(crate) alarm: Alarm,
     timer_category: String,
 }
 
@@ -81,7 +81,7 @@ where
             cache: Mutex::new(Cache::new(options.cache)),
             options,
             upcasters: Upcasters::new(),
-            wake: Notify::new(),
+            alarm: Alarm::default(),
             timer_category: format!("{}_timer", P::TYPE),
         }
     }
@@ -102,6 +102,7 @@ where
     /// Whether `event` is in this process's own journal (never an input).
     fn is_journal(event: &RecordedEvent) -> bool {
         event.stream_id.category() == P::TYPE
+            && (event.event_type == INPUT_RECEIVED || event.event_type == ACTIONS_DECIDED)
     }
 
     /// The instance an event goes to, without decoding more than that: the projection's key.

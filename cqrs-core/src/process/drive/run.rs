@@ -8,6 +8,8 @@
 
 use std::sync::{Arc, PoisonError};
 
+use time::OffsetDateTime;
+
 use super::cache::Loaded;
 use super::{Arrival, Driver, Halt};
 use crate::process::dispatch::{CommandDispatcher, DispatchError, Dispatched};
@@ -51,12 +53,6 @@ struct Run<'a, P: ProcessManager, S, D> {
     instance: String,
     stream: StreamId,
     loaded: Loaded<P>,
-}
-
-/// Whether an input was recorded now.
-enum Recorded {
-    Now,
-    Before,
 }
 
 impl<'a, P, S, D> Run<'a, P, S, D>
@@ -153,12 +149,12 @@ where
         id: InputId,
         kind: ReceivedKind,
         starts: bool,
-    ) -> Result<Recorded, Halt> {
+    ) -> Result<(), Halt> {
         let retry = self.driver.options.retry;
         let mut attempt = 0;
         loop {
             if !self.admits(id, &kind, starts) {
-                return Ok(Recorded::Before);
+                return Ok(());
             }
             let now = self.driver.options.clock.now();
             let decision = self
@@ -167,19 +163,19 @@ where
                 .decide_input(&self.instance, input.clone(), id, kind.clone(), now)
                 .map_err(|error| Halt::Poison(error.to_string()))?;
             let before = decision.expected;
-            let schedules = schedules(&decision);
+            let earliest = earliest_scheduled(&decision);
             let record = decision.into_record(self.stream.clone());
             match self.driver.store.record(P::TYPE, record).await {
                 Ok(outcome) if !outcome.duplicate => {
-                    if schedules {
-                        self.driver.wake.notify_one();
+                    if let Some(due_at) = earliest {
+                        self.driver.alarm.scheduled(due_at);
                     }
                     self.maybe_snapshot(before).await;
-                    return Ok(Recorded::Now);
+                    return Ok(());
                 }
                 Ok(_) => {
                     self.reload().await?;
-                    return Ok(Recorded::Before);
+                    return Ok(());
                 }
                 Err(error) if error.is_conflict() => {
                     attempt += 1;
@@ -267,10 +263,14 @@ where
     }
 }
 
-/// Whether a decision schedules a timeout (the pump may have to wake sooner).
-fn schedules<P: ProcessManager>(decision: &Decision<P>) -> bool {
+/// When the earliest timeout a decision schedules is due (the pump may have to wake sooner).
+fn earliest_scheduled<P: ProcessManager>(decision: &Decision<P>) -> Option<OffsetDateTime> {
     decision
         .timeouts
         .iter()
-        .any(|c| matches!(c, TimeoutChange::Schedule { .. }))
+        .filter_map(|c| match c {
+            TimeoutChange::Schedule { due_at, .. } => Some(*due_at),
+            _ => None,
+        })
+        .min()
 }

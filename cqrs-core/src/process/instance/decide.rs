@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use super::{Bookkeeping, InstanceState};
+use super::Bookkeeping;
 use crate::process::ids::{self, InputId};
 use crate::process::journal::{
     ActionsDecided, DecidedAction, InputReceived, ReceivedKind, RecordedAction, ACTIONS_DECIDED,
@@ -30,8 +30,6 @@ pub(crate) struct Instance<P> {
 /// timeout changes and the status row to write with it, and the commands to send.
 #[derive(Debug)]
 pub(crate) struct Decision<P: ProcessManager> {
-    /// The input decided.
-    pub(crate) input: InputId,
     /// The journal's version the pair must be appended at.
     pub(crate) expected: Version,
     /// `ProcessInputReceived` then `ProcessActionsDecided`, with derived event ids.
@@ -180,7 +178,6 @@ impl<P: ProcessManager> Instance<P> {
             )?,
         ];
         Ok(Decision {
-            input: id,
             expected,
             events,
             actions: decided.actions,
@@ -188,11 +185,6 @@ impl<P: ProcessManager> Instance<P> {
             status,
             commands,
         })
-    }
-
-    /// Whether the instance has ended.
-    pub(crate) fn has_ended(&self) -> bool {
-        self.books.state != InstanceState::Running
     }
 }
 

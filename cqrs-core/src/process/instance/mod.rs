@@ -172,7 +172,9 @@ impl Bookkeeping {
     }
 
     /// Folds the input half of a journal pair: what receiving it changes before `decide` runs
-    /// (the answered command is no longer pending, the fired timeout no longer live).
+    /// (the answered command is no longer pending, the fired timeout no longer live). An event
+    /// that carries the command id of a pending command answers it: that is how a
+    /// [`Forwarded`](super::Dispatched::Forwarded) command stops being pending.
     pub(crate) fn receive(&mut self, received: &InputReceived) {
         if !self.has_started() {
             self.started_at = Some(received.at);
@@ -205,7 +207,12 @@ impl Bookkeeping {
                     self.timeouts.remove(key);
                 }
             }
-            ReceivedKind::Event { .. } => {}
+            // A forwarded command is answered by the events it produced, which carry its id.
+            ReceivedKind::Event { metadata, .. } => {
+                if let Some(command_id) = metadata.command_id {
+                    self.pending.retain(|p| p.step.command_id != command_id);
+                }
+            }
         }
     }
 

@@ -413,3 +413,22 @@ async fn triggers_in_the_journal_are_upcast_on_load() {
     assert_eq!(upcast.state.lines, 4);
     assert_eq!(upcast.books, instance.books);
 }
+
+#[test]
+fn an_event_carrying_a_pending_commands_id_answers_it() {
+    let mut instance = Instance::<Order>::default();
+    let placed = on_event(
+        &mut instance,
+        &event(1, "Placed", json!({ "lines": 1 })),
+        start(),
+    );
+    let (step, _) = placed.commands[0].clone();
+    // The reserve was forwarded; the service's event for it carries its command id.
+    let mut paid = event(2, "Paid", json!({}));
+    paid.metadata.command_id = Some(step.command_id);
+    let decision = on_event(&mut instance, &paid, start());
+    assert!(instance.books.pending.is_empty());
+    // Paid completes, and nothing is left pending to wait for.
+    assert_eq!(decision.status.state, InstanceState::Completed);
+    assert_eq!(decision.status.pending_commands, 0);
+}
