@@ -245,7 +245,7 @@ where
         dispatcher,
         saga_options(clock),
     );
-    projection.runner().with_options(options)
+    projection.runner_with(options)
 }
 
 /// The carrier's runner on `store`.

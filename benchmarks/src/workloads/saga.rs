@@ -263,9 +263,9 @@ async fn by_saga(store: &PgEventStore, orders: u64, clients: u32) -> Result<()> 
     let concurrency = usize::try_from(clients).unwrap_or(16);
     let options = ProcessOptions::default().concurrency(concurrency);
     let runner = RunnerOptions::new().batch_size(500);
-    let fulfilment = saga::runner::<OrderFulfilment, _>(store, CardLimits::new(), options)
-        .with_options(runner.clone())
-        .spawn();
+    let fulfilment =
+        saga::runner_with::<OrderFulfilment, _>(store, CardLimits::new(), options, runner.clone())
+            .spawn();
     let carrier = Carrier::new(store.clone(), Answers::All)
         .runner()
         .with_options(runner)

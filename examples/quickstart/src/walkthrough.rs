@@ -117,8 +117,7 @@ where
     fulfilment.shutdown().await;
     let head = store.head().await?;
     let replay = RunnerOptions::new().checkpoint_name("process:order_fulfilment:replay");
-    (saga::runner::<OrderFulfilment, S>(&store, cards, options))
-        .with_options(replay)
+    (saga::runner_with::<OrderFulfilment, S>(&store, cards, options, replay))
         .catch_up()
         .await?;
     let new = read_feed(&store, head).await?.len();

@@ -250,8 +250,7 @@ async fn delivering_the_whole_feed_again_records_nothing_new() {
     let recorded = shop.store().len();
 
     let replay = RunnerOptions::new().checkpoint_name("process:order_fulfilment:replay");
-    saga::runner::<OrderFulfilment, _>(shop.store(), cards(), options(&clock))
-        .with_options(replay)
+    saga::runner_with::<OrderFulfilment, _>(shop.store(), cards(), options(&clock), replay)
         .catch_up()
         .await
         .expect("replayed");

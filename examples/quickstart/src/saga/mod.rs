@@ -18,9 +18,10 @@ pub mod orchestrated;
 use std::time::Duration;
 
 use cqrs_core::process::{
-    InstanceCounts, ProcessManager, ProcessManagerProjection, ProcessOptions, ProcessStore,
+    InstanceCounts, ProcessManager, ProcessManagerProjection, ProcessManagerStore, ProcessOptions,
+    ProcessStore,
 };
-use cqrs_core::projection::ProjectionRunner;
+use cqrs_core::projection::{ProjectionRunner, RunnerOptions};
 use cqrs_core::{Aggregate, BoxError, Clock, Error, RecordedEvent, SharedClock};
 
 use crate::inventory::{Inventory, InventoryEvent};
@@ -53,10 +54,25 @@ use commands::{ShopCommand, ShopRejection};
 pub fn runner<P, S>(store: &S, cards: CardLimits, options: ProcessOptions) -> ProjectionRunner
 where
     P: ProcessManager<Command = ShopCommand, Rejection = ShopRejection>,
-    S: cqrs_core::process::ProcessManagerStore,
+    S: ProcessManagerStore,
+{
+    runner_with::<P, S>(store, cards, options, RunnerOptions::new())
+}
+
+/// Like [`runner`], with the runner's own options (its owner, lease, batch size, checkpoint
+/// name...).
+pub fn runner_with<P, S>(
+    store: &S,
+    cards: CardLimits,
+    options: ProcessOptions,
+    runner: RunnerOptions,
+) -> ProjectionRunner
+where
+    P: ProcessManager<Command = ShopCommand, Rejection = ShopRejection>,
+    S: ProcessManagerStore,
 {
     let shop = Shop::new(store.clone(), cards);
-    ProcessManagerProjection::<P, S, Shop<S>>::new(store.clone(), shop, options).runner()
+    ProcessManagerProjection::<P, S, Shop<S>>::new(store.clone(), shop, options).runner_with(runner)
 }
 
 /// An event of one of the shop's aggregates, decoded: what the shop's process managers react to.
