@@ -640,3 +640,49 @@ pub async fn assert_conserved(store: &PgEventStore, plan: &Plan, clock: &TestClo
         "one firing per silent carrier (the others were cancelled)"
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{expected, Fate, Plan, RARE, RARE_STOCK};
+
+    #[test]
+    fn a_seed_always_makes_the_same_plan_with_about_the_planned_shares() {
+        let plan = Plan::new(7, 1000);
+        let again = Plan::new(7, 1000);
+        let ids = |p: &Plan| -> Vec<(String, Fate, usize)> {
+            (p.orders.iter())
+                .map(|o| (o.id.clone(), o.fate, o.lines.len()))
+                .collect()
+        };
+        assert_eq!(ids(&plan), ids(&again));
+        assert_eq!(expected(&plan), expected(&again));
+        // 20% declined; 15% of the rest short; 10% of what remains silent.
+        assert!(
+            (140..260).contains(&plan.count(Fate::Declined)),
+            "{}",
+            plan.describe()
+        );
+        assert!(
+            (80..170).contains(&plan.count(Fate::Short)),
+            "{}",
+            plan.describe()
+        );
+        assert!(
+            (30..100).contains(&plan.count(Fate::Silent)),
+            "{}",
+            plan.describe()
+        );
+    }
+
+    #[test]
+    fn only_short_orders_ask_for_the_rare_item_and_always_more_than_there_is() {
+        let plan = Plan::new(11, 500);
+        for order in &plan.orders {
+            let rare = order.lines.iter().find(|l| l.sku == RARE);
+            let short = matches!(order.fate, Fate::Short);
+            let declined_and_short = order.fate == Fate::Declined && rare.is_some();
+            assert!(short == rare.is_some() || declined_and_short, "{order:?}");
+            assert!(rare.is_none_or(|l| l.quantity > RARE_STOCK), "{order:?}");
+        }
+    }
+}
