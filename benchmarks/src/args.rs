@@ -51,15 +51,19 @@ pub(crate) enum Workload {
     Load,
     /// Reading the global feed from the start.
     Feed,
+    /// The quick start's order saga on the process-manager engine against the same commands
+    /// issued directly.
+    Saga,
 }
 
 impl Workload {
-    const ALL: [Workload; 5] = [
+    const ALL: [Workload; 6] = [
         Workload::ManyStreams,
         Workload::HotStreams,
         Workload::Batch,
         Workload::Load,
         Workload::Feed,
+        Workload::Saga,
     ];
 
     /// The workloads `--only` selects (all of them without it).
@@ -99,6 +103,8 @@ pub(crate) struct Sizes {
     pub(crate) feed_batch: u64,
     /// Feed: timed passes over the whole feed.
     pub(crate) feed_passes: u64,
+    /// Saga: orders of 3 lines (11 commands each).
+    pub(crate) saga_orders: u64,
 }
 
 impl Sizes {
@@ -115,6 +121,7 @@ impl Sizes {
         feed_events: 100_000,
         feed_batch: 1_000,
         feed_passes: 3,
+        saga_orders: 2_000,
     };
 
     const QUICK: Sizes = Sizes {
@@ -130,6 +137,7 @@ impl Sizes {
         feed_events: 20_000,
         feed_batch: 1_000,
         feed_passes: 3,
+        saga_orders: 400,
     };
 }
 

@@ -2,7 +2,8 @@
 //! services (PostgreSQL from `DATABASE_URL`, a search node from `ELASTICSEARCH_URL`, or a node
 //! of the test's own), isolation (a schema and read-model names per test), a small shop domain
 //! run through the real `Repository`, the order-summaries read model, the real
-//! `ProjectionRunner` wired to PostgreSQL, and polling with deadlines.
+//! `ProjectionRunner` wired to PostgreSQL, polling with deadlines, and (in [`saga`]) the quick
+//! start's order saga with seeded failures and the checks its runs must pass.
 
 pub mod domain;
 mod env;
@@ -11,6 +12,7 @@ mod outage_node;
 mod poll;
 mod probe;
 mod runner;
+pub mod saga;
 mod shop;
 mod summaries;
 

@@ -4,6 +4,7 @@ mod batch;
 mod commands;
 mod feed;
 mod load;
+mod saga;
 
 use anyhow::Result;
 
@@ -40,6 +41,7 @@ pub(crate) async fn run(ctx: &Context, workload: Workload) -> Result<Table> {
         Workload::Batch => batch::run(ctx).await,
         Workload::Load => load::run(ctx).await,
         Workload::Feed => feed::run(ctx).await,
+        Workload::Saga => saga::run(ctx).await,
         Workload::Commands => anyhow::bail!("`commands` stands for many-streams and hot-streams"),
     }
 }

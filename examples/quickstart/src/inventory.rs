@@ -26,8 +26,9 @@ impl Inventory {
     }
 }
 
-/// What can be asked of an item's stock.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What can be asked of an item's stock. Commands are serde: a process manager records the
+/// ones it sends in its journal.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum InventoryCommand {
     /// A delivery arrived.
     Restock {
@@ -41,8 +42,14 @@ pub enum InventoryCommand {
         /// Units to hold.
         quantity: u64,
     },
-    /// Give back what an order held (nothing happens if it held nothing).
+    /// Give back what an order held. Idempotent by order: nothing happens if it holds nothing
+    /// (never reserved, released or shipped already), so a compensation may run more than once.
     Release {
+        /// The order.
+        order_id: String,
+    },
+    /// Send what an order holds: its reserved units leave the warehouse.
+    Ship {
         /// The order.
         order_id: String,
     },
@@ -70,10 +77,17 @@ pub enum InventoryEvent {
         /// How many.
         quantity: u64,
     },
+    /// An order's units left the warehouse.
+    StockShipped {
+        /// The order.
+        order_id: String,
+        /// How many.
+        quantity: u64,
+    },
 }
 
 /// Why an item's stock refuses a command.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum InventoryError {
     /// A restock or reservation of zero units.
     #[error("the quantity must be at least 1")]
@@ -89,6 +103,12 @@ pub enum InventoryError {
     /// The order already holds units of this item.
     #[error("order {order_id} already holds this item")]
     AlreadyReserved {
+        /// The order.
+        order_id: String,
+    },
+    /// `Ship` for an order that holds none of this item.
+    #[error("order {order_id} holds none of this item")]
+    NotReserved {
         /// The order.
         order_id: String,
     },
@@ -111,6 +131,10 @@ impl Aggregate for Inventory {
             }
             InventoryEvent::StockReleased { order_id, .. } => {
                 self.reserved.remove(order_id);
+            }
+            InventoryEvent::StockShipped { order_id, quantity } => {
+                self.reserved.remove(order_id);
+                self.on_hand = self.on_hand.saturating_sub(*quantity);
             }
         }
     }
@@ -153,6 +177,15 @@ impl Aggregate for Inventory {
                 })
                 .into_iter()
                 .collect()),
+            InventoryCommand::Ship { order_id } => match self.reserved.get(order_id) {
+                Some(&quantity) => Ok(vec![InventoryEvent::StockShipped {
+                    order_id: order_id.clone(),
+                    quantity,
+                }]),
+                None => Err(InventoryError::NotReserved {
+                    order_id: order_id.clone(),
+                }),
+            },
         }
     }
 }
@@ -248,6 +281,48 @@ mod tests {
         fixture()
             .given([InventoryEvent::Restocked { quantity: 5 }])
             .when(&release)
+            .await
+            .then_expect_events([]);
+    }
+
+    #[tokio::test]
+    async fn shipping_takes_what_the_order_held_out_of_the_warehouse() {
+        let ship = InventoryCommand::Ship {
+            order_id: "1".into(),
+        };
+        let item = fixture()
+            .given([InventoryEvent::Restocked { quantity: 5 }, reserved("1", 2)])
+            .when(&ship)
+            .await
+            .then_expect_events([InventoryEvent::StockShipped {
+                order_id: "1".into(),
+                quantity: 2,
+            }]);
+        assert_eq!((item.on_hand, item.available()), (3, 3));
+        fixture()
+            .given([InventoryEvent::Restocked { quantity: 5 }])
+            .when(&ship)
+            .await
+            .then_expect_error(InventoryError::NotReserved {
+                order_id: "1".into(),
+            });
+    }
+
+    #[tokio::test]
+    async fn a_release_after_shipping_gives_nothing_back() {
+        let shipped = InventoryEvent::StockShipped {
+            order_id: "1".into(),
+            quantity: 2,
+        };
+        fixture()
+            .given([
+                InventoryEvent::Restocked { quantity: 5 },
+                reserved("1", 2),
+                shipped,
+            ])
+            .when(&InventoryCommand::Release {
+                order_id: "1".into(),
+            })
             .await
             .then_expect_events([]);
     }

@@ -1,10 +1,15 @@
-//! The quick start's domain: orders, stock and payments as plain aggregates, and a saga that
-//! takes an order from placed to shipped, or calls it off and gives its stock back.
+//! The quick start's domain: orders, stock, payments and shipments as plain aggregates, and a
+//! saga that takes an order from placed to shipped, or calls it off and gives back its stock
+//! and money.
 //!
-//! - [`order::Order`], [`inventory::Inventory`] and [`payment::Payment`] are the aggregates:
-//!   plain structs and enums, with the rules in `handle` and the state changes in `apply`;
-//! - [`shop::Shop`] holds one [`Repository`](cqrs_core::Repository) per aggregate;
-//! - [`saga::Saga`] follows the store's feed and issues the next commands;
+//! - [`order::Order`], [`inventory::Inventory`], [`payment::Payment`] and
+//!   [`shipping::Shipment`] are the aggregates: plain structs and enums, with the rules in
+//!   `handle` and the state changes in `apply`;
+//! - [`shop::Shop`] holds one [`Repository`](cqrs_core::Repository) per aggregate, and
+//!   delivers the saga's commands;
+//! - [`saga`] is the order saga on the framework's process managers, orchestrated
+//!   ([`saga::orchestrated::OrderFulfilment`]) and choreographed ([`saga::choreographed`]);
+//!   [`carrier::Carrier`] plays the carrier that answers (or does not answer) shipment requests;
 //! - [`summary::OrderSummary`] is the read side's view of an order, built by one plain
 //!   [`summary::fold`]; [`read_side`] keeps the summaries up to date from the feed, in memory
 //!   or in Elasticsearch / OpenSearch, and answers queries on them;
@@ -14,12 +19,14 @@
 //! - [`account::Account`] is the README's tour aggregate.
 
 pub mod account;
+pub mod carrier;
 pub mod inventory;
 pub mod order;
 pub mod payment;
 pub mod postgres;
 pub mod read_side;
 pub mod saga;
+pub mod shipping;
 pub mod shop;
 pub mod summary;
 mod walkthrough;

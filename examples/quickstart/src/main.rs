@@ -7,8 +7,9 @@
 //!   OpenSearch (read model `quickstart-orders`, emptied first; `eval "export
 //!   $(scripts/opensearch.sh start 9200 | tail -n1)"` starts a node and sets it).
 //!
-//! The quick start: an order / stock / payment flow, driven by a saga, and its read side, order
-//! summaries that answer queries. [`quickstart::run`] takes any store with the event and
+//! The quick start: an order / stock / payment / shipping flow, driven by the orchestrated order
+//! saga on the framework's process managers (with a simulated carrier), and its read side,
+//! order summaries that answer queries. [`quickstart::run`] takes any store with the event and
 //! snapshot roles, and any [`ReadSide`]: the domain code does not change with either.
 
 use cqrs_core::{BoxError, InMemoryEventStore};

@@ -83,8 +83,9 @@ pub fn total(lines: &[OrderLine]) -> u64 {
         .fold(0, u64::saturating_add)
 }
 
-/// What can be asked of an order.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What can be asked of an order. Commands are serde: a process manager records the ones it
+/// sends in its journal.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum OrderCommand {
     /// Place a new order.
     Place {
@@ -97,6 +98,9 @@ pub enum OrderCommand {
     Confirm,
     /// Ship it.
     Ship,
+    /// Record that its shipment is scheduled, from placed or confirmed (the saga's last step:
+    /// payment and stock are settled by then). Marking a shipped order again changes nothing.
+    MarkShipped,
     /// Call it off.
     Cancel {
         /// Why.
@@ -126,7 +130,7 @@ pub enum OrderEvent {
 }
 
 /// Why an order refuses a command.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum OrderError {
     /// `Place` on an order that exists.
     #[error("the order was placed already")]
@@ -183,6 +187,9 @@ impl Aggregate for Order {
             (OrderCommand::Confirm, status) => Err(OrderError::CannotConfirm(status)),
             (OrderCommand::Ship, Confirmed) => Ok(vec![OrderEvent::OrderShipped]),
             (OrderCommand::Ship, status) => Err(OrderError::CannotShip(status)),
+            (OrderCommand::MarkShipped, Placed | Confirmed) => Ok(vec![OrderEvent::OrderShipped]),
+            (OrderCommand::MarkShipped, Shipped) => Ok(Vec::new()),
+            (OrderCommand::MarkShipped, status) => Err(OrderError::CannotShip(status)),
             // Cancelling twice is harmless: compensations may arrive more than once.
             (OrderCommand::Cancel { .. }, Cancelled) => Ok(Vec::new()),
             (OrderCommand::Cancel { reason }, Placed | Confirmed) => {
@@ -344,5 +351,30 @@ mod tests {
             })
             .await
             .then_expect_error(OrderError::CannotCancel(OrderStatus::Shipped));
+    }
+
+    #[tokio::test]
+    async fn a_placed_order_is_marked_shipped_once_and_a_cancelled_one_never() {
+        let order = fixture()
+            .given([placed()])
+            .when(&OrderCommand::MarkShipped)
+            .await
+            .then_expect_events([OrderEvent::OrderShipped]);
+        assert_eq!(order.status, OrderStatus::Shipped);
+        fixture()
+            .given([placed(), OrderEvent::OrderShipped])
+            .when(&OrderCommand::MarkShipped)
+            .await
+            .then_expect_events([]);
+        fixture()
+            .given([
+                placed(),
+                OrderEvent::OrderCancelled {
+                    reason: "out of stock".into(),
+                },
+            ])
+            .when(&OrderCommand::MarkShipped)
+            .await
+            .then_expect_error(OrderError::CannotShip(OrderStatus::Cancelled));
     }
 }

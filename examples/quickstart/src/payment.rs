@@ -44,6 +44,10 @@ pub enum PaymentStatus {
     Authorized,
     /// The issuer said no.
     Refused,
+    /// The authorized amount was taken: the order shipped.
+    Captured,
+    /// The authorized amount was given back: the order was called off.
+    Refunded,
 }
 
 /// The payment of one order (stream `payment-{order id}`).
@@ -59,8 +63,9 @@ pub struct Payment {
     pub refusal: Option<String>,
 }
 
-/// What can be asked of a payment.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What can be asked of a payment. Commands are serde: a process manager records the ones it
+/// sends in its journal.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PaymentCommand {
     /// Ask the card issuer to authorize `amount` cents.
     Authorize {
@@ -71,6 +76,12 @@ pub enum PaymentCommand {
         /// How much, in cents.
         amount: u64,
     },
+    /// Take the authorized amount (the order shipped). Capturing twice takes it once.
+    Capture,
+    /// Give back what is authorized and not captured (the order was called off). Idempotent by
+    /// order: a payment that was refused, never asked for, refunded or captured already gives
+    /// nothing back, so a compensation may run in any state and more than once.
+    Refund,
 }
 
 /// What happens to a payment.
@@ -92,11 +103,25 @@ pub enum PaymentEvent {
         /// Why.
         reason: String,
     },
+    /// The authorized amount was taken.
+    PaymentCaptured {
+        /// The order paid for.
+        order_id: String,
+        /// How much, in cents.
+        amount: u64,
+    },
+    /// The authorized amount was given back.
+    PaymentRefunded {
+        /// The order paid for.
+        order_id: String,
+        /// How much, in cents.
+        amount: u64,
+    },
 }
 
 /// Why a payment refuses a command. (A card the issuer declines is not an error: it is a
 /// [`PaymentEvent::PaymentRefused`], a fact the rest of the flow reacts to.)
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum PaymentError {
     /// An amount of zero.
     #[error("nothing to pay")]
@@ -104,6 +129,9 @@ pub enum PaymentError {
     /// The payment was decided already.
     #[error("the payment is {0:?} already")]
     AlreadyDecided(PaymentStatus),
+    /// `Capture` on a payment that holds no authorized amount.
+    #[error("only an authorized payment can be captured; this one is {0:?}")]
+    CannotCapture(PaymentStatus),
 }
 
 impl Aggregate for Payment {
@@ -130,6 +158,8 @@ impl Aggregate for Payment {
                 self.amount = *amount;
                 self.refusal = Some(reason.clone());
             }
+            PaymentEvent::PaymentCaptured { .. } => self.status = PaymentStatus::Captured,
+            PaymentEvent::PaymentRefunded { .. } => self.status = PaymentStatus::Refunded,
         }
     }
 
@@ -138,18 +168,46 @@ impl Aggregate for Payment {
         command: &PaymentCommand,
         cards: &CardLimits,
     ) -> Result<Vec<PaymentEvent>, PaymentError> {
-        let PaymentCommand::Authorize {
-            order_id,
-            customer,
-            amount,
-        } = command;
+        match command {
+            PaymentCommand::Authorize {
+                order_id,
+                customer,
+                amount,
+            } => self.authorize(order_id, customer, *amount, cards),
+            PaymentCommand::Capture => match self.status {
+                PaymentStatus::Authorized => Ok(vec![PaymentEvent::PaymentCaptured {
+                    order_id: self.order_id.clone(),
+                    amount: self.amount,
+                }]),
+                PaymentStatus::Captured => Ok(Vec::new()),
+                status => Err(PaymentError::CannotCapture(status)),
+            },
+            PaymentCommand::Refund => Ok(match self.status {
+                PaymentStatus::Authorized => vec![PaymentEvent::PaymentRefunded {
+                    order_id: self.order_id.clone(),
+                    amount: self.amount,
+                }],
+                _ => Vec::new(),
+            }),
+        }
+    }
+}
+
+impl Payment {
+    fn authorize(
+        &self,
+        order_id: &str,
+        customer: &str,
+        amount: u64,
+        cards: &CardLimits,
+    ) -> Result<Vec<PaymentEvent>, PaymentError> {
         if self.status != PaymentStatus::Pending {
             return Err(PaymentError::AlreadyDecided(self.status));
         }
-        if *amount == 0 {
+        if amount == 0 {
             return Err(PaymentError::ZeroAmount);
         }
-        let (order_id, amount) = (order_id.clone(), *amount);
+        let order_id = order_id.to_owned();
         Ok(vec![match cards.decline_reason(customer, amount) {
             None => PaymentEvent::PaymentAuthorized { order_id, amount },
             Some(reason) => PaymentEvent::PaymentRefused {
@@ -224,5 +282,72 @@ mod tests {
             .when(&authorize("carol", 0))
             .await
             .then_expect_error(PaymentError::ZeroAmount);
+    }
+
+    fn authorized() -> PaymentEvent {
+        PaymentEvent::PaymentAuthorized {
+            order_id: "7".into(),
+            amount: 100,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_authorized_payment_is_captured_once() {
+        let payment = fixture()
+            .given([authorized()])
+            .when(&PaymentCommand::Capture)
+            .await
+            .then_expect_events([PaymentEvent::PaymentCaptured {
+                order_id: "7".into(),
+                amount: 100,
+            }]);
+        assert_eq!(payment.status, PaymentStatus::Captured);
+        let captured = PaymentEvent::PaymentCaptured {
+            order_id: "7".into(),
+            amount: 100,
+        };
+        fixture()
+            .given([authorized(), captured])
+            .when(&PaymentCommand::Capture)
+            .await
+            .then_expect_events([]);
+        fixture()
+            .when(&PaymentCommand::Capture)
+            .await
+            .then_expect_error(PaymentError::CannotCapture(PaymentStatus::Pending));
+    }
+
+    #[tokio::test]
+    async fn a_refund_gives_back_what_is_authorized_and_not_captured() {
+        let refunded = PaymentEvent::PaymentRefunded {
+            order_id: "7".into(),
+            amount: 100,
+        };
+        let payment = fixture()
+            .given([authorized()])
+            .when(&PaymentCommand::Refund)
+            .await
+            .then_expect_events([refunded.clone()]);
+        assert_eq!(payment.status, PaymentStatus::Refunded);
+        let captured = PaymentEvent::PaymentCaptured {
+            order_id: "7".into(),
+            amount: 100,
+        };
+        for given in [
+            vec![],
+            vec![authorized(), refunded.clone()],
+            vec![authorized(), captured],
+        ] {
+            fixture()
+                .given(given)
+                .when(&PaymentCommand::Refund)
+                .await
+                .then_expect_events([]);
+        }
+        fixture()
+            .given([authorized(), refunded])
+            .when(&PaymentCommand::Capture)
+            .await
+            .then_expect_error(PaymentError::CannotCapture(PaymentStatus::Refunded));
     }
 }

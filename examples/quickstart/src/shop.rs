@@ -5,6 +5,7 @@ use cqrs_core::{EventStore, Repository, SnapshotPolicy, SnapshotStore};
 use crate::inventory::Inventory;
 use crate::order::Order;
 use crate::payment::{CardLimits, Payment};
+use crate::shipping::Shipment;
 
 /// The repositories the application and the saga run commands through. They share one store.
 pub struct Shop<S> {
@@ -14,6 +15,8 @@ pub struct Shop<S> {
     pub stock: Repository<Inventory, S>,
     /// Payments, in streams `payment-{order id}`.
     pub payments: Repository<Payment, S>,
+    /// Shipments, in streams `shipment-{order id}`.
+    pub shipments: Repository<Shipment, S>,
 }
 
 impl<S: EventStore + SnapshotStore + Clone> Shop<S> {
@@ -23,7 +26,8 @@ impl<S: EventStore + SnapshotStore + Clone> Shop<S> {
             orders: Repository::new(store.clone()),
             // A busy item's stream grows long: a snapshot every 100 events keeps loads short.
             stock: Repository::new(store.clone()).with_snapshots(SnapshotPolicy::every(100)),
-            payments: Repository::with_services(store, cards),
+            payments: Repository::with_services(store.clone(), cards),
+            shipments: Repository::new(store),
         }
     }
 

@@ -6,7 +6,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::order::{self, Order, OrderEvent, OrderStatus};
 use crate::payment::{Payment, PaymentEvent, PaymentStatus};
-use crate::saga::instance_id;
 
 /// One order as the read side shows it: fed by the order's stream (`order-7`) and its payment's
 /// (`payment-7`), so it answers questions that neither aggregate answers alone.
@@ -43,7 +42,7 @@ pub fn filter() -> EventFilter {
 pub fn order_id(event: &RecordedEvent) -> Option<String> {
     let category = event.stream_id.category();
     (category == Order::TYPE || category == Payment::TYPE)
-        .then(|| instance_id(&event.stream_id).to_owned())
+        .then(|| event.stream_id.instance().to_owned())
 }
 
 /// What `event` makes of the summary `current`: the new summary, or `None` when nothing changes.
@@ -57,7 +56,7 @@ pub fn fold(
     event: &RecordedEvent,
 ) -> Result<Option<OrderSummary>, BoxError> {
     use OrderEvent::{OrderCancelled, OrderConfirmed, OrderPlaced, OrderShipped};
-    use PaymentEvent::{PaymentAuthorized, PaymentRefused};
+    use PaymentEvent::{PaymentAuthorized, PaymentCaptured, PaymentRefunded, PaymentRefused};
     let Some(id) = order_id(event) else {
         return Ok(None);
     };
@@ -102,6 +101,14 @@ pub fn fold(
         },
         (Fact::Payment(PaymentRefused { .. }), Some(s)) => OrderSummary {
             payment: Some(PaymentStatus::Refused),
+            ..s.clone()
+        },
+        (Fact::Payment(PaymentCaptured { .. }), Some(s)) => OrderSummary {
+            payment: Some(PaymentStatus::Captured),
+            ..s.clone()
+        },
+        (Fact::Payment(PaymentRefunded { .. }), Some(s)) => OrderSummary {
+            payment: Some(PaymentStatus::Refunded),
             ..s.clone()
         },
     };

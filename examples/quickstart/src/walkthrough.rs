@@ -3,36 +3,51 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cqrs_core::projection::ProjectionHandle;
+use cqrs_core::process::{
+    ProcessManager, ProcessManagerStore, ProcessOptions, Processes, TimelineKind,
+};
+use cqrs_core::projection::{ProjectionHandle, RunnerOptions};
 use cqrs_core::{
-    BoxError, CommandContext, CommandError, CommandId, EventFilter, EventStore, Position,
-    RecordedEvent, Repository, SnapshotStore,
+    BoxError, Clock, CommandContext, CommandError, CommandId, EventFilter, EventStore, Position,
+    RecordedEvent, Repository, SharedClock,
 };
 
+use crate::carrier::{Answers, Carrier};
 use crate::inventory::{Inventory, InventoryCommand};
 use crate::money;
 use crate::order::{OrderCommand, OrderLine, OrderStatus};
 use crate::payment::CardLimits;
 use crate::read_side::{health, ReadSide, Summaries};
-use crate::saga::Saga;
+use crate::saga::{self, orchestrated::OrderFulfilment};
 use crate::shop::Shop;
 
+/// How long the story waits for the saga to finish an order.
+const PATIENCE: Duration = Duration::from_secs(10);
+
+/// How long an instance may go without progress before it counts as stuck.
+const STUCK_AFTER: Duration = Duration::from_secs(60);
+
 /// Runs the quick start on `store` and prints what happens: stock arriving through two racing
-/// servers, three orders taken through the saga (one shipped, two compensated), a rejected
-/// command, a command sent twice, and the saga replaying its feed; then the events and states;
-/// then what the read side answers, once it has caught up with the last command.
+/// servers, three orders taken through the orchestrated saga (one shipped, two compensated), a
+/// rejected command, a command sent twice, and the saga's whole feed delivered to it again; then
+/// the events and states, the saga's instances and one instance's timeline; then what the read
+/// side answers, once it has caught up with the last command.
 ///
 /// The streams it writes have fixed names (`order-1`, `inventory-widget`...): give it a store
 /// that does not hold them yet, and a `read_side` on that store.
 pub async fn run<S>(store: S, read_side: ReadSide) -> Result<(), BoxError>
 where
-    S: EventStore + SnapshotStore + Clone + 'static,
+    S: ProcessManagerStore,
 {
     let start = store.head().await?;
-    let shop = Shop::new(store.clone(), CardLimits::new().limit("carol", 50_00));
-    let mut saga = Saga::after(start);
-    // The read side follows the feed in its own task while the commands run.
+    let cards = CardLimits::new().limit("carol", 50_00);
+    let shop = Shop::new(store.clone(), cards.clone());
+    // The read side, the saga and the carrier follow the feed in their own tasks.
     let (projection, summaries) = read_side.start();
+    let options = ProcessOptions::default().stuck_after(STUCK_AFTER);
+    let fulfilment = saga::runner::<OrderFulfilment, S>(&store, cards.clone(), options.clone());
+    let fulfilment = fulfilment.spawn();
+    let carrier = Carrier::new(store.clone(), Answers::All).runner().spawn();
 
     let (a, b) = restock_race(&store).await?;
     let (gadget, _) = shop.stock.load("gadget").await?;
@@ -58,13 +73,14 @@ where
         ),
         ("3", "carol", vec![line("widget", 6, 12_50)]),
     ];
-    for (id, customer, lines) in orders {
+    for (placed, (id, customer, lines)) in (1..).zip(orders) {
         let place = OrderCommand::Place {
             customer: customer.to_owned(),
             lines,
         };
         shop.orders.execute(id, &place).await?;
-        saga.catch_up(&shop).await?;
+        let clock = SharedClock::default();
+        saga::finished(&store, OrderFulfilment::TYPE, placed, &clock, PATIENCE).await?;
         let (order, _) = shop.orders.load(id).await?;
         let reason = order.cancel_reason.as_deref().map(|r| format!(": {r}"));
         println!(
@@ -96,16 +112,24 @@ where
         first.duplicate, first.version, again.duplicate, again.version
     );
 
+    // Deliver the saga's whole feed again (a fresh checkpoint): every input is in its
+    // instance's journal already, so nothing is decided or sent twice.
+    fulfilment.shutdown().await;
     let head = store.head().await?;
-    saga.rewind();
-    let handled = saga.catch_up(&shop).await?;
+    let replay = RunnerOptions::new().checkpoint_name("process:order_fulfilment:replay");
+    (saga::runner_with::<OrderFulfilment, S>(&store, cards, options, replay))
+        .catch_up()
+        .await?;
     let new = read_feed(&store, head).await?.len();
-    println!(
-        "replay   the saga handled its {handled} events again from its start: {new} new events"
-    );
+    println!("replay   the saga's feed delivered to it again from the start: {new} new events");
 
-    println!("\nevents (stream, version, type, correlation id)");
+    println!("\nevents (stream, version, type, correlation id), the saga's journal aside");
+    let mut journal = 0;
     for event in read_feed(&store, start).await? {
+        if event.stream_id.category() == OrderFulfilment::TYPE {
+            journal += 1;
+            continue;
+        }
         let correlation = event.metadata.correlation_id.map_or_else(
             || "-".to_owned(),
             |id| format!("…{:08x}", id.as_u128() % (1 << 32)),
@@ -117,6 +141,9 @@ where
             event.event_type
         );
     }
+    println!(
+        "  ... and {journal} journal entries in the saga's streams order_fulfilment-{{order}}"
+    );
 
     println!("\nstate");
     for sku in ["widget", "gadget"] {
@@ -130,7 +157,7 @@ where
             reserved.join(", ")
         );
     }
-    for id in ["1", "3"] {
+    for id in ["1", "2", "3"] {
         let (payment, version) = shop.payments.load(id).await?;
         let refusal = payment.refusal.map(|r| format!(" ({r})"));
         println!(
@@ -139,6 +166,43 @@ where
             money(payment.amount),
             refusal.unwrap_or_default()
         );
+    }
+
+    for id in ["1", "2"] {
+        let (shipment, version) = shop.shipments.load(id).await?;
+        let carrier = shipment.carrier.map(|c| format!(" by {c}"));
+        println!(
+            "  shipment-{id:<8} v{version:<2} {:?}{}",
+            shipment.status,
+            carrier.unwrap_or_default()
+        );
+    }
+    carrier.shutdown().await;
+
+    let processes = Processes::new(store.clone());
+    let now = SharedClock::default().now();
+    let counts = processes
+        .counts(OrderFulfilment::TYPE, now, STUCK_AFTER)
+        .await?;
+    println!(
+        "\nsaga     {}: running {}, completed {}, failed {}, stuck {}",
+        OrderFulfilment::TYPE,
+        counts.running,
+        counts.completed,
+        counts.failed,
+        counts.stuck
+    );
+    println!("timeline of order 2 (version, what it received or decided)");
+    for entry in processes.timeline(OrderFulfilment::TYPE, "2").await? {
+        match entry.kind {
+            TimelineKind::Received { what, .. } => {
+                println!("  {:>2}  received {what}", entry.version);
+            }
+            TimelineKind::Decided { actions, .. } if !actions.is_empty() => {
+                println!("  {:>2}  decided  {}", entry.version, actions.join("; "));
+            }
+            _ => {}
+        }
     }
 
     let last = again.position.ok_or("the restock recorded no position")?;
@@ -200,7 +264,7 @@ async fn ask(
 /// and the pipeline reloads and retries. Returns each server's attempts.
 async fn restock_race<S>(store: &S) -> Result<(u32, u32), BoxError>
 where
-    S: EventStore + SnapshotStore + Clone + 'static,
+    S: ProcessManagerStore,
 {
     let server_a = Arc::new(Repository::<Inventory, S>::new(store.clone()).with_cache(64));
     let server_b = Arc::new(Repository::<Inventory, S>::new(store.clone()).with_cache(64));

@@ -59,7 +59,7 @@ async fn after_the_flow_each_order_has_its_summary() {
                 OrderStatus::Shipped,
                 "34.99".into(),
                 3,
-                Some(PaymentStatus::Authorized)
+                Some(PaymentStatus::Captured)
             ),
             (
                 "2".into(),
@@ -67,7 +67,7 @@ async fn after_the_flow_each_order_has_its_summary() {
                 OrderStatus::Cancelled,
                 "132.38".into(),
                 13,
-                None
+                Some(PaymentStatus::Refunded)
             ),
             (
                 "3".into(),

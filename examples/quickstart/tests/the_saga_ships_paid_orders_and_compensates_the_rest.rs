@@ -1,105 +1,86 @@
-//! The whole flow on the in-memory store: orders placed, the saga driving them to shipping or
-//! calling them off, and the states that result.
+//! The orchestrated saga (`OrderFulfilment`) on the engine's runner, on the in-memory store
+//! with a `TestClock`: orders placed, the saga driving them to shipping or calling them off, the
+//! carrier's timeout firing when the clock moves, and the states that result.
+
+mod support;
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
-use cqrs_core::{
-    EventFilter, InMemoryEventStore, Position, ReadAll, ReadStream, RecordedEvent, StreamId,
-    Version,
-};
-use quickstart::inventory::InventoryCommand;
-use quickstart::order::{OrderCommand, OrderLine, OrderStatus};
+use cqrs_core::process::ProcessManager;
+use cqrs_core::projection::RunnerOptions;
+use cqrs_core::{EventFilter, InMemoryEventStore, Position, ReadAll, RecordedEvent, Version};
+use quickstart::carrier::Answers;
+use quickstart::order::{OrderLine, OrderStatus};
 use quickstart::payment::{CardLimits, PaymentStatus};
 use quickstart::read_side::{OrderSummaries, ReadSide};
-use quickstart::saga::Saga;
+use quickstart::saga::{self, orchestrated::OrderFulfilment};
+use quickstart::shipping::ShipmentStatus;
 use quickstart::shop::Shop;
+use support::{cards, finished, options, place, spawn, start, stocked_shop, Running};
 
-/// A shop with 10 widgets and 5 gadgets, where carol may spend 50.00 at most.
-async fn stocked_shop() -> Shop<InMemoryEventStore> {
-    let shop = Shop::new(
-        InMemoryEventStore::new(),
-        CardLimits::new().limit("carol", 50_00),
-    );
-    for (sku, quantity) in [("widget", 10), ("gadget", 5)] {
-        shop.stock
-            .execute(sku, &InventoryCommand::Restock { quantity })
-            .await
-            .expect("restock");
-    }
-    shop
-}
-
-async fn place(shop: &Shop<InMemoryEventStore>, id: &str, customer: &str, lines: Vec<OrderLine>) {
-    let place = OrderCommand::Place {
-        customer: customer.into(),
-        lines,
-    };
-    shop.orders.execute(id, &place).await.expect("placed");
+fn run_saga(shop: &Shop<InMemoryEventStore>, answers: Answers) -> Running {
+    start(shop.store(), answers, |store, clock| {
+        vec![spawn::<OrderFulfilment>(store, clock)]
+    })
 }
 
 async fn reserved(shop: &Shop<InMemoryEventStore>, sku: &str) -> BTreeMap<String, u64> {
     shop.stock.load(sku).await.expect("load").0.reserved
 }
 
-async fn feed(store: &InMemoryEventStore) -> Vec<RecordedEvent> {
+/// The shop's own events (not the saga's journal or timer streams), in feed order.
+async fn shop_events(store: &InMemoryEventStore) -> Vec<RecordedEvent> {
     let batch = store
         .read_all(Position::START, 1000, &EventFilter::all())
         .await
         .expect("feed");
-    batch.events
+    let journal = [OrderFulfilment::TYPE, "order_fulfilment_timer", "carrier"];
+    (batch.events.into_iter())
+        .filter(|e| !journal.contains(&e.stream_id.category()))
+        .collect()
 }
 
 #[tokio::test]
-async fn a_paid_order_is_reserved_confirmed_and_shipped() {
+async fn a_paid_order_is_reserved_shipped_and_captured() {
     let shop = stocked_shop().await;
-    let mut saga = Saga::after(Position::START);
-    place(
-        &shop,
-        "1",
-        "alice",
-        vec![
-            OrderLine::new("widget", 2, 12_50),
-            OrderLine::new("gadget", 1, 9_99),
-        ],
-    )
-    .await;
-    saga.catch_up(&shop).await.expect("saga");
+    let running = run_saga(&shop, Answers::All);
+    let lines = vec![
+        OrderLine::new("widget", 2, 12_50),
+        OrderLine::new("gadget", 1, 9_99),
+    ];
+    place(&shop, "1", "alice", lines).await;
+    finished::<OrderFulfilment>(shop.store(), &running, 1).await;
 
     let (order, version) = shop.orders.load("1").await.expect("order");
     assert_eq!(
         (order.status, version),
-        (OrderStatus::Shipped, Version::new(3))
+        (OrderStatus::Shipped, Version::new(2))
     );
     let (payment, _) = shop.payments.load("1").await.expect("payment");
     assert_eq!(
         (payment.status, payment.amount),
-        (PaymentStatus::Authorized, 34_99)
+        (PaymentStatus::Captured, 34_99)
     );
-    assert_eq!(
-        reserved(&shop, "widget").await,
-        BTreeMap::from([("1".into(), 2)])
-    );
-    assert_eq!(
-        reserved(&shop, "gadget").await,
-        BTreeMap::from([("1".into(), 1)])
-    );
+    let (widget, _) = shop.stock.load("widget").await.expect("widget");
+    assert_eq!((widget.on_hand, widget.available()), (8, 8));
+    let (gadget, _) = shop.stock.load("gadget").await.expect("gadget");
+    assert_eq!((gadget.on_hand, gadget.available()), (4, 4));
+    let (shipment, _) = shop.shipments.load("1").await.expect("shipment");
+    assert_eq!(shipment.status, ShipmentStatus::Scheduled);
+    running.stop().await;
 }
 
 #[tokio::test]
-async fn a_stock_shortage_cancels_the_order_and_releases_what_was_reserved() {
+async fn a_stock_shortage_releases_what_was_reserved_refunds_and_cancels() {
     let shop = stocked_shop().await;
-    let mut saga = Saga::after(Position::START);
-    place(
-        &shop,
-        "2",
-        "bob",
-        vec![
-            OrderLine::new("widget", 1, 12_50),
-            OrderLine::new("gadget", 6, 9_99),
-        ],
-    )
-    .await;
-    saga.catch_up(&shop).await.expect("saga");
+    let running = run_saga(&shop, Answers::All);
+    let lines = vec![
+        OrderLine::new("widget", 1, 12_50),
+        OrderLine::new("gadget", 6, 9_99),
+    ];
+    place(&shop, "2", "bob", lines).await;
+    finished::<OrderFulfilment>(shop.store(), &running, 1).await;
 
     let (order, _) = shop.orders.load("2").await.expect("order");
     assert_eq!(order.status, OrderStatus::Cancelled);
@@ -114,22 +95,20 @@ async fn a_stock_shortage_cancels_the_order_and_releases_what_was_reserved() {
         "reserved, then released"
     );
     assert!(reserved(&shop, "gadget").await.is_empty());
-    let (_, payment_version) = shop.payments.load("2").await.expect("payment");
-    assert_eq!(payment_version, Version::ZERO, "no payment was asked for");
+    let (payment, _) = shop.payments.load("2").await.expect("payment");
+    assert_eq!(payment.status, PaymentStatus::Refunded);
+    let (_, shipment_version) = shop.shipments.load("2").await.expect("shipment");
+    assert_eq!(shipment_version, Version::ZERO, "no carrier was asked");
+    running.stop().await;
 }
 
 #[tokio::test]
-async fn a_refused_payment_cancels_the_order_and_releases_its_stock() {
+async fn a_refused_payment_cancels_the_order_before_anything_is_reserved() {
     let shop = stocked_shop().await;
-    let mut saga = Saga::after(Position::START);
-    place(
-        &shop,
-        "3",
-        "carol",
-        vec![OrderLine::new("widget", 6, 12_50)],
-    )
-    .await;
-    saga.catch_up(&shop).await.expect("saga");
+    let running = run_saga(&shop, Answers::All);
+    let lines = vec![OrderLine::new("widget", 6, 12_50)];
+    place(&shop, "3", "carol", lines).await;
+    finished::<OrderFulfilment>(shop.store(), &running, 1).await;
 
     let (order, _) = shop.orders.load("3").await.expect("order");
     assert_eq!(order.status, OrderStatus::Cancelled);
@@ -139,38 +118,56 @@ async fn a_refused_payment_cancels_the_order_and_releases_its_stock() {
     );
     let (payment, _) = shop.payments.load("3").await.expect("payment");
     assert_eq!(payment.status, PaymentStatus::Refused);
-    let (widget, _) = shop.stock.load("widget").await.expect("widget");
-    assert_eq!((widget.on_hand, widget.available()), (10, 10));
+    let (_, widget_version) = shop.stock.load("widget").await.expect("widget");
+    assert_eq!(widget_version, Version::new(1), "only the restock");
+    running.stop().await;
 }
 
 #[tokio::test]
-async fn an_order_the_customer_cancelled_first_is_left_alone() {
+async fn a_silent_carrier_calls_the_order_off_once_the_test_clock_passes_thirty_seconds() {
     let shop = stocked_shop().await;
-    let mut saga = Saga::after(Position::START);
-    place(
-        &shop,
-        "4",
-        "alice",
-        vec![OrderLine::new("widget", 1, 12_50)],
-    )
-    .await;
-    let cancel = OrderCommand::Cancel {
-        reason: "changed my mind".into(),
-    };
-    shop.orders.execute("4", &cancel).await.expect("cancelled");
-    saga.catch_up(&shop).await.expect("saga");
-
-    assert!(reserved(&shop, "widget").await.is_empty());
-    let (_, payment_version) = shop.payments.load("4").await.expect("payment");
-    assert_eq!(payment_version, Version::ZERO);
-}
-
-#[tokio::test]
-async fn every_event_of_a_flow_carries_its_correlation_and_cause() {
-    let shop = stocked_shop().await;
+    let running = run_saga(&shop, Answers::None);
+    let lines = vec![OrderLine::new("widget", 2, 12_50)];
+    place(&shop, "4", "alice", lines).await;
     let store = shop.store().clone();
-    let before = feed(&store).await.len();
-    let mut saga = Saga::after(Position::START);
+    support::eventually("the shipment is requested", || {
+        let shop = &shop;
+        async move { shop.shipments.load("4").await.expect("shipment").1 == Version::new(1) }
+    })
+    .await;
+
+    running.clock.advance(Duration::from_secs(29));
+    let clock = running.shared_clock();
+    let counts = saga::finished(
+        &store,
+        OrderFulfilment::TYPE,
+        1,
+        &clock,
+        Duration::from_millis(200),
+    );
+    assert!(counts.await.is_err(), "nothing is due at 29 s");
+    assert_eq!(reserved(&shop, "widget").await.get("4"), Some(&2));
+
+    running.clock.advance(Duration::from_secs(2));
+    finished::<OrderFulfilment>(&store, &running, 1).await;
+    let (order, _) = shop.orders.load("4").await.expect("order");
+    assert_eq!(
+        order.cancel_reason.as_deref(),
+        Some("no carrier answered within 30 s")
+    );
+    assert!(reserved(&shop, "widget").await.is_empty());
+    let (payment, _) = shop.payments.load("4").await.expect("payment");
+    assert_eq!(payment.status, PaymentStatus::Refunded);
+    let (shipment, _) = shop.shipments.load("4").await.expect("shipment");
+    assert_eq!(shipment.status, ShipmentStatus::Cancelled);
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn every_event_of_a_flow_carries_its_correlation_and_a_command_id() {
+    let shop = stocked_shop().await;
+    let before = shop_events(shop.store()).await.len();
+    let running = run_saga(&shop, Answers::All);
     place(
         &shop,
         "1",
@@ -178,24 +175,39 @@ async fn every_event_of_a_flow_carries_its_correlation_and_cause() {
         vec![OrderLine::new("widget", 2, 12_50)],
     )
     .await;
-    saga.catch_up(&shop).await.expect("saga");
+    finished::<OrderFulfilment>(shop.store(), &running, 1).await;
+    running.stop().await;
 
-    let flow: Vec<RecordedEvent> = feed(&store).await.split_off(before);
+    let flow: Vec<RecordedEvent> = shop_events(shop.store()).await.split_off(before);
     let types: Vec<&str> = flow.iter().map(|e| e.event_type.as_str()).collect();
     assert_eq!(
         types,
         [
             "OrderPlaced",
-            "StockReserved",
             "PaymentAuthorized",
-            "OrderConfirmed",
-            "OrderShipped"
+            "StockReserved",
+            "ShipmentRequested",
+            "ShipmentScheduled",
+            "StockShipped",
+            "PaymentCaptured",
+            "OrderShipped",
         ]
     );
     let correlation = flow[0].metadata.correlation_id;
     assert!(correlation.is_some());
-    for (cause, effect) in [(0, 1), (0, 2), (2, 3), (3, 4)] {
-        assert_eq!(flow[effect].metadata.correlation_id, correlation);
+    for effect in &flow[1..] {
+        assert_eq!(
+            effect.metadata.correlation_id, correlation,
+            "{}",
+            effect.event_type
+        );
+        assert!(
+            effect.metadata.command_id.is_some(),
+            "{}",
+            effect.event_type
+        );
+    }
+    let caused = |effect: usize, cause: usize| {
         assert_eq!(
             flow[effect].metadata.causation_id,
             Some(flow[cause].metadata.event_id.as_uuid()),
@@ -203,17 +215,16 @@ async fn every_event_of_a_flow_carries_its_correlation_and_cause() {
             flow[effect].event_type,
             flow[cause].event_type
         );
-        assert!(
-            flow[effect].metadata.command_id.is_some(),
-            "saga commands are idempotent"
-        );
-    }
+    };
+    caused(1, 0); // the saga authorizes because the order was placed
+    caused(2, 1); // and reserves because the payment was authorized
+    caused(4, 3); // the carrier answers the request
 }
 
 #[tokio::test]
-async fn handling_the_feed_again_records_nothing_new() {
+async fn delivering_the_whole_feed_again_records_nothing_new() {
     let shop = stocked_shop().await;
-    let mut saga = Saga::after(Position::START);
+    let running = run_saga(&shop, Answers::All);
     place(
         &shop,
         "1",
@@ -221,16 +232,11 @@ async fn handling_the_feed_again_records_nothing_new() {
         vec![OrderLine::new("widget", 2, 12_50)],
     )
     .await;
-    place(
-        &shop,
-        "2",
-        "bob",
-        vec![
-            OrderLine::new("widget", 1, 12_50),
-            OrderLine::new("gadget", 6, 9_99),
-        ],
-    )
-    .await;
+    let short = vec![
+        OrderLine::new("widget", 1, 12_50),
+        OrderLine::new("gadget", 6, 9_99),
+    ];
+    place(&shop, "2", "bob", short).await;
     place(
         &shop,
         "3",
@@ -238,22 +244,20 @@ async fn handling_the_feed_again_records_nothing_new() {
         vec![OrderLine::new("widget", 6, 12_50)],
     )
     .await;
-    let first = saga.catch_up(&shop).await.expect("saga");
+    finished::<OrderFulfilment>(shop.store(), &running, 3).await;
+    let clock = running.clock.clone();
+    running.stop().await;
     let recorded = shop.store().len();
 
-    saga.rewind();
-    let again = saga.catch_up(&shop).await.expect("saga again");
-    assert_eq!(again, first);
-    assert_eq!(shop.store().len(), recorded);
-    let order_1 = StreamId::new("order-1").expect("stream id");
-    let events = shop
-        .store()
-        .read_stream(&order_1, Version::new(1), 10)
-        .await;
+    let replay = RunnerOptions::new().checkpoint_name("process:order_fulfilment:replay");
+    saga::runner_with::<OrderFulfilment, _>(shop.store(), cards(), options(&clock), replay)
+        .catch_up()
+        .await
+        .expect("replayed");
     assert_eq!(
-        events.expect("read").len(),
-        3,
-        "placed, confirmed, shipped: once each"
+        shop.store().len(),
+        recorded,
+        "no event, journal entry or command twice"
     );
 }
 
@@ -274,9 +278,14 @@ async fn the_quick_start_runs_to_the_end() {
     assert_eq!(status("2").await, OrderStatus::Cancelled);
     assert_eq!(status("3").await, OrderStatus::Cancelled);
     let (widget, _) = shop.stock.load("widget").await.expect("widget");
-    assert_eq!((widget.on_hand, widget.available()), (15, 13));
+    assert_eq!((widget.on_hand, widget.available()), (13, 13));
     let (gadget, _) = shop.stock.load("gadget").await.expect("gadget");
-    assert_eq!((gadget.on_hand, gadget.available()), (10, 9));
-    let (refused, _) = shop.payments.load("3").await.expect("payment");
-    assert_eq!(refused.status, PaymentStatus::Refused);
+    assert_eq!((gadget.on_hand, gadget.available()), (9, 9));
+    let payment = |id: &'static str| {
+        let shop = &shop;
+        async move { shop.payments.load(id).await.expect("payment").0.status }
+    };
+    assert_eq!(payment("1").await, PaymentStatus::Captured);
+    assert_eq!(payment("2").await, PaymentStatus::Refunded);
+    assert_eq!(payment("3").await, PaymentStatus::Refused);
 }

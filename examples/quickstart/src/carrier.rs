@@ -1,0 +1,148 @@
+//! [`Carrier`]: a simulated carrier. It follows the feed as a projection and answers each
+//! `ShipmentRequested` by scheduling the shipment, or stays silent for the orders a seeded rule
+//! picks, so the saga's shipping timeout has something to do.
+
+use async_trait::async_trait;
+use cqrs_core::projection::{Projection, ProjectionError, ProjectionRunner, ProjectionStore};
+use cqrs_core::{
+    Aggregate, CommandContext, CommandError, EventFilter, EventStore, RecordedEvent, Repository,
+    SnapshotStore,
+};
+use uuid::Uuid;
+
+use crate::shipping::{Shipment, ShipmentCommand, ShipmentError, ShipmentEvent};
+
+/// Which requests a [`Carrier`] answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answers {
+    /// Every one.
+    All,
+    /// None.
+    None,
+    /// All but about `silent_percent` in a hundred, picked by a hash of `seed` and the order
+    /// id: the same orders on every run with the same seed.
+    AllBut {
+        /// The seed.
+        seed: u64,
+        /// How many in a hundred are never answered.
+        silent_percent: u8,
+    },
+}
+
+impl Answers {
+    /// Whether the carrier answers the shipment of `order_id`.
+    pub fn answers(&self, order_id: &str) -> bool {
+        match *self {
+            Answers::All => true,
+            Answers::None => false,
+            Answers::AllBut {
+                seed,
+                silent_percent,
+            } => {
+                let name = format!("{seed}\0{order_id}");
+                let draw = Uuid::new_v5(&Uuid::NAMESPACE_OID, name.as_bytes()).as_u128() % 100;
+                draw >= u128::from(silent_percent)
+            }
+        }
+    }
+}
+
+/// A carrier that schedules requested shipments (projection `carrier`).
+pub struct Carrier<S> {
+    shipments: Repository<Shipment, S>,
+    answers: Answers,
+    name: String,
+}
+
+impl<S> Carrier<S>
+where
+    S: EventStore + SnapshotStore + Clone + 'static,
+{
+    /// The carrier `"parcel-co"` on `store`, answering as `answers` says.
+    pub fn new(store: S, answers: Answers) -> Self {
+        Self {
+            shipments: Repository::new(store),
+            answers,
+            name: "parcel-co".to_owned(),
+        }
+    }
+
+    /// Its runner on `store` (checkpoint, lease and dead letters under `carrier`), to spawn.
+    pub fn runner(self) -> ProjectionRunner
+    where
+        S: ProjectionStore,
+    {
+        let store = self.shipments.store().clone();
+        ProjectionRunner::for_store(self, &store)
+    }
+}
+
+#[async_trait]
+impl<S> Projection for Carrier<S>
+where
+    S: EventStore + SnapshotStore + Clone + 'static,
+{
+    fn name(&self) -> &str {
+        "carrier"
+    }
+
+    fn filter(&self) -> EventFilter {
+        EventFilter::all()
+            .category(Shipment::TYPE)
+            .event_types(["ShipmentRequested"])
+    }
+
+    async fn apply(&self, events: &[RecordedEvent]) -> Result<(), ProjectionError> {
+        for event in events {
+            let ShipmentEvent::ShipmentRequested { order_id } = event
+                .decode()
+                .map_err(|e| ProjectionError::Poison(vec![poison(event, e)]))?
+            else {
+                continue;
+            };
+            if !self.answers.answers(&order_id) {
+                continue;
+            }
+            let schedule = ShipmentCommand::Schedule {
+                carrier: self.name.clone(),
+            };
+            // The command id comes from the request's event id: answering twice lands once.
+            let context = CommandContext::caused_by(&event.metadata);
+            match self
+                .shipments
+                .execute_with(&order_id, &schedule, context)
+                .await
+            {
+                // Cancelled before the answer came: too late, as for a real carrier.
+                Ok(_) | Err(CommandError::Rejected(ShipmentError::Cancelled)) => {}
+                Err(CommandError::Store(error)) if error.is_transient() => {
+                    return Err(ProjectionError::Transient(error.into()));
+                }
+                Err(other) => return Err(ProjectionError::Poison(vec![poison(event, other)])),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn poison(event: &RecordedEvent, error: impl std::fmt::Display) -> cqrs_core::projection::Rejected {
+    cqrs_core::projection::Rejected::new(event.position, error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Answers;
+
+    #[test]
+    fn a_seeded_rule_silences_about_its_share_the_same_orders_every_time() {
+        let rule = Answers::AllBut {
+            seed: 7,
+            silent_percent: 10,
+        };
+        let silent = (0..1000).filter(|i| !rule.answers(&i.to_string())).count();
+        assert!((60..140).contains(&silent), "{silent} of 1000 silent");
+        let again = (0..1000).filter(|i| !rule.answers(&i.to_string())).count();
+        assert_eq!(silent, again);
+        assert!(Answers::All.answers("1") && !Answers::None.answers("1"));
+    }
+}
