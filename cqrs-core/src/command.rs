@@ -27,6 +27,7 @@ pub struct CommandContext {
     pub(crate) correlation_id: Option<Uuid>,
     pub(crate) causation_id: Option<Uuid>,
     pub(crate) headers: BTreeMap<String, String>,
+    pub(crate) first_delivery: bool,
 }
 
 impl CommandContext {
@@ -54,6 +55,23 @@ impl CommandContext {
         self
     }
 
+    /// Tells the repository that this command id has never been sent before, so it skips
+    /// looking up a first outcome (one round trip) and runs the command at once. The append
+    /// still refuses to record the id twice, so a wrong claim costs no duplicate events; but a
+    /// command sent again under this claim is handled against the current state, and may be
+    /// refused where the lookup would have returned the first outcome. Process managers claim
+    /// it for a step they have just recorded (no one can have sent its derived id before);
+    /// after a crash they send without it.
+    pub fn first_delivery(mut self) -> Self {
+        self.first_delivery = true;
+        self
+    }
+
+    /// Whether the sender claimed [`first_delivery`](Self::first_delivery).
+    pub fn is_first_delivery(&self) -> bool {
+        self.first_delivery
+    }
+
     /// Adds an extension header to every event the command records.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.insert(name.into(), value.into());
@@ -70,6 +88,7 @@ impl CommandContext {
             correlation_id: metadata.correlation_id,
             causation_id: Some(metadata.event_id.as_uuid()),
             headers: BTreeMap::new(),
+            first_delivery: false,
         }
     }
 

@@ -189,7 +189,7 @@ where
         command: &A::Command,
         context: &CommandContext,
     ) -> Result<CommandOutcome<A::Event>, CommandError<A::Error>> {
-        if let Some(command_id) = context.command_id {
+        if let Some(command_id) = context.command_id.filter(|_| !context.first_delivery) {
             if let Some(first) = self.store.command_outcome(command_id).await? {
                 return Ok(self
                     .first_outcome(stream_id, Some(command_id), first, 1)

@@ -161,6 +161,8 @@ pub(crate) struct Shop {
     pub(crate) forward_stock: bool,
     /// Commands to this stock cannot be delivered, and never will (not a refusal).
     pub(crate) broken_stock: Option<String>,
+    /// For each dispatch, in order: whether it was sent as a first delivery.
+    pub(crate) deliveries: Arc<std::sync::Mutex<Vec<bool>>>,
 }
 
 impl Shop {
@@ -170,6 +172,7 @@ impl Shop {
             probe: None,
             forward_stock: false,
             broken_stock: None,
+            deliveries: Arc::default(),
         }
     }
 
@@ -190,6 +193,10 @@ impl CommandDispatcher<Cmd> for Shop {
         command: &Cmd,
         context: CommandContext,
     ) -> Result<Dispatched, DispatchError<Refusal>> {
+        self.deliveries
+            .lock()
+            .expect("deliveries")
+            .push(context.is_first_delivery());
         let outcome = match command {
             Cmd::Add { tally, .. } if self.forward_stock && tally.starts_with("stock-") => {
                 Ok(Dispatched::Forwarded)

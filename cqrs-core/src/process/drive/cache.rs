@@ -12,6 +12,10 @@ pub(super) struct Loaded<P> {
     /// Pending commands that were forwarded: their answer comes as an event, so they are not
     /// sent again while this stays loaded.
     pub(super) forwarded: HashSet<CommandId>,
+    /// Commands decided by a record that landed since this was loaded: no one can have sent
+    /// their derived ids before, so they go out as first deliveries (no outcome lookup).
+    /// Empty after a (re)load: a pending command found in the journal may have been sent.
+    pub(super) fresh: HashSet<CommandId>,
 }
 
 impl<P> Loaded<P> {
@@ -19,6 +23,7 @@ impl<P> Loaded<P> {
         Self {
             instance,
             forwarded: HashSet::new(),
+            fresh: HashSet::new(),
         }
     }
 }

@@ -164,9 +164,15 @@ where
                 .map_err(|error| Halt::Poison(error.to_string()))?;
             let before = decision.expected;
             let earliest = earliest_scheduled(&decision);
+            let decided: Vec<_> = decision
+                .commands
+                .iter()
+                .map(|(s, _)| s.command_id)
+                .collect();
             let record = decision.into_record(self.stream.clone());
             match self.driver.store.record(P::TYPE, record).await {
                 Ok(outcome) if !outcome.duplicate => {
+                    self.loaded.fresh.extend(decided);
                     if let Some(due_at) = earliest {
                         self.driver.alarm.scheduled(due_at);
                     }
@@ -222,6 +228,9 @@ where
                 .header("process_instance", self.instance.as_str());
             if let Some(correlation) = books.correlation_id {
                 context = context.correlation_id(correlation);
+            }
+            if self.loaded.fresh.remove(&step.command_id) {
+                context = context.first_delivery();
             }
             let id = InputId::of_outcome(step.command_id);
             match self.driver.dispatcher.dispatch(&command, context).await {
