@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::ids::InputId;
-use super::instance::LiveTimeout;
+use super::life::LiveTimeout;
 use crate::{CommandId, Error, EventFilter, EventId, Position, RecordedEvent, StreamId, Version};
 
 /// A long-running process (a saga): it reacts to events, sends commands, schedules timeouts,

@@ -20,12 +20,14 @@
 //! [`apply`]: ProcessManager::apply
 //! [`decide`]: ProcessManager::decide
 
+mod alarm;
 mod dispatch;
 mod drive;
 mod fixture;
 mod ids;
 mod instance;
 mod journal;
+mod life;
 mod manager;
 mod options;
 mod projection;
@@ -36,11 +38,12 @@ mod store;
 pub use dispatch::{CommandDispatcher, DispatchError, Dispatched};
 pub use fixture::ProcessFixture;
 pub use ids::{InputId, PROCESS_NAMESPACE};
-pub use instance::{Bookkeeping, InstanceState, LiveTimeout, PendingCommand};
+pub use instance::{Bookkeeping, PendingCommand};
 pub use journal::{
     ActionsDecided, DecidedAction, InputReceived, ReceivedKind, RecordedAction, TimeoutFired,
     ACTIONS_DECIDED, INPUT_RECEIVED, TIMEOUT_FIRED,
 };
+pub use life::{InstanceState, LiveTimeout};
 pub use manager::{Action, Context, Due, EventRef, Input, ProcessManager, Route, Step};
 pub use options::ProcessOptions;
 pub use projection::ProcessManagerProjection;

@@ -8,7 +8,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::instance::InstanceState;
+use super::life::InstanceState;
 use crate::projection::ProjectionStore;
 use crate::{
     AppendOutcome, EventStore, ExpectedVersion, NewEvent, Position, Result, SnapshotStore,

@@ -13,12 +13,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::task::JoinSet;
 
+use super::alarm::Alarm;
 use super::dispatch::CommandDispatcher;
 use super::ids::InputId;
 use super::journal::{ReceivedKind, TimeoutFired, ACTIONS_DECIDED, INPUT_RECEIVED, TIMEOUT_FIRED};
 use super::manager::{EventRef, Input, ProcessManager, Route};
 use super::options::ProcessOptions;
-use super::pump::Alarm;
 use super::store::ProcessManagerStore;
 use crate::projection::{ProjectionError, Rejected};
 use crate::{Error, Position, RecordedEvent, Upcasters};

@@ -15,7 +15,8 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use super::instance::{Bookkeeping, Instance, InstanceState};
+use super::instance::{Bookkeeping, Instance};
+use super::life::InstanceState;
 use super::manager::ProcessManager;
 use super::store::{InstanceCounts, InstanceFilter, InstanceQuery, InstanceRow, ProcessStore};
 use crate::projection::{DeadLetter, DeadLetterStore};
