@@ -24,7 +24,7 @@ fn projection(
     let options = ProcessOptions::default()
         .clock(SharedClock::new(TestClock::new()))
         .timer_poll(Duration::from_millis(10))
-        .snapshot_every(4);
+        .snapshot_every(2);
     ProcessManagerProjection::new(store.clone(), Shop::new(store), options)
 }
 
@@ -73,14 +73,14 @@ async fn each_input_is_decided_once_and_each_command_lands_once() {
         );
         let status = row(&store, &instance).await;
         assert_eq!(status.state, InstanceState::Completed, "order {n}");
-        // A snapshot every 4 journal events: taken at 4 of 6, and the runner loaded from it.
+        // A snapshot every 2 journal events: taken at 2 of 3, and the runner loaded from it.
         let snapshot = store
             .load_snapshot(&StreamId::new(format!("checkout-{n}")).expect("id"))
             .await
             .expect("read");
         assert_eq!(
             snapshot.map(|s| s.version),
-            Some(Version::new(4)),
+            Some(Version::new(2)),
             "order {n}"
         );
         assert_eq!(status.pending_commands, 0);

@@ -5,9 +5,9 @@
 //! - an input's id: the trigger's event id; a fired timeout's id; for a command's outcome, the
 //!   command id it answers;
 //! - a command's id: `{TYPE}\0{instance}\0{input}\0{index}`; a timeout's id: the same plus `\0t`;
-//! - the two journal events of one input: `{TYPE}\0{instance}\0{input}\0r` (received) and
-//!   `…\0d` (decided). They name the type and instance because one event may feed several
-//!   process managers, and an event id is unique across the store.
+//! - the journal event of one input: `{TYPE}\0{instance}\0{input}\0r`. It names the type and
+//!   instance because one event may feed several process managers, and an event id is unique
+//!   across the store.
 
 use std::fmt;
 
@@ -94,11 +94,6 @@ pub(crate) fn received_event_id(process: &str, instance: &str, input: InputId) -
     EventId::from_uuid(derive(&[process, instance, &input.to_string(), "r"]))
 }
 
-/// The event id of the `ProcessActionsDecided` answering `input`.
-pub(crate) fn decided_event_id(process: &str, instance: &str, input: InputId) -> EventId {
-    EventId::from_uuid(derive(&[process, instance, &input.to_string(), "d"]))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,7 +109,7 @@ mod tests {
         assert_ne!(a.as_uuid(), timeout_id("order", "7", input, 0));
         assert_ne!(
             received_event_id("order", "7", input),
-            decided_event_id("order", "7", input)
+            received_event_id("order", "8", input)
         );
     }
 

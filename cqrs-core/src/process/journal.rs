@@ -1,9 +1,10 @@
-//! The journal: the two event types an instance's stream `"{TYPE}-{instance}"` holds, and the
-//! event a fired timeout appends to `"{TYPE}_timer-{timeout id}"`. Each is at schema version 1.
+//! The journal: the event an instance's stream `"{TYPE}-{instance}"` holds, one per input, and
+//! the event a fired timeout appends to `"{TYPE}_timer-{timeout id}"`. Each is at schema
+//! version 1.
 //!
-//! An input and the actions decided for it are appended together (one append, `Exact`
-//! version), with event ids derived from (type, instance, input), so recording an input again
-//! is a duplicate and changes nothing.
+//! An input and the actions decided for it are one event ([`InputReceived`], appended with an
+//! `Exact` version), whose id is derived from (type, instance, input), so recording an input
+//! again is a duplicate and changes nothing.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -16,12 +17,11 @@ use crate::{CommandId, Error, EventId, Metadata, NewEvent, RecordedEvent, Stream
 
 /// The event type of [`InputReceived`].
 pub const INPUT_RECEIVED: &str = "ProcessInputReceived";
-/// The event type of [`ActionsDecided`].
-pub const ACTIONS_DECIDED: &str = "ProcessActionsDecided";
 /// The event type of [`TimeoutFired`].
 pub const TIMEOUT_FIRED: &str = "ProcessTimeoutFired";
 
-/// An instance received an input (`ProcessInputReceived`).
+/// An instance received an input, and decided these actions for it (`ProcessInputReceived`):
+/// one journal event per input, so a record writes one event row.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct InputReceived {
     /// The input's id.
@@ -31,6 +31,9 @@ pub struct InputReceived {
     pub at: OffsetDateTime,
     /// What it was.
     pub kind: ReceivedKind,
+    /// The actions decided for it, in the order `decide` returned them (none: omitted).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<DecidedAction>,
 }
 
 /// What an instance received.
@@ -99,15 +102,6 @@ impl ReceivedKind {
             payload: fired.payload.clone(),
         }
     }
-}
-
-/// The actions decided for one input (`ProcessActionsDecided`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ActionsDecided {
-    /// The input they answer.
-    pub input: InputId,
-    /// The actions, in the order `decide` returned them.
-    pub actions: Vec<DecidedAction>,
 }
 
 /// One decided action with its index.

@@ -8,8 +8,8 @@
 //! backoff), and guarantees:
 //!
 //! - **each instance is event-sourced** in its own stream `"{TYPE}-{instance}"`: what it
-//!   received (`ProcessInputReceived`) and what it decided (`ProcessActionsDecided`), appended
-//!   together. State after a crash equals state without one.
+//!   one `ProcessInputReceived` per input, holding what it received and what it decided.
+//!   State after a crash equals state without one.
 //! - **exactly-once steps**: an input delivered twice decides nothing new, and each command
 //!   carries a command id derived from (instance, input, action index), so a step redone after
 //!   a crash lands once through the aggregates' idempotent command ids.
@@ -40,8 +40,8 @@ pub use fixture::ProcessFixture;
 pub use ids::{InputId, PROCESS_NAMESPACE};
 pub use instance::{Bookkeeping, PendingCommand};
 pub use journal::{
-    ActionsDecided, DecidedAction, InputReceived, ReceivedKind, RecordedAction, TimeoutFired,
-    ACTIONS_DECIDED, INPUT_RECEIVED, TIMEOUT_FIRED,
+    DecidedAction, InputReceived, ReceivedKind, RecordedAction, TimeoutFired, INPUT_RECEIVED,
+    TIMEOUT_FIRED,
 };
 pub use life::{InstanceState, LiveTimeout};
 pub use manager::{Action, Context, Due, EventRef, Input, ProcessManager, Route, Step};

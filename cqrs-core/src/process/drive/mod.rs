@@ -16,7 +16,7 @@ use tokio::task::JoinSet;
 use super::alarm::Alarm;
 use super::dispatch::CommandDispatcher;
 use super::ids::InputId;
-use super::journal::{ReceivedKind, TimeoutFired, ACTIONS_DECIDED, INPUT_RECEIVED, TIMEOUT_FIRED};
+use super::journal::{ReceivedKind, TimeoutFired, INPUT_RECEIVED, TIMEOUT_FIRED};
 use super::manager::{EventRef, Input, ProcessManager, Route};
 use super::options::ProcessOptions;
 use super::store::ProcessManagerStore;
@@ -101,8 +101,7 @@ where
 
     /// Whether `event` is in this process's own journal (never an input).
     fn is_journal(event: &RecordedEvent) -> bool {
-        event.stream_id.category() == P::TYPE
-            && (event.event_type == INPUT_RECEIVED || event.event_type == ACTIONS_DECIDED)
+        event.stream_id.category() == P::TYPE && event.event_type == INPUT_RECEIVED
     }
 
     /// The instance an event goes to, without decoding more than that: the projection's key.

@@ -10,8 +10,7 @@ use time::OffsetDateTime;
 use super::Bookkeeping;
 use crate::process::ids::{self, InputId};
 use crate::process::journal::{
-    ActionsDecided, DecidedAction, InputReceived, ReceivedKind, RecordedAction, ACTIONS_DECIDED,
-    INPUT_RECEIVED,
+    DecidedAction, InputReceived, ReceivedKind, RecordedAction, INPUT_RECEIVED,
 };
 use crate::process::manager::{Action, Context, Due, Input, ProcessManager, Step};
 use crate::process::store::{InstanceRow, ProcessRecord, TimeoutChange};
@@ -26,19 +25,19 @@ pub(crate) struct Instance<P> {
     pub(crate) books: Bookkeeping,
 }
 
-/// What deciding one input produced: the journal pair to append at `expected`, the netted
+/// What deciding one input produced: the journal event to append at `expected`, the netted
 /// timeout changes and the status row to write with it, and the commands to send.
 #[derive(Debug)]
 pub(crate) struct Decision<P: ProcessManager> {
-    /// The journal's version the pair must be appended at.
+    /// The journal's version the event must be appended at.
     pub(crate) expected: Version,
-    /// `ProcessInputReceived` then `ProcessActionsDecided`, with derived event ids.
+    /// The one `ProcessInputReceived` (the input and its actions), with a derived event id.
     pub(crate) events: Vec<NewEvent>,
     /// The actions as recorded (`Due::After` resolved, ids derived).
     pub(crate) actions: Vec<DecidedAction>,
     /// At most one change per key.
     pub(crate) timeouts: Vec<TimeoutChange>,
-    /// The instance's status after the pair.
+    /// The instance's status after the input.
     pub(crate) status: InstanceRow,
     /// The commands this decision sends, typed, with their steps.
     pub(crate) commands: Vec<(Step, P::Command)>,
@@ -87,10 +86,11 @@ impl<P: ProcessManager> Instance<P> {
         let expected = self.books.version;
         let was_final = self.books.state.is_final();
         let last_input = describe(&kind, &self.books);
-        let received = InputReceived {
+        let mut received = InputReceived {
             input: id,
             at: now,
             kind,
+            actions: Vec::new(),
         };
         self.books.receive(&received);
         let before = self.books.timeouts.clone();
@@ -145,14 +145,9 @@ impl<P: ProcessManager> Instance<P> {
             };
             recorded.push(DecidedAction { index, action });
         }
-        let decided = ActionsDecided {
-            input: id,
-            actions: recorded,
-        };
-        self.books.decide(&decided, now, expected.advance(2));
+        self.books.decide(id, &recorded, now, expected.next());
 
-        let scheduled: BTreeMap<&str, &Value> = decided
-            .actions
+        let scheduled: BTreeMap<&str, &Value> = recorded
             .iter()
             .filter_map(|a| match &a.action {
                 RecordedAction::Schedule { key, payload, .. } => Some((key.as_str(), payload)),
@@ -161,26 +156,18 @@ impl<P: ProcessManager> Instance<P> {
             .collect();
         let timeouts = self.books.timeout_changes(&before, was_final, &scheduled);
         let status = self.books.status_row(instance, last_input);
-        let events = vec![
-            journal_event(
-                INPUT_RECEIVED,
-                &received,
-                ids::received_event_id(P::TYPE, instance, id),
-                id,
-                &self.books,
-            )?,
-            journal_event(
-                ACTIONS_DECIDED,
-                &decided,
-                ids::decided_event_id(P::TYPE, instance, id),
-                id,
-                &self.books,
-            )?,
-        ];
+        received.actions.clone_from(&recorded);
+        let events = vec![journal_event(
+            INPUT_RECEIVED,
+            &received,
+            ids::received_event_id(P::TYPE, instance, id),
+            id,
+            &self.books,
+        )?];
         Ok(Decision {
             expected,
             events,
-            actions: decided.actions,
+            actions: recorded,
             timeouts,
             status,
             commands,
@@ -190,7 +177,7 @@ impl<P: ProcessManager> Instance<P> {
 
 fn encode<T: serde::Serialize>(value: &T) -> Result<Value, Error> {
     serde_json::to_value(value).map_err(|source| Error::Encode {
-        event_type: ACTIONS_DECIDED.to_owned(),
+        event_type: INPUT_RECEIVED.to_owned(),
         source,
     })
 }

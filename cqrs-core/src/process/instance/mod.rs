@@ -2,7 +2,7 @@
 //! the journal (or a snapshot and the journal's tail), and the one function that decides an
 //! input, shared by the engine and the fixture.
 //!
-//! - this file: the bookkeeping types and how one journal pair folds into them (the same code
+//! - this file: the bookkeeping types and how one journal event folds into them (the same code
 //!   for a fresh decision and for replay, so the two cannot drift);
 //! - `decide.rs`: [`Instance`] and `decide_input`, the pure step from an input to what to record;
 //! - `replay.rs`: loading an instance from a snapshot and the journal's tail, and snapshots.
@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::ids::InputId;
-use super::journal::{ActionsDecided, InputReceived, ReceivedKind, RecordedAction};
+use super::journal::{DecidedAction, InputReceived, ReceivedKind, RecordedAction};
 use super::life::{InstanceState, LiveTimeout};
 use super::manager::Step;
 use super::store::{InstanceRow, TimeoutChange};
@@ -112,7 +112,7 @@ impl Bookkeeping {
         self.timeouts.values().map(|t| t.due_at).min()
     }
 
-    /// Folds the input half of a journal pair: what receiving it changes before `decide` runs
+    /// Folds the input of a journal event: what receiving it changes before `decide` runs
     /// (the answered command is no longer pending, the fired timeout no longer live). An event
     /// that carries the command id of a pending command answers it: that is how a
     /// [`Forwarded`](super::Dispatched::Forwarded) command stops being pending.
@@ -157,23 +157,24 @@ impl Bookkeeping {
         }
     }
 
-    /// Folds the decision half of a journal pair, then settles the instance's state: a
-    /// completing instance completes once nothing is pending, and an ended one keeps no
-    /// timeouts. `version` is the journal's version after the pair.
+    /// Folds the actions decided for `input`, then settles the instance's state: a completing
+    /// instance completes once nothing is pending, and an ended one keeps no timeouts.
+    /// `version` is the journal's version after the input's event.
     pub(crate) fn decide(
         &mut self,
-        decided: &ActionsDecided,
+        input: InputId,
+        actions: &[DecidedAction],
         at: OffsetDateTime,
         version: Version,
     ) {
-        for action in &decided.actions {
+        for action in actions {
             match &action.action {
                 RecordedAction::Send {
                     command,
                     command_id,
                 } => self.pending.push(PendingCommand {
                     step: Step {
-                        input: decided.input,
+                        input,
                         index: action.index,
                         command_id: *command_id,
                     },

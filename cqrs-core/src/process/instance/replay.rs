@@ -1,19 +1,17 @@
-//! Loading an instance: the newest usable snapshot, then the journal's tail folded pair by pair
-//! with the same bookkeeping code a fresh decision uses. Decisions are read back, never
+//! Loading an instance: the newest usable snapshot, then the journal's tail folded event by
+//! event with the same bookkeeping code a fresh decision uses. Decisions are read back, never
 //! recomputed: `decide` does not run here.
 
 use serde::{Deserialize, Serialize};
 
 use super::{Bookkeeping, Instance};
-use crate::process::journal::{
-    ActionsDecided, InputReceived, ReceivedKind, ACTIONS_DECIDED, INPUT_RECEIVED,
-};
+use crate::process::journal::{InputReceived, ReceivedKind, INPUT_RECEIVED};
 use crate::process::manager::{EventRef, Input, ProcessManager, Route};
 use crate::{
     Error, EventStore, NewEvent, RecordedEvent, Snapshot, SnapshotStore, StreamId, Upcasters,
 };
 
-/// How many journal events one read fetches while loading (even: inputs come in pairs).
+/// How many journal events one read fetches while loading.
 const PAGE: usize = 512;
 
 /// What a snapshot stores: the state and the bookkeeping, at the bookkeeping's version.
@@ -62,44 +60,36 @@ impl<P: ProcessManager> Instance<P> {
         }
     }
 
-    /// Folds journal events (whole pairs, in version order) into the instance.
+    /// Folds journal events (in version order) into the instance.
     pub(crate) fn replay(
         &mut self,
         events: &[RecordedEvent],
         upcasters: &Upcasters,
     ) -> Result<(), Error> {
-        let mut events = events.iter();
-        while let Some(received) = events.next() {
-            let Some(decided) = events.next() else {
-                return Err(Error::process(
-                    P::TYPE,
-                    format!(
-                        "journal {} ends with an input and no decision at version {}",
-                        received.stream_id, received.version
-                    ),
-                ));
-            };
-            self.replay_pair(received, decided, upcasters)?;
+        for event in events {
+            self.replay_event(event, upcasters)?;
         }
         Ok(())
     }
 
-    /// Folds one journal pair: applies the recorded input and folds the recorded decision.
-    pub(crate) fn replay_pair(
+    /// Folds one journal event: applies the recorded input and folds the recorded decision.
+    pub(crate) fn replay_event(
         &mut self,
-        received: &RecordedEvent,
-        decided: &RecordedEvent,
+        event: &RecordedEvent,
         upcasters: &Upcasters,
     ) -> Result<(), Error> {
-        let received_body: InputReceived = decode(received, INPUT_RECEIVED)?;
-        let decided_body: ActionsDecided = decode(decided, ACTIONS_DECIDED)?;
-        let input = input_of::<P>(&received_body.kind, &self.books, upcasters, received)?;
-        self.books.receive(&received_body);
+        let received: InputReceived = decode(event, INPUT_RECEIVED)?;
+        let input = input_of::<P>(&received.kind, &self.books, upcasters, event)?;
+        self.books.receive(&received);
         if let Some(input) = input {
             self.state.apply(&input);
         }
-        self.books
-            .decide(&decided_body, received_body.at, decided.version);
+        self.books.decide(
+            received.input,
+            &received.actions,
+            received.at,
+            event.version,
+        );
         Ok(())
     }
 

@@ -246,10 +246,7 @@ fn a_refused_reserve_compensates_and_completes_once_outcomes_are_in() {
     assert_eq!(completing.timeouts, [TimeoutChange::CancelAll]);
     assert_eq!(completing.status.state, InstanceState::Completed);
     assert!(completing.status.finished_at.is_some());
-    assert_eq!(
-        instance.books.version,
-        Version::new(2 * decisions.len() as u64)
-    );
+    assert_eq!(instance.books.version, Version::new(decisions.len() as u64));
     assert_eq!(instance.state.refused, ["out of stock"]);
 }
 
@@ -270,7 +267,7 @@ fn deciding_the_same_input_again_derives_the_same_ids() {
     };
     assert_eq!(ids(&first), ids(&again));
     assert_eq!(first.events[0].event_type, "ProcessInputReceived");
-    assert_eq!(first.events[1].event_type, "ProcessActionsDecided");
+    assert_eq!(first.events.len(), 1, "one journal event per input");
     assert_ne!(first.events[0].metadata.event_id, placed.metadata.event_id);
     let [TimeoutChange::Schedule { due_at, .. }] = first.timeouts.as_slice() else {
         panic!("one schedule, got {:?}", first.timeouts)

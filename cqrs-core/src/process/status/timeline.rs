@@ -9,9 +9,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::process::journal::{
-    ActionsDecided, InputReceived, ReceivedKind, RecordedAction, ACTIONS_DECIDED, INPUT_RECEIVED,
-};
+use crate::process::journal::{InputReceived, ReceivedKind, RecordedAction, INPUT_RECEIVED};
 use crate::process::store::ScheduledTimeout;
 use crate::process::InputId;
 use crate::projection::DeadLetter;
@@ -91,8 +89,6 @@ pub(super) struct Timeline {
     commands: HashMap<CommandId, Value>,
     /// Which journal entry scheduled each timeout.
     scheduled_by: HashMap<Uuid, (Version, Position, OffsetDateTime)>,
-    /// The time of the last input received, for the decision that follows it.
-    last_at: Option<OffsetDateTime>,
 }
 
 impl Timeline {
@@ -102,7 +98,6 @@ impl Timeline {
             INPUT_RECEIVED => {
                 let received: InputReceived = decode(event)?;
                 let (what, payload) = self.describe_received(&received.kind);
-                self.last_at = Some(received.at);
                 self.entry(
                     event,
                     received.at,
@@ -112,20 +107,16 @@ impl Timeline {
                         payload,
                     },
                 );
-            }
-            ACTIONS_DECIDED => {
-                let decided: ActionsDecided = decode(event)?;
-                let at = self.last_at.unwrap_or(event.recorded_at);
-                let actions = decided
+                let actions: Vec<String> = received
                     .actions
                     .iter()
-                    .map(|a| self.describe_action(event, at, &a.action))
+                    .map(|a| self.describe_action(event, received.at, &a.action))
                     .collect();
                 self.entry(
                     event,
-                    at,
+                    received.at,
                     TimelineKind::Decided {
-                        input: decided.input,
+                        input: received.input,
                         actions,
                     },
                 );
