@@ -11,9 +11,9 @@
 //! For [`ProcessStore`](cqrs_core::process::ProcessStore), timeouts are rows of
 //! `process_timeouts`, and each instance has a status row in `process_instances`. Recording an
 //! input writes the journal events, the timeout changes and the status row in **one statement**
-//! (`sql/process_record.sql`: `append.sql`'s own CTEs, so conflicts and duplicates are told apart
-//! as for any append, plus three CTEs that write only if the events were inserted). Firing
-//! deletes due rows under `FOR UPDATE SKIP LOCKED` and appends each one's
+//! (`append.sql` with the three CTEs of `sql/process_record.sql` spliced in, so conflicts and
+//! duplicates are told apart as for any append; the three write only if the events were
+//! inserted). Firing deletes due rows under `FOR UPDATE SKIP LOCKED` and appends each one's
 //! `ProcessTimeoutFired` event in the same transaction, so however many workers fire, each
 //! timeout fires once, and a crash mid-way leaves it due. Due times compare with the process
 //! clock the caller passes, never `now()`.

@@ -132,6 +132,15 @@ pub(crate) struct Queries {
     pub(crate) process_counts: String,
 }
 
+/// `append.sql` with `record`'s CTEs after its own and before its final SELECT: the statement
+/// that records a process-manager input appends from the one text every append uses.
+fn with_record_ctes(append: &str, record: &str) -> String {
+    let (ctes, select) = append
+        .rsplit_once("\nSELECT ")
+        .expect("append.sql ends with its final SELECT");
+    format!("{ctes},\n{}\nSELECT {select}", record.trim_end())
+}
+
 impl Queries {
     pub(crate) fn new(schema: &PgSchema) -> Self {
         let q = schema.quoted();
@@ -164,7 +173,10 @@ impl Queries {
             request_position: fill(include_str!("sql/request_position.sql")),
             remove_letters: fill(include_str!("sql/remove_letters.sql")),
             redrive_failed: fill(include_str!("sql/redrive_failed.sql")),
-            process_record: fill(include_str!("sql/process_record.sql")),
+            process_record: fill(&with_record_ctes(
+                include_str!("sql/append.sql"),
+                include_str!("sql/process_record.sql"),
+            )),
             fire_timeouts: fill(include_str!("sql/fire_timeouts.sql")),
             next_timeout: fill(include_str!("sql/next_timeout.sql")),
             instance_timeouts: fill(include_str!("sql/instance_timeouts.sql")),
@@ -212,7 +224,7 @@ mod tests {
     #[test]
     fn process_record_checks_and_appends_with_append_sql_verbatim() {
         let append = include_str!("sql/append.sql");
-        let record = include_str!("sql/process_record.sql");
+        let record = &with_record_ctes(append, include_str!("sql/process_record.sql"));
         let ctes_start = append
             .find("WITH last AS (")
             .expect("append.sql's first CTE");

@@ -1,7 +1,8 @@
--- Records one process-manager input in one statement (one round trip, autocommit): appends the
--- journal events exactly as append.sql does (its CTEs and final SELECT, verbatim: a schema.rs
--- test holds them equal, so conflicts and duplicates decode through the same path), and only
--- if they were inserted, applies the instance's timeout changes and upserts its status row.
+-- Records one process-manager input in one statement (one round trip, autocommit). This file
+-- holds only what a record adds to an append: schema.rs splices these CTEs into append.sql,
+-- after its own and before its final SELECT, so the journal event is appended exactly as an
+-- append does and conflicts and duplicates decode through the same path. Only if the event
+-- was inserted do they apply the instance's timeout changes and upsert its status row.
 -- Everything or nothing is written: a unique violation fails the whole statement, a wrong
 -- version inserts no event and so changes no timeout and no status.
 --
@@ -13,41 +14,6 @@
 -- The caller nets the changes, so no key is both scheduled and removed here: the same row is
 -- never touched twice in one statement.
 -- $19 to $27: the status row (state ... finished_at).
-WITH last AS (
-    SELECT version, transaction_id
-    FROM {schema}.events
-    WHERE stream_id = $1
-    ORDER BY version DESC
-    LIMIT 1
-),
-current AS (
-    SELECT coalesce((SELECT version FROM last), 0) AS version,
-           coalesce((SELECT transaction_id <= pg_current_xact_id() FROM last), true) AS in_order
-),
-inserted AS (
-    INSERT INTO {schema}.events
-        (stream_id, version, event_id, event_type, schema_version, payload, metadata)
-    SELECT $1, current.version + e.ord, e.event_id, e.event_type, e.schema_version,
-           e.payload::jsonb, e.metadata::jsonb
-    FROM current,
-         unnest($2::uuid[], $3::text[], $4::integer[], $5::text[], $6::text[])
-             WITH ORDINALITY AS e(event_id, event_type, schema_version, payload, metadata, ord)
-    WHERE ($7::bigint IS NULL OR current.version = $7::bigint) AND current.in_order
-    ORDER BY e.ord
-    RETURNING version, position
-),
-summary AS (
-    SELECT min(version) AS first_version, max(version) AS last_version, max(position) AS position
-    FROM inserted
-),
-command AS (
-    INSERT INTO {schema}.commands
-        (command_id, stream_id, first_version, last_version, transaction_id, position)
-    SELECT $8::uuid, $1, summary.first_version, summary.last_version, pg_current_xact_id(),
-           summary.position
-    FROM summary
-    WHERE $8::uuid IS NOT NULL AND summary.position IS NOT NULL
-),
 set_timeouts AS (
     INSERT INTO {schema}.process_timeouts (process, instance, key, timeout_id, due_at, payload)
     SELECT $10::text, $11::text, t.key, t.timeout_id, t.due_at, t.payload::jsonb
@@ -89,12 +55,3 @@ status AS (
             progressed_at = EXCLUDED.progressed_at,
             finished_at = EXCLUDED.finished_at
 )
-SELECT current.version AS current_version,
-       current.in_order,
-       summary.first_version,
-       summary.last_version,
-       summary.position,
-       CASE WHEN summary.position IS NOT NULL THEN pg_current_xact_id()::text END AS transaction_id,
-       CASE WHEN summary.position IS NOT NULL AND $9::text IS NOT NULL
-            THEN pg_notify($9, '') END AS notified
-FROM current, summary
