@@ -109,7 +109,7 @@ where
         if Self::is_journal(event) {
             None
         } else if self.is_timer(event) {
-            serde_json::from_value::<TimeoutFired>(event.payload.clone())
+            <TimeoutFired as serde::Deserialize>::deserialize(&event.payload)
                 .ok()
                 .map(|fired| fired.instance)
         } else {
@@ -124,19 +124,22 @@ where
         }
         if self.is_timer(event) {
             let fired: TimeoutFired =
-                serde_json::from_value(event.payload.clone()).map_err(|source| Error::Decode {
-                    stream_id: Some(event.stream_id.clone()),
-                    version: Some(event.version),
-                    event_type: event.event_type.clone(),
-                    source,
+                serde::Deserialize::deserialize(&event.payload).map_err(|source| {
+                    Error::Decode {
+                        stream_id: Some(event.stream_id.clone()),
+                        version: Some(event.version),
+                        event_type: event.event_type.clone(),
+                        source,
+                    }
                 })?;
-            let payload =
-                serde_json::from_value(fired.payload.clone()).map_err(|source| Error::Decode {
+            let payload = serde::Deserialize::deserialize(&fired.payload).map_err(|source| {
+                Error::Decode {
                     stream_id: Some(event.stream_id.clone()),
                     version: Some(event.version),
                     event_type: format!("{} (timeout payload)", event.event_type),
                     source,
-                })?;
+                }
+            })?;
             let arrival = Arrival {
                 position: event.position,
                 starts: false,

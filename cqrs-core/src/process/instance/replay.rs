@@ -125,7 +125,7 @@ fn decode<T: serde::de::DeserializeOwned>(
             ),
         ));
     }
-    serde_json::from_value(event.payload.clone()).map_err(|source| Error::Decode {
+    serde::Deserialize::deserialize(&event.payload).map_err(|source| Error::Decode {
         stream_id: Some(event.stream_id.clone()),
         version: Some(event.version),
         event_type: event.event_type.clone(),
@@ -200,7 +200,7 @@ pub(crate) fn input_of<P: ProcessManager>(
             ..
         } => Some(Input::Timeout {
             key: key.clone(),
-            payload: serde_json::from_value(payload.clone()).map_err(|e| data("timeout", e))?,
+            payload: serde::Deserialize::deserialize(payload).map_err(|e| data("timeout", e))?,
             due_at: *due_at,
         }),
         ReceivedKind::Accepted { step } => Some(Input::Accepted {
@@ -210,7 +210,7 @@ pub(crate) fn input_of<P: ProcessManager>(
         ReceivedKind::Rejected { step, error } => Some(Input::Rejected {
             step: *step,
             command: command(step)?,
-            error: serde_json::from_value(error.clone()).map_err(|e| data("rejection", e))?,
+            error: serde::Deserialize::deserialize(error).map_err(|e| data("rejection", e))?,
         }),
     })
 }

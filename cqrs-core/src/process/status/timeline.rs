@@ -301,7 +301,7 @@ impl Timeline {
 }
 
 fn decode<T: serde::de::DeserializeOwned>(event: &RecordedEvent) -> Result<T> {
-    serde_json::from_value(event.payload.clone()).map_err(|source| Error::Decode {
+    serde::Deserialize::deserialize(&event.payload).map_err(|source| Error::Decode {
         stream_id: Some(event.stream_id.clone()),
         version: Some(event.version),
         event_type: event.event_type.clone(),
