@@ -28,6 +28,7 @@ mod repository;
 mod retry;
 mod snapshot;
 mod store;
+pub mod telemetry;
 mod upcast;
 mod validate;
 
