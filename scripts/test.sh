@@ -11,7 +11,10 @@
 #     in $PG_RESTORE_WORKDIR (default /var/tmp/cqrs-pg-restore) on port $PG_RESTORE_PORT
 #     (default 54331), initialised anew on every run;
 #   * a search node: $ELASTICSEARCH_URL when set, else an OpenSearch 2.19 node in a JVM
-#     (scripts/opensearch.sh, built from Maven Central artifacts under tools/).
+#     (scripts/opensearch.sh, built from Maven Central artifacts under tools/);
+#   * Jaeger, for the end-to-end trace test: $JAEGER_QUERY_URL and $JAEGER_OTLP_ENDPOINT when
+#     set (its query API, and where it receives OTLP over HTTP), else one built with Go from
+#     the module proxy and started by scripts/jaeger.sh.
 # Builds go to $CARGO_TARGET_DIR (default /var/tmp/cqrs-target) so they are reused.
 # URLs are printed with their passwords masked (user:****@host).
 set -euo pipefail
@@ -27,11 +30,13 @@ step() { printf '\n==> %s\n' "$*" >&2; }
 started_pg=""
 started_restore=""
 started_es=""
+started_jaeger=""
 restore_cluster() {
   env -u DATABASE_URL PG_WORKDIR="${PG_RESTORE_WORKDIR:-/var/tmp/cqrs-pg-restore}" \
     PG_PORT="${PG_RESTORE_PORT:-54331}" "$@"
 }
 cleanup() {
+  if [ -n "$started_jaeger" ]; then scripts/jaeger.sh stop >&2 || true; fi
   if [ -n "$started_es" ]; then scripts/opensearch.sh stop >&2 || true; fi
   if [ -n "$started_restore" ]; then restore_cluster scripts/postgres.sh stop >&2 || true; fi
   if [ -n "$started_pg" ]; then scripts/postgres.sh stop >&2 || true; fi
@@ -79,6 +84,22 @@ else
   export ELASTICSEARCH_URL="${ELASTICSEARCH_URL#ELASTICSEARCH_URL=}"
 fi
 echo "using ELASTICSEARCH_URL=$(redact_url "$ELASTICSEARCH_URL")" >&2
+
+step "Jaeger"
+if [ -n "${JAEGER_QUERY_URL:-}" ]; then
+  if [ -z "${JAEGER_OTLP_ENDPOINT:-}" ]; then
+    echo "JAEGER_QUERY_URL is set but JAEGER_OTLP_ENDPOINT is not (where that Jaeger receives OTLP over HTTP)" >&2
+    exit 1
+  fi
+else
+  started_jaeger=1
+  jaeger_urls="$(scripts/jaeger.sh start)"
+  JAEGER_QUERY_URL="$(grep '^JAEGER_QUERY_URL=' <<<"$jaeger_urls" | tail -n 1)"
+  JAEGER_OTLP_ENDPOINT="$(grep '^OTEL_EXPORTER_OTLP_ENDPOINT=' <<<"$jaeger_urls" | tail -n 1)"
+  export JAEGER_QUERY_URL="${JAEGER_QUERY_URL#JAEGER_QUERY_URL=}"
+  export JAEGER_OTLP_ENDPOINT="${JAEGER_OTLP_ENDPOINT#OTEL_EXPORTER_OTLP_ENDPOINT=}"
+fi
+echo "using JAEGER_QUERY_URL=$(redact_url "$JAEGER_QUERY_URL") JAEGER_OTLP_ENDPOINT=$(redact_url "$JAEGER_OTLP_ENDPOINT")" >&2
 
 step "cargo test"
 cargo test --workspace --all-features --no-fail-fast
