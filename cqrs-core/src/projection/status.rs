@@ -60,6 +60,12 @@ pub struct ProjectionStatus {
     pub lag_events: u64,
     /// How old the last applied event was when it was applied (zero when idle at the head).
     pub lag: Duration,
+    /// When the oldest event this projection has not applied yet was recorded: the first
+    /// event of the batch in hand while it is applied or retried (a stalled sink keeps it),
+    /// the last applied event's while catching up between batches (the next one is no
+    /// older), `None` at the head. [`unapplied_age`](Self::unapplied_age) turns it into the
+    /// lag in seconds.
+    pub oldest_unapplied_at: Option<OffsetDateTime>,
     /// Events applied since start.
     pub applied: u64,
     /// Events parked as dead letters since start.
@@ -81,6 +87,7 @@ impl ProjectionStatus {
             position: Position::START,
             lag_events: 0,
             lag: Duration::ZERO,
+            oldest_unapplied_at: None,
             applied: 0,
             parked: 0,
             breaker: BreakerState::Closed,
@@ -93,6 +100,15 @@ impl ProjectionStatus {
     pub(crate) fn error(&mut self, error: impl Into<String>) {
         self.last_error = Some(error.into());
         self.last_error_at = Some(OffsetDateTime::now_utc());
+    }
+
+    /// How old the oldest event not applied yet is at `now` (from
+    /// [`oldest_unapplied_at`](Self::oldest_unapplied_at)): zero at the head. This is the lag
+    /// in seconds a health check or the metrics compare with a threshold.
+    pub fn unapplied_age(&self, now: OffsetDateTime) -> Duration {
+        self.oldest_unapplied_at
+            .map(|at| (now - at).try_into().unwrap_or(Duration::ZERO))
+            .unwrap_or(Duration::ZERO)
     }
 
     /// Live: not failed (for a liveness probe).

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use crate::projection::{ProjectionState, ProjectionStatus};
+use crate::telemetry::metrics;
 use crate::{Position, ReadAll};
 
 use super::outcome::Applied;
@@ -74,6 +75,7 @@ impl Reporter {
             None
         };
         self.status.send_modify(|s| {
+            metrics::record::projection_settled(&s.name, applied.count, applied.parked);
             s.state = if full {
                 ProjectionState::CatchingUp
             } else {
