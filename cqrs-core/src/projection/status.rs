@@ -124,3 +124,20 @@ impl ProjectionStatus {
         ) && self.breaker == BreakerState::Closed
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_unapplied_age_is_zero_at_the_head_and_never_negative() {
+        let now = OffsetDateTime::now_utc();
+        let mut status = ProjectionStatus::new("p");
+        assert_eq!(status.unapplied_age(now), Duration::ZERO);
+        status.oldest_unapplied_at = Some(now - time::Duration::seconds(90));
+        assert_eq!(status.unapplied_age(now), Duration::from_secs(90));
+        // A clock behind the store's: no lag rather than a negative one.
+        status.oldest_unapplied_at = Some(now + time::Duration::seconds(5));
+        assert_eq!(status.unapplied_age(now), Duration::ZERO);
+    }
+}
