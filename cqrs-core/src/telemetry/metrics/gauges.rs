@@ -61,7 +61,7 @@ fn breaker_code(state: BreakerState) -> f64 {
 /// Sets the gauges of the instances of process manager `process` by state: `running` (stuck
 /// ones included), `completed`, `failed`, `stuck`. Pass the process manager's `TYPE` as
 /// `process`, the label its counters carry; the counts come from
-/// [`ProcessStore::instance_counts`](crate::process::ProcessStore::count_instances).
+/// [`ProcessStore::instance_counts`](crate::process::ProcessStore::instance_counts).
 pub fn record_processes(process: &str, counts: &InstanceCounts) {
     let by_state = [
         ("running", counts.running),
