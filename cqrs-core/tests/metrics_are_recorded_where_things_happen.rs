@@ -384,6 +384,67 @@ async fn the_lag_in_seconds_is_the_age_of_the_oldest_unapplied_event_and_zero_at
     handle.shutdown().await;
 }
 
+/// A sink that is down: every apply fails, as a retry may cure.
+struct Down;
+
+#[async_trait]
+impl Projection for Down {
+    fn name(&self) -> &str {
+        "metrics-down"
+    }
+
+    async fn apply(&self, _: &[RecordedEvent]) -> Result<(), ProjectionError> {
+        Err(ProjectionError::Transient("search node unreachable".into()))
+    }
+}
+
+#[tokio::test]
+async fn a_sink_that_stays_down_shows_its_open_breaker_its_state_and_an_old_lag() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _local = metrics::set_default_local_recorder(&recorder);
+    let store = InMemoryEventStore::new();
+    append(&store, "s-1", json!({ "n": 1 })).await;
+    let options = quick()
+        .retry(RetryPolicy::new(1_000).delays(Duration::from_millis(1), Duration::from_millis(1)))
+        .breaker(1, Duration::from_secs(3600));
+    let handle = ProjectionRunner::new(Down, HourOld(store.clone()), store.clone())
+        .with_options(options)
+        .spawn();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let status = loop {
+        let status = handle.status();
+        if status.state == ProjectionState::Retrying
+            && status.breaker == cqrs_core::projection::BreakerState::Open
+        {
+            break status;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{status:?}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    record_projection(&status);
+    handle.shutdown().await;
+
+    let recorded = Recorded::take(&snapshotter);
+    let projection = [("projection", "metrics-down")];
+    assert_eq!(recorded.gauge(PROJECTION_BREAKER, &projection), 2.0);
+    let lag = recorded.gauge(PROJECTION_LAG_SECONDS, &projection);
+    assert!((3600.0..3700.0).contains(&lag), "lag {lag} s");
+    assert_eq!(
+        recorded.gauge(names::PROJECTION_LAG_EVENTS, &projection),
+        1.0
+    );
+    let state = |state| {
+        recorded.gauge(
+            PROJECTION_STATE,
+            &[("projection", "metrics-down"), ("state", state)],
+        )
+    };
+    assert_eq!(state("retrying"), 1.0);
+    assert_eq!(state("running"), 0.0);
+    assert_eq!(recorded.counter(PROJECTION_EVENTS_APPLIED, &projection), 0);
+}
+
 #[tokio::test]
 async fn a_process_manager_counts_its_inputs_commands_and_fired_timeouts() {
     let recorder = DebuggingRecorder::new();
