@@ -4,8 +4,9 @@
 //! Counters and histograms are recorded where things happen (commands, retries, group
 //! commits, applied events). Gauges that describe state (lag, breaker, dead letters, process
 //! instances) are set from status values by [`record_projection`] and [`record_processes`]: a
-//! service calls them before it renders a scrape, or on a timer. Without an installed recorder
-//! every call is a no-op.
+//! service calls them before it renders a scrape, or on a timer; cqrs-postgres adds
+//! `record_feed_horizon(&store.feed_horizon().await?)` for the feed horizon's gauges. Without
+//! an installed recorder every call is a no-op.
 //!
 //! Each name below is a constant, documented with its type and labels. Label values are few and
 //! bounded: an aggregate or process type, a projection's name, an outcome, a state; never a
