@@ -251,3 +251,83 @@ pub fn describe() {
         "Process instances by process and state (running includes stuck)."
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use metrics_util::debugging::DebuggingRecorder;
+    use metrics_util::MetricKind;
+
+    use super::*;
+
+    /// Every metric, with its type.
+    const ALL: [(&str, MetricKind); 20] = [
+        (COMMANDS, MetricKind::Counter),
+        (COMMAND_DURATION, MetricKind::Histogram),
+        (COMMAND_CONFLICTS, MetricKind::Counter),
+        (COMMAND_RETRIES, MetricKind::Counter),
+        (GROUP_COMMIT_APPENDS, MetricKind::Histogram),
+        (GROUP_COMMIT_WAIT, MetricKind::Histogram),
+        (FEED_HORIZON_OLDEST_TRANSACTION, MetricKind::Gauge),
+        (FEED_HORIZON_WAITING_EVENTS, MetricKind::Gauge),
+        (PROJECTION_EVENTS_APPLIED, MetricKind::Counter),
+        (PROJECTION_EVENTS_PARKED, MetricKind::Counter),
+        (PROJECTION_LAG_EVENTS, MetricKind::Gauge),
+        (PROJECTION_LAG_SECONDS, MetricKind::Gauge),
+        (PROJECTION_APPLIED, MetricKind::Gauge),
+        (PROJECTION_PARKED, MetricKind::Gauge),
+        (PROJECTION_BREAKER, MetricKind::Gauge),
+        (PROJECTION_STATE, MetricKind::Gauge),
+        (PROCESS_INPUTS, MetricKind::Counter),
+        (PROCESS_COMMANDS, MetricKind::Counter),
+        (PROCESS_TIMEOUTS_FIRED, MetricKind::Counter),
+        (PROCESS_INSTANCES, MetricKind::Gauge),
+    ];
+
+    #[test]
+    fn every_name_follows_the_prometheus_conventions_once() {
+        let mut names: Vec<&str> = ALL.iter().map(|(name, _)| *name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), ALL.len(), "a name is used twice");
+        for (name, kind) in ALL {
+            assert!(name.starts_with("cqrs_"), "{name}");
+            assert!(
+                name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{name}"
+            );
+            let counter = kind == MetricKind::Counter;
+            assert_eq!(
+                name.ends_with("_total"),
+                counter,
+                "{name}: counters end in _total"
+            );
+        }
+    }
+
+    #[test]
+    fn describe_gives_every_metric_a_description_and_seconds_to_the_durations() {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        metrics::with_local_recorder(&recorder, || {
+            describe();
+            for (name, kind) in ALL {
+                match kind {
+                    MetricKind::Counter => metrics::counter!(name).increment(1),
+                    MetricKind::Gauge => metrics::gauge!(name).set(1.0),
+                    MetricKind::Histogram => metrics::histogram!(name).record(1.0),
+                }
+            }
+        });
+        let described = snapshotter.snapshot().into_vec();
+        assert_eq!(described.len(), ALL.len());
+        for (key, unit, description, _) in described {
+            let name = key.key().name();
+            assert!(description.is_some_and(|d| !d.is_empty()), "{name}");
+            assert_eq!(
+                unit == Some(Unit::Seconds),
+                name.ends_with("_seconds"),
+                "{name}: {unit:?}"
+            );
+        }
+    }
+}
