@@ -38,6 +38,8 @@ impl Done {
 /// Reports settled batches.
 pub(super) struct Reporter {
     status: Arc<watch::Sender<ProjectionStatus>>,
+    /// The projection's name: the label of its counters.
+    name: String,
     /// Asked for its head (the lag in events) at most once a second.
     feed: Arc<dyn ReadAll>,
     last_head_check: Instant,
@@ -48,7 +50,9 @@ impl Reporter {
         status: Arc<watch::Sender<ProjectionStatus>>,
         feed: Arc<dyn ReadAll>,
     ) -> Self {
+        let name = status.borrow().name.clone();
         Self {
+            name,
             status,
             feed,
             last_head_check: Instant::now() - Duration::from_secs(60),
@@ -74,8 +78,8 @@ impl Reporter {
         } else {
             None
         };
+        metrics::record::projection_settled(&self.name, applied.count, applied.parked);
         self.status.send_modify(|s| {
-            metrics::record::projection_settled(&s.name, applied.count, applied.parked);
             s.state = if full {
                 ProjectionState::CatchingUp
             } else {
