@@ -4,6 +4,9 @@
 //!
 //! Each test installs its own `DebuggingRecorder` as the thread's default on a current-thread
 //! runtime, so every task it spawns records there and tests do not see each other's metrics.
+//!
+//! Longer than our files usually are, on purpose: one test binary (one link) for every
+//! metric of the core, sharing the snapshot helpers and the small sinks.
 
 mod process_support;
 
