@@ -8,6 +8,7 @@ use tokio::sync::OwnedMutexGuard;
 
 use tracing::Instrument;
 
+use crate::telemetry::metrics;
 use crate::{
     Aggregate, CommandContext, CommandError, CommandId, CommandOutcome, Error, ExpectedVersion,
     NewEvent, RetryPolicy, Snapshot, SnapshotPolicy, StreamId, Upcasters, Version,
@@ -172,15 +173,19 @@ where
         context: CommandContext,
     ) -> Result<CommandOutcome<A::Event>, CommandError<A::Error>> {
         let stream_id = self.stream_id(id)?;
+        let started = std::time::Instant::now();
         let span = tracing::info_span!(
             "command",
             aggregate = A::TYPE,
             stream = %stream_id,
             command_id = context.command_id.map(tracing::field::display),
         );
-        self.run(&stream_id, command, &context)
+        let result = self
+            .run(&stream_id, command, &context)
             .instrument(span)
-            .await
+            .await;
+        metrics::record::command(A::TYPE, started, &result);
+        result
     }
 
     async fn run(
@@ -258,7 +263,9 @@ where
                     });
                 }
                 Err(conflict @ Error::Conflict { .. }) => {
-                    if attempt >= self.retry.max_attempts() {
+                    let retrying = attempt < self.retry.max_attempts();
+                    metrics::record::command_conflict(A::TYPE, retrying);
+                    if !retrying {
                         return Err(conflict.into());
                     }
                     tracing::debug!(attempt, "conflict, retrying");

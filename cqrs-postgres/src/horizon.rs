@@ -79,3 +79,19 @@ impl PgEventStore {
         })
     }
 }
+
+/// Sets the feed horizon's gauges from `horizon` (a service calls it with
+/// [`PgEventStore::feed_horizon`] before it renders a scrape):
+/// [`FEED_HORIZON_OLDEST_TRANSACTION`](cqrs_core::telemetry::metrics::FEED_HORIZON_OLDEST_TRANSACTION),
+/// the oldest open transaction's age in seconds (0 when none is open), and
+/// [`FEED_HORIZON_WAITING_EVENTS`](cqrs_core::telemetry::metrics::FEED_HORIZON_WAITING_EVENTS),
+/// the committed events readers cannot see yet. No-ops without an installed `metrics`
+/// recorder.
+pub fn record_feed_horizon(horizon: &FeedHorizon) {
+    use cqrs_core::telemetry::metrics::{
+        FEED_HORIZON_OLDEST_TRANSACTION, FEED_HORIZON_WAITING_EVENTS,
+    };
+    let oldest = horizon.oldest_open_transaction.unwrap_or_default();
+    metrics::gauge!(FEED_HORIZON_OLDEST_TRANSACTION).set(oldest);
+    metrics::gauge!(FEED_HORIZON_WAITING_EVENTS).set(horizon.waiting_events as f64);
+}

@@ -57,7 +57,7 @@ pub use error::{PgError, Result, TimeoutStage};
 #[doc(inline)]
 pub use group::GroupCommit;
 #[doc(inline)]
-pub use horizon::{FeedHorizon, HorizonHolder};
+pub use horizon::{record_feed_horizon, FeedHorizon, HorizonHolder};
 #[doc(inline)]
 pub use repair::TransactionIdRepair;
 #[doc(inline)]

@@ -88,6 +88,7 @@ where
         .store
         .fire_due(P::TYPE, options.clock.now(), options.timer_batch)
         .await?;
+    crate::telemetry::metrics::record::timeouts_fired(P::TYPE, fired.len());
     if fired.len() >= options.timer_batch {
         return Ok(None);
     }

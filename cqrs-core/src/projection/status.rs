@@ -60,6 +60,12 @@ pub struct ProjectionStatus {
     pub lag_events: u64,
     /// How old the last applied event was when it was applied (zero when idle at the head).
     pub lag: Duration,
+    /// When the oldest event this projection has not applied yet was recorded: the first
+    /// event of the batch in hand while it is applied or retried (a stalled sink keeps it),
+    /// the last applied event's while catching up between batches (the next one is no
+    /// older), `None` at the head. [`unapplied_age`](Self::unapplied_age) turns it into the
+    /// lag in seconds.
+    pub oldest_unapplied_at: Option<OffsetDateTime>,
     /// Events applied since start.
     pub applied: u64,
     /// Events parked as dead letters since start.
@@ -81,6 +87,7 @@ impl ProjectionStatus {
             position: Position::START,
             lag_events: 0,
             lag: Duration::ZERO,
+            oldest_unapplied_at: None,
             applied: 0,
             parked: 0,
             breaker: BreakerState::Closed,
@@ -95,6 +102,15 @@ impl ProjectionStatus {
         self.last_error_at = Some(OffsetDateTime::now_utc());
     }
 
+    /// How old the oldest event not applied yet is at `now` (from
+    /// [`oldest_unapplied_at`](Self::oldest_unapplied_at)): zero at the head. This is the lag
+    /// in seconds a health check or the metrics compare with a threshold.
+    pub fn unapplied_age(&self, now: OffsetDateTime) -> Duration {
+        self.oldest_unapplied_at
+            .map(|at| (now - at).try_into().unwrap_or(Duration::ZERO))
+            .unwrap_or(Duration::ZERO)
+    }
+
     /// Live: not failed (for a liveness probe).
     pub fn is_live(&self) -> bool {
         self.state != ProjectionState::Failed
@@ -106,5 +122,22 @@ impl ProjectionStatus {
             self.state,
             ProjectionState::Running | ProjectionState::CatchingUp
         ) && self.breaker == BreakerState::Closed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_unapplied_age_is_zero_at_the_head_and_never_negative() {
+        let now = OffsetDateTime::now_utc();
+        let mut status = ProjectionStatus::new("p");
+        assert_eq!(status.unapplied_age(now), Duration::ZERO);
+        status.oldest_unapplied_at = Some(now - time::Duration::seconds(90));
+        assert_eq!(status.unapplied_age(now), Duration::from_secs(90));
+        // A clock behind the store's: no lag rather than a negative one.
+        status.oldest_unapplied_at = Some(now + time::Duration::seconds(5));
+        assert_eq!(status.unapplied_age(now), Duration::ZERO);
     }
 }

@@ -4,7 +4,7 @@ use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cqrs_core::{AppendOutcome, StreamId};
 use sqlx::PgPool;
@@ -63,6 +63,7 @@ impl Committer {
             columns,
             state: Arc::clone(&state),
             reply,
+            queued_at: Instant::now(),
         };
         let Some(lane) = self.lane(stream_id, pool, queries) else {
             return Ok(None);

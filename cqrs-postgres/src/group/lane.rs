@@ -94,6 +94,7 @@ impl Lane {
     }
 
     async fn write(&mut self, group: Vec<Request>) {
+        record_group(&group);
         let replies = match self.writer.insert(&group).await {
             Ok(outcomes) => outcomes
                 .into_iter()
@@ -155,6 +156,15 @@ impl Lane {
                 group.iter().map(|_| Reply::Alone).collect()
             }
         }
+    }
+}
+
+/// Records a group's size and how long its oldest append waited.
+fn record_group(group: &[Request]) {
+    use cqrs_core::telemetry::metrics::{GROUP_COMMIT_APPENDS, GROUP_COMMIT_WAIT};
+    metrics::histogram!(GROUP_COMMIT_APPENDS).record(group.len() as f64);
+    if let Some(oldest) = group.iter().map(|r| r.queued_at).min() {
+        metrics::histogram!(GROUP_COMMIT_WAIT).record(oldest.elapsed());
     }
 }
 

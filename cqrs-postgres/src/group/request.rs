@@ -2,6 +2,7 @@
 
 use std::sync::atomic::AtomicU8;
 use std::sync::Arc;
+use std::time::Instant;
 
 use cqrs_core::{AppendOutcome, StreamId};
 use tokio::sync::oneshot;
@@ -31,4 +32,6 @@ pub(super) struct Request {
     /// [`QUEUED`], [`TAKEN`] or [`ABANDONED`], shared with the writer.
     pub(super) state: Arc<AtomicU8>,
     pub(super) reply: oneshot::Sender<Reply>,
+    /// When it was queued (the group's wait, in the metrics).
+    pub(super) queued_at: Instant,
 }

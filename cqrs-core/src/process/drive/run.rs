@@ -18,6 +18,7 @@ use crate::process::instance::{Decision, Instance, PendingCommand};
 use crate::process::journal::ReceivedKind;
 use crate::process::manager::{Input, ProcessManager};
 use crate::process::store::{ProcessManagerStore, TimeoutChange};
+use crate::telemetry::metrics;
 use crate::{Clock, CommandContext, Position, SnapshotPolicy, StreamId};
 
 /// Drives `instance` through `arrivals` (its inputs of one batch, in feed order). On a halt,
@@ -172,6 +173,7 @@ where
             let record = decision.into_record(self.stream.clone());
             match self.driver.store.record(P::TYPE, record).await {
                 Ok(outcome) if !outcome.duplicate => {
+                    metrics::record::process_input(P::TYPE, &kind);
                     self.loaded.fresh.extend(decided);
                     if let Some(due_at) = earliest {
                         self.driver.alarm.scheduled(due_at);
@@ -233,7 +235,9 @@ where
                 context = context.first_delivery();
             }
             let id = InputId::of_outcome(step.command_id);
-            match self.driver.dispatcher.dispatch(&command, context).await {
+            let dispatched = self.driver.dispatcher.dispatch(&command, context).await;
+            metrics::record::process_command(P::TYPE, &dispatched);
+            match dispatched {
                 Ok(Dispatched::Accepted { .. }) => {
                     let input = Input::Accepted { step, command };
                     let kind = ReceivedKind::Accepted { step };

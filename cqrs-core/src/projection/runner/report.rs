@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use crate::projection::{ProjectionState, ProjectionStatus};
+use crate::telemetry::metrics;
 use crate::{Position, ReadAll};
 
 use super::outcome::Applied;
@@ -37,6 +38,8 @@ impl Done {
 /// Reports settled batches.
 pub(super) struct Reporter {
     status: Arc<watch::Sender<ProjectionStatus>>,
+    /// The projection's name: the label of its counters.
+    name: String,
     /// Asked for its head (the lag in events) at most once a second.
     feed: Arc<dyn ReadAll>,
     last_head_check: Instant,
@@ -47,7 +50,9 @@ impl Reporter {
         status: Arc<watch::Sender<ProjectionStatus>>,
         feed: Arc<dyn ReadAll>,
     ) -> Self {
+        let name = status.borrow().name.clone();
         Self {
+            name,
             status,
             feed,
             last_head_check: Instant::now() - Duration::from_secs(60),
@@ -73,6 +78,7 @@ impl Reporter {
         } else {
             None
         };
+        metrics::record::projection_settled(&self.name, applied.count, applied.parked);
         self.status.send_modify(|s| {
             s.state = if full {
                 ProjectionState::CatchingUp

@@ -87,6 +87,7 @@ impl Worker {
                     tracing::warn!("lease lost; standing by");
                     self.set(|s| {
                         s.state = ProjectionState::Standby;
+                        s.oldest_unapplied_at = None;
                         s.error("the lease was lost; standing by".to_owned());
                     });
                     continue;
@@ -115,7 +116,10 @@ impl Worker {
 
     /// Leads one term: from the checkpoint, saves going through `fence`.
     async fn lead(&mut self, name: &str, fence: Fence) -> Lead {
-        self.set(|s| s.state = ProjectionState::Starting);
+        self.set(|s| {
+            s.state = ProjectionState::Starting;
+            s.oldest_unapplied_at = None;
+        });
         let checkpoint = match self.load_checkpoint(name).await {
             Ok(checkpoint) => checkpoint,
             Err(lead) => return lead,
@@ -226,6 +230,8 @@ impl Worker {
                 settlement.skipped(next).await;
                 continue;
             }
+            let (oldest, newest) = recorded_between(&events);
+            self.set(|s| s.oldest_unapplied_at = oldest);
             let applied = match self.apply_while_settling(events, settlement).await {
                 Ok(applied) => applied,
                 Err(Lead::Poisoned { before, error }) => {
@@ -234,6 +240,9 @@ impl Worker {
                 }
                 Err(lead) => return lead,
             };
+            // At the head nothing waits; catching up, the next event is no older than this
+            // batch's last.
+            self.set(|s| s.oldest_unapplied_at = newest.filter(|_| full));
             settlement
                 .applied(Done {
                     next,
@@ -303,6 +312,16 @@ impl Worker {
             }
         }
     }
+}
+
+/// When the first and the last of `events` were recorded.
+fn recorded_between(
+    events: &[crate::RecordedEvent],
+) -> (Option<time::OffsetDateTime>, Option<time::OffsetDateTime>) {
+    (
+        events.first().map(|e| e.recorded_at),
+        events.last().map(|e| e.recorded_at),
+    )
 }
 
 /// Sleeps until `at` (forever without one).
