@@ -13,6 +13,9 @@
 #   scripts/kafka.sh stop           stop the node started by this script (SIGTERM: a clean
 #                                   controlled shutdown; SIGKILL only after 60 s)
 #   scripts/kafka.sh status         exit 0 and print the bootstrap line if our node answers
+#   scripts/kafka.sh check SERVERS  exit 0 if the brokers in SERVERS (host:port,...) answer a
+#                                   metadata request within 60 s (someone else's Kafka;
+#                                   logs in with KAFKA_SASL_USERNAME/_PASSWORD/_MECHANISM if set)
 #
 # Every start is a fresh cluster: the data directory is wiped and formatted with a new
 # cluster id. Settings are for tests: one partition per new topic unless asked, replication 1
@@ -130,10 +133,17 @@ needs_build() {
     [[ -n "$(find "$TOOL_DIR/pom.xml" "$TOOL_DIR/src" -newer "$STAMP" -print -quit 2>/dev/null)" ]]
 }
 
-# The node answers a metadata request (the admin client's describeCluster) within $2 seconds.
+# The brokers answer a metadata request (the admin client's describeCluster) within $2 seconds.
+servers_answer() { # servers seconds
+    local log_config="$NODE_DIR/log4j-tools.properties"
+    [[ -f "$log_config" ]] || log_config="$WORKDIR/log4j-tools.properties"
+    [[ -f "$log_config" ]] || { mkdir -p "$WORKDIR" && write_tools_log_config "$log_config"; }
+    "$JAVA" -Xmx64m -XX:TieredStopAtLevel=1 -Dlog4j.configuration=file:"$log_config" \
+        -cp "$CLASSPATH_ARG" "$READY_CLASS" "$1" "$2" >/dev/null
+}
+
 answers() { # port seconds
-    "$JAVA" -Xmx64m -XX:TieredStopAtLevel=1 -Dlog4j.configuration=file:"$NODE_DIR/log4j-tools.properties" \
-        -cp "$CLASSPATH_ARG" "$READY_CLASS" "127.0.0.1:$1" "$2" >/dev/null
+    servers_answer "127.0.0.1:$1" "$2"
 }
 
 wait_ready() { # pid port
@@ -198,7 +208,12 @@ log4j.logger.kafka.request.logger=WARN
 log4j.logger.state.change.logger=WARN
 log4j.logger.org.apache.kafka.clients=WARN
 PROPS
-    cat >"$NODE_DIR/log4j-tools.properties" <<'PROPS'
+    write_tools_log_config "$NODE_DIR/log4j-tools.properties"
+}
+
+# Logging for the storage tool and the health check: errors only, on stderr.
+write_tools_log_config() { # path
+    cat >"$1" <<'PROPS'
 log4j.rootLogger=ERROR, stderr
 log4j.appender.stderr=org.apache.log4j.ConsoleAppender
 log4j.appender.stderr.Target=System.err
@@ -345,13 +360,24 @@ do_status() {
     echo "KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$port"
 }
 
+do_check() { # servers
+    local servers="${1:-}"
+    [[ -n "$servers" ]] || die "usage: $0 check HOST:PORT[,HOST:PORT...]"
+    if needs_build; then
+        do_build
+    fi
+    servers_answer "$servers" 60 || die "no broker in $servers answers a metadata request"
+    log "$servers answers"
+}
+
 case "${1:-}" in
 build) do_build ;;
+check) do_check "${2:-}" ;;
 start) do_start "${2:-}" ;;
 stop) do_stop ;;
 status) do_status ;;
 *)
-    echo "usage: $0 {build|start [PORT]|stop|status}" >&2
+    echo "usage: $0 {build|start [PORT]|stop|status|check SERVERS}" >&2
     exit 2
     ;;
 esac

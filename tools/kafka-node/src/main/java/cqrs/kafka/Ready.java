@@ -13,6 +13,11 @@ import org.apache.kafka.clients.admin.DescribeClusterOptions;
  * <p>Usage: {@code Ready BOOTSTRAP TIMEOUT_SECONDS}. Exits 0 and prints the cluster id and the
  * broker count once the cluster answers with at least one broker and a controller; exits 1 when
  * the deadline passes first, with the last error on stderr.
+ *
+ * <p>When {@code KAFKA_SASL_USERNAME} is set it logs in with SASL over plaintext, as the crate's
+ * {@code KafkaConfig::from_env} does: {@code KAFKA_SASL_PASSWORD}, and {@code
+ * KAFKA_SASL_MECHANISM} ({@code PLAIN}, {@code SCRAM-SHA-256} or {@code SCRAM-SHA-512}; default
+ * {@code PLAIN}). The password is never printed.
  */
 public final class Ready {
     private Ready() {}
@@ -29,6 +34,22 @@ public final class Ready {
         props.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, "3000");
         props.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, "3000");
         props.put(AdminClientConfig.RECONNECT_BACKOFF_MAX_MS_CONFIG, "500");
+        String username = System.getenv("KAFKA_SASL_USERNAME");
+        if (username != null) {
+            String password = System.getenv("KAFKA_SASL_PASSWORD");
+            if (password == null) {
+                System.err.println("KAFKA_SASL_USERNAME is set but KAFKA_SASL_PASSWORD is not");
+                System.exit(2);
+            }
+            String mechanism = System.getenv().getOrDefault("KAFKA_SASL_MECHANISM", "PLAIN").toUpperCase();
+            String module = mechanism.equals("PLAIN")
+                    ? "org.apache.kafka.common.security.plain.PlainLoginModule"
+                    : "org.apache.kafka.common.security.scram.ScramLoginModule";
+            props.put("security.protocol", "SASL_PLAINTEXT");
+            props.put("sasl.mechanism", mechanism);
+            props.put("sasl.jaas.config", module + " required username=\"" + jaasEscape(username)
+                    + "\" password=\"" + jaasEscape(password) + "\";");
+        }
         String last = "no answer";
         try (Admin admin = Admin.create(props)) {
             while (System.nanoTime() < deadline) {
@@ -51,5 +72,9 @@ public final class Ready {
         }
         System.err.println("no answer from " + bootstrap + ": " + last);
         System.exit(1);
+    }
+
+    private static String jaasEscape(String value) {
+        return value.replace("\\", "\\\\").replace("\"", "\\\"");
     }
 }
