@@ -49,6 +49,10 @@ impl ProducerOptions {
 /// keeps each partition's order across retries: a message is written at most once per
 /// producer session and in the order it was enqueued.
 ///
+/// Keys go to partitions as the Java client sends them (`partitioner=murmur2_random`, where
+/// librdkafka's default is CRC32), so a service in another language writing the same keys
+/// fills the same partitions; a record without a key goes to a random partition.
+///
 /// It is cheap to share (`&self` methods); one per process is the norm.
 #[derive(Clone)]
 pub struct KafkaProducer {
@@ -77,6 +81,7 @@ impl KafkaProducer {
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("max.in.flight.requests.per.connection", "5")
+            .set("partitioner", "murmur2_random")
             .set(
                 "message.timeout.ms",
                 millis(options.delivery_timeout).to_string(),
