@@ -18,7 +18,7 @@
 #                                   logs in with KAFKA_SASL_USERNAME/_PASSWORD/_MECHANISM if set)
 #
 # Every start is a fresh cluster: the data directory is wiped and formatted with a new
-# cluster id. Settings are for tests: one partition per new topic unless asked, replication 1
+# cluster id (unless KAFKA_KEEP_DATA=1: a restart after a stop, for outage tests). Settings are for tests: one partition per new topic unless asked, replication 1
 # (the offsets and transaction logs too, transaction log min ISR 1), no initial rebalance
 # delay for consumer groups, and topics are NOT created automatically (tests create theirs).
 #
@@ -30,6 +30,8 @@
 #   KAFKA_CONTROLLER_PORT   the KRaft controller port (default: a free port)
 #   KAFKA_HEAP_OPTS         heap options (default "-Xms256m -Xmx512m")
 #   KAFKA_START_TIMEOUT     seconds to wait for the node to answer (default 120)
+#   KAFKA_KEEP_DATA=1       keep the node's data, cluster id and ports on start (a restart
+#                           after a stop); without a node formatted before, a fresh start
 #   KAFKA_SETTINGS          extra broker settings, space-separated key=value
 #                           (e.g. "num.partitions=3 auto.create.topics.enable=true")
 #   JAVA                    java binary (default: java on PATH)
@@ -255,37 +257,57 @@ do_start() {
     fi
     rm -f "$PID_FILE" "$PORT_FILE"
 
+    # A restart after an outage (KAFKA_KEEP_DATA=1 and a node formatted before): the same
+    # cluster, data and ports.
+    local keep=""
+    if [[ "${KAFKA_KEEP_DATA:-0}" == 1 && -f "$NODE_DIR/server.properties" && -f "$NODE_DIR/data/meta.properties" ]]; then
+        keep=1
+        local old_port
+        old_port="$(sed -n 's/^advertised.listeners=PLAINTEXT:\/\/127.0.0.1:\([0-9]*\)$/\1/p' "$NODE_DIR/server.properties")"
+        [[ "$old_port" =~ ^[0-9]+$ ]] || die "KAFKA_KEEP_DATA=1: no client port in $NODE_DIR/server.properties"
+        if [[ -n "$port" && "$port" != "$old_port" ]]; then
+            die "KAFKA_KEEP_DATA=1: the kept node listens on port $old_port, not $port"
+        fi
+        port="$old_port"
+    fi
+
     if [[ -z "$port" ]]; then
         port="$(free_port)"
     elif port_answers "$port"; then
         die "port $port is already in use by another process"
     fi
-    local controller_port="${KAFKA_CONTROLLER_PORT:-}"
-    if [[ -z "$controller_port" ]]; then
-        controller_port="$(free_port)"
-        while [[ "$controller_port" == "$port" ]]; do controller_port="$(free_port)"; done
-    elif port_answers "$controller_port"; then
-        die "controller port $controller_port is already in use by another process"
-    fi
-    [[ "$controller_port" != "$port" ]] || die "the controller port must differ from the client port"
 
     if needs_build; then
         do_build
     fi
 
-    # A fresh cluster every start: wipe, write the config, format the storage with a new id.
-    rm -rf "${NODE_DIR:?}"
-    mkdir -p "$NODE_DIR/data"
-    write_config "$port" "$controller_port"
-    : >"$LOG_FILE"
     local id
-    id="$(cluster_id)"
-    # shellcheck disable=SC2086
-    if ! "$JAVA" -Xmx128m -Dlog4j.configuration=file:"$NODE_DIR/log4j-tools.properties" \
-        -cp "$CLASSPATH_ARG" "$STORAGE_TOOL" format \
-        -t "$id" -c "$NODE_DIR/server.properties" >>"$LOG_FILE" 2>&1; then
-        log_tail
-        die "formatting the storage failed"
+    if [[ -n "$keep" ]]; then
+        id="$(sed -n 's/^cluster.id=//p' "$NODE_DIR/data/meta.properties")"
+        log "keeping the node's data and cluster $id (KAFKA_KEEP_DATA=1)"
+        echo "---- restart $(date -u +%FT%TZ) ----" >>"$LOG_FILE"
+    else
+        local controller_port="${KAFKA_CONTROLLER_PORT:-}"
+        if [[ -z "$controller_port" ]]; then
+            controller_port="$(free_port)"
+            while [[ "$controller_port" == "$port" ]]; do controller_port="$(free_port)"; done
+        elif port_answers "$controller_port"; then
+            die "controller port $controller_port is already in use by another process"
+        fi
+        [[ "$controller_port" != "$port" ]] || die "the controller port must differ from the client port"
+
+        # A fresh cluster: wipe, write the config, format the storage with a new id.
+        rm -rf "${NODE_DIR:?}"
+        mkdir -p "$NODE_DIR/data"
+        write_config "$port" "$controller_port"
+        : >"$LOG_FILE"
+        id="$(cluster_id)"
+        if ! "$JAVA" -Xmx128m -Dlog4j.configuration=file:"$NODE_DIR/log4j-tools.properties" \
+            -cp "$CLASSPATH_ARG" "$STORAGE_TOOL" format \
+            -t "$id" -c "$NODE_DIR/server.properties" >>"$LOG_FILE" 2>&1; then
+            log_tail
+            die "formatting the storage failed"
+        fi
     fi
 
     # JVM flags as the distribution's kafka-run-class.sh sets them, less GC logging and JMX.
@@ -304,7 +326,7 @@ do_start() {
     local launched=$SECONDS
     echo "$pid" >"$PID_FILE"
     echo "$port" >"$PORT_FILE"
-    log "started node pid $pid on port $port, controller on $controller_port, cluster $id (log: $LOG_FILE)"
+    log "started node pid $pid on port $port, cluster $id (log: $LOG_FILE)"
 
     if ! wait_ready "$pid" "$port"; then
         log_tail
