@@ -14,7 +14,10 @@
 #     (scripts/opensearch.sh, built from Maven Central artifacts under tools/);
 #   * Jaeger, for the end-to-end trace test: $JAEGER_QUERY_URL and $JAEGER_OTLP_ENDPOINT when
 #     set (its query API, and where it receives OTLP over HTTP), else one built with Go from
-#     the module proxy and started by scripts/jaeger.sh.
+#     the module proxy and started by scripts/jaeger.sh;
+#   * Kafka, for the event bus: $KAFKA_BOOTSTRAP_SERVERS when set (checked: a metadata request
+#     must answer), else a single-node Kafka 3.9 in KRaft mode (scripts/kafka.sh, built from
+#     Maven Central artifacts under tools/) on $KAFKA_PORT or a free port.
 # Builds go to $CARGO_TARGET_DIR (default /var/tmp/cqrs-target) so they are reused.
 # URLs are printed with their passwords masked (user:****@host).
 set -euo pipefail
@@ -31,11 +34,13 @@ started_pg=""
 started_restore=""
 started_es=""
 started_jaeger=""
+started_kafka=""
 restore_cluster() {
   env -u DATABASE_URL PG_WORKDIR="${PG_RESTORE_WORKDIR:-/var/tmp/cqrs-pg-restore}" \
     PG_PORT="${PG_RESTORE_PORT:-54331}" "$@"
 }
 cleanup() {
+  if [ -n "$started_kafka" ]; then scripts/kafka.sh stop >&2 || true; fi
   if [ -n "$started_jaeger" ]; then scripts/jaeger.sh stop >&2 || true; fi
   if [ -n "$started_es" ]; then scripts/opensearch.sh stop >&2 || true; fi
   if [ -n "$started_restore" ]; then restore_cluster scripts/postgres.sh stop >&2 || true; fi
@@ -100,6 +105,19 @@ else
   export JAEGER_OTLP_ENDPOINT="${JAEGER_OTLP_ENDPOINT#OTEL_EXPORTER_OTLP_ENDPOINT=}"
 fi
 echo "using JAEGER_QUERY_URL=$(redact_url "$JAEGER_QUERY_URL") JAEGER_OTLP_ENDPOINT=$(redact_url "$JAEGER_OTLP_ENDPOINT")" >&2
+
+step "Kafka"
+if [ -n "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
+  if ! scripts/kafka.sh check "$KAFKA_BOOTSTRAP_SERVERS"; then
+    echo "KAFKA_BOOTSTRAP_SERVERS=$KAFKA_BOOTSTRAP_SERVERS does not answer; unset it to let this script start a broker" >&2
+    exit 1
+  fi
+else
+  started_kafka=1
+  KAFKA_BOOTSTRAP_SERVERS="$(scripts/kafka.sh start "${KAFKA_PORT:-}" | tail -n 1)"
+  export KAFKA_BOOTSTRAP_SERVERS="${KAFKA_BOOTSTRAP_SERVERS#KAFKA_BOOTSTRAP_SERVERS=}"
+fi
+echo "using KAFKA_BOOTSTRAP_SERVERS=$KAFKA_BOOTSTRAP_SERVERS" >&2
 
 step "cargo test"
 cargo test --workspace --all-features --no-fail-fast
