@@ -17,8 +17,10 @@
 //!
 //! [`cqrs_core`]: https://docs.rs/cqrs-core
 
+pub mod cloudevents;
 mod config;
 mod consumer;
+mod contract;
 mod error;
 mod producer;
 mod record;
@@ -26,9 +28,13 @@ mod record;
 pub mod testing;
 
 #[doc(inline)]
+pub use cloudevents::{CloudEvent, CloudEventError};
+#[doc(inline)]
 pub use config::{KafkaConfig, Sasl, SaslMechanism, BOOTSTRAP_VARIABLE};
 #[doc(inline)]
 pub use consumer::KafkaConsumer;
+#[doc(inline)]
+pub use contract::IntegrationEvent;
 #[doc(inline)]
 pub use error::{KafkaError, Result};
 #[doc(inline)]
