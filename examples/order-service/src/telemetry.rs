@@ -1,0 +1,126 @@
+//! Logs and traces: [`init`] installs the process's `tracing` subscriber; [`request_span`]
+//! opens each request's span, continuing the caller's W3C trace ([`extract_parent`]).
+//!
+//! The commands a request sends run inside its span, so the framework (with cqrs-core's
+//! `opentelemetry` feature) writes the request's trace context into the events' metadata, and
+//! the projections and the saga that handle them continue the same trace.
+
+use axum::http::HeaderMap;
+use cqrs_core::telemetry::{follow, TRACEPARENT};
+use cqrs_core::{EventId, Metadata};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::EnvFilter;
+use uuid::Uuid;
+
+use crate::Config;
+
+/// The filter used when `RUST_LOG` is unset.
+pub const DEFAULT_FILTER: &str = "info";
+
+/// Why [`init`] failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TelemetryError {
+    /// `RUST_LOG` is not a valid filter.
+    #[error("RUST_LOG is not a valid filter")]
+    Filter(#[source] tracing_subscriber::filter::ParseError),
+    /// A subscriber was installed already.
+    #[error("a tracing subscriber is installed already")]
+    AlreadyInstalled(#[source] tracing_subscriber::util::TryInitError),
+}
+
+/// Keeps telemetry running; dropping it flushes what is buffered.
+#[derive(Debug)]
+#[must_use = "dropping the guard flushes and ends the export"]
+pub struct TelemetryGuard {
+    _private: (),
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        tracing::debug!("telemetry guard dropped");
+    }
+}
+
+/// Installs the process's subscriber: log lines to stderr, filtered by `RUST_LOG` (default
+/// `info`). Each line of a request carries its span's fields, the correlation id among them.
+///
+/// # Errors
+///
+/// [`TelemetryError`] for a bad `RUST_LOG`, or when a subscriber is installed already.
+pub fn init(config: &Config) -> Result<TelemetryGuard, TelemetryError> {
+    let _ = config;
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(filter) if !filter.trim().is_empty() => {
+            EnvFilter::try_new(filter).map_err(|e| TelemetryError::Filter(parse_error(e)))?
+        }
+        _ => EnvFilter::new(DEFAULT_FILTER),
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .try_init()
+        .map_err(TelemetryError::AlreadyInstalled)?;
+    Ok(TelemetryGuard { _private: () })
+}
+
+/// `EnvFilter::try_new`'s error as the parse error it wraps.
+fn parse_error(
+    error: tracing_subscriber::filter::ParseError,
+) -> tracing_subscriber::filter::ParseError {
+    error
+}
+
+/// The request's W3C `traceparent` header, when it is well formed
+/// (`00-<32 hex trace id>-<16 hex span id>-<2 hex flags>`, ids not all zero).
+///
+/// ```
+/// use axum::http::HeaderMap;
+///
+/// let mut headers = HeaderMap::new();
+/// let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+/// headers.insert("traceparent", parent.parse().unwrap());
+/// assert_eq!(order_service::telemetry::extract_parent(&headers).as_deref(), Some(parent));
+/// headers.insert("traceparent", "00-nonsense".parse().unwrap());
+/// assert_eq!(order_service::telemetry::extract_parent(&headers), None);
+/// ```
+pub fn extract_parent(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(TRACEPARENT)?.to_str().ok()?.trim();
+    let parts: Vec<&str> = value.split('-').collect();
+    let [version, trace, span, flags] = parts.as_slice() else {
+        return None;
+    };
+    let hex = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit());
+    let zero = |s: &str| s.bytes().all(|b| b == b'0');
+    let valid = hex(version, 2)
+        && *version != "ff"
+        && hex(trace, 32)
+        && !zero(trace)
+        && hex(span, 16)
+        && !zero(span)
+        && hex(flags, 2);
+    valid.then(|| value.to_ascii_lowercase())
+}
+
+/// The span a request runs in: `request`, with its method, route template and correlation id,
+/// continuing the trace of the request's `traceparent` header, if any (through
+/// [`cqrs_core::telemetry::follow`]).
+pub fn request_span(
+    headers: &HeaderMap,
+    method: &str,
+    route: &str,
+    correlation: Uuid,
+) -> tracing::Span {
+    let span = tracing::info_span!(
+        "request",
+        method = %method,
+        route = %route,
+        correlation_id = %correlation,
+    );
+    if let Some(parent) = extract_parent(headers) {
+        let carrier = Metadata::new(EventId::new()).with_header(TRACEPARENT, parent);
+        follow(&span, &carrier);
+    }
+    span
+}
