@@ -12,7 +12,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use cqrs_core::process::ProcessOptions;
-use cqrs_core::projection::{ProjectionHandle, ProjectionRunner};
+use cqrs_core::projection::{ProjectionHandle, ProjectionRunner, ProjectionStatus};
 use cqrs_core::{Repository, RetryPolicy, SnapshotPolicy};
 use cqrs_elastic::{EsError, EsReadModel};
 use cqrs_postgres::{GroupCommit, PgError, PgEventStore, PgSchema};
@@ -174,6 +174,21 @@ impl Service {
     /// The event store.
     pub fn store(&self) -> &PgEventStore {
         &self.state.store
+    }
+
+    /// The read side's projection status (`None` once shut down): where its checkpoint is,
+    /// what it applied since start, its lag and breaker.
+    pub async fn read_side_status(&self) -> Option<ProjectionStatus> {
+        let workers = self.state.workers.read().await;
+        workers.as_ref().map(|w| w.read_side.status())
+    }
+
+    /// Every worker's status (read side, saga, carrier); empty once shut down.
+    pub async fn worker_statuses(&self) -> Vec<ProjectionStatus> {
+        let workers = self.state.workers.read().await;
+        workers.as_ref().map_or_else(Vec::new, |w| {
+            w.all().iter().map(|handle| handle.status()).collect()
+        })
     }
 
     /// The config it runs with.
