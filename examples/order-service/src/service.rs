@@ -124,13 +124,12 @@ impl Service {
         let cards = CardLimits::new();
         let retry = RetryPolicy::new(config.command_attempts);
         let shop = Shop {
-            orders: Repository::new(store.clone()).with_retry(retry.clone()),
+            orders: Repository::new(store.clone()).with_retry(retry),
             stock: Repository::new(store.clone())
                 .with_snapshots(SnapshotPolicy::every(100))
                 .with_cache(STOCK_CACHE)
-                .with_retry(retry.clone()),
-            payments: Repository::with_services(store.clone(), cards.clone())
-                .with_retry(retry.clone()),
+                .with_retry(retry),
+            payments: Repository::with_services(store.clone(), cards.clone()).with_retry(retry),
             shipments: Repository::new(store.clone()).with_retry(retry),
         };
         let read_side = ProjectionRunner::for_store(summaries.projector(), &store).spawn();

@@ -1,5 +1,6 @@
-//! Logs and traces: [`init`] installs the process's `tracing` subscriber; [`request_span`]
-//! opens each request's span, continuing the caller's W3C trace ([`extract_parent`]).
+//! Logs and traces: [`init`] installs the process's `tracing` subscriber (logs, and OTLP
+//! export when `OTEL_EXPORTER_OTLP_ENDPOINT` is set); [`request_span`] opens each request's
+//! span, continuing the caller's W3C trace ([`extract_parent`]).
 //!
 //! The commands a request sends run inside its span, so the framework (with cqrs-core's
 //! `opentelemetry` feature) writes the request's trace context into the events' metadata, and
@@ -8,12 +9,23 @@
 use axum::http::HeaderMap;
 use cqrs_core::telemetry::{follow, TRACEPARENT};
 use cqrs_core::{EventId, Metadata};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use opentelemetry_sdk::Resource;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 use uuid::Uuid;
 
 use crate::Config;
+
+/// The variable whose presence turns OTLP export on (the exporter reads it too, with the other
+/// `OTEL_EXPORTER_OTLP_*` variables).
+pub const OTLP_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+
+/// The service name traces carry unless `OTEL_SERVICE_NAME` says otherwise.
+pub const SERVICE_NAME: &str = "order-service";
 
 /// The filter used when `RUST_LOG` is unset.
 pub const DEFAULT_FILTER: &str = "info";
@@ -25,51 +37,90 @@ pub enum TelemetryError {
     /// `RUST_LOG` is not a valid filter.
     #[error("RUST_LOG is not a valid filter")]
     Filter(#[source] tracing_subscriber::filter::ParseError),
+    /// The OTLP exporter could not be built.
+    #[error("could not build the otlp exporter")]
+    Exporter(#[source] opentelemetry_otlp::ExporterBuildError),
     /// A subscriber was installed already.
     #[error("a tracing subscriber is installed already")]
     AlreadyInstalled(#[source] tracing_subscriber::util::TryInitError),
 }
 
-/// Keeps telemetry running; dropping it flushes what is buffered.
+/// Keeps telemetry running; dropping it flushes the spans not exported yet and ends the
+/// export.
 #[derive(Debug)]
 #[must_use = "dropping the guard flushes and ends the export"]
 pub struct TelemetryGuard {
-    _private: (),
+    provider: Option<SdkTracerProvider>,
+}
+
+impl TelemetryGuard {
+    /// Whether spans are exported over OTLP.
+    pub fn exports(&self) -> bool {
+        self.provider.is_some()
+    }
 }
 
 impl Drop for TelemetryGuard {
     fn drop(&mut self) {
-        tracing::debug!("telemetry guard dropped");
+        if let Some(provider) = self.provider.take() {
+            if let Err(error) = provider.shutdown() {
+                eprintln!("order-service: flushing traces failed: {error}");
+            }
+        }
     }
 }
 
 /// Installs the process's subscriber: log lines to stderr, filtered by `RUST_LOG` (default
-/// `info`). Each line of a request carries its span's fields, the correlation id among them.
+/// `info`); each line of a request carries its span's fields, the correlation id among them.
+/// When `OTEL_EXPORTER_OTLP_ENDPOINT` is set (`http://127.0.0.1:4318`), spans are exported
+/// there too, over OTLP http/protobuf in batches, every span sampled, as service
+/// `order-service` (or `OTEL_SERVICE_NAME`), and the W3C trace-context propagator is
+/// installed. The guard flushes the export when dropped: keep it until the end of `main`.
+///
+/// `config` is not read yet: the exporter takes its settings from the `OTEL_*` variables.
 ///
 /// # Errors
 ///
-/// [`TelemetryError`] for a bad `RUST_LOG`, or when a subscriber is installed already.
+/// [`TelemetryError`] for a bad `RUST_LOG`, an exporter that cannot be built, or when a
+/// subscriber is installed already.
 pub fn init(config: &Config) -> Result<TelemetryGuard, TelemetryError> {
     let _ = config;
     let filter = match std::env::var("RUST_LOG") {
         Ok(filter) if !filter.trim().is_empty() => {
-            EnvFilter::try_new(filter).map_err(|e| TelemetryError::Filter(parse_error(e)))?
+            EnvFilter::try_new(filter).map_err(TelemetryError::Filter)?
         }
         _ => EnvFilter::new(DEFAULT_FILTER),
     };
+    let exporting = std::env::var(OTLP_ENDPOINT).is_ok_and(|v| !v.trim().is_empty());
+    let provider = exporting.then(otlp_provider).transpose()?;
+    let otel = (provider.as_ref())
+        .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer(SERVICE_NAME)));
     tracing_subscriber::registry()
         .with(filter)
         .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(otel)
         .try_init()
         .map_err(TelemetryError::AlreadyInstalled)?;
-    Ok(TelemetryGuard { _private: () })
+    Ok(TelemetryGuard { provider })
 }
 
-/// `EnvFilter::try_new`'s error as the parse error it wraps.
-fn parse_error(
-    error: tracing_subscriber::filter::ParseError,
-) -> tracing_subscriber::filter::ParseError {
-    error
+/// A tracer provider exporting to the OTLP endpoint of the environment.
+fn otlp_provider() -> Result<SdkTracerProvider, TelemetryError> {
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .build()
+        .map_err(TelemetryError::Exporter)?;
+    let named = std::env::var("OTEL_SERVICE_NAME").is_ok_and(|v| !v.trim().is_empty());
+    let resource = if named {
+        Resource::builder().build()
+    } else {
+        Resource::builder().with_service_name(SERVICE_NAME).build()
+    };
+    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+    Ok(SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(resource)
+        .build())
 }
 
 /// The request's W3C `traceparent` header, when it is well formed
