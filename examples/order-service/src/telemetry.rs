@@ -97,7 +97,11 @@ pub fn init(config: &Config) -> Result<TelemetryGuard, TelemetryError> {
         .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer(SERVICE_NAME)));
     tracing_subscriber::registry()
         .with(filter)
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+        )
         .with(otel)
         .try_init()
         .map_err(TelemetryError::AlreadyInstalled)?;

@@ -117,7 +117,7 @@ pub(crate) async fn restock(
         .stock
         .execute_with(&sku, &command, context)
         .await
-        .map_err(|error| problem(error, |_| false))?;
+        .map_err(problem)?;
     Ok(answer(StatusCode::OK, &sku, correlation, &outcome))
 }
 
@@ -128,10 +128,13 @@ async fn order(
     command: &OrderCommand,
     context: CommandContext,
 ) -> Result<CommandOutcome<<Order as Aggregate>::Event>, Problem> {
-    orders
-        .execute_with(id, command, context)
-        .await
-        .map_err(|error| problem(error, never_placed))
+    match orders.execute_with(id, command, context).await {
+        Ok(outcome) => Ok(outcome),
+        Err(CommandError::Rejected(error)) if never_placed(&error) => {
+            Err(Problem::not_found(format!("order {id} was never placed")))
+        }
+        Err(error) => Err(problem(error)),
+    }
 }
 
 /// Whether the order refused a command because it does not exist.
@@ -163,17 +166,14 @@ fn context(correlation: Correlation, headers: &HeaderMap) -> Result<CommandConte
     }
 }
 
-/// The problem a failed command answers: 404 when `missing` says the aggregate does not exist,
-/// 422 for another rejection (with the error's code and message), and by the error's kind
-/// for a store failure (409 for a conflict after the retries, 503 for a store that is down).
-fn problem<E>(error: CommandError<E>, missing: impl Fn(&E) -> bool) -> Problem
+/// The problem a failed command answers: 422 for a rejection (with the error's code and
+/// message), and by the error's kind for a store failure (409 for a conflict after the
+/// retries, 503 for a store that is down).
+fn problem<E>(error: CommandError<E>) -> Problem
 where
     E: std::error::Error + Serialize + Display + 'static,
 {
     match error {
-        CommandError::Rejected(rejection) if missing(&rejection) => {
-            Problem::not_found(rejection.to_string())
-        }
         CommandError::Rejected(rejection) => {
             Problem::rejected(code(&rejection), rejection.to_string())
         }
