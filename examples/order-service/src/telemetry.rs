@@ -13,9 +13,11 @@ use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use opentelemetry_sdk::Resource;
+use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer as _;
 use uuid::Uuid;
 
 use crate::Config;
@@ -26,6 +28,10 @@ pub const OTLP_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
 
 /// The service name traces carry unless `OTEL_SERVICE_NAME` says otherwise.
 pub const SERVICE_NAME: &str = "order-service";
+
+/// The spans exported over OTLP: `info` and above, whatever `RUST_LOG` says (the framework's
+/// spans are `info`).
+pub const TRACE_LEVEL: LevelFilter = LevelFilter::INFO;
 
 /// The filter used when `RUST_LOG` is unset.
 pub const DEFAULT_FILTER: &str = "info";
@@ -71,7 +77,7 @@ impl Drop for TelemetryGuard {
 }
 
 /// Installs the process's subscriber: log lines to stderr, filtered by `RUST_LOG` (default
-/// `info`); each line of a request carries its span's fields, the correlation id among them.
+/// `info`; it filters the log lines only, not the exported spans); each line of a request carries its span's fields, the correlation id among them.
 /// When `OTEL_EXPORTER_OTLP_ENDPOINT` is set (`http://127.0.0.1:4318`), spans are exported
 /// there too, over OTLP http/protobuf in batches, every span sampled, as service
 /// `order-service` (or `OTEL_SERVICE_NAME`), and the W3C trace-context propagator is
@@ -95,14 +101,15 @@ pub fn init(config: &Config) -> Result<TelemetryGuard, TelemetryError> {
     let provider = exporting.then(otlp_provider).transpose()?;
     let otel = (provider.as_ref())
         .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer(SERVICE_NAME)));
+    // Each layer has its own filter: `RUST_LOG=warn` quiets the logs, not the traces.
     tracing_subscriber::registry()
-        .with(filter)
         .with(
             tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
-                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .with_filter(filter),
         )
-        .with(otel)
+        .with(otel.map(|layer| layer.with_filter(TRACE_LEVEL)))
         .try_init()
         .map_err(TelemetryError::AlreadyInstalled)?;
     Ok(TelemetryGuard { provider })
