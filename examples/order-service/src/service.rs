@@ -55,7 +55,9 @@ pub enum StartError {
     ReadModel(#[source] EsError),
 }
 
-/// The order service: its servers, its workers and its HTTP API.
+/// The order service: its servers, its workers and its HTTP API. Stop it with
+/// [`serve`](Service::serve)'s shutdown future or [`shutdown`](Service::shutdown); dropping it
+/// aborts the workers.
 pub struct Service {
     pub(crate) state: Arc<State>,
 }
@@ -212,7 +214,7 @@ impl Service {
         served
     }
 
-    /// Stops the workers: the saga and the carrier first (they send commands), then the read
+    /// Stops the workers gracefully: the saga and the carrier first (they send commands), then the read
     /// side. Each finishes its batch in hand, saves its checkpoint and releases its lease.
     /// Requests still running get 503 for anything that needs a worker.
     pub async fn shutdown(self) {
@@ -222,6 +224,22 @@ impl Service {
             workers.carrier.shutdown().await;
             workers.read_side.shutdown().await;
             tracing::info!("order service stopped: workers saved their checkpoints");
+        }
+    }
+}
+
+impl Drop for Service {
+    /// A service dropped without [`serve`](Service::serve) or [`shutdown`](Service::shutdown)
+    /// aborts its workers, as a crash would (no checkpoint saved, leases left to expire),
+    /// rather than leave them running unowned.
+    fn drop(&mut self) {
+        let Ok(mut workers) = self.state.workers.try_write() else {
+            return;
+        };
+        if let Some(workers) = workers.take() {
+            workers.saga.abort();
+            workers.carrier.abort();
+            workers.read_side.abort();
         }
     }
 }

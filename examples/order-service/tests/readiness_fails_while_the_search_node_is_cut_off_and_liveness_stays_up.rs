@@ -1,6 +1,7 @@
 //! Readiness turns 503 when the search node stops answering, and 200 when it is back, while
 //! liveness stays 200 throughout. The service reaches the shared node through a [`Relay`]
-//! that the test cuts and restores: the node itself is never stopped.
+//! that the test cuts and restores: the node itself is never stopped. Queries answer 503 while
+//! it is cut off.
 
 mod support;
 
@@ -49,6 +50,10 @@ async fn readiness_follows_the_search_node_and_liveness_does_not() {
     assert_eq!(down["checks"]["postgres"], "ok", "{down}");
     let (status, _, body) = send(http.get(&liveness)).await;
     assert_eq!((status, body), (StatusCode::OK, json!({ "status": "ok" })));
+    // A query needs the node: 503, as problem+json.
+    let (status, _, body) = send(http.get(service.url("/orders/1"))).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["type"], "/problems/unavailable", "{body}");
 
     relay.restore();
     ready(&http, &service).await;
