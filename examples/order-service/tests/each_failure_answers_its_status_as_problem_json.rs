@@ -76,6 +76,9 @@ async fn malformed_unknown_and_rejected_commands_answer_400_404_and_422() {
     .await;
     assert_problem(status, &headers, &body, 404, "/problems/not-found");
 
+    let (status, headers, body) = send(http.get(service.url("/nowhere"))).await;
+    assert_problem(status, &headers, &body, 404, "/problems/not-found");
+
     let (status, _, _) = send(http.post(service.url("/orders/1")).json(&place("alice"))).await;
     assert_eq!(status, StatusCode::CREATED);
     let (status, headers, body) =
