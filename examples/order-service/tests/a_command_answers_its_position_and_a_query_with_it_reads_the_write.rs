@@ -1,7 +1,7 @@
 //! Command -> query with read-your-writes: a command answers the feed position of its last
 //! event (body and `X-Feed-Position`), with the request's correlation id echoed; a query that
 //! asks for that position (`min_position`) sees the write, and search pages through the
-//! summaries.
+//! summaries. A command id sent again gets the first outcome back.
 
 mod support;
 
@@ -84,6 +84,42 @@ async fn a_query_with_the_commands_position_sees_the_command() {
     .await;
     assert_eq!(second["orders"][0]["id"], "o-3");
     assert_eq!(second["next_from"], json!(null));
+
+    service.stop().await;
+    names.clean_up().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_sent_again_with_its_command_id_answers_the_first_outcome() {
+    let (config, names) = config();
+    let service = TestService::start(config).await;
+    let http = client();
+    let restock = || {
+        http.post(service.url("/stock/gadget/restock"))
+            .header("X-Command-Id", "0190d1c4-5a2b-7cc3-9d8e-00000000c0de")
+            .json(&json!({ "quantity": 3 }))
+    };
+
+    let (status, _, first) = send(restock()).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(first["duplicate"], false);
+    let (status, _, again) = send(restock()).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["duplicate"], true);
+    assert_eq!(again["position"], first["position"]);
+    assert_eq!(
+        (again["version"].clone(), first["version"].clone()),
+        (json!(1), json!(1))
+    );
+
+    let (status, headers, body) = send(
+        http.post(service.url("/stock/gadget/restock"))
+            .header("X-Command-Id", "twice")
+            .json(&json!({ "quantity": 3 })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(headers["content-type"], "application/problem+json");
 
     service.stop().await;
     names.clean_up().await;
