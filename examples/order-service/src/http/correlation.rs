@@ -1,0 +1,66 @@
+//! The per-request middleware: the correlation id (read from `X-Correlation-Id`, or a new
+//! UUID v7; echoed in the response), the `request` span (continuing the caller's trace), and
+//! the HTTP metrics.
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request};
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use tracing::Instrument;
+use uuid::Uuid;
+
+use super::Problem;
+
+/// The request and response header of the correlation id.
+pub const CORRELATION_ID: &str = "x-correlation-id";
+
+/// The request header of a command id: the same id sent again gets the first outcome back.
+pub const COMMAND_ID: &str = "x-command-id";
+
+/// The response header of a command's feed position (`major/minor`), for read-your-writes.
+pub const FEED_POSITION: &str = "x-feed-position";
+
+/// A request's correlation id, in the request's extensions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Correlation(pub Uuid);
+
+/// Reads or makes the correlation id (400 when malformed), runs the request in its span, echoes
+/// the id, counts the request.
+pub(crate) async fn middleware(mut request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().as_str().to_owned();
+    let route = (request.extensions().get::<MatchedPath>())
+        .map_or("unmatched", MatchedPath::as_str)
+        .to_owned();
+    let response = match correlation(&request) {
+        Err(problem) => problem.into_response(),
+        Ok(id) => {
+            request.extensions_mut().insert(Correlation(id));
+            let span = crate::telemetry::request_span(request.headers(), &method, &route, id);
+            let mut response = next.run(request).instrument(span).await;
+            if let Ok(value) = HeaderValue::from_str(&id.to_string()) {
+                response.headers_mut().insert(CORRELATION_ID, value);
+            }
+            response
+        }
+    };
+    crate::metrics::http_request(
+        &method,
+        &route,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
+}
+
+/// The request's correlation id: its header's, or a new one.
+fn correlation(request: &Request) -> Result<Uuid, Problem> {
+    match request.headers().get(CORRELATION_ID) {
+        None => Ok(Uuid::now_v7()),
+        Some(value) => (value.to_str().ok())
+            .and_then(|v| Uuid::parse_str(v.trim()).ok())
+            .ok_or_else(|| Problem::bad_request("the X-Correlation-Id header is not a UUID")),
+    }
+}

@@ -1,0 +1,111 @@
+//! `GET /metrics`: the Prometheus text of every metric recorded in the process, the
+//! framework's (through [`cqrs_core::telemetry::metrics`]) and the HTTP layer's.
+//!
+//! The recorder of the `metrics` facade is process-global: [`install`] builds and installs
+//! the Prometheus recorder once per process and keeps its handle, so every [`Service`] in the
+//! process renders the same registry (the HTTP metrics are not labelled by service). When
+//! another recorder was installed first, `/metrics` answers 503.
+//!
+//! [`Service`]: crate::Service
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use cqrs_core::process::{ProcessManager, Processes};
+use cqrs_core::{Clock, SystemClock};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use quickstart::saga::orchestrated::OrderFulfilment;
+
+use crate::http::Problem;
+use crate::service;
+
+/// Requests served, by `method`, `route` (the route's template, `/orders/{id}`) and `status`.
+pub const HTTP_REQUESTS: &str = "http_requests_total";
+
+/// Request latency in seconds, by `method` and `route` (a histogram).
+pub const HTTP_DURATION: &str = "http_request_duration_seconds";
+
+/// How long an instance may go without progress before it counts as stuck.
+pub const STUCK_AFTER: Duration = Duration::from_secs(60);
+
+/// The histogram buckets of [`HTTP_DURATION`], in seconds.
+const BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+/// The Content-Type of the Prometheus text format.
+pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+static RECORDER: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Installs the Prometheus recorder as the process's `metrics` recorder, once; later calls
+/// return the same handle. `None` when another recorder was installed first.
+pub fn install() -> Option<&'static PrometheusHandle> {
+    RECORDER
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Full(HTTP_DURATION.to_owned()), &BUCKETS)
+                .ok()?;
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("another metrics recorder is installed: /metrics answers 503");
+                return None;
+            }
+            describe();
+            Some(handle)
+        })
+        .as_ref()
+}
+
+/// Describes the HTTP metrics and the framework's.
+fn describe() {
+    cqrs_core::telemetry::metrics::describe();
+    metrics::describe_counter!(HTTP_REQUESTS, "HTTP requests served");
+    metrics::describe_histogram!(
+        HTTP_DURATION,
+        metrics::Unit::Seconds,
+        "HTTP request latency"
+    );
+}
+
+/// Counts one request and records its latency.
+pub(crate) fn http_request(method: &str, route: &str, status: u16, took: Duration) {
+    let labels = [("method", method.to_owned()), ("route", route.to_owned())];
+    let mut counted = labels.to_vec();
+    counted.push(("status", status.to_string()));
+    metrics::counter!(HTTP_REQUESTS, &counted).increment(1);
+    metrics::histogram!(HTTP_DURATION, &labels).record(took.as_secs_f64());
+}
+
+/// `GET /metrics`: refreshes the gauges from each worker's status and the saga's instance
+/// counts, then renders the registry.
+pub(crate) async fn scrape(State(state): State<Arc<service::State>>) -> Response {
+    let Some(handle) = install() else {
+        return Problem::unavailable("another metrics recorder is installed").into_response();
+    };
+    if let Some(workers) = state.workers.read().await.as_ref() {
+        for worker in workers.all() {
+            cqrs_core::telemetry::metrics::record_projection(&worker.status());
+        }
+    }
+    let processes = Processes::new(state.store.clone());
+    let counts = processes.counts(OrderFulfilment::TYPE, SystemClock.now(), STUCK_AFTER);
+    match tokio::time::timeout(state.config.dependency_timeout, counts).await {
+        Ok(Ok(counts)) => {
+            cqrs_core::telemetry::metrics::record_processes(OrderFulfilment::TYPE, &counts);
+        }
+        Ok(Err(error)) => {
+            tracing::warn!(
+                error = &error as &dyn std::error::Error,
+                "counting instances failed"
+            );
+        }
+        Err(_) => tracing::warn!("counting instances timed out"),
+    }
+    handle.run_upkeep();
+    ([(header::CONTENT_TYPE, PROMETHEUS_TEXT)], handle.render()).into_response()
+}

@@ -1,0 +1,179 @@
+//! Every failure answers `application/problem+json` with its status: malformed input 400,
+//! unknown order 404, conflict after the retries 409, rejected by the aggregate 422 (with its
+//! error's code and message), the database down 503, the read model behind past the read
+//! wait 504.
+//!
+//! How each is made to happen: 409, with one attempt per command: the service's stock
+//! repository caches item states, and a writer beside it (a repository of its own on the same
+//! schema) moves the stream on, so the cached state is stale and the append conflicts. 503:
+//! the service reaches PostgreSQL through a [`Relay`] that the test cuts. 504: a
+//! `min_position` far past the feed's head, with a read wait of 200 ms.
+
+mod support;
+
+use std::time::Duration;
+
+use cqrs_core::Repository;
+use quickstart::inventory::{Inventory, InventoryCommand};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use support::{address_of, client, config, required_env, send, via, Relay, TestService};
+
+/// Asserts a problem body of `status` and `type`.
+fn assert_problem(
+    status: StatusCode,
+    headers: &reqwest::header::HeaderMap,
+    body: &Value,
+    expected: u16,
+    kind: &str,
+) {
+    assert_eq!(status.as_u16(), expected, "{body}");
+    assert_eq!(headers["content-type"], "application/problem+json");
+    assert_eq!(body["status"], expected, "{body}");
+    assert_eq!(body["type"], kind, "{body}");
+    assert!(
+        body["title"].is_string() && body["detail"].is_string(),
+        "{body}"
+    );
+}
+
+fn place(customer: &str) -> Value {
+    json!({ "customer": customer, "lines": [{ "sku": "widget", "quantity": 1, "unit_price": 100 }] })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_unknown_and_rejected_commands_answer_400_404_and_422() {
+    let (config, names) = config();
+    let service = TestService::start(config).await;
+    let http = client();
+
+    let (status, headers, body) = send(
+        http.post(service.url("/orders/1"))
+            .body("{\"customer\": 7}"),
+    )
+    .await;
+    assert_problem(status, &headers, &body, 400, "/problems/malformed-request");
+
+    let (status, headers, body) = send(
+        http.post(service.url("/orders/1"))
+            .header("X-Correlation-Id", "not-a-uuid")
+            .json(&place("alice")),
+    )
+    .await;
+    assert_problem(status, &headers, &body, 400, "/problems/malformed-request");
+
+    let (status, headers, body) = send(
+        http.get(service.url("/orders"))
+            .query(&[("status", "lost")]),
+    )
+    .await;
+    assert_problem(status, &headers, &body, 400, "/problems/malformed-request");
+
+    let (status, headers, body) = send(
+        http.post(service.url("/orders/nobody/cancel"))
+            .json(&json!({ "reason": "changed my mind" })),
+    )
+    .await;
+    assert_problem(status, &headers, &body, 404, "/problems/not-found");
+
+    let (status, headers, body) = send(http.get(service.url("/nowhere"))).await;
+    assert_problem(status, &headers, &body, 404, "/problems/not-found");
+
+    let (status, _, _) = send(http.post(service.url("/orders/1")).json(&place("alice"))).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, headers, body) =
+        send(http.post(service.url("/orders/1")).json(&place("alice"))).await;
+    assert_problem(status, &headers, &body, 422, "/problems/rejected");
+    assert_eq!(body["code"], "AlreadyPlaced");
+    assert_eq!(body["message"], "the order was placed already");
+
+    let (status, headers, body) = send(
+        http.post(service.url("/orders/2"))
+            .json(&json!({ "customer": "bob", "lines": [] })),
+    )
+    .await;
+    assert_problem(status, &headers, &body, 422, "/problems/rejected");
+    assert_eq!(body["code"], "NoLines");
+
+    service.stop().await;
+    names.clean_up().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_that_keeps_conflicting_answers_409() {
+    let (config, names) = config();
+    let service = TestService::start(config.with_command_attempts(1)).await;
+    let http = client();
+    let restock = |quantity: u64| json!({ "quantity": quantity });
+
+    let (status, _, _) = send(
+        http.post(service.url("/stock/gadget/restock"))
+            .json(&restock(1)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    // Another writer moves the stream on: the service's cached state is one version behind.
+    let elsewhere = Repository::<Inventory, _>::new(service.store.clone());
+    (elsewhere
+        .execute("gadget", &InventoryCommand::Restock { quantity: 2 })
+        .await)
+        .expect("a restock beside the service");
+
+    let (status, headers, body) = send(
+        http.post(service.url("/stock/gadget/restock"))
+            .json(&restock(4)),
+    )
+    .await;
+    assert_problem(status, &headers, &body, 409, "/problems/conflict");
+
+    service.stop().await;
+    names.clean_up().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_while_the_database_is_cut_off_answers_503() {
+    let database = required_env("DATABASE_URL");
+    let relay = Relay::start(address_of(&database)).await;
+    let (config, names) = config();
+    let mut config = config.with_dependency_timeout(Duration::from_secs(1));
+    config.database_url = via(&database, relay.address());
+    let service = TestService::start(config).await;
+    let http = client();
+    let (status, _, _) = send(http.post(service.url("/orders/1")).json(&place("alice"))).await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    relay.cut();
+    let (status, headers, body) =
+        send(http.post(service.url("/orders/2")).json(&place("bob"))).await;
+    assert_problem(status, &headers, &body, 503, "/problems/unavailable");
+
+    relay.restore();
+    service.stop().await;
+    names.clean_up().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_for_a_position_the_read_model_does_not_reach_in_time_answers_504() {
+    let (config, names) = config();
+    let service = TestService::start(config.with_read_wait(Duration::from_millis(200))).await;
+    let http = client();
+
+    let (status, headers, body) = send(
+        http.get(service.url("/orders/1"))
+            .query(&[("min_position", "9000000000000/0")]),
+    )
+    .await;
+    assert_problem(status, &headers, &body, 504, "/problems/read-model-behind");
+    let (status, headers, body) = send(
+        http.get(service.url("/orders/1"))
+            .query(&[("min_position", "soon")]),
+    )
+    .await;
+    assert_problem(status, &headers, &body, 400, "/problems/malformed-request");
+    // Without a position it answers what it has: nothing yet.
+    let (status, headers, body) = send(http.get(service.url("/orders/1"))).await;
+    assert_problem(status, &headers, &body, 404, "/problems/not-found");
+
+    service.stop().await;
+    names.clean_up().await;
+}

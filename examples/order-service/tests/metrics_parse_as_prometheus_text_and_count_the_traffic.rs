@@ -1,0 +1,116 @@
+//! `GET /metrics` is Prometheus text (every line parses), and its counters move with the
+//! traffic: the HTTP request counter by route template and status, the latency histogram,
+//! and (once the framework's metrics are merged) the command counter.
+
+mod support;
+
+use reqwest::StatusCode;
+use serde_json::json;
+use support::prometheus::{parse, value, Sample};
+use support::{client, config, send, TestService};
+
+/// Whether the framework's command metrics are in this build: the lead sets it to `true` when
+/// the metrics work (which adds `cqrs_commands_total`) is merged.
+const FRAMEWORK_METRICS: bool = false;
+
+/// The framework's command counter (cqrs-core's metrics name constant, once merged).
+const COMMANDS_TOTAL: &str = "cqrs_commands_total";
+
+async fn scrape(http: &reqwest::Client, service: &TestService) -> Vec<Sample> {
+    let response = http
+        .get(service.url("/metrics"))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(response.status(), StatusCode::OK);
+    let kind = response.headers()["content-type"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(kind.starts_with("text/plain; version=0.0.4"), "{kind}");
+    parse(&response.text().await.expect("a body"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_request_counters_move_with_the_traffic() {
+    let (config, names) = config();
+    let service = TestService::start(config).await;
+    let http = client();
+    let placed = [
+        ("route", "/orders/{id}"),
+        ("method", "POST"),
+        ("status", "201"),
+    ];
+    let rejected = [
+        ("route", "/orders/{id}"),
+        ("method", "POST"),
+        ("status", "422"),
+    ];
+
+    let before = scrape(&http, &service).await;
+    for id in 1..=3 {
+        let body = json!({ "customer": "alice", "lines": [{ "sku": "widget", "quantity": 1, "unit_price": 100 }] });
+        let (status, _, _) =
+            send(http.post(service.url(&format!("/orders/{id}"))).json(&body)).await;
+        assert_eq!(status, StatusCode::CREATED);
+        if id == 3 {
+            let (status, _, _) = send(http.post(service.url("/orders/3")).json(&body)).await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        }
+    }
+    let after = scrape(&http, &service).await;
+
+    let moved = |labels: &[(&str, &str)]| {
+        value(&after, "http_requests_total", labels) - value(&before, "http_requests_total", labels)
+    };
+    assert_eq!(moved(&placed), 3.0);
+    assert_eq!(moved(&rejected), 1.0);
+    let latencies = |samples: &[Sample]| {
+        value(
+            samples,
+            "http_request_duration_seconds_count",
+            &[("route", "/orders/{id}"), ("method", "POST")],
+        )
+    };
+    assert_eq!(latencies(&after) - latencies(&before), 4.0);
+    assert!(
+        after
+            .iter()
+            .any(|s| s.name == "http_request_duration_seconds_bucket"),
+        "latency is a histogram"
+    );
+    if FRAMEWORK_METRICS {
+        let commands = value(&after, COMMANDS_TOTAL, &[]) - value(&before, COMMANDS_TOTAL, &[]);
+        assert!(commands >= 4.0, "{COMMANDS_TOTAL} moved by {commands}");
+    }
+
+    service.stop().await;
+    names.clean_up().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_services_in_one_process_both_render_metrics() {
+    let (first_config, first_names) = config();
+    let (second_config, second_names) = config();
+    let first = TestService::start(first_config).await;
+    let second = TestService::start(second_config).await;
+    let http = client();
+    assert!(!scrape(&http, &first).await.is_empty());
+    assert!(!scrape(&http, &second).await.is_empty());
+    first.stop().await;
+    second.stop().await;
+    first_names.clean_up().await;
+    second_names.clean_up().await;
+}
+
+#[test]
+fn the_parser_reads_samples_and_refuses_what_is_not_prometheus_text() {
+    let samples = parse(
+        "# HELP x_total a thing\n# TYPE x_total counter\nx_total{route=\"/orders/{id}\",status=\"201\"} 3\ny 1.5\n",
+    );
+    assert_eq!(value(&samples, "x_total", &[("status", "201")]), 3.0);
+    assert_eq!(value(&samples, "y", &[]), 1.5);
+    assert!(std::panic::catch_unwind(|| parse("not prometheus")).is_err());
+    assert!(std::panic::catch_unwind(|| parse("x{a=b} 1")).is_err());
+    assert!(std::panic::catch_unwind(|| parse("# TYPE x_total bogus")).is_err());
+}
