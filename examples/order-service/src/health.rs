@@ -82,8 +82,8 @@ async fn search(state: &service::State) -> String {
 }
 
 /// A worker is ready when it runs (or catches up) with its breaker closed, at most
-/// `max_events` behind and with its last event applied at most `max_lag` after it was
-/// recorded.
+/// `max_events` behind, and the oldest event it has not applied yet is at most `max_lag` old
+/// (zero at the head: a worker stuck behind an old event shows a lag that keeps growing).
 pub(crate) fn worker(status: &ProjectionStatus, max_events: u64, max_lag: Duration) -> String {
     if !status.is_ready() {
         return format!("{}, breaker {}", status.state, status.breaker);
@@ -94,10 +94,11 @@ pub(crate) fn worker(status: &ProjectionStatus, max_events: u64, max_lag: Durati
             status.lag_events
         );
     }
-    if status.lag > max_lag {
+    let behind = status.unapplied_age(time::OffsetDateTime::now_utc());
+    if behind > max_lag {
         return format!(
             "{} ms behind, more than {} ms",
-            status.lag.as_millis(),
+            behind.as_millis(),
             max_lag.as_millis()
         );
     }

@@ -106,6 +106,16 @@ pub(crate) async fn scrape(State(state): State<Arc<service::State>>) -> Response
         }
         Err(_) => tracing::warn!("counting instances timed out"),
     }
+    match tokio::time::timeout(state.config.dependency_timeout, state.store.feed_horizon()).await {
+        Ok(Ok(horizon)) => cqrs_postgres::record_feed_horizon(&horizon),
+        Ok(Err(error)) => {
+            tracing::warn!(
+                error = &error as &dyn std::error::Error,
+                "reading the feed horizon failed"
+            );
+        }
+        Err(_) => tracing::warn!("reading the feed horizon timed out"),
+    }
     handle.run_upkeep();
     ([(header::CONTENT_TYPE, PROMETHEUS_TEXT)], handle.render()).into_response()
 }
