@@ -18,4 +18,6 @@ pub mod metrics;
 mod trace;
 
 #[doc(inline)]
-pub use trace::{current_traceparent, follow, TRACEPARENT};
+pub use trace::{
+    current_traceparent, follow, follow_first, span_traceparent, MAX_LINKS, TRACEPARENT,
+};
