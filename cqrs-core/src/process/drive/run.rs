@@ -9,6 +9,7 @@
 use std::sync::{Arc, PoisonError};
 
 use time::OffsetDateTime;
+use tracing::Instrument;
 
 use super::cache::Loaded;
 use super::{Arrival, Driver, Halt};
@@ -109,10 +110,16 @@ where
             input,
             id,
             kind,
-            ..
+            position,
         } = arrival;
-        self.record(input, id, kind, starts).await?;
-        self.send_pending().await
+        let correlation = self.loaded.instance.books.correlation_id;
+        let span = super::span::step::<P>(&self.instance, &kind, position, correlation);
+        async {
+            self.record(input, id, kind, starts).await?;
+            self.send_pending().await
+        }
+        .instrument(span)
+        .await
     }
 
     /// Whether a feed input is for this instance as it stands: not to an instance that has not
@@ -218,6 +225,7 @@ where
     async fn send_pending(&mut self) -> Result<(), Halt> {
         while let Some(pending) = self.next_pending() {
             let step = pending.step;
+            let span = super::span::dispatch(&pending.command, step.command_id, &self.stream);
             let command: P::Command = serde_json::from_value(pending.command)
                 .map_err(|e| Halt::Poison(format!("pending command {}: {e}", step.command_id)))?;
             let books = &self.loaded.instance.books;
@@ -233,7 +241,14 @@ where
                 context = context.first_delivery();
             }
             let id = InputId::of_outcome(step.command_id);
-            match self.driver.dispatcher.dispatch(&command, context).await {
+            let dispatched = self
+                .driver
+                .dispatcher
+                .dispatch(&command, context)
+                .instrument(span.clone())
+                .await;
+            span.record("outcome", dispatch_outcome(&dispatched));
+            match dispatched {
                 Ok(Dispatched::Accepted { .. }) => {
                     let input = Input::Accepted { step, command };
                     let kind = ReceivedKind::Accepted { step };
@@ -269,6 +284,19 @@ where
             .iter()
             .find(|p| !self.loaded.forwarded.contains(&p.step.command_id))
             .cloned()
+    }
+}
+
+/// What became of a dispatched command, for its span.
+fn dispatch_outcome<R>(dispatched: &Result<Dispatched, DispatchError<R>>) -> &'static str {
+    match dispatched {
+        Ok(Dispatched::Accepted {
+            duplicate: true, ..
+        }) => "duplicate",
+        Ok(Dispatched::Accepted { .. }) => "accepted",
+        Ok(Dispatched::Forwarded) => "forwarded",
+        Err(DispatchError::Rejected(_)) => "rejected",
+        Err(_) => "failed",
     }
 }
 

@@ -226,7 +226,12 @@ impl Worker {
                 settlement.skipped(next).await;
                 continue;
             }
-            let applied = match self.apply_while_settling(events, settlement).await {
+            let span = super::span::batch(self.runner.projection.name(), &events);
+            let applied = match self
+                .apply_while_settling(events, settlement)
+                .instrument(span.clone())
+                .await
+            {
                 Ok(applied) => applied,
                 Err(Lead::Poisoned { before, error }) => {
                     settlement.keep_before_poison(before).await;
@@ -239,6 +244,7 @@ impl Worker {
                     next,
                     full,
                     applied,
+                    span,
                 })
                 .await;
         }
