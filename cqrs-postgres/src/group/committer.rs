@@ -63,6 +63,7 @@ impl Committer {
             columns,
             state: Arc::clone(&state),
             reply,
+            span: tracing::Span::current(),
         };
         let Some(lane) = self.lane(stream_id, pool, queries) else {
             return Ok(None);

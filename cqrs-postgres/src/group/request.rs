@@ -31,4 +31,6 @@ pub(super) struct Request {
     /// [`QUEUED`], [`TAKEN`] or [`ABANDONED`], shared with the writer.
     pub(super) state: Arc<AtomicU8>,
     pub(super) reply: oneshot::Sender<Reply>,
+    /// The writer's span (`pg_append`): the lane records the size of the group it rode in.
+    pub(super) span: tracing::Span,
 }
