@@ -13,7 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use cqrs_core::process::{ProcessManagerProjection, ProcessOptions};
 use cqrs_core::projection::{Projection, ProjectionError, ProjectionRunner};
-use cqrs_core::telemetry::{follow, TRACEPARENT};
+use cqrs_core::telemetry::{follow, follow_traceparent, TRACEPARENT};
 use cqrs_core::testing::{Tally, TallyCommand, TestClock};
 use cqrs_core::{
     Aggregate, CommandContext, DomainEvent, EventFilter, EventId, InMemoryEventStore, Metadata,
@@ -330,6 +330,32 @@ async fn a_span_following_a_malformed_or_missing_header_stays_in_its_own_trace()
         format!("{}", trace_id_of(&child)),
         "0af7651916cd43dd8448eb211c80319c"
     );
+}
+
+#[tokio::test]
+async fn a_request_span_continues_an_incoming_traceparent_and_its_events_carry_it() {
+    let (_exporter, _provider, _guard) = traced(Sampler::AlwaysOn);
+    let store = InMemoryEventStore::new();
+    let incoming = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let request = tracing::info_span!("request");
+    follow_traceparent(&request, incoming);
+    Repository::<Tally, _>::new(store.clone())
+        .execute("1", &TallyCommand::Add(vec![1]))
+        .instrument_in(&request)
+        .await
+        .expect("added");
+    let events = stream(&store, "tally-1").await;
+    let written = events[0]
+        .metadata
+        .header(TRACEPARENT)
+        .expect("a traceparent");
+    // Same trace, a span of ours (the command's) as the parent, sampled.
+    assert!(
+        written.starts_with("00-0af7651916cd43dd8448eb211c80319c-"),
+        "{written}"
+    );
+    assert!(written.ends_with("-01"), "{written}");
+    assert_ne!(written, incoming);
 }
 
 /// Runs a future inside a span, as a service's request handler would.

@@ -46,8 +46,8 @@
 //!
 //! The service installs the subscriber: a `tracing_subscriber::Registry` with
 //! `tracing_opentelemetry::layer().with_tracer(...)` (and its exporter, OTLP say), and starts
-//! each request's span from the incoming `traceparent` with
-//! `OpenTelemetrySpanExt::set_parent`. The `traceparent` is parsed and written by this crate
+//! each request's span from the incoming `traceparent` with [`follow_traceparent`] (or
+//! `OpenTelemetrySpanExt::set_parent` and the SDK's propagator). The `traceparent` is parsed and written by this crate
 //! (W3C Trace Context, version 00), so the feature needs only the `opentelemetry` API crate,
 //! not the SDK.
 
@@ -56,5 +56,6 @@ mod trace;
 
 #[doc(inline)]
 pub use trace::{
-    current_traceparent, follow, follow_first, span_traceparent, MAX_LINKS, TRACEPARENT,
+    current_traceparent, follow, follow_first, follow_traceparent, span_traceparent, MAX_LINKS,
+    TRACEPARENT,
 };

@@ -56,12 +56,32 @@ pub fn span_traceparent(span: &tracing::Span) -> Option<String> {
 /// OpenTelemetry span's parent is fixed when it starts. A malformed header is ignored (a
 /// debug line says why); the span then stays in the trace it was created in.
 pub fn follow(span: &tracing::Span, metadata: &Metadata) {
+    if let Some(traceparent) = metadata.header(TRACEPARENT) {
+        follow_traceparent(span, traceparent);
+    }
+}
+
+/// Makes `span` continue the trace a W3C `traceparent` value names: what [`follow`] does
+/// with an event's header, for a value from elsewhere (an incoming HTTP request's
+/// `traceparent` header, say), without OpenTelemetry's SDK propagator. Same rules: call it
+/// before the span is entered; a malformed value is ignored with a debug line; a no-op
+/// without the `opentelemetry` feature.
+///
+/// ```
+/// let request = tracing::info_span!("request");
+/// cqrs_core::telemetry::follow_traceparent(
+///     &request,
+///     "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+/// );
+/// let _entered = request.enter();
+/// ```
+pub fn follow_traceparent(span: &tracing::Span, traceparent: &str) {
     #[cfg(feature = "opentelemetry")]
-    if let Some(parent) = metadata.header(TRACEPARENT).and_then(parse) {
+    if let Some(parent) = parse(traceparent) {
         otel::set_parent(span, parent);
     }
     #[cfg(not(feature = "opentelemetry"))]
-    let _ = (span, metadata);
+    let _ = (span, traceparent);
 }
 
 /// [`follow`] for a span that handles many events at once (a projection's batch): `span`
