@@ -16,10 +16,10 @@ use cqrs_core::projection::{Projection, ProjectionError, ProjectionRunner};
 use cqrs_core::telemetry::{follow, follow_traceparent, TRACEPARENT};
 use cqrs_core::testing::{Tally, TallyCommand, TestClock};
 use cqrs_core::{
-    Aggregate, CommandContext, DomainEvent, EventFilter, EventId, InMemoryEventStore, Metadata,
-    RecordedEvent, Repository, SharedClock,
+    Aggregate, AppendEvents, CommandContext, DomainEvent, EventFilter, EventId, ExpectedVersion,
+    InMemoryEventStore, Metadata, NewEvent, RecordedEvent, Repository, SharedClock, StreamId,
 };
-use opentelemetry::trace::{TraceContextExt, TraceId, TracerProvider as _};
+use opentelemetry::trace::{SpanId, TraceContextExt, TraceId, TracerProvider as _};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, Sampler, SdkTracerProvider, SpanData};
 use process_support::{stream, Checkout, Shop};
 use serde::{Deserialize, Serialize};
@@ -356,6 +356,45 @@ async fn a_request_span_continues_an_incoming_traceparent_and_its_events_carry_i
     );
     assert!(written.ends_with("-01"), "{written}");
     assert_ne!(written, incoming);
+}
+
+#[tokio::test]
+async fn a_batch_of_untraced_events_starts_a_trace_of_its_own() {
+    let (exporter, provider, _guard) = traced(Sampler::AlwaysOn);
+    let store = InMemoryEventStore::new();
+    let event = NewEvent::new("Placed", 1, serde_json::json!({ "amount": 1, "sku": 1 }));
+    let stream_id = StreamId::new("order-untraced").expect("id");
+    let position = store
+        .append(&stream_id, ExpectedVersion::NoStream, vec![event])
+        .await
+        .expect("appended")
+        .position;
+    let projection = ProjectionRunner::for_store(Orders::default(), &store).spawn();
+    projection
+        .wait_for(position, Duration::from_secs(10))
+        .await
+        .expect("applied");
+    projection.shutdown().await;
+    provider.force_flush().expect("flushed");
+    let spans = exporter.get_finished_spans().expect("spans");
+    let batch = spans
+        .iter()
+        .find(|s| s.name == "batch")
+        .expect("a batch span");
+    let runner = spans
+        .iter()
+        .find(|s| s.name == "projection")
+        .expect("the runner's span");
+    assert_eq!(batch.parent_span_id, SpanId::INVALID, "the batch is a root");
+    assert_ne!(
+        batch.span_context.trace_id(),
+        runner.span_context.trace_id()
+    );
+    let write = spans
+        .iter()
+        .find(|s| s.name == "read model write")
+        .expect("the write");
+    assert_eq!(write.span_context.trace_id(), batch.span_context.trace_id());
 }
 
 /// Runs a future inside a span, as a service's request handler would.

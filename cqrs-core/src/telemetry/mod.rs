@@ -40,7 +40,9 @@
 //! - **A projection batch** holds events of many requests. Its span continues the trace of the
 //!   first event that carries one and *links* to the traces of the others (each trace once, at
 //!   most [`MAX_LINKS`]): the read-model write (inside the batch span) shows in the first
-//!   request's trace, and is one link away from the others'. [`follow_first`] does this.
+//!   request's trace, and is one link away from the others'. [`follow_first`] does this. A
+//!   batch of events without trace context starts a trace of its own (not one under the
+//!   runner's `projection` span, which ends only when the runner stops).
 //! - A malformed header is ignored with a debug line, never an error: the span stays in the
 //!   trace it was created in.
 //!

@@ -86,8 +86,10 @@ pub fn follow_traceparent(span: &tracing::Span, traceparent: &str) {
 
 /// [`follow`] for a span that handles many events at once (a projection's batch): `span`
 /// continues the trace of the first event that carries one, and links to the traces of the
-/// others (each trace once, at most [`MAX_LINKS`]). Does nothing without the `opentelemetry`
-/// feature (`events` is not even iterated). Returns the metadata it followed, if any.
+/// others (each trace once, at most [`MAX_LINKS`]). When none carries one, `span` starts a
+/// trace of its own rather than join the one it was created in (a runner's span, which lasts
+/// as long as the runner). Does nothing without the `opentelemetry` feature (`events` is not
+/// even iterated). Returns the metadata it followed, if any.
 pub fn follow_first<'a>(
     span: &tracing::Span,
     events: impl IntoIterator<Item = &'a Metadata>,
@@ -119,6 +121,9 @@ pub fn follow_first<'a>(
                     }
                 }
             }
+        }
+        if followed.is_none() {
+            otel::set_root(span);
         }
         followed.map(|(metadata, _)| metadata)
     }

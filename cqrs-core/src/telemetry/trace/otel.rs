@@ -46,6 +46,13 @@ pub(super) fn set_parent(span: &tracing::Span, parent: TraceParent) {
     }
 }
 
+/// Makes `span` the root of a trace of its own, whatever span it was created in.
+pub(super) fn set_root(span: &tracing::Span) {
+    if let Err(error) = span.set_parent(Context::new()) {
+        tracing::trace!(%error, "span not made a root");
+    }
+}
+
 /// Adds a link from `span` to the span `linked` names.
 pub(super) fn add_link(span: &tracing::Span, linked: TraceParent) {
     span.add_link(remote(linked));
