@@ -308,10 +308,13 @@ async fn a_span_following_a_malformed_or_missing_header_stays_in_its_own_trace()
     let valid = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
     let parent = tracing::info_span!("parent");
     let own = trace_id_of(&parent);
+    // Long and multi-byte: the debug line cuts it on a character boundary.
+    let long = "é".repeat(100);
     for header in [
         None,
         Some("garbage"),
         Some(&valid.replace("0af7", "0AF7")[..]),
+        Some(long.as_str()),
     ] {
         let mut metadata = Metadata::new(EventId::new());
         if let Some(header) = header {

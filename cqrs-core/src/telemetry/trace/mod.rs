@@ -140,7 +140,13 @@ fn parse(value: &str) -> Option<TraceParent> {
     match TraceParent::parse(value) {
         Ok(parent) => Some(parent),
         Err(error) => {
-            tracing::debug!(%error, value, "ignoring a malformed traceparent header");
+            // The value comes from outside: only its start is logged.
+            let end = (0..=value.len().min(64))
+                .rev()
+                .find(|&i| value.is_char_boundary(i))
+                .unwrap_or(0);
+            let start = &value[..end];
+            tracing::debug!(%error, value = start, "ignoring a malformed traceparent header");
             None
         }
     }
