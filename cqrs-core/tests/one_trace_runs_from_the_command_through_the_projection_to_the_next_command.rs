@@ -4,6 +4,9 @@
 //! flow lands in the root's trace, and every event carries a `traceparent` of it. An explicit
 //! `traceparent` header wins; without a sampled trace none is written; a malformed one is
 //! ignored.
+//!
+//! (Over 400 lines: its six cases share the order aggregate, the read model and the
+//! exporting subscriber defined here, which no other test needs.)
 
 mod process_support;
 
