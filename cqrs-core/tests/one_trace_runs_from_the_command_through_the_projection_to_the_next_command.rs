@@ -1,9 +1,10 @@
-//! One trace from a request to what it set off (feature `opentelemetry`): under one root span
-//! a command appends an event, a projection applies it and a process manager sends its next
-//! commands, each in its own runner task started outside the root span. Every span of that
-//! flow lands in the root's trace, and every event carries a `traceparent` of it. An explicit
-//! `traceparent` header wins; without a sampled trace none is written; a malformed one is
-//! ignored.
+//! One trace from a request to what it set off (feature `opentelemetry`): two requests each
+//! place an order; a projection and a process manager, in runner tasks started outside the
+//! requests, take both orders in one batch. Each batch follows the first request's trace and
+//! links the second's; each process step and the commands it sends stay in their own
+//! request's trace, and so does every event's `traceparent`. An explicit `traceparent` header
+//! wins; without a sampled trace none is written; a malformed one is ignored; a batch of
+//! untraced events is a trace of its own; a request span continues an incoming `traceparent`.
 //!
 //! (Over 400 lines: its six cases share the order aggregate, the read model and the
 //! exporting subscriber defined here, which no other test needs.)
