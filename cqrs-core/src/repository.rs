@@ -6,9 +6,12 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::OwnedMutexGuard;
 
+use tracing::field::Empty;
 use tracing::Instrument;
+use uuid::Uuid;
 
 use crate::telemetry::metrics;
+use crate::telemetry::{span_traceparent, TRACEPARENT};
 use crate::{
     Aggregate, CommandContext, CommandError, CommandId, CommandOutcome, Error, ExpectedVersion,
     NewEvent, RetryPolicy, Snapshot, SnapshotPolicy, StreamId, Upcasters, Version,
@@ -166,25 +169,46 @@ where
     }
 
     /// Runs `command` on aggregate `id` with a command id, correlation, causation or headers.
+    ///
+    /// The command runs in an info span `command` (aggregate, stream, command id, correlation
+    /// id; attempts and outcome once it ends). With the `opentelemetry` feature, its events
+    /// carry that span's trace context in their [`TRACEPARENT`] header unless `context` has
+    /// one already (an explicit header wins).
     pub async fn execute_with(
         &self,
         id: &str,
         command: &A::Command,
-        context: CommandContext,
+        mut context: CommandContext,
     ) -> Result<CommandOutcome<A::Event>, CommandError<A::Error>> {
         let stream_id = self.stream_id(id)?;
         let started = std::time::Instant::now();
+        // Resolved once, so the span (and every log line inside) and all events agree.
+        let correlation_id = *context.correlation_id.get_or_insert_with(Uuid::now_v7);
         let span = tracing::info_span!(
             "command",
             aggregate = A::TYPE,
             stream = %stream_id,
             command_id = context.command_id.map(tracing::field::display),
+            %correlation_id,
+            attempts = Empty,
+            outcome = Empty,
         );
+        if !context.headers.contains_key(TRACEPARENT) {
+            // Once per command: events of a command without a trace allocate nothing for it.
+            if let Some(traceparent) = span_traceparent(&span) {
+                context.headers.insert(TRACEPARENT.to_owned(), traceparent);
+            }
+        }
         let result = self
             .run(&stream_id, command, &context)
-            .instrument(span)
+            .instrument(span.clone())
             .await;
-        metrics::record::command(A::TYPE, started, &result);
+        if let Ok(outcome) = &result {
+            span.record("attempts", outcome.attempts);
+        }
+        let outcome = metrics::record::command_outcome(&result);
+        span.record("outcome", outcome);
+        metrics::record::command(A::TYPE, started, outcome);
         result
     }
 
@@ -210,11 +234,16 @@ where
         let mut attempt = 0;
         loop {
             attempt += 1;
+            tracing::Span::current().record("attempts", attempt);
             let (mut state, version) = match slot.as_mut().and_then(|s| s.take()) {
                 Some(cached) => cached,
                 None => self.load_stream(stream_id).await?,
             };
-            let events = match state.handle(command, &self.services).await {
+            let handled = state
+                .handle(command, &self.services)
+                .instrument(tracing::debug_span!("handle"))
+                .await;
+            let events = match handled {
                 Ok(events) => events,
                 Err(rejection) => {
                     keep(&mut slot, state, version);
@@ -236,9 +265,11 @@ where
                 .iter()
                 .map(|e| NewEvent::from_domain(e, metadata()))
                 .collect::<Result<Vec<_>, _>>()?;
+            let span = tracing::debug_span!("append", events = new_events.len(), %version);
             let appended = self
                 .store
                 .append(stream_id, ExpectedVersion::Exact(version), new_events)
+                .instrument(span)
                 .await;
             match appended {
                 Ok(outcome) if outcome.duplicate => {
@@ -318,26 +349,40 @@ where
     }
 
     async fn load_stream(&self, stream_id: &StreamId) -> Result<(A, Version), Error> {
-        let (mut state, mut version) = match self.snapshots {
-            SnapshotPolicy::Never => (A::default(), Version::ZERO),
-            SnapshotPolicy::Every(_) => self.load_snapshot(stream_id).await?,
-        };
-        loop {
-            let batch = self
-                .store
-                .read_stream(stream_id, version.next(), self.read_batch)
-                .await?;
-            let full = batch.len() >= self.read_batch;
-            for recorded in batch {
-                let recorded = self.upcasters.upcast(recorded)?;
-                version = recorded.version;
-                let event: A::Event = recorded.into_domain()?;
-                state.apply(&event);
-            }
-            if !full {
-                return Ok((state, version));
+        let span = tracing::debug_span!(
+            "load",
+            stream = %stream_id,
+            from_snapshot = Empty,
+            events = Empty,
+        );
+        async {
+            let (mut state, mut version) = match self.snapshots {
+                SnapshotPolicy::Never => (A::default(), Version::ZERO),
+                SnapshotPolicy::Every(_) => self.load_snapshot(stream_id).await?,
+            };
+            span.record("from_snapshot", version != Version::ZERO);
+            let mut read = 0usize;
+            loop {
+                let batch = self
+                    .store
+                    .read_stream(stream_id, version.next(), self.read_batch)
+                    .await?;
+                let full = batch.len() >= self.read_batch;
+                read += batch.len();
+                for recorded in batch {
+                    let recorded = self.upcasters.upcast(recorded)?;
+                    version = recorded.version;
+                    let event: A::Event = recorded.into_domain()?;
+                    state.apply(&event);
+                }
+                if !full {
+                    span.record("events", read);
+                    return Ok((state, version));
+                }
             }
         }
+        .instrument(span.clone())
+        .await
     }
 
     /// The newest snapshot's state if it is usable; otherwise the initial state. A snapshot of

@@ -137,7 +137,10 @@ impl<P: ElasticProjection> Projection for EsProjector<P> {
         if self.options.refresh != RefreshPolicy::Immediate {
             return Ok(());
         }
-        let refresh = || refresh(&self.client, &self.target);
+        let refresh = || {
+            let span = tracing::debug_span!("es_projector.refresh", target = %self.target);
+            refresh(&self.client, &self.target).instrument(span)
+        };
         Ok(self.refresher.after_call(refresh).await?)
     }
 

@@ -1,6 +1,7 @@
 //! Sending a batch's writes: one `_bulk`, or a large batch split into parallel requests.
 
 use elasticsearch::BulkParts;
+use tracing::Instrument;
 
 use super::EsProjector;
 use crate::bulk::{self, DocWrite, ItemOutcome, Precondition};
@@ -33,7 +34,21 @@ impl<P: ElasticProjection> EsProjector<P> {
         Ok(outcomes)
     }
 
+    /// One `_bulk` request, in a debug span `es_projector.bulk` (inside the runner's batch
+    /// span, so in the trace the batch follows).
     async fn bulk_part(
+        &self,
+        writes: &[DocWrite],
+    ) -> Result<Vec<(ItemOutcome, Option<Precondition>)>> {
+        let span = tracing::debug_span!(
+            "es_projector.bulk",
+            target = %self.target,
+            documents = writes.len(),
+        );
+        self.send_bulk(writes).instrument(span).await
+    }
+
+    async fn send_bulk(
         &self,
         writes: &[DocWrite],
     ) -> Result<Vec<(ItemOutcome, Option<Precondition>)>> {

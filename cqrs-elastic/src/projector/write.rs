@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use cqrs_core::projection::{ProjectionError, Rejected};
 use cqrs_core::{Position, RecordedEvent};
+use tracing::Instrument;
 
 use super::cache::Known;
 use super::EsProjector;
@@ -38,7 +39,9 @@ impl<P: ElasticProjection> EsProjector<P> {
                 .copied()
                 .filter(|id| !current.contains_key(*id))
                 .collect();
+            let span = tracing::debug_span!("es_projector.mget", documents = unknown.len());
             let read = mget(&self.client, &self.target, &unknown)
+                .instrument(span)
                 .await
                 .map_err(transient)?;
             current.extend(read.into_iter().map(|(id, c)| {

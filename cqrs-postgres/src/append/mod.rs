@@ -15,6 +15,7 @@ use cqrs_core::{
     AppendEvents, AppendOutcome, CommandId, Error, ExpectedVersion, NewEvent, StreamId,
 };
 use sqlx::{Connection, PgConnection};
+use tracing::Instrument;
 
 use self::attempt::{Attempt, Constraint};
 use crate::columns::Columns;
@@ -174,7 +175,17 @@ impl AppendEvents for PgEventStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendOutcome, Error> {
-        Ok(self.append_pg(stream_id, expected, events).await?)
+        // `group`: how many appends the one it rode in held (none: it was appended alone).
+        let span = tracing::debug_span!(
+            "pg_append",
+            stream = %stream_id,
+            events = events.len(),
+            group = tracing::field::Empty,
+        );
+        Ok(self
+            .append_pg(stream_id, expected, events)
+            .instrument(span)
+            .await?)
     }
 
     async fn command_outcome(&self, command_id: CommandId) -> Result<Option<AppendOutcome>, Error> {

@@ -64,6 +64,7 @@ impl Committer {
             state: Arc::clone(&state),
             reply,
             queued_at: Instant::now(),
+            span: tracing::Span::current(),
         };
         let Some(lane) = self.lane(stream_id, pool, queries) else {
             return Ok(None);

@@ -95,6 +95,8 @@ impl Lane {
 
     async fn write(&mut self, group: Vec<Request>) {
         record_group(&group);
+        // How many appends each written one rode with (its span's `group` field).
+        let mut together = group.len();
         let replies = match self.writer.insert(&group).await {
             Ok(outcomes) => outcomes
                 .into_iter()
@@ -103,6 +105,7 @@ impl Lane {
             Err(error) if is_timeout(&error) && group.len() > 1 => {
                 // One append may be stuck on a lock: try each on its own, so the others land.
                 tracing::debug!(%error, appends = group.len(), "group timed out; one by one");
+                together = 1;
                 let mut replies = Vec::with_capacity(group.len());
                 for request in &group {
                     replies.push(self.write_one(request).await);
@@ -114,8 +117,12 @@ impl Lane {
         };
         let mut replies = replies.into_iter();
         for request in group {
+            let reply = replies.next().unwrap_or(Reply::Alone);
+            if matches!(reply, Reply::Appended(_)) {
+                request.span.record("group", together);
+            }
             // The writer may have stopped waiting; nothing to tell it then.
-            let _ = request.reply.send(replies.next().unwrap_or(Reply::Alone));
+            let _ = request.reply.send(reply);
         }
     }
 

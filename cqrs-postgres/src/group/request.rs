@@ -34,4 +34,6 @@ pub(super) struct Request {
     pub(super) reply: oneshot::Sender<Reply>,
     /// When it was queued (the group's wait, in the metrics).
     pub(super) queued_at: Instant,
+    /// The writer's span (`pg_append`): the lane records the size of the group it rode in.
+    pub(super) span: tracing::Span,
 }

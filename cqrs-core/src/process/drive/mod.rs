@@ -7,11 +7,13 @@
 
 mod cache;
 mod run;
+mod span;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 use super::alarm::Alarm;
 use super::dispatch::CommandDispatcher;
@@ -202,7 +204,7 @@ where
             while running.len() < self.options.concurrency {
                 let Some(instance) = queue.next() else { break };
                 let arrivals = groups.remove(&instance).unwrap_or_default();
-                running.spawn(run::drive(self.clone(), instance, arrivals));
+                running.spawn(run::drive(self.clone(), instance, arrivals).in_current_span());
             }
             let Some(joined) = running.join_next().await else {
                 break;

@@ -9,6 +9,7 @@
 use std::sync::{Arc, PoisonError};
 
 use time::OffsetDateTime;
+use tracing::Instrument;
 
 use super::cache::Loaded;
 use super::{Arrival, Driver, Halt};
@@ -110,10 +111,16 @@ where
             input,
             id,
             kind,
-            ..
+            position,
         } = arrival;
-        self.record(input, id, kind, starts).await?;
-        self.send_pending().await
+        let correlation = self.loaded.instance.books.correlation_id;
+        let span = super::span::step::<P>(&self.instance, &kind, position, correlation);
+        async {
+            self.record(input, id, kind, starts).await?;
+            self.send_pending().await
+        }
+        .instrument(span)
+        .await
     }
 
     /// Whether a feed input is for this instance as it stands: not to an instance that has not
@@ -220,6 +227,7 @@ where
     async fn send_pending(&mut self) -> Result<(), Halt> {
         while let Some(pending) = self.next_pending() {
             let step = pending.step;
+            let span = super::span::dispatch(&pending.command, step.command_id, &self.stream);
             let command: P::Command = serde_json::from_value(pending.command)
                 .map_err(|e| Halt::Poison(format!("pending command {}: {e}", step.command_id)))?;
             let books = &self.loaded.instance.books;
@@ -235,8 +243,15 @@ where
                 context = context.first_delivery();
             }
             let id = InputId::of_outcome(step.command_id);
-            let dispatched = self.driver.dispatcher.dispatch(&command, context).await;
-            metrics::record::process_command(P::TYPE, &dispatched);
+            let dispatched = self
+                .driver
+                .dispatcher
+                .dispatch(&command, context)
+                .instrument(span.clone())
+                .await;
+            let outcome = metrics::record::dispatch_outcome(&dispatched);
+            span.record("outcome", outcome);
+            metrics::record::process_command(P::TYPE, outcome);
             match dispatched {
                 Ok(Dispatched::Accepted { .. }) => {
                     let input = Input::Accepted { step, command };

@@ -3,6 +3,7 @@
 //! policy.
 
 use time::OffsetDateTime;
+use tracing::Instrument;
 
 use crate::projection::{BreakerState, ProjectionError, ProjectionState, Rejected};
 use crate::RecordedEvent;
@@ -75,7 +76,8 @@ impl Worker {
                 }
                 continue;
             }
-            let outcome = projection.apply(ready).await;
+            let span = tracing::debug_span!("apply", events = ready.len(), attempt = attempt + 1);
+            let outcome = projection.apply(ready).instrument(span).await;
             let breaker = &mut self.breaker;
             match outcome {
                 Ok(()) => {

@@ -21,6 +21,7 @@ mod reader;
 mod redrive;
 mod report;
 mod settle;
+mod span;
 mod stop;
 mod term;
 pub(crate) mod upcast;

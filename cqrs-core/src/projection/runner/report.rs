@@ -18,6 +18,9 @@ pub(super) struct Done {
     /// A full batch: catching up.
     pub(super) full: bool,
     pub(super) applied: Applied,
+    /// The batch's span: making it visible and saving its checkpoint show inside it. Batches
+    /// reported as one keep the later one's.
+    pub(super) span: tracing::Span,
 }
 
 impl Done {
@@ -31,6 +34,7 @@ impl Done {
                 parked: self.applied.parked + later.applied.parked,
                 lag: later.applied.lag,
             },
+            span: later.span,
         }
     }
 }
@@ -67,6 +71,7 @@ impl Reporter {
             next,
             full,
             ref applied,
+            ..
         } = *batch;
         let lag_events = if full && self.last_head_check.elapsed() >= Duration::from_secs(1) {
             self.last_head_check = Instant::now();

@@ -225,6 +225,7 @@ impl Settlement {
                 next,
                 full: false,
                 applied: Applied::NOTHING,
+                span: tracing::Span::none(),
             };
             self.deferred = Some(match self.deferred.take() {
                 Some(earlier) => earlier.then(skipped),
@@ -272,10 +273,18 @@ impl Settlement {
         let (saved, chain) = oneshot::channel();
         self.chain = Some(chain);
         self.last_settle = Some(Instant::now());
+        // Inside the batch's span; progress past filtered-out events has none: the runner's.
+        let parent = match batch.span.is_disabled() {
+            true => tracing::Span::current(),
+            false => batch.span.clone(),
+        };
+        let visible_span = tracing::debug_span!(parent: &parent, "make_visible");
+        let save_span = tracing::debug_span!(parent: &parent, "checkpoint", position = %next);
         let task = tokio::spawn(
             async move {
                 let visible = projection
                     .make_visible()
+                    .instrument(visible_span)
                     .await
                     .map_err(|error| Unsettled::retry(error.to_string()));
                 if let Some(after) = after {
@@ -286,6 +295,7 @@ impl Settlement {
                     // A refused save also ends the term: leading stops, nothing more is saved.
                     Ok(()) => fence
                         .save(&*checkpoints, &name, next)
+                        .instrument(save_span)
                         .await
                         .map_err(|error| match error {
                             SaveError::LeaseLost => {

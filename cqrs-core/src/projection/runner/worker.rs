@@ -232,7 +232,12 @@ impl Worker {
             }
             let (oldest, newest) = recorded_between(&events);
             self.set(|s| s.oldest_unapplied_at = oldest);
-            let applied = match self.apply_while_settling(events, settlement).await {
+            let span = super::span::batch(self.runner.projection.name(), &events);
+            let applied = match self
+                .apply_while_settling(events, settlement)
+                .instrument(span.clone())
+                .await
+            {
                 Ok(applied) => applied,
                 Err(Lead::Poisoned { before, error }) => {
                     settlement.keep_before_poison(before).await;
@@ -248,6 +253,7 @@ impl Worker {
                     next,
                     full,
                     applied,
+                    span,
                 })
                 .await;
         }

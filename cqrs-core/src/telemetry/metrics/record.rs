@@ -15,19 +15,7 @@ use super::{
 };
 
 /// A command of `aggregate` that started at `started` ended with `result`.
-pub(crate) fn command<T, E: std::error::Error + 'static>(
-    aggregate: &'static str,
-    started: Instant,
-    result: &Result<CommandOutcome<T>, CommandError<E>>,
-) {
-    let outcome = match result {
-        Ok(outcome) if outcome.duplicate => "duplicate",
-        Ok(outcome) if outcome.events.is_empty() => "unchanged",
-        Ok(_) => "accepted",
-        Err(CommandError::Rejected(_)) => "rejected",
-        Err(CommandError::Store(error)) if error.is_conflict() => "conflict",
-        Err(_) => "error",
-    };
+pub(crate) fn command(aggregate: &'static str, started: Instant, outcome: &'static str) {
     counter!(COMMANDS, "aggregate" => aggregate, "outcome" => outcome).increment(1);
     histogram!(COMMAND_DURATION, "aggregate" => aggregate, "outcome" => outcome)
         .record(started.elapsed());
@@ -63,12 +51,32 @@ pub(crate) fn process_input(process: &'static str, kind: &ReceivedKind) {
 }
 
 /// Process manager `process` dispatched a command, which came to `dispatched`.
-pub(crate) fn process_command<R>(
-    process: &'static str,
+pub(crate) fn process_command(process: &'static str, outcome: &'static str) {
+    counter!(PROCESS_COMMANDS, "process" => process, "outcome" => outcome).increment(1);
+}
+
+/// The `outcome` label of a command's result (also its span's `outcome` field): accepted,
+/// unchanged, duplicate, rejected, conflict or error.
+pub(crate) fn command_outcome<T, E: std::error::Error + 'static>(
+    result: &Result<CommandOutcome<T>, CommandError<E>>,
+) -> &'static str {
+    match result {
+        Ok(outcome) if outcome.duplicate => "duplicate",
+        Ok(outcome) if outcome.events.is_empty() => "unchanged",
+        Ok(_) => "accepted",
+        Err(CommandError::Rejected(_)) => "rejected",
+        Err(CommandError::Store(error)) if error.is_conflict() => "conflict",
+        Err(_) => "error",
+    }
+}
+
+/// The `outcome` label of a process manager's dispatch (also its span's `outcome` field):
+/// accepted, duplicate, forwarded, rejected or failed.
+pub(crate) fn dispatch_outcome<R>(
     dispatched: &Result<Dispatched, crate::process::DispatchError<R>>,
-) {
+) -> &'static str {
     use crate::process::DispatchError;
-    let outcome = match dispatched {
+    match dispatched {
         Ok(Dispatched::Accepted {
             duplicate: true, ..
         }) => "duplicate",
@@ -76,8 +84,7 @@ pub(crate) fn process_command<R>(
         Ok(Dispatched::Forwarded) => "forwarded",
         Err(DispatchError::Rejected(_)) => "rejected",
         Err(DispatchError::Failed(_)) => "failed",
-    };
-    counter!(PROCESS_COMMANDS, "process" => process, "outcome" => outcome).increment(1);
+    }
 }
 
 /// Process manager `process`'s pump fired `fired` timeouts.
