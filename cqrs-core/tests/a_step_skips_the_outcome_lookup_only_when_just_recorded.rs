@@ -16,9 +16,9 @@ use process_support::{assert_each_command_once, place, Checkout, Point, Probe, P
 
 const ORDERS: u64 = 3;
 
-async fn setup() -> Probed {
+async fn setup(orders: u64) -> Probed {
     let store = InMemoryEventStore::new();
-    for n in 0..ORDERS {
+    for n in 0..orders {
         place(&store, n, 10 + n, n % 2).await;
     }
     Probed {
@@ -42,8 +42,8 @@ fn spawn(store: &Probed, deliveries: &Arc<Mutex<Vec<bool>>>) -> ProjectionHandle
         .spawn()
 }
 
-async fn ended(store: &Probed) -> bool {
-    for n in 0..ORDERS {
+async fn ended(store: &Probed, orders: u64) -> bool {
+    for n in 0..orders {
         match ProcessStore::instance(&store.inner, "checkout", &n.to_string()).await {
             Ok(Some(row)) if row.state != InstanceState::Running => {}
             _ => return false,
@@ -55,10 +55,10 @@ async fn ended(store: &Probed) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_step_skips_the_outcome_lookup_only_when_just_recorded() {
     // Without a crash, every command is sent once, each as a first delivery.
-    let store = setup().await;
+    let store = setup(ORDERS).await;
     let deliveries = Arc::default();
     let worker = spawn(&store, &deliveries);
-    process_support::eventually("every order ends", || ended(&store)).await;
+    process_support::eventually("every order ends", || ended(&store, ORDERS)).await;
     worker.shutdown().await;
     let sent = deliveries.lock().unwrap().clone();
     assert!(!sent.is_empty(), "commands were sent");
@@ -66,7 +66,9 @@ async fn a_step_skips_the_outcome_lookup_only_when_just_recorded() {
 
     // Killed right after its first dispatch returned (the command landed, its outcome is not
     // recorded): the next worker finds it pending and sends it again, not as a first delivery.
-    let store = setup().await;
+    // One order only: with several, the other instances' drives go on while the tripped one
+    // hangs, and the next worker may send one of their fresh commands before the pending one.
+    let store = setup(1).await;
     store.probe.arm(Point::AfterDispatch, 1);
     let crashing = spawn(&store, &Arc::default());
     assert!(
@@ -77,12 +79,12 @@ async fn a_step_skips_the_outcome_lookup_only_when_just_recorded() {
     store.probe.disarm();
     let deliveries = Arc::default();
     let taking_over = spawn(&store, &deliveries);
-    process_support::eventually("every order ends", || ended(&store)).await;
+    process_support::eventually("every order ends", || ended(&store, 1)).await;
     taking_over.shutdown().await;
     let sent = deliveries.lock().unwrap().clone();
     assert_eq!(sent.first(), Some(&false), "the pending command: {sent:?}");
     assert!(sent[1..].iter().all(|&first| first), "{sent:?}");
-    let tallies: Vec<String> = (0..ORDERS)
+    let tallies: Vec<String> = (0..1)
         .flat_map(|n| [format!("pay-{n}"), format!("refund-{n}")])
         .chain((0..2).map(|sku| format!("stock-{sku}")))
         .collect();

@@ -1,14 +1,13 @@
 //! Logs and traces: [`init`] installs the process's `tracing` subscriber (logs, and OTLP
 //! export when `OTEL_EXPORTER_OTLP_ENDPOINT` is set); [`request_span`] opens each request's
-//! span, continuing the caller's W3C trace ([`extract_parent`]).
+//! span, continuing the caller's W3C trace.
 //!
 //! The commands a request sends run inside its span, so the framework (with cqrs-core's
 //! `opentelemetry` feature) writes the request's trace context into the events' metadata, and
 //! the projections and the saga that handle them continue the same trace.
 
 use axum::http::HeaderMap;
-use cqrs_core::telemetry::{follow, TRACEPARENT};
-use cqrs_core::{EventId, Metadata};
+use cqrs_core::telemetry::{follow_traceparent, TRACEPARENT};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
@@ -134,40 +133,9 @@ fn otlp_provider() -> Result<SdkTracerProvider, TelemetryError> {
         .build())
 }
 
-/// The request's W3C `traceparent` header, when it is well formed
-/// (`00-<32 hex trace id>-<16 hex span id>-<2 hex flags>`, ids not all zero).
-///
-/// ```
-/// use axum::http::HeaderMap;
-///
-/// let mut headers = HeaderMap::new();
-/// let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-/// headers.insert("traceparent", parent.parse().unwrap());
-/// assert_eq!(order_service::telemetry::extract_parent(&headers).as_deref(), Some(parent));
-/// headers.insert("traceparent", "00-nonsense".parse().unwrap());
-/// assert_eq!(order_service::telemetry::extract_parent(&headers), None);
-/// ```
-pub fn extract_parent(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get(TRACEPARENT)?.to_str().ok()?.trim();
-    let parts: Vec<&str> = value.split('-').collect();
-    let [version, trace, span, flags] = parts.as_slice() else {
-        return None;
-    };
-    let hex = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit());
-    let zero = |s: &str| s.bytes().all(|b| b == b'0');
-    let valid = hex(version, 2)
-        && *version != "ff"
-        && hex(trace, 32)
-        && !zero(trace)
-        && hex(span, 16)
-        && !zero(span)
-        && hex(flags, 2);
-    valid.then(|| value.to_ascii_lowercase())
-}
-
 /// The span a request runs in: `request`, with its method, route template and correlation id,
 /// continuing the trace of the request's `traceparent` header, if any (through
-/// [`cqrs_core::telemetry::follow`]).
+/// [`cqrs_core::telemetry::follow_traceparent`], which ignores a malformed one).
 pub fn request_span(
     headers: &HeaderMap,
     method: &str,
@@ -180,9 +148,8 @@ pub fn request_span(
         route = %route,
         correlation_id = %correlation,
     );
-    if let Some(parent) = extract_parent(headers) {
-        let carrier = Metadata::new(EventId::new()).with_header(TRACEPARENT, parent);
-        follow(&span, &carrier);
+    if let Some(parent) = headers.get(TRACEPARENT).and_then(|v| v.to_str().ok()) {
+        follow_traceparent(&span, parent);
     }
     span
 }

@@ -15,11 +15,6 @@ use serde_json::json;
 use support::{client, config, required_env, send, PATIENCE};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-/// Whether the framework continues a request's `traceparent` (cqrs-core's `opentelemetry`
-/// feature, from the tracing work): the lead sets it to `true` once merged and enabled for
-/// this crate; then the exported spans carry the caller's trace id.
-const TRACE_CONTEXT_MERGED: bool = false;
-
 /// What the receiver got: each export's content type and body.
 type Received = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
 
@@ -106,15 +101,13 @@ async fn spans_reach_the_otlp_endpoint_by_the_time_the_binary_exits() {
         bodies.windows(b"request".len()).any(|w| w == b"request"),
         "the request span was exported"
     );
-    if TRACE_CONTEXT_MERGED {
-        let id: Vec<u8> = (0..16)
-            .map(|i| u8::from_str_radix(&trace_id[2 * i..2 * i + 2], 16).expect("hex"))
-            .collect();
-        assert!(
-            bodies.windows(16).any(|w| w == id.as_slice()),
-            "the spans continue the caller's trace"
-        );
-    }
+    let id: Vec<u8> = (0..16)
+        .map(|i| u8::from_str_radix(&trace_id[2 * i..2 * i + 2], 16).expect("hex"))
+        .collect();
+    assert!(
+        bodies.windows(16).any(|w| w == id.as_slice()),
+        "the spans continue the caller's trace"
+    );
     receiving.abort();
     names.clean_up().await;
 }
