@@ -12,7 +12,6 @@ use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use opentelemetry_sdk::Resource;
-use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
@@ -28,9 +27,15 @@ pub const OTLP_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
 /// The service name traces carry unless `OTEL_SERVICE_NAME` says otherwise.
 pub const SERVICE_NAME: &str = "order-service";
 
-/// The spans exported over OTLP: `info` and above, whatever `RUST_LOG` says (the framework's
-/// spans are `info`).
-pub const TRACE_LEVEL: LevelFilter = LevelFilter::INFO;
+/// The spans exported when `ORDER_SERVICE_TRACE_FILTER` is unset: the service's at `info`, and
+/// the framework's at `debug` too, so a trace shows the load, the append (with its group
+/// commit), the read model's `_bulk` write and each dispatch inside the command, batch and step
+/// spans.
+pub const DEFAULT_TRACE_FILTER: &str =
+    "info,cqrs_core=debug,cqrs_postgres=debug,cqrs_elastic=debug";
+
+/// The variable that filters the exported spans (an `EnvFilter` directive, like `RUST_LOG`).
+pub const TRACE_FILTER: &str = "ORDER_SERVICE_TRACE_FILTER";
 
 /// The filter used when `RUST_LOG` is unset.
 pub const DEFAULT_FILTER: &str = "info";
@@ -42,6 +47,9 @@ pub enum TelemetryError {
     /// `RUST_LOG` is not a valid filter.
     #[error("RUST_LOG is not a valid filter")]
     Filter(#[source] tracing_subscriber::filter::ParseError),
+    /// `ORDER_SERVICE_TRACE_FILTER` is not a valid filter.
+    #[error("ORDER_SERVICE_TRACE_FILTER is not a valid filter")]
+    TraceFilter(#[source] tracing_subscriber::filter::ParseError),
     /// The OTLP exporter could not be built.
     #[error("could not build the otlp exporter")]
     Exporter(#[source] opentelemetry_otlp::ExporterBuildError),
@@ -76,9 +84,11 @@ impl Drop for TelemetryGuard {
 }
 
 /// Installs the process's subscriber: log lines to stderr, filtered by `RUST_LOG` (default
-/// `info`; it filters the log lines only, not the exported spans); each line of a request carries its span's fields, the correlation id among them.
+/// `info`; it filters the log lines only); each line of a request carries its span's fields,
+/// the correlation id among them.
 /// When `OTEL_EXPORTER_OTLP_ENDPOINT` is set (`http://127.0.0.1:4318`), spans are exported
-/// there too, over OTLP http/protobuf in batches, every span sampled, as service
+/// there too (those [`TRACE_FILTER`] lets through, by default [`DEFAULT_TRACE_FILTER`]), over
+/// OTLP http/protobuf in batches, every span sampled, as service
 /// `order-service` (or `OTEL_SERVICE_NAME`), and the W3C trace-context propagator is
 /// installed. The guard flushes the export when dropped: keep it until the end of `main`.
 ///
@@ -96,6 +106,12 @@ pub fn init(config: &Config) -> Result<TelemetryGuard, TelemetryError> {
         }
         _ => EnvFilter::new(DEFAULT_FILTER),
     };
+    let traced = match std::env::var(TRACE_FILTER) {
+        Ok(filter) if !filter.trim().is_empty() => {
+            EnvFilter::try_new(filter).map_err(TelemetryError::TraceFilter)?
+        }
+        _ => EnvFilter::new(DEFAULT_TRACE_FILTER),
+    };
     let exporting = std::env::var(OTLP_ENDPOINT).is_ok_and(|v| !v.trim().is_empty());
     let provider = exporting.then(otlp_provider).transpose()?;
     let otel = (provider.as_ref())
@@ -108,7 +124,7 @@ pub fn init(config: &Config) -> Result<TelemetryGuard, TelemetryError> {
                 .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
                 .with_filter(filter),
         )
-        .with(otel.map(|layer| layer.with_filter(TRACE_LEVEL)))
+        .with(otel.map(|layer| layer.with_filter(traced)))
         .try_init()
         .map_err(TelemetryError::AlreadyInstalled)?;
     Ok(TelemetryGuard { provider })
