@@ -91,7 +91,11 @@ async fn main() -> anyhow::Result<()> {
     let config = Config::new(&*args.database_url, &*args.elasticsearch_url)
         .with_schema(&schema)
         .with_index(&index);
-    let service = Arc::new(Service::start(config).await.context("starting the service")?);
+    let service = Arc::new(
+        Service::start(config)
+            .await
+            .context("starting the service")?,
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -292,9 +296,9 @@ async fn delete_indices(url: &str, index: &str) -> anyhow::Result<()> {
     let client = cqrs_elastic::connect(url)?;
     client
         .indices()
-        .delete(elasticsearch::indices::IndicesDeleteParts::Index(&[&format!(
-            "{index}*"
-        )]))
+        .delete(elasticsearch::indices::IndicesDeleteParts::Index(&[
+            &format!("{index}*"),
+        ]))
         .send()
         .await?;
     Ok(())

@@ -6,13 +6,11 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::process::Stdio;
 
 use cqrs_core::telemetry::TRACEPARENT;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use support::{client, config, eventually, required_env, send, PATIENCE};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use support::{client, config, eventually, required_env, send, Binary};
 use uuid::Uuid;
 
 /// Each span of the trace Jaeger returns, as (operation, `aggregate` tag or "").
@@ -46,32 +44,17 @@ async fn a_real_jaeger_returns_the_whole_trace_of_a_request() {
     let query = required_env("JAEGER_QUERY_URL");
     let otlp = required_env("JAEGER_OTLP_ENDPOINT");
     let (_, names) = config();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_order-service"))
-        .env("DATABASE_URL", required_env("DATABASE_URL"))
-        .env("ELASTICSEARCH_URL", required_env("ELASTICSEARCH_URL"))
-        .env("ORDER_SERVICE_SCHEMA", &names.schema)
-        .env("ORDER_SERVICE_INDEX", &names.index)
-        .env("BIND", "127.0.0.1:0")
-        .env("RUST_LOG", "warn")
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &otlp)
-        .env("OTEL_SERVICE_NAME", "order-service-jaeger-test")
-        // Export every 200 ms rather than every 5 s, so the trace shows up soon.
-        .env("OTEL_BSP_SCHEDULE_DELAY", "200")
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the binary starts");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let base = tokio::time::timeout(PATIENCE, async {
-        while let Some(line) = lines.next_line().await.expect("a line") {
-            if let Some(address) = line.strip_prefix("listening on ") {
-                return format!("http://{address}");
-            }
-        }
-        panic!("the binary exited before listening");
-    })
-    .await
-    .expect("the binary listens in time");
+    let binary = Binary::start(
+        &names,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.as_str()),
+            ("OTEL_SERVICE_NAME", "order-service-jaeger-test"),
+            // Export every 200 ms rather than every 5 s, so the trace shows up soon.
+            ("OTEL_BSP_SCHEDULE_DELAY", "200"),
+        ],
+    )
+    .await;
+    let base = binary.base.clone();
 
     let trace_id = Uuid::new_v4().simple().to_string();
     let (status, _, _) = send(
@@ -115,15 +98,6 @@ async fn a_real_jaeger_returns_the_whole_trace_of_a_request() {
     })
     .await;
 
-    let pid = child.id().expect("a pid").to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status();
-    assert!(killed.expect("kill runs").success());
-    let exit = tokio::time::timeout(PATIENCE, child.wait())
-        .await
-        .expect("the binary exits in time")
-        .expect("an exit status");
-    assert!(exit.success(), "exit 0, not {exit}");
+    binary.terminate().await;
     names.clean_up().await;
 }

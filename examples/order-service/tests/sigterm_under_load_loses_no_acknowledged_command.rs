@@ -7,7 +7,6 @@
 
 mod support;
 
-use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -19,8 +18,7 @@ use quickstart::read_side::EsOrderSummaries;
 use quickstart::summary;
 use reqwest::StatusCode;
 use serde_json::json;
-use support::{client, config, eventually, required_env, PATIENCE};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use support::{client, config, eventually, required_env, Binary, PATIENCE};
 use tokio::sync::Notify;
 
 /// Concurrent clients.
@@ -45,29 +43,8 @@ async fn summary_events(store: &impl ReadAll, after: Position, until: Position) 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_during_load_loses_no_acknowledged_command_and_saves_the_checkpoint() {
     let (config, names) = config();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_order-service"))
-        .env("DATABASE_URL", required_env("DATABASE_URL"))
-        .env("ELASTICSEARCH_URL", required_env("ELASTICSEARCH_URL"))
-        .env("ORDER_SERVICE_SCHEMA", &names.schema)
-        .env("ORDER_SERVICE_INDEX", &names.index)
-        .env("BIND", "127.0.0.1:0")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the binary starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let base = tokio::time::timeout(PATIENCE, async {
-        while let Some(line) = lines.next_line().await.expect("a line") {
-            if let Some(address) = line.strip_prefix("listening on ") {
-                return format!("http://{address}");
-            }
-        }
-        panic!("the binary exited before listening");
-    })
-    .await
-    .expect("the binary listens in time");
+    let binary = Binary::start(&names, &[]).await;
+    let base = binary.base.clone();
 
     let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
     let count = Arc::new(AtomicUsize::new(0));
@@ -101,17 +78,7 @@ async fn sigterm_during_load_loses_no_acknowledged_command_and_saves_the_checkpo
     tokio::time::timeout(PATIENCE, enough.notified())
         .await
         .expect("commands are acknowledged");
-    let pid = child.id().expect("a pid").to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status();
-    assert!(killed.expect("kill runs").success());
-
-    let exit = tokio::time::timeout(PATIENCE, child.wait())
-        .await
-        .expect("the binary exits in time")
-        .expect("an exit status");
-    assert!(exit.success(), "exit 0 after SIGTERM, not {exit}");
+    binary.terminate().await;
     for client in clients {
         client.await.expect("no client panicked");
     }

@@ -4,7 +4,6 @@
 
 mod support;
 
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
@@ -12,8 +11,7 @@ use axum::http::HeaderMap;
 use axum::routing::post;
 use reqwest::StatusCode;
 use serde_json::json;
-use support::{client, config, required_env, send, PATIENCE};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use support::{client, config, send, Binary};
 
 /// What the receiver got: each export's content type and body.
 type Received = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
@@ -42,29 +40,12 @@ async fn spans_reach_the_otlp_endpoint_by_the_time_the_binary_exits() {
     let receiving = tokio::spawn(async move { axum::serve(listener, receiver).await });
 
     let (_, names) = config();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_order-service"))
-        .env("DATABASE_URL", required_env("DATABASE_URL"))
-        .env("ELASTICSEARCH_URL", required_env("ELASTICSEARCH_URL"))
-        .env("ORDER_SERVICE_SCHEMA", &names.schema)
-        .env("ORDER_SERVICE_INDEX", &names.index)
-        .env("BIND", "127.0.0.1:0")
-        .env("RUST_LOG", "warn")
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the binary starts");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let base = tokio::time::timeout(PATIENCE, async {
-        while let Some(line) = lines.next_line().await.expect("a line") {
-            if let Some(address) = line.strip_prefix("listening on ") {
-                return format!("http://{address}");
-            }
-        }
-        panic!("the binary exited before listening");
-    })
-    .await
-    .expect("the binary listens in time");
+    let binary = Binary::start(
+        &names,
+        &[("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str())],
+    )
+    .await;
+    let base = binary.base.clone();
 
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
     let (status, _, _) = send(
@@ -76,16 +57,7 @@ async fn spans_reach_the_otlp_endpoint_by_the_time_the_binary_exits() {
     .await;
     assert_eq!(status, StatusCode::CREATED);
 
-    let pid = child.id().expect("a pid").to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status();
-    assert!(killed.expect("kill runs").success());
-    let exit = tokio::time::timeout(PATIENCE, child.wait())
-        .await
-        .expect("the binary exits in time")
-        .expect("an exit status");
-    assert!(exit.success(), "exit 0, not {exit}");
+    binary.terminate().await;
 
     let received = received.lock().unwrap().clone();
     assert!(!received.is_empty(), "no spans were exported");

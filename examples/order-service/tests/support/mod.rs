@@ -4,6 +4,7 @@
 
 #![allow(dead_code)] // each test file uses its own part
 
+pub(crate) mod binary;
 pub(crate) mod prometheus;
 pub(crate) mod relay;
 
@@ -18,6 +19,8 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+#[allow(unused_imports)]
+pub(crate) use binary::Binary;
 #[allow(unused_imports)]
 pub(crate) use relay::Relay;
 
