@@ -62,7 +62,9 @@ pub(crate) async fn work(
 /// messages are parked too. `None`: the consumer stopped meanwhile, or the store failed for
 /// good (then the consumer failed).
 async fn held_keys(shared: &Shared, lane: &Lane) -> Option<HashSet<Vec<u8>>> {
-    let store = shared.dead_letters.as_ref()?.clone();
+    let Some(store) = shared.dead_letters.clone() else {
+        return Some(HashSet::new());
+    };
     let mut retry = 0;
     loop {
         match store.parked_message_keys(&shared.core.name).await {
