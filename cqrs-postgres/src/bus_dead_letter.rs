@@ -23,6 +23,9 @@ fn request_text(request: Option<Redrive>) -> Option<&'static str> {
     })
 }
 
+/// A message's headers, in order; a header may have no value.
+type Headers = Vec<(String, Option<Vec<u8>>)>;
+
 fn headers_json(headers: &[(String, Option<Vec<u8>>)]) -> Value {
     Value::Array(
         headers
@@ -38,7 +41,7 @@ fn headers_json(headers: &[(String, Option<Vec<u8>>)]) -> Value {
     )
 }
 
-fn headers_from(value: &Value) -> Result<Vec<(String, Option<Vec<u8>>)>, PgError> {
+fn headers_from(value: &Value) -> Result<Headers, PgError> {
     const CORRUPT: PgError = PgError::CorruptRow {
         what: "bus dead letter headers are not as written",
     };
