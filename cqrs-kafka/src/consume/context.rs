@@ -1,7 +1,7 @@
 //! The consumer's rdkafka context: on a revoke, the revoked partitions' workers stop and what
 //! they handled is committed before the partitions go to another member.
 
-use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::ClientContext;
 
 use super::commit::commit_offsets;
@@ -16,6 +16,16 @@ pub(crate) struct BusContext {
 impl ClientContext for BusContext {}
 
 impl ConsumerContext for BusContext {
+    /// A partition paused for back-pressure and revoked may come back paused: every assigned
+    /// partition starts resumed (its worker is new, its buffer empty).
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(list) = rebalance {
+            if let Err(error) = consumer.resume(list) {
+                tracing::debug!(consumer = %self.core.name, %error, "resume on assign failed");
+            }
+        }
+    }
+
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         let Rebalance::Revoke(list) = rebalance else {
             return;
