@@ -216,6 +216,24 @@ impl BusDeadLetterStore for PgEventStore {
             .map_err(PgError::from)?;
         Ok(done.rows_affected())
     }
+
+    async fn message_redrive_failed(
+        &self,
+        consumer: &str,
+        message: &MessageId,
+        error: &str,
+    ) -> Result<(), Error> {
+        sqlx::query(&self.queries.bus_dead_letter_failed)
+            .bind(consumer)
+            .bind(&message.topic)
+            .bind(message.partition)
+            .bind(message.offset)
+            .bind(error)
+            .execute(&self.pool)
+            .await
+            .map_err(PgError::from)?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

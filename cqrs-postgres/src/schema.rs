@@ -138,6 +138,7 @@ pub(crate) struct Queries {
     pub(crate) bus_dead_letter_request_message: String,
     pub(crate) bus_dead_letter_requested: String,
     pub(crate) bus_dead_letter_take: String,
+    pub(crate) bus_dead_letter_failed: String,
 }
 
 /// `append.sql` with `record`'s CTEs after its own and before its final SELECT: the statement
@@ -200,6 +201,7 @@ impl Queries {
             )),
             bus_dead_letter_requested: fill(include_str!("sql/bus_dead_letter_requested.sql")),
             bus_dead_letter_take: fill(include_str!("sql/bus_dead_letter_take.sql")),
+            bus_dead_letter_failed: fill(include_str!("sql/bus_dead_letter_failed.sql")),
         }
     }
 }

@@ -154,7 +154,7 @@ pub enum BusLetterTarget {
 /// operators page with [`parked_messages`](Self::parked_messages) and mark letters with
 /// [`request_messages`](Self::request_messages); whoever carries a request out finds it with
 /// [`requested_messages`](Self::requested_messages) and removes the letters with
-/// [`take_messages`](Self::take_messages).
+/// [`take_messages`](Self::take_messages) (or keeps them with [`message_redrive_failed`](Self::message_redrive_failed)).
 ///
 /// The method names differ from [`DeadLetterStore`](crate::projection::DeadLetterStore)'s so a
 /// store can implement both and callers can import both.
@@ -196,4 +196,13 @@ pub trait BusDeadLetterStore: Send + Sync {
 
     /// Removes the letters of `messages` (re-driven or skipped); how many there were.
     async fn take_messages(&self, consumer: &str, messages: &[MessageId]) -> Result<u64>;
+
+    /// Re-driving the letter of `message` failed with `error`: it stays, with this error and
+    /// without its request.
+    async fn message_redrive_failed(
+        &self,
+        consumer: &str,
+        message: &MessageId,
+        error: &str,
+    ) -> Result<()>;
 }

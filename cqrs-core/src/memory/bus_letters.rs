@@ -108,4 +108,21 @@ impl BusDeadLetterStore for InMemoryEventStore {
         }
         Ok(taken)
     }
+
+    async fn message_redrive_failed(
+        &self,
+        consumer: &str,
+        message: &MessageId,
+        error: &str,
+    ) -> Result<()> {
+        let mut state = self.write();
+        if let Some(letter) = state
+            .bus_letters
+            .get_mut(&(consumer.to_owned(), message.clone()))
+        {
+            letter.error = error.to_owned();
+            letter.request = None;
+        }
+        Ok(())
+    }
 }

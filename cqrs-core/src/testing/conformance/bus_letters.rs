@@ -87,7 +87,8 @@ pub async fn bus_letters_round_trip_whole_once_per_message<S: ConformanceStore>(
 
 /// Keys are listed once per consumer; a key's letters come in order; requests mark a key or
 /// one message and can be withdrawn; taking removes exactly the given letters, and a key with
-/// no letter left is no longer held back.
+/// no letter left is no longer held back; a failed re-drive keeps the letter with its new
+/// error and without its request.
 pub async fn bus_letter_keys_requests_and_takes<S: ConformanceStore>(store: S) {
     for (offset, key) in [(1, Some("a")), (2, Some("a")), (3, Some("b")), (4, None)] {
         store
