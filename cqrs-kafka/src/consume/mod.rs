@@ -10,7 +10,8 @@
 //!
 //! The parts: `handler` (the trait and [`HandleError`]), `incoming` (the decoded message),
 //! `ids` (the id rule), `runner` (the group member: dispatch to partitions, commits),
-//! `partition` (one partition's worker: retries, parking), `commit` and `context` (commits on
+//! `partition` (one partition's worker: retries, parking), `redrive` (operators' retry / skip
+//! requests on parked messages, carried out by the partition's worker), `commit` and `context` (commits on
 //! the interval and on revoke), `status` and `handle` (what a running consumer reports).
 //! Parked messages go to a [`BusDeadLetterStore`](cqrs_core::bus::BusDeadLetterStore), the
 //! service's own database.
@@ -23,6 +24,7 @@ mod ids;
 mod incoming;
 mod options;
 mod partition;
+mod redrive;
 mod runner;
 mod status;
 

@@ -16,6 +16,7 @@ pub struct ConsumerOptions {
     pub(crate) breaker_threshold: u32,
     pub(crate) breaker_open_for: Duration,
     pub(crate) buffered: usize,
+    pub(crate) redrive_interval: Duration,
 }
 
 impl Default for ConsumerOptions {
@@ -29,6 +30,7 @@ impl Default for ConsumerOptions {
             breaker_threshold: 5,
             breaker_open_for: Duration::from_secs(5),
             buffered: 500,
+            redrive_interval: Duration::from_secs(1),
         }
     }
 }
@@ -76,6 +78,13 @@ impl ConsumerOptions {
     /// memory.
     pub fn buffered(mut self, messages: usize) -> Self {
         self.buffered = messages.max(2);
+        self
+    }
+
+    /// How often each partition's worker looks for operators' retry / skip requests on its
+    /// parked messages (default 1 s).
+    pub fn redrive_interval(mut self, interval: Duration) -> Self {
+        self.redrive_interval = interval;
         self
     }
 }

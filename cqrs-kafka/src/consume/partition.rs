@@ -1,6 +1,7 @@
 //! One partition's worker: handles its messages one after another (per-key order), retries a
 //! transient failure behind the shared breaker, parks or stops on poison, and marks each
-//! message done on the board so the committer may commit past it.
+//! message done on the board so the committer may commit past it. Between messages it carries
+//! out operators' requests on its parked messages (`redrive`).
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
@@ -36,7 +37,24 @@ pub(crate) async fn work(
     let Some(mut held) = held_keys(&shared, &lane).await else {
         return;
     };
-    while let Some(message) = messages.recv().await {
+    let mut redrive = tokio::time::interval(shared.options.redrive_interval);
+    redrive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let message = tokio::select! {
+            message = messages.recv() => message,
+            _ = redrive.tick(), if shared.dead_letters.is_some() => {
+                if lane.revoked.load(Ordering::Acquire) || shared.core.stopping() {
+                    break;
+                }
+                if !super::redrive::carry_out(&shared, &lane, &mut held).await {
+                    break;
+                }
+                continue;
+            }
+        };
+        let Some(message) = message else {
+            break;
+        };
         if lane.revoked.load(Ordering::Acquire) || shared.core.stopping() {
             break;
         }
@@ -107,17 +125,35 @@ async fn process(shared: &Shared, held: &mut HashSet<Vec<u8>>, message: Received
         );
         return poison(shared, held, &message, error).await;
     }
-    let event = match CloudEvent::read(&message) {
+    match attempt(shared, &message).await {
+        Attempt::Done => Step::Handled,
+        Attempt::Poison(error) => poison(shared, held, &message, error).await,
+        Attempt::Cancelled => Step::Cancelled,
+    }
+}
+
+/// What came of handling one message.
+pub(crate) enum Attempt {
+    Done,
+    /// It can never be handled, for this reason.
+    Poison(String),
+    /// The consumer began stopping while it waited to retry.
+    Cancelled,
+}
+
+/// Decodes `message` and runs the handler on it, retrying transient failures with backoff
+/// behind the breaker until it passes, turns out poison, or the consumer stops.
+pub(crate) async fn attempt(shared: &Shared, message: &Received) -> Attempt {
+    let event = match CloudEvent::read(message) {
         Ok(event) => event,
-        Err(error) => return poison(shared, held, &message, format!("malformed: {error}")).await,
+        Err(error) => return Attempt::Poison(format!("malformed: {error}")),
     };
     if !shared.types.contains(event.event_type.as_str()) {
-        let error = format!("unknown event type {}", event.event_type);
-        return poison(shared, held, &message, error).await;
+        return Attempt::Poison(format!("unknown event type {}", event.event_type));
     }
-    let incoming = Incoming::from_parts(shared.core.name.clone(), event, message);
+    let incoming = Incoming::from_parts(shared.core.name.clone(), event, message.clone());
     let Ok(_permit) = shared.permits.acquire().await else {
-        return Step::Cancelled;
+        return Attempt::Cancelled;
     };
     let mut retry = 0;
     loop {
@@ -127,7 +163,7 @@ async fn process(shared: &Shared, held: &mut HashSet<Vec<u8>>, message: Received
                 break;
             }
             if !sleep_or_stop(shared, wait).await {
-                return Step::Cancelled;
+                return Attempt::Cancelled;
             }
         }
         match shared.handler.handle(&incoming).await {
@@ -136,11 +172,11 @@ async fn process(shared: &Shared, held: &mut HashSet<Vec<u8>>, message: Received
                     shared.core.board().set_state(ConsumerState::Running);
                 }
                 shared.core.breaker().record_success();
-                return Step::Handled;
+                return Attempt::Done;
             }
             Err(HandleError::Poison(reason)) => {
                 shared.core.breaker().record_success();
-                return poison(shared, held, incoming.message(), reason).await;
+                return Attempt::Poison(reason);
             }
             Err(error) => {
                 retry += 1;
@@ -150,12 +186,12 @@ async fn process(shared: &Shared, held: &mut HashSet<Vec<u8>>, message: Received
                     board.set_state(ConsumerState::Retrying);
                     board.error(format!(
                         "{} (attempt {retry}): {error}",
-                        message_id(incoming.message())
+                        message_id(message)
                     ));
                 }
                 shared.core.notify();
                 if !sleep_or_stop(shared, backoff(shared, retry)).await {
-                    return Step::Cancelled;
+                    return Attempt::Cancelled;
                 }
             }
         }
@@ -202,18 +238,18 @@ async fn poison(
     Step::Parked
 }
 
-fn message_id(message: &Received) -> MessageId {
+pub(crate) fn message_id(message: &Received) -> MessageId {
     MessageId::new(message.topic(), message.partition(), message.offset())
 }
 
-fn backoff(shared: &Shared, retry: u32) -> Duration {
+pub(crate) fn backoff(shared: &Shared, retry: u32) -> Duration {
     RetryPolicy::new(u32::MAX)
         .delays(shared.options.initial_backoff, shared.options.max_backoff)
         .delay(retry)
 }
 
 /// Sleeps `duration`; `false` if the consumer began stopping first.
-async fn sleep_or_stop(shared: &Shared, duration: Duration) -> bool {
+pub(crate) async fn sleep_or_stop(shared: &Shared, duration: Duration) -> bool {
     let mut stop = shared.core.stop_signal();
     tokio::select! {
         () = tokio::time::sleep(duration) => true,

@@ -60,9 +60,9 @@ pub struct ConsumerStatus {
     pub name: String,
     /// Its state.
     pub state: ConsumerState,
-    /// Messages handled since it started (replays included).
+    /// Messages handled since it started (replays and re-driven letters included).
     pub handled: u64,
-    /// Messages parked since it started.
+    /// Messages parked since it started, less those re-driven since.
     pub parked: u64,
     /// The circuit breaker in front of the handler.
     pub breaker: BreakerState,
@@ -178,6 +178,12 @@ impl Board {
                 part.handled_ever = Some(part.handled_ever.map_or(next, |h| h.max(next)));
             }
         }
+    }
+
+    /// A parked message was handled again and its letter taken.
+    pub(crate) fn redriven(&mut self) {
+        self.handled += 1;
+        self.parked = self.parked.saturating_sub(1);
     }
 
     /// Offsets handled and not committed yet, of assigned partitions.
