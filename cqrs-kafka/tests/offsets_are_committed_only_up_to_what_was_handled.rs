@@ -29,7 +29,11 @@ async fn a_blocked_handler_keeps_the_committed_offset_behind_it() {
     });
     let group = unique_topic("g-commit");
     let handle = IntegrationConsumer::new(broker.config(), &group, &[&topic], recorder.clone())
-        .with_options(ConsumerOptions::default().commit_interval(Duration::from_millis(20)))
+        .with_options(
+            ConsumerOptions::default()
+                .commit_interval(Duration::from_millis(20))
+                .lag_interval(Duration::from_millis(20)),
+        )
         .spawn()
         .expect("spawn");
 
@@ -45,6 +49,16 @@ async fn a_blocked_handler_keeps_the_committed_offset_behind_it() {
         .await
         .expect("offset 5 (the next to read) committed");
     println!("while blocked: {status}");
+    let status = handle
+        .wait_until(PATIENCE, |s| {
+            s.partition(&topic, 0).and_then(|p| p.lag) == Some(5)
+        })
+        .await
+        .expect("a lag of 5: the blocked message and the four behind it");
+    assert_eq!(
+        status.partition(&topic, 0).and_then(|p| p.high_water),
+        Some(10)
+    );
     // Watch the broker's committed offset for 25 commit intervals: never past the blocked one.
     let watched = Instant::now();
     let mut reads = 0;
@@ -75,6 +89,12 @@ async fn a_blocked_handler_keeps_the_committed_offset_behind_it() {
         })
         .await
         .expect("everything committed");
+    handle
+        .wait_until(PATIENCE, |s| {
+            s.partition(&topic, 0).and_then(|p| p.lag) == Some(0)
+        })
+        .await
+        .expect("no lag left");
     let status = handle.shutdown().await;
     assert_eq!(committed(broker.config(), &group, &topic, 0), Some(10));
     assert_eq!(status.handled, 10);

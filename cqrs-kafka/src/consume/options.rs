@@ -17,6 +17,7 @@ pub struct ConsumerOptions {
     pub(crate) breaker_open_for: Duration,
     pub(crate) buffered: usize,
     pub(crate) redrive_interval: Duration,
+    pub(crate) lag_interval: Duration,
 }
 
 impl Default for ConsumerOptions {
@@ -31,6 +32,7 @@ impl Default for ConsumerOptions {
             breaker_open_for: Duration::from_secs(5),
             buffered: 500,
             redrive_interval: Duration::from_secs(1),
+            lag_interval: Duration::from_secs(5),
         }
     }
 }
@@ -85,6 +87,13 @@ impl ConsumerOptions {
     /// parked messages (default 1 s).
     pub fn redrive_interval(mut self, interval: Duration) -> Self {
         self.redrive_interval = interval;
+        self
+    }
+
+    /// How often the assigned partitions' high-water marks are fetched for the status's lag
+    /// (default 5 s; one request per partition, off the consuming task).
+    pub fn lag_interval(mut self, interval: Duration) -> Self {
+        self.lag_interval = interval;
         self
     }
 }

@@ -124,6 +124,7 @@ impl IntegrationConsumer {
             permits: Semaphore::new(self.options.concurrency),
             options: self.options,
         });
+        tokio::spawn(watch_lag(shared.clone()));
         let task = tokio::spawn(run(shared));
         Ok(ConsumerHandle::new(core, task))
     }
@@ -321,6 +322,41 @@ impl Shared {
                 .error(format!("commit task failed: {error}")),
         }
         self.core.notify();
+    }
+}
+
+/// Fetches the assigned partitions' high-water marks every `lag_interval`, until the consumer
+/// stops, on a blocking thread (each fetch is a broker round trip).
+async fn watch_lag(shared: Arc<Shared>) {
+    let mut stop = shared.core.stop_signal();
+    let mut tick = tokio::time::interval(shared.options.lag_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stopped(&mut stop) => return,
+            _ = tick.tick() => {}
+        }
+        let assigned = shared.core.board().assigned();
+        let consumer = shared.consumer.clone();
+        let timeout = shared.options.lag_interval.min(Duration::from_secs(10));
+        let fetched = tokio::task::spawn_blocking(move || {
+            assigned
+                .into_iter()
+                .filter_map(|tp| {
+                    let (_, high) = consumer.fetch_watermarks(&tp.0, tp.1, timeout).ok()?;
+                    Some((tp, high))
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_default();
+        {
+            let mut board = shared.core.board();
+            for (tp, high) in &fetched {
+                board.high_water(tp, *high);
+            }
+        }
+        shared.core.notify();
     }
 }
 

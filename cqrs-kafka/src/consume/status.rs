@@ -50,6 +50,14 @@ pub struct PartitionStatus {
     pub handled_up_to: Option<i64>,
     /// The last offset this consumer committed (the next the group reads), if any.
     pub committed: Option<i64>,
+    /// The partition's high-water mark (the offset the next message written will get), as
+    /// last fetched from the broker (every [`ConsumerOptions::lag_interval`]), if fetched yet.
+    ///
+    /// [`ConsumerOptions::lag_interval`]: super::ConsumerOptions::lag_interval
+    pub high_water: Option<i64>,
+    /// How many messages of an assigned partition wait: the high-water mark less the next
+    /// offset to handle (or less the committed offset before this consumer handled any).
+    pub lag: Option<i64>,
 }
 
 /// What a consumer reports.
@@ -110,6 +118,7 @@ struct Part {
     /// The highest `handled` ever (for waiters and the status).
     handled_ever: Option<i64>,
     committed: Option<i64>,
+    high_water: Option<i64>,
 }
 
 /// The consumer's shared state: counters, state, and each partition's progress. Workers mark
@@ -222,6 +231,22 @@ impl Board {
         due
     }
 
+    /// The assigned partitions.
+    pub(crate) fn assigned(&self) -> Vec<Tp> {
+        self.parts
+            .iter()
+            .filter(|(_, p)| p.epoch != 0)
+            .map(|(tp, _)| tp.clone())
+            .collect()
+    }
+
+    /// The broker's high-water mark of `tp`, just fetched.
+    pub(crate) fn high_water(&mut self, tp: &Tp, high: i64) {
+        if let Some(part) = self.parts.get_mut(tp) {
+            part.high_water = Some(high);
+        }
+    }
+
     pub(crate) fn handled_ever(&self, tp: &Tp) -> Option<i64> {
         self.parts.get(tp).and_then(|p| p.handled_ever)
     }
@@ -244,6 +269,12 @@ impl Board {
                     assigned: p.epoch != 0,
                     handled_up_to: p.handled_ever,
                     committed: p.committed,
+                    high_water: p.high_water,
+                    lag: match (p.epoch, p.high_water, p.handled.or(p.committed)) {
+                        (0, _, _) | (_, None, _) => None,
+                        (_, Some(high), Some(next)) => Some(high.saturating_sub(next).max(0)),
+                        (_, Some(high), None) => Some(high.max(0)),
+                    },
                 })
                 .collect(),
         }
