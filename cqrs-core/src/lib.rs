@@ -13,6 +13,7 @@ extern crate self as cqrs_core;
 
 mod aggregate;
 pub mod backend;
+pub mod bus;
 mod clock;
 mod command;
 mod error;

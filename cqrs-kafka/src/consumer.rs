@@ -3,6 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -26,18 +27,24 @@ impl fmt::Debug for KafkaConsumer {
     }
 }
 
+/// The settings of a group member that commits only when told (shared by [`KafkaConsumer`]
+/// and the integration consumer).
+pub(crate) fn group_config(config: &KafkaConfig, group_id: &str) -> ClientConfig {
+    let mut client = config.client_config();
+    client
+        .set("group.id", group_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "false");
+    client
+}
+
 impl KafkaConsumer {
     /// A consumer in group `group_id`. Connects lazily.
     pub fn new(config: &KafkaConfig, group_id: &str) -> Result<Self> {
-        let mut client = config.client_config();
-        client
-            .set("group.id", group_id)
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("auto.offset.reset", "earliest")
-            .set("isolation.level", "read_committed")
-            .set("enable.partition.eof", "false");
-        let inner: StreamConsumer = client
+        let inner: StreamConsumer = group_config(config, group_id)
             .create()
             .map_err(KafkaError::client("create the consumer"))?;
         Ok(Self {

@@ -10,6 +10,8 @@
 //! - [`KafkaConsumer`]: a consumer-group member that commits offsets only when told to
 //!   ([`KafkaConsumer::commit`]), after the caller's effect.
 //! - [`Record`] out, [`Received`] in: key, JSON or other bytes, and headers.
+//! - [`consume`]: the integration consumer, turning messages into this service's commands with
+//!   an exactly-once effect ([`consume::IntegrationConsumer`]).
 //! - `testing` (feature `testing`): unique topic names, creating and deleting topics.
 //!
 //! The client is `rdkafka` over the librdkafka bundled in `rdkafka-sys` (see ARCHITECTURE.md,
@@ -19,6 +21,7 @@
 
 pub mod cloudevents;
 mod config;
+pub mod consume;
 mod consumer;
 mod contract;
 mod error;

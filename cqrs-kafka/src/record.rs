@@ -100,6 +100,25 @@ impl Received {
         }
     }
 
+    /// A message rebuilt from its parts (a parked message handled again).
+    pub(crate) fn from_parts(
+        topic: String,
+        partition: i32,
+        offset: i64,
+        key: Option<Vec<u8>>,
+        payload: Option<Vec<u8>>,
+        headers: Vec<(String, Option<Vec<u8>>)>,
+    ) -> Self {
+        Self {
+            topic,
+            partition,
+            offset,
+            key,
+            payload,
+            headers,
+        }
+    }
+
     /// The topic it was read from.
     pub fn topic(&self) -> &str {
         &self.topic

@@ -29,6 +29,7 @@
 //! back; [`PgEventStore::feed_horizon`] shows by how much.
 
 mod append;
+mod bus_dead_letter;
 mod checkpoint;
 mod columns;
 mod connect;

@@ -11,10 +11,11 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (3, include_str!("sql/0003_lease_epochs.sql")),
     (4, include_str!("sql/0004_dead_letter_requests.sql")),
     (5, include_str!("sql/0005_process_managers.sql")),
+    (6, include_str!("sql/0006_bus_dead_letters.sql")),
 ];
 
 /// The newest schema version this code knows.
-pub(crate) const LATEST: i32 = 5;
+pub(crate) const LATEST: i32 = 6;
 
 /// Brings `schema` up to [`LATEST`]: creates it if needed, then applies each missing migration in
 /// its own transaction. Concurrent callers serialize on an advisory lock, so running it from

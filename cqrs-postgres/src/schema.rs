@@ -130,6 +130,15 @@ pub(crate) struct Queries {
     pub(crate) instance_timeouts: String,
     pub(crate) process_instances: String,
     pub(crate) process_counts: String,
+    pub(crate) bus_dead_letter_park: String,
+    pub(crate) bus_dead_letter_page: String,
+    pub(crate) bus_dead_letter_keys: String,
+    pub(crate) bus_dead_letter_key: String,
+    pub(crate) bus_dead_letter_request_key: String,
+    pub(crate) bus_dead_letter_request_message: String,
+    pub(crate) bus_dead_letter_requested: String,
+    pub(crate) bus_dead_letter_take: String,
+    pub(crate) bus_dead_letter_failed: String,
 }
 
 /// `append.sql` with `record`'s CTEs after its own and before its final SELECT: the statement
@@ -182,6 +191,17 @@ impl Queries {
             instance_timeouts: fill(include_str!("sql/instance_timeouts.sql")),
             process_instances: fill(include_str!("sql/process_instances.sql")),
             process_counts: fill(include_str!("sql/process_counts.sql")),
+            bus_dead_letter_park: fill(include_str!("sql/bus_dead_letter_park.sql")),
+            bus_dead_letter_page: fill(include_str!("sql/bus_dead_letter_page.sql")),
+            bus_dead_letter_keys: fill(include_str!("sql/bus_dead_letter_keys.sql")),
+            bus_dead_letter_key: fill(include_str!("sql/bus_dead_letter_key.sql")),
+            bus_dead_letter_request_key: fill(include_str!("sql/bus_dead_letter_request_key.sql")),
+            bus_dead_letter_request_message: fill(include_str!(
+                "sql/bus_dead_letter_request_message.sql"
+            )),
+            bus_dead_letter_requested: fill(include_str!("sql/bus_dead_letter_requested.sql")),
+            bus_dead_letter_take: fill(include_str!("sql/bus_dead_letter_take.sql")),
+            bus_dead_letter_failed: fill(include_str!("sql/bus_dead_letter_failed.sql")),
         }
     }
 }

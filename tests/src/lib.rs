@@ -5,6 +5,7 @@
 //! `ProjectionRunner` wired to PostgreSQL, polling with deadlines, and (in [`saga`]) the quick
 //! start's order saga with seeded failures and the checks its runs must pass.
 
+pub mod bus;
 pub mod domain;
 mod env;
 mod inspect;

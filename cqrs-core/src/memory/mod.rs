@@ -2,9 +2,10 @@
 //!
 //! The store's state and its helpers live here; each role trait is implemented in its own
 //! file: `events` (append, stream reads and the feed), `snapshots` (snapshots and
-//! checkpoints), `leases`, `dead_letters`, `process` (process managers' timeouts and status
-//! rows), and `signal` (the feed's wake-ups).
+//! checkpoints), `leases`, `dead_letters`, `bus_letters` (bus consumers' parked messages),
+//! `process` (process managers' timeouts and status rows), and `signal` (the feed's wake-ups).
 
+mod bus_letters;
 mod dead_letters;
 mod events;
 mod leases;
@@ -68,6 +69,8 @@ struct State {
     snapshots: HashMap<StreamId, Snapshot>,
     checkpoints: HashMap<String, Position>,
     dead_letters: Vec<DeadLetter>,
+    /// Bus consumers' dead letters by (consumer, message): ordered, for paging.
+    bus_letters: BTreeMap<(String, crate::bus::MessageId), crate::bus::BusLetter>,
     leases: HashMap<String, LeaseRow>,
     /// Live process timeouts by (process, instance, key).
     timeouts: BTreeMap<(String, String, String), process::TimeoutRow>,

@@ -50,6 +50,8 @@ macro_rules! store_conformance_tests {
             dead_letters_round_trip,
             dead_letters_come_in_pages_and_keys_once,
             dead_letter_requests_are_kept_until_carried_out,
+            bus_letters_round_trip_whole_once_per_message,
+            bus_letter_keys_requests_and_takes,
             record_is_atomic_with_timeouts_and_status,
             a_duplicate_record_changes_nothing,
             timeouts_fire_once_when_due,

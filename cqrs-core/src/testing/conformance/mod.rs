@@ -4,10 +4,11 @@
 //! [`store_conformance_tests!`](crate::store_conformance_tests).
 //!
 //! One file per store role: `streams` (append and read), `feed`, `checkpoints` (and
-//! snapshots), `repository` (the command pipeline on the store), `leases`, `dead_letters` and
+//! snapshots), `repository` (the command pipeline on the store), `leases`, `dead_letters`, `bus_letters` (a bus consumer's parked messages) and
 //! `process` (process managers' timeouts and status rows).
 //! This file holds the bound every store meets and the helpers the cases share.
 
+mod bus_letters;
 mod checkpoints;
 mod dead_letters;
 mod feed;
@@ -16,6 +17,9 @@ mod process;
 mod repository;
 mod streams;
 
+pub use bus_letters::{
+    bus_letter_keys_requests_and_takes, bus_letters_round_trip_whole_once_per_message,
+};
 pub use checkpoints::{
     a_checkpoint_never_moves_back, checkpoints_round_trip, snapshots_keep_the_newest,
 };
@@ -52,6 +56,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use crate::bus::BusDeadLetterStore;
 use crate::process::ProcessStore;
 use crate::projection::{DeadLetterStore, LeaseStore};
 use crate::{
@@ -65,6 +70,7 @@ pub trait ConformanceStore:
     + SnapshotStore
     + CheckpointStore
     + DeadLetterStore
+    + BusDeadLetterStore
     + LeaseStore
     + ProcessStore
     + Clone
@@ -77,6 +83,7 @@ impl<T> ConformanceStore for T where
         + SnapshotStore
         + CheckpointStore
         + DeadLetterStore
+        + BusDeadLetterStore
         + LeaseStore
         + ProcessStore
         + Clone

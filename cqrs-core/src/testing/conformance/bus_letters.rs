@@ -1,0 +1,191 @@
+//! Bus dead letters: parked messages kept whole, their keys, requests and takes.
+
+use crate::bus::{BusLetter, BusLetterTarget, MessageId, ParkedKey};
+use crate::projection::Redrive;
+
+use super::ConformanceStore;
+
+fn letter(
+    consumer: &str,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    key: Option<&str>,
+) -> BusLetter {
+    BusLetter::new(
+        consumer,
+        MessageId::new(topic, partition, offset),
+        format!("cannot handle {offset}"),
+    )
+    .with_key(key.map(|k| k.as_bytes().to_vec()))
+    .with_headers(vec![
+        ("ce_id".to_owned(), Some(b"not-a-uuid".to_vec())),
+        ("empty".to_owned(), None),
+        ("binary".to_owned(), Some(vec![0, 159, 146, 150, 255])),
+    ])
+    .with_payload(Some(vec![b'{', 0, 255, b'}']))
+}
+
+/// A parked message reads back whole (key, headers with their order, empty and binary values,
+/// binary payload, error), once per consumer and message, in (topic, partition, offset)
+/// order, paged; each consumer sees only its own.
+pub async fn bus_letters_round_trip_whole_once_per_message<S: ConformanceStore>(store: S) {
+    let first = letter("billing", "orders", 1, 7, Some("order-1"));
+    store.park_message(first.clone()).await.expect("park");
+    let mut again = first.clone();
+    again.error = "a second error".to_owned();
+    store.park_message(again).await.expect("park again");
+    store
+        .park_message(letter("billing", "orders", 0, 9, None).with_payload(None))
+        .await
+        .expect("park");
+    store
+        .park_message(letter("billing", "orders", 1, 3, Some("order-2")))
+        .await
+        .expect("park");
+    store
+        .park_message(letter("shipping", "orders", 1, 7, Some("order-1")))
+        .await
+        .expect("park");
+
+    let all = store
+        .parked_messages("billing", None, 10)
+        .await
+        .expect("page");
+    let places: Vec<(i32, i64)> = all
+        .iter()
+        .map(|l| (l.message.partition, l.message.offset))
+        .collect();
+    assert_eq!(places, [(0, 9), (1, 3), (1, 7)], "message order, once each");
+    let read = &all[2];
+    assert_eq!(read.error, "cannot handle 7", "the first parking is kept");
+    assert_eq!(read.key, first.key);
+    assert_eq!(read.headers, first.headers, "headers whole, in order");
+    assert_eq!(read.payload, first.payload, "binary payload kept");
+    assert_eq!(read.request, None);
+    assert_eq!(all[0].payload, None);
+    assert_eq!(all[0].key, None);
+    let age = time::OffsetDateTime::now_utc() - read.parked_at;
+    assert!(
+        age.whole_minutes().abs() < 5,
+        "parked_at is now: {}",
+        read.parked_at
+    );
+
+    let page = store
+        .parked_messages("billing", Some(&all[0].message), 1)
+        .await
+        .expect("next page");
+    assert_eq!(page.len(), 1);
+    assert_eq!(page[0].message, MessageId::new("orders", 1, 3));
+    let shipping = store
+        .parked_messages("shipping", None, 10)
+        .await
+        .expect("page");
+    assert_eq!(shipping.len(), 1, "consumers are apart");
+}
+
+/// Keys are listed once per consumer; a key's letters come in order; requests mark a key or
+/// one message and can be withdrawn; taking removes exactly the given letters, and a key with
+/// no letter left is no longer held back; a failed re-drive keeps the letter with its new
+/// error and without its request.
+pub async fn bus_letter_keys_requests_and_takes<S: ConformanceStore>(store: S) {
+    for (offset, key) in [(1, Some("a")), (2, Some("a")), (3, Some("b")), (4, None)] {
+        store
+            .park_message(letter("c", "t", 0, offset, key))
+            .await
+            .expect("park");
+    }
+    store
+        .park_message(letter("c", "other", 0, 1, Some("a")))
+        .await
+        .expect("park");
+    let keys = store.parked_message_keys("c").await.expect("keys");
+    assert_eq!(
+        keys,
+        [
+            ParkedKey::new("other", "a"),
+            ParkedKey::new("t", "a"),
+            ParkedKey::new("t", "b"),
+        ],
+        "each (topic, key) once"
+    );
+    let a = ParkedKey::new("t", "a");
+    let letters = store.key_messages("c", &a, 10).await.expect("key");
+    let offsets: Vec<i64> = letters.iter().map(|l| l.message.offset).collect();
+    assert_eq!(
+        offsets,
+        [1, 2],
+        "the key's letters in order, this topic only"
+    );
+    assert_eq!(store.key_messages("c", &a, 1).await.expect("key").len(), 1);
+
+    let marked = store
+        .request_messages("c", &BusLetterTarget::Key(a.clone()), Some(Redrive::Retry))
+        .await
+        .expect("request");
+    assert_eq!(marked, 2);
+    let one = MessageId::new("t", 0, 4);
+    let marked = store
+        .request_messages(
+            "c",
+            &BusLetterTarget::Message(one.clone()),
+            Some(Redrive::Skip),
+        )
+        .await
+        .expect("request");
+    assert_eq!(marked, 1);
+    let requested = store.requested_messages("c", 10).await.expect("requested");
+    let asked: Vec<(i64, Option<Redrive>)> = requested
+        .iter()
+        .map(|l| (l.message.offset, l.request))
+        .collect();
+    assert_eq!(
+        asked,
+        [
+            (1, Some(Redrive::Retry)),
+            (2, Some(Redrive::Retry)),
+            (4, Some(Redrive::Skip)),
+        ]
+    );
+    store
+        .request_messages("c", &BusLetterTarget::Message(one.clone()), None)
+        .await
+        .expect("withdraw");
+    assert_eq!(
+        store
+            .requested_messages("c", 10)
+            .await
+            .expect("requested")
+            .len(),
+        2
+    );
+
+    let taken = store
+        .take_messages(
+            "c",
+            &[
+                MessageId::new("t", 0, 1),
+                MessageId::new("t", 0, 2),
+                MessageId::new("t", 0, 99),
+            ],
+        )
+        .await
+        .expect("take");
+    assert_eq!(taken, 2, "only letters that were there");
+    let keys = store.parked_message_keys("c").await.expect("keys");
+    assert!(!keys.contains(&a), "key a is free: {keys:?}");
+    assert_eq!(
+        store
+            .parked_messages("c", None, 10)
+            .await
+            .expect("page")
+            .len(),
+        3
+    );
+    assert!(store
+        .parked_message_keys("nobody")
+        .await
+        .expect("keys")
+        .is_empty());
+}

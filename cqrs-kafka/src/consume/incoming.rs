@@ -1,0 +1,103 @@
+//! [`Incoming`]: one decoded bus message, as a handler sees it.
+
+use std::sync::Arc;
+
+use cqrs_core::{CommandContext, CommandId};
+use uuid::Uuid;
+
+use super::{derived_command_id, HandleError};
+use crate::{CloudEvent, CloudEventError, IntegrationEvent, Received};
+
+/// A message whose CloudEvents attributes decoded: the attributes, the key, the JSON data and
+/// where it was read (topic, partition, offset).
+#[derive(Clone, Debug)]
+pub struct Incoming {
+    consumer: Arc<str>,
+    event: CloudEvent,
+    message: Received,
+}
+
+impl Incoming {
+    /// Decodes `message`'s attributes for consumer `consumer`.
+    pub fn decode(consumer: &str, message: Received) -> Result<Self, CloudEventError> {
+        Ok(Self {
+            consumer: Arc::from(consumer),
+            event: CloudEvent::read(&message)?,
+            message,
+        })
+    }
+
+    pub(crate) fn from_parts(consumer: Arc<str>, event: CloudEvent, message: Received) -> Self {
+        Self {
+            consumer,
+            event,
+            message,
+        }
+    }
+
+    /// The CloudEvents attributes.
+    pub fn event(&self) -> &CloudEvent {
+        &self.event
+    }
+
+    /// `ce_id`: the publishing service's event id, what redeliveries share.
+    pub fn id(&self) -> Uuid {
+        self.event.id
+    }
+
+    /// `ce_type`: the contract's versioned type.
+    pub fn event_type(&self) -> &str {
+        &self.event.event_type
+    }
+
+    /// The message as read: key, payload, headers, topic, partition, offset.
+    pub fn message(&self) -> &Received {
+        &self.message
+    }
+
+    /// The consumer (group) reading it.
+    pub fn consumer(&self) -> &str {
+        &self.consumer
+    }
+
+    /// The data as contract `E`: poison when `ce_type` is not `E::TYPE` or the body does not
+    /// decode as `E`.
+    pub fn data<E: IntegrationEvent>(&self) -> Result<E, HandleError> {
+        if self.event.event_type != E::TYPE {
+            return Err(HandleError::poison(format_args!(
+                "the message is a {}, not a {}",
+                self.event.event_type,
+                E::TYPE
+            )));
+        }
+        let payload = self
+            .message
+            .payload()
+            .ok_or_else(|| HandleError::poison("the message has no body"))?;
+        serde_json::from_slice(payload)
+            .map_err(|e| HandleError::poison(format_args!("the body is not a {}: {e}", E::TYPE)))
+    }
+
+    /// The command id of `step` of this message's effect (see
+    /// [`derived_command_id`](super::derived_command_id)).
+    pub fn command_id(&self, step: &str) -> CommandId {
+        CommandId::from_uuid(derived_command_id(&self.consumer, self.event.id, step))
+    }
+
+    /// The context for the command of `step`: the derived command id, so a redelivered message
+    /// lands once; the correlation id of the message (`ce_correlationid`); caused by the
+    /// message's event (`ce_id`); and the `traceparent` header carried on, so the command's
+    /// events continue the publisher's trace.
+    pub fn command_context(&self, step: &str) -> CommandContext {
+        let mut context = CommandContext::new()
+            .command_id(self.command_id(step))
+            .causation_id(self.event.id);
+        if let Some(correlation) = self.event.correlation_id {
+            context = context.correlation_id(correlation);
+        }
+        if let Some(parent) = &self.event.traceparent {
+            context = context.header(cqrs_core::telemetry::TRACEPARENT, parent.as_str());
+        }
+        context
+    }
+}

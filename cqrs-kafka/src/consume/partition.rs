@@ -1,0 +1,258 @@
+//! One partition's worker: handles its messages one after another (per-key order), retries a
+//! transient failure behind the shared breaker, parks or stops on poison, and marks each
+//! message done on the board so the committer may commit past it. Between messages it carries
+//! out operators' requests on its parked messages (`redrive`).
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cqrs_core::bus::{BusLetter, MessageId};
+use cqrs_core::projection::PoisonPolicy;
+use cqrs_core::RetryPolicy;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use super::runner::{Lane, Shared};
+use super::status::ConsumerState;
+use super::{HandleError, Incoming};
+use crate::{CloudEvent, Received};
+
+/// What became of one message.
+enum Step {
+    Handled,
+    Parked,
+    /// The consumer must stop here, for this reason (the message is not done).
+    Stop(String),
+    /// The consumer is stopping or lost the partition: leave the message undone.
+    Cancelled,
+}
+
+/// Runs one partition until its channel closes, the partition is revoked or the consumer stops.
+pub(crate) async fn work(
+    shared: Arc<Shared>,
+    lane: Arc<Lane>,
+    mut messages: UnboundedReceiver<Received>,
+) {
+    let Some(mut held) = held_keys(&shared, &lane).await else {
+        return;
+    };
+    let mut redrive = tokio::time::interval(shared.options.redrive_interval);
+    redrive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let message = tokio::select! {
+            message = messages.recv() => message,
+            _ = redrive.tick(), if shared.dead_letters.is_some() => {
+                if lane.revoked.load(Ordering::Acquire) || shared.core.stopping() {
+                    break;
+                }
+                if !super::redrive::carry_out(&shared, &lane, &mut held).await {
+                    break;
+                }
+                continue;
+            }
+        };
+        let Some(message) = message else {
+            break;
+        };
+        if lane.revoked.load(Ordering::Acquire) || shared.core.stopping() {
+            break;
+        }
+        shared.took(&lane);
+        let next = message.offset().saturating_add(1);
+        match process(&shared, &mut held, message).await {
+            Step::Handled => shared.core.board().done(&lane.tp, lane.epoch, next, false),
+            Step::Parked => shared.core.board().done(&lane.tp, lane.epoch, next, true),
+            Step::Stop(error) => {
+                tracing::error!(consumer = %shared.core.name, %error, "consumer stops");
+                shared.core.board().fail(error);
+                shared.core.request_stop();
+                shared.core.notify();
+                break;
+            }
+            Step::Cancelled => break,
+        }
+        shared.core.notify();
+    }
+}
+
+/// The keys of this partition's topic parked earlier (by this or another member): their later
+/// messages are parked too. `None`: the consumer stopped meanwhile, or the store failed for
+/// good (then the consumer failed).
+async fn held_keys(shared: &Shared, lane: &Lane) -> Option<HashSet<Vec<u8>>> {
+    let Some(store) = shared.dead_letters.clone() else {
+        return Some(HashSet::new());
+    };
+    let mut retry = 0;
+    loop {
+        match store.parked_message_keys(&shared.core.name).await {
+            Ok(keys) => {
+                return Some(
+                    keys.into_iter()
+                        .filter(|k| k.topic == lane.tp.0)
+                        .map(|k| k.key)
+                        .collect(),
+                )
+            }
+            Err(error) if error.is_transient() => {
+                retry += 1;
+                shared
+                    .core
+                    .board()
+                    .error(format!("loading the parked keys failed: {error}"));
+                if !sleep_or_stop(shared, backoff(shared, retry)).await {
+                    return None;
+                }
+            }
+            Err(error) => {
+                shared
+                    .core
+                    .board()
+                    .fail(format!("loading the parked keys failed: {error}"));
+                shared.core.request_stop();
+                shared.core.notify();
+                return None;
+            }
+        }
+    }
+}
+
+async fn process(shared: &Shared, held: &mut HashSet<Vec<u8>>, message: Received) -> Step {
+    if let Some(key) = message.key().filter(|k| held.contains(*k)) {
+        let error = format!(
+            "held back: an earlier message with key {} is parked",
+            String::from_utf8_lossy(key)
+        );
+        return poison(shared, held, &message, error).await;
+    }
+    match attempt(shared, &message).await {
+        Attempt::Done => Step::Handled,
+        Attempt::Poison(error) => poison(shared, held, &message, error).await,
+        Attempt::Cancelled => Step::Cancelled,
+    }
+}
+
+/// What came of handling one message.
+pub(crate) enum Attempt {
+    Done,
+    /// It can never be handled, for this reason.
+    Poison(String),
+    /// The consumer began stopping while it waited to retry.
+    Cancelled,
+}
+
+/// Decodes `message` and runs the handler on it, retrying transient failures with backoff
+/// behind the breaker until it passes, turns out poison, or the consumer stops.
+pub(crate) async fn attempt(shared: &Shared, message: &Received) -> Attempt {
+    let event = match CloudEvent::read(message) {
+        Ok(event) => event,
+        Err(error) => return Attempt::Poison(format!("malformed: {error}")),
+    };
+    if !shared.types.contains(event.event_type.as_str()) {
+        return Attempt::Poison(format!("unknown event type {}", event.event_type));
+    }
+    let incoming = Incoming::from_parts(shared.core.name.clone(), event, message.clone());
+    let Ok(_permit) = shared.permits.acquire().await else {
+        return Attempt::Cancelled;
+    };
+    let mut retry = 0;
+    loop {
+        loop {
+            let wait = shared.core.breaker().wait_time();
+            if wait.is_zero() {
+                break;
+            }
+            if !sleep_or_stop(shared, wait).await {
+                return Attempt::Cancelled;
+            }
+        }
+        match shared.handler.handle(&incoming).await {
+            Ok(()) => {
+                if retry > 0 {
+                    shared.core.board().set_state(ConsumerState::Running);
+                }
+                shared.core.breaker().record_success();
+                return Attempt::Done;
+            }
+            Err(HandleError::Poison(reason)) => {
+                shared.core.breaker().record_success();
+                return Attempt::Poison(reason);
+            }
+            Err(error) => {
+                retry += 1;
+                shared.core.breaker().record_failure();
+                {
+                    let mut board = shared.core.board();
+                    board.set_state(ConsumerState::Retrying);
+                    board.error(format!(
+                        "{} (attempt {retry}): {error}",
+                        message_id(message)
+                    ));
+                }
+                shared.core.notify();
+                if !sleep_or_stop(shared, backoff(shared, retry)).await {
+                    return Attempt::Cancelled;
+                }
+            }
+        }
+    }
+}
+
+/// Parks `message` whole with `error`, holding its key back, or stops, by policy.
+async fn poison(
+    shared: &Shared,
+    held: &mut HashSet<Vec<u8>>,
+    message: &Received,
+    error: String,
+) -> Step {
+    let id = message_id(message);
+    let store = match (&shared.dead_letters, shared.policy) {
+        (Some(store), PoisonPolicy::Park) => store.clone(),
+        _ => return Step::Stop(format!("message {id} cannot be handled: {error}")),
+    };
+    tracing::warn!(consumer = %shared.core.name, message = %id, %error, "message parked");
+    let letter = BusLetter::new(&*shared.core.name, id.clone(), error)
+        .with_key(message.key().map(<[u8]>::to_vec))
+        .with_headers(message.headers().to_vec())
+        .with_payload(message.payload().map(<[u8]>::to_vec));
+    let mut retry = 0;
+    loop {
+        match store.park_message(letter.clone()).await {
+            Ok(()) => break,
+            Err(error) if error.is_transient() => {
+                retry += 1;
+                shared
+                    .core
+                    .board()
+                    .error(format!("parking {id} failed: {error}"));
+                if !sleep_or_stop(shared, backoff(shared, retry)).await {
+                    return Step::Cancelled;
+                }
+            }
+            Err(error) => return Step::Stop(format!("parking {id} failed: {error}")),
+        }
+    }
+    if let Some(key) = message.key() {
+        held.insert(key.to_vec());
+    }
+    Step::Parked
+}
+
+pub(crate) fn message_id(message: &Received) -> MessageId {
+    MessageId::new(message.topic(), message.partition(), message.offset())
+}
+
+pub(crate) fn backoff(shared: &Shared, retry: u32) -> Duration {
+    RetryPolicy::new(u32::MAX)
+        .delays(shared.options.initial_backoff, shared.options.max_backoff)
+        .delay(retry)
+}
+
+/// Sleeps `duration`; `false` if the consumer began stopping first.
+pub(crate) async fn sleep_or_stop(shared: &Shared, duration: Duration) -> bool {
+    let mut stop = shared.core.stop_signal();
+    tokio::select! {
+        () = tokio::time::sleep(duration) => true,
+        () = super::runner::stopped(&mut stop) => false,
+    }
+}

@@ -1,0 +1,140 @@
+//! Carrying out operators' requests on a partition's parked messages, in its worker (so no
+//! message of a key runs while the key's letters are re-driven).
+//!
+//! [`Redrive::Retry`] on a letter handles every letter of its key again, in offset order (a
+//! letter without a key alone); each handled letter is taken, and the first that fails again
+//! stays with its new error, the key's other requests withdrawn. [`Redrive::Skip`] takes the
+//! letter unhandled. A key with no letter left is no longer held back.
+
+use std::collections::HashSet;
+
+use cqrs_core::bus::{BusDeadLetterStore, BusLetter, BusLetterTarget};
+use cqrs_core::projection::Redrive;
+
+use super::partition::{attempt, Attempt};
+use super::runner::{Lane, Shared};
+use crate::Received;
+
+/// How many requested letters one look takes.
+const REQUESTS_PER_LOOK: usize = 1_000;
+
+/// Carries out the requests on `lane`'s letters; `false` when the consumer began stopping.
+/// A store error is reported on the status and the requests wait for the next look.
+pub(crate) async fn carry_out(shared: &Shared, lane: &Lane, held: &mut HashSet<Vec<u8>>) -> bool {
+    let Some(store) = shared.dead_letters.clone() else {
+        return true;
+    };
+    match look(shared, &*store, lane, held).await {
+        Ok(going_on) => going_on,
+        Err(error) => {
+            shared
+                .core
+                .board()
+                .error(format!("carrying out re-drive requests failed: {error}"));
+            shared.core.notify();
+            true
+        }
+    }
+}
+
+async fn look(
+    shared: &Shared,
+    store: &dyn BusDeadLetterStore,
+    lane: &Lane,
+    held: &mut HashSet<Vec<u8>>,
+) -> cqrs_core::Result<bool> {
+    let name = &*shared.core.name;
+    let requested: Vec<BusLetter> = store
+        .requested_messages(name, REQUESTS_PER_LOOK)
+        .await?
+        .into_iter()
+        .filter(|l| l.message.topic == lane.tp.0 && l.message.partition == lane.tp.1)
+        .collect();
+    let mut keys_done: HashSet<Vec<u8>> = HashSet::new();
+    for letter in requested {
+        match (letter.request, &letter.key) {
+            (Some(Redrive::Skip), _) => {
+                store
+                    .take_messages(name, std::slice::from_ref(&letter.message))
+                    .await?;
+            }
+            (Some(Redrive::Retry), None) => {
+                if !retry(shared, store, &letter).await? {
+                    return Ok(false);
+                }
+            }
+            (Some(Redrive::Retry), Some(key)) => {
+                if !keys_done.insert(key.clone()) {
+                    continue;
+                }
+                let Some(parked) = letter.parked_key() else {
+                    continue;
+                };
+                for of_key in store.key_messages(name, &parked, usize::MAX).await? {
+                    match retry_outcome(shared, store, &of_key).await? {
+                        Some(true) => {}
+                        Some(false) => {
+                            store
+                                .request_messages(name, &BusLetterTarget::Key(parked.clone()), None)
+                                .await?;
+                            break;
+                        }
+                        None => return Ok(false),
+                    }
+                }
+            }
+            (None, _) => {}
+        }
+        if let Some(parked) = letter.parked_key() {
+            if store.key_messages(name, &parked, 1).await?.is_empty() {
+                held.remove(&parked.key);
+            }
+        }
+    }
+    Ok(true)
+}
+
+/// Handles one letter again; `false` when the consumer began stopping.
+async fn retry(
+    shared: &Shared,
+    store: &dyn BusDeadLetterStore,
+    letter: &BusLetter,
+) -> cqrs_core::Result<bool> {
+    Ok(retry_outcome(shared, store, letter).await?.is_some())
+}
+
+/// Handles one letter again: `Some(true)` handled and taken, `Some(false)` failed again and
+/// kept with its new error, `None` the consumer began stopping.
+async fn retry_outcome(
+    shared: &Shared,
+    store: &dyn BusDeadLetterStore,
+    letter: &BusLetter,
+) -> cqrs_core::Result<Option<bool>> {
+    let name = &*shared.core.name;
+    let message = Received::from_parts(
+        letter.message.topic.clone(),
+        letter.message.partition,
+        letter.message.offset,
+        letter.key.clone(),
+        letter.payload.clone(),
+        letter.headers.clone(),
+    );
+    match attempt(shared, &message).await {
+        Attempt::Done => {
+            store
+                .take_messages(name, std::slice::from_ref(&letter.message))
+                .await?;
+            shared.core.board().redriven();
+            shared.core.notify();
+            Ok(Some(true))
+        }
+        Attempt::Poison(error) => {
+            tracing::warn!(consumer = %name, message = %letter.message, %error, "re-drive failed");
+            store
+                .message_redrive_failed(name, &letter.message, &error)
+                .await?;
+            Ok(Some(false))
+        }
+        Attempt::Cancelled => Ok(None),
+    }
+}
