@@ -3,8 +3,10 @@
 //! of the test's own), isolation (a schema and read-model names per test), a small shop domain
 //! run through the real `Repository`, the order-summaries read model, the real
 //! `ProjectionRunner` wired to PostgreSQL, polling with deadlines, and (in [`saga`]) the quick
-//! start's order saga with seeded failures and the checks its runs must pass.
+//! start's order saga with seeded failures and the checks its runs must pass; (in [`bus`])
+//! the publisher's ticks, reading a topic back and the checks a published topic must pass.
 
+pub mod bus;
 pub mod domain;
 mod env;
 mod inspect;
