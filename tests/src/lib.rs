@@ -10,6 +10,7 @@ pub mod bus;
 pub mod domain;
 mod env;
 mod inspect;
+mod kafka_node;
 mod outage_node;
 mod poll;
 mod probe;
@@ -26,6 +27,7 @@ pub use inspect::{
     all_events, assert_documents, assert_read_model_is_the_fold, raw_documents, refresh,
     RawDocument,
 };
+pub use kafka_node::KafkaNode;
 pub use outage_node::OutageNode;
 pub use poll::{eventually, wait_caught_up, wait_caught_up_to, wait_for_status, PATIENCE};
 pub use probe::{ApplyCounts, Probe};
