@@ -7,12 +7,12 @@ use async_trait::async_trait;
 use cqrs_core::projection::{Projection, ProjectionError};
 use cqrs_core::{EventFilter, RecordedEvent};
 
-use crate::{KafkaConfig, KafkaProducer, Result};
+use crate::{KafkaConfig, KafkaProducer, Record, Result};
 
 use super::ack_memo::AckMemo;
 use super::batch;
 use super::transport::{Failure, MakeTransport, Transport};
-use super::{IntegrationMapper, PublisherOptions};
+use super::{message, IntegrationMapper, MapError, PublisherOptions};
 
 /// Publishes a service's integration events to Kafka, following its event log: the log is
 /// the outbox. It is a [`Projection`], run by the core's
@@ -127,6 +127,20 @@ impl<M: IntegrationMapper> KafkaPublisher<M> {
     /// The mapper.
     pub fn mapper(&self) -> &M {
         &self.mapper
+    }
+
+    /// The message this publisher sends for `event` (key, body, headers), or `None` when
+    /// the mapper passes it over: what a subscriber will receive, for tests, tools and
+    /// benchmarks.
+    ///
+    /// # Errors
+    ///
+    /// The mapper's [`MapError`]: the publisher would park the event.
+    pub fn message(&self, event: &RecordedEvent) -> Result<Option<Record>, MapError> {
+        Ok(self
+            .mapper
+            .map(event)?
+            .map(|out| message::record(&self.source, event, out)))
     }
 
     /// The transport in use, made anew after a fatal error dropped the last one.
