@@ -22,8 +22,8 @@ pub(crate) struct Args {
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(i32).range(1..=256))]
     pub(crate) partitions: i32,
 
-    /// Events per publisher batch (the runner's batch size), and per awaited raw batch.
-    #[arg(long, default_value_t = 500)]
+    /// Events per publisher batch (`PublisherOptions::batch_size`), and per awaited raw batch.
+    #[arg(long, default_value_t = 5_000)]
     pub(crate) batch_size: usize,
 
     /// Smaller sizes, for a smoke run.
@@ -73,7 +73,7 @@ impl Sizes {
     const QUICK: Sizes = Sizes {
         events: 40_000,
         streams: 400,
-        runs: 1,
+        runs: 3,
         rate: 100,
         seconds: 10,
     };

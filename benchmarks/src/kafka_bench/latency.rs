@@ -7,7 +7,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
-use cqrs_core::projection::ProjectionRunner;
 use cqrs_core::{AppendEvents, ExpectedVersion, StreamId};
 use cqrs_kafka::testing::unique_topic;
 use cqrs_kafka::{CloudEvent, KafkaConsumer, KafkaPublisher, PublisherOptions};
@@ -40,9 +39,10 @@ pub(crate) async fn run(ctx: &Context) -> Result<()> {
                     ctx.broker.config(),
                     PublisherOptions::new("/services/bench"),
                 )?;
-                let handle = ProjectionRunner::for_store(publisher, &store).spawn();
+                let handle = publisher.runner(&store).spawn();
                 let consumer = KafkaConsumer::new(ctx.broker.config(), &unique_topic("bench-lat"))?;
                 consumer.subscribe(&[&topic])?;
+                warm_up(&store, &consumer).await?;
                 let sent: Arc<Mutex<HashMap<Uuid, Instant>>> = Arc::default();
                 let receiver = tokio::spawn(receive(consumer, sent.clone(), count));
                 let appends = append_steadily(&store, &sent, sizes.rate, count).await?;
@@ -73,6 +73,26 @@ pub(crate) async fn run(ctx: &Context) -> Result<()> {
         "  the publisher is woken by LISTEN/NOTIFY; the producer lingers up to 5 ms per batch"
     );
     Ok(())
+}
+
+/// Appends one event and waits until the consumer receives it: the consumer has joined its
+/// group and the producer is connected before anything is timed.
+async fn warm_up(store: &PgEventStore, consumer: &KafkaConsumer) -> Result<()> {
+    let event = deposit(0);
+    let id = event.metadata.event_id.as_uuid();
+    store
+        .append(
+            &StreamId::new("warm-up")?,
+            ExpectedVersion::Any,
+            vec![event],
+        )
+        .await?;
+    loop {
+        let message = consumer.recv_within(Duration::from_secs(60)).await?;
+        if CloudEvent::read(&message)?.id == id {
+            return Ok(());
+        }
+    }
 }
 
 /// Appends one event every `1 / rate` s to one of 100 streams; the append calls' durations.

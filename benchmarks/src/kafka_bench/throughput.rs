@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context as _, Result};
 use cqrs_benchmarks::table::{rotation, Row, Table};
-use cqrs_core::projection::{ProjectionRunner, RunnerOptions};
 use cqrs_core::{EventFilter, Position, ReadAll};
 use cqrs_kafka::{KafkaProducer, KafkaPublisher, PublisherOptions, Record};
 use cqrs_postgres::PgEventStore;
@@ -54,10 +53,10 @@ pub(crate) async fn run(ctx: &Context) -> Result<Table> {
                             topic: topic.clone(),
                         },
                         ctx.broker.config(),
-                        PublisherOptions::new("/services/bench"),
+                        PublisherOptions::new("/services/bench").batch_size(ctx.batch_size),
                     )?;
                     let elapsed = match system {
-                        0 => time_publisher(&store, publisher, ctx.batch_size).await?,
+                        0 => time_publisher(&store, publisher).await?,
                         _ => {
                             let records = events
                                 .iter()
@@ -114,7 +113,7 @@ fn name(system: usize) -> &'static str {
 
 fn note(system: usize, batch: usize) -> String {
     match system {
-        0 => format!("ProjectionRunner::catch_up, batches of {batch}, from PostgreSQL"),
+        0 => format!("KafkaPublisher::runner(..).catch_up(), batches of {batch}, from PostgreSQL"),
         1 => format!("records built before timing; {batch} enqueued, then awaited"),
         _ => "records built before timing; all enqueued, then awaited".into(),
     }
@@ -138,11 +137,10 @@ async fn read_feed(store: &PgEventStore) -> Result<Vec<cqrs_core::RecordedEvent>
 async fn time_publisher(
     store: &PgEventStore,
     publisher: KafkaPublisher<BenchMapper>,
-    batch_size: usize,
 ) -> Result<Duration> {
     let started = Instant::now();
-    ProjectionRunner::for_store(publisher, store)
-        .with_options(RunnerOptions::new().batch_size(batch_size))
+    publisher
+        .runner(store)
         .catch_up()
         .await
         .context("the publisher's catch-up")?;

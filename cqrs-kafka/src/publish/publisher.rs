@@ -4,7 +4,9 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
-use cqrs_core::projection::{Projection, ProjectionError};
+use cqrs_core::projection::{
+    Projection, ProjectionError, ProjectionRunner, ProjectionStore, RunnerOptions,
+};
 use cqrs_core::{EventFilter, RecordedEvent};
 
 use crate::{KafkaConfig, KafkaProducer, Record, Result};
@@ -37,7 +39,6 @@ use super::{message, IntegrationMapper, MapError, PublisherOptions};
 ///   retry makes a new one.
 ///
 /// ```no_run
-/// use cqrs_core::projection::ProjectionRunner;
 /// use cqrs_core::{DomainEvent, InMemoryEventStore, RecordedEvent};
 /// use cqrs_kafka::{
 ///     DomainMapper, IntegrationEvent, KafkaConfig, KafkaPublisher, Outgoing, PublisherOptions,
@@ -69,7 +70,8 @@ use super::{message, IntegrationMapper, MapError, PublisherOptions};
 ///     &KafkaConfig::from_env()?,
 ///     PublisherOptions::new("/services/orders"),
 /// )?;
-/// let handle = ProjectionRunner::for_store(publisher, &store).spawn();
+/// // ProjectionRunner::for_store(publisher, &store), with the publisher's batch size:
+/// let handle = publisher.runner(&store).spawn();
 /// # handle.shutdown().await;
 /// # Ok(())
 /// # }
@@ -78,6 +80,7 @@ pub struct KafkaPublisher<M> {
     name: String,
     mapper: M,
     source: String,
+    batch_size: usize,
     make_transport: MakeTransport,
     transport: Mutex<Option<Arc<dyn Transport>>>,
     memo: Mutex<AckMemo>,
@@ -103,14 +106,25 @@ impl<M: IntegrationMapper> KafkaPublisher<M> {
             let producer = KafkaProducer::with_options(&config, producer_options.clone())?;
             Ok(Arc::new(producer) as Arc<dyn Transport>)
         });
-        Self::with_transport(name, mapper, options.source, make)
+        Self::build(name, mapper, options.source, options.batch_size, make)
     }
 
-    /// A publisher sending through what `make` makes (tests use a transport without a broker).
+    /// A publisher sending through what `make` makes: a transport without a broker.
+    #[cfg(test)]
     pub(crate) fn with_transport(
         name: &str,
         mapper: M,
         source: String,
+        make: MakeTransport,
+    ) -> Result<Self> {
+        Self::build(name, mapper, source, 5_000, make)
+    }
+
+    fn build(
+        name: &str,
+        mapper: M,
+        source: String,
+        batch_size: usize,
         make: MakeTransport,
     ) -> Result<Self> {
         let first = make()?;
@@ -118,10 +132,29 @@ impl<M: IntegrationMapper> KafkaPublisher<M> {
             name: format!("publisher:{name}"),
             mapper,
             source,
+            batch_size,
             make_transport: make,
             transport: Mutex::new(Some(first)),
             memo: Mutex::new(AckMemo::default()),
         })
+    }
+
+    /// A runner for this publisher with every role played by `store`
+    /// ([`ProjectionRunner::for_store`]: feed, checkpoint, lease, dead letters, wake-ups),
+    /// batches of [`PublisherOptions::batch_size`].
+    pub fn runner<S: ProjectionStore>(self, store: &S) -> ProjectionRunner {
+        self.runner_with(store, RunnerOptions::new())
+    }
+
+    /// Like [`runner`](Self::runner), with these options (lease owner and time to live,
+    /// retries...); their batch size is replaced by [`PublisherOptions::batch_size`].
+    pub fn runner_with<S: ProjectionStore>(
+        self,
+        store: &S,
+        options: RunnerOptions,
+    ) -> ProjectionRunner {
+        let options = options.batch_size(self.batch_size);
+        ProjectionRunner::for_store(self, store).with_options(options)
     }
 
     /// The mapper.

@@ -54,8 +54,12 @@ impl Failure {
                     | C::ProducerFenced
                     | C::UnknownProducerId,
                 ) => Failure::Fatal,
-                // Purged messages were dropped by the client, not refused by the broker.
-                Some(C::PurgeQueue | C::PurgeInflight) => Failure::Transient,
+                // Purged messages were dropped by the client, not refused by the broker; a
+                // topic that does not exist (yet) is for an operator to create, not a
+                // reason to park every stream.
+                Some(C::PurgeQueue | C::PurgeInflight | C::UnknownTopic | C::UnknownPartition) => {
+                    Failure::Transient
+                }
                 _ if error.is_transient() => Failure::Transient,
                 _ => Failure::Poison,
             },
@@ -93,6 +97,7 @@ mod tests {
             C::NotEnoughReplicas,
             C::QueueFull,
             C::PurgeInflight,
+            C::UnknownTopic,
         ] {
             assert_eq!(Failure::of(&delivery(code)), Failure::Transient, "{code:?}");
         }
