@@ -70,7 +70,7 @@ pub(crate) async fn run(ctx: &Context) -> Result<()> {
         println!("{name:<36} {p50:>9.2} {p99:>9.2} {max:>9.2} {mean:>9.2}");
     }
     println!(
-        "  the publisher is woken by LISTEN/NOTIFY; the producer lingers up to 5 ms per batch"
+        "  timed after a warm-up event went through; the publisher is woken by LISTEN/NOTIFY, its producer lingers up to 5 ms"
     );
     Ok(())
 }
