@@ -12,6 +12,10 @@
 //! - [`Record`] out, [`Received`] in: key, JSON or other bytes, and headers.
 //! - [`consume`]: the integration consumer, turning messages into this service's commands with
 //!   an exactly-once effect ([`consume::IntegrationConsumer`]).
+//! - The publisher: a [`KafkaPublisher`] follows the event log on the core's projection
+//!   runner and publishes what an [`IntegrationMapper`] (usually a [`DomainMapper`]) makes of
+//!   each event as an [`IntegrationEvent`] with CloudEvents headers ([`CloudEvent`]); the
+//!   checkpoint moves only after the broker acknowledged.
 //! - `testing` (feature `testing`): unique topic names, creating and deleting topics.
 //!
 //! The client is `rdkafka` over the librdkafka bundled in `rdkafka-sys` (see ARCHITECTURE.md,
@@ -26,6 +30,7 @@ mod consumer;
 mod contract;
 mod error;
 mod producer;
+mod publish;
 mod record;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -42,5 +47,9 @@ pub use contract::IntegrationEvent;
 pub use error::{KafkaError, Result};
 #[doc(inline)]
 pub use producer::{Delivery, KafkaProducer, PendingDelivery, ProducerOptions};
+#[doc(inline)]
+pub use publish::{
+    DomainMapper, IntegrationMapper, KafkaPublisher, MapError, Outgoing, PublisherOptions,
+};
 #[doc(inline)]
 pub use record::{Received, Record};

@@ -19,6 +19,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
 
 use crate::{KafkaConfig, KafkaError, Result};
@@ -107,6 +108,40 @@ impl TestBroker {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(topic);
+    }
+
+    /// How many messages each partition of `topic` holds (high watermark minus low), by
+    /// partition: what a test that read the topic back compares with what it read.
+    pub async fn message_counts(&self, topic: &str) -> Result<Vec<(i32, i64)>> {
+        let consumer: BaseConsumer = self
+            .config
+            .client_config()
+            .create()
+            .map_err(KafkaError::client("create a consumer for the watermarks"))?;
+        let topic = topic.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let metadata = consumer
+                .fetch_metadata(Some(&topic), ADMIN_TIMEOUT)
+                .map_err(KafkaError::client("read the topic's metadata"))?;
+            let partitions: Vec<i32> = metadata
+                .topics()
+                .iter()
+                .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+                .collect();
+            let mut counts = Vec::with_capacity(partitions.len());
+            for partition in partitions {
+                let (low, high) = consumer
+                    .fetch_watermarks(&topic, partition, ADMIN_TIMEOUT)
+                    .map_err(KafkaError::client("read a partition's watermarks"))?;
+                counts.push((partition, high - low));
+            }
+            Ok(counts)
+        })
+        .await
+        .map_err(|_| KafkaError::Timeout {
+            operation: "read the watermarks (the task was lost)",
+            after: ADMIN_TIMEOUT,
+        })?
     }
 
     /// Deletes every topic created or remembered; one already gone is fine. Call it at the

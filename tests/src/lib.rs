@@ -3,15 +3,19 @@
 //! of the test's own), isolation (a schema and read-model names per test), a small shop domain
 //! run through the real `Repository`, the order-summaries read model, the real
 //! `ProjectionRunner` wired to PostgreSQL, polling with deadlines, and (in [`saga`]) the quick
-//! start's order saga with seeded failures and the checks its runs must pass.
+//! start's order saga with seeded failures and the checks its runs must pass; in [`bus`] a
+//! consumer's contract, handler and fold, and in [`publishing`] the publisher's ticks, reading
+//! a topic back and the checks a published topic must pass.
 
 pub mod bus;
 pub mod domain;
 mod env;
 mod inspect;
+mod kafka_node;
 mod outage_node;
 mod poll;
 mod probe;
+pub mod publishing;
 mod runner;
 pub mod saga;
 mod shop;
@@ -25,6 +29,7 @@ pub use inspect::{
     all_events, assert_documents, assert_read_model_is_the_fold, raw_documents, refresh,
     RawDocument,
 };
+pub use kafka_node::KafkaNode;
 pub use outage_node::OutageNode;
 pub use poll::{eventually, wait_caught_up, wait_caught_up_to, wait_for_status, PATIENCE};
 pub use probe::{ApplyCounts, Probe};

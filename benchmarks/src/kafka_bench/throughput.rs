@@ -1,0 +1,185 @@
+//! Throughput: the publisher catching up on a filled store's feed (read from PostgreSQL,
+//! mapped, sent, every batch's acknowledgements awaited before its checkpoint), against a
+//! raw `KafkaProducer` sending the very same records (keys, headers, bodies) built up front.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Context as _, Result};
+use cqrs_benchmarks::table::{rotation, Row, Table};
+use cqrs_core::projection::RunnerOptions;
+use cqrs_core::{EventFilter, Position, ReadAll};
+use cqrs_kafka::{KafkaProducer, KafkaPublisher, PublisherOptions, Record};
+use cqrs_postgres::PgEventStore;
+
+use crate::contract::{fill, BenchMapper};
+use crate::Context;
+
+const PUBLISHER: &str = "publisher (feed -> acks)";
+const RAW_BATCHED: &str = "raw producer, batches awaited";
+const RAW_ALL: &str = "raw producer, all in flight";
+
+/// Runs the workload in a fresh database.
+pub(crate) async fn run(ctx: &Context) -> Result<Table> {
+    let sizes = ctx.sizes;
+    ctx.server
+        .with_database("throughput", 16, |pool| async move {
+            let store = PgEventStore::new(pool);
+            store.migrate().await?;
+            eprintln!(
+                "  filling {} events over {} streams ...",
+                sizes.events, sizes.streams
+            );
+            let filled = Instant::now();
+            fill(&store, sizes.events, sizes.streams).await?;
+            eprintln!("  filled in {:.1?}", filled.elapsed());
+            let events = read_feed(&store).await?;
+            ensure!(
+                events.len() == usize::try_from(sizes.events)?,
+                "the feed holds {} events, not {}",
+                events.len(),
+                sizes.events
+            );
+
+            let mut runs: [Vec<Row>; 3] = Default::default();
+            for round in 0..sizes.runs {
+                for system in rotation(round, 3) {
+                    let topic = ctx
+                        .broker
+                        .create_topic("kafka-bench", ctx.partitions)
+                        .await?;
+                    let publisher = KafkaPublisher::new(
+                        &format!("bench-{round}-{system}"),
+                        BenchMapper {
+                            topic: topic.clone(),
+                        },
+                        ctx.broker.config(),
+                        PublisherOptions::new("/services/bench").batch_size(ctx.batch_size),
+                    )?;
+                    let elapsed = match system {
+                        0 => time_publisher(&store, publisher).await?,
+                        _ => {
+                            let records = events
+                                .iter()
+                                .map(|e| publisher.message(e))
+                                .collect::<Result<Vec<_>, _>>()?
+                                .into_iter()
+                                .flatten()
+                                .collect::<Vec<_>>();
+                            let batch = (system == 1).then_some(ctx.batch_size);
+                            time_raw(ctx, &records, batch).await?
+                        }
+                    };
+                    let on_topic = ctx.topic_size(&topic).await?;
+                    ensure!(
+                        on_topic == sizes.events,
+                        "{topic} holds {on_topic} messages after a run, not {}",
+                        sizes.events
+                    );
+                    ctx.broker.delete_topics().await?;
+                    eprintln!("  round {round}: {} in {elapsed:.2?}", name(system));
+                    runs[system].push(Row::new(
+                        name(system),
+                        sizes.events,
+                        elapsed,
+                        note(system, ctx.batch_size),
+                    ));
+                }
+            }
+            let mut table = Table::new(
+                format!(
+                    "throughput: {} events over {} streams to {} partitions (acks=all, idempotent)",
+                    sizes.events, sizes.streams, ctx.partitions
+                ),
+                "messages/s",
+            )
+            .versus("vs batched", RAW_BATCHED)
+            .versus("vs all", RAW_ALL);
+            for rows in runs {
+                if let Some(row) = Row::median(rows) {
+                    table.push(row);
+                }
+            }
+            table.footnote(
+                "every run's topic holds exactly the events' count afterwards (watermarks)".into(),
+            );
+            Ok(table)
+        })
+        .await
+}
+
+fn name(system: usize) -> &'static str {
+    [PUBLISHER, RAW_BATCHED, RAW_ALL][system]
+}
+
+fn note(system: usize, batch: usize) -> String {
+    match system {
+        0 => format!(
+            "KafkaPublisher::runner_with(..).catch_up(), batches of {batch} from PostgreSQL, a checkpoint each"
+        ),
+        1 => format!("records built before timing; {batch} enqueued, then awaited"),
+        _ => "records built before timing; all enqueued, then awaited".into(),
+    }
+}
+
+/// The whole feed, in order.
+async fn read_feed(store: &PgEventStore) -> Result<Vec<cqrs_core::RecordedEvent>> {
+    let mut events = Vec::new();
+    let mut after = Position::START;
+    loop {
+        let batch = store.read_all(after, 5_000, &EventFilter::all()).await?;
+        if batch.events.is_empty() && !batch.more {
+            return Ok(events);
+        }
+        after = batch.next;
+        events.extend(batch.events);
+    }
+}
+
+/// How long the publisher takes to catch up with the whole feed.
+async fn time_publisher(
+    store: &PgEventStore,
+    publisher: KafkaPublisher<BenchMapper>,
+) -> Result<Duration> {
+    // A checkpoint after every batch: with the default interval (250 ms) the run's end would
+    // be seen only at the next 250 ms tick, and short runs would all take 250 or 500 ms.
+    let options = RunnerOptions::new().checkpoint_interval(Duration::ZERO);
+    let started = Instant::now();
+    publisher
+        .runner_with(store, options)
+        .catch_up()
+        .await
+        .context("the publisher's catch-up")?;
+    Ok(started.elapsed())
+}
+
+/// How long a raw producer takes to send `records` and have every one acknowledged:
+/// `batch` at a time, each batch awaited, or all at once.
+async fn time_raw(ctx: &Context, records: &[Record], batch: Option<usize>) -> Result<Duration> {
+    let producer = KafkaProducer::new(ctx.broker.config())?;
+    let started = Instant::now();
+    for part in records.chunks(batch.unwrap_or(records.len()).max(1)) {
+        let mut pending = VecDeque::with_capacity(part.len());
+        for record in part {
+            loop {
+                match producer.enqueue(record) {
+                    Ok(delivery) => {
+                        pending.push_back(delivery);
+                        break;
+                    }
+                    // The local queue is full: wait for the oldest delivery, then try again.
+                    Err(error) if error.is_transient() && !pending.is_empty() => {
+                        if let Some(oldest) = pending.pop_front() {
+                            oldest.await?;
+                        }
+                    }
+                    Err(error) => return Err(error.into()),
+                }
+            }
+        }
+        for delivery in pending {
+            delivery.await?;
+        }
+    }
+    Ok(started.elapsed())
+}
