@@ -28,7 +28,6 @@
 //! written are counted at the end against the commands sent. Figures and ratios are printed;
 //! nothing is asserted about timings.
 
-use std::future::IntoFuture;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -100,13 +99,14 @@ async fn main() -> anyhow::Result<()> {
     let base = format!("http://{}", listener.local_addr()?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let store = service.store().clone();
-    let served = tokio::spawn(
-        axum::serve(listener, service.router())
-            .with_graceful_shutdown(async {
+    let serving = Arc::clone(&service);
+    let served = tokio::spawn(async move {
+        serving
+            .serve_http(listener, async {
                 let _ = stopped.await;
             })
-            .into_future(),
-    );
+            .await
+    });
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(args.clients as usize)
         .timeout(Duration::from_secs(30))

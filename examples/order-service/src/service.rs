@@ -23,6 +23,7 @@ use quickstart::read_side::EsOrderSummaries;
 use quickstart::saga::{self, orchestrated::OrderFulfilment};
 use quickstart::shop::Shop;
 use sqlx::postgres::PgPoolOptions;
+use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 use tokio::sync::RwLock;
 
@@ -207,11 +208,31 @@ impl Service {
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        let served = axum::serve(listener, self.router())
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let served = self.serve_http(listener, shutdown).await;
         self.shutdown().await;
         served
+    }
+
+    /// Serves the API on `listener` until `shutdown` completes, then stops accepting and lets
+    /// every request in flight finish; the workers keep running (see [`Service::serve`], which
+    /// shuts them down too). Connections send each response at once (`TCP_NODELAY`): without
+    /// it, a response written in two segments can wait for the client's delayed ack.
+    ///
+    /// # Errors
+    ///
+    /// The listener's I/O error.
+    pub async fn serve_http<F>(&self, listener: TcpListener, shutdown: F) -> std::io::Result<()>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let listener = listener.tap_io(|tcp| {
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::debug!(%error, "could not set TCP_NODELAY");
+            }
+        });
+        axum::serve(listener, self.router())
+            .with_graceful_shutdown(shutdown)
+            .await
     }
 
     /// Stops the workers gracefully: the saga and the carrier first (they send commands), then the read
