@@ -17,7 +17,8 @@
 //!
 //! - `repository (direct)`: `service.shop().stock.execute_with(..)` with a correlation id, as
 //!   the HTTP handler calls it;
-//! - `http`: `POST /stock/{sku}/restock` with a JSON body over a kept-alive connection, tracing
+//! - `http`: `POST /stock/{sku}/restock` with a JSON body, each client on its own kept-alive
+//!   HTTP/1.1 connection (plain hyper: the lightest client, so the figures show the service), tracing
 //!   off (the OpenTelemetry layer installed but disabled);
 //! - `http + tracing`: the same with the OpenTelemetry layer on, every span sampled: the
 //!   service's at info and the framework's at debug (what the binary exports), batched to
@@ -34,6 +35,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use clap::Parser;
+use http_body_util::{BodyExt as _, Full};
+use hyper::body::Bytes;
+use hyper::{header, Request, StatusCode};
 use cqrs_benchmarks::machine::Machine;
 use cqrs_benchmarks::secret::SecretUrl;
 use cqrs_benchmarks::table::{rotation, Row, Table};
@@ -107,10 +111,10 @@ async fn main() -> anyhow::Result<()> {
             })
             .await
     });
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.clients as usize)
-        .timeout(Duration::from_secs(30))
-        .build()?;
+    let address = base
+        .strip_prefix("http://")
+        .context("an http address")?
+        .to_owned();
 
     println!(
         "service-bench: {} cores ({}), {commands} restocks per run from {} clients, {rounds} rounds; spans {}",
@@ -124,7 +128,7 @@ async fn main() -> anyhow::Result<()> {
         }
     );
     // Warm up: connections, caches of the HTTP stack, the first plans.
-    send_all(&http, &base, &service, 1, "warm", 200, args.clients).await?;
+    send_all(&address, &service, 1, "warm", 200, args.clients).await?;
 
     let mut runs: Vec<Vec<Row>> = SYSTEMS.iter().map(|_| Vec::new()).collect();
     for round in 0..rounds {
@@ -132,8 +136,7 @@ async fn main() -> anyhow::Result<()> {
             TRACING.store(system == 2, Ordering::SeqCst);
             let label = format!("r{round}s{system}");
             let took = send_all(
-                &http,
-                &base,
+                &address,
                 &service,
                 system,
                 &label,
@@ -188,8 +191,7 @@ async fn main() -> anyhow::Result<()> {
 /// Sends `commands` restocks through `system` from `clients` concurrent clients; the time
 /// they all took.
 async fn send_all(
-    http: &reqwest::Client,
-    base: &str,
+    address: &str,
     service: &Arc<Service>,
     system: usize,
     label: &str,
@@ -199,31 +201,31 @@ async fn send_all(
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for client in 0..u64::from(clients) {
-        let (http, base, service) = (http.clone(), base.to_owned(), Arc::clone(service));
+        let (address, service) = (address.to_owned(), Arc::clone(service));
         let label = label.to_owned();
         tasks.spawn(async move {
+            let mut http = if system == 0 {
+                None
+            } else {
+                Some(Connection::open(&address).await?)
+            };
             let mut n = client;
             while n < commands {
                 let sku = format!("bench-{label}-{n}");
-                if system == 0 {
+                if let Some(http) = http.as_mut() {
+                    let status = http
+                        .post(&format!("/stock/{sku}/restock"), r#"{"quantity":5}"#)
+                        .await?;
+                    if !status.is_success() {
+                        bail!("POST restock {sku} answered {status}");
+                    }
+                } else {
                     let command = InventoryCommand::Restock { quantity: 5 };
                     let context = CommandContext::new().correlation_id(Uuid::now_v7());
                     (service.shop().stock)
                         .execute_with(&sku, &command, context)
                         .await
                         .with_context(|| format!("restock {sku}"))?;
-                } else {
-                    let response = http
-                        .post(format!("{base}/stock/{sku}/restock"))
-                        .header("content-type", "application/json")
-                        .body(r#"{"quantity":5}"#)
-                        .send()
-                        .await?;
-                    let status = response.status();
-                    let _ = response.bytes().await?;
-                    if !status.is_success() {
-                        bail!("POST restock {sku} answered {status}");
-                    }
                 }
                 n += u64::from(clients);
             }
@@ -234,6 +236,39 @@ async fn send_all(
         done??;
     }
     Ok(started.elapsed())
+}
+
+/// One client's HTTP/1.1 connection to the service (kept alive, `TCP_NODELAY`).
+struct Connection {
+    host: String,
+    sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+}
+
+impl Connection {
+    async fn open(address: &str) -> anyhow::Result<Self> {
+        let stream = tokio::net::TcpStream::connect(address).await?;
+        stream.set_nodelay(true)?;
+        let (sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+        tokio::spawn(connection);
+        Ok(Self {
+            host: address.to_owned(),
+            sender,
+        })
+    }
+
+    /// POSTs `body` (JSON) to `path`; the answer's status, its body read to the end.
+    async fn post(&mut self, path: &str, body: &'static str) -> anyhow::Result<StatusCode> {
+        let request = Request::post(path)
+            .header(header::HOST, &self.host)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from_static(body.as_bytes())))?;
+        self.sender.ready().await?;
+        let response = self.sender.send_request(request).await?;
+        let status = response.status();
+        response.into_body().collect().await?;
+        Ok(status)
+    }
 }
 
 /// The tracer provider: OTLP over http/protobuf when an endpoint is set, else an exporter that
