@@ -11,6 +11,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use axum::serve::ListenerExt as _;
 use cqrs_core::process::ProcessOptions;
 use cqrs_core::projection::{ProjectionHandle, ProjectionRunner, ProjectionStatus};
 use cqrs_core::{Repository, RetryPolicy, SnapshotPolicy};
@@ -23,7 +24,6 @@ use quickstart::read_side::EsOrderSummaries;
 use quickstart::saga::{self, orchestrated::OrderFulfilment};
 use quickstart::shop::Shop;
 use sqlx::postgres::PgPoolOptions;
-use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 use tokio::sync::RwLock;
 
