@@ -157,3 +157,16 @@ fn percentiles(samples: &mut [Duration]) -> (f64, f64, f64, f64) {
     let mean = samples.iter().copied().map(ms).sum::<f64>() / samples.len().max(1) as f64;
     (at(500), at(990), at(1000), mean)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_pick_the_nearest_rank_of_the_sorted_samples() {
+        let mut samples: Vec<Duration> = (1..=101).rev().map(Duration::from_millis).collect();
+        let (p50, p99, max, mean) = percentiles(&mut samples);
+        assert_eq!((p50, p99, max, mean), (51.0, 100.0, 101.0, 51.0));
+        assert_eq!(percentiles(&mut []), (0.0, 0.0, 0.0, 0.0));
+    }
+}

@@ -56,9 +56,11 @@ pub(crate) async fn run(ctx: &Context) -> Result<Table> {
                         ctx.broker.config(),
                         PublisherOptions::new("/services/bench").batch_size(ctx.batch_size),
                     )?;
+                    let mut built = None;
                     let elapsed = match system {
                         0 => time_publisher(&store, publisher).await?,
                         _ => {
+                            let building = Instant::now();
                             let records = events
                                 .iter()
                                 .map(|e| publisher.message(e))
@@ -66,6 +68,7 @@ pub(crate) async fn run(ctx: &Context) -> Result<Table> {
                                 .into_iter()
                                 .flatten()
                                 .collect::<Vec<_>>();
+                            built = Some(building.elapsed());
                             let batch = (system == 1).then_some(ctx.batch_size);
                             time_raw(ctx, &records, batch).await?
                         }
@@ -78,12 +81,14 @@ pub(crate) async fn run(ctx: &Context) -> Result<Table> {
                     );
                     ctx.broker.delete_topics().await?;
                     eprintln!("  round {round}: {} in {elapsed:.2?}", name(system));
-                    runs[system].push(Row::new(
-                        name(system),
-                        sizes.events,
-                        elapsed,
-                        note(system, ctx.batch_size),
-                    ));
+                    let mut note = note(system, ctx.batch_size);
+                    if let Some(built) = built {
+                        note.push_str(&format!(
+                            " (building them took {:.2} s)",
+                            built.as_secs_f64()
+                        ));
+                    }
+                    runs[system].push(Row::new(name(system), sizes.events, elapsed, note));
                 }
             }
             let mut table = Table::new(
