@@ -82,7 +82,7 @@ static TRACING: AtomicBool = AtomicBool::new(false);
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let (commands, rounds) = if args.quick { (600, 3) } else { (4000, 5) };
+    let (commands, rounds) = if args.quick { (600, 3) } else { (12_000, 5) };
     let machine = Machine::detect();
     let exporting = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").is_ok_and(|v| !v.is_empty());
     let provider = tracer_provider(exporting)?;
