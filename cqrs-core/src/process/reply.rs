@@ -38,7 +38,9 @@ pub struct CommandReplied {
     pub instance: String,
     /// The command id it was sent with: which pending step it answers.
     pub command_id: CommandId,
-    /// Accepted, or rejected with the typed error as JSON.
+    /// Accepted, or rejected with the typed error as JSON (flattened: `"outcome": "accepted"`,
+    /// or `"outcome": "rejected", "error": ...`).
+    #[serde(flatten)]
     pub outcome: ReplyOutcome,
 }
 
@@ -137,4 +139,47 @@ impl CommandReplied {
 /// The category of process `process`'s reply streams.
 pub(crate) fn reply_category(process: &str) -> String {
     format!("{process}_reply")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_reply_is_stored_in_a_stable_shape_and_stream() {
+        let command = CommandId::from_uuid(Uuid::nil());
+        let error = json!({ "Stock": "Closed" });
+        let reply = CommandReplied::new(
+            "order_fulfilment",
+            "o7",
+            command,
+            ReplyOutcome::Rejected {
+                error: error.clone(),
+            },
+        );
+        assert_eq!(
+            serde_json::to_value(&reply).expect("json"),
+            json!({
+                "process": "order_fulfilment",
+                "instance": "o7",
+                "command_id": "00000000-0000-0000-0000-000000000000",
+                "outcome": "rejected",
+                "error": error,
+            })
+        );
+        assert_eq!(
+            reply.stream().expect("stream").as_str(),
+            "order_fulfilment_reply-00000000-0000-0000-0000-000000000000"
+        );
+        let accepted =
+            CommandReplied::new("order_fulfilment", "o7", command, ReplyOutcome::Accepted);
+        assert_eq!(
+            accepted.event_id(),
+            reply.event_id(),
+            "one reply per command"
+        );
+        let other = CommandReplied::new("other", "o7", command, ReplyOutcome::Accepted);
+        assert_ne!(other.event_id(), reply.event_id(), "per process");
+    }
 }
