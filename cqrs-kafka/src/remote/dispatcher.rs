@@ -174,3 +174,87 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use cqrs_core::CommandId;
+    use serde::{Deserialize, Serialize};
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::cloudevents;
+    use crate::{IntegrationEvent, KafkaConfig};
+
+    #[derive(Serialize, Deserialize)]
+    struct Charge {
+        order: String,
+    }
+
+    impl IntegrationEvent for Charge {
+        const TYPE: &'static str = "test.charge.v1";
+    }
+
+    fn dispatcher() -> BusDispatcher<Charge, ()> {
+        // No broker is contacted: the producer connects lazily.
+        let config = KafkaConfig::new("127.0.0.1:9").expect("config");
+        let producer = KafkaProducer::new(&config).expect("producer");
+        BusDispatcher::new(producer, "/services/a", "a.replies", |c: &Charge| {
+            Ok(Request::new(
+                c.order.clone(),
+                Outgoing::of("b.commands", c)?,
+            ))
+        })
+    }
+
+    fn text<'r>(record: &'r Record, name: &str) -> &'r str {
+        std::str::from_utf8(record.header(name).unwrap_or_default()).unwrap_or_default()
+    }
+
+    #[test]
+    fn a_command_goes_to_its_topic_keyed_by_aggregate_with_the_step_id_and_where_to_reply() {
+        let (command, correlation, causation) = (CommandId::new(), Uuid::now_v7(), Uuid::now_v7());
+        let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let context = CommandContext::new()
+            .command_id(command)
+            .correlation_id(correlation)
+            .causation_id(causation)
+            .header("process", "fulfilment")
+            .header("process_instance", "o7")
+            .header(TRACEPARENT, parent);
+        let charge = Charge { order: "o7".into() };
+        let record = dispatcher().message(&charge, &context).expect("a message");
+        assert_eq!(record.topic(), "b.commands");
+        assert_eq!(record.key(), b"o7");
+        assert_eq!(record.payload(), br#"{"order":"o7"}"#);
+        assert_eq!(text(&record, cloudevents::ID), command.to_string());
+        assert_eq!(text(&record, cloudevents::TYPE), "test.charge.v1");
+        assert_eq!(text(&record, cloudevents::SOURCE), "/services/a");
+        assert_eq!(
+            text(&record, cloudevents::CORRELATION_ID),
+            correlation.to_string()
+        );
+        assert_eq!(
+            text(&record, cloudevents::CAUSATION_ID),
+            causation.to_string()
+        );
+        assert_eq!(text(&record, cloudevents::TRACEPARENT), parent);
+        assert_eq!(text(&record, REPLY_TO), "a.replies");
+        assert_eq!(text(&record, PROCESS), "fulfilment");
+        assert_eq!(text(&record, PROCESS_INSTANCE), "o7");
+    }
+
+    #[test]
+    fn a_command_without_a_step_id_or_a_process_is_refused_for_good() {
+        let charge = Charge { order: "o7".into() };
+        let bus = dispatcher();
+        let no_id = CommandContext::new()
+            .header("process", "fulfilment")
+            .header("process_instance", "o7");
+        let error = bus.message(&charge, &no_id).expect_err("no command id");
+        assert!(!error.is_transient());
+        assert!(error.to_string().contains("needs a command id"), "{error}");
+        let no_process = CommandContext::new().command_id(CommandId::new());
+        let error = bus.message(&charge, &no_process).expect_err("no process");
+        assert!(error.to_string().contains("no process header"), "{error}");
+    }
+}
