@@ -30,6 +30,18 @@ pub struct CommandContext {
     pub(crate) first_delivery: bool,
 }
 
+/// The ids a [`CommandContext`] carries, as [`CommandContext::ids`] reads them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ContextIds {
+    /// The command id the command is recorded under, if set.
+    pub command_id: Option<CommandId>,
+    /// The correlation id, if set.
+    pub correlation_id: Option<Uuid>,
+    /// The causation id, if set.
+    pub causation_id: Option<Uuid>,
+}
+
 impl CommandContext {
     /// No command id, a fresh correlation id per command, no causation.
     pub fn new() -> Self {
@@ -70,6 +82,35 @@ impl CommandContext {
     /// Whether the sender claimed [`first_delivery`](Self::first_delivery).
     pub fn is_first_delivery(&self) -> bool {
         self.first_delivery
+    }
+
+    /// The ids this context carries: command id, correlation id, causation id (each as set;
+    /// unset ones are `None`, and the repository fills them in as documented on the setters).
+    ///
+    /// ```
+    /// use cqrs_core::{CommandContext, CommandId};
+    /// use uuid::Uuid;
+    ///
+    /// let id = CommandId::new();
+    /// let correlation = Uuid::now_v7();
+    /// let context = CommandContext::new().command_id(id).correlation_id(correlation);
+    /// let ids = context.ids();
+    /// assert_eq!(ids.command_id, Some(id));
+    /// assert_eq!(ids.correlation_id, Some(correlation));
+    /// assert_eq!(ids.causation_id, None);
+    /// ```
+    pub fn ids(&self) -> ContextIds {
+        ContextIds {
+            command_id: self.command_id,
+            correlation_id: self.correlation_id,
+            causation_id: self.causation_id,
+        }
+    }
+
+    /// The extension headers every event of the command records (`traceparent`, a process
+    /// manager's `process` and `process_instance`...).
+    pub fn headers(&self) -> &BTreeMap<String, String> {
+        &self.headers
     }
 
     /// Adds an extension header to every event the command records.

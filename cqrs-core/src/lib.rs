@@ -41,7 +41,7 @@ pub use aggregate::Aggregate;
 #[doc(inline)]
 pub use clock::{Clock, SharedClock, SystemClock};
 #[doc(inline)]
-pub use command::{CommandContext, CommandError, CommandOutcome};
+pub use command::{CommandContext, CommandError, CommandOutcome, ContextIds};
 /// Derives [`DomainEvent`](trait@DomainEvent) for a serde enum: each variant's event type is the
 /// name serde writes for it, and `#[event(version = N)]` sets the schema version. See the
 /// trait's documentation.

@@ -16,6 +16,8 @@
 //!   runner and publishes what an [`IntegrationMapper`] (usually a [`DomainMapper`]) makes of
 //!   each event as an [`IntegrationEvent`] with CloudEvents headers ([`CloudEvent`]); the
 //!   checkpoint moves only after the broker acknowledged.
+//! - [`remote`]: request / reply, so a process manager's commands reach other services'
+//!   aggregates through the bus and their outcomes come back as its inputs.
 //! - `testing` (feature `testing`): unique topic names, creating and deleting topics.
 //!
 //! The client is `rdkafka` over the librdkafka bundled in `rdkafka-sys` (see ARCHITECTURE.md,
@@ -32,6 +34,7 @@ mod error;
 mod producer;
 mod publish;
 mod record;
+pub mod remote;
 #[cfg(feature = "testing")]
 pub mod testing;
 

@@ -127,3 +127,49 @@ pub async fn send_all(config: &KafkaConfig, records: &[Record]) {
         delivery.await.expect("acknowledged");
     }
 }
+
+/// What tick `n` adds to its tally: `n % 100 + 1` (a long run stays under the tally's cap).
+pub fn tick_amount(n: u64) -> u64 {
+    n % 100 + 1
+}
+
+/// Adds each published `Tick` (see [`publishing`](crate::publishing)) to the tally named by
+/// its message key (the publishing stream, `tick-{s}`), [`tick_amount`] of it,, with the message's derived command id:
+/// the consumer side of the publisher-and-consumer kill test.
+pub struct TickHandler {
+    repository: Repository<Tally, PgEventStore>,
+}
+
+impl TickHandler {
+    /// A handler writing to `store`.
+    pub fn new(store: PgEventStore) -> Self {
+        Self {
+            repository: Repository::new(store),
+        }
+    }
+}
+
+#[async_trait]
+impl IntegrationHandler for TickHandler {
+    fn event_types(&self) -> Vec<&'static str> {
+        vec![crate::publishing::Tick::TYPE]
+    }
+
+    async fn handle(&self, incoming: &Incoming) -> Result<(), HandleError> {
+        let tick: crate::publishing::Tick = incoming.data()?;
+        let key = incoming
+            .message()
+            .key()
+            .and_then(|k| std::str::from_utf8(k).ok())
+            .ok_or_else(|| HandleError::poison("a tick without a utf-8 key"))?
+            .to_owned();
+        self.repository
+            .execute_with(
+                &key,
+                &TallyCommand::Add(vec![tick_amount(tick.n)]),
+                incoming.command_context("add"),
+            )
+            .await?;
+        Ok(())
+    }
+}

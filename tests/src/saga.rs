@@ -181,16 +181,27 @@ impl Plan {
 
 /// Stocks the items and places every order from `writers` concurrent tasks.
 pub async fn place_orders(store: &PgEventStore, plan: &Plan, writers: usize) {
-    let shop = Shop::new(store.clone(), plan.cards.clone());
+    place_orders_on(store, store, plan, writers).await;
+}
+
+/// Like [`place_orders`], with the stock on `stock` and the orders on `orders` (services with a
+/// store each).
+pub async fn place_orders_on(
+    orders: &PgEventStore,
+    stock: &PgEventStore,
+    plan: &Plan,
+    writers: usize,
+) {
+    let items = Shop::new(stock.clone(), plan.cards.clone());
     for sku in SAGA_SKUS {
         let restock = InventoryCommand::Restock { quantity: PLENTY };
-        shop.stock.execute(sku, &restock).await.expect("restock");
+        items.stock.execute(sku, &restock).await.expect("restock");
     }
     let restock = InventoryCommand::Restock {
         quantity: RARE_STOCK,
     };
-    shop.stock.execute(RARE, &restock).await.expect("restock");
-    let shop = Arc::new(shop);
+    items.stock.execute(RARE, &restock).await.expect("restock");
+    let shop = Arc::new(Shop::new(orders.clone(), plan.cards.clone()));
     let orders = Arc::new(Mutex::new(plan.orders.clone()));
     let mut tasks = Vec::new();
     for _ in 0..writers.max(1) {
@@ -420,7 +431,19 @@ pub struct EndState {
 
 /// The end state loaded from `store`.
 pub async fn end_state(store: &PgEventStore, plan: &Plan) -> EndState {
-    let shop = Shop::new(store.clone(), plan.cards.clone());
+    end_state_on([store; 4], plan).await
+}
+
+/// The end state loaded from the stores of orders, payments, shipments and stock, in that
+/// order (services with a store each).
+pub async fn end_state_on(stores: [&PgEventStore; 4], plan: &Plan) -> EndState {
+    let [orders, payments, shipments, stock] = stores;
+    let shop = Shop {
+        orders: Shop::new(orders.clone(), plan.cards.clone()).orders,
+        payments: Shop::new(payments.clone(), plan.cards.clone()).payments,
+        shipments: Shop::new(shipments.clone(), plan.cards.clone()).shipments,
+        stock: Shop::new(stock.clone(), plan.cards.clone()).stock,
+    };
     let mut state = EndState {
         orders: BTreeMap::new(),
         payments: BTreeMap::new(),
@@ -537,6 +560,19 @@ pub async fn every_event(store: &PgEventStore) -> Vec<RecordedEvent> {
 /// stock and money conserved; every aggregate event's command id once; every accepted step
 /// recorded once and landed at most once; one decision per input; one firing per timeout.
 pub async fn assert_conserved(store: &PgEventStore, plan: &Plan, clock: &TestClock) {
+    assert_conserved_on(store, &[(store, None)], plan, clock).await;
+}
+
+/// Like [`assert_conserved`] for services with a store each: the saga's journal and timers
+/// in `journal`, the aggregates' events in `aggregates`, each store's counted only in the
+/// categories given (`None`: all), so copies of other services' events are not counted twice.
+pub async fn assert_conserved_on(
+    journal: &PgEventStore,
+    aggregates: &[(&PgEventStore, Option<&[&str]>)],
+    plan: &Plan,
+    clock: &TestClock,
+) {
+    let store = journal;
     let now = clock_now(&SharedClock::new(clock.clone()));
     let counts = (store.instance_counts(OrderFulfilment::TYPE, now, Duration::from_secs(10)))
         .await
@@ -552,7 +588,19 @@ pub async fn assert_conserved(store: &PgEventStore, plan: &Plan, clock: &TestClo
         "every instance completed"
     );
 
-    let events = every_event(store).await;
+    let mut events = every_event(store).await;
+    events.retain(|e| {
+        e.stream_id.category() == OrderFulfilment::TYPE || e.event_type == TIMEOUT_FIRED
+    });
+    for (aggregate_store, categories) in aggregates {
+        let mine = every_event(aggregate_store).await.into_iter().filter(|e| {
+            let category = e.stream_id.category();
+            category != OrderFulfilment::TYPE
+                && e.event_type != TIMEOUT_FIRED
+                && categories.is_none_or(|c| c.contains(&category))
+        });
+        events.extend(mine);
+    }
     let mut reserved: HashMap<String, u64> = HashMap::new();
     let mut released: HashMap<String, u64> = HashMap::new();
     let mut shipped: HashMap<String, u64> = HashMap::new();

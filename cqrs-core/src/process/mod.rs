@@ -32,6 +32,7 @@ mod manager;
 mod options;
 mod projection;
 mod pump;
+mod reply;
 mod status;
 mod store;
 
@@ -47,6 +48,7 @@ pub use life::{InstanceState, LiveTimeout};
 pub use manager::{Action, Context, Due, EventRef, Input, ProcessManager, Route, Step};
 pub use options::ProcessOptions;
 pub use projection::ProcessManagerProjection;
+pub use reply::{CommandReplied, ReplyOutcome, COMMAND_REPLIED};
 pub use status::{Processes, TimelineEntry, TimelineKind};
 pub use store::{
     FiredTimeout, InstanceCounts, InstanceFilter, InstanceQuery, InstanceRow, ProcessManagerStore,

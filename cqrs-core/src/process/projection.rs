@@ -15,6 +15,7 @@ use super::journal::TIMEOUT_FIRED;
 use super::manager::ProcessManager;
 use super::options::ProcessOptions;
 use super::pump::Pump;
+use super::reply::{reply_category, COMMAND_REPLIED};
 use super::store::ProcessManagerStore;
 use crate::projection::{Projection, ProjectionError, ProjectionRunner, RunnerOptions};
 use crate::{EventFilter, RecordedEvent, Upcasters};
@@ -187,16 +188,19 @@ where
         &self.name
     }
 
-    /// The process's subscriptions plus its fired timeouts. A filter is categories AND types,
+    /// The process's subscriptions plus its fired timeouts and the replies to its forwarded
+    /// commands ([`CommandReplied`](super::CommandReplied)). A filter is categories AND types,
     /// each empty list passing all: the timer category joins a list of categories, and the
     /// fired event's type a list of types, so neither hides the user's events.
     fn filter(&self) -> EventFilter {
         let mut filter = P::subscriptions();
         if !filter.categories.is_empty() {
-            filter = filter.category(format!("{}_timer", P::TYPE));
+            filter = filter
+                .category(format!("{}_timer", P::TYPE))
+                .category(reply_category(P::TYPE));
         }
         if !filter.event_types.is_empty() {
-            filter = filter.event_types([TIMEOUT_FIRED]);
+            filter = filter.event_types([TIMEOUT_FIRED, COMMAND_REPLIED]);
         }
         filter
     }

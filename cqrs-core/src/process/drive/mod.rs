@@ -21,6 +21,7 @@ use super::ids::InputId;
 use super::journal::{ReceivedKind, TimeoutFired, INPUT_RECEIVED, TIMEOUT_FIRED};
 use super::manager::{EventRef, Input, ProcessManager, Route};
 use super::options::ProcessOptions;
+use super::reply::{reply_category, CommandReplied, COMMAND_REPLIED};
 use super::store::ProcessManagerStore;
 use crate::projection::{ProjectionError, Rejected};
 use crate::{Error, Position, RecordedEvent, Upcasters};
@@ -38,6 +39,7 @@ pub(crate) struct Driver<P, S, D> {
     /// Wakes the timer pump when a record schedules a timeout due before its sleep ends.
     pub(crate) alarm: Alarm,
     timer_category: String,
+    reply_category: String,
 }
 
 /// One input on its way to an instance.
@@ -46,9 +48,20 @@ pub(super) struct Arrival<P: ProcessManager> {
     position: Position,
     /// Whether it may start the instance (`Route::Start`).
     starts: bool,
-    input: Input<P>,
-    id: InputId,
-    kind: ReceivedKind,
+    body: Body<P>,
+}
+
+/// What an arrival brings.
+pub(super) enum Body<P: ProcessManager> {
+    /// An input known without the instance: an event, a fired timeout.
+    Input {
+        input: Input<P>,
+        id: InputId,
+        kind: ReceivedKind,
+    },
+    /// The reply to a forwarded command: which step it answers, and the command, are read
+    /// from the loaded instance's pending commands (`run.rs`).
+    Reply(CommandReplied),
 }
 
 /// Why driving an instance stopped short.
@@ -85,6 +98,7 @@ where
             upcasters: Upcasters::new(),
             alarm: Alarm::default(),
             timer_category: format!("{}_timer", P::TYPE),
+            reply_category: reply_category(P::TYPE),
         }
     }
 
@@ -101,6 +115,11 @@ where
         event.event_type == TIMEOUT_FIRED && event.stream_id.category() == self.timer_category
     }
 
+    /// Whether `event` is a reply to one of this process's forwarded commands.
+    fn is_reply(&self, event: &RecordedEvent) -> bool {
+        event.event_type == COMMAND_REPLIED && event.stream_id.category() == self.reply_category
+    }
+
     /// Whether `event` is in this process's own journal (never an input).
     fn is_journal(event: &RecordedEvent) -> bool {
         event.stream_id.category() == P::TYPE && event.event_type == INPUT_RECEIVED
@@ -114,6 +133,10 @@ where
             <TimeoutFired as serde::Deserialize>::deserialize(&event.payload)
                 .ok()
                 .map(|fired| fired.instance)
+        } else if self.is_reply(event) {
+            <CommandReplied as serde::Deserialize>::deserialize(&event.payload)
+                .ok()
+                .map(|reply| reply.instance)
         } else {
             P::route(event).ok()?.instance().map(str::to_owned)
         }
@@ -145,15 +168,34 @@ where
             let arrival = Arrival {
                 position: event.position,
                 starts: false,
-                input: Input::Timeout {
-                    key: fired.key.clone(),
-                    payload,
-                    due_at: fired.due_at,
+                body: Body::Input {
+                    input: Input::Timeout {
+                        key: fired.key.clone(),
+                        payload,
+                        due_at: fired.due_at,
+                    },
+                    id: InputId::of_timeout(fired.timeout_id),
+                    kind: ReceivedKind::of_timeout(&fired),
                 },
-                id: InputId::of_timeout(fired.timeout_id),
-                kind: ReceivedKind::of_timeout(&fired),
             };
             return Ok(Some((fired.instance, arrival)));
+        }
+        if self.is_reply(event) {
+            let reply: CommandReplied =
+                serde::Deserialize::deserialize(&event.payload).map_err(|source| {
+                    Error::Decode {
+                        stream_id: Some(event.stream_id.clone()),
+                        version: Some(event.version),
+                        event_type: event.event_type.clone(),
+                        source,
+                    }
+                })?;
+            let arrival = Arrival {
+                position: event.position,
+                starts: false,
+                body: Body::Reply(reply.clone()),
+            };
+            return Ok(Some((reply.instance, arrival)));
         }
         let (instance, trigger, starts) = match P::route(event)? {
             Route::Start { instance, trigger } => (instance, trigger, true),
@@ -163,12 +205,14 @@ where
         let arrival = Arrival {
             position: event.position,
             starts,
-            input: Input::Event {
-                trigger,
-                source: EventRef::of(event),
+            body: Body::Input {
+                input: Input::Event {
+                    trigger,
+                    source: EventRef::of(event),
+                },
+                id: InputId::of_event(event.metadata.event_id),
+                kind: ReceivedKind::of_event(event),
             },
-            id: InputId::of_event(event.metadata.event_id),
-            kind: ReceivedKind::of_event(event),
         };
         Ok(Some((instance, arrival)))
     }

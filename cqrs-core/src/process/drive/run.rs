@@ -12,12 +12,13 @@ use time::OffsetDateTime;
 use tracing::Instrument;
 
 use super::cache::Loaded;
-use super::{Arrival, Driver, Halt};
+use super::{Arrival, Body, Driver, Halt};
 use crate::process::dispatch::{CommandDispatcher, DispatchError, Dispatched};
 use crate::process::ids::InputId;
 use crate::process::instance::{Decision, Instance, PendingCommand};
 use crate::process::journal::ReceivedKind;
 use crate::process::manager::{Input, ProcessManager};
+use crate::process::reply::{CommandReplied, ReplyOutcome};
 use crate::process::store::{ProcessManagerStore, TimeoutChange};
 use crate::telemetry::metrics;
 use crate::{Clock, CommandContext, Position, SnapshotPolicy, StreamId};
@@ -108,11 +109,17 @@ where
     async fn take(&mut self, arrival: Arrival<P>) -> Result<(), Halt> {
         let Arrival {
             starts,
-            input,
-            id,
-            kind,
+            body,
             position,
         } = arrival;
+        let (input, id, kind) = match body {
+            Body::Input { input, id, kind } => (input, id, kind),
+            Body::Reply(reply) => match self.resolve(&reply)? {
+                Some(resolved) => resolved,
+                // Not pending (answered before, or not this instance's): nothing to record.
+                None => return Ok(()),
+            },
+        };
         let correlation = self.loaded.instance.books.correlation_id;
         let span = super::span::step::<P>(&self.instance, &kind, position, correlation);
         async {
@@ -121,6 +128,57 @@ where
         }
         .instrument(span)
         .await
+    }
+
+    /// The outcome input a reply brings, from the pending command it answers: the same input
+    /// (id, kind) a local dispatcher's answer would have been. `None` when no pending command
+    /// has its command id. A rejection that does not decode as `P::Rejection` is poison.
+    fn resolve(
+        &self,
+        reply: &CommandReplied,
+    ) -> Result<Option<(Input<P>, InputId, ReceivedKind)>, Halt> {
+        let Some(pending) = self
+            .loaded
+            .instance
+            .books
+            .pending
+            .iter()
+            .find(|p| p.step.command_id == reply.command_id)
+        else {
+            return Ok(None);
+        };
+        let step = pending.step;
+        let command: P::Command = serde_json::from_value(pending.command.clone())
+            .map_err(|e| Halt::Poison(format!("pending command {}: {e}", step.command_id)))?;
+        let id = InputId::of_outcome(step.command_id);
+        Ok(Some(match &reply.outcome {
+            ReplyOutcome::Accepted => (
+                Input::Accepted { step, command },
+                id,
+                ReceivedKind::Accepted { step },
+            ),
+            ReplyOutcome::Rejected { error } => {
+                let typed: P::Rejection = serde_json::from_value(error.clone()).map_err(|e| {
+                    Halt::Poison(format!(
+                        "the reply to command {} holds a rejection that is not a {}: {e}",
+                        step.command_id,
+                        std::any::type_name::<P::Rejection>()
+                    ))
+                })?;
+                (
+                    Input::Rejected {
+                        step,
+                        command,
+                        error: typed,
+                    },
+                    id,
+                    ReceivedKind::Rejected {
+                        step,
+                        error: error.clone(),
+                    },
+                )
+            }
+        }))
     }
 
     /// Whether a feed input is for this instance as it stands: not to an instance that has not

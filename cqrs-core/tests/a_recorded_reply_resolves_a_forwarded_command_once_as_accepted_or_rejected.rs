@@ -1,0 +1,176 @@
+//! A command handed on (`Dispatched::Forwarded`, as a bus dispatcher does) stays pending until
+//! its reply is recorded in the requester's log (`CommandReplied`): the engine then decides it
+//! as `Input::Accepted`, or as `Input::Rejected` with the rejection's JSON decoded into the
+//! process's typed `Rejection`, exactly as a local dispatcher's answer. A reply recorded twice,
+//! or one for a command that is not pending, decides nothing more.
+
+mod process_support;
+
+use std::time::Duration;
+
+use cqrs_core::process::{
+    CommandReplied, InstanceState, ProcessManager, ProcessManagerProjection, ProcessOptions,
+    ProcessStore, ReplyOutcome,
+};
+use cqrs_core::testing::TestClock;
+use cqrs_core::{CommandId, InMemoryEventStore, ReadAll, SharedClock};
+use process_support::{eventually, place, row, stream, total, Checkout, Refusal, Shop};
+
+/// The command id of the instance's pending (forwarded) stock command, read from its journal.
+async fn pending_stock_command(store: &InMemoryEventStore, instance: &str) -> CommandId {
+    let journal = stream(store, &format!("checkout-{instance}")).await;
+    let id = journal
+        .iter()
+        .flat_map(|e| e.payload["actions"].as_array().cloned().unwrap_or_default())
+        .find(|a| {
+            a["action"]["command"]["Add"]["tally"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("stock-"))
+        })
+        .and_then(|a| a["action"]["command_id"].as_str().map(str::to_owned))
+        .expect("a stock command was decided");
+    CommandId::from_uuid(id.parse().expect("a uuid"))
+}
+
+/// Waits until `instance` was charged and waits on its forwarded reserve.
+async fn waits_on_its_reserve(store: &InMemoryEventStore, instance: &str) {
+    eventually(
+        &format!("instance {instance} waits on its forwarded reserve"),
+        || async {
+            store
+                .instance(Checkout::TYPE, instance)
+                .await
+                .expect("read")
+                .is_some_and(|row| row.pending_commands == 1 && row.last_input == "accepted Add")
+        },
+    )
+    .await;
+}
+
+fn kinds(events: &[cqrs_core::RecordedEvent]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| {
+            e.payload["kind"]["type"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_reply_resolves_the_forwarded_step_as_accepted_or_typed_rejected_once() {
+    let store = InMemoryEventStore::new();
+    place(&store, 1, 30, 0).await;
+    place(&store, 2, 20, 1).await;
+    let mut shop = Shop::new(&store);
+    shop.forward_stock = true;
+    let options = ProcessOptions::default().clock(SharedClock::new(TestClock::new()));
+    let handle = ProcessManagerProjection::<Checkout, _, _>::new(store.clone(), shop, options)
+        .runner()
+        .spawn();
+    for instance in ["1", "2"] {
+        waits_on_its_reserve(&store, instance).await;
+    }
+    assert_eq!(total(&store, "stock-0").await, 0, "forwarded, not run here");
+
+    // Order 1: accepted, recorded twice (a redelivered reply) and once more under a stray id.
+    let reserve = pending_stock_command(&store, "1").await;
+    let accepted = CommandReplied::new("checkout", "1", reserve, ReplyOutcome::Accepted);
+    assert!(
+        !accepted
+            .record(&store, None)
+            .await
+            .expect("recorded")
+            .duplicate
+    );
+    assert!(
+        accepted
+            .record(&store, None)
+            .await
+            .expect("recorded")
+            .duplicate
+    );
+    let stray = CommandReplied::new("checkout", "1", CommandId::new(), ReplyOutcome::Accepted);
+    stray.record(&store, None).await.expect("recorded");
+
+    // Order 2: refused with the typed error, as JSON.
+    let reserve = pending_stock_command(&store, "2").await;
+    let error = serde_json::to_value(Refusal::Closed).expect("json");
+    let rejected = CommandReplied::new("checkout", "2", reserve, ReplyOutcome::Rejected { error });
+    rejected.record(&store, None).await.expect("recorded");
+
+    let head = store.head().await.expect("head");
+    handle
+        .wait_for(head, Duration::from_secs(10))
+        .await
+        .expect("the runner catches up");
+    handle.shutdown().await;
+
+    let first = row(&store, "1").await;
+    assert_eq!(first.state, InstanceState::Completed);
+    assert_eq!(first.pending_commands, 0);
+    let journal = stream(&store, "checkout-1").await;
+    assert_eq!(
+        kinds(&journal),
+        ["event", "accepted", "accepted"],
+        "the reply decided once"
+    );
+    assert_eq!(journal[2].payload["input"], reserve_of(&store, "1").await);
+
+    let second = row(&store, "2").await;
+    assert_eq!(second.state, InstanceState::Completed);
+    let journal = stream(&store, "checkout-2").await;
+    assert_eq!(
+        kinds(&journal),
+        ["event", "accepted", "rejected", "accepted"]
+    );
+    assert_eq!(
+        journal[2].payload["kind"]["error"],
+        serde_json::json!("Closed")
+    );
+    assert_eq!(
+        total(&store, "refund-2").await,
+        20,
+        "the typed rejection compensated"
+    );
+    assert_eq!(total(&store, "refund-1").await, 0);
+}
+
+/// The input id an outcome is recorded under: the command id it answers.
+async fn reserve_of(store: &InMemoryEventStore, instance: &str) -> serde_json::Value {
+    serde_json::Value::String(pending_stock_command(store, instance).await.to_string())
+}
+
+#[tokio::test]
+async fn a_rejection_that_is_not_the_process_s_type_is_parked_under_the_instance() {
+    let store = InMemoryEventStore::new();
+    place(&store, 3, 10, 0).await;
+    let mut shop = Shop::new(&store);
+    shop.forward_stock = true;
+    let options = ProcessOptions::default().clock(SharedClock::new(TestClock::new()));
+    let handle = ProcessManagerProjection::<Checkout, _, _>::new(store.clone(), shop, options)
+        .runner()
+        .spawn();
+    waits_on_its_reserve(&store, "3").await;
+    let reserve = pending_stock_command(&store, "3").await;
+    let error = serde_json::json!({ "NoSuchRefusal": 1 });
+    CommandReplied::new("checkout", "3", reserve, ReplyOutcome::Rejected { error })
+        .record(&store, None)
+        .await
+        .expect("recorded");
+    let head = store.head().await.expect("head");
+    handle
+        .wait_for(head, Duration::from_secs(10))
+        .await
+        .expect("the runner passes it (parked)");
+    let status = handle.status();
+    handle.shutdown().await;
+    assert_eq!(status.parked, 1, "{status:?}");
+    let row = row(&store, "3").await;
+    assert_eq!(
+        (row.state, row.pending_commands),
+        (InstanceState::Running, 1)
+    );
+}
