@@ -68,7 +68,10 @@ pub(crate) async fn run(ctx: &Context) -> Result<Table> {
                             let producer = KafkaProducer::new(ctx.broker.config())?;
                             let started = Instant::now();
                             let records = events.iter().filter_map(|e| {
-                                publisher.message(e).map_err(anyhow::Error::from).transpose()
+                                publisher
+                                    .message(e)
+                                    .map_err(anyhow::Error::from)
+                                    .transpose()
                             });
                             send_all(&producer, records, None).await?;
                             started.elapsed()
