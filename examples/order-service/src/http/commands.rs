@@ -8,16 +8,13 @@ use std::fmt::Display;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
-use cqrs_core::{
-    Aggregate, CommandContext, CommandError, CommandId, CommandOutcome, DomainEvent, Repository,
-};
-use cqrs_postgres::PgEventStore;
+use cqrs_core::{CommandContext, CommandError, CommandId, CommandOutcome, DomainEvent};
 use quickstart::inventory::InventoryCommand;
-use quickstart::order::{Order, OrderCommand, OrderError, OrderLine, OrderStatus};
+use quickstart::order::{OrderCommand, OrderError, OrderLine, OrderStatus};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -47,70 +44,86 @@ struct Restock {
     quantity: u64,
 }
 
+/// What every command request carries besides its body: the correlation id (set by the
+/// middleware) and the context its command runs with (that id, and the `X-Command-Id` if sent).
+pub(crate) struct Sent {
+    correlation: Correlation,
+    context: CommandContext,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Sent {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Problem> {
+        let correlation = (parts.extensions.get::<Correlation>().copied())
+            .ok_or_else(|| Problem::internal("the request has no correlation id"))?;
+        let context = context(correlation, &parts.headers)?;
+        Ok(Self {
+            correlation,
+            context,
+        })
+    }
+}
+
 /// Places order `id`: 201.
 pub(crate) async fn place(
     State(state): AppState,
     Path(id): Path<String>,
-    Extension(correlation): Extension<Correlation>,
-    headers: HeaderMap,
+    sent: Sent,
     body: Bytes,
 ) -> Result<Response, Problem> {
     let Place { customer, lines } = parse(&body)?;
     let command = OrderCommand::Place { customer, lines };
-    let context = context(correlation, &headers)?;
-    let outcome = order(&state.shop.orders, &id, &command, context).await?;
-    Ok(answer(StatusCode::CREATED, &id, correlation, &outcome))
+    order(&state, &id, &command, sent, StatusCode::CREATED).await
 }
 
 /// Confirms order `id`.
 pub(crate) async fn confirm(
     State(state): AppState,
     Path(id): Path<String>,
-    Extension(correlation): Extension<Correlation>,
-    headers: HeaderMap,
+    sent: Sent,
 ) -> Result<Response, Problem> {
-    let context = context(correlation, &headers)?;
-    let outcome = order(&state.shop.orders, &id, &OrderCommand::Confirm, context).await?;
-    Ok(answer(StatusCode::OK, &id, correlation, &outcome))
+    order(&state, &id, &OrderCommand::Confirm, sent, StatusCode::OK).await
 }
 
 /// Ships order `id`.
 pub(crate) async fn ship(
     State(state): AppState,
     Path(id): Path<String>,
-    Extension(correlation): Extension<Correlation>,
-    headers: HeaderMap,
+    sent: Sent,
 ) -> Result<Response, Problem> {
-    let context = context(correlation, &headers)?;
-    let outcome = order(&state.shop.orders, &id, &OrderCommand::Ship, context).await?;
-    Ok(answer(StatusCode::OK, &id, correlation, &outcome))
+    order(&state, &id, &OrderCommand::Ship, sent, StatusCode::OK).await
 }
 
 /// Cancels order `id`.
 pub(crate) async fn cancel(
     State(state): AppState,
     Path(id): Path<String>,
-    Extension(correlation): Extension<Correlation>,
-    headers: HeaderMap,
+    sent: Sent,
     body: Bytes,
 ) -> Result<Response, Problem> {
     let Cancel { reason } = parse(&body)?;
-    let context = context(correlation, &headers)?;
-    let command = OrderCommand::Cancel { reason };
-    let outcome = order(&state.shop.orders, &id, &command, context).await?;
-    Ok(answer(StatusCode::OK, &id, correlation, &outcome))
+    order(
+        &state,
+        &id,
+        &OrderCommand::Cancel { reason },
+        sent,
+        StatusCode::OK,
+    )
+    .await
 }
 
 /// Restocks item `sku`.
 pub(crate) async fn restock(
     State(state): AppState,
     Path(sku): Path<String>,
-    Extension(correlation): Extension<Correlation>,
-    headers: HeaderMap,
+    Sent {
+        correlation,
+        context,
+    }: Sent,
     body: Bytes,
 ) -> Result<Response, Problem> {
     let Restock { quantity } = parse(&body)?;
-    let context = context(correlation, &headers)?;
     let command = InventoryCommand::Restock { quantity };
     let outcome = state
         .shop
@@ -121,15 +134,20 @@ pub(crate) async fn restock(
     Ok(answer(StatusCode::OK, &sku, correlation, &outcome))
 }
 
-/// Runs an order command: a rejection because the order was never placed is 404.
+/// Runs an order command and answers `status` with its outcome: a rejection because the order
+/// was never placed is 404.
 async fn order(
-    orders: &Repository<Order, PgEventStore>,
+    state: &service::State,
     id: &str,
     command: &OrderCommand,
-    context: CommandContext,
-) -> Result<CommandOutcome<<Order as Aggregate>::Event>, Problem> {
-    match orders.execute_with(id, command, context).await {
-        Ok(outcome) => Ok(outcome),
+    Sent {
+        correlation,
+        context,
+    }: Sent,
+    status: StatusCode,
+) -> Result<Response, Problem> {
+    match state.shop.orders.execute_with(id, command, context).await {
+        Ok(outcome) => Ok(answer(status, id, correlation, &outcome)),
         Err(CommandError::Rejected(error)) if never_placed(&error) => {
             Err(Problem::not_found(format!("order {id} was never placed")))
         }
