@@ -46,12 +46,7 @@ pub(crate) async fn middleware(mut request: Request, next: Next) -> Response {
             response
         }
     };
-    crate::metrics::http_request(
-        &method,
-        &route,
-        response.status().as_u16(),
-        started.elapsed(),
-    );
+    crate::metrics::http_request(method, route, response.status().as_u16(), started.elapsed());
     response
 }
 
