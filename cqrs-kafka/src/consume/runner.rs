@@ -338,7 +338,7 @@ async fn watch_lag(shared: Arc<Shared>) {
         }
         let assigned = shared.core.board().assigned();
         let consumer = shared.consumer.clone();
-        let timeout = shared.options.lag_interval.min(Duration::from_secs(10));
+        let timeout = watermark_timeout(shared.options.lag_interval);
         let fetched = tokio::task::spawn_blocking(move || {
             assigned
                 .into_iter()
@@ -358,6 +358,13 @@ async fn watch_lag(shared: Arc<Shared>) {
         }
         shared.core.notify();
     }
+}
+
+/// How long one high-water fetch may take: the lag interval, but never less than a second (a
+/// broker round trip on a busy machine can take longer than a short interval, and a fetch that
+/// always times out leaves the lag unknown forever) nor more than ten.
+fn watermark_timeout(lag_interval: Duration) -> Duration {
+    lag_interval.clamp(Duration::from_secs(1), Duration::from_secs(10))
 }
 
 /// Returns once the consumer is stopping.
@@ -423,4 +430,25 @@ async fn run(shared: Arc<Shared>) {
     shared.consumer.unsubscribe();
     shared.core.board().set_state(ConsumerState::Stopped);
     shared.core.notify();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_short_lag_interval_still_gives_each_fetch_a_second() {
+        assert_eq!(
+            watermark_timeout(Duration::from_millis(20)),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            watermark_timeout(Duration::from_secs(5)),
+            Duration::from_secs(5)
+        );
+        assert_eq!(
+            watermark_timeout(Duration::from_secs(60)),
+            Duration::from_secs(10)
+        );
+    }
 }
