@@ -17,7 +17,9 @@
 #     the module proxy and started by scripts/jaeger.sh;
 #   * Kafka, for the event bus: $KAFKA_BOOTSTRAP_SERVERS when set (checked: a metadata request
 #     must answer), else a single-node Kafka 3.9 in KRaft mode (scripts/kafka.sh, built from
-#     Maven Central artifacts under tools/) on $KAFKA_PORT or a free port.
+#     Maven Central artifacts under tools/) on $KAFKA_PORT or a free port;
+#   * Toxiproxy, for the chaos tests: $TOXIPROXY_URL when set (checked: its API must answer),
+#     else one built with Go from the module proxy and started by scripts/toxiproxy.sh.
 # Builds go to $CARGO_TARGET_DIR (default /var/tmp/cqrs-target) so they are reused.
 # URLs are printed with their passwords masked (user:****@host).
 set -euo pipefail
@@ -35,11 +37,13 @@ started_restore=""
 started_es=""
 started_jaeger=""
 started_kafka=""
+started_toxiproxy=""
 restore_cluster() {
   env -u DATABASE_URL PG_WORKDIR="${PG_RESTORE_WORKDIR:-/var/tmp/cqrs-pg-restore}" \
     PG_PORT="${PG_RESTORE_PORT:-54331}" "$@"
 }
 cleanup() {
+  if [ -n "$started_toxiproxy" ]; then scripts/toxiproxy.sh stop >&2 || true; fi
   if [ -n "$started_kafka" ]; then scripts/kafka.sh stop >&2 || true; fi
   if [ -n "$started_jaeger" ]; then scripts/jaeger.sh stop >&2 || true; fi
   if [ -n "$started_es" ]; then scripts/opensearch.sh stop >&2 || true; fi
@@ -118,6 +122,19 @@ else
   export KAFKA_BOOTSTRAP_SERVERS="${KAFKA_BOOTSTRAP_SERVERS#KAFKA_BOOTSTRAP_SERVERS=}"
 fi
 echo "using KAFKA_BOOTSTRAP_SERVERS=$KAFKA_BOOTSTRAP_SERVERS" >&2
+
+step "Toxiproxy"
+if [ -n "${TOXIPROXY_URL:-}" ]; then
+  if ! curl_url "$TOXIPROXY_URL/version" -fsS --max-time 5 -o /dev/null; then
+    echo "TOXIPROXY_URL=$(redact_url "$TOXIPROXY_URL") does not answer; unset it to let this script start one" >&2
+    exit 1
+  fi
+else
+  started_toxiproxy=1
+  TOXIPROXY_URL="$(scripts/toxiproxy.sh start | tail -n 1)"
+  export TOXIPROXY_URL="${TOXIPROXY_URL#TOXIPROXY_URL=}"
+fi
+echo "using TOXIPROXY_URL=$(redact_url "$TOXIPROXY_URL")" >&2
 
 step "cargo test"
 cargo test --workspace --all-features --no-fail-fast
