@@ -4,6 +4,7 @@
 #   scripts/postgres.sh start    # prints DATABASE_URL=... as the last stdout line
 #   scripts/postgres.sh stop     # stops the server started by this script (if any)
 #   scripts/postgres.sh status   # exit 0 if our server is running and ready
+#   scripts/postgres.sh restart  # fast shutdown (pg_ctl -m fast) and start again, same data
 #
 # `start`:
 #   * If DATABASE_URL is set, it is only checked (psql / pg_isready) and echoed back without
@@ -46,10 +47,12 @@ die() {
 
 usage() {
   cat >&2 <<'EOF'
-usage: scripts/postgres.sh start|stop|status
+usage: scripts/postgres.sh start|stop|status|restart
   start   start (or reuse) a private PostgreSQL server, print DATABASE_URL=... last on stdout
   stop    stop the server started by this script
   status  exit 0 if that server is running and accepting connections
+  restart stop that server with a fast shutdown (sessions cut, transactions rolled back) and
+          start it again on the same data
 EOF
   exit 2
 }
@@ -482,6 +485,16 @@ cmd_stop() {
   stop_server
 }
 
+cmd_restart() {
+  setup_paths
+  BINDIR=$(find_bindir) || die "no PostgreSQL binaries found"
+  take_lock
+  live_postmaster_pid >/dev/null || die "no server of this script runs in $WORKDIR"
+  stop_server
+  start_server
+  log "restarted on port $PG_PORT"
+}
+
 cmd_status() {
   setup_paths
   BINDIR=$(find_bindir) || exit 1
@@ -498,5 +511,6 @@ case "${1:-}" in
   start) cmd_start ;;
   stop) cmd_stop ;;
   status) cmd_status ;;
+  restart) cmd_restart ;;
   *) usage ;;
 esac

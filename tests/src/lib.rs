@@ -8,6 +8,7 @@
 //! a topic back and the checks a published topic must pass.
 
 pub mod bus;
+pub mod chaos;
 pub mod domain;
 mod env;
 mod inspect;
@@ -20,6 +21,7 @@ mod runner;
 pub mod saga;
 mod shop;
 mod summaries;
+pub mod toxiproxy;
 
 pub use env::{
     client_for, database_url, delete_indices, drop_schema, elasticsearch_url, es_client,

@@ -1,0 +1,362 @@
+//! Chaos toward PostgreSQL: real network faults (a Toxiproxy proxy of each test's own between
+//! the store and the shared PostgreSQL) and a real fast-shutdown restart (a PostgreSQL of the
+//! test's own), while writers append and the projection runner applies the feed to an
+//! in-memory read model. In every case: callers get typed, transient errors; no append is half
+//! written (each one's events are all there or none, stream versions have no hole); every
+//! append a caller saw succeed is there once; the projection resumes by itself and the read
+//! model equals a fold of the store from scratch; nothing panics, nothing is stuck.
+//!
+//! Each scenario prints what it did (toxics, caller errors, projection retries, recovery
+//! times) and asserts the faults really happened. `CHAOS_SOAK_SECS=300` runs each fault phase
+//! for five minutes instead of a few seconds (the soak mode; not in CI).
+
+use std::time::Duration;
+
+use cqrs_core::projection::{ProjectionHandle, ProjectionState};
+use cqrs_core::ReadAll;
+use cqrs_postgres::PgEventStore;
+use integration_tests::chaos::{
+    assert_appends_are_whole, assert_tally_is_the_fold, chaos_store, fault_time, soaking,
+    store_beside, through_port, upstream_of, Ledger, PgServer, RunnerWatch, Tally, Writers,
+};
+use integration_tests::toxiproxy::{Direction, Proxy, Toxic, Toxiproxy};
+use integration_tests::*;
+use tokio::time::Instant;
+
+/// How soon after PostgreSQL is back the writers append again and the projection has caught
+/// up with what was written before: the retry policy caps its backoff at 500 ms and the pool
+/// reconnects on its next acquire, so about a second here; 15 s is the slack for a slow and
+/// busy CI machine.
+const RECOVERY_BOUND: Duration = Duration::from_secs(15);
+
+/// The restart scenario's server: its port and work directory, apart from every other's.
+const PG_PORT: u16 = 54393;
+const PG_WORKDIR: &str = "/var/tmp/cqrs-pg-chaos-restart";
+
+/// Prints `[elapsed] what` lines, so the CI log shows what each scenario did and when.
+struct Log {
+    scenario: &'static str,
+    started: Instant,
+}
+
+impl Log {
+    fn new(scenario: &'static str, faults: &str) -> Self {
+        let log = Self {
+            scenario,
+            started: Instant::now(),
+        };
+        log.say(&format!(
+            "begins: {faults}{}",
+            if soaking() { ", soak mode" } else { "" }
+        ));
+        log
+    }
+
+    fn say(&self, what: &str) {
+        eprintln!(
+            "[chaos {} {:>7.2?}] {what}",
+            self.scenario,
+            self.started.elapsed()
+        );
+    }
+}
+
+/// A proxy of the test's own toward the shared PostgreSQL, and a store in a fresh schema
+/// connected through it (the password stays in the URL, never in the output).
+async fn proxied_store(name: &str) -> (Proxy, PgEventStore) {
+    let url = database_url();
+    let proxy = Toxiproxy::from_env()
+        .create_proxy(&unique_name(name), &upstream_of(&url))
+        .expect("create a proxy toward PostgreSQL");
+    let store = chaos_store(&through_port(&url, proxy.port()), 8).await;
+    (proxy, store)
+}
+
+/// Waits until the writers have appended `appends` times in all.
+async fn appended(writers: &Writers, appends: usize) {
+    eventually(PATIENCE, &format!("{appends} appends"), || async {
+        (writers.succeeded() >= appends).then_some(())
+    })
+    .await;
+}
+
+/// Samples the runner's status every 25 ms for `time`, between fault toggles.
+async fn watch_for(handle: &ProjectionHandle, watch: &mut RunnerWatch, time: Duration) {
+    let until = Instant::now() + time;
+    while Instant::now() < until {
+        watch.sample(handle);
+        // Sampling pace while a fault is held on, not a wait for a condition.
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    watch.sample(handle);
+}
+
+/// The end of every scenario: writers stopped, the projection caught up with the whole feed
+/// (bounded by [`PATIENCE`]), then every promise checked on the store and the read model.
+async fn settle_and_check(
+    log: &Log,
+    store: &PgEventStore,
+    writers: Writers,
+    handle: ProjectionHandle,
+    tally: &Tally,
+) -> Ledger {
+    let ledger = writers.stop().await;
+    let status = wait_caught_up(&handle, store as &dyn ReadAll).await;
+    assert!(status.is_ready(), "{status:?}");
+    handle.shutdown().await;
+    let events = all_events(store).await;
+    let check = assert_appends_are_whole(&events, &ledger);
+    assert_tally_is_the_fold(tally, &events);
+    log.say(&format!(
+        "checked: {} events in {} appends, {} appends succeeded, {} failed ({} of them \
+         recorded whole, {} left nothing), {} conflicts after an ambiguous commit; read model = \
+         fold over {} streams, {} redeliveries skipped, 0 holes",
+        check.events,
+        check.appends,
+        ledger.succeeded.len(),
+        ledger.failed.len(),
+        check.failed_but_recorded,
+        check.failed_and_absent,
+        ledger.conflicts,
+        tally.streams().len(),
+        tally.redelivered(),
+    ));
+    ledger
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latency_and_jitter_during_appends_and_a_projection_lose_and_double_nothing() {
+    let faults = fault_time(Duration::from_secs(3));
+    let log = Log::new("latency", &format!("latency for {faults:?}"));
+    let (proxy, store) = proxied_store("pg-latency").await;
+    let tally = Tally::new("tally");
+    let handle = pg_runner(tally.clone(), &store, quick_options()).spawn();
+    let writers = Writers::start(&store, "lat", 3, 4, 11);
+    appended(&writers, 10).await;
+
+    let down = Toxic::Latency {
+        latency: Duration::from_millis(40),
+        jitter: Duration::from_millis(20),
+    };
+    let up = Toxic::Latency {
+        latency: Duration::from_millis(10),
+        jitter: Duration::from_millis(5),
+    };
+    proxy
+        .add("slow-down", Direction::Downstream, &down)
+        .unwrap();
+    proxy.add("slow-up", Direction::Upstream, &up).unwrap();
+    log.say(&format!("toxics on: {down} downstream, {up} upstream"));
+    let before = writers.succeeded();
+    let mut watch = RunnerWatch::default();
+    watch_for(&handle, &mut watch, faults).await;
+    let during = writers.succeeded() - before;
+    proxy.clear().unwrap();
+    log.say(&format!(
+        "toxics off: {during} appends succeeded and {} failed while they were on",
+        writers.failed()
+    ));
+
+    let ledger = settle_and_check(&log, &store, writers, handle, &tally).await;
+    log.say(&format!(
+        "slowest append {:?}; caller errors: {:?}; projection errors: {}",
+        ledger.slowest,
+        ledger.transient_errors.first(),
+        watch.retries.len()
+    ));
+    assert!(during > 0, "appends went on under latency");
+    assert!(
+        ledger.slowest >= Duration::from_millis(40),
+        "the latency was really applied: the slowest append took {:?}",
+        ledger.slowest
+    );
+    drop_schema(&store).await;
+    drop(proxy);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_reset_or_cut_mid_statement_leave_no_partial_append_and_the_projection_resumes()
+{
+    let faults = fault_time(Duration::from_secs(4));
+    let log = Log::new(
+        "reset",
+        &format!("rounds of resets and cuts for {faults:?}"),
+    );
+    let (proxy, store) = proxied_store("pg-reset").await;
+    let tally = Tally::new("tally");
+    let handle = pg_runner(tally.clone(), &store, quick_options()).spawn();
+    let writers = Writers::start(&store, "rst", 3, 4, 22);
+    appended(&writers, 10).await;
+
+    // Rounds of three faults, each held a short while, with the network clean in between:
+    // connections reset at once (reset_peer), connections going silent and closed after
+    // 300 ms (timeout), and connections closed once 2 KB went up (limit_data: a statement cut
+    // mid-way through its bytes).
+    let toxics = [
+        (
+            Direction::Downstream,
+            Toxic::ResetPeer {
+                after: Duration::ZERO,
+            },
+            Duration::from_millis(200),
+        ),
+        (
+            Direction::Upstream,
+            Toxic::Timeout {
+                after: Duration::from_millis(300),
+            },
+            Duration::from_millis(500),
+        ),
+        (
+            Direction::Upstream,
+            Toxic::LimitData { bytes: 2048 },
+            Duration::from_millis(400),
+        ),
+    ];
+    let mut watch = RunnerWatch::default();
+    let until = Instant::now() + faults;
+    let mut rounds = 0;
+    while Instant::now() < until {
+        rounds += 1;
+        for (direction, toxic, hold) in &toxics {
+            proxy.add("fault", *direction, toxic).unwrap();
+            watch_for(&handle, &mut watch, *hold).await;
+            proxy.remove("fault").unwrap();
+            watch_for(&handle, &mut watch, Duration::from_millis(300)).await;
+        }
+    }
+    log.say(&format!(
+        "{rounds} rounds of: {}",
+        toxics
+            .iter()
+            .map(|(d, t, hold)| format!("{t} {d:?} for {hold:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    log.say(&format!(
+        "while they were on: {} appends succeeded, {} failed; the runner reported {} distinct \
+         errors (retrying seen: {}, breaker opened: {}), e.g. {:?}",
+        writers.succeeded(),
+        writers.failed(),
+        watch.retries.len(),
+        watch.retrying_seen,
+        watch.breaker_opened,
+        watch.sample_error,
+    ));
+
+    let ledger = settle_and_check(&log, &store, writers, handle, &tally).await;
+    log.say(&format!(
+        "caller errors: {} transient, e.g. {:?}",
+        ledger.transient_errors.len(),
+        ledger.transient_errors.first()
+    ));
+    assert!(
+        !ledger.transient_errors.is_empty(),
+        "the faults reached the callers as typed transient errors"
+    );
+    assert!(
+        !watch.retries.is_empty(),
+        "the faults reached the projection, which retried"
+    );
+    drop_schema(&store).await;
+    drop(proxy);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fast_restart_of_postgres_mid_append_and_mid_projection_recovers_within_the_bound() {
+    // Two restarts in CI; restarts one after the other for the soak time when soaking.
+    let faults = fault_time(Duration::ZERO);
+    let log = Log::new(
+        "restart",
+        &format!("restarts, at least two, for {faults:?}"),
+    );
+    let server = PgServer::start(PG_WORKDIR, PG_PORT).await;
+    log.say(&format!("own PostgreSQL started on port {PG_PORT}"));
+    let store = chaos_store(&server.url(), 8).await;
+    // The runner on a pool of its own that waits at most 250 ms for a connection, so a read
+    // while the server is away fails (and is retried) rather than waiting it out.
+    let runner_store = store_beside(&server.url(), &store, Duration::from_millis(250)).await;
+    let tally = Tally::new("tally");
+    let handle = pg_runner(tally.clone(), &runner_store, quick_options()).spawn();
+    let writers = Writers::start(&store, "rs", 3, 4, 33);
+    appended(&writers, 20).await;
+    wait_for_status(&handle, PATIENCE, "the projection to apply", |s| {
+        s.applied > 0
+    })
+    .await;
+
+    let mut watch = RunnerWatch::default();
+    let until = Instant::now() + faults;
+    let mut restarts = 0;
+    let mut worst = Duration::ZERO;
+    loop {
+        watch.sample(&handle);
+        let failed = writers.failed();
+        let (away, back) = server.restart_fast().await;
+        restarts += 1;
+        log.say(&format!(
+            "restart {restarts}: pg_ctl -m fast stop + start took {away:?} (writers had {} \
+             failures before it, {} after)",
+            failed,
+            writers.failed()
+        ));
+        // Recovered: an append succeeded after the server was back, and the projection's
+        // checkpoint passed the head of the feed as it was when the server came back.
+        let head = eventually(PATIENCE, "the feed's head after the restart", || async {
+            store.head().await.ok()
+        })
+        .await;
+        eventually(PATIENCE, "an append after the restart", || async {
+            writers.last_success().filter(|t| *t > back)
+        })
+        .await;
+        let appends_back = back.elapsed();
+        let status = wait_for_status(&handle, PATIENCE, "the projection to pass the head", |s| {
+            s.position >= head
+        })
+        .await;
+        let recovery = back.elapsed();
+        watch.sample(&handle);
+        worst = worst.max(recovery);
+        log.say(&format!(
+            "recovered: appends again {appends_back:?} and the projection past the head {recovery:?} \
+             after the server was back ({} state, breaker {:?})",
+            status.state, status.breaker
+        ));
+        assert!(
+            recovery <= RECOVERY_BOUND,
+            "recovery took {recovery:?}, over the stated bound of {RECOVERY_BOUND:?}"
+        );
+        if restarts >= 2 && Instant::now() >= until {
+            break;
+        }
+        appended(&writers, writers.succeeded() + 20).await;
+    }
+    assert!(
+        matches!(
+            handle.status().state,
+            ProjectionState::Running | ProjectionState::CatchingUp | ProjectionState::Retrying
+        ),
+        "{:?}",
+        handle.status()
+    );
+
+    let ledger = settle_and_check(&log, &store, writers, handle, &tally).await;
+    log.say(&format!(
+        "{restarts} restarts, worst recovery {worst:?} (bound {RECOVERY_BOUND:?}); caller \
+         errors: {} transient, e.g. {:?}; the runner reported {} distinct errors, e.g. {:?}",
+        ledger.transient_errors.len(),
+        ledger.transient_errors.first(),
+        watch.retries.len(),
+        watch.sample_error
+    ));
+    assert!(
+        !ledger.transient_errors.is_empty(),
+        "the restarts reached the callers as typed transient errors"
+    );
+    assert!(
+        !watch.retries.is_empty(),
+        "the restarts reached the projection, which retried"
+    );
+    drop(server);
+}
