@@ -16,8 +16,8 @@ use cqrs_core::projection::{ProjectionHandle, ProjectionState};
 use cqrs_core::ReadAll;
 use cqrs_postgres::PgEventStore;
 use integration_tests::chaos::{
-    assert_appends_are_whole, assert_tally_is_the_fold, chaos_store, fault_time, soaking,
-    store_beside, through_port, upstream_of, Ledger, PgServer, RunnerWatch, Tally, Writers,
+    assert_appends_are_whole, assert_tally_is_the_fold, chaos_store, fault_time, store_beside,
+    through_port, upstream_of, Ledger, PgServer, RunnerWatch, ScenarioLog, Tally, Writers,
 };
 use integration_tests::toxiproxy::{Direction, Proxy, Toxic, Toxiproxy};
 use integration_tests::*;
@@ -33,34 +33,6 @@ const RECOVERY_BOUND: Duration = Duration::from_secs(15);
 const PG_PORT: u16 = 54393;
 const PG_WORKDIR: &str = "/var/tmp/cqrs-pg-chaos-restart";
 
-/// Prints `[elapsed] what` lines, so the CI log shows what each scenario did and when.
-struct Log {
-    scenario: &'static str,
-    started: Instant,
-}
-
-impl Log {
-    fn new(scenario: &'static str, faults: &str) -> Self {
-        let log = Self {
-            scenario,
-            started: Instant::now(),
-        };
-        log.say(&format!(
-            "begins: {faults}{}",
-            if soaking() { ", soak mode" } else { "" }
-        ));
-        log
-    }
-
-    fn say(&self, what: &str) {
-        eprintln!(
-            "[chaos {} {:>7.2?}] {what}",
-            self.scenario,
-            self.started.elapsed()
-        );
-    }
-}
-
 /// A proxy of the test's own toward the shared PostgreSQL, and a store in a fresh schema
 /// connected through it (the password stays in the URL, never in the output).
 async fn proxied_store(name: &str) -> (Proxy, PgEventStore) {
@@ -72,29 +44,10 @@ async fn proxied_store(name: &str) -> (Proxy, PgEventStore) {
     (proxy, store)
 }
 
-/// Waits until the writers have appended `appends` times in all.
-async fn appended(writers: &Writers, appends: usize) {
-    eventually(PATIENCE, &format!("{appends} appends"), || async {
-        (writers.succeeded() >= appends).then_some(())
-    })
-    .await;
-}
-
-/// Samples the runner's status every 25 ms for `time`, between fault toggles.
-async fn watch_for(handle: &ProjectionHandle, watch: &mut RunnerWatch, time: Duration) {
-    let until = Instant::now() + time;
-    while Instant::now() < until {
-        watch.sample(handle);
-        // Sampling pace while a fault is held on, not a wait for a condition.
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    watch.sample(handle);
-}
-
 /// The end of every scenario: writers stopped, the projection caught up with the whole feed
 /// (bounded by [`PATIENCE`]), then every promise checked on the store and the read model.
 async fn settle_and_check(
-    log: &Log,
+    log: &ScenarioLog,
     store: &PgEventStore,
     writers: Writers,
     handle: ProjectionHandle,
@@ -127,12 +80,12 @@ async fn settle_and_check(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn latency_and_jitter_during_appends_and_a_projection_lose_and_double_nothing() {
     let faults = fault_time(Duration::from_secs(3));
-    let log = Log::new("latency", &format!("latency for {faults:?}"));
+    let log = ScenarioLog::new("latency", &format!("latency for {faults:?}"));
     let (proxy, store) = proxied_store("pg-latency").await;
     let tally = Tally::new("tally");
     let handle = pg_runner(tally.clone(), &store, quick_options()).spawn();
-    let writers = Writers::start(&store, "lat", 3, 4, 11);
-    appended(&writers, 10).await;
+    let writers = Writers::start(&store, "lat", 3, 4, 11, Duration::from_millis(2));
+    writers.wait_succeeded(10).await;
 
     let down = Toxic::Latency {
         latency: Duration::from_millis(40),
@@ -149,7 +102,7 @@ async fn latency_and_jitter_during_appends_and_a_projection_lose_and_double_noth
     log.say(&format!("toxics on: {down} downstream, {up} upstream"));
     let before = writers.succeeded();
     let mut watch = RunnerWatch::default();
-    watch_for(&handle, &mut watch, faults).await;
+    watch.watch_for(&handle, faults).await;
     let during = writers.succeeded() - before;
     proxy.clear().unwrap();
     log.say(&format!(
@@ -178,15 +131,15 @@ async fn latency_and_jitter_during_appends_and_a_projection_lose_and_double_noth
 async fn connections_reset_or_cut_mid_statement_leave_no_partial_append_and_the_projection_resumes()
 {
     let faults = fault_time(Duration::from_secs(4));
-    let log = Log::new(
+    let log = ScenarioLog::new(
         "reset",
         &format!("rounds of resets and cuts for {faults:?}"),
     );
     let (proxy, store) = proxied_store("pg-reset").await;
     let tally = Tally::new("tally");
     let handle = pg_runner(tally.clone(), &store, quick_options()).spawn();
-    let writers = Writers::start(&store, "rst", 3, 4, 22);
-    appended(&writers, 10).await;
+    let writers = Writers::start(&store, "rst", 3, 4, 22, Duration::from_millis(2));
+    writers.wait_succeeded(10).await;
 
     // Rounds of three faults, each held a short while, with the network clean in between:
     // connections reset at once (reset_peer), connections going silent and closed after
@@ -220,9 +173,9 @@ async fn connections_reset_or_cut_mid_statement_leave_no_partial_append_and_the_
         rounds += 1;
         for (direction, toxic, hold) in &toxics {
             proxy.add("fault", *direction, toxic).unwrap();
-            watch_for(&handle, &mut watch, *hold).await;
+            watch.watch_for(&handle, *hold).await;
             proxy.remove("fault").unwrap();
-            watch_for(&handle, &mut watch, Duration::from_millis(300)).await;
+            watch.watch_for(&handle, Duration::from_millis(300)).await;
         }
     }
     log.say(&format!(
@@ -266,7 +219,7 @@ async fn connections_reset_or_cut_mid_statement_leave_no_partial_append_and_the_
 async fn a_fast_restart_of_postgres_mid_append_and_mid_projection_recovers_within_the_bound() {
     // Two restarts in CI; restarts one after the other for the soak time when soaking.
     let faults = fault_time(Duration::ZERO);
-    let log = Log::new(
+    let log = ScenarioLog::new(
         "restart",
         &format!("restarts, at least two, for {faults:?}"),
     );
@@ -278,8 +231,8 @@ async fn a_fast_restart_of_postgres_mid_append_and_mid_projection_recovers_withi
     let runner_store = store_beside(&server.url(), &store, Duration::from_millis(250)).await;
     let tally = Tally::new("tally");
     let handle = pg_runner(tally.clone(), &runner_store, quick_options()).spawn();
-    let writers = Writers::start(&store, "rs", 3, 4, 33);
-    appended(&writers, 20).await;
+    let writers = Writers::start(&store, "rs", 3, 4, 33, Duration::from_millis(2));
+    writers.wait_succeeded(20).await;
     wait_for_status(&handle, PATIENCE, "the projection to apply", |s| {
         s.applied > 0
     })
@@ -330,7 +283,7 @@ async fn a_fast_restart_of_postgres_mid_append_and_mid_projection_recovers_withi
         if restarts >= 2 && Instant::now() >= until {
             break;
         }
-        appended(&writers, writers.succeeded() + 20).await;
+        writers.wait_succeeded(writers.succeeded() + 20).await;
     }
     assert!(
         matches!(

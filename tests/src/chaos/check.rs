@@ -78,6 +78,12 @@ pub fn assert_appends_are_whole(events: &[RecordedEvent], ledger: &Ledger) -> Ap
         }
     }
     check.failed_and_absent = ledger.failed.len() - check.failed_but_recorded;
+    if !ledger.succeeded.is_empty() && events.is_empty() {
+        problems.push(
+            "the feed shows no event (is a transaction on the server holding its horizon?)"
+                .to_owned(),
+        );
+    }
     for error in &ledger.other_errors {
         problems.push(format!(
             "a caller got an error that is not transient: {error}"

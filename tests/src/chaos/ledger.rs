@@ -42,13 +42,15 @@ pub struct Writers {
 
 impl Writers {
     /// Starts `writers` tasks on `store`, writer `w` appending to streams `{prefix}{w}-0` to
-    /// `{prefix}{w}-{streams - 1}` in turn, seeded with `seed + w`.
+    /// `{prefix}{w}-{streams - 1}` in turn, seeded with `seed + w`, pausing `pace` after each
+    /// append that succeeded.
     pub fn start(
         store: &PgEventStore,
         prefix: &str,
         writers: u64,
         streams: u64,
         seed: u64,
+        pace: Duration,
     ) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let ledger = Arc::new(Mutex::new(Ledger::default()));
@@ -57,7 +59,8 @@ impl Writers {
                 let (store, stop, ledger) = (store.clone(), stop.clone(), ledger.clone());
                 let names: Vec<String> = (0..streams).map(|s| format!("{prefix}{w}-{s}")).collect();
                 tokio::spawn(async move {
-                    write(&store, &names, &stop, &ledger, seed.wrapping_add(w)).await;
+                    let seed = seed.wrapping_add(w);
+                    write(&store, &names, &stop, &ledger, seed, pace).await;
                 })
             })
             .collect();
@@ -71,6 +74,14 @@ impl Writers {
     /// How many appends succeeded so far.
     pub fn succeeded(&self) -> usize {
         self.ledger.lock().expect("the ledger").succeeded.len()
+    }
+
+    /// Waits (at most [`PATIENCE`](crate::PATIENCE)) until `appends` appends succeeded in all.
+    pub async fn wait_succeeded(&self, appends: usize) {
+        crate::eventually(crate::PATIENCE, &format!("{appends} appends"), || async {
+            (self.succeeded() >= appends).then_some(())
+        })
+        .await;
     }
 
     /// How many appends failed so far.
@@ -110,6 +121,7 @@ async fn write(
     stop: &AtomicBool,
     ledger: &Mutex<Ledger>,
     seed: u64,
+    pace: Duration,
 ) {
     let mut rng = fastrand::Rng::with_seed(seed);
     let streams: Vec<StreamId> = names
@@ -175,6 +187,9 @@ async fn write(
         };
         if failed {
             pause().await;
+        } else if !pace.is_zero() {
+            // Pacing the load, not waiting for a condition.
+            tokio::time::sleep(pace).await;
         }
     }
 }

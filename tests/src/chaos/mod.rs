@@ -2,10 +2,13 @@
 //! proxy, writers that keep a [`Ledger`] of every append they tried and how it ended, the
 //! [`Tally`] read model a projection keeps in memory, the checks every scenario ends with
 //! (no partial append, nothing lost, nothing applied twice, read model = fold), a PostgreSQL of
-//! the test's own to restart ([`PgServer`]), and how long a scenario runs ([`fault_time`]).
+//! the test's own to restart ([`PgServer`]), the [`StreamCounts`] search read model that shows a
+//! doubled event, and how long a scenario runs ([`fault_time`]).
 
 mod check;
+mod counts;
 mod ledger;
+mod log;
 mod pg_server;
 mod tally;
 mod watch;
@@ -16,7 +19,9 @@ use cqrs_postgres::{PgEventStore, PgSchema};
 use sqlx::postgres::PgPoolOptions;
 
 pub use check::{assert_appends_are_whole, assert_tally_is_the_fold, AppendCheck};
+pub use counts::{assert_counts_are_the_fold, StreamCount, StreamCounts};
 pub use ledger::{Ledger, Writers};
+pub use log::ScenarioLog;
 pub use pg_server::PgServer;
 pub use tally::{Entry, Tally};
 pub use watch::RunnerWatch;

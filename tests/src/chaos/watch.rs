@@ -2,8 +2,10 @@
 //! retried, whether its breaker opened, and no panic or failure.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use cqrs_core::projection::{BreakerState, ProjectionHandle, ProjectionState};
+use tokio::time::Instant;
 
 /// The runner's troubles, as sampled from its status.
 #[derive(Debug, Default)]
@@ -39,5 +41,16 @@ impl RunnerWatch {
             self.retries.insert(format!("{at} {error}"));
             self.sample_error.get_or_insert_with(|| error.clone());
         }
+    }
+
+    /// Samples `handle`'s status every 25 ms for `time` (while a fault is held on).
+    pub async fn watch_for(&mut self, handle: &ProjectionHandle, time: Duration) {
+        let until = Instant::now() + time;
+        while Instant::now() < until {
+            self.sample(handle);
+            // Sampling pace while a fault is held on, not a wait for a condition.
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        self.sample(handle);
     }
 }
