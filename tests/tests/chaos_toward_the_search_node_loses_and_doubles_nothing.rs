@@ -16,6 +16,7 @@ use cqrs_core::projection::BreakerState;
 use cqrs_core::ReadAll;
 use cqrs_elastic::{EsIndex, EsReadModel, Query, RebuildOptions};
 use cqrs_postgres::PgEventStore;
+use elasticsearch::indices::IndicesExistsParts;
 use elasticsearch::Elasticsearch;
 use integration_tests::chaos::{
     assert_counts_are_the_fold, fault_time, through_port, upstream_of, RunnerWatch, ScenarioLog,
@@ -274,6 +275,16 @@ async fn a_rebuild_under_resets_completes_or_fails_typed_while_the_alias_serves_
     let writers = Writers::start(&scene.store, "rb", 2, 6, 66, Duration::from_millis(20));
     writers.wait_succeeded(200).await;
 
+    // The rebuild goes slowly (20 ms each way), so the resets, toggled once its new index
+    // exists, meet it mid-fill.
+    let slow = Toxic::Latency {
+        latency: Duration::from_millis(20),
+        jitter: Duration::ZERO,
+    };
+    scene
+        .proxy
+        .add("slow", Direction::Downstream, &slow)
+        .unwrap();
     let rebuild = tokio::spawn({
         let (read_model, store) = (scene.read_model.clone(), scene.store.clone());
         async move {
@@ -289,6 +300,21 @@ async fn a_rebuild_under_resets_completes_or_fails_typed_while_the_alias_serves_
                 .await
         }
     });
+    let filling = scene.index().version_name(2);
+    eventually(PATIENCE, "the rebuild to create its new index", || async {
+        let exists = scene
+            .direct
+            .indices()
+            .exists(IndicesExistsParts::Index(&[filling.as_str()]))
+            .send()
+            .await
+            .ok()?;
+        (exists.status_code().is_success() || rebuild.is_finished()).then_some(())
+    })
+    .await;
+    log.say(&format!(
+        "{slow} downstream; the rebuild is filling {filling}, the resets begin"
+    ));
     let reset = Toxic::ResetPeer {
         after: Duration::ZERO,
     };
@@ -306,6 +332,7 @@ async fn a_rebuild_under_resets_completes_or_fails_typed_while_the_alias_serves_
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let outcome = rebuild.await.expect("the rebuild's task");
+    scene.proxy.clear().unwrap();
     log.say(&format!("{toggles} times {reset} downstream for 150 ms"));
     match &outcome {
         Ok(report) => {
