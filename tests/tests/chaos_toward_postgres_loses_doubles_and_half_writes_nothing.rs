@@ -16,11 +16,13 @@ use cqrs_core::projection::{ProjectionHandle, ProjectionState};
 use cqrs_core::ReadAll;
 use cqrs_postgres::PgEventStore;
 use integration_tests::chaos::{
-    assert_appends_are_whole, assert_tally_is_the_fold, chaos_store, fault_time, store_beside,
-    through_port, upstream_of, Ledger, PgServer, RunnerWatch, ScenarioLog, Tally, Writers,
+    assert_appends_are_whole, assert_tally_is_the_fold, chaos_store, fault_time, soaking,
+    store_beside, through_port, upstream_of, Ledger, PgServer, RunnerWatch, ScenarioLog, Tally,
+    Writers,
 };
-use integration_tests::toxiproxy::{Direction, Proxy, Toxic, Toxiproxy};
+use integration_tests::toxiproxy::{Direction, Proxy, Toxic, Toxiproxy, ToxiproxyError};
 use integration_tests::*;
+use sqlx::Connection;
 use tokio::time::Instant;
 
 /// How soon after PostgreSQL is back the writers append again and the projection has caught
@@ -221,7 +223,11 @@ async fn a_fast_restart_of_postgres_mid_append_and_mid_projection_recovers_withi
     let faults = fault_time(Duration::ZERO);
     let log = ScenarioLog::new(
         "restart",
-        &format!("restarts, at least two, for {faults:?}"),
+        &if soaking() {
+            format!("fast restarts one after the other for {faults:?}")
+        } else {
+            "two fast restarts".to_owned()
+        },
     );
     let server = PgServer::start(PG_WORKDIR, PG_PORT).await;
     log.say(&format!("own PostgreSQL started on port {PG_PORT}"));
@@ -312,4 +318,54 @@ async fn a_fast_restart_of_postgres_mid_append_and_mid_projection_recovers_withi
         "the restarts reached the projection, which retried"
     );
     drop(server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_forwards_refuses_while_disabled_and_is_deleted_with_its_guard() {
+    let toxiproxy = Toxiproxy::from_env();
+    let url = database_url();
+    let name = unique_name("pg-guard");
+    let proxy = toxiproxy
+        .create_proxy(&name, &upstream_of(&url))
+        .expect("create a proxy");
+    assert_eq!(proxy.upstream(), upstream_of(&url));
+    let through = through_port(&url, proxy.port());
+    let one = || async {
+        let mut conn = sqlx::postgres::PgConnection::connect(&through).await?;
+        sqlx::query_scalar::<_, i32>("SELECT 1")
+            .fetch_one(&mut conn)
+            .await
+    };
+    assert_eq!(one().await.expect("a query through the proxy"), 1);
+    proxy.disable().unwrap();
+    let refused = one().await.expect_err("a disabled proxy refuses");
+    eprintln!("[chaos guard] while disabled: {refused}");
+    proxy.enable().unwrap();
+    assert_eq!(one().await.expect("a query once enabled"), 1);
+    let missing = toxiproxy.create_proxy(&name, &upstream_of(&url));
+    assert!(
+        matches!(missing, Err(ToxiproxyError::Refused { status: 409, .. })),
+        "a second proxy of the same name is refused: {missing:?}"
+    );
+    proxy
+        .add(
+            "slow",
+            Direction::Upstream,
+            &Toxic::Latency {
+                latency: Duration::from_millis(1),
+                jitter: Duration::ZERO,
+            },
+        )
+        .unwrap();
+    proxy.clear().unwrap();
+    let port = proxy.port();
+    drop(proxy);
+    let again = toxiproxy
+        .create_proxy(&name, &upstream_of(&url))
+        .expect("the name is free again once the guard dropped");
+    assert_ne!(again.port(), 0);
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err() || again.port() == port,
+        "the dropped proxy no longer listens"
+    );
 }
