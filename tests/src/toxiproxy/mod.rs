@@ -129,3 +129,39 @@ impl Toxiproxy {
         Ok(Proxy::new(self.address.clone(), name, upstream, listen))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Toxiproxy, ToxiproxyError};
+
+    #[test]
+    fn a_url_that_is_not_plain_http_is_refused_without_its_password() {
+        assert!(Toxiproxy::new("http://127.0.0.1:8474").is_ok());
+        for url in [
+            "https://127.0.0.1:8474",
+            "http://admin:s3cret@127.0.0.1:8474",
+            "127.0.0.1:8474",
+        ] {
+            let error = Toxiproxy::new(url).expect_err(url);
+            assert!(
+                matches!(error, ToxiproxyError::InvalidUrl { .. }),
+                "{error:?}"
+            );
+            assert!(!error.to_string().contains("s3cret"), "{error}");
+            assert!(!format!("{error:?}").contains("s3cret"), "{error:?}");
+            assert!(!error.is_transient());
+        }
+    }
+
+    #[test]
+    fn an_api_that_does_not_answer_is_a_transient_error() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        let port = closed.local_addr().expect("its address").port();
+        drop(closed);
+        let error = Toxiproxy::new(&format!("http://127.0.0.1:{port}"))
+            .expect("a valid url")
+            .version()
+            .expect_err("nothing listens");
+        assert!(error.is_transient(), "{error:?}");
+    }
+}
