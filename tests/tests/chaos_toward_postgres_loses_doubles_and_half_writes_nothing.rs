@@ -237,7 +237,10 @@ async fn a_fast_restart_of_postgres_mid_append_and_mid_projection_recovers_withi
     let runner_store = store_beside(&server.url(), &store, Duration::from_millis(250)).await;
     let tally = Tally::new("tally");
     let handle = pg_runner(tally.clone(), &runner_store, quick_options()).spawn();
-    let writers = Writers::start(&store, "rs", 3, 4, 33, Duration::from_millis(2));
+    // The writers too wait at most 250 ms for a connection: an append while the server is
+    // away fails with a typed error instead of waiting it out in the pool.
+    let writer_store = store_beside(&server.url(), &store, Duration::from_millis(250)).await;
+    let writers = Writers::start(&writer_store, "rs", 3, 4, 33, Duration::from_millis(2));
     writers.wait_succeeded(20).await;
     wait_for_status(&handle, PATIENCE, "the projection to apply", |s| {
         s.applied > 0

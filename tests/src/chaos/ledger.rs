@@ -100,16 +100,7 @@ impl Writers {
         for task in self.tasks {
             task.await.expect("a writer panicked (see above)");
         }
-        let ledger = self.ledger.lock().expect("the ledger");
-        Ledger {
-            succeeded: ledger.succeeded.clone(),
-            failed: ledger.failed.clone(),
-            transient_errors: ledger.transient_errors.clone(),
-            other_errors: ledger.other_errors.clone(),
-            conflicts: ledger.conflicts,
-            slowest: ledger.slowest,
-            last_success: ledger.last_success,
-        }
+        std::mem::take(&mut *self.ledger.lock().expect("the ledger"))
     }
 }
 
