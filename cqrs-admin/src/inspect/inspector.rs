@@ -305,7 +305,7 @@ fn strip(process: &str) -> &str {
 }
 
 /// The position just before `position`, so a page "after" it starts with it.
-fn before(position: Position) -> Position {
+pub(crate) fn before(position: Position) -> Position {
     match position.parts() {
         (0, 0) => Position::START,
         (major, 0) => Position::from_parts(major - 1, i64::MAX.unsigned_abs()),

@@ -13,6 +13,7 @@ mod correlation;
 mod events;
 mod horizon;
 mod inspector;
+pub(crate) use inspector::before;
 mod letters;
 mod overview;
 mod processes;
