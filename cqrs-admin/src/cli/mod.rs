@@ -17,6 +17,7 @@ pub use args::{
     Cli, Command, DeadLetterCommand, EventCommand, FeedCommand, LetterArgs, Options,
     ProcessCommand, StreamCommand,
 };
+pub(crate) use render::duration as render_duration;
 #[doc(inline)]
 pub use run::{connect, execute, exit_code, report, run};
 #[doc(inline)]
