@@ -118,12 +118,11 @@ pub enum DeadLetterCommand {
 
 /// Which letters `retry` and `skip` act on.
 #[derive(Args, Clone, Debug, PartialEq, Eq)]
-#[group(id = "target", required = true, multiple = false, args = ["position", "key"])]
 pub struct LetterArgs {
     /// The projection.
     pub projection: String,
     /// The event's position (`major/minor`, as listed).
-    #[arg(value_parser = parse_position)]
+    #[arg(value_parser = parse_position, required_unless_present = "key", conflicts_with = "key")]
     pub position: Option<Position>,
     /// Every letter under this key instead.
     #[arg(long)]
