@@ -5,6 +5,7 @@ use std::future::Future;
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
+use cqrs_core::Position;
 use cqrs_postgres::PgSubscriber;
 
 use crate::cli::render_duration;
@@ -74,7 +75,11 @@ impl Progress {
                     count += 1;
                     // A failed read only skips this redraw: the work decides the outcome.
                     let Ok(rows) = self.inspector.store().subscribers().await else { continue };
-                    let line = meter.line(&self.label, self.target.pick(&rows));
+                    let row = self.target.pick(&rows);
+                    let line = match row {
+                        Some(row) => meter.line(&self.label, row.lag_events, row.checkpoint, Instant::now()),
+                        None => format!("{}: starting", self.label),
+                    };
                     if terminal {
                         let _ = write!(err, "\r\x1b[2K{line}");
                         let _ = err.flush();
@@ -101,12 +106,8 @@ struct Meter {
 }
 
 impl Meter {
-    fn line(&mut self, label: &str, row: Option<&PgSubscriber>) -> String {
-        let Some(row) = row else {
-            return format!("{label}: starting");
-        };
-        let left = row.lag_events;
-        let now = Instant::now();
+    /// The line for a reading at `now`: `left` events past the checkpoint at `position`.
+    fn line(&mut self, label: &str, left: u64, position: Option<Position>, now: Instant) -> String {
         if let Some((at, before)) = self.last {
             let seconds = now.duration_since(at).as_secs_f64();
             if seconds > 0.0 {
@@ -119,8 +120,7 @@ impl Meter {
             }
         }
         self.last = Some((now, left));
-        let position = row
-            .checkpoint
+        let position = position
             .map(|p| p.to_string())
             .unwrap_or_else(|| "-".to_owned());
         match self.rate {
@@ -134,5 +134,31 @@ impl Meter {
             }
             _ => format!("{label}: at {position}, {left} events left"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_line_gives_the_rate_and_eta_from_successive_readings() {
+        let mut meter = Meter::default();
+        let start = Instant::now();
+        let at = Some(Position::from_parts(7, 1));
+        assert_eq!(
+            meter.line("rebuilding orders", 10_000, at, start),
+            "rebuilding orders: at 7/1, 10000 events left"
+        );
+        let line = meter.line(
+            "rebuilding orders",
+            8_000,
+            at,
+            start + Duration::from_secs(1),
+        );
+        assert_eq!(
+            line,
+            "rebuilding orders: at 7/1, 8000 events left, 2000 events/s, ETA 4.0s"
+        );
     }
 }
