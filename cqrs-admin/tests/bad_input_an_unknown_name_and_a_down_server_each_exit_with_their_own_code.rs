@@ -90,8 +90,9 @@ async fn each_failure_has_one_line_and_its_exit_code() {
     let run = cqrs(&store, &["dead-letters", "list", "--projection", "orders"]).await;
     assert_eq!(run.code, 3, "{run:?}");
 
-    // help is not an error
-    let run = cqrs_with(&[], &["--help"]).await;
+    // help is not an error, and does not show the URL from the environment
+    let run = cqrs_with(&[("DATABASE_URL", &down)], &["--help"]).await;
     assert_eq!(run.code, 0, "{run:?}");
     assert!(run.stdout.contains("dead-letters"), "{}", run.stdout);
+    assert!(!run.stdout.contains("s3cret-pw"), "{}", run.stdout);
 }

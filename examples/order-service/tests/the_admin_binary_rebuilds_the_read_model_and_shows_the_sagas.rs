@@ -76,6 +76,13 @@ async fn rebuild_swaps_the_index_and_the_saga_instances_are_listed_with_timeline
     // The rebuild: a new index, every event, the alias moved.
     let rebuilt = admin(&names, &["projections", "rebuild", &names.index, "--json"]).await;
     let outcome: RebuildOutcome = parse(&rebuilt);
+    assert!(
+        rebuilt
+            .stderr
+            .contains(&format!("rebuilding {}", names.index)),
+        "a progress line: {}",
+        rebuilt.stderr
+    );
     assert_eq!(outcome.name, names.index);
     assert!(outcome.events.unwrap_or(0) >= 5, "{:?}", outcome);
     assert!(
