@@ -28,6 +28,13 @@ pub enum ProgressTarget {
 }
 
 impl ProgressTarget {
+    /// What every name it may pick starts with.
+    fn prefix(&self) -> &str {
+        match self {
+            ProgressTarget::Exact(name) | ProgressTarget::Prefix(name) => name,
+        }
+    }
+
     fn pick<'a>(&self, rows: &'a [PgSubscriber]) -> Option<&'a PgSubscriber> {
         match self {
             ProgressTarget::Exact(name) => rows.iter().find(|r| &r.name == name),
@@ -74,7 +81,8 @@ impl Progress {
                 _ = ticks.tick() => {
                     count += 1;
                     // A failed read only skips this redraw: the work decides the outcome.
-                    let Ok(rows) = self.inspector.store().subscribers().await else { continue };
+                    let read = self.inspector.store().subscribers_starting_with(self.target.prefix());
+                    let Ok(rows) = read.await else { continue };
                     let row = self.target.pick(&rows);
                     let line = match row {
                         Some(row) => meter.line(&self.label, row.lag_events, row.checkpoint, Instant::now()),
