@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use cqrs_admin::inspect::{Overview, SubscriberKind};
+use cqrs_admin::inspect::{LeaderState, Overview, SubscriberKind};
 use cqrs_core::projection::LeaseStore;
 use cqrs_core::CheckpointStore;
 use cqrs_postgres::testing::fresh_store;
@@ -43,12 +43,14 @@ async fn status_reports_checkpoint_lag_lease_and_kind_per_reader() {
         (lease.owner.as_str(), lease.epoch, lease.live),
         ("worker-a", 1, true)
     );
+    assert_eq!(orders.leader, LeaderState::Leading);
     assert_eq!(orders.dead_letters, 0);
     let saga = overview
         .subscriber("process:order_saga")
         .expect("the process manager is listed");
     assert_eq!(saga.kind, SubscriberKind::Process);
     assert!(saga.lease.is_none());
+    assert_eq!(saga.leader, LeaderState::Unleased);
     assert_eq!(overview.subscribers.len(), 2);
 
     let run = cqrs(&store, &["status"]).await;
@@ -63,6 +65,12 @@ async fn status_reports_checkpoint_lag_lease_and_kind_per_reader() {
     // Aligned: each value starts under its header.
     let lag_column = header.find("LAG ").expect("a LAG column");
     assert_eq!(&row[lag_column..lag_column + 2], "2 ", "{}", run.stdout);
+    let state_column = header.find("STATE").expect("a STATE column");
+    assert!(
+        row[state_column..].starts_with("leading "),
+        "{}",
+        run.stdout
+    );
     let lease_column = header.find("LEASE").expect("a LEASE column");
     assert!(
         row[lease_column..].starts_with("worker-a"),

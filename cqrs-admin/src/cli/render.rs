@@ -38,6 +38,7 @@ pub(crate) fn overview(out: &mut dyn Write, overview: &Overview) -> io::Result<(
     let mut table = Table::new([
         "NAME",
         "KIND",
+        "STATE",
         "CHECKPOINT",
         "LAG",
         "LAG TIME",
@@ -62,6 +63,7 @@ pub(crate) fn overview(out: &mut dyn Write, overview: &Overview) -> io::Result<(
         table.row([
             s.name.clone(),
             s.kind.as_str().to_owned(),
+            s.leader.as_str().to_owned(),
             s.checkpoint
                 .map(|p| p.to_string())
                 .unwrap_or_else(|| "-".to_owned()),

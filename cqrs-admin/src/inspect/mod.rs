@@ -31,7 +31,7 @@ pub use inspector::Inspector;
 #[doc(inline)]
 pub use letters::{DeadLetterDetail, DeadLetterView, LetterFilter, RedriveRequest};
 #[doc(inline)]
-pub use overview::{LeaseView, Overview, SubscriberKind, SubscriberView};
+pub use overview::{LeaderState, LeaseView, Overview, SubscriberKind, SubscriberView};
 #[doc(inline)]
 pub use processes::{InstanceDetail, InstanceFilterView, InstanceView, TimelineEntryView};
 #[doc(inline)]
