@@ -58,6 +58,9 @@ pub enum Command {
     /// Events a projection parked: list, show, retry, skip.
     #[command(subcommand)]
     DeadLetters(DeadLetterCommand),
+    /// Messages event-bus consumers parked: list, retry, skip.
+    #[command(subcommand)]
+    BusLetters(BusLetterCommand),
     /// One stream's events.
     #[command(subcommand)]
     Streams(StreamCommand),
@@ -127,6 +130,41 @@ pub struct LetterArgs {
     /// Every letter under this key instead.
     #[arg(long)]
     pub key: Option<String>,
+}
+
+/// `bus-letters ...`
+#[derive(Subcommand, Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BusLetterCommand {
+    /// The parked messages, by consumer then message.
+    List {
+        /// Only this consumer's.
+        #[arg(long)]
+        consumer: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Ask the consumer to process parked messages again (one, or a key's).
+    Retry(BusLetterArgs),
+    /// Ask the consumer to drop parked messages (one, or a key's).
+    Skip(BusLetterArgs),
+}
+
+/// Which parked messages `bus-letters retry` and `skip` act on.
+#[derive(Args, Clone, Debug, PartialEq, Eq)]
+pub struct BusLetterArgs {
+    /// The consumer.
+    pub consumer: String,
+    /// The message, `topic/partition/offset` as listed.
+    #[arg(required_unless_present = "key", conflicts_with = "key")]
+    pub message: Option<String>,
+    /// Every message under this key instead (with `--topic`).
+    #[arg(long, requires = "topic")]
+    pub key: Option<String>,
+    /// The topic of `--key`.
+    #[arg(long)]
+    pub topic: Option<String>,
 }
 
 /// `streams ...`

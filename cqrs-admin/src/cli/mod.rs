@@ -14,8 +14,8 @@ mod table;
 
 #[doc(inline)]
 pub use args::{
-    Cli, Command, DeadLetterCommand, EventCommand, FeedCommand, LetterArgs, Options,
-    ProcessCommand, StreamCommand,
+    BusLetterArgs, BusLetterCommand, Cli, Command, DeadLetterCommand, EventCommand, FeedCommand,
+    LetterArgs, Options, ProcessCommand, StreamCommand,
 };
 pub(crate) use render::duration as render_duration;
 #[doc(inline)]

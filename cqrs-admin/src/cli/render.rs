@@ -7,8 +7,8 @@ use time::OffsetDateTime;
 
 use super::Table;
 use crate::inspect::{
-    Correlation, DeadLetterDetail, DeadLetterView, EventView, HorizonHolderView, HorizonView,
-    InstanceDetail, InstanceView, Overview, StreamView, TailPage,
+    BusLetterView, Correlation, DeadLetterDetail, DeadLetterView, EventView, HorizonHolderView,
+    HorizonView, InstanceDetail, InstanceView, Overview, StreamView, TailPage,
 };
 
 pub(crate) fn time(at: OffsetDateTime) -> String {
@@ -98,6 +98,30 @@ pub(crate) fn letters(out: &mut dyn Write, letters: &[DeadLetterView]) -> io::Re
             l.stream_id.clone(),
             l.version.to_string(),
             l.event_type.clone(),
+            l.key.clone().unwrap_or_else(|| "-".to_owned()),
+            time(l.parked_at),
+            l.request
+                .map(|r| format!("{r:?}").to_lowercase())
+                .unwrap_or_else(|| "-".to_owned()),
+            l.error.clone(),
+        ]);
+    }
+    table.write(out)
+}
+
+pub(crate) fn bus_letters(out: &mut dyn Write, letters: &[BusLetterView]) -> io::Result<()> {
+    let mut table = Table::new([
+        "CONSUMER",
+        "MESSAGE",
+        "KEY",
+        "PARKED AT",
+        "REQUEST",
+        "ERROR",
+    ]);
+    for l in letters {
+        table.row([
+            l.consumer.clone(),
+            l.message.clone(),
             l.key.clone().unwrap_or_else(|| "-".to_owned()),
             time(l.parked_at),
             l.request

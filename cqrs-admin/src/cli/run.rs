@@ -4,14 +4,15 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use cqrs_core::bus::{BusLetterTarget, ParkedKey};
 use cqrs_core::projection::LetterTarget;
 use cqrs_core::Position;
 use serde::Serialize;
 
 use super::render;
 use super::{
-    Cli, Command, DeadLetterCommand, EventCommand, FeedCommand, LetterArgs, Options,
-    ProcessCommand, StreamCommand,
+    BusLetterArgs, BusLetterCommand, Cli, Command, DeadLetterCommand, EventCommand, FeedCommand,
+    LetterArgs, Options, ProcessCommand, StreamCommand,
 };
 use crate::inspect::{EventView, InstanceFilterView, LetterFilter, TailQuery};
 use crate::{AdminError, Inspector, Result};
@@ -68,6 +69,7 @@ pub async fn run(
             }
         }
         Command::DeadLetters(command) => dead_letters(inspector, command, json, out).await?,
+        Command::BusLetters(command) => bus_letters(inspector, command, json, out).await?,
         Command::Streams(StreamCommand::Show { id, from, limit }) => {
             let stream = inspector.stream(id, *from, *limit).await?;
             if json {
@@ -180,6 +182,55 @@ async fn dead_letters(
     }
 }
 
+async fn bus_letters(
+    inspector: &Inspector,
+    command: &BusLetterCommand,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<()> {
+    match command {
+        BusLetterCommand::List { consumer, limit } => {
+            let letters = inspector.bus_letters(consumer.as_deref(), *limit).await?;
+            if json {
+                print_json(out, &letters)
+            } else {
+                Ok(render::bus_letters(out, &letters)?)
+            }
+        }
+        BusLetterCommand::Retry(args) => {
+            let marked = inspector
+                .retry_message(&args.consumer, &bus_target(args)?)
+                .await?;
+            requested(out, json, "retry", &args.consumer, marked)
+        }
+        BusLetterCommand::Skip(args) => {
+            let marked = inspector
+                .skip_message(&args.consumer, &bus_target(args)?)
+                .await?;
+            requested(out, json, "skip", &args.consumer, marked)
+        }
+    }
+}
+
+fn bus_target(args: &BusLetterArgs) -> Result<BusLetterTarget> {
+    match (&args.message, &args.key, &args.topic) {
+        (Some(text), None, _) => crate::inspect::parse_message(text)
+            .map(BusLetterTarget::Message)
+            .ok_or_else(|| {
+                AdminError::invalid(format!(
+                    "{text:?} is not a message: write it topic/partition/offset, as listed"
+                ))
+            }),
+        (None, Some(key), Some(topic)) => Ok(BusLetterTarget::Key(ParkedKey::new(
+            topic.clone(),
+            key.as_bytes().to_vec(),
+        ))),
+        _ => Err(AdminError::invalid(
+            "give either a message or --key with --topic",
+        )),
+    }
+}
+
 fn target(args: &LetterArgs) -> Result<LetterTarget> {
     match (&args.position, &args.key) {
         (Some(position), None) => Ok(LetterTarget::Position(*position)),
@@ -203,7 +254,7 @@ fn requested(
     } else {
         writeln!(
             out,
-            "{request} requested for {marked} dead letter(s) of {projection}; its leading runner acts on it between batches"
+            "{request} requested for {marked} letter(s) of {projection}; its leading worker acts on it"
         )?;
         Ok(())
     }

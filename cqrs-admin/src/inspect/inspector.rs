@@ -2,17 +2,18 @@
 
 use std::time::Duration;
 
+use cqrs_core::bus::{BusDeadLetterStore, BusLetterTarget};
 use cqrs_core::process::{InstanceQuery, InstanceState, ProcessStore, Processes};
-use cqrs_core::projection::{DeadLetterStore, LetterTarget};
+use cqrs_core::projection::{DeadLetterStore, LetterTarget, Redrive};
 use cqrs_core::{EventFilter, Position, ReadAll, ReadStream, StreamId, Version};
 use cqrs_postgres::{PgEventStore, PgSchema};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{
-    Correlation, DeadLetterDetail, DeadLetterView, EventView, HorizonView, InstanceDetail,
-    InstanceFilterView, InstanceView, LetterFilter, Overview, StreamView, SubscriberKind,
-    SubscriberView, TailPage, TailQuery, TimelineEntryView,
+    BusLetterView, Correlation, DeadLetterDetail, DeadLetterView, EventView, HorizonView,
+    InstanceDetail, InstanceFilterView, InstanceView, LetterFilter, Overview, StreamView,
+    SubscriberKind, SubscriberView, TailPage, TailQuery, TimelineEntryView,
 };
 use crate::{AdminError, Result};
 
@@ -279,6 +280,72 @@ impl Inspector {
             status: status.as_ref().map(|r| InstanceView::new(process, r)),
             timeline: timeline.iter().map(TimelineEntryView::from).collect(),
         })
+    }
+
+    /// Up to `limit` messages event-bus consumers parked (only `consumer`'s when given), by
+    /// consumer then message.
+    pub async fn bus_letters(
+        &self,
+        consumer: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<BusLetterView>> {
+        let consumers = match consumer {
+            Some(name) => vec![name.to_owned()],
+            None => self
+                .store
+                .subscribers()
+                .await?
+                .into_iter()
+                .filter(|s| s.bus_dead_letters > 0)
+                .map(|s| s.name)
+                .collect(),
+        };
+        let mut found = Vec::new();
+        for consumer in consumers {
+            let left = limit.saturating_sub(found.len());
+            if left == 0 {
+                break;
+            }
+            let page = self.store.parked_messages(&consumer, None, left).await?;
+            found.extend(page.iter().map(BusLetterView::from));
+        }
+        Ok(found)
+    }
+
+    /// Asks `consumer` to process the messages `target` names again (one, or a key's);
+    /// how many were marked; [`AdminError::NotFound`] when none.
+    pub async fn retry_message(&self, consumer: &str, target: &BusLetterTarget) -> Result<u64> {
+        self.request_messages(consumer, target, Redrive::Retry)
+            .await
+    }
+
+    /// Asks `consumer` to drop the messages `target` names; how many were marked;
+    /// [`AdminError::NotFound`] when none.
+    pub async fn skip_message(&self, consumer: &str, target: &BusLetterTarget) -> Result<u64> {
+        self.request_messages(consumer, target, Redrive::Skip).await
+    }
+
+    async fn request_messages(
+        &self,
+        consumer: &str,
+        target: &BusLetterTarget,
+        request: Redrive,
+    ) -> Result<u64> {
+        let marked = self
+            .store
+            .request_messages(consumer, target, Some(request))
+            .await?;
+        if marked == 0 {
+            return Err(AdminError::not_found(format!(
+                "no parked message of {consumer:?} at {}",
+                match target {
+                    BusLetterTarget::Message(m) => super::bus_letters::message_text(m),
+                    BusLetterTarget::Key(k) =>
+                        format!("key {:?} of {}", String::from_utf8_lossy(&k.key), k.topic),
+                }
+            )));
+        }
+        Ok(marked)
     }
 
     /// Up to `limit` events carrying `correlation_id`, in feed order: everything it caused.

@@ -9,6 +9,7 @@
 //! Positions are written `major/minor` (as [`Position`](cqrs_core::Position) displays and
 //! parses) and times in RFC 3339.
 
+mod bus_letters;
 mod correlation;
 mod events;
 mod horizon;
@@ -20,6 +21,9 @@ mod processes;
 pub(crate) mod serde_pos;
 mod tail;
 
+pub(crate) use bus_letters::parse_message;
+#[doc(inline)]
+pub use bus_letters::BusLetterView;
 #[doc(inline)]
 pub use correlation::Correlation;
 #[doc(inline)]
