@@ -55,10 +55,6 @@ async fn rebuild_replays_every_event_and_reset_forgets_the_checkpoint() {
     assert_eq!(picky.applied().len(), 6, "every event applied again");
     let saved = store.load_checkpoint("orders").await.expect("read");
     assert!(saved.is_some_and(|p| p >= head), "{saved:?}");
-    assert!(
-        printed.contains(&saved.expect("saved").to_string()),
-        "{printed}"
-    );
 
     let mut out = Vec::new();
     admin
