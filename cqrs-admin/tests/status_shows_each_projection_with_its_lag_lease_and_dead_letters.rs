@@ -9,7 +9,7 @@ use cqrs_admin::inspect::{LeaderState, Overview, SubscriberKind};
 use cqrs_core::projection::LeaseStore;
 use cqrs_core::CheckpointStore;
 use cqrs_postgres::testing::fresh_store;
-use support::{append, cqrs};
+use support::{append, cqrs, visible};
 use uuid::Uuid;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -18,7 +18,8 @@ async fn status_reports_checkpoint_lag_lease_and_kind_per_reader() {
     let correlation = Uuid::new_v4();
     let first = append(&store, "order-1", "OrderPlaced", correlation).await;
     append(&store, "order-1", "OrderPaid", correlation).await;
-    append(&store, "order-2", "OrderPlaced", correlation).await;
+    let last = append(&store, "order-2", "OrderPlaced", correlation).await;
+    visible(&store, last).await;
     store.save_checkpoint("orders", first).await.expect("saved");
     store
         .try_acquire("orders", "worker-a", Duration::from_secs(60))

@@ -8,7 +8,7 @@ use cqrs_admin::inspect::{
     Correlation, EventView, HorizonView, InstanceView, StreamView, TailPage,
 };
 use cqrs_postgres::testing::fresh_store;
-use support::{append, cqrs};
+use support::{append, cqrs, visible};
 use uuid::Uuid;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -19,7 +19,8 @@ async fn stream_feed_horizon_and_correlation_commands_show_the_stored_events() {
     let placed = append(&store, "order-1", "OrderPlaced", request).await;
     append(&store, "payment-1", "PaymentAuthorized", request).await;
     let paid = append(&store, "order-1", "OrderPaid", request).await;
-    append(&store, "order-2", "OrderPlaced", other).await;
+    let last = append(&store, "order-2", "OrderPlaced", other).await;
+    visible(&store, last).await;
 
     // a stream, with metadata and pretty payloads
     let stream: StreamView = cqrs(&store, &["streams", "show", "order-1", "--json"])

@@ -115,6 +115,21 @@ where
     }
 }
 
+/// Waits until feed readers can see `position` (an open transaction anywhere on the server
+/// holds the gap-safe feed back for a while).
+pub async fn visible(store: &PgEventStore, position: Position) {
+    eventually(
+        "the feed shows the event",
+        Duration::from_secs(30),
+        || async {
+            cqrs_core::ReadAll::head(store)
+                .await
+                .is_ok_and(|head| head >= position)
+        },
+    )
+    .await;
+}
+
 /// A projection that parks every event of type `Bad` while `reject` holds, and remembers the
 /// streams and types of the events it applied.
 #[derive(Clone, Default)]
