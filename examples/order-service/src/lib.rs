@@ -22,6 +22,7 @@
 //! # Ok(()) }
 //! ```
 
+mod admin;
 mod config;
 pub mod health;
 pub mod http;
@@ -29,6 +30,8 @@ pub mod metrics;
 mod service;
 pub mod telemetry;
 
+#[doc(inline)]
+pub use admin::admin;
 #[doc(inline)]
 pub use config::{Config, ConfigError, DEFAULT_BIND, DEFAULT_INDEX, DEFAULT_SCHEMA};
 #[doc(inline)]
