@@ -216,8 +216,9 @@ impl ProjectionRunner {
         ProjectionHandle { status, stop, task }
     }
 
-    /// Applies everything the feed holds now, then returns the checkpoint (for rebuilds, tests
-    /// and one-off catch-ups). No lease is taken; poison follows the policy.
+    /// Applies everything the feed holds now, then returns the checkpoint saved when it stopped
+    /// (at least the head read at the start; events that came in meanwhile may take it further)
+    /// (for rebuilds, tests and one-off catch-ups). No lease is taken; poison follows the policy.
     ///
     /// Dropping the returned future before it ends kills the run, as a crash would: the
     /// apply in flight is dropped and nothing more is saved (a caller that gives up on a
@@ -235,8 +236,10 @@ impl ProjectionRunner {
             .0
             .wait_until(|s| s.position >= head || s.state == ProjectionState::Failed)
             .await;
-        let status = running.0.status();
         running.0.stop_and_wait().await;
+        // Taken after the stop: batches that came in after the head was read and settled
+        // while stopping moved the checkpoint further, and the caller gets what was saved.
+        let status = running.0.status();
         match reached {
             Some(s) if s.state != ProjectionState::Failed => Ok(status.position),
             _ => Err(Error::ProjectionFailed {
