@@ -17,7 +17,11 @@
 #     the module proxy and started by scripts/jaeger.sh;
 #   * Kafka, for the event bus: $KAFKA_BOOTSTRAP_SERVERS when set (checked: a metadata request
 #     must answer), else a single-node Kafka 3.9 in KRaft mode (scripts/kafka.sh, built from
-#     Maven Central artifacts under tools/) on $KAFKA_PORT or a free port.
+#     Maven Central artifacts under tools/) on $KAFKA_PORT or a free port;
+#   * a WebDriver server, for the web console's browser tests: $WEBDRIVER_URL when set (checked:
+#     its /status must say ready), else Debian's chromium and chromedriver (scripts/chromium.sh,
+#     which installs them when missing and we are root) on a free port. Screenshots of each
+#     console page go to $CONSOLE_SCREENSHOTS (default $CARGO_TARGET_DIR/console-screenshots).
 # Builds go to $CARGO_TARGET_DIR (default /var/tmp/cqrs-target) so they are reused.
 # URLs are printed with their passwords masked (user:****@host).
 set -euo pipefail
@@ -35,11 +39,13 @@ started_restore=""
 started_es=""
 started_jaeger=""
 started_kafka=""
+started_chromium=""
 restore_cluster() {
   env -u DATABASE_URL PG_WORKDIR="${PG_RESTORE_WORKDIR:-/var/tmp/cqrs-pg-restore}" \
     PG_PORT="${PG_RESTORE_PORT:-54331}" "$@"
 }
 cleanup() {
+  if [ -n "$started_chromium" ]; then scripts/chromium.sh stop >&2 || true; fi
   if [ -n "$started_kafka" ]; then scripts/kafka.sh stop >&2 || true; fi
   if [ -n "$started_jaeger" ]; then scripts/jaeger.sh stop >&2 || true; fi
   if [ -n "$started_es" ]; then scripts/opensearch.sh stop >&2 || true; fi
@@ -118,6 +124,20 @@ else
   export KAFKA_BOOTSTRAP_SERVERS="${KAFKA_BOOTSTRAP_SERVERS#KAFKA_BOOTSTRAP_SERVERS=}"
 fi
 echo "using KAFKA_BOOTSTRAP_SERVERS=$KAFKA_BOOTSTRAP_SERVERS" >&2
+
+step "Chromium (WebDriver)"
+if [ -n "${WEBDRIVER_URL:-}" ]; then
+  if ! scripts/chromium.sh check "$WEBDRIVER_URL"; then
+    echo "WEBDRIVER_URL=$(redact_url "$WEBDRIVER_URL") is not a ready WebDriver server; unset it to let this script start chromedriver" >&2
+    exit 1
+  fi
+else
+  started_chromium=1
+  WEBDRIVER_URL="$(scripts/chromium.sh start | tail -n 1)"
+  export WEBDRIVER_URL="${WEBDRIVER_URL#WEBDRIVER_URL=}"
+fi
+export CONSOLE_SCREENSHOTS="${CONSOLE_SCREENSHOTS:-$CARGO_TARGET_DIR/console-screenshots}"
+echo "using WEBDRIVER_URL=$(redact_url "$WEBDRIVER_URL"); screenshots in $CONSOLE_SCREENSHOTS" >&2
 
 step "cargo test"
 cargo test --workspace --all-features --no-fail-fast

@@ -1,0 +1,149 @@
+//! [`ConsoleConfig`]: whether the console is on, its token, what it shows.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::live::LiveStatus;
+
+/// How the console is set up. [`ConsoleConfig::default`] is off: its router answers nothing.
+///
+/// ```
+/// use cqrs_console::ConsoleConfig;
+///
+/// let config = ConsoleConfig::enabled("a long random token")
+///     .projection("order-summaries")
+///     .process("order_fulfilment");
+/// assert!(config.is_enabled());
+/// // The token never shows.
+/// assert!(!format!("{config:?}").contains("random"));
+/// ```
+#[derive(Clone)]
+#[must_use]
+pub struct ConsoleConfig {
+    pub(crate) token: Option<Token>,
+    pub(crate) base_path: String,
+    pub(crate) projections: Vec<String>,
+    pub(crate) processes: Vec<String>,
+    pub(crate) live: Option<Arc<dyn LiveStatus>>,
+    pub(crate) sample_every: Duration,
+    pub(crate) samples_kept: usize,
+    pub(crate) stuck_after: Duration,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        Self {
+            token: None,
+            base_path: "/console".to_owned(),
+            projections: Vec::new(),
+            processes: Vec::new(),
+            live: None,
+            sample_every: Duration::from_secs(5),
+            samples_kept: 60,
+            stuck_after: Duration::from_secs(300),
+        }
+    }
+}
+
+impl ConsoleConfig {
+    /// The console off ([`Default`]): [`router`](crate::router) returns a router with no route.
+    pub fn disabled() -> Self {
+        Self::default()
+    }
+
+    /// The console on, behind `token`: every request must carry it as `Authorization: Bearer
+    /// <token>`, or come with the session cookie the login form sets when given it. An empty
+    /// token leaves the console off (a console without a secret is never served).
+    pub fn enabled(token: impl Into<String>) -> Self {
+        let token = token.into();
+        Self {
+            token: (!token.is_empty()).then_some(Token(token)),
+            ..Self::default()
+        }
+    }
+
+    /// Whether [`router`](crate::router) serves pages.
+    pub fn is_enabled(&self) -> bool {
+        self.token.is_some()
+    }
+
+    /// Where the console's routes start (default `/console`): the router serves
+    /// `{base_path}/...`, to be merged into the service's router.
+    pub fn base_path(mut self, path: impl Into<String>) -> Self {
+        let path = path.into();
+        let trimmed = path.trim_end_matches('/');
+        self.base_path = if trimmed.starts_with('/') {
+            trimmed.to_owned()
+        } else {
+            format!("/{trimmed}")
+        };
+        self
+    }
+
+    /// Shows the projection `name` (its checkpoint, dead letters and lag). A process manager's
+    /// runner is a projection too, named `process:{TYPE}`.
+    pub fn projection(mut self, name: impl Into<String>) -> Self {
+        self.projections.push(name.into());
+        self
+    }
+
+    /// Shows the instances of the process manager of type `process_type`
+    /// ([`ProcessManager::TYPE`](cqrs_core::process::ProcessManager::TYPE)).
+    pub fn process(mut self, process_type: impl Into<String>) -> Self {
+        self.processes.push(process_type.into());
+        self
+    }
+
+    /// Where the running workers' statuses come from (state, breaker, lag in events and
+    /// time, last error): the service's [`ProjectionHandle`](cqrs_core::projection::ProjectionHandle)s.
+    /// Without it the console shows what the store knows (checkpoint, head, dead letters).
+    pub fn live_status(mut self, live: impl LiveStatus + 'static) -> Self {
+        self.live = Some(Arc::new(live));
+        self
+    }
+
+    /// How often the lag chart takes a sample (default 5 s) and how many it keeps (default
+    /// 60: five minutes).
+    pub fn samples(mut self, every: Duration, kept: usize) -> Self {
+        self.sample_every = every.max(Duration::from_millis(100));
+        self.samples_kept = kept.max(2);
+        self
+    }
+
+    /// A running process instance that has not moved for this long, with no timeout to
+    /// come, is stuck (default five minutes).
+    pub fn stuck_after(mut self, after: Duration) -> Self {
+        self.stuck_after = after;
+        self
+    }
+}
+
+impl fmt::Debug for ConsoleConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConsoleConfig")
+            .field("enabled", &self.is_enabled())
+            .field("base_path", &self.base_path)
+            .field("projections", &self.projections)
+            .field("processes", &self.processes)
+            .field("live_status", &self.live.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The console's secret. Its `Debug` hides it; it is compared in constant time.
+#[derive(Clone)]
+pub(crate) struct Token(String);
+
+impl Token {
+    /// Whether `given` is the token, in time independent of where they differ.
+    pub(crate) fn matches(&self, given: &str) -> bool {
+        crate::auth::constant_time_eq(self.0.as_bytes(), given.as_bytes())
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Token(****)")
+    }
+}
