@@ -66,7 +66,9 @@ impl Signed {
     /// using the token needs no form.
     pub(crate) fn csrf_matches(&self, given: Option<&str>) -> bool {
         match (self.csrf(), given) {
-            (Some(expected), Some(given)) => constant_time_eq(expected.as_bytes(), given.as_bytes()),
+            (Some(expected), Some(given)) => {
+                constant_time_eq(expected.as_bytes(), given.as_bytes())
+            }
             _ => false,
         }
     }
@@ -293,7 +295,10 @@ mod tests {
             header::COOKIE,
             HeaderValue::from_static("a=1; cqrs_console_session=abc; b=2"),
         );
-        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("bearer tok"));
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("bearer tok"),
+        );
         assert_eq!(session_cookie(&headers), Some("abc"));
         assert_eq!(bearer(&headers), Some("tok"));
     }

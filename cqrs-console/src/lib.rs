@@ -67,8 +67,14 @@ where
         .route(&at("/"), get(pages::projections::page::<S>))
         .route(&at("/dead-letters"), get(pages::dead_letters::list::<S>))
         .route(&at("/dead-letter"), get(pages::dead_letters::show::<S>))
-        .route(&at("/dead-letter/retry"), post(pages::dead_letters::retry::<S>))
-        .route(&at("/dead-letter/skip"), post(pages::dead_letters::skip::<S>))
+        .route(
+            &at("/dead-letter/retry"),
+            post(pages::dead_letters::retry::<S>),
+        )
+        .route(
+            &at("/dead-letter/skip"),
+            post(pages::dead_letters::skip::<S>),
+        )
         .route(&at("/events"), get(pages::events::stream::<S>))
         .route(&at("/event"), get(pages::events::one::<S>))
         .route(&at("/correlation"), get(pages::events::correlation::<S>))
@@ -80,7 +86,10 @@ where
             auth::require::<S>,
         ));
     let open = Router::new()
-        .route(&at("/login"), get(auth::login_form::<S>).post(auth::login::<S>))
+        .route(
+            &at("/login"),
+            get(auth::login_form::<S>).post(auth::login::<S>),
+        )
         .route(&at("/console.css"), get(web::stylesheet));
     protected
         .merge(open)

@@ -12,14 +12,20 @@ pub(crate) fn lag(samples: &[Sample]) -> Markup {
     if samples.len() < 2 {
         return html! { span.muted { "collecting samples" } };
     }
-    let max = samples.iter().map(|s| s.lag_events).max().unwrap_or(0).max(1);
+    let max = samples
+        .iter()
+        .map(|s| s.lag_events)
+        .max()
+        .unwrap_or(0)
+        .max(1);
     let last = samples.len() - 1;
     let points: Vec<String> = samples
         .iter()
         .enumerate()
         .map(|(i, s)| {
             let x = f64::from(WIDTH) * to_f64(i) / to_f64(last);
-            let y = f64::from(HEIGHT - 2) * (1.0 - to_f64_u64(s.lag_events) / to_f64_u64(max)) + 1.0;
+            let y =
+                f64::from(HEIGHT - 2) * (1.0 - to_f64_u64(s.lag_events) / to_f64_u64(max)) + 1.0;
             format!("{x:.1},{y:.1}")
         })
         .collect();

@@ -244,7 +244,11 @@ async fn act<S: ConsoleStore>(
             .and_then(|f| f.position.as_deref())
             .and_then(|p| p.parse::<Position>().ok()),
     ) else {
-        return console.failure(signed, StatusCode::BAD_REQUEST, "which letter? (projection and position)");
+        return console.failure(
+            signed,
+            StatusCode::BAD_REQUEST,
+            "which letter? (projection and position)",
+        );
     };
     let target = LetterTarget::Position(position);
     let marked = match redrive {

@@ -190,7 +190,11 @@ pub(crate) async fn correlation<S: ConsoleStore>(
     Query(query): Query<CorrelationQuery>,
 ) -> Response {
     let Ok(id) = query.id.trim().parse::<Uuid>() else {
-        return console.failure(&signed, StatusCode::BAD_REQUEST, "a correlation id is a UUID");
+        return console.failure(
+            &signed,
+            StatusCode::BAD_REQUEST,
+            "a correlation id is a UUID",
+        );
     };
     let mut found = Vec::new();
     let mut after = Position::START;

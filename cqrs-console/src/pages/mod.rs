@@ -30,7 +30,10 @@ pub(crate) fn query_value(value: &str) -> String {
 mod tests {
     #[test]
     fn query_values_are_percent_encoded() {
-        assert_eq!(super::query_value("a b/c&d=<é>"), "a%20b%2Fc%26d%3D%3C%C3%A9%3E");
+        assert_eq!(
+            super::query_value("a b/c&d=<é>"),
+            "a%20b%2Fc%26d%3D%3C%C3%A9%3E"
+        );
         assert_eq!(super::query_value("order-1_x.y~"), "order-1_x.y~");
     }
 }

@@ -119,7 +119,11 @@ pub(crate) async fn show<S: ConsoleStore + Clone>(
     Query(params): Query<InstanceParams>,
 ) -> Response {
     let processes = Processes::new(console.store.clone());
-    let row = match console.store.instance(&params.process, &params.instance).await {
+    let row = match console
+        .store
+        .instance(&params.process, &params.instance)
+        .await
+    {
         Ok(row) => row,
         Err(error) => return console.store_failure(&signed, &error),
     };
@@ -174,5 +178,9 @@ pub(crate) async fn show<S: ConsoleStore + Clone>(
             }
         }
     };
-    console.page(&signed, &format!("{} {}", params.process, params.instance), body)
+    console.page(
+        &signed,
+        &format!("{} {}", params.process, params.instance),
+        body,
+    )
 }
