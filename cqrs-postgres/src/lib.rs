@@ -40,6 +40,7 @@ mod group;
 mod horizon;
 mod migrate;
 mod notify;
+mod operations;
 mod process;
 mod projection;
 mod read;
@@ -59,6 +60,8 @@ pub use error::{PgError, Result, TimeoutStage};
 pub use group::GroupCommit;
 #[doc(inline)]
 pub use horizon::{record_feed_horizon, FeedHorizon, HorizonHolder};
+#[doc(inline)]
+pub use operations::{PgLease, PgSubscriber};
 #[doc(inline)]
 pub use repair::TransactionIdRepair;
 #[doc(inline)]

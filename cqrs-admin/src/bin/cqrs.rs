@@ -1,0 +1,2 @@
+//! The `cqrs` command line.
+fn main() {}

@@ -1,0 +1,1 @@
+//! The commands as clap types (filled in below).

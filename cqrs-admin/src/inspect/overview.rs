@@ -1,0 +1,143 @@
+//! [`Overview`]: every reader of the feed the store knows of, with its progress.
+
+use cqrs_core::Position;
+use cqrs_postgres::{PgLease, PgSubscriber};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// Every projection, process manager, rebuild and bus consumer the store knows of, at one
+/// moment.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Overview {
+    /// When it was read (this machine's clock).
+    #[serde(with = "time::serde::rfc3339")]
+    pub taken_at: OffsetDateTime,
+    /// The last position a feed reader can see now.
+    #[serde(with = "super::serde_pos")]
+    pub head: Position,
+    /// One row per reader, by name.
+    pub subscribers: Vec<SubscriberView>,
+}
+
+/// What kind of reader a name is, from how the framework names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum SubscriberKind {
+    /// A projection.
+    Projection,
+    /// A process manager's projection (`process:{TYPE}`).
+    Process,
+    /// A search read model's rebuild (`{name}@v{n}#{uuid}`).
+    Rebuild,
+    /// An event-bus consumer (known by its parked messages).
+    Consumer,
+}
+
+impl SubscriberKind {
+    /// The kind of the reader named `name`.
+    pub fn of(name: &str, bus_dead_letters: u64, has_checkpoint: bool) -> Self {
+        if name.starts_with("process:") {
+            SubscriberKind::Process
+        } else if name.contains("@v") && name.contains('#') {
+            SubscriberKind::Rebuild
+        } else if bus_dead_letters > 0 && !has_checkpoint {
+            SubscriberKind::Consumer
+        } else {
+            SubscriberKind::Projection
+        }
+    }
+
+    /// Its name in tables: `projection`, `process`, `rebuild`, `consumer`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubscriberKind::Projection => "projection",
+            SubscriberKind::Process => "process",
+            SubscriberKind::Rebuild => "rebuild",
+            SubscriberKind::Consumer => "consumer",
+        }
+    }
+}
+
+/// One reader's progress.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct SubscriberView {
+    /// Its name (checkpoint, lease and dead letters are kept under it).
+    pub name: String,
+    /// What it is.
+    pub kind: SubscriberKind,
+    /// Its checkpoint; `None` when it never saved one.
+    #[serde(with = "super::serde_pos::option")]
+    pub checkpoint: Option<Position>,
+    /// When the checkpoint was last saved.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub checkpoint_updated_at: Option<OffsetDateTime>,
+    /// Visible events past its checkpoint (whatever its filter: an upper bound for a
+    /// filtered projection).
+    pub lag_events: u64,
+    /// When the oldest of those was recorded; `None` when caught up.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub oldest_unapplied_at: Option<OffsetDateTime>,
+    /// How far behind it is in time: seconds from the oldest unapplied event to `taken_at`;
+    /// 0 when caught up.
+    pub lag_seconds: f64,
+    /// Its lease, if one was ever taken.
+    pub lease: Option<LeaseView>,
+    /// Events parked as its dead letters (plus bus messages parked for a consumer).
+    pub dead_letters: u64,
+}
+
+/// A lease: who leads, with which fencing epoch, until when.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct LeaseView {
+    /// The holder's id.
+    pub owner: String,
+    /// The fencing epoch (grows with every new holder).
+    pub epoch: u64,
+    /// When it expires unless renewed.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    /// Whether it was unexpired when read (by this machine's clock).
+    pub live: bool,
+}
+
+impl LeaseView {
+    fn new(lease: &PgLease, now: OffsetDateTime) -> Self {
+        Self {
+            owner: lease.owner.clone(),
+            epoch: lease.epoch,
+            expires_at: lease.expires_at,
+            live: lease.expires_at > now,
+        }
+    }
+}
+
+impl SubscriberView {
+    pub(crate) fn new(row: &PgSubscriber, now: OffsetDateTime) -> Self {
+        let lag_seconds = row
+            .oldest_unapplied_at
+            .map(|oldest| (now - oldest).as_seconds_f64().max(0.0))
+            .unwrap_or(0.0);
+        Self {
+            name: row.name.clone(),
+            kind: SubscriberKind::of(&row.name, row.bus_dead_letters, row.checkpoint.is_some()),
+            checkpoint: row.checkpoint,
+            checkpoint_updated_at: row.checkpoint_updated_at,
+            lag_events: row.lag_events,
+            oldest_unapplied_at: row.oldest_unapplied_at,
+            lag_seconds,
+            lease: row.lease.as_ref().map(|lease| LeaseView::new(lease, now)),
+            dead_letters: row.dead_letters + row.bus_dead_letters,
+        }
+    }
+}
+
+impl Overview {
+    /// The reader named `name`.
+    pub fn subscriber(&self, name: &str) -> Option<&SubscriberView> {
+        self.subscribers.iter().find(|s| s.name == name)
+    }
+}

@@ -1,0 +1,1 @@
+//! The commands for a service's own binary (filled in below).

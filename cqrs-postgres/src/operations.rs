@@ -1,0 +1,113 @@
+//! Read-only queries for operators' tools (`cqrs-admin`): every reader of the feed the store
+//! knows of, with its progress, and the events one correlation id caused. Neither is on a hot
+//! path: each statement is built from its `.sql` file when it runs.
+
+use cqrs_core::{Position, RecordedEvent};
+use sqlx::Row;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::convert::{self, limit, to_u64};
+use crate::row::recorded_event;
+use crate::{PgError, PgEventStore};
+
+/// One reader of the feed as the store sees it: a projection, a process manager
+/// (`process:{TYPE}`), a rebuild's checkpoint, or an event-bus consumer with parked messages.
+/// See [`PgEventStore::subscribers`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PgSubscriber {
+    /// The name its checkpoint, lease and dead letters are kept under.
+    pub name: String,
+    /// Its saved checkpoint, if it saved one.
+    pub checkpoint: Option<Position>,
+    /// When the checkpoint was last saved.
+    pub checkpoint_updated_at: Option<OffsetDateTime>,
+    /// Its lease, if it ever held one (an ended lease shows as expired).
+    pub lease: Option<PgLease>,
+    /// Events parked as its dead letters.
+    pub dead_letters: u64,
+    /// Event-bus messages parked for it (when it is a bus consumer).
+    pub bus_dead_letters: u64,
+    /// Committed, visible events past its checkpoint, whatever its filter.
+    pub lag_events: u64,
+    /// When the oldest of those was recorded; `None` when it is caught up.
+    pub oldest_unapplied_at: Option<OffsetDateTime>,
+}
+
+/// A lease row: who holds it, its fencing epoch and until when. See [`PgSubscriber::lease`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PgLease {
+    /// The holder's id.
+    pub owner: String,
+    /// The fencing epoch: it grows with every new holder.
+    pub epoch: u64,
+    /// When it expires unless renewed (by the database clock).
+    pub expires_at: OffsetDateTime,
+}
+
+impl PgEventStore {
+    /// Every reader of the feed this store knows of, by name: what has a checkpoint, a lease,
+    /// dead letters, process-manager instances (as `process:{TYPE}`) or parked bus messages.
+    pub async fn subscribers(&self) -> Result<Vec<PgSubscriber>, PgError> {
+        let sql = self.fill(include_str!("sql/subscribers.sql"));
+        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
+        rows.iter().map(subscriber).collect()
+    }
+
+    /// Up to `max` events whose metadata carries `correlation_id`, in feed order after `after`
+    /// (everything one request caused). It scans the events table: an operator's query.
+    pub async fn correlated_events(
+        &self,
+        correlation_id: Uuid,
+        after: Position,
+        max: usize,
+    ) -> Result<Vec<RecordedEvent>, PgError> {
+        let sql = self.fill(include_str!("sql/correlated_events.sql"));
+        let (major, minor) = convert::position_parts(after)?;
+        let rows = sqlx::query(&sql)
+            .bind(correlation_id.to_string())
+            .bind(major)
+            .bind(minor)
+            .bind(limit(max))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|row| recorded_event(row, 0)).collect()
+    }
+
+    /// `sql` with this store's schema filled in.
+    fn fill(&self, sql: &str) -> String {
+        sql.replace("{schema}", &self.schema().quoted())
+    }
+}
+
+fn subscriber(row: &sqlx::postgres::PgRow) -> Result<PgSubscriber, PgError> {
+    let transaction_id: Option<&str> = row.try_get("checkpoint_transaction_id")?;
+    let position: Option<i64> = row.try_get("checkpoint_position")?;
+    let checkpoint = match (transaction_id, position) {
+        (Some(t), Some(p)) => Some(convert::position(t, p)?),
+        _ => None,
+    };
+    let owner: Option<String> = row.try_get("lease_owner")?;
+    let epoch: Option<i64> = row.try_get("lease_epoch")?;
+    let expires_at: Option<OffsetDateTime> = row.try_get("lease_expires_at")?;
+    let lease = match (owner, epoch, expires_at) {
+        (Some(owner), Some(epoch), Some(expires_at)) => Some(PgLease {
+            owner,
+            epoch: to_u64("negative lease epoch", epoch)?,
+            expires_at,
+        }),
+        _ => None,
+    };
+    Ok(PgSubscriber {
+        name: row.try_get("name")?,
+        checkpoint,
+        checkpoint_updated_at: row.try_get("checkpoint_updated_at")?,
+        lease,
+        dead_letters: to_u64("negative count", row.try_get("dead_letters")?)?,
+        bus_dead_letters: to_u64("negative count", row.try_get("bus_dead_letters")?)?,
+        lag_events: to_u64("negative count", row.try_get("lag_events")?)?,
+        oldest_unapplied_at: row.try_get("oldest_unapplied_at")?,
+    })
+}

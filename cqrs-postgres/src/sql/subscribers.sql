@@ -1,0 +1,35 @@
+-- Every reader of the feed the store knows of, one row each, for operators: a name with a
+-- checkpoint, a lease, parked dead letters or (for process managers, named "process:{TYPE}")
+-- instance rows; and the event-bus consumers with parked messages.
+-- Lag counts the committed events a reader could see (below the horizon, as the feed reads) past
+-- its checkpoint, whatever its filter (the store does not know filters), and the oldest of them.
+WITH names AS (
+    SELECT name FROM {schema}.checkpoints
+    UNION SELECT name FROM {schema}.leases
+    UNION SELECT projection FROM {schema}.dead_letters
+    UNION SELECT 'process:' || process FROM {schema}.process_instances
+    UNION SELECT consumer FROM {schema}.bus_dead_letters
+)
+SELECT n.name,
+       c.transaction_id::text AS checkpoint_transaction_id,
+       c.position AS checkpoint_position,
+       c.updated_at AS checkpoint_updated_at,
+       l.owner AS lease_owner,
+       l.epoch AS lease_epoch,
+       l.expires_at AS lease_expires_at,
+       (SELECT count(*) FROM {schema}.dead_letters d WHERE d.projection = n.name) AS dead_letters,
+       (SELECT count(*) FROM {schema}.bus_dead_letters b WHERE b.consumer = n.name)
+           AS bus_dead_letters,
+       lag.events AS lag_events,
+       lag.oldest AS oldest_unapplied_at
+FROM names n
+LEFT JOIN {schema}.checkpoints c ON c.name = n.name
+LEFT JOIN {schema}.leases l ON l.name = n.name
+LEFT JOIN LATERAL (
+    SELECT count(*) AS events, min(e.recorded_at) AS oldest
+    FROM {schema}.events e
+    WHERE (e.transaction_id, e.position)
+              > (coalesce(c.transaction_id, '0'::xid8), coalesce(c.position, 0))
+      AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+) lag ON true
+ORDER BY n.name
