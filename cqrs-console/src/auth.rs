@@ -143,8 +143,8 @@ fn session_cookie(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// Lets a request through only with the token or a session; else 401 with the login form.
-pub(crate) async fn require<S: Send + Sync + 'static>(
-    State(console): State<Arc<Console<S>>>,
+pub(crate) async fn require(
+    State(console): State<Arc<Console>>,
     mut request: Request,
     next: Next,
 ) -> Response {
@@ -175,7 +175,7 @@ pub(crate) async fn require<S: Send + Sync + 'static>(
     }
 }
 
-fn login_page<S>(console: &Console<S>, error: Option<&str>, status: StatusCode) -> Response {
+fn login_page(console: &Console, error: Option<&str>, status: StatusCode) -> Response {
     let markup = html! {
         (DOCTYPE)
         html lang="en" {
@@ -201,9 +201,7 @@ fn login_page<S>(console: &Console<S>, error: Option<&str>, status: StatusCode) 
 }
 
 /// `GET {base}/login`.
-pub(crate) async fn login_form<S: Send + Sync + 'static>(
-    State(console): State<Arc<Console<S>>>,
-) -> Response {
+pub(crate) async fn login_form(State(console): State<Arc<Console>>) -> Response {
     login_page(&console, None, StatusCode::OK)
 }
 
@@ -215,8 +213,8 @@ pub(crate) struct LoginForm {
 
 /// `POST {base}/login`: the right token opens a session (cookie) and goes to the console;
 /// a wrong one gets the form again, 401.
-pub(crate) async fn login<S: Send + Sync + 'static>(
-    State(console): State<Arc<Console<S>>>,
+pub(crate) async fn login(
+    State(console): State<Arc<Console>>,
     Form(form): Form<LoginForm>,
 ) -> Response {
     if !console.token.matches(&form.token) {
@@ -243,8 +241,8 @@ pub(crate) struct CsrfForm {
 }
 
 /// `POST {base}/logout` (with the CSRF token): ends the session.
-pub(crate) async fn logout<S: Send + Sync + 'static>(
-    State(console): State<Arc<Console<S>>>,
+pub(crate) async fn logout(
+    State(console): State<Arc<Console>>,
     axum::Extension(signed): axum::Extension<Signed>,
     Form(form): Form<CsrfForm>,
 ) -> Response {
@@ -266,7 +264,7 @@ pub(crate) async fn logout<S: Send + Sync + 'static>(
 }
 
 /// 403 for a POST without the session's CSRF token.
-pub(crate) fn forbidden<S>(console: &Console<S>, signed: &Signed) -> Response {
+pub(crate) fn forbidden(console: &Console, signed: &Signed) -> Response {
     console.failure(
         signed,
         StatusCode::FORBIDDEN,

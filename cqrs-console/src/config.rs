@@ -11,9 +11,7 @@ use crate::live::LiveStatus;
 /// ```
 /// use cqrs_console::ConsoleConfig;
 ///
-/// let config = ConsoleConfig::enabled("a long random token")
-///     .projection("order-summaries")
-///     .process("order_fulfilment");
+/// let config = ConsoleConfig::enabled("a long random token");
 /// assert!(config.is_enabled());
 /// // The token never shows.
 /// assert!(!format!("{config:?}").contains("random"));
@@ -23,8 +21,6 @@ use crate::live::LiveStatus;
 pub struct ConsoleConfig {
     pub(crate) token: Option<Token>,
     pub(crate) base_path: String,
-    pub(crate) projections: Vec<String>,
-    pub(crate) processes: Vec<String>,
     pub(crate) live: Option<Arc<dyn LiveStatus>>,
     pub(crate) sample_every: Duration,
     pub(crate) samples_kept: usize,
@@ -36,8 +32,6 @@ impl Default for ConsoleConfig {
         Self {
             token: None,
             base_path: "/console".to_owned(),
-            projections: Vec::new(),
-            processes: Vec::new(),
             live: None,
             sample_every: Duration::from_secs(5),
             samples_kept: 60,
@@ -81,23 +75,10 @@ impl ConsoleConfig {
         self
     }
 
-    /// Shows the projection `name` (its checkpoint, dead letters and lag). A process manager's
-    /// runner is a projection too, named `process:{TYPE}`.
-    pub fn projection(mut self, name: impl Into<String>) -> Self {
-        self.projections.push(name.into());
-        self
-    }
-
-    /// Shows the instances of the process manager of type `process_type`
-    /// ([`ProcessManager::TYPE`](cqrs_core::process::ProcessManager::TYPE)).
-    pub fn process(mut self, process_type: impl Into<String>) -> Self {
-        self.processes.push(process_type.into());
-        self
-    }
-
     /// Where the running workers' statuses come from (state, breaker, lag in events and
     /// time, last error): the service's [`ProjectionHandle`](cqrs_core::projection::ProjectionHandle)s.
-    /// Without it the console shows what the store knows (checkpoint, head, dead letters).
+    /// Without it the console shows what the store knows (checkpoint, lag, lease, dead
+    /// letters).
     pub fn live_status(mut self, live: impl LiveStatus + 'static) -> Self {
         self.live = Some(Arc::new(live));
         self
@@ -124,8 +105,6 @@ impl fmt::Debug for ConsoleConfig {
         f.debug_struct("ConsoleConfig")
             .field("enabled", &self.is_enabled())
             .field("base_path", &self.base_path)
-            .field("projections", &self.projections)
-            .field("processes", &self.processes)
             .field("live_status", &self.live.is_some())
             .finish_non_exhaustive()
     }

@@ -13,15 +13,20 @@
 //! are POSTs that must carry the session's CSRF token (else 403), so a bearer token alone
 //! reads but does not act. The token never appears in a page, a log or a `Debug`.
 //!
+//! The pages render the typed views of [`cqrs_admin::Inspector`] (the layer the `cqrs`
+//! command line prints), so both show the same numbers: every projection, process manager
+//! and consumer the store knows, with its checkpoint, lag, lease and dead letters.
+//!
 //! ```no_run
 //! # async fn run(store: cqrs_postgres::PgEventStore) {
+//! use cqrs_admin::Inspector;
 //! use cqrs_console::ConsoleConfig;
 //!
 //! let config = match std::env::var("CONSOLE_TOKEN") {
-//!     Ok(token) => ConsoleConfig::enabled(token).projection("order-summaries"),
+//!     Ok(token) => ConsoleConfig::enabled(token),
 //!     Err(_) => ConsoleConfig::disabled(),
 //! };
-//! let app = axum::Router::new().merge(cqrs_console::router(config, store));
+//! let app = axum::Router::new().merge(cqrs_console::router(config, Inspector::new(store)));
 //! # let _ = app;
 //! # }
 //! ```
@@ -31,65 +36,51 @@ mod config;
 mod live;
 mod pages;
 mod samples;
-mod store;
 mod web;
 
 #[doc(inline)]
 pub use config::ConsoleConfig;
 #[doc(inline)]
 pub use live::LiveStatus;
-#[doc(inline)]
-pub use store::ConsoleStore;
 
 use std::sync::Arc;
 
 use axum::routing::{get, post};
 use axum::Router;
+use cqrs_admin::Inspector;
 
 /// The console's routes under [`ConsoleConfig::base_path`], to merge into the service's
 /// router; an empty router when the console is off.
 ///
 /// When called inside a Tokio runtime it starts the lag sampler, a task that ends when the
 /// router (every clone of it) is dropped.
-pub fn router<S>(config: ConsoleConfig, store: S) -> Router
-where
-    S: ConsoleStore + Clone,
-{
+pub fn router(config: ConsoleConfig, inspector: Inspector) -> Router {
     let Some(token) = config.token.clone() else {
         return Router::new();
     };
     let base = config.base_path.clone();
-    let console = Arc::new(web::Console::new(config, token, store));
+    let console = Arc::new(web::Console::new(config, token, inspector));
     samples::start(&console);
     let at = |path: &str| format!("{base}{path}");
     let protected = Router::new()
-        .route(&base, get(pages::projections::page::<S>))
-        .route(&at("/"), get(pages::projections::page::<S>))
-        .route(&at("/dead-letters"), get(pages::dead_letters::list::<S>))
-        .route(&at("/dead-letter"), get(pages::dead_letters::show::<S>))
-        .route(
-            &at("/dead-letter/retry"),
-            post(pages::dead_letters::retry::<S>),
-        )
-        .route(
-            &at("/dead-letter/skip"),
-            post(pages::dead_letters::skip::<S>),
-        )
-        .route(&at("/events"), get(pages::events::stream::<S>))
-        .route(&at("/event"), get(pages::events::one::<S>))
-        .route(&at("/correlation"), get(pages::events::correlation::<S>))
-        .route(&at("/processes"), get(pages::processes::list::<S>))
-        .route(&at("/process"), get(pages::processes::show::<S>))
-        .route(&at("/logout"), post(auth::logout::<S>))
+        .route(&base, get(pages::projections::page))
+        .route(&at("/"), get(pages::projections::page))
+        .route(&at("/dead-letters"), get(pages::dead_letters::list))
+        .route(&at("/dead-letter"), get(pages::dead_letters::show))
+        .route(&at("/dead-letter/retry"), post(pages::dead_letters::retry))
+        .route(&at("/dead-letter/skip"), post(pages::dead_letters::skip))
+        .route(&at("/events"), get(pages::events::stream))
+        .route(&at("/event"), get(pages::events::one))
+        .route(&at("/correlation"), get(pages::events::correlation))
+        .route(&at("/processes"), get(pages::processes::list))
+        .route(&at("/process"), get(pages::processes::show))
+        .route(&at("/logout"), post(auth::logout))
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::clone(&console),
-            auth::require::<S>,
+            auth::require,
         ));
     let open = Router::new()
-        .route(
-            &at("/login"),
-            get(auth::login_form::<S>).post(auth::login::<S>),
-        )
+        .route(&at("/login"), get(auth::login_form).post(auth::login))
         .route(&at("/console.css"), get(web::stylesheet));
     protected
         .merge(open)

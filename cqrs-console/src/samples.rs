@@ -4,15 +4,11 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, Weak};
 
-use cqrs_core::{EventFilter, Position};
+use cqrs_admin::inspect::Overview;
+use cqrs_core::projection::ProjectionStatus;
 use time::OffsetDateTime;
 
-use crate::store::ConsoleStore;
 use crate::web::Console;
-
-/// How many events past its checkpoint the console counts for a projection whose lag it must
-/// read from the feed (no live status): more shows as this many.
-pub(crate) const COUNT_CAP: usize = 1000;
 
 /// One projection's lag at one time.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -53,51 +49,37 @@ impl Samples {
     }
 }
 
-/// Events after `checkpoint` in the feed (any type), up to [`COUNT_CAP`].
-pub(crate) async fn events_after<S: ConsoleStore>(
-    store: &S,
-    checkpoint: Position,
-) -> cqrs_core::Result<u64> {
-    let batch = store
-        .read_all(checkpoint, COUNT_CAP, &EventFilter::all())
-        .await?;
-    Ok(u64::try_from(batch.events.len()).unwrap_or(u64::MAX))
+/// Each reader's lag in events: its live status's (the worker counts only the events its
+/// filter passes) when this process runs it, else the overview's (events past the
+/// checkpoint, any type).
+pub(crate) fn lags(overview: &Overview, live: &[ProjectionStatus]) -> Vec<(String, u64)> {
+    overview
+        .subscribers
+        .iter()
+        .map(|s| {
+            let lag = live
+                .iter()
+                .find(|l| l.name == s.name)
+                .map_or(s.lag_events, |l| l.lag_events);
+            (s.name.clone(), lag)
+        })
+        .collect()
 }
 
-/// Every configured projection's lag now: the live status's when there is one, else the
-/// events after its checkpoint.
-pub(crate) async fn lags<S: ConsoleStore>(console: &Console<S>) -> Vec<(String, u64)> {
-    let live = match &console.config.live {
+/// The live statuses, when the service gave a source.
+pub(crate) async fn live(console: &Console) -> Vec<ProjectionStatus> {
+    match &console.config.live {
         Some(live) => live.statuses().await,
         None => Vec::new(),
-    };
-    let mut lags = Vec::new();
-    for name in &console.config.projections {
-        if let Some(status) = live.iter().find(|s| &s.name == name) {
-            lags.push((name.clone(), status.lag_events));
-            continue;
-        }
-        let checkpoint = match console.store.load_checkpoint(name).await {
-            Ok(checkpoint) => checkpoint.unwrap_or(Position::START),
-            Err(error) => {
-                tracing::debug!(%error, projection = %name, "console: no lag sample");
-                continue;
-            }
-        };
-        match events_after(&console.store, checkpoint).await {
-            Ok(n) => lags.push((name.clone(), n)),
-            Err(error) => tracing::debug!(%error, projection = %name, "console: no lag sample"),
-        }
     }
-    lags
 }
 
 /// Starts the sampler when a Tokio runtime runs: it ends once the console is dropped.
-pub(crate) fn start<S: ConsoleStore>(console: &Arc<Console<S>>) {
+pub(crate) fn start(console: &Arc<Console>) {
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         return;
     };
-    let weak: Weak<Console<S>> = Arc::downgrade(console);
+    let weak: Weak<Console> = Arc::downgrade(console);
     let every = console.config.sample_every;
     runtime.spawn(async move {
         let mut ticks = tokio::time::interval(every);
@@ -107,9 +89,22 @@ pub(crate) fn start<S: ConsoleStore>(console: &Arc<Console<S>>) {
             let Some(console) = weak.upgrade() else {
                 return;
             };
-            let at = OffsetDateTime::now_utc();
-            for (name, lag_events) in lags(&console).await {
-                console.samples.push(&name, Sample { at, lag_events });
+            let overview = match console.inspector.overview().await {
+                Ok(overview) => overview,
+                Err(error) => {
+                    tracing::debug!(%error, "console: no lag sample");
+                    continue;
+                }
+            };
+            let live = live(&console).await;
+            for (name, lag_events) in lags(&overview, &live) {
+                console.samples.push(
+                    &name,
+                    Sample {
+                        at: overview.taken_at,
+                        lag_events,
+                    },
+                );
             }
         }
     });

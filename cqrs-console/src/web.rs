@@ -4,6 +4,7 @@ use axum::extract::Request;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
+use cqrs_admin::{AdminError, ErrorClass, Inspector};
 use maud::{html, Markup, DOCTYPE};
 
 use crate::auth::{Sessions, Signed};
@@ -11,21 +12,21 @@ use crate::config::{ConsoleConfig, Token};
 use crate::samples::Samples;
 
 /// The console's state, shared by every handler.
-pub(crate) struct Console<S> {
+pub(crate) struct Console {
     pub(crate) config: ConsoleConfig,
     pub(crate) token: Token,
-    pub(crate) store: S,
+    pub(crate) inspector: Inspector,
     pub(crate) sessions: Sessions,
     pub(crate) samples: Samples,
 }
 
-impl<S> Console<S> {
-    pub(crate) fn new(config: ConsoleConfig, token: Token, store: S) -> Self {
+impl Console {
+    pub(crate) fn new(config: ConsoleConfig, token: Token, inspector: Inspector) -> Self {
         let samples = Samples::new(config.samples_kept);
         Self {
             config,
             token,
-            store,
+            inspector,
             sessions: Sessions::default(),
             samples,
         }
@@ -84,14 +85,19 @@ impl<S> Console<S> {
         response
     }
 
-    /// The page for a store error: 503, with the error's text (store errors name no secret).
-    pub(crate) fn store_failure(&self, signed: &Signed, error: &cqrs_core::Error) -> Response {
-        tracing::warn!(%error, "console: the store failed");
-        self.failure(
-            signed,
-            StatusCode::SERVICE_UNAVAILABLE,
-            &format!("the store did not answer: {error}"),
-        )
+    /// The page for an inspection error, its status by class: 400 bad input, 404 not found,
+    /// 503 the store unreachable, 500 else; with the error's text (it names no secret).
+    pub(crate) fn store_failure(&self, signed: &Signed, error: &AdminError) -> Response {
+        let status = match error.class() {
+            ErrorClass::InvalidInput => StatusCode::BAD_REQUEST,
+            ErrorClass::NotFound => StatusCode::NOT_FOUND,
+            ErrorClass::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        if status.is_server_error() {
+            tracing::warn!(%error, "console: the store failed");
+        }
+        self.failure(signed, status, &error.to_string())
     }
 }
 

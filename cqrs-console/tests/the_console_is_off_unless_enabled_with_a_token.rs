@@ -1,12 +1,17 @@
 //! Off by default: a disabled console (or one given an empty token) serves no route, so the
-//! service's own 404 answers; enabled, every page needs the token. No server needed.
+//! service's own 404 answers; enabled, every page needs the token. No server needed: the
+//! store's pool never connects.
 
+use cqrs_admin::Inspector;
 use cqrs_console::ConsoleConfig;
-use cqrs_core::InMemoryEventStore;
+use cqrs_postgres::PgEventStore;
 use tokio::net::TcpListener;
 
 async fn serve(config: ConsoleConfig) -> String {
-    let router = axum::Router::new().merge(cqrs_console::router(config, InMemoryEventStore::new()));
+    // A pool that never connects: these pages must not need the store.
+    let pool = sqlx::PgPool::connect_lazy("postgres://nobody@127.0.0.1:1/none").unwrap();
+    let inspector = Inspector::new(PgEventStore::new(pool));
+    let router = axum::Router::new().merge(cqrs_console::router(config, inspector));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
@@ -50,14 +55,17 @@ async fn a_disabled_console_serves_nothing_and_an_enabled_one_needs_its_token() 
         "the login form"
     );
     let ok = http
-        .get(format!("{base}/ops/"))
+        .get(format!("{base}/ops/events"))
         .bearer_auth("s3cret")
         .send()
         .await
         .unwrap();
     assert_eq!(ok.status(), 200);
     let body = ok.text().await.unwrap();
-    assert!(body.contains("No projection is configured"), "{body}");
+    assert!(
+        body.contains("name=\"stream\""),
+        "the event browser's form: {body}"
+    );
     assert!(!body.contains("s3cret"), "no page shows the token");
     let css = http
         .get(format!("{base}/ops/console.css"))

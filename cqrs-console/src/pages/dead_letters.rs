@@ -8,14 +8,14 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
-use cqrs_core::projection::{DeadLetter, LetterTarget, Redrive};
+use cqrs_admin::inspect::{DeadLetterView, LetterFilter, RedriveRequest};
+use cqrs_core::projection::{LetterTarget, Redrive};
 use cqrs_core::Position;
 use maud::{html, Markup};
 use serde::Deserialize;
 
 use crate::auth::{forbidden, Signed};
 use crate::pages::{pretty, query_value};
-use crate::store::ConsoleStore;
 use crate::web::{when, Console};
 
 /// Letters listed per projection.
@@ -27,7 +27,7 @@ pub(crate) struct ListQuery {
     projection: Option<String>,
 }
 
-fn letter_link<S>(console: &Console<S>, letter: &DeadLetter) -> String {
+fn letter_link(console: &Console, letter: &DeadLetterView) -> String {
     format!(
         "{}?projection={}&position={}",
         console.at("/dead-letter"),
@@ -36,35 +36,29 @@ fn letter_link<S>(console: &Console<S>, letter: &DeadLetter) -> String {
     )
 }
 
-fn request_label(request: Option<Redrive>) -> Markup {
+fn request_label(request: Option<RedriveRequest>) -> Markup {
     match request {
-        Some(Redrive::Retry) => html! { span.pending { "retry requested" } },
-        Some(Redrive::Skip) => html! { span.pending { "skip requested" } },
+        Some(RedriveRequest::Retry) => html! { span.pending { "retry requested" } },
+        Some(RedriveRequest::Skip) => html! { span.pending { "skip requested" } },
+        Some(_) => html! { span.pending { "requested" } },
         None => html! { span.muted { "parked" } },
     }
 }
 
 /// `GET {base}/dead-letters[?projection=NAME]`.
-pub(crate) async fn list<S: ConsoleStore>(
-    State(console): State<Arc<Console<S>>>,
+pub(crate) async fn list(
+    State(console): State<Arc<Console>>,
     Extension(signed): Extension<Signed>,
     Query(query): Query<ListQuery>,
 ) -> Response {
-    let names: Vec<String> = match &query.projection {
-        Some(name) => vec![name.clone()],
-        None => console.config.projections.clone(),
-    };
-    let mut letters = Vec::new();
-    for name in &names {
-        match console
-            .store
-            .dead_letters(name, Position::START, PAGE)
-            .await
-        {
-            Ok(mut page) => letters.append(&mut page),
-            Err(error) => return console.store_failure(&signed, &error),
-        }
+    let mut filter = LetterFilter::new().limit(PAGE);
+    if let Some(projection) = &query.projection {
+        filter = filter.projection(projection.clone());
     }
+    let letters = match console.inspector.dead_letters(&filter).await {
+        Ok(letters) => letters,
+        Err(error) => return console.store_failure(&signed, &error),
+    };
     let body = html! {
         @if letters.is_empty() {
             p #no-letters { "No dead letters." }
@@ -89,14 +83,14 @@ pub(crate) async fn list<S: ConsoleStore>(
                     }
                 }
             }
-            p.muted { "At most " (PAGE) " letters per projection, in feed order." }
+            p.muted { "At most " (PAGE) " letters, by projection then feed order." }
         }
     };
     console.page(&signed, "Dead letters", body)
 }
 
 /// The retry and skip buttons of one letter (none without a session: a bearer token reads).
-fn actions<S>(console: &Console<S>, signed: &Signed, letter: &DeadLetter) -> Markup {
+fn actions(console: &Console, signed: &Signed, letter: &DeadLetterView) -> Markup {
     let Some(csrf) = signed.csrf() else {
         return html! { span.muted { "log in to act" } };
     };
@@ -125,8 +119,8 @@ pub(crate) struct LetterQuery {
 }
 
 /// `GET {base}/dead-letter?projection=NAME&position=MAJOR/MINOR`: the letter and its event.
-pub(crate) async fn show<S: ConsoleStore>(
-    State(console): State<Arc<Console<S>>>,
+pub(crate) async fn show(
+    State(console): State<Arc<Console>>,
     Extension(signed): Extension<Signed>,
     Query(query): Query<LetterQuery>,
 ) -> Response {
@@ -137,23 +131,12 @@ pub(crate) async fn show<S: ConsoleStore>(
             "a position is written as two numbers, major/minor",
         );
     };
-    let letter = match find_letter(&console.store, &query.projection, position).await {
-        Ok(Some(letter)) => letter,
-        Ok(None) => {
-            return console.failure(
-                &signed,
-                StatusCode::NOT_FOUND,
-                "no such dead letter (re-driven or skipped already?)",
-            )
-        }
-        Err(error) => return console.store_failure(&signed, &error),
-    };
-    let event = match console
-        .store
-        .read_stream(&letter.stream_id, letter.version, 1)
+    let (letter, event) = match console
+        .inspector
+        .dead_letter(&query.projection, position)
         .await
     {
-        Ok(events) => events.into_iter().find(|e| e.version == letter.version),
+        Ok(detail) => (detail.letter, detail.event),
         Err(error) => return console.store_failure(&signed, &error),
     };
     let body = html! {
@@ -161,7 +144,7 @@ pub(crate) async fn show<S: ConsoleStore>(
             dt { "Projection" } dd { (letter.projection) }
             dt { "Position" } dd { (letter.position) }
             dt { "Event" } dd {
-                a href={(console.at("/event")) "?stream=" (query_value(letter.stream_id.as_str())) "&version=" (letter.version)} {
+                a href={(console.at("/event")) "?stream=" (query_value(&letter.stream_id)) "&version=" (letter.version)} {
                     (letter.event_type) " from " (letter.stream_id) "@" (letter.version)
                 }
             }
@@ -181,26 +164,6 @@ pub(crate) async fn show<S: ConsoleStore>(
     console.page(&signed, "Dead letter", body)
 }
 
-async fn find_letter<S: ConsoleStore>(
-    store: &S,
-    projection: &str,
-    position: Position,
-) -> cqrs_core::Result<Option<DeadLetter>> {
-    // The page after the position just before it starts with it. Positions have no
-    // predecessor function, so read from the start in pages until past it.
-    let mut after = Position::START;
-    loop {
-        let page = store.dead_letters(projection, after, 500).await?;
-        if let Some(letter) = page.iter().find(|l| l.position == position) {
-            return Ok(Some(letter.clone()));
-        }
-        match page.last() {
-            Some(last) if page.len() == 500 && last.position < position => after = last.position,
-            _ => return Ok(None),
-        }
-    }
-}
-
 /// The retry and skip forms' fields.
 #[derive(Deserialize)]
 pub(crate) struct ActionForm {
@@ -211,8 +174,8 @@ pub(crate) struct ActionForm {
 
 /// `POST {base}/dead-letter/retry`: asks the projection's leading runner to apply the
 /// letter again (with the rest of its key), then back to the list.
-pub(crate) async fn retry<S: ConsoleStore>(
-    State(console): State<Arc<Console<S>>>,
+pub(crate) async fn retry(
+    State(console): State<Arc<Console>>,
     Extension(signed): Extension<Signed>,
     form: Result<Form<ActionForm>, FormRejection>,
 ) -> Response {
@@ -220,16 +183,16 @@ pub(crate) async fn retry<S: ConsoleStore>(
 }
 
 /// `POST {base}/dead-letter/skip`: asks the projection's leading runner to drop the letter.
-pub(crate) async fn skip<S: ConsoleStore>(
-    State(console): State<Arc<Console<S>>>,
+pub(crate) async fn skip(
+    State(console): State<Arc<Console>>,
     Extension(signed): Extension<Signed>,
     form: Result<Form<ActionForm>, FormRejection>,
 ) -> Response {
     act(&console, &signed, form, Redrive::Skip).await
 }
 
-async fn act<S: ConsoleStore>(
-    console: &Console<S>,
+async fn act(
+    console: &Console,
     signed: &Signed,
     form: Result<Form<ActionForm>, FormRejection>,
     redrive: Redrive,
@@ -252,8 +215,8 @@ async fn act<S: ConsoleStore>(
     };
     let target = LetterTarget::Position(position);
     let marked = match redrive {
-        Redrive::Retry => console.store.retry(&projection, &target).await,
-        Redrive::Skip => console.store.skip(&projection, &target).await,
+        Redrive::Retry => console.inspector.retry(&projection, &target).await,
+        Redrive::Skip => console.inspector.skip(&projection, &target).await,
     };
     match marked {
         Ok(marked) => {

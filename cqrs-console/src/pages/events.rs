@@ -7,39 +7,35 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Extension;
-use cqrs_core::{EventFilter, Position, RecordedEvent, StreamId, Version};
+use cqrs_admin::inspect::EventView;
+use cqrs_admin::ErrorClass;
 use maud::{html, Markup};
 use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::auth::Signed;
 use crate::pages::{pretty, query_value};
-use crate::store::ConsoleStore;
 use crate::web::{when, Console};
 
 /// Events of a stream shown per page.
 const STREAM_PAGE: usize = 200;
-/// How many feed events the correlation search reads at most, newest last.
-const CORRELATION_SCAN: usize = 100_000;
-/// Feed events read per request of the correlation search.
-const SCAN_BATCH: usize = 1000;
 /// Events a correlation shows at most.
 const CORRELATION_SHOWN: usize = 500;
 
-fn event_link<S>(console: &Console<S>, event: &RecordedEvent) -> String {
+fn event_link(console: &Console, event: &EventView) -> String {
     format!(
         "{}?stream={}&version={}",
         console.at("/event"),
-        query_value(event.stream_id.as_str()),
+        query_value(&event.stream_id),
         event.version
     )
 }
 
-fn correlation_link<S>(console: &Console<S>, id: Uuid) -> String {
+fn correlation_link(console: &Console, id: Uuid) -> String {
     format!("{}?id={id}", console.at("/correlation"))
 }
 
-fn events_table<S>(console: &Console<S>, events: &[RecordedEvent], with_stream: bool) -> Markup {
+fn events_table(console: &Console, events: &[EventView], with_stream: bool) -> Markup {
     html! {
         table #events {
             thead { tr {
@@ -50,14 +46,14 @@ fn events_table<S>(console: &Console<S>, events: &[RecordedEvent], with_stream: 
                 @for event in events {
                     tr {
                         @if with_stream {
-                            td { a href={(console.at("/events")) "?stream=" (query_value(event.stream_id.as_str()))} { (event.stream_id) } }
+                            td { a href={(console.at("/events")) "?stream=" (query_value(&event.stream_id))} { (event.stream_id) } }
                         }
                         td.num { a href=(event_link(console, event)) { (event.version) } }
                         td.num { (event.position) }
                         td { a href=(event_link(console, event)) { (event.event_type) } }
                         td { (when(event.recorded_at)) }
                         td {
-                            @match event.metadata.correlation_id {
+                            @match event.correlation_id {
                                 Some(id) => a href=(correlation_link(console, id)) { (id.simple().to_string().get(..8).unwrap_or_default()) "…" },
                                 None => span.muted { "none" },
                             }
@@ -69,7 +65,7 @@ fn events_table<S>(console: &Console<S>, events: &[RecordedEvent], with_stream: 
     }
 }
 
-fn stream_form<S>(console: &Console<S>, stream: &str) -> Markup {
+fn stream_form(console: &Console, stream: &str) -> Markup {
     html! {
         form.search method="get" action=(console.at("/events")) {
             label for="stream" { "Stream" }
@@ -92,31 +88,26 @@ pub(crate) struct StreamQuery {
 }
 
 /// `GET {base}/events[?stream=ID[&from=VERSION]]`: the form, and the stream's events.
-pub(crate) async fn stream<S: ConsoleStore>(
-    State(console): State<Arc<Console<S>>>,
+pub(crate) async fn stream(
+    State(console): State<Arc<Console>>,
     Extension(signed): Extension<Signed>,
     Query(query): Query<StreamQuery>,
 ) -> Response {
     let Some(name) = query.stream.filter(|s| !s.is_empty()) else {
         return console.page(&signed, "Events", stream_form(&console, ""));
     };
-    let Ok(stream) = StreamId::new(&name) else {
-        return console.failure(&signed, StatusCode::BAD_REQUEST, "not a stream id");
-    };
-    let from = Version::new(query.from.unwrap_or(1).max(1));
-    let events = match console.store.read_stream(&stream, from, STREAM_PAGE).await {
-        Ok(events) => events,
+    let from = query.from.unwrap_or(1);
+    let (events, next) = match console.inspector.stream(&name, from, STREAM_PAGE).await {
+        Ok(view) => (view.events, view.next_version),
+        Err(error) if error.class() == ErrorClass::NotFound => (Vec::new(), None),
         Err(error) => return console.store_failure(&signed, &error),
     };
-    let next = (events.len() == STREAM_PAGE)
-        .then(|| events.last().map(|e| e.version.next()))
-        .flatten();
     let body = html! {
         (stream_form(&console, &name))
         h2 { "Stream " (name) }
         @if events.is_empty() { p.muted { "No events." } } @else { (events_table(&console, &events, false)) }
         @if let Some(next) = next {
-            p { a href={(console.at("/events")) "?stream=" (query_value(&name)) "&from=" (next.get())} { "Later events" } }
+            p { a href={(console.at("/events")) "?stream=" (query_value(&name)) "&from=" (next)} { "Later events" } }
         }
     };
     console.page(&signed, "Events", body)
@@ -130,26 +121,26 @@ pub(crate) struct EventQuery {
 }
 
 /// `GET {base}/event?stream=ID&version=N`: one event, payload and metadata pretty-printed.
-pub(crate) async fn one<S: ConsoleStore>(
-    State(console): State<Arc<Console<S>>>,
+pub(crate) async fn one(
+    State(console): State<Arc<Console>>,
     Extension(signed): Extension<Signed>,
     Query(query): Query<EventQuery>,
 ) -> Response {
-    let Ok(stream) = StreamId::new(&query.stream) else {
-        return console.failure(&signed, StatusCode::BAD_REQUEST, "not a stream id");
-    };
-    let version = Version::new(query.version);
-    let event = match console.store.read_stream(&stream, version, 1).await {
-        Ok(events) => events.into_iter().find(|e| e.version == version),
+    let event = match console
+        .inspector
+        .stream(&query.stream, query.version, 1)
+        .await
+    {
+        Ok(view) => view.events.into_iter().find(|e| e.version == query.version),
         Err(error) => return console.store_failure(&signed, &error),
     };
     let Some(event) = event else {
         return console.failure(&signed, StatusCode::NOT_FOUND, "no such event");
     };
-    let metadata = &event.metadata;
+    let metadata = &event;
     let body = html! {
         dl.facts {
-            dt { "Stream" } dd { a href={(console.at("/events")) "?stream=" (query_value(event.stream_id.as_str()))} { (event.stream_id) } }
+            dt { "Stream" } dd { a href={(console.at("/events")) "?stream=" (query_value(&event.stream_id))} { (event.stream_id) } }
             dt { "Version" } dd { (event.version) }
             dt { "Position" } dd { (event.position) }
             dt { "Type" } dd #event-type { (event.event_type) " (schema " (event.schema_version) ")" }
@@ -181,11 +172,8 @@ pub(crate) struct CorrelationQuery {
 }
 
 /// `GET {base}/correlation?id=UUID`: every event carrying that correlation id, in feed order.
-///
-/// The store traits have no index by correlation id, so this reads the feed (at most
-/// [`CORRELATION_SCAN`] events) and says how far it looked.
-pub(crate) async fn correlation<S: ConsoleStore>(
-    State(console): State<Arc<Console<S>>>,
+pub(crate) async fn correlation(
+    State(console): State<Arc<Console>>,
     Extension(signed): Extension<Signed>,
     Query(query): Query<CorrelationQuery>,
 ) -> Response {
@@ -196,40 +184,25 @@ pub(crate) async fn correlation<S: ConsoleStore>(
             "a correlation id is a UUID",
         );
     };
-    let mut found = Vec::new();
-    let mut after = Position::START;
-    let mut scanned = 0usize;
-    let complete = loop {
-        let batch = match console
-            .store
-            .read_all(after, SCAN_BATCH, &EventFilter::all())
-            .await
-        {
-            Ok(batch) => batch,
-            Err(error) => return console.store_failure(&signed, &error),
-        };
-        scanned += batch.events.len();
-        let done = batch.events.is_empty() || batch.next <= after;
-        after = batch.next;
-        found.extend(
-            batch
-                .events
-                .into_iter()
-                .filter(|e| e.metadata.correlation_id == Some(id)),
-        );
-        if done {
-            break true;
-        }
-        if scanned >= CORRELATION_SCAN || found.len() >= CORRELATION_SHOWN {
-            break false;
-        }
+    let found = match console
+        .inspector
+        .correlation(id, CORRELATION_SHOWN + 1)
+        .await
+    {
+        Ok(correlation) => correlation.events,
+        Err(error) => return console.store_failure(&signed, &error),
     };
-    found.truncate(CORRELATION_SHOWN);
+    let more = found.len() > CORRELATION_SHOWN;
+    let found = &found[..found.len().min(CORRELATION_SHOWN)];
+    let streams = found
+        .iter()
+        .map(|e| e.stream_id.as_str())
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
     let body = html! {
-        p { "Correlation id " code { (id) } ": " (found.len()) " event(s) across "
-            (found.iter().map(|e| e.stream_id.as_str()).collect::<std::collections::BTreeSet<_>>().len()) " stream(s)." }
-        @if !complete { p.muted { "Stopped after reading " (scanned) " events of the feed." } }
-        @if !found.is_empty() { (events_table(&console, &found, true)) }
+        p { "Correlation id " code { (id) } ": " (found.len()) @if more { "+" } " event(s) across " (streams) " stream(s)." }
+        @if more { p.muted { "Only the first " (CORRELATION_SHOWN) " are shown." } }
+        @if !found.is_empty() { (events_table(&console, found, true)) }
     };
     console.page(&signed, "Correlation", body)
 }

@@ -1,23 +1,20 @@
-//! Process-manager instances: counts and a page of instances per process (all, or the stuck
-//! ones), and one instance with its timeline. Built on cqrs-core's
-//! [`Processes`](cqrs_core::process::Processes), so a parked instance reads as failed here as
-//! everywhere.
+//! Process-manager instances: per process manager the store knows, its counts and a page of
+//! instances (all, or the stuck ones); one instance with its timeline.
 
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Extension;
-use cqrs_core::process::{InstanceQuery, InstanceRow, Processes, TimelineKind};
+use cqrs_admin::inspect::{InstanceFilterView, InstanceView};
+use cqrs_core::process::Processes;
 use maud::html;
 use serde::Deserialize;
 use time::OffsetDateTime;
 
 use crate::auth::Signed;
 use crate::pages::{pretty, query_value};
-use crate::store::ConsoleStore;
-use crate::web::{when, Console};
+use crate::web::{span, when, Console};
 
 /// Instances listed per process.
 const PAGE: usize = 100;
@@ -29,28 +26,37 @@ pub(crate) struct ListQuery {
 }
 
 /// `GET {base}/processes[?stuck=1]`.
-pub(crate) async fn list<S: ConsoleStore + Clone>(
-    State(console): State<Arc<Console<S>>>,
+pub(crate) async fn list(
+    State(console): State<Arc<Console>>,
     Extension(signed): Extension<Signed>,
     Query(query): Query<ListQuery>,
 ) -> Response {
     let stuck_only = query.stuck.is_some_and(|s| s == "1" || s == "true");
-    let processes = Processes::new(console.store.clone());
+    // Counts come from cqrs-core's status over the store the inspector reads (parked
+    // instances count as failed there, as in the lists).
+    let processes = Processes::new(console.inspector.store().clone());
     let now = OffsetDateTime::now_utc();
     let stuck_after = console.config.stuck_after;
+    let types = match console.inspector.processes().await {
+        Ok(types) => types,
+        Err(error) => return console.store_failure(&signed, &error),
+    };
     let mut sections = Vec::new();
-    for process in &console.config.processes {
+    for process in &types {
         let counts = match processes.counts(process, now, stuck_after).await {
             Ok(counts) => counts,
-            Err(error) => return console.store_failure(&signed, &error),
+            Err(error) => return console.store_failure(&signed, &error.into()),
         };
-        let query = if stuck_only {
-            InstanceQuery::stuck(now, stuck_after)
+        let filter = if stuck_only {
+            InstanceFilterView::Stuck
         } else {
-            InstanceQuery::all()
-        }
-        .limit(PAGE);
-        let rows = match processes.instances(process, &query).await {
+            InstanceFilterView::All
+        };
+        let rows = match console
+            .inspector
+            .instances(process, filter, stuck_after, None, PAGE)
+            .await
+        {
             Ok(rows) => rows,
             Err(error) => return console.store_failure(&signed, &error),
         };
@@ -59,13 +65,13 @@ pub(crate) async fn list<S: ConsoleStore + Clone>(
     let body = html! {
         p {
             @if stuck_only {
-                "Stuck instances only (running, no progress for " (crate::web::span(stuck_after)) ", no timeout to come). "
+                "Stuck instances only (running, no progress for " (span(stuck_after)) ", no timeout to come). "
                 a href=(console.at("/processes")) { "All instances" }
             } @else {
                 a #stuck-only href={(console.at("/processes")) "?stuck=1"} { "Stuck instances only" }
             }
         }
-        @if sections.is_empty() { p.muted { "No process manager is configured: see ConsoleConfig::process." } }
+        @if sections.is_empty() { p.muted #no-processes { "No process manager has run on this store yet." } }
         @for (process, counts, rows) in &sections {
             section.process data-process=(process) {
                 h2 { (process) }
@@ -90,7 +96,7 @@ pub(crate) async fn list<S: ConsoleStore + Clone>(
     console.page(&signed, "Process managers", body)
 }
 
-fn instance_row<S>(console: &Console<S>, process: &str, row: &InstanceRow) -> maud::Markup {
+fn instance_row(console: &Console, process: &str, row: &InstanceView) -> maud::Markup {
     html! {
         tr {
             td { a href={(console.at("/process")) "?type=" (query_value(process)) "&instance=" (query_value(&row.instance))} { (row.instance) } }
@@ -113,27 +119,19 @@ pub(crate) struct InstanceParams {
 }
 
 /// `GET {base}/process?type=TYPE&instance=ID`: the instance's row and timeline.
-pub(crate) async fn show<S: ConsoleStore + Clone>(
-    State(console): State<Arc<Console<S>>>,
+pub(crate) async fn show(
+    State(console): State<Arc<Console>>,
     Extension(signed): Extension<Signed>,
     Query(params): Query<InstanceParams>,
 ) -> Response {
-    let processes = Processes::new(console.store.clone());
-    let row = match console
-        .store
+    let (row, timeline) = match console
+        .inspector
         .instance(&params.process, &params.instance)
         .await
     {
-        Ok(row) => row,
+        Ok(detail) => (detail.status, detail.timeline),
         Err(error) => return console.store_failure(&signed, &error),
     };
-    let timeline = match processes.timeline(&params.process, &params.instance).await {
-        Ok(timeline) => timeline,
-        Err(error) => return console.store_failure(&signed, &error),
-    };
-    if row.is_none() && timeline.is_empty() {
-        return console.failure(&signed, StatusCode::NOT_FOUND, "no such instance");
-    }
     let stream = format!("{}-{}", params.process, params.instance);
     let body = html! {
         @if let Some(row) = &row {
@@ -158,21 +156,13 @@ pub(crate) async fn show<S: ConsoleStore + Clone>(
             @for entry in &timeline {
                 li {
                     span.muted { (when(entry.at)) " · v" (entry.version) " · " (entry.position) }
-                    @match &entry.kind {
-                        TimelineKind::Received { what, payload, .. } => {
-                            div { "received " strong { (what) } }
-                            details { summary { "payload" } pre { (pretty(payload)) } }
-                        }
-                        TimelineKind::Decided { actions, .. } => {
-                            div { "decided: " @if actions.is_empty() { "nothing" } @else { (actions.join("; ")) } }
-                        }
-                        TimelineKind::Live { key, due_at, .. } => {
-                            div { "timeout " strong { (key) } " due " (when(*due_at)) }
-                        }
-                        TimelineKind::Parked { what, error, .. } => {
-                            div.bad { "parked " strong { (what) } ": " (error) }
-                        }
-                        _ => { div { "(an entry this console does not know)" } }
+                    div class={"entry entry-" (entry.kind)} {
+                        (entry.kind) " "
+                        @if !entry.what.is_empty() { strong { (entry.what) } }
+                        @if !entry.details.is_empty() { ": " (entry.details.join("; ")) }
+                    }
+                    @if let Some(payload) = &entry.payload {
+                        details { summary { "payload" } pre { (pretty(payload)) } }
                     }
                 }
             }

@@ -1,111 +1,80 @@
-//! The projections page: each projection's state, checkpoint, lag (with a chart of the last
-//! minutes), breaker, dead letters and last error.
+//! The projections page: every reader of the feed the store knows (projections, process
+//! managers, consumers), with its state, checkpoint, lag (and a chart of the last minutes),
+//! lease holder, breaker, dead letters and last error.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::response::Response;
 use axum::Extension;
-use cqrs_core::projection::ProjectionStatus;
-use cqrs_core::Position;
 use maud::html;
 
 use crate::auth::Signed;
 use crate::pages::{chart, query_value};
-use crate::samples::{events_after, COUNT_CAP};
-use crate::store::ConsoleStore;
+use crate::samples::{lags, live};
 use crate::web::{span, when, Console};
 
-/// How many dead letters the overview counts at most.
-const LETTERS_COUNTED: usize = 1000;
-
-struct Row {
-    name: String,
-    checkpoint: Option<Position>,
-    behind: u64,
-    letters: usize,
-    live: Option<ProjectionStatus>,
-}
-
 /// `GET {base}/`.
-pub(crate) async fn page<S: ConsoleStore>(
-    State(console): State<Arc<Console<S>>>,
+pub(crate) async fn page(
+    State(console): State<Arc<Console>>,
     Extension(signed): Extension<Signed>,
 ) -> Response {
-    let live = match &console.config.live {
-        Some(live) => live.statuses().await,
-        None => Vec::new(),
+    let overview = match console.inspector.overview().await {
+        Ok(overview) => overview,
+        Err(error) => return console.store_failure(&signed, &error),
     };
-    let mut rows = Vec::new();
-    for name in &console.config.projections {
-        let checkpoint = match console.store.load_checkpoint(name).await {
-            Ok(checkpoint) => checkpoint,
-            Err(error) => return console.store_failure(&signed, &error),
-        };
-        let status = live.iter().find(|s| &s.name == name).cloned();
-        let behind = match &status {
-            Some(status) => status.lag_events,
-            None => match events_after(&console.store, checkpoint.unwrap_or(Position::START)).await
-            {
-                Ok(n) => n,
-                Err(error) => return console.store_failure(&signed, &error),
-            },
-        };
-        let letters = match console
-            .store
-            .dead_letters(name, Position::START, LETTERS_COUNTED + 1)
-            .await
-        {
-            Ok(letters) => letters.len(),
-            Err(error) => return console.store_failure(&signed, &error),
-        };
-        rows.push(Row {
-            name: name.clone(),
-            checkpoint,
-            behind,
-            letters,
-            live: status,
-        });
-    }
-    let now = time::OffsetDateTime::now_utc();
+    let live = live(&console).await;
+    let lag_events = lags(&overview, &live);
     let body = html! {
-        @if rows.is_empty() {
-            p.muted { "No projection is configured: see ConsoleConfig::projection." }
+        p.muted { "Feed head " (overview.head) " at " (when(overview.taken_at)) "." }
+        @if overview.subscribers.is_empty() {
+            p.muted { "No projection has saved a checkpoint yet." }
         } @else {
             table #projections {
                 thead { tr {
-                    th { "Projection" } th { "State" } th { "Checkpoint" } th { "Lag (events)" }
-                    th { "Lag (time)" } th { "Breaker" } th { "Dead letters" } th { "Lag, last minutes" }
-                    th { "Last error" }
+                    th { "Name" } th { "Kind" } th { "State" } th { "Checkpoint" } th { "Lag (events)" }
+                    th { "Lag (time)" } th { "Lease" } th { "Breaker" } th { "Dead letters" }
+                    th { "Lag, last minutes" } th { "Last error" }
                 } }
                 tbody {
-                    @for row in &rows {
-                        tr data-projection=(row.name) {
-                            td { strong { (row.name) } }
+                    @for (sub, (_, lag)) in overview.subscribers.iter().zip(&lag_events) {
+                        @let status = live.iter().find(|l| l.name == sub.name);
+                        tr data-projection=(sub.name) {
+                            td { strong { (sub.name) } }
+                            td { (sub.kind.as_str()) }
                             td {
-                                @match &row.live {
+                                @match status {
                                     Some(s) => span class={"state state-" (s.state.to_string().replace(' ', "-"))} { (s.state) },
                                     None => span.muted { "not in this process" },
                                 }
                             }
-                            td.num { @match row.checkpoint { Some(p) => (p), None => span.muted { "none" } } }
                             td.num {
-                                (row.behind)
-                                @if row.live.is_none() && row.behind >= u64::try_from(COUNT_CAP).unwrap_or(u64::MAX) { "+" }
+                                @match sub.checkpoint { Some(p) => (p), None => span.muted { "none" } }
+                                @if let Some(at) = sub.checkpoint_updated_at { br; span.muted { (when(at)) } }
                             }
-                            td.num { @match &row.live { Some(s) => (span(s.unapplied_age(now))), None => "—" } }
-                            td { @match &row.live { Some(s) => (s.breaker), None => "—" } }
-                            td.num {
-                                @if row.letters == 0 { "0" } @else {
-                                    a.bad href={(console.at("/dead-letters")) "?projection=" (query_value(&row.name))} {
-                                        (row.letters.min(LETTERS_COUNTED))
-                                        @if row.letters > LETTERS_COUNTED { "+" }
+                            td.num { (lag) }
+                            td.num { (span(Duration::from_secs_f64(sub.lag_seconds.max(0.0)))) }
+                            td {
+                                @match &sub.lease {
+                                    Some(lease) => {
+                                        (lease.owner) " " span.muted { "epoch " (lease.epoch) }
+                                        br;
+                                        @if lease.live { span.muted { "until " (when(lease.expires_at)) } }
+                                        @else { span.bad { "expired " (when(lease.expires_at)) } }
                                     }
+                                    None => span.muted { "none" },
                                 }
                             }
-                            td { (chart::lag(&console.samples.of(&row.name))) }
+                            td { @match status { Some(s) => (s.breaker), None => "—" } }
+                            td.num {
+                                @if sub.dead_letters == 0 { "0" } @else {
+                                    a.bad href={(console.at("/dead-letters")) "?projection=" (query_value(&sub.name))} { (sub.dead_letters) }
+                                }
+                            }
+                            td { (chart::lag(&console.samples.of(&sub.name))) }
                             td.error {
-                                @if let Some(s) = &row.live {
+                                @if let Some(s) = status {
                                     @if let Some(error) = &s.last_error {
                                         (error)
                                         @if let Some(at) = s.last_error_at { br; span.muted { (when(at)) } }
@@ -117,8 +86,8 @@ pub(crate) async fn page<S: ConsoleStore>(
                 }
             }
             p.muted {
-                "Lag in events: the worker's own count when it runs in this process, else the events of any type after its checkpoint (up to "
-                (COUNT_CAP) "). Samples every " (span(console.config.sample_every)) "."
+                "Lag in events: the worker's own count when it runs in this process, else the events of any type past its checkpoint. "
+                "The chart samples every " (span(console.config.sample_every)) "."
             }
         }
     };

@@ -101,11 +101,10 @@ impl App {
             .spawn();
         let handle = Arc::new(Mutex::new(Some(handle)));
         let config = ConsoleConfig::enabled(TOKEN)
-            .projection(PROJECTION)
-            .process("order_fulfilment")
             .live_status(Live(Arc::clone(&handle)))
             .samples(Duration::from_millis(200), 60);
-        let router = axum::Router::new().merge(cqrs_console::router(config, (*store).clone()));
+        let inspector = cqrs_admin::Inspector::new((*store).clone());
+        let router = axum::Router::new().merge(cqrs_console::router(config, inspector));
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("a loopback port");
@@ -158,7 +157,8 @@ impl App {
         while !check().await {
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "not within 30 s: {what}"
+                "not within 30 s: {what}; the runner: {:?}",
+                self.status()
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
