@@ -3,7 +3,7 @@
 //! stream's events, one event's payload and metadata, everything its correlation id caused)
 //! and process-manager instances (list, stuck ones, one with its timeline).
 //!
-//! [`router`] gives an axum [`Router`](axum::Router) to merge into the service's own. The
+//! [`router`] gives an axum [`Router`] to merge into the service's own. The
 //! pages are rendered on the server (maud: every value is escaped), with one small CSS file
 //! built in and no script; lag charts are inline SVG drawn on the server.
 //!
