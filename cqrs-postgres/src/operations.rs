@@ -51,8 +51,21 @@ impl PgEventStore {
     /// Every reader of the feed this store knows of, by name: what has a checkpoint, a lease,
     /// dead letters, process-manager instances (as `process:{TYPE}`) or parked bus messages.
     pub async fn subscribers(&self) -> Result<Vec<PgSubscriber>, PgError> {
+        self.subscribers_where(None).await
+    }
+
+    /// The readers whose names start with `prefix` (a progress line follows one reader, or a
+    /// rebuild's `{name}@v...`, without counting every other reader's lag).
+    pub async fn subscribers_starting_with(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<PgSubscriber>, PgError> {
+        self.subscribers_where(Some(prefix)).await
+    }
+
+    async fn subscribers_where(&self, prefix: Option<&str>) -> Result<Vec<PgSubscriber>, PgError> {
         let sql = self.fill(include_str!("sql/subscribers.sql"));
-        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(&sql).bind(prefix).fetch_all(&self.pool).await?;
         rows.iter().map(subscriber).collect()
     }
 

@@ -1,2 +1,60 @@
-//! The `cqrs` command line.
-fn main() {}
+//! `cqrs`: the operations command line for a store on PostgreSQL.
+//!
+//! ```text
+//! export DATABASE_URL=postgres://app:secret@127.0.0.1:5432/app
+//! cqrs status                      # every projection: checkpoint, lag, lease, dead letters
+//! cqrs dead-letters list --projection orders
+//! cqrs dead-letters retry orders 812/3
+//! cqrs events tail --follow --category order
+//! ```
+//!
+//! Errors are one line on stderr; exit codes: 2 bad input, 3 not found, 4 server unreachable,
+//! 1 anything else.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use cqrs_admin::cli::{self, Cli};
+
+fn main() -> ExitCode {
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown".to_owned());
+        eprintln!("cqrs: internal error: {}", message.replace('\n', " "));
+    }));
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return if error.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("cqrs: cannot start the async runtime: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(async {
+        tokio::select! {
+            result = cli::execute(&cli) => result,
+            _ = tokio::signal::ctrl_c() => Ok(()),
+        }
+    });
+    if let Err(error) = &result {
+        cli::report("cqrs", error, cli.options.database_url.as_deref());
+    }
+    cli::exit_code(&result)
+}

@@ -201,14 +201,12 @@ impl Inspector {
     /// A page of the feed (gap-safe: only what every reader may see).
     pub async fn tail(&self, query: &TailQuery) -> Result<TailPage> {
         let filter: EventFilter = query.filter();
-        let batch = self
-            .store
-            .read_all(query.after, query.limit.max(1), &filter)
-            .await?;
+        let limit = query.limit.max(1);
+        let batch = self.store.read_all(query.after, limit, &filter).await?;
         Ok(TailPage {
+            more: batch.more || batch.events.len() == limit,
             events: batch.events.iter().map(EventView::from).collect(),
             next: batch.next,
-            more: batch.more,
         })
     }
 
@@ -305,7 +303,7 @@ fn strip(process: &str) -> &str {
 }
 
 /// The position just before `position`, so a page "after" it starts with it.
-fn before(position: Position) -> Position {
+pub(crate) fn before(position: Position) -> Position {
     match position.parts() {
         (0, 0) => Position::START,
         (major, 0) => Position::from_parts(major - 1, i64::MAX.unsigned_abs()),

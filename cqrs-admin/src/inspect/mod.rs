@@ -1,6 +1,6 @@
 //! The operations data layer: what the store knows, as typed, serde-serializable values.
 //!
-//! [`Inspector`] wraps a [`PgEventStore`] and answers one question per method; each answer is a
+//! [`Inspector`] wraps a [`PgEventStore`](cqrs_postgres::PgEventStore) and answers one question per method; each answer is a
 //! plain data type of this module (one concept per file), which the command line prints as a
 //! table or JSON and the web console renders. Actions (retry, skip) go through the core's
 //! [`DeadLetterStore`](cqrs_core::projection::DeadLetterStore) requests, so the leading runner
@@ -13,6 +13,7 @@ mod correlation;
 mod events;
 mod horizon;
 mod inspector;
+pub(crate) use inspector::before;
 mod letters;
 mod overview;
 mod processes;
@@ -30,7 +31,7 @@ pub use inspector::Inspector;
 #[doc(inline)]
 pub use letters::{DeadLetterDetail, DeadLetterView, LetterFilter, RedriveRequest};
 #[doc(inline)]
-pub use overview::{LeaseView, Overview, SubscriberKind, SubscriberView};
+pub use overview::{LeaderState, LeaseView, Overview, SubscriberKind, SubscriberView};
 #[doc(inline)]
 pub use processes::{InstanceDetail, InstanceFilterView, InstanceView, TimelineEntryView};
 #[doc(inline)]

@@ -60,6 +60,31 @@ impl SubscriberKind {
     }
 }
 
+/// Whether a worker leads a reader now, as its lease says (the store knows no more: a
+/// runner's breaker and retries live in its process, in its `ProjectionStatus`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum LeaderState {
+    /// A worker holds an unexpired lease.
+    Leading,
+    /// The lease expired or was released: no worker leads it now.
+    NoLeader,
+    /// It never took a lease (a runner without a lease store, a rebuild, a consumer).
+    Unleased,
+}
+
+impl LeaderState {
+    /// Its name in tables: `leading`, `no leader`, `-`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LeaderState::Leading => "leading",
+            LeaderState::NoLeader => "no leader",
+            LeaderState::Unleased => "-",
+        }
+    }
+}
+
 /// One reader's progress.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -85,6 +110,8 @@ pub struct SubscriberView {
     pub lag_seconds: f64,
     /// Its lease, if one was ever taken.
     pub lease: Option<LeaseView>,
+    /// Whether a worker leads it now (from the lease).
+    pub leader: LeaderState,
     /// Events parked as its dead letters (plus bus messages parked for a consumer).
     pub dead_letters: u64,
 }
@@ -130,6 +157,11 @@ impl SubscriberView {
             oldest_unapplied_at: row.oldest_unapplied_at,
             lag_seconds,
             lease: row.lease.as_ref().map(|lease| LeaseView::new(lease, now)),
+            leader: match &row.lease {
+                Some(lease) if lease.expires_at > now => LeaderState::Leading,
+                Some(_) => LeaderState::NoLeader,
+                None => LeaderState::Unleased,
+            },
             dead_letters: row.dead_letters + row.bus_dead_letters,
         }
     }

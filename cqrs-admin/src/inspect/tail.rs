@@ -84,6 +84,7 @@ pub struct TailPage {
     /// too.
     #[serde(with = "super::serde_pos")]
     pub next: Position,
-    /// Whether more events were visible when this page was read.
+    /// Whether more events may be ready at once: the page is full, or the store stopped
+    /// scanning early. `false`: this page reached the head of the feed.
     pub more: bool,
 }

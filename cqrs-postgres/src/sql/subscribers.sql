@@ -3,6 +3,7 @@
 -- instance rows; and the event-bus consumers with parked messages.
 -- Lag counts the committed events a reader could see (below the horizon, as the feed reads) past
 -- its checkpoint, whatever its filter (the store does not know filters), and the oldest of them.
+-- $1: only names starting with it (NULL: all), so a progress line counts only its own lag.
 WITH names AS (
     SELECT name FROM {schema}.checkpoints
     UNION SELECT name FROM {schema}.leases
@@ -22,7 +23,7 @@ SELECT n.name,
            AS bus_dead_letters,
        lag.events AS lag_events,
        lag.oldest AS oldest_unapplied_at
-FROM names n
+FROM (SELECT name FROM names WHERE $1::text IS NULL OR starts_with(name, $1)) n
 LEFT JOIN {schema}.checkpoints c ON c.name = n.name
 LEFT JOIN {schema}.leases l ON l.name = n.name
 LEFT JOIN LATERAL (

@@ -24,6 +24,7 @@
 //! # Ok(()) }
 //! ```
 
+mod admin;
 mod config;
 mod console;
 pub mod health;
@@ -32,6 +33,8 @@ pub mod metrics;
 mod service;
 pub mod telemetry;
 
+#[doc(inline)]
+pub use admin::admin;
 #[doc(inline)]
 pub use config::{Config, ConfigError, DEFAULT_BIND, DEFAULT_INDEX, DEFAULT_SCHEMA};
 #[doc(inline)]

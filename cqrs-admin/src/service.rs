@@ -1,1 +1,0 @@
-//! The commands for a service's own binary (filled in below).

@@ -1,0 +1,98 @@
+//! Errors are one line on stderr, never a panic or a backtrace, never the password, with a
+//! distinct exit code: 2 bad input, 3 not found, 4 server unreachable.
+
+mod support;
+
+use std::net::TcpListener;
+
+use cqrs_postgres::testing::fresh_store;
+use support::{cqrs, cqrs_with};
+
+/// A port nothing listens on: bound, then closed.
+fn closed_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
+    listener.local_addr().expect("its address").port()
+}
+
+fn one_line(stderr: &str) {
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("backtrace"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_failure_has_one_line_and_its_exit_code() {
+    // server down
+    let down = format!("postgres://app:s3cret-pw@127.0.0.1:{}/app", closed_port());
+    let run = cqrs_with(&[("DATABASE_URL", &down)], &["status"]).await;
+    assert_eq!(run.code, 4, "{run:?}");
+    one_line(&run.stderr);
+    assert!(run.stderr.starts_with("cqrs: "), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("127.0.0.1"),
+        "names the address: {}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("s3cret-pw"), "{}", run.stderr);
+
+    // a malformed URL, with its password
+    let run = cqrs_with(
+        &[],
+        &[
+            "--database-url",
+            "postgres://app:s3cret-pw@[::1/app",
+            "status",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 2, "{run:?}");
+    one_line(&run.stderr);
+    assert!(!run.stderr.contains("s3cret-pw"), "{}", run.stderr);
+    let run = cqrs_with(
+        &[],
+        &["--database-url", "mysql://app:s3cret-pw@db/app", "status"],
+    )
+    .await;
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(!run.stderr.contains("s3cret-pw"), "{}", run.stderr);
+
+    // no URL at all, a bad schema name, a bad position, an unknown command
+    let run = cqrs_with(&[], &["status"]).await;
+    assert_eq!(run.code, 2, "{run:?}");
+    one_line(&run.stderr);
+    assert!(run.stderr.contains("DATABASE_URL"), "{}", run.stderr);
+    let store = fresh_store().await.expect("a fresh schema");
+    let run = cqrs(&store, &["--schema", "Bad-Name", "status"]).await;
+    assert_eq!(run.code, 2, "{run:?}");
+    one_line(&run.stderr);
+    let run = cqrs(&store, &["dead-letters", "show", "orders", "twelve"]).await;
+    assert_eq!(run.code, 2, "{run:?}");
+    let run = cqrs(&store, &["events", "tail", "--from", "x/y"]).await;
+    assert_eq!(run.code, 2, "{run:?}");
+    one_line(&run.stderr);
+    let run = cqrs(&store, &["frobnicate"]).await;
+    assert_eq!(run.code, 2, "{run:?}");
+
+    // not found: a stream, a letter, a projection
+    let run = cqrs(&store, &["streams", "show", "order-404"]).await;
+    assert_eq!(run.code, 3, "{run:?}");
+    one_line(&run.stderr);
+    let run = cqrs(&store, &["dead-letters", "show", "orders", "1/1"]).await;
+    assert_eq!(run.code, 3, "{run:?}");
+    let run = cqrs(
+        &store,
+        &["dead-letters", "skip", "orders", "--key", "order-1"],
+    )
+    .await;
+    assert_eq!(run.code, 3, "{run:?}");
+    let run = cqrs(&store, &["dead-letters", "list", "--projection", "orders"]).await;
+    assert_eq!(run.code, 3, "{run:?}");
+
+    // help is not an error, and does not show the URL from the environment
+    let run = cqrs_with(&[("DATABASE_URL", &down)], &["--help"]).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("dead-letters"), "{}", run.stdout);
+    assert!(!run.stdout.contains("s3cret-pw"), "{}", run.stdout);
+}
