@@ -46,7 +46,7 @@ pub(crate) async fn page(
                             td {
                                 @match status {
                                     Some(s) => span class={"state state-" (s.state.to_string().replace(' ', "-"))} { (s.state) },
-                                    None => span.muted { "not in this process" },
+                                    None => span.muted title="its lease says; state and breaker are known where it runs" { (sub.leader.as_str()) },
                                 }
                             }
                             td.num {
