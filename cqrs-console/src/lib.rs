@@ -36,6 +36,8 @@ mod config;
 mod live;
 mod pages;
 mod samples;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod web;
 
 #[doc(inline)]

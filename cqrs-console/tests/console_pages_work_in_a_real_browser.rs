@@ -1,17 +1,17 @@
 //! The console driven in a real headless Chromium (WebDriver: `WEBDRIVER_URL`) against a real
 //! PostgreSQL (`DATABASE_URL`, a schema per test) with a real projection runner that parks
-//! poison events. Screenshots of every page go to `CONSOLE_SCREENSHOTS` (default
-//! `console-screenshots` under the target dir's tmp).
+//! poison events. Screenshots of every page go to `CONSOLE_SCREENSHOTS` (scripts/test.sh:
+//! `$CARGO_TARGET_DIR/console-screenshots`).
 
 mod support;
 
 use std::sync::atomic::Ordering;
 
+use cqrs_console::testing::Browser;
 use cqrs_core::projection::DeadLetterStore;
 use cqrs_core::Position;
 use serde_json::json;
 use support::app::{App, PROJECTION, TOKEN};
-use support::webdriver::Browser;
 use uuid::Uuid;
 
 /// Logs in through the form; the browser then holds the session cookie.

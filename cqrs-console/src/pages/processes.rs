@@ -157,8 +157,8 @@ pub(crate) async fn show(
                 li {
                     span.muted { (when(entry.at)) " · v" (entry.version) " · " (entry.position) }
                     div class={"entry entry-" (entry.kind)} {
-                        (entry.kind) " "
-                        @if !entry.what.is_empty() { strong { (entry.what) } }
+                        (entry.kind)
+                        @if !entry.what.is_empty() { " " strong { (entry.what) } }
                         @if !entry.details.is_empty() { ": " (entry.details.join("; ")) }
                     }
                     @if let Some(payload) = &entry.payload {

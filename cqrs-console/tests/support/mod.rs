@@ -2,4 +2,3 @@
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
 pub mod app;
-pub mod webdriver;

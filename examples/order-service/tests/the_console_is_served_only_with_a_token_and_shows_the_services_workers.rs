@@ -1,9 +1,11 @@
 //! The web console in the order service: without `ORDER_SERVICE_CONSOLE_TOKEN` `/console`
 //! is the service's 404; with it, `/console` needs the token (401 without) and shows the
-//! service's own workers with their live state, leases and lag.
+//! service's own workers with their live state, leases and lag. In a real headless Chromium
+//! (`WEBDRIVER_URL`), an order's saga instance is found and its timeline shown.
 
 mod support;
 
+use cqrs_console::testing::Browser;
 use reqwest::StatusCode;
 use serde_json::json;
 use support::{client, config, eventually, send, TestService};
@@ -55,5 +57,55 @@ async fn the_console_is_off_by_default_and_behind_its_token_when_on() {
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     service.stop().await;
     other.clean_up().await;
+    names.clean_up().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_orders_saga_instance_and_its_timeline_show_in_the_browser() {
+    let (config, names) = config();
+    let service = TestService::start(config.with_console_token("order-console-token")).await;
+    let http = client();
+    let (status, _, _) = send(
+        http.post(service.url("/stock/widget/restock"))
+            .json(&json!({ "quantity": 10 })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, placed) = send(http.post(service.url("/orders/o-7")).json(&json!({
+        "customer": "alice",
+        "lines": [{ "sku": "widget", "quantity": 2, "unit_price": 1250 }],
+    })))
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{placed}");
+
+    let browser = Browser::start().await;
+    browser.goto(&service.url("/console/")).await;
+    browser
+        .type_into(&browser.find("#token").await, "order-console-token")
+        .await;
+    browser
+        .click(&browser.find("main.login button[type=submit]").await)
+        .await;
+    browser.wait_for("#projections").await;
+    browser.screenshot("order-service-projections").await;
+
+    // The saga's instance for the order appears once the saga has read the event.
+    eventually("the saga's instance is listed", || async {
+        browser.goto(&service.url("/console/processes")).await;
+        browser.try_find("table.instances tbody tr a").await
+    })
+    .await;
+    browser.screenshot("order-service-processes").await;
+    browser
+        .click(&browser.find("table.instances tbody tr a").await)
+        .await;
+    let timeline = browser.text(&browser.wait_for("#timeline").await).await;
+    assert!(
+        timeline.contains("OrderPlaced"),
+        "the timeline starts with the order: {timeline}"
+    );
+    browser.screenshot("order-service-process-instance").await;
+    drop(browser);
+    service.stop().await;
     names.clean_up().await;
 }

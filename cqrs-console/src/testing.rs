@@ -1,6 +1,23 @@
-//! A small W3C WebDriver client over reqwest: enough to drive the console's pages in a real,
-//! headless Chromium (scripts/chromium.sh starts Debian's chromedriver; `WEBDRIVER_URL` says
-//! where) and to save screenshots.
+//! Browser tests of the console (feature `testing`): a small W3C WebDriver client over
+//! reqwest, enough to drive the pages in a real headless Chromium and save screenshots.
+//! `scripts/chromium.sh start` runs Debian's chromedriver and prints its `WEBDRIVER_URL`;
+//! `scripts/test.sh` does it for the suite.
+//!
+//! These are test helpers: like assertions, they panic with what went wrong (naming the
+//! selector and the page) rather than return errors.
+//!
+//! ```no_run
+//! # async fn demo() {
+//! use cqrs_console::testing::Browser;
+//!
+//! let browser = Browser::start().await;
+//! browser.goto("http://127.0.0.1:8080/console/").await;
+//! browser.type_into(&browser.find("#token").await, "the token").await;
+//! browser.click(&browser.find("main.login button").await).await;
+//! browser.wait_for("#projections").await;
+//! browser.screenshot("projections").await; // $CONSOLE_SCREENSHOTS/projections.png
+//! # }
+//! ```
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -26,12 +43,12 @@ const FLAGS: &[&str] = &[
     "--window-size=1400,1000",
 ];
 
-/// Where screenshots go: `CONSOLE_SCREENSHOTS`, else `console-screenshots` in the test run's
-/// own directory under the target dir.
+/// Where screenshots go: `CONSOLE_SCREENSHOTS`, else `console-screenshots` in the system's
+/// temporary directory (scripts/test.sh sets it to `$CARGO_TARGET_DIR/console-screenshots`).
 pub fn screenshot_dir() -> PathBuf {
     std::env::var_os("CONSOLE_SCREENSHOTS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console-screenshots"))
+        .unwrap_or_else(|| std::env::temp_dir().join("console-screenshots"))
 }
 
 /// One browser session; closed (and its profile removed) when dropped.
@@ -47,8 +64,14 @@ pub struct Browser {
 pub struct Element(String);
 
 impl Browser {
-    /// A new session on the WebDriver server at `WEBDRIVER_URL` (required: these tests fail
-    /// without it, as the PostgreSQL tests do without `DATABASE_URL`).
+    /// A new session on the WebDriver server at `WEBDRIVER_URL`, with Chromium's flags for a
+    /// closed network (headless, no sandbox, no background traffic, a fresh profile);
+    /// `CHROMIUM_BINARY` names the browser when the driver does not find it.
+    ///
+    /// # Panics
+    ///
+    /// Without `WEBDRIVER_URL` (tests fail without their server, as the PostgreSQL tests do
+    /// without `DATABASE_URL`), or when the server refuses the session.
     pub async fn start() -> Self {
         let driver = std::env::var("WEBDRIVER_URL").expect(
             "WEBDRIVER_URL is not set: these tests need a WebDriver server \
