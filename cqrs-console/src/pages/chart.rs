@@ -56,3 +56,44 @@ fn to_f64_u64(n: u64) -> f64 {
     let value = n as f64;
     value
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::{Duration, OffsetDateTime};
+
+    fn samples(lags: &[u64]) -> Vec<Sample> {
+        let start = OffsetDateTime::UNIX_EPOCH;
+        (lags.iter().enumerate())
+            .map(|(i, &lag_events)| Sample {
+                at: start + Duration::seconds(i64::try_from(i).unwrap() * 30),
+                lag_events,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_chart_draws_one_point_per_sample_scaled_to_the_largest_lag() {
+        let svg = lag(&samples(&[0, 50, 100, 0, 0])).into_string();
+        assert!(svg.starts_with("<svg"), "{svg}");
+        let points = svg
+            .split("points=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        let points: Vec<&str> = points.split(' ').collect();
+        assert_eq!(points.len(), 5);
+        // The largest lag is at the top (y = 1), no lag at the bottom (y = 39).
+        assert_eq!(points[2], "100.0,1.0");
+        assert_eq!(points[0], "0.0,39.0");
+        assert!(svg.contains("last 2 min, at most 100 events"), "{svg}");
+    }
+
+    #[test]
+    fn fewer_than_two_samples_draw_no_chart() {
+        assert!(!lag(&samples(&[7])).into_string().contains("<svg"));
+        assert!(!lag(&[]).into_string().contains("<svg"));
+    }
+}

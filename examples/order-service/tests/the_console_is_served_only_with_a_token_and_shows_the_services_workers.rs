@@ -105,6 +105,13 @@ async fn an_orders_saga_instance_and_its_timeline_show_in_the_browser() {
         "the timeline starts with the order: {timeline}"
     );
     browser.screenshot("order-service-process-instance").await;
+
+    // The order's saga completed, so it is not among the stuck ones.
+    browser
+        .goto(&service.url("/console/processes?stuck=1"))
+        .await;
+    browser.wait_for("section.process").await;
+    assert_eq!(browser.count("table.instances tbody tr").await, 0);
     drop(browser);
     service.stop().await;
     names.clean_up().await;
