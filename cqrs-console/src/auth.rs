@@ -223,9 +223,14 @@ pub(crate) async fn login(
     }
     let (id, _) = console.sessions.open();
     let cookie = format!(
-        "{COOKIE}={id}; Path={}; HttpOnly; SameSite=Strict; Max-Age={}",
+        "{COOKIE}={id}; Path={}; HttpOnly; SameSite=Strict; Max-Age={}{}",
         console.config.base_path,
-        SESSION_TTL.as_secs()
+        SESSION_TTL.as_secs(),
+        if console.config.secure_cookie {
+            "; Secure"
+        } else {
+            ""
+        }
     );
     let mut response = Redirect::to(&console.at("/")).into_response();
     if let Ok(value) = HeaderValue::from_str(&cookie) {

@@ -25,6 +25,7 @@ pub struct ConsoleConfig {
     pub(crate) sample_every: Duration,
     pub(crate) samples_kept: usize,
     pub(crate) stuck_after: Duration,
+    pub(crate) secure_cookie: bool,
 }
 
 impl Default for ConsoleConfig {
@@ -36,6 +37,7 @@ impl Default for ConsoleConfig {
             sample_every: Duration::from_secs(5),
             samples_kept: 60,
             stuck_after: Duration::from_secs(300),
+            secure_cookie: false,
         }
     }
 }
@@ -89,6 +91,13 @@ impl ConsoleConfig {
     pub fn samples(mut self, every: Duration, kept: usize) -> Self {
         self.sample_every = every.max(Duration::from_millis(100));
         self.samples_kept = kept.max(2);
+        self
+    }
+
+    /// Marks the session cookie `Secure` (sent over HTTPS only): set it when the console is
+    /// served behind TLS. Off by default, so the console works on `http://127.0.0.1`.
+    pub fn secure_cookie(mut self, secure: bool) -> Self {
+        self.secure_cookie = secure;
         self
     }
 

@@ -77,4 +77,22 @@ async fn a_disabled_console_serves_nothing_and_an_enabled_one_needs_its_token() 
         200,
         "the stylesheet needs no token (the login form uses it)"
     );
+
+    // Behind TLS the session cookie is marked Secure.
+    let base = serve(ConsoleConfig::enabled("s3cret").secure_cookie(true)).await;
+    let login = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(format!("{base}/console/login"))
+        .form(&[("token", "s3cret")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 303);
+    let cookie = login.headers()["set-cookie"].to_str().unwrap();
+    assert!(
+        cookie.ends_with("; Secure") && cookie.contains("Path=/console;"),
+        "{cookie}"
+    );
 }
