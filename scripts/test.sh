@@ -19,7 +19,11 @@
 #     must answer), else a single-node Kafka 3.9 in KRaft mode (scripts/kafka.sh, built from
 #     Maven Central artifacts under tools/) on $KAFKA_PORT or a free port;
 #   * Toxiproxy, for the chaos tests: $TOXIPROXY_URL when set (checked: its API must answer),
-#     else one built with Go from the module proxy and started by scripts/toxiproxy.sh.
+#     else one built with Go from the module proxy and started by scripts/toxiproxy.sh;
+#   * a WebDriver server, for the web console's browser tests: $WEBDRIVER_URL when set (checked:
+#     its /status must say ready), else Debian's chromium and chromedriver (scripts/chromium.sh,
+#     which installs them when missing and we are root) on a free port. Screenshots of each
+#     console page go to $CONSOLE_SCREENSHOTS (default $CARGO_TARGET_DIR/console-screenshots).
 # Builds go to $CARGO_TARGET_DIR (default /var/tmp/cqrs-target) so they are reused.
 # URLs are printed with their passwords masked (user:****@host).
 set -euo pipefail
@@ -38,12 +42,14 @@ started_es=""
 started_jaeger=""
 started_kafka=""
 started_toxiproxy=""
+started_chromium=""
 restore_cluster() {
   env -u DATABASE_URL PG_WORKDIR="${PG_RESTORE_WORKDIR:-/var/tmp/cqrs-pg-restore}" \
     PG_PORT="${PG_RESTORE_PORT:-54331}" "$@"
 }
 cleanup() {
   if [ -n "$started_toxiproxy" ]; then scripts/toxiproxy.sh stop >&2 || true; fi
+  if [ -n "$started_chromium" ]; then scripts/chromium.sh stop >&2 || true; fi
   if [ -n "$started_kafka" ]; then scripts/kafka.sh stop >&2 || true; fi
   if [ -n "$started_jaeger" ]; then scripts/jaeger.sh stop >&2 || true; fi
   if [ -n "$started_es" ]; then scripts/opensearch.sh stop >&2 || true; fi
@@ -135,6 +141,20 @@ else
   export TOXIPROXY_URL="${TOXIPROXY_URL#TOXIPROXY_URL=}"
 fi
 echo "using TOXIPROXY_URL=$(redact_url "$TOXIPROXY_URL")" >&2
+
+step "Chromium (WebDriver)"
+if [ -n "${WEBDRIVER_URL:-}" ]; then
+  if ! scripts/chromium.sh check "$WEBDRIVER_URL"; then
+    echo "WEBDRIVER_URL=$(redact_url "$WEBDRIVER_URL") is not a ready WebDriver server; unset it to let this script start chromedriver" >&2
+    exit 1
+  fi
+else
+  started_chromium=1
+  WEBDRIVER_URL="$(scripts/chromium.sh start | tail -n 1)"
+  export WEBDRIVER_URL="${WEBDRIVER_URL#WEBDRIVER_URL=}"
+fi
+export CONSOLE_SCREENSHOTS="${CONSOLE_SCREENSHOTS:-$CARGO_TARGET_DIR/console-screenshots}"
+echo "using WEBDRIVER_URL=$(redact_url "$WEBDRIVER_URL"); screenshots in $CONSOLE_SCREENSHOTS" >&2
 
 step "cargo test"
 cargo test --workspace --all-features --no-fail-fast

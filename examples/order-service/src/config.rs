@@ -39,6 +39,10 @@ pub struct Config {
     /// How many attempts a command gets when other writers keep getting there first
     /// (`ORDER_SERVICE_COMMAND_ATTEMPTS`, default 10): past them it answers 409.
     pub command_attempts: u32,
+    /// The web console's token (`ORDER_SERVICE_CONSOLE_TOKEN`): unset, the console is off
+    /// and `/console` answers 404; set, `/console` serves it to whoever gives the token
+    /// (bearer or login form). Never shown by `Debug`.
+    pub console_token: Option<String>,
 }
 
 /// The default schema.
@@ -80,6 +84,7 @@ impl Config {
             max_lag: Duration::from_secs(30),
             dependency_timeout: Duration::from_secs(2),
             command_attempts: 10,
+            console_token: None,
         }
     }
 
@@ -160,6 +165,7 @@ impl Config {
                     expected: "a number of attempts",
                 })?;
         }
+        config.console_token = get("ORDER_SERVICE_CONSOLE_TOKEN");
         Ok(config)
     }
 
@@ -191,6 +197,13 @@ impl Config {
         self
     }
 
+    /// Serves the web console at `/console` behind `token`.
+    #[must_use]
+    pub fn with_console_token(mut self, token: impl Into<String>) -> Self {
+        self.console_token = Some(token.into());
+        self
+    }
+
     /// Gives up on a dependency after `timeout`.
     #[must_use]
     pub fn with_dependency_timeout(mut self, timeout: Duration) -> Self {
@@ -215,6 +228,14 @@ impl fmt::Debug for Config {
             .field("max_lag", &self.max_lag)
             .field("dependency_timeout", &self.dependency_timeout)
             .field("command_attempts", &self.command_attempts)
+            .field(
+                "console",
+                &if self.console_token.is_some() {
+                    "enabled"
+                } else {
+                    "disabled"
+                },
+            )
             .finish()
     }
 }
@@ -243,6 +264,23 @@ mod tests {
         assert_eq!(config.index, DEFAULT_INDEX);
         assert_eq!(config.bind.to_string(), DEFAULT_BIND);
         assert_eq!(config.read_wait, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn the_console_is_off_unless_its_token_is_set_and_debug_never_shows_the_token() {
+        assert_eq!(
+            Config::from_lookup(env(&SERVERS)).unwrap().console_token,
+            None
+        );
+        let mut pairs = SERVERS.to_vec();
+        pairs.push(("ORDER_SERVICE_CONSOLE_TOKEN", "c0nsole-secret"));
+        let config = Config::from_lookup(env(&pairs)).unwrap();
+        assert_eq!(config.console_token.as_deref(), Some("c0nsole-secret"));
+        let shown = format!("{config:?}");
+        assert!(
+            !shown.contains("c0nsole-secret") && shown.contains("enabled"),
+            "{shown}"
+        );
     }
 
     #[test]

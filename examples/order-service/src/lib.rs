@@ -10,7 +10,9 @@
 //!   model to reach it (`min_position`, read-your-writes; see [`http`]); errors are
 //!   `application/problem+json` ([`http::Problem`]);
 //! - [`health`]: liveness and readiness; [`metrics`]: `GET /metrics` in Prometheus text;
-//!   [`telemetry`]: logs, and the request span that continues the caller's trace.
+//!   [`telemetry`]: logs, and the request span that continues the caller's trace;
+//! - the web console at `/console` ([`cqrs_console`]), off unless
+//!   `ORDER_SERVICE_CONSOLE_TOKEN` is set ([`Config::console_token`]).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -24,6 +26,7 @@
 
 mod admin;
 mod config;
+mod console;
 pub mod health;
 pub mod http;
 pub mod metrics;

@@ -61,6 +61,9 @@ pub enum StartError {
 /// aborts the workers.
 pub struct Service {
     pub(crate) state: Arc<State>,
+    /// The web console's routes (none unless `console_token` is set), made once: its
+    /// sessions and lag samples live as long as the service.
+    console: axum::Router,
 }
 
 /// What the HTTP handlers share.
@@ -149,22 +152,22 @@ impl Service {
             index = %config.index,
             "order service started"
         );
-        Ok(Self {
-            state: Arc::new(State {
-                config,
-                shop,
-                store,
-                client,
-                summaries,
-                workers: RwLock::new(Some(workers)),
-            }),
-        })
+        let state = Arc::new(State {
+            config,
+            shop,
+            store,
+            client,
+            summaries,
+            workers: RwLock::new(Some(workers)),
+        });
+        let console = crate::console::router(&state);
+        Ok(Self { state, console })
     }
 
     /// The HTTP API (see the crate's docs for its routes). Cheap: every router shares this
     /// service.
     pub fn router(&self) -> axum::Router {
-        crate::http::router(Arc::clone(&self.state))
+        crate::http::router(Arc::clone(&self.state)).merge(self.console.clone())
     }
 
     /// The repositories the HTTP commands go through: a benchmark can send the same commands

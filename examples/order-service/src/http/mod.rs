@@ -12,6 +12,7 @@
 //! | `GET /orders?status=&customer=&from=&size=` | a page of summaries |
 //! | `GET /health/liveness`, `GET /health/readiness` | health checks |
 //! | `GET /metrics` | Prometheus text |
+//! | `/console/...` | the web console, when `ORDER_SERVICE_CONSOLE_TOKEN` is set (else 404) |
 
 mod commands;
 mod correlation;

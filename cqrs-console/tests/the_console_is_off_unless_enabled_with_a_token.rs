@@ -1,0 +1,98 @@
+//! Off by default: a disabled console (or one given an empty token) serves no route, so the
+//! service's own 404 answers; enabled, every page needs the token. No server needed: the
+//! store's pool never connects.
+
+use cqrs_admin::Inspector;
+use cqrs_console::ConsoleConfig;
+use cqrs_postgres::PgEventStore;
+use tokio::net::TcpListener;
+
+async fn serve(config: ConsoleConfig) -> String {
+    // A pool that never connects: these pages must not need the store.
+    let pool = sqlx::PgPool::connect_lazy("postgres://nobody@127.0.0.1:1/none").unwrap();
+    let inspector = Inspector::new(PgEventStore::new(pool));
+    let router = axum::Router::new().merge(cqrs_console::router(config, inspector));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    base
+}
+
+#[tokio::test]
+async fn a_disabled_console_serves_nothing_and_an_enabled_one_needs_its_token() {
+    let http = reqwest::Client::new();
+    for config in [ConsoleConfig::default(), ConsoleConfig::enabled("")] {
+        assert!(!config.is_enabled());
+        let base = serve(config).await;
+        for path in [
+            "/console",
+            "/console/",
+            "/console/login",
+            "/console/console.css",
+        ] {
+            let answer = http.get(format!("{base}{path}")).send().await.unwrap();
+            assert_eq!(answer.status(), 404, "{path} on a disabled console");
+        }
+    }
+
+    let base = serve(ConsoleConfig::enabled("s3cret").base_path("ops/")).await;
+    let page = http.get(format!("{base}/ops/")).send().await.unwrap();
+    assert_eq!(page.status(), 401);
+    assert!(page.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .starts_with("Bearer"));
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("default-src 'none'"),
+        "no script may run: {csp}"
+    );
+    assert!(
+        page.text().await.unwrap().contains("name=\"token\""),
+        "the login form"
+    );
+    let ok = http
+        .get(format!("{base}/ops/events"))
+        .bearer_auth("s3cret")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    let body = ok.text().await.unwrap();
+    assert!(
+        body.contains("name=\"stream\""),
+        "the event browser's form: {body}"
+    );
+    assert!(!body.contains("s3cret"), "no page shows the token");
+    let css = http
+        .get(format!("{base}/ops/console.css"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        css.status(),
+        200,
+        "the stylesheet needs no token (the login form uses it)"
+    );
+
+    // Behind TLS the session cookie is marked Secure.
+    let base = serve(ConsoleConfig::enabled("s3cret").secure_cookie(true)).await;
+    let login = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(format!("{base}/console/login"))
+        .form(&[("token", "s3cret")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 303);
+    let cookie = login.headers()["set-cookie"].to_str().unwrap();
+    assert!(
+        cookie.ends_with("; Secure") && cookie.contains("Path=/console;"),
+        "{cookie}"
+    );
+}
