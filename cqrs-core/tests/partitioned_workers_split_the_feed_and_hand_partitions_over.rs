@@ -82,10 +82,19 @@ fn check_book(book: &Arc<Mutex<Book>>, duplicates_allowed: bool) {
         "applied {} events ({} duplicates, {} gaps, {} overlaps), by worker {:?}",
         book.applied, book.duplicates, book.gaps, book.overlaps, book.by_worker
     );
-    assert_eq!(book.overlaps, 0, "a partition was applied by two holders at once");
-    assert_eq!(book.gaps, 0, "an event was applied before an earlier one of its stream");
+    assert_eq!(
+        book.overlaps, 0,
+        "a partition was applied by two holders at once"
+    );
+    assert_eq!(
+        book.gaps, 0,
+        "an event was applied before an earlier one of its stream"
+    );
     if !duplicates_allowed {
-        assert_eq!(book.duplicates, 0, "a graceful handover applied events twice");
+        assert_eq!(
+            book.duplicates, 0,
+            "a graceful handover applied events twice"
+        );
     }
 }
 
@@ -123,7 +132,10 @@ async fn two_workers_split_eight_partitions_four_and_four_and_apply_every_event_
     let split = wait_for_split(&[&a, &b], &[4, 4]).await;
     println!("a leads {:?}, b leads {:?}", split[0], split[1]);
     let expected = writer.finish().await;
-    assert!(all_applied(&book, &expected, PATIENCE).await, "not every event was applied");
+    assert!(
+        all_applied(&book, &expected, PATIENCE).await,
+        "not every event was applied"
+    );
     check_book(&book, false);
     let status: PartitionedStatus = a.status();
     assert_eq!(status.members, ["a", "b"]);
@@ -159,7 +171,10 @@ async fn a_third_worker_takes_its_share_without_two_holders_applying_a_partition
         joined.elapsed()
     );
     let expected = writer.finish().await;
-    assert!(all_applied(&book, &expected, PATIENCE).await, "not every event was applied");
+    assert!(
+        all_applied(&book, &expected, PATIENCE).await,
+        "not every event was applied"
+    );
     check_book(&book, false);
     for w in [a, b, c] {
         w.shutdown().await;
@@ -178,9 +193,15 @@ async fn a_worker_shut_down_hands_its_partitions_over_and_nothing_is_applied_twi
     let left = tokio::time::Instant::now();
     b.shutdown().await;
     wait_for_split(&[&a], &[8]).await;
-    println!("a led all 8 partitions {:?} after b shut down", left.elapsed());
+    println!(
+        "a led all 8 partitions {:?} after b shut down",
+        left.elapsed()
+    );
     let expected = writer.finish().await;
-    assert!(all_applied(&book, &expected, PATIENCE).await, "not every event was applied");
+    assert!(
+        all_applied(&book, &expected, PATIENCE).await,
+        "not every event was applied"
+    );
     check_book(&book, false);
     a.shutdown().await;
 }
@@ -222,14 +243,21 @@ async fn a_worker_whose_leases_stop_renewing_loses_its_partitions_after_the_ttl_
             .save_checkpoint_fenced(&lease.name, Position::from_parts(0, 1_000_000), lease)
             .await
             .unwrap();
-        assert_eq!(save, FencedSave::LeaseLost, "a late save under {lease:?} went through");
+        assert_eq!(
+            save,
+            FencedSave::LeaseLost,
+            "a late save under {lease:?} went through"
+        );
     }
 
     // Back again, `a` takes its share once more.
     pausable.paused.store(false, Ordering::SeqCst);
     wait_for_split(&[&a, &b], &[4, 4]).await;
     let expected = writer.finish().await;
-    assert!(all_applied(&book, &expected, PATIENCE).await, "not every event was applied");
+    assert!(
+        all_applied(&book, &expected, PATIENCE).await,
+        "not every event was applied"
+    );
     check_book(&book, true);
     a.shutdown().await;
     b.shutdown().await;
@@ -250,7 +278,10 @@ async fn a_killed_worker_loses_its_partitions_within_a_lease_time_and_every_even
     let rebalanced = killed.elapsed();
     println!("a led all 8 partitions {rebalanced:?} after b was killed (ttl {TTL:?})");
     let expected = writer.finish().await;
-    assert!(all_applied(&book, &expected, PATIENCE).await, "not every event was applied");
+    assert!(
+        all_applied(&book, &expected, PATIENCE).await,
+        "not every event was applied"
+    );
     check_book(&book, true);
     a.shutdown().await;
 }

@@ -124,7 +124,8 @@ async fn a_deposed_workers_late_bulk_never_moves_a_document_back() {
     let seen = deposed.projection().seen.lock().unwrap().clone();
     println!("the deposed worker folded {seen:?}");
     assert!(
-        seen.iter().all(|(position, _)| *position <= events[3].position),
+        seen.iter()
+            .all(|(position, _)| *position <= events[3].position),
         "the deposed worker folded only its own batch: {seen:?}"
     );
     let after = model.get("account-1").await.unwrap().unwrap();

@@ -48,7 +48,12 @@ async fn list(store: &PgEventStore, prefix: &str) -> Result<Vec<Lease>, PgError>
                     what: "lease validity out of range",
                 }
             })?;
-            Ok(Lease::new(name, owner, to_u64("lease epoch", epoch)?, valid_for))
+            Ok(Lease::new(
+                name,
+                owner,
+                to_u64("lease epoch", epoch)?,
+                valid_for,
+            ))
         })
         .collect()
 }

@@ -86,7 +86,10 @@ async fn a_paused_workers_late_write_through_the_fence_is_refused_after_a_takeov
     );
     let state = model.state().await;
     println!("after a's late write: {state:?}");
-    assert_eq!(state.versions["order-1"], 2, "a's late write changed the read model");
+    assert_eq!(
+        state.versions["order-1"], 2,
+        "a's late write changed the read model"
+    );
     assert_eq!(state.refused, 1);
     assert_eq!((state.duplicates, state.out_of_order), (0, 0));
     drop_schema(&store).await;
@@ -106,7 +109,11 @@ async fn a_takeover_waits_for_a_sink_write_fenced_by_the_old_lease() {
     wait_expired(&store, "fenced").await;
     let takeover = tokio::spawn({
         let store = store.clone();
-        async move { store.try_acquire("fenced", "b", Duration::from_secs(30)).await }
+        async move {
+            store
+                .try_acquire("fenced", "b", Duration::from_secs(30))
+                .await
+        }
     });
     let schema = store.schema().as_str();
     let waiting = format!(

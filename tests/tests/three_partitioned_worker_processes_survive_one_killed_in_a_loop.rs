@@ -83,7 +83,11 @@ async fn owners(store: &PgEventStore) -> Vec<Option<String>> {
 
 /// Waits until every partition is held by one of `live`, each of them holding some: the
 /// spread then.
-async fn wait_spread(store: &PgEventStore, live: &[String], within: Duration) -> BTreeMap<String, usize> {
+async fn wait_spread(
+    store: &PgEventStore,
+    live: &[String],
+    within: Duration,
+) -> BTreeMap<String, usize> {
     let started = Instant::now();
     loop {
         let owners = owners(store).await;
@@ -172,11 +176,9 @@ async fn three_partitioned_worker_processes_survive_one_killed_in_a_loop() {
         // The survivors lead the dead worker's partitions again.
         loop {
             let owners = owners(&store).await;
-            let resumed = theirs.iter().all(|i| {
-                owners[*i]
-                    .as_ref()
-                    .is_some_and(|o| o != &dead)
-            });
+            let resumed = theirs
+                .iter()
+                .all(|i| owners[*i].as_ref().is_some_and(|o| o != &dead));
             if resumed {
                 break;
             }
@@ -202,10 +204,14 @@ async fn three_partitioned_worker_processes_survive_one_killed_in_a_loop() {
     stop.store(true, Ordering::SeqCst);
     let appends = writer.await.expect("writer");
     let expected = last_versions(&store).await;
-    let state = eventually(PATIENCE * 2, "the read model equals the fold of the store", || async {
-        let state = model.state().await;
-        (state.versions == expected).then_some(state)
-    })
+    let state = eventually(
+        PATIENCE * 2,
+        "the read model equals the fold of the store",
+        || async {
+            let state = model.state().await;
+            (state.versions == expected).then_some(state)
+        },
+    )
     .await;
     let events: u64 = expected.values().sum();
     let max = rebalances.iter().max().copied().unwrap_or_default();
@@ -220,7 +226,10 @@ async fn three_partitioned_worker_processes_survive_one_killed_in_a_loop() {
         state.refused,
         started.elapsed()
     );
-    assert_eq!(state.out_of_order, 0, "an event was applied past a gap in its stream");
+    assert_eq!(
+        state.out_of_order, 0,
+        "an event was applied past a gap in its stream"
+    );
     drop(workers);
     drop_schema(&store).await;
 }

@@ -82,7 +82,11 @@ impl Projection for Ledger {
         let mut book = self.book.lock().unwrap();
         for event in events {
             let version = event.version.get();
-            let last = book.last.get(event.stream_id.as_str()).copied().unwrap_or(0);
+            let last = book
+                .last
+                .get(event.stream_id.as_str())
+                .copied()
+                .unwrap_or(0);
             if version <= last {
                 book.duplicates += 1;
             } else {

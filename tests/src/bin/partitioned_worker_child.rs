@@ -26,7 +26,9 @@ async fn main() {
         .expect("connect to DATABASE_URL");
     let schema = PgSchema::new(&var("WORKER_SCHEMA")).expect("a schema name");
     let store = PgEventStore::new(pool).with_schema(schema);
-    let ttl: u64 = var("WORKER_TTL_MS").parse().expect("WORKER_TTL_MS in milliseconds");
+    let ttl: u64 = var("WORKER_TTL_MS")
+        .parse()
+        .expect("WORKER_TTL_MS in milliseconds");
     let model = FencedVersions::new(&store, "fenced");
     let handle = PartitionedRunner::for_store(model, Partitions::by_stream(8), &store)
         .with_options(
@@ -37,7 +39,9 @@ async fn main() {
         )
         .spawn();
     // Runs until killed; a worker that ends on its own is a failure the test sees.
-    let status = handle.wait_until(Duration::from_secs(365 * 86_400), |s| s.stopped).await;
+    let status = handle
+        .wait_until(Duration::from_secs(365 * 86_400), |s| s.stopped)
+        .await;
     eprintln!("the partitioned worker ended: {status:?}");
     std::process::exit(2);
 }

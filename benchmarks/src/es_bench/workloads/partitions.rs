@@ -98,7 +98,9 @@ pub(crate) async fn run(ctx: &Context) -> Result<Vec<Output>> {
                     .versus("vs 1 runner", ONE);
                     // Warm the node and the database once, unreported.
                     unpartitioned(ctx, &db, &names.name("warm"), events, &expected).await?;
-                    table.push(unpartitioned(ctx, &db, &names.name("one"), events, &expected).await?);
+                    table.push(
+                        unpartitioned(ctx, &db, &names.name("one"), events, &expected).await?,
+                    );
                     for workers in [1usize, 2, 4] {
                         let name = names.name(&format!("w{workers}"));
                         table.push(partitioned(ctx, &db, &name, workers, events, &expected).await?);
@@ -196,7 +198,12 @@ async fn partitioned(
         handle.shutdown().await;
     }
     let verified = crate::verify::documents(node, name, expected).await?;
-    Ok(Row::new(system, events, elapsed, format!("{verified}; {cpu}")))
+    Ok(Row::new(
+        system,
+        events,
+        elapsed,
+        format!("{verified}; {cpu}"),
+    ))
 }
 
 /// Two workers split the partitions; one dies; how long until the other leads all of them.
@@ -222,7 +229,10 @@ async fn rebalance(ctx: &Context, db: &Db, name: &str, events: u64) -> Result<Du
     let half = PARTITIONS as usize / 2;
     let deadline = Instant::now() + TTL * 10;
     while handles.iter().any(|h| split(h) != half) {
-        ensure!(Instant::now() < deadline, "the two workers never split the partitions");
+        ensure!(
+            Instant::now() < deadline,
+            "the two workers never split the partitions"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let survivor = handles.remove(0);

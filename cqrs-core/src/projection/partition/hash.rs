@@ -67,7 +67,10 @@ mod tests {
     #[test]
     fn the_hash_is_the_first_four_bytes_of_md5_as_postgresql_reads_them() {
         // md5('order-1') = 6e7f85a9...: 0x6e7f85a9 = 1853851049, as PostgreSQL computes it.
-        assert_eq!(StreamPartition::index_of("order-1", u32::MAX), 1_853_851_049);
+        assert_eq!(
+            StreamPartition::index_of("order-1", u32::MAX),
+            1_853_851_049
+        );
     }
 
     #[test]

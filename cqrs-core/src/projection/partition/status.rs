@@ -116,7 +116,13 @@ impl Partitions {
                 (PartitionBy::Stream, Some(partition)) => filter.clone().partition(partition),
                 _ => filter.clone(),
             };
-            let lag_events = count_after(store, checkpoint.unwrap_or(Position::START), &filter, max_lag).await?;
+            let lag_events = count_after(
+                store,
+                checkpoint.unwrap_or(Position::START),
+                &filter,
+                max_lag,
+            )
+            .await?;
             reports.push(PartitionReport {
                 index,
                 lease: leases.remove(&name),

@@ -22,6 +22,9 @@ use super::{PartitionedStatus, Partitions};
 /// Makes the runner of one partition.
 type MakeRunner = Arc<dyn Fn(PartitionProjection) -> ProjectionRunner + Send + Sync>;
 
+/// Gives the projection instance of one partition.
+type MakeProjection = Arc<dyn Fn(u32) -> Arc<dyn Projection> + Send + Sync>;
+
 /// One worker of a projection split into [`Partitions`]. Start one in each process (each
 /// with its own worker id, [`RunnerOptions::owner`], unique among the workers); they share
 /// only the store, and split the partitions between them as they join, leave and die.
@@ -37,8 +40,12 @@ type MakeRunner = Arc<dyn Fn(PartitionProjection) -> ProjectionRunner + Send + S
 /// gives it. After a worker dies, its partitions run elsewhere within about one lease time
 /// to live plus two such ticks.
 ///
-/// The projection is shared by the partitions it runs: `apply` may be called concurrently,
-/// for different partitions (by stream: different streams; by key: different keys).
+/// With [`for_store`](Self::for_store) the projection is shared by the partitions this
+/// worker runs: `apply` may be called concurrently, for different partitions (by stream:
+/// different streams; by key: different keys), and `leadership_changed` comes from each.
+/// A projection that keeps per-term state (a cache, a timer pump, a retry memo: process
+/// managers, the Kafka publisher) gets an instance per partition from
+/// [`for_store_each`](Self::for_store_each).
 ///
 /// ```
 /// use async_trait::async_trait;
@@ -91,7 +98,8 @@ type MakeRunner = Arc<dyn Fn(PartitionProjection) -> ProjectionRunner + Send + S
 /// # }).unwrap();
 /// ```
 pub struct PartitionedRunner {
-    projection: Arc<dyn Projection>,
+    name: String,
+    projection: MakeProjection,
     partitions: Partitions,
     leases: Arc<dyn LeaseStore>,
     make: MakeRunner,
@@ -106,9 +114,42 @@ impl PartitionedRunner {
         partitions: Partitions,
         store: &S,
     ) -> Self {
+        let projection: Arc<dyn Projection> = Arc::new(projection);
+        Self::new(
+            projection.name().to_owned(),
+            Arc::new(move |_| projection.clone()),
+            partitions,
+            store,
+        )
+    }
+
+    /// Like [`for_store`](Self::for_store), with an instance of the projection per partition,
+    /// made by `make` (given the partition's index) each time this worker starts running the
+    /// partition: for projections that keep state per term, such as a
+    /// [`ProcessManagerProjection`](crate::process::ProcessManagerProjection) (its instance
+    /// cache and timer pump; the pumps of several partitions race, and each timeout still
+    /// fires once) or a publisher's retry memo. Every instance must have the same name.
+    pub fn for_store_each<S, P, F>(partitions: Partitions, store: &S, make: F) -> Self
+    where
+        S: ProjectionStore,
+        P: Projection + 'static,
+        F: Fn(u32) -> P + Send + Sync + 'static,
+    {
+        let name = make(0).name().to_owned();
+        let make: MakeProjection = Arc::new(move |index| Arc::new(make(index)));
+        Self::new(name, make, partitions, store)
+    }
+
+    fn new<S: ProjectionStore>(
+        name: String,
+        projection: MakeProjection,
+        partitions: Partitions,
+        store: &S,
+    ) -> Self {
         let runners = store.clone();
         Self {
-            projection: Arc::new(projection),
+            name,
+            projection,
             partitions,
             leases: Arc::new(store.clone()),
             make: Arc::new(move |partition| ProjectionRunner::for_store(partition, &runners)),
@@ -134,7 +175,7 @@ impl PartitionedRunner {
 
     /// Starts the worker in its own task. Needs a tokio runtime.
     pub fn spawn(self) -> PartitionedHandle {
-        let name = self.projection.name().to_owned();
+        let name = self.name.clone();
         let (status_tx, status) =
             watch::channel(PartitionedStatus::new(&name, &self.options.owner));
         let (stop, stop_rx) = watch::channel(false);
@@ -146,9 +187,9 @@ impl PartitionedRunner {
     /// Runs a partition's runner.
     fn start(&self, index: u32) -> Option<ProjectionHandle> {
         let partition = self.partitions.partition(index)?;
-        let name = self.partitions.name(self.projection.name(), index);
+        let name = self.partitions.name(&self.name, index);
         let wrapper = PartitionProjection {
-            inner: self.projection.clone(),
+            inner: (self.projection)(index),
             name: name.clone(),
             partition,
             by: self.partitions.by(),
@@ -162,7 +203,7 @@ impl PartitionedRunner {
     async fn run(self, mut stop: watch::Receiver<bool>, status: watch::Sender<PartitionedStatus>) {
         let owner = self.options.owner.clone();
         let ttl = self.options.lease_ttl;
-        let prefix = Partitions::members_prefix(self.projection.name());
+        let prefix = Partitions::members_prefix(&self.name);
         let member_name = format!("{prefix}{owner}");
         let mut running = Running::default();
         let mut stopping: JoinSet<u32> = JoinSet::new();

@@ -178,7 +178,10 @@ pub async fn the_feed_filters_by_stream_partition<S: ConformanceStore>(store: S)
         .map(|n| match n % 3 {
             0 => format!("order-{n}"),
             1 => format!("Zahlung-ü{n}-é"),
-            _ => format!("x-{n}-{}", "ab".repeat(usize::try_from(n % 40).expect("small"))),
+            _ => format!(
+                "x-{n}-{}",
+                "ab".repeat(usize::try_from(n % 40).expect("small"))
+            ),
         })
         .collect();
     for (n, id) in (0u64..).zip(&ids) {

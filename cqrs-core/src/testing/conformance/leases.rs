@@ -168,13 +168,22 @@ pub async fn a_stale_epoch_cannot_save<S: ConformanceStore>(store: S) {
 pub async fn leases_under_a_prefix_are_listed_while_held<S: ConformanceStore>(store: S) {
     let long = Duration::from_secs(30);
     let short = Duration::from_millis(300);
-    let b = store.try_acquire("p/members/b", "b", long).await.expect("acquire");
-    let a = store.try_acquire("p/members/a", "a", short).await.expect("acquire");
+    let b = store
+        .try_acquire("p/members/b", "b", long)
+        .await
+        .expect("acquire");
+    let a = store
+        .try_acquire("p/members/a", "a", short)
+        .await
+        .expect("acquire");
     store
         .try_acquire("q/members/c", "c", long)
         .await
         .expect("acquire");
-    store.try_acquire("p/other", "d", long).await.expect("acquire");
+    store
+        .try_acquire("p/other", "d", long)
+        .await
+        .expect("acquire");
     let (a, b) = (a.expect("free"), b.expect("free"));
     let listed = store.leases("p/members/").await.expect("list");
     let owners: Vec<(&str, &str, u64)> = listed
