@@ -133,24 +133,25 @@ async fn partitions_by_key_keep_each_document_in_one_partition() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let leading: Vec<Vec<u32>> = workers.iter().map(|w| w.status().leading()).collect();
-    let book = book.lock().unwrap();
-    println!(
-        "leading {leading:?}; writers per document {:?}",
-        book.writers
-    );
-    assert_eq!(
-        book.overlaps, 0,
-        "a document was written by two partitions at once"
-    );
-    for (doc, writers) in &book.writers {
-        let index = StreamPartition::index_of(doc, 4);
-        assert_eq!(
-            writers.iter().collect::<Vec<_>>(),
-            [&format!("per-document/partitions/4/{index}")],
-            "{doc} was written by its own partition only"
+    {
+        let book = book.lock().unwrap();
+        println!(
+            "leading {leading:?}; writers per document {:?}",
+            book.writers
         );
+        assert_eq!(
+            book.overlaps, 0,
+            "a document was written by two partitions at once"
+        );
+        for (doc, writers) in &book.writers {
+            let index = StreamPartition::index_of(doc, 4);
+            assert_eq!(
+                writers.iter().collect::<Vec<_>>(),
+                [&format!("per-document/partitions/4/{index}")],
+                "{doc} was written by its own partition only"
+            );
+        }
     }
-    drop(book);
     for worker in workers {
         worker.shutdown().await;
     }
