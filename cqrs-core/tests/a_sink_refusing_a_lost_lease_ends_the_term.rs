@@ -16,7 +16,11 @@ use cqrs_core::{
 /// Refuses the first batch it is given, as a sink finding the lease passed on would; records
 /// the epoch of every batch it applies.
 #[derive(Clone, Default)]
-struct RefusesOnce(Arc<Mutex<(bool, Vec<(u64, usize)>, Vec<bool>)>>);
+struct RefusesOnce(Arc<Mutex<Seen>>);
+
+/// Whether it refused yet, the (epoch, events) of each batch applied, and each change of
+/// leading it was told.
+type Seen = (bool, Vec<(u64, usize)>, Vec<bool>);
 
 #[async_trait]
 impl Projection for RefusesOnce {
