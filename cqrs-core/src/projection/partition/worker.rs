@@ -3,7 +3,7 @@
 //! the assignment gives it, stopping gracefully those it no longer owns.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -11,8 +11,8 @@ use tokio::task::{JoinHandle, JoinSet};
 use tracing::Instrument;
 
 use crate::projection::{
-    Lease, LeaseStore, Projection, ProjectionHandle, ProjectionRunner, ProjectionStore,
-    RunnerOptions,
+    Lease, LeaseStore, Projection, ProjectionHandle, ProjectionRunner, ProjectionStatus,
+    ProjectionStore, RunnerOptions,
 };
 
 use super::assign::assign;
@@ -21,6 +21,9 @@ use super::{PartitionedStatus, Partitions};
 
 /// Makes the runner of one partition.
 type MakeRunner = Arc<dyn Fn(PartitionProjection) -> ProjectionRunner + Send + Sync>;
+
+/// The live status of each partition a worker runs.
+type Live = Arc<Mutex<BTreeMap<u32, watch::Receiver<ProjectionStatus>>>>;
 
 /// Gives the projection instance of one partition.
 type MakeProjection = Arc<dyn Fn(u32) -> Arc<dyn Projection> + Send + Sync>;
@@ -180,8 +183,14 @@ impl PartitionedRunner {
             watch::channel(PartitionedStatus::new(&name, &self.options.owner));
         let (stop, stop_rx) = watch::channel(false);
         let span = tracing::info_span!("partitioned", name = %name, worker = %self.options.owner);
-        let task = tokio::spawn(self.run(stop_rx, status_tx).instrument(span));
-        PartitionedHandle { status, stop, task }
+        let live = Live::default();
+        let task = tokio::spawn(self.run(stop_rx, status_tx, live.clone()).instrument(span));
+        PartitionedHandle {
+            status,
+            live,
+            stop,
+            task,
+        }
     }
 
     /// Runs a partition's runner.
@@ -200,7 +209,12 @@ impl PartitionedRunner {
         Some(runner.spawn())
     }
 
-    async fn run(self, mut stop: watch::Receiver<bool>, status: watch::Sender<PartitionedStatus>) {
+    async fn run(
+        self,
+        mut stop: watch::Receiver<bool>,
+        status: watch::Sender<PartitionedStatus>,
+        live: Live,
+    ) {
         let owner = self.options.owner.clone();
         let ttl = self.options.lease_ttl;
         let prefix = Partitions::members_prefix(&self.name);
@@ -271,6 +285,8 @@ impl PartitionedRunner {
             if let Some(error) = &error {
                 tracing::warn!(%error, "partition membership");
             }
+            *live.lock().unwrap_or_else(PoisonError::into_inner) =
+                running.0.iter().map(|(i, h)| (*i, h.watch())).collect();
             status.send_modify(|s| {
                 s.partitions = running.0.iter().map(|(i, h)| (*i, h.status())).collect();
                 s.stopping = stopping_ids.iter().copied().collect();
@@ -289,6 +305,7 @@ impl PartitionedRunner {
                 index
             });
         }
+        live.lock().unwrap_or_else(PoisonError::into_inner).clear();
         while stopping.join_next().await.is_some() {}
         if let Some(lease) = member {
             if let Err(error) = bounded(ttl, self.leases.release(&lease)).await {
@@ -333,18 +350,26 @@ impl Drop for Running {
 #[derive(Debug)]
 pub struct PartitionedHandle {
     status: watch::Receiver<PartitionedStatus>,
+    live: Live,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
 
 impl PartitionedHandle {
-    /// The status now (refreshed every `lease_ttl / 3`).
+    /// The status now: the membership and assignment as of the last look (every
+    /// `lease_ttl / 3`), each partition's status as it is now.
     pub fn status(&self) -> PartitionedStatus {
-        self.status.borrow().clone()
+        let mut status = self.status.borrow().clone();
+        let live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
+        if !live.is_empty() {
+            status.partitions = live.iter().map(|(i, s)| (*i, s.borrow().clone())).collect();
+        }
+        status
     }
 
-    /// Waits until the status satisfies `condition`, at most `timeout`: the status then, or
-    /// `None` when it did not (or the worker ended first).
+    /// Waits until the status (as [`status`](Self::status) gives it) satisfies `condition`,
+    /// at most `timeout`: the status then, or `None` when it did not (or the worker ended
+    /// first).
     pub async fn wait_until(
         &self,
         timeout: Duration,
@@ -353,14 +378,15 @@ impl PartitionedHandle {
         let mut status = self.status.clone();
         let reached = async {
             loop {
-                {
-                    let now = status.borrow_and_update();
-                    if condition(&now) {
-                        return Some(now.clone());
-                    }
+                let now = self.status();
+                if condition(&now) {
+                    return Some(now);
                 }
-                if status.changed().await.is_err() {
-                    return None;
+                // The membership changes at each look; the partitions' statuses in between:
+                // looked at every 10 ms.
+                tokio::select! {
+                    changed = status.changed() => if changed.is_err() { return None },
+                    () = tokio::time::sleep(Duration::from_millis(10)) => {}
                 }
             }
         };
