@@ -137,8 +137,12 @@ async fn two_workers_split_eight_partitions_four_and_four_and_apply_every_event_
         "not every event was applied"
     );
     check_book(&book, false);
-    let status: PartitionedStatus = a.status();
-    assert_eq!(status.members, ["a", "b"]);
+    // Each worker's view of the members catches up at its next look.
+    let status: Option<PartitionedStatus> = a.wait_until(PATIENCE, |s| s.members.len() == 2).await;
+    assert_eq!(
+        status.map(|s| s.members),
+        Some(vec!["a".to_owned(), "b".to_owned()])
+    );
 
     // Status from the store, as any process reads it: each partition held, none behind.
     let report = Partitions::by_stream(8)

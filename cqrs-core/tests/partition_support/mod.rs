@@ -77,6 +77,11 @@ impl Projection for Ledger {
                 book.overlaps += 1;
             }
         }
+        // Out of flight however the apply ends: a runner whose term ends drops it midway.
+        let _flight = InFlight {
+            book: self.book.clone(),
+            partition,
+        };
         // A sink takes a moment: other workers run meanwhile.
         tokio::task::yield_now().await;
         let mut book = self.book.lock().unwrap();
@@ -98,10 +103,26 @@ impl Projection for Ledger {
             book.applied += 1;
             *book.by_worker.entry(self.worker.clone()).or_default() += 1;
         }
-        if let Some(n) = book.in_flight.get_mut(&partition) {
+        drop(book);
+        Ok(())
+    }
+}
+
+/// An apply in flight for a partition, counted out when dropped.
+struct InFlight {
+    book: Arc<Mutex<Book>>,
+    partition: String,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut book = self
+            .book
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = book.in_flight.get_mut(&self.partition) {
             *n -= 1;
         }
-        Ok(())
     }
 }
 
