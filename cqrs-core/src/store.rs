@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use serde_json::Value;
 
-use crate::projection::Lease;
+use crate::projection::{Lease, StreamPartition};
 use crate::{
     CommandId, ExpectedVersion, NewEvent, Position, RecordedEvent, Result, StreamId, Version,
 };
@@ -116,6 +116,9 @@ pub struct EventFilter {
     pub categories: Vec<String>,
     /// Event types to pass; empty passes all.
     pub event_types: Vec<String>,
+    /// Only the streams of this partition (by a hash of the stream id every store computes
+    /// alike, see [`StreamPartition`]); `None` passes all.
+    pub partition: Option<StreamPartition>,
 }
 
 impl EventFilter {
@@ -142,9 +145,16 @@ impl EventFilter {
         self
     }
 
+    /// Passes only the streams of `partition` (and what the rest of the filter passes).
+    #[must_use]
+    pub fn partition(mut self, partition: StreamPartition) -> Self {
+        self.partition = Some(partition);
+        self
+    }
+
     /// Whether the filter passes everything.
     pub fn is_all(&self) -> bool {
-        self.categories.is_empty() && self.event_types.is_empty()
+        self.categories.is_empty() && self.event_types.is_empty() && self.partition.is_none()
     }
 
     /// Whether an event of `event_type` in `stream_id` passes.
@@ -152,6 +162,7 @@ impl EventFilter {
         let category = stream_id.split_once('-').map_or(stream_id, |(c, _)| c);
         (self.categories.is_empty() || self.categories.iter().any(|c| c == category))
             && (self.event_types.is_empty() || self.event_types.iter().any(|t| t == event_type))
+            && self.partition.is_none_or(|p| p.contains(stream_id))
     }
 }
 

@@ -26,6 +26,67 @@ impl LeaseStore for PgEventStore {
     async fn release(&self, lease: &Lease) -> Result<(), Error> {
         Ok(release(self, lease).await?)
     }
+
+    async fn leases(&self, prefix: &str) -> Result<Vec<Lease>, Error> {
+        Ok(list(self, prefix).await?)
+    }
+}
+
+async fn list(store: &PgEventStore, prefix: &str) -> Result<Vec<Lease>, PgError> {
+    let rows = sqlx::query(&store.queries.list_leases)
+        .bind(prefix)
+        .fetch_all(&store.pool)
+        .await?;
+    rows.iter()
+        .map(|row| {
+            let name: String = row.try_get("name")?;
+            let owner: String = row.try_get("owner")?;
+            let epoch: i64 = row.try_get("epoch")?;
+            let valid_for: f64 = row.try_get("valid_for_secs")?;
+            let valid_for = Duration::try_from_secs_f64(valid_for.max(0.0)).map_err(|_| {
+                PgError::CorruptRow {
+                    what: "lease validity out of range",
+                }
+            })?;
+            Ok(Lease::new(
+                name,
+                owner,
+                to_u64("lease epoch", epoch)?,
+                valid_for,
+            ))
+        })
+        .collect()
+}
+
+impl PgEventStore {
+    /// Fences a sink's own transaction by `lease` (the lease a projection is applied under,
+    /// [`Projection::apply_fenced`](cqrs_core::projection::Projection::apply_fenced)):
+    /// whether the lease is still held in its epoch, unexpired by the database's clock. Call
+    /// it in the transaction that writes the read model, before its writes, and commit only
+    /// when it says `true`; on `false` roll back and answer
+    /// [`ProjectionError::LeaseLost`](cqrs_core::projection::ProjectionError::LeaseLost).
+    ///
+    /// The lease row stays locked `FOR SHARE` until the transaction ends: a takeover waits
+    /// for the writes to commit, and a check after a takeover committed fails. So a worker
+    /// paused past its lease (a long GC, a stalled network) cannot write after its
+    /// successor started: the same fence the runner's checkpoint saves go through.
+    ///
+    /// # Errors
+    ///
+    /// The database's.
+    pub async fn lease_holds(
+        &self,
+        transaction: &mut sqlx::PgConnection,
+        lease: &Lease,
+    ) -> Result<bool, PgError> {
+        let held: bool = sqlx::query_scalar(&self.queries.lease_holds)
+            .bind(&lease.name)
+            .bind(&lease.owner)
+            .bind(to_i64("lease epoch", lease.epoch)?)
+            .fetch_one(&mut *transaction)
+            .await?;
+        Ok(held)
+    }
 }
 
 async fn try_acquire(

@@ -85,8 +85,11 @@ impl PgEventStore {
         let (major, minor) = convert::position_parts(after)?;
         let categories = (!filter.categories.is_empty()).then_some(&filter.categories);
         let event_types = (!filter.event_types.is_empty()).then_some(&filter.event_types);
+        let partition = filter
+            .partition
+            .map(|p| (i64::from(p.index), i64::from(p.count)));
         // Without a filter every scanned row is returned: the window is the page.
-        let window = if categories.is_some() || event_types.is_some() {
+        let window = if categories.is_some() || event_types.is_some() || partition.is_some() {
             max.max(FILTERED_SCAN_WINDOW)
         } else {
             max
@@ -98,6 +101,8 @@ impl PgEventStore {
             .bind(categories)
             .bind(event_types)
             .bind(limit(window))
+            .bind(partition.map(|p| p.0))
+            .bind(partition.map(|p| p.1))
             .fetch_all(&self.pool)
             .await?;
         debug_assert!(rows

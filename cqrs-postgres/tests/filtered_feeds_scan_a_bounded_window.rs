@@ -239,19 +239,23 @@ async fn the_feed_plan_is_an_ordered_primary_key_scan_whatever_the_filter() {
         .next;
     for after in [Position::START, middle] {
         let (major, minor) = after.parts();
-        for (categories, event_types) in [
-            (None, None),
-            (some(&["wanted"]), None),
-            (some(&["noise"]), None),
-            (None, some(&["Wanted"])),
-            (some(&["wanted", "other"]), some(&["Wanted"])),
+        // A stream partition (index, count) as a partitioned worker reads it.
+        for (categories, event_types, partition) in [
+            (None, None, None),
+            (some(&["wanted"]), None, None),
+            (some(&["noise"]), None, None),
+            (None, some(&["Wanted"]), None),
+            (some(&["wanted", "other"]), some(&["Wanted"]), None),
+            (None, None, Some((3_i64, 8_i64))),
+            (some(&["wanted"]), None, Some((3_i64, 8_i64))),
         ] {
             let page: i64 = 1_000;
-            let window: i64 = if categories.is_some() || event_types.is_some() {
-                10_000
-            } else {
-                page
-            };
+            let window: i64 =
+                if categories.is_some() || event_types.is_some() || partition.is_some() {
+                    10_000
+                } else {
+                    page
+                };
             // Bound parameters plan like the custom plans a fresh connection's first executions
             // get: with the values, and the planner's guesses of the filter's selectivity.
             let (sqlx::types::Json(plan),): (sqlx::types::Json<Value>,) = sqlx::query_as(&explain)
@@ -261,13 +265,17 @@ async fn the_feed_plan_is_an_ordered_primary_key_scan_whatever_the_filter() {
                 .bind(&categories)
                 .bind(&event_types)
                 .bind(window)
+                .bind(partition.map(|p: (i64, i64)| p.0))
+                .bind(partition.map(|p: (i64, i64)| p.1))
                 .fetch_one(store.pool())
                 .await
                 .expect("explain");
             let plan = &plan[0]["Plan"];
             let mut all = Vec::new();
             nodes(plan, true, &mut all);
-            let case = format!("after {after}, categories {categories:?}, types {event_types:?}");
+            let case = format!(
+                "after {after}, categories {categories:?}, types {event_types:?}, partition {partition:?}"
+            );
             let scans: Vec<&Value> = all
                 .iter()
                 .map(|(node, _)| *node)
@@ -317,6 +325,8 @@ async fn the_window_end_is_walked_only_when_the_page_comes_up_short() {
                 .bind(Some(categories))
                 .bind(None::<Vec<String>>)
                 .bind(i64::try_from(WINDOW).expect("small"))
+                .bind(None::<i64>)
+                .bind(None::<i64>)
                 .fetch_one(store.pool())
                 .await
                 .expect("explain analyze");

@@ -11,6 +11,7 @@ pub mod bus;
 pub mod chaos;
 pub mod domain;
 mod env;
+mod fenced;
 mod inspect;
 mod kafka_node;
 mod outage_node;
@@ -27,6 +28,7 @@ pub use env::{
     client_for, database_url, delete_indices, drop_schema, elasticsearch_url, es_client,
     lease_holder, pg_store, summaries_read_model, unique_name,
 };
+pub use fenced::{last_versions, FencedState, FencedVersions};
 pub use inspect::{
     all_events, assert_documents, assert_read_model_is_the_fold, raw_documents, refresh,
     RawDocument,

@@ -51,13 +51,21 @@ pub(crate) enum Workload {
     Freshness,
     /// `EsIndex::rebuild` of a large read model.
     Rebuild,
+    /// Partitioned workers (1, 2, 4 on 8 partitions) against one unpartitioned runner, and the
+    /// rebalance time after a worker dies.
+    Partitions,
 }
 
 impl Workload {
     /// The workloads `--only` selects (all of them without it).
     pub(crate) fn selected(only: Option<Workload>) -> Vec<Workload> {
         match only {
-            None => vec![Workload::Throughput, Workload::Freshness, Workload::Rebuild],
+            None => vec![
+                Workload::Throughput,
+                Workload::Freshness,
+                Workload::Rebuild,
+                Workload::Partitions,
+            ],
             Some(one) => vec![one],
         }
     }

@@ -47,6 +47,19 @@ impl LeaseStore for InMemoryEventStore {
         Ok(Some(Lease::new(name, owner, epoch, ttl)))
     }
 
+    async fn leases(&self, prefix: &str) -> Result<Vec<Lease>> {
+        let state = self.read();
+        let now = Instant::now();
+        let mut held: Vec<Lease> = state
+            .leases
+            .iter()
+            .filter(|(name, row)| name.starts_with(prefix) && row.expires > now)
+            .map(|(name, row)| Lease::new(name, &row.owner, row.epoch, row.expires - now))
+            .collect();
+        held.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(held)
+    }
+
     async fn release(&self, lease: &Lease) -> Result<()> {
         let mut state = self.write();
         let now = Instant::now();

@@ -58,4 +58,16 @@ pub trait LeaseStore: Send + Sync {
     /// Gives `lease` up, if it is still held in its epoch (the next holder gets a higher
     /// epoch; a lease held by someone else, or in a later epoch, is left alone).
     async fn release(&self, lease: &Lease) -> Result<()>;
+
+    /// The leases held now whose names start with `prefix`, in name order, each with the time
+    /// it has left by the store's clock as [`Lease::valid_for`]. Partitioned workers list
+    /// their members' leases with it, and any process reads who holds which partition.
+    ///
+    /// The default refuses with [`Error::Unsupported`](crate::Error::Unsupported).
+    async fn leases(&self, prefix: &str) -> Result<Vec<Lease>> {
+        let _ = prefix;
+        Err(crate::Error::Unsupported {
+            operation: "listing leases",
+        })
+    }
 }

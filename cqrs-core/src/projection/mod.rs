@@ -10,6 +10,7 @@
 pub(crate) mod breaker;
 mod dead_letter;
 mod lease;
+pub mod partition;
 pub(crate) mod runner;
 mod signal;
 mod status;
@@ -23,6 +24,10 @@ pub use breaker::BreakerState;
 pub(crate) use breaker::CircuitBreaker;
 pub use dead_letter::{DeadLetter, DeadLetterStore, LetterTarget, Redrive};
 pub use lease::{Lease, LeaseStore};
+pub use partition::{
+    PartitionBy, PartitionReport, PartitionedHandle, PartitionedRunner, PartitionedStatus,
+    Partitions, StreamPartition,
+};
 pub use runner::{PoisonPolicy, ProjectionHandle, ProjectionRunner, RunnerOptions, WaitError};
 pub use signal::{FeedSignal, FeedWaiter};
 pub use status::{ProjectionState, ProjectionStatus};
@@ -51,6 +56,23 @@ pub trait Projection: Send + Sync {
 
     /// Applies a batch, in feed order, durably.
     async fn apply(&self, events: &[RecordedEvent]) -> Result<(), ProjectionError>;
+
+    /// Applies a batch as [`apply`](Self::apply) does, under `lease`: the lease (name and
+    /// epoch, a fencing token) this worker leads by, `None` for a runner without leases. The
+    /// runner calls this one; the default ignores the lease and calls `apply`.
+    ///
+    /// A sink that can check the lease in its own write (a PostgreSQL read model checking
+    /// the lease row in its transaction) overrides it, so a worker whose lease passed on
+    /// while it was paused cannot write any more: it refuses with
+    /// [`ProjectionError::LeaseLost`], which ends the worker's term.
+    async fn apply_fenced(
+        &self,
+        events: &[RecordedEvent],
+        lease: Option<&Lease>,
+    ) -> Result<(), ProjectionError> {
+        let _ = lease;
+        self.apply(events).await
+    }
 
     /// Makes everything applied before the call visible to readers, for sinks where a write
     /// is durable before readers see it (a search index's refresh). The runner calls it after
@@ -85,6 +107,11 @@ pub enum ProjectionError {
     /// so each key keeps its order. The runner's [`PoisonPolicy`] decides what happens next.
     #[error("{} event(s) cannot be applied", .0.len())]
     Poison(Vec<Rejected>),
+    /// The sink refused the write because the lease it was made under has expired or passed
+    /// on (see [`Projection::apply_fenced`]): nothing of the batch was applied, and the
+    /// worker's term ends at once (it stands by; the new holder applies the batch).
+    #[error("the lease passed on: {0}")]
+    LeaseLost(#[source] BoxError),
 }
 
 /// One event a projection cannot apply, and why.

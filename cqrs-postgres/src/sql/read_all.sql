@@ -5,8 +5,9 @@
 -- both scans below see the same rows.
 --
 -- The window scan: `page` reads up to $6 rows after ($1, $2) below the horizon straight off
--- events_pkey, in order and unfiltered, and only then applies the category ($4) and event-type
--- ($5) filters, keeping the first $3 matches (the scan stops there). The filters sit above the
+-- events_pkey, in order and unfiltered, and only then applies the category ($4), event-type
+-- ($5) and stream-partition ($7 of $8: the first four bytes of md5(stream_id) as an unsigned
+-- integer, modulo $8, as cqrs_core's StreamPartition computes it) filters, keeping the first $3 matches (the scan stops there). The filters sit above the
 -- window's LIMIT, where the planner cannot push them down, so the plan is the same ordered index
 -- scan whatever it guesses their selectivity to be. The page's own ORDER BY makes "the first $3
 -- matches" a guarantee rather than the subquery's order kept by chance (SQL promises no order
@@ -44,6 +45,8 @@ page AS (
     ) w
     WHERE ($4::text[] IS NULL OR split_part(w.stream_id, '-', 1) = ANY ($4::text[]))
       AND ($5::text[] IS NULL OR w.event_type = ANY ($5::text[]))
+      AND ($8::bigint IS NULL
+           OR ('x' || substr(md5(w.stream_id), 1, 8))::bit(32)::bigint % $8::bigint = $7::bigint)
     ORDER BY w.transaction_id, w.position
     LIMIT $3
 ),
@@ -52,7 +55,7 @@ window_end AS (
     FROM {schema}.events e
     WHERE (e.transaction_id, e.position) > ($1::text::xid8, $2::bigint)
       AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-      AND ($4::text[] IS NOT NULL OR $5::text[] IS NOT NULL)
+      AND ($4::text[] IS NOT NULL OR $5::text[] IS NOT NULL OR $8::bigint IS NOT NULL)
       AND (SELECT count(*) FROM page) < $3
     ORDER BY e.transaction_id, e.position
     OFFSET $6 - 1

@@ -3,6 +3,7 @@
 
 mod feed;
 mod freshness;
+mod partitions;
 mod probe;
 mod raw;
 mod rebuild;
@@ -43,6 +44,7 @@ pub(crate) async fn run(ctx: &Context, workload: Workload) -> Result<Vec<Output>
         Workload::Throughput => throughput::run(ctx).await,
         Workload::Freshness => freshness::run(ctx).await,
         Workload::Rebuild => rebuild::run(ctx).await.map(|table| vec![table]),
+        Workload::Partitions => partitions::run(ctx).await,
     }
 }
 

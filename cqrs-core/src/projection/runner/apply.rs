@@ -77,7 +77,11 @@ impl Worker {
                 continue;
             }
             let span = tracing::debug_span!("apply", events = ready.len(), attempt = attempt + 1);
-            let outcome = projection.apply(ready).instrument(span).await;
+            let lease = self.fence.as_ref().and_then(|f| f.lease().cloned());
+            let outcome = projection
+                .apply_fenced(ready, lease.as_ref())
+                .instrument(span)
+                .await;
             let breaker = &mut self.breaker;
             match outcome {
                 Ok(()) => {
@@ -87,6 +91,13 @@ impl Worker {
                 Err(ProjectionError::Poison(rejected)) => {
                     breaker.record_success();
                     return Ok(rejected);
+                }
+                Err(ProjectionError::LeaseLost(error)) => {
+                    tracing::warn!(%error, "the sink refused the batch: the lease passed on");
+                    if let Some(fence) = &self.fence {
+                        fence.lose();
+                    }
+                    return Err(Lead::LostLease);
                 }
                 Err(ProjectionError::Transient(error)) => {
                     breaker.record_failure();

@@ -62,6 +62,11 @@ impl ProjectionHandle {
         self.status.borrow().clone()
     }
 
+    /// A receiver of the status as it changes (partitioned workers read it live).
+    pub(crate) fn watch(&self) -> watch::Receiver<ProjectionStatus> {
+        self.status.clone()
+    }
+
     /// Waits until the checkpoint reaches `position` (read-your-writes after a command), at
     /// most `timeout`: the status then.
     ///

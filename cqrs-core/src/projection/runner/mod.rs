@@ -174,6 +174,12 @@ impl ProjectionRunner {
         self
     }
 
+    /// Shares the projection by `leases`, already shared (partitioned workers).
+    pub(crate) fn with_shared_leases(mut self, leases: Arc<dyn LeaseStore>) -> Self {
+        self.leases = Some(leases);
+        self
+    }
+
     /// Wakes on appends instead of waiting for the next poll.
     #[must_use]
     pub fn with_signal(mut self, signal: impl FeedSignal + 'static) -> Self {

@@ -37,9 +37,9 @@ pub struct RunnerOptions {
     pub(super) breaker_open_for: Duration,
     /// `None`: [`PoisonPolicy::Park`] with a dead-letter store, [`PoisonPolicy::Stop`] without.
     pub(super) poison: Option<PoisonPolicy>,
-    pub(super) lease_ttl: Duration,
-    pub(super) owner: String,
-    pub(super) checkpoint_name: Option<String>,
+    pub(in crate::projection) lease_ttl: Duration,
+    pub(in crate::projection) owner: String,
+    pub(in crate::projection) checkpoint_name: Option<String>,
     pub(super) upcasters: Upcasters,
     pub(super) checkpoint_interval: Duration,
 }

@@ -178,11 +178,19 @@ impl Worker {
             if !self.breaker.wait_time().is_zero() {
                 return false;
             }
-            match projection.apply(&ready).await {
+            let lease = self.fence.as_ref().and_then(|f| f.lease().cloned());
+            match projection.apply_fenced(&ready, lease.as_ref()).await {
                 Ok(()) => self.breaker.record_success(),
                 Err(ProjectionError::Poison(rejected)) => {
                     self.breaker.record_success();
                     failed.extend(rejected);
+                }
+                Err(ProjectionError::LeaseLost(error)) => {
+                    self.note(format!("re-driving dead letters refused: {error}"));
+                    if let Some(fence) = &self.fence {
+                        fence.lose();
+                    }
+                    return false;
                 }
                 Err(ProjectionError::Transient(error)) => {
                     self.breaker.record_failure();

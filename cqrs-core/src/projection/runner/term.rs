@@ -119,6 +119,16 @@ pub(crate) enum SaveError {
 }
 
 impl Fence {
+    /// The lease saves go through, if any.
+    pub(crate) fn lease(&self) -> Option<&Lease> {
+        self.lease.as_ref()
+    }
+
+    /// Ends the term: the sink refused a write under its lease.
+    pub(crate) fn lose(&self) {
+        self.lost.send_replace(true);
+    }
+
     /// Saves `position` as checkpoint `name`: under the lease's epoch if there is one.
     pub(crate) async fn save(
         &self,

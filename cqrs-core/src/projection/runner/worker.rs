@@ -38,6 +38,8 @@ pub(super) struct Worker {
     pub(super) breaker: CircuitBreaker,
     /// Keys with a parked event: their later events are held back (parked too).
     pub(super) parked: HashSet<String>,
+    /// The fence of the term being led: its lease goes with each apply.
+    pub(super) fence: Option<Fence>,
 }
 
 impl Worker {
@@ -54,6 +56,7 @@ impl Worker {
             stop,
             breaker,
             parked: HashSet::new(),
+            fence: None,
         }
     }
 
@@ -124,6 +127,7 @@ impl Worker {
             Ok(checkpoint) => checkpoint,
             Err(lead) => return lead,
         };
+        self.fence = Some(fence.clone());
         let options = &self.runner.options;
         let parts = Parts {
             name: name.to_owned(),

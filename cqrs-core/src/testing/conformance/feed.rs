@@ -167,3 +167,42 @@ pub async fn concurrent_writers_never_skip_a_feed_event<S: ConformanceStore>(sto
         *last = e.version.get();
     }
 }
+
+/// A stream-partition filter passes exactly the streams whose id hashes to the partition, as
+/// [`StreamPartition`](crate::projection::StreamPartition) computes it (the store computes the
+/// same hash itself): every stream is in one partition, whatever its id's characters.
+pub async fn the_feed_filters_by_stream_partition<S: ConformanceStore>(store: S) {
+    use crate::projection::StreamPartition;
+
+    let ids: Vec<String> = (0..300u64)
+        .map(|n| match n % 3 {
+            0 => format!("order-{n}"),
+            1 => format!("Zahlung-ü{n}-é"),
+            _ => format!(
+                "x-{n}-{}",
+                "ab".repeat(usize::try_from(n % 40).expect("small"))
+            ),
+        })
+        .collect();
+    for (n, id) in (0u64..).zip(&ids) {
+        store
+            .append(&stream(id), ExpectedVersion::Any, vec![event(n)])
+            .await
+            .expect("append");
+    }
+    let count = 4;
+    let mut seen = 0;
+    for index in 0..count {
+        let partition = StreamPartition::new(index, count).expect("below the count");
+        let expected: Vec<u64> = (0u64..)
+            .zip(&ids)
+            .filter(|(_, id)| partition.contains(id))
+            .map(|(n, _)| n)
+            .collect();
+        let filter = EventFilter::all().partition(partition);
+        let got = read_whole_feed(&store, &filter, expected.len()).await;
+        assert_eq!(numbers(&got), expected, "{partition}");
+        seen += got.len();
+    }
+    assert_eq!(seen, ids.len(), "every stream is in exactly one partition");
+}

@@ -162,3 +162,53 @@ pub async fn a_stale_epoch_cannot_save<S: ConformanceStore>(store: S) {
     );
     assert_eq!(store.load_checkpoint("p").await.expect("load"), Some(p2));
 }
+
+/// Leases are listed by name prefix, in name order, only while unexpired, with their epoch and
+/// the time they have left.
+pub async fn leases_under_a_prefix_are_listed_while_held<S: ConformanceStore>(store: S) {
+    let long = Duration::from_secs(30);
+    let short = Duration::from_millis(300);
+    let b = store
+        .try_acquire("p/members/b", "b", long)
+        .await
+        .expect("acquire");
+    let a = store
+        .try_acquire("p/members/a", "a", short)
+        .await
+        .expect("acquire");
+    store
+        .try_acquire("q/members/c", "c", long)
+        .await
+        .expect("acquire");
+    store
+        .try_acquire("p/other", "d", long)
+        .await
+        .expect("acquire");
+    let (a, b) = (a.expect("free"), b.expect("free"));
+    let listed = store.leases("p/members/").await.expect("list");
+    let owners: Vec<(&str, &str, u64)> = listed
+        .iter()
+        .map(|l| (l.name.as_str(), l.owner.as_str(), l.epoch))
+        .collect();
+    assert_eq!(
+        owners,
+        [("p/members/a", "a", a.epoch), ("p/members/b", "b", b.epoch)]
+    );
+    assert!(listed[1].valid_for > Duration::from_secs(20) && listed[1].valid_for <= long);
+    // Expired: no longer listed. Released: neither.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let listed = store.leases("p/members/").await.expect("list");
+        if listed.len() == 1 {
+            assert_eq!(listed[0].owner, "b");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "an expired lease is not listed: {listed:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    store.release(&b).await.expect("release");
+    assert!(store.leases("p/members/").await.expect("list").is_empty());
+}

@@ -29,11 +29,11 @@ pub use dead_letters::{
 };
 pub use feed::{
     concurrent_writers_never_skip_a_feed_event, the_feed_filters_by_category_and_event_type,
-    the_feed_is_totally_ordered_and_batched,
+    the_feed_filters_by_stream_partition, the_feed_is_totally_ordered_and_batched,
 };
 pub use leases::{
     a_stale_epoch_cannot_save, lease_epochs_grow_with_each_new_holder,
-    leases_admit_one_owner_at_a_time,
+    leases_admit_one_owner_at_a_time, leases_under_a_prefix_are_listed_while_held,
 };
 pub use process::{
     a_cancelled_timeout_never_fires, a_duplicate_record_changes_nothing,

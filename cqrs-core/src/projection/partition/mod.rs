@@ -1,0 +1,115 @@
+//! Partitioned subscriptions: one projection split over workers, each partition with its own
+//! checkpoint, lease and dead letters.
+//!
+//! How the parts fit:
+//! - `hash`: which partition a stream (or key) is in ([`StreamPartition`]), computed alike by
+//!   every store, so a by-stream partition is filtered in the feed query;
+//! - `wrapper`: a partition is the projection under another name (its checkpoint, lease and
+//!   dead letters), its filter narrowed to the partition; each runs on the ordinary
+//!   [`ProjectionRunner`](super::ProjectionRunner): one engine;
+//! - `assign`: which live worker runs which partition (balanced rendezvous hashing);
+//! - `worker`: [`PartitionedRunner`]: a worker keeps a member lease, lists the members, runs
+//!   the partitions assigned to it and stops (gracefully) those it no longer owns;
+//! - `status`: the worker's own view ([`PartitionedStatus`]) and the store's
+//!   ([`PartitionReport`]), which any process can read.
+//!
+//! Workers share nothing but the store. Views of the membership may disagree for a moment
+//! while a worker joins or dies; two workers can still never lead one partition at once: each
+//! partition's runner holds the partition's lease, and every checkpoint save (and every write
+//! of a sink that checks [`Projection::apply_fenced`](super::Projection::apply_fenced)'s
+//! lease) is fenced by its epoch.
+
+mod assign;
+mod hash;
+mod status;
+mod worker;
+mod wrapper;
+
+pub use hash::StreamPartition;
+pub use status::{PartitionReport, PartitionedStatus};
+pub use worker::{PartitionedHandle, PartitionedRunner};
+
+/// What a projection is partitioned by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum PartitionBy {
+    /// A hash of the stream id: the events of one stream are in one partition (per-stream
+    /// order), and the store filters each partition's feed itself.
+    Stream,
+    /// A hash of [`Projection::key`](super::Projection::key) (the stream id for events
+    /// without a key): for read models where one document (or process instance) is fed by
+    /// several streams, so two workers never write it at once. Each partition reads the
+    /// whole (filtered) feed and applies its own keys.
+    Key,
+}
+
+/// How a projection is split: into how many partitions, by what.
+///
+/// Choose the count up front (a multiple of the most workers you expect spreads evenly):
+/// partitions are named by their count, so another count starts new checkpoints from the
+/// beginning of the feed (an idempotent projection converges; it takes a replay).
+///
+/// ```
+/// use cqrs_core::projection::{PartitionBy, Partitions};
+///
+/// let partitions = Partitions::by_stream(8);
+/// assert_eq!(partitions.count(), 8);
+/// assert_eq!(partitions.by(), PartitionBy::Stream);
+/// assert_eq!(partitions.name("orders", 3), "orders/partitions/8/3");
+/// assert_eq!(Partitions::members_prefix("orders"), "orders/members/");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Partitions {
+    count: u32,
+    by: PartitionBy,
+}
+
+impl Partitions {
+    /// `count` partitions (at least one) by a hash of the stream id.
+    pub fn by_stream(count: u32) -> Self {
+        Self {
+            count: count.max(1),
+            by: PartitionBy::Stream,
+        }
+    }
+
+    /// `count` partitions (at least one) by a hash of the projection's key.
+    pub fn by_key(count: u32) -> Self {
+        Self {
+            count: count.max(1),
+            by: PartitionBy::Key,
+        }
+    }
+
+    /// How many partitions.
+    pub fn count(&self) -> u32 {
+        self.count
+    }
+
+    /// What they are split by.
+    pub fn by(&self) -> PartitionBy {
+        self.by
+    }
+
+    /// The name of partition `index` of `projection`: it keys the partition's checkpoint,
+    /// lease and dead letters.
+    pub fn name(&self, projection: &str, index: u32) -> String {
+        format!("{}{index}", self.prefix(projection))
+    }
+
+    /// What every partition's name of `projection` starts with.
+    pub fn prefix(&self, projection: &str) -> String {
+        format!("{projection}/partitions/{}/", self.count)
+    }
+
+    /// What the member leases of `projection`'s workers are named with: the prefix, then
+    /// the worker's id.
+    pub fn members_prefix(projection: &str) -> String {
+        format!("{projection}/members/")
+    }
+
+    /// Partition `index`, if below the count.
+    pub fn partition(&self, index: u32) -> Option<StreamPartition> {
+        StreamPartition::new(index, self.count)
+    }
+}

@@ -1,0 +1,411 @@
+//! [`PartitionedRunner`]: one worker of a partitioned projection. It keeps a member lease,
+//! lists the live members, and runs (each on an ordinary [`ProjectionRunner`]) the partitions
+//! the assignment gives it, stopping gracefully those it no longer owns.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::{JoinHandle, JoinSet};
+use tracing::Instrument;
+
+use crate::projection::{
+    Lease, LeaseStore, Projection, ProjectionHandle, ProjectionRunner, ProjectionStatus,
+    ProjectionStore, RunnerOptions,
+};
+
+use super::assign::assign;
+use super::wrapper::PartitionProjection;
+use super::{PartitionedStatus, Partitions};
+
+/// Makes the runner of one partition.
+type MakeRunner = Arc<dyn Fn(PartitionProjection) -> ProjectionRunner + Send + Sync>;
+
+/// The live status of each partition a worker runs.
+type Live = Arc<Mutex<BTreeMap<u32, watch::Receiver<ProjectionStatus>>>>;
+
+/// Gives the projection instance of one partition.
+type MakeProjection = Arc<dyn Fn(u32) -> Arc<dyn Projection> + Send + Sync>;
+
+/// One worker of a projection split into [`Partitions`]. Start one in each process (each
+/// with its own worker id, [`RunnerOptions::owner`], unique among the workers); they share
+/// only the store, and split the partitions between them as they join, leave and die.
+///
+/// Each partition is the projection under the partition's name
+/// ([`Partitions::name`]: its own checkpoint, lease and dead letters), run by an ordinary
+/// [`ProjectionRunner`] with the options given here, so it behaves as an unpartitioned one
+/// does: batches, retries, breaker, dead letters, fenced saves. A partition newly given to
+/// this worker stands by until its old holder released it or its lease expired.
+///
+/// Every `lease_ttl / 3` the worker renews its member lease
+/// (`{projection}/members/{worker}`), lists the live members and runs what the assignment
+/// gives it. After a worker dies, its partitions run elsewhere within about one lease time
+/// to live plus two such ticks.
+///
+/// With [`for_store`](Self::for_store) the projection is shared by the partitions this
+/// worker runs: `apply` may be called concurrently, for different partitions (by stream:
+/// different streams; by key: different keys), and `leadership_changed` comes from each.
+/// A projection that keeps per-term state (a cache, a timer pump, a retry memo: process
+/// managers, the Kafka publisher) gets an instance per partition from
+/// [`for_store_each`](Self::for_store_each).
+///
+/// ```
+/// use async_trait::async_trait;
+/// use cqrs_core::projection::{PartitionedRunner, Partitions, Projection, ProjectionError, RunnerOptions};
+/// use cqrs_core::{AppendEvents, ExpectedVersion, InMemoryEventStore, NewEvent, RecordedEvent, StreamId};
+/// use std::sync::{Arc, Mutex};
+/// use std::time::Duration;
+///
+/// #[derive(Clone)]
+/// struct LastVersion(Arc<Mutex<std::collections::HashMap<String, u64>>>);
+///
+/// #[async_trait]
+/// impl Projection for LastVersion {
+///     fn name(&self) -> &str { "last-version" }
+///     async fn apply(&self, events: &[RecordedEvent]) -> Result<(), ProjectionError> {
+///         let mut seen = self.0.lock().unwrap();
+///         for event in events {
+///             seen.insert(event.stream_id.to_string(), event.version.get());
+///         }
+///         Ok(())
+///     }
+/// }
+///
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// let store = InMemoryEventStore::new();
+/// let seen = LastVersion(Default::default());
+/// let options = RunnerOptions::new().lease_ttl(Duration::from_millis(600));
+/// // Two workers (in one process here; in several processes in production).
+/// let workers: Vec<_> = ["a", "b"]
+///     .into_iter()
+///     .map(|id| {
+///         PartitionedRunner::for_store(seen.clone(), Partitions::by_stream(4), &store)
+///             .with_options(options.clone().owner(id))
+///             .spawn()
+///     })
+///     .collect();
+/// for i in 0..20 {
+///     let stream = StreamId::new(format!("order-{i}"))?;
+///     store.append(&stream, ExpectedVersion::Any, vec![NewEvent::new("Placed", 1, serde_json::json!({}))]).await?;
+/// }
+/// let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+/// while seen.0.lock().unwrap().len() < 20 && tokio::time::Instant::now() < deadline {
+///     tokio::time::sleep(Duration::from_millis(20)).await;
+/// }
+/// assert_eq!(seen.0.lock().unwrap().len(), 20);
+/// for worker in workers {
+///     worker.shutdown().await;
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
+pub struct PartitionedRunner {
+    name: String,
+    projection: MakeProjection,
+    partitions: Partitions,
+    leases: Arc<dyn LeaseStore>,
+    make: MakeRunner,
+    options: RunnerOptions,
+}
+
+impl PartitionedRunner {
+    /// A worker of `projection` split into `partitions`, with every role played by `store`
+    /// (as [`ProjectionRunner::for_store`]); the store's leases also keep the membership.
+    pub fn for_store<S: ProjectionStore>(
+        projection: impl Projection + 'static,
+        partitions: Partitions,
+        store: &S,
+    ) -> Self {
+        let projection: Arc<dyn Projection> = Arc::new(projection);
+        Self::new(
+            projection.name().to_owned(),
+            Arc::new(move |_| projection.clone()),
+            partitions,
+            store,
+        )
+    }
+
+    /// Like [`for_store`](Self::for_store), with an instance of the projection per partition,
+    /// made by `make` (given the partition's index) each time this worker starts running the
+    /// partition: for projections that keep state per term, such as a
+    /// [`ProcessManagerProjection`](crate::process::ProcessManagerProjection) (its instance
+    /// cache and timer pump; the pumps of several partitions race, and each timeout still
+    /// fires once) or a publisher's retry memo. Every instance must have the same name.
+    pub fn for_store_each<S, P, F>(partitions: Partitions, store: &S, make: F) -> Self
+    where
+        S: ProjectionStore,
+        P: Projection + 'static,
+        F: Fn(u32) -> P + Send + Sync + 'static,
+    {
+        let name = make(0).name().to_owned();
+        let make: MakeProjection = Arc::new(move |index| Arc::new(make(index)));
+        Self::new(name, make, partitions, store)
+    }
+
+    fn new<S: ProjectionStore>(
+        name: String,
+        projection: MakeProjection,
+        partitions: Partitions,
+        store: &S,
+    ) -> Self {
+        let runners = store.clone();
+        Self {
+            name,
+            projection,
+            partitions,
+            leases: Arc::new(store.clone()),
+            make: Arc::new(move |partition| ProjectionRunner::for_store(partition, &runners)),
+            options: RunnerOptions::default(),
+        }
+    }
+
+    /// The options of each partition's runner. Its owner is this worker's id, unique among
+    /// the workers; its lease time to live also paces the membership. The checkpoint name is
+    /// each partition's own.
+    #[must_use]
+    pub fn with_options(mut self, options: RunnerOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Keeps the membership and the partitions' leases in `leases` instead of the store.
+    #[must_use]
+    pub fn with_leases(mut self, leases: impl LeaseStore + 'static) -> Self {
+        self.leases = Arc::new(leases);
+        self
+    }
+
+    /// Starts the worker in its own task. Needs a tokio runtime.
+    pub fn spawn(self) -> PartitionedHandle {
+        let name = self.name.clone();
+        let (status_tx, status) =
+            watch::channel(PartitionedStatus::new(&name, &self.options.owner));
+        let (stop, stop_rx) = watch::channel(false);
+        let span = tracing::info_span!("partitioned", name = %name, worker = %self.options.owner);
+        let live = Live::default();
+        let task = tokio::spawn(self.run(stop_rx, status_tx, live.clone()).instrument(span));
+        PartitionedHandle {
+            status,
+            live,
+            stop,
+            task,
+        }
+    }
+
+    /// Runs a partition's runner.
+    fn start(&self, index: u32) -> Option<ProjectionHandle> {
+        let partition = self.partitions.partition(index)?;
+        let name = self.partitions.name(&self.name, index);
+        let wrapper = PartitionProjection {
+            inner: (self.projection)(index),
+            name: name.clone(),
+            partition,
+            by: self.partitions.by(),
+        };
+        let runner = (self.make)(wrapper)
+            .with_options(self.options.clone().checkpoint_name(name))
+            .with_shared_leases(self.leases.clone());
+        Some(runner.spawn())
+    }
+
+    async fn run(
+        self,
+        mut stop: watch::Receiver<bool>,
+        status: watch::Sender<PartitionedStatus>,
+        live: Live,
+    ) {
+        let owner = self.options.owner.clone();
+        let ttl = self.options.lease_ttl;
+        let prefix = Partitions::members_prefix(&self.name);
+        let member_name = format!("{prefix}{owner}");
+        let mut running = Running::default();
+        let mut stopping: JoinSet<u32> = JoinSet::new();
+        let mut stopping_ids: BTreeSet<u32> = BTreeSet::new();
+        let mut member: Option<Lease> = None;
+        while !*stop.borrow_and_update() {
+            while let Some(done) = stopping.try_join_next() {
+                if let Ok(index) = done {
+                    stopping_ids.remove(&index);
+                }
+            }
+            let mut error = None;
+            match bounded(ttl, self.leases.try_acquire(&member_name, &owner, ttl)).await {
+                Ok(Some(lease)) => member = Some(lease),
+                Ok(None) => {
+                    error = Some(format!(
+                        "another worker holds the member lease of {owner}: worker ids must be unique"
+                    ));
+                }
+                Err(e) => error = Some(format!("could not renew the member lease: {e}")),
+            }
+            let listed = bounded(ttl, self.leases.leases(&prefix)).await;
+            match listed {
+                Ok(leases) => {
+                    let mut members: Vec<String> = leases.into_iter().map(|l| l.owner).collect();
+                    members.sort();
+                    members.dedup();
+                    let owners = assign(&members, self.partitions.count());
+                    let mine: BTreeSet<u32> = (0..self.partitions.count())
+                        .zip(owners)
+                        .filter(|(_, o)| members.get(*o) == Some(&owner))
+                        .map(|(i, _)| i)
+                        .collect();
+                    let gone: Vec<u32> = running
+                        .0
+                        .keys()
+                        .copied()
+                        .filter(|i| !mine.contains(i))
+                        .collect();
+                    for index in gone {
+                        if let Some(handle) = running.0.remove(&index) {
+                            tracing::info!(partition = index, "no longer ours: stopping");
+                            stopping_ids.insert(index);
+                            stopping.spawn(async move {
+                                handle.shutdown().await;
+                                index
+                            });
+                        }
+                    }
+                    for index in &mine {
+                        if !running.0.contains_key(index) && !stopping_ids.contains(index) {
+                            if let Some(handle) = self.start(*index) {
+                                tracing::info!(partition = index, "ours: starting");
+                                running.0.insert(*index, handle);
+                            }
+                        }
+                    }
+                    status.send_modify(|s| {
+                        s.members = members;
+                        s.assigned = mine.into_iter().collect();
+                    });
+                }
+                Err(e) => error = Some(format!("could not list the members: {e}")),
+            }
+            if let Some(error) = &error {
+                tracing::warn!(%error, "partition membership");
+            }
+            *live.lock().unwrap_or_else(PoisonError::into_inner) =
+                running.0.iter().map(|(i, h)| (*i, h.watch())).collect();
+            status.send_modify(|s| {
+                s.partitions = running.0.iter().map(|(i, h)| (*i, h.status())).collect();
+                s.stopping = stopping_ids.iter().copied().collect();
+                if error.is_some() {
+                    s.last_error = error;
+                }
+            });
+            tokio::select! {
+                () = tokio::time::sleep(ttl / 3) => {}
+                _ = stop.changed() => {}
+            }
+        }
+        for (index, handle) in std::mem::take(&mut running.0) {
+            stopping.spawn(async move {
+                handle.shutdown().await;
+                index
+            });
+        }
+        live.lock().unwrap_or_else(PoisonError::into_inner).clear();
+        while stopping.join_next().await.is_some() {}
+        if let Some(lease) = member {
+            if let Err(error) = bounded(ttl, self.leases.release(&lease)).await {
+                tracing::warn!(%error, "could not release the member lease; it will expire");
+            }
+        }
+        status.send_modify(|s| {
+            s.partitions.clear();
+            s.assigned.clear();
+            s.stopping.clear();
+            s.stopped = true;
+        });
+    }
+}
+
+/// A store call bounded by `limit`: one that does not answer is an error.
+async fn bounded<T>(
+    limit: Duration,
+    call: impl std::future::Future<Output = crate::Result<T>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(limit, call).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => Err(error.to_string()),
+        Err(_) => Err("the store did not answer in time".to_owned()),
+    }
+}
+
+/// The partitions running; killed (as a crash would) when dropped, so aborting the worker
+/// aborts them too.
+#[derive(Default)]
+struct Running(BTreeMap<u32, ProjectionHandle>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        for (_, handle) in std::mem::take(&mut self.0) {
+            handle.abort();
+        }
+    }
+}
+
+/// A running partitioned worker: its status, and how to stop it.
+#[derive(Debug)]
+pub struct PartitionedHandle {
+    status: watch::Receiver<PartitionedStatus>,
+    live: Live,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl PartitionedHandle {
+    /// The status now: the membership and assignment as of the last look (every
+    /// `lease_ttl / 3`), each partition's status as it is now.
+    pub fn status(&self) -> PartitionedStatus {
+        let mut status = self.status.borrow().clone();
+        let live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
+        if !live.is_empty() {
+            status.partitions = live.iter().map(|(i, s)| (*i, s.borrow().clone())).collect();
+        }
+        status
+    }
+
+    /// Waits until the status (as [`status`](Self::status) gives it) satisfies `condition`,
+    /// at most `timeout`: the status then, or `None` when it did not (or the worker ended
+    /// first).
+    pub async fn wait_until(
+        &self,
+        timeout: Duration,
+        condition: impl Fn(&PartitionedStatus) -> bool,
+    ) -> Option<PartitionedStatus> {
+        let mut status = self.status.clone();
+        let reached = async {
+            loop {
+                let now = self.status();
+                if condition(&now) {
+                    return Some(now);
+                }
+                // The membership changes at each look; the partitions' statuses in between:
+                // looked at every 10 ms.
+                tokio::select! {
+                    changed = status.changed() => if changed.is_err() { return None },
+                    () = tokio::time::sleep(Duration::from_millis(10)) => {}
+                }
+            }
+        };
+        tokio::time::timeout(timeout, reached).await.ok().flatten()
+    }
+
+    /// Stops gracefully: each partition settles its batch, saves its checkpoint and releases
+    /// its lease, then the member lease is released, so the others take over at their next
+    /// look rather than after a lease time.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        if let Err(error) = self.task.await {
+            tracing::error!(%error, "partitioned worker ended abnormally");
+        }
+    }
+
+    /// Kills the worker and its partitions at once, as a crash would: nothing saved, no lease
+    /// released.
+    pub fn abort(self) {
+        self.task.abort();
+    }
+}
