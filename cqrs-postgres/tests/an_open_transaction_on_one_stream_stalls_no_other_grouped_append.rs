@@ -46,7 +46,7 @@ async fn wait_for_a_lock_wait(store: &PgEventStore, holder: i32) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn other_streams_land_and_the_held_stream_gets_a_typed_timeout() {
-    let timeout = Duration::from_secs(1);
+    let timeout = Duration::from_secs(2);
     let store = support::store_with(10)
         .await
         .with_group_commit(GroupCommit::default().timeout(timeout));
@@ -81,6 +81,12 @@ async fn other_streams_land_and_the_held_stream_gets_a_typed_timeout() {
         })
     };
     wait_for_a_lock_wait(&store, holder_pid).await;
+    // A writer waits for its turn for one timeout; the blocked group's statement, which began
+    // before the lock wait was seen, ends one timeout after it began. Queued right behind it,
+    // the others would race that end (a queued append whose turn does not come within the
+    // timeout fails, as documented; CI saw it lose once by a few milliseconds). Queued half a
+    // timeout later, they have half a timeout to spare once the lane is free.
+    tokio::time::sleep(timeout / 2).await;
 
     // Appends to other streams queue on the same (only) lane behind the blocked group.
     let others: Vec<_> = (0..8u64)
