@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use serde_json::Value;
 
-use crate::projection::{Lease, StreamPartition};
+use crate::projection::{BreakerRecord, Lease, StreamPartition};
 use crate::{
     CommandId, ExpectedVersion, NewEvent, Position, RecordedEvent, Result, StreamId, Version,
 };
@@ -327,6 +327,19 @@ pub trait CheckpointStore: Send + Sync {
         Err(crate::Error::Unsupported {
             operation: "checkpoint resets",
         })
+    }
+
+    /// Records where projection `name`'s circuit breaker is, as its runner sees it, so
+    /// operators see a failing sink from outside the runner's process (`cqrs status`, the web
+    /// console). Runners call it when the state changes (and once when they start applying);
+    /// a failure to record is logged, never fatal. While the breaker is not closed, a record
+    /// without an error keeps the error recorded before.
+    ///
+    /// The default keeps nothing: the runner's [`ProjectionStatus`](crate::projection::ProjectionStatus)
+    /// still shows the breaker in its own process.
+    async fn record_breaker(&self, name: &str, breaker: &BreakerRecord) -> Result<()> {
+        let _ = (name, breaker);
+        Ok(())
     }
 }
 

@@ -1,6 +1,7 @@
 //! What a projection's status says while its sink is down and after: the events waiting are
 //! counted (also while it retries), waiting for a position ends as soon as the projection has
-//! failed and says so, and the last error says when it happened.
+//! failed and says so, the last error says when it happened, and the breaker is recorded in
+//! the store for operators outside the runner's process.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -8,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use cqrs_core::projection::{
-    PoisonPolicy, Projection, ProjectionError, ProjectionRunner, ProjectionState, Rejected,
-    RunnerOptions, WaitError,
+    BreakerState, PoisonPolicy, Projection, ProjectionError, ProjectionRunner, ProjectionState,
+    Rejected, RunnerOptions, WaitError,
 };
 use cqrs_core::{
     AppendEvents, ExpectedVersion, InMemoryEventStore, NewEvent, Position, RecordedEvent,
@@ -162,5 +163,65 @@ async fn the_last_error_says_when_it_happened() {
     // The error stays as history, with its time: older than the recovery.
     let last_at = recovered.last_error_at.expect("kept");
     assert!(last_at >= at && last_at <= time::OffsetDateTime::now_utc());
+    handle.shutdown().await;
+}
+
+/// Polls the breaker the store recorded for `name` until `done` says so, or fails saying what
+/// it saw.
+async fn recorded_breaker(
+    store: &InMemoryEventStore,
+    name: &str,
+    what: &str,
+    done: impl Fn(&cqrs_core::projection::BreakerRecord) -> bool,
+) -> cqrs_core::projection::BreakerRecord {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let record = store.breaker(name);
+        if let Some(record) = record.as_ref().filter(|r| done(r)) {
+            return record.clone();
+        }
+        assert!(Instant::now() < deadline, "{what}: recorded {record:?}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_breaker_is_recorded_in_the_store_when_it_opens_and_when_it_closes_again() {
+    let store = InMemoryEventStore::new();
+    let sink = Sink::default();
+    append(&store, json!({ "n": 0 })).await;
+    let handle = ProjectionRunner::new(sink.clone(), store.clone(), store.clone())
+        .with_options(options().breaker(2, Duration::from_millis(30)))
+        .spawn();
+    handle
+        .wait_for(Position::START, WAIT)
+        .await
+        .expect("started");
+    let first = recorded_breaker(&store, "sink", "closed once applying", |r| {
+        r.state == BreakerState::Closed
+    })
+    .await;
+    assert_eq!(first.last_error, None);
+
+    sink.down.store(true, Ordering::SeqCst);
+    append(&store, json!({ "n": 1 })).await;
+    let open = recorded_breaker(&store, "sink", "open while the sink is down", |r| {
+        r.state != BreakerState::Closed
+    })
+    .await;
+    assert_eq!(
+        open.last_error.as_deref(),
+        Some("search node unreachable"),
+        "{open:?}"
+    );
+
+    sink.down.store(false, Ordering::SeqCst);
+    let last = append(&store, json!({ "n": 2 })).await;
+    handle.wait_for(last, WAIT).await.expect("caught up");
+    let closed = recorded_breaker(&store, "sink", "closed after the sink is back", |r| {
+        r.state == BreakerState::Closed
+    })
+    .await;
+    assert_eq!(closed.last_error, None, "a closed breaker keeps no error");
     handle.shutdown().await;
 }

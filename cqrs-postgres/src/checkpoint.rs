@@ -1,7 +1,8 @@
-//! Checkpoints: where each projection is in the feed, saved plainly or fenced by its lease.
+//! Checkpoints: where each projection is in the feed, saved plainly or fenced by its lease;
+//! and where its runner's breaker is.
 
 use async_trait::async_trait;
-use cqrs_core::projection::Lease;
+use cqrs_core::projection::{BreakerRecord, Lease};
 use cqrs_core::{CheckpointStore, Error, FencedSave, Position};
 use sqlx::Row;
 
@@ -33,6 +34,17 @@ impl CheckpointStore for PgEventStore {
 
     async fn reset_checkpoint(&self, name: &str) -> Result<(), Error> {
         Ok(reset(self, name).await?)
+    }
+
+    async fn record_breaker(&self, name: &str, breaker: &BreakerRecord) -> Result<(), Error> {
+        sqlx::query(&self.queries.record_breaker)
+            .bind(name)
+            .bind(breaker.state.as_str())
+            .bind(breaker.last_error.as_deref())
+            .execute(&self.pool)
+            .await
+            .map_err(PgError::from)?;
+        Ok(())
     }
 }
 

@@ -61,7 +61,7 @@ pub use group::GroupCommit;
 #[doc(inline)]
 pub use horizon::{record_feed_horizon, FeedHorizon, HorizonHolder};
 #[doc(inline)]
-pub use operations::{PgLease, PgSubscriber};
+pub use operations::{PgBreaker, PgLease, PgSubscriber};
 #[doc(inline)]
 pub use repair::TransactionIdRepair;
 #[doc(inline)]

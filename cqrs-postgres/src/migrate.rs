@@ -12,10 +12,11 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (4, include_str!("sql/0004_dead_letter_requests.sql")),
     (5, include_str!("sql/0005_process_managers.sql")),
     (6, include_str!("sql/0006_bus_dead_letters.sql")),
+    (7, include_str!("sql/0007_breakers.sql")),
 ];
 
 /// The newest schema version this code knows.
-pub(crate) const LATEST: i32 = 6;
+pub(crate) const LATEST: i32 = 7;
 
 /// Brings `schema` up to [`LATEST`]: creates it if needed, then applies each missing migration in
 /// its own transaction. Concurrent callers serialize on an advisory lock, so running it from

@@ -2,6 +2,7 @@
 //! knows of, with its progress, and the events one correlation id caused. Neither is on a hot
 //! path: each statement is built from its `.sql` file when it runs.
 
+use cqrs_core::projection::BreakerState;
 use cqrs_core::{Position, RecordedEvent};
 use sqlx::Row;
 use time::OffsetDateTime;
@@ -33,6 +34,22 @@ pub struct PgSubscriber {
     pub lag_events: u64,
     /// When the oldest of those was recorded; `None` when it is caught up.
     pub oldest_unapplied_at: Option<OffsetDateTime>,
+    /// Its runner's circuit breaker as last recorded, if it recorded one.
+    pub breaker: Option<PgBreaker>,
+}
+
+/// A runner's circuit breaker as it recorded it when it changed
+/// ([`CheckpointStore::record_breaker`](cqrs_core::CheckpointStore::record_breaker)). A runner
+/// that died leaves its last record: read it with the lease (is a worker leading?).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PgBreaker {
+    /// Where it was.
+    pub state: BreakerState,
+    /// The transient error that opened it, while it is not closed.
+    pub last_error: Option<String>,
+    /// When the runner recorded it (by the database clock).
+    pub changed_at: OffsetDateTime,
 }
 
 /// A lease row: who holds it, its fencing epoch and until when. See [`PgSubscriber::lease`].
@@ -113,6 +130,18 @@ fn subscriber(row: &sqlx::postgres::PgRow) -> Result<PgSubscriber, PgError> {
         }),
         _ => None,
     };
+    let state: Option<String> = row.try_get("breaker_state")?;
+    let changed_at: Option<OffsetDateTime> = row.try_get("breaker_changed_at")?;
+    let breaker = match (state, changed_at) {
+        (Some(state), Some(changed_at)) => Some(PgBreaker {
+            state: BreakerState::from_name(&state).ok_or(PgError::CorruptRow {
+                what: "unknown breaker state",
+            })?,
+            last_error: row.try_get("breaker_last_error")?,
+            changed_at,
+        }),
+        _ => None,
+    };
     Ok(PgSubscriber {
         name: row.try_get("name")?,
         checkpoint,
@@ -122,5 +151,6 @@ fn subscriber(row: &sqlx::postgres::PgRow) -> Result<PgSubscriber, PgError> {
         bus_dead_letters: to_u64("negative count", row.try_get("bus_dead_letters")?)?,
         lag_events: to_u64("negative count", row.try_get("lag_events")?)?,
         oldest_unapplied_at: row.try_get("oldest_unapplied_at")?,
+        breaker,
     })
 }

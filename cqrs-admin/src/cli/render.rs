@@ -42,6 +42,7 @@ pub(crate) fn overview(out: &mut dyn Write, overview: &Overview) -> io::Result<(
         "CHECKPOINT",
         "LAG",
         "LAG TIME",
+        "BREAKER",
         "LEASE",
         "EPOCH",
         "EXPIRES",
@@ -69,6 +70,9 @@ pub(crate) fn overview(out: &mut dyn Write, overview: &Overview) -> io::Result<(
                 .unwrap_or_else(|| "-".to_owned()),
             s.lag_events.to_string(),
             duration(s.lag_seconds),
+            s.breaker
+                .as_ref()
+                .map_or_else(|| "-".to_owned(), |b| b.state.clone()),
             owner,
             epoch,
             expires,
@@ -76,7 +80,20 @@ pub(crate) fn overview(out: &mut dyn Write, overview: &Overview) -> io::Result<(
         ]);
     }
     table.write(out)?;
-    writeln!(out, "head {}", overview.head)
+    writeln!(out, "head {}", overview.head)?;
+    for s in &overview.subscribers {
+        if let Some(breaker) = s.breaker.as_ref().filter(|b| b.is_tripped()) {
+            writeln!(
+                out,
+                "breaker {} on {} since {}: {}",
+                breaker.state,
+                s.name,
+                time(breaker.changed_at),
+                breaker.last_error.as_deref().unwrap_or("no error recorded")
+            )?;
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn letters(out: &mut dyn Write, letters: &[DeadLetterView]) -> io::Result<()> {

@@ -35,7 +35,7 @@ pub use inspector::Inspector;
 #[doc(inline)]
 pub use letters::{DeadLetterDetail, DeadLetterView, LetterFilter, RedriveRequest};
 #[doc(inline)]
-pub use overview::{LeaderState, LeaseView, Overview, SubscriberKind, SubscriberView};
+pub use overview::{BreakerView, LeaderState, LeaseView, Overview, SubscriberKind, SubscriberView};
 #[doc(inline)]
 pub use processes::{InstanceDetail, InstanceFilterView, InstanceView, TimelineEntryView};
 #[doc(inline)]

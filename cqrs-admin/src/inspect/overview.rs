@@ -1,7 +1,8 @@
 //! [`Overview`]: every reader of the feed the store knows of, with its progress.
 
+use cqrs_core::projection::BreakerState;
 use cqrs_core::Position;
-use cqrs_postgres::{PgLease, PgSubscriber};
+use cqrs_postgres::{PgBreaker, PgLease, PgSubscriber};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -33,13 +34,31 @@ pub enum SubscriberKind {
     Rebuild,
     /// An event-bus consumer (known by its parked messages).
     Consumer,
+    /// One partition of a partitioned projection (`{name}/partitions/{count}/{index}`).
+    Partition,
+    /// A worker of a partitioned projection, by its member lease (`{name}/members/{worker}`).
+    Worker,
 }
 
 impl SubscriberKind {
     /// The kind of the reader named `name`.
+    ///
+    /// ```
+    /// use cqrs_admin::inspect::SubscriberKind;
+    ///
+    /// assert_eq!(SubscriberKind::of("orders", 0, true), SubscriberKind::Projection);
+    /// assert_eq!(SubscriberKind::of("process:order_saga", 0, true), SubscriberKind::Process);
+    /// assert_eq!(SubscriberKind::of("orders/partitions/8/3", 0, true), SubscriberKind::Partition);
+    /// assert_eq!(SubscriberKind::of("orders/members/worker-a", 0, false), SubscriberKind::Worker);
+    /// assert_eq!(SubscriberKind::of("orders/partitions/x/3", 0, true), SubscriberKind::Projection);
+    /// ```
     pub fn of(name: &str, bus_dead_letters: u64, has_checkpoint: bool) -> Self {
         if name.starts_with("process:") {
             SubscriberKind::Process
+        } else if is_partition(name) {
+            SubscriberKind::Partition
+        } else if name.contains("/members/") && !has_checkpoint {
+            SubscriberKind::Worker
         } else if name.contains("@v") && name.contains('#') {
             SubscriberKind::Rebuild
         } else if bus_dead_letters > 0 && !has_checkpoint {
@@ -56,12 +75,26 @@ impl SubscriberKind {
             SubscriberKind::Process => "process",
             SubscriberKind::Rebuild => "rebuild",
             SubscriberKind::Consumer => "consumer",
+            SubscriberKind::Partition => "partition",
+            SubscriberKind::Worker => "worker",
         }
     }
 }
 
-/// Whether a worker leads a reader now, as its lease says (the store knows no more: a
-/// runner's breaker and retries live in its process, in its `ProjectionStatus`).
+/// Whether `name` is a partition's (`{name}/partitions/{count}/{index}`, both numbers).
+fn is_partition(name: &str) -> bool {
+    let mut tail = name.rsplitn(4, '/');
+    let (Some(index), Some(count), Some("partitions"), Some(_)) =
+        (tail.next(), tail.next(), tail.next(), tail.next())
+    else {
+        return false;
+    };
+    let number = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    number(index) && number(count)
+}
+
+/// Whether a worker leads a reader now, as its lease says (its breaker is in
+/// [`SubscriberView::breaker`]; its retries live in its process, in its `ProjectionStatus`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
@@ -114,6 +147,37 @@ pub struct SubscriberView {
     pub leader: LeaderState,
     /// Events parked as its dead letters (plus bus messages parked for a consumer).
     pub dead_letters: u64,
+    /// Its runner's circuit breaker as the runner last recorded it (`None`: never recorded).
+    pub breaker: Option<BreakerView>,
+}
+
+/// A runner's circuit breaker as it recorded it when it changed. A runner that died leaves
+/// its last record: read it with [`SubscriberView::leader`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct BreakerView {
+    /// `closed`, `open` or `half-open`.
+    pub state: String,
+    /// The transient error that opened it, while it is not closed.
+    pub last_error: Option<String>,
+    /// When the runner recorded it.
+    #[serde(with = "time::serde::rfc3339")]
+    pub changed_at: OffsetDateTime,
+}
+
+impl BreakerView {
+    fn new(breaker: &PgBreaker) -> Self {
+        Self {
+            state: breaker.state.as_str().to_owned(),
+            last_error: breaker.last_error.clone(),
+            changed_at: breaker.changed_at,
+        }
+    }
+
+    /// Whether the sink behind it is failing (open or half-open).
+    pub fn is_tripped(&self) -> bool {
+        self.state != BreakerState::Closed.as_str()
+    }
 }
 
 /// A lease: who leads, with which fencing epoch, until when.
@@ -163,6 +227,7 @@ impl SubscriberView {
                 None => LeaderState::Unleased,
             },
             dead_letters: row.dead_letters + row.bus_dead_letters,
+            breaker: row.breaker.as_ref().map(BreakerView::new),
         }
     }
 }

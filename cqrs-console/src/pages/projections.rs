@@ -46,7 +46,7 @@ pub(crate) async fn page(
                             td {
                                 @match status {
                                     Some(s) => span class={"state state-" (s.state.to_string().replace(' ', "-"))} { (s.state) },
-                                    None => span.muted title="its lease says; state and breaker are known where it runs" { (sub.leader.as_str()) },
+                                    None => span.muted title="its lease says; its state is known where it runs" { (sub.leader.as_str()) },
                                 }
                             }
                             td.num {
@@ -66,7 +66,16 @@ pub(crate) async fn page(
                                     None => span.muted { "none" },
                                 }
                             }
-                            td { @match status { Some(s) => (s.breaker), None => "—" } }
+                            td {
+                                @match (status, &sub.breaker) {
+                                    (Some(s), _) => (s.breaker),
+                                    (None, Some(b)) => {
+                                        @if b.is_tripped() { span.bad { (b.state) } } @else { (b.state) }
+                                        br; span.muted title="as its runner recorded it" { (when(b.changed_at)) }
+                                    }
+                                    (None, None) => "—",
+                                }
+                            }
                             td.num {
                                 @if sub.dead_letters == 0 { "0" } @else {
                                     a.bad href={(console.at("/dead-letters")) "?projection=" (query_value(&sub.name))} { (sub.dead_letters) }
@@ -79,6 +88,8 @@ pub(crate) async fn page(
                                         (error)
                                         @if let Some(at) = s.last_error_at { br; span.muted { (when(at)) } }
                                     }
+                                } @else if let Some(error) = sub.breaker.as_ref().and_then(|b| b.last_error.as_ref()) {
+                                    (error)
                                 }
                             }
                         }

@@ -68,6 +68,8 @@ struct State {
     commands: HashMap<CommandId, AppendOutcome>,
     snapshots: HashMap<StreamId, Snapshot>,
     checkpoints: HashMap<String, Position>,
+    /// Runners' circuit breakers as they recorded them, by projection.
+    breakers: HashMap<String, crate::projection::BreakerRecord>,
     dead_letters: Vec<DeadLetter>,
     /// Bus consumers' dead letters by (consumer, message): ordered, for paging.
     bus_letters: BTreeMap<(String, crate::bus::MessageId), crate::bus::BusLetter>,

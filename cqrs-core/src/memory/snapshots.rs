@@ -1,9 +1,9 @@
-//! The in-memory store's snapshots and checkpoints.
+//! The in-memory store's snapshots, checkpoints and recorded breakers.
 
 use async_trait::async_trait;
 use tokio::time::Instant;
 
-use crate::projection::Lease;
+use crate::projection::{BreakerRecord, BreakerState, Lease};
 use crate::store::{CheckpointStore, FencedSave, SnapshotStore};
 use crate::{Position, Result, Snapshot, StreamId};
 
@@ -56,5 +56,27 @@ impl CheckpointStore for InMemoryEventStore {
     async fn reset_checkpoint(&self, name: &str) -> Result<()> {
         self.write().checkpoints.remove(name);
         Ok(())
+    }
+
+    async fn record_breaker(&self, name: &str, breaker: &BreakerRecord) -> Result<()> {
+        let mut state = self.write();
+        let kept = state
+            .breakers
+            .get(name)
+            .and_then(|before| before.last_error.clone());
+        let mut record = breaker.clone();
+        if record.state != BreakerState::Closed && record.last_error.is_none() {
+            record.last_error = kept;
+        }
+        state.breakers.insert(name.to_owned(), record);
+        Ok(())
+    }
+}
+
+impl InMemoryEventStore {
+    /// Where projection `name`'s runner last recorded its circuit breaker
+    /// ([`CheckpointStore::record_breaker`]), if it did.
+    pub fn breaker(&self, name: &str) -> Option<BreakerRecord> {
+        self.read().breakers.get(name).cloned()
     }
 }

@@ -17,13 +17,84 @@ pub enum BreakerState {
     HalfOpen,
 }
 
-impl std::fmt::Display for BreakerState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.pad(match self {
+impl BreakerState {
+    /// Its name: `closed`, `open`, `half-open` (as stores record it).
+    ///
+    /// ```
+    /// use cqrs_core::projection::BreakerState;
+    ///
+    /// for state in [BreakerState::Closed, BreakerState::Open, BreakerState::HalfOpen] {
+    ///     assert_eq!(BreakerState::from_name(state.as_str()), Some(state));
+    /// }
+    /// assert_eq!(BreakerState::from_name("ajar"), None);
+    /// ```
+    pub fn as_str(self) -> &'static str {
+        match self {
             BreakerState::Closed => "closed",
             BreakerState::Open => "open",
             BreakerState::HalfOpen => "half-open",
-        })
+        }
+    }
+
+    /// The state named `name` ([`as_str`](Self::as_str)), if it is one.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [
+            BreakerState::Closed,
+            BreakerState::Open,
+            BreakerState::HalfOpen,
+        ]
+        .into_iter()
+        .find(|state| state.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for BreakerState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// A runner's circuit breaker as it recorded it in the store
+/// ([`CheckpointStore::record_breaker`](crate::CheckpointStore::record_breaker)), so people
+/// outside the runner's process (`cqrs status`, the console) see a sink that keeps failing.
+///
+/// ```
+/// use cqrs_core::projection::{BreakerRecord, BreakerState};
+///
+/// let open = BreakerRecord::new(BreakerState::Open, Some("search node: 503".repeat(200)));
+/// assert!(open.last_error.as_ref().is_some_and(|e| e.len() <= BreakerRecord::MAX_ERROR_BYTES));
+/// // A closed breaker carries no error.
+/// assert_eq!(BreakerRecord::new(BreakerState::Closed, Some("gone".into())).last_error, None);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BreakerRecord {
+    /// Where the breaker is.
+    pub state: BreakerState,
+    /// The transient error that opened it (or the last one seen while it was not closed).
+    pub last_error: Option<String>,
+}
+
+impl BreakerRecord {
+    /// The longest error text kept, in bytes (cut at a character boundary).
+    pub const MAX_ERROR_BYTES: usize = 1000;
+
+    /// A record of `state`; the error is dropped when closed, and cut to
+    /// [`MAX_ERROR_BYTES`](Self::MAX_ERROR_BYTES).
+    pub fn new(state: BreakerState, last_error: Option<String>) -> Self {
+        let last_error = last_error
+            .filter(|_| state != BreakerState::Closed)
+            .map(|mut error| {
+                if error.len() > Self::MAX_ERROR_BYTES {
+                    let mut end = Self::MAX_ERROR_BYTES;
+                    while !error.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    error.truncate(end);
+                }
+                error
+            });
+        Self { state, last_error }
     }
 }
 

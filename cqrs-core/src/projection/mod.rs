@@ -20,8 +20,8 @@ use async_trait::async_trait;
 
 use crate::{BoxError, EventFilter, Position, RecordedEvent};
 
-pub use breaker::BreakerState;
 pub(crate) use breaker::CircuitBreaker;
+pub use breaker::{BreakerRecord, BreakerState};
 pub use dead_letter::{DeadLetter, DeadLetterStore, LetterTarget, Redrive};
 pub use lease::{Lease, LeaseStore};
 pub use partition::{

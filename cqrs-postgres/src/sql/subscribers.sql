@@ -1,12 +1,13 @@
 -- Every reader of the feed the store knows of, one row each, for operators: a name with a
--- checkpoint, a lease, parked dead letters or (for process managers, named "process:{TYPE}")
--- instance rows; and the event-bus consumers with parked messages.
+-- checkpoint, a lease, a recorded breaker, parked dead letters or (for process managers, named
+-- "process:{TYPE}") instance rows; and the event-bus consumers with parked messages.
 -- Lag counts the committed events a reader could see (below the horizon, as the feed reads) past
 -- its checkpoint, whatever its filter (the store does not know filters), and the oldest of them.
 -- $1: only names starting with it (NULL: all), so a progress line counts only its own lag.
 WITH names AS (
     SELECT name FROM {schema}.checkpoints
     UNION SELECT name FROM {schema}.leases
+    UNION SELECT name FROM {schema}.breakers
     UNION SELECT projection FROM {schema}.dead_letters
     UNION SELECT 'process:' || process FROM {schema}.process_instances
     UNION SELECT consumer FROM {schema}.bus_dead_letters
@@ -22,10 +23,14 @@ SELECT n.name,
        (SELECT count(*) FROM {schema}.bus_dead_letters b WHERE b.consumer = n.name)
            AS bus_dead_letters,
        lag.events AS lag_events,
-       lag.oldest AS oldest_unapplied_at
+       lag.oldest AS oldest_unapplied_at,
+       b.state AS breaker_state,
+       b.last_error AS breaker_last_error,
+       b.changed_at AS breaker_changed_at
 FROM (SELECT name FROM names WHERE $1::text IS NULL OR starts_with(name, $1)) n
 LEFT JOIN {schema}.checkpoints c ON c.name = n.name
 LEFT JOIN {schema}.leases l ON l.name = n.name
+LEFT JOIN {schema}.breakers b ON b.name = n.name
 LEFT JOIN LATERAL (
     SELECT count(*) AS events, min(e.recorded_at) AS oldest
     FROM {schema}.events e

@@ -42,6 +42,7 @@ impl Worker {
             .unwrap_or_default();
         let rejected = self.apply_with_retries(&ready).await?;
         self.set(|s| s.breaker = BreakerState::Closed);
+        self.record_breaker(None).await;
         for Rejected { position, error } in rejected {
             if let Some(index) = ready.iter().position(|e| e.position == position) {
                 poison.push((ready.remove(index), error));
@@ -69,6 +70,7 @@ impl Worker {
             let wait = self.breaker.wait_time();
             let state = self.breaker.state();
             self.set(|s| s.breaker = state);
+            self.record_breaker(None).await;
             if !wait.is_zero() {
                 self.set(|s| s.state = ProjectionState::Retrying);
                 if !self.stop.pause(wait).await {
@@ -105,6 +107,7 @@ impl Worker {
                     attempt = attempt.saturating_add(1);
                     let text = error.to_string();
                     tracing::warn!(attempt, error = %text, "transient projection failure");
+                    self.record_breaker(Some(&text)).await;
                     self.set(|s| {
                         s.state = ProjectionState::Retrying;
                         s.breaker = state;

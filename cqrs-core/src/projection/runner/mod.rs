@@ -6,13 +6,15 @@
 //!   reports a worker's panic;
 //! - `worker`: the worker's loop: hold the lease (`leadership`, `term`), then lead: take
 //!   batches from the `reader` (the read-ahead bulkhead), `apply` them (upcasting through
-//!   `upcast`, retrying behind the breaker, dealing with `poison`), hand them to the
+//!   `upcast`, retrying behind the breaker, whose changes `health` records in the store,
+//!   dealing with `poison`), hand them to the
 //!   `settle`ment (made visible, checkpoint saved, then the status updated by `report`), and
 //!   between batches carry out operators' requests on dead letters (`redrive`);
 //! - `stop`: pausing for a backoff unless asked to stop.
 
 mod apply;
 mod handle;
+mod health;
 mod leadership;
 mod options;
 mod outcome;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
 
-use crate::projection::{CircuitBreaker, ProjectionState, ProjectionStatus};
+use crate::projection::{BreakerState, CircuitBreaker, ProjectionState, ProjectionStatus};
 use crate::{Error, FeedBatch, Position};
 
 use super::handle::{panic_message, AbortOnDrop};
@@ -40,6 +40,8 @@ pub(super) struct Worker {
     pub(super) parked: HashSet<String>,
     /// The fence of the term being led: its lease goes with each apply.
     pub(super) fence: Option<Fence>,
+    /// The breaker's state as last recorded in the store (`None`: not yet).
+    pub(super) recorded_breaker: Option<BreakerState>,
 }
 
 impl Worker {
@@ -57,6 +59,7 @@ impl Worker {
             breaker,
             parked: HashSet::new(),
             fence: None,
+            recorded_breaker: None,
         }
     }
 
