@@ -56,9 +56,9 @@ async fn a_schema_name_with_sql_in_it_is_refused() {
     .await
     .expect("count tables");
     assert_eq!(
-        tables, 10,
-        "events, commands, snapshots, checkpoints, leases, dead_letters, process_timeouts, \
-         process_instances, bus_dead_letters, schema_migrations"
+        tables, 11,
+        "events, commands, snapshots, checkpoints, breakers, leases, dead_letters, \
+         process_timeouts, process_instances, bus_dead_letters, schema_migrations"
     );
 }
 
