@@ -1,5 +1,6 @@
 //! Who may use the console: the token (as a bearer token, or once at the login form, which
-//! opens a session), and the CSRF token every state-changing POST must carry.
+//! opens a session; wrong tokens are throttled), and the CSRF token every state-changing POST
+//! must carry.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -149,15 +150,27 @@ pub(crate) async fn require(
     next: Next,
 ) -> Response {
     let headers = request.headers();
-    let signed = if bearer(headers).is_some_and(|t| console.token.matches(t)) {
-        Some(Signed::Bearer)
-    } else {
-        session_cookie(headers).and_then(|id| {
-            console.sessions.find(id).map(|csrf| Signed::Session {
-                id: id.to_owned(),
-                csrf,
-            })
+    let session = session_cookie(headers).and_then(|id| {
+        console.sessions.find(id).map(|csrf| Signed::Session {
+            id: id.to_owned(),
+            csrf,
         })
+    });
+    let signed = match (session, bearer(headers)) {
+        (Some(session), _) => Some(session),
+        (None, Some(token)) => {
+            if let Err(wait) = console.throttle.check() {
+                return too_many(&console, wait);
+            }
+            if console.token.matches(token) {
+                Some(Signed::Bearer)
+            } else {
+                tracing::info!("console: a request with a wrong bearer token");
+                console.throttle.failed();
+                None
+            }
+        }
+        (None, None) => None,
     };
     match signed {
         Some(signed) => {
@@ -173,6 +186,21 @@ pub(crate) async fn require(
             response
         }
     }
+}
+
+/// 429 with the login form: too many wrong tokens lately; no token is checked for `wait`.
+fn too_many(console: &Console, wait: Duration) -> Response {
+    tracing::warn!(
+        wait_secs = wait.as_secs(),
+        "console: too many wrong tokens; refusing token checks for a while"
+    );
+    let seconds = wait.as_secs().max(1);
+    let message = format!("Too many wrong tokens. Try again in {seconds} s.");
+    let mut response = login_page(console, Some(&message), StatusCode::TOO_MANY_REQUESTS);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    response
 }
 
 fn login_page(console: &Console, error: Option<&str>, status: StatusCode) -> Response {
@@ -217,8 +245,12 @@ pub(crate) async fn login(
     State(console): State<Arc<Console>>,
     Form(form): Form<LoginForm>,
 ) -> Response {
+    if let Err(wait) = console.throttle.check() {
+        return too_many(&console, wait);
+    }
     if !console.token.matches(&form.token) {
         tracing::info!("console: a login with a wrong token");
+        console.throttle.failed();
         return login_page(&console, Some("wrong token"), StatusCode::UNAUTHORIZED);
     }
     let (id, _) = console.sessions.open();

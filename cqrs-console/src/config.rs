@@ -26,6 +26,8 @@ pub struct ConsoleConfig {
     pub(crate) samples_kept: usize,
     pub(crate) stuck_after: Duration,
     pub(crate) secure_cookie: bool,
+    /// At most this many wrong tokens per this window, from anyone.
+    pub(crate) failed_logins: (u32, Duration),
 }
 
 impl Default for ConsoleConfig {
@@ -38,6 +40,7 @@ impl Default for ConsoleConfig {
             samples_kept: 60,
             stuck_after: Duration::from_secs(300),
             secure_cookie: false,
+            failed_logins: (10, Duration::from_secs(60)),
         }
     }
 }
@@ -57,6 +60,15 @@ impl ConsoleConfig {
             token: (!token.is_empty()).then_some(Token(token)),
             ..Self::default()
         }
+    }
+
+    /// At most `max` wrong tokens (at the login form or as bearer tokens, from any client) per
+    /// `window` (default 10 per minute); past that, logins and bearer requests get `429 Too
+    /// Many Requests` with `Retry-After`, without their token being checked, until the window
+    /// has room again. Sessions already open go on working.
+    pub fn failed_logins(mut self, max: u32, window: Duration) -> Self {
+        self.failed_logins = (max.max(1), window);
+        self
     }
 
     /// Whether [`router`](crate::router) serves pages.

@@ -38,6 +38,7 @@ mod pages;
 mod samples;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod throttle;
 mod web;
 
 #[doc(inline)]

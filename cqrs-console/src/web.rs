@@ -10,6 +10,7 @@ use maud::{html, Markup, DOCTYPE};
 use crate::auth::{Sessions, Signed};
 use crate::config::{ConsoleConfig, Token};
 use crate::samples::Samples;
+use crate::throttle::LoginThrottle;
 
 /// The console's state, shared by every handler.
 pub(crate) struct Console {
@@ -18,12 +19,15 @@ pub(crate) struct Console {
     pub(crate) inspector: Inspector,
     pub(crate) sessions: Sessions,
     pub(crate) samples: Samples,
+    pub(crate) throttle: LoginThrottle,
 }
 
 impl Console {
     pub(crate) fn new(config: ConsoleConfig, token: Token, inspector: Inspector) -> Self {
         let samples = Samples::new(config.samples_kept);
+        let throttle = LoginThrottle::new(config.failed_logins.0, config.failed_logins.1);
         Self {
+            throttle,
             config,
             token,
             inspector,

@@ -1,6 +1,8 @@
 //! Off by default: a disabled console (or one given an empty token) serves no route, so the
-//! service's own 404 answers; enabled, every page needs the token. No server needed: the
-//! store's pool never connects.
+//! service's own 404 answers; enabled, every page needs the token, and wrong tokens are
+//! throttled. No server needed: the store's pool never connects.
+
+use std::time::{Duration, Instant};
 
 use cqrs_admin::Inspector;
 use cqrs_console::ConsoleConfig;
@@ -95,4 +97,81 @@ async fn a_disabled_console_serves_nothing_and_an_enabled_one_needs_its_token() 
         cookie.ends_with("; Secure") && cookie.contains("Path=/console;"),
         "{cookie}"
     );
+}
+
+#[tokio::test]
+async fn wrong_tokens_spend_a_budget_after_which_no_token_is_checked_until_the_window_moves() {
+    let window = Duration::from_secs(2);
+    let base = serve(ConsoleConfig::enabled("s3cret").failed_logins(3, window)).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = |token: &'static str| {
+        http.post(format!("{base}/console/login"))
+            .form(&[("token", token)])
+            .send()
+    };
+    // An operator logged in before the guessing started.
+    let before = login("s3cret").await.unwrap();
+    assert_eq!(before.status(), 303);
+    let cookie = before.headers()["set-cookie"].to_str().unwrap();
+    let session = cookie.split(';').next().unwrap().to_owned();
+
+    for guess in ["a", "b"] {
+        assert_eq!(login(guess).await.unwrap().status(), 401, "{guess}");
+    }
+    let wrong_bearer = http
+        .get(format!("{base}/console/events"))
+        .bearer_auth("c")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        wrong_bearer.status(),
+        401,
+        "a wrong bearer token counts too"
+    );
+
+    // The budget (3) is spent: even the right token is not checked now.
+    let refused = login("s3cret").await.unwrap();
+    assert_eq!(refused.status(), 429);
+    let retry_after: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&retry_after), "{retry_after}");
+    assert!(refused
+        .text()
+        .await
+        .unwrap()
+        .contains("Too many wrong tokens"));
+    let bearer = http
+        .get(format!("{base}/console/events"))
+        .bearer_auth("s3cret")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bearer.status(), 429);
+    // The session opened before goes on working.
+    let page = http
+        .get(format!("{base}/console/events"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+
+    // Once the window has room again, the right token logs in.
+    let deadline = Instant::now() + window * 5;
+    loop {
+        let status = login("s3cret").await.unwrap().status();
+        if status == 303 {
+            break;
+        }
+        assert_eq!(status, 429);
+        assert!(Instant::now() < deadline, "the budget never came back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
