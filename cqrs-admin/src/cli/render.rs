@@ -7,8 +7,8 @@ use time::OffsetDateTime;
 
 use super::Table;
 use crate::inspect::{
-    BusLetterView, Correlation, DeadLetterDetail, DeadLetterView, EventView, HorizonHolderView,
-    HorizonView, InstanceDetail, InstanceView, Overview, StreamView, TailPage,
+    position_label, BusLetterView, Correlation, DeadLetterDetail, DeadLetterView, EventView,
+    HorizonHolderView, HorizonView, InstanceDetail, InstanceView, Overview, StreamView, TailPage,
 };
 
 pub(crate) fn time(at: OffsetDateTime) -> String {
@@ -66,7 +66,7 @@ pub(crate) fn overview(out: &mut dyn Write, overview: &Overview) -> io::Result<(
             s.kind.as_str().to_owned(),
             s.leader.as_str().to_owned(),
             s.checkpoint
-                .map(|p| p.to_string())
+                .map(position_label)
                 .unwrap_or_else(|| "-".to_owned()),
             s.lag_events.to_string(),
             duration(s.lag_seconds),
@@ -80,7 +80,7 @@ pub(crate) fn overview(out: &mut dyn Write, overview: &Overview) -> io::Result<(
         ]);
     }
     table.write(out)?;
-    writeln!(out, "head {}", overview.head)?;
+    writeln!(out, "head {}", position_label(overview.head))?;
     for s in &overview.subscribers {
         if let Some(breaker) = s.breaker.as_ref().filter(|b| b.is_tripped()) {
             writeln!(

@@ -35,7 +35,9 @@ pub use inspector::Inspector;
 #[doc(inline)]
 pub use letters::{DeadLetterDetail, DeadLetterView, LetterFilter, RedriveRequest};
 #[doc(inline)]
-pub use overview::{BreakerView, LeaderState, LeaseView, Overview, SubscriberKind, SubscriberView};
+pub use overview::{
+    position_label, BreakerView, LeaderState, LeaseView, Overview, SubscriberKind, SubscriberView,
+};
 #[doc(inline)]
 pub use processes::{InstanceDetail, InstanceFilterView, InstanceView, TimelineEntryView};
 #[doc(inline)]

@@ -232,6 +232,26 @@ impl SubscriberView {
     }
 }
 
+/// A position for people: `major/minor`, or `major/end` for a position past every event of
+/// transaction `major` (where a reader moves after rows it examined and skipped: its minor
+/// part is the largest there is). JSON keeps the numbers.
+///
+/// ```
+/// use cqrs_admin::inspect::position_label;
+/// use cqrs_core::Position;
+///
+/// assert_eq!(position_label(Position::from_parts(812, 3)), "812/3");
+/// assert_eq!(position_label(Position::from_parts(156998, i64::MAX as u64)), "156998/end");
+/// ```
+pub fn position_label(position: Position) -> String {
+    let (major, minor) = position.parts();
+    if minor >= i64::MAX.unsigned_abs() {
+        format!("{major}/end")
+    } else {
+        position.to_string()
+    }
+}
+
 impl Overview {
     /// The reader named `name`.
     pub fn subscriber(&self, name: &str) -> Option<&SubscriberView> {

@@ -8,6 +8,7 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::response::Response;
 use axum::Extension;
+use cqrs_admin::inspect::position_label;
 use maud::html;
 
 use crate::auth::Signed;
@@ -27,7 +28,7 @@ pub(crate) async fn page(
     let live = live(&console).await;
     let lag_events = lags(&overview, &live);
     let body = html! {
-        p.muted { "Feed head " (overview.head) " at " (when(overview.taken_at)) "." }
+        p.muted { "Feed head " (position_label(overview.head)) " at " (when(overview.taken_at)) "." }
         @if overview.subscribers.is_empty() {
             p.muted { "No projection has saved a checkpoint yet." }
         } @else {
@@ -50,7 +51,7 @@ pub(crate) async fn page(
                                 }
                             }
                             td.num {
-                                @match sub.checkpoint { Some(p) => (p), None => span.muted { "none" } }
+                                @match sub.checkpoint { Some(p) => (position_label(p)), None => span.muted { "none" } }
                                 @if let Some(at) = sub.checkpoint_updated_at { br; span.muted { (when(at)) } }
                             }
                             td.num { (lag) }
