@@ -32,22 +32,8 @@ die() {
     exit 1
 }
 
-port_answers() {
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
-free_port() {
-    local port tries=0
-    while ((tries < 200)); do
-        port=$((20000 + RANDOM % 40000))
-        if ! port_answers "$port"; then
-            echo "$port"
-            return 0
-        fi
-        tries=$((tries + 1))
-    done
-    die "found no free port"
-}
+# shellcheck source=scripts/lib/ports.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/ports.sh"
 
 # The server at $1 answers /status with "ready": true.
 ready() {

@@ -45,43 +45,11 @@ export JAEGER_OTLP_GRPC_PORT="${JAEGER_OTLP_GRPC_PORT:-4317}"
 export JAEGER_QUERY_GRPC_PORT="${JAEGER_QUERY_GRPC_PORT:-16685}"
 export JAEGER_HEALTH_PORT="${JAEGER_HEALTH_PORT:-13133}"
 
-log() { echo "jaeger.sh: $*" >&2; }
-die() { log "$*"; exit 1; }
-
-# What the build depends on: the pinned module files and the Go version.
-build_key() {
-    { cat "$TOOL_DIR/go.mod" "$TOOL_DIR/go.sum"; "$GO" version; } | sha256sum | cut -d' ' -f1
-}
-
-ensure_go() {
-    command -v "$GO" >/dev/null 2>&1 || [[ -x "$GO" ]] \
-        || die "go not found (install Go 1.24+, or set GO=/path/to/go)"
-}
-
-do_build() {
-    ensure_go
-    mkdir -p "$WORKDIR/bin"
-    log "building Jaeger from $TOOL_DIR (a few minutes the first time)"
-    rm -f "$STAMP"
-    (cd "$TOOL_DIR" && "$GO" build -o "$BIN" github.com/jaegertracing/jaeger/cmd/jaeger) >&2 \
-        || die "go build failed"
-    build_key > "$STAMP"
-}
-
-needs_build() {
-    [[ -x "$BIN" && -f "$STAMP" ]] || return 0
-    [[ "$(cat "$STAMP")" != "$(build_key)" ]]
-}
-
-running_pid() {
-    [[ -f "$PID_FILE" ]] || return 1
-    local pid
-    pid="$(cat "$PID_FILE" 2>/dev/null || true)"
-    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-    kill -0 "$pid" 2>/dev/null || return 1
-    tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q "$BIN" || return 1
-    echo "$pid"
-}
+NAME=jaeger
+GO_PACKAGE=github.com/jaegertracing/jaeger/cmd/jaeger
+BUILD_NOTE="a few minutes the first time"
+# shellcheck source=scripts/lib/go_tool.sh
+. "$SCRIPT_DIR/lib/go_tool.sh"
 
 # The ports of the running Jaeger (as written at its start) or of the environment.
 load_ports() {
@@ -96,32 +64,9 @@ is_healthy() {
         && curl -fsS --max-time 3 -o /dev/null "http://127.0.0.1:$JAEGER_QUERY_PORT/api/services" 2>/dev/null
 }
 
-port_in_use() {
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
 print_urls() {
     echo "JAEGER_QUERY_URL=http://127.0.0.1:$JAEGER_QUERY_PORT"
     echo "OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$JAEGER_OTLP_PORT"
-}
-
-log_tail() {
-    if [[ -f "$LOG_FILE" ]]; then
-        log "---- last lines of $LOG_FILE ----"
-        tail -n 40 "$LOG_FILE" >&2 || true
-        log "----"
-    fi
-}
-
-wait_healthy() { # pid
-    local pid="$1" deadline=$((SECONDS + START_TIMEOUT))
-    while ((SECONDS < deadline)); do
-        kill -0 "$pid" 2>/dev/null || { log "jaeger $pid exited during startup"; return 1; }
-        is_healthy && return 0
-        sleep 0.3
-    done
-    log "jaeger not healthy after ${START_TIMEOUT}s"
-    return 1
 }
 
 do_start() {
@@ -139,7 +84,7 @@ do_start() {
     for port in "$JAEGER_QUERY_PORT" "$JAEGER_OTLP_PORT" "$JAEGER_OTLP_GRPC_PORT" \
         "$JAEGER_QUERY_GRPC_PORT" "$JAEGER_HEALTH_PORT"; do
         [[ "$port" =~ ^[0-9]+$ ]] || die "bad port: $port"
-        if port_in_use "$port"; then
+        if port_answers "$port"; then
             die "port $port is already in use by another process (set the JAEGER_*_PORT variables)"
         fi
     done
@@ -168,18 +113,7 @@ do_start() {
 }
 
 do_stop() {
-    local pid deadline
-    if pid="$(running_pid)"; then
-        log "stopping jaeger pid $pid"
-        kill -TERM "$pid" 2>/dev/null || true
-        deadline=$((SECONDS + 30))
-        while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.2; done
-        kill -KILL "$pid" 2>/dev/null || true
-        log "stopped"
-    else
-        log "no running jaeger from this script"
-    fi
-    rm -f "$PID_FILE" "$PORTS_FILE"
+    stop_server 30 "$PID_FILE" "$PORTS_FILE"
 }
 
 do_status() {

@@ -65,24 +65,8 @@ die() {
     exit 1
 }
 
-# True when something accepts connections on 127.0.0.1:$1.
-port_answers() {
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
-# A port nothing listens on, from 20000-59999.
-free_port() {
-    local port tries=0
-    while ((tries < 200)); do
-        port=$((20000 + RANDOM % 40000))
-        if ! port_answers "$port"; then
-            echo "$port"
-            return 0
-        fi
-        tries=$((tries + 1))
-    done
-    die "found no free port"
-}
+# shellcheck source=scripts/lib/ports.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/ports.sh"
 
 # Pid from the pid file if that process is alive and is our broker.
 running_pid() {

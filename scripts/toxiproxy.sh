@@ -35,44 +35,10 @@ LOG_FILE="$WORKDIR/toxiproxy.log"
 START_TIMEOUT="${TOXIPROXY_START_TIMEOUT:-30}"
 GO="${GO:-go}"
 PORT="${TOXIPROXY_PORT:-8474}"
-
-log() { echo "toxiproxy.sh: $*" >&2; }
-die() { log "$*"; exit 1; }
-
-# What the build depends on: the pinned module files and the Go version.
-build_key() {
-    { cat "$TOOL_DIR/go.mod" "$TOOL_DIR/go.sum"; "$GO" version; } | sha256sum | cut -d' ' -f1
-}
-
-ensure_go() {
-    command -v "$GO" >/dev/null 2>&1 || [[ -x "$GO" ]] \
-        || die "go not found (install Go 1.24+, or set GO=/path/to/go)"
-}
-
-do_build() {
-    ensure_go
-    mkdir -p "$WORKDIR/bin"
-    log "building Toxiproxy from $TOOL_DIR"
-    rm -f "$STAMP"
-    (cd "$TOOL_DIR" && "$GO" build -o "$BIN" github.com/Shopify/toxiproxy/v2/cmd/server) >&2 \
-        || die "go build failed"
-    build_key > "$STAMP"
-}
-
-needs_build() {
-    [[ -x "$BIN" && -f "$STAMP" ]] || return 0
-    [[ "$(cat "$STAMP")" != "$(build_key)" ]]
-}
-
-running_pid() {
-    [[ -f "$PID_FILE" ]] || return 1
-    local pid
-    pid="$(cat "$PID_FILE" 2>/dev/null || true)"
-    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-    kill -0 "$pid" 2>/dev/null || return 1
-    tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q "$BIN" || return 1
-    echo "$pid"
-}
+NAME=toxiproxy
+GO_PACKAGE=github.com/Shopify/toxiproxy/v2/cmd/server
+# shellcheck source=scripts/lib/go_tool.sh
+. "$SCRIPT_DIR/lib/go_tool.sh"
 
 # The port of the running Toxiproxy (as written at its start), else the environment's.
 load_port() {
@@ -85,31 +51,8 @@ is_healthy() {
     curl -fsS --max-time 3 -o /dev/null "http://127.0.0.1:$PORT/version" 2>/dev/null
 }
 
-port_in_use() {
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
 print_url() {
     echo "TOXIPROXY_URL=http://127.0.0.1:$PORT"
-}
-
-log_tail() {
-    if [[ -f "$LOG_FILE" ]]; then
-        log "---- last lines of $LOG_FILE ----"
-        tail -n 40 "$LOG_FILE" >&2 || true
-        log "----"
-    fi
-}
-
-wait_healthy() { # pid
-    local pid="$1" deadline=$((SECONDS + START_TIMEOUT))
-    while ((SECONDS < deadline)); do
-        kill -0 "$pid" 2>/dev/null || { log "toxiproxy $pid exited during startup"; return 1; }
-        is_healthy && return 0
-        sleep 0.2
-    done
-    log "toxiproxy not answering after ${START_TIMEOUT}s"
-    return 1
 }
 
 do_start() {
@@ -124,7 +67,7 @@ do_start() {
     fi
     rm -f "$PID_FILE" "$PORT_FILE"
     [[ "$PORT" =~ ^[0-9]+$ ]] || die "bad port: $PORT"
-    if port_in_use "$PORT"; then
+    if port_answers "$PORT"; then
         die "port $PORT is already in use by another process (set TOXIPROXY_PORT)"
     fi
     if needs_build; then
@@ -146,18 +89,7 @@ do_start() {
 }
 
 do_stop() {
-    local pid deadline
-    if pid="$(running_pid)"; then
-        log "stopping toxiproxy pid $pid"
-        kill -TERM "$pid" 2>/dev/null || true
-        deadline=$((SECONDS + 15))
-        while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.2; done
-        kill -KILL "$pid" 2>/dev/null || true
-        log "stopped"
-    else
-        log "no running toxiproxy from this script"
-    fi
-    rm -f "$PID_FILE" "$PORT_FILE"
+    stop_server 15 "$PID_FILE" "$PORT_FILE"
 }
 
 do_status() {

@@ -285,3 +285,31 @@ impl Error {
 
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An error and its causes on one line: each cause once (one whose text the message already
+/// holds is not repeated), joined by `": "`. For the one-line errors of command lines and
+/// logs.
+///
+/// ```
+/// use cqrs_core::error_chain;
+///
+/// #[derive(Debug, thiserror::Error)]
+/// #[error("cannot start")]
+/// struct Start(#[source] std::io::Error);
+///
+/// let error = Start(std::io::Error::other("connection refused"));
+/// assert_eq!(error_chain(&error), "cannot start: connection refused");
+/// ```
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        let more = e.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = e.source();
+    }
+    text
+}

@@ -48,7 +48,7 @@ pub use command::{CommandContext, CommandError, CommandOutcome, ContextIds};
 #[cfg(feature = "derive")]
 pub use cqrs_macros::DomainEvent;
 #[doc(inline)]
-pub use error::{BoxError, Error, ErrorKind, Result};
+pub use error::{error_chain, BoxError, Error, ErrorKind, Result};
 #[doc(inline)]
 pub use event::{DomainEvent, NewEvent, RecordedEvent};
 #[doc(inline)]

@@ -3,8 +3,6 @@
 //! Every message is whole on its own: a variant that wraps a cause ends with the cause's text
 //! (its `source()` still returns the cause), and no message shows a password.
 
-use std::error::Error as StdError;
-
 use cqrs_core::projection::ProjectionError;
 use cqrs_core::ErrorKind;
 
@@ -162,21 +160,8 @@ impl EsError {
     }
 }
 
-/// An error and its causes, each cause once (a cause whose text the message already holds is
-/// not repeated), joined by `": "`.
-pub(crate) fn chain(error: &dyn StdError) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(e) = cause {
-        let more = e.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        cause = e.source();
-    }
-    text
-}
+/// An error and its causes, each cause once, joined by `": "`.
+pub(crate) use cqrs_core::error_chain as chain;
 
 /// `text` with the password of every URL in it masked (`http://user:****@host`).
 pub(crate) fn redact_urls(text: &str) -> String {

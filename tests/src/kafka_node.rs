@@ -5,6 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::script::{run, run_or_panic};
+
 /// A single-node Kafka (KRaft) in its own work directory, on a free port.
 #[derive(Debug)]
 pub struct KafkaNode {
@@ -47,17 +49,8 @@ impl KafkaNode {
 }
 
 async fn script(workdir: &Path, action: &'static str, keep_data: bool) -> String {
-    let command = command(workdir, action, keep_data);
-    match tokio::task::spawn_blocking(move || run(command))
-        .await
-        .expect("the script's thread")
-    {
-        Ok(stdout) => stdout,
-        Err(failure) => panic!(
-            "scripts/kafka.sh {action} in {} failed: {failure}",
-            workdir.display()
-        ),
-    }
+    let what = format!("scripts/kafka.sh {action} in {}", workdir.display());
+    run_or_panic(command(workdir, action, keep_data), what).await
 }
 
 fn command(workdir: &Path, action: &str, keep_data: bool) -> Command {
@@ -71,22 +64,6 @@ fn command(workdir: &Path, action: &str, keep_data: bool) -> Command {
         command.env("KAFKA_KEEP_DATA", "1");
     }
     command
-}
-
-fn run(mut command: Command) -> Result<String, String> {
-    let output = command
-        .output()
-        .map_err(|e| format!("cannot run it: {e}"))?;
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    if output.status.success() {
-        Ok(stdout)
-    } else {
-        Err(format!(
-            "{}\nstdout:\n{stdout}\nstderr:\n{}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        ))
-    }
 }
 
 impl Drop for KafkaNode {

@@ -20,6 +20,7 @@ mod probe;
 pub mod publishing;
 mod runner;
 pub mod saga;
+mod script;
 mod shop;
 mod summaries;
 pub mod toxiproxy;

@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+use crate::script::{run, run_or_panic};
+
 /// A single-node OpenSearch in its own work directory, on its own port.
 #[derive(Debug)]
 pub struct OutageNode {
@@ -39,16 +41,8 @@ impl OutageNode {
     }
 
     async fn script(&self, action: &'static str, keep_data: bool) {
-        let command = self.command(action, keep_data);
-        let output = tokio::task::spawn_blocking(move || run(command))
-            .await
-            .expect("the script's thread");
-        if let Err(failure) = output {
-            panic!(
-                "scripts/opensearch.sh {action} on port {} failed: {failure}",
-                self.port
-            );
-        }
+        let what = format!("scripts/opensearch.sh {action} on port {}", self.port);
+        run_or_panic(self.command(action, keep_data), what).await;
     }
 
     fn command(&self, action: &str, keep_data: bool) -> Command {
@@ -72,22 +66,6 @@ impl OutageNode {
             command.env("OPENSEARCH_KEEP_DATA", "1");
         }
         command
-    }
-}
-
-fn run(mut command: Command) -> Result<(), String> {
-    let output = command
-        .output()
-        .map_err(|e| format!("cannot run it: {e}"))?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{}\nstdout:\n{}\nstderr:\n{}",
-            output.status,
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        ))
     }
 }
 

@@ -13,7 +13,6 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use cqrs_admin::cli::{self, Cli};
 
 fn main() -> ExitCode {
@@ -26,16 +25,9 @@ fn main() -> ExitCode {
             .unwrap_or_else(|| "unknown".to_owned());
         eprintln!("cqrs: internal error: {}", message.replace('\n', " "));
     }));
-    let cli = match Cli::try_parse() {
+    let cli: Cli = match cli::parse() {
         Ok(cli) => cli,
-        Err(error) => {
-            let _ = error.print();
-            return if error.use_stderr() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::SUCCESS
-            };
-        }
+        Err(code) => return code,
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -19,6 +19,6 @@ pub use args::{
 };
 pub(crate) use render::duration as render_duration;
 #[doc(inline)]
-pub use run::{connect, execute, exit_code, report, run};
+pub use run::{connect, execute, exit_code, parse, report, run};
 #[doc(inline)]
 pub use table::Table;

@@ -368,6 +368,20 @@ fn print_json<T: Serialize>(out: &mut dyn Write, value: &T) -> Result<()> {
     Ok(())
 }
 
+/// Parses this process's command line into `C`: `Err` is the exit code once clap has printed
+/// what it had to say (`--help` or `--version`: 0; a usage error: 2, with the usage on
+/// stderr). For a `main` of the `cqrs` binary's kind, a service's own admin binary included.
+pub fn parse<C: clap::Parser>() -> std::result::Result<C, ExitCode> {
+    C::try_parse().map_err(|error| {
+        let _ = error.print();
+        if error.use_stderr() {
+            ExitCode::from(2)
+        } else {
+            ExitCode::SUCCESS
+        }
+    })
+}
+
 /// The exit code for the outcome of a command: 0, or the error's class's (2 bad input,
 /// 3 not found, 4 server unreachable, 1 anything else).
 pub fn exit_code(result: &Result<()>) -> ExitCode {

@@ -1,6 +1,6 @@
 //! [`Overview`]: every reader of the feed the store knows of, with its progress.
 
-use cqrs_core::projection::BreakerState;
+use cqrs_core::projection::{BreakerState, Partitions};
 use cqrs_core::Position;
 use cqrs_postgres::{PgBreaker, PgLease, PgSubscriber};
 use serde::{Deserialize, Serialize};
@@ -55,9 +55,9 @@ impl SubscriberKind {
     pub fn of(name: &str, bus_dead_letters: u64, has_checkpoint: bool) -> Self {
         if name.starts_with("process:") {
             SubscriberKind::Process
-        } else if is_partition(name) {
+        } else if Partitions::parse_name(name).is_some() {
             SubscriberKind::Partition
-        } else if name.contains("/members/") && !has_checkpoint {
+        } else if Partitions::parse_member(name).is_some() && !has_checkpoint {
             SubscriberKind::Worker
         } else if name.contains("@v") && name.contains('#') {
             SubscriberKind::Rebuild
@@ -68,7 +68,8 @@ impl SubscriberKind {
         }
     }
 
-    /// Its name in tables: `projection`, `process`, `rebuild`, `consumer`.
+    /// Its name in tables: `projection`, `process`, `rebuild`, `consumer`, `partition`,
+    /// `worker`.
     pub fn as_str(self) -> &'static str {
         match self {
             SubscriberKind::Projection => "projection",
@@ -79,18 +80,6 @@ impl SubscriberKind {
             SubscriberKind::Worker => "worker",
         }
     }
-}
-
-/// Whether `name` is a partition's (`{name}/partitions/{count}/{index}`, both numbers).
-fn is_partition(name: &str) -> bool {
-    let mut tail = name.rsplitn(4, '/');
-    let (Some(index), Some(count), Some("partitions"), Some(_)) =
-        (tail.next(), tail.next(), tail.next(), tail.next())
-    else {
-        return false;
-    };
-    let number = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    number(index) && number(count)
 }
 
 /// Whether a worker leads a reader now, as its lease says (its breaker is in

@@ -209,18 +209,8 @@ impl Admin {
 
 /// A projection's failure, with its causes' text.
 fn failed(name: &str, error: &(dyn std::error::Error + 'static)) -> AdminError {
-    let mut reason = error.to_string();
-    let mut cause = error.source();
-    while let Some(e) = cause {
-        let text = e.to_string();
-        if !reason.contains(&text) {
-            reason.push_str(": ");
-            reason.push_str(&text);
-        }
-        cause = e.source();
-    }
     AdminError::Projection {
         name: name.to_owned(),
-        reason,
+        reason: cqrs_core::error_chain(error),
     }
 }

@@ -17,6 +17,11 @@ use elasticsearch::{Elasticsearch, SearchParts};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+mod held;
+// Each test binary compiles the support module whole; only some use these.
+#[allow(unused_imports)]
+pub use held::{Held, HANDSHAKE};
+
 /// A client for the test node (`ELASTICSEARCH_URL`).
 pub fn client() -> Elasticsearch {
     match cqrs_elastic::testing::TestNode::from_env() {

@@ -12,6 +12,7 @@
 
 use std::process::ExitCode;
 
+use cqrs_core::error_chain;
 use order_service::{Config, Service};
 
 #[tokio::main]
@@ -26,7 +27,7 @@ async fn main() -> ExitCode {
     let _telemetry = match order_service::telemetry::init(&config) {
         Ok(guard) => guard,
         Err(error) => {
-            eprintln!("order-service: {}", chain(&error));
+            eprintln!("order-service: {}", error_chain(&error));
             return ExitCode::FAILURE;
         }
     };
@@ -42,7 +43,7 @@ async fn main() -> ExitCode {
 async fn run(config: Config) -> Result<(), String> {
     tracing::info!(config = ?config, "starting");
     let bind = config.bind;
-    let service = Service::start(config).await.map_err(|e| chain(&e))?;
+    let service = Service::start(config).await.map_err(|e| error_chain(&e))?;
     let listener = tokio::net::TcpListener::bind(bind)
         .await
         .map_err(|e| format!("could not listen on {bind}: {e}"))?;
@@ -84,16 +85,4 @@ async fn terminated() {
         () = ctrl_c => tracing::info!("ctrl-c: shutting down"),
         () = term => tracing::info!("SIGTERM: shutting down"),
     }
-}
-
-/// An error and its causes, joined by ": " (none of the service's errors shows a password).
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(e) = cause {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        cause = e.source();
-    }
-    text
 }

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::script::{run, run_or_panic};
+
 /// A private PostgreSQL cluster in its own work directory, on its own port.
 #[derive(Debug)]
 pub struct PgServer {
@@ -41,16 +43,8 @@ impl PgServer {
     }
 
     async fn script(&self, action: &'static str) {
-        let command = self.command(action);
-        let output = tokio::task::spawn_blocking(move || run(command))
-            .await
-            .expect("the script's thread");
-        if let Err(failure) = output {
-            panic!(
-                "scripts/postgres.sh {action} on port {} failed: {failure}",
-                self.port
-            );
-        }
+        let what = format!("scripts/postgres.sh {action} on port {}", self.port);
+        run_or_panic(self.command(action), what).await;
     }
 
     fn command(&self, action: &str) -> Command {
@@ -64,22 +58,6 @@ impl PgServer {
             .env("PG_FAST", "1")
             .env("PG_FRESH", if action == "start" { "1" } else { "0" });
         command
-    }
-}
-
-fn run(mut command: Command) -> Result<(), String> {
-    let output = command
-        .output()
-        .map_err(|e| format!("cannot run it: {e}"))?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{}\nstdout:\n{}\nstderr:\n{}",
-            output.status,
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        ))
     }
 }
 

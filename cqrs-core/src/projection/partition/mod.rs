@@ -29,6 +29,11 @@ pub use hash::StreamPartition;
 pub use status::{PartitionReport, PartitionedStatus};
 pub use worker::{PartitionedHandle, PartitionedRunner};
 
+/// What a partition's name has between the projection's name and the count.
+const PARTITIONS: &str = "/partitions/";
+/// What a member lease's name has between the projection's name and the worker's id.
+const MEMBERS: &str = "/members/";
+
 /// What a projection is partitioned by.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -99,13 +104,51 @@ impl Partitions {
 
     /// What every partition's name of `projection` starts with.
     pub fn prefix(&self, projection: &str) -> String {
-        format!("{projection}/partitions/{}/", self.count)
+        format!("{projection}{PARTITIONS}{}/", self.count)
     }
 
     /// What the member leases of `projection`'s workers are named with: the prefix, then
     /// the worker's id.
     pub fn members_prefix(projection: &str) -> String {
-        format!("{projection}/members/")
+        format!("{projection}{MEMBERS}")
+    }
+
+    /// Reads a partition's [`name`](Self::name) back: the projection, the partition count and
+    /// the index; `None` for any other name.
+    ///
+    /// ```
+    /// use cqrs_core::projection::Partitions;
+    ///
+    /// let name = Partitions::by_stream(8).name("orders", 3);
+    /// assert_eq!(Partitions::parse_name(&name), Some(("orders", 8, 3)));
+    /// assert_eq!(Partitions::parse_name("orders"), None);
+    /// assert_eq!(Partitions::parse_name("orders/partitions/x/3"), None);
+    /// ```
+    pub fn parse_name(name: &str) -> Option<(&str, u32, u32)> {
+        let (projection, rest) = name.rsplit_once(PARTITIONS)?;
+        let (count, index) = rest.split_once('/')?;
+        let number = |s: &str| {
+            s.bytes()
+                .all(|b| b.is_ascii_digit())
+                .then(|| s.parse::<u32>().ok())
+                .flatten()
+        };
+        Some((projection, number(count)?, number(index)?))
+    }
+
+    /// Reads a worker's member lease name ([`members_prefix`](Self::members_prefix) and its
+    /// id) back: the projection and the worker's id.
+    ///
+    /// ```
+    /// use cqrs_core::projection::Partitions;
+    ///
+    /// let name = format!("{}worker-a", Partitions::members_prefix("orders"));
+    /// assert_eq!(Partitions::parse_member(&name), Some(("orders", "worker-a")));
+    /// assert_eq!(Partitions::parse_member("orders"), None);
+    /// ```
+    pub fn parse_member(name: &str) -> Option<(&str, &str)> {
+        name.split_once(MEMBERS)
+            .filter(|(projection, worker)| !projection.is_empty() && !worker.is_empty())
     }
 
     /// Partition `index`, if below the count.

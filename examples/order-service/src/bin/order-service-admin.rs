@@ -12,7 +12,9 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use cqrs_admin::cli;
 use cqrs_admin::service::AdminArgs;
+use cqrs_core::error_chain;
 use order_service::{admin, Config, StartError};
 
 /// The order service's operations commands.
@@ -25,16 +27,9 @@ struct Cli {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli: Cli = match cli::parse() {
         Ok(cli) => cli,
-        Err(error) => {
-            let _ = error.print();
-            return if error.use_stderr() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::SUCCESS
-            };
-        }
+        Err(code) => return code,
     };
     let config = match Config::from_env() {
         Ok(config) => config,
@@ -50,20 +45,12 @@ async fn main() -> ExitCode {
                 StartError::Database(_) => 4,
                 _ => 2,
             };
-            eprintln!("order-service-admin: {}", chain(&error));
+            // None of the service's errors shows a password.
+            eprintln!(
+                "order-service-admin: {}",
+                error_chain(&error).replace('\n', " ")
+            );
             ExitCode::from(code)
         }
     }
-}
-
-/// An error and its causes, joined by ": " (none of the service's errors shows a password).
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(e) = cause {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        cause = e.source();
-    }
-    text.replace('\n', " ")
 }
