@@ -397,11 +397,13 @@ pub async fn drive_to_the_end(
         if counts.completed + counts.failed + waiting >= plan.len() && counts.running <= waiting {
             break;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the saga did not settle in {within:?}: {counts:?} ({})",
-            plan.describe()
-        );
+        if tokio::time::Instant::now() >= deadline {
+            panic!(
+                "the saga did not settle in {within:?}: {counts:?} ({})\n{}",
+                plan.describe(),
+                crate::server_report(store).await
+            );
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     clock.advance(Duration::from_secs(31));
