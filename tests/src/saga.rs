@@ -383,6 +383,19 @@ pub async fn drive_to_the_end(
     clock: &TestClock,
     within: Duration,
 ) {
+    if let Err(stalled) = try_drive_to_the_end(store, plan, clock, within).await {
+        panic!("{stalled}");
+    }
+}
+
+/// [`drive_to_the_end`], returning what it would panic with: the caller adds what it knows
+/// (its services' statuses) before it fails.
+pub async fn try_drive_to_the_end(
+    store: &PgEventStore,
+    plan: &Plan,
+    clock: &TestClock,
+    within: Duration,
+) -> Result<(), String> {
     let shared = SharedClock::new(clock.clone());
     let waiting = plan.count(Fate::Silent);
     let deadline = tokio::time::Instant::now() + within;
@@ -398,11 +411,11 @@ pub async fn drive_to_the_end(
             break;
         }
         if tokio::time::Instant::now() >= deadline {
-            panic!(
+            return Err(format!(
                 "the saga did not settle in {within:?}: {counts:?} ({})\n{}",
                 plan.describe(),
                 crate::server_report(store).await
-            );
+            ));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -410,7 +423,8 @@ pub async fn drive_to_the_end(
     let left = deadline.saturating_duration_since(tokio::time::Instant::now());
     quickstart::saga::finished(store, OrderFulfilment::TYPE, plan.len(), &shared, left)
         .await
-        .unwrap_or_else(|e| panic!("after the timeouts: {e} ({})", plan.describe()));
+        .map(|_| ())
+        .map_err(|e| format!("after the timeouts: {e} ({})", plan.describe()))
 }
 
 fn clock_now(clock: &SharedClock) -> time::OffsetDateTime {

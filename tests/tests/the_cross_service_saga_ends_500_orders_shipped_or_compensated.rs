@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use cqrs_core::testing::TestClock;
 use integration_tests::bus::kafka;
 use integration_tests::saga::{
-    assert_conserved_on, drive_to_the_end, end_state_on, expected, place_orders_on, saga_options,
-    saga_seed, Plan,
+    assert_conserved_on, end_state_on, expected, place_orders_on, saga_options, saga_seed,
+    try_drive_to_the_end, Plan,
 };
 use integration_tests::{drop_schema, pg_store};
 use services::contracts::Topics;
@@ -42,7 +42,10 @@ async fn the_cross_service_saga_ends_500_orders_shipped_or_compensated() {
     place_orders_on(&stores.order, &stores.inventory, &plan, 8).await;
     // Generous: the machine may be busy (a build on two cores slowed a run 4x); the run
     // itself settles in about 20 s.
-    drive_to_the_end(&stores.order, &plan, &clock, Duration::from_secs(150)).await;
+    let driven = try_drive_to_the_end(&stores.order, &plan, &clock, Duration::from_secs(150)).await;
+    if let Err(stalled) = driven {
+        panic!("{stalled}\n{}", services.status_report());
+    }
     let settled = started.elapsed();
     let replies = services.order.replies.status();
     let partners = services.order.partners.status();

@@ -94,6 +94,36 @@ impl Services {
         })
     }
 
+    /// Every consumer's and runner's status, one per line: what an operator (or a test that
+    /// waited in vain) reads first.
+    pub fn status_report(&self) -> String {
+        let projection = |name: &str, status: cqrs_core::projection::ProjectionStatus| {
+            format!(
+                "{name}: {} at {}, applied {}, parked {}, lag {} events{}\n",
+                status.state,
+                status.position,
+                status.applied,
+                status.parked,
+                status.lag_events,
+                status
+                    .last_error
+                    .map(|e| format!(", last error: {e}"))
+                    .unwrap_or_default()
+            )
+        };
+        let mut report = String::new();
+        report += &projection("order saga", self.order.saga.status());
+        report += &format!("order replies: {}\n", self.order.replies.status());
+        report += &format!("order partner events: {}\n", self.order.partners.status());
+        report += &format!("payment commands: {}\n", self.payment.commands.status());
+        report += &projection("payment publisher", self.payment.publisher.status());
+        report += &format!("inventory commands: {}\n", self.inventory.commands.status());
+        report += &format!("shipping commands: {}\n", self.shipping.commands.status());
+        report += &projection("shipping carrier", self.shipping.carrier.status());
+        report += &projection("shipping publisher", self.shipping.publisher.status());
+        report
+    }
+
     /// Stops all four.
     pub async fn shutdown(self) {
         self.order.shutdown().await;
