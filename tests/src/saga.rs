@@ -15,9 +15,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cqrs_core::process::{
-    CommandDispatcher, DispatchError, Dispatched, InputReceived, ProcessManager,
-    ProcessManagerProjection, ProcessOptions, ProcessStore, ReceivedKind, INPUT_RECEIVED,
-    TIMEOUT_FIRED,
+    CommandDispatcher, DispatchError, Dispatched, InputReceived, InstanceQuery, InstanceState,
+    ProcessManager, ProcessManagerProjection, ProcessOptions, ProcessStore, Processes,
+    ReceivedKind, INPUT_RECEIVED, TIMEOUT_FIRED,
 };
 use cqrs_core::projection::{ProjectionRunner, RunnerOptions};
 use cqrs_core::testing::TestClock;
@@ -412,8 +412,9 @@ pub async fn try_drive_to_the_end(
         }
         if tokio::time::Instant::now() >= deadline {
             return Err(format!(
-                "the saga did not settle in {within:?}: {counts:?} ({})\n{}",
+                "the saga did not settle in {within:?}: {counts:?} ({})\n{}{}",
                 plan.describe(),
+                stalled_instances(store, plan).await,
                 crate::server_report(store).await
             ));
         }
@@ -425,6 +426,59 @@ pub async fn try_drive_to_the_end(
         .await
         .map(|_| ())
         .map_err(|e| format!("after the timeouts: {e} ({})", plan.describe()))
+}
+
+/// The running instances the plan does not expect to wait (their carrier answers), with the
+/// timelines of the first three: what a stalled saga prints.
+async fn stalled_instances(store: &PgEventStore, plan: &Plan) -> String {
+    use std::fmt::Write;
+    let processes = Processes::new(store.clone());
+    let mut query = InstanceQuery::state(InstanceState::Running);
+    query.limit = 10_000;
+    let rows = match processes.instances(OrderFulfilment::TYPE, &query).await {
+        Ok(rows) => rows,
+        Err(e) => return format!("running instances: cannot read them: {e}\n"),
+    };
+    let silent: std::collections::HashSet<&str> = plan
+        .orders
+        .iter()
+        .filter(|o| o.fate == Fate::Silent)
+        .map(|o| o.id.as_str())
+        .collect();
+    let stalled: Vec<_> = rows
+        .iter()
+        .filter(|row| !silent.iter().any(|id| row.instance.ends_with(id)))
+        .collect();
+    let mut report = format!(
+        "{} running instances, {} of them not waiting for a silent carrier\n",
+        rows.len(),
+        stalled.len()
+    );
+    for row in stalled.iter().take(3) {
+        let _ = writeln!(
+            report,
+            "instance {} at {} ({} commands pending, last input {}):",
+            row.instance, row.version, row.pending_commands, row.last_input
+        );
+        match processes
+            .timeline(OrderFulfilment::TYPE, &row.instance)
+            .await
+        {
+            Ok(entries) => {
+                for entry in entries {
+                    let _ = writeln!(
+                        report,
+                        "  {} @{}: {:?}",
+                        entry.version, entry.position, entry.kind
+                    );
+                }
+            }
+            Err(e) => {
+                let _ = writeln!(report, "  cannot read its timeline: {e}");
+            }
+        }
+    }
+    report
 }
 
 fn clock_now(clock: &SharedClock) -> time::OffsetDateTime {
