@@ -111,14 +111,25 @@ impl Services {
                     .unwrap_or_default()
             )
         };
+        // A consumer's line, then each partition that is not caught up.
+        let consumer = |name: &str, status: cqrs_kafka::consume::ConsumerStatus| {
+            let mut lines = format!("{name}: {status}\n");
+            for p in status.partitions.iter().filter(|p| p.lag != Some(0)) {
+                lines += &format!(
+                    "  {}/{}: assigned {}, handled up to {:?}, committed {:?}, high water {:?}, lag {:?}\n",
+                    p.topic, p.partition, p.assigned, p.handled_up_to, p.committed, p.high_water, p.lag
+                );
+            }
+            lines
+        };
         let mut report = String::new();
         report += &projection("order saga", self.order.saga.status());
-        report += &format!("order replies: {}\n", self.order.replies.status());
-        report += &format!("order partner events: {}\n", self.order.partners.status());
-        report += &format!("payment commands: {}\n", self.payment.commands.status());
+        report += &consumer("order replies", self.order.replies.status());
+        report += &consumer("order partner events", self.order.partners.status());
+        report += &consumer("payment commands", self.payment.commands.status());
         report += &projection("payment publisher", self.payment.publisher.status());
-        report += &format!("inventory commands: {}\n", self.inventory.commands.status());
-        report += &format!("shipping commands: {}\n", self.shipping.commands.status());
+        report += &consumer("inventory commands", self.inventory.commands.status());
+        report += &consumer("shipping commands", self.shipping.commands.status());
         report += &projection("shipping carrier", self.shipping.carrier.status());
         report += &projection("shipping publisher", self.shipping.publisher.status());
         report
