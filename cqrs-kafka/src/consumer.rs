@@ -38,8 +38,20 @@ pub(crate) fn group_config(config: &KafkaConfig, group_id: &str) -> ClientConfig
         .set("auto.offset.reset", "earliest")
         .set("isolation.level", "read_committed")
         .set("enable.partition.eof", "false");
+    // A subscribed topic the broker does not show yet (created after the consumer started,
+    // or created just before and not yet in the broker's metadata) is looked for again only
+    // at this interval: librdkafka's default of five minutes stalls such a consumer that
+    // long. A metadata request every few seconds costs the broker next to nothing.
+    if client.get(METADATA_REFRESH).is_none() {
+        client.set(METADATA_REFRESH, METADATA_REFRESH_MS);
+    }
     client
 }
+
+/// librdkafka's setting for how often a client refreshes the metadata of its topics.
+const METADATA_REFRESH: &str = "topic.metadata.refresh.interval.ms";
+/// The consumers' default for it (a user's own `with_setting` wins).
+const METADATA_REFRESH_MS: &str = "5000";
 
 impl KafkaConsumer {
     /// A consumer in group `group_id`. Connects lazily.
