@@ -88,18 +88,73 @@ impl TestBroker {
 
     /// Creates a topic named [`unique_topic(prefix)`](unique_topic) with `partitions`
     /// partitions and replication factor 1, remembered for
-    /// [`delete_topics`](Self::delete_topics). Returns once the controller created it.
+    /// [`delete_topics`](Self::delete_topics). Returns once the broker shows it,
+    /// every partition with a leader.
     pub async fn create_topic(&self, prefix: &str, partitions: i32) -> Result<String> {
         let name = unique_topic(prefix);
-        let topic = NewTopic::new(&name, partitions, TopicReplication::Fixed(1));
+        self.create_topic_named(&name, partitions).await?;
+        Ok(name)
+    }
+
+    /// Creates topic `name` (a [`unique_topic`] chosen earlier: a test whose clients use the
+    /// name before the topic exists) with `partitions` partitions and replication factor 1,
+    /// remembered for [`delete_topics`](Self::delete_topics).
+    pub async fn create_topic_named(&self, name: &str, partitions: i32) -> Result<()> {
+        let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
         let results = self
             .admin
             .create_topics([&topic], &options())
             .await
             .map_err(KafkaError::client("create a topic"))?;
-        self.remember(name.clone());
+        self.remember(name.to_owned());
         check("create", results)?;
-        Ok(name)
+        self.wait_until_shown(name, partitions).await
+    }
+
+    /// Waits until the broker's metadata shows `topic` with `partitions` partitions, each with
+    /// a leader: the controller answers a creation before the broker shows the topic, and a
+    /// client that asks in between is told it does not exist.
+    async fn wait_until_shown(&self, topic: &str, partitions: i32) -> Result<()> {
+        let consumer: BaseConsumer = self
+            .config
+            .client_config()
+            .create()
+            .map_err(KafkaError::client("create a client for the metadata"))?;
+        let topic = topic.to_owned();
+        let expected = usize::try_from(partitions).unwrap_or_default();
+        tokio::task::spawn_blocking(move || {
+            let deadline = std::time::Instant::now() + ADMIN_TIMEOUT;
+            loop {
+                let shown = consumer
+                    .fetch_metadata(Some(&topic), ADMIN_TIMEOUT)
+                    .ok()
+                    .and_then(|metadata| {
+                        let t = metadata.topics().iter().find(|t| t.name() == topic)?;
+                        let ready = t.error().is_none()
+                            && t.partitions().len() == expected
+                            && t.partitions()
+                                .iter()
+                                .all(|p| p.error().is_none() && p.leader() >= 0);
+                        Some(ready)
+                    })
+                    .unwrap_or(false);
+                if shown {
+                    return Ok(());
+                }
+                if std::time::Instant::now() >= deadline {
+                    return Err(KafkaError::Timeout {
+                        operation: "wait for a new topic to show in the metadata",
+                        after: ADMIN_TIMEOUT,
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+        .await
+        .map_err(|_| KafkaError::Timeout {
+            operation: "wait for a new topic (the task was lost)",
+            after: ADMIN_TIMEOUT,
+        })?
     }
 
     /// Remembers `topic` (made some other way) for [`delete_topics`](Self::delete_topics).
