@@ -18,7 +18,6 @@ use services::contracts::Topics;
 use services::{Services, ServicesOptions, Stores};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "stalls in the full suite since 2026-12-05 01:00 (about 160 of 500 orders complete, then none for 150 s; three runs in a row) while it settles alone in 18-24 s with the same seeds; cause not found yet, see the stop 25 note. Run it with --ignored"]
 async fn the_cross_service_saga_ends_500_orders_shipped_or_compensated() {
     let started = Instant::now();
     let plan = Plan::new(saga_seed(), 500);
