@@ -32,6 +32,10 @@ use crate::{KafkaConfig, KafkaError, Received, Result};
 /// - One consumer group per name (`group.id` = the name); Kafka assigns the partitions.
 /// - Per-key order: a partition's messages are handled one after another; partitions run
 ///   concurrently, up to [`ConsumerOptions::concurrency`].
+/// - A subscribed topic the broker does not show yet (created after the consumer started) is
+///   looked for every 5 s (`topic.metadata.refresh.interval.ms`; a
+///   [`KafkaConfig::with_setting`] of it wins) and read from its start once it shows; until
+///   then the status's last error says the topic is unknown.
 /// - Commits every [`ConsumerOptions::commit_interval`], when partitions are revoked, and at
 ///   shutdown; a crash replays what was handled since the last commit, and the replay changes
 ///   nothing.
