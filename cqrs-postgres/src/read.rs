@@ -112,20 +112,18 @@ impl PgEventStore {
         let mut horizon = None;
         let mut window_end = None;
         for row in &rows {
-            if horizon.is_none() {
-                horizon = Some(row.try_get::<String, _>(0)?);
-                let end_major: Option<&str> = row.try_get(1)?;
-                let end_minor: Option<i64> = row.try_get(2)?;
-                if let (Some(end_major), Some(end_minor)) = (end_major, end_minor) {
-                    window_end = Some(convert::position(end_major, end_minor)?);
+            // The one header row (last) carries the horizon and the window's end; every other
+            // row is an event, with NULL there.
+            match row.try_get::<Option<String>, _>(0)? {
+                Some(header) => {
+                    horizon = Some(header);
+                    let end_major: Option<&str> = row.try_get(1)?;
+                    let end_minor: Option<i64> = row.try_get(2)?;
+                    if let (Some(end_major), Some(end_minor)) = (end_major, end_minor) {
+                        window_end = Some(convert::position(end_major, end_minor)?);
+                    }
                 }
-            }
-            // The statement returns one row of NULLs beside the horizon when no event qualifies.
-            if row
-                .try_get::<Option<i64>, _>(FEED_LEADING_COLUMNS + 1)?
-                .is_some()
-            {
-                events.push(recorded_event(row, FEED_LEADING_COLUMNS)?);
+                None => events.push(recorded_event(row, FEED_LEADING_COLUMNS)?),
             }
         }
         let stopped_early = events.len() < max && window_end.is_some();

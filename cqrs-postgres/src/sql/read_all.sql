@@ -26,13 +26,20 @@
 -- its last event). The page test is a one-time filter: a reader catching up on events that
 -- mostly match never pays for a second walk over the whole window, only for the rows it reads.
 --
--- Columns: the horizon (on every row; one row of NULLs carries it when no event qualifies), the
--- window end (transaction_id::text, position), then the event columns in the order row.rs reads
--- them.
+-- Rows: the page's events, in feed order, then one header row (its event columns NULL, its
+-- transaction_id sorting last) with the horizon and the window end (transaction_id::text,
+-- position); an event row has NULL there. Columns: those three, then the event columns in the
+-- order row.rs reads them.
+-- The shape is for the plan: `page` is NOT MATERIALIZED (it is named twice, and PostgreSQL
+-- would otherwise copy every row of it, payloads included, into a tuple store; the second use,
+-- the page test, runs only for a filtered reader and reads no payload), and the union's ORDER BY
+-- is a Merge Append of the page in its index order and the one header row, where joining the
+-- page to the horizon sorted it again. The feed statement took 1.3 ms for a page of 1,000 rows
+-- against 0.5 ms for a bare keyset read of them; this shape takes 0.3 to 0.6 ms.
 WITH horizon AS (
     SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin
 ),
-page AS (
+page AS NOT MATERIALIZED (
     SELECT w.*
     FROM (
         SELECT e.transaction_id, e.position, e.stream_id, e.version, e.event_type,
@@ -61,10 +68,21 @@ window_end AS (
     OFFSET $6 - 1
     LIMIT 1
 )
-SELECT h.xmin::text AS horizon, we.transaction_id::text, we.position,
-       p.transaction_id::text, p.position, p.stream_id, p.version, p.event_type,
-       p.schema_version, p.payload, p.metadata, p.recorded_at
-FROM horizon h
-LEFT JOIN window_end we ON true
-LEFT JOIN page p ON true
-ORDER BY p.transaction_id, p.position
+SELECT u.horizon, u.end_major, u.end_minor,
+       u.transaction_id::text, u.position, u.stream_id, u.version, u.event_type,
+       u.schema_version, u.payload, u.metadata, u.recorded_at
+FROM (
+    SELECT h.xmin::text AS horizon, we.transaction_id::text AS end_major,
+           we.position AS end_minor,
+           NULL::xid8 AS transaction_id, NULL::bigint AS position, NULL::text AS stream_id,
+           NULL::bigint AS version, NULL::text AS event_type, NULL::integer AS schema_version,
+           NULL::jsonb AS payload, NULL::jsonb AS metadata, NULL::timestamptz AS recorded_at
+    FROM horizon h
+    LEFT JOIN window_end we ON true
+    UNION ALL
+    SELECT NULL, NULL, NULL,
+           p.transaction_id, p.position, p.stream_id, p.version, p.event_type,
+           p.schema_version, p.payload, p.metadata, p.recorded_at
+    FROM page p
+) u
+ORDER BY u.transaction_id, u.position
