@@ -15,7 +15,32 @@ use crate::{convert, PgError, PgEventStore};
 impl PgEventStore {
     /// [`ProcessStore::fire_due`](cqrs_core::process::ProcessStore::fire_due): one
     /// transaction; the fired events are appended earliest due first.
+    ///
+    /// The transaction runs in a task of its own, to its end, even when the caller is cut off
+    /// (the timer pump is, when its worker is aborted or loses its lease): sqlx 0.8's `begin()`
+    /// is not cancel-safe on PostgreSQL. Cut off between sending `BEGIN` and reading its
+    /// answer, it leaves the pooled session inside a transaction it does not track, and every
+    /// later statement on that connection runs inside it (sqlx issue 4393, fixed in 0.9).
     pub(crate) async fn fire_due_pg(
+        &self,
+        process: &str,
+        now: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<FiredTimeout>, PgError> {
+        let store = self.clone();
+        let process = process.to_owned();
+        let firing =
+            tokio::spawn(async move { store.fire_due_to_the_end(&process, now, limit).await });
+        match firing.await {
+            Ok(fired) => fired,
+            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+            // Only a runtime shutting down cancels it.
+            Err(_) => Err(PgError::Database(sqlx::Error::WorkerCrashed)),
+        }
+    }
+
+    /// [`fire_due_pg`](Self::fire_due_pg)'s transaction.
+    async fn fire_due_to_the_end(
         &self,
         process: &str,
         now: OffsetDateTime,
