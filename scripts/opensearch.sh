@@ -56,24 +56,13 @@ port_answers() {
     curl -sS --max-time 3 -o /dev/null "http://127.0.0.1:$1/" 2>/dev/null
 }
 
-# Pid from the pid file if that process is alive and is our launcher.
-running_pid() {
-    [[ -f "$PID_FILE" ]] || return 1
-    local pid
-    pid="$(cat "$PID_FILE" 2>/dev/null || true)"
-    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-    kill -0 "$pid" 2>/dev/null || return 1
-    tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q "$MAIN_CLASS" || return 1
-    echo "$pid"
-}
+# shellcheck source=scripts/lib/pids.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/pids.sh"
 
-log_tail() {
-    if [[ -f "$LOG_FILE" ]]; then
-        log "---- last lines of $LOG_FILE ----"
-        tail -n 60 "$LOG_FILE" >&2 || true
-        log "----"
-    fi
-}
+# Pid from the pid file if that process is alive and is our launcher.
+running_pid() { pid_of_ours "$MAIN_CLASS"; }
+
+log_tail() { log_tail_of 60; }
 
 ensure_mvn() {
     if ! command -v "$MVN" >/dev/null 2>&1; then

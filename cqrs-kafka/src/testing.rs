@@ -115,17 +115,12 @@ impl TestBroker {
     /// a leader: the controller answers a creation before the broker shows the topic, and a
     /// client that asks in between is told it does not exist.
     async fn wait_until_shown(&self, topic: &str, partitions: i32) -> Result<()> {
-        let consumer: BaseConsumer = self
-            .config
-            .client_config()
-            .create()
-            .map_err(KafkaError::client("create a client for the metadata"))?;
         let topic = topic.to_owned();
         let expected = usize::try_from(partitions).unwrap_or_default();
-        tokio::task::spawn_blocking(move || {
+        self.on_metadata_client("wait for a new topic", move |client| {
             let deadline = std::time::Instant::now() + ADMIN_TIMEOUT;
             loop {
-                let shown = consumer
+                let shown = client
                     .fetch_metadata(Some(&topic), ADMIN_TIMEOUT)
                     .ok()
                     .and_then(|metadata| {
@@ -151,10 +146,26 @@ impl TestBroker {
             }
         })
         .await
-        .map_err(|_| KafkaError::Timeout {
-            operation: "wait for a new topic (the task was lost)",
-            after: ADMIN_TIMEOUT,
-        })?
+    }
+
+    /// Runs `read` with a client of its own on a blocking thread: metadata and watermark
+    /// fetches are blocking round trips. `what` names it if the thread is lost.
+    async fn on_metadata_client<T: Send + 'static>(
+        &self,
+        what: &'static str,
+        read: impl FnOnce(BaseConsumer) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let client: BaseConsumer = self
+            .config
+            .client_config()
+            .create()
+            .map_err(KafkaError::client("create a client for the metadata"))?;
+        tokio::task::spawn_blocking(move || read(client))
+            .await
+            .map_err(|_| KafkaError::Timeout {
+                operation: what,
+                after: ADMIN_TIMEOUT,
+            })?
     }
 
     /// Remembers `topic` (made some other way) for [`delete_topics`](Self::delete_topics).
@@ -168,14 +179,9 @@ impl TestBroker {
     /// How many messages each partition of `topic` holds (high watermark minus low), by
     /// partition: what a test that read the topic back compares with what it read.
     pub async fn message_counts(&self, topic: &str) -> Result<Vec<(i32, i64)>> {
-        let consumer: BaseConsumer = self
-            .config
-            .client_config()
-            .create()
-            .map_err(KafkaError::client("create a consumer for the watermarks"))?;
         let topic = topic.to_owned();
-        tokio::task::spawn_blocking(move || {
-            let metadata = consumer
+        self.on_metadata_client("read the watermarks", move |client| {
+            let metadata = client
                 .fetch_metadata(Some(&topic), ADMIN_TIMEOUT)
                 .map_err(KafkaError::client("read the topic's metadata"))?;
             let partitions: Vec<i32> = metadata
@@ -185,7 +191,7 @@ impl TestBroker {
                 .collect();
             let mut counts = Vec::with_capacity(partitions.len());
             for partition in partitions {
-                let (low, high) = consumer
+                let (low, high) = client
                     .fetch_watermarks(&topic, partition, ADMIN_TIMEOUT)
                     .map_err(KafkaError::client("read a partition's watermarks"))?;
                 counts.push((partition, high - low));
@@ -193,10 +199,6 @@ impl TestBroker {
             Ok(counts)
         })
         .await
-        .map_err(|_| KafkaError::Timeout {
-            operation: "read the watermarks (the task was lost)",
-            after: ADMIN_TIMEOUT,
-        })?
     }
 
     /// Deletes every topic created or remembered; one already gone is fine. Call it at the

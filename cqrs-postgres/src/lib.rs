@@ -52,6 +52,7 @@ mod snapshot;
 mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod to_the_end;
 mod xid;
 
 #[doc(inline)]

@@ -27,18 +27,11 @@ pub(crate) const LATEST: i32 = 7;
 /// outlived a caller that dropped the future midway (a startup timeout, say): the pooled
 /// connection kept it, and every later migration, from any process, blocked for good.
 ///
-/// The migrations run in a task of their own, to their end, whatever happens to this future:
-/// sqlx 0.8's `begin()` cut off between sending `BEGIN` and reading its answer leaves the
-/// pooled session in a transaction it does not track (see `fire_due_pg`).
+/// The migrations run [`to_the_end`](crate::to_the_end::to_the_end), whatever happens to this
+/// future.
 pub(crate) async fn migrate(pool: &PgPool, schema: &PgSchema) -> Result<Vec<i32>, PgError> {
     let (pool, schema) = (pool.clone(), schema.clone());
-    let migrating = tokio::spawn(async move { migrate_to_the_end(&pool, &schema).await });
-    match migrating.await {
-        Ok(applied) => applied,
-        Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
-        // Only a runtime shutting down cancels it.
-        Err(_) => Err(PgError::Database(sqlx::Error::WorkerCrashed)),
-    }
+    crate::to_the_end::to_the_end(async move { migrate_to_the_end(&pool, &schema).await }).await
 }
 
 async fn migrate_to_the_end(pool: &PgPool, schema: &PgSchema) -> Result<Vec<i32>, PgError> {

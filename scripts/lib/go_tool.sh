@@ -38,24 +38,13 @@ needs_build() {
     [[ "$(cat "$STAMP")" != "$(build_key)" ]]
 }
 
-# The pid of the server this script started, if it still runs (and is still our binary).
-running_pid() {
-    [[ -f "$PID_FILE" ]] || return 1
-    local pid
-    pid="$(cat "$PID_FILE" 2>/dev/null || true)"
-    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-    kill -0 "$pid" 2>/dev/null || return 1
-    tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q "$BIN" || return 1
-    echo "$pid"
-}
+# shellcheck source=scripts/lib/pids.sh
+. "$(dirname "${BASH_SOURCE[0]}")/pids.sh"
 
-log_tail() {
-    if [[ -f "$LOG_FILE" ]]; then
-        log "---- last lines of $LOG_FILE ----"
-        tail -n 40 "$LOG_FILE" >&2 || true
-        log "----"
-    fi
-}
+# The pid of the server this script started, if it still runs (and is still our binary).
+running_pid() { pid_of_ours "$BIN"; }
+
+log_tail() { log_tail_of 40; }
 
 wait_healthy() { # pid
     local pid="$1" deadline=$((SECONDS + START_TIMEOUT))

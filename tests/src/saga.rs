@@ -447,7 +447,7 @@ async fn stalled_instances(store: &PgEventStore, plan: &Plan) -> String {
         .collect();
     let stalled: Vec<_> = rows
         .iter()
-        .filter(|row| !silent.iter().any(|id| row.instance.ends_with(id)))
+        .filter(|row| !silent.contains(row.instance.as_str()))
         .collect();
     let mut report = format!(
         "{} running instances, {} of them not waiting for a silent carrier\n",

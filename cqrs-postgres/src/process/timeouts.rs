@@ -16,11 +16,8 @@ impl PgEventStore {
     /// [`ProcessStore::fire_due`](cqrs_core::process::ProcessStore::fire_due): one
     /// transaction; the fired events are appended earliest due first.
     ///
-    /// The transaction runs in a task of its own, to its end, even when the caller is cut off
-    /// (the timer pump is, when its worker is aborted or loses its lease): sqlx 0.8's `begin()`
-    /// is not cancel-safe on PostgreSQL. Cut off between sending `BEGIN` and reading its
-    /// answer, it leaves the pooled session inside a transaction it does not track, and every
-    /// later statement on that connection runs inside it (sqlx issue 4393, fixed in 0.9).
+    /// The transaction runs [`to_the_end`](crate::to_the_end::to_the_end) even when the caller
+    /// is cut off, as the timer pump is when its worker is aborted or loses its lease.
     pub(crate) async fn fire_due_pg(
         &self,
         process: &str,
@@ -29,14 +26,10 @@ impl PgEventStore {
     ) -> Result<Vec<FiredTimeout>, PgError> {
         let store = self.clone();
         let process = process.to_owned();
-        let firing =
-            tokio::spawn(async move { store.fire_due_to_the_end(&process, now, limit).await });
-        match firing.await {
-            Ok(fired) => fired,
-            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
-            // Only a runtime shutting down cancels it.
-            Err(_) => Err(PgError::Database(sqlx::Error::WorkerCrashed)),
-        }
+        crate::to_the_end::to_the_end(async move {
+            store.fire_due_to_the_end(&process, now, limit).await
+        })
+        .await
     }
 
     /// [`fire_due_pg`](Self::fire_due_pg)'s transaction.
