@@ -29,6 +29,7 @@ mod repository;
 mod retry;
 mod snapshot;
 mod store;
+mod stream_event;
 pub mod telemetry;
 mod upcast;
 mod validate;
@@ -50,7 +51,7 @@ pub use cqrs_macros::DomainEvent;
 #[doc(inline)]
 pub use error::{error_chain, BoxError, Error, ErrorKind, Result};
 #[doc(inline)]
-pub use event::{DomainEvent, NewEvent, RecordedEvent};
+pub use event::{decode_tagged_json, DomainEvent, NewEvent, RecordedEvent};
 #[doc(inline)]
 pub use fixture::{AggregateFixture, Then};
 #[doc(inline)]
@@ -75,5 +76,7 @@ pub use store::{
     AppendEvents, AppendOutcome, CheckpointStore, EventFilter, EventStore, FeedBatch, FencedSave,
     ReadAll, ReadStream, Snapshot, SnapshotStore,
 };
+#[doc(inline)]
+pub use stream_event::{Payload, StreamEvent};
 #[doc(inline)]
 pub use upcast::{Upcaster, Upcasters};

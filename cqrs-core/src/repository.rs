@@ -14,7 +14,7 @@ use crate::telemetry::metrics;
 use crate::telemetry::{span_traceparent, TRACEPARENT};
 use crate::{
     Aggregate, CommandContext, CommandError, CommandId, CommandOutcome, Error, ExpectedVersion,
-    NewEvent, RetryPolicy, Snapshot, SnapshotPolicy, StreamId, Upcasters, Version,
+    NewEvent, RetryPolicy, Snapshot, SnapshotPolicy, StreamEvent, StreamId, Upcasters, Version,
 };
 use crate::{AppendOutcome, EventStore, SnapshotStore};
 
@@ -97,7 +97,7 @@ where
             retry: RetryPolicy::default(),
             snapshots: SnapshotPolicy::Never,
             cache: None,
-            read_batch: 1000,
+            read_batch: 100_000,
         }
     }
 
@@ -133,7 +133,11 @@ where
         self
     }
 
-    /// How many events one stream read fetches while loading (default 1000).
+    /// How many events one stream read covers while loading (default 100,000): a longer
+    /// stream is replayed in several reads. PostgreSQL folds a read's rows as they arrive and
+    /// the in-memory store in place, so their memory does not grow with it; a store that keeps
+    /// [`ReadStream::replay`](crate::ReadStream::replay)'s default holds up to this many
+    /// events at once.
     #[must_use]
     pub fn with_read_batch(mut self, events: usize) -> Self {
         self.read_batch = events.max(1);
@@ -363,19 +367,18 @@ where
             span.record("from_snapshot", version != Version::ZERO);
             let mut read = 0usize;
             loop {
-                let batch = self
-                    .store
-                    .read_stream(stream_id, version.next(), self.read_batch)
+                let from = version.next();
+                let mut fold = |event: StreamEvent<'_>| {
+                    let decoded: A::Event = self.upcasters.decode(stream_id, event)?;
+                    state.apply(&decoded);
+                    version = event.version;
+                    Ok(())
+                };
+                let batch = (self.store)
+                    .replay(stream_id, from, self.read_batch, &mut fold)
                     .await?;
-                let full = batch.len() >= self.read_batch;
-                read += batch.len();
-                for recorded in batch {
-                    let recorded = self.upcasters.upcast(recorded)?;
-                    version = recorded.version;
-                    let event: A::Event = recorded.into_domain()?;
-                    state.apply(&event);
-                }
-                if !full {
+                read += batch;
+                if batch < self.read_batch {
                     span.record("events", read);
                     return Ok((state, version));
                 }

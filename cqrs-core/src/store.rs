@@ -6,7 +6,8 @@ use serde_json::Value;
 
 use crate::projection::{BreakerRecord, Lease, StreamPartition};
 use crate::{
-    CommandId, ExpectedVersion, NewEvent, Position, RecordedEvent, Result, StreamId, Version,
+    CommandId, ExpectedVersion, NewEvent, Position, RecordedEvent, Result, StreamEvent, StreamId,
+    Version,
 };
 
 /// What a successful append did.
@@ -97,6 +98,27 @@ pub trait ReadStream: Send + Sync {
         from: Version,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>>;
+
+    /// Calls `each` with up to `limit` events of `stream_id` with version `from` or later, in
+    /// version order, as a replay folds them ([`StreamEvent`]: no metadata, position or time);
+    /// returns how many. Stops at the first error of `each` and returns it.
+    ///
+    /// The default reads [`read_stream`](Self::read_stream). A store that can read less for a
+    /// replay overrides it: PostgreSQL's reads four columns and hands the payload over as the
+    /// JSON text it received.
+    async fn replay(
+        &self,
+        stream_id: &StreamId,
+        from: Version,
+        limit: usize,
+        each: &mut (dyn for<'e> FnMut(StreamEvent<'e>) -> Result<()> + Send),
+    ) -> Result<usize> {
+        let events = self.read_stream(stream_id, from, limit).await?;
+        for event in &events {
+            each(StreamEvent::from(event))?;
+        }
+        Ok(events.len())
+    }
 }
 
 /// Which events a feed read returns. The default passes everything.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::error::BoxError;
-use crate::{Error, RecordedEvent};
+use crate::{DomainEvent, Error, Payload, RecordedEvent, StreamEvent, StreamId};
 
 /// Turns the payload of one event type from one schema version into the next.
 pub trait Upcaster: Send + Sync {
@@ -130,6 +130,56 @@ impl Upcasters {
                 source,
             }),
         }
+    }
+
+    /// The domain event of one replayed event of `stream_id`, through the chain when one is
+    /// registered for its type and schema version. A payload with no upcaster to run is
+    /// decoded as it comes ([`DomainEvent::decode_json`] for JSON text); one that has is
+    /// parsed, upcast, then decoded. Errors name the stream, the version and the type.
+    pub fn decode<E: DomainEvent>(
+        &self,
+        stream_id: &StreamId,
+        event: StreamEvent<'_>,
+    ) -> Result<E, Error> {
+        let StreamEvent {
+            version,
+            event_type,
+            schema_version,
+            payload,
+            ..
+        } = event;
+        let upcasting =
+            (self.by_type.get(event_type)).is_some_and(|steps| steps.contains_key(&schema_version));
+        let decoded = match (upcasting, payload) {
+            (false, Payload::Json(text)) => E::decode_json(event_type, text),
+            (false, Payload::Value(value)) => E::decode(event_type, value.clone()),
+            (true, payload) => {
+                let payload = match payload {
+                    Payload::Json(text) => {
+                        serde_json::from_str(text).map_err(|source| Error::Decode {
+                            stream_id: None,
+                            version: None,
+                            event_type: event_type.to_owned(),
+                            source,
+                        })
+                    }
+                    Payload::Value(value) => Ok(value.clone()),
+                };
+                let upcast = payload.and_then(|payload| {
+                    self.chain(event_type, schema_version, payload).map_err(
+                        |(schema_version, source)| Error::Upcast {
+                            stream_id: stream_id.clone(),
+                            version,
+                            event_type: event_type.to_owned(),
+                            schema_version,
+                            source,
+                        },
+                    )
+                });
+                upcast.and_then(|(_, payload)| E::decode(event_type, payload))
+            }
+        };
+        decoded.map_err(|error| error.at(stream_id, version))
     }
 
     /// The chain; on failure, the schema version whose upcaster failed and its error.

@@ -87,6 +87,13 @@ pub(crate) fn domain_event(input: &DeriveInput) -> syn::Result<TokenStream> {
                     #(#version_arms,)*
                 }
             }
+
+            fn decode_json(
+                event_type: &str,
+                payload: &str,
+            ) -> ::core::result::Result<Self, ::cqrs_core::Error> {
+                ::cqrs_core::decode_tagged_json(event_type, payload)
+            }
         }
     })
 }

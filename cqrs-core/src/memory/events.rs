@@ -7,7 +7,7 @@ use crate::store::{AppendEvents, ReadAll, ReadStream};
 use crate::validate::{check_batch, BatchCheck};
 use crate::{
     AppendOutcome, CommandId, Error, EventFilter, EventId, ExpectedVersion, FeedBatch, NewEvent,
-    Position, RecordedEvent, Result, StreamId, Version,
+    Position, RecordedEvent, Result, StreamEvent, StreamId, Version,
 };
 
 use super::{InMemoryEventStore, State};
@@ -58,6 +58,28 @@ impl ReadStream for InMemoryEventStore {
             .take(limit)
             .map(|&i| state.log[i].clone())
             .collect())
+    }
+
+    /// Folds the events in place under the read lock, without copying them (the closure only
+    /// decodes and applies; it cannot reach the store).
+    async fn replay(
+        &self,
+        stream_id: &StreamId,
+        from: Version,
+        limit: usize,
+        each: &mut (dyn for<'e> FnMut(StreamEvent<'e>) -> Result<()> + Send),
+    ) -> Result<usize> {
+        let state = self.read();
+        let Some(indices) = state.streams.get(stream_id) else {
+            return Ok(0);
+        };
+        let skip = usize::try_from(from.get().saturating_sub(1)).unwrap_or(usize::MAX);
+        let mut replayed = 0;
+        for &i in indices.iter().skip(skip).take(limit) {
+            each(StreamEvent::from(&state.log[i]))?;
+            replayed += 1;
+        }
+        Ok(replayed)
     }
 }
 

@@ -29,6 +29,7 @@ macro_rules! store_conformance_tests {
             appends_and_reads_back,
             an_absent_stream_reads_as_empty,
             stream_reads_are_batched,
+            replays_fold_what_a_read_returns,
             expected_versions_are_enforced,
             racing_writers_get_exactly_one_winner_per_version,
             appends_are_all_or_nothing,

@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::backend::DEFAULT_MAX_PAYLOAD_BYTES;
-use crate::{CommandId, Error, EventId, ExpectedVersion, Metadata, NewEvent, Version};
+use crate::{CommandId, Error, EventId, ExpectedVersion, Metadata, NewEvent, Payload, Version};
 
 use super::{event, events, numbers, stream, ConformanceStore};
 
@@ -98,6 +98,90 @@ pub async fn stream_reads_are_batched<S: ConformanceStore>(store: S) {
         seen.extend(numbers(&batch));
     }
     assert_eq!(seen, (1..26).collect::<Vec<_>>());
+}
+
+/// A replay folds what a stream read returns: the same versions, types, schema versions and
+/// payloads, in pages of its limit, from any version on; it stops at its closure's first error
+/// and returns that error.
+pub async fn replays_fold_what_a_read_returns<S: ConformanceStore>(store: S) {
+    let s = stream("replayed-1");
+    let mut appended = vec![NewEvent::new(
+        "Opened",
+        3,
+        json!({
+            "name": "ünïcødé ✓ \"quoted\" \\ \n",
+            "big": u64::MAX,
+            "small": i64::MIN,
+            "ratio": 2.5,
+            "nested": { "a": [1, null, { "b": [] }], "empty": {} }
+        }),
+    )];
+    appended.extend(events(2..26));
+    appended.push(NewEvent::new("Closed", 1, Value::Null));
+    store
+        .append(&s, ExpectedVersion::NoStream, appended)
+        .await
+        .expect("append");
+    let read = store
+        .read_stream(&s, Version::new(1), 100)
+        .await
+        .expect("read");
+    assert_eq!(read.len(), 26);
+
+    for (from, limit) in [(1, 100), (1, 10), (7, 3), (26, 5), (27, 5), (1, 0)] {
+        let mut seen = Vec::new();
+        let replayed = store
+            .replay(&s, Version::new(from), limit, &mut |event| {
+                let payload = match event.payload {
+                    Payload::Json(text) => serde_json::from_str(text).expect("the text is JSON"),
+                    Payload::Value(value) => value.clone(),
+                };
+                seen.push((
+                    event.version,
+                    event.event_type.to_owned(),
+                    event.schema_version,
+                    payload,
+                ));
+                Ok(())
+            })
+            .await
+            .expect("replay");
+        let expected: Vec<_> = (read.iter())
+            .filter(|e| e.version.get() >= from)
+            .take(limit)
+            .map(|e| {
+                let event_type = e.event_type.clone();
+                (e.version, event_type, e.schema_version, e.payload.clone())
+            })
+            .collect();
+        assert_eq!(replayed, expected.len(), "from {from}, limit {limit}");
+        assert_eq!(seen, expected, "from {from}, limit {limit}");
+    }
+
+    let mut calls = 0;
+    let stopped = store
+        .replay(&s, Version::new(1), 100, &mut |event| {
+            calls += 1;
+            if event.version == Version::new(3) {
+                return Err(Error::InvalidEventType("stop here".into()));
+            }
+            Ok(())
+        })
+        .await;
+    assert!(
+        matches!(&stopped, Err(Error::InvalidEventType(why)) if why == "stop here"),
+        "{stopped:?}"
+    );
+    assert_eq!(calls, 3, "nothing after the error");
+
+    let absent = stream("replayed-absent");
+    let replayed = store
+        .replay(&absent, Version::new(1), 100, &mut |_| {
+            panic!("an absent stream has no event")
+        })
+        .await
+        .expect("replay");
+    assert_eq!(replayed, 0);
 }
 
 /// `NoStream`, `Exact` and `Any` are enforced, and a conflict says where the stream is.

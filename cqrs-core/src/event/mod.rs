@@ -8,6 +8,10 @@ use time::OffsetDateTime;
 
 use crate::{Error, Metadata, Position, StreamId, Version};
 
+mod tagged;
+
+pub use tagged::decode_tagged_json;
+
 /// A domain event: a fact that happened, in the past tense.
 ///
 /// An event has a stable type name and a schema version. Payloads are stored as JSON. The
@@ -114,6 +118,21 @@ pub trait DomainEvent: Serialize + DeserializeOwned + Send + Sync + 'static {
             event_type: event_type.to_owned(),
             source,
         })
+    }
+
+    /// The event from a stored type name and an up-to-date payload given as JSON text (what a
+    /// store reads), with the same result as [`decode`](Self::decode) on the parsed payload.
+    /// The default parses the text and calls `decode`, so an impl that overrides `decode`
+    /// stays right; `#[derive(DomainEvent)]` decodes in one pass with [`decode_tagged_json`],
+    /// without building the payload's `Value` first.
+    fn decode_json(event_type: &str, payload: &str) -> Result<Self, Error> {
+        let payload = serde_json::from_str(payload).map_err(|source| Error::Decode {
+            stream_id: None,
+            version: None,
+            event_type: event_type.to_owned(),
+            source,
+        })?;
+        Self::decode(event_type, payload)
     }
 }
 
