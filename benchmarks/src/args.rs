@@ -23,6 +23,13 @@ pub(crate) struct Args {
     /// Run one workload only.
     #[arg(long, value_enum)]
     pub(crate) only: Option<Workload>,
+
+    /// The command workloads' systems to run: those whose row name contains one of these
+    /// words (comma-separated; all when absent). `--systems "no cache,postgres-es"` runs the
+    /// two rows without the cache and postgres-es: a full-size hot-streams run of all eight
+    /// takes over 20 minutes.
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) systems: Vec<String>,
 }
 
 impl Args {

@@ -34,7 +34,7 @@ async fn main() -> anyhow::Result<()> {
     let sizes = args.sizes();
     report::print_machine(&server.info().await?, &args, &sizes);
 
-    let ctx = workloads::Context::new(server, args.clients, sizes);
+    let ctx = workloads::Context::new(server, args.clients, sizes, args.systems.clone());
     for workload in Workload::selected(args.only) {
         let table = workloads::run(&ctx, workload).await?;
         table.print();

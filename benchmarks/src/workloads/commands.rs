@@ -126,11 +126,15 @@ pub(crate) async fn run(ctx: &Context, shape: Shape) -> Result<Table> {
     let mut runs: Vec<Vec<Row>> = (0..SYSTEMS.len()).map(|_| Vec::new()).collect();
     for round in 0..sizes.runs {
         for system in rotation(round, SYSTEMS.len()) {
-            runs[system].push(runner.system(system).await?);
+            if ctx.runs(SYSTEMS[system]) {
+                runs[system].push(runner.system(system).await?);
+            }
         }
     }
     for (system, rows) in SYSTEMS.iter().zip(runs) {
-        table.push(Row::median(rows).with_context(|| format!("no run of {system}"))?);
+        if ctx.runs(system) {
+            table.push(Row::median(rows).with_context(|| format!("no run of {system}"))?);
+        }
     }
     table.footnote(format!(
         "the cache keeps states in memory, which postgres-es lacks: \"{OURS_GROUPED_UNCACHED}\" \

@@ -20,16 +20,25 @@ pub(crate) struct Context {
     pub(crate) clients: u32,
     /// How much work.
     pub(crate) sizes: Sizes,
+    /// The command workloads' systems to run (row names containing one of these); all when
+    /// empty.
+    pub(crate) systems: Vec<String>,
 }
 
 impl Context {
     /// A context.
-    pub(crate) fn new(server: Server, clients: u32, sizes: Sizes) -> Self {
+    pub(crate) fn new(server: Server, clients: u32, sizes: Sizes, systems: Vec<String>) -> Self {
         Self {
             server,
             clients,
             sizes,
+            systems,
         }
+    }
+
+    /// Whether system `name` is to run.
+    pub(crate) fn runs(&self, name: &str) -> bool {
+        self.systems.is_empty() || self.systems.iter().any(|s| name.contains(s.as_str()))
     }
 }
 
