@@ -61,16 +61,20 @@ pub(crate) enum Workload {
     /// The quick start's order saga on the process-manager engine against the same commands
     /// issued directly.
     Saga,
+    /// Single-event appends from 1 to 128 concurrent writers: rates and latency percentiles,
+    /// with and without group commit, against a raw insert.
+    Appends,
 }
 
 impl Workload {
-    const ALL: [Workload; 6] = [
+    const ALL: [Workload; 7] = [
         Workload::ManyStreams,
         Workload::HotStreams,
         Workload::Batch,
         Workload::Load,
         Workload::Feed,
         Workload::Saga,
+        Workload::Appends,
     ];
 
     /// The workloads `--only` selects (all of them without it).
@@ -112,6 +116,10 @@ pub(crate) struct Sizes {
     pub(crate) feed_passes: u64,
     /// Saga: orders of 3 lines (11 commands each).
     pub(crate) saga_orders: u64,
+    /// Appends: the concurrencies measured.
+    pub(crate) append_writers: &'static [u32],
+    /// Appends: seconds per timed run.
+    pub(crate) append_seconds: u64,
 }
 
 impl Sizes {
@@ -129,6 +137,8 @@ impl Sizes {
         feed_batch: 1_000,
         feed_passes: 3,
         saga_orders: 2_000,
+        append_writers: &[1, 2, 4, 8, 32, 128],
+        append_seconds: 5,
     };
 
     const QUICK: Sizes = Sizes {
@@ -145,6 +155,8 @@ impl Sizes {
         feed_batch: 1_000,
         feed_passes: 3,
         saga_orders: 400,
+        append_writers: &[1, 2, 8, 32],
+        append_seconds: 1,
     };
 }
 

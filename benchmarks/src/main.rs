@@ -36,8 +36,9 @@ async fn main() -> anyhow::Result<()> {
 
     let ctx = workloads::Context::new(server, args.clients, sizes, args.systems.clone());
     for workload in Workload::selected(args.only) {
-        let table = workloads::run(&ctx, workload).await?;
-        table.print();
+        for table in workloads::run(&ctx, workload).await? {
+            table.print();
+        }
     }
     Ok(())
 }

@@ -64,9 +64,12 @@ fn timed_out_stage(result: Result<cqrs_core::AppendOutcome, Error>) -> TimeoutSt
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_append_queued_past_the_timeout_fails_as_queued_and_is_never_written() {
     let timeout = Duration::from_secs(2);
-    let store = support::store_with(10)
-        .await
-        .with_group_commit(GroupCommit::default().max_appends(1).timeout(timeout));
+    let store = support::store_with(10).await.with_group_commit(
+        GroupCommit::default()
+            .alone_below(0)
+            .max_appends(1)
+            .timeout(timeout),
+    );
     let held = stream("held-1");
     store
         .append(&held, ExpectedVersion::NoStream, event(1))

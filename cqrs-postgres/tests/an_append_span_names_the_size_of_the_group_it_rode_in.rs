@@ -79,7 +79,7 @@ async fn each_append_span_records_the_appends_of_its_transaction() {
         tracing::subscriber::set_default(tracing_subscriber::registry().with(groups.clone()));
     let store = support::store_with(4)
         .await
-        .with_group_commit(GroupCommit::default());
+        .with_group_commit(GroupCommit::default().alone_below(0));
     let barrier = Arc::new(Barrier::new(WRITERS));
     let writers: Vec<_> = (0..WRITERS)
         .map(|w| {

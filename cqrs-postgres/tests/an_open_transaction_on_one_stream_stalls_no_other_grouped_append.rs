@@ -49,7 +49,7 @@ async fn other_streams_land_and_the_held_stream_gets_a_typed_timeout() {
     let timeout = Duration::from_secs(2);
     let store = support::store_with(10)
         .await
-        .with_group_commit(GroupCommit::default().timeout(timeout));
+        .with_group_commit(GroupCommit::default().alone_below(0).timeout(timeout));
     let held = stream("held-1");
     store
         .append(&held, ExpectedVersion::NoStream, vec![event(1)])

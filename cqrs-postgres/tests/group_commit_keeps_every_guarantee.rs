@@ -18,7 +18,7 @@ use tokio::sync::Barrier;
 async fn grouped_store(lanes: usize) -> PgEventStore {
     support::store_with(40)
         .await
-        .with_group_commit(GroupCommit::default().lanes(lanes))
+        .with_group_commit(GroupCommit::default().alone_below(0).lanes(lanes))
 }
 
 fn stream(name: &str) -> StreamId {

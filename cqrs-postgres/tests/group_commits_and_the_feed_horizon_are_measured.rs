@@ -55,7 +55,7 @@ async fn each_group_records_its_appends_and_its_wait_and_the_sizes_add_up_to_eve
     let _local = metrics::set_default_local_recorder(&recorder);
     let store = support::store_with(10)
         .await
-        .with_group_commit(GroupCommit::default());
+        .with_group_commit(GroupCommit::default().alone_below(0));
 
     let barrier = Arc::new(Barrier::new(usize::try_from(WRITERS).expect("small")));
     let writers: Vec<_> = (0..WRITERS)

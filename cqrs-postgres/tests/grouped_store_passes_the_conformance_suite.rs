@@ -3,7 +3,9 @@
 mod support;
 
 cqrs_core::store_conformance_tests!(|| async {
-    support::store()
-        .await
-        .with_group_commit(cqrs_postgres::GroupCommit::default().lanes(2))
+    support::store().await.with_group_commit(
+        cqrs_postgres::GroupCommit::default()
+            .alone_below(0)
+            .lanes(2),
+    )
 });

@@ -54,7 +54,7 @@ async fn write_concurrently(store: &PgEventStore, events: u64) {
 async fn a_group_holds_at_most_max_appends() {
     let store = support::store_with(30)
         .await
-        .with_group_commit(GroupCommit::default().max_appends(3));
+        .with_group_commit(GroupCommit::default().alone_below(0).max_appends(3));
     write_concurrently(&store, 1).await;
     let groups = transactions(&store).await;
     let total: i64 = groups.iter().map(|(appends, _)| appends).sum();
@@ -74,7 +74,7 @@ async fn a_group_holds_at_most_max_appends() {
 async fn a_group_holds_at_most_max_events_unless_one_append_alone_has_more() {
     let store = support::store_with(30)
         .await
-        .with_group_commit(GroupCommit::default().max_events(5));
+        .with_group_commit(GroupCommit::default().alone_below(0).max_events(5));
     // Two events per append: a group of five events at most holds two appends.
     write_concurrently(&store, 2).await;
     let groups = transactions(&store).await;

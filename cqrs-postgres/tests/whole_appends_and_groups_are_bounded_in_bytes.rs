@@ -83,7 +83,7 @@ async fn a_group_never_binds_more_than_its_byte_bound() {
     const WRITERS: usize = 20;
     let store = support::store_with(30)
         .await
-        .with_group_commit(GroupCommit::default());
+        .with_group_commit(GroupCommit::default().alone_below(0));
     let barrier = Arc::new(Barrier::new(WRITERS));
     let tasks: Vec<_> = (0..WRITERS)
         .map(|w| {

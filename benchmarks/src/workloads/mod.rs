@@ -1,5 +1,6 @@
 //! The workloads: each runs every system in its own fresh database and returns its table.
 
+mod appends;
 mod batch;
 mod commands;
 mod feed;
@@ -42,15 +43,17 @@ impl Context {
     }
 }
 
-/// Runs `workload` and returns its table.
-pub(crate) async fn run(ctx: &Context, workload: Workload) -> Result<Table> {
-    match workload {
+/// Runs `workload` and returns its tables.
+pub(crate) async fn run(ctx: &Context, workload: Workload) -> Result<Vec<Table>> {
+    let table = match workload {
         Workload::ManyStreams => commands::run(ctx, commands::Shape::Many).await,
         Workload::HotStreams => commands::run(ctx, commands::Shape::Hot).await,
         Workload::Batch => batch::run(ctx).await,
         Workload::Load => load::run(ctx).await,
         Workload::Feed => feed::run(ctx).await,
         Workload::Saga => saga::run(ctx).await,
+        Workload::Appends => return appends::run(ctx).await,
         Workload::Commands => anyhow::bail!("`commands` stands for many-streams and hot-streams"),
-    }
+    };
+    Ok(vec![table?])
 }

@@ -207,9 +207,12 @@ impl PgEventStore {
             self.max_append_bytes,
         )?);
         self.xid.ensure(&self.pool).await?;
-        if let (Some(group), Some(version), None) =
-            (&self.group, expected.exact(), columns.command_id)
-        {
+        // Counted in flight until this append is done, grouped or alone.
+        let admission = match (&self.group, expected.exact(), columns.command_id) {
+            (Some(group), Some(version), None) => Some((group, group.admit(), version)),
+            _ => None,
+        };
+        if let Some((group, _, version)) = admission.as_ref().filter(|(_, a, _)| a.grouped()) {
             let version = to_i64("expected version", version.get())?;
             let grouped = group
                 .append(
@@ -231,6 +234,7 @@ impl PgEventStore {
             .append_on(&mut conn, false, stream_id, expected, &columns, None)
             .await?;
         drop(conn);
+        drop(admission);
         if !outcome.duplicate {
             self.notifier.signal(&self.pool, &self.schema.channel());
         }

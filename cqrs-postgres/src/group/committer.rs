@@ -2,7 +2,7 @@
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,6 +24,8 @@ use crate::{PgError, TimeoutStage};
 pub(crate) struct Committer {
     options: GroupCommit,
     lanes: Vec<Mutex<Option<mpsc::UnboundedSender<Request>>>>,
+    /// Eligible appends in flight, alone or grouped (see [`Admission`]).
+    in_flight: AtomicUsize,
     /// Test seam: the next group commits, then its connection is really broken before the
     /// reply is read (see `Lane::lose_reply`).
     #[cfg(test)]
@@ -35,6 +37,7 @@ impl Committer {
         Self {
             options,
             lanes: (0..options.lanes).map(|_| Mutex::new(None)).collect(),
+            in_flight: AtomicUsize::new(0),
             #[cfg(test)]
             lose_next_reply: Arc::default(),
         }
@@ -42,6 +45,19 @@ impl Committer {
 
     pub(crate) fn options(&self) -> GroupCommit {
         self.options
+    }
+
+    /// Counts an eligible append in flight until the admission is dropped, and says whether
+    /// it goes to a group: only when at least [`GroupCommit::alone_below`] others are in
+    /// flight. With fewer, PostgreSQL's own concurrent commits do better than one lane taking
+    /// the appends one group at a time (the lane serializes them, and a group of one costs
+    /// more than a plain append).
+    pub(crate) fn admit(&self) -> Admission<'_> {
+        let others = self.in_flight.fetch_add(1, Ordering::Relaxed);
+        Admission {
+            in_flight: &self.in_flight,
+            grouped: others >= self.options.alone_below,
+        }
     }
 
     /// Appends `columns` to `stream_id` in a group. `Ok(None)`: it was not written in one (and
@@ -140,5 +156,57 @@ fn timed_out(stream_id: &StreamId, timeout: Duration, stage: TimeoutStage) -> Pg
         stream_id: stream_id.as_str().to_owned(),
         timeout,
         stage,
+    }
+}
+
+/// One eligible append, counted in flight while it lives: hold it until the append is done,
+/// grouped or not.
+#[derive(Debug)]
+pub(crate) struct Admission<'a> {
+    in_flight: &'a AtomicUsize,
+    grouped: bool,
+}
+
+impl Admission<'_> {
+    /// Whether the append goes to a group (else it is written on its own).
+    pub(crate) fn grouped(&self) -> bool {
+        self.grouped
+    }
+}
+
+impl Drop for Admission<'_> {
+    fn drop(&mut self) {
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_append_joins_a_group_only_when_enough_others_are_in_flight() {
+        let committer = Committer::new(GroupCommit::default().alone_below(2));
+        let first = committer.admit();
+        let second = committer.admit();
+        let third = committer.admit();
+        assert_eq!(
+            (first.grouped(), second.grouped(), third.grouped()),
+            (false, false, true),
+            "alone while fewer than 2 others are in flight"
+        );
+        drop((second, third));
+        assert!(
+            !committer.admit().grouped(),
+            "a finished append is no longer counted"
+        );
+        drop(first);
+        assert_eq!(committer.in_flight.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn alone_below_zero_groups_every_append() {
+        let committer = Committer::new(GroupCommit::default().alone_below(0));
+        assert!(committer.admit().grouped());
     }
 }

@@ -10,11 +10,15 @@ pub struct GroupCommit {
     pub(super) max_events: usize,
     pub(super) max_bytes: usize,
     pub(super) timeout: Duration,
+    pub(super) alone_below: usize,
 }
+
+/// The default of [`GroupCommit::alone_below`].
+const ALONE_BELOW: usize = 2;
 
 impl Default for GroupCommit {
     /// One lane; groups of at most 64 appends, 4,096 events and 8 MiB; a timeout of 5
-    /// seconds.
+    /// seconds; an append with fewer than 2 others in flight written alone.
     fn default() -> Self {
         Self {
             lanes: 1,
@@ -22,6 +26,7 @@ impl Default for GroupCommit {
             max_events: 4_096,
             max_bytes: 8 << 20,
             timeout: Duration::from_secs(5),
+            alone_below: ALONE_BELOW,
         }
     }
 }
@@ -59,6 +64,16 @@ impl GroupCommit {
     #[must_use]
     pub fn max_bytes(mut self, bytes: usize) -> Self {
         self.max_bytes = bytes.max(1);
+        self
+    }
+
+    /// An append that finds fewer than `others` other appends in flight is written on its
+    /// own, as without group commit; from `others` on, it joins a group (0: always). Grouping
+    /// pays when writers queue: one lane writes one group at a time, so with a writer or two
+    /// it only adds a hop and takes away PostgreSQL's own concurrent commits.
+    #[must_use]
+    pub fn alone_below(mut self, others: usize) -> Self {
+        self.alone_below = others;
         self
     }
 

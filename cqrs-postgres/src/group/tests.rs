@@ -55,7 +55,7 @@ async fn a_grouped_append_whose_reply_was_lost_after_commit_is_reported_as_writt
     let schema = PgSchema::new(&format!("t_{}", uuid::Uuid::now_v7().simple())).expect("name");
     let store = PgEventStore::new(pool)
         .with_schema(schema)
-        .with_group_commit(GroupCommit::default());
+        .with_group_commit(GroupCommit::default().alone_below(0));
     store.migrate().await.expect("migrate");
     let stream = StreamId::new("lost-reply-1").expect("id");
     let seam = Arc::clone(&store.group.as_ref().expect("grouped").lose_next_reply);
