@@ -267,6 +267,17 @@ impl Error {
         matches!(self, Error::Conflict { .. })
     }
 
+    /// An event of type `event_type` that did not decode; its place is added by
+    /// [`at`](Self::at) where it is known.
+    pub(crate) fn decode(event_type: &str, source: serde_json::Error) -> Self {
+        Error::Decode {
+            stream_id: None,
+            version: None,
+            event_type: event_type.to_owned(),
+            source,
+        }
+    }
+
     /// Adds the event's place to a decode error.
     pub(crate) fn at(self, stream_id: &StreamId, version: Version) -> Self {
         match self {

@@ -155,14 +155,8 @@ impl Upcasters {
             (false, Payload::Value(value)) => E::decode(event_type, value.clone()),
             (true, payload) => {
                 let payload = match payload {
-                    Payload::Json(text) => {
-                        serde_json::from_str(text).map_err(|source| Error::Decode {
-                            stream_id: None,
-                            version: None,
-                            event_type: event_type.to_owned(),
-                            source,
-                        })
-                    }
+                    Payload::Json(text) => serde_json::from_str(text)
+                        .map_err(|source| Error::decode(event_type, source)),
                     Payload::Value(value) => Ok(value.clone()),
                 };
                 let upcast = payload.and_then(|payload| {

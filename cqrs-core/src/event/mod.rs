@@ -112,12 +112,7 @@ pub trait DomainEvent: Serialize + DeserializeOwned + Send + Sync + 'static {
                 Value::Object(map)
             }
         };
-        serde_json::from_value(tagged).map_err(|source| Error::Decode {
-            stream_id: None,
-            version: None,
-            event_type: event_type.to_owned(),
-            source,
-        })
+        serde_json::from_value(tagged).map_err(|source| Error::decode(event_type, source))
     }
 
     /// The event from a stored type name and an up-to-date payload given as JSON text (what a
@@ -126,12 +121,8 @@ pub trait DomainEvent: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// stays right; `#[derive(DomainEvent)]` decodes in one pass with [`decode_tagged_json`],
     /// without building the payload's `Value` first.
     fn decode_json(event_type: &str, payload: &str) -> Result<Self, Error> {
-        let payload = serde_json::from_str(payload).map_err(|source| Error::Decode {
-            stream_id: None,
-            version: None,
-            event_type: event_type.to_owned(),
-            source,
-        })?;
+        let payload =
+            serde_json::from_str(payload).map_err(|source| Error::decode(event_type, source))?;
         Self::decode(event_type, payload)
     }
 }

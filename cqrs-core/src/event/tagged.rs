@@ -47,12 +47,7 @@ use crate::Error;
 /// [`Error::Decode`] when the payload is not valid JSON, or not the content of the variant
 /// named `event_type`, or there is no such variant.
 pub fn decode_tagged_json<E: DeserializeOwned>(event_type: &str, json: &str) -> Result<E, Error> {
-    let error = |source| Error::Decode {
-        stream_id: None,
-        version: None,
-        event_type: event_type.to_owned(),
-        source,
-    };
+    let error = |source| Error::decode(event_type, source);
     // A `null` payload: the `Value` path reads it as the bare variant name (a unit variant),
     // which a content deserializer would not (`null` is also a `None` newtype); take that path.
     if json.trim() == "null" {
