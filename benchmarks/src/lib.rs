@@ -6,6 +6,7 @@
 //!   the PostgreSQL store, against raw `_bulk` and direct writes.
 
 pub mod db;
+pub mod latency;
 pub mod machine;
 pub mod secret;
 pub mod table;

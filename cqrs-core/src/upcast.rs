@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::error::BoxError;
-use crate::{DomainEvent, Error, Payload, RecordedEvent, StreamEvent, StreamId};
+use crate::{DomainEvent, Error, Payload, RecordedEvent, StreamEvent, StreamId, Version};
 
 /// Turns the payload of one event type from one schema version into the next.
 pub trait Upcaster: Send + Sync {
@@ -116,20 +116,16 @@ impl Upcasters {
             return Ok(event);
         }
         let payload = std::mem::take(&mut event.payload);
-        match self.chain(&event.event_type, event.schema_version, payload) {
-            Ok((schema_version, payload)) => {
-                event.schema_version = schema_version;
-                event.payload = payload;
-                Ok(event)
-            }
-            Err((schema_version, source)) => Err(Error::Upcast {
-                stream_id: event.stream_id,
-                version: event.version,
-                event_type: event.event_type,
-                schema_version,
-                source,
-            }),
-        }
+        let (schema_version, payload) = self.chain_at(
+            &event.stream_id,
+            event.version,
+            &event.event_type,
+            event.schema_version,
+            payload,
+        )?;
+        event.schema_version = schema_version;
+        event.payload = payload;
+        Ok(event)
     }
 
     /// The domain event of one replayed event of `stream_id`, through the chain when one is
@@ -150,30 +146,43 @@ impl Upcasters {
         } = event;
         let upcasting =
             (self.by_type.get(event_type)).is_some_and(|steps| steps.contains_key(&schema_version));
-        let decoded = match (upcasting, payload) {
-            (false, Payload::Json(text)) => E::decode_json(event_type, text),
-            (false, Payload::Value(value)) => E::decode(event_type, value.clone()),
-            (true, payload) => {
-                let payload = match payload {
+        let decoded = match (payload, upcasting) {
+            (Payload::Json(text), false) => E::decode_json(event_type, text),
+            (Payload::Value(value), false) => E::decode(event_type, value.clone()),
+            (payload, true) => {
+                let parsed = match payload {
                     Payload::Json(text) => serde_json::from_str(text)
                         .map_err(|source| Error::decode(event_type, source)),
                     Payload::Value(value) => Ok(value.clone()),
                 };
-                let upcast = payload.and_then(|payload| {
-                    self.chain(event_type, schema_version, payload).map_err(
-                        |(schema_version, source)| Error::Upcast {
-                            stream_id: stream_id.clone(),
-                            version,
-                            event_type: event_type.to_owned(),
-                            schema_version,
-                            source,
-                        },
-                    )
-                });
-                upcast.and_then(|(_, payload)| E::decode(event_type, payload))
+                parsed
+                    .and_then(|old| {
+                        self.chain_at(stream_id, version, event_type, schema_version, old)
+                    })
+                    .and_then(|(_, current)| E::decode(event_type, current))
             }
         };
         decoded.map_err(|error| error.at(stream_id, version))
+    }
+
+    /// The chain on the payload of event `version` of `stream_id`; an error names that place,
+    /// the type and the schema version whose upcaster failed.
+    fn chain_at(
+        &self,
+        stream_id: &StreamId,
+        version: Version,
+        event_type: &str,
+        schema_version: u32,
+        payload: Value,
+    ) -> Result<(u32, Value), Error> {
+        self.chain(event_type, schema_version, payload)
+            .map_err(|(schema_version, source)| Error::Upcast {
+                stream_id: stream_id.clone(),
+                version,
+                event_type: event_type.to_owned(),
+                schema_version,
+                source,
+            })
     }
 
     /// The chain; on failure, the schema version whose upcaster failed and its error.

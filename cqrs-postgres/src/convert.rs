@@ -26,6 +26,13 @@ pub(crate) fn version(value: i64) -> Result<Version, PgError> {
     Ok(Version::new(to_u64("negative version", value)?))
 }
 
+/// A stored `schema_version` (INTEGER) read back; a negative one is a corrupt row.
+pub(crate) fn schema_version(value: i32) -> Result<u32, PgError> {
+    u32::try_from(value).map_err(|_| PgError::CorruptRow {
+        what: "negative schema version",
+    })
+}
+
 /// A position from the `transaction_id::text` and `position` columns.
 pub(crate) fn position(transaction_id: &str, position: i64) -> Result<Position, PgError> {
     let major = transaction_id

@@ -73,13 +73,10 @@ fn stream_event(row: &PgRow) -> Result<StreamEvent<'_>, PgError> {
     let event_type: &str = row.try_get(1)?;
     let schema_version: i32 = row.try_get(2)?;
     let payload: &str = row.try_get(3)?;
-    let schema_version = u32::try_from(schema_version).map_err(|_| PgError::CorruptRow {
-        what: "negative schema version",
-    })?;
     Ok(StreamEvent::new(
         convert::version(version)?,
         event_type,
-        schema_version,
+        convert::schema_version(schema_version)?,
         Payload::Json(payload),
     ))
 }

@@ -27,14 +27,16 @@ pub(crate) fn recorded_event(row: &PgRow, offset: usize) -> Result<RecordedEvent
     let Json(metadata): Json<Metadata> = row.try_get(offset + 7)?;
     let recorded_at: OffsetDateTime = row.try_get(offset + 8)?;
     let stream_id = stream(stream_id)?;
-    let schema_version = u32::try_from(schema_version).map_err(|_| PgError::CorruptRow {
-        what: "negative schema version",
-    })?;
     Ok(RecordedEvent::new(
         stream_id,
         convert::version(version)?,
         convert::position(transaction_id, position)?,
-        NewEvent::from_parts(event_type, schema_version, payload, metadata),
+        NewEvent::from_parts(
+            event_type,
+            convert::schema_version(schema_version)?,
+            payload,
+            metadata,
+        ),
         recorded_at,
     ))
 }

@@ -65,11 +65,7 @@ struct Latencies {
 impl Latencies {
     /// The `per_mille`-th percentile, nearest rank.
     fn percentile(&self, per_mille: usize) -> Duration {
-        let rank = (self.sorted.len() * per_mille).div_ceil(1000);
-        self.sorted
-            .get(rank.saturating_sub(1))
-            .copied()
-            .unwrap_or_default()
+        cqrs_benchmarks::latency::percentile(&self.sorted, per_mille)
     }
 
     fn mean(&self) -> Duration {

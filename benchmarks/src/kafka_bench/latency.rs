@@ -149,11 +149,7 @@ async fn receive(
 fn percentiles(samples: &mut [Duration]) -> (f64, f64, f64, f64) {
     samples.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    // The sample at `permille` of the way from the fastest to the slowest (nearest rank).
-    let at = |permille: usize| {
-        let index = (samples.len().saturating_sub(1) * permille + 500) / 1000;
-        samples.get(index).copied().map_or(0.0, ms)
-    };
+    let at = |per_mille: usize| ms(cqrs_benchmarks::latency::percentile(samples, per_mille));
     let mean = samples.iter().copied().map(ms).sum::<f64>() / samples.len().max(1) as f64;
     (at(500), at(990), at(1000), mean)
 }

@@ -21,6 +21,7 @@ use crate::report::{Row, Table};
 use crate::systems::raw::{self, RawInsertOnly};
 use crate::systems::{amount_of, balance_of, ours, Command, CommandSystem};
 use crate::verify::{self, Layout, Tally};
+use cqrs_benchmarks::latency::percentile;
 use cqrs_benchmarks::table::rotation;
 
 const PLAIN: &str = "ours: append, no group commit";
@@ -155,13 +156,7 @@ impl Run {
     fn percentiles(&self) -> String {
         let mut sorted = self.latencies.clone();
         sorted.sort_unstable();
-        // Nearest rank, per mille; the run has at least one append (checked).
-        let at = |per_mille: usize| {
-            let rank = (sorted.len() * per_mille)
-                .div_ceil(1000)
-                .clamp(1, sorted.len());
-            sorted[rank - 1].as_secs_f64() * 1e3
-        };
+        let at = |per_mille: usize| percentile(&sorted, per_mille).as_secs_f64() * 1e3;
         format!(
             "p50 {:.2} / p95 {:.2} / p99 {:.2} / p99.9 {:.2} ms",
             at(500),

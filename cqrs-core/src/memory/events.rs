@@ -48,16 +48,7 @@ impl ReadStream for InMemoryEventStore {
         limit: usize,
     ) -> Result<Vec<RecordedEvent>> {
         let state = self.read();
-        let Some(indices) = state.streams.get(stream_id) else {
-            return Ok(Vec::new());
-        };
-        let skip = usize::try_from(from.get().saturating_sub(1)).unwrap_or(usize::MAX);
-        Ok(indices
-            .iter()
-            .skip(skip)
-            .take(limit)
-            .map(|&i| state.log[i].clone())
-            .collect())
+        Ok(state.stream(stream_id, from, limit).cloned().collect())
     }
 
     /// Folds the events in place under the read lock, without copying them (the closure only
@@ -70,16 +61,28 @@ impl ReadStream for InMemoryEventStore {
         each: &mut (dyn for<'e> FnMut(StreamEvent<'e>) -> Result<()> + Send),
     ) -> Result<usize> {
         let state = self.read();
-        let Some(indices) = state.streams.get(stream_id) else {
-            return Ok(0);
-        };
-        let skip = usize::try_from(from.get().saturating_sub(1)).unwrap_or(usize::MAX);
         let mut replayed = 0;
-        for &i in indices.iter().skip(skip).take(limit) {
-            each(StreamEvent::from(&state.log[i]))?;
+        for event in state.stream(stream_id, from, limit) {
+            each(StreamEvent::from(event))?;
             replayed += 1;
         }
         Ok(replayed)
+    }
+}
+
+impl State {
+    /// Up to `limit` events of `stream_id` from version `from` on, in version order.
+    fn stream(
+        &self,
+        stream_id: &StreamId,
+        from: Version,
+        limit: usize,
+    ) -> impl Iterator<Item = &RecordedEvent> {
+        let skip = usize::try_from(from.get().saturating_sub(1)).unwrap_or(usize::MAX);
+        (self.streams.get(stream_id).into_iter().flatten())
+            .skip(skip)
+            .take(limit)
+            .map(|&i| &self.log[i])
     }
 }
 
