@@ -1,8 +1,8 @@
 //! Driving a batch: each event becomes an input of one instance (or nothing); the batch is
 //! grouped by instance, up to `concurrency` instances are driven at once, and each one takes
 //! its inputs in feed order (`run.rs`): load (from the `cache`, or a snapshot and the journal),
-//! skip what is recorded or stale, record the input with its decision, send what is pending,
-//! record each outcome, until nothing is left to send. The batch is done (and the runner may
+//! skip what is recorded or stale, record the input with its decision, send what is pending
+//! and record the round's outcomes in one write, until nothing is left to send. The batch is done (and the runner may
 //! save the checkpoint) only once every instance in it is quiescent.
 
 mod cache;

@@ -15,7 +15,7 @@ use super::cache::Loaded;
 use super::{Arrival, Body, Driver, Halt};
 use crate::process::dispatch::{CommandDispatcher, DispatchError, Dispatched};
 use crate::process::ids::InputId;
-use crate::process::instance::{Decision, Instance, PendingCommand};
+use crate::process::instance::{Decision, Instance, PendingCommand, Received};
 use crate::process::journal::ReceivedKind;
 use crate::process::manager::{Input, ProcessManager};
 use crate::process::reply::{CommandReplied, ReplyOutcome};
@@ -112,8 +112,8 @@ where
             body,
             position,
         } = arrival;
-        let (input, id, kind) = match body {
-            Body::Input { input, id, kind } => (input, id, kind),
+        let received = match body {
+            Body::Input { input, id, kind } => Received { input, id, kind },
             Body::Reply(reply) => match self.resolve(&reply)? {
                 Some(resolved) => resolved,
                 // Not pending (answered before, or not this instance's): nothing to record.
@@ -121,9 +121,9 @@ where
             },
         };
         let correlation = self.loaded.instance.books.correlation_id;
-        let span = super::span::step::<P>(&self.instance, &kind, position, correlation);
+        let span = super::span::step::<P>(&self.instance, &received.kind, position, correlation);
         async {
-            self.record(input, id, kind, starts).await?;
+            self.record(vec![received], starts).await?;
             self.send_pending().await
         }
         .instrument(span)
@@ -133,10 +133,7 @@ where
     /// The outcome input a reply brings, from the pending command it answers: the same input
     /// (id, kind) a local dispatcher's answer would have been. `None` when no pending command
     /// has its command id. A rejection that does not decode as `P::Rejection` is poison.
-    fn resolve(
-        &self,
-        reply: &CommandReplied,
-    ) -> Result<Option<(Input<P>, InputId, ReceivedKind)>, Halt> {
+    fn resolve(&self, reply: &CommandReplied) -> Result<Option<Received<P>>, Halt> {
         let Some(pending) = self
             .loaded
             .instance
@@ -152,11 +149,11 @@ where
             .map_err(|e| Halt::Poison(format!("pending command {}: {e}", step.command_id)))?;
         let id = InputId::of_outcome(step.command_id);
         Ok(Some(match &reply.outcome {
-            ReplyOutcome::Accepted => (
-                Input::Accepted { step, command },
+            ReplyOutcome::Accepted => Received {
+                input: Input::Accepted { step, command },
                 id,
-                ReceivedKind::Accepted { step },
-            ),
+                kind: ReceivedKind::Accepted { step },
+            },
             ReplyOutcome::Rejected { error } => {
                 let typed: P::Rejection = serde_json::from_value(error.clone()).map_err(|e| {
                     Halt::Poison(format!(
@@ -165,18 +162,18 @@ where
                         std::any::type_name::<P::Rejection>()
                     ))
                 })?;
-                (
-                    Input::Rejected {
+                Received {
+                    input: Input::Rejected {
                         step,
                         command,
                         error: typed,
                     },
                     id,
-                    ReceivedKind::Rejected {
+                    kind: ReceivedKind::Rejected {
                         step,
                         error: error.clone(),
                     },
-                )
+                }
             }
         }))
     }
@@ -206,27 +203,25 @@ where
         }
     }
 
-    /// Records `input` with its decision, atomically with its timeout changes and status row.
-    /// A conflict (a racing worker) reloads and tries again; a duplicate means it was recorded
-    /// before, and the stored decision stands.
-    async fn record(
-        &mut self,
-        input: Input<P>,
-        id: InputId,
-        kind: ReceivedKind,
-        starts: bool,
-    ) -> Result<(), Halt> {
+    /// Records `inputs` (those it still admits) with their decisions in one write, atomically
+    /// with their timeout changes and status row. A conflict (a racing worker) reloads and
+    /// tries again; a duplicate means they were recorded before, and the stored decisions
+    /// stand.
+    async fn record(&mut self, inputs: Vec<Received<P>>, starts: bool) -> Result<(), Halt> {
         let retry = self.driver.options.retry;
         let mut attempt = 0;
         loop {
-            if !self.admits(id, &kind, starts) {
+            let admitted: Vec<Received<P>> = (inputs.iter())
+                .filter(|r| self.admits(r.id, &r.kind, starts))
+                .cloned()
+                .collect();
+            if admitted.is_empty() {
                 return Ok(());
             }
+            let kinds: Vec<ReceivedKind> = admitted.iter().map(|r| r.kind.clone()).collect();
             let now = self.driver.options.clock.now();
-            let decision = self
-                .loaded
-                .instance
-                .decide_input(&self.instance, input.clone(), id, kind.clone(), now)
+            let decision = (self.loaded.instance)
+                .decide_inputs(&self.instance, admitted, now)
                 .map_err(|error| Halt::Poison(error.to_string()))?;
             let before = decision.expected;
             let earliest = earliest_scheduled(&decision);
@@ -238,7 +233,9 @@ where
             let record = decision.into_record(self.stream.clone());
             match self.driver.store.record(P::TYPE, record).await {
                 Ok(outcome) if !outcome.duplicate => {
-                    metrics::record::process_input(P::TYPE, &kind);
+                    for kind in &kinds {
+                        metrics::record::process_input(P::TYPE, kind);
+                    }
                     self.loaded.fresh.extend(decided);
                     if let Some(due_at) = earliest {
                         self.driver.alarm.scheduled(due_at);
@@ -280,75 +277,102 @@ where
         }
     }
 
-    /// Sends the pending commands in (input, index) order and records each outcome (which may
-    /// decide more commands), until only forwarded ones are left.
+    /// Sends the pending commands in (input, index) order and records their outcomes, all of
+    /// one round in one write (they may decide more commands: the next round), until only
+    /// forwarded ones are left. The commands go out one at a time, in the order they would if
+    /// each outcome were recorded before the next command; the journal is the same.
     async fn send_pending(&mut self) -> Result<(), Halt> {
-        while let Some(pending) = self.next_pending() {
-            let step = pending.step;
-            let span = super::span::dispatch(&pending.command, step.command_id, &self.stream);
-            let command: P::Command = serde_json::from_value(pending.command)
-                .map_err(|e| Halt::Poison(format!("pending command {}: {e}", step.command_id)))?;
-            let books = &self.loaded.instance.books;
-            let mut context = CommandContext::new()
-                .command_id(step.command_id)
-                .causation_id(step.input.as_uuid())
-                .header("process", P::TYPE)
-                .header("process_instance", self.instance.as_str());
-            if let Some(correlation) = books.correlation_id {
-                context = context.correlation_id(correlation);
+        loop {
+            let round = self.unsent();
+            if round.is_empty() {
+                return Ok(());
             }
-            if self.loaded.fresh.remove(&step.command_id) {
-                context = context.first_delivery();
+            let mut outcomes = Vec::with_capacity(round.len());
+            let mut halted = None;
+            for pending in round {
+                match self.send(pending).await {
+                    Ok(Some(outcome)) => outcomes.push(outcome),
+                    Ok(None) => {}
+                    Err(halt) => {
+                        halted = Some(halt);
+                        break;
+                    }
+                }
             }
-            let id = InputId::of_outcome(step.command_id);
-            let dispatched = self
-                .driver
-                .dispatcher
-                .dispatch(&command, context)
-                .instrument(span.clone())
-                .await;
-            let outcome = metrics::record::dispatch_outcome(&dispatched);
-            span.record("outcome", outcome);
-            metrics::record::process_command(P::TYPE, outcome);
-            match dispatched {
-                Ok(Dispatched::Accepted { .. }) => {
-                    let input = Input::Accepted { step, command };
-                    let kind = ReceivedKind::Accepted { step };
-                    self.record(input, id, kind, false).await?;
-                }
-                Ok(Dispatched::Forwarded) => {
-                    self.loaded.forwarded.insert(step.command_id);
-                }
-                Err(DispatchError::Rejected(error)) => {
-                    let json = serde_json::to_value(&error).map_err(|e| {
-                        Halt::Poison(format!("rejection of {}: {e}", step.command_id))
-                    })?;
-                    let input = Input::Rejected {
+            // What was answered is recorded even when a later command halts the round.
+            if !outcomes.is_empty() {
+                self.record(outcomes, false).await?;
+            }
+            if let Some(halt) = halted {
+                return Err(halt);
+            }
+        }
+    }
+
+    /// Sends one pending command: its outcome as an input to record, or `None` when it was
+    /// forwarded (the answer comes as an event).
+    async fn send(&mut self, pending: PendingCommand) -> Result<Option<Received<P>>, Halt> {
+        let step = pending.step;
+        let span = super::span::dispatch(&pending.command, step.command_id, &self.stream);
+        let command: P::Command = serde_json::from_value(pending.command)
+            .map_err(|e| Halt::Poison(format!("pending command {}: {e}", step.command_id)))?;
+        let books = &self.loaded.instance.books;
+        let mut context = CommandContext::new()
+            .command_id(step.command_id)
+            .causation_id(step.input.as_uuid())
+            .header("process", P::TYPE)
+            .header("process_instance", self.instance.as_str());
+        if let Some(correlation) = books.correlation_id {
+            context = context.correlation_id(correlation);
+        }
+        if self.loaded.fresh.remove(&step.command_id) {
+            context = context.first_delivery();
+        }
+        let id = InputId::of_outcome(step.command_id);
+        let dispatched = self
+            .driver
+            .dispatcher
+            .dispatch(&command, context)
+            .instrument(span.clone())
+            .await;
+        let outcome = metrics::record::dispatch_outcome(&dispatched);
+        span.record("outcome", outcome);
+        metrics::record::process_command(P::TYPE, outcome);
+        match dispatched {
+            Ok(Dispatched::Accepted { .. }) => Ok(Some(Received {
+                input: Input::Accepted { step, command },
+                id,
+                kind: ReceivedKind::Accepted { step },
+            })),
+            Ok(Dispatched::Forwarded) => {
+                self.loaded.forwarded.insert(step.command_id);
+                Ok(None)
+            }
+            Err(DispatchError::Rejected(error)) => {
+                let json = serde_json::to_value(&error)
+                    .map_err(|e| Halt::Poison(format!("rejection of {}: {e}", step.command_id)))?;
+                Ok(Some(Received {
+                    input: Input::Rejected {
                         step,
                         command,
                         error,
-                    };
-                    let kind = ReceivedKind::Rejected { step, error: json };
-                    self.record(input, id, kind, false).await?;
-                }
-                Err(DispatchError::Failed(error)) => return Err(Halt::of(error)),
+                    },
+                    id,
+                    kind: ReceivedKind::Rejected { step, error: json },
+                }))
             }
+            Err(DispatchError::Failed(error)) => Err(Halt::of(error)),
         }
-        Ok(())
     }
 
-    /// The first pending command not forwarded.
-    fn next_pending(&self) -> Option<PendingCommand> {
-        self.loaded
-            .instance
-            .books
-            .pending
-            .iter()
-            .find(|p| !self.loaded.forwarded.contains(&p.step.command_id))
+    /// The pending commands not forwarded, in (input, index) order.
+    fn unsent(&self) -> Vec<PendingCommand> {
+        (self.loaded.instance.books.pending.iter())
+            .filter(|p| !self.loaded.forwarded.contains(&p.step.command_id))
             .cloned()
+            .collect()
     }
 }
-
 /// When the earliest timeout a decision schedules is due (the pump may have to wake sooner).
 fn earliest_scheduled<P: ProcessManager>(decision: &Decision<P>) -> Option<OffsetDateTime> {
     decision

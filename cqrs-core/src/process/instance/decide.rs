@@ -83,9 +83,57 @@ impl<P: ProcessManager> Instance<P> {
         kind: ReceivedKind,
         now: OffsetDateTime,
     ) -> Result<Decision<P>, Error> {
+        self.decide_inputs(instance, vec![Received { input, id, kind }], now)
+    }
+
+    /// Decides `inputs` one after the other, as [`decide_input`](Self::decide_input) would
+    /// each, into one decision written in one record: a journal event per input, in order; the
+    /// timeout changes netted from before the first input to after the last; the status after
+    /// the last. The journal is the same as recording each alone, so replay cannot tell.
+    pub(crate) fn decide_inputs(
+        &mut self,
+        instance: &str,
+        inputs: Vec<Received<P>>,
+        now: OffsetDateTime,
+    ) -> Result<Decision<P>, Error> {
         let expected = self.books.version;
         let was_final = self.books.state.is_final();
-        let last_input = describe(&kind, &self.books);
+        let before = self.books.timeouts.clone();
+        let mut draft = Draft {
+            events: Vec::with_capacity(inputs.len()),
+            actions: Vec::new(),
+            commands: Vec::new(),
+            scheduled: BTreeMap::new(),
+        };
+        let mut last_input = String::new();
+        for received in inputs {
+            last_input = describe(&received.kind, &self.books);
+            self.decide_one(instance, received, now, &mut draft)?;
+        }
+        let scheduled: BTreeMap<&str, &Value> = (draft.scheduled.iter())
+            .map(|(key, payload)| (key.as_str(), payload))
+            .collect();
+        let timeouts = self.books.timeout_changes(&before, was_final, &scheduled);
+        Ok(Decision {
+            expected,
+            events: draft.events,
+            actions: draft.actions,
+            timeouts,
+            status: self.books.status_row(instance, last_input),
+            commands: draft.commands,
+        })
+    }
+
+    /// One input of [`decide_inputs`](Self::decide_inputs), added to `draft`.
+    fn decide_one(
+        &mut self,
+        instance: &str,
+        Received { input, id, kind }: Received<P>,
+        now: OffsetDateTime,
+        draft: &mut Draft<P>,
+    ) -> Result<(), Error> {
+        let expected = self.books.version;
+        let was_final = self.books.state.is_final();
         let mut received = InputReceived {
             input: id,
             at: now,
@@ -93,7 +141,6 @@ impl<P: ProcessManager> Instance<P> {
             actions: Vec::new(),
         };
         self.books.receive(&received);
-        let before = self.books.timeouts.clone();
         self.state.apply(&input);
         let actions = if was_final {
             Vec::new()
@@ -108,7 +155,6 @@ impl<P: ProcessManager> Instance<P> {
             self.state.decide(&input, &context)
         };
 
-        let mut commands = Vec::new();
         let mut recorded = Vec::with_capacity(actions.len());
         for (index, action) in actions.into_iter().enumerate() {
             let index = u32::try_from(index)
@@ -117,7 +163,7 @@ impl<P: ProcessManager> Instance<P> {
                 Action::Send(command) => {
                     let command_id = ids::command_id(P::TYPE, instance, id, index);
                     let json = encode(&command)?;
-                    commands.push((
+                    draft.commands.push((
                         Step {
                             input: id,
                             index,
@@ -130,15 +176,19 @@ impl<P: ProcessManager> Instance<P> {
                         command_id,
                     }
                 }
-                Action::Schedule { key, due, payload } => RecordedAction::Schedule {
-                    key,
-                    timeout_id: ids::timeout_id(P::TYPE, instance, id, index),
-                    due_at: match due {
-                        Due::At(at) => at,
-                        Due::After(after) => now + after,
-                    },
-                    payload: encode(&payload)?,
-                },
+                Action::Schedule { key, due, payload } => {
+                    let payload = encode(&payload)?;
+                    draft.scheduled.insert(key.clone(), payload.clone());
+                    RecordedAction::Schedule {
+                        key,
+                        timeout_id: ids::timeout_id(P::TYPE, instance, id, index),
+                        due_at: match due {
+                            Due::At(at) => at,
+                            Due::After(after) => now + after,
+                        },
+                        payload,
+                    }
+                }
                 Action::Cancel { key } => RecordedAction::Cancel { key },
                 Action::Complete => RecordedAction::Complete,
                 Action::Fail { reason } => RecordedAction::Fail { reason },
@@ -146,32 +196,47 @@ impl<P: ProcessManager> Instance<P> {
             recorded.push(DecidedAction { index, action });
         }
         self.books.decide(id, &recorded, now, expected.next());
-
-        let scheduled: BTreeMap<&str, &Value> = recorded
-            .iter()
-            .filter_map(|a| match &a.action {
-                RecordedAction::Schedule { key, payload, .. } => Some((key.as_str(), payload)),
-                _ => None,
-            })
-            .collect();
-        let timeouts = self.books.timeout_changes(&before, was_final, &scheduled);
-        let status = self.books.status_row(instance, last_input);
         received.actions.clone_from(&recorded);
-        let events = vec![journal_event(
+        draft.events.push(journal_event(
             INPUT_RECEIVED,
             &received,
             ids::received_event_id(P::TYPE, instance, id),
             id,
             &self.books,
-        )?];
-        Ok(Decision {
-            expected,
-            events,
-            actions: recorded,
-            timeouts,
-            status,
-            commands,
-        })
+        )?);
+        draft.actions.extend(recorded);
+        Ok(())
+    }
+}
+
+/// What the inputs of one decision produced so far.
+struct Draft<P: ProcessManager> {
+    events: Vec<NewEvent>,
+    actions: Vec<DecidedAction>,
+    commands: Vec<(Step, P::Command)>,
+    /// The payloads scheduled, by key: the latest wins.
+    scheduled: BTreeMap<String, Value>,
+}
+
+/// One input to decide: what [`ProcessManager::apply`] and [`ProcessManager::decide`] see, its
+/// id, and its journal form.
+pub(crate) struct Received<P: ProcessManager> {
+    /// The input.
+    pub(crate) input: Input<P>,
+    /// Its id (the trigger's event id, a fired timeout's id, an outcome's command id).
+    pub(crate) id: InputId,
+    /// How the journal records it.
+    pub(crate) kind: ReceivedKind,
+}
+
+// By hand: a derived `Clone` would ask `P` itself to be `Clone`.
+impl<P: ProcessManager> Clone for Received<P> {
+    fn clone(&self) -> Self {
+        Self {
+            input: self.input.clone(),
+            id: self.id,
+            kind: self.kind.clone(),
+        }
     }
 }
 

@@ -24,7 +24,7 @@ use super::manager::Step;
 use super::store::{InstanceRow, TimeoutChange};
 use crate::Version;
 
-pub(crate) use decide::{Decision, Instance};
+pub(crate) use decide::{Decision, Instance, Received};
 
 /// A command an instance decided to send whose outcome is not recorded yet.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

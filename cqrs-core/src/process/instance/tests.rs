@@ -1,13 +1,14 @@
 //! `decide_input` and replay: fold = replay = snapshot + tail; timeout changes are netted per
 //! key; derived ids are stable; completion waits for pending outcomes.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use time::OffsetDateTime;
 
-use super::{Decision, Instance, InstanceState};
+use super::{Decision, Instance, InstanceState, Received};
 use crate::process::ids::InputId;
 use crate::process::journal::ReceivedKind;
 use crate::process::manager::{Action, Context, EventRef, Input, ProcessManager, Route, Step};
@@ -428,4 +429,156 @@ fn an_event_carrying_a_pending_commands_id_answers_it() {
     // Paid completes, and nothing is left pending to wait for.
     assert_eq!(decision.status.state, InstanceState::Completed);
     assert_eq!(decision.status.pending_commands, 0);
+}
+
+/// The inputs of a three-line order whose third reserve is refused, with a juggle of timeouts
+/// in the middle, as one worker would take them (all at `start()`).
+fn scenario_inputs() -> Vec<Received<Order>> {
+    let mut instance = Instance::<Order>::default();
+    let mut inputs = Vec::new();
+    let mut take = |instance: &mut Instance<Order>, received: Received<Order>| {
+        inputs.push(received.clone());
+        instance
+            .decide_inputs("7", vec![received], start())
+            .expect("decided")
+    };
+    let as_input = |event: &RecordedEvent| {
+        let Ok(Route::Start { trigger, .. } | Route::Continue { trigger, .. }) =
+            Order::route(event)
+        else {
+            panic!("routed")
+        };
+        Received {
+            input: Input::Event {
+                trigger,
+                source: EventRef::of(event),
+            },
+            id: InputId::of_event(event.metadata.event_id),
+            kind: ReceivedKind::of_event(event),
+        }
+    };
+    let outcome = |(step, command): (Step, Cmd), refused: bool| {
+        let id = InputId::of_outcome(step.command_id);
+        if refused {
+            let error = "out of stock".to_owned();
+            Received {
+                kind: ReceivedKind::Rejected {
+                    step,
+                    error: json!(error),
+                },
+                input: Input::Rejected {
+                    step,
+                    command,
+                    error,
+                },
+                id,
+            }
+        } else {
+            Received {
+                input: Input::Accepted { step, command },
+                id,
+                kind: ReceivedKind::Accepted { step },
+            }
+        }
+    };
+    let mut decided = take(
+        &mut instance,
+        as_input(&event(1, "Placed", json!({ "lines": 3 }))),
+    );
+    take(&mut instance, as_input(&event(2, "Juggle", json!({}))));
+    for n in 0..3 {
+        let reserve = decided.commands.first().cloned().expect("a reserve");
+        decided = take(&mut instance, outcome(reserve, n == 2));
+    }
+    for compensation in decided.commands {
+        take(&mut instance, outcome(compensation, false));
+    }
+    inputs
+}
+
+/// The live timeouts (key -> id) after a store applied `changes`, in order.
+fn apply_timeouts(table: &mut BTreeMap<String, uuid::Uuid>, changes: &[TimeoutChange]) {
+    for change in changes {
+        match change {
+            TimeoutChange::Schedule {
+                key, timeout_id, ..
+            } => {
+                table.insert(key.clone(), *timeout_id);
+            }
+            TimeoutChange::Cancel { key, timeout_id } => {
+                if table.get(key) == Some(timeout_id) {
+                    table.remove(key);
+                }
+            }
+            TimeoutChange::CancelAll => table.clear(),
+        }
+    }
+}
+
+#[test]
+fn inputs_decided_together_journal_and_fold_what_deciding_each_alone_does() {
+    let inputs = scenario_inputs();
+    assert_eq!(
+        inputs.len(),
+        8,
+        "placed, juggle, three reserves, three compensations"
+    );
+    let alone = {
+        let mut instance = Instance::<Order>::default();
+        let (mut events, mut table, mut status) = (Vec::new(), BTreeMap::new(), None);
+        for received in inputs.clone() {
+            let decision = instance
+                .decide_inputs("7", vec![received], start())
+                .expect("decided");
+            events.extend(decision.events);
+            apply_timeouts(&mut table, &decision.timeouts);
+            status = Some(decision.status);
+        }
+        (instance, events, table, status)
+    };
+    // Every way to cut the inputs into consecutive groups: bit i set = a cut after input i.
+    let cuts = inputs.len() - 1;
+    for mask in 0..(1u32 << cuts) {
+        let mut groups = vec![Vec::new()];
+        for (i, received) in inputs.iter().enumerate() {
+            groups.last_mut().expect("a group").push(received.clone());
+            if i < cuts && mask & (1 << i) != 0 {
+                groups.push(Vec::new());
+            }
+        }
+        let mut instance = Instance::<Order>::default();
+        let (mut events, mut table, mut status) = (Vec::new(), BTreeMap::new(), None);
+        for group in groups {
+            let size = group.len() as u64;
+            let decision = instance
+                .decide_inputs("7", group, start())
+                .expect("decided");
+            assert_eq!(
+                decision.events.len() as u64,
+                size,
+                "one journal event per input"
+            );
+            assert_eq!(decision.expected.advance(size), instance.books.version);
+            let keys: Vec<_> = decision.timeouts.iter().map(change_key).collect();
+            let mut unique = keys.clone();
+            unique.dedup();
+            assert_eq!(keys, unique, "at most one change per key, cuts {mask:b}");
+            events.extend(decision.events);
+            apply_timeouts(&mut table, &decision.timeouts);
+            status = Some(decision.status);
+        }
+        assert_eq!(events, alone.1, "the journal, cuts {mask:b}");
+        assert_eq!(instance.books, alone.0.books, "cuts {mask:b}");
+        assert_eq!(instance.state, alone.0.state, "cuts {mask:b}");
+        assert_eq!(table, alone.2, "the live timeouts, cuts {mask:b}");
+        assert_eq!(status, alone.3, "the status row, cuts {mask:b}");
+    }
+    assert_eq!(alone.0.books.state, InstanceState::Completed);
+}
+
+fn change_key(change: &TimeoutChange) -> String {
+    match change {
+        TimeoutChange::Schedule { key, .. } | TimeoutChange::Cancel { key, .. } => key.clone(),
+        TimeoutChange::CancelAll => "*".to_owned(),
+    }
 }
