@@ -30,15 +30,24 @@ pub(crate) struct Args {
     /// takes over 20 minutes.
     #[arg(long, value_delimiter = ',')]
     pub(crate) systems: Vec<String>,
+
+    /// The scale workload's largest size, in events (10,000,000 by default, 100,000 with
+    /// `--quick`): the table grows by tens up to it. 50,000,000 takes about 25 GB of disk.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1_000..))]
+    pub(crate) scale_to: Option<u64>,
 }
 
 impl Args {
     /// The sizes for this run.
     pub(crate) fn sizes(&self) -> Sizes {
-        if self.quick {
+        let sizes = if self.quick {
             Sizes::QUICK
         } else {
             Sizes::FULL
+        };
+        Sizes {
+            scale_top: self.scale_to.unwrap_or(sizes.scale_top),
+            ..sizes
         }
     }
 }
@@ -64,6 +73,9 @@ pub(crate) enum Workload {
     /// Single-event appends from 1 to 128 concurrent writers: rates and latency percentiles,
     /// with and without group commit, against a raw insert.
     Appends,
+    /// Only on request: the events table grown to 10 million events (`--scale-to`), the
+    /// same figures measured at each size on the way.
+    Scale,
 }
 
 impl Workload {
@@ -120,6 +132,20 @@ pub(crate) struct Sizes {
     pub(crate) append_writers: &'static [u32],
     /// Appends: seconds per timed run.
     pub(crate) append_seconds: u64,
+    /// Scale: the first size, in events.
+    pub(crate) scale_start: u64,
+    /// Scale: the last size, in events.
+    pub(crate) scale_top: u64,
+    /// Scale: single-event appends per second for the latency figure.
+    pub(crate) scale_append_rate: u64,
+    /// Scale: seconds of appends for the latency figure.
+    pub(crate) scale_append_seconds: u64,
+    /// Scale: commands per size.
+    pub(crate) scale_commands: u64,
+    /// Scale: timed loads of the long stream per size.
+    pub(crate) scale_loads: u64,
+    /// Scale: events the feed catch-up reads.
+    pub(crate) scale_feed_tail: u64,
 }
 
 impl Sizes {
@@ -139,6 +165,13 @@ impl Sizes {
         saga_orders: 2_000,
         append_writers: &[1, 2, 4, 8, 32, 128],
         append_seconds: 5,
+        scale_start: 100_000,
+        scale_top: 10_000_000,
+        scale_append_rate: 200,
+        scale_append_seconds: 10,
+        scale_commands: 20_000,
+        scale_loads: 50,
+        scale_feed_tail: 100_000,
     };
 
     const QUICK: Sizes = Sizes {
@@ -157,7 +190,19 @@ impl Sizes {
         saga_orders: 400,
         append_writers: &[1, 2, 8, 32],
         append_seconds: 1,
+        scale_start: 10_000,
+        scale_top: 100_000,
+        scale_append_rate: 200,
+        scale_append_seconds: 2,
+        scale_commands: 2_000,
+        scale_loads: 20,
+        scale_feed_tail: 5_000,
     };
+
+    /// Scale: appends for the latency figure.
+    pub(crate) fn scale_appends(&self) -> u64 {
+        self.scale_append_rate * self.scale_append_seconds
+    }
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ mod commands;
 mod feed;
 mod load;
 mod saga;
+mod scale;
 
 use anyhow::Result;
 
@@ -52,6 +53,7 @@ pub(crate) async fn run(ctx: &Context, workload: Workload) -> Result<Vec<Table>>
         Workload::Load => load::run(ctx).await,
         Workload::Feed => feed::run(ctx).await,
         Workload::Saga => saga::run(ctx).await,
+        Workload::Scale => scale::run(ctx).await,
         Workload::Appends => return appends::run(ctx).await,
         Workload::Commands => anyhow::bail!("`commands` stands for many-streams and hot-streams"),
     };
