@@ -43,6 +43,16 @@ pub(crate) async fn migrate(pool: &PgPool) -> Result<()> {
     Ok(())
 }
 
+/// Creates the `raw_events` table with the indexes of `cqrs.events` (a unique event id, the
+/// feed key), for the ceilings that should pay for what an append maintains.
+pub(crate) async fn migrate_like_ours(pool: &PgPool) -> Result<()> {
+    sqlx::raw_sql(include_str!("raw_events_like_ours.sql"))
+        .execute(pool)
+        .await
+        .context("creating raw_events with the indexes of cqrs.events")?;
+    Ok(())
+}
+
 fn stream_of(id: &str) -> String {
     format!("{CATEGORY}-{id}")
 }

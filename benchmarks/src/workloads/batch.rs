@@ -16,6 +16,7 @@ use cqrs_benchmarks::table::rotation;
 
 const OURS: &str = "ours: AppendEvents::append";
 const RAW: &str = "raw sqlx: INSERT ... UNNEST";
+const RAW_LIKE_OURS: &str = "raw sqlx: the same, cqrs.events' indexes";
 
 /// Batch `k` of `batches`, each of `size` events, to stream `{prefix}{k}`.
 pub(crate) struct BatchJob<S> {
@@ -60,21 +61,33 @@ pub(crate) async fn run(ctx: &Context) -> Result<Table> {
          median of {} runs, order rotated",
         sizes.batches, sizes.batch_size, ctx.clients, sizes.runs
     );
-    let mut table = Table::new(title, "events/s").versus("vs raw", RAW);
-    let mut runs: [Vec<Row>; 2] = Default::default();
+    let mut table = Table::new(title, "events/s")
+        .versus("vs raw", RAW)
+        .versus("vs raw, same indexes", RAW_LIKE_OURS);
+    let mut runs: [Vec<Row>; 3] = Default::default();
     for round in 0..sizes.runs {
         for system in rotation(round, runs.len()) {
-            let row = if system == 0 {
-                one(ctx, "ours", OURS, verify::OURS, |pool| async {
-                    Ok(ours::OursBatch::new(ours::store(pool).await?))
-                })
-                .await?
-            } else {
-                one(ctx, "raw", RAW, verify::RAW, |pool| async {
-                    raw::migrate(&pool).await?;
-                    Ok(RawBatch::new(pool))
-                })
-                .await?
+            let row = match system {
+                0 => {
+                    one(ctx, "ours", OURS, verify::OURS, |pool| async {
+                        Ok(ours::OursBatch::new(ours::store(pool).await?))
+                    })
+                    .await?
+                }
+                1 => {
+                    one(ctx, "raw", RAW, verify::RAW, |pool| async {
+                        raw::migrate(&pool).await?;
+                        Ok(RawBatch::new(pool))
+                    })
+                    .await?
+                }
+                _ => {
+                    one(ctx, "raw_like", RAW_LIKE_OURS, verify::RAW, |pool| async {
+                        raw::migrate_like_ours(&pool).await?;
+                        Ok(RawBatch::new(pool))
+                    })
+                    .await?
+                }
             };
             runs[system].push(row);
         }
