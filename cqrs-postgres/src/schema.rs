@@ -99,6 +99,7 @@ impl fmt::Debug for PgSchema {
 pub(crate) struct Queries {
     pub(crate) append: String,
     pub(crate) append_known: String,
+    pub(crate) append_known_batch: String,
     pub(crate) append_group: String,
     pub(crate) read_stream: String,
     pub(crate) replay: String,
@@ -161,6 +162,7 @@ impl Queries {
         Self {
             append: fill(include_str!("sql/append.sql")),
             append_known: fill(include_str!("sql/append_known.sql")),
+            append_known_batch: fill(include_str!("sql/append_known_batch.sql")),
             append_group: fill(include_str!("sql/append_group.sql")),
             read_stream: fill(include_str!("sql/read_stream.sql")),
             replay: fill(include_str!("sql/replay.sql")),

@@ -82,20 +82,23 @@ impl PgEventStore {
         expected: i64,
         columns: &Columns,
     ) -> Result<Option<Attempt>, PgError> {
-        let result = columns
-            .bind(sqlx::query(&self.queries.append_known), stream_id)
-            .bind(expected)
-            .fetch_all(&mut *conn)
-            .await;
-        let rows = match result {
-            Ok(rows) => rows,
-            Err(error) => return violation(error).map(Some),
+        // One event: no row when the check failed. Several: a summary row whose position is
+        // NULL when it failed.
+        let sql = if columns.len() == 1 {
+            &self.queries.append_known
+        } else {
+            &self.queries.append_known_batch
         };
-        let mut landed = Landed::default();
-        for row in &rows {
-            landed.add(row)?;
+        let result = columns
+            .bind(sqlx::query(sql), stream_id)
+            .bind(expected)
+            .fetch_optional(&mut *conn)
+            .await;
+        match result {
+            Ok(Some(row)) => Ok(Landed::summary(&row)?.map(Attempt::Appended)),
+            Ok(None) => Ok(None),
+            Err(error) => violation(error).map(Some),
         }
-        Ok((landed.rows() > 0).then_some(Attempt::Appended(landed)))
     }
 }
 
