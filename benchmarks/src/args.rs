@@ -155,7 +155,7 @@ impl Sizes {
         many_per_stream: 3,
         hot_streams: 100,
         hot_commands: 100_000,
-        batches: 1_000,
+        batches: 5_000,
         batch_size: 100,
         long_stream: 10_000,
         loads: 200,
