@@ -132,22 +132,31 @@ impl OursFeed {
 
 impl FeedSystem for OursFeed {
     async fn read_feed(&self, batch: u64) -> Result<u64> {
-        let limit = usize::try_from(batch)?;
-        let filter = EventFilter::all();
-        let (mut after, mut read) = (Position::START, 0_u64);
-        loop {
-            let page = self.store.read_all(after, limit, &filter).await?;
-            if page.events.is_empty() {
-                return Ok(read);
-            }
-            for event in &page.events {
-                if event.position <= after {
-                    bail!("position {} after {after}", event.position);
-                }
-                after = event.position;
-                read += 1;
-            }
-            after = after.max(page.next);
+        read_feed_from(&self.store, Position::START, usize::try_from(batch)?).await
+    }
+}
+
+/// Reads the whole feed after `after`, `batch` events at a time, checking that positions only
+/// grow; returns how many events it read.
+pub(crate) async fn read_feed_from(
+    store: &PgEventStore,
+    mut after: Position,
+    batch: usize,
+) -> Result<u64> {
+    let filter = EventFilter::all();
+    let mut read = 0_u64;
+    loop {
+        let page = store.read_all(after, batch, &filter).await?;
+        if page.events.is_empty() {
+            return Ok(read);
         }
+        for event in &page.events {
+            if event.position <= after {
+                bail!("position {} after {after}", event.position);
+            }
+            after = event.position;
+            read += 1;
+        }
+        after = after.max(page.next);
     }
 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context as _, Result};
-use cqrs_core::{AppendEvents, EventFilter, ExpectedVersion, Position, ReadAll};
+use cqrs_core::{AppendEvents, ExpectedVersion, Position};
 use cqrs_postgres::PgEventStore;
 use sqlx::PgPool;
 use tokio::task::JoinSet;
@@ -244,25 +244,8 @@ async fn catch_up(store: &PgEventStore, pool: &PgPool, tail: u64) -> Result<(u64
     .await
     .context("the checkpoint's position")?;
     let checkpoint = Position::from_parts(transaction_id.parse()?, u64::try_from(position)?);
-    let filter = EventFilter::all();
     let started = Instant::now();
-    let (mut after, mut read) = (checkpoint, 0_u64);
-    loop {
-        let page = store.read_all(after, FEED_BATCH, &filter).await?;
-        if page.events.is_empty() {
-            break;
-        }
-        for event in &page.events {
-            ensure!(
-                event.position > after,
-                "position {} after {after}",
-                event.position
-            );
-            after = event.position;
-            read += 1;
-        }
-        after = after.max(page.next);
-    }
+    let read = ours::read_feed_from(store, checkpoint, FEED_BATCH).await?;
     let elapsed = started.elapsed();
     ensure!(read == tail, "the catch-up read {read} events, not {tail}");
     Ok((read, elapsed))
