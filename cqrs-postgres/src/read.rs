@@ -23,6 +23,15 @@ use crate::{PgError, PgEventStore};
 /// of them.
 const FILTERED_SCAN_WINDOW: usize = 10_000;
 
+/// What one feed statement returned: the page's events in feed order, the horizon its snapshot
+/// had, and (for a filtered read whose window was full) the window's end.
+#[derive(Default)]
+struct Page {
+    events: Vec<RecordedEvent>,
+    horizon: Option<String>,
+    window_end: Option<Position>,
+}
+
 /// Leading columns of a feed row before the event: the horizon and the window end's
 /// (`transaction_id::text`, `position`).
 const FEED_LEADING_COLUMNS: usize = 3;
@@ -127,50 +136,18 @@ impl PgEventStore {
             return Ok(FeedBatch::new(Vec::new(), after));
         }
         self.xid.ensure(&self.pool).await?;
-        let (major, minor) = convert::position_parts(after)?;
-        let categories = (!filter.categories.is_empty()).then_some(&filter.categories);
-        let event_types = (!filter.event_types.is_empty()).then_some(&filter.event_types);
-        let partition = filter
-            .partition
-            .map(|p| (i64::from(p.index), i64::from(p.count)));
-        // Without a filter every scanned row is returned: the window is the page.
-        let window = if categories.is_some() || event_types.is_some() || partition.is_some() {
-            max.max(FILTERED_SCAN_WINDOW)
+        let filtered = !filter.categories.is_empty()
+            || !filter.event_types.is_empty()
+            || filter.partition.is_some();
+        let Page {
+            events,
+            horizon,
+            window_end,
+        } = if filtered {
+            self.filtered_page(after, max, filter).await?
         } else {
-            max
+            self.unfiltered_page(after, max).await?
         };
-        let rows = sqlx::query(&self.queries.read_all)
-            .bind(major)
-            .bind(minor)
-            .bind(limit(max))
-            .bind(categories)
-            .bind(event_types)
-            .bind(limit(window))
-            .bind(partition.map(|p| p.0))
-            .bind(partition.map(|p| p.1))
-            .fetch_all(&self.pool)
-            .await?;
-        debug_assert!(rows
-            .first()
-            .is_none_or(|r| r.len() == FEED_LEADING_COLUMNS + EVENT_COLUMNS));
-        let mut events = Vec::with_capacity(rows.len());
-        let mut horizon = None;
-        let mut window_end = None;
-        for row in &rows {
-            // The one header row (last) carries the horizon and the window's end; every other
-            // row is an event, with NULL there.
-            match row.try_get::<Option<String>, _>(0)? {
-                Some(header) => {
-                    horizon = Some(header);
-                    let end_major: Option<&str> = row.try_get(1)?;
-                    let end_minor: Option<i64> = row.try_get(2)?;
-                    if let (Some(end_major), Some(end_minor)) = (end_major, end_minor) {
-                        window_end = Some(convert::position(end_major, end_minor)?);
-                    }
-                }
-                None => events.push(recorded_event(row, FEED_LEADING_COLUMNS)?),
-            }
-        }
         let stopped_early = events.len() < max && window_end.is_some();
         let next = match (events.last(), window_end) {
             // A full page: events after the last one may not have been examined.
@@ -193,6 +170,79 @@ impl PgEventStore {
             }
         };
         Ok(FeedBatch::new(events, next).with_more(stopped_early))
+    }
+
+    /// A page of a filtered feed: `sql/read_all.sql`, whose rows lead with the horizon and the
+    /// window end's position (NULL on event rows).
+    async fn filtered_page(
+        &self,
+        after: Position,
+        max: usize,
+        filter: &EventFilter,
+    ) -> Result<Page, PgError> {
+        let (major, minor) = convert::position_parts(after)?;
+        let categories = (!filter.categories.is_empty()).then_some(&filter.categories);
+        let event_types = (!filter.event_types.is_empty()).then_some(&filter.event_types);
+        let partition = filter
+            .partition
+            .map(|p| (i64::from(p.index), i64::from(p.count)));
+        let window = max.max(FILTERED_SCAN_WINDOW);
+        let rows = sqlx::query(&self.queries.read_all)
+            .bind(major)
+            .bind(minor)
+            .bind(limit(max))
+            .bind(categories)
+            .bind(event_types)
+            .bind(limit(window))
+            .bind(partition.map(|p| p.0))
+            .bind(partition.map(|p| p.1))
+            .fetch_all(&self.pool)
+            .await?;
+        debug_assert!(rows
+            .first()
+            .is_none_or(|r| r.len() == FEED_LEADING_COLUMNS + EVENT_COLUMNS));
+        let mut page = Page::default();
+        for row in &rows {
+            // The one header row (last) carries the horizon and the window's end; every other
+            // row is an event, with NULL there.
+            match row.try_get::<Option<String>, _>(0)? {
+                Some(header) => {
+                    page.horizon = Some(header);
+                    let end_major: Option<&str> = row.try_get(1)?;
+                    let end_minor: Option<i64> = row.try_get(2)?;
+                    if let (Some(end_major), Some(end_minor)) = (end_major, end_minor) {
+                        page.window_end = Some(convert::position(end_major, end_minor)?);
+                    }
+                }
+                None => page.events.push(recorded_event(row, FEED_LEADING_COLUMNS)?),
+            }
+        }
+        Ok(page)
+    }
+
+    /// A page of the whole feed: `sql/read_all_unfiltered.sql`, event rows and one header row
+    /// (position NULL, the horizon first), with no window.
+    async fn unfiltered_page(&self, after: Position, max: usize) -> Result<Page, PgError> {
+        let (major, minor) = convert::position_parts(after)?;
+        let rows = sqlx::query(&self.queries.read_all_unfiltered)
+            .bind(major)
+            .bind(minor)
+            .bind(limit(max))
+            .fetch_all(&self.pool)
+            .await?;
+        let mut page = Page::default();
+        for row in &rows {
+            match row.try_get::<Option<i64>, _>(1)? {
+                Some(_) => page.events.push(recorded_event(row, 0)?),
+                None => page.horizon = row.try_get(0)?,
+            }
+        }
+        // The statement returns the page in feed order; a plan that ever did not would still
+        // hand the reader its events in order.
+        if !page.events.is_sorted_by(|a, b| a.position < b.position) {
+            page.events.sort_by_key(|e| e.position);
+        }
+        Ok(page)
     }
 
     async fn head_pg(&self) -> Result<Position, PgError> {

@@ -104,6 +104,7 @@ pub(crate) struct Queries {
     pub(crate) read_stream: String,
     pub(crate) replay: String,
     pub(crate) read_all: String,
+    pub(crate) read_all_unfiltered: String,
     pub(crate) head: String,
     pub(crate) events_by_id: String,
     pub(crate) command_outcome: String,
@@ -167,6 +168,7 @@ impl Queries {
             read_stream: fill(include_str!("sql/read_stream.sql")),
             replay: fill(include_str!("sql/replay.sql")),
             read_all: fill(include_str!("sql/read_all.sql")),
+            read_all_unfiltered: fill(include_str!("sql/read_all_unfiltered.sql")),
             head: fill(include_str!("sql/head.sql")),
             events_by_id: fill(include_str!("sql/events_by_id.sql")),
             command_outcome: fill(include_str!("sql/command_outcome.sql")),
@@ -294,5 +296,6 @@ mod tests {
         let queries = Queries::new(&PgSchema::new("billing").unwrap());
         assert!(queries.append.contains("\"billing\".events"));
         assert!(!queries.read_all.contains("{schema}"));
+        assert!(!queries.read_all_unfiltered.contains("{schema}"));
     }
 }
