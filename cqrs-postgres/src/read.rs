@@ -136,17 +136,14 @@ impl PgEventStore {
             return Ok(FeedBatch::new(Vec::new(), after));
         }
         self.xid.ensure(&self.pool).await?;
-        let filtered = !filter.categories.is_empty()
-            || !filter.event_types.is_empty()
-            || filter.partition.is_some();
         let Page {
             events,
             horizon,
             window_end,
-        } = if filtered {
-            self.filtered_page(after, max, filter).await?
-        } else {
+        } = if filter.is_all() {
             self.unfiltered_page(after, max).await?
+        } else {
+            self.filtered_page(after, max, filter).await?
         };
         let stopped_early = events.len() < max && window_end.is_some();
         let next = match (events.last(), window_end) {
