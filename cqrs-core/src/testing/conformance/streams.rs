@@ -206,12 +206,13 @@ pub async fn expected_versions_are_enforced<S: ConformanceStore>(store: S) {
         }
         other => panic!("expected a conflict, got {other:?}"),
     }
-    for wrong in [1, 3, 10] {
+    // One event and several: a store may write a batch by another statement than one event.
+    for (wrong, batch) in [1, 3, 10].into_iter().flat_map(|w| [(w, 3..4), (w, 3..6)]) {
         let err = store
             .append(
                 &s,
                 ExpectedVersion::Exact(Version::new(wrong)),
-                events(3..4),
+                events(batch),
             )
             .await
             .expect_err("wrong version must fail");
