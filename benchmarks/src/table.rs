@@ -45,9 +45,22 @@ impl Row {
     }
 
     fn rate(&self) -> f64 {
-        // u64 to f64 is exact below 2^53, far beyond any count here.
-        self.ops as f64 / self.elapsed.as_secs_f64().max(f64::MIN_POSITIVE)
+        per_second(self.ops, self.elapsed)
     }
+}
+
+/// `units` done in `elapsed`, per second: the one rate every table and footnote prints.
+///
+/// ```
+/// use std::time::Duration;
+/// use cqrs_benchmarks::table::per_second;
+///
+/// assert_eq!(per_second(500, Duration::from_millis(250)), 2_000.0);
+/// assert!(per_second(1, Duration::ZERO).is_finite());
+/// ```
+pub fn per_second(units: u64, elapsed: Duration) -> f64 {
+    // u64 to f64 is exact below 2^53, far beyond any count here.
+    units as f64 / elapsed.as_secs_f64().max(f64::MIN_POSITIVE)
 }
 
 /// A workload's table: a row per system, and ratio columns against chosen baseline rows.

@@ -229,9 +229,10 @@ impl PgEventStore {
             .await?;
         let mut page = Page::default();
         for row in &rows {
-            match row.try_get::<Option<i64>, _>(1)? {
+            // Unchecked, as `recorded_event` reads the rest: the statement fixes the types.
+            match row.try_get_unchecked::<Option<i64>, _>(1)? {
                 Some(_) => page.events.push(recorded_event(row, 0)?),
-                None => page.horizon = row.try_get(0)?,
+                None => page.horizon = row.try_get_unchecked(0)?,
             }
         }
         // The statement returns the page in feed order; a plan that ever did not would still

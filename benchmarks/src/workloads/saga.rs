@@ -25,7 +25,7 @@ use super::Context;
 use crate::driver::{self, Job};
 use crate::report::{Row, Table};
 use crate::systems::ours;
-use cqrs_benchmarks::table::rotation;
+use cqrs_benchmarks::table::{per_second, rotation};
 
 const DIRECT: &str = "direct: the 11 commands through Repository";
 const SAGA: &str = "saga: OrderFulfilment + carrier on the runner";
@@ -95,12 +95,6 @@ fn median(times: &mut [Duration]) -> Result<Duration> {
     times.sort_by(|a, b| b.cmp(a));
     let middle = times.len().saturating_sub(1) / 2;
     times.get(middle).copied().context("no run")
-}
-
-fn per_second(units: u64, elapsed: Duration) -> f64 {
-    #[allow(clippy::cast_precision_loss)] // a rate for people
-    let units = units as f64;
-    units / elapsed.as_secs_f64().max(1e-9)
 }
 
 /// One run of system `index` in its own database: stock, place, time, verify.

@@ -5,6 +5,7 @@
 use std::time::Instant;
 
 use anyhow::{ensure, Context as _, Result};
+use cqrs_benchmarks::table::per_second;
 use sqlx::PgPool;
 
 /// Rows per statement (and so per transaction).
@@ -57,9 +58,9 @@ impl Grower {
             );
             self.next = last + 1;
         }
-        let seconds = started.elapsed().as_secs_f64();
-        #[allow(clippy::cast_precision_loss)] // a rate for people
-        let rate = missing as f64 / seconds.max(1e-9);
+        let elapsed = started.elapsed();
+        let rate = per_second(missing, elapsed);
+        let seconds = elapsed.as_secs_f64();
         eprintln!("  {missing} events in {seconds:.0} s ({rate:.0} events/s)");
         Ok(())
     }

@@ -15,6 +15,7 @@ use crate::systems::ours::{self, OursCommands};
 use crate::systems::{amount_of, balance_of, Command, CommandSystem};
 use crate::workloads::Context;
 use cqrs_benchmarks::latency::percentile;
+use cqrs_benchmarks::table::per_second;
 
 /// Events in the stream loaded at every size.
 pub(super) const LONG_STREAM: u64 = 1_000;
@@ -62,9 +63,9 @@ impl Point {
     /// Each figure of `self` over the same figure of `base`, as time ratios (above 1: slower).
     pub(super) fn versus(&self, base: &Point) -> String {
         let ratio = |a: f64, b: f64| a / b.max(f64::MIN_POSITIVE);
-        let per_command = |p: &Point| p.commands_elapsed.as_secs_f64() / count(p.commands);
-        let per_event = |p: &Point| p.feed_elapsed.as_secs_f64() / count(p.feed_events);
-        let bytes = |p: &Point| count(p.table_bytes + p.index_bytes) / count(p.events);
+        let per_command = |p: &Point| p.commands_elapsed.as_secs_f64() / as_f64(p.commands);
+        let per_event = |p: &Point| p.feed_elapsed.as_secs_f64() / as_f64(p.feed_events);
+        let bytes = |p: &Point| as_f64(p.table_bytes + p.index_bytes) / as_f64(p.events);
         format!(
             "append p50 {:.2}x, p99 {:.2}x; time per command {:.2}x; load {:.2}x; feed time per \
              event {:.2}x; bytes per event {:.2}x",
@@ -129,7 +130,7 @@ async fn append_latencies(
     rate: u64,
     appends: u64,
 ) -> Result<Vec<Duration>> {
-    let interval = Duration::from_secs_f64(1.0 / count(rate.max(1)));
+    let interval = Duration::from_secs_f64(1.0 / as_f64(rate.max(1)));
     let start = tokio::time::Instant::now() + Duration::from_millis(10);
     let mut tasks = JoinSet::new();
     for k in 0..appends {
@@ -265,10 +266,6 @@ fn ms(d: Duration) -> String {
 }
 
 #[allow(clippy::cast_precision_loss)] // figures for people
-fn count(n: u64) -> f64 {
+fn as_f64(n: u64) -> f64 {
     n as f64
-}
-
-fn per_second(n: u64, elapsed: Duration) -> f64 {
-    count(n) / elapsed.as_secs_f64().max(1e-9)
 }

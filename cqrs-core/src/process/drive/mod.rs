@@ -2,8 +2,8 @@
 //! grouped by instance, up to `concurrency` instances are driven at once, and each one takes
 //! its inputs in feed order (`run.rs`): load (from the `cache`, or a snapshot and the journal),
 //! skip what is recorded or stale, record the input with its decision, send what is pending
-//! and record the round's outcomes in one write, until nothing is left to send. The batch is done (and the runner may
-//! save the checkpoint) only once every instance in it is quiescent.
+//! and record the round's outcomes in one write, until nothing is left to send. The batch is
+//! done (and the runner may save the checkpoint) only once every instance in it is quiescent.
 
 mod cache;
 mod run;
@@ -18,6 +18,7 @@ use tracing::Instrument;
 use super::alarm::Alarm;
 use super::dispatch::CommandDispatcher;
 use super::ids::InputId;
+use super::instance::Received;
 use super::journal::{ReceivedKind, TimeoutFired, INPUT_RECEIVED, TIMEOUT_FIRED};
 use super::manager::{EventRef, Input, ProcessManager, Route};
 use super::options::ProcessOptions;
@@ -54,11 +55,7 @@ pub(super) struct Arrival<P: ProcessManager> {
 /// What an arrival brings.
 pub(super) enum Body<P: ProcessManager> {
     /// An input known without the instance: an event, a fired timeout.
-    Input {
-        input: Input<P>,
-        id: InputId,
-        kind: ReceivedKind,
-    },
+    Input(Received<P>),
     /// The reply to a forwarded command: which step it answers, and the command, are read
     /// from the loaded instance's pending commands (`run.rs`).
     Reply(CommandReplied),
@@ -168,7 +165,7 @@ where
             let arrival = Arrival {
                 position: event.position,
                 starts: false,
-                body: Body::Input {
+                body: Body::Input(Received {
                     input: Input::Timeout {
                         key: fired.key.clone(),
                         payload,
@@ -176,7 +173,7 @@ where
                     },
                     id: InputId::of_timeout(fired.timeout_id),
                     kind: ReceivedKind::of_timeout(&fired),
-                },
+                }),
             };
             return Ok(Some((fired.instance, arrival)));
         }
@@ -205,14 +202,14 @@ where
         let arrival = Arrival {
             position: event.position,
             starts,
-            body: Body::Input {
+            body: Body::Input(Received {
                 input: Input::Event {
                     trigger,
                     source: EventRef::of(event),
                 },
                 id: InputId::of_event(event.metadata.event_id),
                 kind: ReceivedKind::of_event(event),
-            },
+            }),
         };
         Ok(Some((instance, arrival)))
     }

@@ -113,7 +113,7 @@ where
             position,
         } = arrival;
         let received = match body {
-            Body::Input { input, id, kind } => Received { input, id, kind },
+            Body::Input(received) => received,
             Body::Reply(reply) => match self.resolve(&reply)? {
                 Some(resolved) => resolved,
                 // Not pending (answered before, or not this instance's): nothing to record.
@@ -211,17 +211,15 @@ where
         let retry = self.driver.options.retry;
         let mut attempt = 0;
         loop {
-            let admitted: Vec<Received<P>> = (inputs.iter())
+            let admitted: Vec<&Received<P>> = (inputs.iter())
                 .filter(|r| self.admits(r.id, &r.kind, starts))
-                .cloned()
                 .collect();
             if admitted.is_empty() {
                 return Ok(());
             }
-            let kinds: Vec<ReceivedKind> = admitted.iter().map(|r| r.kind.clone()).collect();
             let now = self.driver.options.clock.now();
             let decision = (self.loaded.instance)
-                .decide_inputs(&self.instance, admitted, now)
+                .decide_inputs(&self.instance, admitted.iter().copied(), now)
                 .map_err(|error| Halt::Poison(error.to_string()))?;
             let before = decision.expected;
             let earliest = earliest_scheduled(&decision);
@@ -233,8 +231,8 @@ where
             let record = decision.into_record(self.stream.clone());
             match self.driver.store.record(P::TYPE, record).await {
                 Ok(outcome) if !outcome.duplicate => {
-                    for kind in &kinds {
-                        metrics::record::process_input(P::TYPE, kind);
+                    for received in &admitted {
+                        metrics::record::process_input(P::TYPE, &received.kind);
                     }
                     self.loaded.fresh.extend(decided);
                     if let Some(due_at) = earliest {
@@ -373,6 +371,7 @@ where
             .collect()
     }
 }
+
 /// When the earliest timeout a decision schedules is due (the pump may have to wake sooner).
 fn earliest_scheduled<P: ProcessManager>(decision: &Decision<P>) -> Option<OffsetDateTime> {
     decision

@@ -2,6 +2,7 @@
 //! and send. The engine's `drive` and the fixture both call it, so tests cannot drift from
 //! production.
 
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
 
 use serde_json::Value;
@@ -83,35 +84,45 @@ impl<P: ProcessManager> Instance<P> {
         kind: ReceivedKind,
         now: OffsetDateTime,
     ) -> Result<Decision<P>, Error> {
-        self.decide_inputs(instance, vec![Received { input, id, kind }], now)
+        self.decide_inputs(instance, [Received { input, id, kind }], now)
     }
 
     /// Decides `inputs` one after the other, as [`decide_input`](Self::decide_input) would
     /// each, into one decision written in one record: a journal event per input, in order; the
     /// timeout changes netted from before the first input to after the last; the status after
     /// the last. The journal is the same as recording each alone, so replay cannot tell.
-    pub(crate) fn decide_inputs(
+    ///
+    /// The inputs may be borrowed: the engine keeps them to decide again after a conflict.
+    pub(crate) fn decide_inputs<I>(
         &mut self,
         instance: &str,
-        inputs: Vec<Received<P>>,
+        inputs: I,
         now: OffsetDateTime,
-    ) -> Result<Decision<P>, Error> {
+    ) -> Result<Decision<P>, Error>
+    where
+        I: IntoIterator,
+        I::Item: Borrow<Received<P>>,
+    {
         let expected = self.books.version;
         let was_final = self.books.state.is_final();
         let before = self.books.timeouts.clone();
         let mut draft = Draft {
-            events: Vec::with_capacity(inputs.len()),
+            events: Vec::new(),
             actions: Vec::new(),
             commands: Vec::new(),
-            scheduled: BTreeMap::new(),
         };
         let mut last_input = String::new();
         for received in inputs {
+            let received = received.borrow();
             last_input = describe(&received.kind, &self.books);
             self.decide_one(instance, received, now, &mut draft)?;
         }
-        let scheduled: BTreeMap<&str, &Value> = (draft.scheduled.iter())
-            .map(|(key, payload)| (key.as_str(), payload))
+        // The payloads scheduled, by key: a later schedule of a key replaces an earlier one.
+        let scheduled: BTreeMap<&str, &Value> = (draft.actions.iter())
+            .filter_map(|a| match &a.action {
+                RecordedAction::Schedule { key, payload, .. } => Some((key.as_str(), payload)),
+                _ => None,
+            })
             .collect();
         let timeouts = self.books.timeout_changes(&before, was_final, &scheduled);
         Ok(Decision {
@@ -128,20 +139,21 @@ impl<P: ProcessManager> Instance<P> {
     fn decide_one(
         &mut self,
         instance: &str,
-        Received { input, id, kind }: Received<P>,
+        Received { input, id, kind }: &Received<P>,
         now: OffsetDateTime,
         draft: &mut Draft<P>,
     ) -> Result<(), Error> {
+        let id = *id;
         let expected = self.books.version;
         let was_final = self.books.state.is_final();
         let mut received = InputReceived {
             input: id,
             at: now,
-            kind,
+            kind: kind.clone(),
             actions: Vec::new(),
         };
         self.books.receive(&received);
-        self.state.apply(&input);
+        self.state.apply(input);
         let actions = if was_final {
             Vec::new()
         } else {
@@ -152,7 +164,7 @@ impl<P: ProcessManager> Instance<P> {
                 &self.books.timeouts,
                 self.books.pending.len(),
             );
-            self.state.decide(&input, &context)
+            self.state.decide(input, &context)
         };
 
         let mut recorded = Vec::with_capacity(actions.len());
@@ -176,19 +188,15 @@ impl<P: ProcessManager> Instance<P> {
                         command_id,
                     }
                 }
-                Action::Schedule { key, due, payload } => {
-                    let payload = encode(&payload)?;
-                    draft.scheduled.insert(key.clone(), payload.clone());
-                    RecordedAction::Schedule {
-                        key,
-                        timeout_id: ids::timeout_id(P::TYPE, instance, id, index),
-                        due_at: match due {
-                            Due::At(at) => at,
-                            Due::After(after) => now + after,
-                        },
-                        payload,
-                    }
-                }
+                Action::Schedule { key, due, payload } => RecordedAction::Schedule {
+                    key,
+                    timeout_id: ids::timeout_id(P::TYPE, instance, id, index),
+                    due_at: match due {
+                        Due::At(at) => at,
+                        Due::After(after) => now + after,
+                    },
+                    payload: encode(&payload)?,
+                },
                 Action::Cancel { key } => RecordedAction::Cancel { key },
                 Action::Complete => RecordedAction::Complete,
                 Action::Fail { reason } => RecordedAction::Fail { reason },
@@ -214,8 +222,6 @@ struct Draft<P: ProcessManager> {
     events: Vec<NewEvent>,
     actions: Vec<DecidedAction>,
     commands: Vec<(Step, P::Command)>,
-    /// The payloads scheduled, by key: the latest wins.
-    scheduled: BTreeMap<String, Value>,
 }
 
 /// One input to decide: what [`ProcessManager::apply`] and [`ProcessManager::decide`] see, its
