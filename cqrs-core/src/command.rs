@@ -28,6 +28,7 @@ pub struct CommandContext {
     pub(crate) causation_id: Option<Uuid>,
     pub(crate) headers: BTreeMap<String, String>,
     pub(crate) first_delivery: bool,
+    pub(crate) new_stream: bool,
 }
 
 /// The ids a [`CommandContext`] carries, as [`CommandContext::ids`] reads them.
@@ -84,6 +85,34 @@ impl CommandContext {
         self.first_delivery
     }
 
+    /// Tells the repository that the aggregate is new (its id was just made, as a fresh UUID
+    /// is), so it decides on the initial state without loading the stream (one round trip
+    /// saved) and appends expecting no events. If the stream has events after all, that append
+    /// conflicts and writes nothing, and the command is loaded and run again at once, as after
+    /// any conflict but without counting as a retry: a wrong claim costs a failed append, never
+    /// a wrong event. A refusal, or a decision to record nothing, is never answered from the
+    /// guessed state: the stream is loaded and the command decided again on its own state.
+    /// [`Aggregate::handle`](crate::Aggregate::handle) may so run twice, once on the initial
+    /// state, as it may after a conflict. A state the repository's cache holds wins over the
+    /// claim.
+    ///
+    /// ```
+    /// use cqrs_core::CommandContext;
+    ///
+    /// let context = CommandContext::new().new_stream();
+    /// assert!(context.is_new_stream());
+    /// assert!(!CommandContext::new().is_new_stream());
+    /// ```
+    pub fn new_stream(mut self) -> Self {
+        self.new_stream = true;
+        self
+    }
+
+    /// Whether the sender claimed [`new_stream`](Self::new_stream).
+    pub fn is_new_stream(&self) -> bool {
+        self.new_stream
+    }
+
     /// The ids this context carries: command id, correlation id, causation id (each as set;
     /// unset ones are `None`, and the repository fills them in as documented on the setters).
     ///
@@ -130,6 +159,7 @@ impl CommandContext {
             causation_id: Some(metadata.event_id.as_uuid()),
             headers: BTreeMap::new(),
             first_delivery: false,
+            new_stream: false,
         }
     }
 

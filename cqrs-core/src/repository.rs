@@ -235,12 +235,17 @@ where
             Some(cache) => Some(cache.slot(stream_id).lock_owned().await),
             None => None,
         };
-        let mut attempt = 0;
+        let (mut attempt, mut budget) = (0, self.retry.max_attempts());
+        // The caller's claim that the stream is new holds for the first attempt only.
+        let mut claimed_new = context.new_stream;
         loop {
             attempt += 1;
             tracing::Span::current().record("attempts", attempt);
-            let (mut state, version) = match slot.as_mut().and_then(|s| s.take()) {
+            let cached = slot.as_mut().and_then(|s| s.take());
+            let guessed = std::mem::take(&mut claimed_new) && cached.is_none();
+            let (mut state, version) = match cached {
                 Some(cached) => cached,
+                None if guessed => (A::default(), Version::ZERO),
                 None => self.load_stream(stream_id).await?,
             };
             let handled = state
@@ -248,6 +253,14 @@ where
                 .instrument(tracing::debug_span!("handle"))
                 .await;
             let events = match handled {
+                Ok(events) if !events.is_empty() => events,
+                // Only an append expecting no events proves a stream new: a refusal or a
+                // decision to record nothing, taken on the guessed initial state, is taken
+                // again on the stream's own.
+                _ if guessed => {
+                    budget += 1;
+                    continue;
+                }
                 Ok(events) => events,
                 Err(rejection) => {
                     keep(&mut slot, state, version);
@@ -298,13 +311,20 @@ where
                     });
                 }
                 Err(conflict @ Error::Conflict { .. }) => {
-                    let retrying = attempt < self.retry.max_attempts();
-                    metrics::record::command_conflict(A::TYPE, retrying);
-                    if !retrying {
-                        return Err(conflict.into());
+                    if guessed {
+                        // Nothing was written: the stream claimed new has events. Load it and
+                        // run again at once; the wrong guess is not one of the retries.
+                        budget += 1;
+                        tracing::debug!(attempt, "the stream claimed new has events, loading it");
+                    } else {
+                        let retrying = attempt < budget;
+                        metrics::record::command_conflict(A::TYPE, retrying);
+                        if !retrying {
+                            return Err(conflict.into());
+                        }
+                        tracing::debug!(attempt, "conflict, retrying");
+                        tokio::time::sleep(self.retry.delay(attempt)).await;
                     }
-                    tracing::debug!(attempt, "conflict, retrying");
-                    tokio::time::sleep(self.retry.delay(attempt)).await;
                     if let Some(command_id) = context.command_id {
                         if let Some(first) = self.store.command_outcome(command_id).await? {
                             return Ok(self
