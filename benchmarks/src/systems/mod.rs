@@ -37,9 +37,14 @@ pub(crate) trait BatchSystem: Send + Sync + 'static {
 
 /// Reads the whole global feed from the start.
 pub(crate) trait FeedSystem: Send + Sync + 'static {
-    /// Reads every event, `batch` at a time; returns how many it read, after checking that
-    /// positions only grow.
-    fn read_feed(&self, batch: u64) -> impl Future<Output = Result<u64>> + Send;
+    /// Reads every event, or with `category` every event of streams `{category}-...`, `batch`
+    /// at a time; returns how many it read, after checking that positions only grow (and that
+    /// every event read is of the category).
+    fn read_feed(
+        &self,
+        batch: u64,
+        category: Option<&'static str>,
+    ) -> impl Future<Output = Result<u64>> + Send;
 }
 
 /// The deposit that the event of version `version` records, in the prepared streams.

@@ -2,8 +2,8 @@
 
 use anyhow::{bail, Result};
 use cqrs_core::{
-    AppendEvents, EventFilter, ExpectedVersion, NewEvent, Position, ReadAll, Repository,
-    SnapshotPolicy, SnapshotStore, StreamId, Version,
+    AppendEvents, CommandContext, EventFilter, ExpectedVersion, NewEvent, Position, ReadAll,
+    Repository, SnapshotPolicy, SnapshotStore, StreamId, Version,
 };
 use cqrs_postgres::PgEventStore;
 use sqlx::PgPool;
@@ -30,6 +30,7 @@ pub(crate) fn stream_of(id: &str) -> Result<StreamId> {
 /// Deposits through `Repository::execute` (which retries conflicts itself).
 pub(crate) struct OursCommands {
     repository: Repository<Account, PgEventStore>,
+    claim_new: bool,
 }
 
 impl OursCommands {
@@ -41,13 +42,27 @@ impl OursCommands {
         } else {
             repository
         };
-        Self { repository }
+        Self {
+            repository,
+            claim_new: false,
+        }
+    }
+
+    /// The same, telling the repository that a stream's first command is on a new stream
+    /// ([`CommandContext::new_stream`]), as a service creating an aggregate under a fresh id
+    /// can: the command then reads nothing before its append.
+    pub(crate) fn claiming_new_streams(mut self) -> Self {
+        self.claim_new = true;
+        self
     }
 
     /// A repository over `store` taking a snapshot every `events` events.
     pub(crate) fn with_snapshots(store: PgEventStore, events: u64) -> Self {
         let repository = Repository::new(store).with_snapshots(SnapshotPolicy::every(events));
-        Self { repository }
+        Self {
+            repository,
+            claim_new: false,
+        }
     }
 
     /// The account `id`: balance and version.
@@ -62,7 +77,14 @@ impl CommandSystem for OursCommands {
         let deposit = Deposit {
             amount: command.amount,
         };
-        let outcome = self.repository.execute(&command.id, &deposit).await?;
+        let context = if self.claim_new && command.version == 1 {
+            CommandContext::new().new_stream()
+        } else {
+            CommandContext::new()
+        };
+        let outcome = (self.repository)
+            .execute_with(&command.id, &deposit, context)
+            .await?;
         Ok(u64::from(outcome.attempts.saturating_sub(1)))
     }
 }
@@ -131,28 +153,43 @@ impl OursFeed {
 }
 
 impl FeedSystem for OursFeed {
-    async fn read_feed(&self, batch: u64) -> Result<u64> {
-        read_feed_from(&self.store, Position::START, usize::try_from(batch)?).await
+    async fn read_feed(&self, batch: u64, category: Option<&'static str>) -> Result<u64> {
+        let filter = category.map_or_else(EventFilter::all, |c| EventFilter::all().category(c));
+        read_feed_from(
+            &self.store,
+            Position::START,
+            usize::try_from(batch)?,
+            &filter,
+        )
+        .await
     }
 }
 
-/// Reads the whole feed after `after`, `batch` events at a time, checking that positions only
-/// grow; returns how many events it read.
+/// Reads the whole feed after `after` that `filter` lets through, `batch` events at a time,
+/// checking that positions only grow and that the filter holds; returns how many events it
+/// read.
 pub(crate) async fn read_feed_from(
     store: &PgEventStore,
     mut after: Position,
     batch: usize,
+    filter: &EventFilter,
 ) -> Result<u64> {
-    let filter = EventFilter::all();
     let mut read = 0_u64;
     loop {
-        let page = store.read_all(after, batch, &filter).await?;
-        if page.events.is_empty() {
+        let page = store.read_all(after, batch, filter).await?;
+        if page.events.is_empty() && !page.more {
             return Ok(read);
         }
         for event in &page.events {
             if event.position <= after {
                 bail!("position {} after {after}", event.position);
+            }
+            if !filter.matches(event.stream_id.as_str(), &event.event_type) {
+                bail!(
+                    "{} at {} is not what the filter asked for",
+                    event.stream_id,
+                    event.position
+                );
             }
             after = event.position;
             read += 1;

@@ -34,6 +34,12 @@ const SELECT_FEED: &str = "\
 SELECT position, stream_id, version, event_id, event_type, schema_version, payload, metadata, recorded_at
 FROM raw_events WHERE position > $1 ORDER BY position LIMIT $2";
 
+/// The same read of one category's streams, as `cqrs_core::EventFilter::category` defines it
+/// (the stream id up to its first `-`).
+const SELECT_FEED_CATEGORY: &str = "\
+SELECT position, stream_id, version, event_id, event_type, schema_version, payload, metadata, recorded_at
+FROM raw_events WHERE position > $1 AND split_part(stream_id, '-', 1) = $3 ORDER BY position LIMIT $2";
+
 /// Creates the `raw_events` table.
 pub(crate) async fn migrate(pool: &PgPool) -> Result<()> {
     sqlx::raw_sql(include_str!("raw_events.sql"))
@@ -235,7 +241,7 @@ impl RawFeed {
 /// One row of the feed, decoded as a consumer would.
 #[expect(
     dead_code,
-    reason = "decoded to do the work a reader does; only `position` is read"
+    reason = "decoded to do the work a reader does; only `position` and `stream_id` are read"
 )]
 struct RawEvent {
     position: i64,
@@ -250,15 +256,18 @@ struct RawEvent {
 }
 
 impl FeedSystem for RawFeed {
-    async fn read_feed(&self, batch: u64) -> Result<u64> {
+    async fn read_feed(&self, batch: u64, category: Option<&'static str>) -> Result<u64> {
         let limit = i64::try_from(batch)?;
         let (mut after, mut read) = (0_i64, 0_u64);
         loop {
-            let rows = sqlx::query(SELECT_FEED)
-                .bind(after)
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await?;
+            let query = match category {
+                None => sqlx::query(SELECT_FEED).bind(after).bind(limit),
+                Some(category) => sqlx::query(SELECT_FEED_CATEGORY)
+                    .bind(after)
+                    .bind(limit)
+                    .bind(category),
+            };
+            let rows = query.fetch_all(&self.pool).await?;
             if rows.is_empty() {
                 return Ok(read);
             }
@@ -276,6 +285,15 @@ impl FeedSystem for RawFeed {
                 };
                 if event.position <= after {
                     bail!("position {} after {after}", event.position);
+                }
+                if let Some(category) = category {
+                    if event.stream_id.split('-').next() != Some(category) {
+                        bail!(
+                            "{} at {} is not of {category}",
+                            event.stream_id,
+                            event.position
+                        );
+                    }
                 }
                 after = event.position;
                 read += 1;

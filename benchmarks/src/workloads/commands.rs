@@ -18,6 +18,8 @@ use crate::verify::{self, Layout, Tally};
 use cqrs_benchmarks::table::rotation;
 
 const OURS_GROUPED: &str = "ours: Repository + cache + group commit";
+const OURS_GROUPED_CLAIMED: &str =
+    "ours: Repository + cache + group commit, first commands claim a new stream";
 const OURS_GROUPED_UNCACHED: &str = "ours: Repository + group commit, no cache";
 const OURS_CACHED: &str = "ours: Repository + cache";
 const OURS: &str = "ours: Repository, no cache";
@@ -144,8 +146,9 @@ pub(crate) async fn run(ctx: &Context, shape: Shape) -> Result<Table> {
 }
 
 /// Every system of the table, in the order of its rows.
-const SYSTEMS: [&str; 8] = [
+const SYSTEMS: [&str; 9] = [
     OURS_GROUPED,
+    OURS_GROUPED_CLAIMED,
     OURS_GROUPED_UNCACHED,
     OURS_CACHED,
     OURS,
@@ -172,6 +175,20 @@ impl Runner<'_> {
                         .with_group_commit(GroupCommit::default());
                     Ok(ours::OursCommands::new(store, true))
                 })
+                .await
+            }
+            Some(OURS_GROUPED_CLAIMED) => {
+                self.one(
+                    "ours_group_new",
+                    OURS_GROUPED_CLAIMED,
+                    verify::OURS,
+                    |pool| async {
+                        let store = ours::store(pool)
+                            .await?
+                            .with_group_commit(GroupCommit::default());
+                        Ok(ours::OursCommands::new(store, true).claiming_new_streams())
+                    },
+                )
                 .await
             }
             Some(OURS_GROUPED_UNCACHED) => {

@@ -51,7 +51,7 @@ pub(crate) async fn run(ctx: &Context, workload: Workload) -> Result<Vec<Table>>
         Workload::HotStreams => commands::run(ctx, commands::Shape::Hot).await,
         Workload::Batch => batch::run(ctx).await,
         Workload::Load => load::run(ctx).await,
-        Workload::Feed => feed::run(ctx).await,
+        Workload::Feed => return feed::run(ctx).await,
         Workload::Saga => saga::run(ctx).await,
         Workload::Scale => scale::run(ctx).await,
         Workload::Appends => return appends::run(ctx).await,

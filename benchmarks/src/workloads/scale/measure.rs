@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context as _, Result};
-use cqrs_core::{AppendEvents, ExpectedVersion, Position};
+use cqrs_core::{AppendEvents, EventFilter, ExpectedVersion, Position};
 use cqrs_postgres::PgEventStore;
 use sqlx::PgPool;
 use tokio::task::JoinSet;
@@ -246,7 +246,7 @@ async fn catch_up(store: &PgEventStore, pool: &PgPool, tail: u64) -> Result<(u64
     .context("the checkpoint's position")?;
     let checkpoint = Position::from_parts(transaction_id.parse()?, u64::try_from(position)?);
     let started = Instant::now();
-    let read = ours::read_feed_from(store, checkpoint, FEED_BATCH).await?;
+    let read = ours::read_feed_from(store, checkpoint, FEED_BATCH, &EventFilter::all()).await?;
     let elapsed = started.elapsed();
     ensure!(read == tail, "the catch-up read {read} events, not {tail}");
     Ok((read, elapsed))
