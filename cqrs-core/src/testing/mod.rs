@@ -35,6 +35,7 @@ macro_rules! store_conformance_tests {
             appends_are_all_or_nothing,
             a_repeated_command_id_returns_the_first_outcome,
             repeated_event_ids_return_the_first_outcome,
+            large_batches_to_new_streams_keep_every_promise,
             the_feed_is_totally_ordered_and_batched,
             the_feed_filters_by_category_and_event_type,
             the_feed_filters_by_stream_partition,

@@ -48,9 +48,9 @@ pub use repository::{
 pub use streams::{
     a_repeated_command_id_returns_the_first_outcome, an_absent_stream_reads_as_empty,
     appends_and_reads_back, appends_are_all_or_nothing, bad_input_is_refused_with_typed_errors,
-    expected_versions_are_enforced, racing_writers_get_exactly_one_winner_per_version,
-    repeated_event_ids_return_the_first_outcome, replays_fold_what_a_read_returns,
-    stream_reads_are_batched,
+    expected_versions_are_enforced, large_batches_to_new_streams_keep_every_promise,
+    racing_writers_get_exactly_one_winner_per_version, repeated_event_ids_return_the_first_outcome,
+    replays_fold_what_a_read_returns, stream_reads_are_batched,
 };
 
 use std::time::Duration;

@@ -482,3 +482,126 @@ pub async fn bad_input_is_refused_with_typed_errors<S: ConformanceStore>(store: 
         .expect("read");
     assert_eq!(back[0].payload, odd);
 }
+
+/// Events in a large batch: above the size at which a store may write a batch by another path
+/// (PostgreSQL copies new streams' batches of 64 events or more).
+const LARGE: u64 = 100;
+
+/// A large batch to a new stream keeps every promise a small one does: every field read back,
+/// versions `1..=n` in feed order, the outcome's position the last event's; a stream that exists
+/// refuses it whole; of racing creators exactly one wins; the same batch again is the first
+/// outcome, and one of its event ids in another stream is refused.
+pub async fn large_batches_to_new_streams_keep_every_promise<S: ConformanceStore>(store: S) {
+    let s = stream("large-1");
+    let metadata = Metadata::new(EventId::new())
+        .with_correlation_id(Uuid::now_v7())
+        .with_header("quote", "\"\\ ✓");
+    let mut batch = events(1..LARGE + 1);
+    batch[0] = NewEvent::new("Opened", 7, json!({ "n": 1, "text": "ünïcødé\n\t\"✓\"" }))
+        .with_metadata(metadata.clone());
+    let outcome = store
+        .append(&s, ExpectedVersion::NoStream, batch.clone())
+        .await
+        .expect("a large batch to a new stream");
+    assert_eq!(
+        (
+            outcome.first_version,
+            outcome.last_version,
+            outcome.duplicate
+        ),
+        (Version::new(1), Version::new(LARGE), false)
+    );
+    let read = store
+        .read_stream(&s, Version::new(1), 1000)
+        .await
+        .expect("read");
+    assert_eq!(numbers(&read), (1..=LARGE).collect::<Vec<_>>());
+    assert_eq!(
+        (read[0].event_type.as_str(), read[0].schema_version),
+        ("Opened", 7)
+    );
+    assert_eq!(read[0].payload, batch[0].payload);
+    assert_eq!(read[0].metadata, metadata);
+    for (sent, got) in batch.iter().zip(&read) {
+        assert_eq!(got.metadata.event_id, sent.metadata.event_id);
+        assert_eq!(got.version.get(), got.payload["n"].as_u64().expect("n"));
+    }
+    assert!(read.windows(2).all(|w| w[0].position < w[1].position));
+    assert_eq!(read[read.len() - 1].position, outcome.position);
+
+    // The stream exists now: a batch expecting none is refused whole.
+    let refused = store
+        .append(&s, ExpectedVersion::NoStream, events(1..LARGE + 1))
+        .await
+        .expect_err("the stream exists");
+    assert!(
+        matches!(refused, Error::Conflict { actual, .. } if actual == Version::new(LARGE)),
+        "{refused:?}"
+    );
+
+    // Racing creators of one stream: one wins, the others conflict, and only its events are in.
+    let raced = stream("large-2");
+    let mut tasks = Vec::new();
+    for writer in 0..8u64 {
+        let (store, raced) = (store.clone(), raced.clone());
+        let batch: Vec<NewEvent> = (0..LARGE).map(|i| event(writer * 1000 + i)).collect();
+        tasks.push(tokio::spawn(async move {
+            (
+                store.append(&raced, ExpectedVersion::NoStream, batch).await,
+                writer,
+            )
+        }));
+    }
+    let mut winners = Vec::new();
+    for task in tasks {
+        match task.await.expect("task") {
+            (Ok(outcome), writer) => {
+                assert_eq!(outcome.last_version, Version::new(LARGE));
+                winners.push(writer);
+            }
+            (Err(Error::Conflict { actual, .. }), _) => assert_eq!(actual, Version::new(LARGE)),
+            (Err(other), _) => panic!("unexpected error {other:?}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "winners: {winners:?}");
+    let won = store
+        .read_stream(&raced, Version::new(1), 1000)
+        .await
+        .expect("read");
+    let expected: Vec<u64> = (0..LARGE).map(|i| winners[0] * 1000 + i).collect();
+    assert_eq!(numbers(&won), expected);
+
+    // The same batch again: the first outcome, nothing written.
+    let again = store
+        .append(&s, ExpectedVersion::NoStream, batch.clone())
+        .await
+        .expect("a repeat is not an error");
+    assert!(again.duplicate);
+    assert_eq!(
+        (again.last_version, again.position),
+        (outcome.last_version, outcome.position)
+    );
+    // One of its event ids in another new stream's large batch: refused, nothing written.
+    let elsewhere = stream("large-3");
+    let mut reused = events(1..LARGE + 1);
+    let last = reused.len() - 1;
+    reused[last] = batch[5].clone();
+    let err = store
+        .append(&elsewhere, ExpectedVersion::NoStream, reused)
+        .await
+        .expect_err("a reused event id");
+    assert!(matches!(err, Error::EventIdReused { .. }), "{err:?}");
+    assert!(store
+        .read_stream(&elsewhere, Version::new(1), 10)
+        .await
+        .expect("read")
+        .is_empty());
+    assert_eq!(
+        store
+            .read_stream(&s, Version::new(1), 1000)
+            .await
+            .expect("read")
+            .len(),
+        read.len()
+    );
+}
