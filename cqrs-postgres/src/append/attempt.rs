@@ -3,6 +3,7 @@
 use cqrs_core::{StreamId, Version};
 use sqlx::PgConnection;
 
+use super::copy::COPY_FROM_EVENTS;
 use crate::columns::Columns;
 use crate::process::RecordColumns;
 use crate::row::Landed;
@@ -82,6 +83,9 @@ impl PgEventStore {
         expected: i64,
         columns: &Columns,
     ) -> Result<Option<Attempt>, PgError> {
+        if expected == 0 && columns.len() >= COPY_FROM_EVENTS {
+            return self.try_copy_new(conn, stream_id, columns).await.map(Some);
+        }
         // One event: no row when the check failed. Several: a summary row whose position is
         // NULL when it failed.
         let sql = if columns.len() == 1 {
@@ -104,7 +108,7 @@ impl PgEventStore {
 
 /// A failed statement: a violation of one of our unique constraints is an answer (nothing was
 /// written), anything else an error.
-fn violation(error: sqlx::Error) -> Result<Attempt, PgError> {
+pub(super) fn violation(error: sqlx::Error) -> Result<Attempt, PgError> {
     match violated(&error) {
         Some(constraint) => Ok(Attempt::Violation(constraint)),
         None => Err(PgError::Database(error)),

@@ -1,11 +1,13 @@
 //! Appending: one statement per batch, conflicts and duplicates told apart by constraint.
 //!
-//! `attempt.rs` runs one statement and says what it answered, `lookup.rs` finds what an append
-//! that wrote nothing ran into; this file loops over them, in autocommit
+//! `attempt.rs` runs one statement and says what it answered (`copy.rs` writes a new stream's
+//! large batch by binary `COPY` instead), `lookup.rs` finds what an append that wrote nothing
+//! ran into; this file loops over them, in autocommit
 //! ([`AppendEvents::append`], through a group first when [`GroupCommit`](crate::GroupCommit)
 //! is on) or in a caller's transaction ([`PgEventStore::append_in`]).
 
 mod attempt;
+mod copy;
 mod lookup;
 
 use std::sync::Arc;
