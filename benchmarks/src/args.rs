@@ -35,6 +35,10 @@ pub(crate) struct Args {
     /// `--quick`): the table grows by tens up to it. 50,000,000 takes about 25 GB of disk.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1_000..))]
     pub(crate) scale_to: Option<u64>,
+
+    /// Events per batch in the batch workload (100 by default).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub(crate) batch_size: Option<u64>,
 }
 
 impl Args {
@@ -47,6 +51,7 @@ impl Args {
         };
         Sizes {
             scale_top: self.scale_to.unwrap_or(sizes.scale_top),
+            batch_size: self.batch_size.unwrap_or(sizes.batch_size),
             ..sizes
         }
     }

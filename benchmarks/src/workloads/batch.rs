@@ -1,4 +1,5 @@
-//! Workload 2: appends of 100-event batches, each to a new stream, on concurrent clients.
+//! Workload 2: appends of 100-event batches (`--batch-size`), each to a new stream, on
+//! concurrent clients, against raw inserts and raw binary `COPY`s of the same rows.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -17,6 +18,8 @@ use cqrs_benchmarks::table::rotation;
 const OURS: &str = "ours: AppendEvents::append";
 const RAW: &str = "raw sqlx: INSERT ... UNNEST";
 const RAW_LIKE_OURS: &str = "raw sqlx: the same, cqrs.events' indexes";
+const RAW_COPY: &str = "raw sqlx: binary COPY";
+const RAW_COPY_LIKE: &str = "raw sqlx: binary COPY, cqrs.events' indexes";
 
 /// Batch `k` of `batches`, each of `size` events, to stream `{prefix}{k}`.
 pub(crate) struct BatchJob<S> {
@@ -64,7 +67,7 @@ pub(crate) async fn run(ctx: &Context) -> Result<Table> {
     let mut table = Table::new(title, "events/s")
         .versus("vs raw", RAW)
         .versus("vs raw, same indexes", RAW_LIKE_OURS);
-    let mut runs: [Vec<Row>; 3] = Default::default();
+    let mut runs: [Vec<Row>; 5] = Default::default();
     for round in 0..sizes.runs {
         for system in rotation(round, runs.len()) {
             let row = match system {
@@ -81,11 +84,31 @@ pub(crate) async fn run(ctx: &Context) -> Result<Table> {
                     })
                     .await?
                 }
-                _ => {
+                2 => {
                     one(ctx, "raw_like", RAW_LIKE_OURS, verify::RAW, |pool| async {
                         raw::migrate_like_ours(&pool).await?;
                         Ok(RawBatch::new(pool))
                     })
+                    .await?
+                }
+                3 => {
+                    one(ctx, "raw_copy", RAW_COPY, verify::RAW, |pool| async {
+                        raw::migrate(&pool).await?;
+                        Ok(raw::RawCopyBatch::new(pool))
+                    })
+                    .await?
+                }
+                _ => {
+                    one(
+                        ctx,
+                        "raw_copy_like",
+                        RAW_COPY_LIKE,
+                        verify::RAW,
+                        |pool| async {
+                            raw::migrate_like_ours(&pool).await?;
+                            Ok(raw::RawCopyBatch::new(pool))
+                        },
+                    )
                     .await?
                 }
             };
