@@ -42,12 +42,13 @@ impl PgEventStore {
         columns: &Columns,
     ) -> Result<Attempt, PgError> {
         let rows = encode(stream_id, columns)?;
-        let last = i64::try_from(columns.len()).map_err(|_| PgError::OutOfRange {
+        let events = columns.len();
+        let last = i64::try_from(events).map_err(|_| PgError::OutOfRange {
             what: "batch length",
-            value: columns.len().to_string(),
+            value: events.to_string(),
         })?;
         match copy(conn, &self.queries.copy_events, rows).await {
-            Ok(copied) if copied == last.unsigned_abs() => {}
+            Ok(copied) if usize::try_from(copied).is_ok_and(|c| c == events) => {}
             Ok(_) => {
                 return Err(PgError::CorruptRow {
                     what: "a COPY wrote another number of events than it was sent",
