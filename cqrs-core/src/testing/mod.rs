@@ -47,6 +47,7 @@ macro_rules! store_conformance_tests {
             the_repository_runs_commands_with_snapshots_and_upcasters,
             a_stale_or_broken_snapshot_is_ignored,
             racing_commands_are_retried_until_each_lands_once,
+            claimed_new_streams_land_once_whether_or_not_they_were_new,
             leases_admit_one_owner_at_a_time,
             lease_epochs_grow_with_each_new_holder,
             a_stale_epoch_cannot_save,

@@ -42,7 +42,9 @@ pub use process::{
     timeouts_fire_once_when_due,
 };
 pub use repository::{
-    a_stale_or_broken_snapshot_is_ignored, racing_commands_are_retried_until_each_lands_once,
+    a_stale_or_broken_snapshot_is_ignored,
+    claimed_new_streams_land_once_whether_or_not_they_were_new,
+    racing_commands_are_retried_until_each_lands_once,
     the_repository_runs_commands_with_snapshots_and_upcasters,
 };
 pub use streams::{

@@ -323,3 +323,57 @@ pub async fn racing_commands_are_retried_until_each_lands_once<S: ConformanceSto
         "a command id names one command on one aggregate: {elsewhere:?}"
     );
 }
+
+/// Commands claiming a new stream, all at once: on streams that exist (the claim is wrong), on
+/// fresh ones, and two on each of some fresh ones (one of the two is wrong). Each lands exactly
+/// once on its stream's real state, with no retry allowed: a wrong claim is not one.
+pub async fn claimed_new_streams_land_once_whether_or_not_they_were_new<S: ConformanceStore>(
+    store: S,
+) {
+    const STREAMS: u64 = 8;
+    let tallies =
+        Arc::new(Repository::<Tally, _>::new(store.clone()).with_retry(RetryPolicy::never()));
+    for n in 0..STREAMS {
+        tallies
+            .execute(&format!("old-{n}"), &TallyCommand::Add(vec![10, 20]))
+            .await
+            .expect("an existing stream");
+    }
+    let claimed = || CommandContext::new().new_stream();
+    let mut tasks = Vec::new();
+    for n in 0..STREAMS {
+        for id in [
+            format!("old-{n}"),
+            format!("fresh-{n}"),
+            format!("twice-{n}"),
+            format!("twice-{n}"),
+        ] {
+            let tallies = tallies.clone();
+            tasks.push(tokio::spawn(async move {
+                tallies
+                    .execute_with(&id, &TallyCommand::Add(vec![1]), claimed())
+                    .await
+                    .map(|outcome| outcome.version)
+            }));
+        }
+    }
+    for task in tasks {
+        task.await
+            .expect("task")
+            .expect("every claimed command lands");
+    }
+    for n in 0..STREAMS {
+        for (id, total, version) in [
+            (format!("old-{n}"), 31, 3),
+            (format!("fresh-{n}"), 1, 1),
+            (format!("twice-{n}"), 2, 2),
+        ] {
+            let (state, at) = tallies.load(&id).await.expect("load");
+            assert_eq!(
+                (state.total, at),
+                (total, Version::new(version)),
+                "stream {id}"
+            );
+        }
+    }
+}
