@@ -103,7 +103,7 @@ impl PgEventStore {
             .bind(limit(max))
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(|row| recorded_event(row, 0)).collect()
+        rows.iter().map(|row| recorded_event(row)).collect()
     }
 
     /// `sql` with this store's schema filled in.

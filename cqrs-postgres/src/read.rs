@@ -10,7 +10,7 @@ use sqlx::postgres::PgRow;
 use sqlx::Row;
 
 use crate::convert::{self, limit, to_i64};
-use crate::row::{recorded_event, EVENT_COLUMNS};
+use crate::row::recorded_event;
 use crate::{PgError, PgEventStore};
 
 /// How many rows a filtered feed read scans at most (or `max`, if larger) before it applies the
@@ -18,7 +18,8 @@ use crate::{PgError, PgEventStore};
 /// depends on how selective the planner guesses a filter to be; the window bounds what one read
 /// may cost. A larger window passes long runs of non-matching events in fewer round trips; a
 /// smaller one keeps down each read's latency and the work spent on the window's end (an
-/// index-only scan of the whole window, made only when the page comes up short). A window of
+/// index-only scan of the whole window, `sql/window_end.sql`, made only when the page comes up
+/// short). A window of
 /// 10,000 rows takes under 10 ms, and a run of non-matching events costs one read per 10,000
 /// of them.
 const FILTERED_SCAN_WINDOW: usize = 10_000;
@@ -32,9 +33,26 @@ struct Page {
     window_end: Option<Position>,
 }
 
-/// Leading columns of a feed row before the event: the horizon and the window end's
-/// (`transaction_id::text`, `position`).
-const FEED_LEADING_COLUMNS: usize = 3;
+impl Page {
+    /// A feed statement's rows: events, and one header row (position NULL, the horizon in the
+    /// first column), the window end left for the caller.
+    fn from_rows(rows: &[PgRow]) -> Result<Self, PgError> {
+        let mut page = Page::default();
+        for row in rows {
+            // Unchecked, as `recorded_event` reads the rest: the statements fix the types.
+            match row.try_get_unchecked::<Option<i64>, _>(1)? {
+                Some(_) => page.events.push(recorded_event(row)?),
+                None => page.horizon = row.try_get_unchecked(0)?,
+            }
+        }
+        // The statements return the page in feed order; a plan that ever did not would still
+        // hand the reader its events in order.
+        if !page.events.is_sorted_by(|a, b| a.position < b.position) {
+            page.events.sort_by_key(|e| e.position);
+        }
+        Ok(page)
+    }
+}
 
 #[async_trait]
 impl ReadStream for PgEventStore {
@@ -122,7 +140,7 @@ impl PgEventStore {
             .bind(limit(max))
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(|row| recorded_event(row, 0)).collect()
+        rows.iter().map(|row| recorded_event(row)).collect()
     }
 
     /// The gap-safe feed: see the crate's docs.
@@ -169,8 +187,9 @@ impl PgEventStore {
         Ok(FeedBatch::new(events, next).with_more(stopped_early))
     }
 
-    /// A page of a filtered feed: `sql/read_all.sql`, whose rows lead with the horizon and the
-    /// window end's position (NULL on event rows).
+    /// A page of a filtered feed: `sql/read_all.sql`, rows as the unfiltered statement's. A
+    /// short page is asked where its window ended (`sql/window_end.sql`, under the page's
+    /// horizon): the scan may have passed a full window of events the filter dropped.
     async fn filtered_page(
         &self,
         after: Position,
@@ -183,35 +202,34 @@ impl PgEventStore {
         let partition = filter
             .partition
             .map(|p| (i64::from(p.index), i64::from(p.count)));
-        let window = max.max(FILTERED_SCAN_WINDOW);
+        let window = limit(max.max(FILTERED_SCAN_WINDOW));
         let rows = sqlx::query(&self.queries.read_all)
-            .bind(major)
+            .bind(&major)
             .bind(minor)
             .bind(limit(max))
             .bind(categories)
             .bind(event_types)
-            .bind(limit(window))
+            .bind(window)
             .bind(partition.map(|p| p.0))
             .bind(partition.map(|p| p.1))
             .fetch_all(&self.pool)
             .await?;
-        debug_assert!(rows
-            .first()
-            .is_none_or(|r| r.len() == FEED_LEADING_COLUMNS + EVENT_COLUMNS));
-        let mut page = Page::default();
-        for row in &rows {
-            // The one header row (last) carries the horizon and the window's end; every other
-            // row is an event, with NULL there.
-            match row.try_get::<Option<String>, _>(0)? {
-                Some(header) => {
-                    page.horizon = Some(header);
-                    let end_major: Option<&str> = row.try_get(1)?;
-                    let end_minor: Option<i64> = row.try_get(2)?;
-                    if let (Some(end_major), Some(end_minor)) = (end_major, end_minor) {
-                        page.window_end = Some(convert::position(end_major, end_minor)?);
-                    }
-                }
-                None => page.events.push(recorded_event(row, FEED_LEADING_COLUMNS)?),
+        let mut page = Page::from_rows(&rows)?;
+        if page.events.len() < max {
+            let horizon = page.horizon.as_deref().ok_or(PgError::CorruptRow {
+                what: "the feed query returned no horizon",
+            })?;
+            let end = sqlx::query(&self.queries.window_end)
+                .bind(major)
+                .bind(minor)
+                .bind(horizon)
+                .bind(window)
+                .fetch_optional(&self.pool)
+                .await?;
+            if let Some(end) = end {
+                let end_major: &str = end.try_get(0)?;
+                let end_minor: i64 = end.try_get(1)?;
+                page.window_end = Some(convert::position(end_major, end_minor)?);
             }
         }
         Ok(page)
@@ -227,20 +245,7 @@ impl PgEventStore {
             .bind(limit(max))
             .fetch_all(&self.pool)
             .await?;
-        let mut page = Page::default();
-        for row in &rows {
-            // Unchecked, as `recorded_event` reads the rest: the statement fixes the types.
-            match row.try_get_unchecked::<Option<i64>, _>(1)? {
-                Some(_) => page.events.push(recorded_event(row, 0)?),
-                None => page.horizon = row.try_get_unchecked(0)?,
-            }
-        }
-        // The statement returns the page in feed order; a plan that ever did not would still
-        // hand the reader its events in order.
-        if !page.events.is_sorted_by(|a, b| a.position < b.position) {
-            page.events.sort_by_key(|e| e.position);
-        }
-        Ok(page)
+        Page::from_rows(&rows)
     }
 
     async fn head_pg(&self) -> Result<Position, PgError> {
