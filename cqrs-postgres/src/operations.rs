@@ -103,7 +103,7 @@ impl PgEventStore {
             .bind(limit(max))
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(|row| recorded_event(row)).collect()
+        rows.iter().map(recorded_event).collect()
     }
 
     /// `sql` with this store's schema filled in.

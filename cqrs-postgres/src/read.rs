@@ -140,7 +140,7 @@ impl PgEventStore {
             .bind(limit(max))
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(|row| recorded_event(row)).collect()
+        rows.iter().map(recorded_event).collect()
     }
 
     /// The gap-safe feed: see the crate's docs.
