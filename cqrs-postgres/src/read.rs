@@ -19,9 +19,8 @@ use crate::{PgError, PgEventStore};
 /// may cost. A larger window passes long runs of non-matching events in fewer round trips; a
 /// smaller one keeps down each read's latency and the work spent on the window's end (an
 /// index-only scan of the whole window, `sql/window_end.sql`, made only when the page comes up
-/// short). A window of
-/// 10,000 rows takes under 10 ms, and a run of non-matching events costs one read per 10,000
-/// of them.
+/// short). A window of 10,000 rows takes under 10 ms, and a run of non-matching events costs
+/// one read per 10,000 of them.
 const FILTERED_SCAN_WINDOW: usize = 10_000;
 
 /// What one feed statement returned: the page's events in feed order, the horizon its snapshot
