@@ -159,6 +159,16 @@ fn with_record_ctes(append: &str, record: &str) -> String {
     format!("{ctes},\n{}\nSELECT {select}", record.trim_end())
 }
 
+/// `append_known.sql`'s INSERT, returning version and position, as the CTE `inserted` of
+/// `summary` (`append_known_batch.sql`): a batch's statement takes the one text of the checks
+/// every known-version append runs.
+fn summarized(known: &str, summary: &str) -> String {
+    let (insert, _) = known
+        .rsplit_once("\nRETURNING ")
+        .expect("append_known.sql ends with its RETURNING");
+    format!("WITH inserted AS (\n{insert}\nRETURNING version, position\n)\n{summary}")
+}
+
 impl Queries {
     pub(crate) fn new(schema: &PgSchema) -> Self {
         let q = schema.quoted();
@@ -166,7 +176,10 @@ impl Queries {
         Self {
             append: fill(include_str!("sql/append.sql")),
             append_known: fill(include_str!("sql/append_known.sql")),
-            append_known_batch: fill(include_str!("sql/append_known_batch.sql")),
+            append_known_batch: fill(&summarized(
+                include_str!("sql/append_known.sql"),
+                include_str!("sql/append_known_batch.sql"),
+            )),
             copy_events: fill(include_str!("sql/copy_events.sql")),
             copied: fill(include_str!("sql/copied.sql")),
             append_group: fill(include_str!("sql/append_group.sql")),

@@ -5,8 +5,8 @@
 -- - the EXISTS check makes sure the stream is not behind $7 either (that would leave a gap) and
 --   that its last event was written by a transaction no younger than ours (see append.sql).
 -- No row back means that check failed; append.sql then says why. Several events take
--- append_known_batch.sql, the same INSERT with one summary row back instead of a row per event;
--- one event takes this, which skips the CTE and its aggregate.
+-- append_known_batch.sql: this INSERT (schema.rs copies it there) with one summary row back
+-- instead of a row per event; one event takes this, which skips the CTE and its aggregate.
 INSERT INTO {schema}.events
     (stream_id, version, event_id, event_type, schema_version, payload, metadata)
 SELECT $1, $7 + e.ord, e.event_id, e.event_type, e.schema_version,
