@@ -1,15 +1,19 @@
-//! The five figures measured at each size, each verified.
+//! The five figures measured at each size, each verified: on the grown table, and in turns on
+//! a table kept near the first size, which every time ratio but the bytes' divides by. The two
+//! used to be measured minutes apart, and this machine's passing stalls and quiet minutes moved
+//! a figure by up to 1.5x (the append p99 by up to 8x) between runs of the same build; in turns,
+//! whatever the machine does to one side it does to the other.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context as _, Result};
-use cqrs_core::{AppendEvents, EventFilter, ExpectedVersion, Position};
+use cqrs_core::{EventFilter, Position};
 use cqrs_postgres::PgEventStore;
 use sqlx::PgPool;
-use tokio::task::JoinSet;
 
 use super::grow;
+use super::latency::{self, AppendLatency};
 use crate::driver::{self, Job};
 use crate::systems::ours::{self, OursCommands};
 use crate::systems::{amount_of, balance_of, Command, CommandSystem};
@@ -26,21 +30,49 @@ const PER_STREAM: u64 = 10;
 /// Feed reads take this many events at a time.
 const FEED_BATCH: usize = 1_000;
 
-/// What one size measured.
-#[derive(Debug)]
-pub(super) struct Point {
+/// Catch-ups per size and side, the sides taking turns; the median is reported.
+const CATCH_UPS: usize = 3;
+
+/// A database the figures are measured on.
+pub(super) struct Side {
+    pub(super) store: PgEventStore,
+    pub(super) pool: PgPool,
+}
+
+/// The figures of one side besides the append latency.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Figures {
     /// Events in the table when measured.
     pub(super) events: u64,
-    append_p50: Duration,
-    append_p99: Duration,
     /// Commands run, and how long they took.
     pub(super) commands: u64,
     pub(super) commands_elapsed: Duration,
     /// The median load of the long stream.
     load: Duration,
-    /// Events read by the catch-up, and how long it took.
+    /// Events read by a catch-up, and the median time it took.
     feed_events: u64,
     feed_elapsed: Duration,
+}
+
+impl Figures {
+    fn per_command(&self) -> f64 {
+        self.commands_elapsed.as_secs_f64() / as_f64(self.commands)
+    }
+
+    fn per_event(&self) -> f64 {
+        self.feed_elapsed.as_secs_f64() / as_f64(self.feed_events)
+    }
+}
+
+/// What one size measured.
+#[derive(Debug)]
+pub(super) struct Point {
+    /// The grown table's figures.
+    pub(super) grown: Figures,
+    /// The same figures on the table kept near the first size, measured in turns.
+    base: Figures,
+    /// Single-event appends on both, in turns.
+    append: AppendLatency,
     table_bytes: u64,
     index_bytes: u64,
 }
@@ -48,33 +80,49 @@ pub(super) struct Point {
 impl Point {
     /// The figures besides the commands' rate.
     pub(super) fn note(&self) -> String {
+        let (grown, base) = (self.append.grown, self.append.base);
         format!(
-            "append p50 {} / p99 {}; load {}; feed {:.0} events/s; {} B table + {} B indexes \
-             per event; verified",
-            ms(self.append_p50),
-            ms(self.append_p99),
-            ms(self.load),
-            per_second(self.feed_events, self.feed_elapsed),
-            self.table_bytes / self.events.max(1),
-            self.index_bytes / self.events.max(1),
+            "append p50 {} / p99 {} (rounds' p99 {} to {}); load {}; feed {:.0} events/s; {} B \
+             table + {} B indexes per event; in turns, {} events: append {} / {}, {:.0} \
+             commands/s, load {}, feed {:.0} events/s; verified",
+            ms(grown.p50),
+            ms(grown.p99),
+            ms(grown.p99_low),
+            ms(grown.p99_high),
+            ms(self.grown.load),
+            per_second(self.grown.feed_events, self.grown.feed_elapsed),
+            self.table_bytes / self.grown.events.max(1),
+            self.index_bytes / self.grown.events.max(1),
+            super::grouped(self.base.events),
+            ms(base.p50),
+            ms(base.p99),
+            per_second(self.base.commands, self.base.commands_elapsed),
+            ms(self.base.load),
+            per_second(self.base.feed_events, self.base.feed_elapsed),
         )
     }
 
-    /// Each figure of `self` over the same figure of `base`, as time ratios (above 1: slower).
-    pub(super) fn versus(&self, base: &Point) -> String {
+    /// Each figure of the grown table over the same figure of the table measured in turns
+    /// with it, as time ratios (above 1: slower); the bytes per event over those of `first`.
+    pub(super) fn versus(&self, first: &Point) -> String {
         let ratio = |a: f64, b: f64| a / b.max(f64::MIN_POSITIVE);
-        let per_command = |p: &Point| p.commands_elapsed.as_secs_f64() / as_f64(p.commands);
-        let per_event = |p: &Point| p.feed_elapsed.as_secs_f64() / as_f64(p.feed_events);
-        let bytes = |p: &Point| as_f64(p.table_bytes + p.index_bytes) / as_f64(p.events);
+        let seconds = Duration::as_secs_f64;
+        let bytes = |p: &Point| as_f64(p.table_bytes + p.index_bytes) / as_f64(p.grown.events);
         format!(
             "append p50 {:.2}x, p99 {:.2}x; time per command {:.2}x; load {:.2}x; feed time per \
-             event {:.2}x; bytes per event {:.2}x",
-            ratio(self.append_p50.as_secs_f64(), base.append_p50.as_secs_f64()),
-            ratio(self.append_p99.as_secs_f64(), base.append_p99.as_secs_f64()),
-            ratio(per_command(self), per_command(base)),
-            ratio(self.load.as_secs_f64(), base.load.as_secs_f64()),
-            ratio(per_event(self), per_event(base)),
-            ratio(bytes(self), bytes(base)),
+             event {:.2}x; bytes per event {:.2}x (of the first size's)",
+            ratio(
+                seconds(&self.append.grown.p50),
+                seconds(&self.append.base.p50)
+            ),
+            ratio(
+                seconds(&self.append.grown.p99),
+                seconds(&self.append.base.p99)
+            ),
+            ratio(self.grown.per_command(), self.base.per_command()),
+            ratio(seconds(&self.grown.load), seconds(&self.base.load)),
+            ratio(self.grown.per_event(), self.base.per_event()),
+            ratio(bytes(self), bytes(first)),
         )
     }
 }
@@ -85,75 +133,62 @@ pub(super) async fn prepare(store: &PgEventStore) -> Result<()> {
     ours::append_range(store, &stream, 1, LONG_STREAM).await
 }
 
-/// Measures the five figures; `step` names this size's streams.
-pub(super) async fn at(
-    ctx: &Context,
-    store: &PgEventStore,
-    pool: &PgPool,
-    step: usize,
-) -> Result<Point> {
+/// Measures the five figures on `grown` and, in turns, on `base`; `step` names this size's
+/// streams (and which side goes first).
+pub(super) async fn at(ctx: &Context, grown: &Side, base: &Side, step: usize) -> Result<Point> {
     let sizes = ctx.sizes;
-    let events = grow::count(pool).await?;
-    eprintln!("measuring at {events} events ...");
-    let latencies = append_latencies(store, step, sizes.scale_append_rate, sizes.scale_appends())
-        .await
-        .context("append latency")?;
-    let (commands, commands_elapsed) = commands(store, step, sizes.scale_commands, ctx.clients)
-        .await
-        .context("commands")?;
-    let load = load(store, sizes.scale_loads)
+    let (grown_events, base_events) = (
+        grow::count(&grown.pool).await?,
+        grow::count(&base.pool).await?,
+    );
+    eprintln!("measuring at {grown_events} events, in turns with {base_events} ...");
+    let append = latency::alternated(
+        &grown.store,
+        &base.store,
+        step,
+        sizes.scale_append_rate,
+        sizes.scale_appends(),
+    )
+    .await
+    .context("append latency")?;
+    // The side that goes first alternates with the size.
+    let (sides, names) = ([grown, base], ["the grown table", "the first size's table"]);
+    let order = if step % 2 == 0 { [0, 1] } else { [1, 0] };
+    let mut runs = [(0, Duration::ZERO); 2];
+    for i in order {
+        runs[i] = commands(&sides[i].store, step, sizes.scale_commands, ctx.clients)
+            .await
+            .with_context(|| format!("commands on {}", names[i]))?;
+    }
+    let [(grown_commands, grown_elapsed), (base_commands, base_elapsed)] = runs;
+    let [grown_load, base_load] = loads([&grown.store, &base.store], sizes.scale_loads)
         .await
         .context("stream load")?;
-    let (feed_events, feed_elapsed) = catch_up(store, pool, sizes.scale_feed_tail)
+    let [grown_feed, base_feed] = catch_ups(sides, sizes.scale_feed_tail)
         .await
         .context("feed catch-up")?;
-    let (table_bytes, index_bytes) = footprint(pool).await?;
+    let (table_bytes, index_bytes) = footprint(&grown.pool).await?;
     Ok(Point {
-        events,
-        append_p50: percentile(&latencies, 500),
-        append_p99: percentile(&latencies, 990),
-        commands,
-        commands_elapsed,
-        load,
-        feed_events,
-        feed_elapsed,
+        grown: Figures {
+            events: grown_events,
+            commands: grown_commands,
+            commands_elapsed: grown_elapsed,
+            load: grown_load,
+            feed_events: sizes.scale_feed_tail,
+            feed_elapsed: grown_feed,
+        },
+        base: Figures {
+            events: base_events,
+            commands: base_commands,
+            commands_elapsed: base_elapsed,
+            load: base_load,
+            feed_events: sizes.scale_feed_tail,
+            feed_elapsed: base_feed,
+        },
+        append,
         table_bytes,
         index_bytes,
     })
-}
-
-/// `appends` single-event appends to new streams, started at `rate` per second whatever the
-/// earlier ones do (open loop), each timed from its start to its answer.
-async fn append_latencies(
-    store: &PgEventStore,
-    step: usize,
-    rate: u64,
-    appends: u64,
-) -> Result<Vec<Duration>> {
-    let interval = Duration::from_secs_f64(1.0 / as_f64(rate.max(1)));
-    let start = tokio::time::Instant::now() + Duration::from_millis(10);
-    let mut tasks = JoinSet::new();
-    for k in 0..appends {
-        let store = store.clone();
-        let at = start + interval * u32::try_from(k)?;
-        tasks.spawn(async move {
-            tokio::time::sleep_until(at).await;
-            let stream = ours::stream_of(&format!("latency{step}-{k}"))?;
-            let started = Instant::now();
-            let outcome = store
-                .append(&stream, ExpectedVersion::NoStream, ours::new_events(1, 1))
-                .await?;
-            let took = started.elapsed();
-            ensure!(outcome.last_version.get() == 1, "{stream} is not at 1");
-            Ok::<_, anyhow::Error>(took)
-        });
-    }
-    let mut latencies = Vec::new();
-    while let Some(joined) = tasks.join_next().await {
-        latencies.push(joined.context("an append task panicked")??);
-    }
-    latencies.sort();
-    Ok(latencies)
 }
 
 /// `total` deposits through `Repository` without the cache, `PER_STREAM` to each new stream,
@@ -216,26 +251,55 @@ impl Job for Deposits {
     }
 }
 
-/// The median of `loads` loads of the long stream, each checked.
-async fn load(store: &PgEventStore, loads: u64) -> Result<Duration> {
-    let system = OursCommands::new(store.clone(), false);
-    let mut times = Vec::new();
+/// The median of `loads` loads of the long stream on each store, one load on each in turn,
+/// each checked.
+async fn loads(stores: [&PgEventStore; 2], loads: u64) -> Result<[Duration; 2]> {
+    let systems = stores.map(|store| OursCommands::new(store.clone(), false));
+    let mut times: [Vec<Duration>; 2] = Default::default();
     for _ in 0..loads.max(1) {
-        let started = Instant::now();
-        let (balance, version) = system.load("long").await?;
-        times.push(started.elapsed());
-        ensure!(
-            version == LONG_STREAM && balance == balance_of(LONG_STREAM),
-            "the long stream loaded at {version} with {balance}"
-        );
+        for (system, times) in systems.iter().zip(&mut times) {
+            let started = Instant::now();
+            let (balance, version) = system.load("long").await?;
+            times.push(started.elapsed());
+            ensure!(
+                version == LONG_STREAM && balance == balance_of(LONG_STREAM),
+                "the long stream loaded at {version} with {balance}"
+            );
+        }
     }
-    times.sort();
-    Ok(percentile(&times, 500))
+    Ok(times.map(|mut times| {
+        times.sort();
+        percentile(&times, 500)
+    }))
 }
 
-/// Reads the feed from the position `tail` events before its end (a projection's recent
-/// checkpoint) to the end, checking the count and that positions only grow.
-async fn catch_up(store: &PgEventStore, pool: &PgPool, tail: u64) -> Result<(u64, Duration)> {
+/// Reads each side's feed from the position `tail` events before its end (a projection's
+/// recent checkpoint) to the end, [`CATCH_UPS`] times each, the sides in turns, checking the
+/// count and that positions only grow; the median time on each.
+async fn catch_ups(sides: [&Side; 2], tail: u64) -> Result<[Duration; 2]> {
+    let mut checkpoints = Vec::new();
+    for side in sides {
+        checkpoints.push(checkpoint(&side.pool, tail).await?);
+    }
+    let mut times: [Vec<Duration>; 2] = Default::default();
+    for _ in 0..CATCH_UPS {
+        for ((side, checkpoint), times) in sides.iter().zip(&checkpoints).zip(&mut times) {
+            let started = Instant::now();
+            let read =
+                ours::read_feed_from(&side.store, *checkpoint, FEED_BATCH, &EventFilter::all())
+                    .await?;
+            times.push(started.elapsed());
+            ensure!(read == tail, "the catch-up read {read} events, not {tail}");
+        }
+    }
+    Ok(times.map(|mut times| {
+        times.sort();
+        percentile(&times, 500)
+    }))
+}
+
+/// The position `tail` events before the end of the feed.
+async fn checkpoint(pool: &PgPool, tail: u64) -> Result<Position> {
     let (transaction_id, position): (String, i64) = sqlx::query_as(
         "SELECT transaction_id::text, position FROM cqrs.events \
          ORDER BY transaction_id DESC, position DESC OFFSET $1 LIMIT 1",
@@ -244,12 +308,10 @@ async fn catch_up(store: &PgEventStore, pool: &PgPool, tail: u64) -> Result<(u64
     .fetch_one(pool)
     .await
     .context("the checkpoint's position")?;
-    let checkpoint = Position::from_parts(transaction_id.parse()?, u64::try_from(position)?);
-    let started = Instant::now();
-    let read = ours::read_feed_from(store, checkpoint, FEED_BATCH, &EventFilter::all()).await?;
-    let elapsed = started.elapsed();
-    ensure!(read == tail, "the catch-up read {read} events, not {tail}");
-    Ok((read, elapsed))
+    Ok(Position::from_parts(
+        transaction_id.parse()?,
+        u64::try_from(position)?,
+    ))
 }
 
 /// The events table's bytes and its indexes' bytes.
