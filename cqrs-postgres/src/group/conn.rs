@@ -1,4 +1,4 @@
-//! [`LaneConn`]: a lane's connection, with its `statement_timeout`.
+//! [`LaneConn`]: a lane's connection, with its `statement_timeout` and generic plans.
 
 use std::time::Duration;
 
@@ -6,9 +6,13 @@ use sqlx::pool::PoolConnection;
 use sqlx::{PgPool, Postgres};
 
 /// A lane's pooled connection, its session's `statement_timeout` set to the group commit's
-/// timeout. It goes back to the pool only with the setting reset; dropped any other way (a
-/// broken connection, the lane's task ending midway) it is closed, so no other user of the pool
-/// inherits the timeout.
+/// timeout and its `plan_cache_mode` to `force_generic_plan`. Left to choose, PostgreSQL plans
+/// the group statement for its parameters at every execution once a few small groups have made
+/// such plans look cheap, which doubled a group's cost (see `generic_plan_tests.rs`); the
+/// statement is written so that its generic plan is the right one (`sql/append_group.sql`).
+/// It goes back to the pool only with both settings reset; dropped any other way (a broken
+/// connection, the lane's task ending midway) it is closed, so no other user of the pool
+/// inherits them.
 #[derive(Default)]
 pub(super) struct LaneConn(Option<PoolConnection<Postgres>>);
 
@@ -29,21 +33,28 @@ impl LaneConn {
                 .map_err(|_| sqlx::Error::PoolTimedOut)??;
             // Closed if the setup fails midway.
             let conn = self.0.insert(conn);
-            sqlx::query("SELECT set_config('statement_timeout', $1, false)")
-                .bind(format!("{}ms", timeout.as_millis().max(1)))
-                .execute(&mut **conn)
-                .await?;
+            sqlx::query(
+                "SELECT set_config('statement_timeout', $1, false), \
+                        set_config('plan_cache_mode', 'force_generic_plan', false)",
+            )
+            .bind(format!("{}ms", timeout.as_millis().max(1)))
+            .execute(&mut **conn)
+            .await?;
         }
         self.0.as_mut().ok_or(sqlx::Error::PoolClosed)
     }
 
-    /// Gives the connection back to the pool, its setting reset.
+    /// Gives the connection back to the pool, its settings reset.
     pub(super) async fn release(&mut self) {
         if let Some(mut conn) = self.0.take() {
-            if sqlx::query("RESET statement_timeout")
-                .execute(&mut *conn)
-                .await
-                .is_err()
+            // RESET for both, in one statement: each back to the value RESET would give it.
+            if sqlx::query(
+                "SELECT set_config(name, reset_val, false) FROM pg_settings \
+                 WHERE name IN ('statement_timeout', 'plan_cache_mode')",
+            )
+            .execute(&mut *conn)
+            .await
+            .is_err()
             {
                 conn.close_on_drop();
             }

@@ -28,10 +28,12 @@
 //! (`request.rs`) to its lane and waits for the reply; `lane.rs` is a lane's task,
 //! which takes groups from its queue and tells writers what happened; `statement.rs` writes a
 //! group and decodes what came back; `conn.rs` is the lane's connection with its
-//! `statement_timeout`. Each file uses only those after it in this list.
+//! `statement_timeout` and generic plans. Each file uses only those after it in this list.
 
 mod committer;
 mod conn;
+#[cfg(test)]
+mod generic_plan_tests;
 mod lane;
 mod options;
 mod request;
