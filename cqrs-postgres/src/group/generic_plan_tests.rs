@@ -83,7 +83,7 @@ async fn a_lane_plans_its_statement_once_however_small_its_groups() {
     .expect("the group statement is prepared on the lane's connection");
     assert_eq!(
         (generic, custom),
-        (groups as i64, 0),
+        (i64::try_from(groups).expect("40"), 0),
         "every group ran the one generic plan"
     );
 }
