@@ -1,7 +1,7 @@
 //! The five figures measured at each size, each verified: on the grown table, and in turns on
 //! a table kept near the first size, which every time ratio but the bytes' divides by. The two
 //! used to be measured minutes apart, and this machine's passing stalls and quiet minutes moved
-//! a figure by up to 1.5x (the append p99 by up to 8x) between runs of the same build; in turns,
+//! a figure by up to 1.4x (the append p99 by up to 9x) between runs of the same build; in turns,
 //! whatever the machine does to one side it does to the other.
 
 use std::sync::Arc;
