@@ -31,17 +31,22 @@ pub(super) struct Percentiles {
 impl Percentiles {
     /// The median round's p50 and p99 (each taken on its own) of `rounds`, each sorted.
     fn of(rounds: &[Vec<Duration>]) -> Self {
-        let mut p50s: Vec<Duration> = rounds.iter().map(|r| percentile(r, 500)).collect();
+        let p50s = rounds.iter().map(|r| percentile(r, 500)).collect();
         let mut p99s: Vec<Duration> = rounds.iter().map(|r| percentile(r, 990)).collect();
-        p50s.sort();
         p99s.sort();
         Self {
-            p50: percentile(&p50s, 500),
+            p50: median(p50s),
             p99: percentile(&p99s, 500),
             p99_low: p99s.first().copied().unwrap_or_default(),
             p99_high: p99s.last().copied().unwrap_or_default(),
         }
     }
+}
+
+/// The median of `times`, by the benchmarks' one percentile rule.
+pub(super) fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    percentile(&times, 500)
 }
 
 /// Append latency on the grown table, and on the table of the first size at the same time.

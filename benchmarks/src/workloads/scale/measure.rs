@@ -18,7 +18,6 @@ use crate::driver::{self, Job};
 use crate::systems::ours::{self, OursCommands};
 use crate::systems::{amount_of, balance_of, Command, CommandSystem};
 use crate::workloads::Context;
-use cqrs_benchmarks::latency::percentile;
 use cqrs_benchmarks::table::per_second;
 
 /// Events in the stream loaded at every size.
@@ -267,10 +266,7 @@ async fn loads(stores: [&PgEventStore; 2], loads: u64) -> Result<[Duration; 2]> 
             );
         }
     }
-    Ok(times.map(|mut times| {
-        times.sort();
-        percentile(&times, 500)
-    }))
+    Ok(times.map(latency::median))
 }
 
 /// Reads each side's feed from the position `tail` events before its end (a projection's
@@ -292,10 +288,7 @@ async fn catch_ups(sides: [&Side; 2], tail: u64) -> Result<[Duration; 2]> {
             ensure!(read == tail, "the catch-up read {read} events, not {tail}");
         }
     }
-    Ok(times.map(|mut times| {
-        times.sort();
-        percentile(&times, 500)
-    }))
+    Ok(times.map(latency::median))
 }
 
 /// The position `tail` events before the end of the feed.
