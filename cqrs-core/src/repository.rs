@@ -124,7 +124,8 @@ where
 
     /// Keeps up to `capacity` aggregate states in memory between commands, so a command on a
     /// known aggregate needs a single round trip to the store: the append. The append's
-    /// expected-version check keeps the cache honest; on a conflict the state is reloaded.
+    /// expected-version check keeps the cache honest; after a conflict the state catches up
+    /// on the events it missed.
     /// Commands on one aggregate take turns within this repository (they would conflict
     /// anyway), so a hot aggregate stays warm instead of being reloaded by each racer.
     #[must_use]
@@ -238,6 +239,9 @@ where
         let (mut attempt, mut budget) = (0, self.retry.max_attempts());
         // The caller's claim that the stream is new holds for the first attempt only.
         let mut claimed_new = context.new_stream;
+        // The state a conflicting attempt decided on: still right at its version (a stream's
+        // events never change), so the retry folds in only the events it missed.
+        let mut behind: Option<(A, Version)> = None;
         loop {
             attempt += 1;
             tracing::Span::current().record("attempts", attempt);
@@ -246,7 +250,10 @@ where
             let (mut state, version) = match cached {
                 Some(cached) => cached,
                 None if guessed => (A::default(), Version::ZERO),
-                None => self.load_stream(stream_id).await?,
+                None => match behind.take() {
+                    Some((state, version)) => self.catch_up(stream_id, state, version).await?,
+                    None => self.load_stream(stream_id).await?,
+                },
             };
             let handled = state
                 .handle(command, &self.services)
@@ -324,6 +331,7 @@ where
                         }
                         tracing::debug!(attempt, "conflict, retrying");
                         tokio::time::sleep(self.retry.delay(attempt)).await;
+                        behind = Some((state, version));
                     }
                     if let Some(command_id) = context.command_id {
                         if let Some(first) = self.store.command_outcome(command_id).await? {
@@ -380,32 +388,61 @@ where
             events = Empty,
         );
         async {
-            let (mut state, mut version) = match self.snapshots {
+            let (state, version) = match self.snapshots {
                 SnapshotPolicy::Never => (A::default(), Version::ZERO),
                 SnapshotPolicy::Every(_) => self.load_snapshot(stream_id).await?,
             };
             span.record("from_snapshot", version != Version::ZERO);
-            let mut read = 0usize;
-            loop {
-                let from = version.next();
-                let mut fold = |event: StreamEvent<'_>| {
-                    let decoded: A::Event = self.upcasters.decode(stream_id, event)?;
-                    state.apply(&decoded);
-                    version = event.version;
-                    Ok(())
-                };
-                let batch = (self.store)
-                    .replay(stream_id, from, self.read_batch, &mut fold)
-                    .await?;
-                read += batch;
-                if batch < self.read_batch {
-                    span.record("events", read);
-                    return Ok((state, version));
-                }
-            }
+            let (state, version, read) = self.fold_after(stream_id, state, version).await?;
+            span.record("events", read);
+            Ok((state, version))
         }
         .instrument(span.clone())
         .await
+    }
+
+    /// `state` at `version` brought to the stream's head: a retry's load after a conflict.
+    async fn catch_up(
+        &self,
+        stream_id: &StreamId,
+        state: A,
+        version: Version,
+    ) -> Result<(A, Version), Error> {
+        let span = tracing::debug_span!("catch_up", stream = %stream_id, %version, events = Empty);
+        async {
+            let (state, version, read) = self.fold_after(stream_id, state, version).await?;
+            span.record("events", read);
+            Ok((state, version))
+        }
+        .instrument(span.clone())
+        .await
+    }
+
+    /// Folds the stream's events after `version` into `state`, in reads of `read_batch`: the
+    /// state and version at the head, and how many events were folded.
+    async fn fold_after(
+        &self,
+        stream_id: &StreamId,
+        mut state: A,
+        mut version: Version,
+    ) -> Result<(A, Version, usize), Error> {
+        let mut read = 0usize;
+        loop {
+            let from = version.next();
+            let mut fold = |event: StreamEvent<'_>| {
+                let decoded: A::Event = self.upcasters.decode(stream_id, event)?;
+                state.apply(&decoded);
+                version = event.version;
+                Ok(())
+            };
+            let batch = (self.store)
+                .replay(stream_id, from, self.read_batch, &mut fold)
+                .await?;
+            read += batch;
+            if batch < self.read_batch {
+                return Ok((state, version, read));
+            }
+        }
     }
 
     /// The newest snapshot's state if it is usable; otherwise the initial state. A snapshot of
@@ -475,7 +512,7 @@ fn keep<A>(slot: &mut Option<OwnedMutexGuard<Slot<A>>>, state: A, version: Versi
 
 /// Aggregate states between commands, one slot per stream. A command holds its stream's slot
 /// for its whole run, so commands on one stream take turns within this process; another
-/// process's writes show up as conflicts at append, after which the state is reloaded.
+/// process's writes show up as conflicts at append, after which the state catches up.
 struct StateCache<A> {
     slots: Mutex<HashMap<StreamId, Arc<tokio::sync::Mutex<Slot<A>>>>>,
     capacity: usize,
