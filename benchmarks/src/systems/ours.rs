@@ -2,11 +2,12 @@
 
 use anyhow::{bail, Result};
 use cqrs_core::{
-    AppendEvents, CommandContext, EventFilter, ExpectedVersion, NewEvent, Position, ReadAll,
-    Repository, SnapshotPolicy, SnapshotStore, StreamId, Version,
+    AppendEvents, CommandContext, EventFilter, EventId, ExpectedVersion, Metadata, NewEvent,
+    Position, ReadAll, Repository, SnapshotPolicy, SnapshotStore, StreamId, Version,
 };
 use cqrs_postgres::PgEventStore;
 use sqlx::PgPool;
+use uuid::Uuid;
 
 use super::{amount_of, BatchSystem, Command, CommandSystem, FeedSystem};
 use crate::domain::{payload, Account, Deposit, CATEGORY, EVENT_TYPE};
@@ -89,10 +90,15 @@ impl CommandSystem for OursCommands {
     }
 }
 
-/// The events of versions `from..=to` of a prepared stream.
+/// The events of versions `from..=to` of a prepared stream, sharing one correlation id: the
+/// raw rows' metadata (`raw.rs`), so both sides write the same bytes.
 pub(crate) fn new_events(from: u64, to: u64) -> Vec<NewEvent> {
+    let correlation = Uuid::now_v7();
     (from..=to)
-        .map(|version| NewEvent::new(EVENT_TYPE, 1, payload(amount_of(version))))
+        .map(|version| {
+            NewEvent::new(EVENT_TYPE, 1, payload(amount_of(version)))
+                .with_metadata(Metadata::new(EventId::new()).with_correlation_id(correlation))
+        })
         .collect()
 }
 

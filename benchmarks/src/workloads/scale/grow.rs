@@ -1,6 +1,7 @@
 //! Growing the events table: background events written by the server itself, ten per stream,
 //! in statements of [`CHUNK`] rows, as the store's own appends would leave them (a version 7
-//! event id, the store's metadata layout, the deposit payload).
+//! event id, the deposit payload, and metadata of one correlation id, as the measured appends
+//! carry: the store keeps the event id in its column only).
 
 use std::time::Instant;
 
@@ -16,7 +17,7 @@ const FILL: &str = "
 INSERT INTO cqrs.events (stream_id, version, event_id, event_type, schema_version, payload, metadata)
 SELECT 'account-bg' || (n / 10), n % 10 + 1, id, 'Deposited', 1,
        jsonb_build_object('amount', 1 + (n % 10 + 1) % 7),
-       jsonb_build_object('event_id', id)
+       jsonb_build_object('correlation_id', id)
 FROM (SELECT n,
              -- A version 7 id, as `EventId::new` makes: the clock's milliseconds, then random.
              (lpad(to_hex((extract(epoch FROM clock_timestamp()) * 1000)::bigint), 12, '0')
