@@ -29,6 +29,7 @@ mod repository;
 mod retry;
 mod snapshot;
 mod store;
+mod stored_metadata;
 mod stream_event;
 pub mod telemetry;
 mod upcast;

@@ -1,6 +1,6 @@
 //! [`Columns`]: one append's events, checked and encoded as the arrays its statements bind.
 
-use cqrs_core::backend::{check_batch, BatchCheck};
+use cqrs_core::backend::{check_batch, metadata_json_without_event_id, BatchCheck};
 use cqrs_core::{CommandId, NewEvent, StreamId};
 use uuid::Uuid;
 
@@ -48,8 +48,9 @@ impl Columns {
                     what: "schema version",
                     value: event.schema_version.to_string(),
                 })?;
-            // Ids, uuids and a map of strings: this cannot fail, but is typed if it ever does.
-            let metadata = serde_json::to_string(&event.metadata).map_err(|source| {
+            // Without the event id, which has its column. Uuids and a map of strings: this
+            // cannot fail, but is typed if it ever does.
+            let metadata = metadata_json_without_event_id(&event.metadata).map_err(|source| {
                 cqrs_core::Error::Encode {
                     event_type: event.event_type.clone(),
                     source,

@@ -54,7 +54,11 @@ async fn a_conflicting_writer_plans_its_lookup_once_per_connection() {
     .fetch_one(store.pool())
     .await
     .expect("the lookup is prepared on the pool's one connection");
-    assert_eq!(generic + custom, conflicts, "every conflict looked up its events");
+    assert_eq!(
+        generic + custom,
+        conflicts,
+        "every conflict looked up its events"
+    );
     assert!(
         custom <= 5,
         "only the first five lookups may be planned for their values: {custom} custom, \

@@ -2,7 +2,7 @@
 -- most $4: everything one request caused, for operators. A scan of the events (no index on the
 -- metadata): an operator's query, not a hot path. Columns in the order row.rs reads them.
 SELECT transaction_id::text, position, stream_id, version, event_type, schema_version, payload,
-       metadata, recorded_at
+       metadata, recorded_at, event_id
 FROM {schema}.events
 WHERE metadata->>'correlation_id' = $1
   AND (transaction_id, position) > ($2::text::xid8, $3::bigint)

@@ -21,10 +21,10 @@
 SELECT p.*
 FROM (
     SELECT w.transaction_id::text AS transaction_id, w.position, w.stream_id, w.version,
-           w.event_type, w.schema_version, w.payload, w.metadata, w.recorded_at
+           w.event_type, w.schema_version, w.payload, w.metadata, w.recorded_at, w.event_id
     FROM (
         SELECT e.transaction_id, e.position, e.stream_id, e.version, e.event_type,
-               e.schema_version, e.payload, e.metadata, e.recorded_at
+               e.schema_version, e.payload, e.metadata, e.recorded_at, e.event_id
         FROM {schema}.events e
         WHERE (e.transaction_id, e.position) > ($1::text::xid8, $2::bigint)
           AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
@@ -40,4 +40,4 @@ FROM (
 ) p
 UNION ALL
 SELECT pg_snapshot_xmin(pg_current_snapshot())::text, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-       NULL
+       NULL, NULL

@@ -15,7 +15,7 @@
 SELECT p.*
 FROM (
     SELECT e.transaction_id::text AS transaction_id, e.position, e.stream_id, e.version,
-           e.event_type, e.schema_version, e.payload, e.metadata, e.recorded_at
+           e.event_type, e.schema_version, e.payload, e.metadata, e.recorded_at, e.event_id
     FROM {schema}.events e
     WHERE (e.transaction_id, e.position) > (SELECT $1::text::xid8, $2::bigint)
       AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
@@ -24,4 +24,4 @@ FROM (
 ) p
 UNION ALL
 SELECT pg_snapshot_xmin(pg_current_snapshot())::text, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-       NULL
+       NULL, NULL
