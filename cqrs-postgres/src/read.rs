@@ -28,7 +28,7 @@ const FILTERED_SCAN_WINDOW: usize = 10_000;
 #[derive(Default)]
 struct Page {
     events: Vec<RecordedEvent>,
-    horizon: Option<u64>,
+    horizon: Option<String>,
     window_end: Option<Position>,
 }
 
@@ -44,10 +44,7 @@ impl Page {
             // Unchecked, as `recorded_event` reads the rest: the statements fix the types.
             match row.try_get_unchecked::<Option<i64>, _>(1)? {
                 Some(_) => page.events.push(recorded_event(row)?),
-                None => {
-                    let xmin: Option<i64> = row.try_get_unchecked(0)?;
-                    page.horizon = xmin.map(convert::xid);
-                }
+                None => page.horizon = row.try_get_unchecked(0)?,
             }
         }
         // The statements return the page in feed order; a plan that ever did not would still
@@ -181,7 +178,7 @@ impl PgEventStore {
                 let horizon = horizon.ok_or(PgError::CorruptRow {
                     what: "the feed query returned no horizon",
                 })?;
-                let below = convert::below_horizon(horizon);
+                let below = convert::below_horizon(&horizon)?;
                 if after > below {
                     // A reader past the horizon: only ids moved in from another cluster explain it.
                     self.xid.suspect(&self.pool).await?;
@@ -221,13 +218,13 @@ impl PgEventStore {
             .await?;
         let mut page = Page::from_rows(&rows)?;
         if page.events.len() < max {
-            let horizon = page.horizon.ok_or(PgError::CorruptRow {
+            let horizon = page.horizon.as_deref().ok_or(PgError::CorruptRow {
                 what: "the feed query returned no horizon",
             })?;
             let end = sqlx::query(&self.queries.window_end)
                 .bind(major)
                 .bind(minor)
-                .bind(horizon.to_string())
+                .bind(horizon)
                 .bind(window)
                 .fetch_optional(&self.pool)
                 .await?;

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::convert;
 use crate::PgError;
 
-/// An event row: `transaction_id, position, stream_id, version, event_type,
+/// An event row: `transaction_id::text, position, stream_id, version, event_type,
 /// schema_version, payload, metadata, recorded_at, event_id`, in this order. The metadata JSON
 /// has every field but the event id, which is in its column (rows written before it was taken
 /// out of the JSON read the same way). Reading by index spares a
@@ -23,8 +23,7 @@ use crate::PgError;
 /// the feed about 8% of its rate, proves nothing here. A value of another type still fails to
 /// decode, with an error, never a panic.
 pub(crate) fn recorded_event(row: &PgRow) -> Result<RecordedEvent, PgError> {
-    // An `xid8`, in binary: see `convert::xid_position`.
-    let transaction_id: i64 = row.try_get_unchecked(0)?;
+    let transaction_id: &str = row.try_get_unchecked(0)?;
     let position: i64 = row.try_get_unchecked(1)?;
     let stream_id: &str = row.try_get_unchecked(2)?;
     let version: i64 = row.try_get_unchecked(3)?;
@@ -45,7 +44,7 @@ pub(crate) fn recorded_event(row: &PgRow) -> Result<RecordedEvent, PgError> {
     Ok(RecordedEvent::new(
         stream_id,
         convert::version(version)?,
-        convert::xid_position(transaction_id, position)?,
+        convert::position(transaction_id, position)?,
         NewEvent::from_parts(
             event_type,
             convert::schema_version(schema_version)?,
