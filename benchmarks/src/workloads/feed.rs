@@ -18,8 +18,10 @@ use cqrs_benchmarks::table::rotation;
 
 const OURS: &str = "ours: ReadAll::read_all";
 const RAW: &str = "raw sqlx: keyset SELECT";
+const RAW_KEPT: &str = "raw sqlx: keyset SELECT, each page kept";
 const OURS_FILTERED: &str = "ours: ReadAll::read_all, EventFilter::category";
 const RAW_FILTERED: &str = "raw sqlx: keyset SELECT WHERE category";
+const RAW_KEPT_FILTERED: &str = "raw sqlx: keyset SELECT WHERE category, each page kept";
 
 /// Events per stream when filling the store.
 const FILL_BATCH: u64 = 100;
@@ -43,9 +45,13 @@ pub(crate) async fn run(ctx: &Context) -> Result<Vec<Table>> {
          same {} events, from the start, {} per read, {} timed passes, 1 reader",
         sizes.feed_events, sizes.feed_batch, sizes.feed_passes
     );
-    let mut table = Table::new(title, "events/s").versus("vs raw", RAW);
-    let mut filtered = Table::new(filtered_title, "events/s").versus("vs raw", RAW_FILTERED);
-    let mut runs: [Vec<(Row, Row)>; 2] = Default::default();
+    let mut table = Table::new(title, "events/s")
+        .versus("vs raw", RAW)
+        .versus("vs raw, page kept", RAW_KEPT);
+    let mut filtered = Table::new(filtered_title, "events/s")
+        .versus("vs raw", RAW_FILTERED)
+        .versus("vs raw, page kept", RAW_KEPT_FILTERED);
+    let mut runs: [Vec<(Row, Row)>; 3] = Default::default();
     for round in 0..sizes.runs {
         for system in rotation(round, runs.len()) {
             let rows = if system == 0 {
@@ -63,11 +69,23 @@ pub(crate) async fn run(ctx: &Context) -> Result<Vec<Table>> {
                     },
                 )
                 .await?
-            } else {
+            } else if system == 1 {
                 one(ctx, "raw", [RAW, RAW_FILTERED], verify::RAW, |pool| async {
                     raw::migrate(&pool).await?;
                     Ok((RawBatch::new(pool.clone()), RawFeed::new(pool)))
                 })
+                .await?
+            } else {
+                one(
+                    ctx,
+                    "raw_kept",
+                    [RAW_KEPT, RAW_KEPT_FILTERED],
+                    verify::RAW,
+                    |pool| async {
+                        raw::migrate(&pool).await?;
+                        Ok((RawBatch::new(pool.clone()), RawFeed::keeping_pages(pool)))
+                    },
+                )
                 .await?
             };
             runs[system].push(rows);
