@@ -2,112 +2,11 @@
 //! initial state without reading the store. A wrong claim costs one failed append and a load,
 //! never a wrong event, and is not one of the command's retries; a cached state wins over it.
 
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
+mod repository_support;
 
-use async_trait::async_trait;
 use cqrs_core::testing::{Tally, TallyCommand, TallyError};
-use cqrs_core::{
-    AppendEvents, AppendOutcome, CommandContext, CommandError, CommandId, EventFilter,
-    ExpectedVersion, FeedBatch, InMemoryEventStore, NewEvent, Position, ReadAll, ReadStream,
-    RecordedEvent, Repository, Result, RetryPolicy, Snapshot, SnapshotStore, StreamEvent, StreamId,
-    Version,
-};
-
-/// What the repository asked of the store.
-#[derive(Default)]
-struct Calls {
-    reads: AtomicU32,
-    appends: AtomicU32,
-    refused: AtomicU32,
-}
-
-impl Calls {
-    fn reads(&self) -> u32 {
-        self.reads.load(Ordering::SeqCst)
-    }
-    fn appends(&self) -> u32 {
-        self.appends.load(Ordering::SeqCst)
-    }
-    fn refused(&self) -> u32 {
-        self.refused.load(Ordering::SeqCst)
-    }
-}
-
-/// The in-memory store, counting stream reads and appends.
-#[derive(Clone, Default)]
-struct Counted {
-    inner: InMemoryEventStore,
-    calls: Arc<Calls>,
-}
-
-#[async_trait]
-impl AppendEvents for Counted {
-    async fn append(
-        &self,
-        stream_id: &StreamId,
-        expected: ExpectedVersion,
-        events: Vec<NewEvent>,
-    ) -> Result<AppendOutcome> {
-        self.calls.appends.fetch_add(1, Ordering::SeqCst);
-        let outcome = self.inner.append(stream_id, expected, events).await;
-        if outcome.is_err() {
-            self.calls.refused.fetch_add(1, Ordering::SeqCst);
-        }
-        outcome
-    }
-    async fn command_outcome(&self, command_id: CommandId) -> Result<Option<AppendOutcome>> {
-        self.inner.command_outcome(command_id).await
-    }
-}
-
-#[async_trait]
-impl ReadStream for Counted {
-    async fn read_stream(
-        &self,
-        stream_id: &StreamId,
-        from: Version,
-        max: usize,
-    ) -> Result<Vec<RecordedEvent>> {
-        self.calls.reads.fetch_add(1, Ordering::SeqCst);
-        self.inner.read_stream(stream_id, from, max).await
-    }
-    async fn replay(
-        &self,
-        stream_id: &StreamId,
-        from: Version,
-        max: usize,
-        each: &mut (dyn for<'e> FnMut(StreamEvent<'e>) -> Result<()> + Send),
-    ) -> Result<usize> {
-        self.calls.reads.fetch_add(1, Ordering::SeqCst);
-        self.inner.replay(stream_id, from, max, each).await
-    }
-}
-
-#[async_trait]
-impl ReadAll for Counted {
-    async fn read_all(
-        &self,
-        after: Position,
-        max: usize,
-        filter: &EventFilter,
-    ) -> Result<FeedBatch> {
-        self.inner.read_all(after, max, filter).await
-    }
-    async fn head(&self) -> Result<Position> {
-        self.inner.head().await
-    }
-}
-
-#[async_trait]
-impl SnapshotStore for Counted {
-    async fn save_snapshot(&self, snapshot: Snapshot) -> Result<()> {
-        self.inner.save_snapshot(snapshot).await
-    }
-    async fn load_snapshot(&self, stream_id: &StreamId) -> Result<Option<Snapshot>> {
-        self.inner.load_snapshot(stream_id).await
-    }
-}
+use cqrs_core::{CommandContext, CommandError, Repository, RetryPolicy, Version};
+use repository_support::Counted;
 
 fn claimed_new() -> CommandContext {
     CommandContext::new().new_stream()

@@ -3,91 +3,18 @@
 //! at its version. Before, each retry replayed the whole stream again, so a long stream under
 //! contention cost a full replay per conflict.
 
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+mod repository_support;
+
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use cqrs_core::testing::{Tally, TallyCommand, TallyError, TallyEvent};
 use cqrs_core::{
-    Aggregate, AppendEvents, AppendOutcome, CommandId, EventFilter, ExpectedVersion, FeedBatch,
-    InMemoryEventStore, NewEvent, Position, ReadAll, ReadStream, RecordedEvent, Repository, Result,
-    RetryPolicy, Snapshot, SnapshotStore, StreamEvent, StreamId, Version,
+    Aggregate, AppendEvents, ExpectedVersion, NewEvent, Repository, RetryPolicy, StreamId, Version,
 };
+use repository_support::Counted;
 use serde_json::json;
-
-/// The in-memory store, counting the events a replay folds.
-#[derive(Clone, Default)]
-struct Counted {
-    inner: InMemoryEventStore,
-    folded: Arc<AtomicUsize>,
-}
-
-#[async_trait]
-impl AppendEvents for Counted {
-    async fn append(
-        &self,
-        stream_id: &StreamId,
-        expected: ExpectedVersion,
-        events: Vec<NewEvent>,
-    ) -> Result<AppendOutcome> {
-        self.inner.append(stream_id, expected, events).await
-    }
-    async fn command_outcome(&self, command_id: CommandId) -> Result<Option<AppendOutcome>> {
-        self.inner.command_outcome(command_id).await
-    }
-}
-
-#[async_trait]
-impl ReadStream for Counted {
-    async fn read_stream(
-        &self,
-        stream_id: &StreamId,
-        from: Version,
-        max: usize,
-    ) -> Result<Vec<RecordedEvent>> {
-        self.inner.read_stream(stream_id, from, max).await
-    }
-    async fn replay(
-        &self,
-        stream_id: &StreamId,
-        from: Version,
-        max: usize,
-        each: &mut (dyn for<'e> FnMut(StreamEvent<'e>) -> Result<()> + Send),
-    ) -> Result<usize> {
-        let folded = &self.folded;
-        let mut counting = |event: StreamEvent<'_>| {
-            folded.fetch_add(1, Ordering::SeqCst);
-            each(event)
-        };
-        self.inner.replay(stream_id, from, max, &mut counting).await
-    }
-}
-
-#[async_trait]
-impl ReadAll for Counted {
-    async fn read_all(
-        &self,
-        after: Position,
-        max: usize,
-        filter: &EventFilter,
-    ) -> Result<FeedBatch> {
-        self.inner.read_all(after, max, filter).await
-    }
-    async fn head(&self) -> Result<Position> {
-        self.inner.head().await
-    }
-}
-
-#[async_trait]
-impl SnapshotStore for Counted {
-    async fn save_snapshot(&self, snapshot: Snapshot) -> Result<()> {
-        self.inner.save_snapshot(snapshot).await
-    }
-    async fn load_snapshot(&self, stream_id: &StreamId) -> Result<Option<Snapshot>> {
-        self.inner.load_snapshot(stream_id).await
-    }
-}
 
 /// Another writer that appends one event to the tally's stream during each of the first
 /// `races` decisions, so those attempts conflict.
@@ -152,7 +79,7 @@ async fn contested(store: &Counted, races: u32) -> Repository<Contested, Counted
 async fn a_retry_after_a_conflict_folds_only_the_events_written_since() {
     let store = Counted::default();
     let repository = contested(&store, 2).await;
-    store.folded.store(0, Ordering::SeqCst);
+    store.calls.reset_folded();
 
     let outcome = repository
         .execute("contested", &TallyCommand::Add(vec![10]))
@@ -161,7 +88,7 @@ async fn a_retry_after_a_conflict_folds_only_the_events_written_since() {
 
     assert_eq!(outcome.attempts, 3, "two conflicts, then the append");
     assert_eq!(
-        store.folded.load(Ordering::SeqCst),
+        store.calls.folded(),
         50 + 1 + 1,
         "the first load, then each interloper's event once"
     );
@@ -204,7 +131,7 @@ async fn a_cached_state_behind_another_writer_catches_up_instead_of_reloading() 
         )
         .await
         .expect("another writer appends");
-    store.folded.store(0, Ordering::SeqCst);
+    store.calls.reset_folded();
 
     let outcome = repository
         .execute("contested", &TallyCommand::Add(vec![1]))
@@ -212,11 +139,7 @@ async fn a_cached_state_behind_another_writer_catches_up_instead_of_reloading() 
         .expect("lands on the second attempt");
 
     assert_eq!(outcome.attempts, 2);
-    assert_eq!(
-        store.folded.load(Ordering::SeqCst),
-        1,
-        "only the other writer's event"
-    );
+    assert_eq!(store.calls.folded(), 1, "only the other writer's event");
     let (state, _) = repository.load("contested").await.expect("loads");
     assert_eq!(state.0.total, 50 * 2 + 1 + 5 + 1);
 }
