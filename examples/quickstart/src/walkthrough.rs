@@ -56,7 +56,7 @@ where
         "race     two tasks restock gadget at once: server A +4 (its cached copy is stale), B +1"
     );
     println!(
-        "         A: attempts {a} (conflict, reload, retry), B: attempts {b}; gadget on hand {} = 3+2+4+1",
+        "         A: attempts {a} (conflict, catch up, retry), B: attempts {b}; gadget on hand {} = 3+2+4+1",
         gadget.on_hand
     );
 

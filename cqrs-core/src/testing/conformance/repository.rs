@@ -263,7 +263,7 @@ pub async fn racing_commands_are_retried_until_each_lands_once<S: ConformanceSto
     assert_eq!(version, Version::new(RACERS));
 
     // A cached state goes stale when another writer appends: the next command conflicts once,
-    // reloads and lands.
+    // catches up on the other writer's event and lands.
     let warm = tallies
         .execute("hot", &TallyCommand::Nothing)
         .await
@@ -277,11 +277,11 @@ pub async fn racing_commands_are_retried_until_each_lands_once<S: ConformanceSto
     let stale = tallies
         .execute("hot", &TallyCommand::Add(vec![200]))
         .await
-        .expect("lands after a reload");
+        .expect("lands after catching up");
     assert_eq!(
         (stale.attempts, stale.version),
         (2, Version::new(RACERS + 2)),
-        "the stale cached state conflicts once, then the reloaded state lands"
+        "the stale cached state conflicts once, then the caught-up state lands"
     );
     let (state, _) = tallies.load("hot").await.expect("load");
     assert_eq!(state.total, (1..=RACERS).sum::<u64>() + 300);
