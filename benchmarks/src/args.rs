@@ -40,6 +40,12 @@ pub(crate) struct Args {
     /// Events per batch in the batch workload (100 by default).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub(crate) batch_size: Option<u64>,
+
+    /// Streams of the hot-streams workload (100 by default). Fewer than `--clients` makes
+    /// commands race on each stream: `--hot-streams 4` measures commands under contention,
+    /// where conflicts and their retries are most of the work.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub(crate) hot_streams: Option<u64>,
 }
 
 impl Args {
@@ -53,6 +59,7 @@ impl Args {
         Sizes {
             scale_top: self.scale_to.unwrap_or(sizes.scale_top),
             batch_size: self.batch_size.unwrap_or(sizes.batch_size),
+            hot_streams: self.hot_streams.unwrap_or(sizes.hot_streams),
             ..sizes
         }
     }

@@ -65,14 +65,21 @@ pub(crate) enum Attempt {
     Conflict,
 }
 
-/// Runs `attempt` until it is done, backing off between conflicts as `cqrs_core::Repository`
-/// does ([`RetryPolicy::default`]). Returns how many conflicts it retried.
+/// How every system retries a conflicting command: the backoff of `cqrs_core::Repository`'s
+/// default, with room for 50 attempts, so that commands racing on a few streams
+/// (`--hot-streams` below `--clients`) finish in every system rather than give up after five.
+pub(crate) fn retry_policy() -> RetryPolicy {
+    RetryPolicy::new(50)
+}
+
+/// Runs `attempt` until it is done, backing off between conflicts with [`retry_policy`].
+/// Returns how many conflicts it retried.
 pub(crate) async fn retrying<F, Fut>(mut attempt: F) -> Result<u64>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<Attempt>>,
 {
-    let policy = RetryPolicy::default();
+    let policy = retry_policy();
     let mut tries = 0;
     loop {
         tries += 1;

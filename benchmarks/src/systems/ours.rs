@@ -37,7 +37,7 @@ pub(crate) struct OursCommands {
 impl OursCommands {
     /// A repository over `store`, keeping states in memory when `cached`.
     pub(crate) fn new(store: PgEventStore, cached: bool) -> Self {
-        let repository = Repository::new(store);
+        let repository = Repository::new(store).with_retry(super::retry_policy());
         let repository = if cached {
             repository.with_cache(CACHE_CAPACITY)
         } else {
@@ -59,7 +59,9 @@ impl OursCommands {
 
     /// A repository over `store` taking a snapshot every `events` events.
     pub(crate) fn with_snapshots(store: PgEventStore, events: u64) -> Self {
-        let repository = Repository::new(store).with_snapshots(SnapshotPolicy::every(events));
+        let repository = Repository::new(store)
+            .with_retry(super::retry_policy())
+            .with_snapshots(SnapshotPolicy::every(events));
         Self {
             repository,
             claim_new: false,
