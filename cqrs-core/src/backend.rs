@@ -1,11 +1,13 @@
 //! For store implementers: the checks every backend runs before it writes, metadata stored
-//! apart from its event id, building dead letters, upcasting with key hold-back for sinks that drive their own reads, and the circuit
-//! breaker a runner or sink puts in front of a failing dependency. Application code does not
-//! need this module.
+//! apart from its event id, building dead letters, upcasting with key hold-back for sinks that
+//! drive their own reads, and the circuit breaker a runner or sink puts in front of a failing
+//! dependency. Application code does not need this module.
 
 pub use crate::projection::breaker::CircuitBreaker;
 pub use crate::projection::runner::upcast::{upcast_in_order, Upcast};
-pub use crate::stored_metadata::{metadata_from_json, metadata_json_without_event_id};
+pub use crate::stored_metadata::{
+    metadata_from_json, metadata_json_without_event_id, MetadataWithoutId,
+};
 pub use crate::validate::{
     check_batch, check_event_type, BatchCheck, DEFAULT_MAX_PAYLOAD_BYTES, MAX_EVENT_TYPE_LEN,
 };

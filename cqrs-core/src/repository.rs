@@ -393,9 +393,7 @@ where
                 SnapshotPolicy::Every(_) => self.load_snapshot(stream_id).await?,
             };
             span.record("from_snapshot", version != Version::ZERO);
-            let (state, version, read) = self.fold_after(stream_id, state, version).await?;
-            span.record("events", read);
-            Ok((state, version))
+            self.fold_after(stream_id, state, version).await
         }
         .instrument(span.clone())
         .await
@@ -408,24 +406,24 @@ where
         state: A,
         version: Version,
     ) -> Result<(A, Version), Error> {
-        let span = tracing::debug_span!("catch_up", stream = %stream_id, %version, events = Empty);
-        async {
-            let (state, version, read) = self.fold_after(stream_id, state, version).await?;
-            span.record("events", read);
-            Ok((state, version))
-        }
-        .instrument(span.clone())
-        .await
+        self.fold_after(stream_id, state, version)
+            .instrument(tracing::debug_span!(
+                "catch_up",
+                stream = %stream_id,
+                %version,
+                events = Empty,
+            ))
+            .await
     }
 
-    /// Folds the stream's events after `version` into `state`, in reads of `read_batch`: the
-    /// state and version at the head, and how many events were folded.
+    /// Folds the stream's events after `version` into `state`, in reads of `read_batch`, and
+    /// records how many on the current span's `events` (a load's or a catch-up's).
     async fn fold_after(
         &self,
         stream_id: &StreamId,
         mut state: A,
         mut version: Version,
-    ) -> Result<(A, Version, usize), Error> {
+    ) -> Result<(A, Version), Error> {
         let mut read = 0usize;
         loop {
             let from = version.next();
@@ -440,7 +438,8 @@ where
                 .await?;
             read += batch;
             if batch < self.read_batch {
-                return Ok((state, version, read));
+                tracing::Span::current().record("events", read);
+                return Ok((state, version));
             }
         }
     }

@@ -22,10 +22,13 @@ struct Fields<'a> {
     headers: &'a BTreeMap<String, String>,
 }
 
-/// The fields of [`Metadata`] but the event id, read back. An `event_id` key (in JSON written
-/// with it) is ignored: the column's id is the event's.
-#[derive(Deserialize)]
-struct OwnedFields {
+/// Stored metadata read back: every field of [`Metadata`] but the event id, which
+/// [`with_event_id`](Self::with_event_id) takes from the store's column. Deserializes what
+/// [`metadata_json_without_event_id`] wrote, or a whole `Metadata`'s JSON, whose `event_id` is
+/// ignored: the column's id is the event's. A store decoding rows reads its metadata column as
+/// this type with its driver's JSON decoder.
+#[derive(Debug, Deserialize)]
+pub struct MetadataWithoutId {
     #[serde(default)]
     correlation_id: Option<Uuid>,
     #[serde(default)]
@@ -72,19 +75,26 @@ pub fn metadata_json_without_event_id(metadata: &Metadata) -> serde_json::Result
 /// [`metadata_json_without_event_id`] wrote, or a whole [`Metadata`]'s JSON, whose `event_id`
 /// gives way to `event_id`.
 pub fn metadata_from_json(json: &[u8], event_id: EventId) -> serde_json::Result<Metadata> {
-    let OwnedFields {
-        correlation_id,
-        causation_id,
-        command_id,
-        headers,
-    } = serde_json::from_slice(json)?;
-    Ok(Metadata {
-        event_id,
-        correlation_id,
-        causation_id,
-        command_id,
-        headers,
-    })
+    serde_json::from_slice::<MetadataWithoutId>(json).map(|fields| fields.with_event_id(event_id))
+}
+
+impl MetadataWithoutId {
+    /// The metadata of event `event_id`.
+    pub fn with_event_id(self, event_id: EventId) -> Metadata {
+        let Self {
+            correlation_id,
+            causation_id,
+            command_id,
+            headers,
+        } = self;
+        Metadata {
+            event_id,
+            correlation_id,
+            causation_id,
+            command_id,
+            headers,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,11 +1,11 @@
 //! Decoding rows: events, and where an append's events landed.
 
-use cqrs_core::backend::metadata_from_json;
+use cqrs_core::backend::MetadataWithoutId;
 use cqrs_core::{AppendOutcome, EventId, NewEvent, RecordedEvent, StreamId};
 use serde_json::Value;
-use sqlx::postgres::{PgRow, PgValueFormat, PgValueRef};
+use sqlx::postgres::PgRow;
 use sqlx::types::Json;
-use sqlx::{Row, ValueRef};
+use sqlx::Row;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -15,8 +15,8 @@ use crate::PgError;
 /// An event row: `transaction_id::text, position, stream_id, version, event_type,
 /// schema_version, payload, metadata, recorded_at, event_id`, in this order. The metadata JSON
 /// has every field but the event id, which is in its column (rows written before it was taken
-/// out of the JSON read the same way). Reading by index spares a
-/// name lookup per column per row on the feed's hot path.
+/// out of the JSON read the same way). Reading by index spares a name lookup per column per row
+/// on the feed's hot path.
 ///
 /// Read with `try_get_unchecked`: the statements that select these columns fix their types
 /// (the schema's columns and the casts), so sqlx's per-column compatibility check, which cost
@@ -30,16 +30,10 @@ pub(crate) fn recorded_event(row: &PgRow) -> Result<RecordedEvent, PgError> {
     let event_type: String = row.try_get_unchecked(4)?;
     let schema_version: i32 = row.try_get_unchecked(5)?;
     let Json(payload): Json<Value> = row.try_get_unchecked(6)?;
-    let metadata = jsonb(row.try_get_raw(7)?)?;
+    let Json(metadata): Json<MetadataWithoutId> = row.try_get_unchecked(7)?;
     let recorded_at: OffsetDateTime = row.try_get_unchecked(8)?;
     let event_id: Uuid = row.try_get_unchecked(9)?;
-    let metadata =
-        metadata_from_json(metadata, EventId::from_uuid(event_id)).map_err(|source| {
-            PgError::Database(sqlx::Error::ColumnDecode {
-                index: "metadata".to_owned(),
-                source: Box::new(source),
-            })
-        })?;
+    let metadata = metadata.with_event_id(EventId::from_uuid(event_id));
     let stream_id = stream(stream_id)?;
     Ok(RecordedEvent::new(
         stream_id,
@@ -53,26 +47,6 @@ pub(crate) fn recorded_event(row: &PgRow) -> Result<RecordedEvent, PgError> {
         ),
         recorded_at,
     ))
-}
-
-/// The JSON text of a `jsonb` value: binary `jsonb` is a version byte, then the text.
-fn jsonb(value: PgValueRef<'_>) -> Result<&[u8], PgError> {
-    let corrupt = PgError::CorruptRow {
-        what: "an event's metadata is not jsonb",
-    };
-    if value.is_null() {
-        return Err(corrupt);
-    }
-    let bytes = value.as_bytes().map_err(|_| corrupt)?;
-    match value.format() {
-        PgValueFormat::Text => Ok(bytes),
-        PgValueFormat::Binary => match bytes.split_first() {
-            Some((1, text)) => Ok(text),
-            _ => Err(PgError::CorruptRow {
-                what: "an event's metadata is jsonb of an unknown version",
-            }),
-        },
-    }
 }
 
 /// A stored stream id, which the store only ever wrote valid.

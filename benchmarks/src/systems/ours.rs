@@ -28,6 +28,11 @@ pub(crate) fn stream_of(id: &str) -> Result<StreamId> {
     Ok(StreamId::with_category(CATEGORY, id)?)
 }
 
+/// A repository over `store` retrying conflicts as every system does.
+fn repository(store: PgEventStore) -> Repository<Account, PgEventStore> {
+    Repository::new(store).with_retry(super::retry_policy())
+}
+
 /// Deposits through `Repository::execute` (which retries conflicts itself).
 pub(crate) struct OursCommands {
     repository: Repository<Account, PgEventStore>,
@@ -37,7 +42,7 @@ pub(crate) struct OursCommands {
 impl OursCommands {
     /// A repository over `store`, keeping states in memory when `cached`.
     pub(crate) fn new(store: PgEventStore, cached: bool) -> Self {
-        let repository = Repository::new(store).with_retry(super::retry_policy());
+        let repository = repository(store);
         let repository = if cached {
             repository.with_cache(CACHE_CAPACITY)
         } else {
@@ -59,9 +64,7 @@ impl OursCommands {
 
     /// A repository over `store` taking a snapshot every `events` events.
     pub(crate) fn with_snapshots(store: PgEventStore, events: u64) -> Self {
-        let repository = Repository::new(store)
-            .with_retry(super::retry_policy())
-            .with_snapshots(SnapshotPolicy::every(events));
+        let repository = repository(store).with_snapshots(SnapshotPolicy::every(events));
         Self {
             repository,
             claim_new: false,

@@ -233,23 +233,13 @@ pub(crate) struct RawFeed {
 }
 
 impl RawFeed {
-    /// Over `pool`, with `raw_events` created: each row decoded, then dropped.
-    pub(crate) fn new(pool: PgPool) -> Self {
-        Self {
-            pool,
-            keep_pages: false,
-        }
-    }
-
-    /// The same reader keeping each page's decoded events until it reads the next, as a reader
-    /// that hands its caller a page does (`ReadAll::read_all` returns one). Freeing each row's
-    /// allocations at once lets the allocator reuse the same memory row after row; a page of
-    /// 1,000 held events makes it take fresh memory.
-    pub(crate) fn keeping_pages(pool: PgPool) -> Self {
-        Self {
-            pool,
-            keep_pages: true,
-        }
+    /// Over `pool`, with `raw_events` created: each row decoded, then dropped, or with
+    /// `keep_pages` each page's decoded events kept until the next read, as a reader that hands
+    /// its caller a page does (`ReadAll::read_all` returns one). Freeing each row's allocations
+    /// at once lets the allocator reuse the same memory row after row; a page of 1,000 held
+    /// events makes it take fresh memory.
+    pub(crate) fn new(pool: PgPool, keep_pages: bool) -> Self {
+        Self { pool, keep_pages }
     }
 }
 

@@ -69,23 +69,17 @@ pub(crate) async fn run(ctx: &Context) -> Result<Vec<Table>> {
                     },
                 )
                 .await?
-            } else if system == 1 {
-                one(ctx, "raw", [RAW, RAW_FILTERED], verify::RAW, |pool| async {
-                    raw::migrate(&pool).await?;
-                    Ok((RawBatch::new(pool.clone()), RawFeed::new(pool)))
-                })
-                .await?
             } else {
-                one(
-                    ctx,
-                    "raw_kept",
-                    [RAW_KEPT, RAW_KEPT_FILTERED],
-                    verify::RAW,
-                    |pool| async {
-                        raw::migrate(&pool).await?;
-                        Ok((RawBatch::new(pool.clone()), RawFeed::keeping_pages(pool)))
-                    },
-                )
+                let keep_pages = system == 2;
+                let (label, names) = if keep_pages {
+                    ("raw_kept", [RAW_KEPT, RAW_KEPT_FILTERED])
+                } else {
+                    ("raw", [RAW, RAW_FILTERED])
+                };
+                one(ctx, label, names, verify::RAW, |pool| async move {
+                    raw::migrate(&pool).await?;
+                    Ok((RawBatch::new(pool.clone()), RawFeed::new(pool, keep_pages)))
+                })
                 .await?
             };
             runs[system].push(rows);

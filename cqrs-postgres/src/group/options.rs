@@ -38,8 +38,8 @@ impl GroupCommit {
     /// One lane makes the largest groups and was fastest in `pg-bench` on a 2-core machine
     /// (many streams, 16 clients, the state cache: 1 lane 16.4k to 17.0k commands/s, 2 lanes
     /// 14.5k, 4 lanes 12.2k to 12.5k): each group is a commit and a WAL flush of its own, and a
-    /// statement's fixed cost is shared by fewer appends. A server with many cores and many clients may
-    /// gain from a few more.
+    /// statement's fixed cost is shared by fewer appends. A server with many cores and many
+    /// clients may gain from a few more.
     #[must_use]
     pub fn lanes(mut self, lanes: usize) -> Self {
         self.lanes = lanes.max(1);
