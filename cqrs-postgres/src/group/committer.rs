@@ -3,7 +3,7 @@
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cqrs_core::{AppendOutcome, StreamId};
@@ -15,7 +15,6 @@ use super::conn::LaneConn;
 use super::lane::Lane;
 use super::loads::Loads;
 use super::request::{Reply, Request, ABANDONED, QUEUED};
-use super::slot::LaneSlot;
 use super::statement::Writer;
 use super::GroupCommit;
 use crate::columns::Columns;
@@ -26,7 +25,7 @@ use crate::{PgError, TimeoutStage};
 #[derive(Debug)]
 pub(crate) struct Committer {
     options: GroupCommit,
-    lanes: Vec<LaneSlot<Request>>,
+    lanes: Vec<Mutex<Option<mpsc::UnboundedSender<Request>>>>,
     /// Eligible appends in flight, alone or grouped (see [`Admission`]).
     in_flight: AtomicUsize,
     /// The load lane, and how long recent loads were (see `loads.rs`).
@@ -43,7 +42,7 @@ impl Committer {
     pub(crate) fn new(options: GroupCommit) -> Self {
         Self {
             options,
-            lanes: (0..options.lanes).map(|_| LaneSlot::default()).collect(),
+            lanes: (0..options.lanes).map(|_| Mutex::new(None)).collect(),
             in_flight: AtomicUsize::new(0),
             loads: Loads::default(),
             loads_in_flight: AtomicUsize::new(0),
@@ -166,22 +165,30 @@ impl Committer {
         let lanes = self.lanes.len() as u64;
         // Below `lanes`, so it fits.
         let index = usize::try_from(hasher.finish() % lanes).unwrap_or(0);
-        self.lanes[index].sender(|requests| {
-            let writer = Writer {
-                pool: pool.clone(),
-                conn: LaneConn::default(),
-                queries: Arc::clone(queries),
-                timeout: self.options.timeout,
-                #[cfg(test)]
-                lose_next_reply: Arc::clone(&self.lose_next_reply),
-            };
-            let lane = Lane {
-                requests,
-                options: self.options,
-                writer,
-            };
-            lane.run()
-        })
+        let mut sender = self.lanes[index]
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(sender) = sender.as_ref().filter(|s| !s.is_closed()) {
+            return Some(sender.clone());
+        }
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let writer = Writer {
+            pool: pool.clone(),
+            conn: LaneConn::default(),
+            queries: Arc::clone(queries),
+            timeout: self.options.timeout,
+            #[cfg(test)]
+            lose_next_reply: Arc::clone(&self.lose_next_reply),
+        };
+        let lane = Lane {
+            requests: rx,
+            options: self.options,
+            writer,
+        };
+        runtime.spawn(lane.run());
+        *sender = Some(tx.clone());
+        Some(tx)
     }
 }
 

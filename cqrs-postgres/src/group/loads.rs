@@ -22,7 +22,7 @@
 //! loads was asked for, so a load sees at least what it would have seen alone.
 
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use cqrs_core::StreamId;
 use sqlx::pool::PoolConnection;
@@ -30,7 +30,6 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Postgres, Row};
 use tokio::sync::{mpsc, oneshot};
 
-use super::slot::LaneSlot;
 use crate::schema::Queries;
 
 /// The most rows one load reads in a group; a longer load reads the rest on its own.
@@ -50,7 +49,7 @@ const LONG_AT: u32 = LONG_MAX / 2;
 /// The load lane of one store, started on first use, and how long its recent loads were.
 #[derive(Debug, Default)]
 pub(super) struct Loads {
-    lane: LaneSlot<Request>,
+    lane: Mutex<Option<mpsc::UnboundedSender<Request>>>,
     /// Up per long load, down per short one, within `0..=LONG_MAX`. Long loads gain nothing
     /// from a group (their rows, not the statement, are the cost) and would read twice: in
     /// the group, then the rest alone.
@@ -116,8 +115,18 @@ impl Loads {
         pool: &PgPool,
         queries: &Arc<Queries>,
     ) -> Option<mpsc::UnboundedSender<Request>> {
-        self.lane
-            .sender(|requests| run(requests, pool.clone(), Arc::clone(queries)))
+        let mut sender = self
+            .lane
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(sender) = sender.as_ref().filter(|s| !s.is_closed()) {
+            return Some(sender.clone());
+        }
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        runtime.spawn(run(rx, pool.clone(), Arc::clone(queries)));
+        *sender = Some(tx.clone());
+        Some(tx)
     }
 }
 
