@@ -7,13 +7,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cqrs_core::{AppendOutcome, StreamId};
-use sqlx::postgres::PgRow;
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 
 use super::conn::LaneConn;
 use super::lane::Lane;
-use super::loads::Loads;
 use super::request::{Reply, Request, ABANDONED, QUEUED};
 use super::statement::Writer;
 use super::GroupCommit;
@@ -28,10 +26,6 @@ pub(crate) struct Committer {
     lanes: Vec<Mutex<Option<mpsc::UnboundedSender<Request>>>>,
     /// Eligible appends in flight, alone or grouped (see [`Admission`]).
     in_flight: AtomicUsize,
-    /// The load lane, and how long recent loads were (see `loads.rs`).
-    loads: Loads,
-    /// Loads in flight, grouped or alone.
-    loads_in_flight: AtomicUsize,
     /// Test seam: the next group commits, then its connection is really broken before the
     /// reply is read (see `Lane::lose_reply`).
     #[cfg(test)]
@@ -44,8 +38,6 @@ impl Committer {
             options,
             lanes: (0..options.lanes).map(|_| Mutex::new(None)).collect(),
             in_flight: AtomicUsize::new(0),
-            loads: Loads::default(),
-            loads_in_flight: AtomicUsize::new(0),
             #[cfg(test)]
             lose_next_reply: Arc::default(),
         }
@@ -66,39 +58,6 @@ impl Committer {
             in_flight: &self.in_flight,
             grouped: others >= self.options.alone_below,
         }
-    }
-
-    /// Counts a load in flight until the admission is dropped, and says whether it goes to a
-    /// group: when grouped loads are on, another load is in flight (a lone reader keeps its
-    /// one statement, with no hop to the lane), and the recent loads were mostly short (see
-    /// `loads.rs`).
-    pub(crate) fn admit_load(&self) -> Admission<'_> {
-        let others = self.loads_in_flight.fetch_add(1, Ordering::Relaxed);
-        Admission {
-            in_flight: &self.loads_in_flight,
-            grouped: others >= 1 && self.options.loads && self.loads.grouping(),
-        }
-    }
-
-    /// Records how many events a load read (grouped or not), which decides whether the next
-    /// ones are grouped.
-    pub(crate) fn loaded(&self, events: usize) {
-        if self.options.loads {
-            self.loads.read(events);
-        }
-    }
-
-    /// The rows `sql/replay.sql` returns for `(stream_id, from, max)` (`max` at most
-    /// [`ROWS`](super::ROWS)), read in a group of loads. `None`: read on your own.
-    pub(crate) async fn load(
-        &self,
-        pool: &PgPool,
-        queries: &Arc<Queries>,
-        stream_id: &StreamId,
-        from: i64,
-        max: i64,
-    ) -> Option<Vec<PgRow>> {
-        self.loads.load(pool, queries, stream_id, from, max).await
     }
 
     /// Appends `columns` to `stream_id` in a group. `Ok(None)`: it was not written in one (and
@@ -200,8 +159,8 @@ fn timed_out(stream_id: &StreamId, timeout: Duration, stage: TimeoutStage) -> Pg
     }
 }
 
-/// One eligible append (or load), counted in flight while it lives: hold it until the append
-/// (or load) is done, grouped or not.
+/// One eligible append, counted in flight while it lives: hold it until the append is done,
+/// grouped or not.
 #[derive(Debug)]
 pub(crate) struct Admission<'a> {
     in_flight: &'a AtomicUsize,
