@@ -17,16 +17,19 @@ async fn a_feed_reader_plans_its_page_once_per_connection() {
     // One connection, so every page and the check below run on the same session.
     let store = support::store_with(1).await;
     // Many small transactions, with statistics: what a real table gives the planner.
+    let mut last = Position::START;
     for n in 0..3_000 {
         let stream = StreamId::new(format!("feed-{n}")).expect("valid");
         let events = (0..10)
             .map(|i| NewEvent::new("E", 1, json!({ "i": i })))
             .collect();
-        store
+        last = store
             .append(&stream, ExpectedVersion::NoStream, events)
             .await
-            .expect("append");
+            .expect("append")
+            .position;
     }
+    support::wait_for_feed(&store, last).await;
     sqlx::query(&format!("ANALYZE {}.events", store.schema().as_str()))
         .execute(store.pool())
         .await

@@ -31,19 +31,6 @@ fn events(kind: &str, count: usize) -> Vec<NewEvent> {
         .collect()
 }
 
-/// Waits until the feed shows everything up to `last`: other tests' open transactions can hold
-/// the cluster-wide horizon back for a moment.
-async fn wait_for_head(store: &PgEventStore, last: Position) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while store.head().await.expect("head") < last {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the feed never reached {last}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 /// Appends `count` events to a new `wanted` stream, noting each (stream, version).
 async fn append_wanted(
     store: &PgEventStore,
@@ -93,7 +80,7 @@ async fn rare_category_store(store: &PgEventStore) -> (Vec<(String, u64)>, Posit
 async fn a_rare_category_is_read_exactly_once_and_the_reader_passes_long_runs_of_others() {
     let store = support::store().await;
     let (wanted, last) = rare_category_store(&store).await;
-    wait_for_head(&store, last).await;
+    support::wait_for_feed(&store, last).await;
 
     let filter = EventFilter::all().category("wanted");
     let mut after = Position::START;
@@ -179,7 +166,7 @@ impl Projection for CountWanted {
 async fn a_runner_on_a_rare_category_reads_window_after_window_without_idling() {
     let store = support::store().await;
     let (wanted, last) = rare_category_store(&store).await;
-    wait_for_head(&store, last).await;
+    support::wait_for_feed(&store, last).await;
 
     // No wake-ups and an hour between polls: only reading on at once after a window that the
     // store cut short gets the runner through the 25,000 events in time.
@@ -227,7 +214,7 @@ async fn the_feed_plan_is_an_ordered_primary_key_scan_whatever_the_filter() {
         .execute(store.pool())
         .await
         .expect("analyze");
-    wait_for_head(&store, last).await;
+    support::wait_for_feed(&store, last).await;
     let explain = format!("EXPLAIN (FORMAT JSON) {}", read_all_sql(&store));
     let some = |names: &[&str]| Some(names.iter().map(|&n| n.to_owned()).collect::<Vec<_>>());
     // Far enough from the end that the rows left outnumber a window: when they fit in one, the
@@ -315,7 +302,7 @@ async fn the_feed_plan_is_an_ordered_primary_key_scan_whatever_the_filter() {
 async fn a_page_scans_the_table_once_and_a_short_one_learns_where_its_window_ended() {
     let store = support::store().await;
     let (_, last) = rare_category_store(&store).await;
-    wait_for_head(&store, last).await;
+    support::wait_for_feed(&store, last).await;
     let explain = format!("EXPLAIN (ANALYZE, FORMAT JSON) {}", read_all_sql(&store));
     // How many times the statement walked events: once, full page or short (the window's end
     // is another statement's question, asked only for a short page).

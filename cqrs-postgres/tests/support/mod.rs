@@ -2,6 +2,9 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+use std::time::Duration;
+
+use cqrs_core::{Position, ReadAll};
 use cqrs_postgres::{testing, PgEventStore, PgSchema};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
@@ -43,4 +46,18 @@ pub async fn store_with(connections: u32) -> PgEventStore {
 /// A migrated store in a schema of its own.
 pub async fn store() -> PgEventStore {
     store_with(20).await
+}
+
+/// Waits until the feed reaches `position`, or panics after 30 seconds. An append is on the
+/// feed once no transaction that began before it is still open, and the tests share one
+/// server: another test's transaction may hold the feed back for a moment.
+pub async fn wait_for_feed(store: &PgEventStore, position: Position) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while store.head().await.expect("head") < position {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the feed never reached {position}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
