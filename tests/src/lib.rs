@@ -37,7 +37,9 @@ pub use inspect::{
 };
 pub use kafka_node::KafkaNode;
 pub use outage_node::OutageNode;
-pub use poll::{eventually, wait_caught_up, wait_caught_up_to, wait_for_status, PATIENCE};
+pub use poll::{
+    eventually, settled_head, wait_caught_up, wait_caught_up_to, wait_for_status, PATIENCE,
+};
 pub use probe::{ApplyCounts, Probe};
 pub use runner::{pg_runner, quick_options};
 pub use server_report::server_report;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use cqrs_core::projection::{ProjectionHandle, ProjectionState, ProjectionStatus};
 use cqrs_core::{Position, ReadAll};
+use cqrs_postgres::PgEventStore;
 use tokio::time::Instant;
 
 /// How long a test waits for something that should happen within a second or two.
@@ -52,10 +53,38 @@ pub async fn wait_for_status(
     }
 }
 
-/// Waits until `handle` has applied the feed up to its head as `feed` sees it now, and is
-/// idle there (`Running`).
-pub async fn wait_caught_up(handle: &ProjectionHandle, feed: &dyn ReadAll) -> ProjectionStatus {
-    let head = feed.head().await.expect("the feed's head");
+/// The feed's head once every transaction committed before this call is on it.
+///
+/// The feed shows an event once no transaction older than its own is still open, and the
+/// tests share one server: right after a test's writes, another test's open transaction may
+/// hold a bare `head()` short of them. This waits (for at most [`PATIENCE`]) until the
+/// horizon passes every transaction id given out before the call, then reads the head.
+pub async fn settled_head(store: &PgEventStore) -> Position {
+    let (issued,): (String,) =
+        sqlx::query_as("SELECT pg_snapshot_xmax(pg_current_snapshot())::text")
+            .fetch_one(store.pool())
+            .await
+            .expect("the next transaction id");
+    eventually(PATIENCE, "the feed's horizon to pass this moment", || {
+        let issued = issued.clone();
+        async move {
+            let (passed,): (bool,) =
+                sqlx::query_as("SELECT pg_snapshot_xmin(pg_current_snapshot()) >= $1::text::xid8")
+                    .bind(issued)
+                    .fetch_one(store.pool())
+                    .await
+                    .expect("the feed's horizon");
+            passed.then_some(())
+        }
+    })
+    .await;
+    store.head().await.expect("the feed's head")
+}
+
+/// Waits until `handle` has applied every event committed before the call, and is idle
+/// there (`Running`).
+pub async fn wait_caught_up(handle: &ProjectionHandle, store: &PgEventStore) -> ProjectionStatus {
+    let head = settled_head(store).await;
     wait_caught_up_to(handle, head).await
 }
 

@@ -56,7 +56,7 @@ async fn settle_and_check(
     tally: &Tally,
 ) -> Ledger {
     let ledger = writers.stop().await;
-    let status = wait_caught_up(&handle, store as &dyn ReadAll).await;
+    let status = wait_caught_up(&handle, store).await;
     assert!(status.is_ready(), "{status:?}");
     handle.shutdown().await;
     let events = all_events(store).await;

@@ -7,11 +7,10 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use cqrs_core::projection::RunnerOptions;
-use cqrs_core::ReadAll;
 use integration_tests::publishing::{
     append_ticks, kafka_broker, read_topic, tick_publisher, topic_size,
 };
-use integration_tests::{drop_schema, pg_runner, pg_store};
+use integration_tests::{drop_schema, pg_runner, pg_store, settled_head};
 
 const STREAMS: u64 = 250;
 const PER_STREAM: u64 = 200;
@@ -60,7 +59,7 @@ async fn every_integration_event_is_published_once_in_per_stream_order() {
         writer.await.expect("a writer");
     }
     let appended = started.elapsed();
-    let head = store.head().await.expect("the feed's head");
+    let head = settled_head(&store).await;
     let status = handle
         .wait_for(head, Duration::from_secs(180))
         .await

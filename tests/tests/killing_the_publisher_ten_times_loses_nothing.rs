@@ -11,9 +11,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cqrs_core::{CheckpointStore, ReadAll};
+use cqrs_core::CheckpointStore;
 use integration_tests::publishing::{append_ticks, kafka_broker, read_topic, topic_size};
-use integration_tests::{database_url, drop_schema, eventually, pg_store};
+use integration_tests::{database_url, drop_schema, eventually, pg_store, settled_head};
 
 const STREAMS: u64 = 30;
 const PER_APPEND: u64 = 5;
@@ -123,7 +123,7 @@ async fn killing_the_publisher_ten_times_loses_nothing() {
     }
     stop_writing.store(true, Ordering::SeqCst);
     let per_stream = writer.await.expect("the writer");
-    let head = store.head().await.expect("the head");
+    let head = settled_head(&store).await;
 
     // One last publisher, left to finish.
     let mut last = ChildPublisher::start(&schema, &topic, None);

@@ -12,11 +12,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cqrs_core::projection::RunnerOptions;
-use cqrs_core::ReadAll;
 use cqrs_kafka::testing::TestBroker;
 use cqrs_kafka::KafkaConfig;
 use integration_tests::publishing::{append_ticks, read_topic, tick_publisher, topic_size};
-use integration_tests::{drop_schema, pg_runner, pg_store, wait_for_status, KafkaNode};
+use integration_tests::{
+    drop_schema, pg_runner, pg_store, settled_head, wait_for_status, KafkaNode,
+};
 
 const STREAMS: u64 = 20;
 const PER_APPEND: u64 = 5;
@@ -77,7 +78,7 @@ async fn the_publisher_resumes_after_the_broker_is_stopped_for_30_seconds() {
     // The outage itself: the issue asks for 30 s with the broker down.
     tokio::time::sleep(OUTAGE).await;
     let during = handle.status();
-    let head_during = store.head().await.expect("the head");
+    let head_during = settled_head(&store).await;
     assert!(
         during.position < head_during,
         "nothing can be acknowledged while the broker is down: {during:?}"
@@ -94,7 +95,7 @@ async fn the_publisher_resumes_after_the_broker_is_stopped_for_30_seconds() {
     let resumed_after = restarted_at.elapsed();
     stop_writing.store(true, Ordering::SeqCst);
     let per_stream = writer.await.expect("the writer");
-    let head = store.head().await.expect("the head");
+    let head = settled_head(&store).await;
     let end = handle
         .wait_for(head, Duration::from_secs(120))
         .await
