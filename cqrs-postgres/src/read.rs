@@ -10,6 +10,7 @@ use sqlx::postgres::PgRow;
 use sqlx::Row;
 
 use crate::convert::{self, limit, to_i64};
+use crate::group;
 use crate::row::recorded_event;
 use crate::{PgError, PgEventStore};
 
@@ -81,18 +82,90 @@ impl ReadStream for PgEventStore {
         if max == 0 {
             return Ok(0);
         }
-        let version = to_i64("version", from.get()).map_err(Error::from)?;
+        let from = to_i64("version", from.get()).map_err(Error::from)?;
+        let mut replay = Replay {
+            from,
+            left: limit(max),
+            folded: 0,
+        };
+        // Counted in flight until this load is done, grouped or alone.
+        let admission = self
+            .group
+            .as_ref()
+            .map(|group| (group, group.admit_load(from)));
+        if let Some((group, _)) = admission.as_ref().filter(|(_, a)| a.grouped()) {
+            // The first rows in a group of loads; the rest of a longer stream alone.
+            let asked = replay.left.min(group::ROWS);
+            let grouped = group
+                .load(&self.pool, &self.queries, stream_id, replay.from, asked)
+                .await;
+            let read = grouped.map(|rows| {
+                for row in &rows {
+                    replay.fold(row, each)?;
+                }
+                Ok::<_, Error>(rows.len())
+            });
+            let read = read.transpose()?;
+            let whole = read.is_some_and(|read| read < usize::try_from(asked).unwrap_or(0));
+            if whole || replay.left == 0 {
+                group.loaded(replay.folded);
+                return Ok(replay.folded);
+            }
+        }
+        let left = replay.left;
+        self.replay_rows(stream_id, &mut replay, left, each).await?;
+        if let Some((group, _)) = &admission {
+            group.loaded(replay.folded);
+        }
+        Ok(replay.folded)
+    }
+}
+
+impl PgEventStore {
+    /// Folds `sql/replay.sql`'s rows for at most `max` events of `stream_id` from
+    /// `replay.from`, as they arrive; how many it read.
+    async fn replay_rows(
+        &self,
+        stream_id: &StreamId,
+        replay: &mut Replay,
+        max: i64,
+        each: &mut (dyn for<'e> FnMut(StreamEvent<'e>) -> Result<(), Error> + Send),
+    ) -> Result<usize, Error> {
         let mut rows = sqlx::query(&self.queries.replay)
             .bind(stream_id.as_str())
-            .bind(version)
-            .bind(limit(max))
+            .bind(replay.from)
+            .bind(max)
             .fetch(&self.pool);
-        let mut replayed = 0;
+        let mut read = 0;
         while let Some(row) = rows.try_next().await.map_err(PgError::from)? {
-            each(stream_event(&row)?)?;
-            replayed += 1;
+            replay.fold(&row, each)?;
+            read += 1;
         }
-        Ok(replayed)
+        Ok(read)
+    }
+}
+
+/// Where one replay is: the version it reads from next, how many events it may still fold,
+/// and how many it folded.
+struct Replay {
+    from: i64,
+    left: i64,
+    folded: usize,
+}
+
+impl Replay {
+    /// Folds one replay row into `each`.
+    fn fold(
+        &mut self,
+        row: &PgRow,
+        each: &mut (dyn for<'e> FnMut(StreamEvent<'e>) -> Result<(), Error> + Send),
+    ) -> Result<(), Error> {
+        let event = stream_event(row)?;
+        self.from = to_i64("version", event.version.get()).map_err(Error::from)? + 1;
+        self.left -= 1;
+        each(event)?;
+        self.folded += 1;
+        Ok(())
     }
 }
 

@@ -3,16 +3,19 @@
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cqrs_core::{AppendOutcome, StreamId};
+use sqlx::postgres::PgRow;
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 
 use super::conn::LaneConn;
 use super::lane::Lane;
+use super::loads::Loads;
 use super::request::{Reply, Request, ABANDONED, QUEUED};
+use super::slot::LaneSlot;
 use super::statement::Writer;
 use super::GroupCommit;
 use crate::columns::Columns;
@@ -23,9 +26,13 @@ use crate::{PgError, TimeoutStage};
 #[derive(Debug)]
 pub(crate) struct Committer {
     options: GroupCommit,
-    lanes: Vec<Mutex<Option<mpsc::UnboundedSender<Request>>>>,
+    lanes: Vec<LaneSlot<Request>>,
     /// Eligible appends in flight, alone or grouped (see [`Admission`]).
     in_flight: AtomicUsize,
+    /// The load lane, and how long recent loads were (see `loads.rs`).
+    loads: Loads,
+    /// Loads in flight, grouped or alone.
+    loads_in_flight: AtomicUsize,
     /// Test seam: the next group commits, then its connection is really broken before the
     /// reply is read (see `Lane::lose_reply`).
     #[cfg(test)]
@@ -36,8 +43,10 @@ impl Committer {
     pub(crate) fn new(options: GroupCommit) -> Self {
         Self {
             options,
-            lanes: (0..options.lanes).map(|_| Mutex::new(None)).collect(),
+            lanes: (0..options.lanes).map(|_| LaneSlot::default()).collect(),
             in_flight: AtomicUsize::new(0),
+            loads: Loads::default(),
+            loads_in_flight: AtomicUsize::new(0),
             #[cfg(test)]
             lose_next_reply: Arc::default(),
         }
@@ -58,6 +67,45 @@ impl Committer {
             in_flight: &self.in_flight,
             grouped: others >= self.options.alone_below,
         }
+    }
+
+    /// Counts a load in flight until the admission is dropped, and says whether it goes to a
+    /// group: when grouped loads are on, the load reads its stream from `from` version 1 (see
+    /// below), another load is in flight (a lone reader keeps its one statement, with no hop to
+    /// the lane), and the recent loads were mostly short (see `loads.rs`).
+    ///
+    /// A load from a later version catches up on a stream this process knows already (behind
+    /// a cached state or a snapshot): most often a command retrying after a conflict, on a
+    /// stream others are writing. Its latency decides whether the retry wins, so it never waits
+    /// for the lane: with every load grouped, the saga benchmark's commands on its eight busy
+    /// items ran out of retries (`Conflict` after 5 attempts) behind the lane.
+    pub(crate) fn admit_load(&self, from: i64) -> Admission<'_> {
+        let others = self.loads_in_flight.fetch_add(1, Ordering::Relaxed);
+        Admission {
+            in_flight: &self.loads_in_flight,
+            grouped: from == 1 && others >= 1 && self.options.loads && self.loads.grouping(),
+        }
+    }
+
+    /// Records how many events a load read (grouped or not), which decides whether the next
+    /// ones are grouped.
+    pub(crate) fn loaded(&self, events: usize) {
+        if self.options.loads {
+            self.loads.read(events);
+        }
+    }
+
+    /// The rows `sql/replay.sql` returns for `(stream_id, from, max)` (`max` at most
+    /// [`ROWS`](super::ROWS)), read in a group of loads. `None`: read on your own.
+    pub(crate) async fn load(
+        &self,
+        pool: &PgPool,
+        queries: &Arc<Queries>,
+        stream_id: &StreamId,
+        from: i64,
+        max: i64,
+    ) -> Option<Vec<PgRow>> {
+        self.loads.load(pool, queries, stream_id, from, max).await
     }
 
     /// Appends `columns` to `stream_id` in a group. `Ok(None)`: it was not written in one (and
@@ -124,30 +172,22 @@ impl Committer {
         let lanes = self.lanes.len() as u64;
         // Below `lanes`, so it fits.
         let index = usize::try_from(hasher.finish() % lanes).unwrap_or(0);
-        let mut sender = self.lanes[index]
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(sender) = sender.as_ref().filter(|s| !s.is_closed()) {
-            return Some(sender.clone());
-        }
-        let runtime = tokio::runtime::Handle::try_current().ok()?;
-        let (tx, rx) = mpsc::unbounded_channel();
-        let writer = Writer {
-            pool: pool.clone(),
-            conn: LaneConn::default(),
-            queries: Arc::clone(queries),
-            timeout: self.options.timeout,
-            #[cfg(test)]
-            lose_next_reply: Arc::clone(&self.lose_next_reply),
-        };
-        let lane = Lane {
-            requests: rx,
-            options: self.options,
-            writer,
-        };
-        runtime.spawn(lane.run());
-        *sender = Some(tx.clone());
-        Some(tx)
+        self.lanes[index].sender(|requests| {
+            let writer = Writer {
+                pool: pool.clone(),
+                conn: LaneConn::default(),
+                queries: Arc::clone(queries),
+                timeout: self.options.timeout,
+                #[cfg(test)]
+                lose_next_reply: Arc::clone(&self.lose_next_reply),
+            };
+            let lane = Lane {
+                requests,
+                options: self.options,
+                writer,
+            };
+            lane.run()
+        })
     }
 }
 
@@ -159,8 +199,8 @@ fn timed_out(stream_id: &StreamId, timeout: Duration, stage: TimeoutStage) -> Pg
     }
 }
 
-/// One eligible append, counted in flight while it lives: hold it until the append is done,
-/// grouped or not.
+/// One eligible append (or load), counted in flight while it lives: hold it until the append
+/// (or load) is done, grouped or not.
 #[derive(Debug)]
 pub(crate) struct Admission<'a> {
     in_flight: &'a AtomicUsize,
@@ -202,6 +242,22 @@ mod tests {
         );
         drop(first);
         assert_eq!(committer.in_flight.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn only_a_load_from_the_first_version_with_another_in_flight_joins_a_group() {
+        let committer = Committer::new(GroupCommit::default());
+        let first = committer.admit_load(1);
+        let second = committer.admit_load(1);
+        let catching_up = committer.admit_load(524);
+        assert_eq!(
+            (first.grouped(), second.grouped(), catching_up.grouped()),
+            (false, true, false),
+            "the first alone; a catch-up from a later version never waits for the lane"
+        );
+        let off = Committer::new(GroupCommit::default().group_loads(false));
+        let _first = off.admit_load(1);
+        assert!(!off.admit_load(1).grouped(), "grouped loads off");
     }
 
     #[test]

@@ -28,18 +28,25 @@
 //! (`request.rs`) to its lane and waits for the reply; `lane.rs` is a lane's task,
 //! which takes groups from its queue and tells writers what happened; `statement.rs` writes a
 //! group and decodes what came back; `conn.rs` is the lane's connection with its
-//! `statement_timeout` and generic plans. Each file uses only those after it in this list.
+//! `statement_timeout` and generic plans; `slot.rs` starts a lane's task on first use. Each
+//! file uses only those after it in this list.
+//!
+//! Loads are grouped the same way (`loads.rs`, [`GroupCommit::group_loads`]): loads of
+//! different streams that arrive while another is being read share one statement.
 
 mod committer;
 mod conn;
 #[cfg(test)]
 mod generic_plan_tests;
 mod lane;
+mod loads;
 mod options;
 mod request;
+mod slot;
 mod statement;
 #[cfg(test)]
 mod tests;
 
 pub(crate) use self::committer::Committer;
+pub(crate) use self::loads::ROWS;
 pub use self::options::GroupCommit;

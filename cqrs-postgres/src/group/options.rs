@@ -11,6 +11,7 @@ pub struct GroupCommit {
     pub(super) max_bytes: usize,
     pub(super) timeout: Duration,
     pub(super) alone_below: usize,
+    pub(super) loads: bool,
 }
 
 /// The default of [`GroupCommit::alone_below`].
@@ -18,7 +19,7 @@ const ALONE_BELOW: usize = 2;
 
 impl Default for GroupCommit {
     /// One lane; groups of at most 64 appends, 4,096 events and 8 MiB; a timeout of 5
-    /// seconds; an append with fewer than 2 others in flight written alone.
+    /// seconds; an append with fewer than 2 others in flight written alone; loads grouped too.
     fn default() -> Self {
         Self {
             lanes: 1,
@@ -27,6 +28,7 @@ impl Default for GroupCommit {
             max_bytes: 8 << 20,
             timeout: Duration::from_secs(5),
             alone_below: ALONE_BELOW,
+            loads: true,
         }
     }
 }
@@ -76,6 +78,22 @@ impl GroupCommit {
     #[must_use]
     pub fn alone_below(mut self, others: usize) -> Self {
         self.alone_below = others;
+        self
+    }
+
+    /// Whether loads are grouped too (on by default): a stream's load from its first version
+    /// ([`ReadStream::replay`](cqrs_core::ReadStream::replay), what a `Repository` reads when
+    /// it has neither a cached state nor a snapshot of the stream) that finds another load in
+    /// flight goes to a load lane (a lone load reads on its own, as without grouping), which
+    /// reads whatever loads queued while its last group was read in one statement, the first
+    /// 100 events of each; a longer stream's load reads the rest on its own. While most recent
+    /// loads were longer than that, loads are read alone. A load from a later version (a
+    /// catch-up behind the cache or a snapshot, often a retry after a conflict) always reads
+    /// on its own. What a load folds is what it would have folded alone; a group whose
+    /// statement fails leaves each of its loads to read on its own.
+    #[must_use]
+    pub fn group_loads(mut self, on: bool) -> Self {
+        self.loads = on;
         self
     }
 

@@ -20,6 +20,7 @@
 //! | [`COMMAND_RETRIES`] | counter | aggregate | attempts made again after a conflict |
 //! | [`GROUP_COMMIT_APPENDS`] | histogram | | appends written per group (cqrs-postgres) |
 //! | [`GROUP_COMMIT_WAIT`] | histogram | | how long a group's oldest append queued |
+//! | [`GROUP_COMMIT_LOADS`] | histogram | | stream loads read per grouped statement |
 //! | [`FEED_HORIZON_OLDEST_TRANSACTION`] | gauge | | age of the open transaction holding the feed back |
 //! | [`FEED_HORIZON_WAITING_EVENTS`] | gauge | | committed events readers cannot see yet |
 //! | [`PROJECTION_EVENTS_APPLIED`] | counter | projection | events applied (rate: events per second) |
@@ -84,6 +85,10 @@ pub const GROUP_COMMIT_APPENDS: &str = "cqrs_group_commit_appends";
 /// Histogram, seconds: how long the oldest append of a group waited in its lane's queue
 /// before the group's statement started (cqrs-postgres, with group commit on). No labels.
 pub const GROUP_COMMIT_WAIT: &str = "cqrs_group_commit_wait_seconds";
+
+/// Histogram: how many stream loads one grouped statement read (cqrs-postgres, with group
+/// commit's grouped loads on). No labels.
+pub const GROUP_COMMIT_LOADS: &str = "cqrs_group_commit_loads";
 
 /// Gauge, seconds: how long the oldest open transaction holding the feed back has been open;
 /// 0 when none is. Set by cqrs-postgres's `record_feed_horizon`. No labels.
@@ -182,6 +187,11 @@ pub fn describe() {
         Unit::Seconds,
         "Time a group's oldest append queued before its statement started."
     );
+    describe_histogram!(
+        GROUP_COMMIT_LOADS,
+        Unit::Count,
+        "Stream loads read per grouped statement."
+    );
     describe_gauge!(
         FEED_HORIZON_OLDEST_TRANSACTION,
         Unit::Seconds,
@@ -260,13 +270,14 @@ mod tests {
     use super::*;
 
     /// Every metric, with its type.
-    const ALL: [(&str, MetricKind); 20] = [
+    const ALL: [(&str, MetricKind); 21] = [
         (COMMANDS, MetricKind::Counter),
         (COMMAND_DURATION, MetricKind::Histogram),
         (COMMAND_CONFLICTS, MetricKind::Counter),
         (COMMAND_RETRIES, MetricKind::Counter),
         (GROUP_COMMIT_APPENDS, MetricKind::Histogram),
         (GROUP_COMMIT_WAIT, MetricKind::Histogram),
+        (GROUP_COMMIT_LOADS, MetricKind::Histogram),
         (FEED_HORIZON_OLDEST_TRANSACTION, MetricKind::Gauge),
         (FEED_HORIZON_WAITING_EVENTS, MetricKind::Gauge),
         (PROJECTION_EVENTS_APPLIED, MetricKind::Counter),
