@@ -75,7 +75,7 @@ pub use snapshot::SnapshotPolicy;
 #[doc(inline)]
 pub use store::{
     AppendEvents, AppendOutcome, CheckpointStore, EventFilter, EventStore, FeedBatch, FencedSave,
-    ReadAll, ReadStream, Snapshot, SnapshotStore,
+    ReadAll, ReadStream, Snapshot, SnapshotReplay, SnapshotStore,
 };
 #[doc(inline)]
 pub use stream_event::{Payload, StreamEvent};

@@ -14,7 +14,8 @@ use crate::telemetry::metrics;
 use crate::telemetry::{span_traceparent, TRACEPARENT};
 use crate::{
     Aggregate, CommandContext, CommandError, CommandId, CommandOutcome, Error, ExpectedVersion,
-    NewEvent, RetryPolicy, Snapshot, SnapshotPolicy, StreamEvent, StreamId, Upcasters, Version,
+    NewEvent, RetryPolicy, Snapshot, SnapshotPolicy, SnapshotReplay, StreamEvent, StreamId,
+    Upcasters, Version,
 };
 use crate::{AppendOutcome, EventStore, SnapshotStore};
 
@@ -388,12 +389,17 @@ where
             events = Empty,
         );
         async {
+            if let SnapshotPolicy::Every(_) = self.snapshots {
+                if let Some(loaded) = self.replay_from_snapshot(stream_id).await? {
+                    return Ok(loaded);
+                }
+            }
             let (state, version) = match self.snapshots {
                 SnapshotPolicy::Never => (A::default(), Version::ZERO),
                 SnapshotPolicy::Every(_) => self.load_snapshot(stream_id).await?,
             };
-            span.record("from_snapshot", version != Version::ZERO);
-            self.fold_after(stream_id, state, version).await
+            tracing::Span::current().record("from_snapshot", version != Version::ZERO);
+            self.fold_after(stream_id, state, version, 0).await
         }
         .instrument(span.clone())
         .await
@@ -406,7 +412,7 @@ where
         state: A,
         version: Version,
     ) -> Result<(A, Version), Error> {
-        self.fold_after(stream_id, state, version)
+        self.fold_after(stream_id, state, version, 0)
             .instrument(tracing::debug_span!(
                 "catch_up",
                 stream = %stream_id,
@@ -417,14 +423,15 @@ where
     }
 
     /// Folds the stream's events after `version` into `state`, in reads of `read_batch`, and
-    /// records how many on the current span's `events` (a load's or a catch-up's).
+    /// records how many on the current span's `events` (a load's or a catch-up's), counting
+    /// the `read` already folded before.
     async fn fold_after(
         &self,
         stream_id: &StreamId,
         mut state: A,
         mut version: Version,
+        mut read: usize,
     ) -> Result<(A, Version), Error> {
-        let mut read = 0usize;
         loop {
             let from = version.next();
             let mut fold = |event: StreamEvent<'_>| {
@@ -444,32 +451,64 @@ where
         }
     }
 
-    /// The newest snapshot's state if it is usable; otherwise the initial state. A snapshot of
-    /// another schema, or one that does not deserialize, is ignored with a warning.
-    async fn load_snapshot(&self, stream_id: &StreamId) -> Result<(A, Version), Error> {
-        let Some(snapshot) = self.store.load_snapshot(stream_id).await? else {
-            return Ok((A::default(), Version::ZERO));
-        };
-        if snapshot.schema_version != A::SNAPSHOT_VERSION {
-            tracing::warn!(
-                stream = %stream_id,
-                found = snapshot.schema_version,
-                current = A::SNAPSHOT_VERSION,
-                "ignoring a snapshot of another schema version; loading by full replay",
-            );
-            return Ok((A::default(), Version::ZERO));
-        }
-        match serde_json::from_value(snapshot.state) {
-            Ok(state) => Ok((state, snapshot.version)),
-            Err(error) => {
-                tracing::warn!(
-                    stream = %stream_id,
-                    %error,
-                    "ignoring a snapshot that does not deserialize; loading by full replay",
-                );
-                Ok((A::default(), Version::ZERO))
+    /// The stream loaded by one read of its snapshot and the events after it, where the store
+    /// can ([`SnapshotStore::replay_from_snapshot`]); `None` where it cannot. A tail longer than
+    /// [`SNAPSHOT_TAIL_READ`] (a snapshot policy turned on for long streams) is folded on in
+    /// `read_batch` reads; an unusable snapshot costs a second read, by full replay.
+    async fn replay_from_snapshot(
+        &self,
+        stream_id: &StreamId,
+    ) -> Result<Option<(A, Version)>, Error> {
+        let limit = self.read_batch.min(SNAPSHOT_TAIL_READ);
+        let mut state = A::default();
+        let mut version = Version::ZERO;
+        let (mut usable, mut from_snapshot) = (true, false);
+        let mut fold = |item: SnapshotReplay<'_>| {
+            match item {
+                SnapshotReplay::Snapshot(snapshot) => match usable_snapshot::<A>(snapshot) {
+                    Some((snapshot_state, at)) => {
+                        (state, version, from_snapshot) = (snapshot_state, at, true);
+                    }
+                    None => usable = false,
+                },
+                SnapshotReplay::Event(event) if usable => {
+                    let decoded: A::Event = self.upcasters.decode(stream_id, event)?;
+                    state.apply(&decoded);
+                    version = event.version;
+                }
+                SnapshotReplay::Event(_) => {}
             }
+            Ok(())
+        };
+        let read = self
+            .store
+            .replay_from_snapshot(stream_id, limit, &mut fold)
+            .await?;
+        let Some(read) = read else { return Ok(None) };
+        let span = tracing::Span::current();
+        if !usable {
+            span.record("from_snapshot", false);
+            return self
+                .fold_after(stream_id, A::default(), Version::ZERO, 0)
+                .await
+                .map(Some);
         }
+        span.record("from_snapshot", from_snapshot);
+        if read < limit {
+            span.record("events", read);
+            return Ok(Some((state, version)));
+        }
+        self.fold_after(stream_id, state, version, read)
+            .await
+            .map(Some)
+    }
+
+    /// The newest snapshot's state if it is usable; otherwise the initial state.
+    async fn load_snapshot(&self, stream_id: &StreamId) -> Result<(A, Version), Error> {
+        let snapshot = self.store.load_snapshot(stream_id).await?;
+        Ok(snapshot
+            .and_then(usable_snapshot::<A>)
+            .unwrap_or((A::default(), Version::ZERO)))
     }
 
     async fn maybe_snapshot(
@@ -503,6 +542,36 @@ where
 type Slot<A> = Option<(A, Version)>;
 
 /// Puts a state back into the stream's slot, if the repository caches.
+/// At most how many events a load behind a snapshot reads with the snapshot in one go: the
+/// tail is usually shorter than the snapshot interval, and a store may sort what it reads with
+/// the snapshot (PostgreSQL's one statement does).
+const SNAPSHOT_TAIL_READ: usize = 1_000;
+
+/// A snapshot's state and version if it is usable. A snapshot of another schema, or one that
+/// does not deserialize, is ignored with a warning: the load replays the whole stream.
+fn usable_snapshot<A: Aggregate>(snapshot: Snapshot) -> Option<(A, Version)> {
+    if snapshot.schema_version != A::SNAPSHOT_VERSION {
+        tracing::warn!(
+            stream = %snapshot.stream_id,
+            found = snapshot.schema_version,
+            current = A::SNAPSHOT_VERSION,
+            "ignoring a snapshot of another schema version; loading by full replay",
+        );
+        return None;
+    }
+    match serde_json::from_value(snapshot.state) {
+        Ok(state) => Some((state, snapshot.version)),
+        Err(error) => {
+            tracing::warn!(
+                stream = %snapshot.stream_id,
+                %error,
+                "ignoring a snapshot that does not deserialize; loading by full replay",
+            );
+            None
+        }
+    }
+}
+
 fn keep<A>(slot: &mut Option<OwnedMutexGuard<Slot<A>>>, state: A, version: Version) {
     if let Some(slot) = slot.as_mut() {
         **slot = Some((state, version));

@@ -305,6 +305,36 @@ pub trait SnapshotStore: Send + Sync {
 
     /// The newest snapshot of `stream_id`, if any.
     async fn load_snapshot(&self, stream_id: &StreamId) -> Result<Option<Snapshot>>;
+
+    /// Reads the newest snapshot of `stream_id` and up to `limit` of the events after it in one
+    /// round trip, for a store that can: `each` gets the snapshot first, if the stream has one,
+    /// then the events after its version in version order (all from version 1 without one).
+    /// Returns how many events it handed over; stops at the first error of `each` and returns
+    /// it.
+    ///
+    /// `Ok(None)`, the default, says the store reads them apart: a
+    /// [`Repository`](crate::Repository) then calls [`load_snapshot`](Self::load_snapshot) and
+    /// [`ReadStream::replay`]. PostgreSQL's reads both with one statement, which saves a load
+    /// behind a snapshot one of its two round trips.
+    async fn replay_from_snapshot(
+        &self,
+        stream_id: &StreamId,
+        limit: usize,
+        each: &mut (dyn for<'e> FnMut(SnapshotReplay<'e>) -> Result<()> + Send),
+    ) -> Result<Option<usize>> {
+        let _ = (stream_id, limit, each);
+        Ok(None)
+    }
+}
+
+/// What [`SnapshotStore::replay_from_snapshot`] hands over, in order: the stream's newest
+/// snapshot, if it has one, then the events after it.
+#[derive(Debug)]
+pub enum SnapshotReplay<'e> {
+    /// The newest snapshot; it comes first, at most once.
+    Snapshot(Snapshot),
+    /// An event after the snapshot's version, as a replay folds it.
+    Event(StreamEvent<'e>),
 }
 
 /// Saves and loads projection checkpoints: how far along the feed each projection is.

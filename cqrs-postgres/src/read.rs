@@ -170,7 +170,7 @@ impl Replay {
 }
 
 /// A replay row: `version, event_type, schema_version, payload::text`.
-fn stream_event(row: &PgRow) -> Result<StreamEvent<'_>, PgError> {
+pub(crate) fn stream_event(row: &PgRow) -> Result<StreamEvent<'_>, PgError> {
     let version: i64 = row.try_get(0)?;
     let event_type: &str = row.try_get(1)?;
     let schema_version: i32 = row.try_get(2)?;

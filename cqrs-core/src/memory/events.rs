@@ -72,7 +72,7 @@ impl ReadStream for InMemoryEventStore {
 
 impl State {
     /// Up to `limit` events of `stream_id` from version `from` on, in version order.
-    fn stream(
+    pub(super) fn stream(
         &self,
         stream_id: &StreamId,
         from: Version,

@@ -4,8 +4,8 @@ use async_trait::async_trait;
 use tokio::time::Instant;
 
 use crate::projection::{BreakerRecord, BreakerState, Lease};
-use crate::store::{CheckpointStore, FencedSave, SnapshotStore};
-use crate::{Position, Result, Snapshot, StreamId};
+use crate::store::{CheckpointStore, FencedSave, SnapshotReplay, SnapshotStore};
+use crate::{Position, Result, Snapshot, StreamEvent, StreamId, Version};
 
 use super::InMemoryEventStore;
 
@@ -25,6 +25,30 @@ impl SnapshotStore for InMemoryEventStore {
 
     async fn load_snapshot(&self, stream_id: &StreamId) -> Result<Option<Snapshot>> {
         Ok(self.read().snapshots.get(stream_id).cloned())
+    }
+
+    /// Both under one read lock, as PostgreSQL's one statement sees one snapshot of the data.
+    async fn replay_from_snapshot(
+        &self,
+        stream_id: &StreamId,
+        limit: usize,
+        each: &mut (dyn for<'e> FnMut(SnapshotReplay<'e>) -> Result<()> + Send),
+    ) -> Result<Option<usize>> {
+        let state = self.read();
+        let snapshot = state.snapshots.get(stream_id).cloned();
+        let from = snapshot
+            .as_ref()
+            .map_or(Version::ZERO, |s| s.version)
+            .next();
+        if let Some(snapshot) = snapshot {
+            each(SnapshotReplay::Snapshot(snapshot))?;
+        }
+        let mut replayed = 0;
+        for event in state.stream(stream_id, from, limit) {
+            each(SnapshotReplay::Event(StreamEvent::from(event)))?;
+            replayed += 1;
+        }
+        Ok(Some(replayed))
     }
 }
 

@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::{FencedSave, Position, Snapshot, Version};
+use crate::{ExpectedVersion, FencedSave, Position, Snapshot, SnapshotReplay, StreamId, Version};
 
-use super::{stream, ConformanceStore};
+use super::{events, stream, ConformanceStore};
 
 /// A snapshot round trips; an older one never replaces a newer one.
 pub async fn snapshots_keep_the_newest<S: ConformanceStore>(store: S) {
@@ -24,6 +24,68 @@ pub async fn snapshots_keep_the_newest<S: ConformanceStore>(store: S) {
     let v9 = Snapshot::new(s.clone(), Version::new(9), 2, json!({ "total": 9 }));
     store.save_snapshot(v9.clone()).await.expect("save newer");
     assert_eq!(store.load_snapshot(&s).await.expect("load"), Some(v9));
+}
+
+/// A store that reads a snapshot and the events after it together hands over the snapshot
+/// first, then only the events after its version, at most `limit` of them; without a snapshot,
+/// the events from the first. A store that reads them apart says so with `None`.
+pub async fn a_snapshot_and_the_events_after_it_are_read_together<S: ConformanceStore>(store: S) {
+    let s = stream("snap-tail");
+    store
+        .append(&s, ExpectedVersion::NoStream, events(1..9))
+        .await
+        .expect("append");
+    let Some(whole) = replayed(&store, &s, 100).await else {
+        return;
+    };
+    assert_eq!(whole, (None, (1..9).collect()), "no snapshot: every event");
+    let v5 = Snapshot::new(s.clone(), Version::new(5), 1, json!({ "total": 15 }));
+    store.save_snapshot(v5.clone()).await.expect("save");
+    assert_eq!(
+        replayed(&store, &s, 100).await,
+        Some((Some(v5.clone()), vec![6, 7, 8])),
+        "the snapshot, then the events after it"
+    );
+    assert_eq!(
+        replayed(&store, &s, 2).await,
+        Some((Some(v5), vec![6, 7])),
+        "at most the limit of events"
+    );
+    assert_eq!(
+        replayed(&store, &stream("snap-absent"), 10).await,
+        Some((None, Vec::new())),
+        "an absent stream has neither"
+    );
+}
+
+/// What [`SnapshotStore::replay_from_snapshot`](crate::SnapshotStore::replay_from_snapshot)
+/// handed over: the snapshot and the events' versions, checking the snapshot came first.
+async fn replayed<S: ConformanceStore>(
+    store: &S,
+    s: &StreamId,
+    limit: usize,
+) -> Option<(Option<Snapshot>, Vec<u64>)> {
+    let mut snapshot = None;
+    let mut versions = Vec::new();
+    let mut each = |item: SnapshotReplay<'_>| {
+        match item {
+            SnapshotReplay::Snapshot(taken) => {
+                assert!(
+                    snapshot.is_none() && versions.is_empty(),
+                    "the snapshot comes first, once"
+                );
+                snapshot = Some(taken);
+            }
+            SnapshotReplay::Event(event) => versions.push(event.version.get()),
+        }
+        Ok(())
+    };
+    let read = store
+        .replay_from_snapshot(s, limit, &mut each)
+        .await
+        .expect("read")?;
+    assert_eq!(read, versions.len(), "the count of events handed over");
+    Some((snapshot, versions))
 }
 
 /// Checkpoints are per projection name, only move forward when saved, and start over when

@@ -21,7 +21,8 @@ pub use bus_letters::{
     bus_letter_keys_requests_and_takes, bus_letters_round_trip_whole_once_per_message,
 };
 pub use checkpoints::{
-    a_checkpoint_never_moves_back, checkpoints_round_trip, snapshots_keep_the_newest,
+    a_checkpoint_never_moves_back, a_snapshot_and_the_events_after_it_are_read_together,
+    checkpoints_round_trip, snapshots_keep_the_newest,
 };
 pub use dead_letters::{
     dead_letter_requests_are_kept_until_carried_out, dead_letters_come_in_pages_and_keys_once,
@@ -42,7 +43,7 @@ pub use process::{
     timeouts_fire_once_when_due,
 };
 pub use repository::{
-    a_stale_or_broken_snapshot_is_ignored,
+    a_load_behind_a_snapshot_folds_every_event_after_it, a_stale_or_broken_snapshot_is_ignored,
     claimed_new_streams_land_once_whether_or_not_they_were_new,
     racing_commands_are_retried_until_each_lands_once,
     the_repository_runs_commands_with_snapshots_and_upcasters,

@@ -148,6 +148,35 @@ pub async fn the_repository_runs_commands_with_snapshots_and_upcasters<S: Confor
     ));
 }
 
+/// A load behind a snapshot folds every event after it, however many reads they take, to the
+/// state a full replay gives.
+pub async fn a_load_behind_a_snapshot_folds_every_event_after_it<S: ConformanceStore>(store: S) {
+    let snapshotting = Repository::<Tally, _>::new(store.clone())
+        .with_snapshots(SnapshotPolicy::every(3))
+        .with_read_batch(2);
+    for n in 1..=4 {
+        snapshotting
+            .execute("t", &TallyCommand::Add(vec![n]))
+            .await
+            .expect("add");
+    }
+    let plain = Repository::<Tally, _>::new(store.clone()).with_read_batch(2);
+    for n in 5..=9 {
+        plain
+            .execute("t", &TallyCommand::Add(vec![n]))
+            .await
+            .expect("add");
+    }
+    let s = snapshotting.stream_id("t").expect("id");
+    let snapshot = store.load_snapshot(&s).await.expect("load snapshot");
+    assert_eq!(snapshot.map(|s| s.version), Some(Version::new(3)));
+    let (state, version) = snapshotting.load("t").await.expect("load");
+    let (full, full_version) = plain.load("t").await.expect("replay");
+    assert_eq!((state.total, version), (45, Version::new(9)));
+    assert_eq!((full.total, full_version), (45, Version::new(9)));
+    assert_eq!(state.applied, full.applied);
+}
+
 /// A snapshot of another schema version, or one that does not deserialize, is ignored and the
 /// aggregate loads by full replay.
 pub async fn a_stale_or_broken_snapshot_is_ignored<S: ConformanceStore>(store: S) {
