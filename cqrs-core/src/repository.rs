@@ -399,7 +399,8 @@ where
                 SnapshotPolicy::Every(_) => self.load_snapshot(stream_id).await?,
             };
             tracing::Span::current().record("from_snapshot", version != Version::ZERO);
-            self.fold_after(stream_id, state, version, 0).await
+            self.fold_after(stream_id, Folding::at(state, version))
+                .await
         }
         .instrument(span.clone())
         .await
@@ -412,7 +413,7 @@ where
         state: A,
         version: Version,
     ) -> Result<(A, Version), Error> {
-        self.fold_after(stream_id, state, version, 0)
+        self.fold_after(stream_id, Folding::at(state, version))
             .instrument(tracing::debug_span!(
                 "catch_up",
                 stream = %stream_id,
@@ -422,31 +423,21 @@ where
             .await
     }
 
-    /// Folds the stream's events after `version` into `state`, in reads of `read_batch`, and
-    /// records how many on the current span's `events` (a load's or a catch-up's), counting
-    /// the `read` already folded before.
+    /// Folds the stream's events after `folding`'s version into it, in reads of `read_batch`,
+    /// to the stream's head.
     async fn fold_after(
         &self,
         stream_id: &StreamId,
-        mut state: A,
-        mut version: Version,
-        mut read: usize,
+        mut folding: Folding<A>,
     ) -> Result<(A, Version), Error> {
         loop {
-            let from = version.next();
-            let mut fold = |event: StreamEvent<'_>| {
-                let decoded: A::Event = self.upcasters.decode(stream_id, event)?;
-                state.apply(&decoded);
-                version = event.version;
-                Ok(())
-            };
+            let from = folding.version.next();
+            let mut fold = |event: StreamEvent<'_>| folding.fold(&self.upcasters, stream_id, event);
             let batch = (self.store)
                 .replay(stream_id, from, self.read_batch, &mut fold)
                 .await?;
-            read += batch;
             if batch < self.read_batch {
-                tracing::Span::current().record("events", read);
-                return Ok((state, version));
+                return Ok(folding.done());
             }
         }
     }
@@ -460,21 +451,19 @@ where
         stream_id: &StreamId,
     ) -> Result<Option<(A, Version)>, Error> {
         let limit = self.read_batch.min(SNAPSHOT_TAIL_READ);
-        let mut state = A::default();
-        let mut version = Version::ZERO;
+        let mut folding = Folding::at(A::default(), Version::ZERO);
         let (mut usable, mut from_snapshot) = (true, false);
         let mut fold = |item: SnapshotReplay<'_>| {
             match item {
                 SnapshotReplay::Snapshot(snapshot) => match usable_snapshot::<A>(snapshot) {
-                    Some((snapshot_state, at)) => {
-                        (state, version, from_snapshot) = (snapshot_state, at, true);
+                    Some((state, version)) => {
+                        folding = Folding::at(state, version);
+                        from_snapshot = true;
                     }
                     None => usable = false,
                 },
                 SnapshotReplay::Event(event) if usable => {
-                    let decoded: A::Event = self.upcasters.decode(stream_id, event)?;
-                    state.apply(&decoded);
-                    version = event.version;
+                    folding.fold(&self.upcasters, stream_id, event)?;
                 }
                 SnapshotReplay::Event(_) => {}
             }
@@ -488,19 +477,14 @@ where
         let span = tracing::Span::current();
         if !usable {
             span.record("from_snapshot", false);
-            return self
-                .fold_after(stream_id, A::default(), Version::ZERO, 0)
-                .await
-                .map(Some);
+            let replay = Folding::at(A::default(), Version::ZERO);
+            return self.fold_after(stream_id, replay).await.map(Some);
         }
         span.record("from_snapshot", from_snapshot);
         if read < limit {
-            span.record("events", read);
-            return Ok(Some((state, version)));
+            return Ok(Some(folding.done()));
         }
-        self.fold_after(stream_id, state, version, read)
-            .await
-            .map(Some)
+        self.fold_after(stream_id, folding).await.map(Some)
     }
 
     /// The newest snapshot's state if it is usable; otherwise the initial state.
@@ -542,6 +526,46 @@ where
 type Slot<A> = Option<(A, Version)>;
 
 /// Puts a state back into the stream's slot, if the repository caches.
+/// A state being brought to its stream's head: the state, the version it includes, and how
+/// many events this load or catch-up folded into it.
+struct Folding<A> {
+    state: A,
+    version: Version,
+    events: usize,
+}
+
+impl<A: Aggregate> Folding<A> {
+    /// `state` at `version`, nothing folded yet.
+    fn at(state: A, version: Version) -> Self {
+        Self {
+            state,
+            version,
+            events: 0,
+        }
+    }
+
+    /// Upcasts, decodes and applies the next event.
+    fn fold(
+        &mut self,
+        upcasters: &Upcasters,
+        stream_id: &StreamId,
+        event: StreamEvent<'_>,
+    ) -> Result<(), Error> {
+        let decoded: A::Event = upcasters.decode(stream_id, event)?;
+        self.state.apply(&decoded);
+        self.version = event.version;
+        self.events += 1;
+        Ok(())
+    }
+
+    /// The state at the head, recording how many events it took on the current span's
+    /// `events` (a load's or a catch-up's).
+    fn done(self) -> (A, Version) {
+        tracing::Span::current().record("events", self.events);
+        (self.state, self.version)
+    }
+}
+
 /// At most how many events a load behind a snapshot reads with the snapshot in one go: the
 /// tail is usually shorter than the snapshot interval, and a store may sort what it reads with
 /// the snapshot (PostgreSQL's one statement does).
