@@ -389,14 +389,12 @@ where
             events = Empty,
         );
         async {
-            if let SnapshotPolicy::Every(_) = self.snapshots {
-                if let Some(loaded) = self.replay_from_snapshot(stream_id).await? {
-                    return Ok(loaded);
-                }
-            }
             let (state, version) = match self.snapshots {
                 SnapshotPolicy::Never => (A::default(), Version::ZERO),
-                SnapshotPolicy::Every(_) => self.load_snapshot(stream_id).await?,
+                SnapshotPolicy::Every(_) => match self.replay_from_snapshot(stream_id).await? {
+                    Some(loaded) => return Ok(loaded),
+                    None => self.load_snapshot(stream_id).await?,
+                },
             };
             tracing::Span::current().record("from_snapshot", version != Version::ZERO);
             self.fold_after(stream_id, Folding::at(state, version))
@@ -474,13 +472,11 @@ where
             .replay_from_snapshot(stream_id, limit, &mut fold)
             .await?;
         let Some(read) = read else { return Ok(None) };
-        let span = tracing::Span::current();
+        tracing::Span::current().record("from_snapshot", from_snapshot);
         if !usable {
-            span.record("from_snapshot", false);
             let replay = Folding::at(A::default(), Version::ZERO);
             return self.fold_after(stream_id, replay).await.map(Some);
         }
-        span.record("from_snapshot", from_snapshot);
         if read < limit {
             return Ok(Some(folding.done()));
         }

@@ -82,66 +82,60 @@ impl ReadStream for PgEventStore {
         if max == 0 {
             return Ok(0);
         }
-        let from = to_i64("version", from.get()).map_err(Error::from)?;
         let mut replay = Replay {
-            from,
+            from: to_i64("version", from.get()).map_err(Error::from)?,
             left: limit(max),
             folded: 0,
         };
+        let Some(group) = &self.group else {
+            self.replay_rows(stream_id, &mut replay, each).await?;
+            return Ok(replay.folded);
+        };
         // Counted in flight until this load is done, grouped or alone.
-        let admission = self
-            .group
-            .as_ref()
-            .map(|group| (group, group.admit_load(from)));
-        if let Some((group, _)) = admission.as_ref().filter(|(_, a)| a.grouped()) {
+        let admission = group.admit_load(replay.from);
+        let mut whole = false;
+        if admission.grouped() {
             // The first rows in a group of loads; the rest of a longer stream alone.
             let asked = replay.left.min(group::ROWS);
             let grouped = group
                 .load(&self.pool, &self.queries, stream_id, replay.from, asked)
                 .await;
-            let read = grouped.map(|rows| {
+            if let Some(rows) = grouped {
                 for row in &rows {
                     replay.fold(row, each)?;
                 }
-                Ok::<_, Error>(rows.len())
-            });
-            let read = read.transpose()?;
-            let whole = read.is_some_and(|read| read < usize::try_from(asked).unwrap_or(0));
-            if whole || replay.left == 0 {
-                group.loaded(replay.folded);
-                return Ok(replay.folded);
+                whole = i64::try_from(rows.len()).is_ok_and(|read| read < asked);
             }
         }
-        let left = replay.left;
-        self.replay_rows(stream_id, &mut replay, left, each).await?;
-        if let Some((group, _)) = &admission {
-            group.loaded(replay.folded);
+        if !whole {
+            self.replay_rows(stream_id, &mut replay, each).await?;
         }
+        group.loaded(replay.folded);
         Ok(replay.folded)
     }
 }
 
 impl PgEventStore {
-    /// Folds `sql/replay.sql`'s rows for at most `max` events of `stream_id` from
-    /// `replay.from`, as they arrive; how many it read.
+    /// Folds `sql/replay.sql`'s rows for the events `replay` may still fold of `stream_id`, as
+    /// they arrive.
     async fn replay_rows(
         &self,
         stream_id: &StreamId,
         replay: &mut Replay,
-        max: i64,
         each: &mut (dyn for<'e> FnMut(StreamEvent<'e>) -> Result<(), Error> + Send),
-    ) -> Result<usize, Error> {
+    ) -> Result<(), Error> {
+        if replay.left == 0 {
+            return Ok(());
+        }
         let mut rows = sqlx::query(&self.queries.replay)
             .bind(stream_id.as_str())
             .bind(replay.from)
-            .bind(max)
+            .bind(replay.left)
             .fetch(&self.pool);
-        let mut read = 0;
         while let Some(row) = rows.try_next().await.map_err(PgError::from)? {
             replay.fold(&row, each)?;
-            read += 1;
         }
-        Ok(read)
+        Ok(())
     }
 }
 

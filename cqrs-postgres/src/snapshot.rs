@@ -34,14 +34,15 @@ impl SnapshotStore for PgEventStore {
             .bind(stream_id.as_str())
             .bind(limit(max))
             .fetch(&self.pool);
-        let mut read = 0;
+        // Only the first row may be the snapshot (its event_type is NULL): the statement
+        // orders it first. A NULL further on fails the event's decoding.
+        let (mut first, mut read) = (true, 0);
         while let Some(row) = rows.try_next().await.map_err(PgError::from)? {
-            let event_type: Option<&str> = row.try_get(1).map_err(PgError::from)?;
-            if event_type.is_some() {
+            if std::mem::take(&mut first) && is_snapshot(&row)? {
+                each(SnapshotReplay::Snapshot(snapshot_row(stream_id, &row)?))?;
+            } else {
                 each(SnapshotReplay::Event(stream_event(&row)?))?;
                 read += 1;
-            } else {
-                each(SnapshotReplay::Snapshot(snapshot_row(stream_id, &row)?))?;
             }
         }
         Ok(Some(read))
@@ -78,6 +79,11 @@ async fn load(store: &PgEventStore, stream_id: &StreamId) -> Result<Option<Snaps
         state,
     )
     .map(Some)
+}
+
+/// Whether a row of `sql/replay_snapshot.sql` is the snapshot's: the one with no event type.
+fn is_snapshot(row: &PgRow) -> Result<bool, PgError> {
+    Ok(row.try_get::<Option<&str>, _>(1)?.is_none())
 }
 
 /// The snapshot row of `sql/replay_snapshot.sql`: `version, NULL, schema_version, state::text`.
