@@ -40,10 +40,7 @@ pub(crate) fn position(transaction_id: &str, position: i64) -> Result<Position, 
         .map_err(|_| PgError::CorruptRow {
             what: "transaction id is not a number",
         })?;
-    Ok(Position::from_parts(
-        major,
-        to_u64("negative position", position)?,
-    ))
+    feed_position(major, position)
 }
 
 /// A position as the (`xid8` text, BIGINT) pair the feed compares with.
@@ -55,15 +52,18 @@ pub(crate) fn position_parts(position: Position) -> Result<(String, i64), PgErro
     Ok((major.to_string(), minor))
 }
 
-/// The position just past every event of transactions older than `horizon`.
-pub(crate) fn below_horizon(horizon: &str) -> Result<Position, PgError> {
-    let xmin = horizon.parse::<u64>().map_err(|_| PgError::CorruptRow {
-        what: "snapshot horizon is not a number",
-    })?;
+/// A position from the `transaction_id` (as `xid8`) and `position` columns.
+pub(crate) fn feed_position(transaction_id: u64, position: i64) -> Result<Position, PgError> {
     Ok(Position::from_parts(
-        xmin.saturating_sub(1),
-        i64::MAX.unsigned_abs(),
+        transaction_id,
+        to_u64("negative position", position)?,
     ))
+}
+
+/// The position just past every event of transactions older than `horizon`, the oldest
+/// transaction id still open.
+pub(crate) fn below_horizon(horizon: u64) -> Position {
+    Position::from_parts(horizon.saturating_sub(1), i64::MAX.unsigned_abs())
 }
 
 #[cfg(test)]
@@ -89,7 +89,9 @@ mod tests {
         assert_eq!(p, Position::from_parts(742, 9));
         assert_eq!(position_parts(p).unwrap(), ("742".to_owned(), 9));
         assert!(position("x", 1).is_err());
-        let past = below_horizon("743").unwrap();
+        assert_eq!(feed_position(742, 9).unwrap(), p);
+        assert!(feed_position(742, -1).is_err());
+        let past = below_horizon(743);
         assert!(past > p && past < Position::from_parts(743, 0));
     }
 }

@@ -54,6 +54,7 @@ mod store;
 pub mod testing;
 mod to_the_end;
 mod xid;
+mod xid8;
 
 #[doc(inline)]
 pub use error::{PgError, Result, TimeoutStage};

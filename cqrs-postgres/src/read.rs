@@ -12,6 +12,7 @@ use sqlx::Row;
 use crate::convert::{self, limit, to_i64};
 use crate::group;
 use crate::row::recorded_event;
+use crate::xid8::Xid8;
 use crate::{PgError, PgEventStore};
 
 /// How many rows a filtered feed read scans at most (or `max`, if larger) before it applies the
@@ -29,7 +30,7 @@ const FILTERED_SCAN_WINDOW: usize = 10_000;
 #[derive(Default)]
 struct Page {
     events: Vec<RecordedEvent>,
-    horizon: Option<String>,
+    horizon: Option<u64>,
     window_end: Option<Position>,
 }
 
@@ -49,7 +50,7 @@ impl Page {
             // Unchecked, as `recorded_event` reads the rest: the statements fix the types.
             match row.try_get_unchecked::<Option<i64>, _>(1)? {
                 Some(_) => page.events.push(recorded_event(&row)?),
-                None => page.horizon = row.try_get_unchecked(0)?,
+                None => page.horizon = Some(row.try_get_unchecked::<Xid8, _>(0)?.0),
             }
         }
         // The statements return the page in feed order; a plan that ever did not would still
@@ -249,7 +250,7 @@ impl PgEventStore {
                 let horizon = horizon.ok_or(PgError::CorruptRow {
                     what: "the feed query returned no horizon",
                 })?;
-                let below = convert::below_horizon(&horizon)?;
+                let below = convert::below_horizon(horizon);
                 if after > below {
                     // A reader past the horizon: only ids moved in from another cluster explain it.
                     self.xid.suspect(&self.pool).await?;
@@ -288,13 +289,13 @@ impl PgEventStore {
             .fetch(&self.pool);
         let mut page = Page::from_rows(rows).await?;
         if page.events.len() < max {
-            let horizon = page.horizon.as_deref().ok_or(PgError::CorruptRow {
+            let horizon = page.horizon.ok_or(PgError::CorruptRow {
                 what: "the feed query returned no horizon",
             })?;
             let end = sqlx::query(&self.queries.window_end)
                 .bind(major)
                 .bind(minor)
-                .bind(horizon)
+                .bind(horizon.to_string())
                 .bind(window)
                 .fetch_optional(&self.pool)
                 .await?;

@@ -10,10 +10,12 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::convert;
+use crate::xid8::Xid8;
 use crate::PgError;
 
-/// An event row: `transaction_id::text, position, stream_id, version, event_type,
-/// schema_version, payload, metadata, recorded_at, event_id`, in this order. The metadata JSON
+/// An event row: `transaction_id, position, stream_id, version, event_type, schema_version,
+/// payload, metadata, recorded_at, event_id`, in this order, the transaction id as `xid8`
+/// ([`Xid8`]). The metadata JSON
 /// has every field but the event id, which is in its column (rows written before it was taken
 /// out of the JSON read the same way). Reading by index spares a name lookup per column per row
 /// on the feed's hot path.
@@ -23,7 +25,7 @@ use crate::PgError;
 /// the feed about 8% of its rate, proves nothing here. A value of another type still fails to
 /// decode, with an error, never a panic.
 pub(crate) fn recorded_event(row: &PgRow) -> Result<RecordedEvent, PgError> {
-    let transaction_id: &str = row.try_get_unchecked(0)?;
+    let Xid8(transaction_id) = row.try_get_unchecked(0)?;
     let position: i64 = row.try_get_unchecked(1)?;
     let stream_id: &str = row.try_get_unchecked(2)?;
     let version: i64 = row.try_get_unchecked(3)?;
@@ -38,7 +40,7 @@ pub(crate) fn recorded_event(row: &PgRow) -> Result<RecordedEvent, PgError> {
     Ok(RecordedEvent::new(
         stream_id,
         convert::version(version)?,
-        convert::position(transaction_id, position)?,
+        convert::feed_position(transaction_id, position)?,
         NewEvent::from_parts(
             event_type,
             convert::schema_version(schema_version)?,

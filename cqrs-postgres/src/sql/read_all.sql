@@ -20,7 +20,7 @@
 -- page's scan a second time on every read (about 40% of the statement).
 SELECT p.*
 FROM (
-    SELECT w.transaction_id::text AS transaction_id, w.position, w.stream_id, w.version,
+    SELECT w.transaction_id, w.position, w.stream_id, w.version,
            w.event_type, w.schema_version, w.payload, w.metadata, w.recorded_at, w.event_id
     FROM (
         SELECT e.transaction_id, e.position, e.stream_id, e.version, e.event_type,
@@ -39,5 +39,5 @@ FROM (
     LIMIT $3
 ) p
 UNION ALL
-SELECT pg_snapshot_xmin(pg_current_snapshot())::text, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+SELECT pg_snapshot_xmin(pg_current_snapshot()), NULL, NULL, NULL, NULL, NULL, NULL, NULL,
        NULL, NULL

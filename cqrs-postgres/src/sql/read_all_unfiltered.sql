@@ -14,7 +14,7 @@
 -- The index still takes the keyset as its condition (`ROW(...) > ROW($0, $1)`).
 SELECT p.*
 FROM (
-    SELECT e.transaction_id::text AS transaction_id, e.position, e.stream_id, e.version,
+    SELECT e.transaction_id, e.position, e.stream_id, e.version,
            e.event_type, e.schema_version, e.payload, e.metadata, e.recorded_at, e.event_id
     FROM {schema}.events e
     WHERE (e.transaction_id, e.position) > (SELECT $1::text::xid8, $2::bigint)
@@ -23,5 +23,5 @@ FROM (
     LIMIT (SELECT $3::bigint)
 ) p
 UNION ALL
-SELECT pg_snapshot_xmin(pg_current_snapshot())::text, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+SELECT pg_snapshot_xmin(pg_current_snapshot()), NULL, NULL, NULL, NULL, NULL, NULL, NULL,
        NULL, NULL
