@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::convert::{self, limit, to_u64};
-use crate::row::recorded_event;
+use crate::row::recorded_events;
 use crate::{PgError, PgEventStore};
 
 /// One reader of the feed as the store sees it: a projection, a process manager
@@ -101,9 +101,8 @@ impl PgEventStore {
             .bind(major)
             .bind(minor)
             .bind(limit(max))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(recorded_event).collect()
+            .fetch(&self.pool);
+        recorded_events(rows).await
     }
 
     /// `sql` with this store's schema filled in.

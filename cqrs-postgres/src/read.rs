@@ -11,7 +11,7 @@ use sqlx::Row;
 
 use crate::convert::{self, limit, to_i64};
 use crate::group;
-use crate::row::recorded_event;
+use crate::row::{recorded_event, recorded_events};
 use crate::xid8::Xid8;
 use crate::{PgError, PgEventStore};
 
@@ -35,10 +35,10 @@ struct Page {
 }
 
 impl Page {
-    /// A feed statement's rows, decoded as they arrive: events, and one header row (position
-    /// NULL, the horizon in the first column), the window end left for the caller. Each row is
-    /// dropped once decoded, so the next one's event reuses its memory; collected first
-    /// (`fetch_all`), a page held its 1,000 rows and its 1,000 events at once.
+    /// A feed statement's rows, decoded as they arrive (as [`recorded_events`] decodes them):
+    /// events, and one header row (position NULL, the horizon in the first column), the window
+    /// end left for the caller. Collected first (`fetch_all`), a page held its 1,000 rows and
+    /// its 1,000 events at once.
     async fn from_rows(
         mut rows: impl futures_util::Stream<Item = Result<PgRow, sqlx::Error>> + Unpin,
     ) -> Result<Self, PgError> {
@@ -212,9 +212,8 @@ impl PgEventStore {
             .bind(stream_id.as_str())
             .bind(to_i64("version", from.get())?)
             .bind(limit(max))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(recorded_event).collect()
+            .fetch(&self.pool);
+        recorded_events(rows).await
     }
 
     /// The gap-safe feed: see the crate's docs.

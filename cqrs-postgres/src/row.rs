@@ -2,6 +2,7 @@
 
 use cqrs_core::backend::MetadataWithoutId;
 use cqrs_core::{AppendOutcome, EventId, NewEvent, RecordedEvent, StreamId};
+use futures_util::{Stream, TryStreamExt as _};
 use serde_json::Value;
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
@@ -49,6 +50,19 @@ pub(crate) fn recorded_event(row: &PgRow) -> Result<RecordedEvent, PgError> {
         ),
         recorded_at,
     ))
+}
+
+/// Event rows ([`recorded_event`]) decoded as they arrive: each row is dropped once its event
+/// is made, so the next event reuses its memory, where collecting the rows first held every
+/// row and every event at once.
+pub(crate) async fn recorded_events(
+    mut rows: impl Stream<Item = Result<PgRow, sqlx::Error>> + Unpin,
+) -> Result<Vec<RecordedEvent>, PgError> {
+    let mut events = Vec::new();
+    while let Some(row) = rows.try_next().await? {
+        events.push(recorded_event(&row)?);
+    }
+    Ok(events)
 }
 
 /// A stored stream id, which the store only ever wrote valid.
