@@ -50,6 +50,8 @@ mod schema;
 mod signal;
 mod snapshot;
 mod store;
+#[cfg(test)]
+mod test_pool;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod to_the_end;

@@ -47,7 +47,7 @@ impl<'r> Decode<'r, Postgres> for Xid8 {
 
 #[cfg(test)]
 mod tests {
-    use sqlx::postgres::PgPoolOptions;
+    use crate::test_pool::test_pool;
     use sqlx::Row;
 
     use super::Xid8;
@@ -57,12 +57,7 @@ mod tests {
 
     #[tokio::test]
     async fn xid8_values_decode_to_their_numbers_in_binary_and_in_text() {
-        let url = std::env::var("DATABASE_URL").expect("DATABASE_URL: a real PostgreSQL");
-        let pool = PgPoolOptions::new()
-            .max_connections(1)
-            .connect(&url)
-            .await
-            .expect("connect");
+        let pool = test_pool(1).await;
         for id in IDS {
             // Bound parameters: the extended protocol, binary results.
             let row = sqlx::query("SELECT $1::text::xid8")

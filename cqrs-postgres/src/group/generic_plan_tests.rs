@@ -11,8 +11,8 @@ use std::sync::atomic::AtomicU8;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::test_pool::test_pool;
 use cqrs_core::{NewEvent, StreamId};
-use sqlx::postgres::PgPoolOptions;
 use tokio::sync::oneshot;
 
 use super::conn::LaneConn;
@@ -42,12 +42,7 @@ fn group(prefix: &str, size: usize) -> Vec<Request> {
 
 #[tokio::test]
 async fn a_lane_plans_its_statement_once_however_small_its_groups() {
-    let url = std::env::var("DATABASE_URL").expect("DATABASE_URL: a real PostgreSQL");
-    let pool = PgPoolOptions::new()
-        .max_connections(2)
-        .connect(&url)
-        .await
-        .expect("connect");
+    let pool = test_pool(2).await;
     let schema = PgSchema::new(&format!("t_{}", uuid::Uuid::now_v7().simple())).expect("name");
     let store = PgEventStore::new(pool.clone()).with_schema(schema);
     store.migrate().await.expect("migrate");
@@ -90,12 +85,7 @@ async fn a_lane_plans_its_statement_once_however_small_its_groups() {
 
 #[tokio::test]
 async fn a_lane_gives_its_connection_back_without_its_settings() {
-    let url = std::env::var("DATABASE_URL").expect("DATABASE_URL: a real PostgreSQL");
-    let pool = PgPoolOptions::new()
-        .max_connections(1)
-        .connect(&url)
-        .await
-        .expect("connect");
+    let pool = test_pool(1).await;
     let settings =
         "SELECT current_setting('statement_timeout'), current_setting('plan_cache_mode')";
     let before: (String, String) = {

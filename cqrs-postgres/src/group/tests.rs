@@ -36,8 +36,8 @@ pub(super) async fn lose_reply(pool: &PgPool, conn: &mut PoolConnection<Postgres
     }
 }
 
+use crate::test_pool::test_pool;
 use cqrs_core::{AppendEvents, ExpectedVersion, NewEvent, ReadStream, Version};
-use sqlx::postgres::PgPoolOptions;
 
 use cqrs_core::StreamId;
 
@@ -46,12 +46,7 @@ use crate::{PgEventStore, PgSchema};
 
 #[tokio::test]
 async fn a_grouped_append_whose_reply_was_lost_after_commit_is_reported_as_written_not_duplicate() {
-    let url = std::env::var("DATABASE_URL").expect("DATABASE_URL: a real PostgreSQL");
-    let pool = PgPoolOptions::new()
-        .max_connections(4)
-        .connect(&url)
-        .await
-        .expect("connect");
+    let pool = test_pool(4).await;
     let schema = PgSchema::new(&format!("t_{}", uuid::Uuid::now_v7().simple())).expect("name");
     let store = PgEventStore::new(pool)
         .with_schema(schema)
