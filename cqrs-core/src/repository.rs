@@ -521,7 +521,6 @@ where
 /// One stream's cached state; empty while being (re)loaded or after a conflict.
 type Slot<A> = Option<(A, Version)>;
 
-/// Puts a state back into the stream's slot, if the repository caches.
 /// A state being brought to its stream's head: the state, the version it includes, and how
 /// many events this load or catch-up folded into it.
 struct Folding<A> {
@@ -592,6 +591,7 @@ fn usable_snapshot<A: Aggregate>(snapshot: Snapshot) -> Option<(A, Version)> {
     }
 }
 
+/// Puts a state back into the stream's slot, if the repository caches.
 fn keep<A>(slot: &mut Option<OwnedMutexGuard<Slot<A>>>, state: A, version: Version) {
     if let Some(slot) = slot.as_mut() {
         **slot = Some((state, version));

@@ -16,10 +16,9 @@ use crate::PgError;
 
 /// An event row: `transaction_id, position, stream_id, version, event_type, schema_version,
 /// payload, metadata, recorded_at, event_id`, in this order, the transaction id as `xid8`
-/// ([`Xid8`]). The metadata JSON
-/// has every field but the event id, which is in its column (rows written before it was taken
-/// out of the JSON read the same way). Reading by index spares a name lookup per column per row
-/// on the feed's hot path.
+/// ([`Xid8`]). The metadata JSON has every field but the event id, which is in its column (rows
+/// written before it was taken out of the JSON read the same way). Reading by index spares a
+/// name lookup per column per row on the feed's hot path.
 ///
 /// Read with `try_get_unchecked`: the statements that select these columns fix their types
 /// (the schema's columns and the casts), so sqlx's per-column compatibility check, which cost

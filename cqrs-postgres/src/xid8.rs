@@ -32,13 +32,11 @@ impl<'r> Decode<'r, Postgres> for Xid8 {
     fn decode(value: PgValueRef<'r>) -> Result<Self, BoxDynError> {
         match value.format() {
             PgValueFormat::Binary => {
-                let bytes: [u8; 8] = value.as_bytes()?.try_into().map_err(|_| {
-                    format!(
-                        "a binary xid8 is 8 bytes, got {}",
-                        value.as_bytes().map_or(0, <[u8]>::len)
-                    )
-                })?;
-                Ok(Self(u64::from_be_bytes(bytes)))
+                let bytes = value.as_bytes()?;
+                let eight: [u8; 8] = bytes
+                    .try_into()
+                    .map_err(|_| format!("a binary xid8 is 8 bytes, got {}", bytes.len()))?;
+                Ok(Self(u64::from_be_bytes(eight)))
             }
             PgValueFormat::Text => Ok(Self(value.as_str()?.parse()?)),
         }
