@@ -1,12 +1,13 @@
 //! Connecting from a URL: refused at once when malformed, and a first connection tried at once,
 //! so a wrong address fails within seconds naming the address and the cause, never the
-//! password.
+//! password. And the pool options a store's pool is made with ([`pool_options`]).
 
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::pool::PoolConnectionMetadata;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, Connection, PgPool};
+use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 
 use crate::PgError;
 
@@ -41,9 +42,76 @@ pub(crate) async fn pool(url: &str, connections: u32) -> Result<PgPool, PgError>
             ))))
         }
     }
-    Ok(PgPoolOptions::new()
+    Ok(pool_options()
         .max_connections(connections)
         .connect_lazy_with(options))
+}
+
+/// How long a pooled connection may sit idle and still be handed out unchecked by
+/// [`pool_options`].
+pub const CHECK_IDLE_AFTER: Duration = Duration::from_secs(1);
+
+/// sqlx's pool options, except that a connection is checked before it is handed out only when
+/// it sat idle for [`CHECK_IDLE_AFTER`] or longer. [`PgEventStore::connect`] makes its pool
+/// with them; build yours from them to get the same.
+///
+/// sqlx's default checks every connection with a round trip to the server before handing it
+/// out, so each pooled statement costs two round trips: with the server a network hop away,
+/// a plain append or a load waits for both. A connection used within the last second is
+/// almost surely alive, and is handed out at once (HikariCP skips its check the same way,
+/// within 500 ms of the last use); one idle for longer (after a quiet spell, in which a
+/// restart, a failover or an idle timeout may have closed it) is checked, and replaced if the
+/// check fails. The price: a connection the server closed within that second fails the
+/// statement that next uses it, as a transient error ([`PgError::is_transient`]), having
+/// written nothing (the server was gone before it was sent); sqlx then discards the
+/// connection, and the retry gets a new one.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), sqlx::Error> {
+/// let pool = cqrs_postgres::pool_options()
+///     .max_connections(16)
+///     .connect("postgres://app@db.internal/app")
+///     .await?;
+/// let store = cqrs_postgres::PgEventStore::new(pool);
+/// # Ok(()) }
+/// ```
+///
+/// [`PgEventStore::connect`]: crate::PgEventStore::connect
+pub fn pool_options() -> PgPoolOptions {
+    pool_options_checking_idle(CHECK_IDLE_AFTER)
+}
+
+/// [`pool_options`], checking connections idle for `after` or longer (`Duration::ZERO`
+/// checks every one, as sqlx's default).
+pub fn pool_options_checking_idle(after: Duration) -> PgPoolOptions {
+    PgPoolOptions::new()
+        .test_before_acquire(false)
+        .before_acquire(move |conn, meta| Box::pin(check_if_idle(conn, meta, after)))
+}
+
+/// Whether `conn` may be handed out: yes when used within `after`; otherwise when it answers
+/// a round trip. A connection that does not answer is closed by the pool, which then hands out
+/// another.
+async fn check_if_idle(
+    conn: &mut PgConnection,
+    meta: PoolConnectionMetadata,
+    after: Duration,
+) -> Result<bool, sqlx::Error> {
+    if !needs_check(meta.idle_for, after) {
+        return Ok(true);
+    }
+    match conn.ping().await {
+        Ok(()) => Ok(true),
+        Err(error) => {
+            tracing::debug!(%error, "an idle connection failed its check; replaced");
+            Ok(false)
+        }
+    }
+}
+
+/// Whether a connection idle for `idle_for` is checked before use.
+fn needs_check(idle_for: Duration, after: Duration) -> bool {
+    idle_for >= after
 }
 
 /// The connect options of `url`, or why it was refused (without its password).
@@ -110,6 +178,19 @@ fn address(options: &PgConnectOptions) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_connection_is_checked_once_it_sat_idle_for_the_threshold() {
+        let after = CHECK_IDLE_AFTER;
+        assert!(!needs_check(Duration::ZERO, after), "just released");
+        assert!(!needs_check(after - Duration::from_millis(1), after));
+        assert!(needs_check(after, after));
+        assert!(needs_check(Duration::from_secs(3600), after));
+        assert!(
+            needs_check(Duration::ZERO, Duration::ZERO),
+            "ZERO checks every one"
+        );
+    }
 
     #[test]
     fn a_refused_url_never_shows_its_password() {

@@ -59,6 +59,8 @@ mod xid;
 mod xid8;
 
 #[doc(inline)]
+pub use connect::{pool_options, pool_options_checking_idle, CHECK_IDLE_AFTER};
+#[doc(inline)]
 pub use error::{PgError, Result, TimeoutStage};
 #[doc(inline)]
 pub use group::GroupCommit;

@@ -23,7 +23,6 @@ use quickstart::payment::CardLimits;
 use quickstart::read_side::EsOrderSummaries;
 use quickstart::saga::{self, orchestrated::OrderFulfilment};
 use quickstart::shop::Shop;
-use sqlx::postgres::PgPoolOptions;
 use tokio::net::TcpListener;
 use tokio::sync::RwLock;
 
@@ -105,13 +104,14 @@ impl Service {
         let schema = PgSchema::new(&config.schema).map_err(StartError::Schema)?;
         // Connecting checks the URL and makes one connection at once (a wrong address fails
         // here, within seconds); the service then uses its own pool, whose requests give up
-        // after the dependency timeout instead of sqlx's 30 s.
+        // after the dependency timeout instead of sqlx's 30 s (from the store's pool options:
+        // a connection is checked before use only after a second idle).
         let checked = PgEventStore::connect(&config.database_url)
             .await
             .map_err(StartError::Database)?;
         let options = (*checked.pool().connect_options()).clone();
         checked.pool().close().await;
-        let pool = PgPoolOptions::new()
+        let pool = cqrs_postgres::pool_options()
             .max_connections(POOL_SIZE)
             .acquire_timeout(config.dependency_timeout)
             .connect_lazy_with(options);
