@@ -46,6 +46,13 @@ pub(crate) struct Args {
     /// where conflicts and their retries are most of the work.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub(crate) hot_streams: Option<u64>,
+
+    /// Every system's pool checks a connection before use only after it sat idle for a second
+    /// (`cqrs_postgres::pool_options`, what `PgEventStore::connect` makes), instead of sqlx's
+    /// default round trip before every use. Off by default, so figures compare with earlier
+    /// runs.
+    #[arg(long)]
+    pub(crate) idle_checks: bool,
 }
 
 impl Args {

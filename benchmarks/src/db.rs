@@ -12,6 +12,7 @@ pub struct Server {
     options: PgConnectOptions,
     prefix: &'static str,
     run_id: u32,
+    idle_checks: bool,
 }
 
 /// What the server is.
@@ -31,7 +32,17 @@ impl Server {
             options,
             prefix,
             run_id: std::process::id(),
+            idle_checks: false,
         })
+    }
+
+    /// Every pool checks a connection before use only once it sat idle for
+    /// [`cqrs_postgres::CHECK_IDLE_AFTER`] (`cqrs_postgres::pool_options`), where sqlx's
+    /// default checks it with a round trip before every use.
+    #[must_use]
+    pub fn with_idle_checks(mut self, on: bool) -> Self {
+        self.idle_checks = on;
+        self
     }
 
     async fn admin(&self) -> Result<PgConnection> {
@@ -94,7 +105,12 @@ impl Server {
             .with_context(|| format!("creating database {name}"))?;
 
         let outcome = async {
-            let pool = PgPoolOptions::new()
+            let options = if self.idle_checks {
+                cqrs_postgres::pool_options()
+            } else {
+                PgPoolOptions::new()
+            };
+            let pool = options
                 .max_connections(pool_size)
                 .connect_with(self.options.clone().database(&name))
                 .await

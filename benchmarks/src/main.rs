@@ -30,7 +30,8 @@ use crate::args::{Args, Workload};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let server = db::Server::new(&args.database_url, "pg_bench")?;
+    let server =
+        db::Server::new(&args.database_url, "pg_bench")?.with_idle_checks(args.idle_checks);
     let sizes = args.sizes();
     report::print_machine(&server.info().await?, &args, &sizes);
 

@@ -20,8 +20,13 @@ pub(crate) fn print_machine(info: &ServerInfo, args: &Args, sizes: &Sizes) {
         .map(|(name, value)| format!("{name}={value}"))
         .collect();
     println!("         {}", settings.join(", "));
+    let checks = if args.idle_checks {
+        "checked before use after a second idle (cqrs_postgres::pool_options)"
+    } else {
+        "checked before every use (sqlx's default)"
+    };
     println!(
-        "clients: {} (pool size of every system: {})",
+        "clients: {} (pool size of every system: {}; connections {checks})",
         args.clients, args.clients
     );
     println!("sizes:   {sizes:?}");
