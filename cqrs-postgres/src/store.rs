@@ -68,7 +68,9 @@ impl PgEventStore {
         }
     }
 
-    /// Connects a pool of 10 connections to `url` and makes a store on it.
+    /// Connects a pool of 10 connections to `url` and makes a store on it. The pool is made
+    /// from [`pool_options`](crate::pool_options): a connection is checked with a round trip
+    /// before use only once it sat idle for a second.
     ///
     /// A first connection is made at once, so a wrong URL fails here, within seconds, not on
     /// the first request: a URL that does not parse or lacks the `postgres://` scheme is
