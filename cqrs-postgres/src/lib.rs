@@ -27,6 +27,12 @@
 //! can still commit is at or above that horizon. A [`cqrs_core::Position`] from this store packs
 //! that pair. The price: one long open transaction anywhere in the cluster holds every reader
 //! back; [`PgEventStore::feed_horizon`] shows by how much.
+//!
+//! ## Its pool
+//! [`PgEventStore::connect`] makes its own pool; [`PgEventStore::new`] takes yours. Start yours
+//! from [`pool_options`]: sqlx's default checks every connection with a round trip before each
+//! use, which these options do only for a connection idle for a second or more
+//! ([`CHECK_IDLE_AFTER`]), so a pooled statement waits for one round trip, not two.
 
 mod append;
 mod bus_dead_letter;
