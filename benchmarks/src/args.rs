@@ -47,6 +47,12 @@ pub(crate) struct Args {
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub(crate) hot_streams: Option<u64>,
 
+    /// Timed runs of each row, whose median the tables print (3 by default). One run cuts a
+    /// full-size hot-streams run of the rows without the cache and postgres-es' from about
+    /// 15 minutes to 5, at the price of the spread.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=99))]
+    pub(crate) runs: Option<u16>,
+
     /// Every system's pool checks a connection before use only after it sat idle for a second
     /// (`cqrs_postgres::pool_options`, what `PgEventStore::connect` makes), instead of sqlx's
     /// default round trip before every use. Off by default, so figures compare with earlier
@@ -67,6 +73,7 @@ impl Args {
             scale_top: self.scale_to.unwrap_or(sizes.scale_top),
             batch_size: self.batch_size.unwrap_or(sizes.batch_size),
             hot_streams: self.hot_streams.unwrap_or(sizes.hot_streams),
+            runs: self.runs.map_or(sizes.runs, usize::from),
             ..sizes
         }
     }
