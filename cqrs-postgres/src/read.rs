@@ -132,11 +132,15 @@ impl PgEventStore {
         if replay.left == 0 {
             return Ok(());
         }
+        // Rows straight from a connection: `fetch(&pool)` wraps the connection's row stream in
+        // a stream of its own, one more generator each row passes through. With the unchecked
+        // reads below, about 0.2 us of the client's CPU less per row (`pg-bench --only load`).
+        let mut conn = self.pool.acquire().await.map_err(PgError::from)?;
         let mut rows = sqlx::query(&self.queries.replay)
             .bind(stream_id.as_str())
             .bind(replay.from)
             .bind(replay.left)
-            .fetch(&self.pool);
+            .fetch(&mut *conn);
         while let Some(row) = rows.try_next().await.map_err(PgError::from)? {
             replay.fold(&row, each)?;
         }
@@ -169,11 +173,16 @@ impl Replay {
 }
 
 /// A replay row: `version, event_type, schema_version, payload::text`.
+///
+/// Read unchecked, as [`recorded_event`](crate::row::recorded_event) reads the feed's rows: the
+/// replay statements fix these columns' types (the schema's columns and the cast), so sqlx's
+/// compatibility check per column per row proves nothing. Decoding still checks each value's
+/// length, nullness and UTF-8: nothing a server sends can make it panic.
 pub(crate) fn stream_event(row: &PgRow) -> Result<StreamEvent<'_>, PgError> {
-    let version: i64 = row.try_get(0)?;
-    let event_type: &str = row.try_get(1)?;
-    let schema_version: i32 = row.try_get(2)?;
-    let payload: &str = row.try_get(3)?;
+    let version: i64 = row.try_get_unchecked(0)?;
+    let event_type: &str = row.try_get_unchecked(1)?;
+    let schema_version: i32 = row.try_get_unchecked(2)?;
+    let payload: &str = row.try_get_unchecked(3)?;
     Ok(StreamEvent::new(
         convert::version(version)?,
         event_type,
@@ -208,11 +217,13 @@ impl PgEventStore {
         if max == 0 {
             return Ok(Vec::new());
         }
+        // From a connection, as `replay_rows` reads.
+        let mut conn = self.pool.acquire().await?;
         let rows = sqlx::query(&self.queries.read_stream)
             .bind(stream_id.as_str())
             .bind(to_i64("version", from.get())?)
             .bind(limit(max))
-            .fetch(&self.pool);
+            .fetch(&mut *conn);
         recorded_events(rows).await
     }
 
@@ -276,6 +287,8 @@ impl PgEventStore {
             .partition
             .map(|p| (i64::from(p.index), i64::from(p.count)));
         let window = limit(max.max(FILTERED_SCAN_WINDOW));
+        // From a connection, as `replay_rows` reads; a short page's window end asks on it too.
+        let mut conn = self.pool.acquire().await?;
         let rows = sqlx::query(&self.queries.read_all)
             .bind(&major)
             .bind(minor)
@@ -285,7 +298,7 @@ impl PgEventStore {
             .bind(window)
             .bind(partition.map(|p| p.0))
             .bind(partition.map(|p| p.1))
-            .fetch(&self.pool);
+            .fetch(&mut *conn);
         let mut page = Page::from_rows(rows).await?;
         if page.events.len() < max {
             let horizon = page.horizon.ok_or(PgError::CorruptRow {
@@ -296,7 +309,7 @@ impl PgEventStore {
                 .bind(minor)
                 .bind(horizon.to_string())
                 .bind(window)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *conn)
                 .await?;
             if let Some(end) = end {
                 let end_major: &str = end.try_get(0)?;
@@ -311,11 +324,13 @@ impl PgEventStore {
     /// (position NULL, the horizon first), with no window.
     async fn unfiltered_page(&self, after: Position, max: usize) -> Result<Page, PgError> {
         let (major, minor) = convert::position_parts(after)?;
+        // From a connection, as `replay_rows` reads.
+        let mut conn = self.pool.acquire().await?;
         let rows = sqlx::query(&self.queries.read_all_unfiltered)
             .bind(major)
             .bind(minor)
             .bind(limit(max))
-            .fetch(&self.pool);
+            .fetch(&mut *conn);
         Page::from_rows(rows).await
     }
 

@@ -30,10 +30,12 @@ impl SnapshotStore for PgEventStore {
         max: usize,
         each: &mut (dyn for<'e> FnMut(SnapshotReplay<'e>) -> Result<(), Error> + Send),
     ) -> Result<Option<usize>, Error> {
+        // From a connection, as `PgEventStore::replay_rows` reads.
+        let mut conn = self.pool.acquire().await.map_err(PgError::from)?;
         let mut rows = sqlx::query(&self.queries.replay_snapshot)
             .bind(stream_id.as_str())
             .bind(limit(max))
-            .fetch(&self.pool);
+            .fetch(&mut *conn);
         // Only the first row may be the snapshot (its event_type is NULL): the statement
         // orders it first. A NULL further on fails the event's decoding.
         let (mut first, mut read) = (true, 0);
