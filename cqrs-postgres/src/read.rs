@@ -347,3 +347,49 @@ impl PgEventStore {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use cqrs_core::Version;
+
+    use super::stream_event;
+    use crate::test_pool::test_pool;
+
+    /// Read unchecked, a replay row's values are still decoded with their checks: a NULL where
+    /// the statement never puts one, or a number too wide for its column, is an error.
+    #[tokio::test]
+    async fn a_replay_row_with_a_null_or_a_too_wide_value_is_an_error_not_a_panic() {
+        let pool = test_pool(1).await;
+        let rows = [
+            ("1::bigint, 'Deposited'::text, 1::integer, '{}'::text", true),
+            (
+                "NULL::bigint, 'Deposited'::text, 1::integer, '{}'::text",
+                false,
+            ),
+            ("1::bigint, NULL::text, 1::integer, '{}'::text", false),
+            (
+                "1::bigint, 'Deposited'::text, 1::integer, NULL::text",
+                false,
+            ),
+            (
+                "1::bigint, 'Deposited'::text, 1099511627776::bigint, '{}'::text",
+                false,
+            ),
+        ];
+        for (columns, decodes) in rows {
+            // A prepared statement: binary results, as the replay's.
+            let row = sqlx::query(&format!("SELECT {columns}"))
+                .fetch_one(&pool)
+                .await
+                .expect("the row");
+            let event = stream_event(&row);
+            assert_eq!(event.is_ok(), decodes, "{columns}: {:?}", event.err());
+            if let Ok(event) = event {
+                assert_eq!(
+                    (event.version, event.event_type, event.schema_version),
+                    (Version::new(1), "Deposited", 1)
+                );
+            }
+        }
+    }
+}
