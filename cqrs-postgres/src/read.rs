@@ -174,10 +174,9 @@ impl Replay {
 
 /// A replay row: `version, event_type, schema_version, payload::text`.
 ///
-/// Read unchecked, as [`recorded_event`](crate::row::recorded_event) reads the feed's rows: the
-/// replay statements fix these columns' types (the schema's columns and the cast), so sqlx's
-/// compatibility check per column per row proves nothing. Decoding still checks each value's
-/// length, nullness and UTF-8: nothing a server sends can make it panic.
+/// Read unchecked, for the reason [`recorded_event`] gives: the replay statements fix these
+/// four columns' types. None is JSON, so whatever a server sends decodes or fails with an
+/// error, never a panic.
 pub(crate) fn stream_event(row: &PgRow) -> Result<StreamEvent<'_>, PgError> {
     let version: i64 = row.try_get_unchecked(0)?;
     let event_type: &str = row.try_get_unchecked(1)?;

@@ -22,8 +22,10 @@ use crate::PgError;
 ///
 /// Read with `try_get_unchecked`: the statements that select these columns fix their types
 /// (the schema's columns and the casts), so sqlx's per-column compatibility check, which cost
-/// the feed about 8% of its rate, proves nothing here. A value of another type still fails to
-/// decode, with an error, never a panic.
+/// the feed about 8% of its rate, proves nothing here. Decoding still checks what it reads
+/// (lengths, nulls, UTF-8, the JSON): a value of another width or kind fails with an error; one
+/// of the same width would decode wrong, which the fixed statements rule out. (sqlx's `Json`
+/// decoder asserts `jsonb`'s version byte, which PostgreSQL always sends as 1.)
 pub(crate) fn recorded_event(row: &PgRow) -> Result<RecordedEvent, PgError> {
     let Xid8(transaction_id) = row.try_get_unchecked(0)?;
     let position: i64 = row.try_get_unchecked(1)?;
