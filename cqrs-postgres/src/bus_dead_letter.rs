@@ -14,6 +14,7 @@ use sqlx::Row;
 use time::OffsetDateTime;
 
 use crate::convert::limit;
+use crate::jsonb::Jsonb;
 use crate::{PgError, PgEventStore};
 
 fn request_text(request: Option<Redrive>) -> Option<&'static str> {
@@ -72,7 +73,7 @@ fn letter(consumer: &str, row: &PgRow) -> Result<BusLetter, PgError> {
         row.try_get::<i32, _>(1)?,
         row.try_get::<i64, _>(2)?,
     );
-    let headers: Value = row.try_get(4)?;
+    let Jsonb(headers): Jsonb<Value> = row.try_get(4)?;
     let error: String = row.try_get(6)?;
     let parked_at: OffsetDateTime = row.try_get(7)?;
     let request = match row.try_get::<Option<&str>, _>(8)? {

@@ -44,6 +44,7 @@ mod dead_letter;
 mod error;
 mod group;
 mod horizon;
+mod jsonb;
 mod migrate;
 mod notify;
 mod operations;

@@ -1,11 +1,11 @@
 //! Decoding rows: events, and where an append's events landed.
 
+use crate::jsonb::Jsonb;
 use cqrs_core::backend::MetadataWithoutId;
 use cqrs_core::{AppendOutcome, EventId, NewEvent, RecordedEvent, StreamId};
 use futures_util::{Stream, TryStreamExt as _};
 use serde_json::Value;
 use sqlx::postgres::PgRow;
-use sqlx::types::Json;
 use sqlx::Row;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -23,9 +23,9 @@ use crate::PgError;
 /// Read with `try_get_unchecked`: the statements that select these columns fix their types
 /// (the schema's columns and the casts), so sqlx's per-column compatibility check, which cost
 /// the feed about 8% of its rate, proves nothing here. Decoding still checks what it reads
-/// (lengths, nulls, UTF-8, the JSON): a value of another width or kind fails with an error; one
-/// of the same width would decode wrong, which the fixed statements rule out. (sqlx's `Json`
-/// decoder asserts `jsonb`'s version byte, which PostgreSQL always sends as 1.)
+/// (lengths, nulls, UTF-8, the JSON and `jsonb`'s version byte, [`Jsonb`]): a value of another
+/// width or kind fails with an error; one of the same width would decode wrong, which the fixed
+/// statements rule out.
 pub(crate) fn recorded_event(row: &PgRow) -> Result<RecordedEvent, PgError> {
     let Xid8(transaction_id) = row.try_get_unchecked(0)?;
     let position: i64 = row.try_get_unchecked(1)?;
@@ -33,8 +33,8 @@ pub(crate) fn recorded_event(row: &PgRow) -> Result<RecordedEvent, PgError> {
     let version: i64 = row.try_get_unchecked(3)?;
     let event_type: String = row.try_get_unchecked(4)?;
     let schema_version: i32 = row.try_get_unchecked(5)?;
-    let Json(payload): Json<Value> = row.try_get_unchecked(6)?;
-    let Json(metadata): Json<MetadataWithoutId> = row.try_get_unchecked(7)?;
+    let Jsonb(payload): Jsonb<Value> = row.try_get_unchecked(6)?;
+    let Jsonb(metadata): Jsonb<MetadataWithoutId> = row.try_get_unchecked(7)?;
     let recorded_at: OffsetDateTime = row.try_get_unchecked(8)?;
     let event_id: Uuid = row.try_get_unchecked(9)?;
     let metadata = metadata.with_event_id(EventId::from_uuid(event_id));

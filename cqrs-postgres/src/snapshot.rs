@@ -1,11 +1,11 @@
 //! Snapshots: an aggregate's state at a version, one per stream.
 
+use crate::jsonb::Jsonb;
 use async_trait::async_trait;
 use cqrs_core::{Error, Snapshot, SnapshotReplay, SnapshotStore, StreamId};
 use futures_util::TryStreamExt as _;
 use serde_json::Value;
 use sqlx::postgres::PgRow;
-use sqlx::types::Json;
 use sqlx::Row;
 
 use crate::convert::{self, limit, to_i64};
@@ -73,7 +73,7 @@ async fn load(store: &PgEventStore, stream_id: &StreamId) -> Result<Option<Snaps
         .fetch_optional(&store.pool)
         .await?;
     let Some(row) = row else { return Ok(None) };
-    let Json(state): Json<Value> = row.try_get("state")?;
+    let Jsonb(state): Jsonb<Value> = row.try_get("state")?;
     snapshot(
         stream_id,
         row.try_get("version")?,

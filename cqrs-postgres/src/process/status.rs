@@ -2,12 +2,12 @@
 
 use std::time::Duration;
 
+use crate::jsonb::Jsonb;
 use cqrs_core::process::{
     InstanceCounts, InstanceFilter, InstanceQuery, InstanceRow, InstanceState, ScheduledTimeout,
 };
 use serde_json::Value;
 use sqlx::postgres::PgRow;
-use sqlx::types::Json;
 use sqlx::Row;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -28,7 +28,7 @@ impl PgEventStore {
             .await?;
         rows.iter()
             .map(|row| {
-                let Json(payload): Json<Value> = row.try_get("payload")?;
+                let Jsonb(payload): Jsonb<Value> = row.try_get("payload")?;
                 Ok(ScheduledTimeout::new(
                     row.try_get("key")?,
                     row.try_get::<Uuid, _>("timeout_id")?,

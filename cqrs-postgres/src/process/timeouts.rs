@@ -2,10 +2,10 @@
 //! another firer holds), and each one's `ProcessTimeoutFired` event is appended in the same
 //! transaction, so a timeout fires once, or not at all if the transaction rolls back.
 
+use crate::jsonb::Jsonb;
 use cqrs_core::process::{FiredTimeout, TimeoutFired};
 use cqrs_core::ExpectedVersion;
 use serde_json::Value;
-use sqlx::types::Json;
 use sqlx::{Connection, Row};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -54,7 +54,7 @@ impl PgEventStore {
         let mut due = rows
             .iter()
             .map(|row| {
-                let Json(payload): Json<Value> = row.try_get("payload")?;
+                let Jsonb(payload): Jsonb<Value> = row.try_get("payload")?;
                 Ok(TimeoutFired {
                     instance: row.try_get("instance")?,
                     key: row.try_get("key")?,
