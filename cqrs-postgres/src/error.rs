@@ -74,6 +74,22 @@ pub enum PgError {
         /// The newest version this code knows.
         known: i32,
     },
+    /// The events table stores payloads and metadata as another type than the store was
+    /// configured with ([`PgEventStore::with_event_json`](crate::PgEventStore::with_event_json)):
+    /// found by [`PgEventStore::migrate`](crate::PgEventStore::migrate), before any append.
+    #[error(
+        "the events table stores payload and metadata as {found}, but the store is configured \
+         for {configured}: configure it with PgEventStore::with_event_json to match the table, or \
+         convert the table (ALTER TABLE <schema>.events ALTER COLUMN payload TYPE {configured} \
+         USING payload::{configured}, ALTER COLUMN metadata TYPE {configured} USING \
+         metadata::{configured}; it rewrites the table)"
+    )]
+    EventJsonMismatch {
+        /// What the store was configured with.
+        configured: crate::EventJson,
+        /// The columns' type (or types) found.
+        found: String,
+    },
     /// A number did not fit where it had to go (a version or position past `i64::MAX`).
     #[error("{what} {value} is out of range")]
     OutOfRange {
@@ -185,6 +201,7 @@ impl PgError {
             | PgError::InvalidUrl { .. }
             | PgError::ChannelTooLong { .. }
             | PgError::SchemaTooNew { .. }
+            | PgError::EventJsonMismatch { .. }
             | PgError::OutOfRange { .. }
             | PgError::CorruptRow { .. }
             | PgError::AppendTooLarge { .. }

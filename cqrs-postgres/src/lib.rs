@@ -28,6 +28,13 @@
 //! that pair. The price: one long open transaction anywhere in the cluster holds every reader
 //! back; [`PgEventStore::feed_horizon`] shows by how much.
 //!
+//! ## Its events' JSON
+//! An event's payload and metadata are `jsonb` columns unless the store is configured with
+//! [`EventJson::Json`] before [`PgEventStore::migrate`] creates its table
+//! ([`PgEventStore::with_event_json`]): `json` keeps the text as written, which spares the
+//! server a parse on every append and a print on every read, at the price of a cast before
+//! `jsonb`'s operators in your own SQL. `migrate` checks an existing table against the choice.
+//!
 //! ## Its pool
 //! [`PgEventStore::connect`] makes its own pool; [`PgEventStore::new`] takes yours. Start yours
 //! from [`pool_options`]: sqlx's default checks every connection with a round trip before each
@@ -42,6 +49,7 @@ mod connect;
 mod convert;
 mod dead_letter;
 mod error;
+mod event_json;
 mod group;
 mod horizon;
 mod jsonb;
@@ -69,6 +77,8 @@ mod xid8;
 pub use connect::{pool_options, pool_options_checking_idle, CHECK_IDLE_AFTER};
 #[doc(inline)]
 pub use error::{PgError, Result, TimeoutStage};
+#[doc(inline)]
+pub use event_json::EventJson;
 #[doc(inline)]
 pub use group::GroupCommit;
 #[doc(inline)]

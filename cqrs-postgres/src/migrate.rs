@@ -2,9 +2,10 @@
 
 use sqlx::{Connection, Executor, PgConnection, PgPool, Postgres, Transaction};
 
-use crate::{PgError, PgSchema};
+use crate::{EventJson, PgError, PgSchema};
 
-/// The migrations, in order: (version, SQL with `{schema}` placeholders).
+/// The migrations, in order: (version, SQL with `{schema}` placeholders, and `{event_json}` for
+/// the type of an event's payload and metadata).
 const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("sql/0001_events.sql")),
     (2, include_str!("sql/0002_projections.sql")),
@@ -29,12 +30,23 @@ pub(crate) const LATEST: i32 = 7;
 ///
 /// The migrations run [`to_the_end`](crate::to_the_end::to_the_end), whatever happens to this
 /// future.
-pub(crate) async fn migrate(pool: &PgPool, schema: &PgSchema) -> Result<Vec<i32>, PgError> {
+pub(crate) async fn migrate(
+    pool: &PgPool,
+    schema: &PgSchema,
+    event_json: EventJson,
+) -> Result<Vec<i32>, PgError> {
     let (pool, schema) = (pool.clone(), schema.clone());
-    crate::to_the_end::to_the_end(async move { migrate_to_the_end(&pool, &schema).await }).await
+    crate::to_the_end::to_the_end(
+        async move { migrate_to_the_end(&pool, &schema, event_json).await },
+    )
+    .await
 }
 
-async fn migrate_to_the_end(pool: &PgPool, schema: &PgSchema) -> Result<Vec<i32>, PgError> {
+async fn migrate_to_the_end(
+    pool: &PgPool,
+    schema: &PgSchema,
+    event_json: EventJson,
+) -> Result<Vec<i32>, PgError> {
     let quoted = schema.quoted();
     let mut conn = pool.acquire().await?;
     // One lock per schema name.
@@ -51,7 +63,7 @@ async fn migrate_to_the_end(pool: &PgPool, schema: &PgSchema) -> Result<Vec<i32>
             tx.commit().await?;
             return Ok(applied);
         };
-        apply(tx, &quoted, version, sql).await?;
+        apply(tx, &quoted, version, sql, event_json).await?;
         tracing::info!(schema = quoted, version, "applied migration");
         applied.push(version);
     }
@@ -92,11 +104,13 @@ async fn apply(
     quoted: &str,
     version: i32,
     sql: &str,
+    event_json: EventJson,
 ) -> Result<(), PgError> {
     let fail = |source| PgError::Migration { version, source };
-    tx.execute(sql.replace("{schema}", quoted).as_str())
-        .await
-        .map_err(fail)?;
+    let sql = sql
+        .replace("{schema}", quoted)
+        .replace("{event_json}", event_json.sql_type());
+    tx.execute(sql.as_str()).await.map_err(fail)?;
     sqlx::query(&format!(
         "INSERT INTO {quoted}.schema_migrations (version) VALUES ($1)"
     ))

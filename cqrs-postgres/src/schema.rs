@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::PgError;
+use crate::{EventJson, PgError};
 
 /// The longest identifier PostgreSQL keeps, in bytes (`NAMEDATALEN - 1`): schema and channel
 /// names alike.
@@ -172,9 +172,14 @@ fn summarized(known: &str, summary: &str) -> String {
 }
 
 impl Queries {
-    pub(crate) fn new(schema: &PgSchema) -> Self {
+    /// The statements for `schema`'s tables, whose events store payload and metadata as
+    /// `event_json`.
+    pub(crate) fn new(schema: &PgSchema, event_json: EventJson) -> Self {
         let q = schema.quoted();
-        let fill = |sql: &str| sql.replace("{schema}", &q);
+        let fill = |sql: &str| {
+            sql.replace("{schema}", &q)
+                .replace("{event_json}", event_json.sql_type())
+        };
         Self {
             append: fill(include_str!("sql/append.sql")),
             append_known: fill(include_str!("sql/append_known.sql")),
@@ -316,9 +321,27 @@ mod tests {
 
     #[test]
     fn every_statement_names_the_schema() {
-        let queries = Queries::new(&PgSchema::new("billing").unwrap());
+        let queries = Queries::new(&PgSchema::new("billing").unwrap(), EventJson::Jsonb);
         assert!(queries.append.contains("\"billing\".events"));
         assert!(!queries.read_all.contains("{schema}"));
         assert!(!queries.read_all_unfiltered.contains("{schema}"));
+    }
+
+    #[test]
+    fn appends_cast_payload_and_metadata_to_the_configured_type() {
+        for event_json in [EventJson::Jsonb, EventJson::Json] {
+            let queries = Queries::new(&PgSchema::new("billing").unwrap(), event_json);
+            let cast = format!("e.payload::{event_json}, e.metadata::{event_json}\n");
+            for statement in [
+                &queries.append,
+                &queries.append_known,
+                &queries.append_known_batch,
+                &queries.append_group,
+                &queries.process_record,
+            ] {
+                assert!(statement.contains(&cast), "{event_json}: {statement}");
+                assert!(!statement.contains("{event_json}"), "{statement}");
+            }
+        }
     }
 }

@@ -10,7 +10,7 @@ use crate::notify::Notifier;
 use crate::schema::Queries;
 use crate::signal::{Hub, PgFeedSignal};
 use crate::xid::XidGuard;
-use crate::{migrate, GroupCommit, PgError, PgSchema};
+use crate::{migrate, EventJson, GroupCommit, PgError, PgSchema};
 
 /// The PostgreSQL event store. Implements every store role trait of `cqrs-core`
 /// ([`AppendEvents`](cqrs_core::AppendEvents), [`ReadStream`](cqrs_core::ReadStream),
@@ -35,6 +35,7 @@ use crate::{migrate, GroupCommit, PgError, PgSchema};
 pub struct PgEventStore {
     pub(crate) pool: PgPool,
     pub(crate) schema: PgSchema,
+    pub(crate) event_json: EventJson,
     pub(crate) queries: Arc<Queries>,
     pub(crate) max_payload_bytes: usize,
     pub(crate) max_append_bytes: usize,
@@ -55,8 +56,10 @@ impl PgEventStore {
     /// [`migrate`](Self::migrate) to create the tables.
     pub fn new(pool: PgPool) -> Self {
         let schema = PgSchema::default();
+        let event_json = EventJson::default();
         Self {
-            queries: Arc::new(Queries::new(&schema)),
+            queries: Arc::new(Queries::new(&schema, event_json)),
+            event_json,
             signal: Arc::new(Hub::new(pool.clone(), schema.channel())),
             xid: Arc::new(XidGuard::new(&schema)),
             schema,
@@ -95,11 +98,40 @@ impl PgEventStore {
     /// Keeps the tables in `schema` instead of `cqrs`.
     #[must_use]
     pub fn with_schema(mut self, schema: PgSchema) -> Self {
-        self.queries = Arc::new(Queries::new(&schema));
+        self.queries = Arc::new(Queries::new(&schema, self.event_json));
         self.xid = Arc::new(XidGuard::new(&schema));
         self.schema = schema;
         self.notifier = Arc::default();
         self.signal = Arc::new(Hub::new(self.pool.clone(), self.schema.channel()));
+        self.group = self
+            .group
+            .map(|group| Arc::new(Committer::new(group.options())));
+        self
+    }
+
+    /// Stores each event's payload and metadata as `event_json` ([`EventJson::Jsonb`] by
+    /// default). [`migrate`](Self::migrate) creates the events table with that type, and
+    /// checks that an existing one has it: [`PgError::EventJsonMismatch`] if not.
+    ///
+    /// [`EventJson::Json`] spares PostgreSQL the parse into `jsonb`'s binary form on every
+    /// append and the print back to text on every read (a load, the feed). On a hot stream's
+    /// load of about 500 events the print is a fifth of the server's work (`pg-bench`, see
+    /// `benchmarks/README.md`). What it costs: `jsonb`'s operators and GIN indexes in your own
+    /// SQL over the events table need a cast. The store itself never looks inside either.
+    ///
+    /// ```no_run
+    /// use cqrs_postgres::{EventJson, PgEventStore};
+    ///
+    /// # async fn demo() -> Result<(), cqrs_postgres::PgError> {
+    /// let store = PgEventStore::connect("postgres://localhost/app").await?
+    ///     .with_event_json(EventJson::Json);
+    /// store.migrate().await?; // a new events table stores json
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn with_event_json(mut self, event_json: EventJson) -> Self {
+        self.event_json = event_json;
+        self.queries = Arc::new(Queries::new(&self.schema, event_json));
         self.group = self
             .group
             .map(|group| Arc::new(Committer::new(group.options())));
@@ -148,9 +180,22 @@ impl PgEventStore {
     /// Creates or upgrades the schema's tables. Idempotent, versioned, safe to run from several
     /// processes at once. Returns the migration versions it applied.
     pub async fn migrate(&self) -> Result<Vec<i32>, PgError> {
-        let applied = migrate::migrate(&self.pool, &self.schema).await?;
+        let applied = migrate::migrate(&self.pool, &self.schema, self.event_json).await?;
+        self.event_json.check(&self.pool, &self.schema).await?;
         self.xid.check(&self.pool).await?;
         Ok(applied)
+    }
+
+    /// How the store's events table stores payload and metadata; `None` before
+    /// [`migrate`](Self::migrate) created it. A tool that works on stores it did not create
+    /// (an operations CLI, say) configures [`with_event_json`](Self::with_event_json) from it.
+    pub async fn stored_event_json(&self) -> Result<Option<EventJson>, PgError> {
+        EventJson::stored(&self.pool, &self.schema, self.event_json).await
+    }
+
+    /// The type it stores payload and metadata as ([`with_event_json`](Self::with_event_json)).
+    pub fn event_json(&self) -> EventJson {
+        self.event_json
     }
 
     /// The pool.

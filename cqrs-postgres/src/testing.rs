@@ -55,7 +55,14 @@ pub async fn fresh_store() -> Result<PgTestStore, PgError> {
 /// A migrated store in a fresh schema on `pool` (for a pool of a chosen size or settings).
 /// The schema is dropped when the returned [`PgTestStore`] is.
 pub async fn fresh_store_on(pool: PgPool) -> Result<PgTestStore, PgError> {
-    let store = PgEventStore::new(pool).with_schema(unique_schema());
+    fresh_store_from(PgEventStore::new(pool)).await
+}
+
+/// `store`, configured as the test needs it (say, [`with_event_json`](PgEventStore::with_event_json)),
+/// moved to a fresh schema and migrated there. The schema is dropped when the returned
+/// [`PgTestStore`] is.
+pub async fn fresh_store_from(store: PgEventStore) -> Result<PgTestStore, PgError> {
+    let store = store.with_schema(unique_schema());
     let test = PgTestStore { store: Some(store) };
     test.migrate().await?;
     Ok(test)

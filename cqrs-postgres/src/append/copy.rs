@@ -15,7 +15,7 @@ use sqlx::PgConnection;
 use super::attempt::{violation, Attempt};
 use crate::columns::Columns;
 use crate::row::Landed;
-use crate::{PgError, PgEventStore};
+use crate::{EventJson, PgError, PgEventStore};
 
 /// Batches of at least this many events to a new stream are copied. A `COPY` and its lookup
 /// take three round trips where the statement takes one; in `pg-bench --only batch` (16
@@ -41,7 +41,7 @@ impl PgEventStore {
         stream_id: &StreamId,
         columns: &Columns,
     ) -> Result<Attempt, PgError> {
-        let rows = encode(stream_id, columns)?;
+        let rows = encode(stream_id, columns, self.event_json)?;
         let events = columns.len();
         let last = i64::try_from(events).map_err(|_| PgError::OutOfRange {
             what: "batch length",
@@ -82,8 +82,18 @@ async fn copy(conn: &mut PgConnection, statement: &str, rows: Vec<u8>) -> sqlx::
     copy.finish().await
 }
 
-/// The rows of `columns` for `stream_id` in the binary copy format.
-fn encode(stream_id: &StreamId, columns: &Columns) -> Result<Vec<u8>, PgError> {
+/// The rows of `columns` for `stream_id` in the binary copy format, payload and metadata as
+/// `event_json` sends them in binary.
+fn encode(
+    stream_id: &StreamId,
+    columns: &Columns,
+    event_json: EventJson,
+) -> Result<Vec<u8>, PgError> {
+    // `jsonb`: a version byte, then the text; `json`: the text.
+    let json_prefix: &[u8] = match event_json {
+        EventJson::Jsonb => &[JSONB_VERSION],
+        EventJson::Json => &[],
+    };
     let per_row = 2 + 7 * 4 + stream_id.as_str().len() + 8 + 16 + 4 + 1;
     let mut out = Vec::with_capacity(
         HEADER.len() + 2 + columns.len() * per_row + columns.bytes + columns.event_types.len() * 16,
@@ -98,14 +108,8 @@ fn encode(stream_id: &StreamId, columns: &Columns) -> Result<Vec<u8>, PgError> {
         field(&mut out, &[columns.event_ids[i].as_bytes()])?;
         field(&mut out, &[columns.event_types[i].as_bytes()])?;
         field(&mut out, &[&columns.schema_versions[i].to_be_bytes()])?;
-        field(
-            &mut out,
-            &[&[JSONB_VERSION], columns.payloads[i].as_bytes()],
-        )?;
-        field(
-            &mut out,
-            &[&[JSONB_VERSION], columns.metadata[i].as_bytes()],
-        )?;
+        field(&mut out, &[json_prefix, columns.payloads[i].as_bytes()])?;
+        field(&mut out, &[json_prefix, columns.metadata[i].as_bytes()])?;
     }
     out.extend_from_slice(&(-1_i16).to_be_bytes());
     Ok(out)
@@ -137,7 +141,7 @@ mod tests {
         let columns = Columns::new(events, 1 << 20, 1 << 20).expect("columns");
         let stream = StreamId::new("acc-1").expect("stream");
 
-        let out = encode(&stream, &columns).expect("encodes");
+        let out = encode(&stream, &columns, EventJson::Jsonb).expect("encodes");
 
         assert_eq!(&out[..11], b"PGCOPY\n\xff\r\n\0");
         assert_eq!(&out[11..19], &[0; 8], "no flags, no header extension");
@@ -171,5 +175,29 @@ mod tests {
         assert_eq!(&metadata[1..], columns.metadata[0].as_bytes());
         assert_eq!(take(2), (-1_i16).to_be_bytes(), "the trailer");
         assert_eq!(at, out.len());
+    }
+
+    #[test]
+    fn json_columns_get_the_text_alone() {
+        let events = vec![NewEvent::new("Opened", 2, json!({"a": 1}))];
+        let columns = Columns::new(events, 1 << 20, 1 << 20).expect("columns");
+        let stream = StreamId::new("acc-1").expect("stream");
+        let jsonb = encode(&stream, &columns, EventJson::Jsonb).expect("encodes");
+        let json = encode(&stream, &columns, EventJson::Json).expect("encodes");
+
+        let payload = b"{\"a\":1}";
+        let metadata = columns.metadata[0].as_bytes();
+        let field = |prefix: &[u8], text: &[u8]| {
+            let len = i32::try_from(prefix.len() + text.len()).expect("small");
+            [&len.to_be_bytes()[..], prefix, text].concat()
+        };
+        let jsonb_fields = [field(b"\x01", payload), field(b"\x01", metadata)].concat();
+        let json_fields = [field(b"", payload), field(b"", metadata)].concat();
+        // The same rows up to the payload; then each JSON field without the version byte.
+        let at = jsonb.len() - 2 - jsonb_fields.len();
+        assert_eq!(&jsonb[..at], &json[..at]);
+        assert_eq!(&jsonb[at..jsonb.len() - 2], &jsonb_fields[..]);
+        assert_eq!(&json[at..json.len() - 2], &json_fields[..]);
+        assert_eq!(json.len() + 2, jsonb.len());
     }
 }

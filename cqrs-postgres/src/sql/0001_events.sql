@@ -11,8 +11,9 @@ CREATE TABLE {schema}.events (
     event_id        uuid        NOT NULL,
     event_type      text        NOT NULL,
     schema_version  integer     NOT NULL,
-    payload         jsonb       NOT NULL,
-    metadata        jsonb       NOT NULL,
+    -- Payload and metadata: jsonb, or json when the store is configured so (event_json.rs).
+    payload         {event_json} NOT NULL,
+    metadata        {event_json} NOT NULL,
     recorded_at     timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT events_pkey PRIMARY KEY (transaction_id, position),
     CONSTRAINT events_stream_version_key UNIQUE (stream_id, version),

@@ -20,7 +20,7 @@ inserted AS (
     INSERT INTO {schema}.events
         (stream_id, version, event_id, event_type, schema_version, payload, metadata)
     SELECT $1, current.version + e.ord, e.event_id, e.event_type, e.schema_version,
-           e.payload::jsonb, e.metadata::jsonb
+           e.payload::{event_json}, e.metadata::{event_json}
     FROM current,
          unnest($2::uuid[], $3::text[], $4::integer[], $5::text[], $6::text[])
              WITH ORDINALITY AS e(event_id, event_type, schema_version, payload, metadata, ord)

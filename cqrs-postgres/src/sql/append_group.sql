@@ -16,7 +16,7 @@
 INSERT INTO {schema}.events
     (stream_id, version, event_id, event_type, schema_version, payload, metadata)
 SELECT e.stream_id, e.version, e.event_id, e.event_type, e.schema_version,
-       e.payload::jsonb, e.metadata::jsonb
+       e.payload::{event_json}, e.metadata::{event_json}
 FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::uuid[], $5::text[], $6::integer[],
             $7::text[], $8::text[])
          AS e(stream_id, expected, version, event_id, event_type, schema_version, payload,

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use cqrs_core::{Position, ReadAll};
-use cqrs_postgres::{testing, PgEventStore, PgSchema};
+use cqrs_postgres::{testing, EventJson, PgEventStore, PgSchema};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
 pub mod dump;
@@ -46,6 +46,16 @@ pub async fn store_with(connections: u32) -> PgEventStore {
 /// A migrated store in a schema of its own.
 pub async fn store() -> PgEventStore {
     store_with(20).await
+}
+
+/// A migrated store in a schema of its own whose events table stores `json`
+/// ([`EventJson::Json`]).
+pub async fn json_store() -> PgEventStore {
+    let store = PgEventStore::new(pool(20).await).with_event_json(EventJson::Json);
+    testing::fresh_store_from(store)
+        .await
+        .expect("migrate")
+        .keep()
 }
 
 /// Waits until the feed reaches `position`, or panics after 30 seconds. An append is on the
