@@ -53,6 +53,11 @@ impl Inspector {
     pub async fn connect(url: &str, schema: &str) -> Result<Self> {
         let schema = PgSchema::new(schema)?;
         let store = PgEventStore::connect(url).await?.with_schema(schema);
+        // The store's events may be kept as json (`EventJson`): follow its table.
+        let store = match store.stored_event_json().await? {
+            Some(found) => store.with_event_json(found),
+            None => store,
+        };
         Ok(Self::new(store))
     }
 
