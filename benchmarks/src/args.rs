@@ -59,6 +59,31 @@ pub(crate) struct Args {
     /// runs.
     #[arg(long)]
     pub(crate) idle_checks: bool,
+
+    /// How ours and the raw tables store an event's payload and metadata: `jsonb` (the
+    /// store's default, and these tables' until now) or `json` (`EventJson::Json`, which
+    /// postgres-es uses anyway). Both sides of every ratio store the same type.
+    #[arg(long, value_enum, default_value_t = JsonColumns::Jsonb)]
+    pub(crate) event_json: JsonColumns,
+}
+
+/// The column type of payload and metadata (`--event-json`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum JsonColumns {
+    /// `jsonb`.
+    Jsonb,
+    /// `json`.
+    Json,
+}
+
+impl JsonColumns {
+    /// The store's option for it.
+    pub(crate) fn event_json(self) -> cqrs_postgres::EventJson {
+        match self {
+            JsonColumns::Jsonb => cqrs_postgres::EventJson::Jsonb,
+            JsonColumns::Json => cqrs_postgres::EventJson::Json,
+        }
+    }
 }
 
 impl Args {

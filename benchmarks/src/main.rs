@@ -32,6 +32,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let server =
         db::Server::new(&args.database_url, "pg_bench")?.with_idle_checks(args.idle_checks);
+    systems::set_event_json(args.event_json.event_json());
     let sizes = args.sizes();
     report::print_machine(&server.info().await?, &args, &sizes);
 

@@ -29,5 +29,9 @@ pub(crate) fn print_machine(info: &ServerInfo, args: &Args, sizes: &Sizes) {
         "clients: {} (pool size of every system: {}; connections {checks})",
         args.clients, args.clients
     );
+    println!(
+        "events:  payload and metadata stored as {} by ours and the raw tables",
+        args.event_json.event_json()
+    );
     println!("sizes:   {sizes:?}");
 }

@@ -6,9 +6,25 @@ pub(crate) mod postgres_es;
 pub(crate) mod raw;
 
 use std::future::Future;
+use std::sync::OnceLock;
 
 use anyhow::{bail, Result};
 use cqrs_core::RetryPolicy;
+use cqrs_postgres::EventJson;
+
+/// How this run's events tables store payload and metadata (`--event-json`), set once by
+/// `main` before any workload: every system of a run reads the same choice.
+static EVENT_JSON: OnceLock<EventJson> = OnceLock::new();
+
+/// Sets the run's [`event_json`]; a second call changes nothing.
+pub(crate) fn set_event_json(event_json: EventJson) {
+    let _first = EVENT_JSON.set(event_json);
+}
+
+/// How ours and the raw tables store payload and metadata in this run (`jsonb` unless set).
+pub(crate) fn event_json() -> EventJson {
+    EVENT_JSON.get().copied().unwrap_or_default()
+}
 
 /// One deposit command of a command workload.
 #[derive(Clone, Debug)]

@@ -18,7 +18,7 @@ pub(crate) const CACHE_CAPACITY: usize = 20_000;
 
 /// The store on `pool`, migrated (schema `cqrs`).
 pub(crate) async fn store(pool: PgPool) -> Result<PgEventStore> {
-    let store = PgEventStore::new(pool);
+    let store = PgEventStore::new(pool).with_event_json(super::event_json());
     store.migrate().await?;
     Ok(store)
 }

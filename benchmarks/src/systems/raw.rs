@@ -1,7 +1,10 @@
 //! The raw sqlx ceilings on a `raw_events` table of the same shape as ours: plain statements,
 //! no framework.
 
+use std::sync::LazyLock;
+
 use anyhow::{bail, Context as _, Result};
+use cqrs_postgres::EventJson;
 use serde_json::Value;
 use sqlx::types::Json;
 use sqlx::{PgPool, Row};
@@ -11,21 +14,44 @@ use uuid::Uuid;
 use super::{amount_of, retrying, Attempt, BatchSystem, Command, CommandSystem, FeedSystem};
 use crate::domain::{decide, payload, Deposit, Deposited, CATEGORY, EVENT_TYPE};
 
+/// The raw statements for this run's column type (`--event-json`): payload and metadata are
+/// sent as text and cast to it, as ours are, so neither side converts one type into the other.
+struct Statements {
+    insert_one: String,
+    insert_one_notify: String,
+    insert_many: String,
+    create: String,
+    create_like_ours: String,
+}
+
+static STATEMENTS: LazyLock<Statements> = LazyLock::new(|| {
+    let json = super::event_json().to_string();
+    let fill = |sql: &str| sql.replace("{event_json}", &json);
+    Statements {
+        insert_one: fill(INSERT_ONE),
+        insert_one_notify: fill(INSERT_ONE_NOTIFY),
+        insert_many: fill(INSERT_MANY),
+        create: fill(include_str!("raw_events.sql")),
+        create_like_ours: fill(include_str!("raw_events_like_ours.sql")),
+    }
+});
+
 const INSERT_ONE: &str = "\
 INSERT INTO raw_events (stream_id, version, event_id, event_type, schema_version, payload, metadata)
-VALUES ($1, $2, $3, $4, 1, $5, $6)";
+VALUES ($1, $2, $3, $4, 1, $5::{event_json}, $6::{event_json})";
 
 const INSERT_ONE_NOTIFY: &str = "\
 WITH inserted AS (
     INSERT INTO raw_events (stream_id, version, event_id, event_type, schema_version, payload, metadata)
-    VALUES ($1, $2, $3, $4, 1, $5, $6)
+    VALUES ($1, $2, $3, $4, 1, $5::{event_json}, $6::{event_json})
     RETURNING position
 )
 SELECT pg_notify('raw_events', '') FROM inserted";
 
 const INSERT_MANY: &str = "\
 INSERT INTO raw_events (stream_id, version, event_id, event_type, schema_version, payload, metadata)
-SELECT $1, v, e, $2, 1, p, m FROM UNNEST($3::bigint[], $4::uuid[], $5::jsonb[], $6::jsonb[]) AS t(v, e, p, m)";
+SELECT $1, v, e, $2, 1, p::{event_json}, m::{event_json}
+FROM UNNEST($3::bigint[], $4::uuid[], $5::text[], $6::text[]) AS t(v, e, p, m)";
 
 const SELECT_STREAM: &str = "\
 SELECT version, event_type, payload FROM raw_events WHERE stream_id = $1 ORDER BY version";
@@ -42,7 +68,7 @@ FROM raw_events WHERE position > $1 AND split_part(stream_id, '-', 1) = $3 ORDER
 
 /// Creates the `raw_events` table.
 pub(crate) async fn migrate(pool: &PgPool) -> Result<()> {
-    sqlx::raw_sql(include_str!("raw_events.sql"))
+    sqlx::raw_sql(&STATEMENTS.create)
         .execute(pool)
         .await
         .context("creating raw_events")?;
@@ -52,7 +78,7 @@ pub(crate) async fn migrate(pool: &PgPool) -> Result<()> {
 /// Creates the `raw_events` table with the indexes of `cqrs.events` (a unique event id, the
 /// feed key), for the ceilings that should pay for what an append maintains.
 pub(crate) async fn migrate_like_ours(pool: &PgPool) -> Result<()> {
-    sqlx::raw_sql(include_str!("raw_events_like_ours.sql"))
+    sqlx::raw_sql(&STATEMENTS.create_like_ours)
         .execute(pool)
         .await
         .context("creating raw_events with the indexes of cqrs.events")?;
@@ -74,7 +100,7 @@ fn is_unique_violation(error: &sqlx::Error) -> bool {
 }
 
 async fn insert_one(pool: &PgPool, stream: &str, version: u64, amount: u64) -> sqlx::Result<()> {
-    insert(pool, INSERT_ONE, stream, version, amount).await
+    insert(pool, &STATEMENTS.insert_one, stream, version, amount).await
 }
 
 async fn insert(
@@ -90,8 +116,8 @@ async fn insert(
         .bind(version)
         .bind(Uuid::now_v7())
         .bind(EVENT_TYPE)
-        .bind(payload(amount))
-        .bind(metadata())
+        .bind(payload(amount).to_string())
+        .bind(metadata().to_string())
         .execute(pool)
         .await?;
     Ok(())
@@ -152,7 +178,7 @@ impl RawInsertOnly {
     pub(crate) fn new(pool: PgPool) -> Self {
         Self {
             pool,
-            sql: INSERT_ONE,
+            sql: &STATEMENTS.insert_one,
         }
     }
 
@@ -161,7 +187,7 @@ impl RawInsertOnly {
     pub(crate) fn notifying(pool: PgPool) -> Self {
         Self {
             pool,
-            sql: INSERT_ONE_NOTIFY,
+            sql: &STATEMENTS.insert_one_notify,
         }
     }
 }
@@ -202,14 +228,14 @@ impl BatchSystem for RawBatch {
             Vec::with_capacity(capacity),
             Vec::with_capacity(capacity),
         );
-        let correlation = metadata();
+        let correlation = metadata().to_string();
         for version in 1..=events {
             versions.push(i64::try_from(version)?);
             ids.push(Uuid::now_v7());
-            payloads.push(payload(amount_of(version)));
+            payloads.push(payload(amount_of(version)).to_string());
             metadatas.push(correlation.clone());
         }
-        let inserted = sqlx::query(INSERT_MANY)
+        let inserted = sqlx::query(&STATEMENTS.insert_many)
             .bind(stream)
             .bind(EVENT_TYPE)
             .bind(versions)
@@ -335,11 +361,18 @@ fn field(buf: &mut Vec<u8>, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-fn jsonb_field(buf: &mut Vec<u8>, json: &str) -> Result<()> {
-    buf.extend_from_slice(&i32::try_from(json.len() + 1)?.to_be_bytes());
-    buf.push(1);
-    buf.extend_from_slice(json.as_bytes());
-    Ok(())
+/// A payload or metadata field as this run's column type takes it in binary: `jsonb` a
+/// version byte, then the text; `json` the text.
+fn json_field(buf: &mut Vec<u8>, json: &str) -> Result<()> {
+    match super::event_json() {
+        EventJson::Json => field(buf, json.as_bytes()),
+        _ => {
+            buf.extend_from_slice(&i32::try_from(json.len() + 1)?.to_be_bytes());
+            buf.push(1);
+            buf.extend_from_slice(json.as_bytes());
+            Ok(())
+        }
+    }
 }
 
 impl BatchSystem for RawCopyBatch {
@@ -356,8 +389,8 @@ impl BatchSystem for RawCopyBatch {
             field(&mut buf, Uuid::now_v7().as_bytes())?;
             field(&mut buf, EVENT_TYPE.as_bytes())?;
             field(&mut buf, &1_i32.to_be_bytes())?;
-            jsonb_field(&mut buf, &payload(amount_of(version)).to_string())?;
-            jsonb_field(&mut buf, &correlation)?;
+            json_field(&mut buf, &payload(amount_of(version)).to_string())?;
+            json_field(&mut buf, &correlation)?;
         }
         buf.extend_from_slice(&(-1_i16).to_be_bytes());
         let mut conn = self.pool.acquire().await?;

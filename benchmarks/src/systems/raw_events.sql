@@ -7,8 +7,8 @@ CREATE TABLE raw_events (
     event_id       uuid        NOT NULL,
     event_type     text        NOT NULL,
     schema_version int         NOT NULL,
-    payload        jsonb       NOT NULL,
-    metadata       jsonb       NOT NULL,
+    payload        {event_json} NOT NULL,
+    metadata       {event_json} NOT NULL,
     recorded_at    timestamptz NOT NULL DEFAULT now(),
     UNIQUE (stream_id, version)
 );
