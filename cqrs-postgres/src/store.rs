@@ -111,13 +111,18 @@ impl PgEventStore {
 
     /// Stores each event's payload and metadata as `event_json` ([`EventJson::Jsonb`] by
     /// default). [`migrate`](Self::migrate) creates the events table with that type, and
-    /// checks that an existing one has it: [`PgError::EventJsonMismatch`] if not.
+    /// checks that an existing one has it: [`PgError::EventJsonMismatch`] if not. A store
+    /// that never runs `migrate` must be configured as its table is: on the other type, a new
+    /// stream's batch of 64 events or more (sent by binary `COPY`, in the column's binary
+    /// form) fails with the database's error and writes nothing.
     ///
     /// [`EventJson::Json`] spares PostgreSQL the parse into `jsonb`'s binary form on every
     /// append and the print back to text on every read (a load, the feed). On a hot stream's
     /// load of about 500 events the print is a fifth of the server's work (`pg-bench`, see
     /// `benchmarks/README.md`). What it costs: `jsonb`'s operators and GIN indexes in your own
-    /// SQL over the events table need a cast. The store itself never looks inside either.
+    /// SQL over the events table need a cast. The store looks inside only for an operator's
+    /// query of one correlation's events (`metadata->>'correlation_id'`, which `json` has
+    /// too, parsing each row's text as it scans).
     ///
     /// ```no_run
     /// use cqrs_postgres::{EventJson, PgEventStore};

@@ -1,8 +1,8 @@
 //! A store keeps an event's payload and metadata as `jsonb` (the default) or `json`
 //! (`EventJson::Json`), chosen when `migrate` creates the events table. Every write path (one
 //! event, a batch by statement, a new stream's large batch by binary `COPY`, a group) and every
-//! read (a stream, a replay, the feed) works the same on both, and `migrate` refuses a store
-//! configured for the other type than its table has.
+//! read (a stream, a replay, the feed, a correlation's events) works the same on both, and
+//! `migrate` refuses a store configured for the other type than its table has.
 
 mod support;
 
@@ -62,6 +62,12 @@ async fn round_trip(store: &PgEventStore) {
         assert_eq!(read.payload, event.payload, "the payload as written");
         assert_eq!(read.metadata, event.metadata, "the metadata as written");
     }
+    // The one statement that looks inside the JSON: `->>`, which both types have.
+    let correlated = store
+        .correlated_events(correlation, Position::START, 1_000)
+        .await
+        .expect("correlated");
+    assert_eq!(correlated.len(), written.len());
     let stream = StreamId::new("note-3").expect("valid");
     let read = store
         .read_stream(&stream, Version::new(1), 1_000)
