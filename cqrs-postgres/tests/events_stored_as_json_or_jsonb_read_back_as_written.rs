@@ -1,8 +1,9 @@
 //! A store keeps an event's payload and metadata as `jsonb` (the default) or `json`
 //! (`EventJson::Json`), chosen when `migrate` creates the events table. Every write path (one
 //! event, a batch by statement, a new stream's large batch by binary `COPY`, a group) and every
-//! read (a stream, a replay, the feed, a correlation's events) works the same on both, and
-//! `migrate` refuses a store configured for the other type than its table has.
+//! read (a stream, a replay, the feed, a correlation's events) works the same on both.
+//! `migrate` refuses a store configured for the other type than its table has; one that
+//! skipped `migrate` fails a copied batch whole, writing nothing.
 
 mod support;
 
@@ -170,4 +171,36 @@ async fn migrate_refuses_a_store_configured_for_the_other_type_than_its_table() 
 async fn a_schema_without_an_events_table_stores_no_type_yet() {
     let store = PgEventStore::new(support::pool(2).await).with_schema(support::unique_schema());
     assert_eq!(store.stored_event_json().await.expect("type"), None);
+}
+
+#[tokio::test]
+async fn a_store_that_skipped_migrate_on_the_other_type_fails_a_copied_batch_whole() {
+    let created = support::store().await;
+    let mismatched = PgEventStore::new(created.pool().clone())
+        .with_event_json(EventJson::Json)
+        .with_schema(created.schema().clone());
+    let stream = StreamId::new("copied-1").expect("valid");
+
+    let refused = mismatched
+        .append(
+            &stream,
+            ExpectedVersion::NoStream,
+            events(100, Uuid::now_v7()),
+        )
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
+    let read = created
+        .read_stream(&stream, Version::new(1), 1_000)
+        .await
+        .expect("read");
+    assert!(read.is_empty(), "nothing of the batch is written");
+    // A small batch goes by statement, whose cast the column's type takes either way.
+    mismatched
+        .append(
+            &stream,
+            ExpectedVersion::NoStream,
+            events(3, Uuid::now_v7()),
+        )
+        .await
+        .expect("append");
 }
