@@ -5,6 +5,7 @@ use std::fmt;
 
 use sqlx::PgPool;
 
+use crate::jsonb::JSONB_VERSION;
 use crate::{PgError, PgSchema};
 
 /// How the events table stores each event's payload and metadata: see
@@ -36,6 +37,15 @@ impl EventJson {
         match self {
             EventJson::Jsonb => "jsonb",
             EventJson::Json => "json",
+        }
+    }
+
+    /// What a value of this type starts with in binary, before its text: `jsonb`'s version
+    /// byte, nothing for `json`.
+    pub(crate) fn binary_prefix(self) -> &'static [u8] {
+        match self {
+            EventJson::Jsonb => &[JSONB_VERSION],
+            EventJson::Json => &[],
         }
     }
 

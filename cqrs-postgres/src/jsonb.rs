@@ -17,8 +17,9 @@ use sqlx::{Type, TypeInfo as _, ValueRef as _};
 const JSON_OID: u32 = 114;
 /// `jsonb`'s object id (`pg_type.oid`).
 const JSONB_OID: u32 = 3802;
-/// The only `jsonb` binary format version PostgreSQL has sent (`jsonb_send`).
-const JSONB_VERSION: u8 = 1;
+/// The only `jsonb` binary format version PostgreSQL has sent (`jsonb_send`) and takes
+/// (`jsonb_recv`): the byte before the text, read here and written by a binary `COPY`.
+pub(crate) const JSONB_VERSION: u8 = 1;
 
 /// A `jsonb` or `json` value deserialized into `T`.
 #[derive(Debug)]

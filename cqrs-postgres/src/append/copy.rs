@@ -29,9 +29,6 @@ const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
 /// Columns per row, as `sql/copy_events.sql` lists them.
 const FIELDS: i16 = 7;
 
-/// The version byte that starts a `jsonb` value in binary.
-const JSONB_VERSION: u8 = 1;
-
 impl PgEventStore {
     /// Copies `columns` as the events `1..=n` of the new stream `stream_id`, in autocommit on
     /// `conn`, and reads back where they landed.
@@ -89,11 +86,7 @@ fn encode(
     columns: &Columns,
     event_json: EventJson,
 ) -> Result<Vec<u8>, PgError> {
-    // `jsonb`: a version byte, then the text; `json`: the text.
-    let json_prefix: &[u8] = match event_json {
-        EventJson::Jsonb => &[JSONB_VERSION],
-        EventJson::Json => &[],
-    };
+    let json_prefix = event_json.binary_prefix();
     let per_row = 2 + 7 * 4 + stream_id.as_str().len() + 8 + 16 + 4 + 1;
     let mut out = Vec::with_capacity(
         HEADER.len() + 2 + columns.len() * per_row + columns.bytes + columns.event_types.len() * 16,
