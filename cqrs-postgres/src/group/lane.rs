@@ -8,6 +8,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgDatabaseError, PgSeverity};
 use tokio::sync::mpsc;
 
+use super::gather::gather;
 use super::request::{Reply, Request, QUEUED, TAKEN};
 use super::statement::Writer;
 use super::GroupCommit;
@@ -46,9 +47,7 @@ impl Lane {
                     None => return,
                 }
             }
-            while let Ok(request) = self.requests.try_recv() {
-                waiting.push_back(request);
-            }
+            gather(&mut self.requests, &mut waiting, self.options.max_appends).await;
             let group = self.next_group(&mut waiting);
             if !group.is_empty() {
                 self.write(group).await;

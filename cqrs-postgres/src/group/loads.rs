@@ -23,6 +23,7 @@
 //! nothing, so reading again is always safe. A group's statement starts after each of its
 //! loads was asked for, so a load sees at least what it would have seen alone.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
@@ -32,6 +33,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Postgres, Row};
 use tokio::sync::{mpsc, oneshot};
 
+use super::gather::gather;
 use super::slot::LaneSlot;
 use crate::schema::Queries;
 
@@ -123,26 +125,25 @@ impl Loads {
     }
 }
 
-/// The lane's task: reads whatever loads queued while its last group was read, one group at a
-/// time, until the store is dropped. It holds a pool connection only while loads are queued.
+/// The lane's task: reads whatever loads queued while its last group was read (once
+/// [`gather`] let the readers a turn away join), one group at a time, until the store is
+/// dropped. It holds a pool connection only while loads are queued.
 async fn run(mut requests: mpsc::UnboundedReceiver<Request>, pool: PgPool, queries: Arc<Queries>) {
+    let mut waiting = VecDeque::new();
     while let Some(first) = requests.recv().await {
         let mut conn = None;
-        let mut next = Some(first);
-        while let Some(first) = next.take() {
-            let mut group = vec![first];
-            while group.len() < MAX_LOADS {
-                match requests.try_recv() {
-                    Ok(request) => group.push(request),
-                    Err(_) => break,
-                }
+        waiting.push_back(first);
+        loop {
+            gather(&mut requests, &mut waiting, MAX_LOADS).await;
+            if waiting.is_empty() {
+                break;
             }
+            let mut group: Vec<Request> = waiting.drain(..waiting.len().min(MAX_LOADS)).collect();
             // Loads whose reader stopped waiting are not read.
             group.retain(|request| !request.reply.is_closed());
             if !group.is_empty() {
                 read(&pool, &mut conn, &queries, group).await;
             }
-            next = requests.try_recv().ok();
         }
         // Nothing queued: the connection goes back to the pool.
         drop(conn);

@@ -26,7 +26,8 @@
 //!
 //! The parts: [`GroupCommit`] (`options.rs`) is what users set; `committer.rs` hands an append
 //! (`request.rs`) to its lane and waits for the reply; `lane.rs` is a lane's task,
-//! which takes groups from its queue and tells writers what happened; `statement.rs` writes a
+//! which takes groups from its queue (once `gather.rs` let the writers a turn away join) and
+//! tells writers what happened; `statement.rs` writes a
 //! group and decodes what came back; `conn.rs` is the lane's connection with its
 //! `statement_timeout` and generic plans; `slot.rs` starts a lane's task on first use. Each
 //! file uses only those after it in this list.
@@ -36,6 +37,7 @@
 
 mod committer;
 mod conn;
+mod gather;
 #[cfg(test)]
 mod generic_plan_tests;
 mod lane;
