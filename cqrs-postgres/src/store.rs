@@ -147,7 +147,8 @@ impl PgEventStore {
     /// [`GroupCommit`]. Under many concurrent writers this multiplies append throughput (one
     /// statement, commit and WAL flush per group instead of per append); an append's outcome
     /// and guarantees do not change, and a writer with fewer than
-    /// [`GroupCommit::alone_below`] others in flight appends on its own. Applies to appends
+    /// [`GroupCommit::alone_below`] others in flight, or with a batch of
+    /// [`GroupCommit::alone_from_events`] events or more, appends on its own. Applies to appends
     /// through [`AppendEvents::append`](cqrs_core::AppendEvents::append) with an exact
     /// expected version and no command id (every [`Repository`](cqrs_core::Repository)
     /// command without one); the others append on their own.

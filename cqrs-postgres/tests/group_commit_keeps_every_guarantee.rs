@@ -16,9 +16,12 @@ use serde_json::json;
 use tokio::sync::Barrier;
 
 async fn grouped_store(lanes: usize) -> PgEventStore {
-    support::store_with(40)
-        .await
-        .with_group_commit(GroupCommit::default().alone_below(0).lanes(lanes))
+    support::store_with(40).await.with_group_commit(
+        GroupCommit::default()
+            .alone_below(0)
+            .alone_from_events(usize::MAX)
+            .lanes(lanes),
+    )
 }
 
 fn stream(name: &str) -> StreamId {

@@ -211,7 +211,9 @@ impl PgEventStore {
         self.xid.ensure(&self.pool).await?;
         // Counted in flight until this append is done, grouped or alone.
         let admission = match (&self.group, expected.exact(), columns.command_id) {
-            (Some(group), Some(version), None) => Some((group, group.admit(), version)),
+            (Some(group), Some(version), None) => {
+                Some((group, group.admit(columns.len()), version))
+            }
             _ => None,
         };
         if let Some((group, _, version)) = admission.as_ref().filter(|(_, a, _)| a.grouped()) {

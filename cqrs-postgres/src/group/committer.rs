@@ -56,16 +56,18 @@ impl Committer {
         self.options
     }
 
-    /// Counts an eligible append in flight until the admission is dropped, and says whether
-    /// it goes to a group: only when at least [`GroupCommit::alone_below`] others are in
-    /// flight. With fewer, PostgreSQL's own concurrent commits do better than one lane taking
+    /// Counts an eligible append of `events` events in flight until the admission is dropped,
+    /// and says whether it goes to a group: only when at least [`GroupCommit::alone_below`]
+    /// others are in flight, and it has fewer than [`GroupCommit::alone_from_events`] events.
+    /// With fewer others, PostgreSQL's own concurrent commits do better than one lane taking
     /// the appends one group at a time (the lane serializes them, and a group of one costs
-    /// more than a plain append).
-    pub(crate) fn admit(&self) -> Admission<'_> {
+    /// more than a plain append); a large batch's rows, not its commit, are its cost, and
+    /// written alone they run beside the others on backends of their own.
+    pub(crate) fn admit(&self, events: usize) -> Admission<'_> {
         let others = self.in_flight.fetch_add(1, Ordering::Relaxed);
         Admission {
             in_flight: &self.in_flight,
-            grouped: others >= self.options.alone_below,
+            grouped: others >= self.options.alone_below && events < self.options.alone_from_events,
         }
     }
 
@@ -227,9 +229,9 @@ mod tests {
     #[test]
     fn an_append_joins_a_group_only_when_enough_others_are_in_flight() {
         let committer = Committer::new(GroupCommit::default().alone_below(2));
-        let first = committer.admit();
-        let second = committer.admit();
-        let third = committer.admit();
+        let first = committer.admit(1);
+        let second = committer.admit(1);
+        let third = committer.admit(1);
         assert_eq!(
             (first.grouped(), second.grouped(), third.grouped()),
             (false, false, true),
@@ -237,7 +239,7 @@ mod tests {
         );
         drop((second, third));
         assert!(
-            !committer.admit().grouped(),
+            !committer.admit(1).grouped(),
             "a finished append is no longer counted"
         );
         drop(first);
@@ -263,6 +265,18 @@ mod tests {
     #[test]
     fn alone_below_zero_groups_every_append() {
         let committer = Committer::new(GroupCommit::default().alone_below(0));
-        assert!(committer.admit().grouped());
+        assert!(committer.admit(1).grouped());
+    }
+
+    #[test]
+    fn an_append_of_alone_from_events_or_more_is_written_alone_but_counted_in_flight() {
+        let committer = Committer::new(GroupCommit::default().alone_below(0));
+        let batch = committer.admit(16);
+        assert!(!batch.grouped(), "16 events: alone by default");
+        assert!(committer.admit(15).grouped(), "15 events: grouped");
+        assert_eq!(committer.in_flight.load(Ordering::Relaxed), 1, "the batch");
+        let small = Committer::new(GroupCommit::default().alone_below(0).alone_from_events(3));
+        assert!(!small.admit(3).grouped());
+        assert!(small.admit(2).grouped());
     }
 }
