@@ -5,6 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
+use cqrs_postgres::GroupCommit;
 use sqlx::PgPool;
 
 use super::Context;
@@ -16,6 +17,7 @@ use crate::verify::{self, Layout, Tally};
 use cqrs_benchmarks::table::rotation;
 
 const OURS: &str = "ours: AppendEvents::append";
+const OURS_GROUPED: &str = "ours: the same, group commit";
 const RAW: &str = "raw sqlx: INSERT ... UNNEST";
 const RAW_LIKE_OURS: &str = "raw sqlx: the same, cqrs.events' indexes";
 const RAW_COPY: &str = "raw sqlx: binary COPY";
@@ -67,7 +69,7 @@ pub(crate) async fn run(ctx: &Context) -> Result<Table> {
     let mut table = Table::new(title, "events/s")
         .versus("vs raw", RAW)
         .versus("vs raw, same indexes", RAW_LIKE_OURS);
-    let mut runs: [Vec<Row>; 5] = Default::default();
+    let mut runs: [Vec<Row>; 6] = Default::default();
     for round in 0..sizes.runs {
         for system in rotation(round, runs.len()) {
             let row = match system {
@@ -78,20 +80,35 @@ pub(crate) async fn run(ctx: &Context) -> Result<Table> {
                     .await?
                 }
                 1 => {
+                    one(
+                        ctx,
+                        "ours_group",
+                        OURS_GROUPED,
+                        verify::OURS,
+                        |pool| async {
+                            let store = ours::store(pool)
+                                .await?
+                                .with_group_commit(GroupCommit::default());
+                            Ok(ours::OursBatch::new(store))
+                        },
+                    )
+                    .await?
+                }
+                2 => {
                     one(ctx, "raw", RAW, verify::RAW, |pool| async {
                         raw::migrate(&pool).await?;
                         Ok(RawBatch::new(pool))
                     })
                     .await?
                 }
-                2 => {
+                3 => {
                     one(ctx, "raw_like", RAW_LIKE_OURS, verify::RAW, |pool| async {
                         raw::migrate_like_ours(&pool).await?;
                         Ok(RawBatch::new(pool))
                     })
                     .await?
                 }
-                3 => {
+                4 => {
                     one(ctx, "raw_copy", RAW_COPY, verify::RAW, |pool| async {
                         raw::migrate(&pool).await?;
                         Ok(raw::RawCopyBatch::new(pool))
