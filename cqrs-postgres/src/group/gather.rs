@@ -10,6 +10,10 @@
 //! appends that could not join this group anyway (`benchmarks/README.md`: gathering without
 //! that bound cost a third at 128 writers). The append lane (`lane.rs`) and the load lane
 //! (`loads.rs`) both gather.
+//!
+//! A turn lasts as long as the other ready tasks take to reach their next `.await`: on a
+//! runtime busy with other work it is longer. So turns are few, and gathering stops at the
+//! first turn that brings nothing.
 
 use std::collections::VecDeque;
 
