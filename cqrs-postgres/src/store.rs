@@ -52,8 +52,10 @@ pub const DEFAULT_MAX_APPEND_BYTES: usize = 16 << 20;
 impl PgEventStore {
     /// A store on `pool`, in schema `cqrs`, refusing payloads over
     /// [`DEFAULT_MAX_PAYLOAD_BYTES`](cqrs_core::backend::DEFAULT_MAX_PAYLOAD_BYTES) and appends over
-    /// [`DEFAULT_MAX_APPEND_BYTES`]. Does not touch the database: call
-    /// [`migrate`](Self::migrate) to create the tables.
+    /// [`DEFAULT_MAX_APPEND_BYTES`], grouping concurrent appends with the default
+    /// [`GroupCommit`] (see [`with_group_commit`](Self::with_group_commit); a writer alone
+    /// appends as without it). Does not touch the database: call [`migrate`](Self::migrate)
+    /// to create the tables.
     pub fn new(pool: PgPool) -> Self {
         let schema = PgSchema::default();
         let event_json = EventJson::default();
@@ -66,7 +68,7 @@ impl PgEventStore {
             max_payload_bytes: cqrs_core::backend::DEFAULT_MAX_PAYLOAD_BYTES,
             max_append_bytes: DEFAULT_MAX_APPEND_BYTES,
             notifier: Arc::default(),
-            group: None,
+            group: Some(Arc::new(Committer::new(GroupCommit::default()))),
             pool,
         }
     }
@@ -143,10 +145,12 @@ impl PgEventStore {
         self
     }
 
-    /// Groups concurrent appends to different streams into shared transactions: see
-    /// [`GroupCommit`]. Under many concurrent writers this multiplies append throughput (one
-    /// statement, commit and WAL flush per group instead of per append); an append's outcome
-    /// and guarantees do not change, and a writer with fewer than
+    /// Groups concurrent appends to different streams into shared transactions as `options`
+    /// say (a new store groups with [`GroupCommit::default`]; see
+    /// [`without_group_commit`](Self::without_group_commit)). Under many concurrent writers
+    /// this multiplies append throughput (one statement, commit and WAL flush per group
+    /// instead of per append); an append's outcome and guarantees do not change, and a writer
+    /// with fewer than
     /// [`GroupCommit::alone_below`] others in flight, or with a batch of
     /// [`GroupCommit::alone_from_events`] events or more, appends on its own. Applies to appends
     /// through [`AppendEvents::append`](cqrs_core::AppendEvents::append) with an exact
@@ -165,6 +169,33 @@ impl PgEventStore {
     pub fn with_group_commit(mut self, options: GroupCommit) -> Self {
         self.group = Some(Arc::new(Committer::new(options)));
         self
+    }
+
+    /// Writes every append on its own, each in its own transaction, as PostgreSQL's
+    /// concurrent commits allow, and reads every load on its own. What a new store does
+    /// differently: an append never waits for a lane, so it has no
+    /// [`GroupCommit::timeout`] (a plain append blocked on a version an open transaction holds
+    /// waits as long as the server lets it). `pg-bench`'s workload 6 (single-event appends,
+    /// `benchmarks/README.md`) measured the default grouping at 0.97x of this with one or two
+    /// writers (the same path, within the noise) and 2x to 7x from four to 128.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), cqrs_postgres::PgError> {
+    /// let store = cqrs_postgres::PgEventStore::connect("postgres://localhost/app").await?
+    ///     .without_group_commit();
+    /// assert_eq!(store.group_commit(), None);
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn without_group_commit(mut self) -> Self {
+        self.group = None;
+        self
+    }
+
+    /// How this store groups appends: `None` after
+    /// [`without_group_commit`](Self::without_group_commit).
+    pub fn group_commit(&self) -> Option<GroupCommit> {
+        self.group.as_ref().map(|group| group.options())
     }
 
     /// Refuses payloads larger than `bytes` of JSON.

@@ -1,4 +1,5 @@
-//! The PostgreSQL store against the same conformance suite as the in-memory store.
+//! The PostgreSQL store as a new one is (group commit on, a writer alone appending on its own),
+//! against the same conformance suite as the in-memory store.
 
 mod support;
 

@@ -146,6 +146,11 @@ pub(crate) async fn run(ctx: &Context, shape: Shape) -> Result<Table> {
         "the cache keeps states in memory, which postgres-es lacks: \"{OURS_GROUPED_UNCACHED}\" \
          against \"{POSTGRES_ES}\" compares the stores, group commit included"
     ));
+    table.footnote(
+        "\"+ group commit\" rows use a new PgEventStore's default grouping; the other rows of ours \
+         are built without_group_commit"
+            .to_string(),
+    );
     table.footnote(format!(
         "\"{POSTGRES_ES_SNAPSHOTS}\" writes the right events (deposits do not read the balance) \
          but its snapshots count the snapshotting command's events twice (workload 3)"

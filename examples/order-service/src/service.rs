@@ -16,7 +16,7 @@ use cqrs_core::process::ProcessOptions;
 use cqrs_core::projection::{ProjectionHandle, ProjectionRunner, ProjectionStatus};
 use cqrs_core::{Repository, RetryPolicy, SnapshotPolicy};
 use cqrs_elastic::{EsError, EsReadModel};
-use cqrs_postgres::{GroupCommit, PgError, PgEventStore, PgSchema};
+use cqrs_postgres::{PgError, PgEventStore, PgSchema};
 use elasticsearch::Elasticsearch;
 use quickstart::carrier::{Answers, Carrier};
 use quickstart::payment::CardLimits;
@@ -115,9 +115,8 @@ impl Service {
             .max_connections(POOL_SIZE)
             .acquire_timeout(config.dependency_timeout)
             .connect_lazy_with(options);
-        let store = PgEventStore::new(pool)
-            .with_schema(schema)
-            .with_group_commit(GroupCommit::default());
+        // Groups concurrent appends by default (`cqrs_postgres::GroupCommit`).
+        let store = PgEventStore::new(pool).with_schema(schema);
         store.migrate().await.map_err(StartError::Migrate)?;
 
         let client =

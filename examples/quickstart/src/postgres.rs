@@ -1,7 +1,7 @@
 //! [`fresh_store`]: the quick start's PostgreSQL store, in a schema emptied on every run.
 
 use cqrs_core::BoxError;
-use cqrs_postgres::{GroupCommit, PgEventStore, PgSchema};
+use cqrs_postgres::{PgEventStore, PgSchema};
 
 /// A store on the database at `url`, in the schema `schema`, dropped and migrated again first:
 /// the story expects empty streams.
@@ -12,10 +12,9 @@ pub async fn fresh_store(url: &str, schema: &str) -> Result<PgEventStore, BoxErr
     sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
         .execute(store.pool())
         .await?;
-    // Group commit: concurrent commands on different streams share one transaction.
-    let store = store
-        .with_schema(schema)
-        .with_group_commit(GroupCommit::default());
+    // Concurrent commands on different streams share one transaction (group commit, a new
+    // store's default).
+    let store = store.with_schema(schema);
     store.migrate().await?;
     Ok(store)
 }
