@@ -3,8 +3,9 @@
 //!
 //! An append in autocommit costs PostgreSQL a statement, a commit and a flush, and its client a
 //! round trip; with many concurrent writers that overhead, not the rows, is what limits
-//! throughput. With [`GroupCommit`] on, an eligible append (expected version known, no command
-//! id) is handed to one of a few *lanes*, chosen by the stream's hash. Each lane writes one group
+//! throughput. With [`GroupCommit`] on (a new store's default), an eligible append (expected
+//! version known, no command id) that finds others in flight is handed to one of a few
+//! *lanes*, chosen by the stream's hash. Each lane writes one group
 //! at a time: whatever appends queued up while its previous group was in flight, at most one per
 //! stream, in one `INSERT` (`sql/append_group.sql`).
 //!

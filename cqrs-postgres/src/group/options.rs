@@ -3,6 +3,16 @@
 use std::time::Duration;
 
 /// How appends are grouped; see [`PgEventStore::with_group_commit`](crate::PgEventStore::with_group_commit).
+/// A new store groups with [`GroupCommit::default`];
+/// [`without_group_commit`](crate::PgEventStore::without_group_commit) turns grouping off.
+///
+/// ```
+/// use cqrs_postgres::GroupCommit;
+///
+/// // Group every append, even a lone writer's (what the group tests do).
+/// let always = GroupCommit::default().alone_below(0);
+/// assert_ne!(always, GroupCommit::default());
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GroupCommit {
     pub(super) lanes: usize,
