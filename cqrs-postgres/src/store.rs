@@ -172,10 +172,9 @@ impl PgEventStore {
     }
 
     /// Writes every append on its own, each in its own transaction, as PostgreSQL's
-    /// concurrent commits allow, and reads every load on its own. What a new store does
-    /// differently: an append never waits for a lane, so it has no
-    /// [`GroupCommit::timeout`] (a plain append blocked on a version an open transaction holds
-    /// waits as long as the server lets it). `pg-bench`'s workload 6 (single-event appends,
+    /// concurrent commits allow, and reads every load on its own. Unlike a grouped append, a
+    /// plain one never waits for a lane, so [`GroupCommit::timeout`] does not bound it: blocked
+    /// on a version an open transaction holds, it waits as long as the server lets it. `pg-bench`'s workload 6 (single-event appends,
     /// `benchmarks/README.md`) measured the default grouping at 0.97x of this with one or two
     /// writers (the same path, within the noise) and 2x to 7x from four to 128.
     ///
