@@ -150,8 +150,7 @@ impl PgEventStore {
     /// [`without_group_commit`](Self::without_group_commit)). Under many concurrent writers
     /// this multiplies append throughput (one statement, commit and WAL flush per group
     /// instead of per append); an append's outcome and guarantees do not change, and a writer
-    /// with fewer than
-    /// [`GroupCommit::alone_below`] others in flight, or with a batch of
+    /// with fewer than [`GroupCommit::alone_below`] others in flight, or with a batch of
     /// [`GroupCommit::alone_from_events`] events or more, appends on its own. Applies to appends
     /// through [`AppendEvents::append`](cqrs_core::AppendEvents::append) with an exact
     /// expected version and no command id (every [`Repository`](cqrs_core::Repository)
@@ -174,9 +173,10 @@ impl PgEventStore {
     /// Writes every append on its own, each in its own transaction, as PostgreSQL's
     /// concurrent commits allow, and reads every load on its own. Unlike a grouped append, a
     /// plain one never waits for a lane, so [`GroupCommit::timeout`] does not bound it: blocked
-    /// on a version an open transaction holds, it waits as long as the server lets it. `pg-bench`'s workload 6 (single-event appends,
-    /// `benchmarks/README.md`) measured the default grouping at 0.97x of this with one or two
-    /// writers (the same path, within the noise) and 2x to 7x from four to 128.
+    /// on a version an open transaction holds, it waits as long as the server lets it.
+    /// `pg-bench`'s workload 6 (single-event appends, `benchmarks/README.md`) measured the
+    /// default grouping at 0.97x of this with one or two writers (the same path, within the
+    /// noise) and 2x to 7x from four to 128.
     ///
     /// ```no_run
     /// # async fn demo() -> Result<(), cqrs_postgres::PgError> {

@@ -6,48 +6,12 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
-
 use cqrs_core::{AppendEvents, ExpectedVersion, NewEvent, StreamId, Version};
 use cqrs_postgres::{GroupCommit, PgEventStore};
 use futures_util::future::join_all;
 use serde_json::json;
-use tracing::field::{Field, Visit};
-use tracing::span::{Id, Record};
-use tracing::Subscriber;
-use tracing_subscriber::layer::{Context, SubscriberExt};
-use tracing_subscriber::registry::LookupSpan;
-use tracing_subscriber::Layer;
-
-/// How many `pg_append` spans recorded a `group` (appends that went through a lane).
-#[derive(Clone, Default)]
-struct Grouped(Arc<Mutex<u64>>);
-
-impl Grouped {
-    fn count(&self) -> u64 {
-        *self.0.lock().expect("count")
-    }
-}
-
-struct IsGroup(bool);
-
-impl Visit for IsGroup {
-    fn record_u64(&mut self, field: &Field, _: u64) {
-        self.0 |= field.name() == "group";
-    }
-
-    fn record_debug(&mut self, _: &Field, _: &dyn std::fmt::Debug) {}
-}
-
-impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Grouped {
-    fn on_record(&self, _: &Id, values: &Record<'_>, _: Context<'_, S>) {
-        let mut is_group = IsGroup(false);
-        values.record(&mut is_group);
-        if is_group.0 {
-            *self.0.lock().expect("count") += 1;
-        }
-    }
-}
+use support::grouped_spans::GroupedSpans;
+use tracing_subscriber::layer::SubscriberExt;
 
 /// 32 single-event appends to new streams, all in flight at once.
 async fn append_together(store: &PgEventStore, prefix: &str) {
@@ -67,7 +31,7 @@ async fn append_together(store: &PgEventStore, prefix: &str) {
 // all admitted before the first one ends.
 #[tokio::test]
 async fn a_new_store_groups_appends_that_queue_and_without_group_commit_writes_each_alone() {
-    let grouped = Grouped::default();
+    let grouped = GroupedSpans::default();
     let _guard =
         tracing::subscriber::set_default(tracing_subscriber::registry().with(grouped.clone()));
 

@@ -6,41 +6,11 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
-
 use cqrs_core::{AppendEvents, ExpectedVersion, NewEvent, StreamId, Version};
 use cqrs_postgres::{GroupCommit, PgEventStore};
 use serde_json::json;
-use tracing::field::{Field, Visit};
-use tracing::span::{Id, Record};
-use tracing::Subscriber;
-use tracing_subscriber::layer::{Context, SubscriberExt};
-use tracing_subscriber::registry::LookupSpan;
-use tracing_subscriber::Layer;
-
-/// How many `pg_append` spans recorded a `group` (appends that went through a lane).
-#[derive(Clone, Default)]
-struct Grouped(Arc<Mutex<u64>>);
-
-struct IsGroup(bool);
-
-impl Visit for IsGroup {
-    fn record_u64(&mut self, field: &Field, _: u64) {
-        self.0 |= field.name() == "group";
-    }
-
-    fn record_debug(&mut self, _: &Field, _: &dyn std::fmt::Debug) {}
-}
-
-impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Grouped {
-    fn on_record(&self, _: &Id, values: &Record<'_>, _: Context<'_, S>) {
-        let mut is_group = IsGroup(false);
-        values.record(&mut is_group);
-        if is_group.0 {
-            *self.0.lock().expect("count") += 1;
-        }
-    }
-}
+use support::grouped_spans::GroupedSpans;
+use tracing_subscriber::layer::SubscriberExt;
 
 async fn append_one_at_a_time(store: &PgEventStore, prefix: &str) {
     for n in 0..5 {
@@ -57,20 +27,20 @@ async fn append_one_at_a_time(store: &PgEventStore, prefix: &str) {
 #[tokio::test]
 async fn appends_one_at_a_time_are_written_alone_and_only_with_alone_below_zero_grouped_but_never_a_large_batch(
 ) {
-    let grouped = Grouped::default();
+    let grouped = GroupedSpans::default();
     let _guard =
         tracing::subscriber::set_default(tracing_subscriber::registry().with(grouped.clone()));
     let store = support::store_with(4)
         .await
         .with_group_commit(GroupCommit::default());
     append_one_at_a_time(&store, "default").await;
-    assert_eq!(*grouped.0.lock().expect("count"), 0, "none went to a lane");
+    assert_eq!(grouped.count(), 0, "none went to a lane");
 
     let always = support::store_with(4)
         .await
         .with_group_commit(GroupCommit::default().alone_below(0));
     append_one_at_a_time(&always, "always").await;
-    assert_eq!(*grouped.0.lock().expect("count"), 5, "each went to a lane");
+    assert_eq!(grouped.count(), 5, "each went to a lane");
 
     let batch = (0..16)
         .map(|n| NewEvent::new("Counted", 1, json!({ "n": n })))
@@ -81,9 +51,5 @@ async fn appends_one_at_a_time_are_written_alone_and_only_with_alone_below_zero_
         .await
         .expect("a batch appends");
     assert_eq!(outcome.last_version, Version::new(16));
-    assert_eq!(
-        *grouped.0.lock().expect("count"),
-        5,
-        "a batch of 16 events was written alone"
-    );
+    assert_eq!(grouped.count(), 5, "a batch of 16 events was written alone");
 }

@@ -16,15 +16,18 @@ use crate::domain::{payload, Account, Deposit, CATEGORY, EVENT_TYPE};
 /// command workload (10,000 streams) and its warm-up streams.
 pub(crate) const CACHE_CAPACITY: usize = 20_000;
 
-/// The store on `pool`, migrated (schema `cqrs`), without group commit: each row that groups
-/// says so and turns it back on (`PgEventStore::new`'s default), so the plain rows keep
-/// measuring every append on its own.
-pub(crate) async fn store(pool: PgPool) -> Result<PgEventStore> {
-    let store = PgEventStore::new(pool)
-        .with_event_json(super::event_json())
-        .without_group_commit();
+/// The store on `pool` as a new one is (group commit on), migrated (schema `cqrs`): the rows
+/// that say "group commit".
+pub(crate) async fn grouped_store(pool: PgPool) -> Result<PgEventStore> {
+    let store = PgEventStore::new(pool).with_event_json(super::event_json());
     store.migrate().await?;
     Ok(store)
+}
+
+/// [`grouped_store`] without group commit: every other row of ours, so they keep measuring
+/// each append on its own.
+pub(crate) async fn store(pool: PgPool) -> Result<PgEventStore> {
+    Ok(grouped_store(pool).await?.without_group_commit())
 }
 
 /// The stream of account `id`.

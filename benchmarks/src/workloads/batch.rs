@@ -5,7 +5,6 @@ use std::future::Future;
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
-use cqrs_postgres::GroupCommit;
 use sqlx::PgPool;
 
 use super::Context;
@@ -86,9 +85,7 @@ pub(crate) async fn run(ctx: &Context) -> Result<Table> {
                         OURS_GROUPED,
                         verify::OURS,
                         |pool| async {
-                            let store = ours::store(pool)
-                                .await?
-                                .with_group_commit(GroupCommit::default());
+                            let store = ours::grouped_store(pool).await?;
                             Ok(ours::OursBatch::new(store))
                         },
                     )

@@ -5,7 +5,6 @@ use std::future::Future;
 use std::sync::Arc;
 
 use anyhow::{bail, Context as _, Result};
-use cqrs_postgres::GroupCommit;
 use sqlx::PgPool;
 
 use super::Context;
@@ -185,9 +184,7 @@ impl Runner<'_> {
         match SYSTEMS.get(index).copied() {
             Some(OURS_GROUPED) => {
                 self.one("ours_group", OURS_GROUPED, verify::OURS, |pool| async {
-                    let store = ours::store(pool)
-                        .await?
-                        .with_group_commit(GroupCommit::default());
+                    let store = ours::grouped_store(pool).await?;
                     Ok(ours::OursCommands::new(store, true))
                 })
                 .await
@@ -198,9 +195,7 @@ impl Runner<'_> {
                     OURS_GROUPED_CLAIMED,
                     verify::OURS,
                     |pool| async {
-                        let store = ours::store(pool)
-                            .await?
-                            .with_group_commit(GroupCommit::default());
+                        let store = ours::grouped_store(pool).await?;
                         Ok(ours::OursCommands::new(store, true).claiming_new_streams())
                     },
                 )
@@ -212,9 +207,7 @@ impl Runner<'_> {
                     OURS_GROUPED_UNCACHED,
                     verify::OURS,
                     |pool| async {
-                        let store = ours::store(pool)
-                            .await?
-                            .with_group_commit(GroupCommit::default());
+                        let store = ours::grouped_store(pool).await?;
                         Ok(ours::OursCommands::new(store, false))
                     },
                 )

@@ -10,7 +10,7 @@ use anyhow::{bail, Context as _, Result};
 use cqrs_core::process::{ProcessManager, ProcessOptions, ProcessStore};
 use cqrs_core::projection::RunnerOptions;
 use cqrs_core::{Clock, CommandContext, CommandId, Repository, SharedClock};
-use cqrs_postgres::{GroupCommit, PgEventStore};
+use cqrs_postgres::PgEventStore;
 use quickstart::carrier::{Answers, Carrier};
 use quickstart::inventory::{Inventory, InventoryCommand};
 use quickstart::order::{self, OrderCommand, OrderLine, OrderStatus};
@@ -130,9 +130,7 @@ async fn one(ctx: &Context, index: usize, orders: u64) -> Result<(Row, Duration)
 
 /// A migrated store with group commit, the items stocked and the orders placed.
 async fn setup(pool: PgPool, orders: u64) -> Result<PgEventStore> {
-    let store = ours::store(pool)
-        .await?
-        .with_group_commit(GroupCommit::default());
+    let store = ours::grouped_store(pool).await?;
     let shop = Shop::new(store.clone(), CardLimits::new());
     for sku in SKUS {
         let restock = InventoryCommand::Restock { quantity: PLENTY };

@@ -9,6 +9,7 @@ use cqrs_postgres::{testing, EventJson, PgEventStore, PgSchema};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
 pub mod dump;
+pub mod grouped_spans;
 
 /// The server the test command started (or the user's own), from `DATABASE_URL`.
 pub fn database_url() -> String {
