@@ -14,10 +14,11 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (5, include_str!("sql/0005_process_managers.sql")),
     (6, include_str!("sql/0006_bus_dead_letters.sql")),
     (7, include_str!("sql/0007_breakers.sql")),
+    (8, include_str!("sql/0008_stream_ids_compare_bytewise.sql")),
 ];
 
 /// The newest schema version this code knows.
-pub(crate) const LATEST: i32 = 7;
+pub(crate) const LATEST: i32 = 8;
 
 /// Brings `schema` up to [`LATEST`]: creates it if needed, then applies each missing migration in
 /// its own transaction. Concurrent callers serialize on an advisory lock, so running it from
