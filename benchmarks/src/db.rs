@@ -70,6 +70,20 @@ impl Server {
                 .await?;
             settings.push((name.to_owned(), value));
         }
+        // What text compares by in the databases each system gets (they copy `template1`):
+        // under a language collation every comparison of a text key in an index is a call to
+        // the collation's library. By name through `to_jsonb`, since PostgreSQL 17 renamed
+        // `daticulocale` and versions before 15 have neither.
+        let collation: String = sqlx::query_scalar(
+            "SELECT CASE WHEN to_jsonb(d) ->> 'datlocprovider' = 'i'
+                    THEN coalesce(to_jsonb(d) ->> 'daticulocale', to_jsonb(d) ->> 'datlocale')
+                         || ' (ICU)'
+                    ELSE datcollate || ' (libc)' END
+             FROM pg_database d WHERE datname = 'template1'",
+        )
+        .fetch_one(&mut conn)
+        .await?;
+        settings.push(("new databases' collation".to_owned(), collation));
         conn.close().await?;
         Ok(ServerInfo { version, settings })
     }
