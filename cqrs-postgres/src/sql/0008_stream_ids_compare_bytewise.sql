@@ -3,7 +3,7 @@
 -- descends it. Under a language collation (en_US.UTF-8 is the default of Docker's postgres
 -- image and of many servers) each comparison on the way is a call to the C library's strcoll:
 -- a bulk insert of rows shaped as the events ran 1.4x slower than bytewise (benchmarks/README.md,
--- "Stream ids compare bytewise"). Stream ids are identifiers. Equality was bytewise already (a
+-- "Stream ids compared bytewise"). Stream ids are identifiers. Equality was bytewise already (a
 -- database's collation is deterministic, and deterministic collations call strings equal only
 -- when their bytes are), nothing of ours orders by them, so only the order inside the indexes
 -- changes, as migration 5 did for process instances.
