@@ -72,12 +72,14 @@ impl Server {
         }
         // What text compares by in the databases each system gets (they copy `template1`):
         // under a language collation every comparison of a text key in an index is a call to
-        // the collation's library. By name through `to_jsonb`, since PostgreSQL 17 renamed
-        // `daticulocale` and versions before 15 have neither.
+        // the collation's library. By name through `to_jsonb`: PostgreSQL 17 renamed
+        // `daticulocale` to `datlocale` (and added the builtin provider), versions before 15
+        // have no provider column (libc).
         let collation: String = sqlx::query_scalar(
-            "SELECT CASE WHEN to_jsonb(d) ->> 'datlocprovider' = 'i'
-                    THEN coalesce(to_jsonb(d) ->> 'daticulocale', to_jsonb(d) ->> 'datlocale')
-                         || ' (ICU)'
+            "SELECT CASE to_jsonb(d) ->> 'datlocprovider'
+                    WHEN 'i' THEN coalesce(to_jsonb(d) ->> 'daticulocale',
+                                           to_jsonb(d) ->> 'datlocale') || ' (ICU)'
+                    WHEN 'b' THEN (to_jsonb(d) ->> 'datlocale') || ' (builtin)'
                     ELSE datcollate || ' (libc)' END
              FROM pg_database d WHERE datname = 'template1'",
         )
