@@ -113,7 +113,7 @@ do_start() {
 }
 
 do_stop() {
-    stop_server 30 "$PID_FILE" "$PORTS_FILE"
+    stop_ours 30 "$PID_FILE" "$PORTS_FILE"
 }
 
 do_status() {

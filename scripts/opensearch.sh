@@ -192,7 +192,7 @@ do_start() {
 
     if ! wait_healthy "$pid" "$port"; then
         log_tail
-        stop_pid "$pid" || true
+        stop_pid "$pid" 60 || true
         rm -f "$PID_FILE" "$PORT_FILE"
         exit 1
     fi
@@ -200,31 +200,7 @@ do_start() {
     echo "ELASTICSEARCH_URL=http://127.0.0.1:$port"
 }
 
-stop_pid() { # pid
-    local pid="$1" deadline
-    kill -TERM "$pid" 2>/dev/null || return 0
-    deadline=$((SECONDS + 60))
-    while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
-        sleep 0.2
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        log "node $pid did not stop in 60s; killing"
-        kill -KILL "$pid" 2>/dev/null || true
-        while kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
-    fi
-}
-
-do_stop() {
-    local pid
-    if pid="$(running_pid)"; then
-        log "stopping node pid $pid"
-        stop_pid "$pid"
-        log "stopped"
-    else
-        log "no running node from this script"
-    fi
-    rm -f "$PID_FILE" "$PORT_FILE"
-}
+do_stop() { stop_ours 60 "$PID_FILE" "$PORT_FILE"; }
 
 do_status() {
     local pid port

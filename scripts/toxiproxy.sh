@@ -89,7 +89,7 @@ do_start() {
 }
 
 do_stop() {
-    stop_server 15 "$PID_FILE" "$PORT_FILE"
+    stop_ours 15 "$PID_FILE" "$PORT_FILE"
 }
 
 do_status() {

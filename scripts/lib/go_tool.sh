@@ -57,20 +57,3 @@ wait_healthy() { # pid
     return 1
 }
 
-# Stops the server this script started (SIGTERM, then SIGKILL after `grace` seconds) and
-# removes the files given.
-stop_server() { # grace, files...
-    local grace="$1" pid deadline
-    shift
-    if pid="$(running_pid)"; then
-        log "stopping $NAME pid $pid"
-        kill -TERM "$pid" 2>/dev/null || true
-        deadline=$((SECONDS + grace))
-        while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.2; done
-        kill -KILL "$pid" 2>/dev/null || true
-        log "stopped"
-    else
-        log "no running $NAME from this script"
-    fi
-    rm -f "$@"
-}

@@ -1,5 +1,5 @@
-# The server a script started, found again through its pid file and log. Sourced, not run;
-# uses the caller's `log`, `PID_FILE` and `LOG_FILE`.
+# The server a script started, found again through its pid file and log, and stopped. Sourced,
+# not run; uses the caller's `log`, `PID_FILE`, `LOG_FILE` and (for `stop_ours`) `running_pid`.
 
 # The pid in $PID_FILE if that process still runs and its command line contains $1 (the
 # server's binary or main class): a dead server's pid, reused since by another process, is not
@@ -21,4 +21,35 @@ log_tail_of() { # lines
         tail -n "$1" "$LOG_FILE" >&2 || true
         log "----"
     fi
+}
+
+# Stops process $1: SIGTERM, up to $2 seconds to exit, then SIGKILL; returns once it is gone, so
+# its ports are free for the next start.
+stop_pid() { # pid grace
+    local pid="$1" grace="$2" deadline
+    kill -TERM "$pid" 2>/dev/null || return 0
+    deadline=$((SECONDS + grace))
+    while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
+        sleep 0.2
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        log "pid $pid did not stop in ${grace}s; killing"
+        kill -KILL "$pid" 2>/dev/null || true
+        while kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
+    fi
+}
+
+# Stops the server `running_pid` finds (`stop_pid` with `grace` seconds), then removes the
+# files given (its pid and port files).
+stop_ours() { # grace files...
+    local grace="$1" pid
+    shift
+    if pid="$(running_pid)"; then
+        log "stopping pid $pid"
+        stop_pid "$pid" "$grace"
+        log "stopped"
+    else
+        log "no running server from this script"
+    fi
+    rm -f "$@"
 }
