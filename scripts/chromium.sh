@@ -55,14 +55,10 @@ ensure_installed() {
     } >&2 || die "apt-get install chromium chromium-driver failed"
 }
 
-running_pid() {
-    [[ -f "$PID_FILE" ]] || return 1
-    local pid
-    pid="$(cat "$PID_FILE")"
-    [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 1
-    grep -q chromedriver "/proc/$pid/cmdline" 2>/dev/null || return 1
-    echo "$pid"
-}
+# shellcheck source=scripts/lib/pids.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/pids.sh"
+
+running_pid() { pid_of_ours chromedriver; }
 
 start() {
     ensure_installed
@@ -88,17 +84,7 @@ start() {
     echo "WEBDRIVER_URL=http://127.0.0.1:$port"
 }
 
-stop() {
-    local pid
-    if pid="$(running_pid)"; then
-        kill "$pid" 2>/dev/null || true
-        local deadline=$((SECONDS + 10))
-        while kill -0 "$pid" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.1; done
-        kill -9 "$pid" 2>/dev/null || true
-        log "stopped chromedriver (pid $pid)"
-    fi
-    rm -f "$PID_FILE" "$PORT_FILE"
-}
+stop() { stop_ours 10 "$PID_FILE" "$PORT_FILE"; }
 
 case "${1:-}" in
 start) start ;;

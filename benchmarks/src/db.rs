@@ -76,12 +76,11 @@ impl Server {
         // `daticulocale` to `datlocale` (and added the builtin provider), versions before 15
         // have no provider column (libc).
         let collation: String = sqlx::query_scalar(
-            "SELECT CASE to_jsonb(d) ->> 'datlocprovider'
-                    WHEN 'i' THEN coalesce(to_jsonb(d) ->> 'daticulocale',
-                                           to_jsonb(d) ->> 'datlocale') || ' (ICU)'
-                    WHEN 'b' THEN (to_jsonb(d) ->> 'datlocale') || ' (builtin)'
-                    ELSE datcollate || ' (libc)' END
-             FROM pg_database d WHERE datname = 'template1'",
+            "SELECT CASE d ->> 'datlocprovider'
+                    WHEN 'i' THEN coalesce(d ->> 'daticulocale', d ->> 'datlocale') || ' (ICU)'
+                    WHEN 'b' THEN (d ->> 'datlocale') || ' (builtin)'
+                    ELSE (d ->> 'datcollate') || ' (libc)' END
+             FROM pg_database, to_jsonb(pg_database) d WHERE datname = 'template1'",
         )
         .fetch_one(&mut conn)
         .await?;

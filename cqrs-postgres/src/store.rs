@@ -105,9 +105,7 @@ impl PgEventStore {
         self.schema = schema;
         self.notifier = Arc::default();
         self.signal = Arc::new(Hub::new(self.pool.clone(), self.schema.channel()));
-        self.group = self
-            .group
-            .map(|group| Arc::new(Committer::new(group.options())));
+        self.group = self.group.map(Committer::renewed);
         self
     }
 
@@ -139,9 +137,7 @@ impl PgEventStore {
     pub fn with_event_json(mut self, event_json: EventJson) -> Self {
         self.event_json = event_json;
         self.queries = Arc::new(Queries::new(&self.schema, event_json));
-        self.group = self
-            .group
-            .map(|group| Arc::new(Committer::new(group.options())));
+        self.group = self.group.map(Committer::renewed);
         self
     }
 

@@ -52,6 +52,12 @@ impl Committer {
         }
     }
 
+    /// A committer with the same options and nothing of this one's lanes: for a store whose
+    /// schema or event type changed, since a lane writes with the statements of its store.
+    pub(crate) fn renewed(self: Arc<Self>) -> Arc<Self> {
+        Arc::new(Self::new(self.options))
+    }
+
     pub(crate) fn options(&self) -> GroupCommit {
         self.options
     }
