@@ -76,37 +76,8 @@ running_pid() { pid_of_ours " $MAIN_CLASS "; }
 
 log_tail() { log_tail_of 60; }
 
-ensure_mvn() {
-    if ! command -v "$MVN" >/dev/null 2>&1; then
-        if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
-            log "mvn not found; installing maven with apt-get"
-            apt-get update -qq >&2
-            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq maven >&2
-        else
-            die "mvn not found (install Maven 3.8+)"
-        fi
-    fi
-}
-
-do_build() {
-    command -v "$JAVA" >/dev/null 2>&1 || die "java not found (need a JDK 17)"
-    ensure_mvn
-    log "building $TOOL_DIR"
-    rm -f "$STAMP"
-    rm -rf "${TARGET:?}/lib"
-    # (Debian's Maven 3.8 prints stray colour resets even in batch mode: strip them.)
-    (cd "$TOOL_DIR" && "$MVN" -B -q -Dstyle.color=never package dependency:copy-dependencies) 2>&1 |
-        sed $'s/\x1b\\[[0-9;]*m//g' >&2 ||
-        die "maven build failed"
-    [[ -f "$JAR" && -d "$TARGET/lib" ]] || die "build did not produce $JAR and $TARGET/lib"
-    touch "$STAMP"
-}
-
-needs_build() {
-    [[ -f "$STAMP" && -f "$JAR" && -d "$TARGET/lib" ]] || return 0
-    # Rebuild when the pom or a source file changed since the last build.
-    [[ -n "$(find "$TOOL_DIR/pom.xml" "$TOOL_DIR/src" -newer "$STAMP" -print -quit 2>/dev/null)" ]]
-}
+# shellcheck source=scripts/lib/maven_tool.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/maven_tool.sh"
 
 # The brokers answer a metadata request (the admin client's describeCluster) within $2 seconds.
 servers_answer() { # servers seconds
