@@ -103,12 +103,7 @@ do_start() {
         echo "JAEGER_HEALTH_PORT=$JAEGER_HEALTH_PORT"
     } > "$PORTS_FILE"
     log "started jaeger pid $pid (log: $LOG_FILE)"
-    if ! wait_healthy "$pid"; then
-        log_tail
-        kill -TERM "$pid" 2>/dev/null || true
-        rm -f "$PID_FILE" "$PORTS_FILE"
-        exit 1
-    fi
+    wait_healthy "$pid" || abandon_start "$pid" 30 "$PID_FILE" "$PORTS_FILE"
     print_urls
 }
 

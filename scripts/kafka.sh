@@ -272,12 +272,7 @@ do_start() {
     echo "$port" >"$PORT_FILE"
     log "started node pid $pid on port $port, cluster $id (log: $LOG_FILE)"
 
-    if ! wait_ready "$pid" "$port"; then
-        log_tail
-        stop_pid "$pid" 60 || true
-        rm -f "$PID_FILE" "$PORT_FILE"
-        exit 1
-    fi
+    wait_ready "$pid" "$port" || abandon_start "$pid" 60 "$PID_FILE" "$PORT_FILE"
     log "node answers $((SECONDS - launched))s after launch"
     echo "KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$port"
 }

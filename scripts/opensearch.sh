@@ -161,12 +161,7 @@ do_start() {
     echo "$port" > "$PORT_FILE"
     log "started node pid $pid on port $port (log: $LOG_FILE)"
 
-    if ! wait_healthy "$pid" "$port"; then
-        log_tail
-        stop_pid "$pid" 60 || true
-        rm -f "$PID_FILE" "$PORT_FILE"
-        exit 1
-    fi
+    wait_healthy "$pid" "$port" || abandon_start "$pid" 60 "$PID_FILE" "$PORT_FILE"
     log "node healthy $((SECONDS - launched))s after launch"
     echo "ELASTICSEARCH_URL=http://127.0.0.1:$port"
 }

@@ -79,12 +79,7 @@ do_start() {
     echo "$pid" > "$PID_FILE"
     echo "$PORT" > "$PORT_FILE"
     log "started toxiproxy pid $pid (log: $LOG_FILE)"
-    if ! wait_healthy "$pid"; then
-        log_tail
-        kill -TERM "$pid" 2>/dev/null || true
-        rm -f "$PID_FILE" "$PORT_FILE"
-        exit 1
-    fi
+    wait_healthy "$pid" || abandon_start "$pid" 15 "$PID_FILE" "$PORT_FILE"
     print_url
 }
 

@@ -1,5 +1,6 @@
 # The server a script started, found again through its pid file and log, and stopped. Sourced,
-# not run; uses the caller's `log`, `PID_FILE`, `LOG_FILE` and (for `stop_ours`) `running_pid`.
+# not run; uses the caller's `log`, `PID_FILE`, `LOG_FILE`, and `running_pid` (for `stop_ours`)
+# and `log_tail` (for `abandon_start`).
 
 # The pid in $PID_FILE if that process still runs and its command line contains $1 (the
 # server's binary or main class): a dead server's pid, reused since by another process, is not
@@ -52,4 +53,15 @@ stop_ours() { # grace files...
         log "no running server from this script"
     fi
     rm -f "$@"
+}
+
+# A start that failed: shows the log's tail, stops process $1 (`stop_pid` with $2 seconds, so
+# its ports are free for the next try), removes the files given and exits 1.
+abandon_start() { # pid grace files...
+    local pid="$1" grace="$2"
+    shift 2
+    log_tail
+    stop_pid "$pid" "$grace" || true
+    rm -f "$@"
+    exit 1
 }
