@@ -6,8 +6,9 @@
 pub use crate::projection::breaker::CircuitBreaker;
 pub use crate::projection::runner::upcast::{upcast_in_order, Upcast};
 pub use crate::stored_metadata::{
-    metadata_from_json, metadata_json_without_event_id, MetadataWithoutId,
+    metadata_from_json, metadata_json_without_event_id, MetadataWithoutId, WithoutEventId,
 };
+pub use crate::texts::{Texts, TextsBuilder};
 pub use crate::validate::{
     check_batch, check_event_type, BatchCheck, DEFAULT_MAX_PAYLOAD_BYTES, MAX_EVENT_TYPE_LEN,
 };

@@ -32,6 +32,7 @@ mod store;
 mod stored_metadata;
 mod stream_event;
 pub mod telemetry;
+mod texts;
 mod upcast;
 mod validate;
 

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::{CommandId, EventId, Metadata};
 
 /// The fields of [`Metadata`] but the event id, borrowed for writing.
-#[derive(Serialize)]
+#[derive(PartialEq, Serialize)]
 struct Fields<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     correlation_id: Option<&'a Uuid>,
@@ -54,22 +54,59 @@ pub struct MetadataWithoutId {
 /// # Ok::<(), serde_json::Error>(())
 /// ```
 pub fn metadata_json_without_event_id(metadata: &Metadata) -> serde_json::Result<String> {
-    // Every field by name: a field added to `Metadata` does not compile here until it is
-    // written too.
-    let Metadata {
-        event_id: _,
-        correlation_id,
-        causation_id,
-        command_id,
-        headers,
-    } = metadata;
-    serde_json::to_string(&Fields {
-        correlation_id: correlation_id.as_ref(),
-        causation_id: causation_id.as_ref(),
-        command_id: command_id.as_ref(),
-        headers,
-    })
+    serde_json::to_string(&WithoutEventId(metadata))
 }
+
+/// A [`Metadata`] but its event id, borrowed for writing: serializes as
+/// [`metadata_json_without_event_id`] writes, and equals another when every field but the id
+/// does, so a store can write the metadata a batch's events share once.
+///
+/// ```
+/// use cqrs_core::backend::WithoutEventId;
+/// use cqrs_core::{EventId, Metadata};
+///
+/// let first = Metadata::new(EventId::new()).with_header("tenant", "acme");
+/// let second = Metadata::new(EventId::new()).with_header("tenant", "acme");
+/// assert_eq!(WithoutEventId(&first), WithoutEventId(&second));
+/// assert_eq!(serde_json::to_string(&WithoutEventId(&first))?, r#"{"headers":{"tenant":"acme"}}"#);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct WithoutEventId<'a>(pub &'a Metadata);
+
+impl WithoutEventId<'_> {
+    fn fields(&self) -> Fields<'_> {
+        // Every field by name: a field added to `Metadata` does not compile here until it is
+        // written (and compared) too.
+        let Metadata {
+            event_id: _,
+            correlation_id,
+            causation_id,
+            command_id,
+            headers,
+        } = self.0;
+        Fields {
+            correlation_id: correlation_id.as_ref(),
+            causation_id: causation_id.as_ref(),
+            command_id: command_id.as_ref(),
+            headers,
+        }
+    }
+}
+
+impl Serialize for WithoutEventId<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.fields().serialize(serializer)
+    }
+}
+
+impl PartialEq for WithoutEventId<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.fields() == other.fields()
+    }
+}
+
+impl Eq for WithoutEventId<'_> {}
 
 /// The metadata of event `event_id` from its stored JSON: what
 /// [`metadata_json_without_event_id`] wrote, or a whole [`Metadata`]'s JSON, whose `event_id`

@@ -1,7 +1,7 @@
 //! [`Columns`]: one append's events, checked and encoded as the arrays its statements bind.
 
-use cqrs_core::backend::{check_batch, metadata_json_without_event_id, BatchCheck};
-use cqrs_core::{CommandId, NewEvent, StreamId};
+use cqrs_core::backend::{check_batch, BatchCheck, Texts, TextsBuilder, WithoutEventId};
+use cqrs_core::{CommandId, Metadata, NewEvent, StreamId};
 use uuid::Uuid;
 
 use crate::PgError;
@@ -11,8 +11,9 @@ pub(crate) struct Columns {
     pub(crate) event_ids: Vec<Uuid>,
     pub(crate) event_types: Vec<String>,
     pub(crate) schema_versions: Vec<i32>,
-    pub(crate) payloads: Vec<String>,
-    pub(crate) metadata: Vec<String>,
+    pub(crate) payloads: Texts,
+    /// Without the event id, which has its column.
+    pub(crate) metadata: Texts,
     pub(crate) command_id: Option<CommandId>,
     /// The JSON text of every payload and metadata (headers included), in bytes.
     pub(crate) bytes: usize,
@@ -31,32 +32,37 @@ impl Columns {
             payloads,
             ..
         } = check_batch(&events, max_payload_bytes)?;
-        let mut bytes: usize = payloads.iter().map(String::len).sum();
-        let mut columns = Columns {
-            event_ids: Vec::with_capacity(events.len()),
-            event_types: Vec::with_capacity(events.len()),
-            schema_versions: Vec::with_capacity(events.len()),
-            payloads,
-            metadata: Vec::with_capacity(events.len()),
-            command_id,
-            bytes: 0,
-        };
         let count = events.len();
-        for event in events {
-            let schema_version =
-                i32::try_from(event.schema_version).map_err(|_| PgError::OutOfRange {
+        let mut metadata = TextsBuilder::with_capacity(count, 128);
+        let mut bytes = payloads.bytes();
+        let mut schema_versions = Vec::with_capacity(count);
+        let mut event_ids = Vec::with_capacity(count);
+        let mut previous: Option<&Metadata> = None;
+        for event in &events {
+            schema_versions.push(i32::try_from(event.schema_version).map_err(|_| {
+                PgError::OutOfRange {
                     what: "schema version",
                     value: event.schema_version.to_string(),
-                })?;
-            // Without the event id, which has its column. Uuids and a map of strings: this
-            // cannot fail, but is typed if it ever does.
-            let metadata = metadata_json_without_event_id(&event.metadata).map_err(|source| {
-                cqrs_core::Error::Encode {
-                    event_type: event.event_type.clone(),
-                    source,
                 }
-            })?;
-            bytes = bytes.saturating_add(metadata.len());
+            })?);
+            event_ids.push(event.metadata.event_id.as_uuid());
+            // The events of one command share their metadata but for the id: written once.
+            let repeated = previous
+                .is_some_and(|p| WithoutEventId(p) == WithoutEventId(&event.metadata))
+                .then(|| metadata.repeat_last())
+                .flatten();
+            let len = match repeated {
+                Some(len) => len,
+                // Uuids and a map of strings: this cannot fail, but is typed if it ever does.
+                None => metadata
+                    .push_json(&WithoutEventId(&event.metadata))
+                    .map_err(|source| cqrs_core::Error::Encode {
+                        event_type: event.event_type.clone(),
+                        source,
+                    })?,
+            };
+            previous = Some(&event.metadata);
+            bytes = bytes.saturating_add(len);
             if bytes > max_append_bytes {
                 // Stop early: the rest only adds to it.
                 return Err(PgError::AppendTooLarge {
@@ -65,13 +71,22 @@ impl Columns {
                     limit: max_append_bytes,
                 });
             }
-            columns.event_ids.push(event.metadata.event_id.as_uuid());
-            columns.event_types.push(event.event_type);
-            columns.schema_versions.push(schema_version);
-            columns.metadata.push(metadata);
         }
-        columns.bytes = bytes;
-        Ok(columns)
+        let metadata = metadata
+            .finish()
+            .map_err(|source| cqrs_core::Error::Encode {
+                event_type: events[0].event_type.clone(),
+                source,
+            })?;
+        Ok(Columns {
+            event_ids,
+            event_types: events.into_iter().map(|e| e.event_type).collect(),
+            schema_versions,
+            payloads,
+            metadata,
+            command_id,
+            bytes,
+        })
     }
 
     /// How many events.
@@ -86,8 +101,8 @@ impl Columns {
             .bind(&self.event_ids)
             .bind(&self.event_types)
             .bind(&self.schema_versions)
-            .bind(&self.payloads)
-            .bind(&self.metadata)
+            .bind(self.payloads.iter().collect::<Vec<_>>())
+            .bind(self.metadata.iter().collect::<Vec<_>>())
     }
 }
 

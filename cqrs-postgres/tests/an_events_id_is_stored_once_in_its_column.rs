@@ -121,3 +121,51 @@ async fn a_row_written_with_the_event_id_in_its_metadata_reads_the_same() {
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].metadata, written);
 }
+
+/// Runs of events sharing their metadata but for the id, and events that differ from the one
+/// before them by one field each: the store writes a run's JSON once.
+fn runs_of_metadata(events: usize) -> Vec<Metadata> {
+    let (correlation, causation) = (Uuid::now_v7(), Uuid::now_v7());
+    (0..events)
+        .map(|i| {
+            let fresh = Metadata::new(EventId::new())
+                .with_correlation_id(correlation)
+                .with_causation_id(causation)
+                .with_header("tenant", "acme");
+            match i % 7 {
+                3 => fresh.with_header("tenant", "other"),
+                4 => fresh.with_causation_id(Uuid::now_v7()),
+                5 => fresh.with_header("extra", i.to_string()),
+                _ => fresh,
+            }
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn metadata_shared_by_some_of_a_batchs_events_reads_back_per_event_by_statement_and_by_copy()
+{
+    let store = support::store().await;
+    // 5 events: one statement; 100 to a new stream: a binary COPY.
+    for (stream, events) in [("order-4", 5), ("order-5", 100)] {
+        let stream = StreamId::new(stream).expect("valid");
+        let written = runs_of_metadata(events);
+        let batch = written
+            .iter()
+            .map(|m| NewEvent::new("Placed", 1, json!({})).with_metadata(m.clone()))
+            .collect();
+        store
+            .append(&stream, ExpectedVersion::NoStream, batch)
+            .await
+            .expect("append");
+
+        let read_back: Vec<Metadata> = store
+            .read_stream(&stream, Version::new(1), 1_000)
+            .await
+            .expect("stream read")
+            .into_iter()
+            .map(|e| e.metadata)
+            .collect();
+        assert_eq!(read_back, written, "{stream}");
+    }
+}
