@@ -92,15 +92,22 @@ fn encode(
         HEADER.len() + 2 + columns.len() * per_row + columns.bytes + columns.event_types.len() * 16,
     );
     out.extend_from_slice(HEADER);
+    // What every row starts with: the field count and the stream id.
+    let mut head = Vec::with_capacity(2 + 4 + stream_id.as_str().len());
+    head.extend_from_slice(&FIELDS.to_be_bytes());
+    field(&mut head, &[stream_id.as_str().as_bytes()])?;
     let mut version = 0_i64;
     for i in 0..columns.len() {
         version += 1;
-        out.extend_from_slice(&FIELDS.to_be_bytes());
-        field(&mut out, &[stream_id.as_str().as_bytes()])?;
-        field(&mut out, &[&version.to_be_bytes()])?;
-        field(&mut out, &[columns.event_ids[i].as_bytes()])?;
+        out.extend_from_slice(&head);
+        // Fixed-width fields: their lengths are constants.
+        out.extend_from_slice(&8_i32.to_be_bytes());
+        out.extend_from_slice(&version.to_be_bytes());
+        out.extend_from_slice(&16_i32.to_be_bytes());
+        out.extend_from_slice(columns.event_ids[i].as_bytes());
         field(&mut out, &[columns.event_types[i].as_bytes()])?;
-        field(&mut out, &[&columns.schema_versions[i].to_be_bytes()])?;
+        out.extend_from_slice(&4_i32.to_be_bytes());
+        out.extend_from_slice(&columns.schema_versions[i].to_be_bytes());
         field(&mut out, &[json_prefix, columns.payloads[i].as_bytes()])?;
         field(&mut out, &[json_prefix, columns.metadata[i].as_bytes()])?;
     }
