@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
+use cqrs_benchmarks::cpu;
 
 /// Work split into numbered units that clients take in turn.
 pub(crate) trait Job: Send + Sync + 'static {
@@ -25,6 +26,9 @@ pub(crate) struct Run {
     pub(crate) elapsed: Duration,
     /// Conflicts retried, summed over units.
     pub(crate) conflicts: u64,
+    /// This process's CPU time over the run (every client and whatever the system under test
+    /// runs in the background), where it can be read.
+    pub(crate) client_cpu: Option<Duration>,
 }
 
 /// Runs every unit of `job` on `clients` concurrent clients. Each client takes the next unit as
@@ -33,6 +37,7 @@ pub(crate) struct Run {
 pub(crate) async fn drive<J: Job>(job: Arc<J>, clients: u32) -> Result<Run> {
     let next = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicBool::new(false));
+    let cpu_before = cpu::process_cpu();
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..clients {
@@ -65,6 +70,9 @@ pub(crate) async fn drive<J: Job>(job: Arc<J>, clients: u32) -> Result<Run> {
         }
     }
     let elapsed = started.elapsed();
+    let client_cpu = cpu::process_cpu()
+        .zip(cpu_before)
+        .map(|(after, before)| after.saturating_sub(before));
     if let Some(error) = first_error {
         return Err(error);
     }
@@ -72,5 +80,6 @@ pub(crate) async fn drive<J: Job>(job: Arc<J>, clients: u32) -> Result<Run> {
         units: job.units(),
         elapsed,
         conflicts,
+        client_cpu,
     })
 }

@@ -13,6 +13,7 @@ use crate::report::{Row, Table};
 use crate::systems::raw::{self, RawBatch};
 use crate::systems::{balance_of, ours, BatchSystem};
 use crate::verify::{self, Layout, Tally};
+use cqrs_benchmarks::cpu;
 use cqrs_benchmarks::table::rotation;
 
 const OURS: &str = "ours: AppendEvents::append";
@@ -169,7 +170,14 @@ where
             let run = driver::drive(timed.clone(), clients).await?;
             verify::expect(&pool, layout, "batch-", timed.expected()).await?;
             let events = run.units * sizes.batch_size;
-            Ok(Row::new(system, events, run.elapsed, "verified".into()))
+            let note = match run.client_cpu {
+                Some(cpu) => format!(
+                    "client CPU {:.2} us/event; verified",
+                    cpu::micros_per_unit(cpu, events)
+                ),
+                None => "verified".into(),
+            };
+            Ok(Row::new(system, events, run.elapsed, note))
         })
         .await
 }
