@@ -108,8 +108,13 @@ pub(crate) fn new_events(from: u64, to: u64) -> Vec<NewEvent> {
     let correlation = Uuid::now_v7();
     (from..=to)
         .map(|version| {
-            NewEvent::new(EVENT_TYPE, 1, payload(amount_of(version)))
-                .with_metadata(Metadata::new(EventId::new()).with_correlation_id(correlation))
+            // One event id each, as the raw rows have (`NewEvent::new` would draw one more).
+            NewEvent::from_parts(
+                EVENT_TYPE,
+                1,
+                payload(amount_of(version)),
+                Metadata::new(EventId::new()).with_correlation_id(correlation),
+            )
         })
         .collect()
 }
