@@ -31,6 +31,19 @@ pub(crate) struct Run {
     pub(crate) client_cpu: Option<Duration>,
 }
 
+impl Run {
+    /// `client CPU 2.44 us/event`: this process's CPU over the run per `unit`, `units` of them;
+    /// `None` where the CPU time could not be read.
+    pub(crate) fn client_cpu_per(&self, units: u64, unit: &str) -> Option<String> {
+        self.client_cpu.map(|cpu| {
+            format!(
+                "client CPU {:.2} us/{unit}",
+                cpu::micros_per_unit(cpu, units)
+            )
+        })
+    }
+}
+
 /// Runs every unit of `job` on `clients` concurrent clients. Each client takes the next unit as
 /// soon as it is done with its last, so the order of units is the same for every system. The
 /// first error stops the run.

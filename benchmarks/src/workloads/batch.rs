@@ -13,7 +13,6 @@ use crate::report::{Row, Table};
 use crate::systems::raw::{self, RawBatch};
 use crate::systems::{balance_of, ours, BatchSystem};
 use crate::verify::{self, Layout, Tally};
-use cqrs_benchmarks::cpu;
 use cqrs_benchmarks::table::rotation;
 
 const OURS: &str = "ours: AppendEvents::append";
@@ -170,11 +169,8 @@ where
             let run = driver::drive(timed.clone(), clients).await?;
             verify::expect(&pool, layout, "batch-", timed.expected()).await?;
             let events = run.units * sizes.batch_size;
-            let note = match run.client_cpu {
-                Some(cpu) => format!(
-                    "client CPU {:.2} us/event; verified",
-                    cpu::micros_per_unit(cpu, events)
-                ),
+            let note = match run.client_cpu_per(events, "event") {
+                Some(cpu) => format!("{cpu}; verified"),
                 None => "verified".into(),
             };
             Ok(Row::new(system, events, run.elapsed, note))
