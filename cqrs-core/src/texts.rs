@@ -24,7 +24,7 @@ use serde::Serialize;
 /// assert_eq!(texts.iter().collect::<Vec<_>>(), [r#"{"amount":5}"#, r#"{"amount":7}"#, r#"{"amount":7}"#]);
 /// # Ok::<(), serde_json::Error>(())
 /// ```
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub struct Texts {
     text: String,
     spans: Vec<Range<usize>>,
@@ -52,6 +52,16 @@ impl Texts {
         self.spans.iter().map(|span| &self.text[span.clone()])
     }
 }
+
+/// Equal when the texts are, in order, however the buffers lay them out (a repeated text is
+/// stored once).
+impl PartialEq for Texts {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Texts {}
 
 impl Index<usize> for Texts {
     type Output = str;
@@ -147,6 +157,25 @@ mod tests {
 
         assert_eq!(texts.iter().collect::<Vec<_>>(), ["\"kept\"", "2"]);
         assert_eq!(texts.bytes(), 7);
+    }
+
+    #[test]
+    fn texts_are_equal_by_their_items_whether_repeated_or_copied() {
+        let mut repeated = TextsBuilder::default();
+        repeated.push_json("a").expect("serializes");
+        repeated.repeat_last();
+        let mut copied = TextsBuilder::default();
+        copied.push_json("a").expect("serializes");
+        copied.push_json("a").expect("serializes");
+        let mut other = TextsBuilder::default();
+        other.push_json("a").expect("serializes");
+        other.push_json("b").expect("serializes");
+        let repeated = repeated.finish().expect("UTF-8");
+        let copied = copied.finish().expect("UTF-8");
+        let other = other.finish().expect("UTF-8");
+
+        assert_eq!(repeated, copied);
+        assert_ne!(repeated, other);
     }
 
     #[test]
