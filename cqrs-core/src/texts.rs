@@ -28,7 +28,6 @@ use serde::Serialize;
 pub struct Texts {
     text: String,
     spans: Vec<Range<usize>>,
-    bytes: usize,
 }
 
 impl Texts {
@@ -44,7 +43,7 @@ impl Texts {
 
     /// The texts' lengths summed, a repeated text counted each time.
     pub fn bytes(&self) -> usize {
-        self.bytes
+        self.spans.iter().map(Range::len).sum()
     }
 
     /// The texts in order.
@@ -77,7 +76,6 @@ impl Index<usize> for Texts {
 pub struct TextsBuilder {
     buffer: Vec<u8>,
     spans: Vec<Range<usize>>,
-    bytes: usize,
 }
 
 impl TextsBuilder {
@@ -86,7 +84,6 @@ impl TextsBuilder {
         Self {
             buffer: Vec::with_capacity(bytes),
             spans: Vec::with_capacity(texts),
-            bytes: 0,
         }
     }
 
@@ -97,10 +94,8 @@ impl TextsBuilder {
             self.buffer.truncate(start);
             return Err(error);
         }
-        let len = self.buffer.len() - start;
         self.spans.push(start..self.buffer.len());
-        self.bytes = self.bytes.saturating_add(len);
-        Ok(len)
+        Ok(self.buffer.len() - start)
     }
 
     /// Appends the last text again without copying it; returns its length (`None`: there is
@@ -109,13 +104,7 @@ impl TextsBuilder {
         let last = self.spans.last()?.clone();
         let len = last.len();
         self.spans.push(last);
-        self.bytes = self.bytes.saturating_add(len);
         Some(len)
-    }
-
-    /// The texts' lengths so far, a repeated text counted each time.
-    pub fn bytes(&self) -> usize {
-        self.bytes
     }
 
     /// The texts. Fails only if the buffer is not UTF-8, which JSON from `serde_json` always
@@ -129,7 +118,6 @@ impl TextsBuilder {
         Ok(Texts {
             text,
             spans: self.spans,
-            bytes: self.bytes,
         })
     }
 }
