@@ -1,11 +1,15 @@
 //! The server: fresh databases per system, and what it runs on.
 
+use std::fmt;
 use std::future::Future;
 use std::str::FromStr;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Connection, PgConnection};
+
+use crate::latency::percentile;
 
 /// The PostgreSQL server named by the URL; its own database is only used to create others.
 pub struct Server {
@@ -21,6 +25,29 @@ pub struct ServerInfo {
     pub version: String,
     /// Settings that move the figures: name and value.
     pub settings: Vec<(String, String)>,
+}
+
+/// How long a lone commit takes on the server: see [`Server::commit_latency`].
+#[derive(Debug, Clone, Copy)]
+pub struct CommitLatency {
+    /// How many commits were timed.
+    pub commits: usize,
+    /// The median commit.
+    pub p50: Duration,
+    /// The 99th percentile.
+    pub p99: Duration,
+}
+
+impl fmt::Display for CommitLatency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "p50 {:.2} / p99 {:.2} ms over {} commits",
+            self.p50.as_secs_f64() * 1e3,
+            self.p99.as_secs_f64() * 1e3,
+            self.commits
+        )
+    }
 }
 
 impl Server {
@@ -89,6 +116,36 @@ impl Server {
         Ok(ServerInfo { version, settings })
     }
 
+    /// Times `commits` one-row inserts in autocommit, one after the other on one connection to
+    /// a fresh database: each a round trip, a commit and its WAL flush. The floor under every
+    /// figure that waits for commits (the group commit lane waits for one per group), and what
+    /// moves most between machines and hours.
+    pub async fn commit_latency(&self, commits: usize) -> Result<CommitLatency> {
+        self.with_database("commit_probe", 1, |pool| async move {
+            sqlx::raw_sql("CREATE TABLE probe (n bigint NOT NULL)")
+                .execute(&pool)
+                .await?;
+            let mut conn = pool.acquire().await?;
+            let mut times = Vec::with_capacity(commits);
+            for n in 0..commits {
+                let started = Instant::now();
+                sqlx::query("INSERT INTO probe (n) VALUES ($1)")
+                    .bind(i64::try_from(n)?)
+                    .execute(&mut *conn)
+                    .await?;
+                times.push(started.elapsed());
+            }
+            times.sort_unstable();
+            Ok(CommitLatency {
+                commits,
+                p50: percentile(&times, 500),
+                p99: percentile(&times, 990),
+            })
+        })
+        .await
+        .context("timing lone commits")
+    }
+
     /// Flushes every dirty page of the server to disk (`CHECKPOINT`), so that the next timed run
     /// does not pay for the writes of the one before it. It needs a superuser or
     /// `pg_checkpoint`; without one, says so on stderr and goes on.
@@ -144,5 +201,23 @@ impl Server {
         let value = outcome.with_context(|| format!("in database {name}"))?;
         dropped?;
         Ok(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_commit_latency_prints_in_milliseconds_with_how_many_commits_it_timed() {
+        let latency = CommitLatency {
+            commits: 300,
+            p50: Duration::from_micros(420),
+            p99: Duration::from_micros(1_570),
+        };
+        assert_eq!(
+            latency.to_string(),
+            "p50 0.42 / p99 1.57 ms over 300 commits"
+        );
     }
 }

@@ -27,6 +27,9 @@ use cqrs_benchmarks::db;
 
 use crate::args::{Args, Workload};
 
+/// How many lone commits the header times (about a tenth of a second).
+const COMMIT_PROBES: usize = 300;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -34,7 +37,8 @@ async fn main() -> anyhow::Result<()> {
         db::Server::new(&args.database_url, "pg_bench")?.with_idle_checks(args.idle_checks);
     systems::set_event_json(args.event_json.event_json());
     let sizes = args.sizes();
-    report::print_machine(&server.info().await?, &args, &sizes);
+    let commit = server.commit_latency(COMMIT_PROBES).await?;
+    report::print_machine(&server.info().await?, &commit, &args, &sizes);
 
     let ctx = workloads::Context::new(server, args.clients, sizes, args.systems.clone());
     for workload in Workload::selected(args.only) {

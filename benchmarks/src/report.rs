@@ -3,11 +3,11 @@
 pub(crate) use cqrs_benchmarks::table::{Row, Table};
 
 use crate::args::{Args, Sizes};
-use cqrs_benchmarks::db::ServerInfo;
+use cqrs_benchmarks::db::{CommitLatency, ServerInfo};
 use cqrs_benchmarks::machine::Machine;
 
 /// Prints what the figures were measured on.
-pub(crate) fn print_machine(info: &ServerInfo, args: &Args, sizes: &Sizes) {
+pub(crate) fn print_machine(info: &ServerInfo, commit: &CommitLatency, args: &Args, sizes: &Sizes) {
     println!(
         "pg-bench: {} run",
         if args.quick { "quick" } else { "full" }
@@ -20,6 +20,7 @@ pub(crate) fn print_machine(info: &ServerInfo, args: &Args, sizes: &Sizes) {
         .map(|(name, value)| format!("{name}={value}"))
         .collect();
     println!("         {}", settings.join(", "));
+    println!("         a lone commit (one-row insert in autocommit, 1 client): {commit}");
     let checks = if args.idle_checks {
         "checked before use after a second idle (cqrs_postgres::pool_options)"
     } else {
