@@ -47,10 +47,12 @@ impl Columns {
             })?);
             event_ids.push(event.metadata.event_id.as_uuid());
             // The events of one command share their metadata but for the id: written once.
-            let repeated = previous
-                .is_some_and(|p| WithoutEventId(p) == WithoutEventId(&event.metadata))
-                .then(|| metadata.repeat_last())
-                .flatten();
+            let repeated = match previous {
+                Some(p) if WithoutEventId(p) == WithoutEventId(&event.metadata) => {
+                    metadata.repeat_last()
+                }
+                _ => None,
+            };
             let len = match repeated {
                 Some(len) => len,
                 // Uuids and a map of strings: this cannot fail, but is typed if it ever does.
