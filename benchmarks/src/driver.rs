@@ -32,15 +32,16 @@ pub(crate) struct Run {
 }
 
 impl Run {
-    /// `client CPU 2.44 us/event`: this process's CPU over the run per `unit`, `units` of them;
-    /// `None` where the CPU time could not be read.
-    pub(crate) fn client_cpu_per(&self, units: u64, unit: &str) -> Option<String> {
-        self.client_cpu.map(|cpu| {
-            format!(
-                "client CPU {:.2} us/{unit}",
+    /// `rest` after `client CPU 2.44 us/event; `: this process's CPU over the run per `unit`,
+    /// `units` of them; `rest` alone where the CPU time could not be read.
+    pub(crate) fn client_cpu_then(&self, units: u64, unit: &str, rest: &str) -> String {
+        match self.client_cpu {
+            Some(cpu) => format!(
+                "client CPU {:.2} us/{unit}; {rest}",
                 cpu::micros_per_unit(cpu, units)
-            )
-        })
+            ),
+            None => rest.to_owned(),
+        }
     }
 }
 

@@ -169,10 +169,7 @@ where
             let run = driver::drive(timed.clone(), clients).await?;
             verify::expect(&pool, layout, "batch-", timed.expected()).await?;
             let events = run.units * sizes.batch_size;
-            let note = match run.client_cpu_per(events, "event") {
-                Some(cpu) => format!("{cpu}; verified"),
-                None => "verified".into(),
-            };
+            let note = run.client_cpu_then(events, "event", "verified");
             Ok(Row::new(system, events, run.elapsed, note))
         })
         .await

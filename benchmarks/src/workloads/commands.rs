@@ -312,14 +312,12 @@ impl Runner<'_> {
                 };
                 let run: Run = driver::drive(Arc::new(timed), clients).await?;
                 verify::expect(&pool, layout, &prefix, plan.expected()).await?;
-                let cpu = run
-                    .client_cpu_per(run.units, "command")
-                    .map_or_else(String::new, |cpu| format!("{cpu}; "));
+                let verified = run.client_cpu_then(run.units, "command", "verified");
                 Ok(Row::new(
                     system,
                     run.units,
                     run.elapsed,
-                    format!("{} conflicts retried; {cpu}verified", run.conflicts),
+                    format!("{} conflicts retried; {verified}", run.conflicts),
                 ))
             })
             .await
