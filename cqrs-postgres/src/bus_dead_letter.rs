@@ -4,6 +4,7 @@
 //! a UTF-8 value as `{"name", "value"}`, other bytes as `{"name", "bytes": [...]}`, and a
 //! header without value as `{"name"}`.
 
+use crate::timestamp::Timestamp;
 use async_trait::async_trait;
 use cqrs_core::bus::{BusDeadLetterStore, BusLetter, BusLetterTarget, MessageId, ParkedKey};
 use cqrs_core::projection::Redrive;
@@ -11,7 +12,6 @@ use cqrs_core::Error;
 use serde_json::{json, Value};
 use sqlx::postgres::PgRow;
 use sqlx::Row;
-use time::OffsetDateTime;
 
 use crate::convert::limit;
 use crate::jsonb::Jsonb;
@@ -75,7 +75,7 @@ fn letter(consumer: &str, row: &PgRow) -> Result<BusLetter, PgError> {
     );
     let Jsonb(headers): Jsonb<Value> = row.try_get(4)?;
     let error: String = row.try_get(6)?;
-    let parked_at: OffsetDateTime = row.try_get(7)?;
+    let Timestamp(parked_at) = row.try_get(7)?;
     let request = match row.try_get::<Option<&str>, _>(8)? {
         None => None,
         Some("retry") => Some(Redrive::Retry),

@@ -1,12 +1,12 @@
 //! Dead letters in PostgreSQL: parked events per projection, paged for people, their keys for
 //! the runner, and operators' retry / skip requests.
 
+use crate::timestamp::Timestamp;
 use async_trait::async_trait;
 use cqrs_core::projection::{DeadLetter, DeadLetterStore, LetterTarget, Redrive};
 use cqrs_core::{Error, Position};
 use sqlx::postgres::PgRow;
 use sqlx::Row;
-use time::OffsetDateTime;
 
 use crate::convert::{self, limit, to_i64};
 use crate::{PgError, PgEventStore};
@@ -24,7 +24,7 @@ fn letter(projection: &str, row: &PgRow) -> Result<DeadLetter, PgError> {
     let stream_id: &str = row.try_get(2)?;
     let key: Option<String> = row.try_get(5)?;
     let error: &str = row.try_get(6)?;
-    let parked_at: OffsetDateTime = row.try_get(7)?;
+    let Timestamp(parked_at) = row.try_get(7)?;
     let request: Option<&str> = row.try_get(8)?;
     let mut letter = cqrs_core::backend::dead_letter(
         projection,

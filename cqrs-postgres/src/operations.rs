@@ -6,6 +6,8 @@ use cqrs_core::projection::BreakerState;
 use cqrs_core::{Position, RecordedEvent};
 use sqlx::Row;
 use time::OffsetDateTime;
+
+use crate::timestamp::Timestamp;
 use uuid::Uuid;
 
 use crate::convert::{self, limit, to_u64};
@@ -120,7 +122,9 @@ fn subscriber(row: &sqlx::postgres::PgRow) -> Result<PgSubscriber, PgError> {
     };
     let owner: Option<String> = row.try_get("lease_owner")?;
     let epoch: Option<i64> = row.try_get("lease_epoch")?;
-    let expires_at: Option<OffsetDateTime> = row.try_get("lease_expires_at")?;
+    let expires_at = row
+        .try_get::<Option<Timestamp>, _>("lease_expires_at")?
+        .map(|t| t.0);
     let lease = match (owner, epoch, expires_at) {
         (Some(owner), Some(epoch), Some(expires_at)) => Some(PgLease {
             owner,
@@ -130,7 +134,9 @@ fn subscriber(row: &sqlx::postgres::PgRow) -> Result<PgSubscriber, PgError> {
         _ => None,
     };
     let state: Option<String> = row.try_get("breaker_state")?;
-    let changed_at: Option<OffsetDateTime> = row.try_get("breaker_changed_at")?;
+    let changed_at = row
+        .try_get::<Option<Timestamp>, _>("breaker_changed_at")?
+        .map(|t| t.0);
     let breaker = match (state, changed_at) {
         (Some(state), Some(changed_at)) => Some(PgBreaker {
             state: BreakerState::from_name(&state).ok_or(PgError::CorruptRow {

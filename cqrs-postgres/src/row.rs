@@ -7,10 +7,10 @@ use futures_util::{Stream, TryStreamExt as _};
 use serde_json::Value;
 use sqlx::postgres::PgRow;
 use sqlx::Row;
-use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::convert;
+use crate::timestamp::Timestamp;
 use crate::xid8::Xid8;
 use crate::PgError;
 
@@ -35,7 +35,7 @@ pub(crate) fn recorded_event(row: &PgRow) -> Result<RecordedEvent, PgError> {
     let schema_version: i32 = row.try_get_unchecked(5)?;
     let Jsonb(payload): Jsonb<Value> = row.try_get_unchecked(6)?;
     let Jsonb(metadata): Jsonb<MetadataWithoutId> = row.try_get_unchecked(7)?;
-    let recorded_at: OffsetDateTime = row.try_get_unchecked(8)?;
+    let Timestamp(recorded_at) = row.try_get_unchecked(8)?;
     let event_id: Uuid = row.try_get_unchecked(9)?;
     let metadata = metadata.with_event_id(EventId::from_uuid(event_id));
     let stream_id = stream(stream_id)?;
