@@ -164,7 +164,14 @@ impl Replay {
         each: &mut (dyn for<'e> FnMut(StreamEvent<'e>) -> Result<(), Error> + Send),
     ) -> Result<(), Error> {
         let event = stream_event(row)?;
-        self.from = to_i64("version", event.version.get()).map_err(Error::from)? + 1;
+        let version = event.version.get();
+        self.from =
+            to_i64("version", version)?
+                .checked_add(1)
+                .ok_or_else(|| PgError::OutOfRange {
+                    what: "the version after a stored one",
+                    value: version.to_string(),
+                })?;
         self.left -= 1;
         each(event)?;
         self.folded += 1;

@@ -55,7 +55,7 @@ impl PgEventStore {
             let version: i64 = row.try_get("version")?;
             if row_stream != stream_id.as_str()
                 || row_id != *id
-                || previous.is_some_and(|p| version != p + 1)
+                || previous.is_some_and(|p| p.checked_add(1) != Some(version))
             {
                 return Err(reused()?);
             }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use cqrs_core::{
-    AppendEvents, AppendOutcome, CommandId, Error, ExpectedVersion, NewEvent, StreamId,
+    AppendEvents, AppendOutcome, CommandId, Error, ExpectedVersion, NewEvent, StreamId, Version,
 };
 use sqlx::{Connection, PgConnection};
 use tracing::Instrument;
@@ -216,7 +216,18 @@ impl PgEventStore {
             }
             _ => None,
         };
-        if let Some((group, _, version)) = admission.as_ref().filter(|(_, a, _)| a.grouped()) {
+        // A lane counts the versions up from the expected one: an append whose last version
+        // would not fit a `bigint` goes alone, whose statement checks the stream first.
+        let fits = |version: &Version| {
+            u64::try_from(columns.len())
+                .ok()
+                .and_then(|events| version.get().checked_add(events))
+                .is_some_and(|last| i64::try_from(last).is_ok())
+        };
+        if let Some((group, _, version)) = admission
+            .as_ref()
+            .filter(|(_, a, version)| a.grouped() && fits(version))
+        {
             let version = to_i64("expected version", version.get())?;
             let grouped = group
                 .append(
