@@ -376,10 +376,12 @@ async fn a_page_scans_the_table_once_and_a_short_one_learns_where_its_window_end
         "{plan:#}"
     );
 
-    // The window's end, as the feed's order has it: the WINDOW-th event.
+    // The window's end, as the feed's order has it: the WINDOW-th event. The ORDER BY names
+    // the table's column: a bare `transaction_id` is the output column, the id as text, which
+    // puts `1000000` before `999999`.
     let (major, minor): (String, i64) = sqlx::query_as(&format!(
-        "SELECT transaction_id::text, position FROM \"{}\".events \
-         ORDER BY transaction_id, position OFFSET $1 LIMIT 1",
+        "SELECT e.transaction_id::text, e.position FROM \"{}\".events e \
+         ORDER BY e.transaction_id, e.position OFFSET $1 LIMIT 1",
         store.schema()
     ))
     .bind(i64::try_from(WINDOW - 1).expect("small"))

@@ -292,11 +292,21 @@ async fn catch_ups(sides: [&Side; 2], tail: u64) -> Result<[Duration; 2]> {
 }
 
 /// The position `tail` events before the end of the feed.
+///
+/// The `ORDER BY` names the table's columns (`e.`): a bare `transaction_id` is the output
+/// column, the id as text, whose order puts `999999` after `1000000`. Once the cluster's
+/// counter passed a power of ten within the tail, the checkpoint landed that many events too
+/// early and the catch-up read more than it asked for.
 async fn checkpoint(pool: &PgPool, tail: u64) -> Result<Position> {
-    let (transaction_id, position): (String, i64) = sqlx::query_as(
-        "SELECT transaction_id::text, position FROM cqrs.events \
-         ORDER BY transaction_id DESC, position DESC OFFSET $1 LIMIT 1",
-    )
+    checkpoint_in(pool, "cqrs.events", tail).await
+}
+
+/// [`checkpoint`] in the events table `table`.
+async fn checkpoint_in(pool: &PgPool, table: &str, tail: u64) -> Result<Position> {
+    let (transaction_id, position): (String, i64) = sqlx::query_as(&format!(
+        "SELECT e.transaction_id::text, e.position FROM {table} e \
+         ORDER BY e.transaction_id DESC, e.position DESC OFFSET $1 LIMIT 1"
+    ))
     .bind(i64::try_from(tail)?)
     .fetch_one(pool)
     .await
@@ -323,4 +333,36 @@ fn ms(d: Duration) -> String {
 #[allow(clippy::cast_precision_loss)] // figures for people
 fn as_f64(n: u64) -> f64 {
     n as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The checkpoint follows the feed's order, by number, across a power of ten, where the
+    /// ids' text goes the other way.
+    #[tokio::test]
+    async fn a_checkpoint_counts_back_by_transaction_id_across_a_power_of_ten() {
+        let url = std::env::var("DATABASE_URL").expect("DATABASE_URL: a real PostgreSQL");
+        // One connection: the temporary table is its own.
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .connect(&url)
+            .await
+            .expect("connect");
+        sqlx::raw_sql(
+            "CREATE TEMPORARY TABLE events (transaction_id xid8, position bigint); \
+             INSERT INTO events VALUES ('999998', 1), ('999999', 2), ('1000000', 3), \
+             ('1000001', 4)",
+        )
+        .execute(&pool)
+        .await
+        .expect("the events");
+
+        let one_back = checkpoint_in(&pool, "pg_temp.events", 1)
+            .await
+            .expect("a checkpoint");
+
+        assert_eq!(one_back, Position::from_parts(1_000_000, 3));
+    }
 }
