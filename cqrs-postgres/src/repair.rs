@@ -58,7 +58,17 @@ impl PgEventStore {
     /// Read models that keep positions themselves must then be rebuilt: see
     /// [`TransactionIdRepair`]. On a self-hosted cluster there is an alternative that rewrites
     /// nothing: `pg_resetwal -e` on the stopped cluster (see the README, "Moving the database").
+    ///
+    /// The repair runs to its end (commits or rolls back) even when the caller is cut off: a
+    /// transaction left open on a pooled connection would hold the tables locked and take in
+    /// every later statement on it.
     pub async fn repair_transaction_ids(&self) -> Result<TransactionIdRepair, PgError> {
+        let store = self.clone();
+        crate::to_the_end::to_the_end(async move { store.repair_to_the_end().await }).await
+    }
+
+    /// [`repair_transaction_ids`](Self::repair_transaction_ids)'s work.
+    async fn repair_to_the_end(&self) -> Result<TransactionIdRepair, PgError> {
         let mut conn = self.pool.acquire().await?;
         let mut burned = 0;
         loop {
@@ -84,14 +94,14 @@ impl PgEventStore {
     async fn try_repair(&self, conn: &mut PgConnection) -> Result<Repair, PgError> {
         let quoted = self.schema.quoted();
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-        tx.execute(
-            format!(
-                "LOCK TABLE {quoted}.events, {quoted}.commands, {quoted}.checkpoints, \
-                 {quoted}.dead_letters IN ACCESS EXCLUSIVE MODE"
-            )
-            .as_str(),
-        )
-        .await?;
+        let lock = format!(
+            "LOCK TABLE {quoted}.events, {quoted}.commands, {quoted}.checkpoints, \
+             {quoted}.dead_letters IN ACCESS EXCLUSIVE MODE"
+        );
+        // Executed by the connection, not `raw_sql(..).execute(&mut *tx)`: awaited on a
+        // reborrow, that generic method makes the whole future not `Send` (callers could not
+        // spawn the repair; `tests/every_public_future_of_the_store_is_send.rs`).
+        (&mut *tx).execute(sqlx::raw_sql(&lock)).await?;
         if !matches!(
             self.xid.check(&mut *tx).await,
             Err(PgError::TransactionIdsAhead { .. })
@@ -99,9 +109,8 @@ impl PgEventStore {
             tx.rollback().await?;
             return Ok(Repair::Done(TransactionIdRepair::default()));
         }
-        sqlx::raw_sql(&sql(include_str!("sql/xid_map.sql"), &self.schema))
-            .execute(&mut *tx)
-            .await?;
+        let map = sql(include_str!("sql/xid_map.sql"), &self.schema);
+        (&mut *tx).execute(sqlx::raw_sql(&map)).await?;
         let row = sqlx::query(
             "SELECT (SELECT max(new_xid) FROM cqrs_xid_map)::text AS needed, \
                     pg_snapshot_xmin(pg_current_snapshot())::text AS horizon",
@@ -161,7 +170,7 @@ async fn burn(conn: &mut PgConnection, count: u64) -> Result<u64, PgError> {
         let batch = BURN_BATCH.min(count - burned);
         let text = "BEGIN; SELECT pg_current_xact_id(); COMMIT;\n"
             .repeat(usize::try_from(batch).unwrap_or(1));
-        sqlx::raw_sql(&text).execute(&mut *conn).await?;
+        (&mut *conn).execute(sqlx::raw_sql(&text)).await?;
         burned += batch;
     }
     Ok(burned)
