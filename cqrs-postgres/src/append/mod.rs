@@ -22,6 +22,7 @@ use tracing::Instrument;
 use self::attempt::{Attempt, Constraint};
 use crate::columns::Columns;
 use crate::convert::to_i64;
+use crate::group::Grouped;
 use crate::process::RecordColumns;
 use crate::{PgError, PgEventStore};
 
@@ -224,6 +225,7 @@ impl PgEventStore {
                 .and_then(|events| version.get().checked_add(events))
                 .is_some_and(|last| i64::try_from(last).is_ok())
         };
+        let mut perhaps_written = false;
         if let Some((group, _, version)) = admission
             .as_ref()
             .filter(|(_, a, version)| a.grouped() && fits(version))
@@ -238,16 +240,25 @@ impl PgEventStore {
                     Arc::clone(&columns),
                 )
                 .await?;
-            if let Some(outcome) = grouped {
-                self.notifier.signal(&self.pool, &self.schema.channel());
-                return Ok(outcome);
+            match grouped {
+                Grouped::Appended(outcome) => {
+                    self.notifier.signal(&self.pool, &self.schema.channel());
+                    return Ok(outcome);
+                }
+                Grouped::Alone => {}
+                Grouped::Unknown => perhaps_written = true,
             }
         }
         // One statement in autocommit: the whole append is one round trip.
         let mut conn = self.pool.acquire().await?;
-        let outcome = self
+        let mut outcome = self
             .append_on(&mut conn, false, stream_id, expected, &columns, None)
             .await?;
+        if perhaps_written && outcome.duplicate {
+            // This append's own events, at its versions: written by its group, not by an
+            // earlier append (which would have failed the group on the event ids).
+            outcome.duplicate = false;
+        }
         drop(conn);
         drop(admission);
         if !outcome.duplicate {

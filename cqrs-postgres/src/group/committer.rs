@@ -14,13 +14,26 @@ use tokio::sync::{mpsc, oneshot};
 use super::conn::LaneConn;
 use super::lane::Lane;
 use super::loads::Loads;
-use super::request::{Reply, Request, ABANDONED, QUEUED};
+use super::request::{Reply, Request, ABANDONED, QUEUED, TAKEN};
 use super::slot::LaneSlot;
 use super::statement::Writer;
 use super::GroupCommit;
 use crate::columns::Columns;
 use crate::schema::Queries;
 use crate::{PgError, TimeoutStage};
+
+/// What became of an append handed to a lane.
+#[derive(Debug)]
+pub(crate) enum Grouped {
+    /// Written in a group.
+    Appended(AppendOutcome),
+    /// Not written in a group: append on your own, with the same event ids.
+    Alone,
+    /// Perhaps written in a group whose connection broke (or whose lane went) before anyone
+    /// could tell: append on your own, with the same event ids, and take your own events
+    /// found at your versions for the group's, not for an earlier append's.
+    Unknown,
+}
 
 /// The lanes of one store.
 #[derive(Debug)]
@@ -33,10 +46,9 @@ pub(crate) struct Committer {
     loads: Loads,
     /// Loads in flight, grouped or alone.
     loads_in_flight: AtomicUsize,
-    /// Test seam: the next group commits, then its connection is really broken before the
-    /// reply is read (see `Lane::lose_reply`).
+    /// Test seams: see `tests.rs`.
     #[cfg(test)]
-    pub(crate) lose_next_reply: Arc<std::sync::atomic::AtomicBool>,
+    pub(crate) seams: Arc<super::tests::Seams>,
 }
 
 impl Committer {
@@ -48,7 +60,7 @@ impl Committer {
             loads: Loads::default(),
             loads_in_flight: AtomicUsize::new(0),
             #[cfg(test)]
-            lose_next_reply: Arc::default(),
+            seams: Arc::default(),
         }
     }
 
@@ -116,8 +128,7 @@ impl Committer {
         self.loads.load(pool, queries, stream_id, from, max).await
     }
 
-    /// Appends `columns` to `stream_id` in a group. `Ok(None)`: it was not written in one (and
-    /// may or may not have been written at all); append on your own, with the same event ids.
+    /// Appends `columns` to `stream_id` in a group: see [`Grouped`].
     /// [`PgError::AppendTimedOut`]: nothing was written within the timeout.
     pub(crate) async fn append(
         &self,
@@ -126,7 +137,7 @@ impl Committer {
         stream_id: &StreamId,
         expected: i64,
         columns: Arc<Columns>,
-    ) -> Result<Option<AppendOutcome>, PgError> {
+    ) -> Result<Grouped, PgError> {
         let (reply, mut answer) = oneshot::channel();
         let state = Arc::new(AtomicU8::new(QUEUED));
         let request = Request {
@@ -139,10 +150,10 @@ impl Committer {
             span: tracing::Span::current(),
         };
         let Some(lane) = self.lane(stream_id, pool, queries) else {
-            return Ok(None);
+            return Ok(Grouped::Alone);
         };
         if lane.send(request).is_err() {
-            return Ok(None);
+            return Ok(Grouped::Alone);
         }
         let timeout = self.options.timeout;
         let reply = match tokio::time::timeout(timeout, &mut answer).await {
@@ -160,9 +171,13 @@ impl Committer {
             }
         };
         match reply {
-            Ok(Reply::Appended(outcome)) => Ok(Some(outcome)),
-            // The lane is gone (its runtime shut down): append on your own.
-            Ok(Reply::Alone) | Err(_) => Ok(None),
+            Ok(Reply::Appended(outcome)) => Ok(Grouped::Appended(outcome)),
+            Ok(Reply::Alone) => Ok(Grouped::Alone),
+            Ok(Reply::Unknown) => Ok(Grouped::Unknown),
+            // The lane is gone (its runtime shut down): append on your own, knowing that a
+            // group that took the append may have committed it before the lane went.
+            Err(_) if state.load(Ordering::SeqCst) == TAKEN => Ok(Grouped::Unknown),
+            Err(_) => Ok(Grouped::Alone),
             Ok(Reply::TimedOut) => Err(timed_out(stream_id, timeout, TimeoutStage::Statement)),
         }
     }
@@ -187,7 +202,7 @@ impl Committer {
                 queries: Arc::clone(queries),
                 timeout: self.options.timeout,
                 #[cfg(test)]
-                lose_next_reply: Arc::clone(&self.lose_next_reply),
+                seams: Arc::clone(&self.seams),
             };
             let lane = Lane {
                 requests,

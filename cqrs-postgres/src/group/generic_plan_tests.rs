@@ -51,7 +51,7 @@ async fn a_lane_plans_its_statement_once_however_small_its_groups() {
         conn: LaneConn::default(),
         queries: Arc::clone(&store.queries),
         timeout: Duration::from_secs(5),
-        lose_next_reply: Arc::default(),
+        seams: Arc::default(),
     };
 
     let groups = 40;

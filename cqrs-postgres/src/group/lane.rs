@@ -159,7 +159,7 @@ impl Lane {
             Err(error) => {
                 tracing::warn!(%error, "could not look up a broken group's events");
                 self.writer.conn.discard();
-                group.iter().map(|_| Reply::Alone).collect()
+                group.iter().map(|_| Reply::Unknown).collect()
             }
         }
     }

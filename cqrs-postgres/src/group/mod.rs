@@ -50,6 +50,6 @@ mod statement;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use self::committer::Committer;
+pub(crate) use self::committer::{Committer, Grouped};
 pub(crate) use self::loads::ROWS;
 pub use self::options::GroupCommit;

@@ -20,6 +20,9 @@ pub(super) enum Reply {
     Appended(AppendOutcome),
     /// Not written in a group: append on your own.
     Alone,
+    /// Perhaps written: the group's connection broke and where its events landed could not be
+    /// looked up. Append on your own; your own events found at your versions are the group's.
+    Unknown,
     /// The statement timed out: nothing was written.
     TimedOut,
 }

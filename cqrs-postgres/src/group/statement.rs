@@ -25,9 +25,9 @@ pub(super) struct Writer {
     pub(super) queries: Arc<Queries>,
     /// The group commit's timeout: for acquiring a connection, and its `statement_timeout`.
     pub(super) timeout: Duration,
-    /// Test seam: see `tests.rs`.
+    /// Test seams: see `tests.rs`.
     #[cfg(test)]
-    pub(super) lose_next_reply: Arc<std::sync::atomic::AtomicBool>,
+    pub(super) seams: Arc<super::tests::Seams>,
 }
 
 impl Writer {
@@ -41,6 +41,14 @@ impl Writer {
             .flat_map(|r| r.columns.event_ids.iter().copied())
             .collect();
         let query = sqlx::query(&self.queries.events_by_id).bind(&ids);
+        #[cfg(test)]
+        if self
+            .seams
+            .fail_next_lookup
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(sqlx::Error::PoolTimedOut);
+        }
         let conn = self.conn.get(&self.pool, self.timeout).await?;
         let rows = query.fetch_all(&mut **conn).await?;
         let mut found = HashMap::with_capacity(rows.len());
@@ -120,6 +128,7 @@ impl Writer {
         let returned = returned.fetch_all(&mut **conn).await?;
         #[cfg(test)]
         if self
+            .seams
             .lose_next_reply
             .swap(false, std::sync::atomic::Ordering::SeqCst)
         {

@@ -1,9 +1,23 @@
-//! The seam that breaks a group's connection after its commit, and the test that uses it.
+//! The seams that break a group's connection after its commit and fail the lookup after it,
+//! and the tests that use them.
 
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
 
 use sqlx::pool::PoolConnection;
 use sqlx::{PgPool, Postgres};
+
+/// Faults a test sets for the next group of a store's lanes.
+#[derive(Debug, Default)]
+pub(crate) struct Seams {
+    /// The next group commits, then its connection is really broken before the reply is read
+    /// ([`lose_reply`]).
+    pub(crate) lose_next_reply: AtomicBool,
+    /// The next lookup of a broken group's events fails, as when no connection comes back
+    /// within the timeout (a server still recovering).
+    pub(crate) fail_next_lookup: AtomicBool,
+}
 
 /// The seam behind `lose_next_reply`: the group's statement has committed on `conn`; end
 /// that connection's backend for real (`pg_terminate_backend` from another session) and
@@ -44,8 +58,9 @@ use cqrs_core::StreamId;
 use crate::GroupCommit;
 use crate::{PgEventStore, PgSchema};
 
-#[tokio::test]
-async fn a_grouped_append_whose_reply_was_lost_after_commit_is_reported_as_written_not_duplicate() {
+/// A grouped append whose group committed, then lost its reply (and, with `lookup_fails`, the
+/// lookup after it failed too): written once, and reported as written, not as a duplicate.
+async fn a_lost_reply_is_reported_as_written(lookup_fails: bool) {
     let pool = test_pool(4).await;
     let schema = PgSchema::new(&format!("t_{}", uuid::Uuid::now_v7().simple())).expect("name");
     let store = PgEventStore::new(pool)
@@ -53,8 +68,9 @@ async fn a_grouped_append_whose_reply_was_lost_after_commit_is_reported_as_writt
         .with_group_commit(GroupCommit::default().alone_below(0));
     store.migrate().await.expect("migrate");
     let stream = StreamId::new("lost-reply-1").expect("id");
-    let seam = Arc::clone(&store.group.as_ref().expect("grouped").lose_next_reply);
-    seam.store(true, std::sync::atomic::Ordering::SeqCst);
+    let seams = Arc::clone(&store.group.as_ref().expect("grouped").seams);
+    seams.lose_next_reply.store(true, SeqCst);
+    seams.fail_next_lookup.store(lookup_fails, SeqCst);
 
     let outcome = store
         .append(
@@ -65,8 +81,12 @@ async fn a_grouped_append_whose_reply_was_lost_after_commit_is_reported_as_writt
         .await
         .expect("append");
     assert!(
-        !seam.load(std::sync::atomic::Ordering::SeqCst),
+        !seams.lose_next_reply.load(SeqCst),
         "the group's connection was broken after its commit"
+    );
+    assert!(
+        !seams.fail_next_lookup.load(SeqCst),
+        "the lookup after it failed, if asked to"
     );
     assert_eq!(
         (outcome.first_version, outcome.last_version),
@@ -82,4 +102,17 @@ async fn a_grouped_append_whose_reply_was_lost_after_commit_is_reported_as_writt
         .expect("read");
     assert_eq!(events.len(), 1, "written once");
     assert_eq!(events[0].position, outcome.position);
+}
+
+#[tokio::test]
+async fn a_grouped_append_whose_reply_was_lost_after_commit_is_reported_as_written_not_duplicate() {
+    a_lost_reply_is_reported_as_written(false).await;
+}
+
+/// The lookup fails when no connection comes back in time (a server still recovering): the
+/// writer appends on its own, finds its own events at its versions, and knows the group may
+/// have written them.
+#[tokio::test]
+async fn a_grouped_append_whose_reply_and_lookup_were_lost_is_reported_as_written_not_duplicate() {
+    a_lost_reply_is_reported_as_written(true).await;
 }
