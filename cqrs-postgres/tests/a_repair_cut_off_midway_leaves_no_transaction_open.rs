@@ -8,14 +8,14 @@ mod support;
 
 use std::time::Duration;
 
-/// Polls until a backend of `schema`'s tables waits on a lock.
-async fn wait_for_a_lock_waiter(observer: &sqlx::PgPool) {
+/// Polls until a backend waits on a lock of `table`.
+async fn wait_for_a_lock_waiter(observer: &sqlx::PgPool, table: &str) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         let waiting: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype = 'relation' \
-             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = $1::regclass",
         )
+        .bind(table)
         .fetch_one(observer)
         .await
         .expect("query pg_locks");
@@ -47,7 +47,7 @@ async fn a_repair_cut_off_while_it_waits_for_its_lock_leaves_no_transaction_open
         let store = store.clone();
         tokio::spawn(async move { store.repair_transaction_ids().await })
     };
-    wait_for_a_lock_waiter(&observer).await;
+    wait_for_a_lock_waiter(&observer, &format!("{schema}.events")).await;
     cut_off.abort();
     assert!(cut_off.await.is_err_and(|e| e.is_cancelled()));
     reader
