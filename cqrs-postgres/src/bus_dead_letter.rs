@@ -15,6 +15,7 @@ use sqlx::Row;
 
 use crate::convert::limit;
 use crate::jsonb::Jsonb;
+use crate::text::storable;
 use crate::{PgError, PgEventStore};
 
 fn request_text(request: Option<Redrive>) -> Option<&'static str> {
@@ -33,9 +34,11 @@ fn headers_json(headers: &[(String, Option<Vec<u8>>)]) -> Value {
             .iter()
             .map(|(name, value)| match value {
                 None => json!({ "name": name }),
+                // Text with a NUL (a big-endian number is valid UTF-8) as bytes too: `jsonb`
+                // refuses `\u0000`.
                 Some(bytes) => match std::str::from_utf8(bytes) {
-                    Ok(text) => json!({ "name": name, "value": text }),
-                    Err(_) => json!({ "name": name, "bytes": bytes }),
+                    Ok(text) if !text.contains('\0') => json!({ "name": name, "value": text }),
+                    _ => json!({ "name": name, "bytes": bytes }),
                 },
             })
             .collect(),
@@ -109,7 +112,7 @@ impl BusDeadLetterStore for PgEventStore {
             .bind(&letter.key)
             .bind(headers_json(&letter.headers))
             .bind(&letter.payload)
-            .bind(&letter.error)
+            .bind(storable(&letter.error))
             .bind(letter.parked_at)
             .execute(&self.pool)
             .await
@@ -229,7 +232,7 @@ impl BusDeadLetterStore for PgEventStore {
             .bind(&message.topic)
             .bind(message.partition)
             .bind(message.offset)
-            .bind(error)
+            .bind(storable(error))
             .execute(&self.pool)
             .await
             .map_err(PgError::from)?;
@@ -248,9 +251,11 @@ mod tests {
             ("none".to_owned(), None),
             ("bin".to_owned(), Some(vec![0xff, 0])),
             ("ce_id".to_owned(), Some(Vec::new())),
+            ("count".to_owned(), Some(vec![0, 0, 0, 1])),
         ];
         let json = headers_json(&headers);
         assert_eq!(json[0], json!({"name": "ce_id", "value": "abc"}));
+        assert_eq!(json[4], json!({"name": "count", "bytes": [0, 0, 0, 1]}));
         assert_eq!(headers_from(&json).expect("decode"), headers);
         assert!(headers_from(&json!({"name": 1})).is_err());
         assert!(headers_from(&json!([{"value": "x"}])).is_err());

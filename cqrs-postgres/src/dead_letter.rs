@@ -1,6 +1,7 @@
 //! Dead letters in PostgreSQL: parked events per projection, paged for people, their keys for
 //! the runner, and operators' retry / skip requests.
 
+use crate::text::storable;
 use crate::timestamp::Timestamp;
 use async_trait::async_trait;
 use cqrs_core::projection::{DeadLetter, DeadLetterStore, LetterTarget, Redrive};
@@ -120,7 +121,7 @@ impl PgEventStore {
             .bind(to_i64("version", letter.version.get())?)
             .bind(&letter.event_type)
             .bind(&letter.key)
-            .bind(&letter.error)
+            .bind(storable(&letter.error))
             .bind(letter.parked_at)
             .execute(&self.pool)
             .await?;
@@ -227,7 +228,7 @@ impl PgEventStore {
             .bind(projection)
             .bind(major)
             .bind(minor)
-            .bind(error)
+            .bind(storable(error))
             .execute(&self.pool)
             .await?;
         Ok(())

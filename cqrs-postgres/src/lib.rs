@@ -69,6 +69,7 @@ mod store;
 mod test_pool;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod text;
 mod timestamp;
 mod to_the_end;
 mod xid;

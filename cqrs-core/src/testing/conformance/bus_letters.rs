@@ -22,11 +22,13 @@ fn letter(
         ("ce_id".to_owned(), Some(b"not-a-uuid".to_vec())),
         ("empty".to_owned(), None),
         ("binary".to_owned(), Some(vec![0, 159, 146, 150, 255])),
+        // Valid UTF-8 with NULs: a big-endian number, as Java producers write them.
+        ("count".to_owned(), Some(vec![0, 0, 0, 1])),
     ])
     .with_payload(Some(vec![b'{', 0, 255, b'}']))
 }
 
-/// A parked message reads back whole (key, headers with their order, empty and binary values,
+/// A parked message reads back whole (key, headers with their order, empty, binary and NUL values,
 /// binary payload, error), once per consumer and message, in (topic, partition, offset)
 /// order, paged; each consumer sees only its own.
 pub async fn bus_letters_round_trip_whole_once_per_message<S: ConformanceStore>(store: S) {
