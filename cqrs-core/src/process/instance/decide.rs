@@ -193,7 +193,17 @@ impl<P: ProcessManager> Instance<P> {
                     timeout_id: ids::timeout_id(P::TYPE, instance, id, index),
                     due_at: match due {
                         Due::At(at) => at,
-                        Due::After(after) => now + after,
+                        // Checked: a duration past the calendar (`Duration::MAX` for "never")
+                        // is the process's error, not a panic of the runner.
+                        Due::After(after) => time::Duration::try_from(after)
+                            .ok()
+                            .and_then(|after| now.checked_add(after))
+                            .ok_or_else(|| {
+                                Error::process(
+                                    P::TYPE,
+                                    format!("a timeout {after:?} from now is past the calendar"),
+                                )
+                            })?,
                     },
                     payload: encode(&payload)?,
                 },

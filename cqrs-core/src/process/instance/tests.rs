@@ -582,3 +582,30 @@ fn change_key(change: &TimeoutChange) -> String {
         TimeoutChange::CancelAll => "*".to_owned(),
     }
 }
+
+/// `now + after` past the calendar (year 9999 here; `Duration::MAX` for "never" anywhere) is
+/// the process's error for that input, which parks it, not a panic that takes the runner down.
+#[test]
+fn a_timeout_past_the_calendar_is_the_process_error_not_a_panic() {
+    let placed = event(1, "Placed", json!({ "lines": 1 }));
+    let Ok(Route::Start { trigger, .. }) = Order::route(&placed) else {
+        panic!("routed")
+    };
+    // 9999-12-31 23:59:59 UTC.
+    let end_of_the_calendar =
+        OffsetDateTime::from_unix_timestamp(253_402_300_799).expect("the last second");
+
+    let decided = Instance::<Order>::default().decide_input(
+        "7",
+        Input::Event {
+            trigger,
+            source: EventRef::of(&placed),
+        },
+        InputId::of_event(placed.metadata.event_id),
+        ReceivedKind::of_event(&placed),
+        end_of_the_calendar,
+    );
+
+    let error = decided.err().expect("the timeout cannot be scheduled");
+    assert!(error.to_string().contains("past the calendar"), "{error}");
+}
