@@ -228,3 +228,50 @@ async fn an_operator_retries_or_skips_parked_messages_and_the_key_flows_again() 
     handle.shutdown().await;
     broker.delete_topics().await.expect("delete topics");
 }
+
+/// A skip and a retry of the same key in one look: the retry handles the key's letters again,
+/// but not the one the operator asked to drop. (Carried out in offset order, the retry of `a 2`
+/// handled `a 3` too, and its skip found nothing left to take.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_letter_skipped_in_the_same_look_as_a_retry_of_its_key_is_not_handled() {
+    let broker = support::broker();
+    let topic = broker.create_topic("t-skip-retry", 1).await.expect("topic");
+    let records: Vec<_> = (0..5).map(|n| counted(&topic, "a", n).1).collect();
+    send_all(broker.config(), &records).await;
+    let recorder = Recorder::new(Script {
+        poison: [("a".to_owned(), 1)].into(),
+        ..Script::default()
+    });
+    let store = InMemoryEventStore::new();
+    let group = unique_topic("g-skip-retry");
+    // Looks far apart, so that the three requests below are made between two looks (each is a
+    // call on the in-memory store, microseconds).
+    let handle = IntegrationConsumer::new(broker.config(), &group, &[&topic], recorder.clone())
+        .with_dead_letters(Arc::new(store.clone()))
+        .with_options(ConsumerOptions::default().redrive_interval(Duration::from_secs(5)))
+        .spawn()
+        .expect("spawn");
+    handle
+        .wait_until(PATIENCE, |s| s.handled + s.parked == 5)
+        .await
+        .expect("handled or parked");
+
+    // Drop a 1 (refused for good) and a 3; retry the key from a 2.
+    for (offset, request) in [(1, Redrive::Skip), (3, Redrive::Skip), (2, Redrive::Retry)] {
+        let message = MessageId::new(topic.as_str(), 0, offset);
+        store
+            .request_messages(&group, &BusLetterTarget::Message(message), Some(request))
+            .await
+            .expect("request");
+    }
+    letters_until(&store, &group, "every letter gone", <[BusLetter]>::is_empty).await;
+
+    let ns: Vec<u64> = recorder.handled().iter().map(|c| c.n).collect();
+    assert_eq!(
+        ns,
+        [0, 2, 4],
+        "a 1 and a 3 skipped, the rest of the key in order"
+    );
+    handle.shutdown().await;
+    broker.delete_topics().await.expect("delete topics");
+}

@@ -1,10 +1,11 @@
 //! Carrying out operators' requests on a partition's parked messages, in its worker (so no
 //! message of a key runs while the key's letters are re-driven).
 //!
+//! [`Redrive::Skip`] takes the letter unhandled, before any retry of the same look.
 //! [`Redrive::Retry`] on a letter handles every letter of its key again, in offset order (a
 //! letter without a key alone); each handled letter is taken, and the first that fails again
-//! stays with its new error, the key's other requests withdrawn. [`Redrive::Skip`] takes the
-//! letter unhandled. A key with no letter left is no longer held back.
+//! stays with its new error, the key's other requests withdrawn. A key with no letter left is
+//! no longer held back.
 
 use std::collections::HashSet;
 
@@ -50,8 +51,13 @@ async fn look(
         .into_iter()
         .filter(|l| l.message.topic == lane.tp.0 && l.message.partition == lane.tp.1)
         .collect();
+    // Skips first, as the projections' re-drive does: a retry of a key handles every letter
+    // of the key again, and a letter an operator asked to drop must be gone by then.
+    let (skips, retries): (Vec<BusLetter>, Vec<BusLetter>) = requested
+        .into_iter()
+        .partition(|l| l.request == Some(Redrive::Skip));
     let mut keys_done: HashSet<Vec<u8>> = HashSet::new();
-    for letter in requested {
+    for letter in skips.into_iter().chain(retries) {
         match (letter.request, &letter.key) {
             (Some(Redrive::Skip), _) => {
                 store
