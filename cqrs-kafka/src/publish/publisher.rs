@@ -30,9 +30,13 @@ use super::{message, IntegrationMapper, MapError, PublisherOptions};
 ///   sends again from the checkpoint. Nothing is lost; delivery is at least once, and
 ///   `ce_id` (the event id) is what consumers deduplicate on.
 /// - A message key is the stream id, and the key of an event in the runner too: an event that
-///   cannot be mapped or is refused by the broker (too large, topic not authorized) is
-///   parked as a dead letter with every later event of its stream, so a subscriber never
-///   sees version n+1 of a stream without version n.
+///   cannot be mapped is parked as a dead letter with every later event of its stream, before
+///   any of them is sent, so a subscriber never sees version n+1 of a stream without version
+///   n. One the broker refuses (too large for the topic, topic not authorized) is parked the
+///   same way, but a batch is pipelined: later events of its stream may already be on the
+///   topic. They are parked behind it too, and a re-drive sends them all again in order, so a
+///   subscriber may see n+1 before n, then n and n+1 again (deduplicate on `ce_id`, and keep
+///   per stream the highest version applied).
 /// - A transient failure (broker down past the delivery timeout, a full queue) fails the
 ///   batch as [`ProjectionError::Transient`]; the runner tries it again, and the
 ///   acknowledged part is not sent again. A fatal producer error drops the producer; the
