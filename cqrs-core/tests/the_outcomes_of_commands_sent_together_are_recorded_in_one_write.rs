@@ -13,7 +13,9 @@ use cqrs_core::process::{
     Action, Context, Input, InstanceState, ProcessManager, ProcessManagerProjection,
     ProcessOptions, ProcessStore, Route, INPUT_RECEIVED,
 };
-use cqrs_core::projection::{ProjectionHandle, ProjectionRunner, ProjectionStore, RunnerOptions};
+use cqrs_core::projection::{
+    DeadLetterStore, ProjectionHandle, ProjectionRunner, ProjectionStore, RunnerOptions,
+};
 use cqrs_core::testing::TestClock;
 use cqrs_core::{Error, EventFilter, InMemoryEventStore, RecordedEvent, SharedClock};
 use process_support::{Cmd, Point, Probe, Probed, Refusal, Shop};
@@ -174,4 +176,29 @@ async fn a_worker_killed_half_way_through_a_round_leaves_the_same_end_state() {
         worker.shutdown().await;
         assert_end_state(&store.inner).await;
     }
+}
+
+/// Two workers can overlap on an instance (a leader paused past its lease, and the one that
+/// took over): one records part of a round (the outcomes it got before a dispatch failed), the
+/// other then records the whole round at the same version, and part of its event ids are
+/// stored. That is a race lost, like a version conflict: the worker reloads and records what
+/// is still pending, instead of parking the order as poison.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_round_partly_recorded_by_an_overlapping_worker_is_recorded_again_not_parked() {
+    let store = setup().await;
+    store.probe.refuse_next_round();
+    let worker = spawn(&store);
+    process_support::eventually("every order completes", || completed(&store)).await;
+    worker.shutdown().await;
+    assert_end_state(&store.inner).await;
+    let parked = store
+        .inner
+        .dead_letters(
+            &format!("process:{}", FanOut::TYPE),
+            cqrs_core::Position::START,
+            10,
+        )
+        .await
+        .expect("dead letters");
+    assert!(parked.is_empty(), "{parked:?}");
 }

@@ -16,7 +16,7 @@ use cqrs_core::projection::{
     DeadLetter, DeadLetterStore, Lease, LeaseStore, LetterTarget, ProjectionStore, Redrive,
 };
 use cqrs_core::{
-    AppendEvents, AppendOutcome, CheckpointStore, CommandId, EventFilter, ExpectedVersion,
+    AppendEvents, AppendOutcome, CheckpointStore, CommandId, Error, EventFilter, ExpectedVersion,
     FeedBatch, FencedSave, InMemoryEventStore, NewEvent, Position, ReadAll, ReadStream,
     RecordedEvent, Result, Snapshot, SnapshotStore, StreamId, Version,
 };
@@ -41,12 +41,32 @@ pub(crate) struct Probe {
     armed: Mutex<Option<(Point, u64)>>,
     tripped: AtomicBool,
     trip: Notify,
+    /// Refuse the next record of a round (more than one journal event), see
+    /// [`Probe::refuse_next_round`].
+    refuse_round: AtomicBool,
 }
 
 impl Probe {
     /// Stops the `n`-th pass (1 for the first) of `point`.
     pub(crate) fn arm(&self, point: Point, n: u64) {
         *self.armed.lock().expect("probe") = Some((point, n));
+    }
+
+    /// The next record of a round (more than one journal event) is refused, unwritten, with
+    /// [`Error::EventIdReused`]: what a worker gets when an overlapping one (a leader paused
+    /// past its lease) recorded part of the same round first.
+    pub(crate) fn refuse_next_round(&self) {
+        self.refuse_round.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether `record` is refused (once).
+    fn refuses(&self, record: &ProcessRecord) -> Option<Error> {
+        let first = record.events.first()?;
+        (record.events.len() > 1 && self.refuse_round.swap(false, Ordering::SeqCst)).then(|| {
+            Error::EventIdReused {
+                event_id: first.metadata.event_id,
+            }
+        })
     }
 
     /// Stops nothing from now on.
@@ -110,6 +130,9 @@ pub(crate) struct Probed {
 #[async_trait]
 impl ProcessStore for Probed {
     async fn record(&self, process: &str, record: ProcessRecord) -> Result<AppendOutcome> {
+        if let Some(refused) = self.probe.refuses(&record) {
+            return Err(refused);
+        }
         let outcome = self.inner.record(process, record).await;
         self.probe.pass(Point::AfterRecord).await;
         outcome

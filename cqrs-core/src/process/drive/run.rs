@@ -21,7 +21,7 @@ use crate::process::manager::{Input, ProcessManager};
 use crate::process::reply::{CommandReplied, ReplyOutcome};
 use crate::process::store::{ProcessManagerStore, TimeoutChange};
 use crate::telemetry::metrics;
-use crate::{Clock, CommandContext, Position, SnapshotPolicy, StreamId};
+use crate::{Clock, CommandContext, Error, Position, SnapshotPolicy, StreamId};
 
 /// Drives `instance` through `arrivals` (its inputs of one batch, in feed order). On a halt,
 /// the positions of the arrival that halted and of every later one (they wait behind it).
@@ -245,7 +245,13 @@ where
                     self.reload().await?;
                     return Ok(());
                 }
-                Err(error) if error.is_conflict() => {
+                // Some of the ids already stored: an overlapping worker (a leader paused past
+                // its lease) recorded part of the same inputs first, as ids are derived from
+                // them. A race lost, as a conflict is: reload, and record what is still
+                // admitted.
+                Err(error)
+                    if error.is_conflict() || matches!(error, Error::EventIdReused { .. }) =>
+                {
                     attempt += 1;
                     if attempt >= retry.max_attempts() {
                         return Err(Halt::Transient(error));

@@ -606,6 +606,8 @@ fn a_timeout_past_the_calendar_is_the_process_error_not_a_panic() {
         end_of_the_calendar,
     );
 
-    let error = decided.err().expect("the timeout cannot be scheduled");
+    let Err(error) = decided else {
+        panic!("the timeout cannot be scheduled")
+    };
     assert!(error.to_string().contains("past the calendar"), "{error}");
 }
