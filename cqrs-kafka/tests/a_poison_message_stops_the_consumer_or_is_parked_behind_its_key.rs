@@ -275,3 +275,53 @@ async fn a_letter_skipped_in_the_same_look_as_a_retry_of_its_key_is_not_handled(
     handle.shutdown().await;
     broker.delete_topics().await.expect("delete topics");
 }
+
+/// Only a partition's worker carries out the requests on its letters, and a worker starts
+/// with the first message of its partition: after a restart, a partition no new message comes
+/// to still gets one, and an operator's retry there is carried out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_is_carried_out_on_a_quiet_partition_after_a_restart() {
+    let broker = support::broker();
+    let topic = broker.create_topic("t-quiet", 1).await.expect("topic");
+    let records: Vec<_> = (0..3).map(|n| counted(&topic, "a", n).1).collect();
+    send_all(broker.config(), &records).await;
+    let store = InMemoryEventStore::new();
+    let group = unique_topic("g-quiet");
+    let options = ConsumerOptions::default().redrive_interval(Duration::from_millis(50));
+    let refusing = Recorder::new(Script {
+        poison: [("a".to_owned(), 1)].into(),
+        ..Script::default()
+    });
+    let first = IntegrationConsumer::new(broker.config(), &group, &[&topic], refusing.clone())
+        .with_dead_letters(Arc::new(store.clone()))
+        .with_options(options.clone())
+        .spawn()
+        .expect("spawn");
+    first
+        .wait_until(PATIENCE, |s| s.handled + s.parked == 3)
+        .await
+        .expect("handled or parked");
+    first.shutdown().await;
+
+    // The handler is fixed and the consumer restarted; nothing new is sent to the partition.
+    let fixed = Recorder::new(Script::default());
+    let second = IntegrationConsumer::new(broker.config(), &group, &[&topic], fixed.clone())
+        .with_dead_letters(Arc::new(store.clone()))
+        .with_options(options)
+        .spawn()
+        .expect("spawn");
+    store
+        .request_messages(
+            &group,
+            &BusLetterTarget::Key(ParkedKey::new(topic.as_str(), "a")),
+            Some(Redrive::Retry),
+        )
+        .await
+        .expect("request");
+    letters_until(&store, &group, "every letter gone", <[BusLetter]>::is_empty).await;
+
+    let ns: Vec<u64> = fixed.handled().iter().map(|c| c.n).collect();
+    assert_eq!(ns, [1, 2], "the key's letters, in order");
+    second.shutdown().await;
+    broker.delete_topics().await.expect("delete topics");
+}

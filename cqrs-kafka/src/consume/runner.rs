@@ -267,27 +267,56 @@ impl Shared {
         }
     }
 
+    /// A lane and its worker for the newly assigned partition `tp`.
+    fn start_lane(self: &Arc<Self>, tp: Tp, workers: &mut JoinSet<()>) -> LaneEntry {
+        let epoch = self.core.board().assign(tp.clone());
+        let lane = Arc::new(Lane {
+            tp,
+            epoch,
+            queued: AtomicUsize::new(0),
+            paused: AtomicBool::new(false),
+            revoked: AtomicBool::new(false),
+        });
+        let (sender, receiver) = mpsc::unbounded_channel();
+        workers.spawn(partition::work(self.clone(), lane.clone(), receiver));
+        LaneEntry {
+            lane,
+            messages: sender,
+            next_offset: i64::MIN,
+        }
+    }
+
+    /// Starts a worker for each assigned partition that has none: only a worker carries out
+    /// the re-drive requests of its partition's letters, and a partition no message comes to
+    /// (a quiet one after a restart or a rebalance) would otherwise never get one.
+    fn start_quiet_lanes(self: &Arc<Self>, workers: &mut JoinSet<()>) {
+        let assigned = match self.consumer.assignment() {
+            Ok(assigned) => assigned,
+            Err(error) => {
+                tracing::debug!(consumer = %self.core.name, %error, "no assignment to look at");
+                return;
+            }
+        };
+        let mut lanes = lock(&self.core.lanes);
+        for element in assigned.elements() {
+            let tp: Tp = (element.topic().to_owned(), element.partition());
+            if !lanes.contains_key(&tp) {
+                let entry = self.start_lane(tp.clone(), workers);
+                lanes.insert(tp, entry);
+            }
+        }
+    }
+
     /// Hands `message` to its partition's worker, starting one for a newly assigned partition.
     fn dispatch(self: &Arc<Self>, message: Received, workers: &mut JoinSet<()>) {
         let tp: Tp = (message.topic().to_owned(), message.partition());
         let mut lanes = lock(&self.core.lanes);
-        let entry = lanes.entry(tp.clone()).or_insert_with(|| {
-            let epoch = self.core.board().assign(tp.clone());
-            let lane = Arc::new(Lane {
-                tp,
-                epoch,
-                queued: AtomicUsize::new(0),
-                paused: AtomicBool::new(false),
-                revoked: AtomicBool::new(false),
-            });
-            let (sender, receiver) = mpsc::unbounded_channel();
-            workers.spawn(partition::work(self.clone(), lane.clone(), receiver));
-            LaneEntry {
-                lane,
-                messages: sender,
-                next_offset: i64::MIN,
+        let entry = match lanes.entry(tp.clone()) {
+            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                entry.insert(self.start_lane(tp, workers))
             }
-        });
+        };
         if message.offset() < entry.next_offset {
             return;
         }
@@ -384,6 +413,8 @@ async fn run(shared: Arc<Shared>) {
     let mut stop = shared.core.stop_signal();
     let mut tick = tokio::time::interval(shared.options.commit_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut quiet = tokio::time::interval(shared.options.redrive_interval);
+    quiet.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     shared.core.board().set_state(ConsumerState::Running);
     shared.core.notify();
     loop {
@@ -399,6 +430,9 @@ async fn run(shared: Arc<Shared>) {
                 }
             }
             _ = tick.tick() => shared.commit_due().await,
+            _ = quiet.tick(), if shared.dead_letters.is_some() => {
+                shared.start_quiet_lanes(&mut workers);
+            }
             received = shared.consumer.recv() => match received {
                 Ok(message) => {
                     let message = Received::copy_of(&message);
