@@ -300,10 +300,9 @@ impl Shared {
         let mut lanes = lock(&self.core.lanes);
         for element in assigned.elements() {
             let tp: Tp = (element.topic().to_owned(), element.partition());
-            if !lanes.contains_key(&tp) {
-                let entry = self.start_lane(tp.clone(), workers);
-                lanes.insert(tp, entry);
-            }
+            lanes
+                .entry(tp.clone())
+                .or_insert_with(|| self.start_lane(tp, workers));
         }
     }
 
@@ -311,12 +310,9 @@ impl Shared {
     fn dispatch(self: &Arc<Self>, message: Received, workers: &mut JoinSet<()>) {
         let tp: Tp = (message.topic().to_owned(), message.partition());
         let mut lanes = lock(&self.core.lanes);
-        let entry = match lanes.entry(tp.clone()) {
-            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
-            std::collections::hash_map::Entry::Vacant(entry) => {
-                entry.insert(self.start_lane(tp, workers))
-            }
-        };
+        let entry = lanes
+            .entry(tp.clone())
+            .or_insert_with(|| self.start_lane(tp, workers));
         if message.offset() < entry.next_offset {
             return;
         }
