@@ -145,9 +145,9 @@ impl Lane {
     /// What to tell the writers of a group whose statement failed with `error`.
     async fn refused(&mut self, group: &[Request], error: &sqlx::Error) -> Vec<Reply> {
         tracing::debug!(%error, appends = group.len(), "group append refused");
-        if rolled_back(error) {
-            // A unique violation (a writer outside the group, a repeated event id): nothing
-            // was written, each writer finds out on its own.
+        if rolled_back(error) || never_sent(error) {
+            // A unique violation (a writer outside the group, a repeated event id), or no
+            // connection to send on: nothing was written, each writer finds out on its own.
             return group.iter().map(|_| Reply::Alone).collect();
         }
         // The connection broke (an I/O error, or a FATAL error such as a terminated backend),
@@ -181,6 +181,12 @@ fn rolled_back(error: &sqlx::Error) -> bool {
         .as_database_error()
         .and_then(|e| e.try_downcast_ref::<PgDatabaseError>())
         .is_some_and(|e| e.severity() == PgSeverity::Error)
+}
+
+/// Whether the statement was never sent: the lane got no connection within the timeout, or
+/// the pool was closed.
+fn never_sent(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed)
 }
 
 /// Whether a statement was cancelled by its `statement_timeout`.

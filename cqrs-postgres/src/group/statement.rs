@@ -42,6 +42,10 @@ impl Writer {
             .collect();
         let query = sqlx::query(&self.queries.events_by_id).bind(&ids);
         #[cfg(test)]
+        self.seams
+            .lookups
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        #[cfg(test)]
         if self
             .seams
             .fail_next_lookup

@@ -17,6 +17,8 @@ pub(crate) struct Seams {
     /// The next lookup of a broken group's events fails, as when no connection comes back
     /// within the timeout (a server still recovering).
     pub(crate) fail_next_lookup: AtomicBool,
+    /// How many lookups of a broken group's events began.
+    pub(crate) lookups: std::sync::atomic::AtomicUsize,
 }
 
 /// The seam behind `lose_next_reply`: the group's statement has committed on `conn`; end
@@ -115,4 +117,51 @@ async fn a_grouped_append_whose_reply_was_lost_after_commit_is_reported_as_writt
 #[tokio::test]
 async fn a_grouped_append_whose_reply_and_lookup_were_lost_is_reported_as_written_not_duplicate() {
     a_lost_reply_is_reported_as_written(true).await;
+}
+
+/// A group whose lane got no connection within the timeout (every one in use) sent nothing:
+/// its writers append on their own at once, without a lookup of events never written (which
+/// waited for a connection a second time, and took the group for perhaps written).
+#[tokio::test]
+async fn a_group_that_got_no_connection_is_not_looked_up() {
+    let pool = test_pool(1).await;
+    let schema = PgSchema::new(&format!("t_{}", uuid::Uuid::now_v7().simple())).expect("name");
+    let store = PgEventStore::new(pool.clone())
+        .with_schema(schema)
+        .with_group_commit(
+            GroupCommit::default()
+                .alone_below(0)
+                .timeout(std::time::Duration::from_millis(200)),
+        );
+    store.migrate().await.expect("migrate");
+    let seams = Arc::clone(&store.group.as_ref().expect("grouped").seams);
+    // The pool's one connection, held past the lane's timeout (and a lookup's after it).
+    let held = pool.acquire().await.expect("the connection");
+    let append = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .append(
+                    &StreamId::new("no-connection-1").expect("id"),
+                    ExpectedVersion::NoStream,
+                    vec![NewEvent::new("E", 1, serde_json::json!({}))],
+                )
+                .await
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(1_000)).await;
+    drop(held);
+
+    let outcome = append
+        .await
+        .expect("the append task")
+        .expect("written alone");
+
+    assert_eq!(outcome.last_version, Version::new(1));
+    assert!(!outcome.duplicate);
+    assert_eq!(
+        seams.lookups.load(SeqCst),
+        0,
+        "nothing was sent: nothing to look up"
+    );
 }
