@@ -13,8 +13,11 @@ use sqlx::postgres::{PgTypeInfo, PgValueFormat, PgValueRef, Postgres};
 use sqlx::Type;
 use time::{Duration, OffsetDateTime};
 
-/// PostgreSQL's epoch, 2000-01-01 00:00 UTC, as seconds since the Unix epoch.
-const PG_EPOCH_UNIX_SECONDS: i64 = 946_684_800;
+/// PostgreSQL's epoch, 2000-01-01 00:00 UTC, made once at compile time (not per row).
+const PG_EPOCH: OffsetDateTime = match OffsetDateTime::from_unix_timestamp(946_684_800) {
+    Ok(epoch) => epoch,
+    Err(_) => OffsetDateTime::UNIX_EPOCH,
+};
 
 /// How PostgreSQL writes a `timestamptz` in text (`DateStyle` ISO, which sqlx sets): the
 /// fraction only when there is one, the offset's minutes only when they are not zero.
@@ -40,11 +43,10 @@ impl<'r> Decode<'r, Postgres> for Timestamp {
         match value.format() {
             PgValueFormat::Binary => {
                 let micros = <i64 as Decode<Postgres>>::decode(value)?;
-                let epoch = OffsetDateTime::from_unix_timestamp(PG_EPOCH_UNIX_SECONDS)?;
                 match micros {
                     i64::MAX => Err("the timestamp is infinity".into()),
                     i64::MIN => Err("the timestamp is -infinity".into()),
-                    _ => epoch
+                    _ => PG_EPOCH
                         .checked_add(Duration::microseconds(micros))
                         .map(Self)
                         .ok_or_else(|| {
