@@ -4,7 +4,6 @@
 //! a UTF-8 value as `{"name", "value"}`, other bytes as `{"name", "bytes": [...]}`, and a
 //! header without value as `{"name"}`.
 
-use crate::timestamp::Timestamp;
 use async_trait::async_trait;
 use cqrs_core::bus::{BusDeadLetterStore, BusLetter, BusLetterTarget, MessageId, ParkedKey};
 use cqrs_core::projection::Redrive;
@@ -16,6 +15,7 @@ use sqlx::Row;
 use crate::convert::limit;
 use crate::jsonb::Jsonb;
 use crate::text::storable;
+use crate::timestamp::Timestamp;
 use crate::{PgError, PgEventStore};
 
 fn request_text(request: Option<Redrive>) -> Option<&'static str> {

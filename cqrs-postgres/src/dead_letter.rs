@@ -1,8 +1,6 @@
 //! Dead letters in PostgreSQL: parked events per projection, paged for people, their keys for
 //! the runner, and operators' retry / skip requests.
 
-use crate::text::storable;
-use crate::timestamp::Timestamp;
 use async_trait::async_trait;
 use cqrs_core::projection::{DeadLetter, DeadLetterStore, LetterTarget, Redrive};
 use cqrs_core::{Error, Position};
@@ -10,6 +8,8 @@ use sqlx::postgres::PgRow;
 use sqlx::Row;
 
 use crate::convert::{self, limit, to_i64};
+use crate::text::storable;
+use crate::timestamp::Timestamp;
 use crate::{PgError, PgEventStore};
 
 fn request_text(request: Option<Redrive>) -> Option<&'static str> {

@@ -6,12 +6,11 @@ use cqrs_core::projection::BreakerState;
 use cqrs_core::{Position, RecordedEvent};
 use sqlx::Row;
 use time::OffsetDateTime;
-
-use crate::timestamp::Timestamp;
 use uuid::Uuid;
 
 use crate::convert::{self, limit, to_u64};
 use crate::row::recorded_events;
+use crate::timestamp::Timestamp;
 use crate::{PgError, PgEventStore};
 
 /// One reader of the feed as the store sees it: a projection, a process manager

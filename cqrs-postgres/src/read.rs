@@ -164,14 +164,9 @@ impl Replay {
         each: &mut (dyn for<'e> FnMut(StreamEvent<'e>) -> Result<(), Error> + Send),
     ) -> Result<(), Error> {
         let event = stream_event(row)?;
-        let version = event.version.get();
-        self.from =
-            to_i64("version", version)?
-                .checked_add(1)
-                .ok_or_else(|| PgError::OutOfRange {
-                    what: "the version after a stored one",
-                    value: version.to_string(),
-                })?;
+        // Checked: a stored version of `i64::MAX` has no version after it.
+        let next = event.version.get().saturating_add(1);
+        self.from = to_i64("the version after a stored one", next)?;
         self.left -= 1;
         each(event)?;
         self.folded += 1;

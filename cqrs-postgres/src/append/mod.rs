@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use cqrs_core::{
-    AppendEvents, AppendOutcome, CommandId, Error, ExpectedVersion, NewEvent, StreamId, Version,
+    AppendEvents, AppendOutcome, CommandId, Error, ExpectedVersion, NewEvent, StreamId,
 };
 use sqlx::{Connection, PgConnection};
 use tracing::Instrument;
@@ -219,18 +219,16 @@ impl PgEventStore {
         };
         // A lane counts the versions up from the expected one: an append whose last version
         // would not fit a `bigint` goes alone, whose statement checks the stream first.
-        let fits = |version: &Version| {
-            u64::try_from(columns.len())
-                .ok()
-                .and_then(|events| version.get().checked_add(events))
-                .is_some_and(|last| i64::try_from(last).is_ok())
-        };
-        let mut perhaps_written = false;
-        if let Some((group, _, version)) = admission
+        let grouped = admission
             .as_ref()
-            .filter(|(_, a, version)| a.grouped() && fits(version))
-        {
-            let version = to_i64("expected version", version.get())?;
+            .filter(|(_, admitted, _)| admitted.grouped())
+            .and_then(|(group, _, version)| {
+                let expected = i64::try_from(version.get()).ok()?;
+                expected.checked_add(i64::try_from(columns.len()).ok()?)?;
+                Some((group, expected))
+            });
+        let mut perhaps_written = false;
+        if let Some((group, version)) = grouped {
             let grouped = group
                 .append(
                     &self.pool,

@@ -4,7 +4,8 @@
 -- event appended on the target can take a position a copied one holds); within a run the
 -- positions rise, so ordering a run's events by position alone is their feed order. Runs get the
 -- ids 1, 2, 3 ...: (new id, position) sorts exactly as (old id, position) did, with as few ids as
--- that takes (usually a handful: positions go down only where transactions committed out of order).
+-- that takes (usually a handful: positions go down only where transactions committed out of order,
+-- and repeat only after a copy that did not move the sequence).
 CREATE TEMPORARY TABLE cqrs_xid_map ON COMMIT DROP AS
 SELECT o.transaction_id AS old_xid,
        o.position,
