@@ -344,3 +344,41 @@ async fn a_start_loads_the_parked_keys_not_the_letters() {
         "no letter was loaded to learn the parked keys"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_under_its_own_checkpoint_name_keeps_its_own_letters_and_leaves_the_lives_alone() {
+    let store = InMemoryEventStore::new();
+    let fixed = Arc::new(AtomicBool::new(false));
+    let live = Sequences::default();
+    let handle = spawn(&live, &store, &fixed);
+    append(&store, "s-1", json!({ "m": 1 })).await;
+    until("the live run parks s-1's event", || async {
+        letters(&store, "s-1").await.len() == 1
+    })
+    .await;
+    handle.shutdown().await;
+    store
+        .request("sequences", &LetterTarget::Key("s-1".into()), Some(Redrive::Retry))
+        .await
+        .expect("request");
+    let p2 = append(&store, "s-2", json!({ "m": 2 })).await;
+
+    // A replay into another sink, under its own checkpoint (as a rebuild runs).
+    let replay = Sequences::default();
+    let reached = ProjectionRunner::new(replay.clone(), store.clone(), store.clone())
+        .with_dead_letters(store.clone())
+        .with_options(options(fixed.clone()).checkpoint_name("sequences:replay"))
+        .catch_up()
+        .await
+        .expect("caught up");
+
+    assert!(reached >= p2);
+    let theirs = store.key_letters("sequences:replay", "s-1", 100).await;
+    assert_eq!(theirs.expect("letters").len(), 1, "the replay parks under its own name");
+    let theirs = store.key_letters("sequences:replay", "s-2", 100).await;
+    assert_eq!(theirs.expect("letters").len(), 1);
+    let live_letters = letters(&store, "s-1").await;
+    assert_eq!(live_letters.len(), 1, "the live run's letter is left alone");
+    assert_eq!(live_letters[0].request, Some(Redrive::Retry));
+    assert!(letters(&store, "s-2").await.is_empty());
+}

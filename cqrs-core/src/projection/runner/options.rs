@@ -119,7 +119,9 @@ impl RunnerOptions {
         self.owner = owner.into();
         self
     }
-    /// The checkpoint's name (default: the projection's name). A rebuild uses its own.
+    /// The name of this run of the projection (default: the projection's name): its
+    /// checkpoint's, its lease's and its dead letters'. A rebuild or a replay into another
+    /// sink uses its own, and neither holds back nor re-drives the live run's letters.
     pub fn checkpoint_name(mut self, name: impl Into<String>) -> Self {
         self.checkpoint_name = Some(name.into());
         self

@@ -20,7 +20,7 @@ impl Worker {
         let Some(store) = self.runner.dead_letters.clone() else {
             return Ok(());
         };
-        let name = self.runner.projection.name().to_owned();
+        let name = self.runner.checkpoint_name();
         let mut attempt = 0;
         loop {
             match store.parked_keys(&name).await {
@@ -92,11 +92,14 @@ impl Worker {
             ));
         };
         let projection = self.runner.projection.clone();
+        // Letters belong to the run, as its checkpoint does: a replay under its own checkpoint
+        // name neither holds back nor re-drives the live run's.
+        let name = self.runner.checkpoint_name();
         for (event, error) in poison {
             let key = projection.key(&event);
             tracing::warn!(stream = %event.stream_id, version = %event.version, %error, "parking a poison event");
             let letter = crate::backend::dead_letter(
-                projection.name(),
+                &name,
                 event.position,
                 event.stream_id,
                 event.version,

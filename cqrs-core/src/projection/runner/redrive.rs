@@ -30,7 +30,7 @@ impl Worker {
         ) else {
             return false;
         };
-        let name = self.runner.projection.name().to_owned();
+        let name = self.runner.checkpoint_name();
         let limit = self.runner.options.batch_size;
         let requested = match store.requested(&name, limit).await {
             Ok(requested) => requested,
