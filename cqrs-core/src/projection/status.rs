@@ -14,7 +14,8 @@ use super::BreakerState;
 pub enum ProjectionState {
     /// Starting up: loading its checkpoint.
     Starting,
-    /// Waiting for the lease another worker holds.
+    /// Waiting for the lease another worker holds; the position is the checkpoint that worker
+    /// saved, as last read.
     Standby,
     /// Behind the feed's head, applying batches.
     CatchingUp,
@@ -116,12 +117,17 @@ impl ProjectionStatus {
         self.state != ProjectionState::Failed
     }
 
-    /// Ready: running at the head, or catching up with the breaker closed (for readiness).
+    /// Ready: running at the head, or catching up with the breaker closed, or standing by
+    /// while another worker leads (for readiness: a replica that does not lead serves the
+    /// same read model, and the leader's own readiness tells its health).
     pub fn is_ready(&self) -> bool {
-        matches!(
-            self.state,
-            ProjectionState::Running | ProjectionState::CatchingUp
-        ) && self.breaker == BreakerState::Closed
+        match self.state {
+            ProjectionState::Running | ProjectionState::CatchingUp => {
+                self.breaker == BreakerState::Closed
+            }
+            ProjectionState::Standby => true,
+            _ => false,
+        }
     }
 }
 

@@ -1,7 +1,9 @@
-//! Keeping the lease: waiting until this worker holds it (standing by while another does),
+//! Keeping the lease: waiting until this worker holds it (standing by while another does,
+//! following the checkpoint it saves),
 //! starting a [`Term`] that renews it beside the work, and releasing it when leading ends.
 
 use crate::projection::ProjectionState;
+use crate::Position;
 
 use super::outcome::Lead;
 use super::term::Term;
@@ -33,16 +35,40 @@ impl Worker {
                     let status = self.status.clone();
                     return Ok(Term::start(leases, lease, asked_at, ttl, status));
                 }
-                Ok(None) => self.set(|s| s.state = ProjectionState::Standby),
+                Ok(None) => {
+                    if !self.stand_by(name).await {
+                        return Err(Lead::Stopped);
+                    }
+                }
                 Err(error) if !error.is_transient() => {
                     return Err(Lead::failed("could not take the lease", &error));
                 }
                 Err(error) => self.set(|s| s.error(error.to_string())),
             }
-            if !self.stop.pause(ttl / 3).await {
+            let every = self.runner.options.poll_interval.min(ttl / 3);
+            if !self.stop.pause(every).await {
                 return Err(Lead::Stopped);
             }
         }
+    }
+
+    /// Stands by while another worker leads, showing the checkpoint it saved as this worker's
+    /// position: whoever waits on any worker of the projection (read-your-writes on any
+    /// replica, a catch-up while the service leads) sees the projection move. `false` when
+    /// asked to stop meanwhile.
+    async fn stand_by(&mut self, name: &str) -> bool {
+        let checkpoint = tokio::select! {
+            checkpoint = self.runner.checkpoints.load_checkpoint(name) => checkpoint,
+            () = self.stop.requested() => return false,
+        };
+        self.set(|s| {
+            s.state = ProjectionState::Standby;
+            match checkpoint {
+                Ok(checkpoint) => s.position = checkpoint.unwrap_or(Position::START),
+                Err(error) => s.error(error.to_string()),
+            }
+        });
+        true
     }
 
     /// Releases the lease of `term`, if it holds one.

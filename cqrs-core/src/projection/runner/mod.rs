@@ -226,7 +226,9 @@ impl ProjectionRunner {
 
     /// Applies everything the feed holds now, then returns the checkpoint saved when it stopped
     /// (at least the head read at the start; events that came in meanwhile may take it further)
-    /// (for rebuilds, tests and one-off catch-ups). No lease is taken; poison follows the policy.
+    /// (for rebuilds, tests and one-off catch-ups). Poison follows the policy. A runner with
+    /// leases takes the projection's lease like any worker; while another worker leads, it
+    /// stands by and ends once that worker's checkpoint reaches the head.
     ///
     /// Dropping the returned future before it ends kills the run, as a crash would: the
     /// apply in flight is dropped and nothing more is saved (a caller that gives up on a
