@@ -371,9 +371,20 @@ pub trait CheckpointStore: Send + Sync {
         })
     }
 
-    /// Forgets the checkpoint of projection `name`, so it starts again from the beginning of
-    /// the feed (a replay, or a rebuild into a fresh index). The only way a checkpoint moves
-    /// back. The default refuses with [`Error::Unsupported`](crate::Error::Unsupported).
+    /// Starts projection `name` over, from the beginning of the feed (a replay, or a rebuild
+    /// into a fresh index): forgets its checkpoint, the one way a checkpoint moves back.
+    ///
+    /// Stores that keep leases and dead letters beside checkpoints also, atomically with it:
+    /// - end the term of whoever holds the lease of the same name (its epoch grows, so its
+    ///   fenced saves are refused and renewing starts a new term): a runner leading the
+    ///   projection stops going on from the position it holds in memory, and whoever leads
+    ///   next loads no checkpoint and replays;
+    /// - drop the projection's dead letters: they belong to the run that is forgotten (a
+    ///   parked key would hold back the key's earlier events in the replay, a retry would
+    ///   apply an event the replay applies too); an event that still fails is parked again.
+    ///
+    /// A runner without a lease cannot be fenced: stop it first.
+    /// The default refuses with [`Error::Unsupported`](crate::Error::Unsupported).
     async fn reset_checkpoint(&self, name: &str) -> Result<()> {
         let _ = name;
         Err(crate::Error::Unsupported {

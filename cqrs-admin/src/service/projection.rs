@@ -68,7 +68,9 @@ pub trait AdminProjection: Send + Sync {
     /// Builds it again from the start of the feed, up to the head read when it started.
     async fn rebuild(&self) -> Result<RebuildOutcome, BoxError>;
 
-    /// Forgets its checkpoint, so its runner starts again from the start of the feed.
+    /// Forgets its checkpoint and its dead letters, and ends the term of the runner leading
+    /// it, so whoever leads next starts again from the start of the feed
+    /// ([`CheckpointStore::reset_checkpoint`]).
     async fn reset(&self) -> Result<(), BoxError>;
 }
 
@@ -76,8 +78,10 @@ pub trait AdminProjection: Send + Sync {
 /// service makes (`ProjectionRunner::for_store(MyProjection, &store)`), on the one engine.
 ///
 /// For a projection whose sink keeps what was applied (a table), make the sink idempotent or
-/// clear it before: a rebuild replays every event. Stop the service's own runner of it first,
-/// or let the lease decide who leads (the catch-up then waits for it).
+/// clear it before: a rebuild replays every event. The service's own runner may go on: the
+/// reset ends its term (its saves are refused from then on), whoever takes the lease next
+/// replays from the start, and the rebuild ends once the projection, led by either, has
+/// caught up with the head read when it started.
 pub struct CatchUpProjection<F> {
     name: String,
     store: PgEventStore,

@@ -7,7 +7,7 @@ use crate::projection::{BreakerRecord, BreakerState, Lease};
 use crate::store::{CheckpointStore, FencedSave, SnapshotReplay, SnapshotStore};
 use crate::{Position, Result, Snapshot, StreamEvent, StreamId, Version};
 
-use super::InMemoryEventStore;
+use super::{InMemoryEventStore, LeaseRow};
 
 #[async_trait]
 impl SnapshotStore for InMemoryEventStore {
@@ -78,7 +78,18 @@ impl CheckpointStore for InMemoryEventStore {
     }
 
     async fn reset_checkpoint(&self, name: &str) -> Result<()> {
-        self.write().checkpoints.remove(name);
+        let mut state = self.write();
+        let now = Instant::now();
+        // The holder's term ends: a new epoch, ended now (a row is kept, as for a release).
+        let lease = state.leases.entry(name.to_owned()).or_insert(LeaseRow {
+            owner: String::new(),
+            epoch: 0,
+            expires: now,
+        });
+        lease.epoch += 1;
+        lease.expires = lease.expires.min(now);
+        state.dead_letters.retain(|letter| letter.projection != name);
+        state.checkpoints.remove(name);
         Ok(())
     }
 

@@ -53,6 +53,7 @@ macro_rules! store_conformance_tests {
             leases_admit_one_owner_at_a_time,
             lease_epochs_grow_with_each_new_holder,
             a_stale_epoch_cannot_save,
+            a_reset_fences_the_holder_and_drops_the_dead_letters,
             leases_under_a_prefix_are_listed_while_held,
             dead_letters_round_trip,
             dead_letters_come_in_pages_and_keys_once,

@@ -3,9 +3,9 @@
 use std::time::Duration;
 
 use crate::projection::Lease;
-use crate::{FencedSave, Position};
+use crate::{FencedSave, Position, Version};
 
-use super::ConformanceStore;
+use super::{stream, ConformanceStore};
 
 /// Waits until `owner` takes lease `name` (it expires meanwhile), at most ten seconds.
 async fn acquire_when_expired<S: ConformanceStore>(
@@ -161,6 +161,63 @@ pub async fn a_stale_epoch_cannot_save<S: ConformanceStore>(store: S) {
         FencedSave::LeaseLost
     );
     assert_eq!(store.load_checkpoint("p").await.expect("load"), Some(p2));
+}
+
+/// A reset starts a projection over: its checkpoint and its dead letters are gone, and whoever
+/// held its lease is fenced off (its saves are refused, and renewing starts a new term), so no
+/// worker goes on from the position it held in memory. Other projections keep theirs.
+pub async fn a_reset_fences_the_holder_and_drops_the_dead_letters<S: ConformanceStore>(
+    store: S,
+) {
+    let ttl = Duration::from_secs(30);
+    let held = store.try_acquire("p", "a", ttl).await.expect("acquire");
+    let held = held.expect("free");
+    let other = store.try_acquire("q", "a", ttl).await.expect("acquire");
+    let other = other.expect("free");
+    let (p1, p2) = (Position::from_parts(3, 1), Position::from_parts(4, 1));
+    for (name, lease) in [("p", &held), ("q", &other)] {
+        let saved = store.save_checkpoint_fenced(name, p1, lease).await;
+        assert_eq!(saved.expect("save"), FencedSave::Saved);
+        let letter = crate::backend::dead_letter(
+            name,
+            Position::from_parts(2, 7),
+            stream("reset-1"),
+            Version::new(1),
+            "Broken",
+            Some("doc-1".to_owned()),
+            "bad payload",
+            time::OffsetDateTime::now_utc(),
+        );
+        store.park(letter).await.expect("park");
+    }
+
+    store.reset_checkpoint("p").await.expect("reset");
+
+    assert_eq!(store.load_checkpoint("p").await.expect("load"), None);
+    assert_eq!(
+        store.save_checkpoint_fenced("p", p2, &held).await.expect("save"),
+        FencedSave::LeaseLost,
+        "the holder's term ended with the reset"
+    );
+    assert_eq!(store.load_checkpoint("p").await.expect("load"), None);
+    let renewed = store.try_acquire("p", "a", ttl).await.expect("acquire");
+    let renewed = renewed.expect("the holder takes the lease again");
+    assert!(
+        renewed.epoch > held.epoch,
+        "a new term, not a renewal: {renewed:?} after {held:?}"
+    );
+    let letters = store.dead_letters("p", Position::START, 10).await;
+    assert!(letters.expect("letters").is_empty(), "the run's letters went with it");
+    assert!(store.parked_keys("p").await.expect("keys").is_empty());
+
+    assert_eq!(store.load_checkpoint("q").await.expect("load"), Some(p1));
+    let letters = store.dead_letters("q", Position::START, 10).await;
+    assert_eq!(letters.expect("letters").len(), 1);
+    assert_eq!(
+        store.save_checkpoint_fenced("q", p2, &other).await.expect("save"),
+        FencedSave::Saved,
+        "another projection's lease holds on"
+    );
 }
 
 /// Leases are listed by name prefix, in name order, only while unexpired, with their epoch and
