@@ -405,11 +405,9 @@ async fn a_graceful_shutdown_releases_the_lease_to_a_higher_epoch() {
     let gated = Gated::open();
     let a = worker(&gated, &store, store.clone(), store.clone(), "a");
     assert!(a.wait_for(p1, TTL).await.is_ok());
-    let held = store
-        .try_acquire("gated", "a", TTL)
-        .await
-        .expect("renew")
-        .expect("a holds it");
+    let held = store.leases("gated").await.expect("listed");
+    let held = held.first().expect("a holds it").clone();
+    assert_eq!(held.worker(), "a");
     a.shutdown().await;
     let next = store
         .try_acquire("gated", "b", TTL)
@@ -595,4 +593,27 @@ async fn a_standby_follows_the_leaders_checkpoint_so_any_worker_can_be_waited_on
     let status = b.wait_for(p2, TTL * 10).await.expect("and follows it");
     assert_eq!(status.state, ProjectionState::Standby);
     assert_eq!(open.applied(), [p1, p2], "only the leader applied");
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_workers_given_the_same_owner_never_lead_at_once() {
+    let store = InMemoryEventStore::new();
+    let p1 = append(&store, 1).await;
+    let first = Gated::open();
+    let a = worker(&first, &store, store.clone(), store.clone(), "same");
+    within(a.wait_until(|s| s.position >= p1)).await.expect("a leads");
+
+    // Two replicas configured alike, or a restart while the old process lingers.
+    let second = Gated::open();
+    let b = worker(&second, &store, store.clone(), store.clone(), "same");
+    tokio::time::sleep(TTL).await;
+    let p2 = append(&store, 2).await;
+    within(a.wait_until(|s| s.position >= p2)).await.expect("a applies");
+    tokio::time::sleep(TTL * 3).await;
+
+    assert_eq!(b.status().state, ProjectionState::Standby, "{:?}", b.status());
+    assert_eq!(first.applied(), [p1, p2]);
+    assert_eq!(second.applied(), [], "only one of them applies");
+    a.shutdown().await;
+    b.shutdown().await;
 }

@@ -150,7 +150,7 @@ async fn two_workers_split_eight_partitions_four_and_four_and_apply_every_event_
         .await
         .unwrap();
     for partition in &report {
-        let holder = partition.lease.as_ref().map(|l| l.owner.as_str());
+        let holder = partition.lease.as_ref().map(|l| l.worker());
         assert!(matches!(holder, Some("a" | "b")), "{partition:?}");
     }
     a.shutdown().await;
@@ -289,4 +289,30 @@ async fn a_killed_worker_loses_its_partitions_within_a_lease_time_and_every_even
     );
     check_book(&book, true);
     a.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_second_worker_given_a_taken_id_leads_nothing_and_says_why() {
+    let store = InMemoryEventStore::new();
+    let book = Arc::new(Mutex::new(Book::default()));
+    let writer = start_writer(&store);
+    let a = worker(&store, &book, "a");
+    wait_for_split(&[&a], &[8]).await;
+
+    let twin = worker(&store, &book, "a");
+    let said = twin
+        .wait_until(PATIENCE, |s| s.last_error.is_some())
+        .await
+        .and_then(|s| s.last_error);
+    assert!(
+        said.as_deref().is_some_and(|e| e.contains("must be unique")),
+        "{said:?}"
+    );
+    let expected = writer.finish().await;
+    assert!(all_applied(&book, &expected, PATIENCE).await);
+    assert_eq!(leading(&twin), Vec::<u32>::new(), "{:?}", twin.status());
+    assert_eq!(leading(&a).len(), 8);
+    check_book(&book, false);
+    a.shutdown().await;
+    twin.shutdown().await;
 }

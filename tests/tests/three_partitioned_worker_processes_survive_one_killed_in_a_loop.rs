@@ -77,7 +77,7 @@ async fn owners(store: &PgEventStore) -> Vec<Option<String>> {
     holders(store)
         .await
         .into_iter()
-        .map(|p| p.lease.map(|l| l.owner))
+        .map(|p| p.lease.map(|l| l.worker().to_owned()))
         .collect()
 }
 

@@ -18,7 +18,9 @@ use crate::Result;
 pub struct Lease {
     /// The lease's name (the projection's checkpoint name).
     pub name: String,
-    /// Its holder.
+    /// Its holder: a running worker's name and a suffix of its own (`{owner}~{8 hex
+    /// digits}`, see [`RunnerOptions::owner`](super::RunnerOptions::owner)); [`worker`](Self::worker)
+    /// is the name alone.
     pub owner: String,
     /// The fencing token: grows with each new holder, the same on renewal.
     pub epoch: u64,
@@ -42,6 +44,24 @@ impl Lease {
             epoch,
             valid_for,
         }
+    }
+
+    /// The holder's worker name: [`owner`](Self::owner) without the suffix a running worker
+    /// adds to it.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// use cqrs_core::projection::Lease;
+    ///
+    /// let lease = Lease::new("orders", "worker-a~0f3c9a2b", 1, Duration::from_secs(10));
+    /// assert_eq!(lease.worker(), "worker-a");
+    /// let taken_by_hand = Lease::new("orders", "ops", 1, Duration::from_secs(10));
+    /// assert_eq!(taken_by_hand.worker(), "ops");
+    /// ```
+    pub fn worker(&self) -> &str {
+        self.owner
+            .rsplit_once('~')
+            .map_or(self.owner.as_str(), |(worker, _)| worker)
     }
 }
 

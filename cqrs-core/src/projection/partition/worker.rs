@@ -177,7 +177,9 @@ impl PartitionedRunner {
     }
 
     /// Starts the worker in its own task. Needs a tokio runtime.
-    pub fn spawn(self) -> PartitionedHandle {
+    pub fn spawn(mut self) -> PartitionedHandle {
+        // One lease owner for the member lease and every partition's runner of this worker.
+        self.options = self.options.instance();
         let name = self.name.clone();
         let (status_tx, status) =
             watch::channel(PartitionedStatus::new(&name, &self.options.owner));
@@ -216,6 +218,7 @@ impl PartitionedRunner {
         live: Live,
     ) {
         let owner = self.options.owner.clone();
+        let instance = self.options.lease_owner().to_owned();
         let ttl = self.options.lease_ttl;
         let prefix = Partitions::members_prefix(&self.name);
         let member_name = format!("{prefix}{owner}");
@@ -230,9 +233,10 @@ impl PartitionedRunner {
                 }
             }
             let mut error = None;
-            match bounded(ttl, self.leases.try_acquire(&member_name, &owner, ttl)).await {
+            match bounded(ttl, self.leases.try_acquire(&member_name, &instance, ttl)).await {
                 Ok(Some(lease)) => member = Some(lease),
                 Ok(None) => {
+                    member = None;
                     error = Some(format!(
                         "another worker holds the member lease of {owner}: worker ids must be unique"
                     ));
@@ -242,13 +246,18 @@ impl PartitionedRunner {
             let listed = bounded(ttl, self.leases.leases(&prefix)).await;
             match listed {
                 Ok(leases) => {
-                    let mut members: Vec<String> = leases.into_iter().map(|l| l.owner).collect();
+                    // Members by worker id (their member leases' names): a second worker
+                    // given a taken id holds no member lease, and takes none of the partitions.
+                    let mut members: Vec<String> = leases
+                        .iter()
+                        .filter_map(|l| l.name.strip_prefix(&prefix).map(str::to_owned))
+                        .collect();
                     members.sort();
                     members.dedup();
                     let owners = assign(&members, self.partitions.count());
                     let mine: BTreeSet<u32> = (0..self.partitions.count())
                         .zip(owners)
-                        .filter(|(_, o)| members.get(*o) == Some(&owner))
+                        .filter(|(_, o)| member.is_some() && members.get(*o) == Some(&owner))
                         .map(|(i, _)| i)
                         .collect();
                     let gone: Vec<u32> = running

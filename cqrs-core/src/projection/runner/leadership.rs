@@ -26,7 +26,7 @@ impl Worker {
             }
             let asked_at = tokio::time::Instant::now();
             let acquired = tokio::select! {
-                acquired = leases.try_acquire(name, &self.runner.options.owner, ttl) => acquired,
+                acquired = leases.try_acquire(name, self.runner.options.lease_owner(), ttl) => acquired,
                 // A store that does not answer must not hold up a shutdown.
                 () = self.stop.requested() => return Err(Lead::Stopped),
             };

@@ -213,7 +213,8 @@ impl ProjectionRunner {
     }
 
     /// Starts the projection in its own task. Needs a tokio runtime.
-    pub fn spawn(self) -> ProjectionHandle {
+    pub fn spawn(mut self) -> ProjectionHandle {
+        self.options = self.options.instance();
         let (status_tx, status) = watch::channel(ProjectionStatus::new(self.projection.name()));
         let (stop, stop_rx) = watch::channel(false);
         let span = tracing::info_span!("projection", name = self.projection.name());

@@ -39,6 +39,9 @@ pub struct RunnerOptions {
     pub(super) poison: Option<PoisonPolicy>,
     pub(in crate::projection) lease_ttl: Duration,
     pub(in crate::projection) owner: String,
+    /// The name one running worker holds leases as: `owner` and a suffix of its own, made
+    /// when it spawns ([`instance`](Self::instance)); `None` until then.
+    pub(in crate::projection) lease_owner: Option<String>,
     pub(in crate::projection) checkpoint_name: Option<String>,
     pub(super) upcasters: Upcasters,
     pub(super) checkpoint_interval: Duration,
@@ -61,7 +64,8 @@ impl Default for RunnerOptions {
             breaker_open_for: Duration::from_secs(5),
             poison: None,
             lease_ttl: Duration::from_secs(10),
-            owner: format!("{}-{}", std::process::id(), uuid::Uuid::now_v7().simple()),
+            owner: format!("pid-{}", std::process::id()),
+            lease_owner: None,
             checkpoint_name: None,
             upcasters: Upcasters::new(),
             checkpoint_interval: Duration::from_millis(250),
@@ -70,6 +74,22 @@ impl Default for RunnerOptions {
 }
 
 impl RunnerOptions {
+    /// These options for one running worker: its lease owner made unique to it, unless it
+    /// was given one (a partitioned worker's, for its partitions' runners).
+    pub(in crate::projection) fn instance(mut self) -> Self {
+        if self.lease_owner.is_none() {
+            let random = uuid::Uuid::now_v7().simple().to_string();
+            let suffix = &random[random.len() - 8..];
+            self.lease_owner = Some(format!("{}~{suffix}", self.owner));
+        }
+        self
+    }
+
+    /// The name this worker holds leases as.
+    pub(in crate::projection) fn lease_owner(&self) -> &str {
+        self.lease_owner.as_deref().unwrap_or(&self.owner)
+    }
+
     /// The defaults.
     pub fn new() -> Self {
         Self::default()
@@ -114,9 +134,13 @@ impl RunnerOptions {
         self.lease_ttl = ttl;
         self
     }
-    /// This worker's name in leases (default: process id and a random suffix).
+    /// This worker's name (default: `pid-` and the process id). In leases each spawned
+    /// worker adds a suffix of its own (`{owner}~{8 hex digits}`): two workers given the same
+    /// name (replicas configured alike, a restart while the old process lingers) never hold
+    /// one lease at once, the second stands by until the first lets go.
     pub fn owner(mut self, owner: impl Into<String>) -> Self {
         self.owner = owner.into();
+        self.lease_owner = None;
         self
     }
     /// The name of this run of the projection (default: the projection's name): its
