@@ -13,7 +13,7 @@ mod support;
 
 use std::time::Duration;
 
-use cqrs_core::Repository;
+use cqrs_core::{ReadStream as _, Repository};
 use quickstart::inventory::{Inventory, InventoryCommand};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -94,6 +94,39 @@ async fn malformed_unknown_and_rejected_commands_answer_400_404_and_422() {
     .await;
     assert_problem(status, &headers, &body, 422, "/problems/rejected");
     assert_eq!(body["code"], "NoLines");
+
+    // What the read side, the saga or the inventory could not take is refused at the edge,
+    // before anything is recorded.
+    let line = |sku: &str, quantity: u64, unit_price: u64| {
+        json!({ "sku": sku, "quantity": quantity, "unit_price": unit_price })
+    };
+    for (lines, code) in [
+        (
+            json!([line("widget", u64::MAX, 1), line("gadget", 1, 1)]),
+            "TooLarge",
+        ),
+        (json!([line("widget", 1, 1 << 63)]), "TooLarge"),
+        (json!([line("", 1, 1)]), "InvalidSku"),
+        (json!([line(&"s".repeat(195), 1, 1)]), "InvalidSku"),
+    ] {
+        let (status, headers, body) = send(
+            http.post(service.url("/orders/3"))
+                .json(&json!({ "customer": "bob", "lines": lines })),
+        )
+        .await;
+        assert_problem(status, &headers, &body, 422, "/problems/rejected");
+        assert_eq!(body["code"], code, "{body}");
+    }
+    let long_id = "o".repeat(190);
+    let (status, headers, body) = send(
+        http.post(service.url(&format!("/orders/{long_id}")))
+            .json(&place("bob")),
+    )
+    .await;
+    assert_problem(status, &headers, &body, 400, "/problems/malformed-request");
+    let stream = cqrs_core::StreamId::new(format!("order-{long_id}")).expect("a valid order stream");
+    let events = service.store.read_stream(&stream, cqrs_core::Version::ZERO, 10).await;
+    assert!(events.expect("read").is_empty(), "nothing recorded");
 
     service.stop().await;
     names.clean_up().await;

@@ -2,8 +2,10 @@
 
 use std::fmt;
 
-use cqrs_core::{Aggregate, DomainEvent};
+use cqrs_core::{Aggregate, DomainEvent, StreamId};
 use serde::{Deserialize, Serialize};
+
+use crate::inventory::Inventory;
 
 /// One line of an order.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,6 +77,13 @@ impl Order {
     }
 }
 
+/// The most an order's total (in cents) or item count may be: what a signed 64-bit number
+/// holds, as read models (a search node's `long`, PostgreSQL's `bigint`) store them.
+pub const MAX_AMOUNT: u64 = i64::MAX as u64;
+
+/// The longest customer's name an order takes, in bytes.
+pub const MAX_CUSTOMER_LEN: usize = 256;
+
 /// The total of `lines`, in cents.
 pub fn total(lines: &[OrderLine]) -> u64 {
     lines
@@ -143,6 +152,29 @@ pub enum OrderError {
     ZeroQuantity {
         /// The line's item.
         sku: String,
+    },
+    /// `Place` with a line whose item could not be an inventory item's id (empty, too long,
+    /// with a control character): the saga could never reserve it.
+    #[error("line {sku:?} names no item: {reason}")]
+    InvalidSku {
+        /// The line's item.
+        sku: String,
+        /// Why it is no item's id.
+        reason: String,
+    },
+    /// `Place` whose total (in cents) or item count passes [`MAX_AMOUNT`].
+    #[error("the order's total or item count passes {max}")]
+    TooLarge {
+        /// The most either may be.
+        max: u64,
+    },
+    /// `Place` with a customer's name longer than [`MAX_CUSTOMER_LEN`] bytes.
+    #[error("the customer's name is {len} bytes long, more than {max}")]
+    CustomerTooLong {
+        /// Its length in bytes.
+        len: usize,
+        /// The most it may be.
+        max: usize,
     },
     /// `Confirm` on an order that is not placed.
     #[error("only a placed order can be confirmed; this one is {0}")]
@@ -213,6 +245,31 @@ fn place(customer: &str, lines: &[OrderLine]) -> Result<Vec<OrderEvent>, OrderEr
             sku: line.sku.clone(),
         });
     }
+    for line in lines {
+        if let Err(error) = StreamId::with_category(Inventory::TYPE, &line.sku) {
+            return Err(OrderError::InvalidSku {
+                sku: line.sku.clone(),
+                reason: error.to_string(),
+            });
+        }
+    }
+    let sum = |amount: fn(&OrderLine) -> Option<u64>| {
+        lines
+            .iter()
+            .try_fold(0_u64, |sum, line| sum.checked_add(amount(line)?))
+            .filter(|&sum| sum <= MAX_AMOUNT)
+    };
+    let total = sum(|l| l.quantity.checked_mul(l.unit_price));
+    let items = sum(|l| Some(l.quantity));
+    if total.is_none() || items.is_none() {
+        return Err(OrderError::TooLarge { max: MAX_AMOUNT });
+    }
+    if customer.len() > MAX_CUSTOMER_LEN {
+        return Err(OrderError::CustomerTooLong {
+            len: customer.len(),
+            max: MAX_CUSTOMER_LEN,
+        });
+    }
     Ok(vec![OrderEvent::OrderPlaced {
         customer: customer.to_owned(),
         lines: lines.to_vec(),
@@ -270,6 +327,47 @@ mod tests {
             .then_expect_error(OrderError::ZeroQuantity {
                 sku: "widget".into(),
             });
+    }
+
+    #[tokio::test]
+    async fn an_order_refuses_items_no_inventory_has_and_amounts_no_read_model_holds() {
+        let place = |customer: &str, lines| OrderCommand::Place {
+            customer: customer.into(),
+            lines,
+        };
+        for sku in ["", "a\u{7}b", &"s".repeat(200)] {
+            let refused = fixture()
+                .when(&place("alice", vec![OrderLine::new(sku, 1, 1)]))
+                .await
+                .then_expect_failure();
+            assert!(
+                matches!(&refused, OrderError::InvalidSku { sku: s, .. } if s == sku),
+                "{refused:?}"
+            );
+        }
+        let too_large = OrderError::TooLarge { max: MAX_AMOUNT };
+        for lines in [
+            vec![OrderLine::new("widget", u64::MAX, 1), OrderLine::new("w", 1, 1)],
+            vec![OrderLine::new("widget", 2, 1 << 62)],
+            vec![OrderLine::new("widget", 1, 1 << 63)],
+        ] {
+            fixture()
+                .when(&place("alice", lines))
+                .await
+                .then_expect_error(too_large.clone());
+        }
+        let at_most = vec![OrderLine::new("widget", 1, MAX_AMOUNT)];
+        fixture()
+            .when(&place("alice", at_most))
+            .await
+            .then_expect_events([OrderEvent::OrderPlaced {
+                customer: "alice".into(),
+                lines: vec![OrderLine::new("widget", 1, MAX_AMOUNT)],
+            }]);
+        fixture()
+            .when(&place(&"c".repeat(257), vec![OrderLine::new("widget", 1, 1)]))
+            .await
+            .then_expect_error(OrderError::CustomerTooLong { len: 257, max: 256 });
     }
 
     #[tokio::test]

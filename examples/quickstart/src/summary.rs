@@ -71,7 +71,8 @@ pub fn fold(
             customer,
             status: OrderStatus::Placed,
             total: order::total(&lines),
-            items: lines.iter().map(|l| l.quantity).sum(),
+            // Saturating, as the total: an order placed before `place` bounded them.
+            items: lines.iter().map(|l| l.quantity).fold(0, u64::saturating_add),
             cancel_reason: None,
             payment: None,
             position: event.position,
@@ -149,6 +150,19 @@ mod tests {
         events.iter().fold(None, |current, event| {
             fold(current.as_ref(), event).expect("folds").or(current)
         })
+    }
+
+    #[test]
+    fn an_order_placed_with_amounts_past_any_number_folds_without_a_panic() {
+        let placed = OrderEvent::OrderPlaced {
+            customer: "dan".into(),
+            lines: vec![
+                OrderLine::new("widget", u64::MAX, 2),
+                OrderLine::new("gadget", 1, 1),
+            ],
+        };
+        let summary = fold_all(&[recorded("order-4", 1, &placed)]).expect("a summary");
+        assert_eq!((summary.items, summary.total), (u64::MAX, u64::MAX));
     }
 
     #[test]

@@ -12,9 +12,13 @@ use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use cqrs_core::{CommandContext, CommandError, CommandId, CommandOutcome, DomainEvent};
+use cqrs_core::process::ProcessManager as _;
+use cqrs_core::{
+    CommandContext, CommandError, CommandId, CommandOutcome, DomainEvent, StreamId,
+};
 use quickstart::inventory::InventoryCommand;
 use quickstart::order::{OrderCommand, OrderError, OrderLine, OrderStatus};
+use quickstart::saga::orchestrated::OrderFulfilment;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -146,12 +150,24 @@ async fn order(
     }: Sent,
     status: StatusCode,
 ) -> Result<Response, Problem> {
+    order_id(id)?;
     match state.shop.orders.execute_with(id, command, context).await {
         Ok(outcome) => Ok(answer(status, id, correlation, &outcome)),
         Err(CommandError::Rejected(error)) if never_placed(&error) => {
             Err(Problem::not_found(format!("order {id} was never placed")))
         }
         Err(error) => Err(problem(error)),
+    }
+}
+
+/// `id` if the saga can follow an order of that id too (its journal is the stream
+/// `order_fulfilment-{id}`, longer than the order's own `order-{id}`), or 400.
+fn order_id(id: &str) -> Result<(), Problem> {
+    match StreamId::with_category(OrderFulfilment::TYPE, id) {
+        Ok(_) => Ok(()),
+        Err(error) => Err(Problem::bad_request(format!(
+            "the order id cannot be one: {error}"
+        ))),
     }
 }
 
