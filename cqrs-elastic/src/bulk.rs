@@ -124,6 +124,10 @@ fn classify_item(item: &Value) -> Result<ItemOutcome, String> {
             ItemOutcome::Blocked(reason())
         }
         404 => ItemOutcome::Transient(reason()),
+        // Refused by the node's security (a role or key without write access to the index):
+        // the credentials are at fault, not the document, as for a whole request refused so;
+        // the document is written once access is granted.
+        401 | 403 => ItemOutcome::Transient(reason()),
         // The index, not the document, is at fault (closed by an operator, a bad target
         // name): the document is written once the index is fixed.
         400 if result
@@ -312,6 +316,17 @@ mod tests {
             status,
             reason: "x".into(),
         }
+    }
+
+    #[test]
+    fn a_write_the_nodes_security_refuses_is_retried_not_parked() {
+        let answer = json!({ "items": [
+            { "index": { "status": 403, "error": { "type": "security_exception", "reason": "action [indices:data/write/bulk[s]] is unauthorized" } } },
+            { "create": { "status": 401, "error": { "type": "security_exception", "reason": "missing authentication credentials" } } },
+        ] });
+        let outcomes = classify(&answer, 2).unwrap();
+        assert!(matches!(outcomes[0], ItemOutcome::Transient(_)), "{outcomes:?}");
+        assert!(matches!(outcomes[1], ItemOutcome::Transient(_)), "{outcomes:?}");
     }
 
     #[test]
