@@ -4,6 +4,7 @@
 mod support;
 
 use std::net::TcpListener;
+use std::process::Stdio;
 
 use cqrs_postgres::testing::fresh_store;
 use support::{cqrs, cqrs_with};
@@ -74,6 +75,10 @@ async fn each_failure_has_one_line_and_its_exit_code() {
     one_line(&run.stderr);
     let run = cqrs(&store, &["frobnicate"]).await;
     assert_eq!(run.code, 2, "{run:?}");
+    let huge = (u64::MAX / 2 + 1).to_string();
+    let run = cqrs(&store, &["streams", "show", "order-1", "--from", &huge]).await;
+    assert_eq!(run.code, 2, "a version past the store's: {run:?}");
+    one_line(&run.stderr);
 
     // not found: a stream, a letter, a projection
     let run = cqrs(&store, &["streams", "show", "order-404"]).await;
@@ -95,4 +100,34 @@ async fn each_failure_has_one_line_and_its_exit_code() {
     assert_eq!(run.code, 0, "{run:?}");
     assert!(run.stdout.contains("dead-letters"), "{}", run.stdout);
     assert!(!run.stdout.contains("s3cret-pw"), "{}", run.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_command_exits_130_not_as_a_success() {
+    // A server that takes the connection and never answers: the command hangs until Ctrl-C.
+    let silent = TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let url = format!(
+        "postgres://app@127.0.0.1:{}/app",
+        silent.local_addr().expect("address").port()
+    );
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_cqrs"));
+    command.env_clear().env("DATABASE_URL", &url).arg("status");
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = command.spawn().expect("the cqrs binary starts");
+    let (_held, _) = silent.accept().expect("the command connects");
+    // Its Ctrl-C handler is in place before it connects; a moment more all the same.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let interrupt = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(interrupt.success());
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .expect("the wait ran")
+        .expect("the command ends");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    one_line(&stderr);
+    assert!(stderr.contains("interrupted"), "{stderr}");
 }

@@ -9,7 +9,7 @@
 //! ```
 //!
 //! Errors are one line on stderr; exit codes: 2 bad input, 3 not found, 4 server unreachable,
-//! 1 anything else.
+//! 130 interrupted (Ctrl-C), 1 anything else.
 
 use std::process::ExitCode;
 
@@ -40,13 +40,26 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
+        let execute = cli::execute(&cli);
+        tokio::pin!(execute);
         tokio::select! {
-            result = cli::execute(&cli) => result,
-            _ = tokio::signal::ctrl_c() => Ok(()),
+            result = &mut execute => Some(result),
+            signal = tokio::signal::ctrl_c() => match signal {
+                Ok(()) => None,
+                // No Ctrl-C to listen for: the command runs to its end.
+                Err(_) => Some(execute.await),
+            },
         }
     });
+    let Some(result) = result else {
+        eprintln!("cqrs: interrupted");
+        return ExitCode::from(INTERRUPTED);
+    };
     if let Err(error) = &result {
         cli::report("cqrs", error, cli.options.database_url.as_deref());
     }
     cli::exit_code(&result)
 }
+
+/// The exit code of a command stopped by Ctrl-C, as shells report a process SIGINT ended.
+const INTERRUPTED: u8 = 130;

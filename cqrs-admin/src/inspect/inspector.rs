@@ -186,6 +186,12 @@ impl Inspector {
     pub async fn stream(&self, stream_id: &str, from: u64, limit: usize) -> Result<StreamView> {
         let stream = StreamId::new(stream_id)
             .map_err(|e| AdminError::invalid(format!("stream id {stream_id:?}: {e}")))?;
+        if i64::try_from(from).is_err() {
+            return Err(AdminError::invalid(format!(
+                "version {from} is past any a stream can have ({})",
+                i64::MAX
+            )));
+        }
         let from = Version::new(from.max(1));
         let events = self.store.read_stream(&stream, from, limit).await?;
         if events.is_empty() {
