@@ -5,6 +5,7 @@ use std::io::{self, Write};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use super::table::plain;
 use super::Table;
 use crate::inspect::{
     position_label, BusLetterView, Correlation, DeadLetterDetail, DeadLetterView, EventView,
@@ -89,7 +90,7 @@ pub(crate) fn overview(out: &mut dyn Write, overview: &Overview) -> io::Result<(
                 breaker.state,
                 s.name,
                 time(breaker.changed_at),
-                breaker.last_error.as_deref().unwrap_or("no error recorded")
+                plain(breaker.last_error.as_deref().unwrap_or("no error recorded"))
             )?;
         }
     }
@@ -159,7 +160,7 @@ pub(crate) fn letter(out: &mut dyn Write, detail: &DeadLetterDetail) -> io::Resu
         "event       {}@{} {}",
         l.stream_id, l.version, l.event_type
     )?;
-    writeln!(out, "key         {}", l.key.as_deref().unwrap_or("-"))?;
+    writeln!(out, "key         {}", plain(l.key.as_deref().unwrap_or("-")))?;
     writeln!(out, "parked at   {}", time(l.parked_at))?;
     writeln!(
         out,
@@ -168,7 +169,7 @@ pub(crate) fn letter(out: &mut dyn Write, detail: &DeadLetterDetail) -> io::Resu
             .map(|r| format!("{r:?}").to_lowercase())
             .unwrap_or_else(|| "-".to_owned())
     )?;
-    writeln!(out, "error       {}", l.error)?;
+    writeln!(out, "error       {}", plain(&l.error))?;
     match &detail.event {
         Some(event) => {
             writeln!(out)?;
@@ -196,11 +197,12 @@ pub(crate) fn event_block(out: &mut dyn Write, e: &EventView) -> io::Result<()> 
     writeln!(out, "  causation id    {}", id(e.causation_id))?;
     writeln!(out, "  command id      {}", id(e.command_id))?;
     for (name, value) in &e.headers {
-        writeln!(out, "  header {name}: {value}")?;
+        writeln!(out, "  header {}: {}", plain(name), plain(value))?;
     }
     let payload = serde_json::to_string_pretty(&e.payload).map_err(io::Error::other)?;
     for line in payload.lines() {
-        writeln!(out, "  {line}")?;
+        // JSON escapes C0 controls, not C1 ones (an 8-bit CSI).
+        writeln!(out, "  {}", plain(line))?;
     }
     Ok(())
 }
@@ -320,7 +322,7 @@ pub(crate) fn instances(out: &mut dyn Write, rows: &[InstanceView]) -> io::Resul
 
 pub(crate) fn instance(out: &mut dyn Write, detail: &InstanceDetail) -> io::Result<()> {
     if let Some(s) = &detail.status {
-        writeln!(out, "instance    {} of {}", s.instance, s.process)?;
+        writeln!(out, "instance    {} of {}", plain(&s.instance), plain(&s.process))?;
         writeln!(out, "state       {}", s.state)?;
         writeln!(
             out,

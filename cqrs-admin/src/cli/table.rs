@@ -77,6 +77,21 @@ impl Table {
 }
 
 /// A cell on one line: control characters (newlines in an error, say) become spaces.
+/// `text` with its control characters written out (`\u{1b}`, `\n`): stored text the store
+/// never checked (a sink's error, a key, a header) printed on one line, with no escape
+/// sequence reaching the terminal.
+pub(crate) fn plain(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn one_line(text: &str) -> String {
     text.chars()
         .map(|c| if c.is_control() { ' ' } else { c })
