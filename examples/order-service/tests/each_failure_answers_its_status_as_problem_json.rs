@@ -117,6 +117,20 @@ async fn malformed_unknown_and_rejected_commands_answer_400_404_and_422() {
         assert_problem(status, &headers, &body, 422, "/problems/rejected");
         assert_eq!(body["code"], code, "{body}");
     }
+    // Pages past the search node's result window are refused here, not by the node (500).
+    let (status, headers, body) = send(
+        http.get(service.url("/orders"))
+            .query(&[("from", "9990"), ("size", "20")]),
+    )
+    .await;
+    assert_problem(status, &headers, &body, 400, "/problems/malformed-request");
+    let (status, _, body) = send(
+        http.get(service.url("/orders"))
+            .query(&[("from", "9980"), ("size", "20")]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "the last page the window holds: {body}");
+
     let long_id = "o".repeat(190);
     let (status, headers, body) = send(
         http.post(service.url(&format!("/orders/{long_id}")))

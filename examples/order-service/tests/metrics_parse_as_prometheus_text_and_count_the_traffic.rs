@@ -103,6 +103,28 @@ async fn the_request_counters_move_with_the_traffic() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn methods_outside_http_s_own_count_as_other_so_labels_stay_few() {
+    let (config, names) = config();
+    let service = TestService::start(config).await;
+    let http = client();
+    for n in 0..20 {
+        let method = reqwest::Method::from_bytes(format!("BREW{n}").as_bytes()).expect("a token");
+        let (status, _, _) = send(http.request(method, service.url("/orders/1"))).await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    }
+    let after = scrape(&http, &service).await;
+    let methods: std::collections::BTreeSet<&str> = after
+        .iter()
+        .filter(|s| s.name == "http_requests_total")
+        .filter_map(|s| s.labels.get("method").map(String::as_str))
+        .collect();
+    assert!(methods.contains("OTHER"), "{methods:?}");
+    assert!(methods.iter().all(|m| !m.starts_with("BREW")), "{methods:?}");
+    service.stop().await;
+    names.clean_up().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_services_in_one_process_both_render_metrics() {
     let (first_config, first_names) = config();
     let (second_config, second_names) = config();

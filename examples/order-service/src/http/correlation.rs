@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
-use axum::http::HeaderValue;
+use axum::http::{HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
@@ -26,11 +26,30 @@ pub const FEED_POSITION: &str = "x-feed-position";
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Correlation(pub Uuid);
 
+/// The method as a metric label and span field: HTTP's own methods by name, any other token
+/// (which a client may send freely) as `OTHER`, so a label's values stay few.
+fn method_label(method: &Method) -> &'static str {
+    [
+        (Method::GET, "GET"),
+        (Method::HEAD, "HEAD"),
+        (Method::POST, "POST"),
+        (Method::PUT, "PUT"),
+        (Method::DELETE, "DELETE"),
+        (Method::PATCH, "PATCH"),
+        (Method::OPTIONS, "OPTIONS"),
+        (Method::CONNECT, "CONNECT"),
+        (Method::TRACE, "TRACE"),
+    ]
+    .into_iter()
+    .find(|(known, _)| known == method)
+    .map_or("OTHER", |(_, label)| label)
+}
+
 /// Reads or makes the correlation id (400 when malformed), runs the request in its span, echoes
 /// the id, counts the request.
 pub(crate) async fn middleware(mut request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = request.method().as_str().to_owned();
+    let method = method_label(request.method()).to_owned();
     let route = (request.extensions().get::<MatchedPath>())
         .map_or("unmatched", MatchedPath::as_str)
         .to_owned();

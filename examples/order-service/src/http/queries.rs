@@ -28,6 +28,10 @@ type AppState = State<Arc<service::State>>;
 /// The most summaries one page holds.
 pub const MAX_PAGE: u64 = 100;
 
+/// How far pages reach into a search's matches: the search node's `index.max_result_window`
+/// by default, past which it refuses the search.
+const RESULT_WINDOW: u64 = 10_000;
+
 /// The summaries a page holds unless `size` says otherwise.
 pub const DEFAULT_PAGE: u64 = 20;
 
@@ -65,6 +69,12 @@ pub(crate) async fn search(
     let size = number(&params, "size")?.unwrap_or(DEFAULT_PAGE);
     if size > MAX_PAGE {
         return Err(Problem::bad_request(format!("size is at most {MAX_PAGE}")));
+    }
+    if from.saturating_add(size) > RESULT_WINDOW {
+        return Err(Problem::bad_request(format!(
+            "pages reach the first {RESULT_WINDOW} orders a search matches (from + size); \
+             narrow the search by status or customer"
+        )));
     }
     let search = Search::new(query)
         .sort("id", SortOrder::Asc)
