@@ -617,3 +617,21 @@ async fn two_workers_given_the_same_owner_never_lead_at_once() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_kept_apart_from_the_checkpoints_fail_the_projection_saying_so() {
+    let store = InMemoryEventStore::new();
+    append(&store, 1).await;
+    // The checkpoint store checks fenced saves against its own leases, which nobody takes.
+    let elsewhere = InMemoryEventStore::new();
+    let gated = Gated::open();
+    let a = worker(&gated, &store, elsewhere, store.clone(), "a");
+
+    // On the real clock: the loop this guards against never lets a paused clock move.
+    let failed = a.wait_until(|s| s.state == ProjectionState::Failed);
+    let failed = tokio::time::timeout(Duration::from_secs(20), failed).await;
+    let failed = failed.unwrap_or_else(|_| panic!("not failed: {:?}, {} applies", a.status(), gated.applied().len()));
+    let error = failed.and_then(|s| s.last_error).unwrap_or_default();
+    assert!(error.contains("lease store"), "{error}");
+    assert_eq!(gated.applied().len(), 1, "one apply, not a replay without end");
+}

@@ -169,7 +169,10 @@ impl PartitionedRunner {
         self
     }
 
-    /// Keeps the membership and the partitions' leases in `leases` instead of the store.
+    /// Keeps the membership and the partitions' leases in `leases`: the store itself behind
+    /// a wrapper (to watch or fault its calls), since the store checks the partitions' fenced
+    /// checkpoint saves against its own leases (a runner whose saves are refused under a lease
+    /// `leases` holds fails, saying so).
     #[must_use]
     pub fn with_leases(mut self, leases: impl LeaseStore + 'static) -> Self {
         self.leases = Arc::new(leases);

@@ -71,6 +71,31 @@ impl Worker {
         true
     }
 
+    /// Why leading cannot go on, when the checkpoint store refused a save of `term` while the
+    /// lease store still holds its lease in the same epoch: the two are not one store (the
+    /// checkpoint store checks fenced saves against leases of its own), and every term would
+    /// end the same way, its batches applied again without end. `None` for a lease that
+    /// really passed on, expired or was reset (another holder, another epoch).
+    pub(super) async fn stores_disagree(&self, term: &Term) -> Option<String> {
+        let (Some(leases), Some(lease)) = (&self.runner.leases, term.lease()) else {
+            return None;
+        };
+        if !term.fence().save_was_refused() {
+            return None;
+        }
+        let ttl = self.runner.options.lease_ttl;
+        let held = tokio::time::timeout(ttl, leases.try_acquire(&lease.name, &lease.owner, ttl));
+        match held.await {
+            Ok(Ok(Some(held))) if held.epoch == lease.epoch => Some(
+                "the checkpoint store refused a save under a lease the lease store holds: a \
+                 runner's lease store must be the store of its checkpoints, which checks fenced \
+                 saves against its own leases"
+                    .to_owned(),
+            ),
+            _ => None,
+        }
+    }
+
     /// Releases the lease of `term`, if it holds one.
     pub(super) async fn release(&self, term: &Term) {
         if let (Some(leases), Some(lease)) = (&self.runner.leases, term.lease()) {

@@ -169,7 +169,10 @@ impl ProjectionRunner {
         self
     }
 
-    /// Shares the projection with other workers: one active at a time, by lease.
+    /// Shares the projection with other workers: one active at a time, by lease. `store`
+    /// must keep the leases the checkpoint store checks fenced saves against (the same store,
+    /// or a wrapper of it); a runner whose saves are refused under a lease `store` holds
+    /// fails, saying so, rather than apply its batches again without end.
     #[must_use]
     pub fn with_leases(mut self, store: impl LeaseStore + 'static) -> Self {
         self.leases = Some(Arc::new(store));

@@ -10,6 +10,7 @@
 //! Saves carry the lease's epoch, so a save the worker still makes after its lease passed on
 //! (a pause longer than the lease) is refused by the store, which also ends the term.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,6 +46,7 @@ impl Term {
             fence: Fence {
                 lease: None,
                 lost: Arc::new(lost),
+                refused: Arc::default(),
             },
             lost: watched,
             keeper: None,
@@ -76,6 +78,7 @@ impl Term {
             fence: Fence {
                 lease: Some(lease),
                 lost,
+                refused: Arc::default(),
             },
             lost: watched,
             keeper: Some(tokio::spawn(keeper.run().in_current_span())),
@@ -107,6 +110,8 @@ impl Term {
 pub(crate) struct Fence {
     lease: Option<Lease>,
     lost: Arc<watch::Sender<bool>>,
+    /// Whether the checkpoint store refused a save under the lease (what ended the term).
+    refused: Arc<AtomicBool>,
 }
 
 /// Why a save through a [`Fence`] did not happen.
@@ -122,6 +127,11 @@ impl Fence {
     /// The lease saves go through, if any.
     pub(crate) fn lease(&self) -> Option<&Lease> {
         self.lease.as_ref()
+    }
+
+    /// Whether the checkpoint store refused a save under the lease.
+    pub(crate) fn save_was_refused(&self) -> bool {
+        self.refused.load(Ordering::SeqCst)
     }
 
     /// Ends the term: the sink refused a write under its lease.
@@ -149,6 +159,7 @@ impl Fence {
                     epoch = lease.epoch,
                     "checkpoint save refused: the lease has passed on"
                 );
+                self.refused.store(true, Ordering::SeqCst);
                 self.lost.send_replace(true);
                 Err(SaveError::LeaseLost)
             }

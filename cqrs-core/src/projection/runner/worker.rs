@@ -90,6 +90,10 @@ impl Worker {
                     break self.set(|s| s.state = ProjectionState::Stopped);
                 }
                 Lead::LostLease => {
+                    if let Some(error) = self.stores_disagree(&term).await {
+                        self.release(&term).await;
+                        break self.fail(error);
+                    }
                     tracing::warn!("lease lost; standing by");
                     self.set(|s| {
                         s.state = ProjectionState::Standby;
