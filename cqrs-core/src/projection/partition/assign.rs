@@ -42,7 +42,8 @@ fn score(member: &str, partition: usize) -> u64 {
     let mut hasher = Md5::new();
     hasher.update(member.as_bytes());
     hasher.update(b"/");
-    hasher.update(partition.to_be_bytes());
+    // Eight bytes on every target, so 32- and 64-bit workers agree.
+    hasher.update(u64::try_from(partition).unwrap_or(u64::MAX).to_be_bytes());
     let digest = hasher.finalize();
     let mut head = [0u8; 8];
     head.copy_from_slice(&digest[..8]);
@@ -63,6 +64,18 @@ mod tests {
             loads[*o] += 1;
         }
         loads
+    }
+
+    #[test]
+    fn scores_are_the_same_on_every_target() {
+        // MD5 of "worker-a/" and partition 3 as eight big-endian bytes: what a 64-bit worker
+        // computed before, and what a 32-bit one must compute too.
+        let mut hasher = Md5::new();
+        hasher.update(b"worker-a/\0\0\0\0\0\0\0\x03");
+        let digest = hasher.finalize();
+        let mut head = [0u8; 8];
+        head.copy_from_slice(&digest[..8]);
+        assert_eq!(score("worker-a", 3), u64::from_be_bytes(head));
     }
 
     #[test]

@@ -46,7 +46,8 @@ pub(super) struct Reporter {
     name: String,
     /// Asked for its head (the lag in events) at most once a second.
     feed: Arc<dyn ReadAll>,
-    last_head_check: Instant,
+    /// When the lag in events was last asked of the feed (`None`: not yet).
+    last_head_check: Option<Instant>,
 }
 
 impl Reporter {
@@ -59,7 +60,7 @@ impl Reporter {
             name,
             status,
             feed,
-            last_head_check: Instant::now() - Duration::from_secs(60),
+            last_head_check: None,
         }
     }
 
@@ -73,8 +74,11 @@ impl Reporter {
             ref applied,
             ..
         } = *batch;
-        let lag_events = if full && self.last_head_check.elapsed() >= Duration::from_secs(1) {
-            self.last_head_check = Instant::now();
+        let due = self
+            .last_head_check
+            .is_none_or(|at| at.elapsed() >= Duration::from_secs(1));
+        let lag_events = if full && due {
+            self.last_head_check = Some(Instant::now());
             self.feed
                 .head()
                 .await
