@@ -275,12 +275,21 @@ impl EsIndex {
             .indices()
             .update_aliases()
             .body(json!({ "actions": [
-                { "remove": { "index": from, "alias": &self.name } },
+                // Without `must_exist` a node answers 200 when the alias is not on `from` and
+                // still adds it to `to`: the alias then spans two indices.
+                { "remove": { "index": from, "alias": &self.name, "must_exist": true } },
                 { "add": { "index": to, "alias": &self.name } },
             ] }))
             .send()
             .await?;
-        http::json_ok(response, "update aliases").await.map(drop)
+        let answer = http::json_ok(response, "update aliases").await?;
+        if answer.get("errors").and_then(Value::as_bool) == Some(true) {
+            return Err(http::unexpected(
+                "update aliases",
+                format!("an action failed: {answer}"),
+            ));
+        }
+        Ok(())
     }
 
     /// Deletes `index` (absent is fine).
@@ -363,6 +372,37 @@ mod tests {
     fn index() -> EsIndex {
         let client = Elasticsearch::new(Transport::single_node("http://127.0.0.1:1").unwrap());
         EsIndex::new(client, "orders", json!({ "total": { "type": "long" } })).unwrap()
+    }
+
+    /// The search node of the environment, as every test that needs one (`ELASTICSEARCH_URL`).
+    fn live_client() -> Elasticsearch {
+        let url = std::env::var("ELASTICSEARCH_URL")
+            .expect("ELASTICSEARCH_URL must name a search node for this test");
+        Elasticsearch::new(Transport::single_node(&url).expect("a valid URL"))
+    }
+
+    #[tokio::test]
+    async fn a_swap_from_an_index_the_alias_left_changes_nothing() {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let name = format!("swap-t{}-{nanos}", std::process::id());
+        let live = EsIndex::new(live_client(), &name, json!({})).unwrap();
+        live.ensure().await.unwrap();
+        assert!(live.create_filling(2).await.unwrap());
+        assert!(live.create_filling(3).await.unwrap());
+        let (v1, v2, v3) = (live.version_name(1), live.version_name(2), live.version_name(3));
+
+        // The alias is on v1; a swap that believes it is on v2 is refused whole.
+        let refused = live.swap(&v2, &v3).await;
+        let on = live.current().await.map(|on| on.map(|v| v.index));
+
+        for version in 1..=3 {
+            live.delete_index(&live.version_name(version)).await.unwrap();
+        }
+        assert!(refused.is_err(), "{refused:?}");
+        assert_eq!(on.ok(), Some(Some(v1)), "the alias stays where it was, on one index");
     }
 
     #[test]

@@ -189,9 +189,13 @@ impl EsIndex {
         let from = self.current().await?.ok_or_else(|| EsError::AliasMissing {
             alias: self.name().to_owned(),
         })?;
+        let next = from.version.checked_add(1).ok_or_else(|| EsError::UnexpectedLayout {
+            name: self.name().to_owned(),
+            detail: format!("{} has the last version an index can have", from.index),
+        })?;
         let to = IndexVersion {
-            index: self.version_name(from.version + 1),
-            version: from.version + 1,
+            index: self.version_name(next),
+            version: next,
         };
         // A rebuild that died while it blocked the serving index left the block: release it,
         // the live projector must not wait for this rebuild's fill (one rebuild at a time).
