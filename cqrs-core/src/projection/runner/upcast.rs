@@ -18,8 +18,9 @@ pub struct Upcast {
 }
 
 /// Upcasts `events` in order, as the projection runner does before `apply`, so each key keeps
-/// its order. An event whose `key` is in `held` (its key has a parked event), or whose key
-/// failed to upcast earlier in the batch, is rejected as held back. With `stop_at_failure`,
+/// its order. An event whose `key` (read from it upcast) is in `held` (its key has a parked
+/// event), or whose key failed to upcast earlier in the batch, is rejected as held back; an
+/// event that fails to upcast holds back its key as read from it stored. With `stop_at_failure`,
 /// nothing after the first failure is looked at (whatever its key): the caller stops just
 /// before it. For sinks that drive their own loop over the feed.
 ///
@@ -58,23 +59,31 @@ pub fn upcast_in_order(
     // Keys whose event failed to upcast in this batch.
     let mut failed: HashSet<String> = HashSet::new();
     for event in events {
-        // Keys only matter once something is held back; most batches skip computing them.
-        if !(held.is_empty() && failed.is_empty())
-            && key(&event).is_some_and(|k| held.contains(&k) || failed.contains(&k))
-        {
-            rejected.push((event, "an earlier event of this key is parked".to_owned()));
-            continue;
-        }
-        if upcasters.is_empty() {
+        let upcast = if upcasters.is_empty() {
             // The common case: no copy of the payload just to keep it for a dead letter.
-            ready.push(event);
-            continue;
-        }
-        match upcasters.upcast(event.clone()) {
-            Ok(upcast) => ready.push(upcast),
-            Err(error) => {
+            Ok(event)
+        } else {
+            upcasters
+                .upcast(event.clone())
+                .map_err(|error| (event, error.to_string()))
+        };
+        match upcast {
+            Ok(event) => {
+                // The key is read from the event as the projection sees it (an upcaster may
+                // move what it is read from). Keys only matter once something is held back;
+                // most batches skip computing them.
+                if !(held.is_empty() && failed.is_empty())
+                    && key(&event).is_some_and(|k| held.contains(&k) || failed.contains(&k))
+                {
+                    rejected.push((event, "an earlier event of this key is parked".to_owned()));
+                } else {
+                    ready.push(event);
+                }
+            }
+            Err((event, error)) => {
+                // Its key as stored: the best there is for an event that cannot be upcast.
                 failed.extend(key(&event));
-                rejected.push((event, error.to_string()));
+                rejected.push((event, error));
                 if stop_at_failure {
                     break;
                 }
@@ -82,4 +91,36 @@ pub fn upcast_in_order(
         }
     }
     Upcast { ready, rejected }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{NewEvent, Position, StreamId, Version};
+    use serde_json::json;
+
+    fn event(n: u64, schema_version: u32, payload: serde_json::Value) -> RecordedEvent {
+        let new = NewEvent::new("Noted", schema_version, payload);
+        let stream = StreamId::new(format!("note-{n}")).expect("a stream id");
+        let at = Position::from_parts(n, 0);
+        RecordedEvent::new(stream, Version::new(1), at, new, time::OffsetDateTime::UNIX_EPOCH)
+    }
+
+    #[test]
+    fn an_events_key_is_read_from_it_upcast_so_an_older_schema_is_held_back_too() {
+        // Schema 1 named the document `d`; the current schema, which the key reads, `doc`.
+        let upcasters = Upcasters::new().with_fn("Noted", 1, |payload| {
+            Ok(json!({ "doc": payload["d"].clone() }))
+        });
+        let key = |e: &RecordedEvent| e.payload["doc"].as_str().map(str::to_owned);
+        let held = HashSet::from(["x".to_owned()]);
+        let events = [event(1, 1, json!({ "d": "x" })), event(2, 2, json!({ "doc": "y" }))];
+
+        let upcast = upcast_in_order(&upcasters, events, key, &held, false);
+
+        let ready: Vec<_> = upcast.ready.iter().map(|e| e.payload.clone()).collect();
+        assert_eq!(ready, [json!({ "doc": "y" })]);
+        assert_eq!(upcast.rejected.len(), 1, "x's older event is held back");
+        assert_eq!(upcast.rejected[0].0.position, Position::from_parts(1, 0));
+    }
 }
