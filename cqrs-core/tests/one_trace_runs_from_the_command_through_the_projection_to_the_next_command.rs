@@ -161,10 +161,11 @@ async fn every_span_of_the_flow_and_every_event_carry_the_requests_trace() {
     let orders = Orders::default();
     let projection = ProjectionRunner::for_store(orders.clone(), &store).spawn();
     let options = ProcessOptions::default().clock(SharedClock::new(TestClock::new()));
-    let checkout =
-        ProcessManagerProjection::<Checkout, _, _>::new(store.clone(), Shop::new(&store), options)
-            .runner()
-            .spawn();
+    let shop = Shop::new(&store);
+    let sent = shop.traceparents.clone();
+    let checkout = ProcessManagerProjection::<Checkout, _, _>::new(store.clone(), shop, options)
+        .runner()
+        .spawn();
     projection
         .wait_for(head, Duration::from_secs(10))
         .await
@@ -195,6 +196,18 @@ async fn every_span_of_the_flow_and_every_event_carry_the_requests_trace() {
                 "the process's command to {tally} records the trace of order {order}'s request"
             );
         }
+    }
+
+    // The context each command is dispatched with carries its step's trace, for a dispatcher
+    // that sends the command to another service (which has no span of ours to read).
+    let sent = sent.lock().expect("traceparents").clone();
+    assert_eq!(sent.len(), 4, "{sent:?}");
+    for traceparent in &sent {
+        let trace = traceparent.as_deref().and_then(|t| t.split('-').nth(1));
+        assert!(
+            trace == Some(first.to_string().as_str()) || trace == Some(second.to_string().as_str()),
+            "{traceparent:?} is outside the requests' traces"
+        );
     }
 
     let spans: Vec<SpanData> = exporter.get_finished_spans().expect("spans");

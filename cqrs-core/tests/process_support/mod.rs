@@ -163,6 +163,9 @@ pub(crate) struct Shop {
     pub(crate) broken_stock: Option<String>,
     /// For each dispatch, in order: whether it was sent as a first delivery.
     pub(crate) deliveries: Arc<std::sync::Mutex<Vec<bool>>>,
+    /// For each dispatch, in order: the `traceparent` header its context carried (what a
+    /// dispatcher to another service sends on).
+    pub(crate) traceparents: Arc<std::sync::Mutex<Vec<Option<String>>>>,
 }
 
 impl Shop {
@@ -173,6 +176,7 @@ impl Shop {
             forward_stock: false,
             broken_stock: None,
             deliveries: Arc::default(),
+            traceparents: Arc::default(),
         }
     }
 
@@ -197,6 +201,10 @@ impl CommandDispatcher<Cmd> for Shop {
             .lock()
             .expect("deliveries")
             .push(context.is_first_delivery());
+        self.traceparents
+            .lock()
+            .expect("traceparents")
+            .push(context.headers().get("traceparent").cloned());
         let outcome = match command {
             Cmd::Add { tally, .. } if self.forward_stock && tally.starts_with("stock-") => {
                 Ok(Dispatched::Forwarded)

@@ -132,7 +132,9 @@ impl<C, R> BusDispatcher<C, R> {
         event.dataschema = request.command.schema().map(str::to_owned);
         event.correlation_id = ids.correlation_id;
         event.causation_id = ids.causation_id;
-        event.traceparent = context.headers().get(TRACEPARENT).cloned();
+        // The context's (a process step sets it), or else the current span's.
+        event.traceparent = (context.headers().get(TRACEPARENT).cloned())
+            .or_else(cqrs_core::telemetry::current_traceparent);
         let record = Record::new(
             request.command.topic(),
             request.key.into_bytes(),

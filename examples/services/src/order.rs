@@ -151,6 +151,10 @@ impl PartnerEvents {
         if let Some(correlation) = incoming.event().correlation_id {
             metadata = metadata.with_correlation_id(correlation);
         }
+        // The partner's trace goes on with the saga step this event sets off.
+        if let Some(traceparent) = &incoming.event().traceparent {
+            metadata = metadata.with_header(cqrs_core::telemetry::TRACEPARENT, traceparent);
+        }
         let event = NewEvent::from_domain(event, metadata)?;
         self.store
             .append(&stream, ExpectedVersion::Any, vec![event])

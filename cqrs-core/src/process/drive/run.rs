@@ -20,7 +20,7 @@ use crate::process::journal::ReceivedKind;
 use crate::process::manager::{Input, ProcessManager};
 use crate::process::reply::{CommandReplied, ReplyOutcome};
 use crate::process::store::{ProcessManagerStore, TimeoutChange};
-use crate::telemetry::metrics;
+use crate::telemetry::{metrics, span_traceparent, TRACEPARENT};
 use crate::{Clock, CommandContext, Error, Position, SnapshotPolicy, StreamId};
 
 /// Drives `instance` through `arrivals` (its inputs of one batch, in feed order). On a halt,
@@ -328,6 +328,11 @@ where
             .header("process_instance", self.instance.as_str());
         if let Some(correlation) = books.correlation_id {
             context = context.correlation_id(correlation);
+        }
+        // The step's trace goes with the command: a dispatcher to another service has no span
+        // of ours to read it from (a local repository writes its own span's over it).
+        if let Some(traceparent) = span_traceparent(&span) {
+            context = context.header(TRACEPARENT, traceparent);
         }
         if self.loaded.fresh.remove(&step.command_id) {
             context = context.first_delivery();
