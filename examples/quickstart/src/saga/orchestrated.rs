@@ -7,7 +7,7 @@
 //! | `PaymentRefused` | send `Order::Cancel`; complete |
 //! | `PaymentAuthorized` | send `Stock::Reserve` for line 1 |
 //! | accepted `Reserve` of line n | reserve line n+1; after the last line: send `Shipping::Request`, time out `"shipping"` after 30 s |
-//! | rejected `Reserve` | send `Stock::Release` for each line reserved so far, `Payment::Refund`, `Order::Cancel`; complete |
+//! | rejected `Reserve` | send `Stock::Release` for each line reserved so far and the rejected one, `Payment::Refund`, `Order::Cancel`; complete |
 //! | `ShipmentScheduled` | cancel `"shipping"`; send `Stock::Ship` for each line, `Payment::Capture`, `Order::MarkShipped`; complete |
 //! | timeout `"shipping"` | send `Shipping::Cancel`, `Stock::Release` for each line, `Payment::Refund`, `Order::Cancel`; complete |
 //!
@@ -211,7 +211,10 @@ impl ProcessManager for OrderFulfilment {
                 ]
             }
             (Input::Rejected { command, .. }, Stage::OutOfStock) if is_reserve(command) => {
-                self.compensate(&self.lines[..self.reserved.min(self.lines.len())], false)
+                // The rejected line too: its `Reserve`, delivered again after the rejection,
+                // may pass (see `compensate`).
+                let tried = self.reserved.saturating_add(1).min(self.lines.len());
+                self.compensate(&self.lines[..tried], false)
             }
             (Input::Timeout { key, .. }, Stage::TimedOut) if key == SHIPPING => {
                 self.compensate(&self.lines, true)
@@ -266,7 +269,9 @@ impl OrderFulfilment {
     }
 
     /// Gives back what `reserved` holds, refunds, cancels the order (and the shipment, once one
-    /// was asked for), and completes.
+    /// was asked for), and completes. A `Release` of a line nothing is reserved for changes
+    /// nothing; on the bus it goes to the item's partition after any `Reserve` of the order,
+    /// so it also undoes a `Reserve` that passed when delivered again after its rejection.
     fn compensate(&self, reserved: &[OrderLine], shipment: bool) -> Vec<Action<Self>> {
         let order_id = self.order_id.as_str();
         let mut actions = Vec::new();
