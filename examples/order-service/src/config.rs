@@ -39,6 +39,10 @@ pub struct Config {
     /// How many attempts a command gets when other writers keep getting there first
     /// (`ORDER_SERVICE_COMMAND_ATTEMPTS`, default 10): past them it answers 409.
     pub command_attempts: u32,
+    /// How long a shutdown waits for the requests in flight (`ORDER_SERVICE_SHUTDOWN_GRACE_MS`,
+    /// default 10000): past it they are cut off and the workers stop all the same, saving
+    /// their checkpoints and releasing their leases before an orchestrator's kill.
+    pub shutdown_grace: Duration,
     /// The web console's token (`ORDER_SERVICE_CONSOLE_TOKEN`): unset, the console is off
     /// and `/console` answers 404; set, `/console` serves it to whoever gives the token
     /// (bearer or login form). Never shown by `Debug`.
@@ -84,6 +88,7 @@ impl Config {
             max_lag: Duration::from_secs(30),
             dependency_timeout: Duration::from_secs(2),
             command_attempts: 10,
+            shutdown_grace: Duration::from_secs(10),
             console_token: None,
         }
     }
@@ -152,6 +157,9 @@ impl Config {
         if let Some(timeout) = millis("ORDER_SERVICE_DEPENDENCY_TIMEOUT_MS")? {
             config.dependency_timeout = timeout;
         }
+        if let Some(grace) = millis("ORDER_SERVICE_SHUTDOWN_GRACE_MS")? {
+            config.shutdown_grace = grace;
+        }
         if let Some(events) = get("ORDER_SERVICE_MAX_LAG_EVENTS") {
             config.max_lag_events = events.trim().parse().map_err(|_| ConfigError::Invalid {
                 name: "ORDER_SERVICE_MAX_LAG_EVENTS",
@@ -187,6 +195,13 @@ impl Config {
     #[must_use]
     pub fn with_read_wait(mut self, wait: Duration) -> Self {
         self.read_wait = wait;
+        self
+    }
+
+    /// Waits at most `grace` for the requests in flight when shutting down.
+    #[must_use]
+    pub fn with_shutdown_grace(mut self, grace: Duration) -> Self {
+        self.shutdown_grace = grace;
         self
     }
 

@@ -201,7 +201,8 @@ impl Service {
     }
 
     /// Serves the API on `listener` until `shutdown` completes; then stops accepting, lets
-    /// every request in flight finish, and shuts the workers down ([`Service::shutdown`]).
+    /// the requests in flight finish for at most [`Config::shutdown_grace`] (then cuts them
+    /// off), and shuts the workers down ([`Service::shutdown`]).
     ///
     /// # Errors
     ///
@@ -210,7 +211,32 @@ impl Service {
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        let served = self.serve_http(listener, shutdown).await;
+        let (signalled, heard) = tokio::sync::oneshot::channel::<()>();
+        let shutdown = async move {
+            shutdown.await;
+            let _ = signalled.send(());
+        };
+        let grace = self.state.config.shutdown_grace;
+        let served = {
+            let serving = self.serve_http(listener, shutdown);
+            tokio::pin!(serving);
+            tokio::select! {
+            served = &mut serving => served,
+            () = async {
+                match heard.await {
+                    Ok(()) => tokio::time::sleep(grace).await,
+                    // Serving ended before any signal: the other branch is ready.
+                    Err(_) => std::future::pending().await,
+                }
+            } => {
+                tracing::warn!(
+                    grace_ms = grace.as_millis(),
+                    "requests still in flight after the shutdown grace: cutting them off"
+                );
+                Ok(())
+            }
+            }
+        };
         self.shutdown().await;
         served
     }

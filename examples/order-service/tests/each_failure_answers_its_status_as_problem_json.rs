@@ -97,9 +97,7 @@ async fn malformed_unknown_and_rejected_commands_answer_400_404_and_422() {
 
     // What the read side, the saga or the inventory could not take is refused at the edge,
     // before anything is recorded.
-    let line = |sku: &str, quantity: u64, unit_price: u64| {
-        json!({ "sku": sku, "quantity": quantity, "unit_price": unit_price })
-    };
+    let line = |sku: &str, quantity: u64, unit_price: u64| json!({ "sku": sku, "quantity": quantity, "unit_price": unit_price });
     for (lines, code) in [
         (
             json!([line("widget", u64::MAX, 1), line("gadget", 1, 1)]),
@@ -129,7 +127,11 @@ async fn malformed_unknown_and_rejected_commands_answer_400_404_and_422() {
             .query(&[("from", "9980"), ("size", "20")]),
     )
     .await;
-    assert_eq!(status, StatusCode::OK, "the last page the window holds: {body}");
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the last page the window holds: {body}"
+    );
 
     let long_id = "o".repeat(190);
     let (status, headers, body) = send(
@@ -138,8 +140,12 @@ async fn malformed_unknown_and_rejected_commands_answer_400_404_and_422() {
     )
     .await;
     assert_problem(status, &headers, &body, 400, "/problems/malformed-request");
-    let stream = cqrs_core::StreamId::new(format!("order-{long_id}")).expect("a valid order stream");
-    let events = service.store.read_stream(&stream, cqrs_core::Version::ZERO, 10).await;
+    let stream =
+        cqrs_core::StreamId::new(format!("order-{long_id}")).expect("a valid order stream");
+    let events = service
+        .store
+        .read_stream(&stream, cqrs_core::Version::ZERO, 10)
+        .await;
     assert!(events.expect("read").is_empty(), "nothing recorded");
 
     service.stop().await;

@@ -119,7 +119,10 @@ async fn methods_outside_http_s_own_count_as_other_so_labels_stay_few() {
         .filter_map(|s| s.labels.get("method").map(String::as_str))
         .collect();
     assert!(methods.contains("OTHER"), "{methods:?}");
-    assert!(methods.iter().all(|m| !m.starts_with("BREW")), "{methods:?}");
+    assert!(
+        methods.iter().all(|m| !m.starts_with("BREW")),
+        "{methods:?}"
+    );
     service.stop().await;
     names.clean_up().await;
 }

@@ -13,9 +13,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use cqrs_core::process::ProcessManager as _;
-use cqrs_core::{
-    CommandContext, CommandError, CommandId, CommandOutcome, DomainEvent, StreamId,
-};
+use cqrs_core::{CommandContext, CommandError, CommandId, CommandOutcome, DomainEvent, StreamId};
 use quickstart::inventory::InventoryCommand;
 use quickstart::order::{OrderCommand, OrderError, OrderLine, OrderStatus};
 use quickstart::saga::orchestrated::OrderFulfilment;
