@@ -114,17 +114,23 @@ pub async fn delete_indices(client: &Elasticsearch, index: &EsIndex, up_to: u32)
     );
 }
 
-/// The owner of lease `name` in `store`'s schema, if a lease row exists and has not expired
+/// The worker holding lease `name` in `store`'s schema, if a lease row exists and has not expired
 /// (read straight from the table, as an operator would).
 pub async fn lease_holder(store: &PgEventStore, name: &str) -> Option<String> {
-    sqlx::query_scalar(&format!(
+    let owner: Option<String> = sqlx::query_scalar(&format!(
         "SELECT owner FROM \"{}\".leases WHERE name = $1 AND expires_at > now()",
         store.schema().as_str()
     ))
     .bind(name)
     .fetch_optional(store.pool())
     .await
-    .expect("read the leases table")
+    .expect("read the leases table");
+    // The worker's name, without the suffix its running instance holds the lease with.
+    owner.map(|owner| {
+        owner
+            .rsplit_once('~')
+            .map_or(owner.clone(), |(worker, _)| worker.to_owned())
+    })
 }
 
 #[cfg(test)]
