@@ -56,10 +56,14 @@ async fn a_running_service(store: &PgEventStore, picky: &Picky) -> (ProjectionHa
     }
     let head = store.head().await.expect("head");
     let running = ProjectionRunner::for_store(picky.clone(), store).spawn();
-    eventually("the service's runner saves", Duration::from_secs(30), || async {
-        let saved = store.load_checkpoint("orders").await;
-        saved.is_ok_and(|p| p.is_some_and(|p| p >= head))
-    })
+    eventually(
+        "the service's runner saves",
+        Duration::from_secs(30),
+        || async {
+            let saved = store.load_checkpoint("orders").await;
+            saved.is_ok_and(|p| p.is_some_and(|p| p >= head))
+        },
+    )
     .await;
     assert_eq!(picky.applied().len(), 3);
     (running, head)
@@ -150,8 +154,15 @@ async fn a_reset_drops_the_dead_letters_so_the_replay_applies_a_parked_keys_even
         .await
         .expect("caught up");
 
-    let replayed: Vec<String> = picky.applied()[1..].iter().map(|(_, t)| t.clone()).collect();
-    assert_eq!(replayed, ["OrderPlaced", "Bad"], "the key held nothing back");
+    let replayed: Vec<String> = picky.applied()[1..]
+        .iter()
+        .map(|(_, t)| t.clone())
+        .collect();
+    assert_eq!(
+        replayed,
+        ["OrderPlaced", "Bad"],
+        "the key held nothing back"
+    );
     let letters = store.dead_letters("orders", Position::START, 10).await;
     assert!(letters.expect("letters").is_empty());
 }

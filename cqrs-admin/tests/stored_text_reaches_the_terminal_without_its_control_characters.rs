@@ -36,7 +36,12 @@ async fn a_dead_letter_and_its_event_print_no_control_character() {
 
     let run = cqrs(
         &store,
-        &["dead-letters", "show", "orders", &outcome.position.to_string()],
+        &[
+            "dead-letters",
+            "show",
+            "orders",
+            &outcome.position.to_string(),
+        ],
     )
     .await;
     assert_eq!(run.code, 0, "{run:?}");
@@ -46,5 +51,9 @@ async fn a_dead_letter_and_its_event_print_no_control_character() {
         .filter(|c| c.is_control() && *c != '\n')
         .collect();
     assert!(controls.is_empty(), "{controls:?} in {}", run.stdout);
-    assert!(run.stdout.contains("the sink said: \\u{1b}]0;ok"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("the sink said: \\u{1b}]0;ok"),
+        "{}",
+        run.stdout
+    );
 }

@@ -583,10 +583,15 @@ async fn a_standby_follows_the_leaders_checkpoint_so_any_worker_can_be_waited_on
     let open = Gated::open();
     let a = worker(&open, &store, store.clone(), store.clone(), "a");
     let p1 = append(&store, 1).await;
-    within(a.wait_until(|s| s.position >= p1)).await.expect("a leads");
+    within(a.wait_until(|s| s.position >= p1))
+        .await
+        .expect("a leads");
     let b = worker(&Gated::open(), &store, store.clone(), store.clone(), "b");
 
-    let status = b.wait_for(p1, TTL * 10).await.expect("b shows a's checkpoint");
+    let status = b
+        .wait_for(p1, TTL * 10)
+        .await
+        .expect("b shows a's checkpoint");
     assert_eq!(status.state, ProjectionState::Standby);
     assert!(status.is_ready(), "another worker leads it: {status:?}");
     let p2 = append(&store, 2).await;
@@ -601,17 +606,26 @@ async fn two_workers_given_the_same_owner_never_lead_at_once() {
     let p1 = append(&store, 1).await;
     let first = Gated::open();
     let a = worker(&first, &store, store.clone(), store.clone(), "same");
-    within(a.wait_until(|s| s.position >= p1)).await.expect("a leads");
+    within(a.wait_until(|s| s.position >= p1))
+        .await
+        .expect("a leads");
 
     // Two replicas configured alike, or a restart while the old process lingers.
     let second = Gated::open();
     let b = worker(&second, &store, store.clone(), store.clone(), "same");
     tokio::time::sleep(TTL).await;
     let p2 = append(&store, 2).await;
-    within(a.wait_until(|s| s.position >= p2)).await.expect("a applies");
+    within(a.wait_until(|s| s.position >= p2))
+        .await
+        .expect("a applies");
     tokio::time::sleep(TTL * 3).await;
 
-    assert_eq!(b.status().state, ProjectionState::Standby, "{:?}", b.status());
+    assert_eq!(
+        b.status().state,
+        ProjectionState::Standby,
+        "{:?}",
+        b.status()
+    );
     assert_eq!(first.applied(), [p1, p2]);
     assert_eq!(second.applied(), [], "only one of them applies");
     a.shutdown().await;
@@ -630,8 +644,18 @@ async fn leases_kept_apart_from_the_checkpoints_fail_the_projection_saying_so() 
     // On the real clock: the loop this guards against never lets a paused clock move.
     let failed = a.wait_until(|s| s.state == ProjectionState::Failed);
     let failed = tokio::time::timeout(Duration::from_secs(20), failed).await;
-    let failed = failed.unwrap_or_else(|_| panic!("not failed: {:?}, {} applies", a.status(), gated.applied().len()));
+    let failed = failed.unwrap_or_else(|_| {
+        panic!(
+            "not failed: {:?}, {} applies",
+            a.status(),
+            gated.applied().len()
+        )
+    });
     let error = failed.and_then(|s| s.last_error).unwrap_or_default();
     assert!(error.contains("lease store"), "{error}");
-    assert_eq!(gated.applied().len(), 1, "one apply, not a replay without end");
+    assert_eq!(
+        gated.applied().len(),
+        1,
+        "one apply, not a replay without end"
+    );
 }

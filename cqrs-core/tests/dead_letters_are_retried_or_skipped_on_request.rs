@@ -358,7 +358,11 @@ async fn a_run_under_its_own_checkpoint_name_keeps_its_own_letters_and_leaves_th
     .await;
     handle.shutdown().await;
     store
-        .request("sequences", &LetterTarget::Key("s-1".into()), Some(Redrive::Retry))
+        .request(
+            "sequences",
+            &LetterTarget::Key("s-1".into()),
+            Some(Redrive::Retry),
+        )
         .await
         .expect("request");
     let p2 = append(&store, "s-2", json!({ "m": 2 })).await;
@@ -374,7 +378,11 @@ async fn a_run_under_its_own_checkpoint_name_keeps_its_own_letters_and_leaves_th
 
     assert!(reached >= p2);
     let theirs = store.key_letters("sequences:replay", "s-1", 100).await;
-    assert_eq!(theirs.expect("letters").len(), 1, "the replay parks under its own name");
+    assert_eq!(
+        theirs.expect("letters").len(),
+        1,
+        "the replay parks under its own name"
+    );
     let theirs = store.key_letters("sequences:replay", "s-2", 100).await;
     assert_eq!(theirs.expect("letters").len(), 1);
     let live_letters = letters(&store, "s-1").await;

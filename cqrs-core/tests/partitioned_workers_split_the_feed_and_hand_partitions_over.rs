@@ -305,7 +305,8 @@ async fn a_second_worker_given_a_taken_id_leads_nothing_and_says_why() {
         .await
         .and_then(|s| s.last_error);
     assert!(
-        said.as_deref().is_some_and(|e| e.contains("must be unique")),
+        said.as_deref()
+            .is_some_and(|e| e.contains("must be unique")),
         "{said:?}"
     );
     let expected = writer.finish().await;

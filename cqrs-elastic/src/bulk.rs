@@ -325,8 +325,14 @@ mod tests {
             { "create": { "status": 401, "error": { "type": "security_exception", "reason": "missing authentication credentials" } } },
         ] });
         let outcomes = classify(&answer, 2).unwrap();
-        assert!(matches!(outcomes[0], ItemOutcome::Transient(_)), "{outcomes:?}");
-        assert!(matches!(outcomes[1], ItemOutcome::Transient(_)), "{outcomes:?}");
+        assert!(
+            matches!(outcomes[0], ItemOutcome::Transient(_)),
+            "{outcomes:?}"
+        );
+        assert!(
+            matches!(outcomes[1], ItemOutcome::Transient(_)),
+            "{outcomes:?}"
+        );
     }
 
     #[test]

@@ -392,17 +392,27 @@ mod tests {
         live.ensure().await.unwrap();
         assert!(live.create_filling(2).await.unwrap());
         assert!(live.create_filling(3).await.unwrap());
-        let (v1, v2, v3) = (live.version_name(1), live.version_name(2), live.version_name(3));
+        let (v1, v2, v3) = (
+            live.version_name(1),
+            live.version_name(2),
+            live.version_name(3),
+        );
 
         // The alias is on v1; a swap that believes it is on v2 is refused whole.
         let refused = live.swap(&v2, &v3).await;
         let on = live.current().await.map(|on| on.map(|v| v.index));
 
         for version in 1..=3 {
-            live.delete_index(&live.version_name(version)).await.unwrap();
+            live.delete_index(&live.version_name(version))
+                .await
+                .unwrap();
         }
         assert!(refused.is_err(), "{refused:?}");
-        assert_eq!(on.ok(), Some(Some(v1)), "the alias stays where it was, on one index");
+        assert_eq!(
+            on.ok(),
+            Some(Some(v1)),
+            "the alias stays where it was, on one index"
+        );
     }
 
     #[test]

@@ -160,7 +160,11 @@ pub(crate) fn letter(out: &mut dyn Write, detail: &DeadLetterDetail) -> io::Resu
         "event       {}@{} {}",
         l.stream_id, l.version, l.event_type
     )?;
-    writeln!(out, "key         {}", plain(l.key.as_deref().unwrap_or("-")))?;
+    writeln!(
+        out,
+        "key         {}",
+        plain(l.key.as_deref().unwrap_or("-"))
+    )?;
     writeln!(out, "parked at   {}", time(l.parked_at))?;
     writeln!(
         out,
@@ -322,7 +326,12 @@ pub(crate) fn instances(out: &mut dyn Write, rows: &[InstanceView]) -> io::Resul
 
 pub(crate) fn instance(out: &mut dyn Write, detail: &InstanceDetail) -> io::Result<()> {
     if let Some(s) = &detail.status {
-        writeln!(out, "instance    {} of {}", plain(&s.instance), plain(&s.process))?;
+        writeln!(
+            out,
+            "instance    {} of {}",
+            plain(&s.instance),
+            plain(&s.process)
+        )?;
         writeln!(out, "state       {}", s.state)?;
         writeln!(
             out,

@@ -88,7 +88,9 @@ impl CheckpointStore for InMemoryEventStore {
         });
         lease.epoch += 1;
         lease.expires = lease.expires.min(now);
-        state.dead_letters.retain(|letter| letter.projection != name);
+        state
+            .dead_letters
+            .retain(|letter| letter.projection != name);
         state.checkpoints.remove(name);
         Ok(())
     }

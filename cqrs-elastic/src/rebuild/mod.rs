@@ -189,10 +189,13 @@ impl EsIndex {
         let from = self.current().await?.ok_or_else(|| EsError::AliasMissing {
             alias: self.name().to_owned(),
         })?;
-        let next = from.version.checked_add(1).ok_or_else(|| EsError::UnexpectedLayout {
-            name: self.name().to_owned(),
-            detail: format!("{} has the last version an index can have", from.index),
-        })?;
+        let next = from
+            .version
+            .checked_add(1)
+            .ok_or_else(|| EsError::UnexpectedLayout {
+                name: self.name().to_owned(),
+                detail: format!("{} has the last version an index can have", from.index),
+            })?;
         let to = IndexVersion {
             index: self.version_name(next),
             version: next,

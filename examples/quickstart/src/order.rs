@@ -347,7 +347,10 @@ mod tests {
         }
         let too_large = OrderError::TooLarge { max: MAX_AMOUNT };
         for lines in [
-            vec![OrderLine::new("widget", u64::MAX, 1), OrderLine::new("w", 1, 1)],
+            vec![
+                OrderLine::new("widget", u64::MAX, 1),
+                OrderLine::new("w", 1, 1),
+            ],
             vec![OrderLine::new("widget", 2, 1 << 62)],
             vec![OrderLine::new("widget", 1, 1 << 63)],
         ] {
@@ -365,7 +368,10 @@ mod tests {
                 lines: vec![OrderLine::new("widget", 1, MAX_AMOUNT)],
             }]);
         fixture()
-            .when(&place(&"c".repeat(257), vec![OrderLine::new("widget", 1, 1)]))
+            .when(&place(
+                &"c".repeat(257),
+                vec![OrderLine::new("widget", 1, 1)],
+            ))
             .await
             .then_expect_error(OrderError::CustomerTooLong { len: 257, max: 256 });
     }

@@ -72,7 +72,10 @@ pub fn fold(
             status: OrderStatus::Placed,
             total: order::total(&lines),
             // Saturating, as the total: an order placed before `place` bounded them.
-            items: lines.iter().map(|l| l.quantity).fold(0, u64::saturating_add),
+            items: lines
+                .iter()
+                .map(|l| l.quantity)
+                .fold(0, u64::saturating_add),
             cancel_reason: None,
             payment: None,
             position: event.position,

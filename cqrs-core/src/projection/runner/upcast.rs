@@ -103,7 +103,13 @@ mod tests {
         let new = NewEvent::new("Noted", schema_version, payload);
         let stream = StreamId::new(format!("note-{n}")).expect("a stream id");
         let at = Position::from_parts(n, 0);
-        RecordedEvent::new(stream, Version::new(1), at, new, time::OffsetDateTime::UNIX_EPOCH)
+        RecordedEvent::new(
+            stream,
+            Version::new(1),
+            at,
+            new,
+            time::OffsetDateTime::UNIX_EPOCH,
+        )
     }
 
     #[test]
@@ -114,7 +120,10 @@ mod tests {
         });
         let key = |e: &RecordedEvent| e.payload["doc"].as_str().map(str::to_owned);
         let held = HashSet::from(["x".to_owned()]);
-        let events = [event(1, 1, json!({ "d": "x" })), event(2, 2, json!({ "doc": "y" }))];
+        let events = [
+            event(1, 1, json!({ "d": "x" })),
+            event(2, 2, json!({ "doc": "y" })),
+        ];
 
         let upcast = upcast_in_order(&upcasters, events, key, &held, false);
 

@@ -166,9 +166,7 @@ pub async fn a_stale_epoch_cannot_save<S: ConformanceStore>(store: S) {
 /// A reset starts a projection over: its checkpoint and its dead letters are gone, and whoever
 /// held its lease is fenced off (its saves are refused, and renewing starts a new term), so no
 /// worker goes on from the position it held in memory. Other projections keep theirs.
-pub async fn a_reset_fences_the_holder_and_drops_the_dead_letters<S: ConformanceStore>(
-    store: S,
-) {
+pub async fn a_reset_fences_the_holder_and_drops_the_dead_letters<S: ConformanceStore>(store: S) {
     let ttl = Duration::from_secs(30);
     let held = store.try_acquire("p", "a", ttl).await.expect("acquire");
     let held = held.expect("free");
@@ -195,7 +193,10 @@ pub async fn a_reset_fences_the_holder_and_drops_the_dead_letters<S: Conformance
 
     assert_eq!(store.load_checkpoint("p").await.expect("load"), None);
     assert_eq!(
-        store.save_checkpoint_fenced("p", p2, &held).await.expect("save"),
+        store
+            .save_checkpoint_fenced("p", p2, &held)
+            .await
+            .expect("save"),
         FencedSave::LeaseLost,
         "the holder's term ended with the reset"
     );
@@ -207,14 +208,20 @@ pub async fn a_reset_fences_the_holder_and_drops_the_dead_letters<S: Conformance
         "a new term, not a renewal: {renewed:?} after {held:?}"
     );
     let letters = store.dead_letters("p", Position::START, 10).await;
-    assert!(letters.expect("letters").is_empty(), "the run's letters went with it");
+    assert!(
+        letters.expect("letters").is_empty(),
+        "the run's letters went with it"
+    );
     assert!(store.parked_keys("p").await.expect("keys").is_empty());
 
     assert_eq!(store.load_checkpoint("q").await.expect("load"), Some(p1));
     let letters = store.dead_letters("q", Position::START, 10).await;
     assert_eq!(letters.expect("letters").len(), 1);
     assert_eq!(
-        store.save_checkpoint_fenced("q", p2, &other).await.expect("save"),
+        store
+            .save_checkpoint_fenced("q", p2, &other)
+            .await
+            .expect("save"),
         FencedSave::Saved,
         "another projection's lease holds on"
     );
