@@ -2,6 +2,7 @@
 //! serves, then swap the alias atomically and drop the old index. Queries never stop.
 
 mod fill;
+mod terms;
 
 use std::pin::pin;
 use std::sync::Arc;
@@ -136,7 +137,10 @@ impl EsIndex {
     /// 0. Releases a write block an interrupted rebuild left on `{name}_v{n}` (one rebuild
     ///    per read model at a time).
     /// 1. Creates `{name}_v{n+1}` (or resumes it after an interrupted rebuild) with refresh
-    ///    disabled and no replicas, and runs a projector into it from its own checkpoint
+    ///    disabled and no replicas, its primary terms moved past `{name}_v{n}`'s (closed and
+    ///    opened: no write condition the live projector remembers from the old index can match
+    ///    a document of the new one; this reads the cluster state, so the rebuild's
+    ///    credentials need `cluster:monitor/state`), and runs a projector into it from its own checkpoint
     ///    `{name}@v{n+1}#{uuid}` (the index's uuid: an index created anew starts from the
     ///    beginning, whatever an earlier attempt saved), batch by batch, until it reaches the
     ///    feed's [`head`](ReadAll::head). Events go through [`RebuildOptions::upcasters`].
@@ -211,6 +215,9 @@ impl EsIndex {
             tracing::info!(index = %to.index, "resuming an interrupted rebuild");
             self.set_filling(&to.index, true).await?;
         }
+        // Before anything is written into it: no write condition the live projector remembers
+        // from the serving index can then match a document of this one (see `terms`).
+        self.outrun_primary_terms(&from.index, &to.index).await?;
         // Progress is kept per filling index, not per version number: an index deleted and
         // created again (an operator reset a half-built one) has a new uuid, so it is filled
         // from the start instead of resuming where the deleted one stopped.
@@ -258,6 +265,8 @@ impl EsIndex {
                     ),
                 });
             }
+            // Again, should a failover have raised the serving index's terms meanwhile.
+            self.outrun_primary_terms(&old, &report.to.index).await?;
             self.swap(&old, &report.to.index).await
         };
         let renew = block::renew(client, &old, &owner, ttl);

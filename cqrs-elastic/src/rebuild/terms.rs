@@ -1,0 +1,77 @@
+//! Moving a rebuilt index's primary terms past the serving index's.
+//!
+//! A live projector remembers each document with the write conditions the serving index gave
+//! it (`if_seq_no`, `if_primary_term`), and writes through the alias. Sequence numbers and
+//! primary terms count per index, and a new index starts them anew: after the swap, a
+//! condition remembered from the old index could match a rebuilt document and overwrite it
+//! with the old index's state. A condition matches only with an equal primary term, so the
+//! rebuild closes and opens the new index (each time its shards take a higher term) until its
+//! lowest term is above the old index's highest: no remembered condition can match, the write
+//! is refused as a conflict, and the projector reads the rebuilt document.
+
+use elasticsearch::cluster::ClusterStateParts;
+use elasticsearch::indices::{IndicesCloseParts, IndicesOpenParts};
+use serde_json::Value;
+
+use crate::{http, EsIndex, Result};
+
+/// Close-and-open rounds before giving up: each moves the terms up by at least one, and an
+/// index's terms rise only when a primary fails over.
+const MAX_ROUNDS: usize = 32;
+
+impl EsIndex {
+    /// Closes and opens `filling` until its primary terms are all above `serving`'s.
+    pub(crate) async fn outrun_primary_terms(&self, serving: &str, filling: &str) -> Result<()> {
+        let past = self.primary_terms(serving).await?.into_iter().max();
+        let past = past.unwrap_or(0);
+        for _ in 0..MAX_ROUNDS {
+            let lowest = self.primary_terms(filling).await?.into_iter().min();
+            if lowest.is_some_and(|lowest| lowest > past) {
+                return Ok(());
+            }
+            let response = (self.client.indices())
+                .close(IndicesCloseParts::Index(&[filling]))
+                .send()
+                .await?;
+            http::json_ok(response, "close index").await?;
+            let response = (self.client.indices())
+                .open(IndicesOpenParts::Index(&[filling]))
+                .send()
+                .await?;
+            http::json_ok(response, "open index").await?;
+        }
+        Err(http::unexpected(
+            "primary terms",
+            format!("{filling}'s primary terms stay at or below {serving}'s ({past})"),
+        ))
+    }
+
+    /// The primary term of each shard of `index`, from the cluster state's metadata.
+    async fn primary_terms(&self, index: &str) -> Result<Vec<u64>> {
+        let response = (self.client.cluster())
+            .state(ClusterStateParts::MetricIndex(&["metadata"], &[index]))
+            .filter_path(&["metadata.indices.*.primary_terms"])
+            .send()
+            .await?;
+        let answer = http::json_ok(response, "cluster state").await?;
+        let terms = answer
+            .pointer("/metadata/indices")
+            .and_then(|indices| indices.get(index))
+            .and_then(|found| found.get("primary_terms"))
+            .and_then(Value::as_object)
+            .ok_or_else(|| {
+                http::unexpected("cluster state", format!("no primary terms of {index}"))
+            })?;
+        terms
+            .values()
+            .map(|term| {
+                term.as_u64().ok_or_else(|| {
+                    http::unexpected(
+                        "cluster state",
+                        format!("a primary term of {index}: {term}"),
+                    )
+                })
+            })
+            .collect()
+    }
+}
