@@ -390,3 +390,91 @@ async fn a_run_under_its_own_checkpoint_name_keeps_its_own_letters_and_leaves_th
     assert_eq!(live_letters[0].request, Some(Redrive::Retry));
     assert!(letters(&store, "s-2").await.is_empty());
 }
+
+/// Per document (the payload's `doc`), the `n`s applied in order; keyed by `doc`, so an event
+/// whose `doc` cannot be read (before its upcaster is fixed) has no key.
+#[derive(Clone, Default)]
+struct ByDoc(Arc<Mutex<BTreeMap<String, Vec<i64>>>>);
+
+#[async_trait]
+impl Projection for ByDoc {
+    fn name(&self) -> &str {
+        "by-doc"
+    }
+
+    fn key(&self, event: &RecordedEvent) -> Option<String> {
+        event.payload["doc"].as_str().map(str::to_owned)
+    }
+
+    async fn apply(&self, events: &[RecordedEvent]) -> Result<(), ProjectionError> {
+        let mut docs = self.0.lock().expect("lock");
+        for event in events {
+            let doc = event.payload["doc"].as_str().unwrap_or("?").to_owned();
+            let n = event.payload["n"].as_i64().unwrap_or(-1);
+            docs.entry(doc).or_default().push(n);
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keyless_letter_whose_key_reads_now_is_not_applied_past_its_keys_later_events() {
+    let store = InMemoryEventStore::new();
+    let fixed = Arc::new(AtomicBool::new(false));
+    // Schema 1 named the document `d` and the number `m`; until fixed, its upcaster fails.
+    let upcast = fixed.clone();
+    let upcasters = Upcasters::new().with_fn("Counted", 1, move |payload| {
+        match (payload.get("m"), upcast.load(Ordering::SeqCst)) {
+            (None, _) => Ok(payload),
+            (Some(m), true) => Ok(json!({ "n": m, "doc": payload["d"] })),
+            (Some(_), false) => Err("cannot read m yet".into()),
+        }
+    });
+    let docs = ByDoc::default();
+    let handle = ProjectionRunner::new(docs.clone(), store.clone(), store.clone())
+        .with_dead_letters(store.clone())
+        .with_signal(store.clone())
+        .with_options(options(fixed.clone()).upcasters(upcasters))
+        .spawn();
+    append(&store, "s-1", json!({ "m": 1, "d": "x" })).await;
+    let later = append(&store, "s-1", json!({ "n": 2, "doc": "x" })).await;
+    handle
+        .wait_for(later, WAIT)
+        .await
+        .expect("the later event is applied");
+    let parked = store.dead_letters("by-doc", Position::START, 10).await;
+    let parked = parked.expect("letters");
+    assert_eq!(parked.len(), 1);
+    assert_eq!(parked[0].key, None, "its key could not be read");
+
+    fixed.store(true, Ordering::SeqCst);
+    store
+        .request(
+            "by-doc",
+            &LetterTarget::Position(parked[0].position),
+            Some(Redrive::Retry),
+        )
+        .await
+        .expect("request");
+    until("the retry is carried out", || async {
+        store
+            .dead_letters("by-doc", Position::START, 10)
+            .await
+            .expect("letters")
+            .first()
+            .is_none_or(|l| l.request.is_none())
+    })
+    .await;
+    handle.shutdown().await;
+
+    let docs = docs.0.lock().expect("lock").clone();
+    assert_eq!(
+        docs.get("x"),
+        Some(&vec![2]),
+        "never applied after its later event"
+    );
+    let left = store.dead_letters("by-doc", Position::START, 10).await;
+    let left = left.expect("letters");
+    assert_eq!(left.len(), 1, "it stays parked");
+    assert!(left[0].error.contains("rebuild"), "{}", left[0].error);
+}

@@ -169,6 +169,10 @@ impl Worker {
                 .into_iter()
                 .map(|(event, error)| Rejected::new(event.position, error)),
         );
+        let ready = match key {
+            Some(_) => ready,
+            None => self.keyless_only(ready, &mut failed),
+        };
         // In the letters' order, as they were read.
         failed.sort_by_key(|f| letters.iter().position(|l| l.position == f.position));
         let projection = Arc::clone(&self.runner.projection);
@@ -243,6 +247,34 @@ impl Worker {
             ));
         }
         true
+    }
+
+    /// Of the events of letters parked without a key, those whose key still cannot be read;
+    /// the others fail. Their key could not be read when they were parked, so the key's later
+    /// events were not held back behind them and may be applied past them: applied now, such
+    /// an event could undo them, or be taken for a repeat and dropped. It stays parked, for a
+    /// rebuild of the projection (which applies it in order) or a skip.
+    fn keyless_only(
+        &self,
+        ready: Vec<RecordedEvent>,
+        failed: &mut Vec<Rejected>,
+    ) -> Vec<RecordedEvent> {
+        let projection = &self.runner.projection;
+        let mut keyless = Vec::with_capacity(ready.len());
+        for event in ready {
+            match projection.key(&event) {
+                None => keyless.push(event),
+                Some(key) => failed.push(Rejected::new(
+                    event.position,
+                    format!(
+                        "parked without a key, its key {key:?} reads now: the key's later \
+                         events were not held back behind it and may be applied past it; \
+                         rebuild the projection to apply it in order, or skip it"
+                    ),
+                )),
+            }
+        }
+        keyless
     }
 
     /// Reports a problem with dead letters in the status and the log.
