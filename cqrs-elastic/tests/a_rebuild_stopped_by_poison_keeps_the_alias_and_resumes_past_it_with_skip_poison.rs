@@ -123,3 +123,56 @@ async fn a_rebuild_stopped_by_poison_keeps_the_alias_and_resumes_past_it_with_sk
         .send()
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_skip_poison_rebuild_interrupted_past_the_poison_still_lists_it_and_holds_its_key() {
+    let client = client();
+    let store = InMemoryEventStore::new();
+    seed_accounts(&store, 50, 1).await; // 1..=100
+    open_account(&store, "account-p", "pat", "c9").await; // 101
+    let corrupt = append(&store, "account-p", "Corrupt", json!({})).await; // 102
+    let held = append(&store, "account-p", "Deposited", json!({ "cents": 3 })).await; // 103
+    seed_accounts(&store, 50, 1).await; // 104..=203
+    let accounts = Accounts {
+        name: unique_name("skipped"),
+    };
+    projector(&client, accounts.clone()).await;
+    let index = EsIndex::for_projection(client.clone(), &accounts).unwrap();
+    let options = || {
+        RebuildOptions::default()
+            .batch_size(100)
+            .checkpoint_interval(Duration::ZERO)
+            .drain(Duration::ZERO)
+            .skip_poison(true)
+    };
+
+    // The first attempt fills to the head (skipping the poison, saving past it) and stops
+    // for good when its next catch-up asks for the head, before the swap.
+    let (feed, mut paused) = PausingFeed::new(store.clone(), None, Some(2));
+    tokio::select! {
+        result = index.rebuild(accounts.clone(), feed, store.clone(), options()) => {
+            panic!("the first attempt ended: {result:?}")
+        }
+        step = paused.recv() => assert_eq!(step, Some("head")),
+    }
+
+    let report = index
+        .rebuild(accounts.clone(), store.clone(), store.clone(), options())
+        .await
+        .expect("the resumed rebuild");
+    assert_eq!(
+        report
+            .rejected
+            .iter()
+            .map(|r| r.position)
+            .collect::<Vec<_>>(),
+        [corrupt, held],
+        "the report lists the poison the first attempt skipped, and the event held behind it"
+    );
+    let model = EsQueries::for_projection(client.clone(), &accounts).unwrap();
+    let doc = model.get("account-p").await.unwrap().expect("opened");
+    assert_eq!(
+        doc.balance, 0,
+        "the deposit after the poison stays held back"
+    );
+}

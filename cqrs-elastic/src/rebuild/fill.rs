@@ -36,6 +36,10 @@ impl<P: ElasticProjection + 'static> Filler<P> {
         checkpoints: Arc<dyn CheckpointStore>,
         options: &RebuildOptions,
     ) -> Self {
+        let marker = Marker {
+            checkpoints: checkpoints.clone(),
+            name: skipped_marker(projector.name()),
+        };
         let retries = options.max_retries;
         let runner = RunnerOptions::new()
             .checkpoint_name(projector.name())
@@ -57,7 +61,7 @@ impl<P: ElasticProjection + 'static> Filler<P> {
             projector: Tracked::new(projector),
             feed,
             checkpoints,
-            letters: Letters::new(options.skip_poison),
+            letters: Letters::new(options.skip_poison, marker),
             options: runner,
         }
     }
@@ -250,10 +254,22 @@ impl CheckpointStore for Shared {
     }
 }
 
+/// The name of the checkpoint that marks a rebuild (checkpoint `rebuild`) as having skipped
+/// poison: its list is in memory, so a rebuild resumed after it starts over to find it again.
+pub(super) fn skipped_marker(rebuild: &str) -> String {
+    format!("{rebuild}!skipped")
+}
+
+/// Where a rebuild records that it skipped poison, before its checkpoint moves past any.
+struct Marker {
+    checkpoints: Arc<dyn CheckpointStore>,
+    name: String,
+}
+
 /// The rebuild's dead letters, in memory, for its report: parked (with `skip_poison`), or
 /// refused (the rebuild stops at the first). No operator asks for a redrive here.
-#[derive(Clone, Default)]
-struct Letters(Arc<Mutex<Kept>>);
+#[derive(Clone)]
+struct Letters(Arc<Mutex<Kept>>, Arc<Marker>);
 
 #[derive(Default)]
 struct Kept {
@@ -263,29 +279,40 @@ struct Kept {
 }
 
 impl Letters {
-    fn new(skip_poison: bool) -> Self {
-        Self(Arc::new(Mutex::new(Kept {
+    fn new(skip_poison: bool, marker: Marker) -> Self {
+        let kept = Kept {
             skip_poison,
             ..Kept::default()
-        })))
+        };
+        Self(Arc::new(Mutex::new(kept)), Arc::new(marker))
     }
 }
 
 #[async_trait]
 impl DeadLetterStore for Letters {
     async fn park(&self, letter: DeadLetter) -> cqrs_core::Result<()> {
-        let mut kept = lock(&self.0);
-        if !kept.skip_poison {
-            let reason = format!("poison event at {}: {}", letter.position, letter.error);
-            kept.refused
-                .push(Rejected::new(letter.position, letter.error));
-            return Err(cqrs_core::Error::ProjectionFailed {
-                projection: letter.projection,
-                reason,
-            });
-        }
-        if !kept.parked.iter().any(|l| l.position == letter.position) {
-            kept.parked.push(letter);
+        let position = letter.position;
+        let first = {
+            let mut kept = lock(&self.0);
+            if !kept.skip_poison {
+                let reason = format!("poison event at {}: {}", letter.position, letter.error);
+                kept.refused
+                    .push(Rejected::new(letter.position, letter.error));
+                return Err(cqrs_core::Error::ProjectionFailed {
+                    projection: letter.projection,
+                    reason,
+                });
+            }
+            let first = kept.parked.is_empty();
+            if !kept.parked.iter().any(|l| l.position == letter.position) {
+                kept.parked.push(letter);
+            }
+            first
+        };
+        if first {
+            // Durable before the checkpoint passes the letter (the runner saves after it parks).
+            let Marker { checkpoints, name } = &*self.1;
+            checkpoints.save_checkpoint(name, position).await?;
         }
         Ok(())
     }
@@ -393,9 +420,17 @@ mod tests {
         )
     }
 
+    fn marker(store: &cqrs_core::InMemoryEventStore) -> Marker {
+        Marker {
+            checkpoints: Arc::new(store.clone()),
+            name: skipped_marker("x@v2#u"),
+        }
+    }
+
     #[tokio::test]
     async fn with_skip_poison_letters_are_kept_once_and_hold_their_keys_back() {
-        let letters = Letters::new(true);
+        let store = cqrs_core::InMemoryEventStore::new();
+        let letters = Letters::new(true, marker(&store));
         for l in [
             letter(3, "a-1"),
             letter(3, "a-1"),
@@ -414,21 +449,31 @@ mod tests {
         assert_eq!(positions, [3, 4, 5].map(|m| Position::from_parts(m, 0)));
         assert_eq!(letters.parked_keys("x").await.unwrap(), ["a-1", "b-1"]);
         assert!(letters.requested("x", 10).await.unwrap().is_empty());
+        let marked = store.load_checkpoint(&skipped_marker("x@v2#u")).await;
+        assert!(
+            marked.unwrap().is_some(),
+            "the first letter marks the rebuild"
+        );
     }
 
     #[tokio::test]
     async fn without_skip_poison_the_first_letter_is_refused_and_kept_for_the_error() {
-        let letters = Letters::new(false);
+        let store = cqrs_core::InMemoryEventStore::new();
+        let letters = Letters::new(false, marker(&store));
         let refused = letters.park(letter(3, "a-1")).await.unwrap_err();
         assert!(
             !refused.is_transient(),
             "the runner must not retry it: {refused}"
         );
-        let kept = lock(&letters.0);
-        assert!(kept.parked.is_empty());
-        assert_eq!(
-            kept.refused,
-            [Rejected::new(Position::from_parts(3, 0), "no such event")]
-        );
+        {
+            let kept = lock(&letters.0);
+            assert!(kept.parked.is_empty());
+            assert_eq!(
+                kept.refused,
+                [Rejected::new(Position::from_parts(3, 0), "no such event")]
+            );
+        }
+        let marked = store.load_checkpoint(&skipped_marker("x@v2#u")).await;
+        assert!(marked.unwrap().is_none(), "nothing was skipped");
     }
 }

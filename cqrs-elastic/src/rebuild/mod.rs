@@ -56,7 +56,10 @@ impl RebuildOptions {
     }
 
     /// Go on past poison events, listing them in the report, instead of stopping before the
-    /// swap (the default: the new index stays, unswapped, and a later call resumes it).
+    /// swap (the default: the new index stays, unswapped, and a later call resumes it). The
+    /// list is kept in memory: a rebuild resumed after an attempt that skipped poison fills the
+    /// new index from the start again (its writes are idempotent), so its report lists every
+    /// skipped event and their keys' later events stay held back.
     #[must_use]
     pub fn skip_poison(mut self, skip: bool) -> Self {
         self.skip_poison = skip;
@@ -223,6 +226,16 @@ impl EsIndex {
         // from the start instead of resuming where the deleted one stopped.
         let uuid = self.index_uuid(&to.index).await?;
         let checkpoint_name = checkpoint_name(self.name(), to.version, &uuid);
+        // An earlier attempt that skipped poison kept its list (and the keys it held back) in
+        // memory: start over, so both are found again (the writes are idempotent).
+        let marker = fill::skipped_marker(&checkpoint_name);
+        if (checkpoints.load_checkpoint(&marker).await)
+            .map_err(EsError::Store)?
+            .is_some()
+        {
+            tracing::info!(index = %to.index, "an earlier attempt skipped poison: filling anew");
+            (checkpoints.reset_checkpoint(&checkpoint_name).await).map_err(EsError::Store)?;
+        }
         let projector = EsProjector::new(self.client.clone(), projection)?
             .with_target_index(to.index.clone())
             .with_checkpoint_name(checkpoint_name.clone())
