@@ -107,13 +107,17 @@ impl Problem {
         )
     }
 
-    /// 500: a failure retrying will not cure.
+    /// 500: a failure retrying will not cure. The client is told no more than that: `detail`
+    /// (a store's or a node's text: table names, decode errors, internal addresses) goes to
+    /// the log, in the request's span with its correlation id, which the answer echoes.
     pub fn internal(detail: impl Into<String>) -> Self {
+        let detail = detail.into();
+        tracing::error!(%detail, "internal error");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
             "internal error",
-            detail,
+            "the service failed; its log has why, under this request's X-Correlation-Id",
         )
     }
 
@@ -154,6 +158,18 @@ mod tests {
         assert_eq!(body["status"], 422);
         assert_eq!(body["code"], "NoLines");
         assert_eq!(body["message"], "an order needs at least one line");
+    }
+
+    #[test]
+    fn an_internal_error_keeps_its_detail_in_the_log_not_the_answer() {
+        let problem = Problem::internal("relation \"order_service.events\" at db-7.internal:5432");
+        let body = serde_json::to_value(&problem).unwrap();
+        assert_eq!(body["status"], 500);
+        let detail = body["detail"].as_str().unwrap();
+        assert!(
+            !detail.contains("db-7") && !detail.contains("order_service"),
+            "{detail}"
+        );
     }
 
     #[test]
