@@ -64,7 +64,8 @@ impl Default for RunnerOptions {
             breaker_open_for: Duration::from_secs(5),
             poison: None,
             lease_ttl: Duration::from_secs(10),
-            owner: format!("pid-{}", std::process::id()),
+            // Unique without help: in containers every replica may be process 1.
+            owner: format!("{}-{}", std::process::id(), uuid::Uuid::now_v7().simple()),
             lease_owner: None,
             checkpoint_name: None,
             upcasters: Upcasters::new(),
@@ -134,7 +135,8 @@ impl RunnerOptions {
         self.lease_ttl = ttl;
         self
     }
-    /// This worker's name (default: `pid-` and the process id). In leases each spawned
+    /// This worker's name (default: the process id and a random part, unique among workers,
+    /// as a partitioned worker's id must be). In leases each spawned
     /// worker adds a suffix of its own (`{owner}~{8 hex digits}`): two workers given the same
     /// name (replicas configured alike, a restart while the old process lingers) never hold
     /// one lease at once, the second stands by until the first lets go.
