@@ -20,6 +20,7 @@ impl Worker {
             };
         };
         let ttl = self.runner.options.lease_ttl;
+        let poll = self.runner.options.poll_interval;
         loop {
             if self.stop.stopping() {
                 return Err(Lead::Stopped);
@@ -30,32 +31,44 @@ impl Worker {
                 // A store that does not answer must not hold up a shutdown.
                 () = self.stop.requested() => return Err(Lead::Stopped),
             };
-            match acquired {
+            let standing = match acquired {
                 Ok(Some(lease)) => {
                     let status = self.status.clone();
                     return Ok(Term::start(leases, lease, asked_at, ttl, status));
                 }
-                Ok(None) => {
-                    if !self.stand_by(name).await {
-                        return Err(Lead::Stopped);
-                    }
-                }
+                Ok(None) => true,
                 Err(error) if !error.is_transient() => {
                     return Err(Lead::failed("could not take the lease", &error));
                 }
-                Err(error) => self.set(|s| s.error(error.to_string())),
-            }
-            let every = self.runner.options.poll_interval.min(ttl / 3);
-            if !self.stop.pause(every).await {
-                return Err(Lead::Stopped);
+                Err(error) => {
+                    self.set(|s| s.error(error.to_string()));
+                    false
+                }
+            };
+            // The lease is tried every third of its time to live (each try writes its row);
+            // meanwhile a standby follows the leader's checkpoint every poll interval.
+            let next_try = asked_at + ttl / 3;
+            loop {
+                if standing && !self.stand_by(name).await {
+                    return Err(Lead::Stopped);
+                }
+                let left = next_try.saturating_duration_since(tokio::time::Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                let wait = if standing { poll.min(left) } else { left };
+                if !self.stop.pause(wait).await {
+                    return Err(Lead::Stopped);
+                }
             }
         }
     }
 
     /// Stands by while another worker leads, showing the checkpoint it saved as this worker's
     /// position: whoever waits on any worker of the projection (read-your-writes on any
-    /// replica, a catch-up while the service leads) sees the projection move. `false` when
-    /// asked to stop meanwhile.
+    /// replica, a catch-up while the service leads) sees the projection move (a read that
+    /// fails is reported as the last error; a service's readiness checks its store itself).
+    /// `false` when asked to stop meanwhile.
     async fn stand_by(&mut self, name: &str) -> bool {
         let checkpoint = tokio::select! {
             checkpoint = self.runner.checkpoints.load_checkpoint(name) => checkpoint,
@@ -63,6 +76,9 @@ impl Worker {
         };
         self.set(|s| {
             s.state = ProjectionState::Standby;
+            // What a lost term left: this worker applies nothing now.
+            s.lag_events = 0;
+            s.oldest_unapplied_at = None;
             match checkpoint {
                 Ok(checkpoint) => s.position = checkpoint.unwrap_or(Position::START),
                 Err(error) => s.error(error.to_string()),
@@ -83,16 +99,23 @@ impl Worker {
         if !term.fence().save_was_refused() {
             return None;
         }
+        // Read, not taken: a probe that took an expired lease would lead unseen.
         let ttl = self.runner.options.lease_ttl;
-        let held = tokio::time::timeout(ttl, leases.try_acquire(&lease.name, &lease.owner, ttl));
-        match held.await {
-            Ok(Ok(Some(held))) if held.epoch == lease.epoch => Some(
+        let listed = tokio::time::timeout(ttl, leases.leases(&lease.name)).await;
+        let held = listed.ok().and_then(Result::ok).is_some_and(|listed| {
+            listed.iter().any(|held| {
+                held.name == lease.name && held.owner == lease.owner && held.epoch == lease.epoch
+            })
+        });
+        if held {
+            Some(
                 "the checkpoint store refused a save under a lease the lease store holds: a \
                  runner's lease store must be the store of its checkpoints, which checks fenced \
                  saves against its own leases"
                     .to_owned(),
-            ),
-            _ => None,
+            )
+        } else {
+            None
         }
     }
 
