@@ -135,6 +135,8 @@ pub async fn a_stale_epoch_cannot_save<S: ConformanceStore>(store: S) {
     let expired = store.try_acquire("q", "a", short).await.expect("acquire");
     let expired = expired.expect("free");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    // Saves of the same position change nothing while the lease holds, and are refused once
+    // it expired (no reset in between: a reset would end the lease itself).
     while store
         .save_checkpoint_fenced("q", p1, &expired)
         .await
@@ -145,10 +147,20 @@ pub async fn a_stale_epoch_cannot_save<S: ConformanceStore>(store: S) {
             tokio::time::Instant::now() < deadline,
             "an expired lease stops admitting saves"
         );
-        store.reset_checkpoint("q").await.expect("reset");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(store.load_checkpoint("q").await.expect("load"), None);
+    assert_eq!(
+        store
+            .save_checkpoint_fenced("q", p2, &expired)
+            .await
+            .expect("save"),
+        FencedSave::LeaseLost
+    );
+    let saved = store.load_checkpoint("q").await.expect("load");
+    assert!(
+        saved.is_none_or(|saved| saved <= p1),
+        "nothing past what was saved while the lease held: {saved:?}"
+    );
 
     // A lease of another name fences nothing here.
     let other = store.try_acquire("r", "a", Duration::from_secs(30)).await;
