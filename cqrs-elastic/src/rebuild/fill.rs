@@ -109,6 +109,15 @@ impl<P: ElasticProjection + 'static> Filler<P> {
         self.projector.applied.load(Ordering::Relaxed) + parked
     }
 
+    /// Forgets the marker of skipped poison once the rebuild is done (nothing resumes it), so
+    /// operators' views do not list it; a failure is logged, the marker is harmless.
+    pub(super) async fn forget_marker(&self) {
+        let Marker { checkpoints, name } = &*self.letters.1;
+        if let Err(error) = checkpoints.reset_checkpoint(name).await {
+            tracing::warn!(%error, marker = %name, "could not forget the skipped-poison marker");
+        }
+    }
+
     /// The poison events parked (with `skip_poison`), in feed order.
     pub(super) fn skipped(&self) -> Vec<Rejected> {
         let mut letters = lock(&self.letters.0).parked.clone();
@@ -274,6 +283,8 @@ struct Letters(Arc<Mutex<Kept>>, Arc<Marker>);
 #[derive(Default)]
 struct Kept {
     skip_poison: bool,
+    /// Whether the rebuild's marker is saved (before the first letter is kept).
+    marked: bool,
     parked: Vec<DeadLetter>,
     refused: Vec<Rejected>,
 }
@@ -291,8 +302,7 @@ impl Letters {
 #[async_trait]
 impl DeadLetterStore for Letters {
     async fn park(&self, letter: DeadLetter) -> cqrs_core::Result<()> {
-        let position = letter.position;
-        let first = {
+        let marked = {
             let mut kept = lock(&self.0);
             if !kept.skip_poison {
                 let reason = format!("poison event at {}: {}", letter.position, letter.error);
@@ -303,16 +313,18 @@ impl DeadLetterStore for Letters {
                     reason,
                 });
             }
-            let first = kept.parked.is_empty();
-            if !kept.parked.iter().any(|l| l.position == letter.position) {
-                kept.parked.push(letter);
-            }
-            first
+            kept.marked
         };
-        if first {
-            // Durable before the checkpoint passes the letter (the runner saves after it parks).
+        if !marked {
+            // Durable before the letter is kept, so before the checkpoint can pass it (the
+            // runner saves after it parks); a failed save fails the park, which is retried.
             let Marker { checkpoints, name } = &*self.1;
-            checkpoints.save_checkpoint(name, position).await?;
+            checkpoints.save_checkpoint(name, letter.position).await?;
+            lock(&self.0).marked = true;
+        }
+        let mut kept = lock(&self.0);
+        if !kept.parked.iter().any(|l| l.position == letter.position) {
+            kept.parked.push(letter);
         }
         Ok(())
     }
@@ -454,6 +466,53 @@ mod tests {
             marked.unwrap().is_some(),
             "the first letter marks the rebuild"
         );
+    }
+
+    /// Checkpoints whose first save fails, as a connection lost would.
+    struct FailingOnce {
+        inner: cqrs_core::InMemoryEventStore,
+        failed: std::sync::atomic::AtomicBool,
+    }
+
+    #[async_trait]
+    impl CheckpointStore for FailingOnce {
+        async fn load_checkpoint(&self, name: &str) -> cqrs_core::Result<Option<Position>> {
+            self.inner.load_checkpoint(name).await
+        }
+
+        async fn save_checkpoint(&self, name: &str, position: Position) -> cqrs_core::Result<()> {
+            if !self.failed.swap(true, Ordering::SeqCst) {
+                return Err(cqrs_core::Error::unavailable("connection lost"));
+            }
+            self.inner.save_checkpoint(name, position).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_marker_that_failed_to_save_is_saved_when_the_park_is_retried() {
+        let store = cqrs_core::InMemoryEventStore::new();
+        let failing = FailingOnce {
+            inner: store.clone(),
+            failed: Default::default(),
+        };
+        let marker = Marker {
+            checkpoints: Arc::new(failing),
+            name: skipped_marker("x@v2#u"),
+        };
+        let letters = Letters::new(true, marker);
+        let failed = letters.park(letter(3, "a-1")).await.unwrap_err();
+        assert!(failed.is_transient(), "{failed}");
+        assert!(
+            lock(&letters.0).parked.is_empty(),
+            "not kept before it is marked"
+        );
+        letters.park(letter(3, "a-1")).await.unwrap();
+        let marked = store.load_checkpoint(&skipped_marker("x@v2#u")).await;
+        assert!(
+            marked.unwrap().is_some(),
+            "the retried park marks the rebuild"
+        );
+        assert_eq!(lock(&letters.0).parked.len(), 1);
     }
 
     #[tokio::test]

@@ -310,6 +310,7 @@ impl EsIndex {
         self.refresh(&report.to.index).await?;
         tokio::time::sleep(options.drain).await;
         self.delete_index(&report.from.index).await?;
+        filler.forget_marker().await;
         tracing::info!(deleted = %report.from.index, events = report.events, "rebuild done");
         Ok(report)
     }

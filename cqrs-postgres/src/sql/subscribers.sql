@@ -6,7 +6,8 @@
 -- $1: only names starting with it (NULL: all), so a progress line counts only its own lag.
 WITH names AS (
     SELECT name FROM {schema}.checkpoints
-    UNION SELECT name FROM {schema}.leases
+    -- Not the ended rows a reset leaves for names nobody held (owner ''): no reader.
+    UNION SELECT name FROM {schema}.leases WHERE owner <> ''
     UNION SELECT name FROM {schema}.breakers
     UNION SELECT projection FROM {schema}.dead_letters
     UNION SELECT 'process:' || process FROM {schema}.process_instances
