@@ -141,9 +141,10 @@ impl EsIndex {
     ///    per read model at a time).
     /// 1. Creates `{name}_v{n+1}` (or resumes it after an interrupted rebuild) with refresh
     ///    disabled and no replicas, its primary terms moved past `{name}_v{n}`'s (closed and
-    ///    opened: no write condition the live projector remembers from the old index can match
-    ///    a document of the new one; this reads the cluster state, so the rebuild's
-    ///    credentials need `cluster:monitor/state`), and runs a projector into it from its own checkpoint
+    ///    opened, about once per earlier rebuild: no write condition the live projector
+    ///    remembers from the old index can match a document of the new one; this reads the
+    ///    cluster state, so the rebuild's credentials need `cluster:monitor/state`), and runs a
+    ///    projector into it from its own checkpoint
     ///    `{name}@v{n+1}#{uuid}` (the index's uuid: an index created anew starts from the
     ///    beginning, whatever an earlier attempt saved), batch by batch, until it reaches the
     ///    feed's [`head`](ReadAll::head). Events go through [`RebuildOptions::upcasters`].
@@ -278,8 +279,6 @@ impl EsIndex {
                     ),
                 });
             }
-            // Again, should a failover have raised the serving index's terms meanwhile.
-            self.outrun_primary_terms(&old, &report.to.index).await?;
             self.swap(&old, &report.to.index).await
         };
         let renew = block::renew(client, &old, &owner, ttl);
