@@ -40,8 +40,9 @@ pub struct Config {
     /// (`ORDER_SERVICE_COMMAND_ATTEMPTS`, default 10): past them it answers 409.
     pub command_attempts: u32,
     /// How long a shutdown waits for the requests in flight (`ORDER_SERVICE_SHUTDOWN_GRACE_MS`,
-    /// default 10000): past it they are cut off and the workers stop all the same, saving
-    /// their checkpoints and releasing their leases before an orchestrator's kill.
+    /// default 10000): past it the service stops waiting for them and stops the workers all
+    /// the same, saving their checkpoints and releasing their leases before an orchestrator's
+    /// kill.
     pub shutdown_grace: Duration,
     /// The web console's token (`ORDER_SERVICE_CONSOLE_TOKEN`): unset, the console is off
     /// and `/console` answers 404; set, `/console` serves it to whoever gives the token

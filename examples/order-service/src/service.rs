@@ -201,8 +201,9 @@ impl Service {
     }
 
     /// Serves the API on `listener` until `shutdown` completes; then stops accepting, lets
-    /// the requests in flight finish for at most [`Config::shutdown_grace`] (then cuts them
-    /// off), and shuts the workers down ([`Service::shutdown`]).
+    /// the requests in flight finish for at most [`Config::shutdown_grace`] (then stops
+    /// waiting for them: their connections end with the process, and whatever they still ask
+    /// of a worker answers 503), and shuts the workers down ([`Service::shutdown`]).
     ///
     /// # Errors
     ///
@@ -231,7 +232,8 @@ impl Service {
             } => {
                 tracing::warn!(
                     grace_ms = grace.as_millis(),
-                    "requests still in flight after the shutdown grace: cutting them off"
+                    "requests still in flight after the shutdown grace: no longer waiting for \
+                     them (the workers stop; their connections end with the process)"
                 );
                 Ok(())
             }

@@ -132,6 +132,11 @@ async fn malformed_unknown_and_rejected_commands_answer_400_404_and_422() {
         StatusCode::OK,
         "the last page the window holds: {body}"
     );
+    assert_eq!(
+        body["next_from"],
+        Value::Null,
+        "no next page past the window: {body}"
+    );
 
     let long_id = "o".repeat(190);
     let (status, headers, body) = send(

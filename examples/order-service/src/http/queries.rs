@@ -87,7 +87,9 @@ pub(crate) async fn search(
         .await
         .map_err(|e| search_failed(&e))?;
     let shown = u64::try_from(page.hits.len()).unwrap_or(u64::MAX);
-    let next = (from.saturating_add(shown) < page.total).then(|| from.saturating_add(shown));
+    // No next page past what pages reach: the client narrows the search instead.
+    let reached = from.saturating_add(shown);
+    let next = (reached < page.total && reached < RESULT_WINDOW).then_some(reached);
     let orders: Vec<OrderSummary> = page.hits.into_iter().map(|hit| hit.document).collect();
     Ok(Json(json!({
         "orders": orders,
