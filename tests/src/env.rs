@@ -1,6 +1,9 @@
 //! The services the tests run against, and what keeps tests apart: a PostgreSQL schema and
 //! read-model names of their own.
 
+use std::time::Duration;
+
+use cqrs_core::projection::Lease;
 use cqrs_elastic::{EsIndex, EsReadModel};
 use cqrs_postgres::{PgEventStore, PgSchema};
 use elasticsearch::indices::IndicesDeleteParts;
@@ -127,9 +130,9 @@ pub async fn lease_holder(store: &PgEventStore, name: &str) -> Option<String> {
     .expect("read the leases table");
     // The worker's name, without the suffix its running instance holds the lease with.
     owner.map(|owner| {
-        owner
-            .rsplit_once('~')
-            .map_or(owner.clone(), |(worker, _)| worker.to_owned())
+        Lease::new(name, owner, 0, Duration::ZERO)
+            .worker()
+            .to_owned()
     })
 }
 

@@ -76,7 +76,6 @@ impl Table {
     }
 }
 
-/// A cell on one line: control characters (newlines in an error, say) become spaces.
 /// `text` with its control characters written out (`\u{1b}`, `\n`): stored text the store
 /// never checked (a sink's error, a key, a header) printed on one line, with no escape
 /// sequence reaching the terminal.
@@ -92,6 +91,7 @@ pub(crate) fn plain(text: &str) -> String {
     out
 }
 
+/// A cell on one line: control characters (newlines in an error, say) become spaces.
 fn one_line(text: &str) -> String {
     text.chars()
         .map(|c| if c.is_control() { ' ' } else { c })

@@ -86,10 +86,22 @@ pub const MAX_CUSTOMER_LEN: usize = 256;
 
 /// The total of `lines`, in cents.
 pub fn total(lines: &[OrderLine]) -> u64 {
+    sum(lines, |l| l.quantity.saturating_mul(l.unit_price))
+}
+
+/// The items of `lines`.
+pub fn items(lines: &[OrderLine]) -> u64 {
+    sum(lines, |l| l.quantity)
+}
+
+/// The sum of `amount` over `lines`, at most [`MAX_AMOUNT`] (what a read model can store;
+/// `place` refuses more, an order placed before it did is capped).
+fn sum(lines: &[OrderLine], amount: impl Fn(&OrderLine) -> u64) -> u64 {
     lines
         .iter()
-        .map(|l| l.quantity.saturating_mul(l.unit_price))
+        .map(amount)
         .fold(0, u64::saturating_add)
+        .min(MAX_AMOUNT)
 }
 
 /// What can be asked of an order. Commands are serde: a process manager records the ones it
