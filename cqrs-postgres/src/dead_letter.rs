@@ -2,8 +2,8 @@
 //! the runner, and operators' retry / skip requests.
 
 use async_trait::async_trait;
-use cqrs_core::projection::{DeadLetter, DeadLetterStore, LetterTarget, Redrive};
-use cqrs_core::{Error, Position};
+use cqrs_core::projection::{DeadLetter, DeadLetterStore, Lease, LetterTarget, Redrive};
+use cqrs_core::{Error, FencedSave, Position};
 use sqlx::postgres::PgRow;
 use sqlx::Row;
 
@@ -57,7 +57,20 @@ fn letters(projection: &str, rows: &[PgRow]) -> Result<Vec<DeadLetter>, PgError>
 #[async_trait]
 impl DeadLetterStore for PgEventStore {
     async fn park(&self, letter: DeadLetter) -> Result<(), Error> {
-        Ok(self.park_pg(letter).await?)
+        self.park_pg(letter, None).await?;
+        Ok(())
+    }
+
+    async fn park_fenced(&self, letter: DeadLetter, lease: &Lease) -> Result<FencedSave, Error> {
+        if lease.name != letter.projection {
+            // A lease fences the letters of its own name only.
+            return Ok(FencedSave::LeaseLost);
+        }
+        if self.park_pg(letter, Some(lease)).await? {
+            Ok(FencedSave::Saved)
+        } else {
+            Ok(FencedSave::LeaseLost)
+        }
     }
 
     async fn dead_letters(
@@ -111,9 +124,15 @@ impl DeadLetterStore for PgEventStore {
 
 /// The dead-letter statements, run and decoded.
 impl PgEventStore {
-    async fn park_pg(&self, letter: DeadLetter) -> Result<(), PgError> {
+    /// Parks `letter`, under `lease` when given: `false` when the lease no longer held and
+    /// nothing was written.
+    async fn park_pg(&self, letter: DeadLetter, lease: Option<&Lease>) -> Result<bool, PgError> {
         let (major, minor) = convert::position_parts(letter.position)?;
-        sqlx::query(&self.queries.park)
+        let statement = match lease {
+            None => &self.queries.park,
+            Some(_) => &self.queries.park_fenced,
+        };
+        let query = sqlx::query(statement)
             .bind(&letter.projection)
             .bind(major)
             .bind(minor)
@@ -122,10 +141,18 @@ impl PgEventStore {
             .bind(&letter.event_type)
             .bind(&letter.key)
             .bind(storable(&letter.error))
-            .bind(letter.parked_at)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+            .bind(letter.parked_at);
+        let Some(lease) = lease else {
+            query.execute(&self.pool).await?;
+            return Ok(true);
+        };
+        let held: bool = query
+            .bind(&lease.owner)
+            .bind(to_i64("lease epoch", lease.epoch)?)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("held")?;
+        Ok(held)
     }
 
     async fn dead_letters_pg(

@@ -1,11 +1,29 @@
 //! The in-memory store's dead letters.
 
 use async_trait::async_trait;
+use tokio::time::Instant;
 
-use crate::projection::{DeadLetter, DeadLetterStore, LetterTarget, Redrive};
-use crate::{Position, Result};
+use crate::projection::{DeadLetter, DeadLetterStore, Lease, LetterTarget, Redrive};
+use crate::{FencedSave, Position, Result};
 
-use super::InMemoryEventStore;
+use super::{InMemoryEventStore, State};
+
+impl State {
+    /// Parks `letter` unless its projection has one at its position, in feed order per
+    /// projection, so pages and keys read in order.
+    fn park(&mut self, letter: DeadLetter) {
+        let known = self
+            .dead_letters
+            .iter()
+            .any(|l| l.projection == letter.projection && l.position == letter.position);
+        if !known {
+            let at = self
+                .dead_letters
+                .partition_point(|l| l.position <= letter.position);
+            self.dead_letters.insert(at, letter);
+        }
+    }
+}
 
 impl InMemoryEventStore {
     /// Up to `limit` of `projection`'s letters that `keep` picks, in feed order.
@@ -28,19 +46,17 @@ impl InMemoryEventStore {
 #[async_trait]
 impl DeadLetterStore for InMemoryEventStore {
     async fn park(&self, letter: DeadLetter) -> Result<()> {
-        let mut state = self.write();
-        let known = state
-            .dead_letters
-            .iter()
-            .any(|l| l.projection == letter.projection && l.position == letter.position);
-        if !known {
-            // Kept in feed order per projection, so pages and keys read in order.
-            let at = state
-                .dead_letters
-                .partition_point(|l| l.position <= letter.position);
-            state.dead_letters.insert(at, letter);
-        }
+        self.write().park(letter);
         Ok(())
+    }
+
+    async fn park_fenced(&self, letter: DeadLetter, lease: &Lease) -> Result<FencedSave> {
+        let mut state = self.write();
+        if lease.name != letter.projection || !state.holds(lease, Instant::now()) {
+            return Ok(FencedSave::LeaseLost);
+        }
+        state.park(letter);
+        Ok(FencedSave::Saved)
     }
 
     async fn dead_letters(

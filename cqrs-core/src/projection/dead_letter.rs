@@ -11,7 +11,8 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use crate::{Position, Result, StreamId, Version};
+use super::Lease;
+use crate::{FencedSave, Position, Result, StreamId, Version};
 
 /// An event a projection parked instead of applying.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -79,6 +80,18 @@ pub enum LetterTarget {
 pub trait DeadLetterStore: Send + Sync {
     /// Parks `letter` (parking the same projection and position twice keeps the first).
     async fn park(&self, letter: DeadLetter) -> Result<()>;
+
+    /// Like [`park`](Self::park), but only while `lease` (named like the letter's projection)
+    /// is held, checked atomically with the write, as a fenced checkpoint save: a worker
+    /// fenced off (by a takeover, or a reset that dropped the letters) cannot park a letter
+    /// whose key the next term would hold back. Otherwise nothing is written and the outcome
+    /// is [`FencedSave::LeaseLost`].
+    ///
+    /// Stores that keep leases beside their letters implement it; the default parks unfenced.
+    async fn park_fenced(&self, letter: DeadLetter, lease: &Lease) -> Result<FencedSave> {
+        let _ = lease;
+        self.park(letter).await.map(|()| FencedSave::Saved)
+    }
 
     /// A page of the dead letters of `projection`, in feed order: at most `limit` letters
     /// after position `after` (`Position::START` for the first page; the last letter's

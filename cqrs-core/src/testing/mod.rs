@@ -54,6 +54,7 @@ macro_rules! store_conformance_tests {
             lease_epochs_grow_with_each_new_holder,
             a_stale_epoch_cannot_save,
             a_reset_fences_the_holder_and_drops_the_dead_letters,
+            a_fenced_off_worker_cannot_park,
             leases_under_a_prefix_are_listed_while_held,
             dead_letters_round_trip,
             dead_letters_come_in_pages_and_keys_once,

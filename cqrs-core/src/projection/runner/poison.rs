@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use crate::RecordedEvent;
+use crate::{FencedSave, RecordedEvent};
 
 use super::outcome::{Applied, Lead};
 use super::worker::Worker;
@@ -108,8 +108,26 @@ impl Worker {
                 &error,
                 OffsetDateTime::now_utc(),
             );
+            // Under the term's lease, when there is one: a worker fenced off (a takeover, or a
+            // reset that dropped the letters) parks nothing the next term would load.
+            let lease = self.fence.as_ref().and_then(|f| f.lease().cloned());
             let mut attempt = 0;
-            while let Err(e) = store.park(letter.clone()).await {
+            loop {
+                let parked = match &lease {
+                    Some(lease) => store.park_fenced(letter.clone(), lease).await,
+                    None => store.park(letter.clone()).await.map(|()| FencedSave::Saved),
+                };
+                let e = match parked {
+                    Ok(FencedSave::Saved) => break,
+                    Ok(FencedSave::LeaseLost) => {
+                        tracing::warn!("parking refused: the lease has passed on");
+                        if let Some(fence) = &self.fence {
+                            fence.lose();
+                        }
+                        return Err(Lead::LostLease);
+                    }
+                    Err(e) => e,
+                };
                 if !e.is_transient() {
                     return Err(Lead::failed("could not park a poison event", &e));
                 }

@@ -239,6 +239,51 @@ pub async fn a_reset_fences_the_holder_and_drops_the_dead_letters<S: Conformance
     );
 }
 
+/// A letter parked under a lease is kept only while the lease holds, as a fenced save: a
+/// worker fenced off (by a takeover or a reset) cannot park a letter the next term would load.
+pub async fn a_fenced_off_worker_cannot_park<S: ConformanceStore>(store: S) {
+    let ttl = Duration::from_secs(30);
+    let held = store.try_acquire("p", "a", ttl).await.expect("acquire");
+    let held = held.expect("free");
+    let letter = |n: u64| {
+        crate::backend::dead_letter(
+            "p",
+            Position::from_parts(2, n),
+            stream("park-1"),
+            Version::new(n),
+            "Broken",
+            Some("doc-1".to_owned()),
+            "bad payload",
+            time::OffsetDateTime::now_utc(),
+        )
+    };
+    let parked = store.park_fenced(letter(1), &held).await.expect("park");
+    assert_eq!(parked, FencedSave::Saved);
+
+    store.reset_checkpoint("p").await.expect("reset");
+
+    let parked = store.park_fenced(letter(2), &held).await.expect("park");
+    assert_eq!(
+        parked,
+        FencedSave::LeaseLost,
+        "the reset ended the holder's term"
+    );
+    let letters = store.dead_letters("p", Position::START, 10).await;
+    assert!(
+        letters.expect("letters").is_empty(),
+        "{:?}",
+        store.parked_keys("p").await
+    );
+    let other = store.try_acquire("q", "a", ttl).await.expect("acquire");
+    let other = other.expect("free");
+    let parked = store.park_fenced(letter(3), &other).await.expect("park");
+    assert_eq!(
+        parked,
+        FencedSave::LeaseLost,
+        "a lease of another name fences nothing"
+    );
+}
+
 /// Leases are listed by name prefix, in name order, only while unexpired, with their epoch and
 /// the time they have left.
 pub async fn leases_under_a_prefix_are_listed_while_held<S: ConformanceStore>(store: S) {
