@@ -10,7 +10,7 @@ use crate::inventory::Inventory;
 /// One line of an order.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderLine {
-    /// The item ordered (an [`Inventory`](crate::inventory::Inventory) id).
+    /// The item ordered (an [`Inventory`] id).
     pub sku: String,
     /// How many.
     pub quantity: u64,
