@@ -11,7 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use cqrs_core::projection::{
     DeadLetter, DeadLetterStore, LetterTarget, PoisonPolicy, Projection, ProjectionError,
-    ProjectionHandle, ProjectionRunner, Redrive, Rejected, RunnerOptions,
+    ProjectionHandle, ProjectionRunner, ProjectionState, Redrive, Rejected, RunnerOptions,
 };
 use cqrs_core::{
     AppendEvents, ExpectedVersion, InMemoryEventStore, NewEvent, Position, ReadStream,
@@ -477,4 +477,24 @@ async fn a_keyless_letter_whose_key_reads_now_is_not_applied_past_its_keys_later
     let left = left.expect("letters");
     assert_eq!(left.len(), 1, "it stays parked");
     assert!(left[0].error.contains("rebuild"), "{}", left[0].error);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_kept_apart_from_the_leases_fail_the_projection_saying_so() {
+    let store = InMemoryEventStore::new();
+    let fixed = Arc::new(AtomicBool::new(false));
+    let sequences = Sequences::default();
+    // The letters' store checks fenced parks against its own leases, which nobody takes.
+    let handle = ProjectionRunner::new(sequences.clone(), store.clone(), store.clone())
+        .with_leases(store.clone())
+        .with_dead_letters(InMemoryEventStore::new())
+        .with_options(options(fixed))
+        .spawn();
+    append(&store, "s-1", json!({ "m": 1 })).await;
+
+    let failed = handle.wait_until(|s| s.state == ProjectionState::Failed);
+    let failed = tokio::time::timeout(WAIT, failed).await;
+    let failed = failed.unwrap_or_else(|_| panic!("not failed: {:?}", handle.status()));
+    let error = failed.and_then(|s| s.last_error).unwrap_or_default();
+    assert!(error.contains("lease store"), "{error}");
 }

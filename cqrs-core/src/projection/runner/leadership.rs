@@ -99,19 +99,32 @@ impl Worker {
         if !term.fence().save_was_refused() {
             return None;
         }
-        // Read, not taken: a probe that took an expired lease would lead unseen.
         let ttl = self.runner.options.lease_ttl;
-        let listed = tokio::time::timeout(ttl, leases.leases(&lease.name)).await;
-        let held = listed.ok().and_then(Result::ok).is_some_and(|listed| {
-            listed.iter().any(|held| {
+        let held = match tokio::time::timeout(ttl, leases.leases(&lease.name)).await {
+            // Read, not taken: a probe that took an expired lease would lead unseen.
+            Ok(Ok(listed)) => listed.iter().any(|held| {
                 held.name == lease.name && held.owner == lease.owner && held.epoch == lease.epoch
-            })
-        });
+            }),
+            // A lease store that lists nothing: renewing tells as much, and a lease it took
+            // anew (expired, or reset) is given back at once.
+            _ => {
+                match tokio::time::timeout(ttl, leases.try_acquire(&lease.name, &lease.owner, ttl))
+                    .await
+                {
+                    Ok(Ok(Some(held))) if held.epoch == lease.epoch => true,
+                    Ok(Ok(Some(taken))) => {
+                        let _ = tokio::time::timeout(ttl, leases.release(&taken)).await;
+                        false
+                    }
+                    _ => false,
+                }
+            }
+        };
         if held {
             Some(
-                "the checkpoint store refused a save under a lease the lease store holds: a \
-                 runner's lease store must be the store of its checkpoints, which checks fenced \
-                 saves against its own leases"
+                "a store of the runner's refused a write under a lease the lease store holds: \
+                 a runner's lease store must be the store of its checkpoints and dead letters, \
+                 which check fenced writes against their own leases"
                     .to_owned(),
             )
         } else {

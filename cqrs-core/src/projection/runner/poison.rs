@@ -122,7 +122,7 @@ impl Worker {
                     Ok(FencedSave::LeaseLost) => {
                         tracing::warn!("parking refused: the lease has passed on");
                         if let Some(fence) = &self.fence {
-                            fence.lose();
+                            fence.refused_by_store();
                         }
                         return Err(Lead::LostLease);
                     }

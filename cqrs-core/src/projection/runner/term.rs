@@ -129,9 +129,17 @@ impl Fence {
         self.lease.as_ref()
     }
 
-    /// Whether the checkpoint store refused a save under the lease.
+    /// Whether a store of the worker's own (checkpoints, dead letters) refused a write under
+    /// the lease.
     pub(crate) fn save_was_refused(&self) -> bool {
         self.refused.load(Ordering::SeqCst)
+    }
+
+    /// Ends the term: a store of the worker's own (its dead letters) refused a write under the
+    /// lease, as a refused checkpoint save does.
+    pub(crate) fn refused_by_store(&self) {
+        self.refused.store(true, Ordering::SeqCst);
+        self.lost.send_replace(true);
     }
 
     /// Ends the term: the sink refused a write under its lease.
