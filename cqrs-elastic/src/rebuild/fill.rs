@@ -113,6 +113,10 @@ impl<P: ElasticProjection + 'static> Filler<P> {
     /// operators' views do not list it; a failure is logged, the marker is harmless.
     pub(super) async fn forget_marker(&self) {
         let Marker { checkpoints, name } = &*self.letters.1;
+        if !lock(&self.letters.0).marked {
+            // Nothing skipped in this attempt (a resumed one marks itself again if it skips).
+            return;
+        }
         if let Err(error) = checkpoints.reset_checkpoint(name).await {
             tracing::warn!(%error, marker = %name, "could not forget the skipped-poison marker");
         }

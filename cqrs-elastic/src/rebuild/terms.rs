@@ -67,6 +67,12 @@ impl EsIndex {
             .ok_or_else(|| {
                 http::unexpected("cluster state", format!("no primary terms of {index}"))
             })?;
+        if terms.is_empty() {
+            return Err(http::unexpected(
+                "cluster state",
+                format!("{index} has no shards"),
+            ));
+        }
         terms
             .values()
             .map(|term| {
