@@ -86,22 +86,31 @@ pub const MAX_CUSTOMER_LEN: usize = 256;
 
 /// The total of `lines`, in cents.
 pub fn total(lines: &[OrderLine]) -> u64 {
-    sum(lines, |l| l.quantity.saturating_mul(l.unit_price))
+    checked_total(lines).unwrap_or(MAX_AMOUNT)
 }
 
 /// The items of `lines`.
 pub fn items(lines: &[OrderLine]) -> u64 {
-    sum(lines, |l| l.quantity)
+    checked_items(lines).unwrap_or(MAX_AMOUNT)
 }
 
-/// The sum of `amount` over `lines`, at most [`MAX_AMOUNT`] (what a read model can store;
-/// `place` refuses more, an order placed before it did is capped).
-fn sum(lines: &[OrderLine], amount: impl Fn(&OrderLine) -> u64) -> u64 {
+/// The total of `lines`, `None` past [`MAX_AMOUNT`]: `place` refuses such an order, and the
+/// figures of one placed before it did are capped there.
+fn checked_total(lines: &[OrderLine]) -> Option<u64> {
+    line_sum(lines, |l| l.quantity.checked_mul(l.unit_price))
+}
+
+/// The items of `lines`, `None` past [`MAX_AMOUNT`].
+fn checked_items(lines: &[OrderLine]) -> Option<u64> {
+    line_sum(lines, |l| Some(l.quantity))
+}
+
+/// The sum of `amount` over `lines`, `None` when an amount or the sum passes [`MAX_AMOUNT`].
+fn line_sum(lines: &[OrderLine], amount: fn(&OrderLine) -> Option<u64>) -> Option<u64> {
     lines
         .iter()
-        .map(amount)
-        .fold(0, u64::saturating_add)
-        .min(MAX_AMOUNT)
+        .try_fold(0_u64, |sum, line| sum.checked_add(amount(line)?))
+        .filter(|&sum| sum <= MAX_AMOUNT)
 }
 
 /// What can be asked of an order. Commands are serde: a process manager records the ones it
@@ -265,15 +274,7 @@ fn place(customer: &str, lines: &[OrderLine]) -> Result<Vec<OrderEvent>, OrderEr
             });
         }
     }
-    let sum = |amount: fn(&OrderLine) -> Option<u64>| {
-        lines
-            .iter()
-            .try_fold(0_u64, |sum, line| sum.checked_add(amount(line)?))
-            .filter(|&sum| sum <= MAX_AMOUNT)
-    };
-    let total = sum(|l| l.quantity.checked_mul(l.unit_price));
-    let items = sum(|l| Some(l.quantity));
-    if total.is_none() || items.is_none() {
+    if checked_total(lines).is_none() || checked_items(lines).is_none() {
         return Err(OrderError::TooLarge { max: MAX_AMOUNT });
     }
     if customer.len() > MAX_CUSTOMER_LEN {
