@@ -126,7 +126,9 @@ where
     /// Keeps up to `capacity` aggregate states in memory between commands, so a command on a
     /// known aggregate needs a single round trip to the store: the append. The append's
     /// expected-version check keeps the cache honest; after a conflict the state catches up
-    /// on the events it missed.
+    /// on the events it missed. A refusal or a decision to record nothing appends nothing, so
+    /// it costs one read instead: the events written after the cached state, if another
+    /// process wrote any, on which the command is decided again.
     /// Commands on one aggregate take turns within this repository (they would conflict
     /// anyway), so a hot aggregate stays warm instead of being reloaded by each racer.
     #[must_use]
@@ -243,13 +245,16 @@ where
         // The state a conflicting attempt decided on: still right at its version (a stream's
         // events never change), so the retry folds in only the events it missed.
         let mut behind: Option<(A, Version)> = None;
+        // A cached state caught up to the stream's head after it decided to append nothing.
+        let mut confirmed: Option<(A, Version)> = None;
         loop {
             attempt += 1;
             tracing::Span::current().record("attempts", attempt);
             let cached = slot.as_mut().and_then(|s| s.take());
+            let from_cache = cached.is_some();
             let guessed = std::mem::take(&mut claimed_new) && cached.is_none();
-            let (mut state, version) = match cached {
-                Some(cached) => cached,
+            let (mut state, version) = match cached.or_else(|| confirmed.take()) {
+                Some(ready) => ready,
                 None if guessed => (A::default(), Version::ZERO),
                 None => match behind.take() {
                     Some((state, version)) => self.catch_up(stream_id, state, version).await?,
@@ -260,15 +265,28 @@ where
                 .handle(command, &self.services)
                 .instrument(tracing::debug_span!("handle"))
                 .await;
-            let events = match handled {
-                Ok(events) if !events.is_empty() => events,
-                // Only an append expecting no events proves a stream new: a refusal or a
-                // decision to record nothing, taken on the guessed initial state, is taken
-                // again on the stream's own.
-                _ if guessed => {
+            let appends = matches!(&handled, Ok(events) if !events.is_empty());
+            // Only an append expecting no events proves a stream new: a refusal or a decision
+            // to record nothing, taken on the guessed initial state, is taken again on the
+            // stream's own.
+            if !appends && guessed {
+                budget += 1;
+                continue;
+            }
+            // Only an append's expected version proves a cached state current (another
+            // process may have written since): a refusal or a decision to record nothing taken
+            // on one stands only if no event was written after it, else it is taken again on
+            // the caught-up state. Neither is a retry.
+            if !appends && from_cache {
+                let (caught_up, head) = self.catch_up(stream_id, state, version).await?;
+                if head != version {
                     budget += 1;
+                    confirmed = Some((caught_up, head));
                     continue;
                 }
+                state = caught_up;
+            }
+            let events = match handled {
                 Ok(events) => events,
                 Err(rejection) => {
                     keep(&mut slot, state, version);

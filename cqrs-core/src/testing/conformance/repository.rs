@@ -314,6 +314,21 @@ pub async fn racing_commands_are_retried_until_each_lands_once<S: ConformanceSto
     );
     let (state, _) = tallies.load("hot").await.expect("load");
     assert_eq!(state.total, (1..=RACERS).sum::<u64>() + 300);
+    // A decision to record nothing never appends, so no conflict tells the cache it is stale:
+    // it is confirmed on the stream's head before it is answered.
+    other_writer
+        .execute("hot", &TallyCommand::Add(vec![0]))
+        .await
+        .expect("the other writer lands again");
+    let nothing = tallies
+        .execute("hot", &TallyCommand::Nothing)
+        .await
+        .expect("records nothing");
+    assert_eq!(
+        nothing.version,
+        Version::new(RACERS + 3),
+        "the stream's version, not the stale cached one"
+    );
 
     let context = CommandContext::new().command_id(CommandId::new());
     let mut twice = Vec::new();
@@ -339,7 +354,7 @@ pub async fn racing_commands_are_retried_until_each_lands_once<S: ConformanceSto
     let (state, version) = tallies.load("hot").await.expect("load");
     assert_eq!(
         (state.total, version),
-        ((1..=RACERS).sum::<u64>() + 1300, Version::new(RACERS + 3))
+        ((1..=RACERS).sum::<u64>() + 1300, Version::new(RACERS + 4))
     );
     let elsewhere = tallies
         .execute_with("cold", &TallyCommand::Add(vec![1]), context)
