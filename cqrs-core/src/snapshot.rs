@@ -32,11 +32,13 @@ impl SnapshotPolicy {
     /// assert!(policy.is_due(Version::new(9), Version::new(10)));
     /// assert!(policy.is_due(Version::new(8), Version::new(12)));
     /// assert!(!policy.is_due(Version::new(10), Version::new(11)));
+    /// // Every 0 events, written as the variant, means never, as `every(0)` does.
+    /// assert!(!SnapshotPolicy::Every(0).is_due(Version::new(0), Version::new(1)));
     /// ```
     pub fn is_due(self, before: Version, after: Version) -> bool {
         match self {
             SnapshotPolicy::Never => false,
-            SnapshotPolicy::Every(n) => before.get() / n != after.get() / n,
+            SnapshotPolicy::Every(n) => before.get().checked_div(n) != after.get().checked_div(n),
         }
     }
 }

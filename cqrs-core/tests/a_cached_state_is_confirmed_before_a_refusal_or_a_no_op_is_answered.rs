@@ -7,9 +7,7 @@
 
 mod repository_support;
 
-use cqrs_core::{
-    Aggregate, CommandError, DomainEvent, Repository, RetryPolicy, Version,
-};
+use cqrs_core::{Aggregate, CommandError, DomainEvent, Repository, RetryPolicy, Version};
 use repository_support::Counted;
 use serde::{Deserialize, Serialize};
 
@@ -192,7 +190,11 @@ async fn a_refusal_that_stands_on_the_head_is_answered_from_one_read_of_the_even
         1,
         "the cached state is caught up with one read"
     );
-    assert_eq!(store.calls.folded(), 1, "only the event it missed is folded");
+    assert_eq!(
+        store.calls.folded(),
+        1,
+        "only the event it missed is folded"
+    );
     assert_eq!(store.calls.appends(), 3, "nothing appended for the refusal");
 
     // The refused state stays cached, current: refused again with one read, nothing folded.
