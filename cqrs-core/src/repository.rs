@@ -379,11 +379,24 @@ where
                 stream_id: first.stream_id,
             });
         }
-        let wanted = first.last_version.get() - first.first_version.get() + 1;
-        let limit = usize::try_from(wanted).unwrap_or(usize::MAX);
+        let wanted = first
+            .last_version
+            .get()
+            .checked_sub(first.first_version.get())
+            .and_then(|span| usize::try_from(span).ok()?.checked_add(1))
+            .ok_or_else(|| {
+                Error::Backend(
+                    format!(
+                        "the store's first outcome of a command on {} ends at version {}, \
+                         before its first, {}",
+                        first.stream_id, first.last_version, first.first_version
+                    )
+                    .into(),
+                )
+            })?;
         let recorded = self
             .store
-            .read_stream(&first.stream_id, first.first_version, limit)
+            .read_stream(&first.stream_id, first.first_version, wanted)
             .await?;
         let mut events = Vec::with_capacity(recorded.len());
         for event in recorded {

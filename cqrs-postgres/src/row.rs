@@ -150,6 +150,11 @@ impl Landed {
         stream_id: &StreamId,
         duplicate: bool,
     ) -> Result<AppendOutcome, PgError> {
+        if self.last < self.first {
+            return Err(PgError::CorruptRow {
+                what: "an append's last version is before its first",
+            });
+        }
         Ok(AppendOutcome::new(
             stream_id.clone(),
             convert::version(self.first)?,
@@ -168,7 +173,28 @@ fn later(transaction_id: &str, position: i64, than_id: &str, than_position: i64)
 
 #[cfg(test)]
 mod tests {
-    use super::later;
+    use super::{later, Landed};
+    use crate::PgError;
+    use cqrs_core::StreamId;
+
+    #[test]
+    fn an_outcome_whose_last_version_precedes_its_first_is_a_corrupt_row() {
+        // A `commands` row edited by hand: the repository would count the command's events as
+        // `last - first + 1`.
+        let landed = Landed {
+            rows: 0,
+            first: 5,
+            last: 3,
+            transaction_id: "7".to_owned(),
+            position: 9,
+        };
+        let stream = StreamId::new("acc-1").expect("stream");
+        let outcome = landed.outcome(&stream, true);
+        assert!(
+            matches!(outcome, Err(PgError::CorruptRow { .. })),
+            "{outcome:?}"
+        );
+    }
 
     #[test]
     fn feed_order_compares_transaction_ids_as_numbers() {

@@ -20,6 +20,7 @@ pub struct Calls {
     appends: AtomicU32,
     refused: AtomicU32,
     folded: AtomicUsize,
+    swap_versions: std::sync::atomic::AtomicBool,
 }
 
 impl Calls {
@@ -38,6 +39,11 @@ impl Calls {
     /// Events handed to a replay's fold.
     pub fn folded(&self) -> usize {
         self.folded.load(Ordering::SeqCst)
+    }
+    /// From here on, the command outcomes the store returns have their first and last
+    /// versions swapped, as a corrupt `commands` row would have them.
+    pub fn swap_command_versions(&self) {
+        self.swap_versions.store(true, Ordering::SeqCst);
     }
     /// Counts the events folded from here on.
     pub fn reset_folded(&self) {
@@ -68,7 +74,19 @@ impl AppendEvents for Counted {
         outcome
     }
     async fn command_outcome(&self, command_id: CommandId) -> Result<Option<AppendOutcome>> {
-        self.inner.command_outcome(command_id).await
+        let outcome = self.inner.command_outcome(command_id).await?;
+        if !self.calls.swap_versions.load(Ordering::SeqCst) {
+            return Ok(outcome);
+        }
+        Ok(outcome.map(|o| {
+            AppendOutcome::new(
+                o.stream_id,
+                o.last_version,
+                o.first_version,
+                o.position,
+                true,
+            )
+        }))
     }
 }
 
