@@ -94,6 +94,10 @@ pub enum CloudEventError {
         /// Why.
         reason: String,
     },
+    /// Some of the message's header names are not UTF-8: this client cannot read them, so it
+    /// cannot tell what they say.
+    #[error("{0} of the message's header names are not UTF-8")]
+    UnreadableHeaderNames(usize),
     /// `ce_specversion` is not `1.0`.
     #[error("cloudevents spec version {0} is not supported (only 1.0)")]
     SpecVersion(String),
@@ -151,6 +155,11 @@ impl CloudEvent {
     /// Reads the attributes of a received message. Optional attributes that are present but
     /// malformed are errors too: a consumer parks such a message rather than guess.
     pub fn read(message: &Received) -> Result<Self, CloudEventError> {
+        if message.unreadable_headers() > 0 {
+            return Err(CloudEventError::UnreadableHeaderNames(
+                message.unreadable_headers(),
+            ));
+        }
         let spec = text(message, SPECVERSION)?.ok_or(CloudEventError::Missing(SPECVERSION))?;
         if spec != SPEC_1_0 {
             return Err(CloudEventError::SpecVersion(spec.to_owned()));

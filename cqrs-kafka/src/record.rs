@@ -1,6 +1,8 @@
 //! Messages: a [`Record`] to send, a [`Received`] message.
 
-use rdkafka::message::{BorrowedMessage, Headers, Message};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use rdkafka::message::{BorrowedHeaders, BorrowedMessage, Headers, Message};
 
 /// A message to send: topic, key, payload and headers.
 ///
@@ -77,19 +79,12 @@ pub struct Received {
     key: Option<Vec<u8>>,
     payload: Option<Vec<u8>>,
     headers: Vec<(String, Option<Vec<u8>>)>,
+    unreadable_headers: usize,
 }
 
 impl Received {
     pub(crate) fn copy_of(message: &BorrowedMessage<'_>) -> Self {
-        let headers = message
-            .headers()
-            .map(|headers| {
-                headers
-                    .iter()
-                    .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let (headers, unreadable_headers) = message.headers().map_or_else(Default::default, read);
         Self {
             topic: message.topic().to_owned(),
             partition: message.partition(),
@@ -97,6 +92,7 @@ impl Received {
             key: message.key().map(<[u8]>::to_vec),
             payload: message.payload().map(<[u8]>::to_vec),
             headers,
+            unreadable_headers,
         }
     }
 
@@ -116,7 +112,14 @@ impl Received {
             key,
             payload,
             headers,
+            unreadable_headers: 0,
         }
+    }
+
+    /// How many of its headers have a name this client cannot read (not UTF-8): they are not
+    /// among [`headers`](Self::headers).
+    pub fn unreadable_headers(&self) -> usize {
+        self.unreadable_headers
     }
 
     /// The topic it was read from.
@@ -156,4 +159,21 @@ impl Received {
             .filter(|(n, _)| n == name)
             .find_map(|(_, v)| v.as_deref())
     }
+}
+
+/// The headers whose names can be read, in order, and how many cannot. Kafka header names are
+/// bytes, and a client in another language may send one that is not UTF-8; rdkafka (0.39)
+/// reads every name as `&str` and panics on such a name, which would end the task reading the
+/// partition, so each header is read apart and a panic counts it as unreadable (the default
+/// panic hook still prints it).
+fn read(headers: &BorrowedHeaders) -> (Vec<(String, Option<Vec<u8>>)>, usize) {
+    let count = headers.count();
+    let mut readable = Vec::with_capacity(count);
+    for index in 0..count {
+        if let Ok(Some(header)) = catch_unwind(AssertUnwindSafe(|| headers.try_get(index))) {
+            readable.push((header.key.to_owned(), header.value.map(<[u8]>::to_vec)));
+        }
+    }
+    let unreadable = count - readable.len();
+    (readable, unreadable)
 }

@@ -129,7 +129,7 @@ impl IntegrationConsumer {
             options: self.options,
         });
         tokio::spawn(watch_lag(shared.clone()));
-        let task = tokio::spawn(run(shared));
+        let task = tokio::spawn(supervise(shared));
         Ok(ConsumerHandle::new(core, task))
     }
 }
@@ -356,6 +356,20 @@ impl Shared {
 
 /// Fetches the assigned partitions' high-water marks every `lag_interval`, until the consumer
 /// stops, on a blocking thread (each fetch is a broker round trip).
+/// Runs the consumer's loop; if it panics, the consumer is failed and stopped at once (the
+/// handle's status said `Running` until someone shut it down, while nothing was read).
+async fn supervise(shared: Arc<Shared>) {
+    let core = shared.core.clone();
+    if let Err(error) = tokio::spawn(run(shared)).await {
+        if error.is_panic() {
+            core.board()
+                .fail(format!("the consumer's task panicked: {error}"));
+            core.request_stop();
+            core.notify();
+        }
+    }
+}
+
 async fn watch_lag(shared: Arc<Shared>) {
     let mut stop = shared.core.stop_signal();
     let mut tick = tokio::time::interval(shared.options.lag_interval);

@@ -4,6 +4,8 @@
 
 use cqrs_kafka::testing::TestBroker;
 
+pub mod raw;
+
 /// The test broker (`KAFKA_BOOTSTRAP_SERVERS`). Fails the test, saying how to get one, when
 /// the variable is unset: these tests skip nothing.
 pub fn broker() -> TestBroker {
