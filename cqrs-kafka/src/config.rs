@@ -245,6 +245,14 @@ fn parse_bootstrap(setting: &str, list: &str) -> Result<String> {
         setting: setting.to_owned(),
         problem,
     };
+    // Checked first, so no other message echoes the list with what precedes the `@`.
+    if let Some(entry) = list.split(',').map(str::trim).find(|e| e.contains('@')) {
+        let after = entry.rsplit_once('@').map_or("", |(_, host)| host);
+        return Err(problem(format!(
+            "the entry for {after:?} holds credentials before an '@': write host:port, and give \
+             credentials with the SASL settings"
+        )));
+    }
     let mut servers = Vec::new();
     for entry in list.split(',').map(str::trim) {
         if entry.is_empty() {
@@ -308,6 +316,23 @@ mod tests {
                 matches!(KafkaConfig::new(bad), Err(KafkaError::Config { .. })),
                 "{bad:?} was accepted"
             );
+        }
+    }
+
+    #[test]
+    fn a_bootstrap_list_with_credentials_is_refused_without_showing_them() {
+        for bad in [
+            "svc:s3cret@b:9092",
+            "kafka://svc:s3cret@b:9092",
+            ",svc:s3cret@b:9092",
+            "a:1,svc:s3cret@b:9092,",
+        ] {
+            let Err(error) = KafkaConfig::new(bad) else {
+                panic!("{bad:?} was accepted")
+            };
+            let shown = error.to_string();
+            assert!(!shown.contains("s3cret"), "{shown}");
+            assert!(shown.contains("credentials"), "{shown}");
         }
     }
 
