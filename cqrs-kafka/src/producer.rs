@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer, PurgeConfig};
 
 use crate::{KafkaConfig, KafkaError, Record, Result};
 
@@ -31,10 +31,16 @@ impl Default for ProducerOptions {
 
 impl ProducerOptions {
     /// How long a message may wait for its acknowledgement, retries included, before its
-    /// delivery fails (librdkafka's `message.timeout.ms`; default 120 s).
+    /// delivery fails (librdkafka's `message.timeout.ms`; default 120 s). A publisher's batch
+    /// waits this long for all its acknowledgements, then fails what is left together.
     pub fn delivery_timeout(mut self, timeout: Duration) -> Self {
         self.delivery_timeout = timeout;
         self
+    }
+
+    /// The delivery timeout.
+    pub(crate) fn timeout(&self) -> Duration {
+        self.delivery_timeout
     }
 
     /// How long to wait for more messages before sending a batch (`linger.ms`; default 5 ms).
@@ -47,7 +53,11 @@ impl ProducerOptions {
 /// An idempotent producer: `enable.idempotence=true`, so `acks=all` and at most five
 /// requests in flight per connection. The broker drops a retried batch it already wrote and
 /// keeps each partition's order across retries: a message is written at most once per
-/// producer session and in the order it was enqueued.
+/// producer session and in the order it was enqueued. One exception, librdkafka's: a message
+/// that times out while still queued (the broker unreachable for the delivery timeout) is
+/// dropped, and one enqueued after it for the same partition may still be written, a gap.
+/// [`KafkaPublisher`](crate::publish::KafkaPublisher) therefore sets no timeout per message
+/// and ends a batch's wait by failing all it has not had acknowledged, together.
 ///
 /// Keys go to partitions as the Java client sends them (`partitioner=murmur2_random`, where
 /// librdkafka's default is CRC32), so a service in another language writing the same keys
@@ -76,16 +86,26 @@ impl KafkaProducer {
     /// A producer tuned by `options`. Connects lazily: a broker that is down shows as
     /// deliveries failing after the delivery timeout, not here.
     pub fn with_options(config: &KafkaConfig, options: ProducerOptions) -> Result<Self> {
+        Self::create(config, &options, millis(options.delivery_timeout))
+    }
+
+    /// A producer whose messages never time out on their own (`message.timeout.ms=0`): its
+    /// user ends what it waits for with [`purge`](Self::purge), all at once.
+    pub(crate) fn without_local_timeout(
+        config: &KafkaConfig,
+        options: &ProducerOptions,
+    ) -> Result<Self> {
+        Self::create(config, options, 0)
+    }
+
+    fn create(config: &KafkaConfig, options: &ProducerOptions, timeout_ms: u64) -> Result<Self> {
         let mut client = config.client_config();
         client
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("max.in.flight.requests.per.connection", "5")
             .set("partitioner", "murmur2_random")
-            .set(
-                "message.timeout.ms",
-                millis(options.delivery_timeout).to_string(),
-            )
+            .set("message.timeout.ms", timeout_ms.to_string())
             .set("linger.ms", millis(options.linger).to_string());
         let inner = client
             .create()
@@ -126,6 +146,13 @@ impl KafkaProducer {
     /// Sends `record` and waits for the broker's acknowledgement.
     pub async fn send(&self, record: &Record) -> Result<Delivery> {
         self.enqueue(record)?.await
+    }
+
+    /// Fails every message not acknowledged yet, queued or in flight, at once: their
+    /// deliveries resolve with `PurgeQueue` / `PurgeInflight` (transient; one in flight may
+    /// have been written).
+    pub(crate) fn purge(&self) {
+        self.inner.purge(PurgeConfig::default().queue().inflight());
     }
 
     /// Waits until every enqueued message is acknowledged or failed, up to `timeout`.

@@ -70,6 +70,9 @@ impl Record {
     }
 }
 
+/// A header of a received message: its name and its value, if it has one.
+type ReceivedHeader = (String, Option<Vec<u8>>);
+
 /// A message read from a topic, copied out of the client's buffers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Received {
@@ -166,7 +169,7 @@ impl Received {
 /// reads every name as `&str` and panics on such a name, which would end the task reading the
 /// partition, so each header is read apart and a panic counts it as unreadable (the default
 /// panic hook still prints it).
-fn read(headers: &BorrowedHeaders) -> (Vec<(String, Option<Vec<u8>>)>, usize) {
+fn read(headers: &BorrowedHeaders) -> (Vec<ReceivedHeader>, usize) {
     let count = headers.count();
     let mut readable = Vec::with_capacity(count);
     for index in 0..count {

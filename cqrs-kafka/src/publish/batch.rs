@@ -3,6 +3,9 @@
 
 use std::collections::HashSet;
 
+use rdkafka::error::{KafkaError as ClientError, RDKafkaErrorCode};
+use tokio::time::Instant;
+
 use cqrs_core::projection::Rejected;
 use cqrs_core::{RecordedEvent, StreamId};
 
@@ -54,6 +57,7 @@ pub(crate) async fn publish<M: IntegrationMapper + ?Sized>(
     memo: &mut AckMemo,
 ) -> Attempt {
     memo.begin(events);
+    let mut acks = Acks::new(transport);
     let mut attempt = Attempt::default();
     let mut blocked: HashSet<&StreamId> = HashSet::new();
     let mut resending: HashSet<&StreamId> = HashSet::new();
@@ -78,7 +82,7 @@ pub(crate) async fn publish<M: IntegrationMapper + ?Sized>(
             }
         };
         let record = message::record(source, event, out);
-        match enqueue(transport, &record, &mut pending, &mut settled).await {
+        match enqueue(&mut acks, &record, &mut pending, &mut settled).await {
             Ok(ack) => {
                 resending.insert(stream);
                 pending.push((index, ack));
@@ -97,7 +101,7 @@ pub(crate) async fn publish<M: IntegrationMapper + ?Sized>(
         }
     }
     for (index, ack) in pending {
-        settled.push((index, ack.await));
+        settled.push((index, acks.settle(ack).await));
     }
     settled.sort_by_key(|(index, _)| *index);
     let mut refused: HashSet<&StreamId> = HashSet::new();
@@ -129,18 +133,59 @@ pub(crate) async fn publish<M: IntegrationMapper + ?Sized>(
 /// Enqueues `record`; when the producer's local queue is full, waits for the oldest
 /// delivery in flight (its result goes to `settled`) and tries again.
 async fn enqueue(
-    transport: &dyn Transport,
+    acks: &mut Acks<'_>,
     record: &crate::Record,
     pending: &mut Vec<(usize, Ack)>,
     settled: &mut Vec<(usize, Result<Delivery>)>,
 ) -> Result<Ack> {
     loop {
-        match transport.enqueue(record) {
+        if acks.purged {
+            // Nothing more goes out after the purge: it would wait without a deadline.
+            return Err(KafkaError::Delivery {
+                topic: record.topic().to_owned(),
+                source: ClientError::MessageProduction(RDKafkaErrorCode::PurgeQueue),
+            });
+        }
+        match acks.transport.enqueue(record) {
             Err(error) if Failure::is_queue_full(&error) && !pending.is_empty() => {
                 let (index, ack) = pending.remove(0);
-                settled.push((index, ack.await));
+                settled.push((index, acks.settle(ack).await));
             }
             other => return other,
+        }
+    }
+}
+
+/// An attempt's wait for its acknowledgements: up to the transport's deadline, after which
+/// everything not acknowledged is purged at once (so no later message of a partition is
+/// written after an earlier one gave up) and every wait ends with that failure.
+struct Acks<'t> {
+    transport: &'t dyn Transport,
+    deadline: Option<Instant>,
+    purged: bool,
+}
+
+impl<'t> Acks<'t> {
+    fn new(transport: &'t dyn Transport) -> Self {
+        Self {
+            transport,
+            deadline: transport.deadline().map(|wait| Instant::now() + wait),
+            purged: false,
+        }
+    }
+
+    /// `ack`'s outcome: acknowledged, failed, or purged once the deadline passed.
+    async fn settle(&mut self, mut ack: Ack) -> Result<Delivery> {
+        let Some(deadline) = self.deadline.filter(|_| !self.purged) else {
+            return ack.await;
+        };
+        match tokio::time::timeout_at(deadline, &mut ack).await {
+            Ok(outcome) => outcome,
+            Err(_elapsed) => {
+                self.transport.purge();
+                self.purged = true;
+                ack.await
+            }
         }
     }
 }

@@ -9,11 +9,11 @@ use cqrs_core::projection::{
 };
 use cqrs_core::{EventFilter, RecordedEvent};
 
-use crate::{KafkaConfig, KafkaProducer, Record, Result};
+use crate::{KafkaConfig, Record, Result};
 
 use super::ack_memo::AckMemo;
 use super::batch;
-use super::transport::{Failure, MakeTransport, Transport};
+use super::transport::{Failure, MakeTransport, Publishing, Transport};
 use super::{message, IntegrationMapper, MapError, PublisherOptions};
 
 /// Publishes a service's integration events to Kafka, following its event log: the log is
@@ -107,7 +107,7 @@ impl<M: IntegrationMapper> KafkaPublisher<M> {
         let config = config.clone();
         let producer_options = options.producer.clone();
         let make: MakeTransport = Arc::new(move || {
-            let producer = KafkaProducer::with_options(&config, producer_options.clone())?;
+            let producer = Publishing::new(&config, &producer_options)?;
             Ok(Arc::new(producer) as Arc<dyn Transport>)
         });
         Self::build(name, mapper, options.source, options.batch_size, make)

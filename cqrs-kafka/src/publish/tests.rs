@@ -63,6 +63,12 @@ struct Fake {
     sent: Mutex<Vec<Sent>>,
     plan: Mutex<HashMap<(String, u64), VecDeque<RDKafkaErrorCode>>>,
     made: AtomicUsize,
+    /// With a deadline: a batch waits this long, then purges.
+    deadline: Option<Duration>,
+    /// The (stream, version) whose first send finds the broker gone: it and every send after
+    /// it wait until a purge, as a broker that stopped answering makes them.
+    outage: Option<(String, u64)>,
+    purged: tokio::sync::watch::Sender<usize>,
 }
 
 impl Fake {
@@ -119,14 +125,31 @@ impl Transport for FakeProducer {
             .get_mut(&(stream.clone(), version))
             .and_then(VecDeque::pop_front);
         let mut sent = self.fake.sent.lock().unwrap();
+        let outage_from = self.fake.outage.as_ref().and_then(|(s, v)| {
+            sent.iter()
+                .position(|sent| (&sent.stream, sent.version) == (s, *v))
+        });
+        let in_outage = self.fake.outage.as_ref() == Some(&(stream.clone(), version))
+            && outage_from.is_none()
+            || outage_from.is_some_and(|_| *self.fake.purged.borrow() == 0);
         let offset = i64::try_from(sent.len()).unwrap_or_default();
         sent.push(Sent {
             stream,
             version,
             producer: self.producer,
-            acked: failure.is_none(),
+            acked: failure.is_none() && !in_outage,
         });
         let topic = record.topic().to_owned();
+        if in_outage {
+            let mut purged = self.fake.purged.subscribe();
+            return Ok(Box::pin(async move {
+                let _ = purged.wait_for(|purges| *purges > 0).await;
+                Err(KafkaError::Delivery {
+                    topic,
+                    source: ClientError::MessageProduction(RDKafkaErrorCode::PurgeQueue),
+                })
+            }));
+        }
         Ok(Box::pin(async move {
             match failure {
                 None => Ok(Delivery {
@@ -139,6 +162,14 @@ impl Transport for FakeProducer {
                 }),
             }
         }))
+    }
+
+    fn deadline(&self) -> Option<Duration> {
+        self.fake.deadline
+    }
+
+    fn purge(&self) {
+        self.fake.purged.send_modify(|purges| *purges += 1);
     }
 }
 
@@ -234,6 +265,93 @@ async fn a_retried_batch_sends_only_what_was_not_acknowledged_keeping_each_strea
     .map(|(s, v, a)| (s.to_owned(), v, a))
     .collect();
     assert_eq!(sent, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_whose_acknowledgements_do_not_come_by_its_deadline_is_purged_whole_then_retried_in_order(
+) {
+    let store = InMemoryEventStore::new();
+    // The broker stops answering at a-2: it and everything sent after it wait until the
+    // batch's deadline purges them together, so no later version is written before it.
+    let fake = Arc::new(Fake {
+        deadline: Some(Duration::from_millis(200)),
+        outage: Some(("a".to_owned(), 2)),
+        ..Fake::default()
+    });
+    append(
+        &store,
+        &[
+            ("a", n(1)),
+            ("b", n(1)),
+            ("a", n(2)),
+            ("b", n(2)),
+            ("a", n(3)),
+        ],
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let handle = run(&store, publisher(&fake));
+    caught_up(&handle, &store).await;
+    handle.shutdown().await;
+
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    assert_eq!(*fake.purged.borrow(), 1, "one purge, at the deadline");
+    let sent: Vec<(String, u64, bool)> = fake
+        .sent()
+        .into_iter()
+        .map(|s| (s.stream, s.version, s.acked))
+        .collect();
+    let expected: Vec<(String, u64, bool)> = [
+        ("a", 1, true),
+        ("b", 1, true),
+        ("a", 2, false),
+        ("b", 2, false),
+        ("a", 3, false),
+        // The retry sends what was purged, in order.
+        ("a", 2, true),
+        ("b", 2, true),
+        ("a", 3, true),
+    ]
+    .into_iter()
+    .map(|(s, v, a)| (s.to_owned(), v, a))
+    .collect();
+    assert_eq!(sent, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_publishers_producer_fails_a_batch_no_broker_acknowledges_at_its_deadline() {
+    // A closed port: no broker ever answers, and no message times out on its own.
+    let config = crate::KafkaConfig::new("127.0.0.1:1").expect("a valid list");
+    let options = crate::ProducerOptions::default().delivery_timeout(Duration::from_secs(1));
+    let producer = super::transport::Publishing::new(&config, &options).expect("producer");
+    let store = InMemoryEventStore::new();
+    append(&store, &[("a", n(1)), ("a", n(2)), ("b", n(1))]).await;
+    let events = store
+        .read_all(Position::START, 10, &cqrs_core::EventFilter::all())
+        .await
+        .expect("events")
+        .events;
+    let mut memo = super::ack_memo::AckMemo::default();
+    let started = std::time::Instant::now();
+
+    let attempt = tokio::time::timeout(
+        Duration::from_secs(30),
+        super::batch::publish(&producer, &TestMapper, "/services/test", &events, &mut memo),
+    )
+    .await
+    .expect("the deadline ends the attempt");
+
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(1) && waited < Duration::from_secs(10),
+        "{waited:?}"
+    );
+    assert_eq!(attempt.sent, 0);
+    assert!(attempt.rejected.is_empty(), "{:?}", attempt.rejected);
+    let Some((kind, error)) = attempt.failure else {
+        panic!("the attempt failed")
+    };
+    assert_eq!(kind, super::transport::Failure::Transient, "{error}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

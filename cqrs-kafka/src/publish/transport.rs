@@ -4,23 +4,63 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use rdkafka::error::RDKafkaErrorCode;
 
-use crate::{Delivery, KafkaError, KafkaProducer, Record, Result};
+use crate::{Delivery, KafkaConfig, KafkaError, KafkaProducer, ProducerOptions, Record, Result};
 
 /// A delivery in flight.
 pub(crate) type Ack = Pin<Box<dyn Future<Output = Result<Delivery>> + Send>>;
 
-/// Sends records; [`KafkaProducer`] in production.
+/// Sends records; [`Publishing`] in production.
 pub(crate) trait Transport: Send + Sync {
-    /// Queues `record`; the future resolves once the broker acknowledged it.
+    /// Queues `record`; the future resolves once the broker acknowledged it (or, with a
+    /// [`deadline`](Self::deadline), once it is purged).
     fn enqueue(&self, record: &Record) -> Result<Ack>;
+
+    /// How long a batch waits for its acknowledgements before it [purges](Self::purge) the
+    /// rest; `None` when every delivery ends by itself.
+    fn deadline(&self) -> Option<Duration> {
+        None
+    }
+
+    /// Fails every message not acknowledged yet, at once.
+    fn purge(&self) {}
 }
 
-impl Transport for KafkaProducer {
+/// The publisher's producer: no message times out on its own, because librdkafka drops a
+/// message that times out in its queue and may still write the next one of its partition (a
+/// gap: a subscriber would see version n+1 of a stream before version n). A batch waits for
+/// its acknowledgements up to the delivery timeout instead, then purges what is left, queued
+/// and in flight together, so what the broker wrote of each partition stays a prefix of what
+/// was sent, and the retry sends the rest in order.
+pub(crate) struct Publishing {
+    producer: KafkaProducer,
+    deadline: Duration,
+}
+
+impl Publishing {
+    /// A producer for `config` tuned by `options`, its delivery timeout the batch's deadline.
+    pub(crate) fn new(config: &KafkaConfig, options: &ProducerOptions) -> Result<Self> {
+        Ok(Self {
+            producer: KafkaProducer::without_local_timeout(config, options)?,
+            deadline: options.timeout(),
+        })
+    }
+}
+
+impl Transport for Publishing {
     fn enqueue(&self, record: &Record) -> Result<Ack> {
-        Ok(Box::pin(KafkaProducer::enqueue(self, record)?))
+        Ok(Box::pin(self.producer.enqueue(record)?))
+    }
+
+    fn deadline(&self) -> Option<Duration> {
+        Some(self.deadline)
+    }
+
+    fn purge(&self) {
+        self.producer.purge();
     }
 }
 

@@ -158,9 +158,9 @@ fn bytes(out: &mut Vec<u8>, data: &[u8]) {
 
 /// A zigzag varint, as record fields are written.
 fn varint(out: &mut Vec<u8>, value: i64) {
-    let mut zigzag = ((value << 1) ^ (value >> 63)) as u64;
+    let mut zigzag = u64::from_ne_bytes(((value << 1) ^ (value >> 63)).to_ne_bytes());
     loop {
-        let low = (zigzag & 0x7f) as u8;
+        let low = u8::try_from(zigzag & 0x7f).expect("seven bits");
         zigzag >>= 7;
         if zigzag == 0 {
             out.push(low);
