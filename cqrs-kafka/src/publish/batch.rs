@@ -2,9 +2,10 @@
 //! every acknowledgement.
 
 use std::collections::HashSet;
+use std::pin::Pin;
 
 use rdkafka::error::{KafkaError as ClientError, RDKafkaErrorCode};
-use tokio::time::Instant;
+use tokio::time::Sleep;
 
 use cqrs_core::projection::Rejected;
 use cqrs_core::{RecordedEvent, StreamId};
@@ -156,12 +157,13 @@ async fn enqueue(
     }
 }
 
-/// An attempt's wait for its acknowledgements: up to the transport's deadline, after which
-/// everything not acknowledged is purged at once (so no later message of a partition is
-/// written after an earlier one gave up) and every wait ends with that failure.
+/// An attempt's wait for its acknowledgements: up to the transport's deadline (one timer for
+/// the attempt), after which everything not acknowledged is purged at once (so no later
+/// message of a partition is written after an earlier one gave up) and every wait ends with
+/// that failure.
 struct Acks<'t> {
     transport: &'t dyn Transport,
-    deadline: Option<Instant>,
+    deadline: Option<Pin<Box<Sleep>>>,
     purged: bool,
 }
 
@@ -169,24 +171,26 @@ impl<'t> Acks<'t> {
     fn new(transport: &'t dyn Transport) -> Self {
         Self {
             transport,
-            deadline: transport.deadline().map(|wait| Instant::now() + wait),
+            deadline: transport
+                .deadline()
+                .map(|wait| Box::pin(tokio::time::sleep(wait))),
             purged: false,
         }
     }
 
     /// `ack`'s outcome: acknowledged, failed, or purged once the deadline passed.
     async fn settle(&mut self, mut ack: Ack) -> Result<Delivery> {
-        let Some(deadline) = self.deadline.filter(|_| !self.purged) else {
-            return ack.await;
-        };
-        match tokio::time::timeout_at(deadline, &mut ack).await {
-            Ok(outcome) => outcome,
-            Err(_elapsed) => {
-                self.transport.purge();
-                self.purged = true;
-                ack.await
+        if let Some(deadline) = self.deadline.as_mut().filter(|_| !self.purged) {
+            tokio::select! {
+                biased;
+                outcome = &mut ack => return outcome,
+                () = deadline => {
+                    self.transport.purge();
+                    self.purged = true;
+                }
             }
         }
+        ack.await
     }
 }
 
