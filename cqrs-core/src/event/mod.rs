@@ -104,15 +104,12 @@ pub trait DomainEvent: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// tag back, as described on the trait. The error is serde's; the caller adds the event's
     /// stream, version and type.
     fn decode(event_type: &str, payload: Value) -> Result<Self, Error> {
-        let tagged = match payload {
-            Value::Null => Value::String(event_type.to_owned()),
-            payload => {
-                let mut map = serde_json::Map::with_capacity(1);
-                map.insert(event_type.to_owned(), payload);
-                Value::Object(map)
-            }
-        };
-        serde_json::from_value(tagged).map_err(|source| Error::decode(event_type, source))
+        // `{tag: null}`, not the bare tag, for a `null` payload: it reads as a unit variant
+        // and as a newtype variant holding `None` (or `()`), which both encode to `null`.
+        let mut map = serde_json::Map::with_capacity(1);
+        map.insert(event_type.to_owned(), payload);
+        serde_json::from_value(Value::Object(map))
+            .map_err(|source| Error::decode(event_type, source))
     }
 
     /// The event from a stored type name and an up-to-date payload given as JSON text (what a

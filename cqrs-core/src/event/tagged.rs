@@ -48,12 +48,8 @@ use crate::Error;
 /// named `event_type`, or there is no such variant.
 pub fn decode_tagged_json<E: DeserializeOwned>(event_type: &str, json: &str) -> Result<E, Error> {
     let error = |source| Error::decode(event_type, source);
-    // A `null` payload: the `Value` path reads it as the bare variant name (a unit variant),
-    // which a content deserializer would not (`null` is also a `None` newtype); take that path.
-    if json.trim() == "null" {
-        return serde_json::from_value(serde_json::Value::String(event_type.to_owned()))
-            .map_err(error);
-    }
+    // A `null` payload is a unit variant's, or a newtype variant's holding `None` (or `()`):
+    // the content deserializer reads it as either, as the `Value` path does.
     let mut content = serde_json::Deserializer::from_str(json);
     let event = E::deserialize(Tagged {
         event_type,
