@@ -58,6 +58,15 @@ pub enum Error {
         /// The store's limit in bytes.
         limit: usize,
     },
+    /// A payload nested deeper than every reader decodes (serde_json stops at 128 levels):
+    /// stored, it could never be read back.
+    #[error("payload of {event_type} is nested more than {limit} levels deep")]
+    PayloadTooDeep {
+        /// The event's type.
+        event_type: String,
+        /// The deepest nesting accepted.
+        limit: usize,
+    },
     /// A payload or header held a NUL character, which stores keeping JSON as text refuse.
     #[error("payload or headers of {event_type} contain a NUL character")]
     NulInPayload {
@@ -243,6 +252,7 @@ impl Error {
             | Error::CommandIdReused { .. }
             | Error::EventIdReused { .. }
             | Error::PayloadTooLarge { .. }
+            | Error::PayloadTooDeep { .. }
             | Error::NulInPayload { .. }
             | Error::InvalidEventType(_) => ErrorKind::InvalidInput,
             Error::EventTypeMismatch { .. }

@@ -6,6 +6,10 @@ use crate::{CommandId, Error, NewEvent, Result};
 /// The default limit on one event's JSON payload: 1 MiB.
 pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 1 << 20;
 
+/// The deepest nesting of arrays and objects accepted in a payload: serde_json, which every
+/// reader decodes payloads with, refuses a 128th level.
+pub const MAX_PAYLOAD_DEPTH: usize = 127;
+
 /// The longest event type name accepted, in bytes.
 pub const MAX_EVENT_TYPE_LEN: usize = 200;
 
@@ -20,7 +24,8 @@ pub struct BatchCheck {
 }
 
 /// Checks a batch before an append: at least one event, valid type names, payloads within
-/// `max_payload_bytes` and free of NUL characters, one command id at most. Returns the serialized payloads.
+/// `max_payload_bytes`, free of NUL characters and nested at most [`MAX_PAYLOAD_DEPTH`]
+/// levels, one command id at most. Returns the serialized payloads.
 pub fn check_batch(events: &[NewEvent], max_payload_bytes: usize) -> Result<BatchCheck> {
     let first = events.first().ok_or(Error::EmptyAppend)?;
     let command_id = first.metadata.command_id;
@@ -31,16 +36,23 @@ pub fn check_batch(events: &[NewEvent], max_payload_bytes: usize) -> Result<Batc
             return Err(Error::MixedCommandIds);
         }
         // Text and jsonb columns cannot hold NUL.
-        if holds_nul(&event.payload)
-            || event
-                .metadata
-                .headers
-                .iter()
-                .any(|(k, v)| k.contains('\0') || v.contains('\0'))
-        {
-            return Err(Error::NulInPayload {
-                event_type: event.event_type.clone(),
-            });
+        let flaw = flaw(&event.payload, 0).or_else(|| {
+            let nul = |(k, v): (&String, &String)| k.contains('\0') || v.contains('\0');
+            event.metadata.headers.iter().any(nul).then_some(Flaw::Nul)
+        });
+        match flaw {
+            None => {}
+            Some(Flaw::Nul) => {
+                return Err(Error::NulInPayload {
+                    event_type: event.event_type.clone(),
+                })
+            }
+            Some(Flaw::TooDeep) => {
+                return Err(Error::PayloadTooDeep {
+                    event_type: event.event_type.clone(),
+                    limit: MAX_PAYLOAD_DEPTH,
+                })
+            }
         }
         let size = payloads
             .push_json(&event.payload)
@@ -81,13 +93,30 @@ pub fn check_event_type(event_type: &str) -> Result<()> {
     Ok(())
 }
 
-fn holds_nul(value: &serde_json::Value) -> bool {
+/// Why a payload cannot be stored, or read back once stored.
+enum Flaw {
+    /// A NUL character, in a string or a key.
+    Nul,
+    /// Nesting deeper than [`MAX_PAYLOAD_DEPTH`].
+    TooDeep,
+}
+
+/// The first flaw of `value`, found at nesting `depth` (a payload's top is 0); the walk goes
+/// no deeper than the limit.
+fn flaw(value: &serde_json::Value, depth: usize) -> Option<Flaw> {
     use serde_json::Value;
     match value {
-        Value::String(s) => s.contains('\0'),
-        Value::Array(items) => items.iter().any(holds_nul),
-        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)),
-        Value::Null | Value::Bool(_) | Value::Number(_) => false,
+        Value::String(s) => s.contains('\0').then_some(Flaw::Nul),
+        Value::Array(_) | Value::Object(_) if depth >= MAX_PAYLOAD_DEPTH => Some(Flaw::TooDeep),
+        Value::Array(items) => items.iter().find_map(|v| flaw(v, depth + 1)),
+        Value::Object(map) => map.iter().find_map(|(k, v)| {
+            if k.contains('\0') {
+                Some(Flaw::Nul)
+            } else {
+                flaw(v, depth + 1)
+            }
+        }),
+        Value::Null | Value::Bool(_) | Value::Number(_) => None,
     }
 }
 
@@ -139,5 +168,40 @@ mod tests {
             "{refused:?}"
         );
         assert!(check_batch(&events, size).is_ok());
+    }
+
+    /// `levels` arrays, one inside the other, around a number.
+    fn nested(levels: usize) -> serde_json::Value {
+        (0..levels).fold(json!(1), |inner, _| json!([inner]))
+    }
+
+    #[test]
+    fn a_payload_nested_deeper_than_a_reader_decodes_is_refused() {
+        let readable = [NewEvent::new("A", 1, nested(MAX_PAYLOAD_DEPTH))];
+        let check = check_batch(&readable, 1 << 20).expect("as deep as a reader decodes");
+        let text = check.payloads.iter().next().expect("one payload");
+        assert!(
+            serde_json::from_str::<serde_json::Value>(text).is_ok(),
+            "serde_json reads it back"
+        );
+
+        let events = [NewEvent::new("A", 1, nested(MAX_PAYLOAD_DEPTH + 1))];
+        let text = events[0].payload.to_string();
+        assert!(
+            serde_json::from_str::<serde_json::Value>(&text).is_err(),
+            "serde_json would not read it back"
+        );
+        let refused = check_batch(&events, 1 << 20).expect_err("too deep");
+        assert!(
+            matches!(
+                refused,
+                Error::PayloadTooDeep {
+                    limit: MAX_PAYLOAD_DEPTH,
+                    ..
+                }
+            ),
+            "{refused:?}"
+        );
+        assert_eq!(refused.kind(), crate::ErrorKind::InvalidInput);
     }
 }
