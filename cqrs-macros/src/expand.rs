@@ -62,6 +62,17 @@ pub(crate) fn domain_event(input: &DeriveInput) -> syn::Result<TokenStream> {
                 ),
             ));
         }
+        if matches!(&variant.fields, Fields::Unnamed(fields) if fields.unnamed.is_empty()) {
+            // Stored as `[]`, which serde_json's `Value` reads as a unit, not as an empty
+            // tuple: the event could be written and not read back.
+            return Err(error(
+                ident.span(),
+                format!(
+                    "#[derive(DomainEvent)] does not support a tuple variant without fields: \
+                     write `{plain}` (a unit variant) or `{plain} {{}}`"
+                ),
+            ));
+        }
         let pattern = match &variant.fields {
             Fields::Named(_) => quote!(Self::#ident { .. }),
             Fields::Unnamed(_) => quote!(Self::#ident(..)),

@@ -12,7 +12,8 @@
 //!
 //! Shapes the default encoding cannot store are refused at compile time with a message that
 //! says why: a struct or a union, an enum without variants, `#[serde(tag = "..")]` (internally
-//! or adjacently tagged) or `#[serde(untagged)]` enums, untagged or skipped variants, different
+//! or adjacently tagged) or `#[serde(untagged)]` enums, untagged or skipped variants, tuple
+//! variants without fields (`A()`, stored as `[]`, which a `Value` reads as a unit), different
 //! serialize / deserialize names, and unknown `#[event(..)]` keys.
 
 mod attrs;
