@@ -43,7 +43,22 @@ _url_split() {
 }
 
 # $1 with any password replaced by ****: safe to print.
+# libpq's key=value form (`host=db password=s3cret`, a value quoted as 'it\'s'), which psql
+# takes where it takes a URL: the password pair, as an extended regular expression.
+_kv_password='(^|[[:space:]])password[[:space:]]*=[[:space:]]*('"'"'([^'"'"'\\]|\\.)*'"'"'|[^[:space:]'"'"']*)'
+
+_is_kv() {
+  case "$1" in
+    *://*) return 1 ;;
+    *) return 0 ;;
+  esac
+}
+
 redact_url() {
+  if _is_kv "$1"; then
+    printf '%s\n' "$1" | sed -E "s/$_kv_password/\\1password=****/g"
+    return
+  fi
   _url_split "$1"
   local pass=""
   [ -n "$_url_has_pass" ] && pass=":****"
@@ -53,6 +68,10 @@ redact_url() {
 
 # $1 without its password (user info and `password=` parameter): safe to put on a command line.
 url_without_password() {
+  if _is_kv "$1"; then
+    printf '%s\n' "$1" | sed -E "s/$_kv_password[[:space:]]*/\\1/g; s/[[:space:]]+\$//"
+    return
+  fi
   _url_split "$1"
   printf '%s%s%s\n' "$_url_head" "$_url_host" \
     "$(printf '%s' "$_url_tail" | sed -E 's/([?&])password=[^&#]*&?/\1/g; s/[?&](#|$)/\1/')"
@@ -61,6 +80,14 @@ url_without_password() {
 # The password in $1, percent-decoded (empty when there is none).
 url_password() {
   local pass
+  if _is_kv "$1"; then
+    pass=$(printf '%s' "$1" | sed -nE "s/.*$_kv_password.*/\\2/p")
+    case "$pass" in
+      \'*) pass="${pass:1:${#pass}-2}" ;;
+    esac
+    printf '%s' "$pass" | sed -E 's/\\(.)/\1/g'
+    return
+  fi
   _url_split "$1"
   if [ -n "$_url_has_pass" ]; then
     pass="$_url_pass"

@@ -69,6 +69,19 @@ fn the_scripts_redact_passwords_in_urls() {
             "http://127.0.0.1:9200",
             "",
         ),
+        // libpq's key=value form, which psql accepts as a DATABASE_URL.
+        (
+            "host=db user=app password=s3cret dbname=app",
+            "host=db user=app password=**** dbname=app",
+            "host=db user=app dbname=app",
+            "s3cret",
+        ),
+        (
+            r"host=db password = 'it\'s x' dbname=app",
+            "host=db password=**** dbname=app",
+            "host=db dbname=app",
+            "it's x",
+        ),
     ];
     for (url, redacted, without, password) in cases {
         assert_eq!(
