@@ -34,11 +34,15 @@ die() {
 
 # shellcheck source=scripts/lib/ports.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib/ports.sh"
+# shellcheck source=scripts/url.sh
+. "$(dirname "${BASH_SOURCE[0]}")/url.sh"
 
 # The server at $1 answers /status with "ready": true.
 ready() {
     local body
-    body="$(curl -fsS --max-time 5 "$1/status" 2>/dev/null)" || return 1
+    # Through curl_url: a hosted grid's URL may hold a user and key, which a command line
+    # would show to every user (`ps`).
+    body="$(curl_url "$1/status" -fsS --max-time 5 2>/dev/null)" || return 1
     grep -q '"ready"[[:space:]]*:[[:space:]]*true' <<<"$body"
 }
 
@@ -69,6 +73,10 @@ start() {
         return 0
     fi
     local port="${CHROMEDRIVER_PORT:-$(free_port)}"
+    # Another WebDriver on a chosen port would answer "ready" for ours, which failed to bind.
+    if port_answers "$port"; then
+        die "port $port is already in use by another process (set CHROMEDRIVER_PORT to a free one)"
+    fi
     log "starting chromedriver ($(chromedriver --version 2>/dev/null | head -n 1)) on 127.0.0.1:$port"
     setsid chromedriver --port="$port" --allowed-ips=127.0.0.1 --log-path="$LOG_FILE" \
         </dev/null >>"$LOG_FILE" 2>&1 &
@@ -76,7 +84,7 @@ start() {
     echo "$pid" >"$PID_FILE"
     echo "$port" >"$PORT_FILE"
     local deadline=$((SECONDS + START_TIMEOUT))
-    until ready "http://127.0.0.1:$port"; do
+    until kill -0 "$pid" 2>/dev/null && ready "http://127.0.0.1:$port"; do
         kill -0 "$pid" 2>/dev/null || die "chromedriver exited; see $LOG_FILE"
         [ "$SECONDS" -lt "$deadline" ] || die "chromedriver not ready after ${START_TIMEOUT}s; see $LOG_FILE"
         sleep 0.2
@@ -94,9 +102,9 @@ status)
         exit 1
     echo "WEBDRIVER_URL=http://127.0.0.1:$(cat "$PORT_FILE")"
     ;;
-check) ready "${2:?usage: scripts/chromium.sh check URL}" ;;
+check) ready "${2:-${WEBDRIVER_URL:?usage: scripts/chromium.sh check [URL], or WEBDRIVER_URL set}}" ;;
 *)
-    echo "usage: scripts/chromium.sh start|stop|status|check URL" >&2
+    echo "usage: scripts/chromium.sh start|stop|status|check [URL]" >&2
     exit 2
     ;;
 esac
