@@ -58,6 +58,17 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# Marks server $1 as started by this run (so stopped at its end), unless its script says one of
+# its own is running already (started by hand, or by another run): that one is reused and left
+# running.
+mark_started() {
+  local var="$1"
+  shift
+  if ! "$@" status >/dev/null 2>&1; then
+    printf -v "$var" 1
+  fi
+}
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -69,7 +80,7 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features --quie
 
 step "PostgreSQL"
 if [ -z "${DATABASE_URL:-}" ]; then
-  started_pg=1
+  mark_started started_pg scripts/postgres.sh
   DATABASE_URL="$(scripts/postgres.sh start | tail -n 1)"
   export DATABASE_URL="${DATABASE_URL#DATABASE_URL=}"
 else
@@ -94,7 +105,7 @@ if [ -n "${ELASTICSEARCH_URL:-}" ]; then
     exit 1
   fi
 else
-  started_es=1
+  mark_started started_es scripts/opensearch.sh
   ELASTICSEARCH_URL="$(scripts/opensearch.sh start "${OPENSEARCH_PORT:-9200}" | tail -n 1)"
   export ELASTICSEARCH_URL="${ELASTICSEARCH_URL#ELASTICSEARCH_URL=}"
 fi
@@ -107,7 +118,7 @@ if [ -n "${JAEGER_QUERY_URL:-}" ]; then
     exit 1
   fi
 else
-  started_jaeger=1
+  mark_started started_jaeger scripts/jaeger.sh
   jaeger_urls="$(scripts/jaeger.sh start)"
   JAEGER_QUERY_URL="$(grep '^JAEGER_QUERY_URL=' <<<"$jaeger_urls" | tail -n 1)"
   JAEGER_OTLP_ENDPOINT="$(grep '^OTEL_EXPORTER_OTLP_ENDPOINT=' <<<"$jaeger_urls" | tail -n 1)"
@@ -119,15 +130,15 @@ echo "using JAEGER_QUERY_URL=$(redact_url "$JAEGER_QUERY_URL") JAEGER_OTLP_ENDPO
 step "Kafka"
 if [ -n "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
   if ! scripts/kafka.sh check "$KAFKA_BOOTSTRAP_SERVERS"; then
-    echo "KAFKA_BOOTSTRAP_SERVERS=$KAFKA_BOOTSTRAP_SERVERS does not answer; unset it to let this script start a broker" >&2
+    echo "KAFKA_BOOTSTRAP_SERVERS=$(sed -E 's/[^,@]*@/****@/g' <<<"$KAFKA_BOOTSTRAP_SERVERS") does not answer; unset it to let this script start a broker" >&2
     exit 1
   fi
 else
-  started_kafka=1
+  mark_started started_kafka scripts/kafka.sh
   KAFKA_BOOTSTRAP_SERVERS="$(scripts/kafka.sh start "${KAFKA_PORT:-}" | tail -n 1)"
   export KAFKA_BOOTSTRAP_SERVERS="${KAFKA_BOOTSTRAP_SERVERS#KAFKA_BOOTSTRAP_SERVERS=}"
 fi
-echo "using KAFKA_BOOTSTRAP_SERVERS=$KAFKA_BOOTSTRAP_SERVERS" >&2
+echo "using KAFKA_BOOTSTRAP_SERVERS=$(sed -E 's/[^,@]*@/****@/g' <<<"$KAFKA_BOOTSTRAP_SERVERS")" >&2
 
 step "Toxiproxy"
 if [ -n "${TOXIPROXY_URL:-}" ]; then
@@ -136,7 +147,7 @@ if [ -n "${TOXIPROXY_URL:-}" ]; then
     exit 1
   fi
 else
-  started_toxiproxy=1
+  mark_started started_toxiproxy scripts/toxiproxy.sh
   TOXIPROXY_URL="$(scripts/toxiproxy.sh start | tail -n 1)"
   export TOXIPROXY_URL="${TOXIPROXY_URL#TOXIPROXY_URL=}"
 fi
@@ -144,12 +155,12 @@ echo "using TOXIPROXY_URL=$(redact_url "$TOXIPROXY_URL")" >&2
 
 step "Chromium (WebDriver)"
 if [ -n "${WEBDRIVER_URL:-}" ]; then
-  if ! scripts/chromium.sh check "$WEBDRIVER_URL"; then
+  if ! scripts/chromium.sh check; then # reads WEBDRIVER_URL: no URL on a command line
     echo "WEBDRIVER_URL=$(redact_url "$WEBDRIVER_URL") is not a ready WebDriver server; unset it to let this script start chromedriver" >&2
     exit 1
   fi
 else
-  started_chromium=1
+  mark_started started_chromium scripts/chromium.sh
   WEBDRIVER_URL="$(scripts/chromium.sh start | tail -n 1)"
   export WEBDRIVER_URL="${WEBDRIVER_URL#WEBDRIVER_URL=}"
 fi
