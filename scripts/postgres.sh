@@ -139,6 +139,18 @@ ensure_server_binaries() {
       DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql
   } >&2 || die "apt-get install postgresql failed"
   BINDIR=$(find_bindir) || die "postgresql installed but no /usr/lib/postgresql/*/bin/postgres found"
+  # Stop the system cluster the package may have started, and keep it from starting at boot:
+  # it would hold port 5432 (docker compose's) for a server nothing here uses.
+  if command -v pg_lsclusters >/dev/null 2>&1; then
+    local version name _
+    while read -r version name _; do
+      log "stopping Debian's cluster $version/$name, which the package started; it stays installed"
+      pg_ctlcluster "$version" "$name" stop >&2 2>&1 || true
+      if [ -f "/etc/postgresql/$version/$name/start.conf" ]; then
+        echo manual >"/etc/postgresql/$version/$name/start.conf"
+      fi
+    done < <(pg_lsclusters --no-header 2>/dev/null | awk '$4 == "online" { print $1, $2 }')
+  fi
 }
 
 # Run a command as the server's OS user (postgres when we are root).
