@@ -8,6 +8,19 @@
 #   JAVA MVN   the binaries to use
 # and defines log and die.
 
+# Installs a JDK with apt-get when java (or javac, which the build needs) is missing and this
+# is root on Debian; else dies.
+ensure_jdk() {
+    if ! command -v "$JAVA" >/dev/null 2>&1 || ! command -v javac >/dev/null 2>&1; then
+        if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+            log "a JDK was not found; installing default-jdk-headless with apt-get"
+            apt-get update -qq >&2
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-jdk-headless >&2
+        fi
+    fi
+    command -v "$JAVA" >/dev/null 2>&1 || die "java not found (need a JDK 17)"
+}
+
 # Installs Maven with apt-get when it is missing and this is root on Debian; else dies.
 ensure_mvn() {
     if ! command -v "$MVN" >/dev/null 2>&1; then
@@ -22,7 +35,7 @@ ensure_mvn() {
 }
 
 do_build() {
-    command -v "$JAVA" >/dev/null 2>&1 || die "java not found (need a JDK 17)"
+    ensure_jdk
     ensure_mvn
     log "building $TOOL_DIR"
     rm -f "$STAMP"
