@@ -138,6 +138,46 @@ async fn a_reply_resolves_the_forwarded_step_as_accepted_or_typed_rejected_once(
     assert_eq!(total(&store, "refund-1").await, 0);
 }
 
+/// A reply is recorded with what it decides before those commands are sent. When a send fails
+/// (here the refund, once, as unavailable), the batch is retried and the reply comes again:
+/// it is no longer pending, and before, that retry sent nothing, so the refund the rejection
+/// decided was never sent and the instance stayed running with it pending for good.
+#[tokio::test]
+async fn the_commands_a_reply_decided_are_sent_when_their_first_send_failed() {
+    let store = InMemoryEventStore::new();
+    place(&store, 2, 20, 1).await;
+    let mut shop = Shop::new(&store);
+    shop.forward_stock = true;
+    shop.unavailable
+        .lock()
+        .expect("unavailable")
+        .insert("refund-2".to_owned(), 1);
+    let options = ProcessOptions::default().clock(SharedClock::new(TestClock::new()));
+    let handle = ProcessManagerProjection::<Checkout, _, _>::new(store.clone(), shop, options)
+        .runner()
+        .spawn();
+    waits_on_its_reserve(&store, "2").await;
+    let reserve = pending_stock_command(&store, "2").await;
+    let error = serde_json::to_value(Refusal::Closed).expect("json");
+    CommandReplied::new("checkout", "2", reserve, ReplyOutcome::Rejected { error })
+        .record(&store, None)
+        .await
+        .expect("recorded");
+
+    eventually("the refund the rejection decided is sent", || async {
+        store
+            .instance(Checkout::TYPE, "2")
+            .await
+            .expect("read")
+            .is_some_and(|row| row.state == InstanceState::Completed)
+    })
+    .await;
+    handle.shutdown().await;
+    assert_eq!(total(&store, "refund-2").await, 20, "refunded once");
+    let row = row(&store, "2").await;
+    assert_eq!(row.pending_commands, 0);
+}
+
 /// The input id an outcome is recorded under: the command id it answers.
 async fn reserve_of(store: &InMemoryEventStore, instance: &str) -> serde_json::Value {
     serde_json::Value::String(pending_stock_command(store, instance).await.to_string())

@@ -161,6 +161,9 @@ pub(crate) struct Shop {
     pub(crate) forward_stock: bool,
     /// Commands to this stock cannot be delivered, and never will (not a refusal).
     pub(crate) broken_stock: Option<String>,
+    /// Commands to these tallies fail as unavailable (a retry may cure it) this many more
+    /// times each.
+    pub(crate) unavailable: Arc<std::sync::Mutex<std::collections::HashMap<String, u32>>>,
     /// For each dispatch, in order: whether it was sent as a first delivery.
     pub(crate) deliveries: Arc<std::sync::Mutex<Vec<bool>>>,
     /// For each dispatch, in order: the `traceparent` header its context carried (what a
@@ -175,6 +178,7 @@ impl Shop {
             probe: None,
             forward_stock: false,
             broken_stock: None,
+            unavailable: Arc::default(),
             deliveries: Arc::default(),
             traceparents: Arc::default(),
         }
@@ -205,7 +209,20 @@ impl CommandDispatcher<Cmd> for Shop {
             .lock()
             .expect("traceparents")
             .push(context.headers().get("traceparent").cloned());
+        let unavailable = match command {
+            Cmd::Add { tally, .. } => self
+                .unavailable
+                .lock()
+                .expect("unavailable")
+                .get_mut(tally)
+                .filter(|left| **left > 0)
+                .map(|left| *left -= 1)
+                .is_some(),
+        };
         let outcome = match command {
+            Cmd::Add { tally, .. } if unavailable => Err(DispatchError::Failed(
+                Error::unavailable(format!("{tally} is not answering")),
+            )),
             Cmd::Add { tally, .. } if self.forward_stock && tally.starts_with("stock-") => {
                 Ok(Dispatched::Forwarded)
             }

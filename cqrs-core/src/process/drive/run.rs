@@ -116,8 +116,10 @@ where
             Body::Input(received) => received,
             Body::Reply(reply) => match self.resolve(&reply)? {
                 Some(resolved) => resolved,
-                // Not pending (answered before, or not this instance's): nothing to record.
-                None => return Ok(()),
+                // Not pending (answered before, or not this instance's): nothing to record,
+                // but what is pending is sent, as for an input recorded before. A reply comes
+                // again when the batch that recorded it failed to send what it decided.
+                None => return self.send_pending().await,
             },
         };
         let correlation = self.loaded.instance.books.correlation_id;
