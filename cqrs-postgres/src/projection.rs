@@ -62,14 +62,17 @@ impl PgEventStore {
     /// Fences a sink's own transaction by `lease` (the lease a projection is applied under,
     /// [`Projection::apply_fenced`](cqrs_core::projection::Projection::apply_fenced)):
     /// whether the lease is still held in its epoch, unexpired by the database's clock. Call
-    /// it in the transaction that writes the read model, before its writes, and commit only
-    /// when it says `true`; on `false` roll back and answer
+    /// it in the transaction that writes the read model, last, just before the commit, and
+    /// commit only when it says `true`; on `false` roll back and answer
     /// [`ProjectionError::LeaseLost`](cqrs_core::projection::ProjectionError::LeaseLost).
     ///
     /// The lease row stays locked `FOR SHARE` until the transaction ends: a takeover waits
     /// for the writes to commit, and a check after a takeover committed fails. So a worker
     /// paused past its lease (a long GC, a stalled network) cannot write after its
-    /// successor started: the same fence the runner's checkpoint saves go through.
+    /// successor started: the same fence the runner's checkpoint saves go through. Last,
+    /// because the worker's own renewals update that row too: checked first, the lock would
+    /// hold them for the whole transaction, and one open longer than a renewal may wait would
+    /// lose the worker its lease (and the batch, applied again without end).
     ///
     /// # Errors
     ///

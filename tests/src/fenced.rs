@@ -17,6 +17,8 @@ use sqlx::Row;
 pub struct FencedVersions {
     store: PgEventStore,
     name: String,
+    /// How long each write's transaction stays open after its writes, before its commit.
+    slow: std::time::Duration,
 }
 
 /// What the read model holds: each stream's last version, and the counters.
@@ -38,7 +40,16 @@ impl FencedVersions {
         Self {
             store: store.clone(),
             name: name.to_owned(),
+            slow: std::time::Duration::ZERO,
         }
+    }
+
+    /// The same read model, each write's transaction kept open `slow` longer (a large batch,
+    /// a busy server).
+    #[must_use]
+    pub fn slow(mut self, slow: std::time::Duration) -> Self {
+        self.slow = slow;
+        self
     }
 
     fn table(&self, table: &str) -> String {
@@ -111,18 +122,10 @@ impl FencedVersions {
         .await;
     }
 
-    /// Applies `events` in one transaction, if `lease` still holds.
+    /// Applies `events` in one transaction, committed only if `lease` still holds when it
+    /// is checked, last: the check locks the lease row until the commit.
     async fn write(&self, events: &[RecordedEvent], lease: &Lease) -> Result<bool, sqlx::Error> {
         let mut tx = self.store.pool().begin().await?;
-        let held = self
-            .store
-            .lease_holds(&mut tx, lease)
-            .await
-            .map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
-        if !held {
-            tx.rollback().await?;
-            return Ok(false);
-        }
         let streams: Vec<String> = events.iter().map(|e| e.stream_id.to_string()).collect();
         let rows = sqlx::query(&format!(
             "SELECT stream_id, version FROM {} WHERE stream_id = ANY($1) FOR UPDATE",
@@ -168,6 +171,21 @@ impl FencedVersions {
             .bind(out_of_order)
             .execute(&mut *tx)
             .await?;
+        }
+        if !self.slow.is_zero() {
+            sqlx::query("SELECT pg_sleep($1)")
+                .bind(self.slow.as_secs_f64())
+                .execute(&mut *tx)
+                .await?;
+        }
+        let held = self
+            .store
+            .lease_holds(&mut tx, lease)
+            .await
+            .map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
+        if !held {
+            tx.rollback().await?;
+            return Ok(false);
         }
         tx.commit().await?;
         Ok(true)
