@@ -74,6 +74,11 @@ impl PgEventStore {
     /// hold them for the whole transaction, and one open longer than a renewal may wait would
     /// lose the worker its lease (and the batch, applied again without end).
     ///
+    /// Run that transaction in a task of its own (`tokio::spawn`, awaited): the runner drops
+    /// an apply in flight when its term ends, and sqlx 0.8's `begin()` is not cancel-safe (a
+    /// future dropped while `BEGIN` is answered leaves the pooled connection inside a
+    /// transaction sqlx does not track, which every later user of it then writes into).
+    ///
     /// # Errors
     ///
     /// The database's.

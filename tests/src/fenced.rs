@@ -212,7 +212,13 @@ impl Projection for FencedVersions {
         let Some(lease) = lease else {
             return self.apply(events).await;
         };
-        match self.write(events, lease).await {
+        // In a task of its own, which runs to its end if the runner drops this apply (its term
+        // ended): sqlx 0.8's `begin()` is not cancel-safe.
+        let (model, batch, held) = (self.clone(), events.to_vec(), lease.clone());
+        let written = tokio::spawn(async move { model.write(&batch, &held).await })
+            .await
+            .map_err(|e| ProjectionError::Transient(e.into()))?;
+        match written {
             Ok(true) => Ok(()),
             Ok(false) => {
                 self.count_refusal().await;
