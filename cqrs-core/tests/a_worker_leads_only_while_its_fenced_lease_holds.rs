@@ -659,3 +659,83 @@ async fn leases_kept_apart_from_the_checkpoints_fail_the_projection_saying_so() 
         "one apply, not a replay without end"
     );
 }
+
+/// The in-memory store's leases, whose renewals (every call after the first) are held until a
+/// gate opens and then run to the end even if the caller gave up, as a statement already sent
+/// to a database server does.
+#[derive(Clone)]
+struct HeldRenewals {
+    inner: InMemoryEventStore,
+    calls: Arc<AtomicU32>,
+    gate: Arc<Semaphore>,
+    holding: watch::Sender<bool>,
+}
+
+#[async_trait]
+impl LeaseStore for HeldRenewals {
+    async fn try_acquire(
+        &self,
+        name: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> cqrs_core::Result<Option<Lease>> {
+        if self.calls.fetch_add(1, Ordering::SeqCst) == 0 {
+            return self.inner.try_acquire(name, owner, ttl).await;
+        }
+        self.holding.send_replace(true);
+        let (this, name, owner) = (self.clone(), name.to_owned(), owner.to_owned());
+        tokio::spawn(async move {
+            let _permit = this.gate.acquire().await.expect("gate");
+            this.inner.try_acquire(&name, &owner, ttl).await
+        })
+        .await
+        .expect("renewal task")
+    }
+
+    async fn release(&self, lease: &Lease) -> cqrs_core::Result<()> {
+        self.inner.release(lease).await
+    }
+
+    async fn leases(&self, prefix: &str) -> cqrs_core::Result<Vec<Lease>> {
+        self.inner.leases(prefix).await
+    }
+}
+
+/// A worker stopping gives its lease back; a renewal of its keeper still in flight then must
+/// not take it again (before, the release went out beside it, the renewal landed after, and
+/// the next worker waited a whole lease time).
+#[tokio::test(start_paused = true)]
+async fn a_lease_given_back_at_shutdown_is_not_taken_again_by_a_renewal_in_flight() {
+    let store = InMemoryEventStore::new();
+    let p1 = append(&store, 1).await;
+    let leases = HeldRenewals {
+        inner: store.clone(),
+        calls: Arc::default(),
+        gate: Arc::new(Semaphore::new(0)),
+        holding: watch::channel(false).0,
+    };
+    let projection = Gated::open();
+    let a = worker(&projection, &store, leases.clone(), store.clone(), "a");
+    assert!(a.wait_for(p1, TTL).await.is_ok(), "{:?}", a.status());
+    let mut holding = leases.holding.subscribe();
+    within(async { holding.wait_for(|h| *h).await.ok().map(|_| ()) })
+        .await
+        .expect("a renewal is in flight");
+
+    let stopping = tokio::spawn(a.shutdown());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    leases.gate.add_permits(Semaphore::MAX_PERMITS);
+    tokio::time::timeout(TTL * 2, stopping)
+        .await
+        .expect("stops within two lease lifetimes")
+        .expect("shutdown task");
+    // Whatever is still in flight lands meanwhile.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let next = store.try_acquire("gated", "b", TTL).await.expect("acquire");
+    assert!(
+        next.is_some(),
+        "the lease was given back, and stays so: {:?}",
+        store.leases("gated").await
+    );
+}

@@ -133,10 +133,11 @@ impl Worker {
     }
 
     /// Releases the lease of `term`, if it holds one.
-    pub(super) async fn release(&self, term: &Term) {
+    pub(super) async fn release(&self, term: &mut Term) {
+        let ttl = self.runner.options.lease_ttl;
+        term.end_keeper(ttl).await;
         if let (Some(leases), Some(lease)) = (&self.runner.leases, term.lease()) {
             // Bounded: a store that does not answer lets the lease expire instead.
-            let ttl = self.runner.options.lease_ttl;
             match tokio::time::timeout(ttl, leases.release(lease)).await {
                 Ok(Ok(())) => {}
                 Ok(Err(error)) => tracing::warn!(%error, "could not release the lease"),

@@ -28,6 +28,8 @@ pub(crate) struct Term {
     fence: Fence,
     lost: watch::Receiver<bool>,
     keeper: Option<JoinHandle<()>>,
+    /// Tells the keeper to renew no more.
+    stop: watch::Sender<bool>,
 }
 
 impl Drop for Term {
@@ -50,6 +52,7 @@ impl Term {
             },
             lost: watched,
             keeper: None,
+            stop: watch::channel(false).0,
         }
     }
 
@@ -65,8 +68,10 @@ impl Term {
     ) -> Self {
         let (lost, watched) = watch::channel(false);
         let lost = Arc::new(lost);
+        let (stop, stopped) = watch::channel(false);
         let keeper = Keeper {
             leases,
+            stop: stopped,
             deadline: asked_at + lease.valid_for.saturating_sub(margin(ttl)),
             renew_at: asked_at + ttl / 3,
             lease: lease.clone(),
@@ -82,6 +87,20 @@ impl Term {
             },
             lost: watched,
             keeper: Some(tokio::spawn(keeper.run().in_current_span())),
+            stop,
+        }
+    }
+
+    /// Stops the keeper and waits, up to `bound`, until it has: a renewal in flight lands
+    /// first, so a release sent after this is the last word on the lease (sent beside a
+    /// renewal, the renewal could land after it and take the lease again for a whole TTL).
+    pub(crate) async fn end_keeper(&mut self, bound: Duration) {
+        self.stop.send_replace(true);
+        if let Some(keeper) = self.keeper.take() {
+            let abort = keeper.abort_handle();
+            if tokio::time::timeout(bound, keeper).await.is_err() {
+                abort.abort();
+            }
         }
     }
 
@@ -186,6 +205,8 @@ fn margin(ttl: Duration) -> Duration {
 /// says so when dropped).
 struct Keeper {
     leases: Arc<dyn LeaseStore>,
+    /// Set when the term ends by the worker's choice: renew no more.
+    stop: watch::Receiver<bool>,
     lease: Lease,
     ttl: Duration,
     /// Until when the lease is surely held (by our clock, counted from a request's start),
@@ -199,8 +220,13 @@ struct Keeper {
 impl Keeper {
     async fn run(mut self) {
         let every = self.ttl / 3;
+        let mut stop = self.stop.clone();
         loop {
-            tokio::time::sleep_until(self.renew_at.min(self.deadline)).await;
+            // Between renewals only: one in flight is let finish.
+            tokio::select! {
+                () = tokio::time::sleep_until(self.renew_at.min(self.deadline)) => {}
+                _ = stop.wait_for(|stop| *stop) => break,
+            }
             if Instant::now() >= self.deadline {
                 tracing::warn!(
                     epoch = self.lease.epoch,

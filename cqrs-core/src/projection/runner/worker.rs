@@ -67,7 +67,7 @@ impl Worker {
     pub(super) async fn run(mut self) {
         let name = self.runner.checkpoint_name();
         loop {
-            let term = match self.hold_lease(&name).await {
+            let mut term = match self.hold_lease(&name).await {
                 Ok(term) => term,
                 Err(Lead::Failed(error)) => break self.fail(error),
                 Err(_) => break self.set(|s| s.state = ProjectionState::Stopped),
@@ -86,12 +86,12 @@ impl Worker {
             self.runner.projection.leadership_changed(false).await;
             match lead {
                 Lead::Stopped => {
-                    self.release(&term).await;
+                    self.release(&mut term).await;
                     break self.set(|s| s.state = ProjectionState::Stopped);
                 }
                 Lead::LostLease => {
                     if let Some(error) = self.stores_disagree(&term).await {
-                        self.release(&term).await;
+                        self.release(&mut term).await;
                         break self.fail(error);
                     }
                     tracing::warn!("lease lost; standing by");
@@ -103,7 +103,7 @@ impl Worker {
                     continue;
                 }
                 Lead::Failed(error) | Lead::Poisoned { error, .. } => {
-                    self.release(&term).await;
+                    self.release(&mut term).await;
                     break self.fail(error);
                 }
             }
