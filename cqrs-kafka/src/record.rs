@@ -155,6 +155,16 @@ impl Received {
         &self.headers
     }
 
+    /// The bytes it holds: key, payload, header names and values.
+    pub(crate) fn size(&self) -> usize {
+        let headers: usize = self
+            .headers
+            .iter()
+            .map(|(name, value)| name.len() + value.as_ref().map_or(0, Vec::len))
+            .sum();
+        self.key.as_ref().map_or(0, Vec::len) + self.payload.as_ref().map_or(0, Vec::len) + headers
+    }
+
     /// The value of the first header named `name` that has one.
     pub fn header(&self, name: &str) -> Option<&[u8]> {
         self.headers

@@ -50,7 +50,9 @@ impl ConsumerHandle {
             let breaker = self.core.breaker();
             (breaker.state(), breaker.trips())
         };
-        self.core.board().status(state, trips)
+        let mut status = self.core.board().status(state, trips);
+        self.core.fill_buffers(&mut status);
+        status
     }
 
     /// Waits until `done` holds for the status (checked at each change), up to `timeout`.

@@ -58,7 +58,7 @@ pub(crate) async fn work(
         if lane.revoked.load(Ordering::Acquire) || shared.core.stopping() {
             break;
         }
-        shared.took(&lane);
+        shared.took(&lane, &message);
         let next = message.offset().saturating_add(1);
         match process(&shared, &mut held, message).await {
             Step::Handled => shared.core.board().done(&lane.tp, lane.epoch, next, false),

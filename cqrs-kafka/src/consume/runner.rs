@@ -160,6 +160,18 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Core {
+    /// Each partition's messages received and waiting for the handler, in `status`.
+    pub(crate) fn fill_buffers(&self, status: &mut super::ConsumerStatus) {
+        let lanes = lock(&self.lanes);
+        for partition in &mut status.partitions {
+            let tp: Tp = (partition.topic.clone(), partition.partition);
+            if let Some(entry) = lanes.get(&tp) {
+                partition.buffered = entry.lane.queued.load(Ordering::Acquire);
+                partition.buffered_bytes = entry.lane.bytes.load(Ordering::Acquire);
+            }
+        }
+    }
+
     fn new(name: &str, options: &ConsumerOptions) -> Self {
         Self {
             name: Arc::from(name),
@@ -228,6 +240,8 @@ pub(crate) struct Lane {
     pub(crate) tp: Tp,
     pub(crate) epoch: u64,
     queued: AtomicUsize,
+    /// The bytes of the messages queued.
+    bytes: AtomicUsize,
     paused: AtomicBool,
     pub(crate) revoked: AtomicBool,
 }
@@ -245,10 +259,19 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// A worker took a message off its lane: resume the partition once half its buffer is free.
-    pub(crate) fn took(&self, lane: &Lane) {
+    /// A worker took `message` off its lane: resume the partition once half its buffer is
+    /// free, by count and by bytes.
+    pub(crate) fn took(&self, lane: &Lane, message: &Received) {
         let left = lane.queued.fetch_sub(1, Ordering::AcqRel).saturating_sub(1);
-        if left <= self.options.buffered / 2 && lane.paused.swap(false, Ordering::AcqRel) {
+        let size = message.size();
+        let bytes = lane
+            .bytes
+            .fetch_sub(size, Ordering::AcqRel)
+            .saturating_sub(size);
+        if left <= self.options.buffered / 2
+            && bytes <= self.options.buffered_bytes / 2
+            && lane.paused.swap(false, Ordering::AcqRel)
+        {
             self.pause_or_resume(lane, false);
         }
     }
@@ -274,6 +297,7 @@ impl Shared {
             tp,
             epoch,
             queued: AtomicUsize::new(0),
+            bytes: AtomicUsize::new(0),
             paused: AtomicBool::new(false),
             revoked: AtomicBool::new(false),
         });
@@ -317,14 +341,17 @@ impl Shared {
             return;
         }
         entry.next_offset = message.offset().saturating_add(1);
+        let size = message.size();
         let queued = entry.lane.queued.fetch_add(1, Ordering::AcqRel) + 1;
+        let bytes = entry.lane.bytes.fetch_add(size, Ordering::AcqRel) + size;
         let lane = entry.lane.clone();
         if entry.messages.send(message).is_err() {
             // The worker ended (the consumer is stopping): the message stays uncommitted.
             return;
         }
         drop(lanes);
-        if queued >= self.options.buffered && !lane.paused.swap(true, Ordering::AcqRel) {
+        let full = queued >= self.options.buffered || bytes >= self.options.buffered_bytes;
+        if full && !lane.paused.swap(true, Ordering::AcqRel) {
             self.pause_or_resume(&lane, true);
         }
     }

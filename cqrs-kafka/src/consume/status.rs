@@ -58,6 +58,10 @@ pub struct PartitionStatus {
     /// How many messages of an assigned partition wait: the high-water mark less the next
     /// offset to handle (or less the committed offset before this consumer handled any).
     pub lag: Option<i64>,
+    /// Messages received and waiting for the handler in this process.
+    pub buffered: usize,
+    /// Their size in bytes (keys, payloads, headers).
+    pub buffered_bytes: usize,
 }
 
 /// What a consumer reports.
@@ -275,6 +279,8 @@ impl Board {
                         (_, Some(high), Some(next)) => Some(high.saturating_sub(next).max(0)),
                         (_, Some(high), None) => Some(high.max(0)),
                     },
+                    buffered: 0,
+                    buffered_bytes: 0,
                 })
                 .collect(),
         }
