@@ -4,9 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
-use crate::projection::FeedWaiter;
+use crate::projection::{FeedWaiter, ProjectionState, ProjectionStatus};
 use crate::{Error, EventFilter, FeedBatch, Position, ReadAll, RetryPolicy};
 
 /// The batches a reader read ahead, each with whether it was full.
@@ -22,10 +22,13 @@ pub(super) struct Reader {
     pub(super) waiter: Option<Box<dyn FeedWaiter>>,
     pub(super) after: Position,
     pub(super) out: mpsc::Sender<(FeedBatch, bool)>,
+    /// Where a failed read shows (`Retrying`, with its error) while it is retried.
+    pub(super) status: Arc<watch::Sender<ProjectionStatus>>,
 }
 
 impl Reader {
-    /// Reads until the worker hangs up (`Ok`), or a read fails in a way a retry cannot cure.
+    /// Reads until the worker hangs up (`Ok`), or a read fails in a way a retry cannot cure,
+    /// or as often as the retry policy allows.
     pub(super) async fn run(mut self) -> Result<(), Error> {
         let mut failures = 0u32;
         // An empty batch goes out once per idle stretch (so the runner can say it is at the
@@ -41,7 +44,16 @@ impl Reader {
                 Err(error) if !error.is_transient() => return Err(error),
                 Err(error) => {
                     failures = failures.saturating_add(1);
-                    tracing::warn!(%error, "feed read failed; retrying");
+                    tracing::warn!(%error, attempt = failures, "feed read failed; retrying");
+                    self.status.send_modify(|s| {
+                        s.state = ProjectionState::Retrying;
+                        s.error(format!("could not read the feed: {error}"));
+                    });
+                    if failures >= self.retry.max_attempts() {
+                        return Err(error);
+                    }
+                    // Once it reads again, the worker hears of it even at the head.
+                    idle_reported = false;
                     tokio::time::sleep(self.retry.delay(failures)).await;
                     continue;
                 }

@@ -283,6 +283,7 @@ impl Worker {
             waiter: self.runner.signal.as_ref().map(|s| s.subscribe()),
             after: checkpoint,
             out: batches,
+            status: self.status.clone(),
         };
         let task = tokio::spawn(reader.run().in_current_span());
         (incoming, AbortOnDrop(task))
