@@ -31,6 +31,11 @@ pub(crate) const LATEST: i32 = 8;
 ///
 /// The migrations run [`to_the_end`](crate::to_the_end::to_the_end), whatever happens to this
 /// future.
+/// How long a migration waits for a lock on a table another session holds before it fails
+/// (transient: `55P03`, retry later), during which the store's appends and reads on that table
+/// wait too.
+const MIGRATION_LOCK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub(crate) async fn migrate(
     pool: &PgPool,
     schema: &PgSchema,
@@ -55,10 +60,27 @@ async fn migrate_to_the_end(
     let mut applied = Vec::new();
     loop {
         let mut tx = conn.begin().await?;
+        // Read committed whatever the session's default: under repeatable read the snapshot
+        // would predate the lock, and a second migrator would miss the first one's work.
+        tx.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+            .await?;
+        // Waits as long as another process migrates (its own waits are bounded below).
         sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
             .bind(&lock_key)
             .execute(&mut *tx)
             .await?;
+        // A table another session holds (a dump, a transaction left open) is waited for a
+        // bounded time: PostgreSQL queues every later request on the table behind a waiting
+        // exclusive one, so an unbounded wait stalled every append and read of the store. A
+        // long rewrite may run as long as it takes.
+        tx.execute(
+            format!(
+                "SET LOCAL lock_timeout = '{}ms'; SET LOCAL statement_timeout = 0",
+                MIGRATION_LOCK_TIMEOUT.as_millis()
+            )
+            .as_str(),
+        )
+        .await?;
         let current = current_version(&mut tx, &quoted).await?;
         let Some(&(version, sql)) = MIGRATIONS.iter().find(|(v, _)| *v > current) else {
             tx.commit().await?;

@@ -211,6 +211,10 @@ impl PgEventStore {
 
     /// Creates or upgrades the schema's tables. Idempotent, versioned, safe to run from several
     /// processes at once. Returns the migration versions it applied.
+    ///
+    /// A migration that alters a table waits at most 5 s for a lock another session holds on
+    /// it (a `pg_dump`, a transaction left open), then fails with a transient error (retry
+    /// later): meanwhile the store's appends and reads of that table wait behind it.
     pub async fn migrate(&self) -> Result<Vec<i32>, PgError> {
         let applied = migrate::migrate(&self.pool, &self.schema, self.event_json).await?;
         self.event_json.check(&self.pool, &self.schema).await?;
