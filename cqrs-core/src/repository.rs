@@ -538,6 +538,18 @@ where
                 source,
             })
             .map(|value| Snapshot::new(stream_id.clone(), after, A::SNAPSHOT_VERSION, value));
+        // One no reader could decode would fail every later load of the stream: loads replay.
+        if snapshot
+            .as_ref()
+            .is_ok_and(|snapshot| crate::validate::too_deep(&snapshot.state))
+        {
+            tracing::warn!(
+                stream = %stream_id,
+                limit = crate::validate::MAX_PAYLOAD_DEPTH,
+                "snapshot not saved: the state is nested deeper than a reader decodes"
+            );
+            return;
+        }
         let saved = match snapshot {
             Ok(snapshot) => self.store.save_snapshot(snapshot).await,
             Err(error) => Err(error),
