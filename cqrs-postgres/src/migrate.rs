@@ -81,7 +81,7 @@ async fn migrate_to_the_end(
             .as_str(),
         )
         .await?;
-        let current = current_version(&mut tx, &quoted).await?;
+        let current = current_version(&mut tx, schema, &quoted).await?;
         let Some(&(version, sql)) = MIGRATIONS.iter().find(|(v, _)| *v > current) else {
             tx.commit().await?;
             return Ok(applied);
@@ -94,11 +94,25 @@ async fn migrate_to_the_end(
 
 /// The schema's version (0 for none yet), under the lock: creates the schema and the table of
 /// applied migrations if needed.
-async fn current_version(tx: &mut PgConnection, quoted: &str) -> Result<i32, PgError> {
+async fn current_version(
+    tx: &mut PgConnection,
+    schema: &PgSchema,
+    quoted: &str,
+) -> Result<i32, PgError> {
+    // Only when missing: PostgreSQL checks the database's CREATE privilege before it looks
+    // whether the schema exists, and a role given only its own schema has none.
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
+            .bind(schema.as_str())
+            .fetch_one(&mut *tx)
+            .await?;
+    if !exists {
+        tx.execute(format!("CREATE SCHEMA IF NOT EXISTS {quoted}").as_str())
+            .await?;
+    }
     tx.execute(
         format!(
-            "CREATE SCHEMA IF NOT EXISTS {quoted};
-             CREATE TABLE IF NOT EXISTS {quoted}.schema_migrations (
+            "CREATE TABLE IF NOT EXISTS {quoted}.schema_migrations (
                  version integer PRIMARY KEY,
                  applied_at timestamptz NOT NULL DEFAULT now()
              );"
