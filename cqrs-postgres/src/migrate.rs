@@ -17,6 +17,11 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (8, include_str!("sql/0008_stream_ids_compare_bytewise.sql")),
 ];
 
+/// How long a migration waits for a lock on a table another session holds before it fails
+/// (transient: `55P03`, retry later), during which the store's appends and reads on that table
+/// wait too.
+const MIGRATION_LOCK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The newest schema version this code knows.
 pub(crate) const LATEST: i32 = 8;
 
@@ -31,11 +36,6 @@ pub(crate) const LATEST: i32 = 8;
 ///
 /// The migrations run [`to_the_end`](crate::to_the_end::to_the_end), whatever happens to this
 /// future.
-/// How long a migration waits for a lock on a table another session holds before it fails
-/// (transient: `55P03`, retry later), during which the store's appends and reads on that table
-/// wait too.
-const MIGRATION_LOCK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
-
 pub(crate) async fn migrate(
     pool: &PgPool,
     schema: &PgSchema,

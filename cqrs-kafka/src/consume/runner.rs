@@ -381,8 +381,6 @@ impl Shared {
     }
 }
 
-/// Fetches the assigned partitions' high-water marks every `lag_interval`, until the consumer
-/// stops, on a blocking thread (each fetch is a broker round trip).
 /// Runs the consumer's loop; if it panics, the consumer is failed and stopped at once (the
 /// handle's status said `Running` until someone shut it down, while nothing was read).
 async fn supervise(shared: Arc<Shared>) {
@@ -397,6 +395,8 @@ async fn supervise(shared: Arc<Shared>) {
     }
 }
 
+/// Fetches the assigned partitions' high-water marks every `lag_interval`, until the consumer
+/// stops, on a blocking thread (each fetch is a broker round trip).
 async fn watch_lag(shared: Arc<Shared>) {
     let mut stop = shared.core.stop_signal();
     let mut tick = tokio::time::interval(shared.options.lag_interval);
