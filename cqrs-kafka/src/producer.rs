@@ -31,8 +31,9 @@ impl Default for ProducerOptions {
 
 impl ProducerOptions {
     /// How long a message may wait for its acknowledgement, retries included, before its
-    /// delivery fails (librdkafka's `message.timeout.ms`; default 120 s). A publisher's batch
-    /// waits this long for all its acknowledgements, then fails what is left together.
+    /// delivery fails (librdkafka's `message.timeout.ms`; default 120 s; zero for no limit).
+    /// A publisher's batch waits this long for all its acknowledgements, then fails what is
+    /// left together.
     pub fn delivery_timeout(mut self, timeout: Duration) -> Self {
         self.delivery_timeout = timeout;
         self
@@ -150,9 +151,12 @@ impl KafkaProducer {
 
     /// Fails every message not acknowledged yet, queued or in flight, at once: their
     /// deliveries resolve with `PurgeQueue` / `PurgeInflight` (transient; one in flight may
-    /// have been written).
+    /// have been written). Returns at once (librdkafka's non-blocking purge: it does not wait
+    /// for the broker threads, which are slow exactly when a purge is needed); the deliveries
+    /// resolve when the broker threads have purged.
     pub(crate) fn purge(&self) {
-        self.inner.purge(PurgeConfig::default().queue().inflight());
+        self.inner
+            .purge(PurgeConfig::default().queue().inflight().non_blocking());
     }
 
     /// Waits until every enqueued message is acknowledged or failed, up to `timeout`.

@@ -104,6 +104,7 @@ pub(crate) async fn publish<M: IntegrationMapper + ?Sized>(
     for (index, ack) in pending {
         settled.push((index, acks.settle(ack).await));
     }
+    acks.settled = true;
     settled.sort_by_key(|(index, _)| *index);
     let mut refused: HashSet<&StreamId> = HashSet::new();
     for (index, result) in settled {
@@ -160,11 +161,15 @@ async fn enqueue(
 /// An attempt's wait for its acknowledgements: up to the transport's deadline (one timer for
 /// the attempt), after which everything not acknowledged is purged at once (so no later
 /// message of a partition is written after an earlier one gave up) and every wait ends with
-/// that failure.
+/// that failure. An attempt dropped before it settled (the runner drops an apply when its term
+/// ends) purges too: its messages no longer expire on their own, and left queued they would
+/// land after the next leader's.
 struct Acks<'t> {
     transport: &'t dyn Transport,
     deadline: Option<Pin<Box<Sleep>>>,
     purged: bool,
+    /// Every acknowledgement was awaited: nothing is left to purge.
+    settled: bool,
 }
 
 impl<'t> Acks<'t> {
@@ -175,6 +180,7 @@ impl<'t> Acks<'t> {
                 .deadline()
                 .map(|wait| Box::pin(tokio::time::sleep(wait))),
             purged: false,
+            settled: false,
         }
     }
 
@@ -191,6 +197,14 @@ impl<'t> Acks<'t> {
             }
         }
         ack.await
+    }
+}
+
+impl Drop for Acks<'_> {
+    fn drop(&mut self) {
+        if !self.settled && !self.purged && self.deadline.is_some() {
+            self.transport.purge();
+        }
     }
 }
 

@@ -319,6 +319,44 @@ async fn a_batch_whose_acknowledgements_do_not_come_by_its_deadline_is_purged_wh
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attempt_dropped_while_it_waits_purges_what_it_sent() {
+    // The runner drops an apply when its term ends; the producer lives on, and its messages no
+    // longer time out on their own: left queued, they would land after the next leader's.
+    let fake = Arc::new(Fake {
+        deadline: Some(Duration::from_secs(60)),
+        outage: Some(("a".to_owned(), 1)),
+        ..Fake::default()
+    });
+    let store = InMemoryEventStore::new();
+    append(&store, &[("a", n(1)), ("a", n(2))]).await;
+    let events = store
+        .read_all(Position::START, 10, &cqrs_core::EventFilter::all())
+        .await
+        .expect("events")
+        .events;
+    let transport = Fake::make(&fake)().expect("a fake transport");
+    let mut memo = super::ack_memo::AckMemo::default();
+    let attempt = super::batch::publish(&*transport, &TestMapper, "/s", &events, &mut memo);
+
+    let dropped = tokio::time::timeout(Duration::from_millis(200), attempt).await;
+
+    assert!(dropped.is_err(), "the attempt was still waiting");
+    assert_eq!(*fake.purged.borrow(), 1, "what it sent is purged");
+}
+
+#[test]
+fn a_zero_delivery_timeout_means_no_deadline_as_librdkafka_reads_it() {
+    let config = crate::KafkaConfig::new("127.0.0.1:1").expect("a valid list");
+    let options = crate::ProducerOptions::default().delivery_timeout(Duration::ZERO);
+    let producer = super::transport::Publishing::new(&config, &options).expect("producer");
+    assert_eq!(
+        super::transport::Transport::deadline(&producer),
+        None,
+        "not a deadline that has always passed, which purged every batch at once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_publishers_producer_fails_a_batch_no_broker_acknowledges_at_its_deadline() {
     // A closed port: no broker ever answers, and no message times out on its own.
     let config = crate::KafkaConfig::new("127.0.0.1:1").expect("a valid list");

@@ -37,15 +37,17 @@ pub(crate) trait Transport: Send + Sync {
 /// was sent, and the retry sends the rest in order.
 pub(crate) struct Publishing {
     producer: KafkaProducer,
-    deadline: Duration,
+    deadline: Option<Duration>,
 }
 
 impl Publishing {
-    /// A producer for `config` tuned by `options`, its delivery timeout the batch's deadline.
+    /// A producer for `config` tuned by `options`, its delivery timeout the batch's deadline
+    /// (none for a zero timeout, which librdkafka reads as none).
     pub(crate) fn new(config: &KafkaConfig, options: &ProducerOptions) -> Result<Self> {
+        let timeout = options.timeout();
         Ok(Self {
             producer: KafkaProducer::without_local_timeout(config, options)?,
-            deadline: options.timeout(),
+            deadline: (!timeout.is_zero()).then_some(timeout),
         })
     }
 }
@@ -56,7 +58,7 @@ impl Transport for Publishing {
     }
 
     fn deadline(&self) -> Option<Duration> {
-        Some(self.deadline)
+        self.deadline
     }
 
     fn purge(&self) {
