@@ -243,6 +243,10 @@ pub(crate) struct Lane {
     /// The bytes of the messages queued.
     bytes: AtomicUsize,
     paused: AtomicBool,
+    /// Held while deciding to pause or resume and doing it, so a pause decided on a full queue
+    /// and a resume decided on a drained one never cross (a partition paused with nothing
+    /// left to take stays paused for good).
+    switch: Mutex<()>,
     pub(crate) revoked: AtomicBool,
 }
 
@@ -262,18 +266,25 @@ impl Shared {
     /// A worker took `message` off its lane: resume the partition once half its buffer is
     /// free, by count and by bytes.
     pub(crate) fn took(&self, lane: &Lane, message: &Received) {
-        let left = lane.queued.fetch_sub(1, Ordering::AcqRel).saturating_sub(1);
-        let size = message.size();
-        let bytes = lane
-            .bytes
-            .fetch_sub(size, Ordering::AcqRel)
-            .saturating_sub(size);
-        if left <= self.options.buffered / 2
-            && bytes <= self.options.buffered_bytes / 2
-            && lane.paused.swap(false, Ordering::AcqRel)
-        {
+        lane.queued.fetch_sub(1, Ordering::AcqRel);
+        lane.bytes.fetch_sub(message.size(), Ordering::AcqRel);
+        let _switching = lock(&lane.switch);
+        if lane.paused.load(Ordering::Acquire) && self.drained(lane) {
+            lane.paused.store(false, Ordering::Release);
             self.pause_or_resume(lane, false);
         }
+    }
+
+    /// Whether `lane`'s queue is full, by count or by bytes.
+    fn full(&self, lane: &Lane) -> bool {
+        lane.queued.load(Ordering::Acquire) >= self.options.buffered
+            || lane.bytes.load(Ordering::Acquire) >= self.options.buffered_bytes
+    }
+
+    /// Whether half of `lane`'s queue is free again, by count and by bytes.
+    fn drained(&self, lane: &Lane) -> bool {
+        lane.queued.load(Ordering::Acquire) <= self.options.buffered / 2
+            && lane.bytes.load(Ordering::Acquire) <= self.options.buffered_bytes / 2
     }
 
     fn pause_or_resume(&self, lane: &Lane, pause: bool) {
@@ -299,6 +310,7 @@ impl Shared {
             queued: AtomicUsize::new(0),
             bytes: AtomicUsize::new(0),
             paused: AtomicBool::new(false),
+            switch: Mutex::new(()),
             revoked: AtomicBool::new(false),
         });
         let (sender, receiver) = mpsc::unbounded_channel();
@@ -341,17 +353,19 @@ impl Shared {
             return;
         }
         entry.next_offset = message.offset().saturating_add(1);
-        let size = message.size();
-        let queued = entry.lane.queued.fetch_add(1, Ordering::AcqRel) + 1;
-        let bytes = entry.lane.bytes.fetch_add(size, Ordering::AcqRel) + size;
+        entry.lane.queued.fetch_add(1, Ordering::AcqRel);
+        entry.lane.bytes.fetch_add(message.size(), Ordering::AcqRel);
         let lane = entry.lane.clone();
         if entry.messages.send(message).is_err() {
             // The worker ended (the consumer is stopping): the message stays uncommitted.
             return;
         }
         drop(lanes);
-        let full = queued >= self.options.buffered || bytes >= self.options.buffered_bytes;
-        if full && !lane.paused.swap(true, Ordering::AcqRel) {
+        // Decided on the queue as it is under the switch: the worker may have taken what was
+        // just queued, and then there is nothing to pause for.
+        let _switching = lock(&lane.switch);
+        if !lane.paused.load(Ordering::Acquire) && self.full(&lane) {
+            lane.paused.store(true, Ordering::Release);
             self.pause_or_resume(&lane, true);
         }
     }
