@@ -541,12 +541,12 @@ where
         // One no reader could decode would fail every later load of the stream: loads replay.
         if snapshot
             .as_ref()
-            .is_ok_and(|snapshot| crate::validate::too_deep(&snapshot.state))
+            .is_ok_and(|snapshot| crate::validate::unstorable(&snapshot.state))
         {
             tracing::warn!(
                 stream = %stream_id,
-                limit = crate::validate::MAX_PAYLOAD_DEPTH,
-                "snapshot not saved: the state is nested deeper than a reader decodes"
+                depth_limit = crate::validate::MAX_PAYLOAD_DEPTH,
+                "snapshot not saved: the state holds a NUL or is nested deeper than a reader decodes"
             );
             return;
         }

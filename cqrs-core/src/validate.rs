@@ -93,19 +93,10 @@ pub fn check_event_type(event_type: &str) -> Result<()> {
     Ok(())
 }
 
-/// Whether `value` nests arrays and objects deeper than [`MAX_PAYLOAD_DEPTH`]: serde_json,
-/// which readers decode stored JSON with, would not read it back (a snapshot's state too).
-pub(crate) fn too_deep(value: &serde_json::Value) -> bool {
-    fn below(value: &serde_json::Value, depth: usize) -> bool {
-        use serde_json::Value;
-        match value {
-            Value::Array(_) | Value::Object(_) if depth >= MAX_PAYLOAD_DEPTH => true,
-            Value::Array(items) => items.iter().any(|v| below(v, depth + 1)),
-            Value::Object(map) => map.values().any(|v| below(v, depth + 1)),
-            Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_) => false,
-        }
-    }
-    below(value, 0)
+/// Whether `value` could not be stored as JSON text, or not read back once stored: a NUL, or
+/// nesting deeper than [`MAX_PAYLOAD_DEPTH`] (what a snapshot's state is checked for).
+pub(crate) fn unstorable(value: &serde_json::Value) -> bool {
+    flaw(value, 0).is_some()
 }
 
 /// Why a payload cannot be stored, or read back once stored.

@@ -178,7 +178,9 @@ impl Received {
 /// bytes, and a client in another language may send one that is not UTF-8; rdkafka (0.39)
 /// reads every name as `&str` and panics on such a name, which would end the task reading the
 /// partition, so each header is read apart and a panic counts it as unreadable (the default
-/// panic hook still prints it).
+/// panic hook still prints it). A service built with `panic = "abort"` still dies on such a
+/// header: rdkafka's safe API gives no other way to read a name, and its raw one needs
+/// `unsafe`, which this workspace forbids.
 fn read(headers: &BorrowedHeaders) -> (Vec<ReceivedHeader>, usize) {
     let count = headers.count();
     let mut readable = Vec::with_capacity(count);

@@ -15,7 +15,8 @@ use integration_tests::*;
 async fn a_fenced_sink_whose_transaction_outlasts_a_lease_renewal_still_lands() {
     let store = pg_store().await;
     // Each batch's transaction stays open a whole lease time: past any renewal's deadline.
-    let ttl = Duration::from_secs(1);
+    // Three seconds leave a renewal (every second) most of two to answer on a busy machine.
+    let ttl = Duration::from_secs(3);
     let model = FencedVersions::new(&store, "slow_fenced").slow(ttl);
     model.create().await;
     let stream = StreamId::new("order-1").expect("a stream id");
