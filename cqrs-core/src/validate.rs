@@ -40,19 +40,8 @@ pub fn check_batch(events: &[NewEvent], max_payload_bytes: usize) -> Result<Batc
             let nul = |(k, v): (&String, &String)| k.contains('\0') || v.contains('\0');
             event.metadata.headers.iter().any(nul).then_some(Flaw::Nul)
         });
-        match flaw {
-            None => {}
-            Some(Flaw::Nul) => {
-                return Err(Error::NulInPayload {
-                    event_type: event.event_type.clone(),
-                })
-            }
-            Some(Flaw::TooDeep) => {
-                return Err(Error::PayloadTooDeep {
-                    event_type: event.event_type.clone(),
-                    limit: MAX_PAYLOAD_DEPTH,
-                })
-            }
+        if let Some(flaw) = flaw {
+            return Err(flaw.error(&event.event_type));
         }
         let size = payloads
             .push_json(&event.payload)
@@ -105,6 +94,20 @@ enum Flaw {
     Nul,
     /// Nesting deeper than [`MAX_PAYLOAD_DEPTH`].
     TooDeep,
+}
+
+impl Flaw {
+    /// The error refusing an event of `event_type` for this flaw.
+    fn error(self, event_type: &str) -> Error {
+        let event_type = event_type.to_owned();
+        match self {
+            Flaw::Nul => Error::NulInPayload { event_type },
+            Flaw::TooDeep => Error::PayloadTooDeep {
+                event_type,
+                limit: MAX_PAYLOAD_DEPTH,
+            },
+        }
+    }
 }
 
 /// The first flaw of `value`, found at nesting `depth` (a payload's top is 0); the walk goes

@@ -81,22 +81,25 @@ pub struct Received {
     offset: i64,
     key: Option<Vec<u8>>,
     payload: Option<Vec<u8>>,
-    headers: Vec<(String, Option<Vec<u8>>)>,
+    headers: Vec<ReceivedHeader>,
     unreadable_headers: usize,
+    /// The bytes it holds, counted once: the consumer's bulkhead reads it twice per message.
+    size: usize,
 }
 
 impl Received {
     pub(crate) fn copy_of(message: &BorrowedMessage<'_>) -> Self {
         let (headers, unreadable_headers) = message.headers().map_or_else(Default::default, read);
-        Self {
-            topic: message.topic().to_owned(),
-            partition: message.partition(),
-            offset: message.offset(),
-            key: message.key().map(<[u8]>::to_vec),
-            payload: message.payload().map(<[u8]>::to_vec),
+        let mut received = Self::from_parts(
+            message.topic().to_owned(),
+            message.partition(),
+            message.offset(),
+            message.key().map(<[u8]>::to_vec),
+            message.payload().map(<[u8]>::to_vec),
             headers,
-            unreadable_headers,
-        }
+        );
+        received.unreadable_headers = unreadable_headers;
+        received
     }
 
     /// A message rebuilt from its parts (a parked message handled again).
@@ -106,8 +109,15 @@ impl Received {
         offset: i64,
         key: Option<Vec<u8>>,
         payload: Option<Vec<u8>>,
-        headers: Vec<(String, Option<Vec<u8>>)>,
+        headers: Vec<ReceivedHeader>,
     ) -> Self {
+        let bytes = |data: &Option<Vec<u8>>| data.as_ref().map_or(0, Vec::len);
+        let size = bytes(&key)
+            + bytes(&payload)
+            + headers
+                .iter()
+                .map(|(name, value)| name.len() + bytes(value))
+                .sum::<usize>();
         Self {
             topic,
             partition,
@@ -116,6 +126,7 @@ impl Received {
             payload,
             headers,
             unreadable_headers: 0,
+            size,
         }
     }
 
@@ -157,12 +168,7 @@ impl Received {
 
     /// The bytes it holds: key, payload, header names and values.
     pub(crate) fn size(&self) -> usize {
-        let headers: usize = self
-            .headers
-            .iter()
-            .map(|(name, value)| name.len() + value.as_ref().map_or(0, Vec::len))
-            .sum();
-        self.key.as_ref().map_or(0, Vec::len) + self.payload.as_ref().map_or(0, Vec::len) + headers
+        self.size
     }
 
     /// The value of the first header named `name` that has one.
