@@ -202,7 +202,8 @@ impl<'t> Acks<'t> {
 
 impl Drop for Acks<'_> {
     fn drop(&mut self) {
-        if !self.settled && !self.purged && self.deadline.is_some() {
+        // Deadline or not: nothing else ends the messages of an attempt no one waits for.
+        if !self.settled && !self.purged {
             self.transport.purge();
         }
     }

@@ -344,6 +344,32 @@ async fn an_attempt_dropped_while_it_waits_purges_what_it_sent() {
     assert_eq!(*fake.purged.borrow(), 1, "what it sent is purged");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attempt_dropped_without_a_deadline_purges_what_it_sent_too() {
+    // A zero delivery timeout sets no deadline; the messages of a dropped attempt would wait
+    // in the producer for good all the same.
+    let fake = Arc::new(Fake {
+        deadline: None,
+        outage: Some(("a".to_owned(), 1)),
+        ..Fake::default()
+    });
+    let store = InMemoryEventStore::new();
+    append(&store, &[("a", n(1))]).await;
+    let events = store
+        .read_all(Position::START, 10, &cqrs_core::EventFilter::all())
+        .await
+        .expect("events")
+        .events;
+    let transport = Fake::make(&fake)().expect("a fake transport");
+    let mut memo = super::ack_memo::AckMemo::default();
+    let attempt = super::batch::publish(&*transport, &TestMapper, "/s", &events, &mut memo);
+
+    let dropped = tokio::time::timeout(Duration::from_millis(200), attempt).await;
+
+    assert!(dropped.is_err(), "the attempt was still waiting");
+    assert_eq!(*fake.purged.borrow(), 1, "what it sent is purged");
+}
+
 #[test]
 fn a_zero_delivery_timeout_means_no_deadline_as_librdkafka_reads_it() {
     let config = crate::KafkaConfig::new("127.0.0.1:1").expect("a valid list");
