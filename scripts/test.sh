@@ -33,6 +33,8 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/cqrs-target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
+# A build from scratch gains nothing from incremental state, which adds about 4 GiB to the target.
+if [ -n "${CI:-}" ]; then export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"; fi
 
 step() { printf '\n==> %s\n' "$*" >&2; }
 
@@ -68,6 +70,22 @@ mark_started() {
     printf -v "$var" 1
   fi
 }
+
+# The build needs room: about 16 GiB for a target built from scratch (every test is a binary of
+# its own). A full disk shows up as a linker's bus error minutes later; say it now instead.
+step "disk space"
+mkdir -p "$CARGO_TARGET_DIR"
+need_gib="${CQRS_MIN_FREE_GIB:-16}"
+free_gib=$(( $(df -Pk "$CARGO_TARGET_DIR" | awk 'NR == 2 { print $4 }') / 1048576 ))
+echo "test.sh: ${free_gib} GiB free for $CARGO_TARGET_DIR" >&2
+if [ "$free_gib" -lt "$need_gib" ]; then
+  if [ -d "$CARGO_TARGET_DIR/debug/deps" ]; then
+    echo "test.sh: warning: less than ${need_gib} GiB free; a build reusing this target may still fit" >&2
+  else
+    echo "test.sh: less than ${need_gib} GiB free to build the suite; free some (old cargo targets?) or set CQRS_MIN_FREE_GIB" >&2
+    exit 1
+  fi
+fi
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
