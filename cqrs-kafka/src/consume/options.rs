@@ -80,6 +80,12 @@ impl ConsumerOptions {
     /// How many received messages a partition may hold before it is paused (default 500); it
     /// resumes when half are handled. With [`buffered_bytes`](Self::buffered_bytes), the
     /// bulkhead that keeps a slow partition from filling memory.
+    ///
+    /// A resumed partition is fetched again once the fetch the client had in flight returns:
+    /// at once while the log has more to give, after up to `fetch.wait.max.ms` (librdkafka's
+    /// 500 ms, [`KafkaConfig::with_setting`](crate::KafkaConfig::with_setting)) when the
+    /// client had fetched to its end. Half a queue should outlast that wait, so a queue of a
+    /// few messages makes a fast handler wait on every round.
     pub fn buffered(mut self, messages: usize) -> Self {
         self.buffered = messages.max(2);
         self
