@@ -2,7 +2,9 @@
 //! its reply is recorded in the requester's log (`CommandReplied`): the engine then decides it
 //! as `Input::Accepted`, or as `Input::Rejected` with the rejection's JSON decoded into the
 //! process's typed `Rejection`, exactly as a local dispatcher's answer. A reply recorded twice,
-//! or one for a command that is not pending, decides nothing more.
+//! or one for a command that is not pending, decides nothing more. A target's word that it
+//! could not run the command (`ReplyOutcome::Failed`) parks the instance with its reason until
+//! the target's answer supersedes it.
 
 mod process_support;
 
@@ -12,6 +14,7 @@ use cqrs_core::process::{
     CommandReplied, InstanceState, ProcessManager, ProcessManagerProjection, ProcessOptions,
     ProcessStore, ReplyOutcome,
 };
+use cqrs_core::projection::{DeadLetterStore, LetterTarget};
 use cqrs_core::testing::TestClock;
 use cqrs_core::{CommandId, InMemoryEventStore, ReadAll, SharedClock};
 use process_support::{eventually, place, row, stream, total, Checkout, Refusal, Shop};
@@ -213,4 +216,92 @@ async fn a_rejection_that_is_not_the_process_s_type_is_parked_under_the_instance
         (row.state, row.pending_commands),
         (InstanceState::Running, 1)
     );
+}
+
+#[tokio::test]
+async fn a_target_s_failure_parks_the_instance_until_its_answer_supersedes_it() {
+    let store = InMemoryEventStore::new();
+    place(&store, 4, 10, 0).await;
+    let mut shop = Shop::new(&store);
+    shop.forward_stock = true;
+    let options = ProcessOptions::default().clock(SharedClock::new(TestClock::new()));
+    let handle = ProcessManagerProjection::<Checkout, _, _>::new(store.clone(), shop, options)
+        .runner()
+        .spawn();
+    waits_on_its_reserve(&store, "4").await;
+    let reserve = pending_stock_command(&store, "4").await;
+    let failed = |reason: &str| {
+        CommandReplied::new(
+            "checkout",
+            "4",
+            reserve,
+            ReplyOutcome::Failed {
+                reason: reason.to_owned(),
+            },
+        )
+    };
+    // Told twice (the target crashed after telling): recorded once.
+    let defect = failed("the stock service cannot read the command");
+    assert!(
+        !defect
+            .record(&store, None)
+            .await
+            .expect("recorded")
+            .duplicate
+    );
+    assert!(
+        defect
+            .record(&store, None)
+            .await
+            .expect("recorded")
+            .duplicate
+    );
+    let head = store.head().await.expect("head");
+    handle
+        .wait_for(head, Duration::from_secs(10))
+        .await
+        .expect("the runner passes it (parked)");
+    let letters = store
+        .key_letters("process:checkout", "checkout-4", 10)
+        .await
+        .expect("letters");
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert!(
+        letters[0]
+            .error
+            .contains("could not be run by its target: the stock service cannot read the command"),
+        "{}",
+        letters[0].error
+    );
+    let parked = row(&store, "4").await;
+    assert_eq!(
+        (parked.state, parked.pending_commands),
+        (InstanceState::Running, 1)
+    );
+
+    // The target's operators retried it: its answer is recorded (held back behind the letter),
+    // and retrying the instance decides the step on it, once.
+    CommandReplied::new("checkout", "4", reserve, ReplyOutcome::Accepted)
+        .record(&store, None)
+        .await
+        .expect("recorded");
+    store
+        .retry(
+            "process:checkout",
+            &LetterTarget::Key("checkout-4".to_owned()),
+        )
+        .await
+        .expect("retry");
+    eventually("the instance completes on the answer", || async {
+        row(&store, "4").await.state == InstanceState::Completed
+    })
+    .await;
+    handle.shutdown().await;
+    let journal = stream(&store, "checkout-4").await;
+    assert_eq!(kinds(&journal), ["event", "accepted", "accepted"]);
+    assert!(store
+        .key_letters("process:checkout", "checkout-4", 10)
+        .await
+        .expect("letters")
+        .is_empty());
 }

@@ -109,6 +109,21 @@ async fn a_parked_message_holds_back_its_key_and_the_other_keys_go_on() {
     for later in &letters[1..] {
         assert!(later.error.contains("held back"), "{}", later.error);
     }
+    // The handler was told of each, with the same reason, before it was parked.
+    let told: Vec<(String, u64)> = recorder
+        .told()
+        .into_iter()
+        .map(|(key, n, reason)| {
+            let letter = letters
+                .iter()
+                .find(|l| l.error.ends_with(&reason))
+                .expect("a letter with the reason told");
+            assert_eq!(letter.key.as_deref(), Some(key.as_bytes()));
+            (key, n)
+        })
+        .collect();
+    let expected: Vec<(String, u64)> = (1..5).map(|n| ("a".to_owned(), n)).collect();
+    assert_eq!(told, expected, "told of each, in order");
     let first = &letters[0];
     assert_eq!(first.key.as_deref(), Some(&b"a"[..]));
     assert_eq!(

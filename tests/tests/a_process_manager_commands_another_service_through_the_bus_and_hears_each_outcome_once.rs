@@ -6,22 +6,28 @@
 //! (a redelivery, as after a crash before the step's outcome was recorded), so B receives
 //! each command twice and replies twice under one reply id: each lands once, each step is
 //! decided once.
+//!
+//! A command B cannot run at all (its handler says poison) is parked at B, and B tells A so:
+//! A's instance is parked with B's reason until B's real answer comes.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use cqrs_core::bus::{BusDeadLetterStore, BusLetterTarget};
 use cqrs_core::process::{
     Action, CommandDispatcher, Context, DispatchError, Dispatched, Input, InstanceState,
     ProcessManager, ProcessManagerProjection, ProcessOptions, ProcessStore, Route,
 };
+use cqrs_core::projection::{DeadLetterStore, LetterTarget, Redrive};
 use cqrs_core::testing::{Tally, TallyCommand, TallyError};
 use cqrs_core::{
     AppendEvents, CommandContext, Error, EventFilter, ExpectedVersion, NewEvent, ReadStream,
     RecordedEvent, Repository, StreamId, Version,
 };
-use cqrs_kafka::consume::{HandleError, Incoming, IntegrationConsumer};
+use cqrs_kafka::consume::{ConsumerOptions, HandleError, Incoming, IntegrationConsumer};
 use cqrs_kafka::remote::{
     outcome_of, BusDispatcher, CommandConsumer, CommandHandler, ReplyInbox, Request,
 };
@@ -150,6 +156,34 @@ impl CommandHandler for Tallies {
             .execute_with(&add.tally, &TallyCommand::Add(vec![add.amount]), context)
             .await;
         outcome_of(result, Refusal::from)
+    }
+}
+
+/// Service B with a defect: while `broken`, it cannot run any command (a bug, a contract it
+/// cannot read), which no retry cures.
+struct Broken {
+    tallies: Tallies,
+    broken: Arc<AtomicBool>,
+}
+
+/// Why `Broken` cannot run a command.
+const DEFECT: &str = "the tally service cannot read this command yet";
+
+#[async_trait]
+impl CommandHandler for Broken {
+    fn command_types(&self) -> Vec<&'static str> {
+        self.tallies.command_types()
+    }
+
+    async fn execute(
+        &self,
+        command: &Incoming,
+        context: CommandContext,
+    ) -> Result<cqrs_core::process::ReplyOutcome, HandleError> {
+        if self.broken.load(Ordering::Acquire) {
+            return Err(HandleError::poison(DEFECT));
+        }
+        self.tallies.execute(command, context).await
     }
 }
 
@@ -339,6 +373,163 @@ async fn a_process_manager_commands_another_service_through_the_bus_and_hears_ea
         seen.len(),
         started.elapsed()
     );
+    broker.delete_topics().await.expect("delete topics");
+    drop_schema(&service_a).await;
+    drop_schema(&service_b).await;
+}
+
+/// A command its target cannot run is parked there (B's dead letters, for B's operators).
+/// Before, nothing told A: its instance stayed running with the command pending, for good,
+/// and A's operators saw nothing wrong. B now replies that it could not run it; A parks the
+/// instance with B's reason; once B's operator retried the command (fixed) and A's operator
+/// retried the instance, the step is decided once, on B's real answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_its_target_cannot_run_parks_the_requesting_instance_with_the_targets_reason() {
+    let service_a = pg_store().await;
+    let service_b = pg_store().await;
+    let broker = kafka();
+    let commands = broker
+        .create_topic("t-tally-commands", 1)
+        .await
+        .expect("topic");
+    let replies = broker
+        .create_topic("t-transfer-replies", 1)
+        .await
+        .expect("topic");
+    let add = AddToTally {
+        tally: "t-0".into(),
+        amount: 7,
+    };
+    request(&service_a, 0, &add).await;
+
+    let broken = Arc::new(AtomicBool::new(true));
+    let producer = KafkaProducer::new(broker.config()).expect("producer");
+    let b_group = unique_topic("g-tallies");
+    let b = IntegrationConsumer::new(
+        broker.config(),
+        &b_group,
+        &[&commands],
+        CommandConsumer::new(
+            Broken {
+                tallies: Tallies(Repository::new(service_b.clone())),
+                broken: broken.clone(),
+            },
+            producer.clone(),
+            "/services/b",
+        ),
+    )
+    .with_dead_letters(Arc::new(service_b.clone()))
+    .with_options(ConsumerOptions::default().redrive_interval(Duration::from_millis(100)))
+    .spawn()
+    .expect("B's command consumer");
+    let inbox = IntegrationConsumer::new(
+        broker.config(),
+        &unique_topic("g-replies"),
+        &[&replies],
+        ReplyInbox::new(service_a.clone()),
+    )
+    .with_dead_letters(Arc::new(service_a.clone()))
+    .spawn()
+    .expect("A's reply inbox");
+    let topic = commands.clone();
+    let dispatcher: BusDispatcher<AddToTally, Refusal> = BusDispatcher::new(
+        producer,
+        "/services/a",
+        replies.as_str(),
+        move |add: &AddToTally| {
+            Ok(Request::new(
+                add.tally.clone(),
+                Outgoing::of(topic.as_str(), add)?,
+            ))
+        },
+    );
+    let process = ProcessManagerProjection::<Transfer, _, _>::new(
+        service_a.clone(),
+        dispatcher,
+        ProcessOptions::default(),
+    )
+    .runner()
+    .spawn();
+
+    // A hears of it: the instance is parked with B's reason, its command still pending.
+    let projection = format!("process:{}", Transfer::TYPE);
+    let letter = eventually(PATIENCE, "A's instance parked with B's reason", || async {
+        let letters = service_a
+            .key_letters(&projection, "transfer-0", 10)
+            .await
+            .expect("A's letters");
+        letters.into_iter().next()
+    })
+    .await;
+    assert!(letter.error.contains(DEFECT), "{}", letter.error);
+    let row = service_a
+        .instance(Transfer::TYPE, "0")
+        .await
+        .expect("read")
+        .expect("the instance");
+    assert_eq!(
+        (row.state, row.pending_commands),
+        (InstanceState::Running, 1)
+    );
+    let parked = service_b
+        .parked_messages(&b_group, None, 10)
+        .await
+        .expect("B's letters");
+    assert_eq!(parked.len(), 1, "the command is parked at B too");
+    assert!(parked[0].error.contains(DEFECT), "{}", parked[0].error);
+
+    // B's operator retries the command once B is fixed; its answer reaches A.
+    broken.store(false, Ordering::Release);
+    service_b
+        .request_messages(
+            &b_group,
+            &BusLetterTarget::Message(parked[0].message.clone()),
+            Some(Redrive::Retry),
+        )
+        .await
+        .expect("retry at B");
+    inbox
+        .wait_until(PATIENCE, |s| s.handled >= 2)
+        .await
+        .expect("B's answer reached A");
+    // A's operator retries the instance: the step is decided on B's answer.
+    service_a
+        .retry(&projection, &LetterTarget::Key("transfer-0".into()))
+        .await
+        .expect("retry at A");
+    let row = eventually(PATIENCE, "the transfer ended", || async {
+        service_a
+            .instance(Transfer::TYPE, "0")
+            .await
+            .expect("read")
+            .filter(|row| row.state != InstanceState::Running)
+    })
+    .await;
+    assert_eq!(row.state, InstanceState::Completed);
+    let journal = service_a
+        .read_stream(
+            &StreamId::new("transfer-0").expect("stream id"),
+            Version::ZERO,
+            100,
+        )
+        .await
+        .expect("journal");
+    assert_eq!(kinds(&journal), ["event", "accepted"], "decided once");
+    let tallies: Repository<Tally, PgEventStore> = Repository::new(service_b.clone());
+    let (tally, _) = tallies.load("t-0").await.expect("load");
+    assert_eq!(tally.total, 7, "run once, after the fix");
+    assert!(
+        service_a
+            .key_letters(&projection, "transfer-0", 10)
+            .await
+            .expect("A's letters")
+            .is_empty(),
+        "nothing left parked at A"
+    );
+
+    process.shutdown().await;
+    b.shutdown().await;
+    inbox.shutdown().await;
     broker.delete_topics().await.expect("delete topics");
     drop_schema(&service_a).await;
     drop_schema(&service_b).await;

@@ -14,6 +14,11 @@
 //! (a redelivered message, a command re-sent after a crash and answered again) is a duplicate
 //! append, and the first answer stands. The engine's input id for it is the command id (as for
 //! a local answer), so it is decided once too.
+//!
+//! A target that cannot run a command at all (a defect, a contract it cannot read) parks it
+//! and says so: [`ReplyOutcome::Failed`]. That is no answer and takes no answer's place (its
+//! event id derives from the reason too); the engine parks the instance with the reason, as a
+//! local dispatcher's failure parks it, until the target's real answer supersedes it.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -38,8 +43,9 @@ pub struct CommandReplied {
     pub instance: String,
     /// The command id it was sent with: which pending step it answers.
     pub command_id: CommandId,
-    /// Accepted, or rejected with the typed error as JSON (flattened: `"outcome": "accepted"`,
-    /// or `"outcome": "rejected", "error": ...`).
+    /// Accepted, rejected with the typed error as JSON, or not run (flattened: `"outcome":
+    /// "accepted"`, `"outcome": "rejected", "error": ...`, or `"outcome": "failed", "reason":
+    /// ...`).
     #[serde(flatten)]
     pub outcome: ReplyOutcome,
 }
@@ -57,6 +63,22 @@ pub enum ReplyOutcome {
         /// The typed rejection, as JSON.
         error: Value,
     },
+    /// The target could not run it at all and parked it (a defect, a contract it cannot read):
+    /// no answer, the command stays pending. The requesting instance is parked with `reason`,
+    /// as a local dispatcher's failure parks it; once the target's operators retried the
+    /// command, its real answer supersedes this, and retrying the instance decides the step.
+    Failed {
+        /// Why, in the target's words.
+        reason: String,
+    },
+}
+
+impl ReplyOutcome {
+    /// Whether it answers the command (accepted or rejected), where [`Failed`](Self::Failed)
+    /// only says the target could not run it.
+    pub fn is_answer(&self) -> bool {
+        !matches!(self, ReplyOutcome::Failed { .. })
+    }
 }
 
 impl CommandReplied {
@@ -83,9 +105,18 @@ impl CommandReplied {
         )?)
     }
 
-    /// The reply event's id, derived from the command id: one reply per command.
+    /// The reply event's id, derived from the command id: one answer per command. A
+    /// [`Failed`](ReplyOutcome::Failed) word has an id of its own, derived from its reason too,
+    /// so it never takes the answer's place and the same failure told twice is recorded once.
     pub fn event_id(&self) -> EventId {
-        let name = format!("{}\0{}\0reply", self.process, self.command_id);
+        let name = match &self.outcome {
+            ReplyOutcome::Failed { reason } => {
+                format!("{}\0{}\0failed\0{reason}", self.process, self.command_id)
+            }
+            ReplyOutcome::Accepted | ReplyOutcome::Rejected { .. } => {
+                format!("{}\0{}\0reply", self.process, self.command_id)
+            }
+        };
         EventId::from_uuid(Uuid::new_v5(&PROCESS_NAMESPACE, name.as_bytes()))
     }
 
@@ -181,5 +212,46 @@ mod tests {
         );
         let other = CommandReplied::new("other", "o7", command, ReplyOutcome::Accepted);
         assert_ne!(other.event_id(), reply.event_id(), "per process");
+    }
+
+    #[test]
+    fn a_failure_is_stored_in_its_own_shape_and_never_in_the_answer_s_place() {
+        let command = CommandId::from_uuid(Uuid::nil());
+        let failed = |reason: &str| {
+            CommandReplied::new(
+                "order_fulfilment",
+                "o7",
+                command,
+                ReplyOutcome::Failed {
+                    reason: reason.to_owned(),
+                },
+            )
+        };
+        let defect = failed("cannot read the command");
+        assert_eq!(
+            serde_json::to_value(&defect).expect("json"),
+            json!({
+                "process": "order_fulfilment",
+                "instance": "o7",
+                "command_id": "00000000-0000-0000-0000-000000000000",
+                "outcome": "failed",
+                "reason": "cannot read the command",
+            })
+        );
+        assert!(!defect.outcome.is_answer());
+        let accepted =
+            CommandReplied::new("order_fulfilment", "o7", command, ReplyOutcome::Accepted);
+        assert!(accepted.outcome.is_answer());
+        assert_ne!(
+            defect.event_id(),
+            accepted.event_id(),
+            "not the answer's id"
+        );
+        assert_eq!(
+            defect.event_id(),
+            failed("cannot read the command").event_id(),
+            "the same failure told twice is one"
+        );
+        assert_ne!(defect.event_id(), failed("another reason").event_id());
     }
 }

@@ -48,6 +48,17 @@ pub trait IntegrationHandler: Send + Sync + 'static {
     /// context of [`Incoming::command_context`] so a redelivered message changes nothing. Must
     /// return only once the effect is durable: the message's offset is committed after it.
     async fn handle(&self, incoming: &Incoming) -> Result<(), HandleError>;
+
+    /// Told that `incoming` can never be handled and is about to be parked, and why (the
+    /// handler's poison, an unknown type, a key held back behind a parked message), before it
+    /// is: a crash in between tells it again. Not called when the consumer stops instead.
+    /// Default: nothing. A request / reply target tells the sender here
+    /// ([`CommandConsumer`](crate::remote::CommandConsumer)). A transient error is retried
+    /// with backoff; any other is logged, and the message is parked all the same.
+    async fn parking(&self, incoming: &Incoming, reason: &str) -> Result<(), HandleError> {
+        let _ = (incoming, reason);
+        Ok(())
+    }
 }
 
 /// Why a message was not handled.

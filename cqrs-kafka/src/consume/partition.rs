@@ -210,6 +210,9 @@ async fn poison(
         (Some(store), PoisonPolicy::Park) => store.clone(),
         _ => return Step::Stop(format!("message {id} cannot be handled: {error}")),
     };
+    if !tell_parking(shared, message, &error).await {
+        return Step::Cancelled;
+    }
     tracing::warn!(consumer = %shared.core.name, message = %id, %error, "message parked");
     let letter = BusLetter::new(&*shared.core.name, id.clone(), error)
         .with_key(message.key().map(<[u8]>::to_vec))
@@ -236,6 +239,41 @@ async fn poison(
         held.insert(key.to_vec());
     }
     Step::Parked
+}
+
+/// Tells the handler that `message` is about to be parked for `error` (when it reads as a
+/// CloudEvent: one that does not has nobody to tell), retrying transient failures; `false` if
+/// the consumer began stopping first.
+async fn tell_parking(shared: &Shared, message: &Received, error: &str) -> bool {
+    let Ok(event) = CloudEvent::read(message) else {
+        return true;
+    };
+    let incoming = Incoming::from_parts(shared.core.name.clone(), event, message.clone());
+    let mut retry = 0;
+    loop {
+        match shared.handler.parking(&incoming, error).await {
+            Ok(()) => return true,
+            Err(failure) if failure.is_transient() => {
+                retry += 1;
+                shared.core.board().error(format!(
+                    "telling of {} being parked failed (attempt {retry}): {failure}",
+                    message_id(message)
+                ));
+                if !sleep_or_stop(shared, backoff(shared, retry)).await {
+                    return false;
+                }
+            }
+            Err(failure) => {
+                tracing::warn!(
+                    consumer = %shared.core.name,
+                    message = %message_id(message),
+                    error = %failure,
+                    "could not tell of the message being parked"
+                );
+                return true;
+            }
+        }
+    }
 }
 
 pub(crate) fn message_id(message: &Received) -> MessageId {

@@ -8,11 +8,12 @@ use cqrs_core::process::ReplyOutcome;
 use cqrs_core::telemetry::TRACEPARENT;
 use cqrs_core::{CommandContext, CommandError, CommandId, CommandOutcome};
 use serde::Serialize;
+use uuid::Uuid;
 
 use super::headers::{
     reply_id, required, COMMAND_ID, PROCESS, PROCESS_INSTANCE, REPLY_TO, REPLY_TYPE,
 };
-use crate::consume::{HandleError, Incoming, IntegrationHandler};
+use crate::consume::{HandleError, Incoming, IntegrationHandler, BUS_NAMESPACE};
 use crate::{CloudEvent, KafkaProducer, Record};
 
 /// What a service writes to run commands from the bus on its aggregates.
@@ -58,8 +59,9 @@ pub trait CommandHandler: Send + Sync + 'static {
     /// Runs `command` with `context` (whose command id is the message's `ce_id`: pass it to
     /// [`Repository::execute_with`](cqrs_core::Repository::execute_with) unchanged, so a
     /// command delivered again lands once). `Ok` with the outcome to reply, accepted or the
-    /// typed rejection as JSON ([`outcome_of`] builds it); `Err` when it could not run (retried
-    /// if transient, else parked, and no reply is sent).
+    /// typed rejection as JSON ([`outcome_of`] builds it); `Err` when it could not run:
+    /// retried if transient, else parked, and the sender is told it failed, with the reason
+    /// ([`ReplyOutcome::Failed`]: its instance is parked until the real answer comes).
     async fn execute(
         &self,
         command: &Incoming,
@@ -100,6 +102,12 @@ where
 /// A crash (or a failed reply) between the two: the message comes again, the command runs as
 /// a duplicate (nothing new recorded) and the same reply id is published; the requester
 /// records one reply per command id.
+///
+/// A command that can never run (the handler's poison, a type it does not run, a key held
+/// back behind a parked command) is parked, and the sender is told first:
+/// [`ReplyOutcome::Failed`] with the reason, under an id of its own, so the requesting
+/// instance is parked with the reason instead of waiting without a word. Once an operator
+/// retried the parked command here, its real answer goes out as any other.
 pub struct CommandConsumer<H> {
     handler: H,
     producer: KafkaProducer,
@@ -146,7 +154,11 @@ impl<H: CommandHandler> CommandConsumer<H> {
         let process = required(command, PROCESS)?;
         let instance = required(command, PROCESS_INSTANCE)?;
         let request = command.event();
-        let mut event = CloudEvent::new(reply_id(request.id), self.source.as_str(), REPLY_TYPE);
+        let id = match outcome {
+            ReplyOutcome::Failed { reason } => failure_id(request.id, reason),
+            _ => reply_id(request.id),
+        };
+        let mut event = CloudEvent::new(id, self.source.as_str(), REPLY_TYPE);
         event.subject = Some(instance.to_owned());
         event.correlation_id = request.correlation_id;
         event.causation_id = Some(request.id);
@@ -177,8 +189,22 @@ impl<H: CommandHandler> IntegrationHandler for CommandConsumer<H> {
             .handler
             .execute(incoming, Self::context(incoming))
             .await?;
-        let reply = self.reply(incoming, &outcome)?;
-        self.producer.send(&reply).await.map_err(|error| {
+        self.publish(&self.reply(incoming, &outcome)?).await
+    }
+
+    /// Tells the sender the command failed, with `reason`, before it is parked here.
+    async fn parking(&self, incoming: &Incoming, reason: &str) -> Result<(), HandleError> {
+        let failed = ReplyOutcome::Failed {
+            reason: reason.to_owned(),
+        };
+        self.publish(&self.reply(incoming, &failed)?).await
+    }
+}
+
+impl<H> CommandConsumer<H> {
+    /// Publishes `reply` and waits for the acknowledgement.
+    async fn publish(&self, reply: &Record) -> Result<(), HandleError> {
+        self.producer.send(reply).await.map_err(|error| {
             if error.is_transient() {
                 HandleError::transient(error)
             } else {
@@ -187,4 +213,13 @@ impl<H: CommandHandler> IntegrationHandler for CommandConsumer<H> {
         })?;
         Ok(())
     }
+}
+
+/// The `ce_id` of the word that command `command_id` failed for `reason`: its own (never the
+/// answer's, which may come once the command is retried), the same for the same failure.
+fn failure_id(command_id: Uuid, reason: &str) -> Uuid {
+    Uuid::new_v5(
+        &BUS_NAMESPACE,
+        format!("failed\0{command_id}\0{reason}").as_bytes(),
+    )
 }

@@ -18,10 +18,13 @@
 //! - [`CommandConsumer`] (B) executes it with command id = `ce_id`, so a redelivered (or
 //!   re-sent) command lands once, then publishes the outcome (accepted, or the typed rejection
 //!   as JSON) to `ce_replyto`, under a reply id derived from the command id: a crash between
-//!   the two executes again as a duplicate and publishes the same reply.
+//!   the two executes again as a duplicate and publishes the same reply. A command it can
+//!   never run is parked, and the sender is told first
+//!   ([`ReplyOutcome::Failed`](cqrs_core::process::ReplyOutcome::Failed), with the reason).
 //! - [`ReplyInbox`] (A) records the reply in A's own log as a
 //!   [`CommandReplied`](cqrs_core::process::CommandReplied) (one per command id), which the
-//!   process manager's engine resolves into `Input::Accepted` / `Input::Rejected` once.
+//!   process manager's engine resolves into `Input::Accepted` / `Input::Rejected` once; a
+//!   `Failed` word parks the instance with the target's reason until the answer comes.
 //!
 //! The parts: `headers` (the extension attributes), `dispatcher`, `command_consumer`, `inbox`.
 

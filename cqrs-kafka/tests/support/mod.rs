@@ -104,6 +104,8 @@ pub mod bus {
         pub handled: Arc<Mutex<Vec<Counted>>>,
         pub attempts: Arc<Mutex<HashMap<(String, u64), u32>>>,
         pub script: Arc<Script>,
+        /// What it was told of parking: message `n` of key, and why.
+        pub told: Arc<Mutex<Vec<(String, u64, String)>>>,
     }
 
     impl Recorder {
@@ -120,12 +122,26 @@ pub mod bus {
                 .unwrap_or_else(|p| p.into_inner())
                 .clone()
         }
+
+        pub fn told(&self) -> Vec<(String, u64, String)> {
+            self.told.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        }
     }
 
     #[async_trait]
     impl IntegrationHandler for Recorder {
         fn event_types(&self) -> Vec<&'static str> {
             vec![Counted::TYPE]
+        }
+
+        async fn parking(&self, incoming: &Incoming, reason: &str) -> Result<(), HandleError> {
+            let counted: Counted = incoming.data()?;
+            self.told.lock().unwrap_or_else(|p| p.into_inner()).push((
+                counted.key,
+                counted.n,
+                reason.to_owned(),
+            ));
+            Ok(())
         }
 
         async fn handle(&self, incoming: &Incoming) -> Result<(), HandleError> {

@@ -21,7 +21,7 @@ use crate::process::manager::{Input, ProcessManager};
 use crate::process::reply::{CommandReplied, ReplyOutcome};
 use crate::process::store::{ProcessManagerStore, TimeoutChange};
 use crate::telemetry::{metrics, span_traceparent, TRACEPARENT};
-use crate::{Clock, CommandContext, Error, Position, SnapshotPolicy, StreamId};
+use crate::{Clock, CommandContext, Error, Position, SnapshotPolicy, StreamId, Version};
 
 /// Drives `instance` through `arrivals` (its inputs of one batch, in feed order). On a halt,
 /// the positions of the arrival that halted and of every later one (they wait behind it).
@@ -114,6 +114,7 @@ where
         } = arrival;
         let received = match body {
             Body::Input(received) => received,
+            Body::Reply(reply) if !reply.outcome.is_answer() => return self.failed(&reply).await,
             Body::Reply(reply) => match self.resolve(&reply)? {
                 Some(resolved) => resolved,
                 // Not pending (answered before, or not this instance's): nothing to record,
@@ -130,6 +131,56 @@ where
         }
         .instrument(span)
         .await
+    }
+
+    /// A target's word that it could not run a command (it parked it): the instance is parked
+    /// with the target's reason while the command is pending and unanswered, as a local
+    /// dispatcher's failure parks it. Once the target's real answer is recorded (its operators
+    /// retried the command), the word is superseded and says nothing: the answer decides.
+    async fn failed(&mut self, reply: &CommandReplied) -> Result<(), Halt> {
+        let pending = (self.loaded.instance.books.pending.iter())
+            .any(|p| p.step.command_id == reply.command_id);
+        if !pending {
+            // As for an answer that resolves nothing: what is pending is sent.
+            return self.send_pending().await;
+        }
+        if self.answered(reply).await? {
+            return Ok(());
+        }
+        let reason = match &reply.outcome {
+            ReplyOutcome::Failed { reason } => reason.as_str(),
+            ReplyOutcome::Accepted | ReplyOutcome::Rejected { .. } => "",
+        };
+        Err(Halt::Poison(format!(
+            "command {} could not be run by its target: {reason}",
+            reply.command_id
+        )))
+    }
+
+    /// Whether the target's answer to `reply`'s command is recorded in its reply stream.
+    async fn answered(&self, reply: &CommandReplied) -> Result<bool, Halt> {
+        const PAGE: usize = 64;
+        let stream = reply
+            .stream()
+            .map_err(|error| Halt::Poison(error.to_string()))?;
+        let mut from = Version::ZERO;
+        loop {
+            let events = (self.driver.store)
+                .read_stream(&stream, from, PAGE)
+                .await
+                .map_err(Halt::of)?;
+            for event in &events {
+                let recorded: CommandReplied = serde_json::from_value(event.payload.clone())
+                    .map_err(|e| Halt::Poison(format!("reply {}: {e}", event.metadata.event_id)))?;
+                if recorded.outcome.is_answer() {
+                    return Ok(true);
+                }
+            }
+            match events.last() {
+                Some(last) if events.len() == PAGE => from = last.version.next(),
+                _ => return Ok(false),
+            }
+        }
     }
 
     /// The outcome input a reply brings, from the pending command it answers: the same input
@@ -156,6 +207,8 @@ where
                 id,
                 kind: ReceivedKind::Accepted { step },
             },
+            // Not an answer: `failed` takes it.
+            ReplyOutcome::Failed { .. } => return Ok(None),
             ReplyOutcome::Rejected { error } => {
                 let typed: P::Rejection = serde_json::from_value(error.clone()).map_err(|e| {
                     Halt::Poison(format!(
