@@ -374,21 +374,11 @@ mod tests {
         EsIndex::new(client, "orders", json!({ "total": { "type": "long" } })).unwrap()
     }
 
-    /// The search node of the environment, as every test that needs one (`ELASTICSEARCH_URL`).
-    fn live_client() -> Elasticsearch {
-        let url = std::env::var("ELASTICSEARCH_URL")
-            .expect("ELASTICSEARCH_URL must name a search node for this test");
-        Elasticsearch::new(Transport::single_node(&url).expect("a valid URL"))
-    }
-
     #[tokio::test]
     async fn a_swap_from_an_index_the_alias_left_changes_nothing() {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let name = format!("swap-t{}-{nanos}", std::process::id());
-        let live = EsIndex::new(live_client(), &name, json!({})).unwrap();
+        let node = crate::testing::TestNode::from_env().expect("ELASTICSEARCH_URL");
+        let name = node.unique_name("swap");
+        let live = EsIndex::new(node.client().clone(), &name, json!({})).unwrap();
         live.ensure().await.unwrap();
         assert!(live.create_filling(2).await.unwrap());
         assert!(live.create_filling(3).await.unwrap());
@@ -402,11 +392,7 @@ mod tests {
         let refused = live.swap(&v2, &v3).await;
         let on = live.current().await.map(|on| on.map(|v| v.index));
 
-        for version in 1..=3 {
-            live.delete_index(&live.version_name(version))
-                .await
-                .unwrap();
-        }
+        node.clean_up().await.unwrap();
         assert!(refused.is_err(), "{refused:?}");
         assert_eq!(
             on.ok(),
