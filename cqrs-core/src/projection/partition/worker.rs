@@ -17,7 +17,7 @@ use crate::projection::{
 
 use super::assign::assign;
 use super::wrapper::PartitionProjection;
-use super::{PartitionedStatus, Partitions};
+use super::{PartitionedStatus, Partitions, PARTITIONS};
 
 /// Makes the runner of one partition.
 type MakeRunner = Arc<dyn Fn(PartitionProjection) -> ProjectionRunner + Send + Sync>;
@@ -42,6 +42,13 @@ type MakeProjection = Arc<dyn Fn(u32) -> Arc<dyn Projection> + Send + Sync>;
 /// (`{projection}/members/{worker}`), lists the live members and runs what the assignment
 /// gives it. After a worker dies, its partitions run elsewhere within about one lease time
 /// to live plus two such ticks.
+///
+/// A worker running nothing first looks for partitions of another count led now (a change of
+/// count is a migration, and workers of two counts would split the events differently): while
+/// there are, it stays out of the membership, runs nothing and says so
+/// ([`PartitionedStatus::waiting_for_count`]); once the old count's workers let every
+/// partition go, it joins. Two layouts of one count (by stream and by key) cannot be told
+/// apart by their names: that switch is checked by no one.
 ///
 /// With [`for_store`](Self::for_store) the projection is shared by the partitions this
 /// worker runs: `apply` may be called concurrently, for different partitions (by stream:
@@ -236,6 +243,44 @@ impl PartitionedRunner {
                 }
             }
             let mut error = None;
+            if running.0.is_empty() && stopping_ids.is_empty() {
+                let waiting = match bounded(ttl, self.other_layout()).await {
+                    Ok(other) => other,
+                    Err(e) => {
+                        error = Some(format!("could not list the partitions led: {e}"));
+                        None
+                    }
+                };
+                if waiting.is_some() || error.is_some() {
+                    // Out of the membership: the running workers must give this one nothing.
+                    if let Some(lease) = member.take() {
+                        if let Err(e) = bounded(ttl, self.leases.release(&lease)).await {
+                            tracing::warn!(error = %e, "could not release the member lease");
+                        }
+                    }
+                    let told = status.borrow().waiting_for_count == waiting;
+                    if let (Some(count), false) = (waiting, told) {
+                        tracing::warn!(
+                            count,
+                            "partitions of another count are led: waiting until they are let go"
+                        );
+                    }
+                    status.send_modify(|s| {
+                        s.members.clear();
+                        s.assigned.clear();
+                        s.waiting_for_count = waiting;
+                        if error.is_some() {
+                            s.last_error = error;
+                        }
+                    });
+                    tokio::select! {
+                        () = tokio::time::sleep(ttl / 3) => {}
+                        _ = stop.changed() => {}
+                    }
+                    continue;
+                }
+                status.send_modify(|s| s.waiting_for_count = None);
+            }
             match bounded(ttl, self.leases.try_acquire(&member_name, &instance, ttl)).await {
                 Ok(Some(lease)) => member = Some(lease),
                 Ok(None) => {
@@ -330,6 +375,23 @@ impl PartitionedRunner {
             s.stopping.clear();
             s.stopped = true;
         });
+    }
+}
+
+impl PartitionedRunner {
+    /// The count of another layout of this projection whose partitions are led now (the
+    /// smallest, if several), from the partitions' lease names.
+    async fn other_layout(&self) -> crate::Result<Option<u32>> {
+        let prefix = format!("{}{PARTITIONS}", self.name);
+        let leases = self.leases.leases(&prefix).await?;
+        Ok(leases
+            .iter()
+            .filter_map(|lease| Partitions::parse_name(&lease.name))
+            .filter(|(projection, count, _)| {
+                *projection == self.name && *count != self.partitions.count()
+            })
+            .map(|(_, count, _)| count)
+            .min())
     }
 }
 
