@@ -69,12 +69,12 @@ impl CommandContext {
     }
 
     /// Tells the repository that this command id has never been sent before, so it skips
-    /// looking up a first outcome (one round trip) and runs the command at once. The append
-    /// still refuses to record the id twice, so a wrong claim costs no duplicate events; but a
-    /// command sent again under this claim is handled against the current state, and may be
-    /// refused where the lookup would have returned the first outcome. Process managers claim
-    /// it for a step they have just recorded (no one can have sent its derived id before);
-    /// after a crash they send without it.
+    /// looking up a first outcome (one round trip) and runs the command at once. A wrong claim
+    /// costs nothing but that lookup: the append refuses to record the id twice (answering
+    /// with the first outcome), and a refusal under the claim is checked against the first
+    /// outcome before it is returned. Process managers claim it for a step they have just
+    /// recorded (a second worker whose term overlapped may still have sent it); after a
+    /// crash they send without it.
     pub fn first_delivery(mut self) -> Self {
         self.first_delivery = true;
         self

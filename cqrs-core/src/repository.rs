@@ -290,6 +290,9 @@ where
                 Ok(events) => events,
                 Err(rejection) => {
                     keep(&mut slot, state, version);
+                    if let Some(first) = self.delivered_before(stream_id, context, attempt).await? {
+                        return Ok(first);
+                    }
                     return Err(CommandError::Rejected(rejection));
                 }
             };
@@ -366,6 +369,28 @@ where
     }
 
     /// The outcome of an earlier run of the same command, rebuilt from the store.
+    /// The first outcome of a command refused under a claim of
+    /// [`first_delivery`](CommandContext::first_delivery), if it was delivered before after all
+    /// (a second worker of a process manager whose term overlapped sent the same step): the
+    /// claim spares the lookup when the command lands, not when the state it made refuses it.
+    async fn delivered_before(
+        &self,
+        stream_id: &StreamId,
+        context: &CommandContext,
+        attempts: u32,
+    ) -> Result<Option<CommandOutcome<A::Event>>, Error> {
+        let Some(command_id) = context.command_id.filter(|_| context.first_delivery) else {
+            return Ok(None);
+        };
+        match self.store.command_outcome(command_id).await? {
+            Some(first) => Ok(Some(
+                self.first_outcome(stream_id, Some(command_id), first, attempts)
+                    .await?,
+            )),
+            None => Ok(None),
+        }
+    }
+
     async fn first_outcome(
         &self,
         stream_id: &StreamId,

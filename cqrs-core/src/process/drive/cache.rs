@@ -12,9 +12,11 @@ pub(super) struct Loaded<P> {
     /// Pending commands that were forwarded: their answer comes as an event, so they are not
     /// sent again while this stays loaded.
     pub(super) forwarded: HashSet<CommandId>,
-    /// Commands decided by a record that landed since this was loaded: no one can have sent
-    /// their derived ids before, so they go out as first deliveries (no outcome lookup).
-    /// Empty after a (re)load: a pending command found in the journal may have been sent.
+    /// Commands decided by a record that landed since this was loaded: they go out as first
+    /// deliveries (no outcome lookup). Only a worker whose term overlapped this one's can have
+    /// sent them already; the repository checks a refusal under the claim against the
+    /// command's first outcome. Empty after a (re)load: a pending command found in the journal
+    /// may have been sent.
     pub(super) fresh: HashSet<CommandId>,
 }
 
