@@ -24,6 +24,7 @@ use crate::columns::Columns;
 use crate::convert::to_i64;
 use crate::group::Grouped;
 use crate::process::RecordColumns;
+use crate::to_the_end::to_the_end;
 use crate::{PgError, PgEventStore};
 
 /// How often an append with [`ExpectedVersion::Any`] retries after another writer took the
@@ -249,15 +250,30 @@ impl PgEventStore {
         }
         // One statement in autocommit: the whole append is one round trip.
         let mut conn = self.pool.acquire().await?;
-        let mut outcome = self
-            .append_on(&mut conn, false, stream_id, expected, &columns, None)
-            .await?;
+        let mut outcome = if copy::copies(expected, &columns) {
+            // sqlx's `COPY` is not cancel-safe: cut off while it waits for the server, it
+            // leaves the pooled connection a reply out of step (every later statement on it
+            // reads the one before's answer) or stuck in copy mode. So it runs to its end in
+            // a task of its own, which owns the connection and hands it back to the pool.
+            let store = self.clone();
+            let stream_id = stream_id.clone();
+            let columns = Arc::clone(&columns);
+            let copying = async move {
+                (store.append_on(&mut conn, false, &stream_id, expected, &columns, None)).await
+            };
+            to_the_end(copying.in_current_span()).await?
+        } else {
+            let outcome = self
+                .append_on(&mut conn, false, stream_id, expected, &columns, None)
+                .await?;
+            drop(conn);
+            outcome
+        };
         if perhaps_written && outcome.duplicate {
             // This append's own events, at its versions: written by its group, not by an
             // earlier append (which would have failed the group on the event ids).
             outcome.duplicate = false;
         }
-        drop(conn);
         drop(admission);
         if !outcome.duplicate {
             self.notifier.signal(&self.pool, &self.schema.channel());
