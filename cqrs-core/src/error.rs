@@ -48,6 +48,12 @@ pub enum Error {
         /// The id.
         event_id: crate::EventId,
     },
+    /// One append named the same event id for two of its events.
+    #[error("event id {event_id} appears twice in one append")]
+    EventIdRepeated {
+        /// The id.
+        event_id: crate::EventId,
+    },
     /// A payload was larger than the store accepts.
     #[error("payload of {event_type} is {size} bytes, more than the {limit} allowed")]
     PayloadTooLarge {
@@ -251,6 +257,7 @@ impl Error {
             | Error::MixedCommandIds
             | Error::CommandIdReused { .. }
             | Error::EventIdReused { .. }
+            | Error::EventIdRepeated { .. }
             | Error::PayloadTooLarge { .. }
             | Error::PayloadTooDeep { .. }
             | Error::NulInPayload { .. }

@@ -1,7 +1,9 @@
 //! Checks every store runs on an append before it writes anything.
 
+use std::collections::HashSet;
+
 use crate::texts::{Texts, TextsBuilder};
-use crate::{CommandId, Error, NewEvent, Result};
+use crate::{CommandId, Error, EventId, NewEvent, Result};
 
 /// The default limit on one event's JSON payload: 1 MiB.
 pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 1 << 20;
@@ -25,10 +27,13 @@ pub struct BatchCheck {
 
 /// Checks a batch before an append: at least one event, valid type names, payloads within
 /// `max_payload_bytes`, free of NUL characters and nested at most [`MAX_PAYLOAD_DEPTH`]
-/// levels, one command id at most. Returns the serialized payloads.
+/// levels, one command id at most, no event id twice. Returns the serialized payloads.
 pub fn check_batch(events: &[NewEvent], max_payload_bytes: usize) -> Result<BatchCheck> {
     let first = events.first().ok_or(Error::EmptyAppend)?;
     let command_id = first.metadata.command_id;
+    if let Some(event_id) = repeated_event_id(events) {
+        return Err(Error::EventIdRepeated { event_id });
+    }
     let mut payloads = TextsBuilder::with_capacity(events.len(), events.len() * 32);
     for event in events {
         check_event_type(&event.event_type)?;
@@ -65,6 +70,17 @@ pub fn check_batch(events: &[NewEvent], max_payload_bytes: usize) -> Result<Batc
         command_id,
         payloads,
     })
+}
+
+/// The first event id `events` name twice, if any.
+fn repeated_event_id(events: &[NewEvent]) -> Option<EventId> {
+    if events.len() < 2 {
+        return None;
+    }
+    let mut seen = HashSet::with_capacity(events.len());
+    (events.iter())
+        .map(|e| e.metadata.event_id)
+        .find(|id| !seen.insert(*id))
 }
 
 /// Checks an event type name: non-empty, at most [`MAX_EVENT_TYPE_LEN`] bytes, no control

@@ -422,6 +422,23 @@ pub async fn bad_input_is_refused_with_typed_errors<S: ConformanceStore>(store: 
         store.append(&s, ExpectedVersion::Any, mixed).await,
         Err(Error::MixedCommandIds)
     ));
+    // One event id twice in one batch: refused as input at once (PostgreSQL's unique index
+    // refused the batch, and the append then looked for the earlier append 100 times).
+    let id = EventId::new();
+    let repeated = vec![
+        event(1).with_metadata(Metadata::new(id)),
+        event(2),
+        event(3).with_metadata(Metadata::new(id)),
+    ];
+    let err = store
+        .append(&s, ExpectedVersion::Any, repeated)
+        .await
+        .expect_err("a repeated event id");
+    assert!(
+        matches!(err, Error::EventIdRepeated { event_id } if event_id == id)
+            && err.kind() == crate::ErrorKind::InvalidInput,
+        "{err:?}"
+    );
     for bad_type in [
         "",
         "line\nbreak",
