@@ -9,6 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use time::{OffsetDateTime, PrimitiveDateTime};
 use tokio::task::JoinHandle;
 
 use super::dispatch::CommandDispatcher;
@@ -70,9 +71,18 @@ where
                 options.retry.delay(failures).max(Duration::from_millis(1))
             }
         };
-        let until = options.clock.now() + pause;
+        let until = wake_at(options.clock.now(), pause);
         driver.alarm.sleep(pause, until).await;
     }
+}
+
+/// When a sleep of `pause` from `now` ends: the latest time there is when that is past it (a
+/// `timer_poll` of `Duration::MAX` overflowed, and the panic ended the pump for the term).
+fn wake_at(now: OffsetDateTime, pause: Duration) -> OffsetDateTime {
+    time::Duration::try_from(pause)
+        .ok()
+        .and_then(|pause| now.checked_add(pause))
+        .unwrap_or_else(|| PrimitiveDateTime::MAX.assume_utc())
 }
 
 /// Fires one batch of due timeouts: `None` when the batch came back full (fire again at
@@ -104,4 +114,25 @@ where
             .min(options.timer_poll)
             .max(Duration::from_millis(1)),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use time::{OffsetDateTime, PrimitiveDateTime};
+
+    use super::wake_at;
+
+    #[test]
+    fn a_sleep_past_the_end_of_time_wakes_at_its_end_instead_of_panicking() {
+        let now = OffsetDateTime::UNIX_EPOCH;
+        assert_eq!(
+            wake_at(now, Duration::from_secs(5)),
+            now + time::Duration::seconds(5)
+        );
+        let end = PrimitiveDateTime::MAX.assume_utc();
+        assert_eq!(wake_at(now, Duration::MAX), end);
+        assert_eq!(wake_at(end, Duration::from_secs(1)), end);
+    }
 }
