@@ -245,3 +245,43 @@ async fn timeouts_fire_on_the_test_clock_and_cancel_by_key() {
     assert!(fired[1].starts_with("timeout c "), "{fired:?}");
     handle.shutdown().await;
 }
+
+/// A timeout's payload is checked when it is scheduled; its fired event wraps it with the
+/// instance, key and ids, and was checked again against the limit: a payload near the limit
+/// was refused when it fired, and every later timeout of the process waited behind it.
+#[tokio::test]
+async fn a_timeout_whose_payload_is_near_the_limit_still_fires() {
+    use cqrs_core::process::{InstanceRow, ProcessRecord, TimeoutChange};
+    use cqrs_core::Version;
+
+    let store = InMemoryEventStore::with_max_payload_bytes(1_000);
+    let at = |secs| TestClock::START + time::Duration::seconds(secs);
+    let (near, small) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    let record = ProcessRecord::new(
+        StreamId::new("reminders-1").unwrap(),
+        ExpectedVersion::NoStream,
+        vec![NewEvent::new("ProcessInputReceived", 1, json!({}))],
+        vec![
+            TimeoutChange::Schedule {
+                key: "near".to_owned(),
+                timeout_id: near,
+                due_at: at(1),
+                payload: json!("x".repeat(990)),
+            },
+            TimeoutChange::Schedule {
+                key: "small".to_owned(),
+                timeout_id: small,
+                due_at: at(2),
+                payload: json!("y"),
+            },
+        ],
+        InstanceRow::new("1", Version::new(1), at(0)),
+    );
+    store.record("reminders", record).await.expect("scheduled");
+    let fired = store
+        .fire_due("reminders", at(10), 100)
+        .await
+        .expect("both fire");
+    let ids: Vec<uuid::Uuid> = fired.iter().map(|f| f.timeout_id).collect();
+    assert_eq!(ids, [near, small]);
+}

@@ -10,6 +10,7 @@ use sqlx::{Connection, Row};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::columns::Columns;
 use crate::{convert, PgError, PgEventStore};
 
 impl PgEventStore {
@@ -67,11 +68,22 @@ impl PgEventStore {
         // RETURNING keeps no order: the fired events follow the due times.
         due.sort_by(|a, b| (a.due_at, &a.instance, &a.key).cmp(&(b.due_at, &b.instance, &b.key)));
         let mut fired = Vec::with_capacity(due.len());
+        self.xid.ensure(&mut *tx).await?;
         for timeout in due {
             let stream = TimeoutFired::stream(process, timeout.timeout_id)?;
-            let event = timeout.to_event()?;
+            // Its payload was checked when it was scheduled: this store's limits do not refuse
+            // it (a limit lowered since, or the fired event's own few fields past a payload
+            // near it, would roll back the batch and hold every timeout of the process).
+            let columns = Columns::new(vec![timeout.to_event()?], usize::MAX, usize::MAX)?;
             let outcome = self
-                .append_in_pg(&mut tx, &stream, ExpectedVersion::NoStream, vec![event])
+                .append_on(
+                    &mut tx,
+                    true,
+                    &stream,
+                    ExpectedVersion::NoStream,
+                    &columns,
+                    None,
+                )
                 .await?;
             let TimeoutFired {
                 instance,
