@@ -1,10 +1,11 @@
 //! [`Inspector`]: the store's answers to operators' questions, one method each.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use cqrs_core::bus::{BusDeadLetterStore, BusLetterTarget};
 use cqrs_core::process::{InstanceQuery, InstanceState, ProcessStore, Processes};
-use cqrs_core::projection::{DeadLetterStore, LetterTarget, Redrive};
+use cqrs_core::projection::{DeadLetterStore, LetterTarget, Partitions, Redrive};
 use cqrs_core::{EventFilter, Position, ReadAll, ReadStream, StreamId, Version};
 use cqrs_postgres::{PgEventStore, PgSchema};
 use time::OffsetDateTime;
@@ -232,16 +233,34 @@ impl Inspector {
         Ok(HorizonView::from(&self.store.feed_horizon().await?))
     }
 
-    /// The process managers' types the store knows of (`{TYPE}` of `process:{TYPE}`).
+    /// The process managers' types the store knows of (`{TYPE}` of `process:{TYPE}`, and of
+    /// its partitions' `process:{TYPE}/partitions/{n}/{i}`), each once.
     pub async fn processes(&self) -> Result<Vec<String>> {
-        Ok(self
-            .overview()
-            .await?
-            .subscribers
-            .into_iter()
+        let types: BTreeSet<String> = (self.overview().await?.subscribers.into_iter())
             .filter(|s| s.kind == SubscriberKind::Process)
-            .filter_map(|s| s.name.strip_prefix(PROCESS_PREFIX).map(str::to_owned))
-            .collect())
+            .filter_map(|s| {
+                let whole = Partitions::parse_name(&s.name).map_or(s.name.as_str(), |p| p.0);
+                whole.strip_prefix(PROCESS_PREFIX).map(str::to_owned)
+            })
+            .collect();
+        Ok(types.into_iter().collect())
+    }
+
+    /// The status of `process` (counts, pages, timelines), reading the letters of each
+    /// partition count the store has checkpoints of (a partitioned process parks under its
+    /// partitions' names).
+    pub async fn process_status(&self, process: &str) -> Result<Processes<PgEventStore>> {
+        let whole = format!("{PROCESS_PREFIX}{process}");
+        let counts: BTreeSet<u32> = (self.store.subscribers().await?.iter())
+            .filter_map(|s| Partitions::parse_name(&s.name))
+            .filter(|(projection, _, _)| *projection == whole)
+            .map(|(_, count, _)| count)
+            .collect();
+        Ok(counts
+            .into_iter()
+            .fold(Processes::new(self.store.clone()), |status, count| {
+                status.with_partitions(Partitions::by_key(count))
+            }))
     }
 
     /// Up to `limit` instances of `process` that `filter` picks, by instance id after `after`;
@@ -268,7 +287,9 @@ impl Inspector {
         if let Some(after) = after {
             query = query.after(after);
         }
-        let rows = Processes::new(self.store.clone())
+        let rows = self
+            .process_status(process)
+            .await?
             .instances(process, &query)
             .await?;
         Ok(rows.iter().map(|r| InstanceView::new(process, r)).collect())
@@ -279,7 +300,9 @@ impl Inspector {
     pub async fn instance(&self, process: &str, instance: &str) -> Result<InstanceDetail> {
         let process = strip(process);
         let status = self.store.instance(process, instance).await?;
-        let timeline = Processes::new(self.store.clone())
+        let timeline = self
+            .process_status(process)
+            .await?
             .timeline(process, instance)
             .await?;
         if status.is_none() && timeline.is_empty() {

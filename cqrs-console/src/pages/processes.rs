@@ -7,7 +7,6 @@ use axum::extract::{Query, State};
 use axum::response::Response;
 use axum::Extension;
 use cqrs_admin::inspect::{InstanceFilterView, InstanceView};
-use cqrs_core::process::Processes;
 use maud::html;
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -32,9 +31,6 @@ pub(crate) async fn list(
     Query(query): Query<ListQuery>,
 ) -> Response {
     let stuck_only = query.stuck.is_some_and(|s| s == "1" || s == "true");
-    // Counts come from cqrs-core's status over the store the inspector reads (parked
-    // instances count as failed there, as in the lists).
-    let processes = Processes::new(console.inspector.store().clone());
     let now = OffsetDateTime::now_utc();
     let stuck_after = console.config.stuck_after;
     let types = match console.inspector.processes().await {
@@ -43,6 +39,12 @@ pub(crate) async fn list(
     };
     let mut sections = Vec::new();
     for process in &types {
+        // Counts come from cqrs-core's status over the store the inspector reads (parked
+        // instances count as failed there, as in the lists, whichever partition parked them).
+        let processes = match console.inspector.process_status(process).await {
+            Ok(processes) => processes,
+            Err(error) => return console.store_failure(&signed, &error),
+        };
         let counts = match processes.counts(process, now, stuck_after).await {
             Ok(counts) => counts,
             Err(error) => return console.store_failure(&signed, &error.into()),

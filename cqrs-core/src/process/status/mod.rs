@@ -10,7 +10,7 @@
 mod tests;
 mod timeline;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use time::OffsetDateTime;
@@ -19,7 +19,7 @@ use super::instance::{Bookkeeping, Instance};
 use super::life::InstanceState;
 use super::manager::ProcessManager;
 use super::store::{InstanceCounts, InstanceFilter, InstanceQuery, InstanceRow, ProcessStore};
-use crate::projection::{DeadLetter, DeadLetterStore};
+use crate::projection::{DeadLetter, DeadLetterStore, Partitions};
 use crate::{EventStore, ReadStream, Result, SnapshotStore, StreamId, Upcasters, Version};
 
 pub use timeline::{TimelineEntry, TimelineKind};
@@ -45,6 +45,7 @@ const PARKED_SHOWN: usize = 100;
 pub struct Processes<S> {
     store: S,
     upcasters: Upcasters,
+    partitions: Vec<Partitions>,
 }
 
 impl<S> Processes<S> {
@@ -53,7 +54,19 @@ impl<S> Processes<S> {
         Self {
             store,
             upcasters: Upcasters::new(),
+            partitions: Vec::new(),
         }
+    }
+
+    /// For processes run split into `partitions`
+    /// ([`PartitionedRunner`](crate::projection::PartitionedRunner)): their events are parked
+    /// under each partition's name (`process:{TYPE}/partitions/{n}/{i}`), read here along with
+    /// `process:{TYPE}`'s. Only the count matters; after a change of count, add the old one
+    /// too while its letters remain.
+    #[must_use]
+    pub fn with_partitions(mut self, partitions: Partitions) -> Self {
+        self.partitions.push(partitions);
+        self
     }
 
     /// With the upcasters the process's runner has: [`instance`](Self::instance) routes the
@@ -169,24 +182,19 @@ impl<S: ProcessStore + DeadLetterStore> Processes<S> {
     /// The ids of the instances of `process` with an event parked under their stream.
     async fn parked_instances(&self, process: &str) -> Result<Vec<String>> {
         let prefix = format!("{process}-");
-        Ok(self
-            .store
-            .parked_keys(&projection(process))
-            .await?
-            .into_iter()
-            .filter_map(|key| key.strip_prefix(&prefix).map(str::to_owned))
-            .collect())
+        let mut instances = BTreeSet::new();
+        for projection in self.projections(process) {
+            let keys = self.store.parked_keys(&projection).await?;
+            instances.extend(
+                (keys.into_iter()).filter_map(|key| key.strip_prefix(&prefix).map(str::to_owned)),
+            );
+        }
+        Ok(instances.into_iter().collect())
     }
 
     /// The first letter parked under `instance`.
     async fn first_letter(&self, process: &str, instance: &str) -> Result<Option<DeadLetter>> {
-        let key = instance_stream(process, instance)?;
-        Ok(self
-            .store
-            .key_letters(&projection(process), key.as_str(), 1)
-            .await?
-            .into_iter()
-            .next())
+        Ok(self.letters(process, instance, 1).await?.into_iter().next())
     }
 
     /// `row`, read as failed because of its first parked letter.
@@ -205,6 +213,41 @@ impl<S: ProcessStore + DeadLetterStore> Processes<S> {
                 &letter,
             )
         }))
+    }
+}
+
+impl<S: DeadLetterStore> Processes<S> {
+    /// The projections `process`'s events are parked under: its own, and each partition's.
+    fn projections(&self, process: &str) -> Vec<String> {
+        let whole = projection(process);
+        let partitions = self.partitions.iter().flat_map(|partitions| {
+            (0..partitions.count()).map(|index| partitions.name(&whole, index))
+        });
+        let mut names: Vec<String> = partitions.collect();
+        names.insert(0, whole);
+        names
+    }
+
+    /// The first `limit` letters parked under `instance`, in feed order, whichever
+    /// partition parked them.
+    async fn letters(
+        &self,
+        process: &str,
+        instance: &str,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>> {
+        let key = instance_stream(process, instance)?;
+        let mut letters = Vec::new();
+        for projection in self.projections(process) {
+            letters.extend(
+                self.store
+                    .key_letters(&projection, key.as_str(), limit)
+                    .await?,
+            );
+        }
+        letters.sort_by_key(|letter| letter.position);
+        letters.truncate(limit);
+        Ok(letters)
     }
 }
 
@@ -228,11 +271,7 @@ impl<S: ProcessStore + DeadLetterStore + ReadStream> Processes<S> {
             }
         }
         timeline.live(self.store.instance_timeouts(process, instance).await?);
-        timeline.parked(
-            self.store
-                .key_letters(&projection(process), stream.as_str(), PARKED_SHOWN)
-                .await?,
-        );
+        timeline.parked(self.letters(process, instance, PARKED_SHOWN).await?);
         Ok(timeline.into_entries())
     }
 }
