@@ -140,6 +140,38 @@ async fn a_parked_message_holds_back_its_key_and_the_other_keys_go_on() {
     broker.delete_topics().await.expect("delete topics");
 }
 
+/// Telling the handler of a message being parked is tried a few times, then the message is
+/// parked untold: a request's reply topic that is gone must not hold the partition (before,
+/// telling was retried without end, and the partition stopped behind the message).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_is_parked_even_when_telling_of_it_keeps_failing() {
+    let broker = support::broker();
+    let topic = broker.create_topic("t-untold", 1).await.expect("topic");
+    let records: Vec<_> = (0..3).map(|n| counted(&topic, "a", n).1).collect();
+    send_all(broker.config(), &records).await;
+    let recorder = Recorder::new(Script {
+        poison: [("a".to_owned(), 0)].into(),
+        untellable: true,
+        ..Script::default()
+    });
+    let store = InMemoryEventStore::new();
+    let group = unique_topic("g-untold");
+    let options =
+        ConsumerOptions::default().backoff(Duration::from_millis(5), Duration::from_millis(20));
+    let handle = IntegrationConsumer::new(broker.config(), &group, &[&topic], recorder.clone())
+        .with_dead_letters(Arc::new(store.clone()))
+        .with_options(options)
+        .spawn()
+        .expect("spawn");
+    let status = handle
+        .wait_until(PATIENCE, |s| s.parked == 3)
+        .await
+        .expect("the poison message and the two held back behind it are parked");
+    println!("{status}");
+    handle.shutdown().await;
+    broker.delete_topics().await.expect("delete topics");
+}
+
 /// Polls the store until `done` holds for the consumer's letters, for at most `PATIENCE`.
 async fn letters_until(
     store: &InMemoryEventStore,

@@ -53,8 +53,10 @@ pub trait IntegrationHandler: Send + Sync + 'static {
     /// handler's poison, an unknown type, a key held back behind a parked message), before it
     /// is: a crash in between tells it again. Not called when the consumer stops instead.
     /// Default: nothing. A request / reply target tells the sender here
-    /// ([`CommandConsumer`](crate::remote::CommandConsumer)). A transient error is retried
-    /// with backoff; any other is logged, and the message is parked all the same.
+    /// ([`CommandConsumer`](crate::remote::CommandConsumer)). A transient error is tried again
+    /// with backoff, five times in all; then, or on any other error, it is logged and the
+    /// message is parked all the same (a sender's topic that is gone must not hold the
+    /// partition).
     async fn parking(&self, incoming: &Incoming, reason: &str) -> Result<(), HandleError> {
         let _ = (incoming, reason);
         Ok(())

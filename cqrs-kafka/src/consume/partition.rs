@@ -241,9 +241,13 @@ async fn poison(
     Step::Parked
 }
 
+/// How often telling a handler of a message being parked is tried before it is parked
+/// untold: a sender's reply topic that is gone must not hold the partition.
+const TELL_ATTEMPTS: u32 = 5;
+
 /// Tells the handler that `message` is about to be parked for `error` (when it reads as a
-/// CloudEvent: one that does not has nobody to tell), retrying transient failures; `false` if
-/// the consumer began stopping first.
+/// CloudEvent: one that does not has nobody to tell), trying a transient failure again up to
+/// [`TELL_ATTEMPTS`] times in all; `false` if the consumer began stopping first.
 async fn tell_parking(shared: &Shared, message: &Received, error: &str) -> bool {
     let Ok(event) = CloudEvent::read(message) else {
         return true;
@@ -253,12 +257,13 @@ async fn tell_parking(shared: &Shared, message: &Received, error: &str) -> bool 
     loop {
         match shared.handler.parking(&incoming, error).await {
             Ok(()) => return true,
-            Err(failure) if failure.is_transient() => {
+            Err(failure) if failure.is_transient() && retry + 1 < TELL_ATTEMPTS => {
                 retry += 1;
                 shared.core.board().error(format!(
                     "telling of {} being parked failed (attempt {retry}): {failure}",
                     message_id(message)
                 ));
+                shared.core.notify();
                 if !sleep_or_stop(shared, backoff(shared, retry)).await {
                     return false;
                 }

@@ -96,6 +96,8 @@ pub mod bus {
         pub transient: HashMap<(String, u64), u32>,
         /// Refuse as poison.
         pub poison: HashSet<(String, u64)>,
+        /// Fail transiently whenever told of a message being parked.
+        pub untellable: bool,
     }
 
     /// Records each message it handled, in order, and follows its script.
@@ -135,6 +137,9 @@ pub mod bus {
         }
 
         async fn parking(&self, incoming: &Incoming, reason: &str) -> Result<(), HandleError> {
+            if self.script.untellable {
+                return Err(HandleError::transient("whom to tell is gone"));
+            }
             let counted: Counted = incoming.data()?;
             self.told.lock().unwrap_or_else(|p| p.into_inner()).push((
                 counted.key,
