@@ -181,7 +181,11 @@ impl CommandHandler for Broken {
         context: CommandContext,
     ) -> Result<cqrs_core::process::ReplyOutcome, HandleError> {
         if self.broken.load(Ordering::Acquire) {
-            return Err(HandleError::poison(DEFECT));
+            // As a handler may say it: the outcome it cannot run to (an `Err` poison is the
+            // same to the consumer). Either way the command is parked here.
+            return Ok(cqrs_core::process::ReplyOutcome::Failed {
+                reason: DEFECT.to_owned(),
+            });
         }
         self.tallies.execute(command, context).await
     }

@@ -189,6 +189,11 @@ impl<H: CommandHandler> IntegrationHandler for CommandConsumer<H> {
             .handler
             .execute(incoming, Self::context(incoming))
             .await?;
+        if let ReplyOutcome::Failed { reason } = outcome {
+            // Not an answer: the command is parked here, and the sender told so, as for an
+            // `Err` (a failure replied without a letter would leave nothing to retry).
+            return Err(HandleError::Poison(reason));
+        }
         self.publish(&self.reply(incoming, &outcome)?).await
     }
 
