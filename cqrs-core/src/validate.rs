@@ -1,7 +1,5 @@
 //! Checks every store runs on an append before it writes anything.
 
-use std::collections::HashSet;
-
 use crate::texts::{Texts, TextsBuilder};
 use crate::{CommandId, Error, EventId, NewEvent, Result};
 
@@ -72,15 +70,22 @@ pub fn check_batch(events: &[NewEvent], max_payload_bytes: usize) -> Result<Batc
     })
 }
 
-/// The first event id `events` name twice, if any.
+/// An event id `events` name twice, if any. Most appends hold one event, or a few: those are
+/// compared pairwise; a large batch's ids are sorted (no hashing on the append's path).
 fn repeated_event_id(events: &[NewEvent]) -> Option<EventId> {
-    if events.len() < 2 {
-        return None;
+    const PAIRWISE: usize = 16;
+    if events.len() <= PAIRWISE {
+        return (events.iter().enumerate()).find_map(|(i, event)| {
+            let id = event.metadata.event_id;
+            events[i + 1..]
+                .iter()
+                .any(|later| later.metadata.event_id == id)
+                .then_some(id)
+        });
     }
-    let mut seen = HashSet::with_capacity(events.len());
-    (events.iter())
-        .map(|e| e.metadata.event_id)
-        .find(|id| !seen.insert(*id))
+    let mut ids: Vec<EventId> = events.iter().map(|e| e.metadata.event_id).collect();
+    ids.sort_unstable();
+    ids.windows(2).find(|w| w[0] == w[1]).map(|w| w[0])
 }
 
 /// Checks an event type name: non-empty, at most [`MAX_EVENT_TYPE_LEN`] bytes, no control
@@ -149,6 +154,26 @@ fn flaw(value: &serde_json::Value, depth: usize) -> Option<Flaw> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn an_event_id_named_twice_is_found_in_a_small_batch_and_in_a_large_one() {
+        use crate::Metadata;
+        for len in [2, 3, 16, 17, 200] {
+            let mut events: Vec<NewEvent> = (0..len)
+                .map(|i| NewEvent::new("E", 1, json!({ "i": i })))
+                .collect();
+            assert!(check_batch(&events, 1 << 20).is_ok(), "{len} distinct ids");
+            let id = events[(len - 1) / 2].metadata.event_id;
+            events[len - 1] = NewEvent::new("E", 1, json!({})).with_metadata(Metadata::new(id));
+            assert!(
+                matches!(
+                    check_batch(&events, 1 << 20),
+                    Err(Error::EventIdRepeated { event_id }) if event_id == id
+                ),
+                "{len} events, one id twice"
+            );
+        }
+    }
 
     #[test]
     fn event_types_with_a_control_character_are_refused_whether_ascii_or_not() {
