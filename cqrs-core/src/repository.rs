@@ -368,7 +368,6 @@ where
         }
     }
 
-    /// The outcome of an earlier run of the same command, rebuilt from the store.
     /// The first outcome of a command refused under a claim of
     /// [`first_delivery`](CommandContext::first_delivery), if it was delivered before after all
     /// (a second worker of a process manager whose term overlapped sent the same step): the
@@ -391,6 +390,7 @@ where
         }
     }
 
+    /// The outcome of an earlier run of the same command, rebuilt from the store.
     async fn first_outcome(
         &self,
         stream_id: &StreamId,

@@ -120,9 +120,10 @@ impl CommandReplied {
         EventId::from_uuid(Uuid::new_v5(&PROCESS_NAMESPACE, name.as_bytes()))
     }
 
-    /// Appends the reply to `store`, with `correlation` if the command carried one. A reply
+    /// Appends the reply to `store`, with `correlation` if the command carried one. An answer
     /// recorded before (same command id) is a duplicate: nothing is written, and the first
-    /// reply stands.
+    /// answer stands. A [`Failed`](ReplyOutcome::Failed) word is a duplicate only of the same
+    /// failure told before (its id is its own).
     ///
     /// ```
     /// use cqrs_core::process::{CommandReplied, ReplyOutcome};

@@ -3,7 +3,7 @@
 use cqrs_core::{StreamId, Version};
 use sqlx::PgConnection;
 
-use super::copy::COPY_FROM_EVENTS;
+use super::copy::copies;
 use crate::columns::Columns;
 use crate::process::RecordColumns;
 use crate::row::Landed;
@@ -83,7 +83,7 @@ impl PgEventStore {
         expected: i64,
         columns: &Columns,
     ) -> Result<Option<Attempt>, PgError> {
-        if expected == 0 && columns.len() >= COPY_FROM_EVENTS {
+        if copies(u64::try_from(expected).ok(), columns) {
             return self.try_copy_new(conn, stream_id, columns).await.map(Some);
         }
         // One event: no row when the check failed. Several: a summary row whose position is

@@ -23,12 +23,11 @@ use crate::{EventJson, PgError, PgEventStore};
 /// and 100.
 pub(super) const COPY_FROM_EVENTS: usize = 64;
 
-/// Whether an autocommit append of `columns` at `expected` is copied: a new stream's batch of
-/// at least [`COPY_FROM_EVENTS`], recording no command id (as `try_append_known` decides).
-pub(super) fn copies(expected: cqrs_core::ExpectedVersion, columns: &Columns) -> bool {
-    expected.exact().is_some_and(|v| v.get() == 0)
-        && columns.command_id.is_none()
-        && columns.len() >= COPY_FROM_EVENTS
+/// Whether an autocommit append of `columns` expecting `expected` events is copied: a new
+/// stream's batch of at least [`COPY_FROM_EVENTS`], recording no command id. The one rule:
+/// `try_append_known` copies by it, and the append runs such a one in a task of its own.
+pub(super) fn copies(expected: Option<u64>, columns: &Columns) -> bool {
+    expected == Some(0) && columns.command_id.is_none() && columns.len() >= COPY_FROM_EVENTS
 }
 
 /// The binary copy format's signature, flags and header extension length.

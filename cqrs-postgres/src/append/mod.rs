@@ -250,7 +250,7 @@ impl PgEventStore {
         }
         // One statement in autocommit: the whole append is one round trip.
         let mut conn = self.pool.acquire().await?;
-        let mut outcome = if copy::copies(expected, &columns) {
+        let mut outcome = if copy::copies(expected.exact().map(|v| v.get()), &columns) {
             // sqlx's `COPY` is not cancel-safe: cut off while it waits for the server, it
             // leaves the pooled connection a reply out of step (every later statement on it
             // reads the one before's answer) or stuck in copy mode. So it runs to its end in
