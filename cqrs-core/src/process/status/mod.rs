@@ -19,7 +19,7 @@ use super::instance::{Bookkeeping, Instance};
 use super::life::InstanceState;
 use super::manager::ProcessManager;
 use super::store::{InstanceCounts, InstanceFilter, InstanceQuery, InstanceRow, ProcessStore};
-use crate::projection::{DeadLetter, DeadLetterStore, Partitions};
+use crate::projection::{DeadLetter, DeadLetterStore, PartitionBy, Partitions, StreamPartition};
 use crate::{EventStore, ReadStream, Result, SnapshotStore, StreamId, Upcasters, Version};
 
 pub use timeline::{TimelineEntry, TimelineKind};
@@ -229,7 +229,7 @@ impl<S: DeadLetterStore> Processes<S> {
     }
 
     /// The first `limit` letters parked under `instance`, in feed order, whichever
-    /// partition parked them.
+    /// partition parked them: by key, the one partition of each count its key is in.
     async fn letters(
         &self,
         process: &str,
@@ -237,8 +237,20 @@ impl<S: DeadLetterStore> Processes<S> {
         limit: usize,
     ) -> Result<Vec<DeadLetter>> {
         let key = instance_stream(process, instance)?;
+        let whole = projection(process);
+        let mut projections = vec![whole.clone()];
+        for partitions in &self.partitions {
+            match partitions.by() {
+                PartitionBy::Key => {
+                    let index = StreamPartition::index_of(key.as_str(), partitions.count());
+                    projections.push(partitions.name(&whole, index));
+                }
+                _ => projections
+                    .extend((0..partitions.count()).map(|index| partitions.name(&whole, index))),
+            }
+        }
         let mut letters = Vec::new();
-        for projection in self.projections(process) {
+        for projection in projections {
             letters.extend(
                 self.store
                     .key_letters(&projection, key.as_str(), limit)
