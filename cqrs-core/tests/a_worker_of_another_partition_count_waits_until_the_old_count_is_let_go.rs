@@ -4,7 +4,9 @@
 //! a share of their partitions, and it ran its own. A worker whose count differs from that of
 //! the partitions led now stays out of the membership (no member lease: the running workers
 //! give it nothing), says which count it waits on, and runs its partitions once every
-//! partition of the old count was let go.
+//! partition of the old count was let go. Workers of two counts that both started (they
+//! looked at the same moment, or one looked while the other's leases had expired) see each
+//! other at their next look, and the count with fewer partitions led stops.
 
 mod partition_support;
 
@@ -12,7 +14,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cqrs_core::projection::{PartitionedRunner, Partitions, RunnerOptions};
+use async_trait::async_trait;
+use cqrs_core::projection::{Lease, LeaseStore, PartitionedRunner, Partitions, RunnerOptions};
 use cqrs_core::InMemoryEventStore;
 
 use partition_support::{all_applied, write, Book, Ledger};
@@ -91,5 +94,90 @@ async fn a_worker_of_another_partition_count_waits_until_the_old_count_is_let_go
         (book.overlaps, book.gaps, book.duplicates)
     };
     assert_eq!(counts, (0, 0, 0), "overlaps, gaps, duplicates");
+    new.shutdown().await;
+}
+
+/// The store's leases, except that while `blind`, a listing shows no partition of another
+/// count than `count`: the worker looks as if at a moment when the other count held none.
+#[derive(Clone)]
+struct Blind {
+    store: InMemoryEventStore,
+    count: u32,
+    blind: Arc<AtomicBool>,
+}
+
+#[async_trait]
+impl LeaseStore for Blind {
+    async fn try_acquire(
+        &self,
+        name: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> cqrs_core::Result<Option<Lease>> {
+        self.store.try_acquire(name, owner, ttl).await
+    }
+
+    async fn release(&self, lease: &Lease) -> cqrs_core::Result<()> {
+        self.store.release(lease).await
+    }
+
+    async fn leases(&self, prefix: &str) -> cqrs_core::Result<Vec<Lease>> {
+        let leases = self.store.leases(prefix).await?;
+        if !self.blind.load(Ordering::SeqCst) {
+            return Ok(leases);
+        }
+        Ok(leases
+            .into_iter()
+            .filter(|l| Partitions::parse_name(&l.name).is_none_or(|(_, n, _)| n == self.count))
+            .collect())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn workers_of_two_counts_that_both_started_leave_one_count_running() {
+    let store = InMemoryEventStore::new();
+    let old_book = Arc::new(Mutex::new(Book::default()));
+    let old = PartitionedRunner::for_store(
+        Ledger::new("old", &old_book),
+        Partitions::by_stream(4),
+        &store,
+    )
+    .with_options(options("old"))
+    .spawn();
+    old.wait_until(PATIENCE, |s| s.leading().len() == 4)
+        .await
+        .expect("the old count's worker leads its four partitions");
+
+    // The new worker does not see the old count's partitions when it looks, and starts.
+    let blind = Arc::new(AtomicBool::new(true));
+    let new_book = Arc::new(Mutex::new(Book::default()));
+    let new = PartitionedRunner::for_store(
+        Ledger::new("new", &new_book),
+        Partitions::by_stream(8),
+        &store,
+    )
+    .with_leases(Blind {
+        store: store.clone(),
+        count: 8,
+        blind: blind.clone(),
+    })
+    .with_options(options("new"))
+    .spawn();
+    new.wait_until(PATIENCE, |s| !s.leading().is_empty())
+        .await
+        .expect("the new count runs, blind to the old");
+    blind.store(false, Ordering::SeqCst);
+
+    // At their next looks, one count stops: the old (four partitions led against eight).
+    old.wait_until(PATIENCE, |s| {
+        s.partitions.is_empty() && s.waiting_for_count == Some(8)
+    })
+    .await
+    .expect("the count with fewer partitions led stops and waits");
+    tokio::time::sleep(TTL).await;
+    let (old_now, new_now) = (old.status(), new.status());
+    assert!(old_now.partitions.is_empty(), "{old_now:?}");
+    assert_eq!(new_now.leading().len(), 8, "{new_now:?}");
+    old.shutdown().await;
     new.shutdown().await;
 }

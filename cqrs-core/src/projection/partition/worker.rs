@@ -43,12 +43,14 @@ type MakeProjection = Arc<dyn Fn(u32) -> Arc<dyn Projection> + Send + Sync>;
 /// gives it. After a worker dies, its partitions run elsewhere within about one lease time
 /// to live plus two such ticks.
 ///
-/// A worker running nothing first looks for partitions of another count led now (a change of
-/// count is a migration, and workers of two counts would split the events differently): while
-/// there are, it stays out of the membership, runs nothing and says so
-/// ([`PartitionedStatus::waiting_for_count`]); once the old count's workers let every
-/// partition go, it joins. Two layouts of one count (by stream and by key) cannot be told
-/// apart by their names: that switch is checked by no one.
+/// At each look it first counts the partitions led of each count (a change of count is a
+/// migration, and workers of two counts would split the events differently). A worker running
+/// nothing waits while another count leads any: it stays out of the membership, runs nothing
+/// and says so ([`PartitionedStatus::waiting_for_count`]), and joins once the old count's
+/// workers let every partition go. Two counts running at once (their workers looked at the
+/// same moment) see each other at the next look, and every worker of the count leading fewer
+/// partitions stops and waits: they overlap for at most a look. Two layouts of one count (by
+/// stream and by key) cannot be told apart by their names: that switch is checked by no one.
 ///
 /// With [`for_store`](Self::for_store) the projection is shared by the partitions this
 /// worker runs: `apply` may be called concurrently, for different partitions (by stream:
@@ -243,44 +245,57 @@ impl PartitionedRunner {
                 }
             }
             let mut error = None;
-            if running.0.is_empty() && stopping_ids.is_empty() {
-                let waiting = match bounded(ttl, self.other_layout()).await {
-                    Ok(other) => other,
-                    Err(e) => {
-                        error = Some(format!("could not list the partitions led: {e}"));
-                        None
-                    }
-                };
-                if waiting.is_some() || error.is_some() {
-                    // Out of the membership: the running workers must give this one nothing.
-                    if let Some(lease) = member.take() {
-                        if let Err(e) = bounded(ttl, self.leases.release(&lease)).await {
-                            tracing::warn!(error = %e, "could not release the member lease");
-                        }
-                    }
-                    let told = status.borrow().waiting_for_count == waiting;
-                    if let (Some(count), false) = (waiting, told) {
-                        tracing::warn!(
-                            count,
-                            "partitions of another count are led: waiting until they are let go"
-                        );
-                    }
-                    status.send_modify(|s| {
-                        s.members.clear();
-                        s.assigned.clear();
-                        s.waiting_for_count = waiting;
-                        if error.is_some() {
-                            s.last_error = error;
-                        }
-                    });
-                    tokio::select! {
-                        () = tokio::time::sleep(ttl / 3) => {}
-                        _ = stop.changed() => {}
-                    }
-                    continue;
+            let runs = !running.0.is_empty();
+            let waiting = match bounded(ttl, self.led_by_count()).await {
+                Ok(led) => gives_way_to(&led, self.partitions.count(), runs),
+                // Running, it goes on; idle, it cannot tell whether it may start.
+                Err(_) if runs => None,
+                Err(e) => {
+                    error = Some(format!("could not list the partitions led: {e}"));
+                    None
                 }
-                status.send_modify(|s| s.waiting_for_count = None);
+            };
+            if waiting.is_some() || error.is_some() {
+                // Out of the membership: the running workers must give this one nothing. What
+                // it ran stops (another count leads more partitions: both cannot run).
+                for (index, handle) in std::mem::take(&mut running.0) {
+                    tracing::info!(partition = index, "another count leads: stopping");
+                    stopping_ids.insert(index);
+                    stopping.spawn(async move {
+                        handle.shutdown().await;
+                        index
+                    });
+                }
+                live.lock().unwrap_or_else(PoisonError::into_inner).clear();
+                if let Some(lease) = member.take() {
+                    if let Err(e) = bounded(ttl, self.leases.release(&lease)).await {
+                        tracing::warn!(error = %e, "could not release the member lease");
+                    }
+                }
+                let told = status.borrow().waiting_for_count == waiting;
+                if let (Some(count), false) = (waiting, told) {
+                    tracing::warn!(
+                        count,
+                        "partitions of another count are led: waiting until they are let go"
+                    );
+                }
+                status.send_modify(|s| {
+                    s.members.clear();
+                    s.assigned.clear();
+                    s.partitions.clear();
+                    s.stopping = stopping_ids.iter().copied().collect();
+                    s.waiting_for_count = waiting;
+                    if error.is_some() {
+                        s.last_error = error;
+                    }
+                });
+                tokio::select! {
+                    () = tokio::time::sleep(ttl / 3) => {}
+                    _ = stop.changed() => {}
+                }
+                continue;
             }
+            status.send_modify(|s| s.waiting_for_count = None);
             match bounded(ttl, self.leases.try_acquire(&member_name, &instance, ttl)).await {
                 Ok(Some(lease)) => member = Some(lease),
                 Ok(None) => {
@@ -379,20 +394,34 @@ impl PartitionedRunner {
 }
 
 impl PartitionedRunner {
-    /// The count of another layout of this projection whose partitions are led now (the
-    /// smallest, if several), from the partitions' lease names.
-    async fn other_layout(&self) -> crate::Result<Option<u32>> {
+    /// How many partitions of each count of this projection are led now, from the partitions'
+    /// lease names.
+    async fn led_by_count(&self) -> crate::Result<BTreeMap<u32, usize>> {
         let prefix = format!("{}{PARTITIONS}", self.name);
-        let leases = self.leases.leases(&prefix).await?;
-        Ok(leases
-            .iter()
-            .filter_map(|lease| Partitions::parse_name(&lease.name))
-            .filter(|(projection, count, _)| {
-                *projection == self.name && *count != self.partitions.count()
-            })
-            .map(|(_, count, _)| count)
-            .min())
+        let mut led = BTreeMap::new();
+        for lease in self.leases.leases(&prefix).await? {
+            if let Some((projection, count, _)) = Partitions::parse_name(&lease.name) {
+                if projection == self.name {
+                    *led.entry(count).or_default() += 1;
+                }
+            }
+        }
+        Ok(led)
     }
+}
+
+/// The count a worker of `ours` partitions gives way to, given how many partitions of each
+/// count are `led`: while it runs nothing, any other count leading one; while it `runs`, a
+/// count leading more partitions than its own does (or as many, of more partitions in all),
+/// so that of two counts running at once, every worker of one stops and those of the other go
+/// on. The smallest such count, if several.
+fn gives_way_to(led: &BTreeMap<u32, usize>, ours: u32, runs: bool) -> Option<u32> {
+    let mine = led.get(&ours).copied().unwrap_or(0);
+    led.iter()
+        .filter(|(count, _)| **count != ours)
+        .filter(|(count, n)| !runs || **n > mine || (**n == mine && **count > ours))
+        .map(|(count, _)| *count)
+        .min()
 }
 
 /// A store call bounded by `limit`: one that does not answer is an error.
@@ -481,5 +510,27 @@ impl PartitionedHandle {
     /// released.
     pub fn abort(self) {
         self.task.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::gives_way_to;
+
+    #[test]
+    fn an_idle_worker_waits_on_any_other_count_and_a_running_one_on_a_count_leading_more() {
+        let led = |pairs: &[(u32, usize)]| pairs.iter().copied().collect::<BTreeMap<_, _>>();
+        // Idle: any other count led.
+        assert_eq!(gives_way_to(&led(&[(4, 1)]), 8, false), Some(4));
+        assert_eq!(gives_way_to(&led(&[(8, 3)]), 8, false), None);
+        // Running: only to a count leading more, or as many of more partitions in all, so
+        // of two counts running at once exactly one gives way.
+        assert_eq!(gives_way_to(&led(&[(4, 4), (8, 8)]), 4, true), Some(8));
+        assert_eq!(gives_way_to(&led(&[(4, 4), (8, 8)]), 8, true), None);
+        assert_eq!(gives_way_to(&led(&[(4, 2), (8, 2)]), 4, true), Some(8));
+        assert_eq!(gives_way_to(&led(&[(4, 2), (8, 2)]), 8, true), None);
+        assert_eq!(gives_way_to(&led(&[(8, 8)]), 8, true), None);
     }
 }
