@@ -52,10 +52,13 @@ async fn a_partition_of_large_messages_is_paused_by_their_bytes() {
         .spawn()
         .expect("spawn");
 
+    // Nine tenths of the bound: when eleven records are queued before the handler takes the
+    // first, the eleventh pauses the partition, and the handler then takes the first, leaving
+    // ten, 2% short of the bound, for good (a CI run waited 60 s on that, paused as it should).
     handle
-        .wait_until(PATIENCE, |s| buffered_bytes(s) >= LIMIT)
+        .wait_until(PATIENCE, |s| buffered_bytes(s) >= LIMIT / 10 * 9)
         .await
-        .expect("the queue fills to its bound");
+        .expect("the queue fills up to its bound");
     // What was fetched before the pause lands meanwhile; nothing after it.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let status = handle.status();
