@@ -267,9 +267,9 @@ async fn a_target_s_failure_parks_the_instance_until_its_answer_supersedes_it() 
         .expect("letters");
     assert_eq!(letters.len(), 1, "{letters:?}");
     assert!(
-        letters[0]
-            .error
-            .contains("could not be run by its target: the stock service cannot read the command"),
+        letters[0].error.contains(
+            "failed at its target, which parked it: the stock service cannot read the command"
+        ),
         "{}",
         letters[0].error
     );

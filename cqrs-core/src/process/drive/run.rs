@@ -152,7 +152,7 @@ where
             ReplyOutcome::Accepted | ReplyOutcome::Rejected { .. } => "",
         };
         Err(Halt::Poison(format!(
-            "command {} could not be run by its target: {reason}",
+            "command {} failed at its target, which parked it: {reason}",
             reply.command_id
         )))
     }
