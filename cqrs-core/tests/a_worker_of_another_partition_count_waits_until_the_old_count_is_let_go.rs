@@ -15,7 +15,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use cqrs_core::projection::{Lease, LeaseStore, PartitionedRunner, Partitions, RunnerOptions};
+use cqrs_core::projection::{
+    Lease, LeaseStore, PartitionedHandle, PartitionedRunner, Partitions, RunnerOptions,
+};
 use cqrs_core::InMemoryEventStore;
 
 use partition_support::{all_applied, write, Book, Ledger};
@@ -31,6 +33,19 @@ fn options(worker: &str) -> RunnerOptions {
         .poll_interval(Duration::from_millis(50))
 }
 
+/// A worker of four partitions, once it leads all four.
+async fn old_worker(store: &InMemoryEventStore) -> PartitionedHandle {
+    let book = Arc::new(Mutex::new(Book::default()));
+    let old =
+        PartitionedRunner::for_store(Ledger::new("old", &book), Partitions::by_stream(4), store)
+            .with_options(options("old"))
+            .spawn();
+    old.wait_until(PATIENCE, |s| s.leading().len() == 4)
+        .await
+        .expect("the old count's worker leads its four partitions");
+    old
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_worker_of_another_partition_count_waits_until_the_old_count_is_let_go() {
     let store = InMemoryEventStore::new();
@@ -41,17 +56,7 @@ async fn a_worker_of_another_partition_count_waits_until_the_old_count_is_let_go
         stop.clone(),
         Duration::from_millis(5),
     ));
-    let old_book = Arc::new(Mutex::new(Book::default()));
-    let old = PartitionedRunner::for_store(
-        Ledger::new("old", &old_book),
-        Partitions::by_stream(4),
-        &store,
-    )
-    .with_options(options("old"))
-    .spawn();
-    old.wait_until(PATIENCE, |s| s.leading().len() == 4)
-        .await
-        .expect("the old count's worker leads its four partitions");
+    let old = old_worker(&store).await;
 
     let new_book = Arc::new(Mutex::new(Book::default()));
     let new = PartitionedRunner::for_store(
@@ -136,17 +141,7 @@ impl LeaseStore for Blind {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn workers_of_two_counts_that_both_started_leave_one_count_running() {
     let store = InMemoryEventStore::new();
-    let old_book = Arc::new(Mutex::new(Book::default()));
-    let old = PartitionedRunner::for_store(
-        Ledger::new("old", &old_book),
-        Partitions::by_stream(4),
-        &store,
-    )
-    .with_options(options("old"))
-    .spawn();
-    old.wait_until(PATIENCE, |s| s.leading().len() == 4)
-        .await
-        .expect("the old count's worker leads its four partitions");
+    let old = old_worker(&store).await;
 
     // The new worker does not see the old count's partitions when it looks, and starts.
     let blind = Arc::new(AtomicBool::new(true));

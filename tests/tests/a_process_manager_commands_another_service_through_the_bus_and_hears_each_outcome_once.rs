@@ -27,11 +27,13 @@ use cqrs_core::{
     AppendEvents, CommandContext, Error, EventFilter, ExpectedVersion, NewEvent, ReadStream,
     RecordedEvent, Repository, StreamId, Version,
 };
-use cqrs_kafka::consume::{ConsumerOptions, HandleError, Incoming, IntegrationConsumer};
+use cqrs_kafka::consume::{
+    ConsumerHandle, ConsumerOptions, HandleError, Incoming, IntegrationConsumer,
+};
 use cqrs_kafka::remote::{
     outcome_of, BusDispatcher, CommandConsumer, CommandHandler, ReplyInbox, Request,
 };
-use cqrs_kafka::testing::unique_topic;
+use cqrs_kafka::testing::{unique_topic, TestBroker};
 use cqrs_kafka::{IntegrationEvent, KafkaProducer, Outgoing};
 use cqrs_postgres::PgEventStore;
 use integration_tests::bus::kafka;
@@ -191,6 +193,35 @@ impl CommandHandler for Broken {
     }
 }
 
+/// A's reply inbox on `replies`, recording in A's store.
+fn reply_inbox(broker: &TestBroker, replies: &str, service_a: &PgEventStore) -> ConsumerHandle {
+    IntegrationConsumer::new(
+        broker.config(),
+        &unique_topic("g-replies"),
+        &[replies],
+        ReplyInbox::new(service_a.clone()),
+    )
+    .with_dead_letters(Arc::new(service_a.clone()))
+    .spawn()
+    .expect("A's reply inbox")
+}
+
+/// A's dispatcher: each `AddToTally` to B's `commands`, keyed by its tally, answered on
+/// `replies`.
+fn dispatcher(
+    producer: KafkaProducer,
+    commands: &str,
+    replies: &str,
+) -> BusDispatcher<AddToTally, Refusal> {
+    let topic = commands.to_owned();
+    BusDispatcher::new(producer, "/services/a", replies, move |add: &AddToTally| {
+        Ok(Request::new(
+            add.tally.clone(),
+            Outgoing::of(topic.as_str(), add)?,
+        ))
+    })
+}
+
 async fn request(store: &PgEventStore, n: usize, add: &AddToTally) {
     let stream = StreamId::new(format!("request-{n}")).expect("stream id");
     let event = NewEvent::new(
@@ -271,27 +302,8 @@ async fn a_process_manager_commands_another_service_through_the_bus_and_hears_ea
     .with_dead_letters(Arc::new(service_b.clone()))
     .spawn()
     .expect("B's command consumer");
-    let inbox = IntegrationConsumer::new(
-        broker.config(),
-        &unique_topic("g-replies"),
-        &[&replies],
-        ReplyInbox::new(service_a.clone()),
-    )
-    .with_dead_letters(Arc::new(service_a.clone()))
-    .spawn()
-    .expect("A's reply inbox");
-    let topic = commands.clone();
-    let dispatcher: BusDispatcher<AddToTally, Refusal> = BusDispatcher::new(
-        producer,
-        "/services/a",
-        replies.as_str(),
-        move |add: &AddToTally| {
-            Ok(Request::new(
-                add.tally.clone(),
-                Outgoing::of(topic.as_str(), add)?,
-            ))
-        },
-    );
+    let inbox = reply_inbox(&broker, &replies, &service_a);
+    let dispatcher = dispatcher(producer, &commands, &replies);
     let process = ProcessManagerProjection::<Transfer, _, _>::new(
         service_a.clone(),
         Twice(dispatcher),
@@ -426,27 +438,8 @@ async fn a_command_its_target_cannot_run_parks_the_requesting_instance_with_the_
     .with_options(ConsumerOptions::default().redrive_interval(Duration::from_millis(100)))
     .spawn()
     .expect("B's command consumer");
-    let inbox = IntegrationConsumer::new(
-        broker.config(),
-        &unique_topic("g-replies"),
-        &[&replies],
-        ReplyInbox::new(service_a.clone()),
-    )
-    .with_dead_letters(Arc::new(service_a.clone()))
-    .spawn()
-    .expect("A's reply inbox");
-    let topic = commands.clone();
-    let dispatcher: BusDispatcher<AddToTally, Refusal> = BusDispatcher::new(
-        producer,
-        "/services/a",
-        replies.as_str(),
-        move |add: &AddToTally| {
-            Ok(Request::new(
-                add.tally.clone(),
-                Outgoing::of(topic.as_str(), add)?,
-            ))
-        },
-    );
+    let inbox = reply_inbox(&broker, &replies, &service_a);
+    let dispatcher = dispatcher(producer, &commands, &replies);
     let process = ProcessManagerProjection::<Transfer, _, _>::new(
         service_a.clone(),
         dispatcher,
