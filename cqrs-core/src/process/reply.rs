@@ -99,9 +99,14 @@ impl CommandReplied {
 
     /// The stream the reply is recorded in: `"{process}_reply-{command id}"`.
     pub fn stream(&self) -> Result<StreamId, Error> {
+        Self::stream_of(&self.process, self.command_id)
+    }
+
+    /// The stream the replies to command `command_id` of `process` are recorded in.
+    pub(crate) fn stream_of(process: &str, command_id: CommandId) -> Result<StreamId, Error> {
         Ok(StreamId::with_category(
-            &reply_category(&self.process),
-            &self.command_id.to_string(),
+            &reply_category(process),
+            &command_id.to_string(),
         )?)
     }
 

@@ -61,20 +61,23 @@ impl PgEventStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendOutcome, Error> {
-        Ok(self.append_in_pg(conn, stream_id, expected, events).await?)
+        let columns = Columns::new(events, self.max_payload_bytes, self.max_append_bytes)?;
+        Ok(self
+            .append_columns_in(conn, stream_id, expected, &columns)
+            .await?)
     }
 
-    /// [`append_in`](Self::append_in), with this crate's error.
-    pub(crate) async fn append_in_pg(
+    /// Appends `columns` (checked already, against whatever limits apply) to `stream_id` in
+    /// the transaction on `conn`, in a savepoint.
+    pub(crate) async fn append_columns_in(
         &self,
         conn: &mut PgConnection,
         stream_id: &StreamId,
         expected: ExpectedVersion,
-        events: Vec<NewEvent>,
+        columns: &Columns,
     ) -> Result<AppendOutcome, PgError> {
-        let columns = Columns::new(events, self.max_payload_bytes, self.max_append_bytes)?;
         self.xid.ensure(&mut *conn).await?;
-        self.append_on(conn, true, stream_id, expected, &columns, None)
+        self.append_on(conn, true, stream_id, expected, columns, None)
             .await
     }
 
@@ -259,7 +262,9 @@ impl PgEventStore {
             let stream_id = stream_id.clone();
             let columns = Arc::clone(&columns);
             let copying = async move {
-                (store.append_on(&mut conn, false, &stream_id, expected, &columns, None)).await
+                store
+                    .append_on(&mut conn, false, &stream_id, expected, &columns, None)
+                    .await
             };
             to_the_end(copying.in_current_span()).await?
         } else {

@@ -68,7 +68,6 @@ impl PgEventStore {
         // RETURNING keeps no order: the fired events follow the due times.
         due.sort_by(|a, b| (a.due_at, &a.instance, &a.key).cmp(&(b.due_at, &b.instance, &b.key)));
         let mut fired = Vec::with_capacity(due.len());
-        self.xid.ensure(&mut *tx).await?;
         for timeout in due {
             let stream = TimeoutFired::stream(process, timeout.timeout_id)?;
             // Its payload was checked when it was scheduled: this store's limits do not refuse
@@ -76,14 +75,7 @@ impl PgEventStore {
             // near it, would roll back the batch and hold every timeout of the process).
             let columns = Columns::new(vec![timeout.to_event()?], usize::MAX, usize::MAX)?;
             let outcome = self
-                .append_on(
-                    &mut tx,
-                    true,
-                    &stream,
-                    ExpectedVersion::NoStream,
-                    &columns,
-                    None,
-                )
+                .append_columns_in(&mut tx, &stream, ExpectedVersion::NoStream, &columns)
                 .await?;
             let TimeoutFired {
                 instance,

@@ -21,7 +21,7 @@ use crate::process::manager::{Input, ProcessManager};
 use crate::process::reply::{CommandReplied, ReplyOutcome};
 use crate::process::store::{ProcessManagerStore, TimeoutChange};
 use crate::telemetry::{metrics, span_traceparent, TRACEPARENT};
-use crate::{Clock, CommandContext, Error, Position, SnapshotPolicy, StreamId, Version};
+use crate::{Clock, CommandContext, CommandId, Error, Position, SnapshotPolicy, StreamId, Version};
 
 /// Drives `instance` through `arrivals` (its inputs of one batch, in feed order). On a halt,
 /// the positions of the arrival that halted and of every later one (they wait behind it).
@@ -114,7 +114,11 @@ where
         } = arrival;
         let received = match body {
             Body::Input(received) => received,
-            Body::Reply(reply) if !reply.outcome.is_answer() => return self.failed(&reply).await,
+            Body::Reply(CommandReplied {
+                command_id,
+                outcome: ReplyOutcome::Failed { reason },
+                ..
+            }) => return self.failed(command_id, &reason).await,
             Body::Reply(reply) => match self.resolve(&reply)? {
                 Some(resolved) => resolved,
                 // Not pending (answered before, or not this instance's): nothing to record,
@@ -137,31 +141,25 @@ where
     /// with the target's reason while the command is pending and unanswered, as a local
     /// dispatcher's failure parks it. Once the target's real answer is recorded (its operators
     /// retried the command), the word is superseded and says nothing: the answer decides.
-    async fn failed(&mut self, reply: &CommandReplied) -> Result<(), Halt> {
-        let pending = (self.loaded.instance.books.pending.iter())
-            .any(|p| p.step.command_id == reply.command_id);
+    async fn failed(&mut self, command_id: CommandId, reason: &str) -> Result<(), Halt> {
+        let pending =
+            (self.loaded.instance.books.pending.iter()).any(|p| p.step.command_id == command_id);
         if !pending {
             // As for an answer that resolves nothing: what is pending is sent.
             return self.send_pending().await;
         }
-        if self.answered(reply).await? {
+        if self.answered(command_id).await? {
             return Ok(());
         }
-        let reason = match &reply.outcome {
-            ReplyOutcome::Failed { reason } => reason.as_str(),
-            ReplyOutcome::Accepted | ReplyOutcome::Rejected { .. } => "",
-        };
         Err(Halt::Poison(format!(
-            "command {} failed at its target, which parked it: {reason}",
-            reply.command_id
+            "command {command_id} failed at its target, which parked it: {reason}"
         )))
     }
 
-    /// Whether the target's answer to `reply`'s command is recorded in its reply stream.
-    async fn answered(&self, reply: &CommandReplied) -> Result<bool, Halt> {
+    /// Whether the target's answer to `command_id` is recorded in its reply stream.
+    async fn answered(&self, command_id: CommandId) -> Result<bool, Halt> {
         const PAGE: usize = 64;
-        let stream = reply
-            .stream()
+        let stream = CommandReplied::stream_of(P::TYPE, command_id)
             .map_err(|error| Halt::Poison(error.to_string()))?;
         let mut from = Version::ZERO;
         loop {
@@ -207,7 +205,7 @@ where
                 id,
                 kind: ReceivedKind::Accepted { step },
             },
-            // Not an answer: `failed` takes it.
+            // Not an answer: `take` hands it to `failed`.
             ReplyOutcome::Failed { .. } => return Ok(None),
             ReplyOutcome::Rejected { error } => {
                 let typed: P::Rejection = serde_json::from_value(error.clone()).map_err(|e| {

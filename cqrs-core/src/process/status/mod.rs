@@ -183,7 +183,7 @@ impl<S: ProcessStore + DeadLetterStore> Processes<S> {
     async fn parked_instances(&self, process: &str) -> Result<Vec<String>> {
         let prefix = format!("{process}-");
         let mut instances = BTreeSet::new();
-        for projection in self.projections(process) {
+        for projection in self.projections(process, None) {
             let keys = self.store.parked_keys(&projection).await?;
             instances.extend(
                 (keys.into_iter()).filter_map(|key| key.strip_prefix(&prefix).map(str::to_owned)),
@@ -217,19 +217,25 @@ impl<S: ProcessStore + DeadLetterStore> Processes<S> {
 }
 
 impl<S: DeadLetterStore> Processes<S> {
-    /// The projections `process`'s events are parked under: its own, and each partition's.
-    fn projections(&self, process: &str) -> Vec<String> {
+    /// The projections `process`'s events are parked under: its own, and each partition's;
+    /// for the letters of `key` alone, only the one partition of each by-key count it is in.
+    fn projections(&self, process: &str, key: Option<&str>) -> Vec<String> {
         let whole = projection(process);
-        let partitions = self.partitions.iter().flat_map(|partitions| {
-            (0..partitions.count()).map(|index| partitions.name(&whole, index))
-        });
-        let mut names: Vec<String> = partitions.collect();
-        names.insert(0, whole);
+        let mut names = vec![whole.clone()];
+        for partitions in &self.partitions {
+            match (partitions.by(), key) {
+                (PartitionBy::Key, Some(key)) => {
+                    let index = StreamPartition::index_of(key, partitions.count());
+                    names.push(partitions.name(&whole, index));
+                }
+                _ => names.extend((0..partitions.count()).map(|i| partitions.name(&whole, i))),
+            }
+        }
         names
     }
 
     /// The first `limit` letters parked under `instance`, in feed order, whichever
-    /// partition parked them: by key, the one partition of each count its key is in.
+    /// partition parked them.
     async fn letters(
         &self,
         process: &str,
@@ -237,20 +243,8 @@ impl<S: DeadLetterStore> Processes<S> {
         limit: usize,
     ) -> Result<Vec<DeadLetter>> {
         let key = instance_stream(process, instance)?;
-        let whole = projection(process);
-        let mut projections = vec![whole.clone()];
-        for partitions in &self.partitions {
-            match partitions.by() {
-                PartitionBy::Key => {
-                    let index = StreamPartition::index_of(key.as_str(), partitions.count());
-                    projections.push(partitions.name(&whole, index));
-                }
-                _ => projections
-                    .extend((0..partitions.count()).map(|index| partitions.name(&whole, index))),
-            }
-        }
         let mut letters = Vec::new();
-        for projection in projections {
+        for projection in self.projections(process, Some(key.as_str())) {
             letters.extend(
                 self.store
                     .key_letters(&projection, key.as_str(), limit)

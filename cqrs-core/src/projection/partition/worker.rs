@@ -235,17 +235,11 @@ impl PartitionedRunner {
         let prefix = Partitions::members_prefix(&self.name);
         let member_name = format!("{prefix}{owner}");
         let mut running = Running::default();
-        let mut stopping: JoinSet<u32> = JoinSet::new();
-        let mut stopping_ids: BTreeSet<u32> = BTreeSet::new();
         let mut member: Option<Lease> = None;
         while !*stop.borrow_and_update() {
-            while let Some(done) = stopping.try_join_next() {
-                if let Ok(index) = done {
-                    stopping_ids.remove(&index);
-                }
-            }
+            running.reap();
             let mut error = None;
-            let runs = !running.0.is_empty();
+            let runs = running.runs_any();
             let waiting = match bounded(ttl, self.led_by_count()).await {
                 Ok(led) => gives_way_to(&led, self.partitions.count(), runs),
                 // Running, it goes on; idle, it cannot tell whether it may start.
@@ -258,14 +252,10 @@ impl PartitionedRunner {
             if waiting.is_some() || error.is_some() {
                 // Out of the membership: the running workers must give this one nothing. What
                 // it ran stops (another count leads more partitions: both cannot run).
-                for (index, handle) in std::mem::take(&mut running.0) {
-                    tracing::info!(partition = index, "another count leads: stopping");
-                    stopping_ids.insert(index);
-                    stopping.spawn(async move {
-                        handle.shutdown().await;
-                        index
-                    });
+                if runs {
+                    tracing::info!("another count leads: stopping every partition");
                 }
+                running.stop_all();
                 live.lock().unwrap_or_else(PoisonError::into_inner).clear();
                 if let Some(lease) = member.take() {
                     if let Err(e) = bounded(ttl, self.leases.release(&lease)).await {
@@ -283,7 +273,7 @@ impl PartitionedRunner {
                     s.members.clear();
                     s.assigned.clear();
                     s.partitions.clear();
-                    s.stopping = stopping_ids.iter().copied().collect();
+                    s.stopping = running.stopping();
                     s.waiting_for_count = waiting;
                     if error.is_some() {
                         s.last_error = error;
@@ -323,27 +313,18 @@ impl PartitionedRunner {
                         .filter(|(_, o)| member.is_some() && members.get(*o) == Some(&owner))
                         .map(|(i, _)| i)
                         .collect();
-                    let gone: Vec<u32> = running
-                        .0
-                        .keys()
-                        .copied()
+                    let gone: Vec<u32> = (running.runs.keys().copied())
                         .filter(|i| !mine.contains(i))
                         .collect();
                     for index in gone {
-                        if let Some(handle) = running.0.remove(&index) {
-                            tracing::info!(partition = index, "no longer ours: stopping");
-                            stopping_ids.insert(index);
-                            stopping.spawn(async move {
-                                handle.shutdown().await;
-                                index
-                            });
-                        }
+                        tracing::info!(partition = index, "no longer ours: stopping");
+                        running.stop(index);
                     }
                     for index in &mine {
-                        if !running.0.contains_key(index) && !stopping_ids.contains(index) {
+                        if !running.has(*index) {
                             if let Some(handle) = self.start(*index) {
                                 tracing::info!(partition = index, "ours: starting");
-                                running.0.insert(*index, handle);
+                                running.runs.insert(*index, handle);
                             }
                         }
                     }
@@ -358,10 +339,10 @@ impl PartitionedRunner {
                 tracing::warn!(%error, "partition membership");
             }
             *live.lock().unwrap_or_else(PoisonError::into_inner) =
-                running.0.iter().map(|(i, h)| (*i, h.watch())).collect();
+                running.runs.iter().map(|(i, h)| (*i, h.watch())).collect();
             status.send_modify(|s| {
-                s.partitions = running.0.iter().map(|(i, h)| (*i, h.status())).collect();
-                s.stopping = stopping_ids.iter().copied().collect();
+                s.partitions = running.runs.iter().map(|(i, h)| (*i, h.status())).collect();
+                s.stopping = running.stopping();
                 if error.is_some() {
                     s.last_error = error;
                 }
@@ -371,14 +352,9 @@ impl PartitionedRunner {
                 _ = stop.changed() => {}
             }
         }
-        for (index, handle) in std::mem::take(&mut running.0) {
-            stopping.spawn(async move {
-                handle.shutdown().await;
-                index
-            });
-        }
+        running.stop_all();
         live.lock().unwrap_or_else(PoisonError::into_inner).clear();
-        while stopping.join_next().await.is_some() {}
+        running.stopped().await;
         if let Some(lease) = member {
             if let Err(error) = bounded(ttl, self.leases.release(&lease)).await {
                 tracing::warn!(%error, "could not release the member lease; it will expire");
@@ -436,14 +412,70 @@ async fn bounded<T>(
     }
 }
 
-/// The partitions running; killed (as a crash would) when dropped, so aborting the worker
-/// aborts them too.
+/// The partitions a worker runs, and those it is stopping; the running ones are killed (as a
+/// crash would) when dropped, so aborting the worker aborts them too.
 #[derive(Default)]
-struct Running(BTreeMap<u32, ProjectionHandle>);
+struct Running {
+    runs: BTreeMap<u32, ProjectionHandle>,
+    /// The partitions stopping gracefully (they settle, save and release), each its index.
+    stopping: JoinSet<u32>,
+    stopping_ids: BTreeSet<u32>,
+}
+
+impl Running {
+    /// Whether it runs any partition (stopping ones aside).
+    fn runs_any(&self) -> bool {
+        !self.runs.is_empty()
+    }
+
+    /// Whether partition `index` runs or is still stopping.
+    fn has(&self, index: u32) -> bool {
+        self.runs.contains_key(&index) || self.stopping_ids.contains(&index)
+    }
+
+    /// Stops partition `index` gracefully, in the background.
+    fn stop(&mut self, index: u32) {
+        if let Some(handle) = self.runs.remove(&index) {
+            self.stopping_ids.insert(index);
+            self.stopping.spawn(async move {
+                handle.shutdown().await;
+                index
+            });
+        }
+    }
+
+    /// Stops every partition it runs, gracefully, in the background.
+    fn stop_all(&mut self) {
+        let indices: Vec<u32> = self.runs.keys().copied().collect();
+        for index in indices {
+            self.stop(index);
+        }
+    }
+
+    /// Forgets the partitions that have stopped.
+    fn reap(&mut self) {
+        while let Some(done) = self.stopping.try_join_next() {
+            if let Ok(index) = done {
+                self.stopping_ids.remove(&index);
+            }
+        }
+    }
+
+    /// The partitions stopping now.
+    fn stopping(&self) -> Vec<u32> {
+        self.stopping_ids.iter().copied().collect()
+    }
+
+    /// Waits until every partition stopping has stopped.
+    async fn stopped(&mut self) {
+        while self.stopping.join_next().await.is_some() {}
+        self.stopping_ids.clear();
+    }
+}
 
 impl Drop for Running {
     fn drop(&mut self) {
-        for (_, handle) in std::mem::take(&mut self.0) {
+        for (_, handle) in std::mem::take(&mut self.runs) {
             handle.abort();
         }
     }
