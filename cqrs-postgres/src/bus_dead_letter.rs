@@ -104,19 +104,21 @@ fn letters(consumer: &str, rows: &[PgRow]) -> Result<Vec<BusLetter>, PgError> {
 #[async_trait]
 impl BusDeadLetterStore for PgEventStore {
     async fn park_message(&self, letter: BusLetter) -> Result<(), Error> {
-        sqlx::query(&self.queries.bus_dead_letter_park)
-            .bind(&letter.consumer)
-            .bind(&letter.message.topic)
-            .bind(letter.message.partition)
-            .bind(letter.message.offset)
-            .bind(&letter.key)
-            .bind(headers_json(&letter.headers))
-            .bind(&letter.payload)
-            .bind(storable(&letter.error))
-            .bind(letter.parked_at)
-            .execute(&self.pool)
-            .await
-            .map_err(PgError::from)?;
+        self.call(async |conn| {
+            Ok(sqlx::query(&self.queries.bus_dead_letter_park)
+                .bind(&letter.consumer)
+                .bind(&letter.message.topic)
+                .bind(letter.message.partition)
+                .bind(letter.message.offset)
+                .bind(&letter.key)
+                .bind(headers_json(&letter.headers))
+                .bind(&letter.payload)
+                .bind(storable(&letter.error))
+                .bind(letter.parked_at)
+                .execute(conn)
+                .await?)
+        })
+        .await?;
         Ok(())
     }
 
@@ -126,24 +128,30 @@ impl BusDeadLetterStore for PgEventStore {
         after: Option<&MessageId>,
         max: usize,
     ) -> Result<Vec<BusLetter>, Error> {
-        let rows = sqlx::query(&self.queries.bus_dead_letter_page)
-            .bind(consumer)
-            .bind(after.map(|m| m.topic.as_str()))
-            .bind(after.map_or(0, |m| m.partition))
-            .bind(after.map_or(0, |m| m.offset))
-            .bind(limit(max))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(PgError::from)?;
+        let rows = self
+            .call(async |conn| {
+                Ok(sqlx::query(&self.queries.bus_dead_letter_page)
+                    .bind(consumer)
+                    .bind(after.map(|m| m.topic.as_str()))
+                    .bind(after.map_or(0, |m| m.partition))
+                    .bind(after.map_or(0, |m| m.offset))
+                    .bind(limit(max))
+                    .fetch_all(conn)
+                    .await?)
+            })
+            .await?;
         Ok(letters(consumer, &rows)?)
     }
 
     async fn parked_message_keys(&self, consumer: &str) -> Result<Vec<ParkedKey>, Error> {
-        let rows: Vec<(String, Vec<u8>)> = sqlx::query_as(&self.queries.bus_dead_letter_keys)
-            .bind(consumer)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(PgError::from)?;
+        let rows: Vec<(String, Vec<u8>)> = self
+            .call(async |conn| {
+                Ok(sqlx::query_as(&self.queries.bus_dead_letter_keys)
+                    .bind(consumer)
+                    .fetch_all(conn)
+                    .await?)
+            })
+            .await?;
         Ok(rows
             .into_iter()
             .map(|(topic, key)| ParkedKey::new(topic, key))
@@ -156,14 +164,17 @@ impl BusDeadLetterStore for PgEventStore {
         key: &ParkedKey,
         max: usize,
     ) -> Result<Vec<BusLetter>, Error> {
-        let rows = sqlx::query(&self.queries.bus_dead_letter_key)
-            .bind(consumer)
-            .bind(&key.topic)
-            .bind(&key.key)
-            .bind(limit(max))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(PgError::from)?;
+        let rows = self
+            .call(async |conn| {
+                Ok(sqlx::query(&self.queries.bus_dead_letter_key)
+                    .bind(consumer)
+                    .bind(&key.topic)
+                    .bind(&key.key)
+                    .bind(limit(max))
+                    .fetch_all(conn)
+                    .await?)
+            })
+            .await?;
         Ok(letters(consumer, &rows)?)
     }
 
@@ -188,7 +199,9 @@ impl BusDeadLetterStore for PgEventStore {
                     .bind(request_text(request))
             }
         };
-        let done = query.execute(&self.pool).await.map_err(PgError::from)?;
+        let done = self
+            .call(async |conn| Ok(query.execute(conn).await?))
+            .await?;
         Ok(done.rows_affected())
     }
 
@@ -197,12 +210,15 @@ impl BusDeadLetterStore for PgEventStore {
         consumer: &str,
         max: usize,
     ) -> Result<Vec<BusLetter>, Error> {
-        let rows = sqlx::query(&self.queries.bus_dead_letter_requested)
-            .bind(consumer)
-            .bind(limit(max))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(PgError::from)?;
+        let rows = self
+            .call(async |conn| {
+                Ok(sqlx::query(&self.queries.bus_dead_letter_requested)
+                    .bind(consumer)
+                    .bind(limit(max))
+                    .fetch_all(conn)
+                    .await?)
+            })
+            .await?;
         Ok(letters(consumer, &rows)?)
     }
 
@@ -210,14 +226,17 @@ impl BusDeadLetterStore for PgEventStore {
         let topics: Vec<&str> = messages.iter().map(|m| m.topic.as_str()).collect();
         let partitions: Vec<i32> = messages.iter().map(|m| m.partition).collect();
         let offsets: Vec<i64> = messages.iter().map(|m| m.offset).collect();
-        let done = sqlx::query(&self.queries.bus_dead_letter_take)
-            .bind(consumer)
-            .bind(&topics)
-            .bind(&partitions)
-            .bind(&offsets)
-            .execute(&self.pool)
-            .await
-            .map_err(PgError::from)?;
+        let done = self
+            .call(async |conn| {
+                Ok(sqlx::query(&self.queries.bus_dead_letter_take)
+                    .bind(consumer)
+                    .bind(&topics)
+                    .bind(&partitions)
+                    .bind(&offsets)
+                    .execute(conn)
+                    .await?)
+            })
+            .await?;
         Ok(done.rows_affected())
     }
 
@@ -227,15 +246,17 @@ impl BusDeadLetterStore for PgEventStore {
         message: &MessageId,
         error: &str,
     ) -> Result<(), Error> {
-        sqlx::query(&self.queries.bus_dead_letter_failed)
-            .bind(consumer)
-            .bind(&message.topic)
-            .bind(message.partition)
-            .bind(message.offset)
-            .bind(storable(error))
-            .execute(&self.pool)
-            .await
-            .map_err(PgError::from)?;
+        self.call(async |conn| {
+            Ok(sqlx::query(&self.queries.bus_dead_letter_failed)
+                .bind(consumer)
+                .bind(&message.topic)
+                .bind(message.partition)
+                .bind(message.offset)
+                .bind(storable(error))
+                .execute(conn)
+                .await?)
+        })
+        .await?;
         Ok(())
     }
 }

@@ -37,21 +37,27 @@ impl CheckpointStore for PgEventStore {
     }
 
     async fn record_breaker(&self, name: &str, breaker: &BreakerRecord) -> Result<(), Error> {
-        sqlx::query(&self.queries.record_breaker)
-            .bind(name)
-            .bind(breaker.state.as_str())
-            .bind(breaker.last_error.as_deref())
-            .execute(&self.pool)
-            .await
-            .map_err(PgError::from)?;
+        self.call(async |conn| {
+            Ok(sqlx::query(&self.queries.record_breaker)
+                .bind(name)
+                .bind(breaker.state.as_str())
+                .bind(breaker.last_error.as_deref())
+                .execute(conn)
+                .await?)
+        })
+        .await?;
         Ok(())
     }
 }
 
 async fn load(store: &PgEventStore, name: &str) -> Result<Option<Position>, PgError> {
-    let row = sqlx::query(&store.queries.load_checkpoint)
-        .bind(name)
-        .fetch_optional(&store.pool)
+    let row = store
+        .call(async |conn| {
+            Ok(sqlx::query(&store.queries.load_checkpoint)
+                .bind(name)
+                .fetch_optional(conn)
+                .await?)
+        })
         .await?;
     let Some(row) = row else { return Ok(None) };
     let transaction_id: &str = row.try_get("transaction_id")?;
@@ -61,11 +67,15 @@ async fn load(store: &PgEventStore, name: &str) -> Result<Option<Position>, PgEr
 
 async fn save(store: &PgEventStore, name: &str, position: Position) -> Result<(), PgError> {
     let (major, minor) = convert::position_parts(position)?;
-    sqlx::query(&store.queries.save_checkpoint)
-        .bind(name)
-        .bind(major)
-        .bind(minor)
-        .execute(&store.pool)
+    store
+        .call(async |conn| {
+            Ok(sqlx::query(&store.queries.save_checkpoint)
+                .bind(name)
+                .bind(major)
+                .bind(minor)
+                .execute(conn)
+                .await?)
+        })
         .await?;
     Ok(())
 }
@@ -77,13 +87,17 @@ async fn save_fenced(
     lease: &Lease,
 ) -> Result<FencedSave, PgError> {
     let (major, minor) = convert::position_parts(position)?;
-    let held: bool = sqlx::query_scalar(&store.queries.save_checkpoint_fenced)
-        .bind(name)
-        .bind(major)
-        .bind(minor)
-        .bind(&lease.owner)
-        .bind(to_i64("lease epoch", lease.epoch)?)
-        .fetch_one(&store.pool)
+    let held: bool = store
+        .call(async |conn| {
+            Ok(sqlx::query_scalar(&store.queries.save_checkpoint_fenced)
+                .bind(name)
+                .bind(major)
+                .bind(minor)
+                .bind(&lease.owner)
+                .bind(to_i64("lease epoch", lease.epoch)?)
+                .fetch_one(conn)
+                .await?)
+        })
         .await?;
     Ok(if held {
         FencedSave::Saved
@@ -93,9 +107,13 @@ async fn save_fenced(
 }
 
 async fn reset(store: &PgEventStore, name: &str) -> Result<(), PgError> {
-    sqlx::query(&store.queries.reset_checkpoint)
-        .bind(name)
-        .execute(&store.pool)
+    store
+        .call(async |conn| {
+            Ok(sqlx::query(&store.queries.reset_checkpoint)
+                .bind(name)
+                .execute(conn)
+                .await?)
+        })
         .await?;
     Ok(())
 }

@@ -143,14 +143,16 @@ impl PgEventStore {
             .bind(storable(&letter.error))
             .bind(letter.parked_at);
         let Some(lease) = lease else {
-            query.execute(&self.pool).await?;
+            self.call(async |conn| Ok(query.execute(conn).await?))
+                .await?;
             return Ok(true);
         };
-        let held: bool = query
+        let query = query
             .bind(&lease.owner)
-            .bind(to_i64("lease epoch", lease.epoch)?)
-            .fetch_one(&self.pool)
-            .await?
+            .bind(to_i64("lease epoch", lease.epoch)?);
+        let held: bool = (self
+            .call(async |conn| Ok(query.fetch_one(conn).await?))
+            .await?)
             .try_get("held")?;
         Ok(held)
     }
@@ -162,21 +164,28 @@ impl PgEventStore {
         max: usize,
     ) -> Result<Vec<DeadLetter>, PgError> {
         let (major, minor) = convert::position_parts(after)?;
-        let rows = sqlx::query(&self.queries.dead_letters)
-            .bind(projection)
-            .bind(major)
-            .bind(minor)
-            .bind(limit(max))
-            .fetch_all(&self.pool)
+        let rows = self
+            .call(async |conn| {
+                Ok(sqlx::query(&self.queries.dead_letters)
+                    .bind(projection)
+                    .bind(major)
+                    .bind(minor)
+                    .bind(limit(max))
+                    .fetch_all(conn)
+                    .await?)
+            })
             .await?;
         letters(projection, &rows)
     }
 
     async fn parked_keys_pg(&self, projection: &str) -> Result<Vec<String>, PgError> {
-        Ok(sqlx::query_scalar(&self.queries.parked_keys)
-            .bind(projection)
-            .fetch_all(&self.pool)
-            .await?)
+        self.call(async |conn| {
+            Ok(sqlx::query_scalar(&self.queries.parked_keys)
+                .bind(projection)
+                .fetch_all(conn)
+                .await?)
+        })
+        .await
     }
 
     async fn key_letters_pg(
@@ -185,11 +194,15 @@ impl PgEventStore {
         key: &str,
         max: usize,
     ) -> Result<Vec<DeadLetter>, PgError> {
-        let rows = sqlx::query(&self.queries.key_letters)
-            .bind(projection)
-            .bind(key)
-            .bind(limit(max))
-            .fetch_all(&self.pool)
+        let rows = self
+            .call(async |conn| {
+                Ok(sqlx::query(&self.queries.key_letters)
+                    .bind(projection)
+                    .bind(key)
+                    .bind(limit(max))
+                    .fetch_all(conn)
+                    .await?)
+            })
             .await?;
         letters(projection, &rows)
     }
@@ -214,15 +227,21 @@ impl PgEventStore {
                     .bind(request_text(request))
             }
         };
-        let done = query.execute(&self.pool).await?;
+        let done = self
+            .call(async |conn| Ok(query.execute(conn).await?))
+            .await?;
         Ok(done.rows_affected())
     }
 
     async fn requested_pg(&self, projection: &str, max: usize) -> Result<Vec<DeadLetter>, PgError> {
-        let rows = sqlx::query(&self.queries.requested)
-            .bind(projection)
-            .bind(limit(max))
-            .fetch_all(&self.pool)
+        let rows = self
+            .call(async |conn| {
+                Ok(sqlx::query(&self.queries.requested)
+                    .bind(projection)
+                    .bind(limit(max))
+                    .fetch_all(conn)
+                    .await?)
+            })
             .await?;
         letters(projection, &rows)
     }
@@ -235,11 +254,15 @@ impl PgEventStore {
             majors.push(major);
             minors.push(minor);
         }
-        let done = sqlx::query(&self.queries.remove_letters)
-            .bind(projection)
-            .bind(majors)
-            .bind(minors)
-            .execute(&self.pool)
+        let done = self
+            .call(async |conn| {
+                Ok(sqlx::query(&self.queries.remove_letters)
+                    .bind(projection)
+                    .bind(majors)
+                    .bind(minors)
+                    .execute(conn)
+                    .await?)
+            })
             .await?;
         Ok(done.rows_affected())
     }
@@ -251,13 +274,16 @@ impl PgEventStore {
         error: &str,
     ) -> Result<(), PgError> {
         let (major, minor) = convert::position_parts(position)?;
-        sqlx::query(&self.queries.redrive_failed)
-            .bind(projection)
-            .bind(major)
-            .bind(minor)
-            .bind(storable(error))
-            .execute(&self.pool)
-            .await?;
+        self.call(async |conn| {
+            Ok(sqlx::query(&self.queries.redrive_failed)
+                .bind(projection)
+                .bind(major)
+                .bind(minor)
+                .bind(storable(error))
+                .execute(conn)
+                .await?)
+        })
+        .await?;
         Ok(())
     }
 }

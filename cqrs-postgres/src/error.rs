@@ -133,6 +133,19 @@ pub enum PgError {
         /// Where it waited.
         stage: TimeoutStage,
     },
+    /// PostgreSQL did not answer a call within the store's answer timeout
+    /// ([`PgEventStore::with_answer_timeout`](crate::PgEventStore::with_answer_timeout)): the
+    /// network went silent, or the server is stuck. The connection was dropped. A write may or
+    /// may not have landed: look before writing again (a [`Repository`](cqrs_core::Repository)
+    /// retry does), or write idempotently (a command id, event ids).
+    #[error(
+        "PostgreSQL did not answer within {within:?}; the connection was dropped, and a write \
+         may or may not have landed"
+    )]
+    NoAnswer {
+        /// The answer timeout.
+        within: Duration,
+    },
     /// The stored transaction ids are ahead of this cluster's counter: the schema was copied in
     /// from another cluster (`pg_dump` / restore, logical replication). Until it is repaired,
     /// appends to existing streams are refused and the feed hides the copied events. Stop the
@@ -180,7 +193,7 @@ impl PgError {
     /// Whether a retry may succeed: the server could not be reached or went away (connection
     /// refused, reset or closed, any I/O error, SQLSTATE class 08), it is shutting down or
     /// restarting (57P01 to 57P03), it has no connection slot free (53300), the pool or a
-    /// statement timed out (57014, 55P03, [`PgError::AppendTimedOut`]), or the transaction lost
+    /// statement timed out (57014, 55P03, [`PgError::AppendTimedOut`], [`PgError::NoAnswer`]), or the transaction lost
     /// a serialization race or a deadlock (40001, 40P01). Everything else (a bad statement, a
     /// constraint, a corrupt row, a closed pool, refused credentials) fails again the same way.
     ///
@@ -196,7 +209,7 @@ impl PgError {
             | PgError::Migration { source: error, .. }
             | PgError::Connect { source: error, .. } => transient(error),
             PgError::Core(error) => error.is_transient(),
-            PgError::AppendTimedOut { .. } => true,
+            PgError::AppendTimedOut { .. } | PgError::NoAnswer { .. } => true,
             PgError::InvalidSchema(_)
             | PgError::InvalidUrl { .. }
             | PgError::ChannelTooLong { .. }
@@ -219,6 +232,20 @@ pub(crate) fn transient(error: &sqlx::Error) -> bool {
         // a refused TLS handshake, a protocol or configuration error, a decode error, a missing
         // row or column are the same on every try.
         _ => false,
+    }
+}
+
+impl From<crate::bounded::NoAnswer> for PgError {
+    fn from(no_answer: crate::bounded::NoAnswer) -> Self {
+        PgError::NoAnswer {
+            within: no_answer.within,
+        }
+    }
+}
+
+impl From<crate::bounded::NoAnswer> for cqrs_core::Error {
+    fn from(no_answer: crate::bounded::NoAnswer) -> Self {
+        PgError::from(no_answer).into()
     }
 }
 

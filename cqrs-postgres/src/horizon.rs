@@ -56,8 +56,12 @@ fn seconds(value: Option<f64>) -> Option<Duration> {
 impl PgEventStore {
     /// What holds the feed back now: see [`FeedHorizon`].
     pub async fn feed_horizon(&self) -> Result<FeedHorizon, PgError> {
-        let row = sqlx::query(&self.queries.feed_horizon)
-            .fetch_one(&self.pool)
+        let row = self
+            .call(async |conn| {
+                Ok(sqlx::query(&self.queries.feed_horizon)
+                    .fetch_one(conn)
+                    .await?)
+            })
             .await?;
         let oldest: Option<f64> = row.try_get("oldest_open_seconds")?;
         let waiting: i64 = row.try_get("waiting_events")?;

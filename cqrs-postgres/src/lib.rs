@@ -42,6 +42,7 @@
 //! ([`CHECK_IDLE_AFTER`]), so a pooled statement waits for one round trip, not two.
 
 mod append;
+mod bounded;
 mod bus_dead_letter;
 mod checkpoint;
 mod columns;
@@ -94,4 +95,4 @@ pub use schema::PgSchema;
 #[doc(inline)]
 pub use signal::PgFeedSignal;
 #[doc(inline)]
-pub use store::{PgEventStore, DEFAULT_MAX_APPEND_BYTES};
+pub use store::{PgEventStore, DEFAULT_ANSWER_TIMEOUT, DEFAULT_MAX_APPEND_BYTES};

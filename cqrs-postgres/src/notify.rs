@@ -33,7 +33,9 @@ pub(crate) struct Notifier {
 impl Notifier {
     /// Asks for one `pg_notify(channel)` soon; starts the task on first use (or after the
     /// runtime that ran it went away).
-    pub(crate) fn signal(self: &Arc<Self>, pool: &PgPool, channel: &str) {
+    /// Its `pg_notify`, connection included, waits at most `answer_timeout`; then the
+    /// connection is dropped, and the next signal makes another.
+    pub(crate) fn signal(self: &Arc<Self>, pool: &PgPool, answer_timeout: Duration, channel: &str) {
         self.pending.notify_one();
         let mut task = self
             .task
@@ -44,12 +46,13 @@ impl Notifier {
         }
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let me = Arc::downgrade(self);
-            *task = Some(runtime.spawn(run(me, pool.clone(), channel.to_owned())));
+            let channel = channel.to_owned();
+            *task = Some(runtime.spawn(run(me, pool.clone(), answer_timeout, channel)));
         }
     }
 }
 
-async fn run(notifier: Weak<Notifier>, pool: PgPool, channel: String) {
+async fn run(notifier: Weak<Notifier>, pool: PgPool, answer_timeout: Duration, channel: String) {
     let mut conn: Option<PgConnection> = None;
     loop {
         // Hold the notifier only while waiting a little, so the task ends once the store is gone.
@@ -66,7 +69,13 @@ async fn run(notifier: Weak<Notifier>, pool: PgPool, channel: String) {
         if pool.is_closed() {
             break;
         }
-        if let Err(error) = notify(&mut conn, &pool, &channel).await {
+        let notified = tokio::time::timeout(answer_timeout, notify(&mut conn, &pool, &channel));
+        let error = match notified.await {
+            Ok(Ok(())) => None,
+            Ok(Err(error)) => Some(error.to_string()),
+            Err(_) => Some(format!("no answer within {answer_timeout:?}")),
+        };
+        if let Some(error) = error {
             // Listeners fall back to polling; the events themselves are safe.
             tracing::warn!(%channel, %error, "could not notify listeners");
             conn = None;

@@ -33,9 +33,13 @@ impl LeaseStore for PgEventStore {
 }
 
 async fn list(store: &PgEventStore, prefix: &str) -> Result<Vec<Lease>, PgError> {
-    let rows = sqlx::query(&store.queries.list_leases)
-        .bind(prefix)
-        .fetch_all(&store.pool)
+    let rows = store
+        .call(async |conn| {
+            Ok(sqlx::query(&store.queries.list_leases)
+                .bind(prefix)
+                .fetch_all(conn)
+                .await?)
+        })
         .await?;
     rows.iter()
         .map(|row| {
@@ -103,11 +107,15 @@ async fn try_acquire(
     owner: &str,
     ttl: Duration,
 ) -> Result<Option<Lease>, PgError> {
-    let row = sqlx::query(&store.queries.try_acquire_lease)
-        .bind(name)
-        .bind(owner)
-        .bind(ttl.as_secs_f64())
-        .fetch_optional(&store.pool)
+    let row = store
+        .call(async |conn| {
+            Ok(sqlx::query(&store.queries.try_acquire_lease)
+                .bind(name)
+                .bind(owner)
+                .bind(ttl.as_secs_f64())
+                .fetch_optional(conn)
+                .await?)
+        })
         .await?;
     let Some(row) = row else { return Ok(None) };
     let epoch: i64 = row.try_get("epoch")?;
@@ -125,11 +133,15 @@ async fn try_acquire(
 }
 
 async fn release(store: &PgEventStore, lease: &Lease) -> Result<(), PgError> {
-    sqlx::query(&store.queries.release_lease)
-        .bind(&lease.name)
-        .bind(&lease.owner)
-        .bind(to_i64("lease epoch", lease.epoch)?)
-        .execute(&store.pool)
+    store
+        .call(async |conn| {
+            Ok(sqlx::query(&store.queries.release_lease)
+                .bind(&lease.name)
+                .bind(&lease.owner)
+                .bind(to_i64("lease epoch", lease.epoch)?)
+                .execute(conn)
+                .await?)
+        })
         .await?;
     Ok(())
 }

@@ -103,7 +103,14 @@ impl ReadStream for PgEventStore {
             // The first rows in a group of loads; the rest of a longer stream alone.
             let asked = replay.left.min(group::ROWS);
             let grouped = group
-                .load(&self.pool, &self.queries, stream_id, replay.from, asked)
+                .load(
+                    &self.pool,
+                    self.answer_timeout,
+                    &self.queries,
+                    stream_id,
+                    replay.from,
+                    asked,
+                )
                 .await;
             if let Some(rows) = grouped {
                 for row in &rows {
@@ -135,16 +142,19 @@ impl PgEventStore {
         // Rows straight from a connection: `fetch(&pool)` wraps the connection's row stream in
         // a stream of its own, one more generator each row passes through. With the unchecked
         // reads below, about 0.2 us of the client's CPU less per row (`pg-bench --only load`).
-        let mut conn = self.pool.acquire().await.map_err(PgError::from)?;
-        let mut rows = sqlx::query(&self.queries.replay)
-            .bind(stream_id.as_str())
-            .bind(replay.from)
-            .bind(replay.left)
-            .fetch(&mut *conn);
-        while let Some(row) = rows.try_next().await.map_err(PgError::from)? {
-            replay.fold(&row, each)?;
-        }
-        Ok(())
+        let mut conn = self.bounded().await.map_err(PgError::from)?;
+        conn.run(async |conn| {
+            let mut rows = sqlx::query(&self.queries.replay)
+                .bind(stream_id.as_str())
+                .bind(replay.from)
+                .bind(replay.left)
+                .fetch(conn);
+            while let Some(row) = rows.try_next().await.map_err(PgError::from)? {
+                replay.fold(&row, each)?;
+            }
+            Ok(())
+        })
+        .await
     }
 }
 
@@ -219,13 +229,16 @@ impl PgEventStore {
             return Ok(Vec::new());
         }
         // From a connection, as `replay_rows` reads.
-        let mut conn = self.pool.acquire().await?;
-        let rows = sqlx::query(&self.queries.read_stream)
-            .bind(stream_id.as_str())
-            .bind(to_i64("version", from.get())?)
-            .bind(limit(max))
-            .fetch(&mut *conn);
-        recorded_events(rows).await
+        let from = to_i64("version", from.get())?;
+        self.call(async |conn| {
+            let rows = sqlx::query(&self.queries.read_stream)
+                .bind(stream_id.as_str())
+                .bind(from)
+                .bind(limit(max))
+                .fetch(conn);
+            recorded_events(rows).await
+        })
+        .await
     }
 
     /// The gap-safe feed: see the crate's docs.
@@ -238,7 +251,7 @@ impl PgEventStore {
         if max == 0 {
             return Ok(FeedBatch::new(Vec::new(), after));
         }
-        self.xid.ensure(&self.pool).await?;
+        self.ensure_xids().await?;
         let Page {
             events,
             horizon,
@@ -264,7 +277,7 @@ impl PgEventStore {
                 let below = convert::below_horizon(horizon);
                 if after > below {
                     // A reader past the horizon: only ids moved in from another cluster explain it.
-                    self.xid.suspect(&self.pool).await?;
+                    self.suspect_xids().await?;
                 }
                 last.map_or(after, |e| e.position).max(below).max(after)
             }
@@ -289,36 +302,38 @@ impl PgEventStore {
             .map(|p| (i64::from(p.index), i64::from(p.count)));
         let window = limit(max.max(FILTERED_SCAN_WINDOW));
         // From a connection, as `replay_rows` reads; a short page's window end asks on it too.
-        let mut conn = self.pool.acquire().await?;
-        let rows = sqlx::query(&self.queries.read_all)
-            .bind(&major)
-            .bind(minor)
-            .bind(limit(max))
-            .bind(categories)
-            .bind(event_types)
-            .bind(window)
-            .bind(partition.map(|p| p.0))
-            .bind(partition.map(|p| p.1))
-            .fetch(&mut *conn);
-        let mut page = Page::from_rows(rows).await?;
-        if page.events.len() < max {
-            let horizon = page.horizon.ok_or(PgError::CorruptRow {
-                what: "the feed query returned no horizon",
-            })?;
-            let end = sqlx::query(&self.queries.window_end)
-                .bind(major)
+        self.call(async |conn| {
+            let rows = sqlx::query(&self.queries.read_all)
+                .bind(&major)
                 .bind(minor)
-                .bind(horizon.to_string())
+                .bind(limit(max))
+                .bind(categories)
+                .bind(event_types)
                 .bind(window)
-                .fetch_optional(&mut *conn)
-                .await?;
-            if let Some(end) = end {
-                let end_major: &str = end.try_get(0)?;
-                let end_minor: i64 = end.try_get(1)?;
-                page.window_end = Some(convert::position(end_major, end_minor)?);
+                .bind(partition.map(|p| p.0))
+                .bind(partition.map(|p| p.1))
+                .fetch(&mut *conn);
+            let mut page = Page::from_rows(rows).await?;
+            if page.events.len() < max {
+                let horizon = page.horizon.ok_or(PgError::CorruptRow {
+                    what: "the feed query returned no horizon",
+                })?;
+                let end = sqlx::query(&self.queries.window_end)
+                    .bind(&major)
+                    .bind(minor)
+                    .bind(horizon.to_string())
+                    .bind(window)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                if let Some(end) = end {
+                    let end_major: &str = end.try_get(0)?;
+                    let end_minor: i64 = end.try_get(1)?;
+                    page.window_end = Some(convert::position(end_major, end_minor)?);
+                }
             }
-        }
-        Ok(page)
+            Ok(page)
+        })
+        .await
     }
 
     /// A page of the whole feed: `sql/read_all_unfiltered.sql`, event rows and one header row
@@ -326,19 +341,21 @@ impl PgEventStore {
     async fn unfiltered_page(&self, after: Position, max: usize) -> Result<Page, PgError> {
         let (major, minor) = convert::position_parts(after)?;
         // From a connection, as `replay_rows` reads.
-        let mut conn = self.pool.acquire().await?;
-        let rows = sqlx::query(&self.queries.read_all_unfiltered)
-            .bind(major)
-            .bind(minor)
-            .bind(limit(max))
-            .fetch(&mut *conn);
-        Page::from_rows(rows).await
+        self.call(async |conn| {
+            let rows = sqlx::query(&self.queries.read_all_unfiltered)
+                .bind(major)
+                .bind(minor)
+                .bind(limit(max))
+                .fetch(conn);
+            Page::from_rows(rows).await
+        })
+        .await
     }
 
     async fn head_pg(&self) -> Result<Position, PgError> {
-        let row = sqlx::query(&self.queries.head)
-            .fetch_one(&self.pool)
-            .await?;
+        let row = (self
+            .call(async |conn| Ok(sqlx::query(&self.queries.head).fetch_one(conn).await?)))
+        .await?;
         let head: Option<String> = row.try_get("head")?;
         match head {
             None => Ok(Position::START),

@@ -31,23 +31,26 @@ impl SnapshotStore for PgEventStore {
         each: &mut (dyn for<'e> FnMut(SnapshotReplay<'e>) -> Result<(), Error> + Send),
     ) -> Result<Option<usize>, Error> {
         // From a connection, as `PgEventStore::replay_rows` reads.
-        let mut conn = self.pool.acquire().await.map_err(PgError::from)?;
-        let mut rows = sqlx::query(&self.queries.replay_snapshot)
-            .bind(stream_id.as_str())
-            .bind(limit(max))
-            .fetch(&mut *conn);
-        // Only the first row may be the snapshot (its event_type is NULL): the statement
-        // orders it first. A NULL further on fails the event's decoding.
-        let (mut first, mut read) = (true, 0);
-        while let Some(row) = rows.try_next().await.map_err(PgError::from)? {
-            if std::mem::take(&mut first) && is_snapshot(&row)? {
-                each(SnapshotReplay::Snapshot(snapshot_row(stream_id, &row)?))?;
-            } else {
-                each(SnapshotReplay::Event(stream_event(&row)?))?;
-                read += 1;
+        let mut conn = self.bounded().await.map_err(PgError::from)?;
+        conn.run(async |conn| {
+            let mut rows = sqlx::query(&self.queries.replay_snapshot)
+                .bind(stream_id.as_str())
+                .bind(limit(max))
+                .fetch(conn);
+            // Only the first row may be the snapshot (its event_type is NULL): the statement
+            // orders it first. A NULL further on fails the event's decoding.
+            let (mut first, mut read) = (true, 0);
+            while let Some(row) = rows.try_next().await.map_err(PgError::from)? {
+                if std::mem::take(&mut first) && is_snapshot(&row)? {
+                    each(SnapshotReplay::Snapshot(snapshot_row(stream_id, &row)?))?;
+                } else {
+                    each(SnapshotReplay::Event(stream_event(&row)?))?;
+                    read += 1;
+                }
             }
-        }
-        Ok(Some(read))
+            Ok(Some(read))
+        })
+        .await
     }
 }
 
@@ -57,20 +60,28 @@ async fn save(store: &PgEventStore, snapshot: Snapshot) -> Result<(), PgError> {
             what: "snapshot schema version",
             value: snapshot.schema_version.to_string(),
         })?;
-    sqlx::query(&store.queries.save_snapshot)
-        .bind(snapshot.stream_id.as_str())
-        .bind(to_i64("snapshot version", snapshot.version.get())?)
-        .bind(schema_version)
-        .bind(snapshot.state.to_string())
-        .execute(&store.pool)
+    store
+        .call(async |conn| {
+            Ok(sqlx::query(&store.queries.save_snapshot)
+                .bind(snapshot.stream_id.as_str())
+                .bind(to_i64("snapshot version", snapshot.version.get())?)
+                .bind(schema_version)
+                .bind(snapshot.state.to_string())
+                .execute(conn)
+                .await?)
+        })
         .await?;
     Ok(())
 }
 
 async fn load(store: &PgEventStore, stream_id: &StreamId) -> Result<Option<Snapshot>, PgError> {
-    let row = sqlx::query(&store.queries.load_snapshot)
-        .bind(stream_id.as_str())
-        .fetch_optional(&store.pool)
+    let row = store
+        .call(async |conn| {
+            Ok(sqlx::query(&store.queries.load_snapshot)
+                .bind(stream_id.as_str())
+                .fetch_optional(conn)
+                .await?)
+        })
         .await?;
     let Some(row) = row else { return Ok(None) };
     let Jsonb(state): Jsonb<Value> = row.try_get("state")?;

@@ -1,9 +1,11 @@
 //! [`PgEventStore`]: construction, migration and operational queries.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 
+use crate::bounded::Bounded;
 use crate::connect;
 use crate::group::Committer;
 use crate::notify::Notifier;
@@ -43,11 +45,15 @@ pub struct PgEventStore {
     pub(crate) signal: Arc<Hub>,
     pub(crate) group: Option<Arc<Committer>>,
     pub(crate) xid: Arc<XidGuard>,
+    pub(crate) answer_timeout: Duration,
 }
 
 /// The default bound on one append, in bytes: 16 MiB of payloads and metadata (headers
 /// included) in all. See [`PgEventStore::with_max_append_bytes`].
 pub const DEFAULT_MAX_APPEND_BYTES: usize = 16 << 20;
+
+/// The default of [`PgEventStore::with_answer_timeout`]: 30 seconds.
+pub const DEFAULT_ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl PgEventStore {
     /// A store on `pool`, in schema `cqrs`, refusing payloads over
@@ -69,6 +75,7 @@ impl PgEventStore {
             max_append_bytes: DEFAULT_MAX_APPEND_BYTES,
             notifier: Arc::default(),
             group: Some(Arc::new(Committer::new(GroupCommit::default()))),
+            answer_timeout: DEFAULT_ANSWER_TIMEOUT,
             pool,
         }
     }
@@ -207,6 +214,76 @@ impl PgEventStore {
     pub fn with_max_append_bytes(mut self, bytes: usize) -> Self {
         self.max_append_bytes = bytes;
         self
+    }
+
+    /// How long a call waits for PostgreSQL's answers (default [`DEFAULT_ANSWER_TIMEOUT`]).
+    ///
+    /// A network can go silent without closing anything (a failover that left the old address
+    /// dead, a dropped NAT mapping, a host gone without a word), and then no answer comes, not
+    /// even the server's `statement_timeout`. A call that got no answer in time fails with
+    /// [`PgError::NoAnswer`] (transient; a write may or may not have landed), and its
+    /// connection is dropped rather than pooled. It bounds each call of the store's traits
+    /// (appends, loads, the feed, checkpoints, leases, snapshots, dead letters, process
+    /// managers' state), the whole call on one connection: set it well above the longest
+    /// statement you expect (a load of your longest stream, a page of the feed). Migrations,
+    /// the transaction id repair and the operational queries are not bounded; nor is an
+    /// [`append_in`](Self::append_in), whose transaction is yours.
+    ///
+    /// ```
+    /// # fn demo(pool: sqlx::PgPool) {
+    /// use std::time::Duration;
+    ///
+    /// let store = cqrs_postgres::PgEventStore::new(pool).with_answer_timeout(Duration::from_secs(10));
+    /// assert_eq!(store.answer_timeout(), Duration::from_secs(10));
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn with_answer_timeout(mut self, timeout: Duration) -> Self {
+        self.answer_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How long a call waits for PostgreSQL's answers: see
+    /// [`with_answer_timeout`](Self::with_answer_timeout).
+    pub fn answer_timeout(&self) -> Duration {
+        self.answer_timeout
+    }
+
+    /// A connection of the pool whose calls wait at most the answer timeout.
+    pub(crate) async fn bounded(&self) -> Result<Bounded, sqlx::Error> {
+        Bounded::acquire(&self.pool, self.answer_timeout).await
+    }
+
+    /// `call` on a connection of the pool, waiting at most the answer timeout.
+    pub(crate) async fn call<T>(
+        &self,
+        call: impl AsyncFnOnce(&mut PgConnection) -> Result<T, PgError>,
+    ) -> Result<T, PgError> {
+        self.bounded().await?.run(call).await
+    }
+
+    /// Asks for a `pg_notify` on the store's channel soon (see [`Notifier`]).
+    pub(crate) fn notify_listeners(&self) {
+        (self.notifier).signal(&self.pool, self.answer_timeout, &self.schema.channel());
+    }
+
+    /// Checks the stored transaction ids once per store (see [`XidGuard::ensure`]), on a
+    /// bounded connection. A check that cannot run is not an answer: the caller's own
+    /// statement will report what is wrong.
+    pub(crate) async fn ensure_xids(&self) -> Result<(), PgError> {
+        if self.xid.is_checked() {
+            return Ok(());
+        }
+        self.suspect_xids().await
+    }
+
+    /// Checks the stored transaction ids again (see [`XidGuard::suspect`]), on a bounded
+    /// connection: a typed [`PgError::TransactionIdsAhead`] if they moved, else nothing.
+    pub(crate) async fn suspect_xids(&self) -> Result<(), PgError> {
+        match self.call(async |conn| self.xid.suspect(conn).await).await {
+            Err(error @ PgError::TransactionIdsAhead { .. }) => Err(error),
+            _ => Ok(()),
+        }
     }
 
     /// Creates or upgrades the schema's tables. Idempotent, versioned, safe to run from several

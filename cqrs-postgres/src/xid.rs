@@ -35,6 +35,11 @@ impl XidGuard {
         }
     }
 
+    /// Whether a check found the stored ids sound (and none since found them moved).
+    pub(crate) fn is_checked(&self) -> bool {
+        self.checked.load(Ordering::Relaxed)
+    }
+
     /// Checks once per store: after the first check that finds nothing wrong, only an atomic
     /// load. A check that cannot run (no tables yet, a lost connection) is not an answer: the
     /// caller's own statement will report what is wrong.

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use cqrs_core::projection::{ProjectionHandle, ProjectionState};
 use cqrs_core::ReadAll;
-use cqrs_postgres::PgEventStore;
+use cqrs_postgres::{GroupCommit, PgEventStore};
 use integration_tests::chaos::{
     assert_appends_are_whole, assert_tally_is_the_fold, chaos_store, fault_time, soaking,
     store_beside, through_port, upstream_of, Ledger, PgServer, RunnerWatch, ScenarioLog, Tally,
@@ -213,6 +213,109 @@ async fn connections_reset_or_cut_mid_statement_leave_no_partial_append_and_the_
         !watch.retries.is_empty(),
         "the faults reached the projection, which retried"
     );
+    drop_schema(&store).await;
+    drop(proxy);
+}
+
+/// A network gone silent: PostgreSQL's answers stop coming and nothing is closed (a failover
+/// that left the old address dead, a dropped NAT mapping, a host gone without a word). Every
+/// call to the store must still end within its bound, as a transient error, and once the
+/// network is back the writers and the projection go on by themselves, with nothing lost,
+/// doubled or half written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_network_gone_silent_ends_every_call_within_its_bound_and_everything_resumes_after() {
+    // The store's bounds: an answer within 500 ms, a connection within 1 s, a group within 1 s.
+    // The worst call: a group's statement unanswered (500 ms), its lookup (1 s to connect), then
+    // the append on its own (1 s to connect, 500 ms to answer), about 3 s in all.
+    const ANSWER: Duration = Duration::from_millis(500);
+    const CALL_BOUND: Duration = Duration::from_secs(5);
+    let faults = fault_time(Duration::from_secs(7)).max(CALL_BOUND + Duration::from_secs(2));
+    let log = ScenarioLog::new(
+        "silence",
+        &format!("no byte from PostgreSQL, nothing closed, for {faults:?}"),
+    );
+    let (proxy, base) = proxied_store("pg-silent").await;
+    // The store's own pool, which checks a connection only after it sat idle: most calls
+    // meet the silence in their statements, not in the pool's check.
+    let pool = cqrs_postgres::pool_options()
+        .max_connections(8)
+        .acquire_timeout(Duration::from_secs(1))
+        .connect(&through_port(&database_url(), proxy.port()))
+        .await
+        .expect("a pool through the proxy");
+    let store = PgEventStore::new(pool)
+        .with_schema(base.schema().clone())
+        .with_answer_timeout(ANSWER)
+        .with_group_commit(GroupCommit::default().timeout(Duration::from_secs(1)));
+    let tally = Tally::new("tally");
+    let handle = pg_runner(tally.clone(), &store, quick_options()).spawn();
+    let writers = Writers::start(&store, "sil", 3, 4, 44, Duration::from_millis(2));
+    writers.wait_succeeded(10).await;
+    wait_for_status(&handle, PATIENCE, "the projection to apply", |s| {
+        s.applied > 0
+    })
+    .await;
+
+    let silence = Toxic::Timeout {
+        after: Duration::ZERO,
+    };
+    proxy
+        .add("silence", Direction::Downstream, &silence)
+        .unwrap();
+    log.say(&format!("toxic on: {silence} downstream"));
+    let failed = writers.failed();
+    let mut watch = RunnerWatch::default();
+    let mut longest = Duration::ZERO;
+    let until = Instant::now() + faults;
+    // The runner's errors seen by the time its calls in flight at the start are bounded: it
+    // must go on reporting new ones after that, not wait in one call.
+    let settled = Instant::now() + CALL_BOUND;
+    let mut errors_when_settled = None;
+    while Instant::now() < until {
+        watch.sample(&handle);
+        if Instant::now() >= settled {
+            errors_when_settled.get_or_insert(watch.retries.len());
+        }
+        longest = longest.max(writers.longest_call_in_flight());
+        assert!(
+            longest <= CALL_BOUND,
+            "a call has waited {longest:?} on a silent network, over its bound of {CALL_BOUND:?}"
+        );
+        // Sampling pace while the fault is held on, not a wait for a condition.
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let back = Instant::now();
+    proxy.remove("silence").unwrap();
+    log.say(&format!(
+        "toxic off: {} calls failed while it was on; the longest call waited {longest:?}; the \
+         runner reported {} distinct errors, e.g. {:?}",
+        writers.failed() - failed,
+        watch.retries.len(),
+        watch.sample_error
+    ));
+    assert!(
+        writers.failed() > failed,
+        "the silence reached the writers as failed calls"
+    );
+    assert!(
+        watch.retries.len() > errors_when_settled.unwrap_or(usize::MAX),
+        "the projection went on failing and retrying through the silence, not waiting in a \
+         call: {} errors {CALL_BOUND:?} in, {} at the end",
+        errors_when_settled.unwrap_or_default(),
+        watch.retries.len()
+    );
+
+    eventually(RECOVERY_BOUND, "an append after the silence", || async {
+        writers.last_success().filter(|t| *t > back)
+    })
+    .await;
+    let ledger = settle_and_check(&log, &store, writers, handle, &tally).await;
+    log.say(&format!(
+        "appends again {:?} after the network was back; caller errors: {} transient, e.g. {:?}",
+        back.elapsed(),
+        ledger.transient_errors.len(),
+        ledger.transient_errors.first()
+    ));
     drop_schema(&store).await;
     drop(proxy);
 }

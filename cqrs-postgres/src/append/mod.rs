@@ -196,7 +196,9 @@ impl AppendEvents for PgEventStore {
     }
 
     async fn command_outcome(&self, command_id: CommandId) -> Result<Option<AppendOutcome>, Error> {
-        Ok(self.command_outcome_on(&self.pool, command_id).await?)
+        Ok(self
+            .call(async |conn| self.command_outcome_on(conn, command_id).await)
+            .await?)
     }
 }
 
@@ -213,7 +215,7 @@ impl PgEventStore {
             self.max_payload_bytes,
             self.max_append_bytes,
         )?);
-        self.xid.ensure(&self.pool).await?;
+        self.ensure_xids().await?;
         // Counted in flight until this append is done, grouped or alone.
         let admission = match (&self.group, expected.exact(), columns.command_id) {
             (Some(group), Some(version), None) => {
@@ -236,6 +238,7 @@ impl PgEventStore {
             let grouped = group
                 .append(
                     &self.pool,
+                    self.answer_timeout,
                     &self.queries,
                     stream_id,
                     version,
@@ -244,7 +247,7 @@ impl PgEventStore {
                 .await?;
             match grouped {
                 Grouped::Appended(outcome) => {
-                    self.notifier.signal(&self.pool, &self.schema.channel());
+                    self.notify_listeners();
                     return Ok(outcome);
                 }
                 Grouped::Alone => {}
@@ -252,24 +255,28 @@ impl PgEventStore {
             }
         }
         // One statement in autocommit: the whole append is one round trip.
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.bounded().await?;
         let mut outcome = if copy::copies(expected.exact().map(|v| v.get()), &columns) {
             // sqlx's `COPY` is not cancel-safe: cut off while it waits for the server, it
-            // leaves the pooled connection a reply out of step (every later statement on it
-            // reads the one before's answer) or stuck in copy mode. So it runs to its end in
-            // a task of its own, which owns the connection and hands it back to the pool.
+            // leaves the connection a reply out of step (every later statement on it reads
+            // the one before's answer) or stuck in copy mode. So it runs to its end (or its
+            // answer timeout, which drops the connection) in a task of its own, which owns the
+            // connection and hands it back to the pool.
             let store = self.clone();
             let stream_id = stream_id.clone();
             let columns = Arc::clone(&columns);
             let copying = async move {
-                store
-                    .append_on(&mut conn, false, &stream_id, expected, &columns, None)
-                    .await
+                conn.run(async |conn| {
+                    (store.append_on(conn, false, &stream_id, expected, &columns, None)).await
+                })
+                .await
             };
             to_the_end(copying.in_current_span()).await?
         } else {
-            let outcome = self
-                .append_on(&mut conn, false, stream_id, expected, &columns, None)
+            let outcome = conn
+                .run(async |conn| {
+                    (self.append_on(conn, false, stream_id, expected, &columns, None)).await
+                })
                 .await?;
             drop(conn);
             outcome
@@ -281,7 +288,7 @@ impl PgEventStore {
         }
         drop(admission);
         if !outcome.duplicate {
-            self.notifier.signal(&self.pool, &self.schema.channel());
+            self.notify_listeners();
         }
         Ok(outcome)
     }

@@ -120,12 +120,15 @@ impl Committer {
     pub(crate) async fn load(
         &self,
         pool: &PgPool,
+        answer_timeout: Duration,
         queries: &Arc<Queries>,
         stream_id: &StreamId,
         from: i64,
         max: i64,
     ) -> Option<Vec<PgRow>> {
-        self.loads.load(pool, queries, stream_id, from, max).await
+        (self.loads)
+            .load(pool, answer_timeout, queries, stream_id, from, max)
+            .await
     }
 
     /// Appends `columns` to `stream_id` in a group: see [`Grouped`].
@@ -133,6 +136,7 @@ impl Committer {
     pub(crate) async fn append(
         &self,
         pool: &PgPool,
+        answer_timeout: Duration,
         queries: &Arc<Queries>,
         stream_id: &StreamId,
         expected: i64,
@@ -149,7 +153,7 @@ impl Committer {
             queued_at: Instant::now(),
             span: tracing::Span::current(),
         };
-        let Some(lane) = self.lane(stream_id, pool, queries) else {
+        let Some(lane) = self.lane(stream_id, pool, answer_timeout, queries) else {
             return Ok(Grouped::Alone);
         };
         if lane.send(request).is_err() {
@@ -166,7 +170,8 @@ impl Committer {
                     // The lane will drop it unwritten.
                     return Err(timed_out(stream_id, timeout, TimeoutStage::Queued));
                 }
-                // In a group already: its statement is bounded by the same timeout.
+                // In a group already: its statement is bounded by the same timeout, on the
+                // server, and by the answer timeout here.
                 answer.await
             }
         };
@@ -188,6 +193,7 @@ impl Committer {
         &self,
         stream_id: &StreamId,
         pool: &PgPool,
+        answer: Duration,
         queries: &Arc<Queries>,
     ) -> Option<mpsc::UnboundedSender<Request>> {
         let mut hasher = DefaultHasher::new();
@@ -201,6 +207,7 @@ impl Committer {
                 conn: LaneConn::default(),
                 queries: Arc::clone(queries),
                 timeout: self.options.timeout,
+                answer,
                 #[cfg(test)]
                 seams: Arc::clone(&self.seams),
             };

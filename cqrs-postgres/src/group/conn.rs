@@ -61,20 +61,29 @@ impl LaneConn {
         self.0.as_mut().ok_or(sqlx::Error::PoolClosed)
     }
 
-    /// Gives the connection back to the pool, its settings reset.
-    pub(super) async fn release(&mut self) {
+    /// Gives the connection back to the pool, its settings reset (waiting at most `answer`
+    /// for that: with no answer, it is dropped).
+    pub(super) async fn release(&mut self, answer: Duration) {
         if let Some(mut conn) = self.0.take() {
             // RESET for both, in one statement: each back to the value RESET would give it.
-            if sqlx::query(
+            let reset = sqlx::query(
                 "SELECT set_config(name, reset_val, false) FROM pg_settings \
                  WHERE name IN ('statement_timeout', 'plan_cache_mode')",
             )
-            .execute(&mut *conn)
-            .await
-            .is_err()
-            {
-                conn.close_on_drop();
+            .execute(&mut *conn);
+            match tokio::time::timeout(answer, reset).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(_)) => conn.close_on_drop(),
+                Err(_) => drop(conn.detach()),
             }
+        }
+    }
+
+    /// Drops the connection without a word to the server, after a statement got no answer:
+    /// a goodbye could wait on a silent network too.
+    pub(super) fn drop_unanswered(&mut self) {
+        if let Some(conn) = self.0.take() {
+            drop(conn.detach());
         }
     }
 

@@ -51,6 +51,7 @@ async fn a_lane_plans_its_statement_once_however_small_its_groups() {
         conn: LaneConn::default(),
         queries: Arc::clone(&store.queries),
         timeout: Duration::from_secs(5),
+        answer: Duration::from_secs(30),
         seams: Arc::default(),
     };
 
@@ -105,7 +106,7 @@ async fn a_lane_gives_its_connection_back_without_its_settings() {
         .fetch_one(&mut **conn)
         .await
         .expect("settings");
-    lane.release().await;
+    lane.release(Duration::from_secs(5)).await;
     let mut conn = pool.acquire().await.expect("the same connection, back");
     let back: (String, String) = sqlx::query_as(settings)
         .fetch_one(&mut *conn)

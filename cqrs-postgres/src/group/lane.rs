@@ -35,7 +35,7 @@ impl Lane {
                         Ok(next) => next,
                         Err(_) => {
                             // Idle: give the connection back to the pool.
-                            self.writer.conn.release().await;
+                            self.writer.conn.release(self.writer.answer).await;
                             self.requests.recv().await
                         }
                     }

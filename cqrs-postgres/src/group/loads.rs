@@ -26,6 +26,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use cqrs_core::StreamId;
 use sqlx::pool::PoolConnection;
@@ -35,6 +36,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::gather::gather;
 use super::slot::LaneSlot;
+use crate::bounded::NoAnswer;
 use crate::schema::Queries;
 
 /// The most rows one load reads in a group; a longer load reads the rest on its own.
@@ -97,6 +99,7 @@ impl Loads {
     pub(super) async fn load(
         &self,
         pool: &PgPool,
+        answer_timeout: Duration,
         queries: &Arc<Queries>,
         stream_id: &StreamId,
         from: i64,
@@ -109,7 +112,9 @@ impl Loads {
             max,
             reply,
         };
-        self.lane(pool, queries)?.send(request).ok()?;
+        self.lane(pool, answer_timeout, queries)?
+            .send(request)
+            .ok()?;
         answer.await.ok()
     }
 
@@ -118,17 +123,22 @@ impl Loads {
     fn lane(
         &self,
         pool: &PgPool,
+        answer: Duration,
         queries: &Arc<Queries>,
     ) -> Option<mpsc::UnboundedSender<Request>> {
-        self.lane
-            .sender(|requests| run(requests, pool.clone(), Arc::clone(queries)))
+        (self.lane).sender(|requests| run(requests, pool.clone(), answer, Arc::clone(queries)))
     }
 }
 
 /// The lane's task: reads whatever loads queued while its last group was read (once
 /// [`gather`] let the readers a turn away join), one group at a time, until the store is
 /// dropped. It holds a pool connection only while loads are queued.
-async fn run(mut requests: mpsc::UnboundedReceiver<Request>, pool: PgPool, queries: Arc<Queries>) {
+async fn run(
+    mut requests: mpsc::UnboundedReceiver<Request>,
+    pool: PgPool,
+    answer: Duration,
+    queries: Arc<Queries>,
+) {
     let mut waiting = VecDeque::new();
     while let Some(first) = requests.recv().await {
         let mut conn = None;
@@ -142,7 +152,7 @@ async fn run(mut requests: mpsc::UnboundedReceiver<Request>, pool: PgPool, queri
             // Loads whose reader stopped waiting are not read.
             group.retain(|request| !request.reply.is_closed());
             if !group.is_empty() {
-                read(&pool, &mut conn, &queries, group).await;
+                read(&pool, answer, &mut conn, &queries, group).await;
             }
         }
         // Nothing queued: the connection goes back to the pool.
@@ -155,6 +165,7 @@ async fn run(mut requests: mpsc::UnboundedReceiver<Request>, pool: PgPool, queri
 /// connection.
 async fn read(
     pool: &PgPool,
+    answer: Duration,
     conn: &mut Option<PoolConnection<Postgres>>,
     queries: &Queries,
     group: Vec<Request>,
@@ -168,13 +179,17 @@ async fn read(
         .bind(&streams)
         .bind(&from)
         .bind(&max);
-    let rows = match conn {
-        Some(conn) => query.fetch_all(&mut **conn).await,
-        None => match pool.acquire().await {
-            Ok(acquired) => query.fetch_all(&mut **conn.insert(acquired)).await,
-            Err(error) => Err(error),
-        },
+    let reading = async {
+        match conn {
+            Some(conn) => query.fetch_all(&mut **conn).await,
+            None => match pool.acquire().await {
+                Ok(acquired) => query.fetch_all(&mut **conn.insert(acquired)).await,
+                Err(error) => Err(error),
+            },
+        }
     };
+    let rows = (tokio::time::timeout(answer, reading).await)
+        .unwrap_or_else(|_| Err(NoAnswer { within: answer }.into()));
     match rows.and_then(|rows| by_load(rows, group.len())) {
         Ok(rows) => {
             for (request, rows) in group.into_iter().zip(rows) {
@@ -184,9 +199,9 @@ async fn read(
         }
         Err(error) => {
             tracing::debug!(%error, loads = group.len(), "group load failed; each alone");
-            // It may be broken: closed, not given back to the pool.
-            if let Some(mut broken) = conn.take() {
-                broken.close_on_drop();
+            // It may be broken (or silent): dropped, not given back to the pool.
+            if let Some(broken) = conn.take() {
+                drop(broken.detach());
             }
         }
     }

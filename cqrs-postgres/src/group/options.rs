@@ -132,9 +132,11 @@ impl GroupCommit {
     /// [`PgError::AppendTimedOut`](crate::PgError::AppendTimedOut) and nothing of it is written. When a group's statement times
     /// out, its appends are tried again one by one, so only those that are stuck (say, on a
     /// stream whose next version an open transaction holds) fail, each after its own second
-    /// timeout; the others land. The statement's bound is the server's: a connection that
-    /// silently drops traffic (a partition without a reset) holds its group until the
-    /// operating system gives the socket up.
+    /// timeout; the others land. That bound is the server's; on a network gone silent, no
+    /// answer comes at all, and the store's
+    /// [answer timeout](crate::PgEventStore::with_answer_timeout) bounds the group instead:
+    /// its connection is dropped, and its appends are looked up (or fail with
+    /// [`PgError::NoAnswer`](crate::PgError::NoAnswer), perhaps written).
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout.max(Duration::from_millis(1));

@@ -14,6 +14,7 @@ use sqlx::PgPool;
 
 use super::conn::LaneConn;
 use super::request::{Reply, Request};
+use crate::bounded::NoAnswer;
 use crate::row::Landed;
 use crate::schema::Queries;
 
@@ -25,6 +26,9 @@ pub(super) struct Writer {
     pub(super) queries: Arc<Queries>,
     /// The group commit's timeout: for acquiring a connection, and its `statement_timeout`.
     pub(super) timeout: Duration,
+    /// The store's answer timeout: how long a statement (with the connection's acquisition
+    /// and setup) waits for its answer before the connection is dropped.
+    pub(super) answer: Duration,
     /// Test seams: see `tests.rs`.
     #[cfg(test)]
     pub(super) seams: Arc<super::tests::Seams>,
@@ -36,6 +40,12 @@ impl Writer {
     /// same batch from this store goes through this lane after the group, and one from
     /// elsewhere would have failed the group on the event ids); the others were not.
     pub(super) async fn written(&mut self, group: &[Request]) -> Result<Vec<Reply>, sqlx::Error> {
+        let looked = tokio::time::timeout(self.answer, self.written_unbounded(group)).await;
+        self.answered(looked)
+    }
+
+    /// [`written`](Self::written), waiting as long as the server lets it.
+    async fn written_unbounded(&mut self, group: &[Request]) -> Result<Vec<Reply>, sqlx::Error> {
         let ids: Vec<Uuid> = group
             .iter()
             .flat_map(|r| r.columns.event_ids.iter().copied())
@@ -92,6 +102,30 @@ impl Writer {
     /// Writes `group` in one statement: each append's outcome, `None` for those the checks
     /// left out.
     pub(super) async fn insert(
+        &mut self,
+        group: &[Request],
+    ) -> Result<Vec<Option<AppendOutcome>>, sqlx::Error> {
+        let inserted = tokio::time::timeout(self.answer, self.insert_unbounded(group)).await;
+        self.answered(inserted)
+    }
+
+    /// What a call bounded by the answer timeout gave: with no answer, the connection is
+    /// dropped (a broken connection to the lane, whose group may have committed).
+    fn answered<T>(
+        &mut self,
+        result: Result<Result<T, sqlx::Error>, tokio::time::error::Elapsed>,
+    ) -> Result<T, sqlx::Error> {
+        result.unwrap_or_else(|_| {
+            self.conn.drop_unanswered();
+            Err(NoAnswer {
+                within: self.answer,
+            }
+            .into())
+        })
+    }
+
+    /// [`insert`](Self::insert), waiting as long as the server lets it.
+    async fn insert_unbounded(
         &mut self,
         group: &[Request],
     ) -> Result<Vec<Option<AppendOutcome>>, sqlx::Error> {

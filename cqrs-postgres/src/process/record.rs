@@ -30,14 +30,14 @@ impl PgEventStore {
         } = record;
         let columns = Columns::new(events, self.max_payload_bytes, self.max_append_bytes)?;
         let extra = RecordColumns::new(process, status, timeouts)?;
-        self.xid.ensure(&self.pool).await?;
-        let mut conn = self.pool.acquire().await?;
+        self.ensure_xids().await?;
         let outcome = self
-            .append_on(&mut conn, false, &stream, expected, &columns, Some(&extra))
+            .call(async |conn| {
+                (self.append_on(conn, false, &stream, expected, &columns, Some(&extra))).await
+            })
             .await?;
-        drop(conn);
         if !outcome.duplicate {
-            self.notifier.signal(&self.pool, &self.schema.channel());
+            self.notify_listeners();
         }
         Ok(outcome)
     }

@@ -21,10 +21,14 @@ impl PgEventStore {
         process: &str,
         instance: &str,
     ) -> Result<Vec<ScheduledTimeout>, PgError> {
-        let rows = sqlx::query(&self.queries.instance_timeouts)
-            .bind(process)
-            .bind(instance)
-            .fetch_all(&self.pool)
+        let rows = self
+            .call(async |conn| {
+                Ok(sqlx::query(&self.queries.instance_timeouts)
+                    .bind(process)
+                    .bind(instance)
+                    .fetch_all(conn)
+                    .await?)
+            })
             .await?;
         rows.iter()
             .map(|row| {
@@ -65,16 +69,20 @@ impl PgEventStore {
                 .into())
             }
         };
-        let rows = sqlx::query(&self.queries.process_instances)
-            .bind(process)
-            .bind(state)
-            .bind(stuck.is_some())
-            .bind(stuck.map(|(now, _)| now))
-            .bind(stuck.and_then(|(_, before)| before))
-            .bind(query.after.as_deref())
-            .bind(convert::limit(query.limit))
-            .bind(only)
-            .fetch_all(&self.pool)
+        let rows = self
+            .call(async |conn| {
+                Ok(sqlx::query(&self.queries.process_instances)
+                    .bind(process)
+                    .bind(state)
+                    .bind(stuck.is_some())
+                    .bind(stuck.map(|(now, _)| now))
+                    .bind(stuck.and_then(|(_, before)| before))
+                    .bind(query.after.as_deref())
+                    .bind(convert::limit(query.limit))
+                    .bind(only)
+                    .fetch_all(conn)
+                    .await?)
+            })
             .await?;
         rows.iter().map(instance_row).collect()
     }
@@ -86,11 +94,15 @@ impl PgEventStore {
         now: OffsetDateTime,
         stuck_after: Duration,
     ) -> Result<InstanceCounts, PgError> {
-        let row = sqlx::query(&self.queries.process_counts)
-            .bind(process)
-            .bind(now)
-            .bind(InstanceRow::stuck_cutoff(now, stuck_after))
-            .fetch_one(&self.pool)
+        let row = self
+            .call(async |conn| {
+                Ok(sqlx::query(&self.queries.process_counts)
+                    .bind(process)
+                    .bind(now)
+                    .bind(InstanceRow::stuck_cutoff(now, stuck_after))
+                    .fetch_one(conn)
+                    .await?)
+            })
             .await?;
         let count = |column: &str| -> Result<u64, PgError> {
             convert::to_u64("negative count", row.try_get(column)?)

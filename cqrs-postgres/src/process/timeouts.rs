@@ -40,61 +40,65 @@ impl PgEventStore {
         now: OffsetDateTime,
         limit: usize,
     ) -> Result<Vec<FiredTimeout>, PgError> {
-        let mut conn = self.pool.acquire().await?;
-        let mut tx = conn.begin().await?;
-        let rows = sqlx::query(&self.queries.fire_timeouts)
-            .bind(process)
-            .bind(now)
-            .bind(convert::limit(limit))
-            .fetch_all(&mut *tx)
-            .await?;
-        if rows.is_empty() {
-            tx.commit().await?;
-            return Ok(Vec::new());
-        }
-        let mut due = rows
-            .iter()
-            .map(|row| {
-                let Jsonb(payload): Jsonb<Value> = row.try_get("payload")?;
-                Ok(TimeoutFired {
-                    instance: row.try_get("instance")?,
-                    key: row.try_get("key")?,
-                    timeout_id: row.try_get::<Uuid, _>("timeout_id")?,
-                    due_at: row.try_get("due_at")?,
-                    payload,
-                })
-            })
-            .collect::<Result<Vec<_>, PgError>>()?;
-        // RETURNING keeps no order: the fired events follow the due times.
-        due.sort_by(|a, b| (a.due_at, &a.instance, &a.key).cmp(&(b.due_at, &b.instance, &b.key)));
-        let mut fired = Vec::with_capacity(due.len());
-        for timeout in due {
-            let stream = TimeoutFired::stream(process, timeout.timeout_id)?;
-            // Its payload was checked when it was scheduled: this store's limits do not refuse
-            // it (a limit lowered since, or the fired event's own few fields past a payload
-            // near it, would roll back the batch and hold every timeout of the process).
-            let columns = Columns::new(vec![timeout.to_event()?], usize::MAX, usize::MAX)?;
-            let outcome = self
-                .append_columns_in(&mut tx, &stream, ExpectedVersion::NoStream, &columns)
+        self.call(async |conn| {
+            let mut tx = conn.begin().await?;
+            let rows = sqlx::query(&self.queries.fire_timeouts)
+                .bind(process)
+                .bind(now)
+                .bind(convert::limit(limit))
+                .fetch_all(&mut *tx)
                 .await?;
-            let TimeoutFired {
-                instance,
-                key,
-                timeout_id,
-                due_at,
-                ..
-            } = timeout;
-            fired.push(FiredTimeout::new(
-                instance,
-                key,
-                timeout_id,
-                due_at,
-                outcome.position,
-            ));
-        }
-        // The appends notified in their statements: listeners wake when this commits.
-        tx.commit().await?;
-        Ok(fired)
+            if rows.is_empty() {
+                tx.commit().await?;
+                return Ok(Vec::new());
+            }
+            let mut due = rows
+                .iter()
+                .map(|row| {
+                    let Jsonb(payload): Jsonb<Value> = row.try_get("payload")?;
+                    Ok(TimeoutFired {
+                        instance: row.try_get("instance")?,
+                        key: row.try_get("key")?,
+                        timeout_id: row.try_get::<Uuid, _>("timeout_id")?,
+                        due_at: row.try_get("due_at")?,
+                        payload,
+                    })
+                })
+                .collect::<Result<Vec<_>, PgError>>()?;
+            // RETURNING keeps no order: the fired events follow the due times.
+            due.sort_by(|a, b| {
+                (a.due_at, &a.instance, &a.key).cmp(&(b.due_at, &b.instance, &b.key))
+            });
+            let mut fired = Vec::with_capacity(due.len());
+            for timeout in due {
+                let stream = TimeoutFired::stream(process, timeout.timeout_id)?;
+                // Its payload was checked when it was scheduled: this store's limits do not refuse
+                // it (a limit lowered since, or the fired event's own few fields past a payload
+                // near it, would roll back the batch and hold every timeout of the process).
+                let columns = Columns::new(vec![timeout.to_event()?], usize::MAX, usize::MAX)?;
+                let outcome = self
+                    .append_columns_in(&mut tx, &stream, ExpectedVersion::NoStream, &columns)
+                    .await?;
+                let TimeoutFired {
+                    instance,
+                    key,
+                    timeout_id,
+                    due_at,
+                    ..
+                } = timeout;
+                fired.push(FiredTimeout::new(
+                    instance,
+                    key,
+                    timeout_id,
+                    due_at,
+                    outcome.position,
+                ));
+            }
+            // The appends notified in their statements: listeners wake when this commits.
+            tx.commit().await?;
+            Ok(fired)
+        })
+        .await
     }
 
     /// [`ProcessStore::next_due`](cqrs_core::process::ProcessStore::next_due).
@@ -102,9 +106,12 @@ impl PgEventStore {
         &self,
         process: &str,
     ) -> Result<Option<OffsetDateTime>, PgError> {
-        Ok(sqlx::query_scalar(&self.queries.next_timeout)
-            .bind(process)
-            .fetch_one(&self.pool)
-            .await?)
+        self.call(async |conn| {
+            Ok(sqlx::query_scalar(&self.queries.next_timeout)
+                .bind(process)
+                .fetch_one(conn)
+                .await?)
+        })
+        .await
     }
 }

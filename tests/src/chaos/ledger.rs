@@ -38,7 +38,12 @@ pub struct Writers {
     stop: Arc<AtomicBool>,
     tasks: Vec<JoinHandle<()>>,
     ledger: Arc<Mutex<Ledger>>,
+    calls: Calls,
 }
+
+/// When each writer's call to the store (an append, or a read of a stream's version back)
+/// started, while it is in flight.
+type Calls = Arc<Mutex<Vec<Option<Instant>>>>;
 
 impl Writers {
     /// Starts `writers` tasks on `store`, writer `w` appending to streams `{prefix}{w}-0` to
@@ -54,13 +59,22 @@ impl Writers {
     ) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let ledger = Arc::new(Mutex::new(Ledger::default()));
+        let calls: Calls = Arc::new(Mutex::new(vec![
+            None;
+            usize::try_from(writers)
+                .expect("a writer count that fits")
+        ]));
         let tasks = (0..writers)
             .map(|w| {
                 let (store, stop, ledger) = (store.clone(), stop.clone(), ledger.clone());
+                let call = Call {
+                    calls: calls.clone(),
+                    writer: usize::try_from(w).expect("a writer index that fits"),
+                };
                 let names: Vec<String> = (0..streams).map(|s| format!("{prefix}{w}-{s}")).collect();
                 tokio::spawn(async move {
                     let seed = seed.wrapping_add(w);
-                    write(&store, &names, &stop, &ledger, seed, pace).await;
+                    write(&store, &names, &stop, &ledger, &call, seed, pace).await;
                 })
             })
             .collect();
@@ -68,7 +82,19 @@ impl Writers {
             stop,
             tasks,
             ledger,
+            calls,
         }
+    }
+
+    /// How long the oldest call to the store still in flight has been waiting (zero when
+    /// none is).
+    pub fn longest_call_in_flight(&self) -> Duration {
+        let calls = self.calls.lock().expect("the calls");
+        let now = Instant::now();
+        (calls.iter().flatten())
+            .map(|started| now - *started)
+            .max()
+            .unwrap_or_default()
     }
 
     /// How many appends succeeded so far.
@@ -111,6 +137,7 @@ async fn write(
     names: &[String],
     stop: &AtomicBool,
     ledger: &Mutex<Ledger>,
+    call: &Call,
     seed: u64,
     pace: Duration,
 ) {
@@ -126,7 +153,7 @@ async fn write(
         let stream = &streams[turn];
         let Some(version) = versions[turn] else {
             // Unknown after a failure: read it back (this may fail too while the fault lasts).
-            if let Ok(version) = stream_version(store, stream).await {
+            if let Ok(version) = call.timed(stream_version(store, stream)).await {
                 versions[turn] = Some(version);
             } else {
                 pause().await;
@@ -145,8 +172,8 @@ async fn write(
             })
             .collect();
         let started = Instant::now();
-        let result = store
-            .append(stream, ExpectedVersion::Exact(version), events)
+        let result = call
+            .timed(store.append(stream, ExpectedVersion::Exact(version), events))
             .await;
         let failed = {
             let mut ledger = ledger.lock().expect("the ledger");
@@ -182,6 +209,26 @@ async fn write(
             // Pacing the load, not waiting for a condition.
             tokio::time::sleep(pace).await;
         }
+    }
+}
+
+/// One writer's entry in [`Calls`].
+struct Call {
+    calls: Calls,
+    writer: usize,
+}
+
+impl Call {
+    /// `call`, its start kept in the writer's entry while it is in flight.
+    async fn timed<T>(&self, call: impl std::future::Future<Output = T>) -> T {
+        self.set(Some(Instant::now()));
+        let result = call.await;
+        self.set(None);
+        result
+    }
+
+    fn set(&self, started: Option<Instant>) {
+        self.calls.lock().expect("the calls")[self.writer] = started;
     }
 }
 

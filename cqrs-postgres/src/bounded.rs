@@ -1,0 +1,207 @@
+//! [`Bounded`]: a connection of the store's pool on which every call waits a bounded time for
+//! PostgreSQL's answers.
+//!
+//! A network can go silent without closing anything: a failover that left the old address
+//! dead, a dropped NAT mapping, a host gone without a word. sqlx sets no timeout of its own on a
+//! statement, and the server's `statement_timeout` cannot answer through a silent network, so a
+//! call would wait for good (and the pool's own check of a connection handed back, a round trip
+//! too, would hold its slot for good). Here a call that got no answer in time fails with
+//! [`PgError::NoAnswer`](crate::PgError::NoAnswer), and its connection is dropped, never handed
+//! back: nobody knows what state it is in.
+
+use std::time::Duration;
+
+use sqlx::pool::PoolConnection;
+use sqlx::{PgConnection, PgPool, Postgres};
+
+/// No answer from PostgreSQL within the store's answer timeout: see
+/// [`PgError::NoAnswer`](crate::PgError::NoAnswer).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct NoAnswer {
+    pub(crate) within: Duration,
+}
+
+impl From<NoAnswer> for sqlx::Error {
+    /// As an I/O error: to the group commit lane, whose statements speak sqlx, it is a broken
+    /// connection (whose group may have committed).
+    fn from(no_answer: NoAnswer) -> Self {
+        sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!(
+                "PostgreSQL did not answer within {:?}; the connection was dropped",
+                no_answer.within
+            ),
+        ))
+    }
+}
+
+/// A pooled connection whose calls wait at most `within` for their answers. A call that got no
+/// answer in time, or that was dropped while it waited (its caller gave up, its task was
+/// aborted), leaves the connection in a state nobody knows: it is dropped, not handed back to
+/// the pool (which opens another when needed).
+pub(crate) struct Bounded {
+    conn: Option<PoolConnection<Postgres>>,
+    within: Duration,
+    in_flight: bool,
+}
+
+impl Bounded {
+    /// A connection from `pool` (waiting at most the pool's acquire timeout) whose calls wait
+    /// at most `within`.
+    pub(crate) async fn acquire(pool: &PgPool, within: Duration) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            conn: Some(pool.acquire().await?),
+            within,
+            in_flight: false,
+        })
+    }
+
+    /// Runs `call` on the connection; [`NoAnswer`] if it did not end within the timeout (or an
+    /// earlier call on this connection did not).
+    pub(crate) async fn run<T, E: From<NoAnswer>>(
+        &mut self,
+        call: impl AsyncFnOnce(&mut PgConnection) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let no_answer = NoAnswer {
+            within: self.within,
+        };
+        let Some(conn) = self.conn.as_deref_mut() else {
+            return Err(no_answer.into());
+        };
+        self.in_flight = true;
+        match tokio::time::timeout(self.within, call(conn)).await {
+            Ok(result) => {
+                self.in_flight = false;
+                result
+            }
+            Err(_) => {
+                tracing::warn!(within = ?self.within, "no answer from PostgreSQL: dropping the connection");
+                self.drop_conn();
+                Err(no_answer.into())
+            }
+        }
+    }
+
+    /// Drops the connection without a word to the server (whose session ends, rolling back
+    /// whatever it had open): nothing here may wait on a silent network.
+    fn drop_conn(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            drop(conn.detach());
+        }
+    }
+}
+
+impl Drop for Bounded {
+    fn drop(&mut self) {
+        if self.in_flight {
+            self.drop_conn();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+    use crate::test_pool::test_pool;
+
+    #[test]
+    fn no_answer_is_a_transient_io_error_to_sqlx() {
+        let error = sqlx::Error::from(NoAnswer {
+            within: Duration::from_millis(250),
+        });
+        assert!(matches!(&error, sqlx::Error::Io(e) if e.kind() == std::io::ErrorKind::TimedOut));
+        assert!(crate::error::transient(&error));
+        assert!(error.to_string().contains("did not answer within 250ms"));
+    }
+
+    /// The backend of a connection, by its process id.
+    async fn backend(conn: &mut Bounded) -> i32 {
+        conn.run(async |c| {
+            sqlx::query_scalar("SELECT pg_backend_pid()")
+                .fetch_one(c)
+                .await
+        })
+        .await
+        .expect("the backend's pid")
+    }
+
+    /// The backend of the next connection the pool lends (waiting at most 5 s for it).
+    async fn next_backend(pool: &PgPool) -> i32 {
+        let next = tokio::time::timeout(
+            Duration::from_secs(5),
+            Bounded::acquire(pool, Duration::from_secs(5)),
+        );
+        let mut next = next.await.expect("a connection within 5 s").unwrap();
+        backend(&mut next).await
+    }
+
+    async fn sleep_on(conn: &mut Bounded) -> Result<(), sqlx::Error> {
+        conn.run(async |c| {
+            sqlx::query("SELECT pg_sleep(5)")
+                .execute(c)
+                .await
+                .map(|_| ())
+        })
+        .await
+    }
+
+    #[tokio::test]
+    async fn a_call_without_an_answer_in_time_fails_and_its_connection_is_dropped_not_pooled() {
+        let pool = test_pool(1).await;
+        let mut conn = Bounded::acquire(&pool, Duration::from_millis(200))
+            .await
+            .unwrap();
+        let pid = backend(&mut conn).await;
+
+        let started = Instant::now();
+        let slept = sleep_on(&mut conn).await;
+        assert!(
+            matches!(&slept, Err(sqlx::Error::Io(e)) if e.kind() == std::io::ErrorKind::TimedOut),
+            "{slept:?}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+        // A later call on it fails at once: the connection is gone.
+        let again = conn
+            .run(async |c| sqlx::query("SELECT 1").execute(c).await)
+            .await;
+        assert!(again.is_err());
+        drop(conn);
+        // The pool of one lends another connection at once: the silent one was not handed
+        // back (where the pool's check would have waited on it).
+        assert_ne!(next_backend(&pool).await, pid);
+    }
+
+    #[tokio::test]
+    async fn a_call_its_caller_gave_up_on_drops_its_connection_not_pooled() {
+        let pool = test_pool(1).await;
+        let mut conn = Bounded::acquire(&pool, Duration::from_secs(60))
+            .await
+            .unwrap();
+        let pid = backend(&mut conn).await;
+
+        let cut = tokio::time::timeout(Duration::from_millis(200), sleep_on(&mut conn)).await;
+        assert!(cut.is_err(), "the caller gave up first");
+        drop(conn);
+        assert_ne!(next_backend(&pool).await, pid);
+    }
+
+    #[tokio::test]
+    async fn a_connection_whose_calls_all_answered_goes_back_to_the_pool() {
+        let pool = test_pool(1).await;
+        let mut conn = Bounded::acquire(&pool, Duration::from_secs(5))
+            .await
+            .unwrap();
+        let pid = backend(&mut conn).await;
+        drop(conn);
+        let mut again = Bounded::acquire(&pool, Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(backend(&mut again).await, pid);
+    }
+}
