@@ -9,6 +9,7 @@
 //! [`PgError::NoAnswer`](crate::PgError::NoAnswer), and its connection is dropped, never handed
 //! back: nobody knows what state it is in.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sqlx::pool::PoolConnection;
@@ -35,7 +36,7 @@ impl From<NoAnswer> for sqlx::Error {
     }
 }
 
-/// A pooled connection whose calls wait at most `within` for their answers. A call that got no
+/// A pooled connection whose calls wait at most `within` for each answer. A call that got no
 /// answer in time, or that was dropped while it waited (its caller gave up, its task was
 /// aborted), leaves the connection in a state nobody knows: it is dropped, not handed back to
 /// the pool (which opens another when needed).
@@ -45,9 +46,39 @@ pub(crate) struct Bounded {
     in_flight: bool,
 }
 
+/// What a long call reports as it goes (a row read, a statement answered), so that only
+/// silence ends it, not its length: see [`Bounded::run_progressing`].
+#[derive(Debug, Default)]
+pub(crate) struct Progress(AtomicU64);
+
+impl Progress {
+    /// An answer came.
+    pub(crate) fn tick(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn count(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// Ends once a whole `within` passed with no tick (between `within` and twice it after
+    /// the last one).
+    async fn silent_for(&self, within: Duration) {
+        let mut seen = self.count();
+        loop {
+            tokio::time::sleep(within).await;
+            let now = self.count();
+            if now == seen {
+                return;
+            }
+            seen = now;
+        }
+    }
+}
+
 impl Bounded {
     /// A connection from `pool` (waiting at most the pool's acquire timeout) whose calls wait
-    /// at most `within`.
+    /// at most `within` for an answer.
     pub(crate) async fn acquire(pool: &PgPool, within: Duration) -> Result<Self, sqlx::Error> {
         Ok(Self {
             conn: Some(pool.acquire().await?),
@@ -56,34 +87,55 @@ impl Bounded {
         })
     }
 
-    /// Runs `call` on the connection; [`NoAnswer`] if it did not end within the timeout (or an
-    /// earlier call on this connection did not).
+    /// Runs `call`, one statement or a few short ones, on the connection; [`NoAnswer`] if it
+    /// did not end within the timeout (or an earlier call on this connection did not).
     pub(crate) async fn run<T, E: From<NoAnswer>>(
         &mut self,
         call: impl AsyncFnOnce(&mut PgConnection) -> Result<T, E>,
     ) -> Result<T, E> {
-        let no_answer = NoAnswer {
-            within: self.within,
-        };
+        self.run_progressing(async |conn, _| call(conn).await).await
+    }
+
+    /// Runs `call` on the connection, which may take as long as it reports [`Progress`] at
+    /// least once per timeout (each row of a long replay, each statement of a batch);
+    /// [`NoAnswer`] after a whole timeout without any.
+    pub(crate) async fn run_progressing<T, E: From<NoAnswer>>(
+        &mut self,
+        call: impl AsyncFnOnce(&mut PgConnection, &Progress) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let within = self.within;
+        if self.in_flight {
+            // An earlier call was cut off midway: its answers may still be on their way.
+            self.drop_conn();
+        }
         let Some(conn) = self.conn.as_deref_mut() else {
-            return Err(no_answer.into());
+            return Err(NoAnswer { within }.into());
         };
         self.in_flight = true;
-        match tokio::time::timeout(self.within, call(conn)).await {
-            Ok(result) => {
+        let progress = Progress::default();
+        let answered = tokio::select! {
+            biased;
+            result = call(conn, &progress) => Some(result),
+            () = progress.silent_for(within) => None,
+        };
+        match answered {
+            Some(result) => {
                 self.in_flight = false;
                 result
             }
-            Err(_) => {
-                tracing::warn!(within = ?self.within, "no answer from PostgreSQL: dropping the connection");
+            None => {
+                tracing::warn!(
+                    ?within,
+                    "no answer from PostgreSQL: dropping the connection"
+                );
                 self.drop_conn();
-                Err(no_answer.into())
+                Err(NoAnswer { within }.into())
             }
         }
     }
 
     /// Drops the connection without a word to the server (whose session ends, rolling back
-    /// whatever it had open): nothing here may wait on a silent network.
+    /// whatever it had open, once it notices): nothing here may wait on a silent network.
     fn drop_conn(&mut self) {
         if let Some(conn) = self.conn.take() {
             drop(conn.detach());
@@ -95,8 +147,28 @@ impl Drop for Bounded {
     fn drop(&mut self) {
         if self.in_flight {
             self.drop_conn();
+        } else if let Some(conn) = self.conn.take() {
+            hand_back(conn, self.within);
         }
     }
+}
+
+/// Hands `conn` back to the pool. The pool checks a connection handed back with a round trip
+/// (sqlx's `ping` on release) and waits for it without a bound, holding the connection's slot:
+/// a connection caught by a silent network just after its call would hold it for good. Here
+/// the check waits at most `within`; with no answer, the connection is dropped and its slot
+/// freed. (`return_to_pool` is the release sqlx's drop would spawn, run here instead.)
+pub(crate) fn hand_back(mut conn: PoolConnection<Postgres>, within: Duration) {
+    let returning = conn.return_to_pool();
+    drop(conn);
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(async move {
+            if tokio::time::timeout(within, returning).await.is_err() {
+                tracing::warn!(?within, "no answer to the pool's check: connection dropped");
+            }
+        });
+    }
+    // Outside a runtime, `returning` is dropped unrun: the connection is closed.
 }
 
 #[cfg(test)]
@@ -150,10 +222,11 @@ mod tests {
     #[tokio::test]
     async fn a_call_without_an_answer_in_time_fails_and_its_connection_is_dropped_not_pooled() {
         let pool = test_pool(1).await;
+        // The pool's one connection: its backend read under a generous bound.
+        let pid = next_backend(&pool).await;
         let mut conn = Bounded::acquire(&pool, Duration::from_millis(200))
             .await
             .unwrap();
-        let pid = backend(&mut conn).await;
 
         let started = Instant::now();
         let slept = sleep_on(&mut conn).await;
@@ -162,7 +235,7 @@ mod tests {
             "{slept:?}"
         );
         assert!(
-            started.elapsed() < Duration::from_secs(10),
+            started.elapsed() < Duration::from_secs(5),
             "{:?}",
             started.elapsed()
         );
@@ -178,6 +251,58 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_long_call_that_keeps_reporting_progress_is_not_cut_off() {
+        let pool = test_pool(1).await;
+        let mut conn = Bounded::acquire(&pool, Duration::from_millis(300))
+            .await
+            .unwrap();
+        let started = Instant::now();
+        // Ten statements of 100 ms each: a second in all, none silent for 300 ms.
+        let steps = conn
+            .run_progressing(async |c, progress| {
+                for _ in 0..10 {
+                    sqlx::query("SELECT pg_sleep(0.1)").execute(&mut *c).await?;
+                    progress.tick();
+                }
+                Ok::<_, sqlx::Error>(10)
+            })
+            .await;
+        assert_eq!(steps.unwrap(), 10);
+        assert!(started.elapsed() >= Duration::from_secs(1));
+        // The same without progress is cut off.
+        let silent = conn
+            .run(async |c| {
+                for _ in 0..10 {
+                    sqlx::query("SELECT pg_sleep(0.1)").execute(&mut *c).await?;
+                }
+                Ok::<_, sqlx::Error>(10)
+            })
+            .await;
+        assert!(silent.is_err(), "{silent:?}");
+    }
+
+    #[tokio::test]
+    async fn a_connection_handed_back_whose_check_gets_no_answer_frees_its_slot() {
+        let pool = test_pool(1).await;
+        let mut conn = pool.acquire().await.unwrap();
+        let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        // A statement sent and still running: the pool's check on release (a round trip)
+        // waits for it, as it would wait on a silent network.
+        let cut = tokio::time::timeout(
+            Duration::from_millis(100),
+            sqlx::query("SELECT pg_sleep(10)").execute(&mut *conn),
+        )
+        .await;
+        assert!(cut.is_err());
+        hand_back(conn, Duration::from_millis(200));
+        // The check gave up after 200 ms, and the pool of one lends a new connection.
+        assert_ne!(next_backend(&pool).await, pid);
+    }
+
+    #[tokio::test]
     async fn a_call_its_caller_gave_up_on_drops_its_connection_not_pooled() {
         let pool = test_pool(1).await;
         let mut conn = Bounded::acquire(&pool, Duration::from_secs(60))
@@ -187,6 +312,13 @@ mod tests {
 
         let cut = tokio::time::timeout(Duration::from_millis(200), sleep_on(&mut conn)).await;
         assert!(cut.is_err(), "the caller gave up first");
+        // Its answer may still come: a later call on it does not read it, it fails at once.
+        let started = Instant::now();
+        let later = conn
+            .run(async |c| sqlx::query("SELECT 1").execute(c).await)
+            .await;
+        assert!(later.is_err(), "{later:?}");
+        assert!(started.elapsed() < Duration::from_secs(1));
         drop(conn);
         assert_ne!(next_backend(&pool).await, pid);
     }

@@ -136,8 +136,10 @@ pub enum PgError {
     /// PostgreSQL did not answer a call within the store's answer timeout
     /// ([`PgEventStore::with_answer_timeout`](crate::PgEventStore::with_answer_timeout)): the
     /// network went silent, or the server is stuck. The connection was dropped. A write may or
-    /// may not have landed: look before writing again (a [`Repository`](cqrs_core::Repository)
-    /// retry does), or write idempotently (a command id, event ids).
+    /// may not have landed, and on a live server a statement still running (say, waiting on a
+    /// lock) may even land after this error: where a retry must not write twice, write
+    /// idempotently (a command id, the same event ids), or give the server a
+    /// `statement_timeout` below the answer timeout so that it ends such a statement first.
     #[error(
         "PostgreSQL did not answer within {within:?}; the connection was dropped, and a write \
          may or may not have landed"

@@ -143,13 +143,15 @@ impl PgEventStore {
         // a stream of its own, one more generator each row passes through. With the unchecked
         // reads below, about 0.2 us of the client's CPU less per row (`pg-bench --only load`).
         let mut conn = self.bounded().await.map_err(PgError::from)?;
-        conn.run(async |conn| {
+        // A long stream takes as long as its rows keep coming.
+        conn.run_progressing(async |conn, progress| {
             let mut rows = sqlx::query(&self.queries.replay)
                 .bind(stream_id.as_str())
                 .bind(replay.from)
                 .bind(replay.left)
                 .fetch(conn);
             while let Some(row) = rows.try_next().await.map_err(PgError::from)? {
+                progress.tick();
                 replay.fold(&row, each)?;
             }
             Ok(())

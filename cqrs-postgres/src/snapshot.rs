@@ -32,7 +32,8 @@ impl SnapshotStore for PgEventStore {
     ) -> Result<Option<usize>, Error> {
         // From a connection, as `PgEventStore::replay_rows` reads.
         let mut conn = self.bounded().await.map_err(PgError::from)?;
-        conn.run(async |conn| {
+        // A long stream takes as long as its rows keep coming.
+        conn.run_progressing(async |conn, progress| {
             let mut rows = sqlx::query(&self.queries.replay_snapshot)
                 .bind(stream_id.as_str())
                 .bind(limit(max))
@@ -41,6 +42,7 @@ impl SnapshotStore for PgEventStore {
             // orders it first. A NULL further on fails the event's decoding.
             let (mut first, mut read) = (true, 0);
             while let Some(row) = rows.try_next().await.map_err(PgError::from)? {
+                progress.tick();
                 if std::mem::take(&mut first) && is_snapshot(&row)? {
                     each(SnapshotReplay::Snapshot(snapshot_row(stream_id, &row)?))?;
                 } else {

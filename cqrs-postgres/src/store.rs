@@ -176,7 +176,8 @@ impl PgEventStore {
     /// Writes every append on its own, each in its own transaction, as PostgreSQL's
     /// concurrent commits allow, and reads every load on its own. Unlike a grouped append, a
     /// plain one never waits for a lane, so [`GroupCommit::timeout`] does not bound it: blocked
-    /// on a version an open transaction holds, it waits as long as the server lets it.
+    /// on a version an open transaction holds, it waits as long as the server lets it, up to
+    /// the [answer timeout](Self::with_answer_timeout).
     /// `pg-bench`'s workload 6 (single-event appends, `benchmarks/README.md`) measured the
     /// default grouping at 0.97x of this with one or two writers (the same path, within the
     /// noise) and 2x to 7x from four to 128.
@@ -224,9 +225,16 @@ impl PgEventStore {
     /// [`PgError::NoAnswer`] (transient; a write may or may not have landed), and its
     /// connection is dropped rather than pooled. It bounds each call of the store's traits
     /// (appends, loads, the feed, checkpoints, leases, snapshots, dead letters, process
-    /// managers' state), the whole call on one connection: set it well above the longest
-    /// statement you expect (a load of your longest stream, a page of the feed). Migrations,
-    /// the transaction id repair and the operational queries are not bounded; nor is an
+    /// managers' state): a call of one statement or a few short ones as a whole; a replay, or
+    /// a batch of timeouts firing, as long as each row or statement comes within it. Set it
+    /// well above the longest statement you expect (a page of the feed, an append waiting on
+    /// a lock). A call may also wait for a pooled connection first (the pool's acquire
+    /// timeout), and a grouped append for its group (see [`GroupCommit::timeout`]; its lane
+    /// waits at least a second past that).
+    ///
+    /// Set it when you build the store: the group commit lanes and the notifier, shared by
+    /// the store's clones, keep the value they started with. Migrations, the transaction id
+    /// repair and the operational queries are not bounded; nor is an
     /// [`append_in`](Self::append_in), whose transaction is yours.
     ///
     /// ```

@@ -22,6 +22,10 @@ use crate::columns::Columns;
 use crate::schema::Queries;
 use crate::{PgError, TimeoutStage};
 
+/// How long past the group commit's timeout (the `statement_timeout` of a lane's session) a
+/// lane waits for its statement's answer before giving the statement up.
+const STATEMENT_GRACE: Duration = Duration::from_secs(1);
+
 /// What became of an append handed to a lane.
 #[derive(Debug)]
 pub(crate) enum Grouped {
@@ -207,7 +211,12 @@ impl Committer {
                 conn: LaneConn::default(),
                 queries: Arc::clone(queries),
                 timeout: self.options.timeout,
-                answer,
+                // The server ends a group's statement at the group commit's timeout, and its
+                // error says that nothing was written: the lane waits past that before it gives
+                // a statement up as unanswered (which leaves its outcome to a lookup, and a
+                // statement still running could land after it).
+                answer: answer.max(self.options.timeout + STATEMENT_GRACE),
+                sent: false,
                 #[cfg(test)]
                 seams: Arc::clone(&self.seams),
             };

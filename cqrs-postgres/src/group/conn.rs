@@ -5,6 +5,8 @@ use std::time::Duration;
 use sqlx::pool::PoolConnection;
 use sqlx::{PgPool, Postgres};
 
+use crate::bounded::hand_back;
+
 /// A lane connection's settings, `$1` the timeout.
 const SETUP: &str = "SELECT set_config('statement_timeout', $1, false), \
                             set_config('plan_cache_mode', 'force_generic_plan', false)";
@@ -72,7 +74,7 @@ impl LaneConn {
             )
             .execute(&mut *conn);
             match tokio::time::timeout(answer, reset).await {
-                Ok(Ok(_)) => {}
+                Ok(Ok(_)) => hand_back(conn, answer),
                 Ok(Err(_)) => conn.close_on_drop(),
                 Err(_) => drop(conn.detach()),
             }

@@ -52,6 +52,7 @@ async fn a_lane_plans_its_statement_once_however_small_its_groups() {
         queries: Arc::clone(&store.queries),
         timeout: Duration::from_secs(5),
         answer: Duration::from_secs(30),
+        sent: false,
         seams: Arc::default(),
     };
 

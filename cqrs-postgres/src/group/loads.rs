@@ -36,7 +36,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::gather::gather;
 use super::slot::LaneSlot;
-use crate::bounded::NoAnswer;
+use crate::bounded::{hand_back, NoAnswer};
 use crate::schema::Queries;
 
 /// The most rows one load reads in a group; a longer load reads the rest on its own.
@@ -156,7 +156,9 @@ async fn run(
             }
         }
         // Nothing queued: the connection goes back to the pool.
-        drop(conn);
+        if let Some(conn) = conn {
+            hand_back(conn, answer);
+        }
     }
 }
 

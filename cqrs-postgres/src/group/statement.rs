@@ -26,9 +26,13 @@ pub(super) struct Writer {
     pub(super) queries: Arc<Queries>,
     /// The group commit's timeout: for acquiring a connection, and its `statement_timeout`.
     pub(super) timeout: Duration,
-    /// The store's answer timeout: how long a statement (with the connection's acquisition
-    /// and setup) waits for its answer before the connection is dropped.
+    /// How long a statement (with the connection's acquisition and setup) waits for its
+    /// answer before the connection is dropped: the store's answer timeout, and past the
+    /// group commit's own.
     pub(super) answer: Duration,
+    /// Whether the group's statement was sent in the current [`insert`](Self::insert): one
+    /// that ran out of time before that wrote nothing.
+    pub(super) sent: bool,
     /// Test seams: see `tests.rs`.
     #[cfg(test)]
     pub(super) seams: Arc<super::tests::Seams>,
@@ -105,7 +109,13 @@ impl Writer {
         &mut self,
         group: &[Request],
     ) -> Result<Vec<Option<AppendOutcome>>, sqlx::Error> {
+        self.sent = false;
         let inserted = tokio::time::timeout(self.answer, self.insert_unbounded(group)).await;
+        if inserted.is_err() && !self.sent {
+            // Stuck getting or setting up a connection: the statement was never sent.
+            self.conn.drop_unanswered();
+            return Err(sqlx::Error::PoolTimedOut);
+        }
         self.answered(inserted)
     }
 
@@ -163,6 +173,7 @@ impl Writer {
             .bind(&payloads)
             .bind(&metadata);
         let conn = self.conn.get(&self.pool, self.timeout).await?;
+        self.sent = true;
         let returned = returned.fetch_all(&mut **conn).await?;
         #[cfg(test)]
         if self

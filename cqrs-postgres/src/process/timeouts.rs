@@ -40,7 +40,9 @@ impl PgEventStore {
         now: OffsetDateTime,
         limit: usize,
     ) -> Result<Vec<FiredTimeout>, PgError> {
-        self.call(async |conn| {
+        // A batch of timeouts takes as long as each of its appends is answered in time.
+        let mut conn = self.bounded().await?;
+        conn.run_progressing(async |conn, progress| {
             let mut tx = conn.begin().await?;
             let rows = sqlx::query(&self.queries.fire_timeouts)
                 .bind(process)
@@ -79,6 +81,7 @@ impl PgEventStore {
                 let outcome = self
                     .append_columns_in(&mut tx, &stream, ExpectedVersion::NoStream, &columns)
                     .await?;
+                progress.tick();
                 let TimeoutFired {
                     instance,
                     key,
