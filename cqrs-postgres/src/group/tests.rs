@@ -165,3 +165,51 @@ async fn a_group_that_got_no_connection_is_not_looked_up() {
         "nothing was sent: nothing to look up"
     );
 }
+
+/// A group waiting on a lock past the store's answer timeout (a short one here), but within its
+/// own `statement_timeout`, is answered, not given up: given up, its statement would still run
+/// and land after the lookup, and the writer, appending on its own, would wait on the same
+/// lock, then find its own events and take them for a repeat (or run out of time itself).
+#[tokio::test]
+async fn a_group_waiting_on_a_lock_past_a_short_answer_timeout_is_answered_not_given_up() {
+    use std::time::Duration;
+
+    let pool = test_pool(4).await;
+    let schema = PgSchema::new(&format!("t_{}", uuid::Uuid::now_v7().simple())).expect("name");
+    let store = PgEventStore::new(pool.clone())
+        .with_schema(schema)
+        .with_answer_timeout(Duration::from_millis(200))
+        .with_group_commit(
+            GroupCommit::default()
+                .alone_below(0)
+                .timeout(Duration::from_secs(5)),
+        );
+    store.migrate().await.expect("migrate");
+    let stream = StreamId::new("locked-1").expect("id");
+    let event = |n: i32| vec![NewEvent::new("E", 1, serde_json::json!({ "n": n }))];
+    // An open transaction holds the stream's first version for 600 ms, then rolls back.
+    let mut held = pool.begin().await.expect("begin");
+    store
+        .append_in(&mut held, &stream, ExpectedVersion::NoStream, event(0))
+        .await
+        .expect("the held append");
+    let holder = tokio::spawn(async move {
+        // The lock's holding time, not a wait for a condition.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        held.rollback().await
+    });
+
+    let outcome = store
+        .append(&stream, ExpectedVersion::NoStream, event(1))
+        .await
+        .expect("the grouped append, once the lock is let go");
+    holder.await.expect("the holder").expect("rolled back");
+    assert!(!outcome.duplicate, "{outcome:?}");
+    assert_eq!(outcome.first_version, Version::new(1));
+    let events = store
+        .read_stream(&stream, Version::new(1), 10)
+        .await
+        .expect("read");
+    assert_eq!(events.len(), 1, "written once: {events:?}");
+    assert_eq!(events[0].payload, serde_json::json!({ "n": 1 }));
+}
