@@ -232,12 +232,15 @@ impl PgEventStore {
         }
         // From a connection, as `replay_rows` reads.
         let from = to_i64("version", from.get())?;
-        self.call(async |conn| {
+        // As many rows as asked take as long as they keep coming.
+        let mut conn = self.bounded().await?;
+        conn.run_progressing(async |conn, progress| {
             let rows = sqlx::query(&self.queries.read_stream)
                 .bind(stream_id.as_str())
                 .bind(from)
                 .bind(limit(max))
-                .fetch(conn);
+                .fetch(conn)
+                .inspect_ok(|_| progress.tick());
             recorded_events(rows).await
         })
         .await

@@ -166,7 +166,10 @@ impl PgEventStore {
     /// A grouped append waits at most about [`GroupCommit::timeout`] (twice, if its group's
     /// statement timed out and it is stuck itself, e.g. on a version an open
     /// [`append_in`](Self::append_in) transaction holds); then it fails with
-    /// [`PgError::AppendTimedOut`], having written nothing.
+    /// [`PgError::AppendTimedOut`], having written nothing. On a network gone silent, where no
+    /// answer comes, an append its lane took waits at most twice the lane's answer bound (see
+    /// [`with_answer_timeout`](Self::with_answer_timeout)), then fails with
+    /// [`PgError::NoAnswer`], perhaps written.
     #[must_use]
     pub fn with_group_commit(mut self, options: GroupCommit) -> Self {
         self.group = Some(Arc::new(Committer::new(options)));
@@ -229,8 +232,10 @@ impl PgEventStore {
     /// a batch of timeouts firing, as long as each row or statement comes within it. Set it
     /// well above the longest statement you expect (a page of the feed, an append waiting on
     /// a lock). A call may also wait for a pooled connection first (the pool's acquire
-    /// timeout), and a grouped append for its group (see [`GroupCommit::timeout`]; its lane
-    /// waits at least a second past that).
+    /// timeout), and a grouped append for its group: its lane waits for a statement at least
+    /// twice [`GroupCommit::timeout`] and a second (the server's `statement_timeout` ends a
+    /// live statement first), and an append in a group stops waiting after twice that (the
+    /// statement, then the lookup of its events).
     ///
     /// Set it when you build the store: the group commit lanes and the notifier, shared by
     /// the store's clones, keep the value they started with. Migrations, the transaction id

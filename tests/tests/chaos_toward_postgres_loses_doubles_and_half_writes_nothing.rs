@@ -225,9 +225,10 @@ async fn connections_reset_or_cut_mid_statement_leave_no_partial_append_and_the_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_network_gone_silent_ends_every_call_within_its_bound_and_everything_resumes_after() {
     // The store's bounds: an answer within 500 ms, a connection within 500 ms, a group within
-    // 300 ms (its lane waits 1.3 s for a statement). The worst call: a group's statement
-    // unanswered (1.3 s), its lookup (500 ms to connect, 1.3 s to answer), then the append on
-    // its own (500 ms to connect, 500 ms to answer), about 4 s in all.
+    // 300 ms (its lane waits 1.6 s for a statement: twice that, and a second). The worst
+    // call: a group's statement unanswered and its lookup (1.6 s each, 3.2 s at most in all
+    // for a writer in the group), then the append on its own (500 ms to connect, 500 ms to
+    // answer), about 4.2 s in all.
     const ANSWER: Duration = Duration::from_millis(500);
     const CALL_BOUND: Duration = Duration::from_secs(6);
     let faults = fault_time(Duration::from_secs(11)).max(CALL_BOUND + Duration::from_secs(5));

@@ -22,8 +22,8 @@ use crate::columns::Columns;
 use crate::schema::Queries;
 use crate::{PgError, TimeoutStage};
 
-/// How long past the group commit's timeout (the `statement_timeout` of a lane's session) a
-/// lane waits for its statement's answer before giving the statement up.
+/// How long past its connection's acquisition and its statement's own `statement_timeout` a
+/// lane waits for the statement's answer before giving the statement up.
 const STATEMENT_GRACE: Duration = Duration::from_secs(1);
 
 /// What became of an append handed to a lane.
@@ -174,9 +174,19 @@ impl Committer {
                     // The lane will drop it unwritten.
                     return Err(timed_out(stream_id, timeout, TimeoutStage::Queued));
                 }
-                // In a group already: its statement is bounded by the same timeout, on the
-                // server, and by the answer timeout here.
-                answer.await
+                // In a group already: its statement is bounded by the same timeout on the
+                // server, and by the lane's answer bound here; a statement given up is looked
+                // up within as long again. Past both, the network is silent: the group may
+                // still land, and this append with it.
+                let lane_answer = self.lane_answer(answer_timeout);
+                match tokio::time::timeout(lane_answer * 2, answer).await {
+                    Ok(reply) => reply,
+                    Err(_) => {
+                        return Err(PgError::NoAnswer {
+                            within: answer_timeout,
+                        })
+                    }
+                }
             }
         };
         match reply {
@@ -189,6 +199,15 @@ impl Committer {
             Err(_) => Ok(Grouped::Alone),
             Ok(Reply::TimedOut) => Err(timed_out(stream_id, timeout, TimeoutStage::Statement)),
         }
+    }
+
+    /// How long a lane waits for a statement's answer before giving it up: the store's
+    /// `answer_timeout`, and at least the group commit's timeout twice (a connection's
+    /// acquisition, then the statement's own `statement_timeout`) and a grace. So on a live
+    /// server the server's error, which says nothing was written, comes first: a statement
+    /// given up is left to a lookup, and one still running could land after it.
+    fn lane_answer(&self, answer_timeout: Duration) -> Duration {
+        answer_timeout.max(self.options.timeout * 2 + STATEMENT_GRACE)
     }
 
     /// The sender of `stream_id`'s lane; starts its task on first use, or after the runtime
@@ -211,11 +230,7 @@ impl Committer {
                 conn: LaneConn::default(),
                 queries: Arc::clone(queries),
                 timeout: self.options.timeout,
-                // The server ends a group's statement at the group commit's timeout, and its
-                // error says that nothing was written: the lane waits past that before it gives
-                // a statement up as unanswered (which leaves its outcome to a lookup, and a
-                // statement still running could land after it).
-                answer: answer.max(self.options.timeout + STATEMENT_GRACE),
+                answer: self.lane_answer(answer),
                 sent: false,
                 #[cfg(test)]
                 seams: Arc::clone(&self.seams),

@@ -206,7 +206,8 @@ async fn a_group_waiting_on_a_lock_past_a_short_answer_timeout_is_answered_not_g
     holder.await.expect("the holder").expect("rolled back");
     assert!(!outcome.duplicate, "{outcome:?}");
     assert_eq!(outcome.first_version, Version::new(1));
-    let events = store
+    // Read under a bound a busy machine meets.
+    let events = (store.clone().with_answer_timeout(Duration::from_secs(30)))
         .read_stream(&stream, Version::new(1), 10)
         .await
         .expect("read");
