@@ -29,14 +29,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cqrs_core::StreamId;
-use sqlx::pool::PoolConnection;
 use sqlx::postgres::PgRow;
-use sqlx::{PgPool, Postgres, Row};
+use sqlx::{PgPool, Row};
 use tokio::sync::{mpsc, oneshot};
 
 use super::gather::gather;
 use super::slot::LaneSlot;
-use crate::bounded::{hand_back, NoAnswer};
+use crate::bounded::Bounded;
 use crate::schema::Queries;
 
 /// The most rows one load reads in a group; a longer load reads the rest on its own.
@@ -156,19 +155,18 @@ async fn run(
             }
         }
         // Nothing queued: the connection goes back to the pool.
-        if let Some(conn) = conn {
-            hand_back(conn, answer);
-        }
+        drop(conn);
     }
 }
 
-/// Reads `group` in one statement on `conn` (acquired if there is none) and hands each load
-/// its rows; on any failure, drops every reply (so each load reads on its own) and the
-/// connection.
+/// Reads `group` in one statement on `conn` (acquired if there is none, its answer bounded by
+/// `answer`) and hands each load its rows; on any failure, drops every reply (so each load
+/// reads on its own) and gives the connection up (dropped if it did not answer, else handed
+/// back, where the pool's check closes it if it is broken).
 async fn read(
     pool: &PgPool,
     answer: Duration,
-    conn: &mut Option<PoolConnection<Postgres>>,
+    conn: &mut Option<Bounded>,
     queries: &Queries,
     group: Vec<Request>,
 ) {
@@ -181,17 +179,16 @@ async fn read(
         .bind(&streams)
         .bind(&from)
         .bind(&max);
-    let reading = async {
-        match conn {
-            Some(conn) => query.fetch_all(&mut **conn).await,
-            None => match pool.acquire().await {
-                Ok(acquired) => query.fetch_all(&mut **conn.insert(acquired)).await,
-                Err(error) => Err(error),
-            },
-        }
+    let held = match conn {
+        Some(held) => Ok(held),
+        None => Bounded::acquire(pool, answer)
+            .await
+            .map(|acquired| conn.insert(acquired)),
     };
-    let rows = (tokio::time::timeout(answer, reading).await)
-        .unwrap_or_else(|_| Err(NoAnswer { within: answer }.into()));
+    let rows = match held {
+        Ok(held) => held.run(async |c| query.fetch_all(c).await).await,
+        Err(error) => Err(error),
+    };
     match rows.and_then(|rows| by_load(rows, group.len())) {
         Ok(rows) => {
             for (request, rows) in group.into_iter().zip(rows) {
@@ -201,10 +198,7 @@ async fn read(
         }
         Err(error) => {
             tracing::debug!(%error, loads = group.len(), "group load failed; each alone");
-            // It may be broken (or silent): dropped, not given back to the pool.
-            if let Some(broken) = conn.take() {
-                drop(broken.detach());
-            }
+            *conn = None;
         }
     }
 }
