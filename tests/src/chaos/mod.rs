@@ -2,7 +2,8 @@
 //! proxy, writers that keep a [`Ledger`] of every append they tried and how it ended, the
 //! [`Tally`] read model a projection keeps in memory, the checks every scenario ends with
 //! (no partial append, nothing lost, nothing applied twice, read model = fold), a PostgreSQL of
-//! the test's own to restart ([`PgServer`]), the [`StreamCounts`] search read model that shows a
+//! the test's own to restart ([`PgServer`]), a relay whose connections go silent for good while
+//! new ones pass ([`FreezingRelay`]), the [`StreamCounts`] search read model that shows a
 //! doubled event, and how long a scenario runs ([`fault_time`]).
 
 mod check;
@@ -10,6 +11,7 @@ mod counts;
 mod ledger;
 mod log;
 mod pg_server;
+mod relay;
 mod tally;
 mod watch;
 
@@ -23,6 +25,7 @@ pub use counts::{assert_counts_are_the_fold, StreamCount, StreamCounts};
 pub use ledger::{Ledger, Writers};
 pub use log::ScenarioLog;
 pub use pg_server::PgServer;
+pub use relay::FreezingRelay;
 pub use tally::{Entry, Tally};
 pub use watch::RunnerWatch;
 
