@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cqrs_core::projection::{FeedSignal, FeedWaiter};
-use sqlx::postgres::PgListener;
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::PgPool;
 use tokio::sync::watch;
 
@@ -19,11 +19,19 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Wakes projection runners when appends commit, through `LISTEN` on the store's channel.
 ///
 /// All the subscriptions of one store share one connection: a background task, started by the
-/// first subscriber, takes one connection from the store's pool, listens, and passes each
-/// notification on to every subscriber (several notifications in quick succession may wake a
-/// subscriber once). Each time it starts listening, the first time and after a failure, it
-/// wakes every subscriber (notifications sent before it listened reached no one), and it gives
-/// its connection back once no subscriber is left.
+/// first subscriber, opens one connection of its own (with the store's pool's connect
+/// options, outside that pool, so that it never takes a connection calls need), listens, and
+/// passes each notification on to every subscriber (several notifications in quick succession
+/// may wake a subscriber once). Each time it starts listening, the first time and after a
+/// failure, it wakes every subscriber (notifications sent before it listened reached no one).
+/// It closes its connection once no subscriber is left, or once the store's pool is closed.
+///
+/// A connection that only listens sends nothing, so a network gone silent (a failover that
+/// left the old address dead, a dropped NAT mapping) would leave it deaf for good, its
+/// notifications lost. So whenever it has heard nothing for the store's
+/// [answer timeout](crate::PgEventStore::with_answer_timeout), the task asks it a question;
+/// with no answer within that timeout too, it drops the connection and listens anew on a new
+/// one (waking every subscriber). Its connecting and its `LISTEN` are bounded alike.
 #[derive(Clone, Debug)]
 pub struct PgFeedSignal {
     hub: Arc<Hub>,
@@ -39,17 +47,22 @@ impl PgFeedSignal {
 /// The shared listener of one store: the task's sender while the task runs.
 #[derive(Debug)]
 pub(crate) struct Hub {
+    /// The store's pool: its connect options, and its closing ends the task.
     pool: PgPool,
     channel: String,
+    /// How long the connection may stay quiet before it is asked, and how long an answer, a
+    /// connection or a `LISTEN` may take.
+    answer_timeout: Duration,
     /// Held strongly by the task only, so the task's end is seen here.
     sender: Mutex<Weak<watch::Sender<u64>>>,
 }
 
 impl Hub {
-    pub(crate) fn new(pool: PgPool, channel: String) -> Self {
+    pub(crate) fn new(pool: PgPool, channel: String, answer_timeout: Duration) -> Self {
         Self {
             pool,
             channel,
+            answer_timeout,
             sender: Mutex::new(Weak::new()),
         }
     }
@@ -71,7 +84,12 @@ impl Hub {
         let started = Arc::new(watch::Sender::new(0));
         let receiver = started.subscribe();
         *sender = Arc::downgrade(&started);
-        runtime.spawn(listen(started, self.pool.clone(), self.channel.clone()));
+        runtime.spawn(listen(
+            started,
+            self.pool.clone(),
+            self.channel.clone(),
+            self.answer_timeout,
+        ));
         Some(receiver)
     }
 }
@@ -108,25 +126,25 @@ impl FeedWaiter for PgFeedWaiter {
     }
 }
 
-/// The listening task: until no subscriber is left, listens on `channel` and wakes everyone
-/// at each notification, reconnecting after failures.
-async fn listen(sender: Arc<watch::Sender<u64>>, pool: PgPool, channel: String) {
+/// The listening task: until no subscriber is left or the store's pool is closed, listens on
+/// `channel` and wakes everyone at each notification, listening anew after failures and after
+/// a quiet connection left a question unanswered.
+async fn listen(sender: Arc<watch::Sender<u64>>, pool: PgPool, channel: String, answer: Duration) {
     let wake = || sender.send_modify(|n| *n = n.wrapping_add(1));
     let mut backoff = FIRST_BACKOFF;
     loop {
         let connected = tokio::select! {
             () = sender.closed() => return,
-            connected = connect(&pool, &channel) => connected,
+            () = pool.close_event() => return,
+            connected = connect(&pool, &channel, answer) => connected,
         };
         let mut listener = match connected {
             Ok(listener) => listener,
             Err(error) => {
-                if pool.is_closed() {
-                    return;
-                }
                 tracing::warn!(%channel, %error, "no LISTEN connection; polling meanwhile");
                 tokio::select! {
                     () = sender.closed() => return,
+                    () = pool.close_event() => return,
                     () = tokio::time::sleep(backoff) => {}
                 }
                 backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -140,16 +158,21 @@ async fn listen(sender: Arc<watch::Sender<u64>>, pool: PgPool, channel: String) 
         loop {
             let received = tokio::select! {
                 () = sender.closed() => return,
+                () = pool.close_event() => return,
                 received = listener.try_recv() => received,
+                () = tokio::time::sleep(answer) => match ask(&mut listener, answer).await {
+                    Ok(()) => continue,
+                    Err(error) => {
+                        tracing::warn!(%channel, %error, "LISTEN connection silent; listening anew");
+                        break;
+                    }
+                },
             };
             match received {
                 Ok(Some(_)) => wake(),
                 // The connection was lost and is back: notifications may have been lost.
                 Ok(None) => wake(),
                 Err(error) => {
-                    if pool.is_closed() {
-                        return;
-                    }
                     tracing::warn!(%channel, %error, "LISTEN connection lost; reconnecting");
                     break;
                 }
@@ -158,8 +181,44 @@ async fn listen(sender: Arc<watch::Sender<u64>>, pool: PgPool, channel: String) 
     }
 }
 
-async fn connect(pool: &PgPool, channel: &str) -> Result<PgListener, sqlx::Error> {
-    let mut listener = PgListener::connect_with(pool).await?;
-    listener.listen(channel).await?;
+/// A listener on `channel`, on a connection of its own: a pool of one, made for it, so that
+/// a connection given up on a silent network holds no connection of the store's pool (sqlx
+/// hands a dropped listener's connection back to its pool after an `UNLISTEN`, which waits for
+/// an answer as long as the operating system keeps the socket). Bounded by `answer`.
+async fn connect(pool: &PgPool, channel: &str, answer: Duration) -> Result<PgListener, Silence> {
+    let own = PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(answer)
+        .test_before_acquire(false)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .connect_lazy_with(PgConnectOptions::clone(&pool.connect_options()));
+    let mut listener = PgListener::connect_with(&own).await?;
+    bounded(answer, listener.listen(channel)).await?;
     Ok(listener)
+}
+
+/// A question to a quiet connection, answered within `answer` or not at all.
+async fn ask(listener: &mut PgListener, answer: Duration) -> Result<(), Silence> {
+    bounded(answer, sqlx::query("SELECT 1").execute(&mut *listener)).await?;
+    Ok(())
+}
+
+async fn bounded<T>(
+    answer: Duration,
+    call: impl std::future::Future<Output = Result<T, sqlx::Error>>,
+) -> Result<T, Silence> {
+    match tokio::time::timeout(answer, call).await {
+        Ok(result) => Ok(result?),
+        Err(_) => Err(Silence::NoAnswer(answer)),
+    }
+}
+
+/// Why the listener gave a connection up.
+#[derive(Debug, thiserror::Error)]
+enum Silence {
+    #[error(transparent)]
+    Failed(#[from] sqlx::Error),
+    #[error("no answer within {0:?}")]
+    NoAnswer(Duration),
 }

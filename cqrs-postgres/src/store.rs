@@ -68,7 +68,11 @@ impl PgEventStore {
         Self {
             queries: Arc::new(Queries::new(&schema, event_json)),
             event_json,
-            signal: Arc::new(Hub::new(pool.clone(), schema.channel())),
+            signal: Arc::new(Hub::new(
+                pool.clone(),
+                schema.channel(),
+                DEFAULT_ANSWER_TIMEOUT,
+            )),
             xid: Arc::new(XidGuard::new(&schema)),
             schema,
             max_payload_bytes: cqrs_core::backend::DEFAULT_MAX_PAYLOAD_BYTES,
@@ -111,7 +115,7 @@ impl PgEventStore {
         self.xid = Arc::new(XidGuard::new(&schema));
         self.schema = schema;
         self.notifier = Arc::default();
-        self.signal = Arc::new(Hub::new(self.pool.clone(), self.schema.channel()));
+        self.signal = self.renewed_signal();
         self.group = self.group.map(Committer::renewed);
         self
     }
@@ -237,8 +241,12 @@ impl PgEventStore {
     /// live statement first), and an append in a group stops waiting after twice that (the
     /// statement, then the lookup of its events).
     ///
-    /// Set it when you build the store: the group commit lanes and the notifier, shared by
-    /// the store's clones, keep the value they started with. Migrations, the transaction id
+    /// It also bounds the feed signal's `LISTEN` connection, which only listens: whenever it
+    /// has heard nothing for this long it is asked a question, and with no answer within this
+    /// long either, it is replaced (see [`PgFeedSignal`]).
+    ///
+    /// Set it when you build the store: the group commit lanes, the notifier and the feed
+    /// signal, shared by the store's clones, keep the value they started with. Migrations, the transaction id
     /// repair and the operational queries are not bounded; nor is an
     /// [`append_in`](Self::append_in), whose transaction is yours.
     ///
@@ -253,7 +261,17 @@ impl PgEventStore {
     #[must_use]
     pub fn with_answer_timeout(mut self, timeout: Duration) -> Self {
         self.answer_timeout = timeout.max(Duration::from_millis(1));
+        self.signal = self.renewed_signal();
         self
+    }
+
+    /// A feed signal hub of its own, for the store's schema and answer timeout.
+    fn renewed_signal(&self) -> Arc<Hub> {
+        Arc::new(Hub::new(
+            self.pool.clone(),
+            self.schema.channel(),
+            self.answer_timeout,
+        ))
     }
 
     /// How long a call waits for PostgreSQL's answers: see
@@ -344,7 +362,8 @@ impl PgEventStore {
 impl PgEventStore {
     /// The wake-up signal for this store's feed, for
     /// [`ProjectionRunner::with_signal`](cqrs_core::projection::ProjectionRunner::with_signal).
-    /// Every signal of a store (and of its clones) shares one `LISTEN` connection.
+    /// Every signal of a store (and of its clones) shares one `LISTEN` connection, its own,
+    /// beside the store's pool.
     pub fn feed_signal(&self) -> PgFeedSignal {
         PgFeedSignal::new(Arc::clone(&self.signal))
     }

@@ -1,6 +1,8 @@
 //! Feed signals: every runner of a store subscribes to its wake-ups. Ten of them on a pool of
 //! two connections must neither starve the pool (appends still work) nor go deaf (each is
-//! woken by a commit), and the store keeps one `LISTEN` connection for all of them.
+//! woken by a commit), and the store keeps one `LISTEN` connection for all of them, its own,
+//! outside the store's pool: a pool of one still serves every call, and the connection goes
+//! when the pool closes.
 
 mod support;
 
@@ -152,4 +154,58 @@ async fn the_shared_listener_reconnects_after_its_connection_is_killed() {
         .expect("woken through the new connection")
         .expect("subscriber runs");
     subscriber.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_on_a_pool_of_one_leaves_the_connection_to_calls() {
+    let store = support::store_with(1).await;
+    let observer = support::pool(1).await;
+    let mut waiter = store.feed_signal().subscribe();
+    let (woken, mut wakes) = mpsc::unbounded_channel();
+    let subscriber = tokio::spawn(async move {
+        loop {
+            waiter.wait().await;
+            if woken.send(()).is_err() {
+                return;
+            }
+        }
+    });
+    listener_pid(&observer, &store, None).await;
+    while wakes.try_recv().is_ok() {}
+
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        store.append(
+            &StreamId::new("wake-3").expect("id"),
+            ExpectedVersion::NoStream,
+            vec![NewEvent::new("E", 1, json!({}))],
+        ),
+    )
+    .await
+    .expect("an append got no connection: the LISTEN connection holds the pool's only one")
+    .expect("append");
+    tokio::time::timeout(Duration::from_secs(10), wakes.recv())
+        .await
+        .expect("woken by the append")
+        .expect("subscriber runs");
+    subscriber.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_listen_connection_goes_when_the_store_s_pool_closes() {
+    let store = support::store_with(2).await;
+    let observer = support::pool(1).await;
+    let waiter = store.feed_signal().subscribe();
+    listener_pid(&observer, &store, None).await;
+
+    store.pool().close().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while listeners(&observer, &store).await > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the LISTEN connection outlived the store's pool"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    drop(waiter);
 }

@@ -17,8 +17,8 @@ use cqrs_core::ReadAll;
 use cqrs_postgres::{GroupCommit, PgEventStore};
 use integration_tests::chaos::{
     assert_appends_are_whole, assert_tally_is_the_fold, chaos_store, fault_time, soaking,
-    store_beside, through_port, upstream_of, Ledger, PgServer, RunnerWatch, ScenarioLog, Tally,
-    Writers,
+    store_beside, through_port, upstream_of, FreezingRelay, Ledger, PgServer, RunnerWatch,
+    ScenarioLog, Tally, Writers,
 };
 use integration_tests::toxiproxy::{Direction, Proxy, Toxic, Toxiproxy, ToxiproxyError};
 use integration_tests::*;
@@ -320,6 +320,121 @@ async fn a_network_gone_silent_ends_every_call_within_its_bound_and_everything_r
     ));
     drop_schema(&store).await;
     drop(proxy);
+}
+
+/// The backends listening on `store`'s channel, seen from `store`'s own pool.
+async fn listening_sessions(store: &PgEventStore) -> Vec<i32> {
+    sqlx::query_scalar(
+        "SELECT pid FROM pg_stat_activity
+         WHERE datname = current_database() AND rtrim(query, ';') = $1",
+    )
+    .bind(format!("LISTEN \"{}\"", store.channel()))
+    .fetch_all(store.pool())
+    .await
+    .expect("query pg_stat_activity")
+}
+
+/// A failover that left the old address dead while a runner waits for a wake-up: the
+/// connections made before it hear nothing and are never closed, new ones reach the server.
+/// The `LISTEN` connection says nothing, so nothing tells it, and the notifications sent to it
+/// are lost. The runner must still be woken by an append within seconds (the store probes a
+/// quiet `LISTEN` connection and listens anew on a new one), not at its next poll, minutes
+/// away here. Toxiproxy cannot make this fault (see [`FreezingRelay`]).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listen_connection_gone_deaf_for_good_wakes_its_runner_again_within_seconds() {
+    const ANSWER: Duration = Duration::from_millis(500);
+    const POLL: Duration = Duration::from_secs(600);
+    let log = ScenarioLog::new(
+        "deaf",
+        "every connection open at the fault silent for good, nothing closed; new ones pass",
+    );
+    let url = database_url();
+    let relay = FreezingRelay::start(&upstream_of(&url))
+        .await
+        .expect("a relay toward PostgreSQL");
+    // Appends go straight to PostgreSQL: only the runner's side of the network fails.
+    let writer = chaos_store(&url, 4).await;
+    // The runner's store: the store's own pool, which checks a connection only after it sat
+    // idle, and waits at most 500 ms for one (the pool's connections freeze too).
+    let pool = cqrs_postgres::pool_options()
+        .max_connections(4)
+        .acquire_timeout(ANSWER)
+        .connect(&through_port(&url, relay.port()))
+        .await
+        .expect("a pool through the relay");
+    let store = PgEventStore::new(pool)
+        .with_schema(writer.schema().clone())
+        .with_answer_timeout(ANSWER);
+    let append = |n: u64| {
+        let writer = writer.clone();
+        async move {
+            let stream = cqrs_core::StreamId::new(format!("deaf-{n}")).expect("a stream id");
+            let event = cqrs_core::NewEvent::new(
+                "Added",
+                1,
+                serde_json::json!({ "append": format!("deaf-{n}"), "index": 0 }),
+            );
+            cqrs_core::AppendEvents::append(
+                &writer,
+                &stream,
+                cqrs_core::ExpectedVersion::NoStream,
+                vec![event],
+            )
+            .await
+            .expect("an append straight to PostgreSQL");
+        }
+    };
+    let tally = Tally::new("tally");
+    let handle = pg_runner(tally.clone(), &store, quick_options().poll_interval(POLL)).spawn();
+    append(1).await;
+    wait_for_status(
+        &handle,
+        RECOVERY_BOUND,
+        "the first event, by a wake-up",
+        |s| s.applied == 1,
+    )
+    .await;
+
+    let deaf = listening_sessions(&writer).await;
+    assert_eq!(deaf.len(), 1, "one LISTEN connection: {deaf:?}");
+
+    relay.freeze_current();
+    let fault = Instant::now();
+    log.say("every open connection silent for good");
+    // Its notification is lost with the `LISTEN` connection.
+    append(2).await;
+    // The old session stays (its server hears nothing either); a new one must listen.
+    eventually(RECOVERY_BOUND, "a new LISTEN connection", || async {
+        let sessions = listening_sessions(&writer).await;
+        sessions.iter().any(|pid| !deaf.contains(pid)).then_some(())
+    })
+    .await;
+    let anew = fault.elapsed();
+    wait_for_status(
+        &handle,
+        RECOVERY_BOUND,
+        "the event appended in the fault, by the wake-up of listening anew (the next poll is \
+         minutes away)",
+        |s| s.applied == 2,
+    )
+    .await;
+    let caught_up = fault.elapsed();
+    append(3).await;
+    wait_for_status(
+        &handle,
+        RECOVERY_BOUND,
+        "an event appended after, by its notification",
+        |s| s.applied == 3,
+    )
+    .await;
+    log.say(&format!(
+        "listening anew {anew:?} after the fault; the event appended in it applied after \
+         {caught_up:?}, the next one {:?} after it was appended",
+        fault.elapsed() - caught_up
+    ));
+    handle.shutdown().await;
+    drop_schema(&store).await;
+    drop(relay);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
