@@ -322,6 +322,72 @@ async fn a_network_gone_silent_ends_every_call_within_its_bound_and_everything_r
     drop(proxy);
 }
 
+/// A failover that left the old address dead, under load: every connection open at that
+/// moment (the pool's, the group commit lane's, the notifier's, the `LISTEN` one) goes silent
+/// for good and is never closed, while new connections reach the server. Writers and the
+/// projection must go on within a few answer timeouts, not when the operating system gives
+/// the old sockets up (minutes), with nothing lost, doubled or half written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failover_that_left_every_open_connection_silent_is_survived_within_a_few_answer_timeouts(
+) {
+    const ANSWER: Duration = Duration::from_millis(500);
+    let log = ScenarioLog::new(
+        "failover",
+        "every connection open at the fault silent for good, nothing closed; new ones pass",
+    );
+    let url = database_url();
+    let relay = FreezingRelay::start(&upstream_of(&url))
+        .await
+        .expect("a relay toward PostgreSQL");
+    let direct = chaos_store(&url, 2).await;
+    let pool = cqrs_postgres::pool_options()
+        .max_connections(8)
+        .acquire_timeout(ANSWER)
+        .connect(&through_port(&url, relay.port()))
+        .await
+        .expect("a pool through the relay");
+    let store = PgEventStore::new(pool)
+        .with_schema(direct.schema().clone())
+        .with_answer_timeout(ANSWER)
+        .with_group_commit(GroupCommit::default().timeout(Duration::from_millis(300)));
+    let tally = Tally::new("tally");
+    let handle = pg_runner(tally.clone(), &store, quick_options()).spawn();
+    let writers = Writers::start(&store, "fo", 3, 4, 45, Duration::from_millis(2));
+    writers.wait_succeeded(20).await;
+    wait_for_status(&handle, PATIENCE, "the projection to apply", |s| {
+        s.applied > 0
+    })
+    .await;
+
+    let (before, failed) = (writers.succeeded(), writers.failed());
+    relay.freeze_current();
+    let fault = Instant::now();
+    log.say("every open connection silent for good");
+    // Every writer's append after the fault needs a connection made after it.
+    eventually(RECOVERY_BOUND, "30 appends after the failover", || async {
+        (writers.succeeded() >= before + 30).then_some(())
+    })
+    .await;
+    let resumed = fault.elapsed();
+    assert!(
+        writers.failed() > failed,
+        "the fault reached the writers as failed calls"
+    );
+    log.say(&format!(
+        "30 appends again {resumed:?} after the fault; {} calls failed meanwhile",
+        writers.failed() - failed
+    ));
+    let ledger = settle_and_check(&log, &store, writers, handle, &tally).await;
+    log.say(&format!(
+        "caught up {:?} after the fault; caller errors: {} transient, e.g. {:?}",
+        fault.elapsed(),
+        ledger.transient_errors.len(),
+        ledger.transient_errors.first()
+    ));
+    drop_schema(&store).await;
+    drop(relay);
+}
+
 /// The backends listening on `store`'s channel, seen from `store`'s own pool.
 async fn listening_sessions(store: &PgEventStore) -> Vec<i32> {
     sqlx::query_scalar(
