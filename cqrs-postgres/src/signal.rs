@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use cqrs_core::projection::{FeedSignal, FeedWaiter};
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
-use sqlx::PgPool;
+use sqlx::{Executor, PgPool};
 use tokio::sync::watch;
 
 /// The first pause before connecting again after a failure; it doubles up to [`MAX_BACKOFF`].
@@ -127,81 +127,147 @@ impl FeedWaiter for PgFeedWaiter {
 }
 
 /// The listening task: until no subscriber is left or the store's pool is closed, listens on
-/// `channel` and wakes everyone at each notification, listening anew after failures and after
-/// a quiet connection left a question unanswered.
+/// `channel` and wakes everyone at each notification, listening anew on a new connection after
+/// a failure, and after a quiet connection left a question unanswered.
 async fn listen(sender: Arc<watch::Sender<u64>>, pool: PgPool, channel: String, answer: Duration) {
-    let wake = || sender.send_modify(|n| *n = n.wrapping_add(1));
+    let task = Listening {
+        sender,
+        pool,
+        channel,
+        answer,
+    };
     let mut backoff = FIRST_BACKOFF;
     loop {
-        let connected = tokio::select! {
-            () = sender.closed() => return,
-            () = pool.close_event() => return,
-            connected = connect(&pool, &channel, answer) => connected,
+        let Some(ended) = task.unless_stopped(task.listen_once()).await else {
+            return;
         };
-        let mut listener = match connected {
+        if ended.proved {
+            backoff = FIRST_BACKOFF;
+        }
+        tracing::warn!(channel = %task.channel, error = %ended.why, "listening anew; runners poll meanwhile");
+        if task
+            .unless_stopped(tokio::time::sleep(backoff))
+            .await
+            .is_none()
+        {
+            return;
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// What the listening task works with.
+struct Listening {
+    sender: Arc<watch::Sender<u64>>,
+    /// The store's pool: its connect options and acquire timeout; its closing ends the task.
+    pool: PgPool,
+    channel: String,
+    /// How long the connection may stay quiet before it is asked, and how long an answer or
+    /// a `LISTEN` may take.
+    answer: Duration,
+}
+
+/// Why a connection was given up, and whether it had proved itself first (a notification, or
+/// an answered question), which resets the pause before the next one.
+struct Ended {
+    why: Lost,
+    proved: bool,
+}
+
+impl Listening {
+    /// `work`, unless the task is to stop first (no subscriber left, or the store's pool
+    /// closed): then `None`.
+    async fn unless_stopped<T>(&self, work: impl std::future::Future<Output = T>) -> Option<T> {
+        tokio::select! {
+            () = self.sender.closed() => None,
+            () = self.pool.close_event() => None,
+            done = work => Some(done),
+        }
+    }
+
+    fn wake(&self) {
+        self.sender.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Listens on one new connection until it fails or stays silent.
+    async fn listen_once(&self) -> Ended {
+        let mut listener = match self.connect().await {
             Ok(listener) => listener,
             Err(error) => {
-                tracing::warn!(%channel, %error, "no LISTEN connection; polling meanwhile");
-                tokio::select! {
-                    () = sender.closed() => return,
-                    () = pool.close_event() => return,
-                    () = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-                continue;
+                return Ended {
+                    why: Lost::NotListening(error),
+                    proved: false,
+                };
             }
         };
-        backoff = FIRST_BACKOFF;
         // Appends may have committed while nobody listened: after a failure, and also before
         // the first connection (a subscriber's promise runs from when it subscribed).
-        wake();
+        self.wake();
+        let mut proved = false;
         loop {
             let received = tokio::select! {
-                () = sender.closed() => return,
-                () = pool.close_event() => return,
                 received = listener.try_recv() => received,
-                () = tokio::time::sleep(answer) => match ask(&mut listener, answer).await {
-                    Ok(()) => continue,
-                    Err(error) => {
-                        tracing::warn!(%channel, %error, "LISTEN connection silent; listening anew");
-                        break;
+                () = tokio::time::sleep(self.answer) => match self.ask(&mut listener).await {
+                    Ok(()) => {
+                        proved = true;
+                        continue;
                     }
+                    Err(error) => return Ended { why: Lost::Unanswered(error), proved },
                 },
             };
             match received {
-                Ok(Some(_)) => wake(),
-                // The connection was lost and is back: notifications may have been lost.
-                Ok(None) => wake(),
+                Ok(Some(_)) => {
+                    proved = true;
+                    self.wake();
+                }
+                // The connection ended (sqlx reconnects no listener of ours by itself: a new
+                // connection comes from `connect`, which wakes everyone once it listens).
+                Ok(None) => {
+                    return Ended {
+                        why: Lost::Closed,
+                        proved,
+                    }
+                }
                 Err(error) => {
-                    tracing::warn!(%channel, %error, "LISTEN connection lost; reconnecting");
-                    break;
+                    return Ended {
+                        why: Lost::Failed(error),
+                        proved,
+                    }
                 }
             }
         }
     }
-}
 
-/// A listener on `channel`, on a connection of its own: a pool of one, made for it, so that
-/// a connection given up on a silent network holds no connection of the store's pool (sqlx
-/// hands a dropped listener's connection back to its pool after an `UNLISTEN`, which waits for
-/// an answer as long as the operating system keeps the socket). Bounded by `answer`.
-async fn connect(pool: &PgPool, channel: &str, answer: Duration) -> Result<PgListener, Silence> {
-    let own = PgPoolOptions::new()
-        .max_connections(1)
-        .acquire_timeout(answer)
-        .test_before_acquire(false)
-        .idle_timeout(None)
-        .max_lifetime(None)
-        .connect_lazy_with(PgConnectOptions::clone(&pool.connect_options()));
-    let mut listener = PgListener::connect_with(&own).await?;
-    bounded(answer, listener.listen(channel)).await?;
-    Ok(listener)
-}
+    /// A listener on the channel, on a connection of its own: a pool of one, made for it, so
+    /// that a connection given up on a silent network holds no connection of the store's
+    /// pool (sqlx hands a dropped listener's connection back to its pool after an `UNLISTEN`,
+    /// which waits for an answer as long as the operating system keeps the socket). Connecting
+    /// waits as long as the store's pool would; the `LISTEN`, the answer timeout.
+    async fn connect(&self) -> Result<PgListener, Silence> {
+        let own = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(self.pool.options().get_acquire_timeout())
+            .test_before_acquire(false)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_lazy_with(PgConnectOptions::clone(&self.pool.connect_options()));
+        let mut listener = PgListener::connect_with(&own).await?;
+        // A lost connection ends `try_recv` with `None`, and `listen_once` with it: reconnecting
+        // inside `try_recv`, which a quiet period's question cancels, could listen again
+        // without waking anyone.
+        listener.eager_reconnect(false);
+        bounded(self.answer, listener.listen(&self.channel)).await?;
+        Ok(listener)
+    }
 
-/// A question to a quiet connection, answered within `answer` or not at all.
-async fn ask(listener: &mut PgListener, answer: Duration) -> Result<(), Silence> {
-    bounded(answer, sqlx::query("SELECT 1").execute(&mut *listener)).await?;
-    Ok(())
+    /// A question to a quiet connection, answered within the answer timeout or not at all:
+    /// `LISTEN` on the channel again (which changes nothing, and keeps `pg_stat_activity`
+    /// showing what the session is for).
+    async fn ask(&self, listener: &mut PgListener) -> Result<(), Silence> {
+        let listen = format!("LISTEN \"{}\"", self.channel.replace('"', "\"\""));
+        bounded(self.answer, listener.execute(listen.as_str())).await?;
+        Ok(())
+    }
 }
 
 async fn bounded<T>(
@@ -214,11 +280,24 @@ async fn bounded<T>(
     }
 }
 
-/// Why the listener gave a connection up.
+/// A call on the listening connection that failed, or got no answer.
 #[derive(Debug, thiserror::Error)]
 enum Silence {
     #[error(transparent)]
     Failed(#[from] sqlx::Error),
     #[error("no answer within {0:?}")]
     NoAnswer(Duration),
+}
+
+/// Why the listening task gave a connection up.
+#[derive(Debug, thiserror::Error)]
+enum Lost {
+    #[error("could not listen: {0}")]
+    NotListening(Silence),
+    #[error("the LISTEN connection was asked a question and gave no answer: {0}")]
+    Unanswered(Silence),
+    #[error("the LISTEN connection closed")]
+    Closed,
+    #[error("the LISTEN connection failed: {0}")]
+    Failed(sqlx::Error),
 }

@@ -196,11 +196,20 @@ async fn the_listen_connection_goes_when_the_store_s_pool_closes() {
     let store = support::store_with(2).await;
     let observer = support::pool(1).await;
     let waiter = store.feed_signal().subscribe();
-    listener_pid(&observer, &store, None).await;
+    let pid = listener_pid(&observer, &store, None).await;
 
     store.pool().close().await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while listeners(&observer, &store).await > 0 {
+    loop {
+        let open: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT FROM pg_stat_activity WHERE pid = $1)")
+                .bind(pid)
+                .fetch_one(&observer)
+                .await
+                .expect("query pg_stat_activity");
+        if !open {
+            break;
+        }
         assert!(
             tokio::time::Instant::now() < deadline,
             "the LISTEN connection outlived the store's pool"

@@ -322,6 +322,57 @@ async fn a_network_gone_silent_ends_every_call_within_its_bound_and_everything_r
     drop(proxy);
 }
 
+/// The `LISTEN` connection cut (a server restarting) while a runner waits for a wake-up, and
+/// new connections slow to come back for about an answer timeout: an append committed in the
+/// gap reached no listener, so the store must wake the runner once it listens again, whether
+/// its quiet period's question came up during the reconnection or not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listen_connection_cut_and_slow_to_come_back_wakes_its_runner_once_it_listens() {
+    const ANSWER: Duration = Duration::from_millis(500);
+    const POLL: Duration = Duration::from_secs(600);
+    let log = ScenarioLog::new(
+        "cut",
+        "every connection open at the fault closed; new ones held back for an answer timeout",
+    );
+    let url = database_url();
+    let relay = FreezingRelay::start(&upstream_of(&url))
+        .await
+        .expect("a relay toward PostgreSQL");
+    let (writer, store) = stores_beside_a_relay(&url, &relay, ANSWER).await;
+    let tally = Tally::new("tally");
+    let handle = pg_runner(tally.clone(), &store, quick_options().poll_interval(POLL)).spawn();
+    append_one(&writer, "cut-1").await;
+    wait_for_status(
+        &handle,
+        RECOVERY_BOUND,
+        "the first event, by a wake-up",
+        |s| s.applied == 1,
+    )
+    .await;
+
+    for round in 2..=4 {
+        relay.cut_current_and_hold_new(ANSWER);
+        let fault = Instant::now();
+        // Committed while nobody listens.
+        append_one(&writer, &format!("cut-{round}")).await;
+        wait_for_status(
+            &handle,
+            RECOVERY_BOUND,
+            "the event appended in the gap, by the wake-up of listening again (the next poll \
+             is minutes away)",
+            |s| s.applied == round,
+        )
+        .await;
+        log.say(&format!(
+            "round {round}: the event appended in the gap applied {:?} after the cut",
+            fault.elapsed()
+        ));
+    }
+    handle.shutdown().await;
+    drop_schema(&store).await;
+    drop(relay);
+}
+
 /// A failover that left the old address dead, under load: every connection open at that
 /// moment (the pool's, the group commit lane's, the notifier's, the `LISTEN` one) goes silent
 /// for good and is never closed, while new connections reach the server. Writers and the
@@ -388,6 +439,46 @@ async fn a_failover_that_left_every_open_connection_silent_is_survived_within_a_
     drop(relay);
 }
 
+/// Two stores on one fresh schema: one straight to PostgreSQL (the writer: only the runner's
+/// side of the network fails), and one through `relay` with `answer` as its answer timeout, on
+/// the store's own pool (a connection checked only after it sat idle) waiting at most `answer`
+/// for a connection.
+async fn stores_beside_a_relay(
+    url: &str,
+    relay: &FreezingRelay,
+    answer: Duration,
+) -> (PgEventStore, PgEventStore) {
+    let writer = chaos_store(url, 4).await;
+    let pool = cqrs_postgres::pool_options()
+        .max_connections(4)
+        .acquire_timeout(answer)
+        .connect(&through_port(url, relay.port()))
+        .await
+        .expect("a pool through the relay");
+    let store = PgEventStore::new(pool)
+        .with_schema(writer.schema().clone())
+        .with_answer_timeout(answer);
+    (writer, store)
+}
+
+/// Appends one event to the new stream `stream` (the tally's shape).
+async fn append_one(writer: &PgEventStore, stream: &str) {
+    let id = cqrs_core::StreamId::new(stream).expect("a stream id");
+    let event = cqrs_core::NewEvent::new(
+        "Added",
+        1,
+        serde_json::json!({ "append": stream, "index": 0 }),
+    );
+    cqrs_core::AppendEvents::append(
+        writer,
+        &id,
+        cqrs_core::ExpectedVersion::NoStream,
+        vec![event],
+    )
+    .await
+    .expect("an append straight to PostgreSQL");
+}
+
 /// The backends listening on `store`'s channel, seen from `store`'s own pool.
 async fn listening_sessions(store: &PgEventStore) -> Vec<i32> {
     sqlx::query_scalar(
@@ -418,41 +509,10 @@ async fn a_listen_connection_gone_deaf_for_good_wakes_its_runner_again_within_se
     let relay = FreezingRelay::start(&upstream_of(&url))
         .await
         .expect("a relay toward PostgreSQL");
-    // Appends go straight to PostgreSQL: only the runner's side of the network fails.
-    let writer = chaos_store(&url, 4).await;
-    // The runner's store: the store's own pool, which checks a connection only after it sat
-    // idle, and waits at most 500 ms for one (the pool's connections freeze too).
-    let pool = cqrs_postgres::pool_options()
-        .max_connections(4)
-        .acquire_timeout(ANSWER)
-        .connect(&through_port(&url, relay.port()))
-        .await
-        .expect("a pool through the relay");
-    let store = PgEventStore::new(pool)
-        .with_schema(writer.schema().clone())
-        .with_answer_timeout(ANSWER);
-    let append = |n: u64| {
-        let writer = writer.clone();
-        async move {
-            let stream = cqrs_core::StreamId::new(format!("deaf-{n}")).expect("a stream id");
-            let event = cqrs_core::NewEvent::new(
-                "Added",
-                1,
-                serde_json::json!({ "append": format!("deaf-{n}"), "index": 0 }),
-            );
-            cqrs_core::AppendEvents::append(
-                &writer,
-                &stream,
-                cqrs_core::ExpectedVersion::NoStream,
-                vec![event],
-            )
-            .await
-            .expect("an append straight to PostgreSQL");
-        }
-    };
+    let (writer, store) = stores_beside_a_relay(&url, &relay, ANSWER).await;
     let tally = Tally::new("tally");
     let handle = pg_runner(tally.clone(), &store, quick_options().poll_interval(POLL)).spawn();
-    append(1).await;
+    append_one(&writer, "deaf-1").await;
     wait_for_status(
         &handle,
         RECOVERY_BOUND,
@@ -468,7 +528,7 @@ async fn a_listen_connection_gone_deaf_for_good_wakes_its_runner_again_within_se
     let fault = Instant::now();
     log.say("every open connection silent for good");
     // Its notification is lost with the `LISTEN` connection.
-    append(2).await;
+    append_one(&writer, "deaf-2").await;
     // The old session stays (its server hears nothing either); a new one must listen.
     eventually(RECOVERY_BOUND, "a new LISTEN connection", || async {
         let sessions = listening_sessions(&writer).await;
@@ -485,7 +545,7 @@ async fn a_listen_connection_gone_deaf_for_good_wakes_its_runner_again_within_se
     )
     .await;
     let caught_up = fault.elapsed();
-    append(3).await;
+    append_one(&writer, "deaf-3").await;
     wait_for_status(
         &handle,
         RECOVERY_BOUND,

@@ -1,5 +1,5 @@
-//! [`FreezingRelay`]: a TCP relay whose connections can go silent for good while new ones
-//! pass, the one network fault Toxiproxy cannot make.
+//! [`FreezingRelay`]: a TCP relay whose open connections can go silent for good, or be cut,
+//! while new ones pass: network faults Toxiproxy cannot make.
 //!
 //! Toxiproxy's toxics act on every connection of a proxy, those made later included, and its
 //! `timeout` toxic closes the connections it held when it is removed (its clean-up closes
@@ -11,17 +11,33 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinSet;
+use tokio::task::{AbortHandle, JoinSet};
+use tokio::time::Instant;
 
 /// A relay on `127.0.0.1` toward one upstream address. Dropping it ends every connection.
 pub struct FreezingRelay {
     port: u16,
-    live: Arc<Mutex<Vec<Arc<AtomicBool>>>>,
-    tasks: Arc<Mutex<JoinSet<()>>>,
+    shared: Arc<Shared>,
+}
+
+#[derive(Default)]
+struct Shared {
+    /// The connections open now, each registered as soon as it is accepted.
+    links: Mutex<Vec<Link>>,
+    /// New connections wait until then before they reach the upstream.
+    hold_until: Mutex<Option<Instant>>,
+    tasks: Mutex<JoinSet<()>>,
+}
+
+/// One relayed connection: its task (both directions), and whether it went silent.
+struct Link {
+    frozen: Arc<AtomicBool>,
+    task: AbortHandle,
 }
 
 impl FreezingRelay {
@@ -33,14 +49,10 @@ impl FreezingRelay {
             .await?
             .next()
             .ok_or_else(|| std::io::Error::other("the upstream address resolves to nothing"))?;
-        let relay = Self {
-            port,
-            live: Arc::default(),
-            tasks: Arc::default(),
-        };
-        let (live, tasks) = (Arc::clone(&relay.live), Arc::clone(&relay.tasks));
-        relay.spawn(accept(listener, upstream, live, tasks));
-        Ok(relay)
+        let shared = Arc::new(Shared::default());
+        let accepting = accept(listener, upstream, Arc::clone(&shared));
+        shared.tasks().spawn(accepting);
+        Ok(Self { port, shared })
     }
 
     /// The local port to connect to.
@@ -51,45 +63,69 @@ impl FreezingRelay {
     /// Every connection open now goes silent for good: what either side sends is dropped and
     /// neither side is closed. Connections made after this pass as before.
     pub fn freeze_current(&self) {
-        let live = std::mem::take(&mut *self.live.lock().expect("the relay's connections"));
-        for frozen in live {
-            frozen.store(true, Ordering::SeqCst);
+        for link in self.shared.take_links() {
+            link.frozen.store(true, Ordering::SeqCst);
         }
     }
 
-    fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
-        self.tasks.lock().expect("the relay's tasks").spawn(task);
+    /// Every connection open now is closed, both ends, and new connections wait `hold` before
+    /// they reach the upstream (a server restarting, or a failover taking its time).
+    pub fn cut_current_and_hold_new(&self, hold: Duration) {
+        *self.shared.hold_until.lock().expect("the relay's hold") = Some(Instant::now() + hold);
+        for link in self.shared.take_links() {
+            link.task.abort();
+        }
+    }
+}
+
+impl Shared {
+    fn tasks(&self) -> std::sync::MutexGuard<'_, JoinSet<()>> {
+        self.tasks.lock().expect("the relay's tasks")
+    }
+
+    fn take_links(&self) -> Vec<Link> {
+        std::mem::take(&mut *self.links.lock().expect("the relay's connections"))
     }
 }
 
 impl Drop for FreezingRelay {
     fn drop(&mut self) {
-        if let Ok(mut tasks) = self.tasks.lock() {
+        if let Ok(mut tasks) = self.shared.tasks.lock() {
             tasks.abort_all();
         }
     }
 }
 
-async fn accept(
-    listener: TcpListener,
-    upstream: SocketAddr,
-    live: Arc<Mutex<Vec<Arc<AtomicBool>>>>,
-    tasks: Arc<Mutex<JoinSet<()>>>,
-) {
+async fn accept(listener: TcpListener, upstream: SocketAddr, shared: Arc<Shared>) {
     while let Ok((client, _)) = listener.accept().await {
-        let Ok(server) = TcpStream::connect(upstream).await else {
-            continue;
-        };
         let frozen = Arc::new(AtomicBool::new(false));
-        live.lock()
-            .expect("the relay's connections")
-            .push(Arc::clone(&frozen));
-        let (client_read, client_write) = client.into_split();
-        let (server_read, server_write) = server.into_split();
-        let mut tasks = tasks.lock().expect("the relay's tasks");
-        tasks.spawn(pipe(client_read, server_write, Arc::clone(&frozen)));
-        tasks.spawn(pipe(server_read, client_write, frozen));
+        let hold_until = *shared.hold_until.lock().expect("the relay's hold");
+        let task = shared
+            .tasks()
+            .spawn(link(client, upstream, hold_until, Arc::clone(&frozen)));
+        (shared.links.lock().expect("the relay's connections")).push(Link { frozen, task });
     }
+}
+
+/// Relays `client` to `upstream` (after `hold_until`, if set) in both directions.
+async fn link(
+    client: TcpStream,
+    upstream: SocketAddr,
+    hold_until: Option<Instant>,
+    frozen: Arc<AtomicBool>,
+) {
+    if let Some(until) = hold_until {
+        tokio::time::sleep_until(until).await;
+    }
+    let Ok(server) = TcpStream::connect(upstream).await else {
+        return;
+    };
+    let (client_read, client_write) = client.into_split();
+    let (server_read, server_write) = server.into_split();
+    tokio::join!(
+        pipe(client_read, server_write, Arc::clone(&frozen)),
+        pipe(server_read, client_write, frozen)
+    );
 }
 
 /// Copies `from` to `to` until `from` ends; once frozen, drops what it reads, and keeps `to`
