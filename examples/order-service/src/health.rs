@@ -1,6 +1,6 @@
-//! Health checks: `GET /health/liveness` (the process serves) and `GET /health/readiness`
-//! (PostgreSQL answers, the search node answers, and every worker runs with its breaker closed
-//! and its lag under the thresholds). Each dependency check gives up after the configured
+//! Health checks: `GET /health/liveness` (the process serves and no worker failed for good)
+//! and `GET /health/readiness` (PostgreSQL answers, the search node answers, and every worker
+//! runs with its breaker closed and its lag under the thresholds). Each dependency check gives up after the configured
 //! dependency timeout, so a node that does not answer fails the probe instead of hanging it.
 
 use std::collections::BTreeMap;
@@ -18,9 +18,35 @@ use crate::service;
 /// What a check that passed says.
 pub const OK: &str = "ok";
 
-/// `GET /health/liveness`: 200 `{"status":"ok"}` while the process serves.
-pub(crate) async fn liveness() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
+/// `GET /health/liveness`: 200 `{"status":"ok"}` while the process serves and no worker
+/// failed, else 503 `{"status":"failed","checks":{...}}` naming each failed worker with its
+/// error. A failed worker ([`ProjectionStatus::is_live`] false: a panic, an error no retry
+/// cures) stays failed within the process, so a restart is its cure, which is what an
+/// orchestrator does when liveness fails. A dependency outage never fails liveness (a restart
+/// would not cure it): readiness reports it.
+pub(crate) async fn liveness(
+    State(state): State<Arc<service::State>>,
+) -> (StatusCode, Json<Value>) {
+    let failed: BTreeMap<String, String> = match state.workers.read().await.as_ref() {
+        // Stopped by a shutdown, not failed.
+        None => BTreeMap::new(),
+        Some(workers) => (workers.all().into_iter())
+            .map(|handle| handle.status())
+            .filter(|status| !status.is_live())
+            .map(|status| {
+                let error = status.last_error.as_deref().unwrap_or("no error recorded");
+                (status.name.clone(), format!("{}: {error}", status.state))
+            })
+            .collect(),
+    };
+    if failed.is_empty() {
+        (StatusCode::OK, Json(json!({ "status": "ok" })))
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "failed", "checks": failed })),
+        )
+    }
 }
 
 /// `GET /health/readiness`: 200 `{"status":"ready","checks":{...}}` when every check is

@@ -1,7 +1,8 @@
 //! Readiness turns 503 when the search node stops answering, and 200 when it is back, while
 //! liveness stays 200 throughout. The service reaches the shared node through a [`Relay`]
 //! that the test cuts and restores: the node itself is never stopped. Queries answer 503 while
-//! it is cut off.
+//! it is cut off. Liveness fails only for what a restart cures: a worker that failed for good
+//! (its state is final within the process).
 
 mod support;
 
@@ -59,6 +60,48 @@ async fn readiness_follows_the_search_node_and_liveness_does_not() {
     ready(&http, &service).await;
     let (status, _, body) = send(http.get(&liveness)).await;
     assert_eq!((status, body), (StatusCode::OK, json!({ "status": "ok" })));
+
+    service.stop().await;
+    names.clean_up().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn liveness_fails_once_a_worker_has_failed_for_good_and_names_it() {
+    let (config, names) = config();
+    let service = TestService::start(config).await;
+    let http = client();
+    let liveness = service.url("/health/liveness");
+    ready(&http, &service).await;
+    let (status, _, body) = send(http.get(&liveness)).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({ "status": "ok" })));
+
+    // Someone drops the checkpoints table: the next checkpoint save fails with an error no
+    // retry cures, and the worker that meets it stops, failed.
+    let pool = sqlx::PgPool::connect(&required_env("DATABASE_URL"))
+        .await
+        .expect("connect");
+    sqlx::query(&format!("DROP TABLE {}.checkpoints", names.schema))
+        .execute(&pool)
+        .await
+        .expect("drop the checkpoints table");
+    let body = json!({ "customer": "alice", "lines": [{ "sku": "widget", "quantity": 1, "unit_price": 100 }] });
+    let (status, _, _) = send(http.post(service.url("/orders/1")).json(&body)).await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    let down = eventually("liveness 503 once a worker failed", || async {
+        let (status, _, body) = send(http.get(&liveness)).await;
+        (status == StatusCode::SERVICE_UNAVAILABLE).then_some(body)
+    })
+    .await;
+    assert_eq!(down["status"], "failed", "{down}");
+    let failed = down["checks"].as_object().expect("the failed workers");
+    assert!(
+        !failed.is_empty()
+            && failed
+                .values()
+                .all(|check| check.as_str().is_some_and(|c| c.contains("checkpoint"))),
+        "each failed worker named with its error: {down}"
+    );
 
     service.stop().await;
     names.clean_up().await;
