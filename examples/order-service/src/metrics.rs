@@ -46,9 +46,16 @@ static RECORDER: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 pub fn install() -> Option<&'static PrometheusHandle> {
     RECORDER
         .get_or_init(|| {
-            let builder = PrometheusBuilder::new()
+            let mut builder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Full(HTTP_DURATION.to_owned()), &BUCKETS)
                 .ok()?;
+            // Without bounds the exporter renders a histogram as a summary, which no query
+            // can combine across replicas.
+            for (name, bounds) in cqrs_core::telemetry::metrics::HISTOGRAMS {
+                builder = builder
+                    .set_buckets_for_metric(Matcher::Full(name.to_owned()), bounds)
+                    .ok()?;
+            }
             let recorder = builder.build_recorder();
             let handle = recorder.handle();
             if metrics::set_global_recorder(recorder).is_err() {

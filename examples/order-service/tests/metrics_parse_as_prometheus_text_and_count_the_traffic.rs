@@ -85,6 +85,12 @@ async fn the_request_counters_move_with_the_traffic() {
         "accepted order commands moved by {accepted}"
     );
     assert!(refused >= 1.0, "rejected order commands moved by {refused}");
+    assert!(
+        after
+            .iter()
+            .any(|s| s.name == format!("{}_bucket", metrics::COMMAND_DURATION)),
+        "the framework's command latency is a histogram, not a summary"
+    );
     for gauge in [
         metrics::PROJECTION_LAG_SECONDS,
         metrics::PROJECTION_LAG_EVENTS,

@@ -154,6 +154,35 @@ pub const PROCESS_TIMEOUTS_FIRED: &str = "cqrs_process_timeouts_fired_total";
 /// `state`: `running` (stuck ones included), `completed`, `failed`, `stuck`.
 pub const PROCESS_INSTANCES: &str = "cqrs_process_instances";
 
+/// Bucket bounds, in seconds, for the framework's duration histograms: half a millisecond to
+/// ten seconds.
+pub const SECONDS_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Bucket bounds for the framework's size histograms (appends or loads per statement).
+pub const SIZE_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
+
+/// Every histogram the framework records, with the bucket bounds that fit it. Register them
+/// with an exporter that needs bounds: Prometheus's renders a histogram it has no bounds for
+/// as a summary, quantiles of one process that no query can combine across replicas.
+///
+/// ```
+/// use cqrs_core::telemetry::metrics::{COMMAND_DURATION, HISTOGRAMS, SECONDS_BUCKETS};
+///
+/// // With metrics-exporter-prometheus:
+/// // for (name, bounds) in HISTOGRAMS {
+/// //     builder = builder.set_buckets_for_metric(Matcher::Full(name.to_owned()), bounds)?;
+/// // }
+/// assert!(HISTOGRAMS.contains(&(COMMAND_DURATION, SECONDS_BUCKETS)));
+/// ```
+pub const HISTOGRAMS: [(&str, &[f64]); 4] = [
+    (COMMAND_DURATION, SECONDS_BUCKETS),
+    (GROUP_COMMIT_APPENDS, SIZE_BUCKETS),
+    (GROUP_COMMIT_WAIT, SECONDS_BUCKETS),
+    (GROUP_COMMIT_LOADS, SIZE_BUCKETS),
+];
+
 /// Registers the description and unit of every metric above with the installed recorder
 /// (exporters print them as `# HELP` lines). Call it once, after installing the recorder.
 pub fn describe() {
@@ -312,6 +341,22 @@ mod tests {
                 counter,
                 "{name}: counters end in _total"
             );
+        }
+    }
+
+    #[test]
+    fn every_histogram_has_bucket_bounds_that_fit_its_unit() {
+        let histograms: Vec<&str> = ALL
+            .iter()
+            .filter(|(_, kind)| *kind == MetricKind::Histogram)
+            .map(|(name, _)| *name)
+            .collect();
+        let bounded: Vec<&str> = HISTOGRAMS.iter().map(|(name, _)| *name).collect();
+        assert_eq!(bounded, histograms);
+        for (name, bounds) in HISTOGRAMS {
+            let seconds = name.ends_with("_seconds");
+            assert_eq!(bounds == SECONDS_BUCKETS, seconds, "{name}");
+            assert!(bounds.windows(2).all(|w| w[0] < w[1]), "{name}: rising");
         }
     }
 
