@@ -132,6 +132,21 @@ pub enum Error {
         #[source]
         source: BoxError,
     },
+    /// A snapshot was refused before it was saved: its state could not be read back once
+    /// stored (see [`check_snapshot`](crate::backend::check_snapshot)), and every later load
+    /// of the stream would fail on it. Nothing was saved; loads go on from the events (or an
+    /// older snapshot).
+    #[error(
+        "snapshot of {stream_id} not saved: its state {reason} (nesting is limited to {limit})"
+    )]
+    SnapshotUnreadable {
+        /// The stream.
+        stream_id: StreamId,
+        /// What is wrong with the state.
+        reason: &'static str,
+        /// The deepest nesting a reader decodes.
+        limit: usize,
+    },
     /// An aggregate's state did not serialize into a snapshot.
     #[error("could not serialize a snapshot of {stream_id}: {source}")]
     Snapshot {
@@ -261,6 +276,7 @@ impl Error {
             | Error::PayloadTooLarge { .. }
             | Error::PayloadTooDeep { .. }
             | Error::NulInPayload { .. }
+            | Error::SnapshotUnreadable { .. }
             | Error::InvalidEventType(_) => ErrorKind::InvalidInput,
             Error::EventTypeMismatch { .. }
             | Error::Encode { .. }

@@ -563,18 +563,6 @@ where
                 source,
             })
             .map(|value| Snapshot::new(stream_id.clone(), after, A::SNAPSHOT_VERSION, value));
-        // One no reader could decode would fail every later load of the stream: loads replay.
-        if snapshot
-            .as_ref()
-            .is_ok_and(|snapshot| crate::validate::unstorable(&snapshot.state))
-        {
-            tracing::warn!(
-                stream = %stream_id,
-                depth_limit = crate::validate::MAX_PAYLOAD_DEPTH,
-                "snapshot not saved: the state holds a NUL or is nested deeper than a reader decodes"
-            );
-            return;
-        }
         let saved = match snapshot {
             Ok(snapshot) => self.store.save_snapshot(snapshot).await,
             Err(error) => Err(error),

@@ -103,10 +103,35 @@ pub fn check_event_type(event_type: &str) -> Result<()> {
     Ok(())
 }
 
-/// Whether `value` could not be stored as JSON text, or not read back once stored: a NUL, or
-/// nesting deeper than [`MAX_PAYLOAD_DEPTH`] (what a snapshot's state is checked for).
-pub(crate) fn unstorable(value: &serde_json::Value) -> bool {
-    flaw(value, 0).is_some()
+/// Checks a snapshot before a store saves it: its state must be storable as JSON text and
+/// readable back (no NUL in a string or key, nesting at most [`MAX_PAYLOAD_DEPTH`] deep), or
+/// every later load of the stream, which reads the snapshot first, would fail. A store calls
+/// it at the start of `save_snapshot`; [`Error::SnapshotUnreadable`] when it does not pass.
+///
+/// ```
+/// use cqrs_core::backend::check_snapshot;
+/// use cqrs_core::{ErrorKind, Snapshot, StreamId, Version};
+/// use serde_json::json;
+///
+/// let stream = StreamId::new("order-1")?;
+/// let fine = Snapshot::new(stream.clone(), Version::new(3), 1, json!({ "total": 3 }));
+/// assert!(check_snapshot(&fine).is_ok());
+/// let nul = Snapshot::new(stream, Version::new(3), 1, json!({ "name": "a\u{0}b" }));
+/// assert_eq!(check_snapshot(&nul).map_err(|e| e.kind()), Err(ErrorKind::InvalidInput));
+/// # Ok::<(), cqrs_core::Error>(())
+/// ```
+pub fn check_snapshot(snapshot: &crate::Snapshot) -> Result<()> {
+    match flaw(&snapshot.state, 0) {
+        None => Ok(()),
+        Some(flaw) => Err(Error::SnapshotUnreadable {
+            stream_id: snapshot.stream_id.clone(),
+            reason: match flaw {
+                Flaw::Nul => "holds a NUL character",
+                Flaw::TooDeep => "is nested deeper than a reader decodes",
+            },
+            limit: MAX_PAYLOAD_DEPTH,
+        }),
+    }
 }
 
 /// Why a payload cannot be stored, or read back once stored.

@@ -57,6 +57,9 @@ impl SnapshotStore for PgEventStore {
 }
 
 async fn save(store: &PgEventStore, snapshot: Snapshot) -> Result<(), PgError> {
+    // A state PostgreSQL would store but no load could read back (a NUL, or nesting past what
+    // the decoder reads) would fail every later load of the stream.
+    cqrs_core::backend::check_snapshot(&snapshot)?;
     let schema_version =
         i32::try_from(snapshot.schema_version).map_err(|_| PgError::OutOfRange {
             what: "snapshot schema version",

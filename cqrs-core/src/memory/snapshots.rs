@@ -12,6 +12,7 @@ use super::{InMemoryEventStore, LeaseRow};
 #[async_trait]
 impl SnapshotStore for InMemoryEventStore {
     async fn save_snapshot(&self, snapshot: Snapshot) -> Result<()> {
+        crate::backend::check_snapshot(&snapshot)?;
         let mut state = self.write();
         let newer = state
             .snapshots

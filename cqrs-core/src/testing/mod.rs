@@ -41,6 +41,7 @@ macro_rules! store_conformance_tests {
             the_feed_filters_by_stream_partition,
             concurrent_writers_never_skip_a_feed_event,
             snapshots_keep_the_newest,
+            a_snapshot_no_reader_could_decode_is_refused_and_the_older_one_stays,
             a_snapshot_and_the_events_after_it_are_read_together,
             checkpoints_round_trip,
             a_checkpoint_never_moves_back,

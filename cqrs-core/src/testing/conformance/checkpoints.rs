@@ -26,6 +26,57 @@ pub async fn snapshots_keep_the_newest<S: ConformanceStore>(store: S) {
     assert_eq!(store.load_snapshot(&s).await.expect("load"), Some(v9));
 }
 
+/// A snapshot whose state could not be read back once stored (a NUL in a string or a key, or
+/// nesting past what a reader decodes) is refused with a typed error before anything is
+/// saved, and the stream's snapshot stays what it was: such a snapshot would fail every later
+/// load of the stream.
+pub async fn a_snapshot_no_reader_could_decode_is_refused_and_the_older_one_stays<
+    S: ConformanceStore,
+>(
+    store: S,
+) {
+    let s = stream("snap-unreadable");
+    let v2 = Snapshot::new(s.clone(), Version::new(2), 1, json!({ "total": 2 }));
+    store.save_snapshot(v2.clone()).await.expect("save");
+    let mut deep = json!(0);
+    for _ in 0..crate::backend::MAX_PAYLOAD_DEPTH + 1 {
+        deep = json!([deep]);
+    }
+    let unreadable = [
+        json!({ "name": "a\u{0}b" }),
+        json!({ "a\u{0}b": 1 }),
+        json!({ "tree": deep }),
+    ];
+    for state in unreadable {
+        let refused = store
+            .save_snapshot(Snapshot::new(s.clone(), Version::new(7), 1, state))
+            .await
+            .expect_err("a snapshot no load could read back is refused");
+        assert!(
+            matches!(refused, crate::Error::SnapshotUnreadable { .. })
+                && refused.kind() == crate::ErrorKind::InvalidInput,
+            "{refused:?}"
+        );
+        assert_eq!(
+            store
+                .load_snapshot(&s)
+                .await
+                .expect("the stream's snapshot still loads"),
+            Some(v2.clone())
+        );
+    }
+    let mut readable = json!(0);
+    for _ in 0..crate::backend::MAX_PAYLOAD_DEPTH - 1 {
+        readable = json!([readable]);
+    }
+    let v9 = Snapshot::new(s.clone(), Version::new(9), 1, json!({ "tree": readable }));
+    store
+        .save_snapshot(v9.clone())
+        .await
+        .expect("as deep as a reader decodes");
+    assert_eq!(store.load_snapshot(&s).await.expect("load"), Some(v9));
+}
+
 /// A store that reads a snapshot and the events after it together hands over the snapshot
 /// first, then only the events after its version, at most `limit` of them; without a snapshot,
 /// the events from the first. A store that reads them apart says so with `None`.

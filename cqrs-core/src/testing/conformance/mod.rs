@@ -22,7 +22,8 @@ pub use bus_letters::{
 };
 pub use checkpoints::{
     a_checkpoint_never_moves_back, a_snapshot_and_the_events_after_it_are_read_together,
-    checkpoints_round_trip, snapshots_keep_the_newest,
+    a_snapshot_no_reader_could_decode_is_refused_and_the_older_one_stays, checkpoints_round_trip,
+    snapshots_keep_the_newest,
 };
 pub use dead_letters::{
     dead_letter_requests_are_kept_until_carried_out, dead_letters_come_in_pages_and_keys_once,
