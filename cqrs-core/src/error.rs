@@ -132,6 +132,20 @@ pub enum Error {
         #[source]
         source: BoxError,
     },
+    /// An append was larger than the store accepts as a whole, counting every event's payload
+    /// and metadata (headers included). Nothing was written.
+    #[error(
+        "append of {events} events is over {bytes} bytes with metadata and headers, more than \
+         the {limit} allowed"
+    )]
+    AppendTooLarge {
+        /// How many events the append held.
+        events: usize,
+        /// Its size in bytes, as far as it was counted (counting stops past the limit).
+        bytes: usize,
+        /// The store's limit in bytes.
+        limit: usize,
+    },
     /// A snapshot was refused before it was saved: its state could not be read back once
     /// stored (see [`check_snapshot`](crate::backend::check_snapshot)), and every later load
     /// of the stream would fail on it. Nothing was saved; loads go on from the events (or an
@@ -277,6 +291,7 @@ impl Error {
             | Error::PayloadTooDeep { .. }
             | Error::NulInPayload { .. }
             | Error::SnapshotUnreadable { .. }
+            | Error::AppendTooLarge { .. }
             | Error::InvalidEventType(_) => ErrorKind::InvalidInput,
             Error::EventTypeMismatch { .. }
             | Error::Encode { .. }

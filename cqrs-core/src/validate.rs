@@ -6,6 +6,10 @@ use crate::{CommandId, Error, EventId, NewEvent, Result};
 /// The default limit on one event's JSON payload: 1 MiB.
 pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 1 << 20;
 
+/// The default limit on one append as a whole: 16 MiB of JSON, every event's payload and
+/// metadata (headers included).
+pub const DEFAULT_MAX_APPEND_BYTES: usize = 16 << 20;
+
 /// The deepest nesting of arrays and objects accepted in a payload: serde_json, which every
 /// reader decodes payloads with, refuses a 128th level.
 pub const MAX_PAYLOAD_DEPTH: usize = 127;

@@ -67,11 +67,12 @@ impl Columns {
             bytes = bytes.saturating_add(len);
             if bytes > max_append_bytes {
                 // Stop early: the rest only adds to it.
-                return Err(PgError::AppendTooLarge {
+                return Err(cqrs_core::Error::AppendTooLarge {
                     events: count,
                     bytes,
                     limit: max_append_bytes,
-                });
+                }
+                .into());
             }
         }
         let metadata = metadata

@@ -104,22 +104,6 @@ pub enum PgError {
         /// What was wrong.
         what: &'static str,
     },
-    /// An append was larger than the store accepts, counting every event's payload and
-    /// metadata (headers included); see
-    /// [`PgEventStore::with_max_append_bytes`](crate::PgEventStore::with_max_append_bytes).
-    /// Nothing was written.
-    #[error(
-        "append of {events} events is over {bytes} bytes with metadata and headers, more than \
-         the {limit} allowed"
-    )]
-    AppendTooLarge {
-        /// How many events the append held.
-        events: usize,
-        /// Its size in bytes, as far as it was counted (counting stops past the limit).
-        bytes: usize,
-        /// The store's limit in bytes.
-        limit: usize,
-    },
     /// A grouped append (see [`GroupCommit`](crate::GroupCommit)) was not written within the
     /// group commit's timeout. Nothing of it was written: retrying is safe.
     #[error(
@@ -219,7 +203,6 @@ impl PgError {
             | PgError::EventJsonMismatch { .. }
             | PgError::OutOfRange { .. }
             | PgError::CorruptRow { .. }
-            | PgError::AppendTooLarge { .. }
             | PgError::TransactionIdsAhead { .. } => false,
         }
     }
@@ -380,11 +363,6 @@ mod tests {
             PgError::CorruptRow { what: "x" },
             PgError::SchemaTooNew { found: 9, known: 4 },
             PgError::TransactionIdsAhead { stored: 9, next: 3 },
-            PgError::AppendTooLarge {
-                events: 1,
-                bytes: 9,
-                limit: 3,
-            },
         ];
         for error in lasting {
             assert!(!error.is_transient(), "{error:?}");

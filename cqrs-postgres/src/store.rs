@@ -49,8 +49,8 @@ pub struct PgEventStore {
 }
 
 /// The default bound on one append, in bytes: 16 MiB of payloads and metadata (headers
-/// included) in all. See [`PgEventStore::with_max_append_bytes`].
-pub const DEFAULT_MAX_APPEND_BYTES: usize = 16 << 20;
+/// included) in all, as every store's. See [`PgEventStore::with_max_append_bytes`].
+pub const DEFAULT_MAX_APPEND_BYTES: usize = cqrs_core::backend::DEFAULT_MAX_APPEND_BYTES;
 
 /// The default of [`PgEventStore::with_answer_timeout`]: 30 seconds.
 pub const DEFAULT_ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -217,7 +217,7 @@ impl PgEventStore {
 
     /// Refuses appends larger than `bytes` in all (default [`DEFAULT_MAX_APPEND_BYTES`]): the
     /// JSON of every event's payload and metadata, headers included. Such an append fails with
-    /// [`PgError::AppendTooLarge`] and writes nothing.
+    /// [`cqrs_core::Error::AppendTooLarge`] (invalid input) and writes nothing.
     #[must_use]
     pub fn with_max_append_bytes(mut self, bytes: usize) -> Self {
         self.max_append_bytes = bytes;

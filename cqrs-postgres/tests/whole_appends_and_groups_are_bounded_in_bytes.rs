@@ -10,7 +10,7 @@ use cqrs_core::{
     AppendEvents, Error, EventId, ExpectedVersion, Metadata, NewEvent, ReadStream, StreamId,
     Version,
 };
-use cqrs_postgres::{GroupCommit, PgError, DEFAULT_MAX_APPEND_BYTES};
+use cqrs_postgres::{GroupCommit, DEFAULT_MAX_APPEND_BYTES};
 use serde_json::json;
 use tokio::sync::Barrier;
 
@@ -27,19 +27,15 @@ async fn headers_count_toward_the_append_limit() {
     let refused = store
         .append(&stream, ExpectedVersion::NoStream, vec![event])
         .await;
-    let error = match refused {
-        Err(Error::Backend(error)) => error,
+    match refused {
+        Err(Error::AppendTooLarge { bytes, limit, .. }) => {
+            assert!(bytes > DEFAULT_MAX_APPEND_BYTES);
+            assert_eq!(limit, DEFAULT_MAX_APPEND_BYTES);
+        }
         other => panic!(
-            "a 16 MiB header must be refused, got {:?}",
+            "a 16 MiB header must be refused as too large, got {:?}",
             other.map(|o| o.last_version)
         ),
-    };
-    match error.downcast_ref::<PgError>() {
-        Some(PgError::AppendTooLarge { bytes, limit, .. }) => {
-            assert!(*bytes > DEFAULT_MAX_APPEND_BYTES);
-            assert_eq!(*limit, DEFAULT_MAX_APPEND_BYTES);
-        }
-        other => panic!("expected AppendTooLarge, got {other:?}"),
     }
     let events = store
         .read_stream(&stream, Version::new(1), 10)
@@ -60,17 +56,11 @@ async fn the_whole_batch_counts_toward_the_append_limit() {
         .append(&stream, ExpectedVersion::NoStream, events)
         .await
     {
-        Err(Error::Backend(error)) => assert!(
-            matches!(
-                error.downcast_ref::<PgError>(),
-                Some(PgError::AppendTooLarge {
-                    events: 20,
-                    limit: 10_000,
-                    ..
-                })
-            ),
-            "{error}"
-        ),
+        Err(Error::AppendTooLarge {
+            events: 20,
+            limit: 10_000,
+            ..
+        }) => {}
         other => panic!(
             "expected AppendTooLarge, got {:?}",
             other.map(|o| o.last_version)

@@ -12,6 +12,30 @@ use crate::{
 
 use super::{InMemoryEventStore, State};
 
+/// Refuses an append over `limit` bytes: `payload_bytes`, and each event's metadata as stored
+/// (its JSON without the event id), as PostgreSQL's store counts them.
+fn check_append_bytes(events: &[NewEvent], payload_bytes: usize, limit: usize) -> Result<()> {
+    let mut bytes = payload_bytes;
+    for event in events {
+        let metadata =
+            crate::backend::metadata_json_without_event_id(&event.metadata).map_err(|source| {
+                Error::Encode {
+                    event_type: event.event_type.clone(),
+                    source,
+                }
+            })?;
+        bytes = bytes.saturating_add(metadata.len());
+        if bytes > limit {
+            return Err(Error::AppendTooLarge {
+                events: events.len(),
+                bytes,
+                limit,
+            });
+        }
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl AppendEvents for InMemoryEventStore {
     async fn append(
@@ -20,7 +44,12 @@ impl AppendEvents for InMemoryEventStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendOutcome> {
-        let BatchCheck { command_id, .. } = check_batch(&events, self.max_payload_bytes())?;
+        let BatchCheck {
+            command_id,
+            payloads,
+            ..
+        } = check_batch(&events, self.max_payload_bytes())?;
+        check_append_bytes(&events, payloads.bytes(), self.max_append_bytes())?;
         let outcome = self
             .write()
             .append_checked(stream_id, expected, events, command_id)?;

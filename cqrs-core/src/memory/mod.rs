@@ -46,6 +46,7 @@ pub struct InMemoryEventStore {
 struct Inner {
     state: RwLock<State>,
     max_payload_bytes: Option<usize>,
+    max_append_bytes: Option<usize>,
     /// Bumped on every append, for [`FeedSignal`](crate::projection::FeedSignal) subscribers.
     appended: watch::Sender<u64>,
 }
@@ -55,6 +56,7 @@ impl Default for Inner {
         Self {
             state: RwLock::default(),
             max_payload_bytes: None,
+            max_append_bytes: None,
             appended: watch::channel(0).0,
         }
     }
@@ -120,6 +122,20 @@ impl InMemoryEventStore {
         }
     }
 
+    /// An empty store refusing appends over `bytes` in all (default
+    /// [`DEFAULT_MAX_APPEND_BYTES`](crate::backend::DEFAULT_MAX_APPEND_BYTES)): the JSON of every
+    /// event's payload and metadata, headers included, counted as PostgreSQL's store counts it.
+    /// Such an append fails with [`Error::AppendTooLarge`](crate::Error::AppendTooLarge) and
+    /// writes nothing.
+    pub fn with_max_append_bytes(bytes: usize) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                max_append_bytes: Some(bytes),
+                ..Inner::default()
+            }),
+        }
+    }
+
     /// How many events the store holds.
     pub fn len(&self) -> usize {
         self.read().log.len()
@@ -149,6 +165,12 @@ impl InMemoryEventStore {
     /// Wakes the feed's subscribers: call after an append landed, with the lock dropped.
     fn notify_appended(&self) {
         self.inner.appended.send_modify(|n| *n += 1);
+    }
+
+    fn max_append_bytes(&self) -> usize {
+        self.inner
+            .max_append_bytes
+            .unwrap_or(crate::backend::DEFAULT_MAX_APPEND_BYTES)
     }
 
     fn max_payload_bytes(&self) -> usize {

@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::backend::DEFAULT_MAX_PAYLOAD_BYTES;
+use crate::backend::{DEFAULT_MAX_APPEND_BYTES, DEFAULT_MAX_PAYLOAD_BYTES};
 use crate::{CommandId, Error, EventId, ExpectedVersion, Metadata, NewEvent, Payload, Version};
 
 use super::{event, events, numbers, stream, ConformanceStore};
@@ -465,6 +465,22 @@ pub async fn bad_input_is_refused_with_typed_errors<S: ConformanceStore>(store: 
         .expect_err("too large");
     assert!(
         matches!(err, Error::PayloadTooLarge { limit, .. } if limit == DEFAULT_MAX_PAYLOAD_BYTES)
+    );
+    // Each payload under its limit, the whole append over the store's.
+    let chunk = "z".repeat(DEFAULT_MAX_PAYLOAD_BYTES - 64);
+    let count = DEFAULT_MAX_APPEND_BYTES / chunk.len() + 1;
+    let whole = (0..count)
+        .map(|n| NewEvent::new("Chunk", 1, json!({ "n": n, "data": chunk })))
+        .collect();
+    let err = store
+        .append(&s, ExpectedVersion::Any, whole)
+        .await
+        .expect_err("an append over the store's limit");
+    assert!(
+        matches!(err, Error::AppendTooLarge { events, limit, .. }
+            if events == count && limit == DEFAULT_MAX_APPEND_BYTES)
+            && err.kind() == crate::ErrorKind::InvalidInput,
+        "{err:?}"
     );
     assert!(store
         .read_stream(&s, Version::new(1), 10)
