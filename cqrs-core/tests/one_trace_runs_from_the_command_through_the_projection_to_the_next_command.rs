@@ -417,6 +417,52 @@ async fn a_batch_of_untraced_events_starts_a_trace_of_its_own() {
     assert_eq!(write.span_context.trace_id(), batch.span_context.trace_id());
 }
 
+#[tokio::test]
+async fn progress_saved_past_filtered_out_events_stays_out_of_the_runner_s_trace() {
+    let (exporter, provider, _guard) = traced(Sampler::AlwaysOn);
+    let store = InMemoryEventStore::new();
+    let projection = ProjectionRunner::for_store(Orders::default(), &store).spawn();
+    // Events the projection filters out, one append at a time: each moves its checkpoint on.
+    for n in 0..3 {
+        let stream_id = StreamId::new(format!("cart-{n}")).expect("id");
+        let event = NewEvent::new("Filled", 1, serde_json::json!({ "n": n }));
+        let position = store
+            .append(&stream_id, ExpectedVersion::NoStream, vec![event])
+            .await
+            .expect("appended")
+            .position;
+        projection
+            .wait_for(position, Duration::from_secs(10))
+            .await
+            .expect("progress saved past it");
+    }
+    projection.shutdown().await;
+    provider.force_flush().expect("flushed");
+    let spans = exporter.get_finished_spans().expect("spans");
+    let runner = spans
+        .iter()
+        .find(|s| s.name == "projection")
+        .expect("the runner's span");
+    let settled: Vec<&SpanData> = spans
+        .iter()
+        .filter(|s| SETTLED.contains(&s.name.as_ref()))
+        .collect();
+    assert!(
+        !settled.is_empty(),
+        "progress was saved: {:?}",
+        names(&spans)
+    );
+    for span in settled {
+        // The runner's span lasts as long as the runner: its trace would gather every save.
+        assert_ne!(
+            span.span_context.trace_id(),
+            runner.span_context.trace_id(),
+            "{} in the runner's trace",
+            span.name
+        );
+    }
+}
+
 /// Runs a future inside a span, as a service's request handler would.
 trait InstrumentIn: std::future::Future + Sized {
     fn instrument_in(self, span: &tracing::Span) -> tracing::instrument::Instrumented<Self> {

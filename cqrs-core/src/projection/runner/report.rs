@@ -19,7 +19,8 @@ pub(super) struct Done {
     pub(super) full: bool,
     pub(super) applied: Applied,
     /// The batch's span: making it visible and saving its checkpoint show inside it. Batches
-    /// reported as one keep the later one's.
+    /// reported as one keep the later one's, or the earlier one's when the later has none
+    /// (progress past filtered-out events).
     pub(super) span: tracing::Span,
 }
 
@@ -34,7 +35,10 @@ impl Done {
                 parked: self.applied.parked + later.applied.parked,
                 lag: later.applied.lag,
             },
-            span: later.span,
+            span: match later.span.is_disabled() {
+                true => self.span,
+                false => later.span,
+            },
         }
     }
 }

@@ -273,13 +273,12 @@ impl Settlement {
         let (saved, chain) = oneshot::channel();
         self.chain = Some(chain);
         self.last_settle = Some(Instant::now());
-        // Inside the batch's span; progress past filtered-out events has none: the runner's.
-        let parent = match batch.span.is_disabled() {
-            true => tracing::Span::current(),
-            false => batch.span.clone(),
-        };
-        let visible_span = tracing::debug_span!(parent: &parent, "make_visible");
-        let save_span = tracing::debug_span!(parent: &parent, "checkpoint", position = %next);
+        // Inside the batch's span. Progress past filtered-out events has none: its spans are
+        // roots, never the runner's, whose one trace lasts as long as the runner and would
+        // gather every such save.
+        let parent = batch.span.id();
+        let visible_span = tracing::debug_span!(parent: parent.clone(), "make_visible");
+        let save_span = tracing::debug_span!(parent: parent, "checkpoint", position = %next);
         let task = tokio::spawn(
             async move {
                 let visible = projection
