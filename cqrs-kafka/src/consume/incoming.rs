@@ -86,8 +86,10 @@ impl Incoming {
 
     /// The context for the command of `step`: the derived command id, so a redelivered message
     /// lands once; the correlation id of the message (`ce_correlationid`); caused by the
-    /// message's event (`ce_id`); and the `traceparent` header carried on, so the command's
-    /// events continue the publisher's trace.
+    /// message's event (`ce_id`); and the publisher's trace carried on: the consumer handles
+    /// the message in a span that continues it, so the command's span is inside that trace and
+    /// its events name the command's place in it; with no traced span running (no tracing
+    /// here), the message's `traceparent` header goes on the events as it came.
     pub fn command_context(&self, step: &str) -> CommandContext {
         let mut context = CommandContext::new()
             .command_id(self.command_id(step))
@@ -95,9 +97,20 @@ impl Incoming {
         if let Some(correlation) = self.event.correlation_id {
             context = context.correlation_id(correlation);
         }
-        if let Some(parent) = &self.event.traceparent {
-            context = context.header(cqrs_core::telemetry::TRACEPARENT, parent.as_str());
+        carry_trace(context, self.event.traceparent.as_deref())
+    }
+}
+
+/// `context` with the message's `traceparent` as the command's, when no traced span runs: the
+/// consumer handles each message inside a span that continues the publisher's trace, and the
+/// command's own span, inside it, then writes its place in that trace on the events (an
+/// explicit header would win, and point them at the publisher's span, past every span of
+/// this service). Without tracing here, the header passes the trace on as it came.
+pub(crate) fn carry_trace(context: CommandContext, traceparent: Option<&str>) -> CommandContext {
+    match traceparent {
+        Some(parent) if cqrs_core::telemetry::current_traceparent().is_none() => {
+            context.header(cqrs_core::telemetry::TRACEPARENT, parent)
         }
-        context
+        _ => context,
     }
 }

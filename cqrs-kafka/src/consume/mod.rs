@@ -34,6 +34,7 @@ pub use handle::{ConsumerHandle, ConsumerWaitError};
 pub use handler::{HandleError, IntegrationHandler};
 #[doc(inline)]
 pub use ids::{derived_command_id, BUS_NAMESPACE};
+pub(crate) use incoming::carry_trace;
 #[doc(inline)]
 pub use incoming::Incoming;
 #[doc(inline)]

@@ -12,6 +12,7 @@ use cqrs_core::bus::{BusLetter, MessageId};
 use cqrs_core::projection::PoisonPolicy;
 use cqrs_core::RetryPolicy;
 use tokio::sync::mpsc::UnboundedReceiver;
+use tracing::Instrument;
 
 use super::runner::{Lane, Shared};
 use super::status::ConsumerState;
@@ -151,6 +152,18 @@ pub(crate) async fn attempt(shared: &Shared, message: &Received) -> Attempt {
     if !shared.types.contains(event.event_type.as_str()) {
         return Attempt::Poison(format!("unknown event type {}", event.event_type));
     }
+    // Handling shows in the publisher's trace: the commands run inside it.
+    let span = tracing::info_span!(
+        "message",
+        consumer = %shared.core.name,
+        topic = message.topic(),
+        partition = message.partition(),
+        offset = message.offset(),
+        event_type = %event.event_type,
+    );
+    if let Some(traceparent) = &event.traceparent {
+        cqrs_core::telemetry::follow_traceparent(&span, traceparent);
+    }
     let incoming = Incoming::from_parts(shared.core.name.clone(), event, message.clone());
     let Ok(_permit) = shared.permits.acquire().await else {
         return Attempt::Cancelled;
@@ -166,7 +179,12 @@ pub(crate) async fn attempt(shared: &Shared, message: &Received) -> Attempt {
                 return Attempt::Cancelled;
             }
         }
-        match shared.handler.handle(&incoming).await {
+        match shared
+            .handler
+            .handle(&incoming)
+            .instrument(span.clone())
+            .await
+        {
             Ok(()) => {
                 if retry > 0 {
                     shared.core.board().set_state(ConsumerState::Running);
@@ -252,6 +270,18 @@ async fn tell_parking(shared: &Shared, message: &Received, error: &str) -> bool 
     let Ok(event) = CloudEvent::read(message) else {
         return true;
     };
+    // Handling shows in the publisher's trace: the commands run inside it.
+    let span = tracing::info_span!(
+        "message",
+        consumer = %shared.core.name,
+        topic = message.topic(),
+        partition = message.partition(),
+        offset = message.offset(),
+        event_type = %event.event_type,
+    );
+    if let Some(traceparent) = &event.traceparent {
+        cqrs_core::telemetry::follow_traceparent(&span, traceparent);
+    }
     let incoming = Incoming::from_parts(shared.core.name.clone(), event, message.clone());
     let mut retry = 0;
     loop {

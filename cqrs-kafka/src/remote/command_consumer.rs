@@ -5,7 +5,6 @@ use std::fmt;
 
 use async_trait::async_trait;
 use cqrs_core::process::ReplyOutcome;
-use cqrs_core::telemetry::TRACEPARENT;
 use cqrs_core::{CommandContext, CommandError, CommandId, CommandOutcome};
 use serde::Serialize;
 use uuid::Uuid;
@@ -143,10 +142,7 @@ impl<H: CommandHandler> CommandConsumer<H> {
         if let Some(correlation) = event.correlation_id {
             context = context.correlation_id(correlation);
         }
-        if let Some(parent) = &event.traceparent {
-            context = context.header(TRACEPARENT, parent.as_str());
-        }
-        context
+        crate::consume::carry_trace(context, event.traceparent.as_deref())
     }
 
     fn reply(&self, command: &Incoming, outcome: &ReplyOutcome) -> Result<Record, HandleError> {
