@@ -1,5 +1,6 @@
 //! The metrics of the PostgreSQL store on a real server: every group commit records its size
-//! (the sizes add up to the appends written) and how long its oldest append waited, and
+//! (the sizes add up to the appends written, a statement that timed out counting none) and how
+//! long its oldest append waited, and
 //! `record_feed_horizon` sets the horizon's gauges from `feed_horizon()`.
 //!
 //! Each test installs its own `DebuggingRecorder` as the thread's default on a current-thread
@@ -92,6 +93,73 @@ async fn each_group_records_its_appends_and_its_wait_and_the_sizes_add_up_to_eve
     let waits = histogram(&recorded, GROUP_COMMIT_WAIT);
     assert_eq!(waits.len(), sizes.len(), "one wait per group");
     assert!(waits.iter().all(|s| *s >= 0.0 && *s < 60.0), "{waits:?}");
+}
+
+#[tokio::test]
+async fn a_group_that_timed_out_records_no_appends_and_the_sizes_still_add_up_to_those_written() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _local = metrics::set_default_local_recorder(&recorder);
+    let timeout = std::time::Duration::from_millis(500);
+    let store = support::store_with(10)
+        .await
+        .with_group_commit(GroupCommit::default().alone_below(0).timeout(timeout));
+    let held = StreamId::new("held-1").expect("id");
+    let event = || NewEvent::new("Counted", 1, json!({}));
+    store
+        .append(&held, ExpectedVersion::NoStream, vec![event()])
+        .await
+        .expect("first event");
+    // An open unit of work holds the stream's next version: a grouped append to it waits on
+    // the lock until its statement times out, and writes nothing.
+    let mut holder = store.pool().acquire().await.expect("connection");
+    let mut open = holder.begin().await.expect("begin");
+    store
+        .append_in(
+            &mut open,
+            &held,
+            ExpectedVersion::Exact(Version::new(1)),
+            vec![event()],
+        )
+        .await
+        .expect("append_in");
+    let blocked = {
+        let (store, held) = (store.clone(), held.clone());
+        tokio::spawn(async move {
+            let expected = ExpectedVersion::Exact(Version::new(1));
+            store.append(&held, expected, vec![event()]).await
+        })
+    };
+    let others: Vec<_> = (0..3)
+        .map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let id = StreamId::new(format!("free-{n}")).expect("id");
+                store
+                    .append(&id, ExpectedVersion::NoStream, vec![event()])
+                    .await
+            })
+        })
+        .collect();
+    let mut written = 1.0;
+    for other in others {
+        // Each lands, in a group with the blocked one and then alone, or on its own.
+        if other.await.expect("task").is_ok() {
+            written += 1.0;
+        }
+    }
+    assert!(
+        blocked.await.expect("task").is_err(),
+        "the blocked append timed out"
+    );
+    open.rollback().await.expect("rollback");
+
+    let sizes = histogram(&take(&snapshotter), GROUP_COMMIT_APPENDS);
+    assert_eq!(
+        sizes.iter().sum::<f64>(),
+        written,
+        "statements' sizes: {sizes:?}"
+    );
 }
 
 #[tokio::test]

@@ -93,14 +93,17 @@ impl Lane {
     }
 
     async fn write(&mut self, group: Vec<Request>) {
-        record_group(&group);
+        record_wait(&group);
         // How many appends each written one rode with (its span's `group` field).
         let mut together = group.len();
         let replies = match self.writer.insert(&group).await {
-            Ok(outcomes) => outcomes
-                .into_iter()
-                .map(|outcome| outcome.map_or(Reply::Alone, Reply::Appended))
-                .collect(),
+            Ok(outcomes) => {
+                record_written(outcomes.iter().flatten().count());
+                outcomes
+                    .into_iter()
+                    .map(|outcome| outcome.map_or(Reply::Alone, Reply::Appended))
+                    .collect()
+            }
             Err(error) if is_timeout(&error) && group.len() > 1 => {
                 // One append may be stuck on a lock: try each on its own, so the others land.
                 tracing::debug!(%error, appends = group.len(), "group timed out; one by one");
@@ -129,10 +132,13 @@ impl Lane {
     async fn write_one(&mut self, request: &Request) -> Reply {
         let group = std::slice::from_ref(request);
         match self.writer.insert(group).await {
-            Ok(mut outcomes) => outcomes
-                .pop()
-                .flatten()
-                .map_or(Reply::Alone, Reply::Appended),
+            Ok(mut outcomes) => {
+                record_written(outcomes.iter().flatten().count());
+                outcomes
+                    .pop()
+                    .flatten()
+                    .map_or(Reply::Alone, Reply::Appended)
+            }
             Err(error) if is_timeout(&error) => Reply::TimedOut,
             Err(error) => self
                 .refused(group, &error)
@@ -165,12 +171,21 @@ impl Lane {
     }
 }
 
-/// Records a group's size and how long its oldest append waited.
-fn record_group(group: &[Request]) {
-    use cqrs_core::telemetry::metrics::{GROUP_COMMIT_APPENDS, GROUP_COMMIT_WAIT};
-    metrics::histogram!(GROUP_COMMIT_APPENDS).record(group.len() as f64);
+/// Records how long a group's oldest append waited for its statement to start.
+fn record_wait(group: &[Request]) {
+    use cqrs_core::telemetry::metrics::GROUP_COMMIT_WAIT;
     if let Some(oldest) = group.iter().map(|r| r.queued_at).min() {
         metrics::histogram!(GROUP_COMMIT_WAIT).record(oldest.elapsed());
+    }
+}
+
+/// Records the appends a statement wrote, if any: one that timed out or failed wrote none,
+/// those written one by one after it count one each, and one its checks left out (a stale
+/// expected version) is written alone, outside the lane.
+fn record_written(appends: usize) {
+    use cqrs_core::telemetry::metrics::GROUP_COMMIT_APPENDS;
+    if appends > 0 {
+        metrics::histogram!(GROUP_COMMIT_APPENDS).record(appends as f64);
     }
 }
 

@@ -78,8 +78,9 @@ pub const COMMAND_CONFLICTS: &str = "cqrs_command_conflicts_total";
 /// Label: `aggregate`.
 pub const COMMAND_RETRIES: &str = "cqrs_command_retries_total";
 
-/// Histogram: how many appends one group-commit statement wrote (cqrs-postgres, with group
-/// commit on). No labels.
+/// Histogram: how many appends one group-commit statement wrote, recorded once it is answered
+/// (cqrs-postgres, with group commit on; a statement that timed out or failed records nothing,
+/// so the samples add up to the appends written through the lanes). No labels.
 pub const GROUP_COMMIT_APPENDS: &str = "cqrs_group_commit_appends";
 
 /// Histogram, seconds: how long the oldest append of a group waited in its lane's queue
