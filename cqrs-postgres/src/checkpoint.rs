@@ -7,6 +7,7 @@ use cqrs_core::{CheckpointStore, Error, FencedSave, Position};
 use sqlx::Row;
 
 use crate::convert::{self, to_i64};
+use crate::text::storable;
 use crate::{PgError, PgEventStore};
 
 #[async_trait]
@@ -41,7 +42,8 @@ impl CheckpointStore for PgEventStore {
             Ok(sqlx::query(&self.queries.record_breaker)
                 .bind(name)
                 .bind(breaker.state.as_str())
-                .bind(breaker.last_error.as_deref())
+                // An error can echo what it failed on: a NUL shown as `\0`, as in letters.
+                .bind(breaker.last_error.as_deref().map(storable))
                 .execute(conn)
                 .await?)
         })

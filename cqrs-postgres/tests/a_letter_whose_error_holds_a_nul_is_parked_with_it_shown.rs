@@ -2,7 +2,8 @@
 //! Kafka record, JSON with `\u0000` stored as `json`. PostgreSQL's `text` refuses the NUL
 //! character, and a letter that cannot be parked stops the runner or consumer that must park
 //! it before it moves on, at every restart. Both kinds of letters are parked with each NUL of
-//! their error shown as `\0`, and their redrive failures too.
+//! their error shown as `\0`, and their redrive failures too; so is the error a runner records
+//! with its open breaker.
 
 mod support;
 
@@ -70,4 +71,25 @@ async fn a_letter_whose_error_holds_a_nul_is_parked_with_it_shown() {
         .await
         .expect("read");
     assert_eq!(letters[0].error, "again \\0");
+}
+
+#[tokio::test]
+async fn a_breaker_whose_error_holds_a_nul_is_recorded_with_it_shown() {
+    use cqrs_core::projection::{BreakerRecord, BreakerState};
+    use cqrs_core::CheckpointStore;
+
+    let store = support::store().await;
+    let record = BreakerRecord::new(BreakerState::Open, Some("the node said `a\0b`".to_owned()));
+    store
+        .record_breaker("read-model", &record)
+        .await
+        .expect("the breaker is recorded");
+    let shown: Option<String> = sqlx::query_scalar(&format!(
+        "SELECT last_error FROM {}.breakers WHERE name = 'read-model'",
+        store.schema().as_str()
+    ))
+    .fetch_one(store.pool())
+    .await
+    .expect("the breaker's row");
+    assert_eq!(shown.as_deref(), Some("the node said `a\\0b`"));
 }
