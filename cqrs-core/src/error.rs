@@ -150,16 +150,13 @@ pub enum Error {
     /// stored (see [`check_snapshot`](crate::backend::check_snapshot)), and every later load
     /// of the stream would fail on it. Nothing was saved; loads go on from the events (or an
     /// older snapshot).
-    #[error(
-        "snapshot of {stream_id} not saved: its state {reason} (nesting is limited to {limit})"
-    )]
+    #[error("snapshot of {stream_id} not saved: its state {reason}")]
     SnapshotUnreadable {
         /// The stream.
         stream_id: StreamId,
-        /// What is wrong with the state.
+        /// What is wrong with the state: "holds a NUL character", or "is nested deeper than
+        /// the 127 levels a reader decodes".
         reason: &'static str,
-        /// The deepest nesting a reader decodes.
-        limit: usize,
     },
     /// An aggregate's state did not serialize into a snapshot.
     #[error("could not serialize a snapshot of {stream_id}: {source}")]

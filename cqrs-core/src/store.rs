@@ -301,6 +301,11 @@ impl Snapshot {
 #[async_trait]
 pub trait SnapshotStore: Send + Sync {
     /// Saves `snapshot`, unless the stream already has one at the same or a later version.
+    /// A store first refuses a state it could not read back with
+    /// [`backend::check_snapshot`](crate::backend::check_snapshot)
+    /// ([`Error::SnapshotUnreadable`](crate::Error::SnapshotUnreadable)): loads read the
+    /// snapshot first, so every later load of the stream would fail on it. The conformance
+    /// suite checks it.
     async fn save_snapshot(&self, snapshot: Snapshot) -> Result<()>;
 
     /// The newest snapshot of `stream_id`, if any.

@@ -131,9 +131,8 @@ pub fn check_snapshot(snapshot: &crate::Snapshot) -> Result<()> {
             stream_id: snapshot.stream_id.clone(),
             reason: match flaw {
                 Flaw::Nul => "holds a NUL character",
-                Flaw::TooDeep => "is nested deeper than a reader decodes",
+                Flaw::TooDeep => "is nested deeper than the 127 levels a reader decodes",
             },
-            limit: MAX_PAYLOAD_DEPTH,
         }),
     }
 }
@@ -183,6 +182,11 @@ fn flaw(value: &serde_json::Value, depth: usize) -> Option<Flaw> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_snapshot_refusal_names_the_depth_a_reader_decodes() {
+        assert_eq!(MAX_PAYLOAD_DEPTH, 127, "the refusal's text says 127");
+    }
 
     #[test]
     fn an_event_id_named_twice_is_found_in_a_small_batch_and_in_a_large_one() {

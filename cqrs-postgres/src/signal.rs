@@ -31,7 +31,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// notifications lost. So whenever it has heard nothing for the store's
 /// [answer timeout](crate::PgEventStore::with_answer_timeout), the task asks it a question;
 /// with no answer within that timeout too, it drops the connection and listens anew on a new
-/// one (waking every subscriber). Its connecting and its `LISTEN` are bounded alike.
+/// one (waking every subscriber). Its `LISTEN` is bounded alike; connecting waits as long as the
+/// store's pool would (its acquire timeout).
 #[derive(Clone, Debug)]
 pub struct PgFeedSignal {
     hub: Arc<Hub>,
@@ -50,8 +51,8 @@ pub(crate) struct Hub {
     /// The store's pool: its connect options, and its closing ends the task.
     pool: PgPool,
     channel: String,
-    /// How long the connection may stay quiet before it is asked, and how long an answer, a
-    /// connection or a `LISTEN` may take.
+    /// How long the connection may stay quiet before it is asked, and how long an answer or a
+    /// `LISTEN` may take.
     answer_timeout: Duration,
     /// Held strongly by the task only, so the task's end is seen here.
     sender: Mutex<Weak<watch::Sender<u64>>>,

@@ -14,7 +14,11 @@ use super::{InMemoryEventStore, State};
 
 /// Refuses an append over `limit` bytes: `payload_bytes`, and each event's metadata as stored
 /// (its JSON without the event id), as PostgreSQL's store counts them.
-fn check_append_bytes(events: &[NewEvent], payload_bytes: usize, limit: usize) -> Result<()> {
+pub(super) fn check_append_bytes(
+    events: &[NewEvent],
+    payload_bytes: usize,
+    limit: usize,
+) -> Result<()> {
     let mut bytes = payload_bytes;
     for event in events {
         let metadata =

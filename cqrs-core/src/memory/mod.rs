@@ -40,13 +40,19 @@ use crate::{
 #[derive(Clone, Debug, Default)]
 pub struct InMemoryEventStore {
     inner: Arc<Inner>,
+    limits: Limits,
+}
+
+/// What the store refuses: `None` for the default.
+#[derive(Clone, Copy, Debug, Default)]
+struct Limits {
+    payload_bytes: Option<usize>,
+    append_bytes: Option<usize>,
 }
 
 #[derive(Debug)]
 struct Inner {
     state: RwLock<State>,
-    max_payload_bytes: Option<usize>,
-    max_append_bytes: Option<usize>,
     /// Bumped on every append, for [`FeedSignal`](crate::projection::FeedSignal) subscribers.
     appended: watch::Sender<u64>,
 }
@@ -55,8 +61,6 @@ impl Default for Inner {
     fn default() -> Self {
         Self {
             state: RwLock::default(),
-            max_payload_bytes: None,
-            max_append_bytes: None,
             appended: watch::channel(0).0,
         }
     }
@@ -115,25 +119,30 @@ impl InMemoryEventStore {
     /// An empty store refusing payloads over `bytes` of JSON.
     pub fn with_max_payload_bytes(bytes: usize) -> Self {
         Self {
-            inner: Arc::new(Inner {
-                max_payload_bytes: Some(bytes),
-                ..Inner::default()
-            }),
+            limits: Limits {
+                payload_bytes: Some(bytes),
+                ..Limits::default()
+            },
+            ..Self::default()
         }
     }
 
-    /// An empty store refusing appends over `bytes` in all (default
+    /// Refuses appends over `bytes` in all (default
     /// [`DEFAULT_MAX_APPEND_BYTES`](crate::backend::DEFAULT_MAX_APPEND_BYTES)): the JSON of every
     /// event's payload and metadata, headers included, counted as PostgreSQL's store counts it.
     /// Such an append fails with [`Error::AppendTooLarge`](crate::Error::AppendTooLarge) and
-    /// writes nothing.
-    pub fn with_max_append_bytes(bytes: usize) -> Self {
-        Self {
-            inner: Arc::new(Inner {
-                max_append_bytes: Some(bytes),
-                ..Inner::default()
-            }),
-        }
+    /// writes nothing. Clones made before keep the limit they had.
+    ///
+    /// ```
+    /// use cqrs_core::InMemoryEventStore;
+    ///
+    /// let store = InMemoryEventStore::with_max_payload_bytes(32 << 20).with_max_append_bytes(64 << 20);
+    /// # let _ = store;
+    /// ```
+    #[must_use]
+    pub fn with_max_append_bytes(mut self, bytes: usize) -> Self {
+        self.limits.append_bytes = Some(bytes);
+        self
     }
 
     /// How many events the store holds.
@@ -168,15 +177,11 @@ impl InMemoryEventStore {
     }
 
     fn max_append_bytes(&self) -> usize {
-        self.inner
-            .max_append_bytes
-            .unwrap_or(crate::backend::DEFAULT_MAX_APPEND_BYTES)
+        (self.limits.append_bytes).unwrap_or(crate::backend::DEFAULT_MAX_APPEND_BYTES)
     }
 
     fn max_payload_bytes(&self) -> usize {
-        self.inner
-            .max_payload_bytes
-            .unwrap_or(crate::backend::DEFAULT_MAX_PAYLOAD_BYTES)
+        (self.limits.payload_bytes).unwrap_or(crate::backend::DEFAULT_MAX_PAYLOAD_BYTES)
     }
 }
 

@@ -37,7 +37,12 @@ impl ProcessStore for InMemoryEventStore {
             status,
             ..
         } = record;
-        let BatchCheck { command_id, .. } = check_batch(&events, self.max_payload_bytes())?;
+        let BatchCheck {
+            command_id,
+            payloads,
+            ..
+        } = check_batch(&events, self.max_payload_bytes())?;
+        super::events::check_append_bytes(&events, payloads.bytes(), self.max_append_bytes())?;
         let mut state = self.write();
         if let Some(id) = state.foreign_timeout_id(process, &status.instance, &timeouts) {
             // Timeout ids are unique, as PostgreSQL's constraint keeps them.

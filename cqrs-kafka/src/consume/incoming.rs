@@ -114,3 +114,23 @@ pub(crate) fn carry_trace(context: CommandContext, traceparent: Option<&str>) ->
         _ => context,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use cqrs_core::telemetry::TRACEPARENT;
+    use cqrs_core::CommandContext;
+
+    use super::carry_trace;
+
+    #[test]
+    fn without_a_traced_span_the_message_s_traceparent_goes_on_as_it_came() {
+        let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let context = carry_trace(CommandContext::new(), Some(parent));
+        assert_eq!(
+            context.headers().get(TRACEPARENT).map(String::as_str),
+            Some(parent)
+        );
+        let none = carry_trace(CommandContext::new(), None);
+        assert!(none.headers().get(TRACEPARENT).is_none());
+    }
+}

@@ -152,18 +152,7 @@ pub(crate) async fn attempt(shared: &Shared, message: &Received) -> Attempt {
     if !shared.types.contains(event.event_type.as_str()) {
         return Attempt::Poison(format!("unknown event type {}", event.event_type));
     }
-    // Handling shows in the publisher's trace: the commands run inside it.
-    let span = tracing::info_span!(
-        "message",
-        consumer = %shared.core.name,
-        topic = message.topic(),
-        partition = message.partition(),
-        offset = message.offset(),
-        event_type = %event.event_type,
-    );
-    if let Some(traceparent) = &event.traceparent {
-        cqrs_core::telemetry::follow_traceparent(&span, traceparent);
-    }
+    let span = message_span(shared, message, &event);
     let incoming = Incoming::from_parts(shared.core.name.clone(), event, message.clone());
     let Ok(_permit) = shared.permits.acquire().await else {
         return Attempt::Cancelled;
@@ -270,22 +259,16 @@ async fn tell_parking(shared: &Shared, message: &Received, error: &str) -> bool 
     let Ok(event) = CloudEvent::read(message) else {
         return true;
     };
-    // Handling shows in the publisher's trace: the commands run inside it.
-    let span = tracing::info_span!(
-        "message",
-        consumer = %shared.core.name,
-        topic = message.topic(),
-        partition = message.partition(),
-        offset = message.offset(),
-        event_type = %event.event_type,
-    );
-    if let Some(traceparent) = &event.traceparent {
-        cqrs_core::telemetry::follow_traceparent(&span, traceparent);
-    }
+    let span = message_span(shared, message, &event);
     let incoming = Incoming::from_parts(shared.core.name.clone(), event, message.clone());
     let mut retry = 0;
     loop {
-        match shared.handler.parking(&incoming, error).await {
+        match shared
+            .handler
+            .parking(&incoming, error)
+            .instrument(span.clone())
+            .await
+        {
             Ok(()) => return true,
             Err(failure) if failure.is_transient() && retry + 1 < TELL_ATTEMPTS => {
                 retry += 1;
@@ -328,4 +311,21 @@ pub(crate) async fn sleep_or_stop(shared: &Shared, duration: Duration) -> bool {
         () = tokio::time::sleep(duration) => true,
         () = super::runner::stopped(&mut stop) => false,
     }
+}
+
+/// The span a message is handled (or its parking told) in: it continues the publisher's trace,
+/// so the commands run for the message show in it.
+fn message_span(shared: &Shared, message: &Received, event: &CloudEvent) -> tracing::Span {
+    let span = tracing::info_span!(
+        "message",
+        consumer = %shared.core.name,
+        topic = message.topic(),
+        partition = message.partition(),
+        offset = message.offset(),
+        event_type = %event.event_type,
+    );
+    if let Some(traceparent) = event.traceparent.as_deref().filter(|_| !span.is_disabled()) {
+        cqrs_core::telemetry::follow_traceparent(&span, traceparent);
+    }
+    span
 }

@@ -132,8 +132,9 @@ impl<H: CommandHandler> CommandConsumer<H> {
         }
     }
 
-    /// The context a command message runs under: command id = `ce_id`, its correlation,
-    /// causation and `traceparent`.
+    /// The context a command message runs under: command id = `ce_id`, its correlation and
+    /// causation, and the publisher's trace carried on (the message is handled in a span that
+    /// continues its `traceparent`; with no traced span running, the header goes on as it came).
     pub fn context(command: &Incoming) -> CommandContext {
         let event = command.event();
         let mut context = CommandContext::new()

@@ -161,7 +161,15 @@ impl Lane {
         // again (they would find their own events and take them for an earlier append's).
         self.writer.conn.discard();
         match self.writer.written(group).await {
-            Ok(replies) => replies,
+            Ok(replies) => {
+                // The group committed before its connection broke: it wrote these.
+                record_written(
+                    (replies.iter())
+                        .filter(|reply| matches!(reply, Reply::Appended(_)))
+                        .count(),
+                );
+                replies
+            }
             Err(error) => {
                 tracing::warn!(%error, "could not look up a broken group's events");
                 self.writer.conn.discard();

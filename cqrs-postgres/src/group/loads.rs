@@ -170,8 +170,6 @@ async fn read(
     queries: &Queries,
     group: Vec<Request>,
 ) {
-    use cqrs_core::telemetry::metrics::GROUP_COMMIT_LOADS;
-    metrics::histogram!(GROUP_COMMIT_LOADS).record(group.len() as f64);
     let streams: Vec<&str> = group.iter().map(|r| r.stream_id.as_str()).collect();
     let from: Vec<i64> = group.iter().map(|r| r.from).collect();
     let max: Vec<i64> = group.iter().map(|r| r.max).collect();
@@ -191,6 +189,9 @@ async fn read(
     };
     match rows.and_then(|rows| by_load(rows, group.len())) {
         Ok(rows) => {
+            // Counted once read: a group that failed read nothing, and its loads read alone.
+            use cqrs_core::telemetry::metrics::GROUP_COMMIT_LOADS;
+            metrics::histogram!(GROUP_COMMIT_LOADS).record(group.len() as f64);
             for (request, rows) in group.into_iter().zip(rows) {
                 // The reader may have stopped waiting; nothing to tell it then.
                 let _ = request.reply.send(rows);

@@ -273,12 +273,20 @@ impl Settlement {
         let (saved, chain) = oneshot::channel();
         self.chain = Some(chain);
         self.last_settle = Some(Instant::now());
-        // Inside the batch's span. Progress past filtered-out events has none: its spans are
-        // roots, never the runner's, whose one trace lasts as long as the runner and would
-        // gather every such save.
-        let parent = batch.span.id();
-        let visible_span = tracing::debug_span!(parent: parent.clone(), "make_visible");
-        let save_span = tracing::debug_span!(parent: parent, "checkpoint", position = %next);
+        // Inside the batch's span. Progress past filtered-out events has none: its spans sit
+        // in the runner's (their log lines keep its scope) but start traces of their own, since
+        // the runner's one trace lasts as long as the runner and would gather every such save.
+        let parent = match batch.span.is_disabled() {
+            true => tracing::Span::current(),
+            false => batch.span.clone(),
+        };
+        let visible_span = tracing::debug_span!(parent: &parent, "make_visible");
+        let save_span = tracing::debug_span!(parent: &parent, "checkpoint", position = %next);
+        if batch.span.is_disabled() {
+            for span in [&visible_span, &save_span] {
+                crate::telemetry::follow_first(span, []);
+            }
+        }
         let task = tokio::spawn(
             async move {
                 let visible = projection

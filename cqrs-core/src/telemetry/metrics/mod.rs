@@ -80,15 +80,17 @@ pub const COMMAND_RETRIES: &str = "cqrs_command_retries_total";
 
 /// Histogram: how many appends one group-commit statement wrote, recorded once it is answered
 /// (cqrs-postgres, with group commit on; a statement that timed out or failed records nothing,
-/// so the samples add up to the appends written through the lanes). No labels.
+/// one whose connection broke records what the lookup found it wrote, so the samples add up to
+/// the appends written through the lanes). No labels.
 pub const GROUP_COMMIT_APPENDS: &str = "cqrs_group_commit_appends";
 
 /// Histogram, seconds: how long the oldest append of a group waited in its lane's queue
 /// before the group's statement started (cqrs-postgres, with group commit on). No labels.
 pub const GROUP_COMMIT_WAIT: &str = "cqrs_group_commit_wait_seconds";
 
-/// Histogram: how many stream loads one grouped statement read (cqrs-postgres, with group
-/// commit's grouped loads on). No labels.
+/// Histogram: how many stream loads one grouped statement read, recorded once it is answered
+/// (cqrs-postgres, with group commit's grouped loads on; a group that failed records nothing,
+/// and its loads read alone). No labels.
 pub const GROUP_COMMIT_LOADS: &str = "cqrs_group_commit_loads";
 
 /// Gauge, seconds: how long the oldest open transaction holding the feed back has been open;

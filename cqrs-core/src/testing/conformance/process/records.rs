@@ -80,6 +80,26 @@ pub async fn record_is_atomic_with_timeouts_and_status<S: ConformanceStore>(stor
     )
     .await;
     assert!(refused.is_err(), "a bad event type is refused: {refused:?}");
+    // Each event under the payload limit, the whole record over the append limit.
+    let chunk = "z".repeat(crate::backend::DEFAULT_MAX_PAYLOAD_BYTES - 64);
+    let count = crate::backend::DEFAULT_MAX_APPEND_BYTES / chunk.len() + 1;
+    let too_large = record(
+        &store,
+        PROCESS,
+        "1",
+        ExpectedVersion::Exact(Version::new(2)),
+        (0..count)
+            .map(|n| NewEvent::new("Chunk", 1, json!({ "n": n, "data": chunk })))
+            .collect(),
+        vec![TimeoutChange::CancelAll],
+        changed.clone(),
+    )
+    .await;
+    assert!(
+        matches!(too_large, Err(Error::AppendTooLarge { .. })),
+        "a record over the append limit is refused as too large: {:?}",
+        too_large.map(|o| o.last_version)
+    );
     let taken = TimeoutChange::Schedule {
         key: "z".to_owned(),
         timeout_id: b,
