@@ -328,27 +328,16 @@ async fn a_network_gone_silent_ends_every_call_within_its_bound_and_everything_r
 /// its quiet period's question came up during the reconnection or not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_listen_connection_cut_and_slow_to_come_back_wakes_its_runner_once_it_listens() {
-    const ANSWER: Duration = Duration::from_millis(500);
-    const POLL: Duration = Duration::from_secs(600);
     let log = ScenarioLog::new(
         "cut",
         "every connection open at the fault closed; new ones held back for an answer timeout",
     );
-    let url = database_url();
-    let relay = FreezingRelay::start(&upstream_of(&url))
-        .await
-        .expect("a relay toward PostgreSQL");
-    let (writer, store) = stores_beside_a_relay(&url, &relay, ANSWER).await;
-    let tally = Tally::new("tally");
-    let handle = pg_runner(tally.clone(), &store, quick_options().poll_interval(POLL)).spawn();
-    append_one(&writer, "cut-1").await;
-    wait_for_status(
-        &handle,
-        RECOVERY_BOUND,
-        "the first event, by a wake-up",
-        |s| s.applied == 1,
-    )
-    .await;
+    let WaitingRunner {
+        relay,
+        writer,
+        store,
+        handle,
+    } = WaitingRunner::start("cut-1").await;
 
     for round in 2..=4 {
         relay.cut_current_and_hold_new(ANSWER);
@@ -439,6 +428,53 @@ async fn a_failover_that_left_every_open_connection_silent_is_survived_within_a_
     drop(relay);
 }
 
+/// The answer timeout of the `LISTEN` scenarios' stores.
+const ANSWER: Duration = Duration::from_millis(500);
+
+/// Their runner's poll interval: minutes, so that only a wake-up brings an event in time.
+const POLL: Duration = Duration::from_secs(600);
+
+/// A runner on a store reached through a relay, waiting for a wake-up: it applied the one
+/// event appended so far (by a wake-up), and its next poll is minutes away.
+struct WaitingRunner {
+    relay: FreezingRelay,
+    /// A store on the same schema, straight to PostgreSQL.
+    writer: PgEventStore,
+    /// The runner's store, through the relay.
+    store: PgEventStore,
+    handle: ProjectionHandle,
+}
+
+impl WaitingRunner {
+    async fn start(first_stream: &str) -> Self {
+        let url = database_url();
+        let relay = FreezingRelay::start(&upstream_of(&url))
+            .await
+            .expect("a relay toward PostgreSQL");
+        let (writer, store) = stores_beside_a_relay(&url, &relay, ANSWER).await;
+        let handle = pg_runner(
+            Tally::new("tally"),
+            &store,
+            quick_options().poll_interval(POLL),
+        )
+        .spawn();
+        append_one(&writer, first_stream).await;
+        wait_for_status(
+            &handle,
+            RECOVERY_BOUND,
+            "the first event, by a wake-up",
+            |s| s.applied == 1,
+        )
+        .await;
+        Self {
+            relay,
+            writer,
+            store,
+            handle,
+        }
+    }
+}
+
 /// Two stores on one fresh schema: one straight to PostgreSQL (the writer: only the runner's
 /// side of the network fails), and one through `relay` with `answer` as its answer timeout, on
 /// the store's own pool (a connection checked only after it sat idle) waiting at most `answer`
@@ -499,27 +535,16 @@ async fn listening_sessions(store: &PgEventStore) -> Vec<i32> {
 /// away here. Toxiproxy cannot make this fault (see [`FreezingRelay`]).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_listen_connection_gone_deaf_for_good_wakes_its_runner_again_within_seconds() {
-    const ANSWER: Duration = Duration::from_millis(500);
-    const POLL: Duration = Duration::from_secs(600);
     let log = ScenarioLog::new(
         "deaf",
         "every connection open at the fault silent for good, nothing closed; new ones pass",
     );
-    let url = database_url();
-    let relay = FreezingRelay::start(&upstream_of(&url))
-        .await
-        .expect("a relay toward PostgreSQL");
-    let (writer, store) = stores_beside_a_relay(&url, &relay, ANSWER).await;
-    let tally = Tally::new("tally");
-    let handle = pg_runner(tally.clone(), &store, quick_options().poll_interval(POLL)).spawn();
-    append_one(&writer, "deaf-1").await;
-    wait_for_status(
-        &handle,
-        RECOVERY_BOUND,
-        "the first event, by a wake-up",
-        |s| s.applied == 1,
-    )
-    .await;
+    let WaitingRunner {
+        relay,
+        writer,
+        store,
+        handle,
+    } = WaitingRunner::start("deaf-1").await;
 
     let deaf = listening_sessions(&writer).await;
     assert_eq!(deaf.len(), 1, "one LISTEN connection: {deaf:?}");
