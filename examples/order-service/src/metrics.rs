@@ -28,6 +28,12 @@ pub const HTTP_REQUESTS: &str = "http_requests_total";
 /// Request latency in seconds, by `method` and `route` (a histogram).
 pub const HTTP_DURATION: &str = "http_request_duration_seconds";
 
+/// The `source` of the saga's instance counts in `cqrs_gauges_refreshed`.
+pub const PROCESS_INSTANCES_SOURCE: &str = "process_instances";
+
+/// The `source` of the feed horizon's gauges in `cqrs_gauges_refreshed`.
+pub const FEED_HORIZON_SOURCE: &str = "feed_horizon";
+
 /// How long an instance may go without progress before it counts as stuck.
 pub const STUCK_AFTER: Duration = Duration::from_secs(60);
 
@@ -101,28 +107,43 @@ pub(crate) async fn scrape(State(state): State<Arc<service::State>>) -> Response
     }
     let processes = Processes::new(state.store.clone());
     let counts = processes.counts(OrderFulfilment::TYPE, SystemClock.now(), STUCK_AFTER);
-    match tokio::time::timeout(state.config.dependency_timeout, counts).await {
+    let counted = match tokio::time::timeout(state.config.dependency_timeout, counts).await {
         Ok(Ok(counts)) => {
             cqrs_core::telemetry::metrics::record_processes(OrderFulfilment::TYPE, &counts);
+            true
         }
         Ok(Err(error)) => {
             tracing::warn!(
                 error = &error as &dyn std::error::Error,
                 "counting instances failed"
             );
+            false
         }
-        Err(_) => tracing::warn!("counting instances timed out"),
-    }
-    match tokio::time::timeout(state.config.dependency_timeout, state.store.feed_horizon()).await {
-        Ok(Ok(horizon)) => cqrs_postgres::record_feed_horizon(&horizon),
+        Err(_) => {
+            tracing::warn!("counting instances timed out");
+            false
+        }
+    };
+    cqrs_core::telemetry::metrics::record_refresh(PROCESS_INSTANCES_SOURCE, counted);
+    let horizon = state.store.feed_horizon();
+    let read = match tokio::time::timeout(state.config.dependency_timeout, horizon).await {
+        Ok(Ok(horizon)) => {
+            cqrs_postgres::record_feed_horizon(&horizon);
+            true
+        }
         Ok(Err(error)) => {
             tracing::warn!(
                 error = &error as &dyn std::error::Error,
                 "reading the feed horizon failed"
             );
+            false
         }
-        Err(_) => tracing::warn!("reading the feed horizon timed out"),
-    }
+        Err(_) => {
+            tracing::warn!("reading the feed horizon timed out");
+            false
+        }
+    };
+    cqrs_core::telemetry::metrics::record_refresh(FEED_HORIZON_SOURCE, read);
     handle.run_upkeep();
     ([(header::CONTENT_TYPE, PROMETHEUS_TEXT)], handle.render()).into_response()
 }

@@ -91,6 +91,16 @@ async fn the_request_counters_move_with_the_traffic() {
             .any(|s| s.name == format!("{}_bucket", metrics::COMMAND_DURATION)),
         "the framework's command latency is a histogram, not a summary"
     );
+    for source in [
+        order_service::metrics::FEED_HORIZON_SOURCE,
+        order_service::metrics::PROCESS_INSTANCES_SOURCE,
+    ] {
+        assert_eq!(
+            value(&after, metrics::GAUGES_REFRESHED, &[("source", source)]),
+            1.0,
+            "{source} refreshed"
+        );
+    }
     for gauge in [
         metrics::PROJECTION_LAG_SECONDS,
         metrics::PROJECTION_LAG_EVENTS,

@@ -8,8 +8,8 @@ use crate::process::InstanceCounts;
 use crate::projection::{BreakerState, ProjectionState, ProjectionStatus};
 
 use super::{
-    PROCESS_INSTANCES, PROJECTION_APPLIED, PROJECTION_BREAKER, PROJECTION_LAG_EVENTS,
-    PROJECTION_LAG_SECONDS, PROJECTION_PARKED, PROJECTION_STATE,
+    GAUGES_REFRESHED, PROCESS_INSTANCES, PROJECTION_APPLIED, PROJECTION_BREAKER,
+    PROJECTION_LAG_EVENTS, PROJECTION_LAG_SECONDS, PROJECTION_PARKED, PROJECTION_STATE,
 };
 
 /// Every state, in the order of [`ProjectionState`], with its label value.
@@ -73,6 +73,23 @@ pub fn record_processes(process: &str, counts: &InstanceCounts) {
         gauge!(PROCESS_INSTANCES, "process" => process.to_owned(), "state" => state)
             .set(count as f64);
     }
+}
+
+/// Says whether the gauges of `source` were refreshed before this scrape: 1 if `refreshed`,
+/// else 0 (they show the values of the last refresh that worked). See [`GAUGES_REFRESHED`].
+///
+/// ```
+/// use cqrs_core::telemetry::metrics;
+/// # async fn feed_horizon() -> Result<u64, ()> { Ok(0) }
+///
+/// # async fn scrape() {
+/// let refreshed = feed_horizon().await.is_ok();
+/// metrics::record_refresh("feed_horizon", refreshed);
+/// # }
+/// ```
+pub fn record_refresh(source: &str, refreshed: bool) {
+    let value = if refreshed { 1.0 } else { 0.0 };
+    gauge!(GAUGES_REFRESHED, "source" => source.to_owned()).set(value);
 }
 
 #[cfg(test)]

@@ -35,6 +35,7 @@
 //! | [`PROCESS_COMMANDS`] | counter | process, outcome | commands dispatched, by outcome |
 //! | [`PROCESS_TIMEOUTS_FIRED`] | counter | process | timeouts fired by the timer pump |
 //! | [`PROCESS_INSTANCES`] | gauge | process, state | instances by state |
+//! | [`GAUGES_REFRESHED`] | gauge | source | 1 when the last refresh of a source's gauges worked, 0 when it failed |
 //!
 //! A service installs a recorder once (for instance `metrics-exporter-prometheus`), calls
 //! [`describe`] once, and refreshes the gauges before each scrape:
@@ -54,7 +55,7 @@ mod gauges;
 pub(crate) mod record;
 
 #[doc(inline)]
-pub use gauges::{record_processes, record_projection};
+pub use gauges::{record_processes, record_projection, record_refresh};
 
 use ::metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
 
@@ -186,6 +187,13 @@ pub const HISTOGRAMS: [(&str, &[f64]); 4] = [
     (GROUP_COMMIT_LOADS, SIZE_BUCKETS),
 ];
 
+/// Gauge: 1 when the last refresh of a source's gauges before a scrape worked, 0 when it failed
+/// (a database that did not answer in time): the gauges of that source then still show the
+/// values of the last refresh that worked, so an alert on them cannot fire; alert on this one
+/// too. Set by [`record_refresh`]. Label: `source` (the service's names, e.g. `feed_horizon`,
+/// `process_instances`).
+pub const GAUGES_REFRESHED: &str = "cqrs_gauges_refreshed";
+
 /// Registers the description and unit of every metric above with the installed recorder
 /// (exporters print them as `# HELP` lines). Call it once, after installing the recorder.
 pub fn describe() {
@@ -292,6 +300,11 @@ pub fn describe() {
         Unit::Count,
         "Process instances by process and state (running includes stuck)."
     );
+    describe_gauge!(
+        GAUGES_REFRESHED,
+        Unit::Count,
+        "1 when the last refresh of a source's gauges worked, 0 when it failed (they are stale)."
+    );
 }
 
 #[cfg(test)]
@@ -302,7 +315,7 @@ mod tests {
     use super::*;
 
     /// Every metric, with its type.
-    const ALL: [(&str, MetricKind); 21] = [
+    const ALL: [(&str, MetricKind); 22] = [
         (COMMANDS, MetricKind::Counter),
         (COMMAND_DURATION, MetricKind::Histogram),
         (COMMAND_CONFLICTS, MetricKind::Counter),
@@ -324,6 +337,7 @@ mod tests {
         (PROCESS_COMMANDS, MetricKind::Counter),
         (PROCESS_TIMEOUTS_FIRED, MetricKind::Counter),
         (PROCESS_INSTANCES, MetricKind::Gauge),
+        (GAUGES_REFRESHED, MetricKind::Gauge),
     ];
 
     #[test]
