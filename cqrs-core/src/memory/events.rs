@@ -12,13 +12,23 @@ use crate::{
 
 use super::{InMemoryEventStore, State};
 
+impl InMemoryEventStore {
+    /// The checks an append (or a process record) passes before anything is written: the
+    /// batch's ([`check_batch`]), then the whole append's size; its command id, if any.
+    pub(super) fn check_append(&self, events: &[NewEvent]) -> Result<Option<CommandId>> {
+        let BatchCheck {
+            command_id,
+            payloads,
+            ..
+        } = check_batch(events, self.max_payload_bytes())?;
+        check_append_bytes(events, payloads.bytes(), self.max_append_bytes())?;
+        Ok(command_id)
+    }
+}
+
 /// Refuses an append over `limit` bytes: `payload_bytes`, and each event's metadata as stored
 /// (its JSON without the event id), as PostgreSQL's store counts them.
-pub(super) fn check_append_bytes(
-    events: &[NewEvent],
-    payload_bytes: usize,
-    limit: usize,
-) -> Result<()> {
+fn check_append_bytes(events: &[NewEvent], payload_bytes: usize, limit: usize) -> Result<()> {
     let mut bytes = payload_bytes;
     for event in events {
         let metadata =
@@ -48,12 +58,7 @@ impl AppendEvents for InMemoryEventStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendOutcome> {
-        let BatchCheck {
-            command_id,
-            payloads,
-            ..
-        } = check_batch(&events, self.max_payload_bytes())?;
-        check_append_bytes(&events, payloads.bytes(), self.max_append_bytes())?;
+        let command_id = self.check_append(&events)?;
         let outcome = self
             .write()
             .append_checked(stream_id, expected, events, command_id)?;

@@ -13,7 +13,7 @@ use crate::process::{
     FiredTimeout, InstanceCounts, InstanceQuery, InstanceRow, InstanceState, ProcessRecord,
     ProcessStore, ScheduledTimeout, TimeoutChange, TimeoutFired,
 };
-use crate::validate::{check_batch, BatchCheck};
+use crate::validate::check_batch;
 use crate::{AppendOutcome, Error, ExpectedVersion, NewEvent, Result, StreamId};
 
 use super::{InMemoryEventStore, State};
@@ -37,12 +37,7 @@ impl ProcessStore for InMemoryEventStore {
             status,
             ..
         } = record;
-        let BatchCheck {
-            command_id,
-            payloads,
-            ..
-        } = check_batch(&events, self.max_payload_bytes())?;
-        super::events::check_append_bytes(&events, payloads.bytes(), self.max_append_bytes())?;
+        let command_id = self.check_append(&events)?;
         let mut state = self.write();
         if let Some(id) = state.foreign_timeout_id(process, &status.instance, &timeouts) {
             // Timeout ids are unique, as PostgreSQL's constraint keeps them.

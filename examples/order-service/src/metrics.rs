@@ -107,43 +107,47 @@ pub(crate) async fn scrape(State(state): State<Arc<service::State>>) -> Response
     }
     let processes = Processes::new(state.store.clone());
     let counts = processes.counts(OrderFulfilment::TYPE, SystemClock.now(), STUCK_AFTER);
-    let counted = match tokio::time::timeout(state.config.dependency_timeout, counts).await {
-        Ok(Ok(counts)) => {
-            cqrs_core::telemetry::metrics::record_processes(OrderFulfilment::TYPE, &counts);
-            true
-        }
-        Ok(Err(error)) => {
-            tracing::warn!(
-                error = &error as &dyn std::error::Error,
-                "counting instances failed"
-            );
-            false
-        }
-        Err(_) => {
-            tracing::warn!("counting instances timed out");
-            false
-        }
-    };
-    cqrs_core::telemetry::metrics::record_refresh(PROCESS_INSTANCES_SOURCE, counted);
-    let horizon = state.store.feed_horizon();
-    let read = match tokio::time::timeout(state.config.dependency_timeout, horizon).await {
-        Ok(Ok(horizon)) => {
-            cqrs_postgres::record_feed_horizon(&horizon);
-            true
-        }
-        Ok(Err(error)) => {
-            tracing::warn!(
-                error = &error as &dyn std::error::Error,
-                "reading the feed horizon failed"
-            );
-            false
-        }
-        Err(_) => {
-            tracing::warn!("reading the feed horizon timed out");
-            false
-        }
-    };
-    cqrs_core::telemetry::metrics::record_refresh(FEED_HORIZON_SOURCE, read);
+    refresh(&state, PROCESS_INSTANCES_SOURCE, counts, |counts| {
+        cqrs_core::telemetry::metrics::record_processes(OrderFulfilment::TYPE, &counts);
+    })
+    .await;
+    refresh(
+        &state,
+        FEED_HORIZON_SOURCE,
+        state.store.feed_horizon(),
+        |horizon| cqrs_postgres::record_feed_horizon(&horizon),
+    )
+    .await;
     handle.run_upkeep();
     ([(header::CONTENT_TYPE, PROMETHEUS_TEXT)], handle.render()).into_response()
+}
+
+/// Reads what `source`'s gauges show, within the dependency timeout, and sets them with
+/// `record`; says in `cqrs_gauges_refreshed` whether that worked (else they keep their last
+/// values), and logs why not.
+async fn refresh<T, E: std::error::Error + 'static>(
+    state: &service::State,
+    source: &str,
+    read: impl std::future::Future<Output = Result<T, E>>,
+    record: impl FnOnce(T),
+) {
+    let refreshed = match tokio::time::timeout(state.config.dependency_timeout, read).await {
+        Ok(Ok(value)) => {
+            record(value);
+            true
+        }
+        Ok(Err(error)) => {
+            tracing::warn!(
+                source,
+                error = &error as &dyn std::error::Error,
+                "refreshing gauges failed"
+            );
+            false
+        }
+        Err(_) => {
+            tracing::warn!(source, "refreshing gauges timed out");
+            false
+        }
+    };
+    cqrs_core::telemetry::metrics::record_refresh(source, refreshed);
 }
