@@ -1,6 +1,6 @@
 //! A process manager split over partitions (`PartitionedRunner::for_store_each`, as the docs
 //! recommend) parks an instance's event under its partition's name
-//! (`process:{TYPE}/partitions/{n}/{i}`). The status read letters under `process:{TYPE}`
+//! (`process:{TYPE}/partitions/by-key/{n}/{i}`). The status read letters under `process:{TYPE}`
 //! alone: a parked instance counted as running, then stuck, never failed, and its timeline
 //! left out the letter, so an operator looked for a stalled worker instead of retrying it.
 //! `Processes::with_partitions` reads every partition's letters.

@@ -66,9 +66,11 @@ async fn a_worker_of_another_partition_count_waits_until_the_old_count_is_let_go
     )
     .with_options(options("new"))
     .spawn();
-    new.wait_until(PATIENCE, |s| s.waiting_for_count == Some(4))
-        .await
-        .expect("the new worker says it waits on the four partitions led");
+    new.wait_until(PATIENCE, |s| {
+        s.waiting_for == Some(Partitions::by_stream(4))
+    })
+    .await
+    .expect("the new worker says it waits on the four partitions led");
     // Two lease times: the old worker would have seen it join and handed it a share by now.
     tokio::time::sleep(TTL * 2).await;
     let (old_now, new_now) = (old.status(), new.status());
@@ -89,7 +91,7 @@ async fn a_worker_of_another_partition_count_waits_until_the_old_count_is_let_go
         .wait_until(PATIENCE, |s| s.leading().len() == 8)
         .await
         .expect("the new count runs once the old one was let go");
-    assert_eq!(status.waiting_for_count, None);
+    assert_eq!(status.waiting_for, None);
     assert!(
         all_applied(&new_book, &expected, PATIENCE).await,
         "the new count replays every event"
@@ -133,7 +135,10 @@ impl LeaseStore for Blind {
         }
         Ok(leases
             .into_iter()
-            .filter(|l| Partitions::parse_name(&l.name).is_none_or(|(_, n, _)| n == self.count))
+            .filter(|l| {
+                Partitions::parse_name(&l.name)
+                    .is_none_or(|(_, layout, _)| layout.count() == self.count)
+            })
             .collect())
     }
 }
@@ -165,7 +170,7 @@ async fn workers_of_two_counts_that_both_started_leave_one_count_running() {
 
     // At their next looks, one count stops: the old (four partitions led against eight).
     old.wait_until(PATIENCE, |s| {
-        s.partitions.is_empty() && s.waiting_for_count == Some(8)
+        s.partitions.is_empty() && s.waiting_for == Some(Partitions::by_stream(8))
     })
     .await
     .expect("the count with fewer partitions led stops and waits");

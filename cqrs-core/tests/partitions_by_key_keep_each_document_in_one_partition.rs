@@ -147,7 +147,7 @@ async fn partitions_by_key_keep_each_document_in_one_partition() {
             let index = StreamPartition::index_of(doc, 4);
             assert_eq!(
                 writers.iter().collect::<Vec<_>>(),
-                [&format!("per-document/partitions/4/{index}")],
+                [&Partitions::by_key(4).name("per-document", index)],
                 "{doc} was written by its own partition only"
             );
         }

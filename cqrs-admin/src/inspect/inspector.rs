@@ -234,7 +234,7 @@ impl Inspector {
     }
 
     /// The process managers' types the store knows of (`{TYPE}` of `process:{TYPE}`, and of
-    /// its partitions' `process:{TYPE}/partitions/{n}/{i}`), each once.
+    /// its partitions' names, such as `process:{TYPE}/partitions/by-key/{n}/{i}`), each once.
     pub async fn processes(&self) -> Result<Vec<String>> {
         let types: BTreeSet<String> = (self.overview().await?.subscribers.into_iter())
             .filter(|s| s.kind == SubscriberKind::Process)
@@ -247,20 +247,19 @@ impl Inspector {
     }
 
     /// The status of `process` (counts, pages, timelines), reading the letters of each
-    /// partition count the store has checkpoints of (a partitioned process parks under its
+    /// partition layout the store has checkpoints of (a partitioned process parks under its
     /// partitions' names).
     pub async fn process_status(&self, process: &str) -> Result<Processes<PgEventStore>> {
         let whole = format!("{PROCESS_PREFIX}{process}");
-        let counts: BTreeSet<u32> = (self.store.subscribers().await?.iter())
+        let layouts: BTreeSet<Partitions> = (self.store.subscribers().await?.iter())
             .filter_map(|s| Partitions::parse_name(&s.name))
             .filter(|(projection, _, _)| *projection == whole)
-            .map(|(_, count, _)| count)
+            .map(|(_, layout, _)| layout)
             .collect();
-        Ok(counts
-            .into_iter()
-            .fold(Processes::new(self.store.clone()), |status, count| {
-                status.with_partitions(Partitions::by_key(count))
-            }))
+        Ok(layouts.into_iter().fold(
+            Processes::new(self.store.clone()),
+            Processes::with_partitions,
+        ))
     }
 
     /// Up to `limit` instances of `process` that `filter` picks, by instance id after `after`;

@@ -34,7 +34,8 @@ pub enum SubscriberKind {
     Rebuild,
     /// An event-bus consumer (known by its parked messages).
     Consumer,
-    /// One partition of a partitioned projection (`{name}/partitions/{count}/{index}`).
+    /// One partition of a partitioned projection (`{name}/partitions/{count}/{index}`, or
+    /// `{name}/partitions/by-key/{count}/{index}`).
     Partition,
     /// A worker of a partitioned projection, by its member lease (`{name}/members/{worker}`).
     Worker,
@@ -49,6 +50,7 @@ impl SubscriberKind {
     /// assert_eq!(SubscriberKind::of("orders", 0, true), SubscriberKind::Projection);
     /// assert_eq!(SubscriberKind::of("process:order_saga", 0, true), SubscriberKind::Process);
     /// assert_eq!(SubscriberKind::of("orders/partitions/8/3", 0, true), SubscriberKind::Partition);
+    /// assert_eq!(SubscriberKind::of("orders/partitions/by-key/8/3", 0, true), SubscriberKind::Partition);
     /// assert_eq!(SubscriberKind::of("orders/members/worker-a", 0, false), SubscriberKind::Worker);
     /// assert_eq!(SubscriberKind::of("orders/partitions/x/3", 0, true), SubscriberKind::Projection);
     /// ```

@@ -60,9 +60,9 @@ impl<S> Processes<S> {
 
     /// For processes run split into `partitions`
     /// ([`PartitionedRunner`](crate::projection::PartitionedRunner)): their events are parked
-    /// under each partition's name (`process:{TYPE}/partitions/{n}/{i}`), read here along with
-    /// `process:{TYPE}`'s. Only the count matters; after a change of count, add the old one
-    /// too while its letters remain.
+    /// under each partition's name ([`Partitions::name`]: `process:{TYPE}/partitions/by-key/{n}/{i}`
+    /// by key), read here along with `process:{TYPE}`'s. After a change of layout, add the old
+    /// one too while its letters remain.
     #[must_use]
     pub fn with_partitions(mut self, partitions: Partitions) -> Self {
         self.partitions.push(partitions);

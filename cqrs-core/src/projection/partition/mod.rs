@@ -33,9 +33,13 @@ pub use worker::{PartitionedHandle, PartitionedRunner};
 const PARTITIONS: &str = "/partitions/";
 /// What a member lease's name has between the projection's name and the worker's id.
 const MEMBERS: &str = "/members/";
+/// What a by-key partition's name has before the count: the layouts are named apart, as the
+/// counts are, so that a switch between them starts fresh checkpoints (the same names would
+/// resume each partition where the other split's partition of that index had got to).
+const BY_KEY: &str = "by-key/";
 
 /// What a projection is partitioned by.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
 pub enum PartitionBy {
     /// A hash of the stream id: the events of one stream are in one partition (per-stream
@@ -48,11 +52,12 @@ pub enum PartitionBy {
     Key,
 }
 
-/// How a projection is split: into how many partitions, by what.
+/// How a projection is split (its layout): into how many partitions, by what.
 ///
-/// Choose the count up front (a multiple of the most workers you expect spreads evenly):
-/// partitions are named by their count, so another count starts new checkpoints from the
-/// beginning of the feed (an idempotent projection converges; it takes a replay).
+/// Choose the layout up front (a count that is a multiple of the most workers you expect
+/// spreads evenly): partitions are named by their layout, so another count, or the other
+/// split, starts new checkpoints from the beginning of the feed (an idempotent projection
+/// converges; it takes a replay).
 ///
 /// ```
 /// use cqrs_core::projection::{PartitionBy, Partitions};
@@ -61,9 +66,10 @@ pub enum PartitionBy {
 /// assert_eq!(partitions.count(), 8);
 /// assert_eq!(partitions.by(), PartitionBy::Stream);
 /// assert_eq!(partitions.name("orders", 3), "orders/partitions/8/3");
+/// assert_eq!(Partitions::by_key(8).name("orders", 3), "orders/partitions/by-key/8/3");
 /// assert_eq!(Partitions::members_prefix("orders"), "orders/members/");
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Partitions {
     count: u32,
     by: PartitionBy,
@@ -104,7 +110,11 @@ impl Partitions {
 
     /// What every partition's name of `projection` starts with.
     pub fn prefix(&self, projection: &str) -> String {
-        format!("{projection}{PARTITIONS}{}/", self.count)
+        let by = match self.by {
+            PartitionBy::Stream => "",
+            PartitionBy::Key => BY_KEY,
+        };
+        format!("{projection}{PARTITIONS}{by}{}/", self.count)
     }
 
     /// What the member leases of `projection`'s workers are named with: the prefix, then
@@ -113,19 +123,26 @@ impl Partitions {
         format!("{projection}{MEMBERS}")
     }
 
-    /// Reads a partition's [`name`](Self::name) back: the projection, the partition count and
-    /// the index; `None` for any other name.
+    /// Reads a partition's [`name`](Self::name) back: the projection, the layout and the
+    /// index; `None` for any other name.
     ///
     /// ```
     /// use cqrs_core::projection::Partitions;
     ///
     /// let name = Partitions::by_stream(8).name("orders", 3);
-    /// assert_eq!(Partitions::parse_name(&name), Some(("orders", 8, 3)));
+    /// assert_eq!(Partitions::parse_name(&name), Some(("orders", Partitions::by_stream(8), 3)));
+    /// let name = Partitions::by_key(8).name("orders", 3);
+    /// assert_eq!(Partitions::parse_name(&name), Some(("orders", Partitions::by_key(8), 3)));
     /// assert_eq!(Partitions::parse_name("orders"), None);
     /// assert_eq!(Partitions::parse_name("orders/partitions/x/3"), None);
+    /// assert_eq!(Partitions::parse_name("orders/partitions/0/0"), None);
     /// ```
-    pub fn parse_name(name: &str) -> Option<(&str, u32, u32)> {
+    pub fn parse_name(name: &str) -> Option<(&str, Partitions, u32)> {
         let (projection, rest) = name.rsplit_once(PARTITIONS)?;
+        let (layout, rest): (fn(u32) -> Self, _) = match rest.strip_prefix(BY_KEY) {
+            Some(rest) => (Self::by_key, rest),
+            None => (Self::by_stream, rest),
+        };
         let (count, index) = rest.split_once('/')?;
         let number = |s: &str| {
             s.bytes()
@@ -133,7 +150,8 @@ impl Partitions {
                 .then(|| s.parse::<u32>().ok())
                 .flatten()
         };
-        Some((projection, number(count)?, number(index)?))
+        let count = number(count).filter(|count| *count > 0)?;
+        Some((projection, layout(count), number(index)?))
     }
 
     /// Reads a worker's member lease name ([`members_prefix`](Self::members_prefix) and its

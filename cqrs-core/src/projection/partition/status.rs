@@ -26,10 +26,10 @@ pub struct PartitionedStatus {
     pub stopping: Vec<u32>,
     /// The last error of the membership (a lease it could not renew or list), if any.
     pub last_error: Option<String>,
-    /// The partition count of another layout whose partitions are led now: this worker waits
-    /// outside the membership, running nothing, until every one of them is let go (a change
-    /// of count is a migration: stop the old workers).
-    pub waiting_for_count: Option<u32>,
+    /// Another layout (another count, or the other split of this count) whose partitions
+    /// are led now: this worker waits outside the membership, running nothing, until every
+    /// one of them is let go (a change of layout is a migration: stop the old workers).
+    pub waiting_for: Option<Partitions>,
     /// Whether it has stopped.
     pub stopped: bool,
 }
@@ -44,7 +44,7 @@ impl PartitionedStatus {
             partitions: BTreeMap::new(),
             stopping: Vec::new(),
             last_error: None,
-            waiting_for_count: None,
+            waiting_for: None,
             stopped: false,
         }
     }

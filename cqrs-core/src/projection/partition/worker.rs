@@ -43,14 +43,14 @@ type MakeProjection = Arc<dyn Fn(u32) -> Arc<dyn Projection> + Send + Sync>;
 /// gives it. After a worker dies, its partitions run elsewhere within about one lease time
 /// to live plus two such ticks.
 ///
-/// At each look it first counts the partitions led of each count (a change of count is a
-/// migration, and workers of two counts would split the events differently). A worker running
-/// nothing waits while another count leads any: it stays out of the membership, runs nothing
-/// and says so ([`PartitionedStatus::waiting_for_count`]), and joins once the old count's
-/// workers let every partition go. Two counts running at once (their workers looked at the
-/// same moment) see each other at the next look, and every worker of the count leading fewer
-/// partitions stops and waits: they overlap for at most a look. Two layouts of one count (by
-/// stream and by key) cannot be told apart by their names: that switch is checked by no one.
+/// At each look it first counts the partitions led of each layout (each count, and by stream
+/// against by key: a change of layout is a migration, and workers of two layouts would split
+/// the events differently). A worker running nothing waits while another layout leads any:
+/// it stays out of the membership, runs nothing and says so
+/// ([`PartitionedStatus::waiting_for`]), and joins once the old layout's workers let every
+/// partition go. Two layouts running at once (their workers looked at the same moment) see
+/// each other at the next look, and every worker of the layout leading fewer partitions stops
+/// and waits: they overlap for at most a look.
 ///
 /// With [`for_store`](Self::for_store) the projection is shared by the partitions this
 /// worker runs: `apply` may be called concurrently, for different partitions (by stream:
@@ -240,8 +240,8 @@ impl PartitionedRunner {
             running.reap();
             let mut error = None;
             let runs = running.runs_any();
-            let waiting = match bounded(ttl, self.led_by_count()).await {
-                Ok(led) => gives_way_to(&led, self.partitions.count(), runs),
+            let waiting = match bounded(ttl, self.led_by_layout()).await {
+                Ok(led) => gives_way_to(&led, self.partitions, runs),
                 // Running, it goes on; idle, it cannot tell whether it may start.
                 Err(_) if runs => None,
                 Err(e) => {
@@ -251,9 +251,9 @@ impl PartitionedRunner {
             };
             if waiting.is_some() || error.is_some() {
                 // Out of the membership: the running workers must give this one nothing. What
-                // it ran stops (another count leads more partitions: both cannot run).
+                // it ran stops (another layout leads more partitions: both cannot run).
                 if runs {
-                    tracing::info!("another count leads: stopping every partition");
+                    tracing::info!("another layout leads: stopping every partition");
                 }
                 running.stop_all();
                 live.lock().unwrap_or_else(PoisonError::into_inner).clear();
@@ -262,11 +262,12 @@ impl PartitionedRunner {
                         tracing::warn!(error = %e, "could not release the member lease");
                     }
                 }
-                let told = status.borrow().waiting_for_count == waiting;
-                if let (Some(count), false) = (waiting, told) {
+                let told = status.borrow().waiting_for == waiting;
+                if let (Some(layout), false) = (waiting, told) {
                     tracing::warn!(
-                        count,
-                        "partitions of another count are led: waiting until they are let go"
+                        count = layout.count(),
+                        by = ?layout.by(),
+                        "partitions of another layout are led: waiting until they are let go"
                     );
                 }
                 status.send_modify(|s| {
@@ -274,7 +275,7 @@ impl PartitionedRunner {
                     s.assigned.clear();
                     s.partitions.clear();
                     s.stopping = running.stopping();
-                    s.waiting_for_count = waiting;
+                    s.waiting_for = waiting;
                     if error.is_some() {
                         s.last_error = error;
                     }
@@ -285,7 +286,7 @@ impl PartitionedRunner {
                 }
                 continue;
             }
-            status.send_modify(|s| s.waiting_for_count = None);
+            status.send_modify(|s| s.waiting_for = None);
             match bounded(ttl, self.leases.try_acquire(&member_name, &instance, ttl)).await {
                 Ok(Some(lease)) => member = Some(lease),
                 Ok(None) => {
@@ -370,15 +371,15 @@ impl PartitionedRunner {
 }
 
 impl PartitionedRunner {
-    /// How many partitions of each count of this projection are led now, from the partitions'
-    /// lease names.
-    async fn led_by_count(&self) -> crate::Result<BTreeMap<u32, usize>> {
+    /// How many partitions of each layout of this projection are led now, from the
+    /// partitions' lease names.
+    async fn led_by_layout(&self) -> crate::Result<BTreeMap<Partitions, usize>> {
         let prefix = format!("{}{PARTITIONS}", self.name);
         let mut led = BTreeMap::new();
         for lease in self.leases.leases(&prefix).await? {
-            if let Some((projection, count, _)) = Partitions::parse_name(&lease.name) {
+            if let Some((projection, layout, _)) = Partitions::parse_name(&lease.name) {
                 if projection == self.name {
-                    *led.entry(count).or_default() += 1;
+                    *led.entry(layout).or_default() += 1;
                 }
             }
         }
@@ -386,17 +387,18 @@ impl PartitionedRunner {
     }
 }
 
-/// The count a worker of `ours` partitions gives way to, given how many partitions of each
-/// count are `led`: while it runs nothing, any other count leading one; while it `runs`, a
-/// count leading more partitions than its own does (or as many, of more partitions in all),
-/// so that of two counts running at once, every worker of one stops and those of the other go
-/// on. The smallest such count, if several.
-fn gives_way_to(led: &BTreeMap<u32, usize>, ours: u32, runs: bool) -> Option<u32> {
+/// The layout (a count, or [`Partitions`]) a worker of layout `ours` gives way to, given how
+/// many partitions of each layout are `led`: while it runs nothing, any other layout leading
+/// one; while it `runs`, a layout leading more partitions than its own does (or as many, and
+/// ordered after it: of more partitions in all, or by key against by stream), so that of two
+/// layouts running at once, every worker of one stops and those of the other go on. The
+/// first such layout, if several.
+fn gives_way_to<L: Ord + Copy>(led: &BTreeMap<L, usize>, ours: L, runs: bool) -> Option<L> {
     let mine = led.get(&ours).copied().unwrap_or(0);
     led.iter()
-        .filter(|(count, _)| **count != ours)
-        .filter(|(count, n)| !runs || **n > mine || (**n == mine && **count > ours))
-        .map(|(count, _)| *count)
+        .filter(|(layout, _)| **layout != ours)
+        .filter(|(layout, n)| !runs || **n > mine || (**n == mine && **layout > ours))
+        .map(|(layout, _)| *layout)
         .min()
 }
 
