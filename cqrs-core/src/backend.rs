@@ -10,8 +10,9 @@ pub use crate::stored_metadata::{
 };
 pub use crate::texts::{Texts, TextsBuilder};
 pub use crate::validate::{
-    check_batch, check_event_type, check_snapshot, BatchCheck, DEFAULT_MAX_APPEND_BYTES,
-    DEFAULT_MAX_PAYLOAD_BYTES, MAX_EVENT_TYPE_LEN, MAX_PAYLOAD_DEPTH,
+    check_batch, check_event_type, check_lease_ttl, check_snapshot, BatchCheck,
+    DEFAULT_MAX_APPEND_BYTES, DEFAULT_MAX_PAYLOAD_BYTES, MAX_EVENT_TYPE_LEN, MAX_LEASE_TTL,
+    MAX_PAYLOAD_DEPTH,
 };
 
 use time::OffsetDateTime;

@@ -158,6 +158,16 @@ pub enum Error {
         /// the 127 levels a reader decodes".
         reason: &'static str,
     },
+    /// A lease was asked for a time to live past
+    /// [`MAX_LEASE_TTL`](crate::backend::MAX_LEASE_TTL) (see
+    /// [`check_lease_ttl`](crate::backend::check_lease_ttl)). Nothing was taken.
+    #[error("a lease time to live of {ttl:?} is longer than the {limit:?} a store keeps")]
+    LeaseTtlTooLong {
+        /// What was asked.
+        ttl: std::time::Duration,
+        /// The longest allowed.
+        limit: std::time::Duration,
+    },
     /// An aggregate's state did not serialize into a snapshot.
     #[error("could not serialize a snapshot of {stream_id}: {source}")]
     Snapshot {
@@ -289,6 +299,7 @@ impl Error {
             | Error::NulInPayload { .. }
             | Error::SnapshotUnreadable { .. }
             | Error::AppendTooLarge { .. }
+            | Error::LeaseTtlTooLong { .. }
             | Error::InvalidEventType(_) => ErrorKind::InvalidInput,
             Error::EventTypeMismatch { .. }
             | Error::Encode { .. }

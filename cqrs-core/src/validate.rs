@@ -17,6 +17,10 @@ pub const MAX_PAYLOAD_DEPTH: usize = 127;
 /// The longest event type name accepted, in bytes.
 pub const MAX_EVENT_TYPE_LEN: usize = 200;
 
+/// The longest time to live a lease may be taken for: a year. Every store refuses a longer
+/// one ([`check_lease_ttl`]), `Duration::MAX` included: no store keeps a deadline that far.
+pub const MAX_LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(365 * 24 * 60 * 60);
+
 /// What [`check_batch`] learned about a valid batch.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -176,6 +180,30 @@ fn flaw(value: &serde_json::Value, depth: usize) -> Option<Flaw> {
         }),
         Value::Null | Value::Bool(_) | Value::Number(_) => None,
     }
+}
+
+/// Refuses a lease time to live past [`MAX_LEASE_TTL`] with [`Error::LeaseTtlTooLong`]
+/// (invalid input); every [`LeaseStore`](crate::projection::LeaseStore) calls it before it
+/// takes a lease.
+///
+/// ```
+/// use cqrs_core::backend::{check_lease_ttl, MAX_LEASE_TTL};
+/// use cqrs_core::ErrorKind;
+/// use std::time::Duration;
+///
+/// assert!(check_lease_ttl(Duration::from_secs(30)).is_ok());
+/// assert!(check_lease_ttl(MAX_LEASE_TTL).is_ok());
+/// let refused = check_lease_ttl(Duration::MAX).map_err(|e| e.kind());
+/// assert_eq!(refused, Err(ErrorKind::InvalidInput));
+/// ```
+pub fn check_lease_ttl(ttl: std::time::Duration) -> Result<()> {
+    if ttl > MAX_LEASE_TTL {
+        return Err(Error::LeaseTtlTooLong {
+            ttl,
+            limit: MAX_LEASE_TTL,
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -107,6 +107,7 @@ async fn try_acquire(
     owner: &str,
     ttl: Duration,
 ) -> Result<Option<Lease>, PgError> {
+    cqrs_core::backend::check_lease_ttl(ttl)?;
     let row = store
         .call(async |conn| {
             Ok(sqlx::query(&store.queries.try_acquire_lease)

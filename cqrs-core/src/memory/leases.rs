@@ -13,6 +13,7 @@ use super::{InMemoryEventStore, LeaseRow};
 #[async_trait]
 impl LeaseStore for InMemoryEventStore {
     async fn try_acquire(&self, name: &str, owner: &str, ttl: Duration) -> Result<Option<Lease>> {
+        crate::backend::check_lease_ttl(ttl)?;
         let mut state = self.write();
         let now = Instant::now();
         let expires = now + ttl;

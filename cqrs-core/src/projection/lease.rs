@@ -73,6 +73,10 @@ pub trait LeaseStore: Send + Sync {
     /// has not expired. A new holder (also `owner` again after the lease expired or was
     /// released) gets a higher epoch than any before; a renewal keeps the epoch. `None` when
     /// another owner holds an unexpired lease.
+    ///
+    /// A `ttl` past [`MAX_LEASE_TTL`](crate::backend::MAX_LEASE_TTL) is refused with
+    /// [`Error::LeaseTtlTooLong`](crate::Error::LeaseTtlTooLong), taking nothing: a store
+    /// calls [`check_lease_ttl`](crate::backend::check_lease_ttl) first.
     async fn try_acquire(&self, name: &str, owner: &str, ttl: Duration) -> Result<Option<Lease>>;
 
     /// Gives `lease` up, if it is still held in its epoch (the next holder gets a higher

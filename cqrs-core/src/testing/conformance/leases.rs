@@ -333,3 +333,35 @@ pub async fn leases_under_a_prefix_are_listed_while_held<S: ConformanceStore>(st
     store.release(&b).await.expect("release");
     assert!(store.leases("p/members/").await.expect("list").is_empty());
 }
+
+/// A lease's time to live past [`MAX_LEASE_TTL`](crate::backend::MAX_LEASE_TTL) (a
+/// `Duration::MAX` meant as "for ever", say) is refused with a typed error, and takes nothing:
+/// the lease stays free, and one of the longest time to live allowed is taken.
+pub async fn a_lease_ttl_past_the_limit_is_refused_with_a_typed_error<S: ConformanceStore>(
+    store: S,
+) {
+    let limit = crate::backend::MAX_LEASE_TTL;
+    for ttl in [Duration::MAX, limit + Duration::from_secs(1)] {
+        let refused = store.try_acquire("p", "a", ttl).await;
+        match refused {
+            Err(crate::Error::LeaseTtlTooLong {
+                ttl: told,
+                limit: max,
+            }) => {
+                assert_eq!((told, max), (ttl, limit));
+            }
+            other => panic!("a time to live of {ttl:?} is refused as too long: {other:?}"),
+        }
+    }
+    assert!(
+        store.leases("p").await.expect("list").is_empty(),
+        "a refused lease is not held"
+    );
+    let longest = store
+        .try_acquire("p", "b", limit)
+        .await
+        .expect("the limit is allowed");
+    assert!(
+        longest.is_some_and(|l| l.owner == "b" && l.valid_for > limit - Duration::from_secs(60))
+    );
+}
