@@ -69,7 +69,8 @@ pub async fn leases_admit_one_owner_at_a_time<S: ConformanceStore>(store: S) {
 /// stays on renewal.
 pub async fn lease_epochs_grow_with_each_new_holder<S: ConformanceStore>(store: S) {
     let (short, long) = (Duration::from_millis(50), Duration::from_secs(30));
-    let first = store.try_acquire("p", "a", short).await.expect("acquire");
+    // Long enough to be renewed however slow the machine: a short one could expire first.
+    let first = store.try_acquire("p", "a", long).await.expect("acquire");
     let first = first.expect("free");
     let renewed = store.try_acquire("p", "a", long).await.expect("renew");
     let renewed = renewed.expect("a's");
@@ -97,20 +98,25 @@ pub async fn lease_epochs_grow_with_each_new_holder<S: ConformanceStore>(store: 
 /// saves go through.
 pub async fn a_stale_epoch_cannot_save<S: ConformanceStore>(store: S) {
     let short = Duration::from_millis(50);
-    let old = store.try_acquire("p", "a", short).await.expect("acquire");
-    let old = old.expect("free");
     let (p1, p2, p3) = (
         Position::from_parts(1, 1),
         Position::from_parts(1, 2),
         Position::from_parts(1, 3),
     );
-    assert_eq!(
-        store
-            .save_checkpoint_fenced("p", p1, &old)
-            .await
-            .expect("save"),
-        FencedSave::Saved
-    );
+    // A save while the short lease holds; on a machine slow enough for it to expire before
+    // the save, the save is refused and writes nothing, and the lease is taken again.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let old = loop {
+        let old = acquire_when_expired(&store, "p", "a", short).await;
+        let saved = store.save_checkpoint_fenced("p", p1, &old).await;
+        if saved.expect("save") == FencedSave::Saved {
+            break old;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a save under a lease just taken goes through"
+        );
+    };
     let new = acquire_when_expired(&store, "p", "b", Duration::from_secs(30)).await;
     assert!(new.epoch > old.epoch);
     assert_eq!(
@@ -288,7 +294,8 @@ pub async fn a_fenced_off_worker_cannot_park<S: ConformanceStore>(store: S) {
 /// the time they have left.
 pub async fn leases_under_a_prefix_are_listed_while_held<S: ConformanceStore>(store: S) {
     let long = Duration::from_secs(30);
-    let short = Duration::from_millis(300);
+    // Long enough to be listed however slow the machine, short enough to wait out.
+    let short = Duration::from_secs(2);
     let b = store
         .try_acquire("p/members/b", "b", long)
         .await
