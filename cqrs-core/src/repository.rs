@@ -11,7 +11,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::telemetry::metrics;
-use crate::telemetry::{span_traceparent, TRACEPARENT};
+use crate::telemetry::{follow_traceparent, span_traceparent, TRACEPARENT};
 use crate::{
     Aggregate, CommandContext, CommandError, CommandId, CommandOutcome, Error, ExpectedVersion,
     NewEvent, RetryPolicy, Snapshot, SnapshotPolicy, SnapshotReplay, StreamEvent, StreamId,
@@ -180,8 +180,10 @@ where
     ///
     /// The command runs in an info span `command` (aggregate, stream, command id, correlation
     /// id; attempts and outcome once it ends). With the `opentelemetry` feature, its events
-    /// carry that span's trace context in their [`TRACEPARENT`] header unless `context` has
-    /// one already (an explicit header wins).
+    /// carry that span's trace context in their [`TRACEPARENT`] header. A [`TRACEPARENT`]
+    /// header in `context` wins over the current span: the command's span continues the
+    /// trace it names (and the events name the command's span); when the command's span is
+    /// not traced, the events carry the header as it is.
     pub async fn execute_with(
         &self,
         id: &str,
@@ -201,11 +203,15 @@ where
             attempts = Empty,
             outcome = Empty,
         );
-        if !context.headers.contains_key(TRACEPARENT) {
-            // Once per command: events of a command without a trace allocate nothing for it.
-            if let Some(traceparent) = span_traceparent(&span) {
-                context.headers.insert(TRACEPARENT.to_owned(), traceparent);
-            }
+        // An explicit trace wins: the span continues it. Either way the events name the span
+        // that wrote them; an explicit header stays as it is only when that span is not
+        // traced (a caller without tracing passing a trace on).
+        if let Some(explicit) = context.headers.get(TRACEPARENT) {
+            follow_traceparent(&span, explicit);
+        }
+        // Once per command: events of a command without a trace allocate nothing for it.
+        if let Some(traceparent) = span_traceparent(&span) {
+            context.headers.insert(TRACEPARENT.to_owned(), traceparent);
         }
         let result = self
             .run(&stream_id, command, &context)

@@ -2,11 +2,12 @@
 //! place an order; a projection and a process manager, in runner tasks started outside the
 //! requests, take both orders in one batch. Each batch follows the first request's trace and
 //! links the second's; each process step and the commands it sends stay in their own
-//! request's trace, and so does every event's `traceparent`. An explicit `traceparent` header
-//! wins; without a sampled trace none is written; a malformed one is ignored; a batch of
+//! request's trace, and so does every event's `traceparent`, which names the command's span.
+//! An explicit `traceparent` header wins (the command's span continues it; without tracing
+//! it is carried as it is); without a sampled trace none is written; a malformed one is ignored; a batch of
 //! untraced events is a trace of its own; a request span continues an incoming `traceparent`.
 //!
-//! (Over 400 lines: its six cases share the order aggregate, the read model and the
+//! (Over 400 lines: its eight cases share the order aggregate, the read model and the
 //! exporting subscriber defined here, which no other test needs.)
 
 mod process_support;
@@ -261,6 +262,36 @@ async fn every_span_of_the_flow_and_every_event_carry_the_requests_trace() {
     }
     // The requests' commands and the process's two per order.
     assert_eq!(spans.iter().filter(|s| s.name == "command").count(), 6);
+    // Every event names the span that wrote it as its parent: its command's, not the
+    // process's `dispatch` span around it.
+    let commands: Vec<String> = spans
+        .iter()
+        .filter(|s| s.name == "command")
+        .map(|s| s.span_context.span_id().to_string())
+        .collect();
+    for &(order, sku, _, _) in &requests {
+        for id in [
+            format!("order-{order}"),
+            format!("tally-pay-{order}"),
+            format!("tally-stock-{sku}"),
+        ] {
+            for event in stream(&store, &id).await {
+                let parent = header_parent(&event.metadata);
+                assert!(
+                    parent.as_ref().is_some_and(|p| commands.contains(p)),
+                    "{id}'s event names {parent:?}, not a command span"
+                );
+            }
+        }
+    }
+}
+
+/// The parent span id a `traceparent` header names.
+fn header_parent(metadata: &Metadata) -> Option<String> {
+    metadata
+        .header(TRACEPARENT)
+        .and_then(|value| value.split('-').nth(2))
+        .map(str::to_owned)
 }
 
 /// A span attribute's value as a string.
@@ -277,7 +308,7 @@ fn names(spans: &[SpanData]) -> Vec<&str> {
 
 #[tokio::test]
 async fn an_explicit_traceparent_header_wins_over_the_current_span() {
-    let (_exporter, _provider, _guard) = traced(Sampler::AlwaysOn);
+    let (exporter, provider, _guard) = traced(Sampler::AlwaysOn);
     let store = InMemoryEventStore::new();
     let explicit = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
     let request = tracing::info_span!("request");
@@ -288,6 +319,40 @@ async fn an_explicit_traceparent_header_wins_over_the_current_span() {
             CommandContext::new().header(TRACEPARENT, explicit),
         )
         .instrument_in(&request)
+        .await
+        .expect("added");
+    provider.force_flush().expect("flushed");
+    // The command's span continues the explicit trace, not the request's, and the events
+    // name that span as their parent.
+    let spans = exporter.get_finished_spans().expect("spans");
+    let command = spans
+        .iter()
+        .find(|s| s.name == "command")
+        .expect("the command's span");
+    assert_eq!(
+        command.span_context.trace_id().to_string(),
+        "0af7651916cd43dd8448eb211c80319c"
+    );
+    assert_eq!(command.parent_span_id.to_string(), "b7ad6b7169203331");
+    let written = format!(
+        "00-0af7651916cd43dd8448eb211c80319c-{}-01",
+        command.span_context.span_id()
+    );
+    for event in stream(&store, "tally-1").await {
+        assert_eq!(event.metadata.header(TRACEPARENT), Some(written.as_str()));
+    }
+}
+
+#[tokio::test]
+async fn without_tracing_an_explicit_traceparent_header_is_carried_as_it_is() {
+    let store = InMemoryEventStore::new();
+    let explicit = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    Repository::<Tally, _>::new(store.clone())
+        .execute_with(
+            "1",
+            &TallyCommand::Add(vec![1]),
+            CommandContext::new().header(TRACEPARENT, explicit),
+        )
         .await
         .expect("added");
     for event in stream(&store, "tally-1").await {

@@ -383,7 +383,8 @@ where
             context = context.correlation_id(correlation);
         }
         // The step's trace goes with the command: a dispatcher to another service has no span
-        // of ours to read it from (a local repository writes its own span's over it).
+        // of ours to read it from (a local repository's `command` span continues it, and the
+        // events name that span).
         if let Some(traceparent) = span_traceparent(&span) {
             context = context.header(TRACEPARENT, traceparent);
         }
