@@ -75,6 +75,10 @@ impl Default for RunnerOptions {
 }
 
 impl RunnerOptions {
+    /// The most batches a reader buffers ahead of the projection
+    /// ([`buffered_batches`](Self::buffered_batches)).
+    pub const MAX_BUFFERED_BATCHES: usize = 1 << 16;
+
     /// These options for one running worker: its lease owner made unique to it, unless it
     /// was given one (a partitioned worker's, for its partitions' runners).
     pub(in crate::projection) fn instance(mut self) -> Self {
@@ -101,9 +105,10 @@ impl RunnerOptions {
         self.batch_size = events.max(1);
         self
     }
-    /// How many batches the reader may fetch ahead of the projection (the bulkhead's buffer).
+    /// How many batches the reader may fetch ahead of the projection (the bulkhead's buffer):
+    /// at least one, at most [`MAX_BUFFERED_BATCHES`](Self::MAX_BUFFERED_BATCHES).
     pub fn buffered_batches(mut self, batches: usize) -> Self {
-        self.buffered_batches = batches.max(1);
+        self.buffered_batches = batches.clamp(1, Self::MAX_BUFFERED_BATCHES);
         self
     }
     /// How often to look for new events when no signal comes.
@@ -162,7 +167,8 @@ impl RunnerOptions {
     /// then costs a few checkpoint commits, not one per batch. A batch that reaches the head
     /// of the feed settles at once, so a live projection's readers wait for nothing more, and
     /// none waits longer than this. A crash replays at most this much more (the projections
-    /// the framework ships are idempotent). `Duration::ZERO` settles every batch.
+    /// the framework ships are idempotent). `Duration::ZERO` settles every batch;
+    /// `Duration::MAX` settles only at the head of the feed.
     pub fn checkpoint_interval(mut self, interval: Duration) -> Self {
         self.checkpoint_interval = interval;
         self

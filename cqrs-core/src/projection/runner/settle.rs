@@ -119,19 +119,26 @@ impl Settlement {
         !self.settling.is_empty()
     }
 
-    /// When deferred batches are due to settle, if any wait.
+    /// When deferred batches are due to settle, if any wait and the interval ever ends.
     pub(super) fn due_at(&self) -> Option<tokio::time::Instant> {
         let now = Instant::now();
-        self.deferred
-            .as_ref()
-            .map(|_| tokio::time::Instant::from_std(self.settle_due(now)))
+        self.deferred.as_ref()?;
+        self.settle_due(now).map(tokio::time::Instant::from_std)
     }
 
     /// When deferred batches are due to settle: the interval after the last batch started
-    /// settling, or `now` if none did.
-    fn settle_due(&self, now: Instant) -> Instant {
-        self.last_settle
-            .map_or(now, |last| last + self.parts.interval)
+    /// settling, or `now` if none did; `None` for an interval too long to end (such as
+    /// `Duration::MAX`: they settle at the head of the feed).
+    fn settle_due(&self, now: Instant) -> Option<Instant> {
+        match self.last_settle {
+            None => Some(now),
+            Some(last) => last.checked_add(self.parts.interval),
+        }
+    }
+
+    /// Whether deferred batches are due to settle at `now`.
+    fn settle_is_due(&self, now: Instant) -> bool {
+        self.settle_due(now).is_some_and(|due| now >= due)
     }
 
     /// Waits for the oldest settling batch to end (forever when none is): `Err` with the reason
@@ -198,8 +205,7 @@ impl Settlement {
             None => done,
         };
         self.deferred = Some(done);
-        let now = Instant::now();
-        if !full || now >= self.settle_due(now) {
+        if !full || self.settle_is_due(Instant::now()) {
             self.settle_deferred().await;
         }
     }
@@ -244,8 +250,7 @@ impl Settlement {
         };
         // At the head: what it reports once settled.
         deferred.full = false;
-        let now = Instant::now();
-        if effects_held || now >= self.settle_due(now) {
+        if effects_held || self.settle_is_due(Instant::now()) {
             self.settle_deferred().await;
         }
     }

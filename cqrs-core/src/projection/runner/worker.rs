@@ -228,7 +228,7 @@ impl Worker {
                     } else {
                         self.runner.options.poll_interval
                     };
-                    redrive_at = tokio::time::Instant::now() + wait;
+                    redrive_at = crate::deadline::after(tokio::time::Instant::now(), wait);
                     continue;
                 }
             };
