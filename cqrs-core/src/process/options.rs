@@ -17,7 +17,7 @@ use crate::{RetryPolicy, SharedClock};
 #[must_use]
 #[non_exhaustive]
 pub struct ProcessOptions {
-    /// How many instances one batch drives at once (default 16).
+    /// How many instances one batch drives at once (default 16; at least 1, however set).
     pub concurrency: usize,
     /// How many instances stay loaded between batches (default 10,000; 0 turns the cache off).
     pub cache: usize,
@@ -28,7 +28,7 @@ pub struct ProcessOptions {
     pub clock: SharedClock,
     /// How often the timer pump looks for due timeouts when it knows of none sooner (default 1 s).
     pub timer_poll: Duration,
-    /// How many timeouts one firing takes (default 100).
+    /// How many timeouts one firing takes (default 100; at least 1, however set).
     pub timer_batch: usize,
     /// How long without progress makes a running instance stuck (default 5 min).
     pub stuck_after: Duration,

@@ -86,7 +86,10 @@ where
     S: ProcessManagerStore,
     D: CommandDispatcher<P::Command, Rejection = P::Rejection> + 'static,
 {
-    pub(crate) fn new(store: S, dispatcher: D, options: ProcessOptions) -> Self {
+    pub(crate) fn new(store: S, dispatcher: D, mut options: ProcessOptions) -> Self {
+        // The builder's floors, for fields set directly (they are public).
+        options.concurrency = options.concurrency.max(1);
+        options.timer_batch = options.timer_batch.max(1);
         Self {
             store,
             dispatcher,
