@@ -1,21 +1,41 @@
 //! Appends under load still share transactions with the default group commit, which writes
-//! an append alone only while fewer than `GroupCommit::alone_below` others are in flight.
+//! an append alone only while fewer than `GroupCommit::alone_below` others are in flight;
+//! also under the longest timeouts a store takes (`Duration::MAX`, meant as "no bound"):
+//! they panicked every grouped append (doubling them overflowed), and a `statement_timeout`
+//! past what PostgreSQL takes turned grouping off.
 
 mod support;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use cqrs_core::{AppendEvents, ExpectedVersion, NewEvent, StreamId, Version};
 use cqrs_postgres::GroupCommit;
 use serde_json::json;
 use tokio::sync::Barrier;
 
+const WRITERS: u32 = 16;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn appends_under_load_still_share_transactions() {
-    const WRITERS: u32 = 16;
     let store = support::store_with(WRITERS + 2)
         .await
         .with_group_commit(GroupCommit::default());
+    share_transactions(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appends_share_transactions_under_the_longest_timeouts_a_store_takes() {
+    let store = support::store_with(WRITERS + 2)
+        .await
+        .with_answer_timeout(Duration::MAX)
+        .with_group_commit(GroupCommit::default().timeout(Duration::MAX));
+    share_transactions(store).await;
+}
+
+/// Sixteen writers append twenty events each: every append lands once, and some share a
+/// transaction.
+async fn share_transactions(store: cqrs_postgres::PgEventStore) {
     let barrier = Arc::new(Barrier::new(WRITERS as usize));
     let writers: Vec<_> = (0..WRITERS)
         .map(|w| {

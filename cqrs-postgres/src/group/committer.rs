@@ -179,7 +179,7 @@ impl Committer {
                 // up within as long again. Past both, the network is silent: the group may
                 // still land, and this append with it.
                 let lane_answer = self.lane_answer(answer_timeout);
-                match tokio::time::timeout(lane_answer * 2, answer).await {
+                match tokio::time::timeout(lane_answer.saturating_mul(2), answer).await {
                     Ok(reply) => reply,
                     Err(_) => {
                         return Err(PgError::NoAnswer {
@@ -207,7 +207,12 @@ impl Committer {
     /// server the server's error, which says nothing was written, comes first: a statement
     /// given up is left to a lookup, and one still running could land after it.
     fn lane_answer(&self, answer_timeout: Duration) -> Duration {
-        answer_timeout.max(self.options.timeout * 2 + STATEMENT_GRACE)
+        answer_timeout.max(
+            self.options
+                .timeout
+                .saturating_mul(2)
+                .saturating_add(STATEMENT_GRACE),
+        )
     }
 
     /// The sender of `stream_id`'s lane; starts its task on first use, or after the runtime

@@ -126,7 +126,8 @@ impl GroupCommit {
         self
     }
 
-    /// Bounds how long a grouped append may wait (at least 1 ms; 5 s by default): a group's
+    /// Bounds how long a grouped append may wait (at least 1 ms, at most
+    /// [`MAX_TIMEOUT`](Self::MAX_TIMEOUT); 5 s by default): a group's
     /// statement runs under this `statement_timeout`, and a writer whose append its lane has not
     /// taken within it stops waiting. Either way the append fails with
     /// [`PgError::AppendTimedOut`](crate::PgError::AppendTimedOut) and nothing of it is written. When a group's statement times
@@ -139,7 +140,12 @@ impl GroupCommit {
     /// [`PgError::NoAnswer`](crate::PgError::NoAnswer), perhaps written).
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout.max(Duration::from_millis(1));
+        self.timeout = timeout.clamp(Duration::from_millis(1), Self::MAX_TIMEOUT);
         self
     }
+
+    /// The longest [`timeout`](Self::timeout): the longest `statement_timeout` PostgreSQL
+    /// takes (`i32::MAX` milliseconds, about 24.8 days). A longer one would be refused on
+    /// every lane's connection, and every append written alone.
+    pub const MAX_TIMEOUT: Duration = Duration::from_millis(i32::MAX as u64);
 }
