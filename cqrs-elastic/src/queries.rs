@@ -152,7 +152,8 @@ pub(crate) async fn wait_for_position(
     position: Position,
     timeout: Duration,
 ) -> Result<bool> {
-    let deadline = Instant::now() + timeout;
+    // `None`: too far off to fall due (a timeout of `Duration::MAX`).
+    let deadline = Instant::now().checked_add(timeout);
     let mut pause = Duration::from_millis(2);
     loop {
         let reached = checkpoints
@@ -162,11 +163,11 @@ pub(crate) async fn wait_for_position(
         if reached {
             return Ok(true);
         }
-        let now = Instant::now();
-        if now >= deadline {
+        let left = deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
+        if left.is_some_and(|left| left.is_zero()) {
             return Ok(false);
         }
-        tokio::time::sleep(pause.min(deadline - now)).await;
+        tokio::time::sleep(left.map_or(pause, |left| pause.min(left))).await;
         pause = (pause * 2).min(Duration::from_millis(100));
     }
 }
@@ -241,6 +242,15 @@ mod tests {
     #[derive(Debug, PartialEq, Deserialize)]
     struct Doc {
         n: u32,
+    }
+
+    #[tokio::test]
+    async fn a_wait_as_long_as_duration_allows_returns_once_the_position_is_reached() {
+        let store = cqrs_core::InMemoryEventStore::new();
+        let position = Position::from_parts(1, 1);
+        store.save_checkpoint("p", position).await.expect("saved");
+        let reached = wait_for_position(&store, "p", position, Duration::MAX).await;
+        assert!(reached.expect("read"));
     }
 
     #[test]

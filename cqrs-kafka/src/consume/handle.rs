@@ -62,7 +62,8 @@ impl ConsumerHandle {
         timeout: Duration,
         done: impl Fn(&ConsumerStatus) -> bool,
     ) -> Result<ConsumerStatus, ConsumerWaitError> {
-        let deadline = tokio::time::Instant::now() + timeout;
+        // `None`: too far off to fall due (a timeout of `Duration::MAX`).
+        let deadline = tokio::time::Instant::now().checked_add(timeout);
         let mut changes = self.core.changes();
         loop {
             let status = self.status();
@@ -74,7 +75,11 @@ impl ConsumerHandle {
                 ConsumerState::Stopped => return Err(ConsumerWaitError::Stopped(Box::new(status))),
                 _ => {}
             }
-            match tokio::time::timeout_at(deadline, changes.changed()).await {
+            let changed = match deadline {
+                Some(deadline) => tokio::time::timeout_at(deadline, changes.changed()).await,
+                None => Ok(changes.changed().await),
+            };
+            match changed {
                 Ok(Ok(())) => {}
                 Ok(Err(_)) | Err(_) => {
                     let status = self.status();
@@ -123,5 +128,22 @@ impl ConsumerHandle {
 impl Drop for ConsumerHandle {
     fn drop(&mut self) {
         self.core.request_stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::ConsumerHandle;
+    use crate::consume::runner::Core;
+    use crate::consume::ConsumerOptions;
+
+    #[tokio::test]
+    async fn a_wait_as_long_as_duration_allows_returns_once_done() {
+        let core = Arc::new(Core::new("consumer", &ConsumerOptions::default()));
+        let handle = ConsumerHandle::new(core, tokio::spawn(async {}));
+        assert!(handle.wait_until(Duration::MAX, |_| true).await.is_ok());
     }
 }

@@ -39,18 +39,25 @@ impl Default for ConsumerOptions {
     }
 }
 
+/// The shortest interval of the consumer's own timers: a zero one cannot tick.
+const SHORTEST: Duration = Duration::from_millis(1);
+
 impl ConsumerOptions {
-    /// How many messages are handled at once, each of a different partition (default 8).
-    /// Messages of one partition are always handled one after another.
+    /// The most messages handled at once ([`concurrency`](Self::concurrency)).
+    pub const MAX_CONCURRENCY: usize = 1 << 16;
+
+    /// How many messages are handled at once, each of a different partition (default 8; at
+    /// least 1, at most [`MAX_CONCURRENCY`](Self::MAX_CONCURRENCY)). Messages of one
+    /// partition are always handled one after another.
     pub fn concurrency(mut self, partitions: usize) -> Self {
-        self.concurrency = partitions.max(1);
+        self.concurrency = partitions.clamp(1, Self::MAX_CONCURRENCY);
         self
     }
 
-    /// How often handled offsets are committed (default 250 ms; also on revoke and shutdown).
-    /// A crash replays at most this much, and a replay changes nothing.
+    /// How often handled offsets are committed (default 250 ms, at least 1 ms; also on revoke
+    /// and shutdown). A crash replays at most this much, and a replay changes nothing.
     pub fn commit_interval(mut self, interval: Duration) -> Self {
-        self.commit_interval = interval;
+        self.commit_interval = interval.max(SHORTEST);
         self
     }
 
@@ -101,16 +108,41 @@ impl ConsumerOptions {
     }
 
     /// How often each partition's worker looks for operators' retry / skip requests on its
-    /// parked messages (default 1 s).
+    /// parked messages (default 1 s, at least 1 ms).
     pub fn redrive_interval(mut self, interval: Duration) -> Self {
-        self.redrive_interval = interval;
+        self.redrive_interval = interval.max(SHORTEST);
         self
     }
 
     /// How often the assigned partitions' high-water marks are fetched for the status's lag
-    /// (default 5 s; one request per partition, off the consuming task).
+    /// (default 5 s, at least 1 ms; one request per partition, off the consuming task).
     pub fn lag_interval(mut self, interval: Duration) -> Self {
-        self.lag_interval = interval;
+        self.lag_interval = interval.max(SHORTEST);
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::ConsumerOptions;
+
+    #[tokio::test]
+    async fn zero_intervals_and_a_huge_concurrency_become_values_a_consumer_runs_with() {
+        let options = ConsumerOptions::default()
+            .commit_interval(Duration::ZERO)
+            .redrive_interval(Duration::ZERO)
+            .lag_interval(Duration::ZERO)
+            .concurrency(usize::MAX);
+        // What the consumer's tasks build from them; each panicked.
+        for every in [
+            options.commit_interval,
+            options.redrive_interval,
+            options.lag_interval,
+        ] {
+            let _tick = tokio::time::interval(every);
+        }
+        let _permits = tokio::sync::Semaphore::new(options.concurrency);
     }
 }

@@ -172,7 +172,7 @@ impl Core {
         }
     }
 
-    fn new(name: &str, options: &ConsumerOptions) -> Self {
+    pub(super) fn new(name: &str, options: &ConsumerOptions) -> Self {
         Self {
             name: Arc::from(name),
             board: Mutex::new(Board::new(name)),

@@ -117,14 +117,15 @@ pub async fn finished<S: ProcessStore>(
     clock: &SharedClock,
     within: Duration,
 ) -> Result<InstanceCounts, BoxError> {
-    let deadline = tokio::time::Instant::now() + within;
+    // `None`: too far off to fall due (`Duration::MAX`).
+    let deadline = tokio::time::Instant::now().checked_add(within);
     loop {
         let counts =
             (store.instance_counts(process, clock.now(), Duration::from_secs(3600))).await?;
         if counts.running == 0 && counts.completed + counts.failed >= count {
             return Ok(counts);
         }
-        if tokio::time::Instant::now() > deadline {
+        if deadline.is_some_and(|deadline| tokio::time::Instant::now() > deadline) {
             let waited = within.as_secs_f64();
             return Err(format!(
                 "{process}: {count} instances not finished in {waited} s: {counts:?}"
