@@ -12,7 +12,7 @@ pub use crate::texts::{Texts, TextsBuilder};
 pub use crate::validate::{
     check_batch, check_event_type, check_lease_ttl, check_snapshot, BatchCheck,
     DEFAULT_MAX_APPEND_BYTES, DEFAULT_MAX_PAYLOAD_BYTES, MAX_EVENT_TYPE_LEN, MAX_LEASE_TTL,
-    MAX_PAYLOAD_DEPTH,
+    MAX_PAYLOAD_DEPTH, MIN_LEASE_TTL,
 };
 
 use time::OffsetDateTime;

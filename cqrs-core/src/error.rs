@@ -158,15 +158,18 @@ pub enum Error {
         /// the 127 levels a reader decodes".
         reason: &'static str,
     },
-    /// A lease was asked for a time to live past
+    /// A lease was asked for a time to live outside
+    /// [`MIN_LEASE_TTL`](crate::backend::MIN_LEASE_TTL) to
     /// [`MAX_LEASE_TTL`](crate::backend::MAX_LEASE_TTL) (see
     /// [`check_lease_ttl`](crate::backend::check_lease_ttl)). Nothing was taken.
-    #[error("a lease time to live of {ttl:?} is longer than the {limit:?} a store keeps")]
-    LeaseTtlTooLong {
+    #[error(
+        "a lease time to live of {ttl:?} is outside the {:?} to {:?} a store keeps",
+        crate::backend::MIN_LEASE_TTL,
+        crate::backend::MAX_LEASE_TTL
+    )]
+    LeaseTtlOutOfRange {
         /// What was asked.
         ttl: std::time::Duration,
-        /// The longest allowed.
-        limit: std::time::Duration,
     },
     /// An aggregate's state did not serialize into a snapshot.
     #[error("could not serialize a snapshot of {stream_id}: {source}")]
@@ -299,7 +302,7 @@ impl Error {
             | Error::NulInPayload { .. }
             | Error::SnapshotUnreadable { .. }
             | Error::AppendTooLarge { .. }
-            | Error::LeaseTtlTooLong { .. }
+            | Error::LeaseTtlOutOfRange { .. }
             | Error::InvalidEventType(_) => ErrorKind::InvalidInput,
             Error::EventTypeMismatch { .. }
             | Error::Encode { .. }

@@ -21,6 +21,11 @@ pub const MAX_EVENT_TYPE_LEN: usize = 200;
 /// one ([`check_lease_ttl`]), `Duration::MAX` included: no store keeps a deadline that far.
 pub const MAX_LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(365 * 24 * 60 * 60);
 
+/// The shortest time to live a lease may be taken for: a millisecond. Every store refuses a
+/// shorter one ([`check_lease_ttl`]): a lease that expires as it is taken fences nothing, and
+/// its holder would take it again and again, writing each time.
+pub const MIN_LEASE_TTL: std::time::Duration = std::time::Duration::from_millis(1);
+
 /// What [`check_batch`] learned about a valid batch.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -182,26 +187,25 @@ fn flaw(value: &serde_json::Value, depth: usize) -> Option<Flaw> {
     }
 }
 
-/// Refuses a lease time to live past [`MAX_LEASE_TTL`] with [`Error::LeaseTtlTooLong`]
-/// (invalid input); every [`LeaseStore`](crate::projection::LeaseStore) calls it before it
-/// takes a lease.
+/// Refuses a lease time to live outside [`MIN_LEASE_TTL`] to [`MAX_LEASE_TTL`] with
+/// [`Error::LeaseTtlOutOfRange`] (invalid input); every
+/// [`LeaseStore`](crate::projection::LeaseStore) calls it before it takes a lease.
 ///
 /// ```
-/// use cqrs_core::backend::{check_lease_ttl, MAX_LEASE_TTL};
+/// use cqrs_core::backend::{check_lease_ttl, MAX_LEASE_TTL, MIN_LEASE_TTL};
 /// use cqrs_core::ErrorKind;
 /// use std::time::Duration;
 ///
 /// assert!(check_lease_ttl(Duration::from_secs(30)).is_ok());
+/// assert!(check_lease_ttl(MIN_LEASE_TTL).is_ok());
 /// assert!(check_lease_ttl(MAX_LEASE_TTL).is_ok());
-/// let refused = check_lease_ttl(Duration::MAX).map_err(|e| e.kind());
-/// assert_eq!(refused, Err(ErrorKind::InvalidInput));
+/// for refused in [Duration::MAX, Duration::ZERO] {
+///     assert_eq!(check_lease_ttl(refused).map_err(|e| e.kind()), Err(ErrorKind::InvalidInput));
+/// }
 /// ```
 pub fn check_lease_ttl(ttl: std::time::Duration) -> Result<()> {
-    if ttl > MAX_LEASE_TTL {
-        return Err(Error::LeaseTtlTooLong {
-            ttl,
-            limit: MAX_LEASE_TTL,
-        });
+    if !(MIN_LEASE_TTL..=MAX_LEASE_TTL).contains(&ttl) {
+        return Err(Error::LeaseTtlOutOfRange { ttl });
     }
     Ok(())
 }

@@ -74,8 +74,9 @@ pub trait LeaseStore: Send + Sync {
     /// released) gets a higher epoch than any before; a renewal keeps the epoch. `None` when
     /// another owner holds an unexpired lease.
     ///
-    /// A `ttl` past [`MAX_LEASE_TTL`](crate::backend::MAX_LEASE_TTL) is refused with
-    /// [`Error::LeaseTtlTooLong`](crate::Error::LeaseTtlTooLong), taking nothing: a store
+    /// A `ttl` outside [`MIN_LEASE_TTL`](crate::backend::MIN_LEASE_TTL) to
+    /// [`MAX_LEASE_TTL`](crate::backend::MAX_LEASE_TTL) is refused with
+    /// [`Error::LeaseTtlOutOfRange`](crate::Error::LeaseTtlOutOfRange), taking nothing: a store
     /// calls [`check_lease_ttl`](crate::backend::check_lease_ttl) first.
     async fn try_acquire(&self, name: &str, owner: &str, ttl: Duration) -> Result<Option<Lease>>;
 

@@ -57,7 +57,7 @@ macro_rules! store_conformance_tests {
             a_reset_fences_the_holder_and_drops_the_dead_letters,
             a_fenced_off_worker_cannot_park,
             leases_under_a_prefix_are_listed_while_held,
-            a_lease_ttl_past_the_limit_is_refused_with_a_typed_error,
+            a_lease_ttl_out_of_range_is_refused_with_a_typed_error,
             dead_letters_round_trip,
             dead_letters_come_in_pages_and_keys_once,
             dead_letter_requests_are_kept_until_carried_out,

@@ -341,23 +341,22 @@ pub async fn leases_under_a_prefix_are_listed_while_held<S: ConformanceStore>(st
     assert!(store.leases("p/members/").await.expect("list").is_empty());
 }
 
-/// A lease's time to live past [`MAX_LEASE_TTL`](crate::backend::MAX_LEASE_TTL) (a
-/// `Duration::MAX` meant as "for ever", say) is refused with a typed error, and takes nothing:
-/// the lease stays free, and one of the longest time to live allowed is taken.
-pub async fn a_lease_ttl_past_the_limit_is_refused_with_a_typed_error<S: ConformanceStore>(
-    store: S,
-) {
+/// A lease's time to live outside [`MIN_LEASE_TTL`](crate::backend::MIN_LEASE_TTL) to
+/// [`MAX_LEASE_TTL`](crate::backend::MAX_LEASE_TTL) (a `Duration::MAX` meant as "for ever", a
+/// zero that expires as it is taken) is refused with a typed error, and takes nothing: the
+/// lease stays free, and one of the longest time to live allowed is taken.
+pub async fn a_lease_ttl_out_of_range_is_refused_with_a_typed_error<S: ConformanceStore>(store: S) {
     let limit = crate::backend::MAX_LEASE_TTL;
-    for ttl in [Duration::MAX, limit + Duration::from_secs(1)] {
+    for ttl in [
+        Duration::MAX,
+        limit + Duration::from_secs(1),
+        Duration::ZERO,
+        crate::backend::MIN_LEASE_TTL - Duration::from_nanos(1),
+    ] {
         let refused = store.try_acquire("p", "a", ttl).await;
         match refused {
-            Err(crate::Error::LeaseTtlTooLong {
-                ttl: told,
-                limit: max,
-            }) => {
-                assert_eq!((told, max), (ttl, limit));
-            }
-            other => panic!("a time to live of {ttl:?} is refused as too long: {other:?}"),
+            Err(crate::Error::LeaseTtlOutOfRange { ttl: told }) => assert_eq!(told, ttl),
+            other => panic!("a time to live of {ttl:?} is refused: {other:?}"),
         }
     }
     assert!(

@@ -34,7 +34,7 @@ pub use feed::{
     the_feed_filters_by_stream_partition, the_feed_is_totally_ordered_and_batched,
 };
 pub use leases::{
-    a_fenced_off_worker_cannot_park, a_lease_ttl_past_the_limit_is_refused_with_a_typed_error,
+    a_fenced_off_worker_cannot_park, a_lease_ttl_out_of_range_is_refused_with_a_typed_error,
     a_reset_fences_the_holder_and_drops_the_dead_letters, a_stale_epoch_cannot_save,
     lease_epochs_grow_with_each_new_holder, leases_admit_one_owner_at_a_time,
     leases_under_a_prefix_are_listed_while_held,
