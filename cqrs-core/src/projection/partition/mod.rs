@@ -68,6 +68,8 @@ pub enum PartitionBy {
 /// assert_eq!(partitions.name("orders", 3), "orders/partitions/8/3");
 /// assert_eq!(Partitions::by_key(8).name("orders", 3), "orders/partitions/by-key/8/3");
 /// assert_eq!(Partitions::members_prefix("orders"), "orders/members/");
+/// // At most MAX_COUNT partitions.
+/// assert_eq!(Partitions::by_stream(u32::MAX).count(), Partitions::MAX_COUNT);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Partitions {
@@ -76,18 +78,25 @@ pub struct Partitions {
 }
 
 impl Partitions {
-    /// `count` partitions (at least one) by a hash of the stream id.
+    /// The most partitions a layout has: each worker hashes every partition at each look,
+    /// and status reads each one's checkpoint, so a count past this (or one read from a
+    /// stored name) could stall a worker or an operator's page.
+    pub const MAX_COUNT: u32 = 4096;
+
+    /// `count` partitions (at least one, at most [`MAX_COUNT`](Self::MAX_COUNT)) by a hash
+    /// of the stream id.
     pub fn by_stream(count: u32) -> Self {
         Self {
-            count: count.max(1),
+            count: count.clamp(1, Self::MAX_COUNT),
             by: PartitionBy::Stream,
         }
     }
 
-    /// `count` partitions (at least one) by a hash of the projection's key.
+    /// `count` partitions (at least one, at most [`MAX_COUNT`](Self::MAX_COUNT)) by a hash
+    /// of the projection's key.
     pub fn by_key(count: u32) -> Self {
         Self {
-            count: count.max(1),
+            count: count.clamp(1, Self::MAX_COUNT),
             by: PartitionBy::Key,
         }
     }
@@ -124,7 +133,8 @@ impl Partitions {
     }
 
     /// Reads a partition's [`name`](Self::name) back: the projection, the layout and the
-    /// index; `None` for any other name.
+    /// index; `None` for any other name (a count past [`MAX_COUNT`](Self::MAX_COUNT), an
+    /// index past the count).
     ///
     /// ```
     /// use cqrs_core::projection::Partitions;
@@ -136,6 +146,9 @@ impl Partitions {
     /// assert_eq!(Partitions::parse_name("orders"), None);
     /// assert_eq!(Partitions::parse_name("orders/partitions/x/3"), None);
     /// assert_eq!(Partitions::parse_name("orders/partitions/0/0"), None);
+    /// // Past the most partitions a layout has, or an index past its count: no partition.
+    /// assert_eq!(Partitions::parse_name("orders/partitions/4000000000/0"), None);
+    /// assert_eq!(Partitions::parse_name("orders/partitions/8/8"), None);
     /// ```
     pub fn parse_name(name: &str) -> Option<(&str, Partitions, u32)> {
         let (projection, rest) = name.rsplit_once(PARTITIONS)?;
@@ -150,8 +163,9 @@ impl Partitions {
                 .then(|| s.parse::<u32>().ok())
                 .flatten()
         };
-        let count = number(count).filter(|count| *count > 0)?;
-        Some((projection, layout(count), number(index)?))
+        let count = number(count).filter(|count| (1..=Self::MAX_COUNT).contains(count))?;
+        let index = number(index).filter(|index| *index < count)?;
+        Some((projection, layout(count), index))
     }
 
     /// Reads a worker's member lease name ([`members_prefix`](Self::members_prefix) and its
