@@ -10,6 +10,7 @@ use cqrs_core::projection::ProjectionRunner;
 use cqrs_core::CheckpointStore;
 use cqrs_postgres::testing::fresh_store;
 use support::{append, Picky};
+
 use uuid::Uuid;
 
 fn args(command: ProjectionCommand) -> AdminArgs {
@@ -23,9 +24,12 @@ fn args(command: ProjectionCommand) -> AdminArgs {
 async fn rebuild_replays_every_event_and_reset_forgets_the_checkpoint() {
     let store = fresh_store().await.expect("a fresh schema");
     let c = Uuid::new_v4();
+    let mut last = cqrs_core::Position::START;
     for n in 1..=3 {
-        append(&store, &format!("order-{n}"), "OrderPlaced", c).await;
+        last = append(&store, &format!("order-{n}"), "OrderPlaced", c).await;
     }
+    // The feed shows them once every older transaction ended (other tests' too).
+    support::visible(&store, last).await;
     let picky = Picky::new("orders");
     let live = (*store).clone();
     let projection = picky.clone();

@@ -73,7 +73,8 @@ async fn a_sink_refusing_a_lost_lease_ends_the_term_and_the_batch_is_applied_in_
     let handle = ProjectionRunner::for_store(sink.clone(), &store)
         .with_options(
             RunnerOptions::new()
-                .lease_ttl(Duration::from_millis(600))
+                // Long enough that only the refusal ends a term, however slow the machine.
+                .lease_ttl(Duration::from_secs(3))
                 .poll_interval(Duration::from_millis(20)),
         )
         .spawn();

@@ -92,7 +92,9 @@ async fn partitions_by_key_keep_each_document_in_one_partition() {
     let options = |id: &str| {
         RunnerOptions::new()
             .owner(id)
-            .lease_ttl(Duration::from_millis(900))
+            // Long enough that no stall of a loaded machine ends a term (which would apply
+            // events again, and the count is exact).
+            .lease_ttl(Duration::from_secs(3))
             .batch_size(25)
             .poll_interval(Duration::from_millis(50))
     };

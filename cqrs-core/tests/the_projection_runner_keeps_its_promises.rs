@@ -208,7 +208,9 @@ async fn transient_failures_are_retried_behind_the_circuit_breaker() {
     let totals = Totals::default();
     totals.fail_first.store(6, Ordering::SeqCst);
     let handle = ProjectionRunner::new(totals.clone(), store.clone(), store.clone())
-        .with_options(fast().breaker(3, Duration::from_millis(100)))
+        // Open long enough for the test to see it open, however slow the machine: the status
+        // shows only the latest state.
+        .with_options(fast().breaker(3, Duration::from_millis(500)))
         .spawn();
     let last = append(&store, "s-1", json!({ "n": 5 })).await;
     let open = until(&handle, "the breaker to open", |s| {

@@ -17,8 +17,10 @@ const PATIENCE: Duration = Duration::from_secs(10);
 async fn a_takeover_waits_for_a_fenced_checkpoint_save_in_flight() {
     let store = support::store().await;
     let schema = format!("\"{}\"", store.schema().as_str());
+    // Long enough for the save below to be made while it holds, however slow the machine;
+    // the test then waits for it to expire.
     let a = store
-        .try_acquire("p", "a", Duration::from_millis(300))
+        .try_acquire("p", "a", Duration::from_secs(2))
         .await
         .expect("acquire")
         .expect("free");

@@ -407,7 +407,13 @@ pub async fn try_drive_to_the_end(
         ))
         .await
         .expect("counts");
-        if counts.completed + counts.failed + waiting >= plan.len() && counts.running <= waiting {
+        // Every order started, every one not waiting on a silent carrier finished, and each
+        // one waiting has scheduled its timeout: moving the clock before that would leave a
+        // late one's timeout due past the time the test moves to.
+        if counts.completed + counts.failed + counts.running >= plan.len()
+            && counts.running <= waiting
+            && every_running_instance_has_a_timeout(store).await
+        {
             break;
         }
         if tokio::time::Instant::now() >= deadline {
@@ -426,6 +432,19 @@ pub async fn try_drive_to_the_end(
         .await
         .map(|_| ())
         .map_err(|e| format!("after the timeouts: {e} ({})", plan.describe()))
+}
+
+/// Whether every running instance of the saga waits on a timeout it scheduled.
+async fn every_running_instance_has_a_timeout(store: &PgEventStore) -> bool {
+    let mut query = InstanceQuery::state(InstanceState::Running);
+    query.limit = 10_000;
+    match Processes::new(store.clone())
+        .instances(OrderFulfilment::TYPE, &query)
+        .await
+    {
+        Ok(rows) => rows.iter().all(|row| row.next_timeout_at.is_some()),
+        Err(_) => false,
+    }
 }
 
 /// The running instances the plan does not expect to wait (their carrier answers), with the

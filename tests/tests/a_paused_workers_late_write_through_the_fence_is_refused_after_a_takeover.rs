@@ -55,8 +55,10 @@ async fn a_paused_workers_late_write_through_the_fence_is_refused_after_a_takeov
     })
     .await;
 
+    // Long enough for a's write below to land while it holds, however slow the machine; the
+    // test then waits for it to expire.
     let a = store
-        .try_acquire("fenced", "a", Duration::from_millis(400))
+        .try_acquire("fenced", "a", Duration::from_secs(3))
         .await
         .expect("acquire")
         .expect("free");
@@ -98,8 +100,9 @@ async fn a_paused_workers_late_write_through_the_fence_is_refused_after_a_takeov
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_takeover_waits_for_a_sink_write_fenced_by_the_old_lease() {
     let store = pg_store().await;
+    // Long enough for the check below to be made while it holds (then waited out).
     let a = store
-        .try_acquire("fenced", "a", Duration::from_millis(300))
+        .try_acquire("fenced", "a", Duration::from_secs(2))
         .await
         .expect("acquire")
         .expect("free");

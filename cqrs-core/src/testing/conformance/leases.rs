@@ -294,14 +294,13 @@ pub async fn a_fenced_off_worker_cannot_park<S: ConformanceStore>(store: S) {
 /// the time they have left.
 pub async fn leases_under_a_prefix_are_listed_while_held<S: ConformanceStore>(store: S) {
     let long = Duration::from_secs(30);
-    // Long enough to be listed however slow the machine, short enough to wait out.
-    let short = Duration::from_secs(2);
     let b = store
         .try_acquire("p/members/b", "b", long)
         .await
         .expect("acquire");
+    // Long, so that it is listed however slow the machine; renewed short below, to expire.
     let a = store
-        .try_acquire("p/members/a", "a", short)
+        .try_acquire("p/members/a", "a", long)
         .await
         .expect("acquire");
     store
@@ -324,6 +323,11 @@ pub async fn leases_under_a_prefix_are_listed_while_held<S: ConformanceStore>(st
     );
     assert!(listed[1].valid_for > Duration::from_secs(20) && listed[1].valid_for <= long);
     // Expired: no longer listed. Released: neither.
+    let renewed = store
+        .try_acquire("p/members/a", "a", Duration::from_millis(50))
+        .await
+        .expect("renew");
+    assert_eq!(renewed.map(|l| l.epoch), Some(a.epoch), "a renewal");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         let listed = store.leases("p/members/").await.expect("list");
