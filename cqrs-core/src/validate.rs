@@ -21,10 +21,11 @@ pub const MAX_EVENT_TYPE_LEN: usize = 200;
 /// one ([`check_lease_ttl`]), `Duration::MAX` included: no store keeps a deadline that far.
 pub const MAX_LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(365 * 24 * 60 * 60);
 
-/// The shortest time to live a lease may be taken for: a millisecond. Every store refuses a
-/// shorter one ([`check_lease_ttl`]): a lease that expires as it is taken fences nothing, and
-/// its holder would take it again and again, writing each time.
-pub const MIN_LEASE_TTL: std::time::Duration = std::time::Duration::from_millis(1);
+/// The shortest time to live a lease may be taken for: 100 ms. Every store refuses a shorter
+/// one ([`check_lease_ttl`]): a lease is renewed every third of its time to live, so a
+/// shorter one expires before its renewal's round trip ends, and its holder takes it again
+/// and again, writing each time, and never leads.
+pub const MIN_LEASE_TTL: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// What [`check_batch`] learned about a valid batch.
 #[derive(Debug)]

@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use cqrs_core::projection::{Projection, ProjectionError, ProjectionRunner, RunnerOptions};
+use cqrs_core::projection::{
+    PartitionedRunner, Partitions, Projection, ProjectionError, ProjectionRunner, RunnerOptions,
+};
 use cqrs_core::{
     AppendEvents, ExpectedVersion, InMemoryEventStore, NewEvent, Position, RecordedEvent, StreamId,
 };
@@ -77,6 +79,36 @@ async fn a_checkpoint_interval_of_duration_max_settles_at_the_head() {
 #[tokio::test]
 async fn a_poll_interval_of_duration_max_waits_for_wake_ups() {
     catches_up(RunnerOptions::new().poll_interval(Duration::MAX)).await;
+}
+
+#[tokio::test]
+async fn a_lease_time_to_live_of_zero_or_duration_max_is_the_nearest_a_store_keeps() {
+    catches_up(RunnerOptions::new().lease_ttl(Duration::ZERO)).await;
+    catches_up(RunnerOptions::new().lease_ttl(Duration::MAX)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partitioned_worker_given_a_lease_time_to_live_of_zero_leads_its_partitions() {
+    let store = InMemoryEventStore::new();
+    let head = fifty(&store).await;
+    let count = Count::default();
+    let worker = PartitionedRunner::for_store(count.clone(), Partitions::by_stream(4), &store)
+        .with_options(RunnerOptions::new().lease_ttl(Duration::ZERO))
+        .spawn();
+    let led = worker
+        .wait_until(Duration::from_secs(10), |s| s.leading().len() == 4)
+        .await;
+    let status = worker.status();
+    assert!(led.is_some(), "{status:?}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while *count.0.lock().unwrap() < 50 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "applied up to {head:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    worker.shutdown().await;
 }
 
 #[tokio::test]

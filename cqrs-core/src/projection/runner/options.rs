@@ -135,9 +135,11 @@ impl RunnerOptions {
     }
     /// How long a lease lasts without renewal. A keeper task renews it every third of that,
     /// beside the work; a worker that cannot confirm its lease before it expires stops
-    /// leading at once (its apply in flight is dropped, nothing more is saved).
+    /// leading at once (its apply in flight is dropped, nothing more is saved). At least
+    /// [`MIN_LEASE_TTL`](crate::backend::MIN_LEASE_TTL), at most
+    /// [`MAX_LEASE_TTL`](crate::backend::MAX_LEASE_TTL): what every store takes.
     pub fn lease_ttl(mut self, ttl: Duration) -> Self {
-        self.lease_ttl = ttl;
+        self.lease_ttl = ttl.clamp(crate::backend::MIN_LEASE_TTL, crate::backend::MAX_LEASE_TTL);
         self
     }
     /// This worker's name (default: the process id and a random part, unique among workers,
