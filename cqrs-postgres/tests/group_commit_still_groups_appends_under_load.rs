@@ -2,7 +2,8 @@
 //! an append alone only while fewer than `GroupCommit::alone_below` others are in flight;
 //! also under the longest timeouts a store takes (`Duration::MAX`, meant as "no bound"):
 //! they panicked every grouped append (doubling them overflowed), and a `statement_timeout`
-//! past what PostgreSQL takes turned grouping off.
+//! past what PostgreSQL takes turned grouping off; and with as many lanes as `usize` allows
+//! (the store panicked making them).
 
 mod support;
 
@@ -31,6 +32,27 @@ async fn appends_share_transactions_under_the_longest_timeouts_a_store_takes() {
         .with_answer_timeout(Duration::MAX)
         .with_group_commit(GroupCommit::default().timeout(Duration::MAX));
     share_transactions(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appends_land_with_as_many_lanes_as_usize_allows() {
+    let store = support::store_with(WRITERS + 2)
+        .await
+        .with_group_commit(GroupCommit::default().lanes(usize::MAX));
+    // Enough at once for appends to be grouped (fewer than two others in flight: alone).
+    let appends = (0..WRITERS).map(|w| {
+        let store = store.clone();
+        async move {
+            let stream = StreamId::new(format!("laned-{w}")).expect("id");
+            let event = NewEvent::new("Counted", 1, json!({ "n": 0 }));
+            store
+                .append(&stream, ExpectedVersion::NoStream, vec![event])
+                .await
+        }
+    });
+    for appended in futures_util::future::join_all(appends).await {
+        appended.expect("append");
+    }
 }
 
 /// Sixteen writers append twenty events each: every append lands once, and some share a

@@ -50,7 +50,8 @@ impl Default for GroupCommit {
 }
 
 impl GroupCommit {
-    /// Appends are written by `lanes` statements at a time at most (at least 1). Each lane
+    /// Appends are written by `lanes` statements at a time at most (at least 1, at most
+    /// [`MAX_LANES`](Self::MAX_LANES)). Each lane
     /// holds a pool connection while it has work.
     ///
     /// One lane makes the largest groups and was fastest in `pg-bench` on a 2-core machine
@@ -60,9 +61,12 @@ impl GroupCommit {
     /// clients may gain from a few more.
     #[must_use]
     pub fn lanes(mut self, lanes: usize) -> Self {
-        self.lanes = lanes.max(1);
+        self.lanes = lanes.clamp(1, Self::MAX_LANES);
         self
     }
+
+    /// The most [`lanes`](Self::lanes): each is a task and a connection of its own.
+    pub const MAX_LANES: usize = 1024;
 
     /// A group holds at most `appends` appends (at least 1).
     #[must_use]
