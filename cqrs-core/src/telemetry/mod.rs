@@ -30,9 +30,10 @@
 //!
 //! - **Writing.** `Repository::execute_with` takes the `command` span's OpenTelemetry context
 //!   (a child of the caller's span: the HTTP request's, say) once per command and writes it
-//!   as [`TRACEPARENT`] into each new event's headers, unless the command's context has that
-//!   header already (an explicit one wins). No sampled trace, no header: nothing is
-//!   allocated per event.
+//!   as [`TRACEPARENT`] into each new event's headers. A [`TRACEPARENT`] header already in
+//!   the command's context wins over the caller's span: the `command` span continues the
+//!   trace it names (and the events name the `command` span); without tracing, the header is
+//!   carried as it is. No sampled trace, no header: nothing is allocated per event.
 //! - **A process step** [`follow`]s the event it handles: its span's parent is the span that
 //!   wrote the event, so the step and the commands it dispatches (whose events then carry the
 //!   same trace) show in the request's trace. A fired timeout carries no trace context (the

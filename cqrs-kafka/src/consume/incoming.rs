@@ -104,8 +104,9 @@ impl Incoming {
 /// `context` with the message's `traceparent` as the command's, when no traced span runs: the
 /// consumer handles each message inside a span that continues the publisher's trace, and the
 /// command's own span, inside it, then writes its place in that trace on the events (an
-/// explicit header would win, and point them at the publisher's span, past every span of
-/// this service). Without tracing here, the header passes the trace on as it came.
+/// explicit header would make the command span continue the publisher's span directly,
+/// skipping the message span). Without tracing here, the header passes the trace on as it
+/// came.
 pub(crate) fn carry_trace(context: CommandContext, traceparent: Option<&str>) -> CommandContext {
     match traceparent {
         Some(parent) if cqrs_core::telemetry::current_traceparent().is_none() => {
