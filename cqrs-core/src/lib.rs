@@ -16,7 +16,6 @@ pub mod backend;
 pub mod bus;
 mod clock;
 mod command;
-mod deadline;
 mod error;
 mod event;
 mod fixture;

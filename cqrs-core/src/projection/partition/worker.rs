@@ -567,4 +567,16 @@ mod tests {
         assert_eq!(gives_way_to(&led(&[(4, 2), (8, 2)]), 8, true), None);
         assert_eq!(gives_way_to(&led(&[(8, 8)]), 8, true), None);
     }
+
+    #[test]
+    fn of_two_splits_of_one_count_leading_as_many_exactly_one_gives_way() {
+        use crate::projection::Partitions;
+        let (stream, key) = (Partitions::by_stream(4), Partitions::by_key(4));
+        let led: BTreeMap<Partitions, usize> = [(stream, 2), (key, 2)].into_iter().collect();
+        assert_eq!(gives_way_to(&led, stream, true), Some(key));
+        assert_eq!(gives_way_to(&led, key, true), None);
+        // Idle, either waits on the other.
+        let led: BTreeMap<Partitions, usize> = [(stream, 1)].into_iter().collect();
+        assert_eq!(gives_way_to(&led, key, false), Some(stream));
+    }
 }

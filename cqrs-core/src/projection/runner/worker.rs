@@ -193,7 +193,7 @@ impl Worker {
         let (mut incoming, mut reader) = self.start_reader(checkpoint);
         let redriving = self.runner.dead_letters.is_some();
         // Operators' requests on dead letters are looked for at once, then once per poll.
-        let mut redrive_at = tokio::time::Instant::now();
+        let mut redrive_at = Some(tokio::time::Instant::now());
         loop {
             if let Some(error) = settlement.failure() {
                 return Lead::Failed(error);
@@ -206,7 +206,7 @@ impl Worker {
                 }
                 () = self.stop.requested() => return Lead::Stopped,
                 () = sleep_until(settle_at), if settle_at.is_some() => Woke::SettleDeferred,
-                () = tokio::time::sleep_until(redrive_at), if redriving => Woke::Redrive,
+                () = sleep_until(redrive_at), if redriving => Woke::Redrive,
             };
             let batch = match woke {
                 Woke::Batch(Some(batch)) => batch,
@@ -228,7 +228,8 @@ impl Worker {
                     } else {
                         self.runner.options.poll_interval
                     };
-                    redrive_at = crate::deadline::after(tokio::time::Instant::now(), wait);
+                    // `None`: a poll interval too long to end (`Duration::MAX`).
+                    redrive_at = tokio::time::Instant::now().checked_add(wait);
                     continue;
                 }
             };
