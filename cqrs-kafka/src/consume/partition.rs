@@ -324,7 +324,7 @@ fn message_span(shared: &Shared, message: &Received, event: &CloudEvent) -> trac
         offset = message.offset(),
         event_type = %event.event_type,
     );
-    if let Some(traceparent) = event.traceparent.as_deref().filter(|_| !span.is_disabled()) {
+    if let Some(traceparent) = &event.traceparent {
         cqrs_core::telemetry::follow_traceparent(&span, traceparent);
     }
     span

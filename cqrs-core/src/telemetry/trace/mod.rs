@@ -65,7 +65,7 @@ pub fn follow(span: &tracing::Span, metadata: &Metadata) {
 /// with an event's header, for a value from elsewhere (an incoming HTTP request's
 /// `traceparent` header, say), without OpenTelemetry's SDK propagator. Same rules: call it
 /// before the span is entered; a malformed value is ignored with a debug line; a no-op
-/// without the `opentelemetry` feature.
+/// without the `opentelemetry` feature, or for a disabled span (the value is not parsed).
 ///
 /// ```
 /// let request = tracing::info_span!("request");
@@ -77,8 +77,10 @@ pub fn follow(span: &tracing::Span, metadata: &Metadata) {
 /// ```
 pub fn follow_traceparent(span: &tracing::Span, traceparent: &str) {
     #[cfg(feature = "opentelemetry")]
-    if let Some(parent) = parse(traceparent) {
-        otel::set_parent(span, parent);
+    if !span.is_disabled() {
+        if let Some(parent) = parse(traceparent) {
+            otel::set_parent(span, parent);
+        }
     }
     #[cfg(not(feature = "opentelemetry"))]
     let _ = (span, traceparent);
