@@ -192,7 +192,8 @@ impl State {
             .map_or(Version::ZERO, |indices| Version::new(indices.len() as u64))
     }
 
-    /// The first outcome of an append whose events are `ids`, if they were all appended together.
+    /// The outcome of what landed, if the events `ids` are all in `stream_id`, in this order, at
+    /// consecutive versions (PostgreSQL's rule: whichever appends wrote them).
     fn earlier_append(
         &self,
         stream_id: &StreamId,
@@ -205,16 +206,24 @@ impl State {
             return Ok(None);
         };
         let first_event = &self.log[first];
-        let same_append = first_event.stream_id == *stream_id
-            && ids.iter().enumerate().all(|(offset, id)| {
-                self.log
-                    .get(first + offset)
-                    .is_some_and(|e| e.metadata.event_id == *id && e.stream_id == *stream_id)
-            });
-        if !same_append {
+        // Log indices of the stream's events from the first one's version on.
+        let from =
+            usize::try_from(first_event.version.get().saturating_sub(1)).unwrap_or(usize::MAX);
+        let indices = self
+            .streams
+            .get(stream_id)
+            .and_then(|indices| indices.get(from..))
+            .unwrap_or_default();
+        let landed = first_event.stream_id == *stream_id
+            && indices.len() >= ids.len()
+            && ids
+                .iter()
+                .zip(indices)
+                .all(|(id, &index)| self.log[index].metadata.event_id == *id);
+        if !landed {
             return Err(Error::EventIdReused { event_id: ids[0] });
         }
-        let last = &self.log[first + ids.len() - 1];
+        let last = &self.log[indices[ids.len() - 1]];
         Ok(Some(AppendOutcome::new(
             stream_id.clone(),
             first_event.version,

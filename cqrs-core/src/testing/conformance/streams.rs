@@ -405,6 +405,46 @@ pub async fn repeated_event_ids_return_the_first_outcome<S: ConformanceStore>(st
         .await
         .expect("read");
     assert_eq!(numbers(&all), [1, 2, 3]);
+
+    // Events of one stream that landed by separate appends, with another stream's event between
+    // them in the feed, sent again as one batch: they are in the stream, in order, at consecutive
+    // versions, so it is a repeat of what landed, whatever the appends that wrote them.
+    let apart = stream("idem-4");
+    let (first, second) = (event(20), event(21));
+    store
+        .append(&apart, ExpectedVersion::NoStream, vec![first.clone()])
+        .await
+        .expect("first alone");
+    store
+        .append(&stream("idem-5"), ExpectedVersion::NoStream, events(30..31))
+        .await
+        .expect("between them");
+    let later = store
+        .append(
+            &apart,
+            ExpectedVersion::Exact(Version::new(1)),
+            vec![second.clone()],
+        )
+        .await
+        .expect("second alone");
+    let together = store
+        .append(&apart, ExpectedVersion::NoStream, vec![first, second])
+        .await
+        .expect("a repeat of what landed");
+    assert!(together.duplicate);
+    assert_eq!(
+        (
+            together.first_version,
+            together.last_version,
+            together.position
+        ),
+        (Version::new(1), Version::new(2), later.position)
+    );
+    let apart_read = store
+        .read_stream(&apart, Version::new(1), 100)
+        .await
+        .expect("read");
+    assert_eq!(numbers(&apart_read), [20, 21]);
 }
 
 /// Bad input gets typed errors and writes nothing.
