@@ -138,9 +138,17 @@ impl fmt::Debug for KafkaConfig {
             .iter()
             .map(|(key, value)| {
                 let lower = key.to_ascii_lowercase();
-                let secret = ["password", "secret", "key", "token", "jaas"]
-                    .iter()
-                    .any(|word| lower.contains(word));
+                let secret = [
+                    "password",
+                    "secret",
+                    "key",
+                    "token",
+                    "jaas",
+                    "oauthbearer",
+                    "pem",
+                ]
+                .iter()
+                .any(|word| lower.contains(word));
                 (key.as_str(), if secret { "****" } else { value.as_str() })
             })
             .collect();
@@ -342,6 +350,8 @@ mod tests {
             .map(|c| {
                 c.with_sasl(Sasl::new(SaslMechanism::ScramSha512, "svc", "hunter2"))
                     .with_setting("ssl.key.password", "k3y")
+                    .with_setting("sasl.oauthbearer.config", "principal=svc secret=0auth")
+                    .with_setting("ssl.certificate.pem", "-----BEGIN PRIVATE KEY----- p3m")
                     .with_setting("linger.ms", "7")
             })
             .ok();
@@ -354,12 +364,41 @@ mod tests {
         assert_eq!(client.get("security.protocol"), Some("SASL_PLAINTEXT"));
         let debug = format!("{config:?}");
         assert!(
-            !debug.contains("hunter2") && !debug.contains("k3y"),
+            ["hunter2", "k3y", "0auth", "p3m"]
+                .iter()
+                .all(|secret| !debug.contains(secret)),
             "{debug}"
         );
         assert!(
             debug.contains("svc") && debug.contains("linger.ms"),
             "{debug}"
         );
+    }
+
+    #[test]
+    fn a_setting_the_client_refuses_is_named_without_its_value() {
+        // `ssl.key.password` is refused by a client built without TLS; a mistyped key is
+        // refused by every client. librdkafka's error carries the value as it was given.
+        for (key, value) in [
+            ("ssl.key.password", "k3y-v4lue"),
+            ("sasl.pasword", "s3cret-v4lue"),
+            ("compression.codec", "s3cret-v4lue"),
+        ] {
+            let config = KafkaConfig::new("h:1").map(|c| c.with_setting(key, value));
+            let Ok(config) = config else {
+                panic!("a valid list was refused")
+            };
+            let Err(error) = crate::KafkaProducer::new(&config) else {
+                panic!("{key} was accepted")
+            };
+            let (shown, debug) = (error.to_string(), format!("{error:?}"));
+            assert!(!shown.contains(value), "{shown}");
+            assert!(!debug.contains(value), "{debug}");
+            assert!(
+                matches!(&error, KafkaError::Config { setting, .. } if setting == key),
+                "{debug}"
+            );
+            assert!(!error.is_transient());
+        }
     }
 }

@@ -129,7 +129,30 @@ fn is_transient_code(code: RDKafkaErrorCode) -> bool {
 }
 
 impl KafkaError {
+    /// The error of `operation` from the client's. A setting the client refused becomes a
+    /// [`KafkaError::Config`] naming the setting: the client's own error carries the value as
+    /// given, which may be a password.
     pub(crate) fn client(operation: &'static str) -> impl FnOnce(ClientError) -> KafkaError {
-        move |source| KafkaError::Client { operation, source }
+        move |source| match source {
+            ClientError::ClientConfig(_, problem, setting, value) => KafkaError::Config {
+                problem: without_value(&problem, &value),
+                setting,
+            },
+            source => KafkaError::Client { operation, source },
+        }
+    }
+}
+
+/// The client's description of a refused setting, without the value: librdkafka quotes a
+/// value it shows; a value of at least four characters is taken out wherever it appears.
+fn without_value(problem: &str, value: &str) -> String {
+    if value.is_empty() {
+        return problem.to_owned();
+    }
+    let problem = problem.replace(&format!("\"{value}\""), "\"****\"");
+    if value.chars().count() >= 4 {
+        problem.replace(value, "****")
+    } else {
+        problem
     }
 }
