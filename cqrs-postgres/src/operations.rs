@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::convert::{self, limit, to_u64};
 use crate::row::recorded_events;
-use crate::timestamp::Timestamp;
+use crate::timestamp::optional;
 use crate::{PgError, PgEventStore};
 
 /// One reader of the feed as the store sees it: a projection, a process manager
@@ -121,9 +121,7 @@ fn subscriber(row: &sqlx::postgres::PgRow) -> Result<PgSubscriber, PgError> {
     };
     let owner: Option<String> = row.try_get("lease_owner")?;
     let epoch: Option<i64> = row.try_get("lease_epoch")?;
-    let expires_at = row
-        .try_get::<Option<Timestamp>, _>("lease_expires_at")?
-        .map(|t| t.0);
+    let expires_at = optional(row, "lease_expires_at")?;
     let lease = match (owner, epoch, expires_at) {
         (Some(owner), Some(epoch), Some(expires_at)) => Some(PgLease {
             owner,
@@ -133,9 +131,7 @@ fn subscriber(row: &sqlx::postgres::PgRow) -> Result<PgSubscriber, PgError> {
         _ => None,
     };
     let state: Option<String> = row.try_get("breaker_state")?;
-    let changed_at = row
-        .try_get::<Option<Timestamp>, _>("breaker_changed_at")?
-        .map(|t| t.0);
+    let changed_at = optional(row, "breaker_changed_at")?;
     let breaker = match (state, changed_at) {
         (Some(state), Some(changed_at)) => Some(PgBreaker {
             state: BreakerState::from_name(&state).ok_or(PgError::CorruptRow {
@@ -149,12 +145,12 @@ fn subscriber(row: &sqlx::postgres::PgRow) -> Result<PgSubscriber, PgError> {
     Ok(PgSubscriber {
         name: row.try_get("name")?,
         checkpoint,
-        checkpoint_updated_at: row.try_get("checkpoint_updated_at")?,
+        checkpoint_updated_at: optional(row, "checkpoint_updated_at")?,
         lease,
         dead_letters: to_u64("negative count", row.try_get("dead_letters")?)?,
         bus_dead_letters: to_u64("negative count", row.try_get("bus_dead_letters")?)?,
         lag_events: to_u64("negative count", row.try_get("lag_events")?)?,
-        oldest_unapplied_at: row.try_get("oldest_unapplied_at")?,
+        oldest_unapplied_at: optional(row, "oldest_unapplied_at")?,
         breaker,
     })
 }

@@ -5,12 +5,13 @@
 //! those microseconds to its epoch with `+`, which panics when the result is out of `time`'s
 //! range (years -9999 to 9999): a row whose `recorded_at` was set to `infinity` by hand, or
 //! imported from a system that used it, would panic the task reading the feed. This type
-//! adds them checked and says what it found in an error instead.
+//! adds them checked and says what it found in an error instead. Every `timestamptz` the store
+//! reads goes through it ([`required`], [`optional`]).
 
 use sqlx::decode::Decode;
 use sqlx::error::BoxDynError;
-use sqlx::postgres::{PgTypeInfo, PgValueFormat, PgValueRef, Postgres};
-use sqlx::Type;
+use sqlx::postgres::{PgRow, PgTypeInfo, PgValueFormat, PgValueRef, Postgres};
+use sqlx::{Row, Type};
 use time::{Duration, OffsetDateTime};
 
 /// PostgreSQL's epoch, 2000-01-01 00:00 UTC, made once at compile time (not per row).
@@ -66,6 +67,16 @@ impl<'r> Decode<'r, Postgres> for Timestamp {
             }
         }
     }
+}
+
+/// The `timestamptz` column `column` of `row`, through [`Timestamp`].
+pub(crate) fn required(row: &PgRow, column: &str) -> Result<OffsetDateTime, sqlx::Error> {
+    Ok(row.try_get::<Timestamp, _>(column)?.0)
+}
+
+/// The nullable `timestamptz` column `column` of `row`, through [`Timestamp`].
+pub(crate) fn optional(row: &PgRow, column: &str) -> Result<Option<OffsetDateTime>, sqlx::Error> {
+    Ok(row.try_get::<Option<Timestamp>, _>(column)?.map(|at| at.0))
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use sqlx::Row;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::timestamp::{optional, required};
 use crate::{convert, PgError, PgEventStore};
 
 impl PgEventStore {
@@ -36,7 +37,7 @@ impl PgEventStore {
                 Ok(ScheduledTimeout::new(
                     row.try_get("key")?,
                     row.try_get::<Uuid, _>("timeout_id")?,
-                    row.try_get("due_at")?,
+                    required(row, "due_at")?,
                     payload,
                 ))
             })
@@ -126,7 +127,7 @@ fn instance_row(row: &PgRow) -> Result<InstanceRow, PgError> {
     let mut status = InstanceRow::new(
         row.try_get::<String, _>("instance")?,
         convert::version(row.try_get("version")?)?,
-        row.try_get("progressed_at")?,
+        required(row, "progressed_at")?,
     );
     status.state = state;
     status.correlation_id = row.try_get("correlation_id")?;
@@ -134,8 +135,8 @@ fn instance_row(row: &PgRow) -> Result<InstanceRow, PgError> {
     status.pending_commands = u32::try_from(pending).map_err(|_| PgError::CorruptRow {
         what: "negative pending commands",
     })?;
-    status.next_timeout_at = row.try_get("next_timeout_at")?;
-    status.started_at = row.try_get("started_at")?;
-    status.finished_at = row.try_get("finished_at")?;
+    status.next_timeout_at = optional(row, "next_timeout_at")?;
+    status.started_at = required(row, "started_at")?;
+    status.finished_at = optional(row, "finished_at")?;
     Ok(status)
 }

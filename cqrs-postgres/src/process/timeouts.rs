@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::columns::Columns;
+use crate::timestamp::{required, Timestamp};
 use crate::{convert, PgError, PgEventStore};
 
 impl PgEventStore {
@@ -62,7 +63,7 @@ impl PgEventStore {
                         instance: row.try_get("instance")?,
                         key: row.try_get("key")?,
                         timeout_id: row.try_get::<Uuid, _>("timeout_id")?,
-                        due_at: row.try_get("due_at")?,
+                        due_at: required(row, "due_at")?,
                         payload,
                     })
                 })
@@ -110,10 +111,11 @@ impl PgEventStore {
         process: &str,
     ) -> Result<Option<OffsetDateTime>, PgError> {
         self.call(async |conn| {
-            Ok(sqlx::query_scalar(&self.queries.next_timeout)
+            let next: Option<Timestamp> = sqlx::query_scalar(&self.queries.next_timeout)
                 .bind(process)
                 .fetch_one(conn)
-                .await?)
+                .await?;
+            Ok(next.map(|at| at.0))
         })
         .await
     }
