@@ -1,66 +1,130 @@
 //! [`redact_url`]: connection URLs that are safe to print.
 
 /// `url` with any password replaced by `****`, for logs and messages: the user information's
-/// password (`postgres://app:****@db/app`) and a `password=` query parameter
-/// (`?password=****`). Everything else is kept, so the output still says which server is meant.
-/// Text that is not a URL comes back unchanged.
+/// password (`postgres://app:****@db/app`, also without a scheme and with characters a URL
+/// would encode written as they are) and the value of any parameter named like a password
+/// (`?password=****`, `sslpassword=****`, libpq's `key = 'value'`). Everything else is kept, so
+/// the output still says which server is meant. Text that is not a URL comes back unchanged.
 ///
 /// ```
 /// use cqrs_core::redact_url;
 ///
 /// assert_eq!(redact_url("postgres://app:s3cret@db:5432/app"), "postgres://app:****@db:5432/app");
+/// assert_eq!(redact_url("app:s3#cret@db/app"), "app:****@db/app");
+/// assert_eq!(redact_url("host=db sslpassword=k3y"), "host=db sslpassword=****");
 /// assert_eq!(redact_url("http://127.0.0.1:9200"), "http://127.0.0.1:9200");
 /// ```
 pub fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return redact_query(url);
-    };
-    let authority_start = scheme_end + 3;
-    let rest = &url[authority_start..];
-    let authority_len = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = &rest[..authority_len];
-    let mut out = String::with_capacity(url.len());
-    out.push_str(&url[..authority_start]);
-    match authority.rfind('@') {
-        Some(at) => {
-            let userinfo = &authority[..at];
-            match userinfo.find(':') {
-                Some(colon) => {
-                    out.push_str(&userinfo[..colon]);
-                    out.push_str(":****");
-                }
-                None => out.push_str(userinfo),
-            }
-            out.push_str(&authority[at..]);
+    let start = match url.find("://") {
+        Some(scheme_end) => scheme_end + 3,
+        // `user:password@host...`: no space, and no `=` before the `@` (not `key=value`).
+        None if !url.contains(char::is_whitespace)
+            && url.find('@').is_some_and(|at| !url[..at].contains('=')) =>
+        {
+            0
         }
-        None => out.push_str(authority),
+        None => return redact_params(url),
+    };
+    let rest = &url[start..];
+    let mut out = String::with_capacity(url.len());
+    out.push_str(&url[..start]);
+    let Some(at) = userinfo_end(rest) else {
+        let authority_len = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        out.push_str(&rest[..authority_len]);
+        out.push_str(&redact_params(&rest[authority_len..]));
+        return out;
+    };
+    let userinfo = &rest[..at];
+    match userinfo.find(':') {
+        Some(colon) => {
+            out.push_str(&userinfo[..colon]);
+            out.push_str(":****");
+        }
+        None => out.push_str(userinfo),
     }
-    out.push_str(&redact_query(&rest[authority_len..]));
+    let host = &rest[at..];
+    let host_len = host[1..]
+        .find(['/', '?', '#'])
+        .map_or(host.len(), |i| i + 1);
+    out.push_str(&host[..host_len]);
+    out.push_str(&redact_params(&host[host_len..]));
     out
 }
 
-/// Masks the value of every `password=` parameter: after `?` or `&` in a URL's query, after
-/// whitespace or at the start in a libpq `key=value` string.
-fn redact_query(text: &str) -> String {
-    const KEY: &str = "password=";
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(found) = rest.find(KEY) {
-        let before = &rest[..found];
-        let is_key = if before.is_empty() {
-            out.is_empty() || out.ends_with(['?', '&', ' ', '\t'])
-        } else {
-            before.ends_with(['?', '&', ' ', '\t'])
-        };
-        out.push_str(&rest[..found + KEY.len()]);
-        rest = &rest[found + KEY.len()..];
-        if is_key {
-            out.push_str("****");
-            rest = &rest[rest.find(['&', '#', ' ', '\t']).unwrap_or(rest.len())..];
-        }
+/// Where the user information of `rest` (a URL after its scheme) ends: its last `@` before the
+/// path. Or, when the authority has none, an `@` further on after `user:` and a password that
+/// held a `/`, `?` or `#` written as it is (not a port: `node:9200/orders@v2` has no password).
+fn userinfo_end(rest: &str) -> Option<usize> {
+    let authority_len = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..authority_len];
+    if let Some(at) = authority.rfind('@') {
+        return Some(at);
     }
-    out.push_str(rest);
+    if authority.starts_with('[') {
+        return None;
+    }
+    let colon = authority.find(':')?;
+    let port = &authority[colon + 1..];
+    if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    rest[authority_len..].find('@').map(|at| authority_len + at)
+}
+
+/// Masks the value of every parameter whose name ends in `password` (any case): after `?` or
+/// `&` in a URL's query, after whitespace or at the start in a libpq `key=value` string, with
+/// spaces around the `=` and a quoted value (`'a \'b'`) as libpq reads them.
+fn redact_params(text: &str) -> String {
+    const NAME: &str = "password";
+    let lower = text.to_ascii_lowercase();
+    let mut out = String::with_capacity(text.len());
+    let mut done = 0;
+    let mut from = 0;
+    while let Some(found) = lower[from..].find(NAME).map(|i| from + i) {
+        from = found + NAME.len();
+        let key_start = text[..found]
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .map_or(0, |i| i + 1);
+        let starts_a_key = text[..key_start].is_empty()
+            || text[..key_start].ends_with(['?', '&', ';'])
+            || text[..key_start].ends_with(char::is_whitespace);
+        let after = &text[from..];
+        let spaced = after.len() - after.trim_start().len();
+        if !starts_a_key || !after[spaced..].starts_with('=') {
+            continue;
+        }
+        let value_start = from + spaced + 1;
+        let value = &text[value_start..];
+        let skipped = value.len() - value.trim_start().len();
+        let value_start = value_start + skipped;
+        let value_len = value_length(&text[value_start..]);
+        out.push_str(&text[done..value_start]);
+        out.push_str("****");
+        done = value_start + value_len;
+        from = done;
+    }
+    out.push_str(&text[done..]);
     out
+}
+
+/// The length of the parameter value `value` starts with: a libpq quoted value to its closing
+/// quote (a backslash escapes the next character), else up to `&`, `#` or whitespace.
+fn value_length(value: &str) -> usize {
+    if let Some(quoted) = value.strip_prefix('\'') {
+        let mut escaped = false;
+        for (i, c) in quoted.char_indices() {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '\'' => return i + 2,
+                _ => {}
+            }
+        }
+        return value.len();
+    }
+    value
+        .find(|c: char| c == '&' || c == '#' || c.is_whitespace())
+        .unwrap_or(value.len())
 }
 
 #[cfg(test)]
@@ -89,16 +153,55 @@ mod tests {
             ),
             ("postgres://app@db/app", "postgres://app@db/app"),
             ("http://127.0.0.1:9200", "http://127.0.0.1:9200"),
-            (
-                "postgres://db/app?mypassword=x",
-                "postgres://db/app?mypassword=x",
-            ),
             ("not a url", "not a url"),
             (
                 "host=db password=s3cret user=app",
                 "host=db password=**** user=app",
             ),
             ("password=s3cret", "password=****"),
+            // Without a scheme: `DATABASE_URL=app:s3cret@db:5432/app`.
+            ("app:s3cret@db:5432/app", "app:****@db:5432/app"),
+            // A password with a character a URL must encode, written as it is.
+            (
+                "postgres://app:s3#cret@db/app",
+                "postgres://app:****@db/app",
+            ),
+            (
+                "postgres://app:s3/cret@db/app",
+                "postgres://app:****@db/app",
+            ),
+            (
+                "postgres://app:s3?cret@db/app?x=1",
+                "postgres://app:****@db/app?x=1",
+            ),
+            // ... but a port and a path with an `@` are not one.
+            (
+                "http://node:9200/orders@v2/_doc/1",
+                "http://node:9200/orders@v2/_doc/1",
+            ),
+            ("http://[::1]:9200/orders@v2", "http://[::1]:9200/orders@v2"),
+            // Any parameter named like a password, however spaced or quoted.
+            (
+                "postgres://db/app?sslpassword=k3y&x=1",
+                "postgres://db/app?sslpassword=****&x=1",
+            ),
+            (
+                "postgres://db/app?mypassword=x",
+                "postgres://db/app?mypassword=****",
+            ),
+            (
+                "host=db sslpassword=k3y user=app",
+                "host=db sslpassword=**** user=app",
+            ),
+            (
+                "host=db password = s3cret user=app",
+                "host=db password = **** user=app",
+            ),
+            (
+                r"host=db password='s3 c\'ret' user=app",
+                "host=db password=**** user=app",
+            ),
+            ("password=s3cret@db", "password=****"),
         ];
         for (url, redacted) in cases {
             assert_eq!(redact_url(url), redacted, "{url}");
