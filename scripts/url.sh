@@ -47,6 +47,10 @@ _url_split() {
 # takes where it takes a URL: the password pair, as an extended regular expression.
 _kv_password='(^|[[:space:]])password[[:space:]]*=[[:space:]]*('"'"'([^'"'"'\\]|\\.)*'"'"'|[^[:space:]'"'"']*)'
 
+# Any pair whose key ends in `password` (sslpassword too), the key in group 2: what redact_url
+# masks.
+_kv_any_password='(^|[[:space:]])([[:alnum:]_]*password)[[:space:]]*=[[:space:]]*('"'"'([^'"'"'\\]|\\.)*'"'"'|[^[:space:]'"'"']*)'
+
 _is_kv() {
   case "$1" in
     *://*) return 1 ;;
@@ -56,14 +60,14 @@ _is_kv() {
 
 redact_url() {
   if _is_kv "$1"; then
-    printf '%s\n' "$1" | sed -E "s/$_kv_password/\\1password=****/g"
+    printf '%s\n' "$1" | sed -E "s/$_kv_any_password/\\1\\2=****/g"
     return
   fi
   _url_split "$1"
   local pass=""
   [ -n "$_url_has_pass" ] && pass=":****"
   printf '%s%s%s%s\n' "$_url_head" "$pass" "$_url_host" \
-    "$(printf '%s' "$_url_tail" | sed -E 's/([?&]password=)[^&#]*/\1****/g')"
+    "$(printf '%s' "$_url_tail" | sed -E 's/([?&][[:alnum:]_]*password=)[^&#]*/\1****/g')"
 }
 
 # $1 without its password (user info and `password=` parameter): safe to put on a command line.

@@ -103,6 +103,28 @@ fn the_scripts_redact_passwords_in_urls() {
 }
 
 #[test]
+fn the_scripts_mask_every_parameter_named_like_a_password() {
+    let cases = [
+        (
+            "postgres://db/app?sslmode=require&sslpassword=k3y&x=1",
+            "postgres://db/app?sslmode=require&sslpassword=****&x=1",
+        ),
+        (
+            "host=db sslpassword=k3y user=app",
+            "host=db sslpassword=**** user=app",
+        ),
+        (
+            r"host=db sslpassword = 'k3y\' x' user=app",
+            "host=db sslpassword=**** user=app",
+        ),
+    ];
+    for (url, redacted) in cases {
+        let shown = url_function("redact_url", url);
+        assert_eq!(shown, redacted, "redact_url {url}");
+    }
+}
+
+#[test]
 fn postgres_sh_passes_the_password_in_the_environment_and_never_prints_it() {
     // A stand-in psql that records how it was called, and answers.
     let bin = std::env::temp_dir().join(format!("fake-psql-{}", uuid::Uuid::now_v7().simple()));
