@@ -300,6 +300,10 @@ do_status() {
 do_check() { # servers
     local servers="${1:-}"
     [[ -n "$servers" ]] || die "usage: $0 check HOST:PORT[,HOST:PORT...]"
+    # Credentials go in KAFKA_SASL_USERNAME / KAFKA_SASL_PASSWORD, as the crate reads them; an
+    # entry holding them is refused without printing it (nor passing it on a command line).
+    [[ "$servers" != *@* ]] ||
+        die "a bootstrap entry holds credentials (user:password@host:port); list host:port only and give them as KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"
     if needs_build; then
         do_build
     fi

@@ -125,6 +125,19 @@ fn the_scripts_mask_every_parameter_named_like_a_password() {
 }
 
 #[test]
+fn kafka_sh_refuses_a_bootstrap_list_with_credentials_without_printing_them() {
+    let output = bash("scripts/kafka.sh check \"$1\"", &["svc:s3cret@b:9092,c:9092"]);
+    let shown = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!output.status.success(), "{shown}");
+    assert!(!shown.contains("s3cret"), "{shown}");
+    assert!(shown.contains("KAFKA_SASL_PASSWORD"), "{shown}");
+}
+
+#[test]
 fn postgres_sh_passes_the_password_in_the_environment_and_never_prints_it() {
     // A stand-in psql that records how it was called, and answers.
     let bin = std::env::temp_dir().join(format!("fake-psql-{}", uuid::Uuid::now_v7().simple()));
