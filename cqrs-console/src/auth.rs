@@ -44,8 +44,9 @@ fn random_secret() -> String {
     )
 }
 
-/// How the request proved it may use the console.
-#[derive(Clone, Debug)]
+/// How the request proved it may use the console. Its `Debug` shows neither the session id
+/// nor the CSRF token.
+#[derive(Clone)]
 pub(crate) enum Signed {
     /// `Authorization: Bearer <token>`: may read; cannot act (no CSRF token).
     Bearer,
@@ -71,6 +72,19 @@ impl Signed {
                 constant_time_eq(expected.as_bytes(), given.as_bytes())
             }
             _ => false,
+        }
+    }
+}
+
+impl std::fmt::Debug for Signed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Signed::Bearer => f.write_str("Bearer"),
+            Signed::Session { .. } => f
+                .debug_struct("Session")
+                .field("id", &"****")
+                .field("csrf", &"****")
+                .finish(),
         }
     }
 }
@@ -348,5 +362,19 @@ mod tests {
         assert!(session.csrf_matches(Some("c")));
         assert!(!session.csrf_matches(Some("d")));
         assert!(!session.csrf_matches(None));
+    }
+
+    #[test]
+    fn a_signed_request_debugs_without_its_session_id_or_csrf_token() {
+        let signed = Signed::Session {
+            id: "s3ssion-id".into(),
+            csrf: "csrf-t0ken".into(),
+        };
+        let shown = format!("{signed:?}");
+        assert!(
+            !shown.contains("s3ssion-id") && !shown.contains("csrf-t0ken"),
+            "{shown}"
+        );
+        assert!(shown.contains("Session"), "{shown}");
     }
 }

@@ -126,7 +126,10 @@ fn the_scripts_mask_every_parameter_named_like_a_password() {
 
 #[test]
 fn kafka_sh_refuses_a_bootstrap_list_with_credentials_without_printing_them() {
-    let output = bash("scripts/kafka.sh check \"$1\"", &["svc:s3cret@b:9092,c:9092"]);
+    let output = bash(
+        "scripts/kafka.sh check \"$1\"",
+        &["svc:s3cret@b:9092,c:9092"],
+    );
     let shown = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
