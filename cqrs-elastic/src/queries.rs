@@ -75,6 +75,20 @@ impl<T: DeserializeOwned> EsQueries<T> {
     /// The document `id`, `None` when absent or deleted. Real-time: it sees writes that are not
     /// yet searchable.
     pub async fn get(&self, id: &str) -> Result<Option<T>> {
+        if matches!(id, "." | "..") {
+            // In a path, the client's URL handling resolves them as segments (`_doc/..` is
+            // `/`); an `_mget` names the id in its body.
+            let mut found = crate::mget::mget(&self.client, &self.alias, &[id]).await?;
+            let stored = found
+                .remove(id)
+                .map(|current| current.stored)
+                .unwrap_or(Ok(None))
+                .map_err(|detail| http::unexpected("get", detail))?;
+            return match stored {
+                Some(stored) => stored.document(id),
+                None => Ok(None),
+            };
+        }
         let response = self
             .client
             .get(GetParts::IndexId(&self.alias, id))
