@@ -58,7 +58,13 @@ async fn documents_named_dot_or_dot_dot_are_got_by_their_ids() {
     let books = [".", "..", "a/../b", "%2e%2e", "plain"];
     for (n, book) in books.iter().enumerate() {
         for _ in 0..=n {
-            append(&store, &format!("loan-{n}"), "Lent", json!({ "book": book })).await;
+            append(
+                &store,
+                &format!("loan-{n}"),
+                "Lent",
+                json!({ "book": book }),
+            )
+            .await;
         }
     }
     let model = read_model(

@@ -55,4 +55,4 @@ pub use publish::{
     DomainMapper, IntegrationMapper, KafkaPublisher, MapError, Outgoing, PublisherOptions,
 };
 #[doc(inline)]
-pub use record::{Received, Record};
+pub use record::{Received, Record, UNREADABLE_HEADERS};

@@ -2,6 +2,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use cqrs_core::bus::BusLetter;
 use rdkafka::message::{BorrowedHeaders, BorrowedMessage, Headers, Message};
 
 /// A message to send: topic, key, payload and headers.
@@ -73,6 +74,11 @@ impl Record {
 /// A header of a received message: its name and its value, if it has one.
 type ReceivedHeader = (String, Option<Vec<u8>>);
 
+/// The header a parked message's dead letter ends with when some of the message's header names
+/// were not UTF-8: how many (those headers themselves cannot be kept). Shown with the letter's
+/// headers; a retry reads it back and refuses the message again.
+pub const UNREADABLE_HEADERS: &str = "cqrs-unreadable-headers";
+
 /// A message read from a topic, copied out of the client's buffers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Received {
@@ -102,7 +108,46 @@ impl Received {
         received
     }
 
-    /// A message rebuilt from its parts (a parked message handled again).
+    /// Its headers as its dead letter keeps them: when some names could not be read, a last
+    /// header [`UNREADABLE_HEADERS`] says how many, for a retry to refuse it as it was refused.
+    pub(crate) fn parked_headers(&self) -> Vec<ReceivedHeader> {
+        let mut headers = self.headers.clone();
+        if self.unreadable_headers > 0 {
+            headers.push((
+                UNREADABLE_HEADERS.to_owned(),
+                Some(self.unreadable_headers.to_string().into_bytes()),
+            ));
+        }
+        headers
+    }
+
+    /// A parked message rebuilt from its letter, to be handled again: as it arrived, headers
+    /// it lost counted again ([`parked_headers`](Self::parked_headers)).
+    pub(crate) fn from_letter(letter: &BusLetter) -> Self {
+        let mut headers = letter.headers.clone();
+        let lost = headers
+            .iter()
+            .rposition(|(name, _)| name == UNREADABLE_HEADERS)
+            .map(|at| headers.remove(at));
+        let mut message = Self::from_parts(
+            letter.message.topic.clone(),
+            letter.message.partition,
+            letter.message.offset,
+            letter.key.clone(),
+            letter.payload.clone(),
+            headers,
+        );
+        if let Some((_, count)) = lost {
+            // Whatever it says, something was lost: at least one.
+            let count = count
+                .and_then(|bytes| String::from_utf8(bytes).ok())
+                .and_then(|text| text.parse::<usize>().ok());
+            message.unreadable_headers = count.unwrap_or(1).max(1);
+        }
+        message
+    }
+
+    /// A message rebuilt from its parts.
     pub(crate) fn from_parts(
         topic: String,
         partition: i32,
@@ -197,4 +242,63 @@ fn read(headers: &BorrowedHeaders) -> (Vec<ReceivedHeader>, usize) {
     }
     let unreadable = count - readable.len();
     (readable, unreadable)
+}
+
+#[cfg(test)]
+mod tests {
+    use cqrs_core::bus::{BusLetter, MessageId};
+
+    use super::*;
+
+    fn arrived(unreadable_headers: usize) -> Received {
+        let mut message = Received::from_parts(
+            "orders".into(),
+            2,
+            7,
+            Some(b"order-1".to_vec()),
+            Some(b"{}".to_vec()),
+            vec![("ce_type".into(), Some(b"order.placed.v1".to_vec()))],
+        );
+        message.unreadable_headers = unreadable_headers;
+        message
+    }
+
+    fn parked(message: &Received) -> BusLetter {
+        BusLetter::new(
+            "billing",
+            MessageId::new("orders", 2, 7),
+            "1 header names are not UTF-8",
+        )
+        .with_key(message.key().map(<[u8]>::to_vec))
+        .with_headers(message.parked_headers())
+        .with_payload(message.payload().map(<[u8]>::to_vec))
+    }
+
+    #[test]
+    fn a_message_with_unreadable_header_names_is_retried_as_it_arrived() {
+        let letter = parked(&arrived(2));
+        assert!(
+            letter
+                .headers
+                .contains(&(UNREADABLE_HEADERS.to_owned(), Some(b"2".to_vec()))),
+            "the letter says what it lost: {:?}",
+            letter.headers
+        );
+
+        let again = Received::from_letter(&letter);
+
+        assert_eq!(again.unreadable_headers(), 2);
+        assert_eq!(again.headers(), arrived(2).headers());
+        assert_eq!(again.key(), Some(&b"order-1"[..]));
+        assert_eq!((again.partition(), again.offset()), (2, 7));
+    }
+
+    #[test]
+    fn a_message_whose_headers_were_all_read_is_parked_and_retried_unchanged() {
+        let letter = parked(&arrived(0));
+        assert_eq!(letter.headers, arrived(0).headers());
+        let again = Received::from_letter(&letter);
+        assert_eq!(again.unreadable_headers(), 0);
+        assert_eq!(again.headers(), arrived(0).headers());
+    }
 }

@@ -223,7 +223,7 @@ async fn poison(
     tracing::warn!(consumer = %shared.core.name, message = %id, %error, "message parked");
     let letter = BusLetter::new(&*shared.core.name, id.clone(), error)
         .with_key(message.key().map(<[u8]>::to_vec))
-        .with_headers(message.headers().to_vec())
+        .with_headers(message.parked_headers())
         .with_payload(message.payload().map(<[u8]>::to_vec));
     let mut retry = 0;
     loop {

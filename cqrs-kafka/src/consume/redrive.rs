@@ -117,14 +117,7 @@ async fn retry_outcome(
     letter: &BusLetter,
 ) -> cqrs_core::Result<Option<bool>> {
     let name = &*shared.core.name;
-    let message = Received::from_parts(
-        letter.message.topic.clone(),
-        letter.message.partition,
-        letter.message.offset,
-        letter.key.clone(),
-        letter.payload.clone(),
-        letter.headers.clone(),
-    );
+    let message = Received::from_letter(letter);
     match attempt(shared, &message).await {
         Attempt::Done => {
             store
