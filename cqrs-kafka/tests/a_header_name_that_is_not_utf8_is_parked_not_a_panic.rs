@@ -11,11 +11,14 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cqrs_core::bus::BusDeadLetterStore;
+use tokio::time::Instant;
+
+use cqrs_core::bus::{BusDeadLetterStore, BusLetterTarget};
+use cqrs_core::projection::Redrive;
 use cqrs_core::InMemoryEventStore;
 use cqrs_kafka::consume::{ConsumerState, IntegrationConsumer};
 use cqrs_kafka::testing::unique_topic;
-use cqrs_kafka::KafkaConsumer;
+use cqrs_kafka::{KafkaConsumer, UNREADABLE_HEADERS};
 use support::bus::{counted, send_all, Recorder, Script};
 use support::raw::{self, RawRecord};
 
@@ -75,11 +78,43 @@ async fn the_consumer_parks_the_message_and_goes_on_with_the_others() {
     );
     assert_eq!(letter.key.as_deref(), Some(&b"bad"[..]));
     assert_eq!(
-        letter.headers.len(),
-        2,
-        "the headers that can be read are kept: {:?}",
-        letter.headers
+        letter.headers,
+        [
+            ("ce_specversion".to_owned(), Some(b"1.0".to_vec())),
+            ("ce_type".to_owned(), Some(b"test.counted.v1".to_vec())),
+            (UNREADABLE_HEADERS.to_owned(), Some(b"1".to_vec())),
+        ],
+        "the headers that can be read are kept, and how many could not be"
     );
+
+    // A retry refuses it as it was refused: it is not handled without the header it lost.
+    store
+        .request_messages(
+            &group,
+            &BusLetterTarget::Message(letter.message.clone()),
+            Some(Redrive::Retry),
+        )
+        .await
+        .expect("request");
+    let deadline = Instant::now() + PATIENCE;
+    let letters = loop {
+        let letters = store
+            .parked_messages(&group, None, 10)
+            .await
+            .expect("letters");
+        if letters.iter().all(|l| l.request.is_none()) || Instant::now() > deadline {
+            break letters;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(letters.len(), 1, "the letter is kept: {letters:?}");
+    assert!(letters[0].request.is_none(), "the retry was carried out");
+    assert!(
+        letters[0].error.contains("not UTF-8"),
+        "{}",
+        letters[0].error
+    );
+    assert_eq!(recorder.handled().len(), 1, "the retry handled nothing");
     handle.shutdown().await;
     broker.delete_topics().await.expect("delete topics");
 }
