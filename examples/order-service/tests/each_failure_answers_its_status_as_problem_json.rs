@@ -37,6 +37,35 @@ fn assert_problem(
     );
 }
 
+/// Posts a body past the 2 MiB limit on a connection of its own and reads the answer as text.
+/// The service answers before it has read the whole body and closes the connection, so the
+/// body is written beside the read (a client that writes first may fail on the closed socket
+/// before it reads the answer, and a pooled connection would be reused closed).
+async fn too_large(service: &TestService) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let address = service.base.trim_start_matches("http://").to_owned();
+    let stream = tokio::net::TcpStream::connect(address.as_str())
+        .await
+        .expect("connect");
+    let (mut read, mut write) = stream.into_split();
+    let size = 3 << 20;
+    let writer = tokio::spawn(async move {
+        let head = format!(
+            "POST /orders/4 HTTP/1.1\r\nhost: {address}\r\ncontent-type: application/json\r\n\
+             content-length: {size}\r\n\r\n"
+        );
+        // Fails once the service closed the connection: what it answered is read below.
+        let _ = write.write_all(head.as_bytes()).await;
+        let _ = write.write_all(&vec![b' '; size]).await;
+    });
+    let mut answer = Vec::new();
+    let read_all = read.read_to_end(&mut answer);
+    let _ = tokio::time::timeout(Duration::from_secs(10), read_all).await;
+    writer.abort();
+    String::from_utf8_lossy(&answer).to_ascii_lowercase()
+}
+
 fn place(customer: &str) -> Value {
     json!({ "customer": customer, "lines": [{ "sku": "widget", "quantity": 1, "unit_price": 100 }] })
 }
@@ -138,6 +167,43 @@ async fn malformed_unknown_and_rejected_commands_answer_400_404_and_422() {
         "no next page past the window: {body}"
     );
 
+    // What axum refuses before a handler runs answers problem+json too: a body past the 2 MiB
+    // limit, a path that is not UTF-8, a method the route does not take (with its Allow).
+    let answer = too_large(&service).await;
+    assert!(answer.starts_with("http/1.1 413"), "{answer}");
+    assert!(
+        answer.contains("content-type: application/problem+json")
+            && answer.contains("\"type\":\"/problems/too-large\""),
+        "{answer}"
+    );
+    let (status, headers, body) = send(http.get(service.url("/orders/%FF"))).await;
+    assert_problem(status, &headers, &body, 400, "/problems/malformed-request");
+    let (status, headers, body) = send(http.delete(service.url("/orders/1"))).await;
+    assert_problem(status, &headers, &body, 405, "/problems/method-not-allowed");
+    let allowed = headers["allow"].to_str().expect("an Allow header");
+    assert!(
+        allowed.contains("POST") && allowed.contains("GET"),
+        "{allowed}"
+    );
+
+    // A command id already used for a command on another order: 422, naming no other order.
+    let command_id = uuid::Uuid::new_v4().to_string();
+    let (status, _, _) = send(
+        http.post(service.url("/orders/5"))
+            .header("X-Command-Id", &command_id)
+            .json(&place("carol")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, headers, body) = send(
+        http.post(service.url("/orders/6"))
+            .header("X-Command-Id", &command_id)
+            .json(&place("dave")),
+    )
+    .await;
+    assert_problem(status, &headers, &body, 422, "/problems/command-id-reused");
+    assert!(!body.to_string().contains("order-5"), "{body}");
+
     let long_id = "o".repeat(190);
     let (status, headers, body) = send(
         http.post(service.url(&format!("/orders/{long_id}")))
@@ -204,6 +270,15 @@ async fn a_command_while_the_database_is_cut_off_answers_503() {
     let (status, headers, body) =
         send(http.post(service.url("/orders/2")).json(&place("bob"))).await;
     assert_problem(status, &headers, &body, 503, "/problems/unavailable");
+    assert!(headers.contains_key("retry-after"), "{headers:?}");
+    let relay_port = relay.address().port().to_string();
+    assert!(
+        !body["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&relay_port),
+        "the database's address stays in the log: {body}"
+    );
 
     relay.restore();
     service.stop().await;

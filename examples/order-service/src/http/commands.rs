@@ -209,6 +209,9 @@ where
         CommandError::Rejected(rejection) => {
             Problem::rejected(code(&rejection), rejection.to_string())
         }
+        CommandError::Store(cqrs_core::Error::CommandIdReused { .. }) => {
+            Problem::command_id_reused()
+        }
         CommandError::Store(error) => {
             tracing::warn!(error = &error as &dyn std::error::Error, kind = %error.kind(), "command failed");
             Problem::from_kind(error.kind(), error.to_string())

@@ -46,6 +46,7 @@ pub(crate) fn router(state: Arc<State>) -> Router {
         .route("/health/readiness", get(crate::health::readiness))
         .route("/metrics", get(crate::metrics::scrape))
         .fallback(|| async { Problem::not_found("no such route") })
+        .layer(axum::middleware::from_fn(problem::middleware))
         .layer(axum::middleware::from_fn(correlation::middleware))
         .with_state(state)
 }

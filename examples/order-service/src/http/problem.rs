@@ -1,6 +1,8 @@
 //! [`Problem`]: every error answer, as an RFC 9457 `application/problem+json` body.
 
+use axum::extract::Request;
 use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use cqrs_core::ErrorKind;
 use serde::Serialize;
@@ -87,7 +89,19 @@ impl Problem {
         }
     }
 
-    /// 503: a dependency is down, its breaker open, or the service is stopping.
+    /// 422: the `X-Command-Id` names a command already run on another order (the idempotency
+    /// key draft's answer to a key reused for another request). Which order stays unsaid.
+    pub fn command_id_reused() -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "command-id-reused",
+            "command id reused",
+            "the X-Command-Id was used for a command on another order; send a new one for a new command",
+        )
+    }
+
+    /// 503: a dependency is down, its breaker open, or the service is stopping. Answered with
+    /// `Retry-After`.
     pub fn unavailable(detail: impl Into<String>) -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -122,25 +136,93 @@ impl Problem {
     }
 
     /// The problem for a framework or store failure of kind `kind`: 409 for a conflict, 503
-    /// for an unavailable backend, 400 for refused input, 500 otherwise.
+    /// for an unavailable backend, 400 for refused input, 500 otherwise. A backend's text
+    /// (its address, what it answered) goes to the log, as for a 500, not to the client.
     pub fn from_kind(kind: ErrorKind, detail: impl Into<String>) -> Self {
         match kind {
             ErrorKind::Conflict => Self::conflict(detail),
-            ErrorKind::Unavailable => Self::unavailable(detail),
+            ErrorKind::Unavailable => {
+                let detail = detail.into();
+                tracing::warn!(%detail, "dependency unavailable");
+                Self::unavailable(
+                    "a server this service needs is unavailable; its log has which, under this \
+                     request's X-Correlation-Id",
+                )
+            }
             ErrorKind::InvalidInput => Self::bad_request(detail),
             _ => Self::internal(detail),
         }
     }
+
+    /// The problem for an error answer made before a handler ran (axum's refusal of a body,
+    /// a path or a method): `detail` is its text.
+    pub fn from_status(status: StatusCode, detail: impl Into<String>) -> Self {
+        let (slug, title) = match status {
+            StatusCode::BAD_REQUEST => ("malformed-request", "malformed request"),
+            StatusCode::NOT_FOUND => ("not-found", "not found"),
+            StatusCode::METHOD_NOT_ALLOWED => ("method-not-allowed", "method not allowed"),
+            StatusCode::PAYLOAD_TOO_LARGE => ("too-large", "request too large"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+                ("unsupported-media-type", "unsupported media type")
+            }
+            StatusCode::SERVICE_UNAVAILABLE => ("unavailable", "dependency unavailable"),
+            status if status.is_server_error() => ("internal", "internal error"),
+            _ => ("malformed-request", "malformed request"),
+        };
+        Self::new(status, slug, title, detail)
+    }
 }
+
+/// Turns an error answer made before a handler ran into a problem: axum's extractors and
+/// router answer `text/plain` (a body past the limit, a path that is not UTF-8) or nothing (a
+/// method the route does not take). Its status and headers (`Allow`) are kept; an answer that
+/// has a type of its own (a problem, the health checks' JSON) passes as it is.
+pub(crate) async fn middleware(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let response = next.run(request).await;
+    let status = response.status();
+    let plain = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_none_or(|kind| kind.as_bytes().starts_with(b"text/plain"));
+    if !(status.is_client_error() || status.is_server_error()) || !plain {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, REFUSAL_TEXT_LIMIT)
+        .await
+        .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_owned())
+        .unwrap_or_default();
+    let detail = match status {
+        StatusCode::METHOD_NOT_ALLOWED => {
+            format!("this route does not take {method}; its Allow header lists what it takes")
+        }
+        _ if text.is_empty() => status.canonical_reason().unwrap_or("refused").to_owned(),
+        _ => text,
+    };
+    let problem = Problem::from_status(status, detail).into_response();
+    let (problem_parts, problem_body) = problem.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.extend(problem_parts.headers);
+    Response::from_parts(parts, problem_body)
+}
+
+/// How much of a refusal's text is read into its problem's detail.
+const REFUSAL_TEXT_LIMIT: usize = 4096;
+
+/// Seconds a client is asked to wait before retrying a 503.
+pub const RETRY_AFTER_SECONDS: u64 = 1;
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = serde_json::to_vec(&self).unwrap_or_default();
         let mut response = (status, body).into_response();
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+        }
         response
     }
 }

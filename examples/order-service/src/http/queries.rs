@@ -14,7 +14,7 @@ use std::sync::Arc;
 use axum::extract::{Path, Query as Params, State};
 use axum::Json;
 use cqrs_core::projection::WaitError;
-use cqrs_core::Position;
+use cqrs_core::{ErrorKind, Position};
 use cqrs_elastic::{EsError, Query, Search, SortOrder};
 use quickstart::order::OrderStatus;
 use quickstart::summary::OrderSummary;
@@ -159,7 +159,10 @@ async fn wait(state: &service::State, position: Option<Position>) -> Result<(), 
             status.position,
             state.config.read_wait.as_millis()
         ))),
-        Err(error) => Err(Problem::unavailable(error.to_string())),
+        Err(error) => Err(Problem::from_kind(
+            ErrorKind::Unavailable,
+            error.to_string(),
+        )),
     }
 }
 
