@@ -8,9 +8,10 @@
 //! `metrics-exporter-prometheus`). Nothing is exported unless the service configures it.
 //!
 //! - [`TRACEPARENT`]: the metadata header holding an event's W3C trace context. With the
-//!   `opentelemetry` feature, [`Repository`](crate::Repository) writes the current span's
-//!   context there when the command's context carries none, and the projection runner and
-//!   process managers continue that trace while they handle the event ([`follow`]).
+//!   `opentelemetry` feature, [`Repository`](crate::Repository) writes its `command` span's
+//!   context there (a header the command's context carries is continued by that span), and the
+//!   projection runner and process managers continue that trace while they handle the event
+//!   ([`follow`]).
 //! - [`metrics`]: the name of every metric the framework records, and the gauges a service
 //!   refreshes from status data before a scrape.
 //!

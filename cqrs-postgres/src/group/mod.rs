@@ -17,8 +17,9 @@
 //! Appends to one stream always take the same lane, so a group never holds two appends that
 //! would fail each other.
 //!
-//! Every wait is bounded by [`GroupCommit::timeout`]: the lane's session runs with that
-//! `statement_timeout`, so a group stuck on a lock (an open `append_in` transaction holding a
+//! Every wait is bounded by a few times [`GroupCommit::timeout`] (taken within it, the group's
+//! statement within it, then a stuck append's own statement within it): the lane's session
+//! runs with that `statement_timeout`, so a group stuck on a lock (an open `append_in` transaction holding a
 //! stream's next version) is cancelled, and its appends are tried again one by one: the others
 //! land, the stuck one fails with [`PgError::AppendTimedOut`]. A writer whose append the lane has
 //! not taken within the timeout takes it back and fails the same way. If a group's connection

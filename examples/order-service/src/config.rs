@@ -29,8 +29,8 @@ pub struct Config {
     /// Readiness fails for a projection more than this many events behind
     /// (`ORDER_SERVICE_MAX_LAG_EVENTS`, default 10000).
     pub max_lag_events: u64,
-    /// Readiness fails for a projection whose last applied event was older than this when
-    /// applied (`ORDER_SERVICE_MAX_LAG_MS`, default 30000).
+    /// Readiness fails for a projection whose oldest unapplied event is older than this
+    /// (`ORDER_SERVICE_MAX_LAG_MS`, default 30000).
     pub max_lag: Duration,
     /// How long a command may wait for a database connection, and a health check for its
     /// answer (`ORDER_SERVICE_DEPENDENCY_TIMEOUT_MS`, default 2000): a server that is down

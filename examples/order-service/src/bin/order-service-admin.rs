@@ -1,5 +1,6 @@
 //! Operations on a running (or stopped) order service, with the service's settings
-//! (`DATABASE_URL`, `ELASTICSEARCH_URL`, `SCHEMA`, `INDEX`: see the README):
+//! (`DATABASE_URL`, `ELASTICSEARCH_URL`, `ORDER_SERVICE_SCHEMA`, `ORDER_SERVICE_INDEX`: see the
+//! README):
 //!
 //! ```text
 //! cargo run -p order-service --bin order-service-admin -- status
