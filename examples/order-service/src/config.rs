@@ -32,9 +32,10 @@ pub struct Config {
     /// Readiness fails for a projection whose oldest unapplied event is older than this
     /// (`ORDER_SERVICE_MAX_LAG_MS`, default 30000).
     pub max_lag: Duration,
-    /// How long a command may wait for a database connection, and a health check for its
-    /// answer (`ORDER_SERVICE_DEPENDENCY_TIMEOUT_MS`, default 2000): a server that is down
-    /// answers 503 after this, not after sqlx's 30 s.
+    /// How long a command may wait for a database connection, and a query or a health check
+    /// for the search node's or the database's answer (`ORDER_SERVICE_DEPENDENCY_TIMEOUT_MS`,
+    /// default 2000): a server that is down or hangs answers 503 after this, not after the
+    /// clients' own 30 s.
     pub dependency_timeout: Duration,
     /// How many attempts a command gets when other writers keep getting there first
     /// (`ORDER_SERVICE_COMMAND_ATTEMPTS`, default 10): past them it answers 409.

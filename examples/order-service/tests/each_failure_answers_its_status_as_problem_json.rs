@@ -286,6 +286,32 @@ async fn a_command_while_the_database_is_cut_off_answers_503() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_while_the_search_node_hangs_answers_503_within_the_dependency_timeout() {
+    let search = required_env("ELASTICSEARCH_URL");
+    let relay = Relay::start(address_of(&search)).await;
+    let (config, names) = config();
+    let mut config = config.with_dependency_timeout(Duration::from_secs(1));
+    config.elasticsearch_url = via(&search, relay.address());
+    let service = TestService::start(config).await;
+    let http = client();
+
+    relay.silence();
+    for path in ["/orders/1", "/orders?status=placed"] {
+        let started = std::time::Instant::now();
+        let (status, headers, body) = send(http.get(service.url(path))).await;
+        let waited = started.elapsed();
+        assert_problem(status, &headers, &body, 503, "/problems/unavailable");
+        assert!(headers.contains_key("retry-after"), "{headers:?}");
+        // The search client's own timeout is 30 s; the dependency timeout is 1 s.
+        assert!(waited < Duration::from_secs(15), "{path} waited {waited:?}");
+    }
+
+    relay.restore();
+    service.stop().await;
+    names.clean_up().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_query_for_a_position_the_read_model_does_not_reach_in_time_answers_504() {
     let (config, names) = config();
     let service = TestService::start(config.with_read_wait(Duration::from_millis(200))).await;

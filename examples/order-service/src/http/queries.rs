@@ -42,7 +42,7 @@ pub(crate) async fn get(
     Params(params): Params<HashMap<String, String>>,
 ) -> Result<Json<OrderSummary>, Problem> {
     wait(&state, min_position(&params)?).await?;
-    match state.summaries.get(&id).await {
+    match asked(&state, state.summaries.get(&id)).await? {
         Ok(Some(summary)) => Ok(Json(summary)),
         Ok(None) => Err(Problem::not_found(format!(
             "no order {id} in the read model"
@@ -81,10 +81,8 @@ pub(crate) async fn search(
         .from(from)
         .size(size)
         .exact_total(true);
-    let page = state
-        .summaries
-        .search(&search)
-        .await
+    let page = asked(&state, state.summaries.search(&search))
+        .await?
         .map_err(|e| search_failed(&e))?;
     let shown = u64::try_from(page.hits.len()).unwrap_or(u64::MAX);
     // No next page past what pages reach: the client narrows the search instead.
@@ -164,6 +162,25 @@ async fn wait(state: &service::State, position: Option<Position>) -> Result<(), 
             error.to_string(),
         )),
     }
+}
+
+/// The search node's answer to `query`, or 503 past the dependency timeout: a node that
+/// accepts the connection and never answers would hold the request for the search client's
+/// own timeout (30 s).
+async fn asked<T>(
+    state: &service::State,
+    query: impl std::future::Future<Output = T>,
+) -> Result<T, Problem> {
+    let timeout = state.config.dependency_timeout;
+    tokio::time::timeout(timeout, query).await.map_err(|_| {
+        Problem::from_kind(
+            ErrorKind::Unavailable,
+            format!(
+                "the search node did not answer within {} ms",
+                timeout.as_millis()
+            ),
+        )
+    })
 }
 
 /// The problem of a failed search: 503 when the node is down, 500 otherwise.

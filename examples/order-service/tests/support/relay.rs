@@ -10,9 +10,13 @@ use tokio::task::{AbortHandle, JoinHandle};
 
 /// Forwards every connection to `target` while open. Cut: live connections are dropped and
 /// new ones are accepted and closed at once (as a crashed server's port would answer).
+/// Silenced: live connections are dropped and new ones are accepted and held, unanswered (a
+/// server that hangs).
 pub(crate) struct Relay {
     address: SocketAddr,
     open: Arc<AtomicBool>,
+    silent: Arc<AtomicBool>,
+    held: Arc<Mutex<Vec<TcpStream>>>,
     connections: Arc<Mutex<Vec<AbortHandle>>>,
     accept: JoinHandle<()>,
 }
@@ -25,11 +29,18 @@ impl Relay {
             .expect("bind a relay");
         let address = listener.local_addr().expect("the relay's address");
         let open = Arc::new(AtomicBool::new(true));
+        let silent = Arc::new(AtomicBool::new(false));
+        let held: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
         let connections: Arc<Mutex<Vec<AbortHandle>>> = Arc::default();
         let accept = tokio::spawn({
             let (open, connections) = (Arc::clone(&open), Arc::clone(&connections));
+            let (silent, held) = (Arc::clone(&silent), Arc::clone(&held));
             async move {
                 while let Ok((mut inbound, _)) = listener.accept().await {
+                    if silent.load(Ordering::SeqCst) {
+                        held.lock().unwrap().push(inbound);
+                        continue;
+                    }
                     if !open.load(Ordering::SeqCst) {
                         drop(inbound);
                         continue;
@@ -47,6 +58,8 @@ impl Relay {
         Self {
             address,
             open,
+            silent,
+            held,
             connections,
             accept,
         }
@@ -65,8 +78,18 @@ impl Relay {
         }
     }
 
-    /// Forwards new connections again.
+    /// Drops every live connection and holds new ones without an answer.
+    pub(crate) fn silence(&self) {
+        self.silent.store(true, Ordering::SeqCst);
+        for connection in self.connections.lock().unwrap().drain(..) {
+            connection.abort();
+        }
+    }
+
+    /// Forwards new connections again (and closes the held ones).
     pub(crate) fn restore(&self) {
+        self.silent.store(false, Ordering::SeqCst);
+        self.held.lock().unwrap().clear();
         self.open.store(true, Ordering::SeqCst);
     }
 }
