@@ -157,6 +157,12 @@ impl Config {
             config.max_lag = lag;
         }
         if let Some(timeout) = millis("ORDER_SERVICE_DEPENDENCY_TIMEOUT_MS")? {
+            if timeout.is_zero() {
+                return Err(ConfigError::Invalid {
+                    name: "ORDER_SERVICE_DEPENDENCY_TIMEOUT_MS",
+                    expected: "a positive number of milliseconds",
+                });
+            }
             config.dependency_timeout = timeout;
         }
         if let Some(grace) = millis("ORDER_SERVICE_SHUTDOWN_GRACE_MS")? {
@@ -325,6 +331,21 @@ mod tests {
             }
         ));
         assert!(!invalid.to_string().contains("soon-ish"));
+    }
+
+    #[test]
+    fn a_zero_dependency_timeout_is_refused() {
+        // Every connection wait would time out at once: the service could not even start.
+        let mut pairs = SERVERS.to_vec();
+        pairs.push(("ORDER_SERVICE_DEPENDENCY_TIMEOUT_MS", "0"));
+        let invalid = Config::from_lookup(env(&pairs)).unwrap_err();
+        assert!(matches!(
+            invalid,
+            ConfigError::Invalid {
+                name: "ORDER_SERVICE_DEPENDENCY_TIMEOUT_MS",
+                ..
+            }
+        ));
     }
 
     #[test]
