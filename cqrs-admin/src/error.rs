@@ -78,6 +78,7 @@ impl AdminError {
                 PgError::Connect { .. } => ErrorClass::Unavailable,
                 PgError::Core(core) => core_class(core),
                 other if other.is_transient() => ErrorClass::Unavailable,
+                other if other.is_refused_text() => ErrorClass::InvalidInput,
                 _ => ErrorClass::Failed,
             },
             AdminError::Core(error) => core_class(error),
@@ -105,6 +106,23 @@ fn core_class(error: &cqrs_core::Error) -> ErrorClass {
     match error.kind() {
         ErrorKind::InvalidInput => ErrorClass::InvalidInput,
         ErrorKind::Unavailable => ErrorClass::Unavailable,
+        _ if refused_text(error) => ErrorClass::InvalidInput,
         _ => ErrorClass::Failed,
     }
+}
+
+/// Whether a store's error behind `error` is text the server refused
+/// ([`PgError::is_refused_text`]): a backend error carries it as its source.
+fn refused_text(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(error) = next {
+        if error
+            .downcast_ref::<PgError>()
+            .is_some_and(PgError::is_refused_text)
+        {
+            return true;
+        }
+        next = error.source();
+    }
+    false
 }

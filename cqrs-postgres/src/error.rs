@@ -206,6 +206,18 @@ impl PgError {
             | PgError::TransactionIdsAhead { .. } => false,
         }
     }
+
+    /// Whether the server refused text it was sent as invalid in its encoding: a NUL
+    /// character (SQLSTATE 22021, which `text` cannot hold) or one the encoding lacks (22P05).
+    /// The caller's input, not the store failing: a name from a query string, say.
+    pub fn is_refused_text(&self) -> bool {
+        match self {
+            PgError::Database(sqlx::Error::Database(db)) => db
+                .code()
+                .is_some_and(|code| code == "22021" || code == "22P05"),
+            _ => false,
+        }
+    }
 }
 
 /// Whether sqlx's error is one a retry may cure: see [`PgError::is_transient`].
