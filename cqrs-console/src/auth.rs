@@ -314,13 +314,16 @@ pub(crate) async fn logout(
     response
 }
 
-/// 403 for a POST without the session's CSRF token.
+/// 403 for a POST without the session's CSRF token: a session reloads its form; a bearer
+/// token never acts, so it is told to log in.
 pub(crate) fn forbidden(console: &Console, signed: &Signed) -> Response {
-    console.failure(
-        signed,
-        StatusCode::FORBIDDEN,
-        "this action needs the form's CSRF token: reload the page and try again",
-    )
+    let message = match signed {
+        Signed::Bearer => "a bearer token reads but does not act: log in through the form to act",
+        Signed::Session { .. } => {
+            "this action needs the form's CSRF token: reload the page and try again"
+        }
+    };
+    console.failure(signed, StatusCode::FORBIDDEN, message)
 }
 
 #[cfg(test)]

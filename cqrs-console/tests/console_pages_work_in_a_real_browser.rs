@@ -265,6 +265,11 @@ async fn a_request_without_the_token_gets_401_and_a_post_without_csrf_gets_403()
         403,
         "the bearer token reads but does not act"
     );
+    let told = bearer.text().await.unwrap();
+    assert!(
+        told.contains("log in") && !told.contains("reload"),
+        "tells what would let it act: {told}"
+    );
     let anonymous = http.post(&retry).form(&form).send().await.unwrap();
     assert_eq!(anonymous.status(), 401, "a POST without any credential");
 
