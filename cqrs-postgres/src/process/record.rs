@@ -218,7 +218,7 @@ mod tests {
     use cqrs_core::process::{InstanceRow, TimeoutChange};
     use cqrs_core::Version;
     use serde_json::json;
-    use time::{OffsetDateTime, UtcOffset};
+    use time::OffsetDateTime;
     use uuid::Uuid;
 
     use super::RecordColumns;

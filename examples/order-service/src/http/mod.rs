@@ -29,7 +29,7 @@ use crate::service::State;
 #[doc(inline)]
 pub use correlation::{Correlation, COMMAND_ID, CORRELATION_ID, FEED_POSITION};
 #[doc(inline)]
-pub use problem::{Problem, PROBLEM_JSON};
+pub use problem::{Problem, PROBLEM_JSON, RETRY_AFTER_SECONDS};
 #[doc(inline)]
 pub use queries::{DEFAULT_PAGE, MAX_PAGE};
 
