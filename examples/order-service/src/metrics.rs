@@ -69,9 +69,30 @@ pub fn install() -> Option<&'static PrometheusHandle> {
                 return None;
             }
             describe();
+            keep_up(handle.clone());
             Some(handle)
         })
         .as_ref()
+}
+
+/// How often the recorder's upkeep runs between scrapes (the exporter's own default).
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// Runs the recorder's upkeep every [`UPKEEP_EVERY`] on a thread of its own, for the process's
+/// life. A histogram keeps each value recorded until an upkeep (or a render) folds it into its
+/// buckets: with a recorder built alone, that happened only when `/metrics` was scraped, so a
+/// service nobody scraped (Prometheus down, or not set up yet) kept every latency it recorded,
+/// several per command, for good.
+fn keep_up(handle: PrometheusHandle) {
+    let spawned = std::thread::Builder::new()
+        .name("metrics-upkeep".to_owned())
+        .spawn(move || loop {
+            std::thread::sleep(UPKEEP_EVERY);
+            handle.run_upkeep();
+        });
+    if let Err(error) = spawned {
+        tracing::warn!(%error, "no metrics upkeep thread: histograms drain only when scraped");
+    }
 }
 
 /// Describes the HTTP metrics and the framework's.
