@@ -28,6 +28,15 @@ impl<P> Loaded<P> {
             fresh: HashSet::new(),
         }
     }
+
+    /// Forgets the commands no longer pending (answered, or given up): an instance that stays
+    /// loaded for long keeps only those it still waits for.
+    fn forget_answered(&mut self) {
+        let pending = &self.instance.books.pending;
+        let waits_for = |id: &CommandId| pending.iter().any(|p| p.step.command_id == *id);
+        self.forwarded.retain(waits_for);
+        self.fresh.retain(waits_for);
+    }
 }
 
 /// Up to `capacity` loaded instances by stream id. An instance being driven is taken out and
@@ -54,10 +63,11 @@ impl<P> Cache<P> {
 
     /// Puts an instance back as the most recently used; evicts the least recently used tenth
     /// once over capacity (so eviction's sort is paid once per many inserts).
-    pub(super) fn put(&mut self, stream: String, loaded: Loaded<P>) {
+    pub(super) fn put(&mut self, stream: String, mut loaded: Loaded<P>) {
         if self.capacity == 0 {
             return;
         }
+        loaded.forget_answered();
         self.tick += 1;
         self.entries.insert(stream, (self.tick, loaded));
         if self.entries.len() > self.capacity {
@@ -83,6 +93,8 @@ impl<P> Cache<P> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::process::instance::PendingCommand;
+    use crate::process::{InputId, Step};
 
     #[test]
     fn the_least_recently_used_go_first_and_the_cache_stays_bounded() {
@@ -97,6 +109,30 @@ mod tests {
         assert!(cache.take("s-0").is_some(), "recently used stays");
         assert!(cache.take("s-1").is_none(), "least recently used goes");
         assert!(cache.take("s-10").is_some());
+    }
+
+    #[test]
+    fn an_instance_put_back_forgets_the_commands_it_no_longer_waits_for() {
+        let [answered, waiting, decided] =
+            [1, 2, 3].map(|n| CommandId::from_uuid(uuid::Uuid::from_u128(n)));
+        let mut loaded = Loaded::new(Instance::<u32>::default());
+        loaded.instance.books.pending.push(PendingCommand {
+            step: Step {
+                input: InputId::from_uuid(uuid::Uuid::from_u128(9)),
+                index: 0,
+                command_id: waiting,
+            },
+            command: serde_json::Value::Null,
+        });
+        loaded.forwarded.extend([answered, waiting]);
+        loaded.fresh.extend([answered, decided]);
+        let mut cache = Cache::new(10);
+
+        cache.put("s-1".to_owned(), loaded);
+
+        let loaded = cache.take("s-1").expect("loaded");
+        assert_eq!(loaded.forwarded, HashSet::from([waiting]));
+        assert!(loaded.fresh.is_empty(), "{:?}", loaded.fresh);
     }
 
     #[test]
