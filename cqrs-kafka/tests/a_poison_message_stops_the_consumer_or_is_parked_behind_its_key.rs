@@ -372,3 +372,59 @@ async fn a_retry_is_carried_out_on_a_quiet_partition_after_a_restart() {
     second.shutdown().await;
     broker.delete_topics().await.expect("delete topics");
 }
+
+/// A retry of a key held back for long handles its letters a page at a time (each handled
+/// letter is taken, so the next read starts after it): all of them, in order, once. It read
+/// them all at once before, each with its payload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_of_a_key_with_more_letters_than_a_page_handles_each_once_in_order() {
+    const HELD: u64 = 250;
+    let broker = support::broker();
+    let topic = broker.create_topic("t-long-key", 1).await.expect("topic");
+    let records: Vec<_> = (0..=HELD).map(|n| counted(&topic, "a", n).1).collect();
+    send_all(broker.config(), &records).await;
+    let recorder = Recorder::new(Script {
+        poison: [("a".to_owned(), 0)].into(),
+        ..Script::default()
+    });
+    let store = InMemoryEventStore::new();
+    let group = unique_topic("g-long-key");
+    let handle = IntegrationConsumer::new(broker.config(), &group, &[&topic], recorder.clone())
+        .with_dead_letters(Arc::new(store.clone()))
+        .with_options(ConsumerOptions::default().redrive_interval(Duration::from_millis(20)))
+        .spawn()
+        .expect("spawn");
+    handle
+        .wait_until(PATIENCE, |s| s.parked == HELD + 1)
+        .await
+        .expect("the poison message and every later one of its key are parked");
+
+    let first = MessageId::new(topic.as_str(), 0, 0);
+    store
+        .request_messages(
+            &group,
+            &BusLetterTarget::Message(first),
+            Some(Redrive::Skip),
+        )
+        .await
+        .expect("skip");
+    letters_until(&store, &group, "the poison letter skipped", |letters| {
+        letters.iter().all(|l| l.message.offset != 0)
+    })
+    .await;
+    let second = MessageId::new(topic.as_str(), 0, 1);
+    store
+        .request_messages(
+            &group,
+            &BusLetterTarget::Message(second),
+            Some(Redrive::Retry),
+        )
+        .await
+        .expect("retry");
+    letters_until(&store, &group, "every letter gone", <[BusLetter]>::is_empty).await;
+
+    let ns: Vec<u64> = recorder.handled().iter().map(|c| c.n).collect();
+    assert_eq!(ns, (1..=HELD).collect::<Vec<_>>(), "each once, in order");
+    handle.shutdown().await;
+    broker.delete_topics().await.expect("delete topics");
+}

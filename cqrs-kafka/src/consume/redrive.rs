@@ -9,7 +9,7 @@
 
 use std::collections::HashSet;
 
-use cqrs_core::bus::{BusDeadLetterStore, BusLetter, BusLetterTarget};
+use cqrs_core::bus::{BusDeadLetterStore, BusLetter, BusLetterTarget, ParkedKey};
 use cqrs_core::projection::Redrive;
 
 use super::partition::{attempt, Attempt};
@@ -76,17 +76,8 @@ async fn look(
                 let Some(parked) = letter.parked_key() else {
                     continue;
                 };
-                for of_key in store.key_messages(name, &parked, usize::MAX).await? {
-                    match retry_outcome(shared, store, &of_key).await? {
-                        Some(true) => {}
-                        Some(false) => {
-                            store
-                                .request_messages(name, &BusLetterTarget::Key(parked.clone()), None)
-                                .await?;
-                            break;
-                        }
-                        None => return Ok(false),
-                    }
+                if !retry_key(shared, store, &parked).await? {
+                    return Ok(false);
                 }
             }
             (None, _) => {}
@@ -98,6 +89,46 @@ async fn look(
         }
     }
     Ok(true)
+}
+
+/// How many of a key's letters one read takes: a key held back for long may hold a great
+/// many, each with its payload.
+const KEY_LETTERS_PER_READ: usize = 100;
+
+/// Handles every letter of `key` again, in offset order, a page at a time: each handled letter
+/// is taken, so the next read starts after it. The first that fails again stays with its new
+/// error and the key's other requests are withdrawn. `false` when the consumer began stopping.
+async fn retry_key(
+    shared: &Shared,
+    store: &dyn BusDeadLetterStore,
+    key: &ParkedKey,
+) -> cqrs_core::Result<bool> {
+    let name = &*shared.core.name;
+    // Where the last letter handled sits, in the pages' (partition, offset) order.
+    let mut handled: Option<(i32, i64)> = None;
+    loop {
+        let page = store.key_messages(name, key, KEY_LETTERS_PER_READ).await?;
+        let Some(first) = page.first() else {
+            return Ok(true);
+        };
+        // A letter handled is taken, so a page starts after it; one that does not (a store
+        // that kept it) ends the retry rather than handling a letter twice.
+        if handled.is_some_and(|at| (first.message.partition, first.message.offset) <= at) {
+            return Ok(true);
+        }
+        for letter in &page {
+            match retry_outcome(shared, store, letter).await? {
+                Some(true) => handled = Some((letter.message.partition, letter.message.offset)),
+                Some(false) => {
+                    store
+                        .request_messages(name, &BusLetterTarget::Key(key.clone()), None)
+                        .await?;
+                    return Ok(true);
+                }
+                None => return Ok(false),
+            }
+        }
+    }
 }
 
 /// Handles one letter again; `false` when the consumer began stopping.
