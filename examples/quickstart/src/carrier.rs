@@ -92,13 +92,18 @@ where
             .event_types(["ShipmentRequested"])
     }
 
+    /// Answers each request of the batch. A request it cannot answer is rejected and the others
+    /// are still answered: the runner counts every event it is not told of as applied.
     async fn apply(&self, events: &[RecordedEvent]) -> Result<(), ProjectionError> {
+        let mut rejected = Vec::new();
         for event in events {
-            let ShipmentEvent::ShipmentRequested { order_id } = event
-                .decode()
-                .map_err(|e| ProjectionError::Poison(vec![poison(event, e)]))?
-            else {
-                continue;
+            let order_id = match event.decode() {
+                Ok(ShipmentEvent::ShipmentRequested { order_id }) => order_id,
+                Ok(_) => continue,
+                Err(error) => {
+                    rejected.push(poison(event, error));
+                    continue;
+                }
             };
             if !self.answers.answers(&order_id) {
                 continue;
@@ -118,10 +123,14 @@ where
                 Err(CommandError::Store(error)) if error.is_transient() => {
                     return Err(ProjectionError::Transient(error.into()));
                 }
-                Err(other) => return Err(ProjectionError::Poison(vec![poison(event, other)])),
+                Err(other) => rejected.push(poison(event, other)),
             }
         }
-        Ok(())
+        if rejected.is_empty() {
+            Ok(())
+        } else {
+            Err(ProjectionError::Poison(rejected))
+        }
     }
 }
 
@@ -131,7 +140,52 @@ fn poison(event: &RecordedEvent, error: impl std::fmt::Display) -> cqrs_core::pr
 
 #[cfg(test)]
 mod tests {
-    use super::Answers;
+    use super::{Answers, Carrier};
+    use crate::shipping::{Shipment, ShipmentCommand, ShipmentStatus};
+    use cqrs_core::projection::{Projection, ProjectionError};
+    use cqrs_core::{EventFilter, InMemoryEventStore, Position, ReadAll, Repository};
+
+    /// The runner counts every event of a batch but the rejected ones as applied: a carrier
+    /// that stopped at its first rejection left the rest of the batch unanswered for good.
+    #[tokio::test]
+    async fn a_rejected_request_leaves_the_others_of_its_batch_answered() {
+        let store = InMemoryEventStore::new();
+        let shipments = Repository::<Shipment, _>::new(store.clone());
+        for order_id in ["o-1", "o-2"] {
+            let request = ShipmentCommand::Request {
+                order_id: order_id.to_owned(),
+            };
+            shipments
+                .execute(order_id, &request)
+                .await
+                .expect("requested");
+        }
+        let mut batch = store
+            .read_all(Position::START, 10, &EventFilter::all())
+            .await
+            .expect("the requests")
+            .events;
+        assert_eq!(batch.len(), 2);
+        batch[0].payload = serde_json::json!({ "order": "o-1" }); // no order_id: poison
+
+        let applied = Carrier::new(store.clone(), Answers::All)
+            .apply(&batch)
+            .await;
+
+        match applied {
+            Err(ProjectionError::Poison(rejected)) => {
+                let at: Vec<Position> = rejected.iter().map(|r| r.position).collect();
+                assert_eq!(at, [batch[0].position], "only the bad request is rejected");
+            }
+            other => panic!("expected the bad request rejected: {other:?}"),
+        }
+        let (second, _) = shipments.load("o-2").await.expect("load");
+        assert_eq!(
+            second.status,
+            ShipmentStatus::Scheduled,
+            "the next request is answered"
+        );
+    }
 
     #[test]
     fn a_seeded_rule_silences_about_its_share_the_same_orders_every_time() {
