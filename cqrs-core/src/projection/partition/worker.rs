@@ -280,9 +280,8 @@ impl PartitionedRunner {
                         s.last_error = error;
                     }
                 });
-                tokio::select! {
-                    () = tokio::time::sleep(ttl / 3) => {}
-                    _ = stop.changed() => {}
+                if pause_or_stop(&mut stop, ttl / 3).await {
+                    break;
                 }
                 continue;
             }
@@ -348,9 +347,8 @@ impl PartitionedRunner {
                     s.last_error = error;
                 }
             });
-            tokio::select! {
-                () = tokio::time::sleep(ttl / 3) => {}
-                _ = stop.changed() => {}
+            if pause_or_stop(&mut stop, ttl / 3).await {
+                break;
             }
         }
         running.stop_all();
@@ -483,7 +481,19 @@ impl Drop for Running {
     }
 }
 
-/// A running partitioned worker: its status, and how to stop it.
+/// Waits `pause`, or less when told to stop; `true` when told to stop, or when the handle was
+/// dropped (then nobody can tell it to stop: a dropped handle stops the worker, as a dropped
+/// `ProjectionHandle` stops its runner).
+async fn pause_or_stop(stop: &mut watch::Receiver<bool>, pause: Duration) -> bool {
+    tokio::select! {
+        () = tokio::time::sleep(pause) => false,
+        changed = stop.changed() => changed.is_err() || *stop.borrow_and_update(),
+    }
+}
+
+/// A running partitioned worker: its status, and how to stop it. Dropping it stops the worker
+/// as [`shutdown`](Self::shutdown) does (its partitions stop, its leases are let go), without
+/// waiting for it.
 #[derive(Debug)]
 pub struct PartitionedHandle {
     status: watch::Receiver<PartitionedStatus>,
