@@ -7,8 +7,9 @@
 //!
 //! It listens on `BIND` (default `127.0.0.1:8080`); see `examples/order-service/README.md` for
 //! every setting and route. SIGTERM or Ctrl-C stops it gracefully: no new connections, the
-//! requests in flight finish, the workers save their checkpoints and release their leases,
-//! then it exits 0.
+//! requests in flight finish within `ORDER_SERVICE_SHUTDOWN_GRACE_MS` (one still running then
+//! is cut, its client told nothing: it retries with its `X-Command-Id`), the workers save their
+//! checkpoints and release their leases, then it exits 0.
 
 use std::process::ExitCode;
 
