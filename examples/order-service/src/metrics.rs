@@ -126,21 +126,60 @@ pub(crate) async fn scrape(State(state): State<Arc<service::State>>) -> Response
             cqrs_core::telemetry::metrics::record_projection(&worker.status());
         }
     }
-    let processes = Processes::new(state.store.clone());
-    let counts = processes.counts(OrderFulfilment::TYPE, SystemClock.now(), STUCK_AFTER);
-    refresh(&state, PROCESS_INSTANCES_SOURCE, counts, |counts| {
-        cqrs_core::telemetry::metrics::record_processes(OrderFulfilment::TYPE, &counts);
-    })
-    .await;
-    refresh(
-        &state,
-        FEED_HORIZON_SOURCE,
-        state.store.feed_horizon(),
-        |horizon| cqrs_postgres::record_feed_horizon(&horizon),
-    )
-    .await;
+    state
+        .gauges
+        .run(async {
+            let processes = Processes::new(state.store.clone());
+            let counts = processes.counts(OrderFulfilment::TYPE, SystemClock.now(), STUCK_AFTER);
+            refresh(&state, PROCESS_INSTANCES_SOURCE, counts, |counts| {
+                cqrs_core::telemetry::metrics::record_processes(OrderFulfilment::TYPE, &counts);
+            })
+            .await;
+            refresh(
+                &state,
+                FEED_HORIZON_SOURCE,
+                state.store.feed_horizon(),
+                |horizon| cqrs_postgres::record_feed_horizon(&horizon),
+            )
+            .await;
+        })
+        .await;
     handle.run_upkeep();
     ([(header::CONTENT_TYPE, PROMETHEUS_TEXT)], handle.render()).into_response()
+}
+
+/// How often at most the gauges read from the stores are refreshed.
+pub(crate) const REFRESH_EVERY: Duration = Duration::from_secs(1);
+
+/// Scrapes share a refresh of the gauges read from the stores: one at a time, at most one per
+/// interval. Each refresh reads the database (the saga's instances counted by state, the
+/// feed's horizon), each read holding a pooled connection up to the dependency timeout, and
+/// `/metrics` answers whoever asks: a client calling it in a loop, or many at once, made as
+/// many reads and starved the commands of connections.
+pub(crate) struct GaugeRefresh {
+    every: Duration,
+    last: tokio::sync::Mutex<Option<tokio::time::Instant>>,
+}
+
+impl GaugeRefresh {
+    /// At most one refresh per `every`.
+    pub(crate) fn new(every: Duration) -> Self {
+        Self {
+            every,
+            last: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// Runs `refresh` unless one ended within the interval; a scrape arriving while one runs
+    /// waits for it and renders what it read.
+    pub(crate) async fn run(&self, refresh: impl std::future::Future<Output = ()>) {
+        let mut last = self.last.lock().await;
+        if last.is_some_and(|at| at.elapsed() < self.every) {
+            return;
+        }
+        refresh.await;
+        *last = Some(tokio::time::Instant::now());
+    }
 }
 
 /// Reads what `source`'s gauges show, within the dependency timeout, and sets them with
@@ -171,4 +210,44 @@ async fn refresh<T, E: std::error::Error + 'static>(
         }
     };
     cqrs_core::telemetry::metrics::record_refresh(source, refreshed);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::GaugeRefresh;
+
+    async fn scrapes(refresh: &Arc<GaugeRefresh>, n: usize) -> usize {
+        let reads = Arc::new(AtomicUsize::new(0));
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..n {
+            let (refresh, reads) = (Arc::clone(refresh), Arc::clone(&reads));
+            tasks.spawn(async move {
+                refresh
+                    .run(async {
+                        reads.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    })
+                    .await;
+            });
+        }
+        while tasks.join_next().await.is_some() {}
+        reads.load(Ordering::SeqCst)
+    }
+
+    #[tokio::test]
+    async fn scrapes_at_once_share_one_read_of_the_stores() {
+        let refresh = Arc::new(GaugeRefresh::new(Duration::from_secs(3600)));
+        assert_eq!(scrapes(&refresh, 10).await, 1);
+        assert_eq!(scrapes(&refresh, 10).await, 0, "within the interval: none");
+    }
+
+    #[tokio::test]
+    async fn past_the_interval_each_scrape_reads_again_one_at_a_time() {
+        let refresh = Arc::new(GaugeRefresh::new(Duration::ZERO));
+        assert_eq!(scrapes(&refresh, 5).await, 5);
+    }
 }

@@ -75,6 +75,8 @@ pub(crate) struct State {
     /// `None` once shut down. Handlers read it (a status, a wait); shutdown takes it once
     /// the server has finished every request.
     pub(crate) workers: RwLock<Option<Workers>>,
+    /// Shared by the scrapes of `/metrics`.
+    pub(crate) gauges: crate::metrics::GaugeRefresh,
 }
 
 /// The running workers.
@@ -158,6 +160,7 @@ impl Service {
             client,
             summaries,
             workers: RwLock::new(Some(workers)),
+            gauges: crate::metrics::GaugeRefresh::new(crate::metrics::REFRESH_EVERY),
         });
         let console = crate::console::router(&state);
         Ok(Self { state, console })
