@@ -143,6 +143,29 @@ impl BusDeadLetterStore for PgEventStore {
         Ok(letters(consumer, &rows)?)
     }
 
+    async fn requested_partition_messages(
+        &self,
+        consumer: &str,
+        topic: &str,
+        partition: i32,
+        max: usize,
+    ) -> Result<Vec<BusLetter>, Error> {
+        let rows = self
+            .call(async |conn| {
+                Ok(
+                    sqlx::query(&self.queries.bus_dead_letter_requested_partition)
+                        .bind(consumer)
+                        .bind(topic)
+                        .bind(partition)
+                        .bind(limit(max))
+                        .fetch_all(conn)
+                        .await?,
+                )
+            })
+            .await?;
+        Ok(letters(consumer, &rows)?)
+    }
+
     async fn parked_message_keys(&self, consumer: &str) -> Result<Vec<ParkedKey>, Error> {
         let rows: Vec<(String, Vec<u8>)> = self
             .call(async |conn| {

@@ -149,6 +149,7 @@ pub(crate) struct Queries {
     pub(crate) bus_dead_letter_request_key: String,
     pub(crate) bus_dead_letter_request_message: String,
     pub(crate) bus_dead_letter_requested: String,
+    pub(crate) bus_dead_letter_requested_partition: String,
     pub(crate) bus_dead_letter_take: String,
     pub(crate) bus_dead_letter_failed: String,
 }
@@ -242,6 +243,9 @@ impl Queries {
                 "sql/bus_dead_letter_request_message.sql"
             )),
             bus_dead_letter_requested: fill(include_str!("sql/bus_dead_letter_requested.sql")),
+            bus_dead_letter_requested_partition: fill(include_str!(
+                "sql/bus_dead_letter_requested_partition.sql"
+            )),
             bus_dead_letter_take: fill(include_str!("sql/bus_dead_letter_take.sql")),
             bus_dead_letter_failed: fill(include_str!("sql/bus_dead_letter_failed.sql")),
         }

@@ -194,6 +194,16 @@ pub trait BusDeadLetterStore: Send + Sync {
     /// At most `limit` of `consumer`'s letters with a request, in message order.
     async fn requested_messages(&self, consumer: &str, limit: usize) -> Result<Vec<BusLetter>>;
 
+    /// At most `limit` of `consumer`'s letters of `topic`'s `partition` with a request, in offset
+    /// order: what that partition's worker carries out, whatever the other partitions' requests.
+    async fn requested_partition_messages(
+        &self,
+        consumer: &str,
+        topic: &str,
+        partition: i32,
+        limit: usize,
+    ) -> Result<Vec<BusLetter>>;
+
     /// Removes the letters of `messages` (re-driven or skipped); how many there were.
     async fn take_messages(&self, consumer: &str, messages: &[MessageId]) -> Result<u64>;
 

@@ -63,6 +63,7 @@ macro_rules! store_conformance_tests {
             dead_letter_requests_are_kept_until_carried_out,
             bus_letters_round_trip_whole_once_per_message,
             bus_letter_keys_requests_and_takes,
+            bus_letter_requests_are_read_by_partition,
             record_is_atomic_with_timeouts_and_status,
             a_duplicate_record_changes_nothing,
             timeouts_fire_once_when_due,

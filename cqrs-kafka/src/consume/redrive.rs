@@ -45,12 +45,10 @@ async fn look(
     held: &mut HashSet<Vec<u8>>,
 ) -> cqrs_core::Result<bool> {
     let name = &*shared.core.name;
-    let requested: Vec<BusLetter> = store
-        .requested_messages(name, REQUESTS_PER_LOOK)
-        .await?
-        .into_iter()
-        .filter(|l| l.message.topic == lane.tp.0 && l.message.partition == lane.tp.1)
-        .collect();
+    let (topic, partition) = (&lane.tp.0, lane.tp.1);
+    let requested = store
+        .requested_partition_messages(name, topic, partition, REQUESTS_PER_LOOK)
+        .await?;
     // Skips first, as the projections' re-drive does: a retry of a key handles every letter
     // of the key again, and a letter an operator asked to drop must be gone by then.
     let (skips, retries): (Vec<BusLetter>, Vec<BusLetter>) = requested

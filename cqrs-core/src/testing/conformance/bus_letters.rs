@@ -191,3 +191,75 @@ pub async fn bus_letter_keys_requests_and_takes<S: ConformanceStore>(store: S) {
         .expect("keys")
         .is_empty());
 }
+
+/// A partition's worker reads its own partition's requests: at most `limit`, in offset order,
+/// whatever the requests of the partitions before it (a consumer's requests sorted by topic
+/// and partition, a worker reading the first thousand of them and keeping its own waited for
+/// good behind a thousand requests for a topic no longer subscribed).
+pub async fn bus_letter_requests_are_read_by_partition<S: ConformanceStore>(store: S) {
+    let parked = [
+        ("a", 0, 1),
+        ("t", 0, 1),
+        ("t", 0, 2),
+        ("t", 0, 3),
+        ("t", 1, 1),
+    ];
+    for (topic, partition, offset) in parked {
+        store
+            .park_message(letter("c", topic, partition, offset, None))
+            .await
+            .expect("park");
+        store
+            .request_messages(
+                "c",
+                &BusLetterTarget::Message(MessageId::new(topic, partition, offset)),
+                Some(Redrive::Retry),
+            )
+            .await
+            .expect("request");
+    }
+    store
+        .park_message(letter("c", "t", 1, 2, None))
+        .await
+        .expect("park, not requested");
+    store
+        .park_message(letter("d", "t", 1, 3, None))
+        .await
+        .expect("park, another consumer's");
+    store
+        .request_messages(
+            "d",
+            &BusLetterTarget::Message(MessageId::new("t", 1, 3)),
+            Some(Redrive::Skip),
+        )
+        .await
+        .expect("request");
+
+    let offsets = |letters: Vec<BusLetter>| -> Vec<(String, i32, i64)> {
+        letters
+            .into_iter()
+            .map(|l| (l.message.topic, l.message.partition, l.message.offset))
+            .collect()
+    };
+    let read = |topic: &'static str, partition: i32, limit: usize| {
+        let store = &store;
+        async move {
+            offsets(
+                store
+                    .requested_partition_messages("c", topic, partition, limit)
+                    .await
+                    .expect("requests"),
+            )
+        }
+    };
+    let t = |partition, offset| ("t".to_owned(), partition, offset);
+    assert_eq!(
+        read("t", 1, 1).await,
+        [t(1, 1)],
+        "behind the others' requests"
+    );
+    assert_eq!(read("t", 0, 2).await, [t(0, 1), t(0, 2)]);
+    assert_eq!(read("t", 0, 10).await, [t(0, 1), t(0, 2), t(0, 3)]);
+    assert_eq!(read("a", 0, 10).await, [("a".to_owned(), 0, 1)]);
+    assert!(read("t", 2, 10).await.is_empty());
+}
