@@ -71,9 +71,10 @@ fn userinfo_end(rest: &str) -> Option<usize> {
     rest[authority_len..].find('@').map(|at| authority_len + at)
 }
 
-/// Masks the value of every parameter whose name ends in `password` (any case): after `?` or
-/// `&` in a URL's query, after whitespace or at the start in a libpq `key=value` string, with
-/// spaces around the `=` and a quoted value (`'a \'b'`) as libpq reads them.
+/// Masks the value of every parameter whose name ends in `password` (any case), in a URL's
+/// query or a libpq `key=value` string, with spaces around the `=` and a quoted value
+/// (`'a \'b'`) as libpq reads them. Whatever precedes the name, so text beside it never
+/// keeps a value shown.
 fn redact_params(text: &str) -> String {
     const NAME: &str = "password";
     let lower = text.to_ascii_lowercase();
@@ -82,15 +83,9 @@ fn redact_params(text: &str) -> String {
     let mut from = 0;
     while let Some(found) = lower[from..].find(NAME).map(|i| from + i) {
         from = found + NAME.len();
-        let key_start = text[..found]
-            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .map_or(0, |i| i + 1);
-        let starts_a_key = text[..key_start].is_empty()
-            || text[..key_start].ends_with(['?', '&', ';'])
-            || text[..key_start].ends_with(char::is_whitespace);
         let after = &text[from..];
         let spaced = after.len() - after.trim_start().len();
-        if !starts_a_key || !after[spaced..].starts_with('=') {
+        if !after[spaced..].starts_with('=') {
             continue;
         }
         let value_start = from + spaced + 1;
@@ -202,9 +197,51 @@ mod tests {
                 "host=db password=**** user=app",
             ),
             ("password=s3cret@db", "password=****"),
+            // Text beside the key that is not ASCII.
+            ("é password=s3cret", "é password=****"),
+            ("épassword=s3cret", "épassword=****"),
+            ("host=dé password=s3cret", "host=dé password=****"),
         ];
         for (url, redacted) in cases {
             assert_eq!(redact_url(url), redacted, "{url}");
+        }
+    }
+
+    #[test]
+    fn no_text_makes_it_panic_and_a_password_beside_other_text_stays_masked() {
+        let odd = [
+            "",
+            "@",
+            "://",
+            "://@",
+            ":@",
+            "é@",
+            "@é",
+            "é://é@é",
+            "a:é@b",
+            "x:y/é@z",
+            "[é",
+            "password",
+            "password=",
+            "password='",
+            "password='\\",
+            "password = ",
+            "ßpassword=é",
+            "a=b@c:d",
+            "postgres://u:p@",
+            "postgres://:@/",
+            "postgres://é:é#é@é/é?password=é&",
+        ];
+        for text in odd {
+            let _ = redact_url(text);
+        }
+        for text in [
+            "postgres://app:s3cret@db/é",
+            "é:s3cret@db",
+            "hôte=db password=s3cret",
+            "postgres://db/é?sslpassword=s3cret",
+        ] {
+            assert!(!redact_url(text).contains("s3cret"), "{text}");
         }
     }
 }
