@@ -60,7 +60,17 @@ _is_kv() {
 
 redact_url() {
   if _is_kv "$1"; then
+    if _is_bare_userinfo "$1"; then
+      # user:password@host... without a scheme: everything between the first ':' and the
+      # last '@' is the password.
+      local before="${1%@*}"
+      printf '%s:****@%s\n' "${before%%:*}" "${1##*@}"
+      return
+    fi
     printf '%s\n' "$1" | sed -E "s/$_kv_any_password/\\1\\2=****/g"
+    return
+  fi
+  if _redact_raw_userinfo "$1"; then
     return
   fi
   _url_split "$1"
@@ -70,15 +80,44 @@ redact_url() {
     "$(printf '%s' "$_url_tail" | sed -E 's/([?&][[:alnum:]_]*password=)[^&#]*/\1****/g')"
 }
 
-# $1 without its password (user info and `password=` parameter): safe to put on a command line.
+# Whether $1 (no scheme) is `user:password@host...`, not libpq's key=value form: it does not
+# start with a key and an '=', and a ':' comes before its last '@'.
+_is_bare_userinfo() {
+  [[ ! "$1" =~ ^[[:space:]]*[A-Za-z_][A-Za-z0-9_]*[[:space:]]*= ]] || return 1
+  [[ "$1" == *@* ]] || return 1
+  local before="${1%@*}"
+  [[ "$before" == *:* ]]
+}
+
+# Prints $1 masked and succeeds when its password holds a '/', '?' or '#' written as it is
+# (`scheme://user:pa/ss@host`): the authority before the first of them has no '@', what
+# follows its ':' is not a port, and an '@' comes later.
+_redact_raw_userinfo() {
+  local scheme="${1%%://*}" after="${1#*://}" authority
+  authority="${after%%[/?#]*}"
+  case "$authority" in
+    *@* | \[* | "") return 1 ;;
+    *:*) ;;
+    *) return 1 ;;
+  esac
+  local port="${authority#*:}"
+  [[ -n "$port" && "$port" =~ ^[0-9]+$ ]] && return 1
+  [[ "${after:${#authority}}" == *@* ]] || return 1
+  local user="${authority%%:*}" rest="${after#*@}"
+  printf '%s://%s:****@%s\n' "$scheme" "$user" \
+    "$(printf '%s' "$rest" | sed -E 's/([?&][[:alnum:]_]*password=)[^&#]*/\1****/g')"
+}
+
+# $1 without its password (user info and every parameter named like a password: libpq has no
+# variable for sslpassword, so it is not passed on): safe to put on a command line.
 url_without_password() {
   if _is_kv "$1"; then
-    printf '%s\n' "$1" | sed -E "s/$_kv_password[[:space:]]*/\\1/g; s/[[:space:]]+\$//"
+    printf '%s\n' "$1" | sed -E "s/$_kv_any_password[[:space:]]*/\\1/g; s/[[:space:]]+\$//"
     return
   fi
   _url_split "$1"
   printf '%s%s%s\n' "$_url_head" "$_url_host" \
-    "$(printf '%s' "$_url_tail" | sed -E 's/([?&])password=[^&#]*&?/\1/g; s/[?&](#|$)/\1/')"
+    "$(printf '%s' "$_url_tail" | sed -E 's/([?&])[[:alnum:]_]*password=[^&#]*&?/\1/g; s/[?&](#|$)/\1/')"
 }
 
 # The password in $1, percent-decoded (empty when there is none).

@@ -17,12 +17,8 @@
 pub fn redact_url(url: &str) -> String {
     let start = match url.find("://") {
         Some(scheme_end) => scheme_end + 3,
-        // `user:password@host...`: no space, and no `=` before the `@` (not `key=value`).
-        None if !url.contains(char::is_whitespace)
-            && url.find('@').is_some_and(|at| !url[..at].contains('=')) =>
-        {
-            0
-        }
+        // `user:password@host...`, not libpq's `key=value` form (which starts with a key).
+        None if url.contains('@') && !starts_with_key(url) => 0,
         None => return redact_params(url),
     };
     let rest = &url[start..];
@@ -49,6 +45,15 @@ pub fn redact_url(url: &str) -> String {
     out.push_str(&host[..host_len]);
     out.push_str(&redact_params(&host[host_len..]));
     out
+}
+
+/// Whether `text` starts as libpq's `key=value` form does: a key, then `=` (spaces around).
+fn starts_with_key(text: &str) -> bool {
+    let text = text.trim_start();
+    let key = text
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(text.len());
+    key > 0 && text[key..].trim_start().starts_with('=')
 }
 
 /// Where the user information of `rest` (a URL after its scheme) ends: its last `@` before the
@@ -156,6 +161,8 @@ mod tests {
             ("password=s3cret", "password=****"),
             // Without a scheme: `DATABASE_URL=app:s3cret@db:5432/app`.
             ("app:s3cret@db:5432/app", "app:****@db:5432/app"),
+            ("app:AbC9+/x==@db/app", "app:****@db/app"),
+            ("app:a b@db/app", "app:****@db/app"),
             // A password with a character a URL must encode, written as it is.
             (
                 "postgres://app:s3#cret@db/app",

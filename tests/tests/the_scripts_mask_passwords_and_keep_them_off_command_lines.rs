@@ -122,6 +122,44 @@ fn the_scripts_mask_every_parameter_named_like_a_password() {
         let shown = url_function("redact_url", url);
         assert_eq!(shown, redacted, "redact_url {url}");
     }
+    // Off command lines too (libpq has no variable for sslpassword: it is not passed on).
+    for url in [
+        "postgres://db/app?sslmode=require&sslpassword=k3y&x=1",
+        "host=db sslpassword=k3y user=app",
+    ] {
+        let without = url_function("url_without_password", url);
+        assert!(
+            !without.contains("k3y"),
+            "url_without_password {url}: {without}"
+        );
+    }
+}
+
+#[test]
+fn the_scripts_mask_a_password_written_as_it_is_or_without_a_scheme() {
+    for (url, redacted) in [
+        (
+            "postgres://app:s3/cret@db/app",
+            "postgres://app:****@db/app",
+        ),
+        (
+            "postgres://app:s3#cret@db/app",
+            "postgres://app:****@db/app",
+        ),
+        ("app:s3cret@db:5432/app", "app:****@db:5432/app"),
+        ("app:AbC9+/x==@db/app", "app:****@db/app"),
+        // A port and a path with an '@' are not a password.
+        (
+            "http://node:9200/orders@v2/_doc/1",
+            "http://node:9200/orders@v2/_doc/1",
+        ),
+    ] {
+        assert_eq!(
+            url_function("redact_url", url),
+            redacted,
+            "redact_url {url}"
+        );
+    }
 }
 
 #[test]
