@@ -1,7 +1,9 @@
 //! A process's timeouts and instances, and a subscriber's checkpoint, are rows of the user's
 //! tables: a time set to `infinity` (a common "never") or `-infinity` (a common "now") by hand
-//! is data from outside. Reading it is a typed error, never a panic: the timer pump that reads
-//! it is a task nobody awaits, and a panic there stopped every timeout of the process silently.
+//! is data from outside. Reading it is never a panic (the timer pump that reads it is a task
+//! nobody awaits, and a panic there stopped every timeout of the process silently): the pump
+//! fires a timeout due at `-infinity` and sleeps its longest before one due at `infinity`;
+//! listings say the row is wrong.
 
 mod support;
 
@@ -52,30 +54,30 @@ async fn process_and_subscriber_times_at_infinity_are_errors_not_panics() {
     );
     store.record(PROCESS, record).await.expect("record");
 
-    // "Fire now", set by hand: the pump's firing reads it back.
-    set(&store, "process_timeouts", "due_at", "-infinity").await;
-    let fired = {
+    // "Never", set by hand: the pump's look for the next due time reads it, and sleeps as long
+    // as it may (the latest time there is); a listing of the timeouts says the row is wrong.
+    set(&store, "process_timeouts", "due_at", "infinity").await;
+    let next = {
         let s = store.clone();
-        in_a_task(async move { s.fire_due(PROCESS, TestClock::START, 10).await }).await
+        in_a_task(async move { s.next_due(PROCESS).await }).await
     };
-    let error = fired
-        .expect_err("the firing says the row is wrong")
-        .to_string();
-    assert!(error.contains("infinity"), "{error}");
+    let next = next.expect("the next due time, clamped").expect("one timeout");
+    assert_eq!(next.year(), 9999, "{next}");
     let listed = {
         let s = store.clone();
         in_a_task(async move { s.instance_timeouts(PROCESS, "1").await }).await
     };
     assert!(listed.is_err(), "{listed:?}");
 
-    // "Never", set by hand: the pump's look for the next due time reads it.
-    set(&store, "process_timeouts", "due_at", "infinity").await;
-    let next = {
+    // "Fire now", set by hand: it fires (as due at the calendar's start). An error here would
+    // roll the firing back and hold every timeout of the process behind this row for good.
+    set(&store, "process_timeouts", "due_at", "-infinity").await;
+    let fired = {
         let s = store.clone();
-        in_a_task(async move { s.next_due(PROCESS).await }).await
+        in_a_task(async move { s.fire_due(PROCESS, TestClock::START, 10).await }).await
     };
-    let error = next.expect_err("the next due time is refused").to_string();
-    assert!(error.contains("infinity"), "{error}");
+    let fired = fired.expect("it fires");
+    assert_eq!(fired.len(), 1, "{fired:?}");
 
     // The instance's own times: its page, its row, the counts that read parked instances.
     for column in ["next_timeout_at", "started_at", "progressed_at"] {

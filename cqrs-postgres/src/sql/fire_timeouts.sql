@@ -12,4 +12,7 @@ WHERE (process, instance, key) IN (
     ORDER BY due_at, instance, key
     LIMIT $3
     FOR UPDATE SKIP LOCKED)
-RETURNING instance, key, timeout_id, due_at, payload
+-- A due time before the calendar a client holds ('-infinity', "fire now", set by hand) fires as
+-- due at its start: a row that could not be read would roll back every firing of the process.
+RETURNING instance, key, timeout_id,
+          GREATEST(due_at, timestamptz '0001-01-01 00:00:00+00') AS due_at, payload
