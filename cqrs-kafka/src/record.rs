@@ -125,10 +125,13 @@ impl Received {
     /// it lost counted again ([`parked_headers`](Self::parked_headers)).
     pub(crate) fn from_letter(letter: &BusLetter) -> Self {
         let mut headers = letter.headers.clone();
+        // Only as the last header, where parking puts it: a message may carry one of that name
+        // itself, anywhere.
         let lost = headers
-            .iter()
-            .rposition(|(name, _)| name == UNREADABLE_HEADERS)
-            .map(|at| headers.remove(at));
+            .last()
+            .is_some_and(|(name, _)| name == UNREADABLE_HEADERS)
+            .then(|| headers.pop())
+            .flatten();
         let mut message = Self::from_parts(
             letter.message.topic.clone(),
             letter.message.partition,
@@ -291,6 +294,18 @@ mod tests {
         assert_eq!(again.headers(), arrived(2).headers());
         assert_eq!(again.key(), Some(&b"order-1"[..]));
         assert_eq!((again.partition(), again.offset()), (2, 7));
+    }
+
+    #[test]
+    fn a_header_of_that_name_the_message_carried_itself_is_kept_as_it_is() {
+        let mut message = arrived(0);
+        message
+            .headers
+            .insert(0, (UNREADABLE_HEADERS.to_owned(), Some(b"7".to_vec())));
+        let letter = parked(&message);
+        let again = Received::from_letter(&letter);
+        assert_eq!(again.unreadable_headers(), 0);
+        assert_eq!(again.headers(), message.headers());
     }
 
     #[test]

@@ -61,7 +61,9 @@ async fn process_and_subscriber_times_at_infinity_are_errors_not_panics() {
         let s = store.clone();
         in_a_task(async move { s.next_due(PROCESS).await }).await
     };
-    let next = next.expect("the next due time, clamped").expect("one timeout");
+    let next = next
+        .expect("the next due time, clamped")
+        .expect("one timeout");
     assert_eq!(next.year(), 9999, "{next}");
     let listed = {
         let s = store.clone();
