@@ -18,6 +18,7 @@ use crate::projection::{
 use super::assign::assign;
 use super::wrapper::PartitionProjection;
 use super::{PartitionedStatus, Partitions, PARTITIONS};
+use crate::projection::runner::Stop;
 
 /// Makes the runner of one partition.
 type MakeRunner = Arc<dyn Fn(PartitionProjection) -> ProjectionRunner + Send + Sync>;
@@ -225,7 +226,7 @@ impl PartitionedRunner {
 
     async fn run(
         self,
-        mut stop: watch::Receiver<bool>,
+        stop: watch::Receiver<bool>,
         status: watch::Sender<PartitionedStatus>,
         live: Live,
     ) {
@@ -236,7 +237,9 @@ impl PartitionedRunner {
         let member_name = format!("{prefix}{owner}");
         let mut running = Running::default();
         let mut member: Option<Lease> = None;
-        while !*stop.borrow_and_update() {
+        // A dropped handle stops it too, as a dropped `ProjectionHandle` stops its runner.
+        let mut stop = Stop::new(stop);
+        while !stop.stopping() {
             running.reap();
             let mut error = None;
             let runs = running.runs_any();
@@ -280,7 +283,7 @@ impl PartitionedRunner {
                         s.last_error = error;
                     }
                 });
-                if pause_or_stop(&mut stop, ttl / 3).await {
+                if !stop.pause(ttl / 3).await {
                     break;
                 }
                 continue;
@@ -347,7 +350,7 @@ impl PartitionedRunner {
                     s.last_error = error;
                 }
             });
-            if pause_or_stop(&mut stop, ttl / 3).await {
+            if !stop.pause(ttl / 3).await {
                 break;
             }
         }
@@ -478,16 +481,6 @@ impl Drop for Running {
         for (_, handle) in std::mem::take(&mut self.runs) {
             handle.abort();
         }
-    }
-}
-
-/// Waits `pause`, or less when told to stop; `true` when told to stop, or when the handle was
-/// dropped (then nobody can tell it to stop: a dropped handle stops the worker, as a dropped
-/// `ProjectionHandle` stops its runner).
-async fn pause_or_stop(stop: &mut watch::Receiver<bool>, pause: Duration) -> bool {
-    tokio::select! {
-        () = tokio::time::sleep(pause) => false,
-        changed = stop.changed() => changed.is_err() || *stop.borrow_and_update(),
     }
 }
 

@@ -42,7 +42,7 @@ use super::{
 };
 
 use handle::AbortOnDrop;
-use stop::Stop;
+pub(crate) use stop::Stop;
 use worker::Worker;
 
 pub use handle::{ProjectionHandle, WaitError};

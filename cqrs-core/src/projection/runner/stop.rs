@@ -6,15 +6,15 @@ use tokio::sync::watch;
 
 /// The receiving end of a runner's stop switch.
 #[derive(Clone)]
-pub(super) struct Stop(watch::Receiver<bool>);
+pub(crate) struct Stop(watch::Receiver<bool>);
 
 impl Stop {
-    pub(super) fn new(switch: watch::Receiver<bool>) -> Self {
+    pub(crate) fn new(switch: watch::Receiver<bool>) -> Self {
         Self(switch)
     }
 
     /// Whether the runner was asked to stop.
-    pub(super) fn stopping(&self) -> bool {
+    pub(crate) fn stopping(&self) -> bool {
         *self.0.borrow()
     }
 
@@ -23,8 +23,9 @@ impl Stop {
         let _ = self.0.changed().await;
     }
 
-    /// Sleeps `duration` unless asked to stop first; `false` when stopping.
-    pub(super) async fn pause(&mut self, duration: Duration) -> bool {
+    /// Sleeps `duration` unless asked to stop first (or the handle is gone); `false` when
+    /// stopping.
+    pub(crate) async fn pause(&mut self, duration: Duration) -> bool {
         if self.stopping() {
             return false;
         }
