@@ -115,8 +115,9 @@ pub(crate) fn http_request(method: String, route: String, status: u16, took: Dur
         .increment(1);
 }
 
-/// `GET /metrics`: refreshes the gauges from each worker's status and the saga's instance
-/// counts, then renders the registry.
+/// `GET /metrics`: refreshes the gauges from each worker's status, and those read from
+/// PostgreSQL (the saga's instance counts, the feed's horizon) at most once a second
+/// ([`GaugeRefresh`]), then renders the registry.
 pub(crate) async fn scrape(State(state): State<Arc<service::State>>) -> Response {
     let Some(handle) = install() else {
         return Problem::unavailable("another metrics recorder is installed").into_response();

@@ -199,8 +199,8 @@ fn context(correlation: Correlation, headers: &HeaderMap) -> Result<CommandConte
 }
 
 /// The problem a failed command answers: 422 for a rejection (with the error's code and
-/// message), and by the error's kind for a store failure (409 for a conflict after the
-/// retries, 503 for a store that is down).
+/// message) and for a command id used on another stream, and by the error's kind for a store
+/// failure (409 for a conflict after the retries, 503 for a store that is down).
 fn problem<E>(error: CommandError<E>) -> Problem
 where
     E: std::error::Error + Serialize + Display + 'static,

@@ -89,14 +89,15 @@ impl Problem {
         }
     }
 
-    /// 422: the `X-Command-Id` names a command already run on another order (the idempotency
-    /// key draft's answer to a key reused for another request). Which order stays unsaid.
+    /// 422: the `X-Command-Id` names a command already run on another stream (order or item):
+    /// the idempotency key draft's answer to a key reused for another request. Which stream
+    /// stays unsaid.
     pub fn command_id_reused() -> Self {
         Self::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "command-id-reused",
             "command id reused",
-            "the X-Command-Id was used for a command on another order; send a new one for a new command",
+            "the X-Command-Id was used for a command on another order or item; send a new one for a new command",
         )
     }
 
@@ -136,40 +137,43 @@ impl Problem {
     }
 
     /// The problem for a framework or store failure of kind `kind`: 409 for a conflict, 503
-    /// for an unavailable backend, 400 for refused input, 500 otherwise. A backend's text
-    /// (its address, what it answered) goes to the log, as for a 500, not to the client.
+    /// for an unavailable backend, 400 for refused input, 500 otherwise. An unavailable
+    /// backend's text (its address, what it answered) is not sent: the caller has logged it.
     pub fn from_kind(kind: ErrorKind, detail: impl Into<String>) -> Self {
         match kind {
             ErrorKind::Conflict => Self::conflict(detail),
-            ErrorKind::Unavailable => {
-                let detail = detail.into();
-                tracing::warn!(%detail, "dependency unavailable");
-                Self::unavailable(
-                    "a server this service needs is unavailable; its log has which, under this \
-                     request's X-Correlation-Id",
-                )
-            }
+            ErrorKind::Unavailable => Self::unavailable(
+                "a server this service needs is unavailable; its log has which, under this \
+                 request's X-Correlation-Id",
+            ),
             ErrorKind::InvalidInput => Self::bad_request(detail),
             _ => Self::internal(detail),
         }
     }
 
     /// The problem for an error answer made before a handler ran (axum's refusal of a body,
-    /// a path or a method): `detail` is its text.
-    pub fn from_status(status: StatusCode, detail: impl Into<String>) -> Self {
-        let (slug, title) = match status {
-            StatusCode::BAD_REQUEST => ("malformed-request", "malformed request"),
-            StatusCode::NOT_FOUND => ("not-found", "not found"),
-            StatusCode::METHOD_NOT_ALLOWED => ("method-not-allowed", "method not allowed"),
-            StatusCode::PAYLOAD_TOO_LARGE => ("too-large", "request too large"),
-            StatusCode::UNSUPPORTED_MEDIA_TYPE => {
-                ("unsupported-media-type", "unsupported media type")
+    /// a path or a method): `detail` is its text. A server error's text goes to the log, as
+    /// [`internal`](Self::internal)'s does.
+    pub(crate) fn from_status(status: StatusCode, detail: impl Into<String>) -> Self {
+        match status {
+            StatusCode::BAD_REQUEST => Self::bad_request(detail),
+            StatusCode::NOT_FOUND => Self::not_found(detail),
+            StatusCode::METHOD_NOT_ALLOWED => {
+                Self::new(status, "method-not-allowed", "method not allowed", detail)
             }
-            StatusCode::SERVICE_UNAVAILABLE => ("unavailable", "dependency unavailable"),
-            status if status.is_server_error() => ("internal", "internal error"),
-            _ => ("malformed-request", "malformed request"),
-        };
-        Self::new(status, slug, title, detail)
+            StatusCode::PAYLOAD_TOO_LARGE => {
+                Self::new(status, "too-large", "request too large", detail)
+            }
+            status if status.is_server_error() => Self {
+                status: status.as_u16(),
+                ..Self::internal(detail)
+            },
+            status => {
+                let reason = status.canonical_reason().unwrap_or("request refused");
+                let slug = reason.to_ascii_lowercase().replace(' ', "-");
+                Self::new(status, &slug, reason, detail)
+            }
+        }
     }
 }
 

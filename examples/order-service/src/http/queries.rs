@@ -157,10 +157,16 @@ async fn wait(state: &service::State, position: Option<Position>) -> Result<(), 
             status.position,
             state.config.read_wait.as_millis()
         ))),
-        Err(error) => Err(Problem::from_kind(
-            ErrorKind::Unavailable,
-            error.to_string(),
-        )),
+        Err(error) => {
+            tracing::warn!(
+                error = &error as &dyn std::error::Error,
+                "read-your-write wait failed"
+            );
+            Err(Problem::from_kind(
+                ErrorKind::Unavailable,
+                error.to_string(),
+            ))
+        }
     }
 }
 
@@ -173,13 +179,12 @@ async fn asked<T>(
 ) -> Result<T, Problem> {
     let timeout = state.config.dependency_timeout;
     tokio::time::timeout(timeout, query).await.map_err(|_| {
-        Problem::from_kind(
-            ErrorKind::Unavailable,
-            format!(
-                "the search node did not answer within {} ms",
-                timeout.as_millis()
-            ),
-        )
+        let detail = format!(
+            "the search node did not answer within {} ms",
+            timeout.as_millis()
+        );
+        tracing::warn!(%detail, "query failed");
+        Problem::from_kind(ErrorKind::Unavailable, detail)
     })
 }
 
