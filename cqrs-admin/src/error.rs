@@ -106,23 +106,6 @@ fn core_class(error: &cqrs_core::Error) -> ErrorClass {
     match error.kind() {
         ErrorKind::InvalidInput => ErrorClass::InvalidInput,
         ErrorKind::Unavailable => ErrorClass::Unavailable,
-        _ if refused_text(error) => ErrorClass::InvalidInput,
         _ => ErrorClass::Failed,
     }
-}
-
-/// Whether a store's error behind `error` is text the server refused
-/// ([`PgError::is_refused_text`]): a backend error carries it as its source.
-fn refused_text(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut next = Some(error);
-    while let Some(error) = next {
-        if error
-            .downcast_ref::<PgError>()
-            .is_some_and(PgError::is_refused_text)
-        {
-            return true;
-        }
-        next = error.source();
-    }
-    false
 }

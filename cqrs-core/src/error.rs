@@ -79,6 +79,10 @@ pub enum Error {
         /// The event's type.
         event_type: String,
     },
+    /// Text the store cannot hold or look up was refused (a NUL character, which PostgreSQL's
+    /// `text` refuses): a name from outside, such as a query string's.
+    #[error("text the store cannot hold: {0}")]
+    UnstorableText(String),
     /// An event type name, or a filter's type or category, was refused.
     #[error("invalid event type name {0:?}")]
     InvalidEventType(String),
@@ -300,6 +304,7 @@ impl Error {
             | Error::PayloadTooLarge { .. }
             | Error::PayloadTooDeep { .. }
             | Error::NulInPayload { .. }
+            | Error::UnstorableText(_)
             | Error::SnapshotUnreadable { .. }
             | Error::AppendTooLarge { .. }
             | Error::LeaseTtlOutOfRange { .. }

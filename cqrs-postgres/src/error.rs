@@ -263,12 +263,14 @@ fn transient_code(code: &str) -> bool {
 }
 
 /// The one conversion at the store traits' boundary: core failures pass unchanged, transient
-/// ones become [`cqrs_core::Error::Unavailable`], the rest [`cqrs_core::Error::Backend`].
+/// ones become [`cqrs_core::Error::Unavailable`], text the server refused
+/// [`cqrs_core::Error::UnstorableText`], the rest [`cqrs_core::Error::Backend`].
 impl From<PgError> for cqrs_core::Error {
     fn from(error: PgError) -> Self {
         match error {
             PgError::Core(error) => error,
             error if error.is_transient() => cqrs_core::Error::unavailable(error),
+            error if error.is_refused_text() => cqrs_core::Error::UnstorableText(error.to_string()),
             error => cqrs_core::Error::backend(error),
         }
     }
@@ -382,6 +384,20 @@ mod tests {
             assert!(
                 matches!(cqrs_core::Error::from(error), cqrs_core::Error::Backend(_)),
                 "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn text_the_server_refuses_is_the_callers_input() {
+        // A NUL in text (22021), a character the encoding lacks (22P05): a name from a query
+        // string, say, as the console and the order service pass on.
+        for code in ["22021", "22P05"] {
+            let error = cqrs_core::Error::from(server(code));
+            assert_eq!(
+                error.kind(),
+                cqrs_core::ErrorKind::InvalidInput,
+                "{error:?}"
             );
         }
     }
