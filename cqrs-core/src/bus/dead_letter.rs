@@ -196,13 +196,36 @@ pub trait BusDeadLetterStore: Send + Sync {
 
     /// At most `limit` of `consumer`'s letters of `topic`'s `partition` with a request, in offset
     /// order: what that partition's worker carries out, whatever the other partitions' requests.
+    ///
+    /// The default pages through every letter of the consumer
+    /// ([`parked_messages`](Self::parked_messages)); a store should read that partition's
+    /// requests alone, as both of this crate's and PostgreSQL's do.
     async fn requested_partition_messages(
         &self,
         consumer: &str,
         topic: &str,
         partition: i32,
         limit: usize,
-    ) -> Result<Vec<BusLetter>>;
+    ) -> Result<Vec<BusLetter>> {
+        const PAGE: usize = 500;
+        let mut found = Vec::new();
+        let mut after: Option<MessageId> = None;
+        while found.len() < limit {
+            let page = self.parked_messages(consumer, after.as_ref(), PAGE).await?;
+            let full = page.len() == PAGE;
+            after = page.last().map(|letter| letter.message.clone());
+            found.extend(page.into_iter().filter(|letter| {
+                letter.request.is_some()
+                    && letter.message.topic == topic
+                    && letter.message.partition == partition
+            }));
+            if !full {
+                break;
+            }
+        }
+        found.truncate(limit);
+        Ok(found)
+    }
 
     /// Removes the letters of `messages` (re-driven or skipped); how many there were.
     async fn take_messages(&self, consumer: &str, messages: &[MessageId]) -> Result<u64>;
@@ -215,4 +238,99 @@ pub trait BusDeadLetterStore: Send + Sync {
         message: &MessageId,
         error: &str,
     ) -> Result<()>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::InMemoryEventStore;
+
+    /// A store that leaves `requested_partition_messages` to the trait's default.
+    struct Plain(InMemoryEventStore);
+
+    #[async_trait]
+    impl BusDeadLetterStore for Plain {
+        async fn park_message(&self, letter: BusLetter) -> Result<()> {
+            self.0.park_message(letter).await
+        }
+        async fn parked_messages(
+            &self,
+            consumer: &str,
+            after: Option<&MessageId>,
+            limit: usize,
+        ) -> Result<Vec<BusLetter>> {
+            self.0.parked_messages(consumer, after, limit).await
+        }
+        async fn parked_message_keys(&self, consumer: &str) -> Result<Vec<ParkedKey>> {
+            self.0.parked_message_keys(consumer).await
+        }
+        async fn key_messages(
+            &self,
+            consumer: &str,
+            key: &ParkedKey,
+            limit: usize,
+        ) -> Result<Vec<BusLetter>> {
+            self.0.key_messages(consumer, key, limit).await
+        }
+        async fn request_messages(
+            &self,
+            consumer: &str,
+            target: &BusLetterTarget,
+            request: Option<Redrive>,
+        ) -> Result<u64> {
+            self.0.request_messages(consumer, target, request).await
+        }
+        async fn requested_messages(&self, consumer: &str, limit: usize) -> Result<Vec<BusLetter>> {
+            self.0.requested_messages(consumer, limit).await
+        }
+        async fn take_messages(&self, consumer: &str, messages: &[MessageId]) -> Result<u64> {
+            self.0.take_messages(consumer, messages).await
+        }
+        async fn message_redrive_failed(
+            &self,
+            consumer: &str,
+            message: &MessageId,
+            error: &str,
+        ) -> Result<()> {
+            self.0
+                .message_redrive_failed(consumer, message, error)
+                .await
+        }
+    }
+
+    #[tokio::test]
+    async fn the_default_reads_one_partitions_requests_past_a_page_of_others() {
+        let store = Plain(InMemoryEventStore::new());
+        // More letters before the partition than one page of the default holds.
+        let parked =
+            (0..700)
+                .map(|offset| ("a", 0, offset))
+                .chain([("t", 1, 1), ("t", 1, 2), ("t", 1, 3)]);
+        for (topic, partition, offset) in parked {
+            let message = MessageId::new(topic, partition, offset);
+            store
+                .park_message(BusLetter::new("c", message.clone(), "poison"))
+                .await
+                .expect("park");
+            if offset != 2 {
+                let target = BusLetterTarget::Message(message);
+                store
+                    .request_messages("c", &target, Some(Redrive::Retry))
+                    .await
+                    .expect("request");
+            }
+        }
+
+        let read = store
+            .requested_partition_messages("c", "t", 1, 10)
+            .await
+            .expect("requests");
+        let offsets: Vec<i64> = read.iter().map(|l| l.message.offset).collect();
+        assert_eq!(offsets, [1, 3]);
+        let one = store
+            .requested_partition_messages("c", "a", 0, 1)
+            .await
+            .expect("requests");
+        assert_eq!(one.len(), 1);
+    }
 }
