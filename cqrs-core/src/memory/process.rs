@@ -29,6 +29,7 @@ pub(super) struct TimeoutRow {
 #[async_trait]
 impl ProcessStore for InMemoryEventStore {
     async fn record(&self, process: &str, record: ProcessRecord) -> Result<AppendOutcome> {
+        record.check_times(process)?;
         let ProcessRecord {
             stream,
             expected,

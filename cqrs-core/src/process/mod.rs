@@ -51,6 +51,6 @@ pub use projection::ProcessManagerProjection;
 pub use reply::{CommandReplied, ReplyOutcome, COMMAND_REPLIED};
 pub use status::{Processes, TimelineEntry, TimelineKind};
 pub use store::{
-    FiredTimeout, InstanceCounts, InstanceFilter, InstanceQuery, InstanceRow, ProcessManagerStore,
-    ProcessRecord, ProcessStore, ScheduledTimeout, TimeoutChange,
+    in_utc, FiredTimeout, InstanceCounts, InstanceFilter, InstanceQuery, InstanceRow,
+    ProcessManagerStore, ProcessRecord, ProcessStore, ScheduledTimeout, TimeoutChange,
 };

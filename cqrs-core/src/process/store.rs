@@ -106,6 +106,47 @@ impl ProcessRecord {
             status,
         }
     }
+
+    /// Checks that every time it holds (due times, the status's) has a UTC form within the
+    /// calendar, as a store keeps them: [`in_utc`] for each. Every store checks this before it
+    /// writes anything.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Process`](crate::Error::Process) for the first time without one.
+    pub fn check_times(&self, process: &str) -> crate::Result<()> {
+        let status = &self.status;
+        let due = self.timeouts.iter().filter_map(|change| match change {
+            TimeoutChange::Schedule { due_at, .. } => Some(*due_at),
+            _ => None,
+        });
+        let times = [status.started_at, status.progressed_at]
+            .into_iter()
+            .chain(status.next_timeout_at)
+            .chain(status.finished_at)
+            .chain(due);
+        for at in times {
+            in_utc(process, at)?;
+        }
+        Ok(())
+    }
+}
+
+/// `at` in UTC, as a store keeps a process's times. A time `time` holds may have no UTC form it
+/// holds (`9999-12-31 23:30 -01:00` is past year 9999 in UTC): a process manager scheduling a
+/// timeout at a time read from an event (`Action::at`) gets its process's error, not a panic of
+/// the store's encoder.
+///
+/// # Errors
+///
+/// [`Error::Process`](crate::Error::Process) naming the time.
+pub fn in_utc(process: &str, at: OffsetDateTime) -> crate::Result<OffsetDateTime> {
+    at.checked_to_offset(time::UtcOffset::UTC).ok_or_else(|| {
+        crate::Error::process(
+            process,
+            format!("the time {at} is past the calendar in UTC (years -9999 to 9999)"),
+        )
+    })
 }
 
 /// A change to an instance's timeouts.

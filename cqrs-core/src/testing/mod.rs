@@ -66,6 +66,7 @@ macro_rules! store_conformance_tests {
             bus_letter_requests_are_read_by_partition,
             record_is_atomic_with_timeouts_and_status,
             a_duplicate_record_changes_nothing,
+            a_record_whose_time_has_no_utc_form_is_refused_and_writes_nothing,
             timeouts_fire_once_when_due,
             racing_firers_fire_each_timeout_once,
             a_cancelled_timeout_never_fires,

@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use cqrs_core::process::{InstanceRow, ProcessRecord, TimeoutChange};
-use time::{OffsetDateTime, UtcOffset};
+use cqrs_core::process::{in_utc, InstanceRow, ProcessRecord, TimeoutChange};
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::columns::{Columns, PgQuery};
@@ -66,18 +66,6 @@ pub(crate) struct RecordColumns {
     started_at: OffsetDateTime,
     progressed_at: OffsetDateTime,
     finished_at: Option<OffsetDateTime>,
-}
-
-/// `at` in UTC, as the statement stores it. A time `time` holds may not have a UTC form it holds
-/// (`9999-12-31 23:30 -01:00`): sqlx's encoder panicked on it; this refuses it as the process's
-/// error (a timeout read from an event's field is data from outside).
-fn utc(process: &str, at: OffsetDateTime) -> Result<OffsetDateTime, cqrs_core::Error> {
-    at.checked_to_offset(UtcOffset::UTC).ok_or_else(|| {
-        cqrs_core::Error::process(
-            process,
-            format!("the time {at} is past the calendar in UTC (years -9999 to 9999)"),
-        )
-    })
 }
 
 /// A scheduled timeout on its way to the statement.
@@ -168,16 +156,19 @@ impl RecordColumns {
             })?,
             next_timeout_at: status
                 .next_timeout_at
-                .map(|at| utc(process, at))
+                .map(|at| in_utc(process, at))
                 .transpose()?,
-            started_at: utc(process, status.started_at)?,
-            progressed_at: utc(process, status.progressed_at)?,
-            finished_at: status.finished_at.map(|at| utc(process, at)).transpose()?,
+            started_at: in_utc(process, status.started_at)?,
+            progressed_at: in_utc(process, status.progressed_at)?,
+            finished_at: status
+                .finished_at
+                .map(|at| in_utc(process, at))
+                .transpose()?,
         };
         for (key, scheduled) in set {
             columns.set_keys.push(key);
             columns.set_ids.push(scheduled.timeout_id);
-            columns.set_due.push(utc(process, scheduled.due_at)?);
+            columns.set_due.push(in_utc(process, scheduled.due_at)?);
             columns.set_payloads.push(scheduled.payload);
         }
         for (key, ids) in cut {

@@ -42,6 +42,7 @@ pub use leases::{
 };
 pub use process::{
     a_cancelled_timeout_never_fires, a_duplicate_record_changes_nothing,
+    a_record_whose_time_has_no_utc_form_is_refused_and_writes_nothing,
     instances_are_listed_by_state_and_stuck, racing_firers_fire_each_timeout_once,
     record_is_atomic_with_timeouts_and_status, rescheduling_a_key_replaces_its_timeout,
     timeouts_fire_once_when_due,

@@ -8,7 +8,11 @@ mod records;
 mod timeouts;
 
 pub use instances::instances_are_listed_by_state_and_stuck;
-pub use records::{a_duplicate_record_changes_nothing, record_is_atomic_with_timeouts_and_status};
+pub use records::{
+    a_duplicate_record_changes_nothing,
+    a_record_whose_time_has_no_utc_form_is_refused_and_writes_nothing,
+    record_is_atomic_with_timeouts_and_status,
+};
 pub use timeouts::{
     a_cancelled_timeout_never_fires, racing_firers_fire_each_timeout_once,
     rescheduling_a_key_replaces_its_timeout, timeouts_fire_once_when_due,

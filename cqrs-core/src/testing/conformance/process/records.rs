@@ -261,3 +261,58 @@ pub async fn a_duplicate_record_changes_nothing<S: ConformanceStore>(store: S) {
         .expect("read");
     assert_eq!(journal.len(), 3);
 }
+
+/// A time a process holds may have no UTC form (`9999-12-31 23:30 -01:00`, read from an event
+/// by `Action::at`): a record holding one is the process's error, and writes nothing, in every
+/// store (PostgreSQL's encoder panicked on it; the in-memory store took it).
+pub async fn a_record_whose_time_has_no_utc_form_is_refused_and_writes_nothing<
+    S: ConformanceStore,
+>(
+    store: S,
+) {
+    let last_local = OffsetDateTime::new_in_offset(
+        time::Date::from_calendar_date(9999, time::Month::December, 31).expect("a date"),
+        time::Time::from_hms(23, 30, 0).expect("a time"),
+        time::UtcOffset::from_hms(-1, 0, 0).expect("an offset"),
+    );
+    let (_, late) = schedule("late", last_local, json!(null));
+    let refused = record(
+        &store,
+        PROCESS,
+        "9",
+        ExpectedVersion::NoStream,
+        journal(),
+        vec![late],
+        running("9", 2, at(0)),
+    )
+    .await;
+    assert!(
+        matches!(refused, Err(crate::Error::Process { .. })),
+        "{refused:?}"
+    );
+    let status_refused = record(
+        &store,
+        PROCESS,
+        "9",
+        ExpectedVersion::NoStream,
+        journal(),
+        Vec::new(),
+        running("9", 2, at(0)).next_timeout_at(Some(last_local)),
+    )
+    .await;
+    assert!(
+        matches!(status_refused, Err(crate::Error::Process { .. })),
+        "{status_refused:?}"
+    );
+    assert_eq!(store.instance(PROCESS, "9").await.expect("row"), None);
+    assert!(store
+        .instance_timeouts(PROCESS, "9")
+        .await
+        .expect("timeouts")
+        .is_empty());
+    let written = store
+        .read_stream(&stream(&format!("{PROCESS}-9")), Version::new(1), 10)
+        .await
+        .expect("read");
+    assert!(written.is_empty(), "{written:?}");
+}
