@@ -79,6 +79,10 @@ impl RunnerOptions {
     /// ([`buffered_batches`](Self::buffered_batches)).
     pub const MAX_BUFFERED_BATCHES: usize = 1 << 16;
 
+    /// The shortest [`poll_interval`](Self::poll_interval): zero woke an idle runner again at
+    /// once, reading the feed (or trying the lease) back to back.
+    pub const MIN_POLL_INTERVAL: Duration = Duration::from_millis(1);
+
     /// These options for one running worker: its lease owner made unique to it, unless it
     /// was given one (a partitioned worker's, for its partitions' runners).
     pub(in crate::projection) fn instance(mut self) -> Self {
@@ -111,9 +115,10 @@ impl RunnerOptions {
         self.buffered_batches = batches.clamp(1, Self::MAX_BUFFERED_BATCHES);
         self
     }
-    /// How often to look for new events when no signal comes.
+    /// How often to look for new events when no signal comes (and for the lease while another
+    /// worker holds it): at least [`MIN_POLL_INTERVAL`](Self::MIN_POLL_INTERVAL).
     pub fn poll_interval(mut self, interval: Duration) -> Self {
-        self.poll_interval = interval;
+        self.poll_interval = interval.max(Self::MIN_POLL_INTERVAL);
         self
     }
     /// Backoff for transient failures.
@@ -174,5 +179,22 @@ impl RunnerOptions {
     pub fn checkpoint_interval(mut self, interval: Duration) -> Self {
         self.checkpoint_interval = interval;
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::RunnerOptions;
+
+    #[test]
+    fn a_zero_poll_interval_is_raised_to_the_least_one() {
+        // Zero woke the reader, and a worker waiting for the lease, again at once: an idle
+        // runner read the feed (or tried the lease) back to back, a core and the database busy.
+        let options = RunnerOptions::new().poll_interval(Duration::ZERO);
+        assert_eq!(options.poll_interval, RunnerOptions::MIN_POLL_INTERVAL);
+        let options = RunnerOptions::new().poll_interval(Duration::from_millis(250));
+        assert_eq!(options.poll_interval, Duration::from_millis(250));
     }
 }
