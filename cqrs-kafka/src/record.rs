@@ -127,11 +127,10 @@ impl Received {
         let mut headers = letter.headers.clone();
         // Only as the last header, where parking puts it: a message may carry one of that name
         // itself, anywhere.
-        let lost = headers
-            .last()
-            .is_some_and(|(name, _)| name == UNREADABLE_HEADERS)
-            .then(|| headers.pop())
-            .flatten();
+        let lost = match headers.last() {
+            Some((name, _)) if name == UNREADABLE_HEADERS => headers.pop(),
+            _ => None,
+        };
         let mut message = Self::from_parts(
             letter.message.topic.clone(),
             letter.message.partition,

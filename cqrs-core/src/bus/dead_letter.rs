@@ -198,8 +198,8 @@ pub trait BusDeadLetterStore: Send + Sync {
     /// order: what that partition's worker carries out, whatever the other partitions' requests.
     ///
     /// The default pages through every letter of the consumer
-    /// ([`parked_messages`](Self::parked_messages)); a store should read that partition's
-    /// requests alone, as both of this crate's and PostgreSQL's do.
+    /// ([`parked_messages`](Self::parked_messages)), as the in-memory store does; a store over
+    /// a database should read that partition's requests alone, as PostgreSQL's does.
     async fn requested_partition_messages(
         &self,
         consumer: &str,

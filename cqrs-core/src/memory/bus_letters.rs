@@ -94,18 +94,6 @@ impl BusDeadLetterStore for InMemoryEventStore {
         Ok(self.bus_letters(consumer, limit, |l| l.request.is_some()))
     }
 
-    async fn requested_partition_messages(
-        &self,
-        consumer: &str,
-        topic: &str,
-        partition: i32,
-        limit: usize,
-    ) -> Result<Vec<BusLetter>> {
-        Ok(self.bus_letters(consumer, limit, |l| {
-            l.request.is_some() && l.message.topic == topic && l.message.partition == partition
-        }))
-    }
-
     async fn take_messages(&self, consumer: &str, messages: &[MessageId]) -> Result<u64> {
         let mut state = self.write();
         let mut taken = 0;

@@ -112,6 +112,15 @@ impl Problem {
         )
     }
 
+    /// 503 for a server this service needs that failed: which one, and what it answered
+    /// (its address too), the caller logs; the client is told no more.
+    pub fn dependency_unavailable() -> Self {
+        Self::unavailable(
+            "a server this service needs is unavailable; its log has which, under this \
+             request's X-Correlation-Id",
+        )
+    }
+
     /// 504: the read model did not reach the position asked for in time.
     pub fn stale(detail: impl Into<String>) -> Self {
         Self::new(
@@ -142,10 +151,7 @@ impl Problem {
     pub fn from_kind(kind: ErrorKind, detail: impl Into<String>) -> Self {
         match kind {
             ErrorKind::Conflict => Self::conflict(detail),
-            ErrorKind::Unavailable => Self::unavailable(
-                "a server this service needs is unavailable; its log has which, under this \
-                 request's X-Correlation-Id",
-            ),
+            ErrorKind::Unavailable => Self::dependency_unavailable(),
             ErrorKind::InvalidInput => Self::bad_request(detail),
             _ => Self::internal(detail),
         }

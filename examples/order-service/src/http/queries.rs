@@ -14,7 +14,7 @@ use std::sync::Arc;
 use axum::extract::{Path, Query as Params, State};
 use axum::Json;
 use cqrs_core::projection::WaitError;
-use cqrs_core::{ErrorKind, Position};
+use cqrs_core::Position;
 use cqrs_elastic::{EsError, Query, Search, SortOrder};
 use quickstart::order::OrderStatus;
 use quickstart::summary::OrderSummary;
@@ -162,10 +162,7 @@ async fn wait(state: &service::State, position: Option<Position>) -> Result<(), 
                 error = &error as &dyn std::error::Error,
                 "read-your-write wait failed"
             );
-            Err(Problem::from_kind(
-                ErrorKind::Unavailable,
-                error.to_string(),
-            ))
+            Err(Problem::dependency_unavailable())
         }
     }
 }
@@ -179,12 +176,12 @@ async fn asked<T>(
 ) -> Result<T, Problem> {
     let timeout = state.config.dependency_timeout;
     tokio::time::timeout(timeout, query).await.map_err(|_| {
-        let detail = format!(
-            "the search node did not answer within {} ms",
-            timeout.as_millis()
+        let waited = timeout.as_millis();
+        tracing::warn!(
+            waited_ms = waited,
+            "query failed: the search node did not answer"
         );
-        tracing::warn!(%detail, "query failed");
-        Problem::from_kind(ErrorKind::Unavailable, detail)
+        Problem::dependency_unavailable()
     })
 }
 
