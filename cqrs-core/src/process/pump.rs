@@ -3,10 +3,16 @@
 //!
 //! It loops: fire what is due by the process clock (again at once while batches come back
 //! full), then sleep `min(timer_poll, next due - now)`, or until a local record schedules a
-//! timeout (which may be sooner). Store errors back off with the retry policy's delays. Rows
-//! survive a restart, and the store fires each once however many pumps overlap.
+//! timeout (which may be sooner). Store errors back off with the retry policy's delays, and so
+//! does a panic in a firing (a store's or a clock's code may be a user's own): nothing awaits
+//! the pump, so a panic that ended it would leave every later timeout unfired while the
+//! worker looked healthy. Rows survive a restart, and the store fires each once however many
+//! pumps overlap.
 
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use time::{OffsetDateTime, PrimitiveDateTime};
@@ -16,6 +22,7 @@ use super::dispatch::CommandDispatcher;
 use super::drive::Driver;
 use super::manager::ProcessManager;
 use super::store::ProcessManagerStore;
+use crate::projection::runner::panic_message;
 use crate::Clock;
 
 /// A running pump; dropping it stops it.
@@ -53,10 +60,14 @@ where
     let options = &driver.options;
     let mut failures = 0u32;
     loop {
-        let pause = match fire(&driver).await {
-            Ok(Some(pause)) => {
+        let fired = unless_it_panics(async {
+            let pause = fire(&driver).await?;
+            Ok(pause.map(|pause| (pause, wake_at(options.clock.now(), pause))))
+        });
+        let (pause, until) = match fired.await {
+            Ok(Some(sleep)) => {
                 failures = 0;
-                pause
+                sleep
             }
             Ok(None) => {
                 failures = 0;
@@ -68,12 +79,29 @@ where
                     error = &error as &dyn std::error::Error,
                     "firing timeouts failed"
                 );
-                options.retry.delay(failures).max(Duration::from_millis(1))
+                // Any timeout a record schedules meanwhile wakes the retry early: that record
+                // landed, so the store answers again.
+                let pause = options.retry.delay(failures).max(Duration::from_millis(1));
+                (pause, PrimitiveDateTime::MAX.assume_utc())
             }
         };
-        let until = wake_at(options.clock.now(), pause);
         driver.alarm.sleep(pause, until).await;
     }
+}
+
+/// Runs `work`, a panic in it as an error (logged here, with its message).
+async fn unless_it_panics<T>(work: impl Future<Output = crate::Result<T>>) -> crate::Result<T> {
+    let mut work = std::pin::pin!(work);
+    std::future::poll_fn(|cx| {
+        catch_unwind(AssertUnwindSafe(|| work.as_mut().poll(cx))).unwrap_or_else(|panic| {
+            let message = panic_message(&*panic);
+            tracing::error!(panic = %message, "firing timeouts panicked");
+            Poll::Ready(Err(crate::Error::backend(format!(
+                "firing timeouts panicked: {message}"
+            ))))
+        })
+    })
+    .await
 }
 
 /// When a sleep of `pause` from `now` ends: the latest time there is when that is past it (a

@@ -44,6 +44,8 @@ pub(crate) struct Probe {
     /// Refuse the next record of a round (more than one journal event), see
     /// [`Probe::refuse_next_round`].
     refuse_round: AtomicBool,
+    /// Panic in the next `fire_due`, see [`Probe::panic_next_fire`].
+    panic_fire: AtomicBool,
 }
 
 impl Probe {
@@ -57,6 +59,16 @@ impl Probe {
     /// past its lease) recorded part of the same round first.
     pub(crate) fn refuse_next_round(&self) {
         self.refuse_round.store(true, Ordering::SeqCst);
+    }
+
+    /// The next `fire_due` panics, as a store or clock of a user's own might.
+    pub(crate) fn panic_next_fire(&self) {
+        self.panic_fire.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the armed panic of `fire_due` is still to come.
+    pub(crate) fn fire_panic_pending(&self) -> bool {
+        self.panic_fire.load(Ordering::SeqCst)
     }
 
     /// Whether `record` is refused (once).
@@ -143,6 +155,9 @@ impl ProcessStore for Probed {
         now: OffsetDateTime,
         limit: usize,
     ) -> Result<Vec<FiredTimeout>> {
+        if self.probe.panic_fire.swap(false, Ordering::SeqCst) {
+            panic!("the probe's store panicked while firing timeouts");
+        }
         self.inner.fire_due(process, now, limit).await
     }
     async fn next_due(&self, process: &str) -> Result<Option<OffsetDateTime>> {

@@ -163,7 +163,7 @@ pub(super) async fn supervise(
 }
 
 /// The message a panic was raised with.
-pub(super) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     panic
         .downcast_ref::<&str>()
         .map(|m| (*m).to_owned())

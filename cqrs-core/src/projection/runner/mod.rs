@@ -41,6 +41,7 @@ use super::{
     ProjectionStore,
 };
 
+pub(crate) use handle::panic_message;
 use handle::AbortOnDrop;
 pub(crate) use stop::Stop;
 use worker::Worker;
