@@ -49,9 +49,9 @@ impl Samples {
     }
 }
 
-/// Each reader's lag in events: its live status's (the worker counts only the events its
-/// filter passes) when this process runs it, else the overview's (events past the
-/// checkpoint, any type).
+/// Each reader's lag in events: its live status's when this process leads it (fresher), else
+/// the overview's, read from the store (events past the checkpoint, any type). A standby's
+/// own count is reset to zero while the leader, in another process, may be far behind.
 pub(crate) fn lags(overview: &Overview, live: &[ProjectionStatus]) -> Vec<(String, u64)> {
     overview
         .subscribers
@@ -59,7 +59,7 @@ pub(crate) fn lags(overview: &Overview, live: &[ProjectionStatus]) -> Vec<(Strin
         .map(|s| {
             let lag = live
                 .iter()
-                .find(|l| l.name == s.name)
+                .find(|l| l.name == s.name && l.state.is_leading())
                 .map_or(s.lag_events, |l| l.lag_events);
             (s.name.clone(), lag)
         })
@@ -129,5 +129,54 @@ mod tests {
         let kept: Vec<u64> = samples.of("p").iter().map(|s| s.lag_events).collect();
         assert_eq!(kept, [2, 3, 4]);
         assert!(samples.of("q").is_empty());
+    }
+
+    #[test]
+    fn a_worker_that_does_not_lead_shows_the_stored_lag_not_its_own() {
+        use cqrs_core::projection::ProjectionState;
+        use cqrs_core::testing::status;
+
+        let mut overview: Overview = serde_json::from_value(serde_json::json!({
+            "taken_at": "2026-12-07T00:00:00Z",
+            "head": "0/0",
+            "subscribers": [],
+        }))
+        .expect("an overview");
+        let stored = |name: &str| {
+            serde_json::from_value(serde_json::json!({
+                "name": name, "kind": "projection", "checkpoint": null,
+                "checkpoint_updated_at": null, "lag_events": 500,
+                "oldest_unapplied_at": null, "lag_seconds": 0.0, "lease": null,
+                "leader": "leading", "dead_letters": 0, "breaker": null,
+            }))
+            .expect("a subscriber")
+        };
+        overview.subscribers = ["standby", "leader", "failed", "elsewhere"]
+            .into_iter()
+            .map(stored)
+            .collect();
+        let live = |name: &str, state: ProjectionState, lag_events: u64| {
+            let mut live = status(name, state);
+            live.lag_events = lag_events;
+            live
+        };
+        let lags = lags(
+            &overview,
+            &[
+                // A standby's count is reset to 0; the leader elsewhere is 500 behind.
+                live("standby", ProjectionState::Standby, 0),
+                live("leader", ProjectionState::CatchingUp, 7),
+                live("failed", ProjectionState::Failed, 0),
+            ],
+        );
+        assert_eq!(
+            lags,
+            [
+                ("standby".to_owned(), 500),
+                ("leader".to_owned(), 7),
+                ("failed".to_owned(), 500),
+                ("elsewhere".to_owned(), 500),
+            ]
+        );
     }
 }

@@ -44,6 +44,25 @@ impl std::fmt::Display for ProjectionState {
     }
 }
 
+impl ProjectionState {
+    /// Whether a worker in this state leads: it holds the lease and reads the feed, so its
+    /// position and lag are live. A standby's, a starting, stopped or failed worker's are not
+    /// (a standby's lag is reset to zero while the leader, elsewhere, may be far behind).
+    ///
+    /// ```
+    /// use cqrs_core::projection::ProjectionState;
+    ///
+    /// assert!(ProjectionState::Retrying.is_leading());
+    /// assert!(!ProjectionState::Standby.is_leading());
+    /// ```
+    pub fn is_leading(self) -> bool {
+        matches!(
+            self,
+            ProjectionState::CatchingUp | ProjectionState::Running | ProjectionState::Retrying
+        )
+    }
+}
+
 /// A projection's status, ready for a health endpoint.
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]

@@ -3,14 +3,18 @@
 //! [`conformance`] holds the suite every [`EventStore`](crate::EventStore) must pass;
 //! [`store_conformance_tests!`](crate::store_conformance_tests) turns it into one `#[tokio::test]`
 //! per case for a store factory. [`Tally`] is a small aggregate the suite uses, handy for
-//! examples of your own. [`TestClock`] is a clock a test sets and advances.
+//! examples of your own. [`TestClock`] is a clock a test sets and advances, and [`status`] a
+//! projection's status as a worker reports it.
 
 mod clock;
 pub mod conformance;
+mod status;
 mod tally;
 
 #[doc(inline)]
 pub use clock::TestClock;
+#[doc(inline)]
+pub use status::status;
 #[doc(inline)]
 pub use tally::{Tally, TallyCommand, TallyError, TallyEvent};
 
