@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cqrs_core::projection::{
-    Lease, LeaseStore, Projection, ProjectionError, ProjectionHandle, ProjectionRunner,
-    ProjectionState, RunnerOptions,
+    BreakerState, Lease, LeaseStore, Projection, ProjectionError, ProjectionHandle,
+    ProjectionRunner, ProjectionState, RunnerOptions,
 };
 use cqrs_core::{
     AppendEvents, CheckpointStore, ExpectedVersion, FencedSave, InMemoryEventStore, NewEvent,
@@ -738,4 +738,47 @@ async fn a_lease_given_back_at_shutdown_is_not_taken_again_by_a_renewal_in_fligh
         "the lease was given back, and stays so: {:?}",
         store.leases("gated").await
     );
+}
+
+/// A sink that is down: every apply is a transient failure.
+struct Down;
+
+#[async_trait]
+impl Projection for Down {
+    fn name(&self) -> &str {
+        "down"
+    }
+    async fn apply(&self, _: &[RecordedEvent]) -> Result<(), ProjectionError> {
+        Err(ProjectionError::Transient("the sink is down".into()))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_worker_that_lost_its_lease_with_the_breaker_open_shows_it_closed_while_standing_by() {
+    let store = InMemoryEventStore::new();
+    append(&store, 1).await;
+    let (hang, expires) = (Arc::new(AtomicBool::new(false)), Arc::default());
+    let leases = Hanging {
+        inner: store.clone(),
+        hang: hang.clone(),
+        expires,
+    };
+    let a = ProjectionRunner::new(Down, store.clone(), store.clone())
+        .with_leases(leases)
+        .with_signal(store.clone())
+        .with_options(options("a").breaker(2, Duration::from_secs(60)))
+        .spawn();
+    within(a.wait_until(|s| s.breaker == BreakerState::Open))
+        .await
+        .expect("the breaker opens");
+
+    hang.store(true, Ordering::SeqCst);
+    let status = within(a.wait_until(|s| s.state == ProjectionState::Standby))
+        .await
+        .expect("a stops leading");
+    // It calls no sink and applies nothing while it stands by: an alert on an open breaker
+    // or on a lag must not fire on a replica doing nothing while another leads.
+    assert_eq!(status.breaker, BreakerState::Closed, "{status:?}");
+    assert_eq!(status.lag_events, 0, "{status:?}");
+    a.shutdown().await;
 }

@@ -116,6 +116,16 @@ impl ProjectionStatus {
         }
     }
 
+    /// Standing by while another worker leads: this one applies nothing and calls no sink, so
+    /// what a lost term left (its lag, its breaker) says nothing now. The leader, elsewhere,
+    /// reports its own.
+    pub(crate) fn stand_by(&mut self) {
+        self.state = ProjectionState::Standby;
+        self.lag_events = 0;
+        self.oldest_unapplied_at = None;
+        self.breaker = BreakerState::Closed;
+    }
+
     /// Records `error` as the last error, happening now.
     pub(crate) fn error(&mut self, error: impl Into<String>) {
         self.last_error = Some(error.into());

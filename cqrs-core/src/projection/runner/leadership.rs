@@ -75,10 +75,7 @@ impl Worker {
             () = self.stop.requested() => return false,
         };
         self.set(|s| {
-            s.state = ProjectionState::Standby;
-            // What a lost term left: this worker applies nothing now.
-            s.lag_events = 0;
-            s.oldest_unapplied_at = None;
+            s.stand_by();
             match checkpoint {
                 Ok(checkpoint) => s.position = checkpoint.unwrap_or(Position::START),
                 Err(error) => s.error(error.to_string()),

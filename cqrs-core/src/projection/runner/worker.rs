@@ -96,8 +96,7 @@ impl Worker {
                     }
                     tracing::warn!("lease lost; standing by");
                     self.set(|s| {
-                        s.state = ProjectionState::Standby;
-                        s.oldest_unapplied_at = None;
+                        s.stand_by();
                         s.error("the lease was lost; standing by".to_owned());
                     });
                     continue;
