@@ -48,7 +48,8 @@ pub enum ErrorClass {
     NotFound,
     /// The server could not be reached or did not answer: exit code 4.
     Unavailable,
-    /// Anything else (the server refused a statement, corrupt data): exit code 1.
+    /// Anything else (the server refused a statement or the connection: a wrong password, no
+    /// such database; corrupt data): exit code 1.
     Failed,
 }
 
@@ -75,7 +76,6 @@ impl AdminError {
                 PgError::InvalidUrl { .. }
                 | PgError::InvalidSchema(_)
                 | PgError::ChannelTooLong { .. } => ErrorClass::InvalidInput,
-                PgError::Connect { .. } => ErrorClass::Unavailable,
                 PgError::Core(core) => core_class(core),
                 other if other.is_transient() => ErrorClass::Unavailable,
                 other if other.is_refused_text() => ErrorClass::InvalidInput,

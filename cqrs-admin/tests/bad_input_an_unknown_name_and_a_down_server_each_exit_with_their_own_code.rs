@@ -1,5 +1,6 @@
 //! Errors are one line on stderr, never a panic or a backtrace, never the password, with a
-//! distinct exit code: 2 bad input, 3 not found, 4 server unreachable.
+//! distinct exit code: 2 bad input, 3 not found, 4 server unreachable (a retry may cure it),
+//! 1 a server that answers and refuses (a retry would be refused the same way).
 
 mod support;
 
@@ -37,6 +38,22 @@ async fn each_failure_has_one_line_and_its_exit_code() {
         run.stderr
     );
     assert!(!run.stderr.contains("s3cret-pw"), "{}", run.stderr);
+
+    // A server that answers and refuses the connection (here: no such database, 3D000; the
+    // same for a wrong password, 28P01) is not unreachable: a script retrying on 4 would
+    // retry for ever.
+    let url = support::database_url();
+    let (base, query) = url.split_once('?').unwrap_or((&url, ""));
+    let (server, _) = base.rsplit_once('/').expect("a URL with a database");
+    let refused = format!("{server}/no_such_database_here?{query}");
+    let run = cqrs_with(&[("DATABASE_URL", &refused)], &["status"]).await;
+    assert_eq!(run.code, 1, "{run:?}");
+    one_line(&run.stderr);
+    assert!(
+        run.stderr.contains("no_such_database_here"),
+        "says what was refused: {}",
+        run.stderr
+    );
 
     // a malformed URL, with its password
     let run = cqrs_with(
