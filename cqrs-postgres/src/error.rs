@@ -179,8 +179,10 @@ impl PgError {
     /// Whether a retry may succeed: the server could not be reached or went away (connection
     /// refused, reset or closed, any I/O error, SQLSTATE class 08), it is shutting down or
     /// restarting (57P01 to 57P03), it has no connection slot free (53300), the pool or a
-    /// statement timed out (57014, 55P03, [`PgError::AppendTimedOut`], [`PgError::NoAnswer`]), or the transaction lost
-    /// a serialization race or a deadlock (40001, 40P01). Everything else (a bad statement, a
+    /// statement timed out (57014, 55P03, [`PgError::AppendTimedOut`], [`PgError::NoAnswer`]), the transaction lost
+    /// a serialization race or a deadlock (40001, 40P01), the connection is on a server that
+    /// cannot write now (25006: a primary demoted by a failover), or the server is out of
+    /// disk, memory or I/O for now (53100, 53200, 58030). Everything else (a bad statement, a
     /// constraint, a corrupt row, a closed pool, refused credentials) fails again the same way.
     ///
     /// ```
@@ -259,6 +261,13 @@ fn transient_code(code: &str) -> bool {
                 | "55P03" // lock_not_available (lock_timeout)
                 | "40001" // serialization_failure
                 | "40P01" // deadlock_detected
+                // A connection left on a primary a failover demoted (or a database made read
+                // only for maintenance): a new connection reaches the new primary.
+                | "25006" // read_only_sql_transaction
+                // Out of room for now: freed by an operator or by other work ending.
+                | "53100" // disk_full
+                | "53200" // out_of_memory
+                | "58030" // io_error
         )
 }
 

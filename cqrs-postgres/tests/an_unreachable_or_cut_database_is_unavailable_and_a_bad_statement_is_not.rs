@@ -1,7 +1,7 @@
 //! The store says whether a failure is worth retrying: a database it cannot reach, or a
-//! connection cut under it, is `Error::Unavailable` (the projection runner retries those); a
-//! failure a retry cannot cure (a closed pool, a missing table) is `Error::Backend`. Either way
-//! the message says what went wrong.
+//! connection cut under it, or a server that cannot write for now, is `Error::Unavailable`
+//! (the projection runner retries those); a failure a retry cannot cure (a closed pool, a
+//! missing table) is `Error::Backend`. Either way the message says what went wrong.
 
 mod support;
 
@@ -90,4 +90,32 @@ async fn a_failure_a_retry_cannot_cure_is_a_backend_error_that_names_its_cause()
     store.pool().close().await;
     let error = store.head().await.expect_err("closed");
     assert_eq!(error.kind(), ErrorKind::Backend, "{error}");
+}
+
+#[tokio::test]
+async fn a_server_that_cannot_write_for_now_is_unavailable() {
+    // A connection left on a primary that was demoted by a failover (or a database set read
+    // only for maintenance) refuses writes with 25006: a retry on a new connection, to the
+    // new primary, gets through. The runner must retry it, and a service answer 503.
+    let store = support::store_with(2).await;
+    let read_only = PgPoolOptions::new()
+        .max_connections(1)
+        .after_connect(|connection, _| {
+            Box::pin(async move {
+                sqlx::query("SET default_transaction_read_only = on")
+                    .execute(connection)
+                    .await
+                    .map(|_| ())
+            })
+        })
+        .connect(&support::database_url())
+        .await
+        .expect("connect");
+    let demoted = PgEventStore::new(read_only).with_schema(store.schema().clone());
+    let error = demoted
+        .append(&StreamId::new("s-1").expect("id"), ExpectedVersion::Any, event())
+        .await
+        .expect_err("read only");
+    assert_eq!(error.kind(), ErrorKind::Unavailable, "{error}");
+    assert!(error.to_string().contains("read-only"), "{error}");
 }
