@@ -85,7 +85,7 @@ impl KafkaError {
     }
 
     /// Whether trying again later can succeed: the broker unreachable or busy, a timeout, a
-    /// full local queue. Configuration errors, refusals (authorization, an invalid topic, a
+    /// full local queue, a topic not created yet. Configuration errors, refusals (authorization, an invalid topic, a
     /// message too large) and fatal producer errors are not.
     pub fn is_transient(&self) -> bool {
         match self {
@@ -117,6 +117,10 @@ fn is_transient_code(code: RDKafkaErrorCode) -> bool {
             | C::CoordinatorLoadInProgress
             | C::NetworkException
             | C::UnknownTopicOrPartition
+            // The client's own word for the same, once it has learnt it (a topic not created
+            // yet is for an operator to create).
+            | C::UnknownTopic
+            | C::UnknownPartition
             | C::RebalanceInProgress
             | C::KafkaStorageError
             | C::FencedLeaderEpoch
@@ -154,5 +158,31 @@ fn without_value(problem: &str, value: &str) -> String {
         problem.replace(value, "****")
     } else {
         problem
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::error::KafkaError as ClientError;
+
+    use super::*;
+
+    #[test]
+    fn a_missing_topic_is_transient_on_every_try_not_only_the_first() {
+        // librdkafka fails the messages queued before it learns the topic is missing with the
+        // broker's code, then every later one at once with its own (until its next metadata
+        // refresh): a dispatcher retrying must see the same class both times.
+        use RDKafkaErrorCode as C;
+        for code in [
+            C::UnknownTopicOrPartition,
+            C::UnknownTopic,
+            C::UnknownPartition,
+        ] {
+            let error = KafkaError::Delivery {
+                topic: "t".to_owned(),
+                source: ClientError::MessageProduction(code),
+            };
+            assert!(error.is_transient(), "{code:?}");
+        }
     }
 }

@@ -113,7 +113,11 @@ async fn a_server_that_cannot_write_for_now_is_unavailable() {
         .expect("connect");
     let demoted = PgEventStore::new(read_only).with_schema(store.schema().clone());
     let error = demoted
-        .append(&StreamId::new("s-1").expect("id"), ExpectedVersion::Any, event())
+        .append(
+            &StreamId::new("s-1").expect("id"),
+            ExpectedVersion::Any,
+            event(),
+        )
         .await
         .expect_err("read only");
     assert_eq!(error.kind(), ErrorKind::Unavailable, "{error}");

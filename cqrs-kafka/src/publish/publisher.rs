@@ -32,14 +32,15 @@ use super::{message, IntegrationMapper, MapError, PublisherOptions};
 /// - A message key is the stream id, and the key of an event in the runner too: an event that
 ///   cannot be mapped is parked as a dead letter with every later event of its stream, before
 ///   any of them is sent, so a subscriber never sees version n+1 of a stream without version
-///   n. One the broker refuses (too large for the topic, topic not authorized) is parked the
+///   n. One the broker refuses (too large for the topic, an invalid record) is parked the
 ///   same way, but a batch is pipelined: later events of its stream may already be on the
 ///   topic. They are parked behind it too, and a re-drive sends them all again in order, so a
 ///   subscriber may see n+1 before n, then n and n+1 again (deduplicate on `ce_id`, and keep
 ///   per stream the highest version applied).
-/// - A transient failure (broker down past the delivery timeout, a full queue) fails the
-///   batch as [`ProjectionError::Transient`]; the runner tries it again, and the
-///   acknowledged part is not sent again. A fatal producer error drops the producer; the
+/// - A transient failure (broker down past the delivery timeout, a full queue, a topic not
+///   created yet or this service not allowed to write to it) fails the batch as
+///   [`ProjectionError::Transient`]; the runner tries it again, and the acknowledged part is
+///   not sent again. A fatal producer error drops the producer; the
 ///   retry makes a new one.
 ///
 /// ```no_run

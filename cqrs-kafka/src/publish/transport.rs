@@ -77,7 +77,7 @@ pub(crate) enum Failure {
     Fatal,
     /// Sending again later may succeed: retry the batch.
     Transient,
-    /// This message can never be sent (too large, topic not authorized...): park its event.
+    /// This message can never be sent (too large, an invalid record...): park its event.
     Poison,
 }
 
@@ -97,9 +97,10 @@ impl Failure {
                     | C::UnknownProducerId,
                 ) => Failure::Fatal,
                 // Purged messages were dropped by the client, not refused by the broker; a
-                // topic that does not exist (yet) is for an operator to create, not a
-                // reason to park every stream.
-                Some(C::PurgeQueue | C::PurgeInflight | C::UnknownTopic | C::UnknownPartition) => {
+                // topic this service may not write to refuses every message, which is for an
+                // operator to grant, not a reason to park every stream (a topic not created
+                // yet is transient everywhere).
+                Some(C::PurgeQueue | C::PurgeInflight | C::TopicAuthorizationFailed) => {
                     Failure::Transient
                 }
                 _ if error.is_transient() => Failure::Transient,
@@ -140,14 +141,11 @@ mod tests {
             C::QueueFull,
             C::PurgeInflight,
             C::UnknownTopic,
+            C::TopicAuthorizationFailed,
         ] {
             assert_eq!(Failure::of(&delivery(code)), Failure::Transient, "{code:?}");
         }
-        for code in [
-            C::MessageSizeTooLarge,
-            C::TopicAuthorizationFailed,
-            C::InvalidRecord,
-        ] {
+        for code in [C::MessageSizeTooLarge, C::InvalidRecord] {
             assert_eq!(Failure::of(&delivery(code)), Failure::Poison, "{code:?}");
         }
         let canceled = KafkaError::DeliveryCanceled {
