@@ -120,7 +120,9 @@ where
             {
                 // Cancelled before the answer came: too late, as for a real carrier.
                 Ok(_) | Err(CommandError::Rejected(ShipmentError::Cancelled)) => {}
-                Err(CommandError::Store(error)) if error.is_transient() => {
+                // Down for now, or racing other writers past the repository's retries: both
+                // pass, so the request is answered again later, not parked.
+                Err(CommandError::Store(error)) if error.is_transient() || error.is_conflict() => {
                     return Err(ProjectionError::Transient(error.into()));
                 }
                 Err(other) => rejected.push(poison(event, other)),
@@ -143,7 +145,11 @@ mod tests {
     use super::{Answers, Carrier};
     use crate::shipping::{Shipment, ShipmentCommand, ShipmentStatus};
     use cqrs_core::projection::{Projection, ProjectionError};
-    use cqrs_core::{EventFilter, InMemoryEventStore, Position, ReadAll, Repository};
+    use cqrs_core::{
+        AppendEvents, AppendOutcome, CommandId, Error, EventFilter, ExpectedVersion, FeedBatch,
+        InMemoryEventStore, NewEvent, Position, ReadAll, ReadStream, RecordedEvent, Repository,
+        Snapshot, SnapshotStore, StreamId, Version,
+    };
 
     /// The runner counts every event of a batch but the rejected ones as applied: a carrier
     /// that stopped at its first rejection left the rest of the batch unanswered for good.
@@ -184,6 +190,98 @@ mod tests {
             second.status,
             ShipmentStatus::Scheduled,
             "the next request is answered"
+        );
+    }
+
+    /// The in-memory store, where every append loses a race (another writer always got there
+    /// first), as under heavy contention on one shipment.
+    #[derive(Clone)]
+    struct Contended(InMemoryEventStore);
+
+    #[async_trait::async_trait]
+    impl AppendEvents for Contended {
+        async fn append(
+            &self,
+            stream_id: &StreamId,
+            expected: ExpectedVersion,
+            _: Vec<NewEvent>,
+        ) -> cqrs_core::Result<AppendOutcome> {
+            Err(Error::Conflict {
+                stream_id: stream_id.clone(),
+                expected,
+                actual: Version::new(99),
+            })
+        }
+        async fn command_outcome(
+            &self,
+            command_id: CommandId,
+        ) -> cqrs_core::Result<Option<AppendOutcome>> {
+            self.0.command_outcome(command_id).await
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl ReadStream for Contended {
+        async fn read_stream(
+            &self,
+            stream_id: &StreamId,
+            from: Version,
+            limit: usize,
+        ) -> cqrs_core::Result<Vec<RecordedEvent>> {
+            self.0.read_stream(stream_id, from, limit).await
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl ReadAll for Contended {
+        async fn read_all(
+            &self,
+            after: Position,
+            limit: usize,
+            filter: &EventFilter,
+        ) -> cqrs_core::Result<FeedBatch> {
+            self.0.read_all(after, limit, filter).await
+        }
+        async fn head(&self) -> cqrs_core::Result<Position> {
+            self.0.head().await
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl SnapshotStore for Contended {
+        async fn save_snapshot(&self, snapshot: Snapshot) -> cqrs_core::Result<()> {
+            self.0.save_snapshot(snapshot).await
+        }
+        async fn load_snapshot(&self, stream_id: &StreamId) -> cqrs_core::Result<Option<Snapshot>> {
+            self.0.load_snapshot(stream_id).await
+        }
+    }
+
+    /// A conflict left after the repository's retries is contention, which passes: the request
+    /// is answered again later, not parked for an operator (the order would never ship).
+    #[tokio::test]
+    async fn a_request_that_keeps_losing_races_is_retried_not_parked() {
+        let store = InMemoryEventStore::new();
+        let request = ShipmentCommand::Request {
+            order_id: "o-1".to_owned(),
+        };
+        Repository::<Shipment, _>::new(store.clone())
+            .execute("o-1", &request)
+            .await
+            .expect("requested");
+        let batch = store
+            .read_all(Position::START, 10, &EventFilter::all())
+            .await
+            .expect("the request")
+            .events;
+
+        let applied = Carrier::new(Contended(store), Answers::All)
+            .apply(&batch)
+            .await;
+
+        assert!(
+            matches!(applied, Err(ProjectionError::Transient(_))),
+            "{applied:?}"
         );
     }
 
