@@ -111,11 +111,13 @@ impl Worker {
                     self.set(|s| {
                         s.state = ProjectionState::Retrying;
                         s.breaker = state;
-                        s.error(text);
+                        s.error(text.clone());
                     });
                     self.count_waiting().await;
                     if attempt >= self.runner.options.retry.max_attempts() {
-                        return Err(Lead::Failed("retries exhausted".to_owned()));
+                        return Err(Lead::Failed(format!(
+                            "retries exhausted after {attempt} attempts: {text}"
+                        )));
                     }
                     if !self
                         .stop
