@@ -21,9 +21,11 @@ use serde_json::json;
 const WAIT: Duration = Duration::from_secs(10);
 
 /// Down (failing transiently) while `down` is set; refuses events without an `n` as poison.
+/// Cannot make its writes visible while `hidden` is set (a search node refusing refreshes).
 #[derive(Clone, Default)]
 struct Sink {
     down: Arc<AtomicBool>,
+    hidden: Arc<AtomicBool>,
 }
 
 #[async_trait]
@@ -46,6 +48,13 @@ impl Projection for Sink {
         } else {
             Err(ProjectionError::Poison(rejected))
         }
+    }
+
+    async fn make_visible(&self) -> Result<(), cqrs_core::BoxError> {
+        if self.hidden.load(Ordering::SeqCst) {
+            return Err("the refresh was refused".into());
+        }
+        Ok(())
     }
 }
 
@@ -96,6 +105,45 @@ async fn the_events_waiting_are_counted_while_the_sink_is_down() {
     let last = append(&store, json!({ "n": 5 })).await;
     let reached = handle.wait_for(last, WAIT).await.expect("caught up");
     assert_eq!(reached.lag_events, 0, "{reached:?}");
+    handle.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_sink_that_cannot_make_its_writes_visible_is_retrying_not_running() {
+    let store = InMemoryEventStore::new();
+    let sink = Sink::default();
+    let handle = ProjectionRunner::new(sink.clone(), store.clone(), store.clone())
+        .with_options(options())
+        .spawn();
+    let first = append(&store, json!({ "n": 0 })).await;
+    handle.wait_for(first, WAIT).await.expect("caught up");
+
+    // Applied, but readers cannot see it and the checkpoint cannot move: the projection is
+    // behind, whatever the apply said.
+    sink.hidden.store(true, Ordering::SeqCst);
+    let second = append(&store, json!({ "n": 1 })).await;
+    let stuck = tokio::time::timeout(
+        WAIT,
+        handle.wait_until(|s| {
+            s.state == ProjectionState::Retrying && s.oldest_unapplied_at.is_some()
+        }),
+    )
+    .await;
+    let status = handle.status();
+    assert!(matches!(stuck, Ok(Some(_))), "{status:?}");
+    assert!(!status.is_ready(), "{status:?}");
+    assert!(
+        status
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("refresh was refused")),
+        "{status:?}"
+    );
+
+    sink.hidden.store(false, Ordering::SeqCst);
+    let reached = handle.wait_for(second, WAIT).await.expect("settled");
+    assert_eq!(reached.state, ProjectionState::Running, "{reached:?}");
+    assert_eq!(reached.oldest_unapplied_at, None, "{reached:?}");
     handle.shutdown().await;
 }
 

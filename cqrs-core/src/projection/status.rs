@@ -81,7 +81,8 @@ pub struct ProjectionStatus {
     /// How old the last applied event was when it was applied (zero when idle at the head).
     pub lag: Duration,
     /// When the oldest event this projection has not applied yet was recorded: the first
-    /// event of the batch in hand while it is applied or retried (a stalled sink keeps it),
+    /// event of the batch in hand while it is applied or retried (a stalled sink keeps it;
+    /// so does one that cannot make a batch visible, or a checkpoint that cannot be saved),
     /// the last applied event's while catching up between batches (the next one is no
     /// older), `None` at the head. [`unapplied_age`](Self::unapplied_age) turns it into the
     /// lag in seconds.

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use time::OffsetDateTime;
 use tokio::sync::watch;
 
 use crate::projection::{ProjectionState, ProjectionStatus};
@@ -18,6 +19,9 @@ pub(super) struct Done {
     /// A full batch: catching up.
     pub(super) full: bool,
     pub(super) applied: Applied,
+    /// When its oldest event was recorded (`None` for progress past filtered-out events):
+    /// how old what readers cannot see yet is, while it cannot settle.
+    pub(super) oldest: Option<OffsetDateTime>,
     /// The batch's span: making it visible and saving its checkpoint show inside it. Batches
     /// reported as one keep the later one's, or the earlier one's when the later has none
     /// (progress past filtered-out events).
@@ -35,6 +39,7 @@ impl Done {
                 parked: self.applied.parked + later.applied.parked,
                 lag: later.applied.lag,
             },
+            oldest: self.oldest.or(later.oldest),
             span: match later.span.is_disabled() {
                 true => self.span,
                 false => later.span,

@@ -190,7 +190,7 @@ impl Settlement {
                 if !retry {
                     self.failure.get_or_insert_with(|| error.clone());
                 }
-                self.parts.status.send_modify(|s| s.error(error));
+                unsettled(&self.parts.status, &batch, error);
                 self.unsettled = Some(batch);
             }
         }
@@ -231,6 +231,7 @@ impl Settlement {
                 next,
                 full: false,
                 applied: Applied::NOTHING,
+                oldest: None,
                 span: tracing::Span::none(),
             };
             self.deferred = Some(match self.deferred.take() {
@@ -370,15 +371,18 @@ impl Settlement {
         let mut attempt = 0;
         while let Err(error) = self.parts.projection.make_visible().await {
             attempt += 1;
-            self.parts
-                .status
-                .send_modify(|s| s.error(error.to_string()));
+            unsettled(&self.parts.status, &batch, error.to_string());
             if !self.parts.stop.pause(self.parts.retry.delay(attempt)).await {
                 return Err(Lead::Stopped);
             }
         }
         self.save_checkpoint(batch.next).await?;
         self.checkpoint = self.checkpoint.max(batch.next);
+        // Nothing else is in flight while this settles in line: at the head, nothing waits
+        // now; catching up, the next batch says how old what waits is.
+        self.parts
+            .status
+            .send_modify(|s| s.oldest_unapplied_at = None);
         self.reporter.report(&batch).await;
         Ok(())
     }
@@ -403,7 +407,10 @@ impl Settlement {
                 }
                 Err(SaveError::Failed(error)) => {
                     attempt += 1;
-                    parts.status.send_modify(|s| s.error(error.to_string()));
+                    parts.status.send_modify(|s| {
+                        s.state = ProjectionState::Retrying;
+                        s.error(error.to_string());
+                    });
                     if !parts.stop.pause(parts.retry.delay(attempt)).await {
                         return Err(Lead::Stopped);
                     }
@@ -411,4 +418,18 @@ impl Settlement {
             }
         }
     }
+}
+
+/// Shows `batch`, applied, as not settled yet because of `error`: retrying (not ready), with
+/// its oldest event waiting. Readers cannot see it, or the checkpoint has not moved past it,
+/// so the projection is behind whatever its apply said, until a later settle says otherwise.
+fn unsettled(status: &watch::Sender<ProjectionStatus>, batch: &Done, error: String) {
+    status.send_modify(|s| {
+        s.state = ProjectionState::Retrying;
+        s.oldest_unapplied_at = match (s.oldest_unapplied_at, batch.oldest) {
+            (Some(at), Some(oldest)) => Some(at.min(oldest)),
+            (at, oldest) => at.or(oldest),
+        };
+        s.error(error);
+    });
 }

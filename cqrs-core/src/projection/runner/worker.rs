@@ -264,6 +264,7 @@ impl Worker {
                     next,
                     full,
                     applied,
+                    oldest,
                     span,
                 })
                 .await;
