@@ -202,6 +202,9 @@ where
             %correlation_id,
             attempts = Empty,
             outcome = Empty,
+            // A failure (not a refusal: that is an answer) marks the span as an error in the
+            // trace, with why, so a search for errors finds it.
+            otel.status_description = Empty,
         );
         // An explicit trace wins: the span continues it. Either way the events name the span
         // that wrote them; an explicit header stays as it is only when that span is not
@@ -222,6 +225,9 @@ where
         }
         let outcome = metrics::record::command_outcome(&result);
         span.record("outcome", outcome);
+        if let Err(CommandError::Store(error)) = &result {
+            span.record("otel.status_description", tracing::field::display(error));
+        }
         metrics::record::command(A::TYPE, started, outcome);
         result
     }

@@ -536,3 +536,43 @@ trait InstrumentIn: std::future::Future + Sized {
 }
 
 impl<F: std::future::Future> InstrumentIn for F {}
+
+#[tokio::test]
+async fn a_command_that_failed_is_an_error_in_its_trace_and_a_refused_one_is_not() {
+    use opentelemetry::trace::Status;
+
+    let (exporter, provider, _guard) = traced(Sampler::AlwaysOn);
+    let store = InMemoryEventStore::new();
+    let orders = Repository::<Order, _>::new(store.clone());
+    let command_id = cqrs_core::CommandId::new();
+    orders
+        .execute_with("1", &(10, 1), CommandContext::new().command_id(command_id))
+        .await
+        .expect("placed");
+    // Refused by the aggregate: an answer, not a failure.
+    orders
+        .execute("1", &(10, 1))
+        .await
+        .expect_err("already placed");
+    // The same command id on another order: the store refuses it.
+    orders
+        .execute_with("2", &(10, 1), CommandContext::new().command_id(command_id))
+        .await
+        .expect_err("a command id reused");
+    provider.force_flush().expect("flushed");
+
+    let spans = exporter.get_finished_spans().expect("spans");
+    let statuses: Vec<(Option<String>, &Status)> = spans
+        .iter()
+        .filter(|s| s.name == "command")
+        .map(|s| (attribute(s, "outcome"), &s.status))
+        .collect();
+    assert_eq!(statuses.len(), 3, "{statuses:?}");
+    assert_eq!(statuses[0], (Some("accepted".to_owned()), &Status::Unset));
+    assert_eq!(statuses[1], (Some("rejected".to_owned()), &Status::Unset));
+    assert_eq!(statuses[2].0.as_deref(), Some("error"));
+    assert!(
+        matches!(statuses[2].1, Status::Error { description } if description.contains("command id")),
+        "a search for errors finds it, with why: {statuses:?}"
+    );
+}

@@ -149,8 +149,9 @@ fn otlp_provider() -> Result<SdkTracerProvider, TelemetryError> {
         .build())
 }
 
-/// The span a request runs in: `request`, with its method, route template and correlation id,
-/// continuing the trace of the request's `traceparent` header, if any (through
+/// The span a request runs in: `request`, with its method, route template and correlation id
+/// (and, once answered, `http.response.status_code`; a server error, 5xx, marks it as an error
+/// in the trace, a client's 4xx does not), continuing the trace of the request's `traceparent` header, if any (through
 /// [`cqrs_core::telemetry::follow_traceparent`], which ignores a malformed one).
 pub fn request_span(
     headers: &HeaderMap,
@@ -163,6 +164,8 @@ pub fn request_span(
         method = %method,
         route = %route,
         correlation_id = %correlation,
+        http.response.status_code = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
     );
     if let Some(parent) = headers.get(TRACEPARENT).and_then(|v| v.to_str().ok()) {
         follow_traceparent(&span, parent);

@@ -58,7 +58,12 @@ pub(crate) async fn middleware(mut request: Request, next: Next) -> Response {
         Ok(id) => {
             request.extensions_mut().insert(Correlation(id));
             let span = crate::telemetry::request_span(request.headers(), &method, &route, id);
-            let mut response = next.run(request).instrument(span).await;
+            let mut response = next.run(request).instrument(span.clone()).await;
+            let status = response.status();
+            span.record("http.response.status_code", status.as_u16());
+            if status.is_server_error() {
+                span.record("otel.status_code", "ERROR");
+            }
             if let Ok(value) = HeaderValue::from_str(&id.to_string()) {
                 response.headers_mut().insert(CORRELATION_ID, value);
             }
@@ -76,5 +81,73 @@ fn correlation(request: &Request) -> Result<Uuid, Problem> {
         Some(value) => (value.to_str().ok())
             .and_then(|v| Uuid::parse_str(v.trim()).ok())
             .ok_or_else(|| Problem::bad_request("the X-Correlation-Id header is not a UUID")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::StatusCode;
+    use axum::routing::get;
+    use axum::Router;
+    use opentelemetry::trace::{Status, TracerProvider as _};
+    use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
+    use tracing_subscriber::layer::SubscriberExt;
+
+    use super::middleware;
+
+    #[tokio::test]
+    async fn a_request_answered_with_a_server_error_is_an_error_in_its_trace() {
+        let exporter = InMemorySpanExporter::default();
+        let provider = SdkTracerProvider::builder()
+            .with_simple_exporter(exporter.clone())
+            .build();
+        // This thread's subscriber: the test's runtime runs the server on this thread too.
+        let _guard = tracing::subscriber::set_default(
+            tracing_subscriber::registry()
+                .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test"))),
+        );
+        let app = Router::new()
+            .route("/down", get(|| async { StatusCode::SERVICE_UNAVAILABLE }))
+            .route("/absent", get(|| async { StatusCode::NOT_FOUND }))
+            .layer(axum::middleware::from_fn(middleware));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a port");
+        let address = listener.local_addr().expect("its address");
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        let client = reqwest::Client::new();
+        for path in ["/down", "/absent"] {
+            let answer = client
+                .get(format!("http://{address}{path}"))
+                .send()
+                .await
+                .expect("an answer");
+            assert!(answer.status().is_client_error() || answer.status().is_server_error());
+        }
+        server.abort();
+        provider.force_flush().expect("flushed");
+
+        let spans = exporter.get_finished_spans().expect("spans");
+        let requests: Vec<(String, &Status)> = spans
+            .iter()
+            .filter(|s| s.name == "request")
+            .map(|s| {
+                let status = s
+                    .attributes
+                    .iter()
+                    .find(|kv| kv.key.as_str() == "http.response.status_code")
+                    .map(|kv| kv.value.to_string())
+                    .unwrap_or_default();
+                (status, &s.status)
+            })
+            .collect();
+        // The server's failure is the trace's error; the client's (a 4xx) is not.
+        assert_eq!(requests.len(), 2, "{requests:?}");
+        assert_eq!(requests[0].0, "503", "{requests:?}");
+        assert!(
+            matches!(requests[0].1, Status::Error { .. }),
+            "{requests:?}"
+        );
+        assert_eq!(requests[1], ("404".to_owned(), &Status::Unset));
     }
 }
