@@ -151,8 +151,9 @@ fn otlp_provider() -> Result<SdkTracerProvider, TelemetryError> {
 
 /// The span a request runs in: `request`, with its method, route template and correlation id
 /// (and, once answered, `http.response.status_code`; a server error, 5xx, marks it as an error
-/// in the trace, a client's 4xx does not), continuing the trace of the request's `traceparent` header, if any (through
-/// [`cqrs_core::telemetry::follow_traceparent`], which ignores a malformed one).
+/// in the trace, a client's 4xx does not), continuing the trace of the request's
+/// `traceparent` header, if any (through [`cqrs_core::telemetry::follow_traceparent`], which
+/// ignores a malformed one).
 pub fn request_span(
     headers: &HeaderMap,
     method: &str,
