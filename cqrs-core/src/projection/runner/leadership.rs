@@ -2,7 +2,6 @@
 //! following the checkpoint it saves),
 //! starting a [`Term`] that renews it beside the work, and releasing it when leading ends.
 
-use crate::projection::ProjectionState;
 use crate::Position;
 
 use super::outcome::Lead;
