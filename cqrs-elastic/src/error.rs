@@ -56,6 +56,18 @@ pub enum EsError {
     /// The mappings were not a JSON object of field definitions, or used the reserved field.
     #[error("invalid mappings: {0}")]
     InvalidMappings(String),
+    /// The index the alias points to cannot take the read model's mappings in place: a field
+    /// changed its type or parameters. A field added is mapped in place by
+    /// [`EsIndex::ensure`](crate::EsIndex::ensure); a change needs a rebuild into a new
+    /// version ([`EsIndex::rebuild`](crate::EsIndex::rebuild)), whose index is created with
+    /// the new mappings.
+    #[error("the mappings of {index} cannot change in place ({reason}): rebuild the read model into a new version, created with the new mappings")]
+    MappingsConflict {
+        /// The index the alias points to.
+        index: String,
+        /// What the node said.
+        reason: String,
+    },
     /// The read model's alias does not exist (call [`EsIndex::ensure`](crate::EsIndex::ensure)).
     #[error("alias {alias} does not exist")]
     AliasMissing {
@@ -143,6 +155,7 @@ impl EsError {
             EsError::Decode { .. } | EsError::Encode { .. } => ErrorKind::Data,
             EsError::InvalidName(_)
             | EsError::InvalidMappings(_)
+            | EsError::MappingsConflict { .. }
             | EsError::Url(_)
             | EsError::InvalidUrl { .. }
             | EsError::Build(_) => ErrorKind::InvalidInput,

@@ -5,7 +5,7 @@ use std::fmt;
 
 use elasticsearch::indices::{
     IndicesCreateParts, IndicesDeleteParts, IndicesGetAliasParts, IndicesGetSettingsParts,
-    IndicesPutSettingsParts, IndicesRefreshParts,
+    IndicesPutMappingParts, IndicesPutSettingsParts, IndicesRefreshParts,
 };
 use elasticsearch::Elasticsearch;
 use serde_json::{json, Map, Value};
@@ -164,8 +164,16 @@ impl EsIndex {
 
     /// Creates version 1 and the alias unless the alias exists; returns the current index.
     /// Idempotent, and safe when several processes call it at once.
+    ///
+    /// When the alias exists, the index it points to is given the read model's mappings: a
+    /// field added since it was created (a release that shows more) is mapped in place, so
+    /// documents carrying it are written; those written before lack it until a rebuild fills
+    /// it. Replicas still on the release before ignore the field. A field whose type or
+    /// parameters changed cannot change in place: [`EsError::MappingsConflict`], which says
+    /// to rebuild (a field dropped from the mappings stays mapped, unused).
     pub async fn ensure(&self) -> Result<IndexVersion> {
         if let Some(current) = self.current().await? {
+            self.map_in_place(&current.index).await?;
             return Ok(current);
         }
         let index = self.version_name(1);
@@ -176,6 +184,34 @@ impl EsIndex {
         self.current()
             .await?
             .ok_or_else(|| self.layout(format!("{index} exists without the alias")))
+    }
+
+    /// Puts the read model's mappings on `index`, which maps the fields it lacks; the node
+    /// refuses a field that changed ([`EsError::MappingsConflict`]).
+    async fn map_in_place(&self, index: &str) -> Result<()> {
+        let mut body = self.index_body(None);
+        let response = self
+            .client
+            .indices()
+            .put_mapping(IndicesPutMappingParts::Index(&[index]))
+            .body(body["mappings"].take())
+            .send()
+            .await?;
+        let (status, answer) = http::json_any(response).await?;
+        if (200..300).contains(&status) {
+            return Ok(());
+        }
+        if status == 400 && http::error_type(&answer) == Some("illegal_argument_exception") {
+            return Err(EsError::MappingsConflict {
+                index: index.to_owned(),
+                reason: http::reason(&answer),
+            });
+        }
+        Err(EsError::Status {
+            operation: "put mapping",
+            status,
+            reason: http::reason(&answer),
+        })
     }
 
     /// Creates `{name}_v{version}` without alias, set up for filling (see

@@ -154,7 +154,8 @@ impl<P: ElasticProjection> EsReadModel<P> {
         &self.parts.queries
     }
 
-    /// Creates version 1 and the alias unless the alias exists; returns the current index.
+    /// Creates version 1 and the alias unless the alias exists, else maps on the current index
+    /// the fields the mappings added; returns the current index (see [`EsIndex::ensure`]).
     /// Idempotent, and safe when several processes call it at once.
     pub async fn ensure(&self) -> Result<IndexVersion> {
         self.parts.index.ensure().await
