@@ -45,6 +45,12 @@ pub struct Config {
     /// the same, saving their checkpoints and releasing their leases before an orchestrator's
     /// kill.
     pub shutdown_grace: Duration,
+    /// How long a shutdown keeps serving, readiness answering 503 `draining`, before it stops
+    /// accepting connections (`ORDER_SERVICE_DRAIN_MS`, default 0): the time a load balancer
+    /// takes to stop sending new requests once the instance is told to stop (on Kubernetes the
+    /// endpoint's removal spreads while the pod gets SIGTERM; about 5000 is usual). Without it
+    /// the connections that still come in that time are refused.
+    pub drain: Duration,
     /// The web console's token (`ORDER_SERVICE_CONSOLE_TOKEN`): unset, the console is off
     /// and `/console` answers 404; set, `/console` serves it to whoever gives the token
     /// (bearer or login form). Never shown by `Debug`.
@@ -91,6 +97,7 @@ impl Config {
             dependency_timeout: Duration::from_secs(2),
             command_attempts: 10,
             shutdown_grace: Duration::from_secs(10),
+            drain: Duration::ZERO,
             console_token: None,
         }
     }
@@ -168,6 +175,9 @@ impl Config {
         if let Some(grace) = millis("ORDER_SERVICE_SHUTDOWN_GRACE_MS")? {
             config.shutdown_grace = grace;
         }
+        if let Some(drain) = millis("ORDER_SERVICE_DRAIN_MS")? {
+            config.drain = drain;
+        }
         if let Some(events) = get("ORDER_SERVICE_MAX_LAG_EVENTS") {
             config.max_lag_events = events.trim().parse().map_err(|_| ConfigError::Invalid {
                 name: "ORDER_SERVICE_MAX_LAG_EVENTS",
@@ -203,6 +213,13 @@ impl Config {
     #[must_use]
     pub fn with_read_wait(mut self, wait: Duration) -> Self {
         self.read_wait = wait;
+        self
+    }
+
+    /// Keeps serving for `drain`, not ready, when told to shut down (see [`Config::drain`]).
+    #[must_use]
+    pub fn with_drain(mut self, drain: Duration) -> Self {
+        self.drain = drain;
         self
     }
 
@@ -359,6 +376,8 @@ mod tests {
             ("ORDER_SERVICE_MAX_LAG_EVENTS", "7"),
             ("ORDER_SERVICE_MAX_LAG_MS", "1500"),
             ("ORDER_SERVICE_DEPENDENCY_TIMEOUT_MS", "250"),
+            ("ORDER_SERVICE_SHUTDOWN_GRACE_MS", "3000"),
+            ("ORDER_SERVICE_DRAIN_MS", "5000"),
         ]);
         let c = Config::from_lookup(env(&pairs)).unwrap();
         assert_eq!(
@@ -371,5 +390,9 @@ mod tests {
             (7, Duration::from_millis(1500))
         );
         assert_eq!(c.dependency_timeout, Duration::from_millis(250));
+        assert_eq!(
+            (c.shutdown_grace, c.drain),
+            (Duration::from_secs(3), Duration::from_secs(5))
+        );
     }
 }

@@ -4,6 +4,7 @@
 //! dependency timeout, so a node that does not answer fails the probe instead of hanging it.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -50,10 +51,18 @@ pub(crate) async fn liveness(
 }
 
 /// `GET /health/readiness`: 200 `{"status":"ready","checks":{...}}` when every check is
-/// `"ok"`, else 503 `{"status":"not ready","checks":{...}}` with what failed in its check.
+/// `"ok"`, else 503 `{"status":"not ready","checks":{...}}` with what failed in its check;
+/// 503 `{"status":"draining"}` once a shutdown began (the instance still serves, for
+/// [`Config::drain`](crate::Config::drain), while the load balancer stops sending).
 pub(crate) async fn readiness(
     State(state): State<Arc<service::State>>,
 ) -> (StatusCode, Json<Value>) {
+    if state.draining.load(Ordering::SeqCst) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "draining" })),
+        );
+    }
     let timeout = state.config.dependency_timeout;
     let (postgres, search) = tokio::join!(
         within(timeout, postgres(&state)),

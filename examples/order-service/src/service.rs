@@ -9,6 +9,7 @@
 //! several services run side by side in one process.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use axum::serve::ListenerExt as _;
@@ -77,6 +78,9 @@ pub(crate) struct State {
     pub(crate) workers: RwLock<Option<Workers>>,
     /// Shared by the scrapes of `/metrics`.
     pub(crate) gauges: crate::metrics::GaugeRefresh,
+    /// Set once a shutdown began: readiness answers 503 `draining` while requests are still
+    /// served (see [`Config::drain`]).
+    pub(crate) draining: AtomicBool,
 }
 
 /// The running workers.
@@ -161,6 +165,7 @@ impl Service {
             summaries,
             workers: RwLock::new(Some(workers)),
             gauges: crate::metrics::GaugeRefresh::new(crate::metrics::REFRESH_EVERY),
+            draining: AtomicBool::new(false),
         });
         let console = crate::console::router(&state);
         Ok(Self { state, console })
@@ -203,10 +208,12 @@ impl Service {
         &self.state.config
     }
 
-    /// Serves the API on `listener` until `shutdown` completes; then stops accepting, lets
-    /// the requests in flight finish for at most [`Config::shutdown_grace`] (then stops
-    /// waiting for them: their connections end with the process, and whatever they still ask
-    /// of a worker answers 503), and shuts the workers down ([`Service::shutdown`]).
+    /// Serves the API on `listener` until `shutdown` completes; then drains for
+    /// [`Config::drain`] (readiness answers 503 `draining`, every request is still served),
+    /// stops accepting, lets the requests in flight finish for at most
+    /// [`Config::shutdown_grace`] (then stops waiting for them: their connections end with the
+    /// process, and whatever they still ask of a worker answers 503), and shuts the workers
+    /// down ([`Service::shutdown`]).
     ///
     /// # Errors
     ///
@@ -216,8 +223,18 @@ impl Service {
         F: Future<Output = ()> + Send + 'static,
     {
         let (signalled, heard) = tokio::sync::oneshot::channel::<()>();
+        let state = self.state.clone();
         let shutdown = async move {
             shutdown.await;
+            state.draining.store(true, Ordering::SeqCst);
+            let drain = state.config.drain;
+            if !drain.is_zero() {
+                tracing::info!(
+                    drain_ms = drain.as_millis(),
+                    "draining: not ready, still serving, before accepting no more connections"
+                );
+                tokio::time::sleep(drain).await;
+            }
             let _ = signalled.send(());
         };
         let grace = self.state.config.shutdown_grace;

@@ -144,6 +144,13 @@ impl TestService {
         format!("{}{path}", self.base)
     }
 
+    /// Tells the service to shut down (as a SIGTERM would), without waiting for it.
+    pub(crate) fn begin_shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
     /// Shuts the service down gracefully and waits for it.
     pub(crate) async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
