@@ -110,16 +110,24 @@ async fn current_version(
         tx.execute(format!("CREATE SCHEMA IF NOT EXISTS {quoted}").as_str())
             .await?;
     }
-    tx.execute(
-        format!(
-            "CREATE TABLE IF NOT EXISTS {quoted}.schema_migrations (
-                 version integer PRIMARY KEY,
-                 applied_at timestamptz NOT NULL DEFAULT now()
-             );"
+    // The same for the table of versions and the schema's CREATE privilege: a role that may
+    // only read and write a schema its owner migrated starts on it.
+    let recorded: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+        .bind(format!("{quoted}.schema_migrations"))
+        .fetch_one(&mut *tx)
+        .await?;
+    if !recorded {
+        tx.execute(
+            format!(
+                "CREATE TABLE IF NOT EXISTS {quoted}.schema_migrations (
+                     version integer PRIMARY KEY,
+                     applied_at timestamptz NOT NULL DEFAULT now()
+                 );"
+            )
+            .as_str(),
         )
-        .as_str(),
-    )
-    .await?;
+        .await?;
+    }
     let current: Option<i32> = sqlx::query_scalar(&format!(
         "SELECT max(version) FROM {quoted}.schema_migrations"
     ))

@@ -323,6 +323,12 @@ impl PgEventStore {
     /// A migration that alters a table waits at most 5 s for a lock another session holds on
     /// it (a `pg_dump`, a transaction left open), then fails with a transient error (retry
     /// later): meanwhile the store's appends and reads of that table wait behind it.
+    ///
+    /// A store at the latest version is left as it is, asking for no privilege to create: an
+    /// application whose role may only use the schema and read and write its tables can call
+    /// it at every start, once the schema's owner has migrated it (`cqrs migrate`). A store
+    /// behind then fails here, by name, rather than at the first statement that needs what a
+    /// migration brings.
     pub async fn migrate(&self) -> Result<Vec<i32>, PgError> {
         let applied = migrate::migrate(&self.pool, &self.schema, self.event_json).await?;
         self.event_json.check(&self.pool, &self.schema).await?;
