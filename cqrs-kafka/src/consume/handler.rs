@@ -2,7 +2,7 @@
 //! [`HandleError`]: how it says a message failed.
 
 use async_trait::async_trait;
-use cqrs_core::{BoxError, CommandError};
+use cqrs_core::{BoxError, CommandError, ErrorKind};
 
 use super::Incoming;
 
@@ -67,9 +67,9 @@ pub trait IntegrationHandler: Send + Sync + 'static {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum HandleError {
-    /// Trying again later may succeed (a store unreachable, a conflict that outlived its
-    /// retries): the consumer retries with backoff behind its circuit breaker, and the
-    /// partition waits.
+    /// Trying again later may succeed (a store unreachable or failing, a conflict that
+    /// outlived its retries): the consumer retries with backoff behind its circuit breaker,
+    /// and the partition waits.
     #[error("the message could not be handled yet: {0}")]
     Transient(#[source] BoxError),
     /// The message can never be handled (a body that does not decode, a command the
@@ -95,14 +95,17 @@ impl HandleError {
     }
 }
 
-/// A store error is transient when the store was unavailable or writers kept conflicting;
-/// anything else (bad input, undecodable data) is poison.
+/// A store error is poison when it is about the message: bad input, undecodable data. Any
+/// other is transient: the store unavailable, writers that kept conflicting, or a store that
+/// fails whatever it is sent (one left behind by a restore, a grant gone missing), which is
+/// not the message's fault. Parked, every message would be parked until an operator fixed
+/// the store, then each re-driven; retried, the partition waits, the status says why, and it
+/// goes on once the store is fixed.
 impl From<cqrs_core::Error> for HandleError {
     fn from(error: cqrs_core::Error) -> Self {
-        if error.is_transient() || error.is_conflict() {
-            HandleError::Transient(Box::new(error))
-        } else {
-            HandleError::Poison(error.to_string())
+        match error.kind() {
+            ErrorKind::InvalidInput | ErrorKind::Data => HandleError::Poison(error.to_string()),
+            _ => HandleError::Transient(Box::new(error)),
         }
     }
 }
@@ -135,5 +138,16 @@ mod tests {
             poison.to_string(),
             "the message can never be handled: bad amount"
         );
+    }
+
+    #[test]
+    fn a_store_that_fails_is_retried_not_taken_for_a_bad_message() {
+        // A store that refuses every write (a restore that left it behind, a grant that went
+        // missing) is not the message's fault: parking would park every message until an
+        // operator fixed it, then each would have to be re-driven. Retried, the partition
+        // waits, the status shows why, and it goes on once fixed.
+        assert!(HandleError::from(cqrs_core::Error::backend("permission denied")).is_transient());
+        let data = cqrs_core::Error::process("billing", "an invoice without lines");
+        assert!(!HandleError::from(data).is_transient());
     }
 }
