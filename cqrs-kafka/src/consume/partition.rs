@@ -15,7 +15,6 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tracing::Instrument;
 
 use super::runner::{Lane, Shared};
-use super::status::ConsumerState;
 use super::{HandleError, Incoming};
 use crate::{CloudEvent, Received};
 
@@ -158,6 +157,8 @@ pub(crate) async fn attempt(shared: &Shared, message: &Received) -> Attempt {
         return Attempt::Cancelled;
     };
     let mut retry = 0;
+    // Marks the consumer as retrying from this message's first failure until it is done with.
+    let mut retrying = None;
     loop {
         loop {
             let wait = shared.core.breaker().wait_time();
@@ -175,9 +176,6 @@ pub(crate) async fn attempt(shared: &Shared, message: &Received) -> Attempt {
             .await
         {
             Ok(()) => {
-                if retry > 0 {
-                    shared.core.board().set_state(ConsumerState::Running);
-                }
                 shared.core.breaker().record_success();
                 return Attempt::Done;
             }
@@ -188,9 +186,11 @@ pub(crate) async fn attempt(shared: &Shared, message: &Received) -> Attempt {
             Err(error) => {
                 retry += 1;
                 shared.core.breaker().record_failure();
+                if retrying.is_none() {
+                    retrying = Some(Retrying::began(shared));
+                }
                 {
                     let mut board = shared.core.board();
-                    board.set_state(ConsumerState::Retrying);
                     board.error(format!(
                         "{} (attempt {retry}): {error}",
                         message_id(message)
@@ -202,6 +202,25 @@ pub(crate) async fn attempt(shared: &Shared, message: &Received) -> Attempt {
                 }
             }
         }
+    }
+}
+
+/// A message being retried, on the board while this lives: dropped (the message handled,
+/// parked, or given up at a stop), it is done with. The consumer is retrying while any of its
+/// messages is, in whichever partition.
+struct Retrying<'a>(&'a Shared);
+
+impl<'a> Retrying<'a> {
+    fn began(shared: &'a Shared) -> Self {
+        shared.core.board().retry_began();
+        Self(shared)
+    }
+}
+
+impl Drop for Retrying<'_> {
+    fn drop(&mut self) {
+        self.0.core.board().retry_ended();
+        self.0.core.notify();
     }
 }
 

@@ -131,6 +131,8 @@ struct Part {
 pub(crate) struct Board {
     name: String,
     state: ConsumerState,
+    /// Messages being retried now, in any partition.
+    retrying: usize,
     handled: u64,
     parked: u64,
     last_error: Option<String>,
@@ -143,6 +145,7 @@ impl Board {
         Self {
             name: name.to_owned(),
             state: ConsumerState::Starting,
+            retrying: 0,
             handled: 0,
             parked: 0,
             last_error: None,
@@ -155,6 +158,21 @@ impl Board {
     pub(crate) fn set_state(&mut self, state: ConsumerState) {
         if !matches!(self.state, ConsumerState::Failed | ConsumerState::Stopped) {
             self.state = state;
+        }
+    }
+
+    /// A message began to be retried: the consumer is retrying until every such message is
+    /// done with ([`retry_ended`](Self::retry_ended)), whichever partition it is in.
+    pub(crate) fn retry_began(&mut self) {
+        self.retrying += 1;
+        self.set_state(ConsumerState::Retrying);
+    }
+
+    /// A message that was retried is done with (handled, parked, or given up at a stop).
+    pub(crate) fn retry_ended(&mut self) {
+        self.retrying = self.retrying.saturating_sub(1);
+        if self.retrying == 0 && self.state == ConsumerState::Retrying {
+            self.set_state(ConsumerState::Running);
         }
     }
 
@@ -290,6 +308,26 @@ impl Board {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_consumer_retries_while_any_of_its_messages_does() {
+        // Two partitions fail; one recovers while the other still fails.
+        let mut board = Board::new("c");
+        board.set_state(ConsumerState::Running);
+        board.retry_began();
+        board.retry_began();
+        assert_eq!(board.state, ConsumerState::Retrying);
+        board.retry_ended();
+        assert_eq!(board.state, ConsumerState::Retrying, "one still retries");
+        board.retry_ended();
+        assert_eq!(board.state, ConsumerState::Running);
+        // A retry that ended by parking its message, or by a stop, ends all the same; the
+        // end of a consumer stays.
+        board.retry_began();
+        board.set_state(ConsumerState::Stopped);
+        board.retry_ended();
+        assert_eq!(board.state, ConsumerState::Stopped);
+    }
 
     #[test]
     fn only_the_owning_generation_moves_the_offset_and_a_revoke_takes_what_is_due() {
