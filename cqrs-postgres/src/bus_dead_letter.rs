@@ -2,7 +2,8 @@
 //!
 //! Headers are kept as JSON so operators can query them (`headers @> '[{"name":"ce_type"}]'`):
 //! a UTF-8 value as `{"name", "value"}`, other bytes as `{"name", "bytes": [...]}`, and a
-//! header without value as `{"name"}`.
+//! header without value as `{"name"}`. A name holding a NUL, which `jsonb` cannot hold, is
+//! kept as `"name_bytes": [...]` instead of `"name"`.
 
 use async_trait::async_trait;
 use cqrs_core::bus::{BusDeadLetterStore, BusLetter, BusLetterTarget, MessageId, ParkedKey};
@@ -32,14 +33,23 @@ fn headers_json(headers: &[(String, Option<Vec<u8>>)]) -> Value {
     Value::Array(
         headers
             .iter()
-            .map(|(name, value)| match value {
-                None => json!({ "name": name }),
-                // Text with a NUL (a big-endian number is valid UTF-8) as bytes too: `jsonb`
-                // refuses `\u0000`.
-                Some(bytes) => match std::str::from_utf8(bytes) {
-                    Ok(text) if !text.contains('\0') => json!({ "name": name, "value": text }),
-                    _ => json!({ "name": name, "bytes": bytes }),
-                },
+            .map(|(name, value)| {
+                let mut header = match value {
+                    None => json!({}),
+                    // Text with a NUL (a big-endian number is valid UTF-8) as bytes too: `jsonb`
+                    // refuses `\u0000`.
+                    Some(bytes) => match std::str::from_utf8(bytes) {
+                        Ok(text) if !text.contains('\0') => json!({ "value": text }),
+                        _ => json!({ "bytes": bytes }),
+                    },
+                };
+                // The same for a name with a NUL, valid UTF-8 that another client may send.
+                let (field, name) = match name.contains('\0') {
+                    true => ("name_bytes", json!(name.as_bytes())),
+                    false => ("name", json!(name)),
+                };
+                header[field] = name;
+                header
             })
             .collect(),
     )
@@ -55,7 +65,15 @@ fn headers_from(value: &Value) -> Result<Headers, PgError> {
     items
         .iter()
         .map(|item| {
-            let name = item.get("name").and_then(Value::as_str).ok_or(CORRUPT)?;
+            let name = match (item.get("name"), item.get("name_bytes")) {
+                (Some(name), None) => name.as_str().ok_or(CORRUPT)?.to_owned(),
+                (None, Some(bytes)) => {
+                    let bytes: Vec<u8> =
+                        serde_json::from_value(bytes.clone()).map_err(|_| CORRUPT)?;
+                    String::from_utf8(bytes).map_err(|_| CORRUPT)?
+                }
+                _ => return Err(CORRUPT),
+            };
             let value = if let Some(text) = item.get("value") {
                 Some(text.as_str().ok_or(CORRUPT)?.as_bytes().to_vec())
             } else if let Some(bytes) = item.get("bytes") {
@@ -64,7 +82,7 @@ fn headers_from(value: &Value) -> Result<Headers, PgError> {
             } else {
                 None
             };
-            Ok((name.to_owned(), value))
+            Ok((name, value))
         })
         .collect()
 }

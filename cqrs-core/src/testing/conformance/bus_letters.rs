@@ -24,13 +24,15 @@ fn letter(
         ("binary".to_owned(), Some(vec![0, 159, 146, 150, 255])),
         // Valid UTF-8 with NULs: a big-endian number, as Java producers write them.
         ("count".to_owned(), Some(vec![0, 0, 0, 1])),
+        // A name with a NUL is valid UTF-8 too, which another client may send.
+        ("trace\0id".to_owned(), Some(b"7".to_vec())),
     ])
     .with_payload(Some(vec![b'{', 0, 255, b'}']))
 }
 
-/// A parked message reads back whole (key, headers with their order, empty, binary and NUL values,
-/// binary payload, error), once per consumer and message, in (topic, partition, offset)
-/// order, paged; each consumer sees only its own.
+/// A parked message reads back whole (key, headers with their order, empty, binary and NUL
+/// values, a name with a NUL, binary payload, error), once per consumer and message, in
+/// (topic, partition, offset) order, paged; each consumer sees only its own.
 pub async fn bus_letters_round_trip_whole_once_per_message<S: ConformanceStore>(store: S) {
     let first = letter("billing", "orders", 1, 7, Some("order-1"));
     store.park_message(first.clone()).await.expect("park");
