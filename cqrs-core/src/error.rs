@@ -48,6 +48,20 @@ pub enum Error {
         /// The id.
         event_id: crate::EventId,
     },
+    /// A bus consumer parked a message where it had parked another one: the same topic,
+    /// partition and offset, another key or payload. Offsets start from zero again when a
+    /// topic is deleted and created again, or when a service moves to another cluster: an
+    /// operator clears the old letters (retries or skips them) first.
+    #[error(
+        "consumer {consumer} already parked another message at {message}: was the topic \
+         created again, or the service moved to another cluster? Clear the old letters first"
+    )]
+    MessageIdReused {
+        /// The consumer.
+        consumer: String,
+        /// Where the message is.
+        message: crate::bus::MessageId,
+    },
     /// One append named the same event id for two of its events.
     #[error("event id {event_id} appears twice in one append")]
     EventIdRepeated {
@@ -300,6 +314,7 @@ impl Error {
             | Error::MixedCommandIds
             | Error::CommandIdReused { .. }
             | Error::EventIdReused { .. }
+            | Error::MessageIdReused { .. }
             | Error::EventIdRepeated { .. }
             | Error::PayloadTooLarge { .. }
             | Error::PayloadTooDeep { .. }

@@ -122,22 +122,30 @@ fn letters(consumer: &str, rows: &[PgRow]) -> Result<Vec<BusLetter>, PgError> {
 #[async_trait]
 impl BusDeadLetterStore for PgEventStore {
     async fn park_message(&self, letter: BusLetter) -> Result<(), Error> {
-        self.call(async |conn| {
-            Ok(sqlx::query(&self.queries.bus_dead_letter_park)
-                .bind(&letter.consumer)
-                .bind(&letter.message.topic)
-                .bind(letter.message.partition)
-                .bind(letter.message.offset)
-                .bind(&letter.key)
-                .bind(headers_json(&letter.headers))
-                .bind(&letter.payload)
-                .bind(storable(&letter.error))
-                .bind(letter.parked_at)
-                .execute(conn)
-                .await?)
-        })
-        .await?;
-        Ok(())
+        let parked: bool = self
+            .call(async |conn| {
+                Ok(sqlx::query_scalar(&self.queries.bus_dead_letter_park)
+                    .bind(&letter.consumer)
+                    .bind(&letter.message.topic)
+                    .bind(letter.message.partition)
+                    .bind(letter.message.offset)
+                    .bind(&letter.key)
+                    .bind(headers_json(&letter.headers))
+                    .bind(&letter.payload)
+                    .bind(storable(&letter.error))
+                    .bind(letter.parked_at)
+                    .fetch_one(conn)
+                    .await?)
+            })
+            .await?;
+        if parked {
+            Ok(())
+        } else {
+            Err(Error::MessageIdReused {
+                consumer: letter.consumer,
+                message: letter.message,
+            })
+        }
     }
 
     async fn parked_messages(

@@ -78,6 +78,12 @@ pub struct BusLetter {
 }
 
 impl BusLetter {
+    /// Whether `other` holds the same message as this letter (key, headers, payload): a
+    /// consumer replaying after a crash parks the same message again, with its own error.
+    pub fn is_same_message(&self, other: &BusLetter) -> bool {
+        self.key == other.key && self.headers == other.headers && self.payload == other.payload
+    }
+
     /// A letter for the message at `message`, parked by `consumer` now for `error`, with no
     /// key, headers or payload (add them with the `with_` methods).
     pub fn new(consumer: impl Into<String>, message: MessageId, error: impl Into<String>) -> Self {
@@ -160,7 +166,9 @@ pub enum BusLetterTarget {
 /// store can implement both and callers can import both.
 #[async_trait]
 pub trait BusDeadLetterStore: Send + Sync {
-    /// Parks `letter` (parking the same consumer and message twice keeps the first).
+    /// Parks `letter`. Parking the same message for the same consumer twice keeps the first
+    /// letter ([`BusLetter::is_same_message`]); another message at the same place is refused
+    /// with [`Error::MessageIdReused`](crate::Error::MessageIdReused), the first kept.
     async fn park_message(&self, letter: BusLetter) -> Result<()>;
 
     /// A page of `consumer`'s letters in (topic, partition, offset) order: at most `limit`

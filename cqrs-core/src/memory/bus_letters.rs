@@ -1,10 +1,12 @@
 //! The in-memory store's bus dead letters.
 
+use std::collections::btree_map::Entry;
+
 use async_trait::async_trait;
 
 use crate::bus::{BusDeadLetterStore, BusLetter, BusLetterTarget, MessageId, ParkedKey};
 use crate::projection::Redrive;
-use crate::Result;
+use crate::{Error, Result};
 
 use super::InMemoryEventStore;
 
@@ -39,8 +41,17 @@ impl InMemoryEventStore {
 impl BusDeadLetterStore for InMemoryEventStore {
     async fn park_message(&self, letter: BusLetter) -> Result<()> {
         let id = (letter.consumer.clone(), letter.message.clone());
-        self.write().bus_letters.entry(id).or_insert(letter);
-        Ok(())
+        match self.write().bus_letters.entry(id) {
+            Entry::Vacant(place) => {
+                place.insert(letter);
+                Ok(())
+            }
+            Entry::Occupied(kept) if kept.get().is_same_message(&letter) => Ok(()),
+            Entry::Occupied(_) => Err(Error::MessageIdReused {
+                consumer: letter.consumer,
+                message: letter.message,
+            }),
+        }
     }
 
     async fn parked_messages(

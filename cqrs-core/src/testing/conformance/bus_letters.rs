@@ -89,6 +89,51 @@ pub async fn bus_letters_round_trip_whole_once_per_message<S: ConformanceStore>(
     assert_eq!(shipping.len(), 1, "consumers are apart");
 }
 
+/// Another message parked at the place of a letter (a topic deleted and created again, or a
+/// service moved to another cluster, numbers its offsets from zero again) is refused by name,
+/// and the first letter is kept: keeping the first silently lost the new message, and a retry
+/// handled the old one's payload in its place. The same message parked again (a consumer
+/// replaying after a crash), whatever its error, is kept once.
+pub async fn a_different_message_parked_at_a_letters_place_is_refused<S: ConformanceStore>(
+    store: S,
+) {
+    let first = letter("billing", "orders", 1, 7, Some("order-1"));
+    store.park_message(first.clone()).await.expect("park");
+    let mut replayed = first.clone();
+    replayed.error = "failed again after a restart".to_owned();
+    store
+        .park_message(replayed)
+        .await
+        .expect("the same message");
+
+    for other in [
+        letter("billing", "orders", 1, 7, Some("order-2")),
+        first.clone().with_payload(Some(b"{}".to_vec())),
+    ] {
+        let error = store
+            .park_message(other)
+            .await
+            .expect_err("another message");
+        assert!(
+            matches!(error, crate::Error::MessageIdReused { .. }),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains("orders/1@7"), "{error}");
+    }
+    let kept = store
+        .parked_messages("billing", None, 10)
+        .await
+        .expect("page");
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].payload, first.payload);
+    assert_eq!(kept[0].error, first.error);
+    // Another consumer's letter at the same place is its own.
+    store
+        .park_message(letter("shipping", "orders", 1, 7, Some("order-9")))
+        .await
+        .expect("another consumer");
+}
+
 /// Keys are listed once per consumer; a key's letters come in order; requests mark a key or
 /// one message and can be withdrawn; taking removes exactly the given letters, and a key with
 /// no letter left is no longer held back; a failed re-drive keeps the letter with its new

@@ -18,8 +18,8 @@ mod repository;
 mod streams;
 
 pub use bus_letters::{
-    bus_letter_keys_requests_and_takes, bus_letter_requests_are_read_by_partition,
-    bus_letters_round_trip_whole_once_per_message,
+    a_different_message_parked_at_a_letters_place_is_refused, bus_letter_keys_requests_and_takes,
+    bus_letter_requests_are_read_by_partition, bus_letters_round_trip_whole_once_per_message,
 };
 pub use checkpoints::{
     a_checkpoint_never_moves_back, a_snapshot_and_the_events_after_it_are_read_together,
