@@ -133,6 +133,30 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+    /// A stored event is at a schema version newer than this code writes its type at
+    /// ([`DomainEvent::current_version`](crate::DomainEvent::current_version)): a newer
+    /// release wrote it, while this one still runs (a rolling deploy). Read as the older
+    /// shape, it would be silently wrong. Transient ([`ErrorKind::Unavailable`]): a retry
+    /// succeeds once the newer release handles it, so a command answers "try again" and a
+    /// projection waits, and nothing is decided on a wrong reading. This code is behind:
+    /// rolling back past a change of an event's schema needs an upcaster the other way.
+    #[error(
+        "event {event_type}{} is at schema version {schema_version}, newer than this code \
+         writes it at (version {current}): a newer release wrote it; retry once it runs",
+        place(stream_id, version)
+    )]
+    WrittenByNewerCode {
+        /// The stored type name.
+        event_type: String,
+        /// Its stored schema version.
+        schema_version: u32,
+        /// The version this code writes it at.
+        current: u32,
+        /// The event's stream, when known.
+        stream_id: Option<StreamId>,
+        /// The event's version, when known.
+        version: Option<Version>,
+    },
     /// An upcaster failed on a stored event.
     #[error(
         "upcaster for {event_type} v{schema_version} failed at {stream_id}@{version}: {source}"
@@ -330,7 +354,7 @@ impl Error {
             | Error::Upcast { .. }
             | Error::Snapshot { .. }
             | Error::Process { .. } => ErrorKind::Data,
-            Error::Unavailable(_) => ErrorKind::Unavailable,
+            Error::Unavailable(_) | Error::WrittenByNewerCode { .. } => ErrorKind::Unavailable,
             Error::Unsupported { .. } | Error::Backend(_) => ErrorKind::Backend,
             Error::ProjectionFailed { .. } => ErrorKind::ProjectionFailed,
         }
@@ -367,6 +391,18 @@ impl Error {
                 version: Some(version),
                 event_type,
                 source,
+            },
+            Error::WrittenByNewerCode {
+                event_type,
+                schema_version,
+                current,
+                ..
+            } => Error::WrittenByNewerCode {
+                event_type,
+                schema_version,
+                current,
+                stream_id: Some(stream_id.clone()),
+                version: Some(version),
             },
             other => other,
         }

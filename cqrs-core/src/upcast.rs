@@ -144,6 +144,9 @@ impl Upcasters {
             payload,
             ..
         } = event;
+        if let Err(newer) = crate::event::not_newer::<E>(event_type, schema_version) {
+            return Err(newer.at(stream_id, version));
+        }
         let upcasting =
             (self.by_type.get(event_type)).is_some_and(|steps| steps.contains_key(&schema_version));
         let decoded = match (payload, upcasting) {

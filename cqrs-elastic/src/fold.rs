@@ -84,6 +84,10 @@ pub(crate) struct Folded<D> {
     pub(crate) applied: Vec<Position>,
     /// Events that cannot be applied.
     pub(crate) rejected: Vec<Rejected>,
+    /// An event `apply` may apply on a retry (a transient [`cqrs_core::Error`]: one a newer
+    /// release wrote): nothing of the document is written or rejected, and the batch is to
+    /// be tried again.
+    pub(crate) transient: Option<BoxError>,
 }
 
 impl<D> Folded<D> {
@@ -92,6 +96,7 @@ impl<D> Folded<D> {
             write: None,
             applied: Vec::new(),
             rejected: Vec::new(),
+            transient: None,
         }
     }
 }
@@ -133,7 +138,8 @@ impl<D: DeserializeOwned> Start<D> {
 ///
 /// Only events after the document's last applied position are applied, so a replay changes
 /// nothing. An `apply` error rejects that event and holds back the document's later events
-/// (they are rejected too): each document sees its events in order or not at all.
+/// (they are rejected too): each document sees its events in order or not at all. A
+/// transient one (an event a newer release wrote) decides nothing: see [`Folded::transient`].
 pub(crate) fn fold<P: ElasticProjection>(
     projection: &P,
     id: &str,
@@ -167,6 +173,12 @@ pub(crate) fn fold<P: ElasticProjection>(
                 dirty = true;
             }
             Ok(Change::Unchanged) => {}
+            Err(error) if is_transient(&*error) => {
+                return Folded {
+                    transient: Some(error),
+                    ..Folded::nothing()
+                };
+            }
             Err(error) => {
                 folded.rejected.push(Rejected::new(event.position, error));
                 for later in &pending[i + 1..] {
@@ -190,10 +202,18 @@ pub(crate) fn fold<P: ElasticProjection>(
     folded
 }
 
+/// Whether `apply`'s error is a transient [`cqrs_core::Error`] (a retry may apply the event).
+fn is_transient(error: &(dyn std::error::Error + Send + Sync + 'static)) -> bool {
+    error
+        .downcast_ref::<cqrs_core::Error>()
+        .is_some_and(cqrs_core::Error::is_transient)
+}
+
 fn reject_all<D>(events: &[&RecordedEvent], why: &str) -> Folded<D> {
     Folded {
         write: None,
         applied: Vec::new(),
+        transient: None,
         rejected: events
             .iter()
             .map(|event| Rejected::new(event.position, why))
@@ -246,6 +266,16 @@ mod tests {
                 }),
                 "Del" => Change::Delete,
                 "Noop" => Change::Unchanged,
+                // What decoding an event a newer release wrote answers.
+                "Newer" => {
+                    return Err(Box::new(cqrs_core::Error::WrittenByNewerCode {
+                        event_type: "Newer".to_owned(),
+                        schema_version: 2,
+                        current: 1,
+                        stream_id: None,
+                        version: None,
+                    }))
+                }
                 _ => return Err("unknown event".into()),
             })
         }
@@ -386,5 +416,19 @@ mod tests {
         assert!(folded.write.is_none());
         let rejected: Vec<Position> = folded.rejected.iter().map(|r| r.position).collect();
         assert_eq!(rejected, [at(2)]);
+    }
+
+    #[test]
+    fn an_event_a_retry_may_apply_stops_the_fold_without_rejecting_anything() {
+        // An event a newer release wrote is applied once that release leads: nothing of the
+        // document is written or rejected now, and the batch is retried.
+        let (one, newer, two) = (add(1, "a", 1), event(2, "Newer", json!({})), add(3, "a", 2));
+        let folded = fold_over(None, &[&one, &newer, &two]);
+        assert!(folded.rejected.is_empty(), "{:?}", folded.rejected);
+        assert!(folded.write.is_none());
+        assert!(folded
+            .transient
+            .as_ref()
+            .is_some_and(|error| error.to_string().contains("newer release")));
     }
 }

@@ -38,6 +38,7 @@ pub(crate) fn domain_event(input: &DeriveInput) -> syn::Result<TokenStream> {
 
     let mut type_arms = Vec::with_capacity(data.variants.len());
     let mut version_arms = Vec::with_capacity(data.variants.len());
+    let mut current_arms = Vec::with_capacity(data.variants.len());
     for variant in &data.variants {
         let attrs = VariantAttrs::parse(&variant.attrs)?;
         let ident = &variant.ident;
@@ -81,6 +82,7 @@ pub(crate) fn domain_event(input: &DeriveInput) -> syn::Result<TokenStream> {
         let version = attrs.version.unwrap_or(default_version);
         type_arms.push(quote!(#pattern => #serialized));
         version_arms.push(quote!(#pattern => #version));
+        current_arms.push(quote!(#serialized => ::core::option::Option::Some(#version)));
     }
 
     let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
@@ -96,6 +98,13 @@ pub(crate) fn domain_event(input: &DeriveInput) -> syn::Result<TokenStream> {
             fn schema_version(&self) -> u32 {
                 match self {
                     #(#version_arms,)*
+                }
+            }
+
+            fn current_version(event_type: &str) -> ::core::option::Option<u32> {
+                match event_type {
+                    #(#current_arms,)*
+                    _ => ::core::option::Option::None,
                 }
             }
 

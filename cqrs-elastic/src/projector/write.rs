@@ -48,16 +48,23 @@ impl<P: ElasticProjection> EsProjector<P> {
                 let known = Known::read(&id, c);
                 (id, known)
             }));
-            let (recheck, mut plans): (Vec<_>, Vec<_>) = pending
+            let mut plans: Vec<Plan<'_, '_, P::Document>> = pending
                 .iter()
                 .map(|g| self.plan(g, current.remove(&g.id)))
-                .partition(|plan: &Plan<'_, '_, P::Document>| {
-                    // Another worker may have moved the document on since this one wrote it
-                    // (it led while this one had lost its lease) or read it: a refusal is
-                    // poison only once the document, read from the index again, refuses too.
-                    // Nothing of the document is written until then.
-                    !plan.rejected.is_empty() && rechecked.insert(plan.group.id.as_str())
-                });
+                .collect();
+            if let Some(error) = plans.iter_mut().find_map(|plan| plan.transient.take()) {
+                return Err(ProjectionError::Transient(error));
+            }
+            let (recheck, mut plans): (Vec<_>, Vec<_>) =
+                plans
+                    .into_iter()
+                    .partition(|plan: &Plan<'_, '_, P::Document>| {
+                        // Another worker may have moved the document on since this one wrote it
+                        // (it led while this one had lost its lease) or read it: a refusal is
+                        // poison only once the document, read from the index again, refuses too.
+                        // Nothing of the document is written until then.
+                        !plan.rejected.is_empty() && rechecked.insert(plan.group.id.as_str())
+                    });
             let writes: Vec<DocWrite> = plans.iter_mut().filter_map(|p| p.write.take()).collect();
             let outcomes = if writes.is_empty() {
                 Vec::new()
@@ -161,6 +168,7 @@ impl<P: ElasticProjection> EsProjector<P> {
             kept: None,
             applied: Vec::new(),
             rejected: Vec::new(),
+            transient: None,
         };
         let start = match known.start {
             Ok(start) => start,
@@ -175,6 +183,7 @@ impl<P: ElasticProjection> EsProjector<P> {
         };
         let folded = fold(&self.projection, &group.id, start, &group.events);
         plan.rejected = folded.rejected;
+        plan.transient = folded.transient;
         let Some((document, position)) = folded.write else {
             return plan;
         };
@@ -210,6 +219,9 @@ struct Plan<'g, 'e, D> {
     applied: Vec<Position>,
     /// Events that cannot be applied.
     rejected: Vec<Rejected>,
+    /// Why the batch is to be tried again before anything of it is written (see
+    /// [`Folded::transient`](crate::fold::Folded::transient)).
+    transient: Option<cqrs_core::BoxError>,
 }
 
 /// A failure a retry may cure.

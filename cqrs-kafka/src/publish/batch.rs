@@ -8,7 +8,7 @@ use rdkafka::error::{KafkaError as ClientError, RDKafkaErrorCode};
 use tokio::time::Sleep;
 
 use cqrs_core::projection::Rejected;
-use cqrs_core::{RecordedEvent, StreamId};
+use cqrs_core::{BoxError, RecordedEvent, StreamId};
 
 use crate::{Delivery, KafkaError, Result};
 
@@ -24,13 +24,13 @@ pub(crate) struct Attempt {
     pub(crate) rejected: Vec<Rejected>,
     /// The first failure a retry may cure (or that needs a new producer); the batch is to be
     /// tried again.
-    pub(crate) failure: Option<(Failure, KafkaError)>,
+    pub(crate) failure: Option<(Failure, BoxError)>,
     /// Messages acknowledged in this attempt.
     pub(crate) sent: usize,
 }
 
 impl Attempt {
-    fn fail(&mut self, kind: Failure, error: KafkaError) {
+    fn fail(&mut self, kind: Failure, error: impl Into<BoxError>) {
         // A fatal error wins: the producer must be rebuilt whatever else happened.
         let replace = match &self.failure {
             None => true,
@@ -38,7 +38,7 @@ impl Attempt {
             Some(_) => kind == Failure::Fatal,
         };
         if replace {
-            self.failure = Some((kind, error));
+            self.failure = Some((kind, error.into()));
         }
     }
 }
@@ -76,6 +76,12 @@ pub(crate) async fn publish<M: IntegrationMapper + ?Sized>(
         let out = match mapper.map(event) {
             Ok(Some(out)) => out,
             Ok(None) => continue,
+            // Written by a newer release: stop here, the retry maps it again (this one may
+            // not lead by then).
+            Err(error) if error.is_transient() => {
+                attempt.fail(Failure::Transient, error);
+                break;
+            }
             Err(error) => {
                 blocked.insert(stream);
                 attempt.rejected.push(Rejected::new(event.position, error));

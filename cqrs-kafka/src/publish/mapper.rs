@@ -21,8 +21,9 @@ pub trait IntegrationMapper: Send + Sync + 'static {
     fn map(&self, event: &RecordedEvent) -> Result<Option<Outgoing>, MapError>;
 }
 
-/// Why an event cannot be mapped. Every variant is poison: mapping the same event again
-/// gives the same error.
+/// Why an event cannot be mapped. Every variant is poison (mapping the same event again gives
+/// the same error), but a decode error that is transient: an event a newer release wrote
+/// ([`cqrs_core::Error::WrittenByNewerCode`]) waits for that release, which maps it.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum MapError {
@@ -47,5 +48,11 @@ impl MapError {
     /// The mapper refuses the event because of `reason`.
     pub fn refused(reason: impl std::fmt::Display) -> Self {
         MapError::Refused(reason.to_string())
+    }
+
+    /// Whether mapping the event again later may succeed: a decode error that is transient
+    /// (an event a newer release wrote).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, MapError::Decode(error) if error.is_transient())
     }
 }

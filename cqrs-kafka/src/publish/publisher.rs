@@ -249,7 +249,7 @@ impl<M: IntegrationMapper> Projection for KafkaPublisher<M> {
                     "batch failed; its acknowledged messages will not be sent again"
                 );
                 *self.memo() = memo;
-                Err(ProjectionError::Transient(Box::new(error)))
+                Err(ProjectionError::Transient(error))
             }
             None if attempt.rejected.is_empty() => Ok(()),
             None => Err(ProjectionError::Poison(attempt.rejected)),

@@ -590,3 +590,42 @@ fn a_domain_mapper_decodes_old_payloads_through_the_upcasters() {
     let broken = mapper.map(&event("Paid", 2, serde_json::json!({ "cents": "five" })));
     assert!(matches!(broken, Err(MapError::Decode(_))), "{broken:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_written_by_newer_code_is_retried_not_parked() {
+    // A replica on the release before leads the publisher during a rolling deploy: an event
+    // at a schema version newer than it knows waits for the new release, whose mapper reads
+    // it, rather than being parked with its stream held back behind it.
+    let fake = Arc::new(Fake::default());
+    let mapper = DomainMapper::new(["Paid"], |event: &Shop, _: &RecordedEvent| match event {
+        Shop::Paid { cents } => Outgoing::of("payments", &Counted { n: *cents }).map(Some),
+        Shop::Noted { .. } => Ok(None),
+    });
+    let publisher = KafkaPublisher::with_transport(
+        "shop",
+        mapper,
+        "/services/test".to_owned(),
+        Fake::make(&fake),
+    )
+    .expect("a fake transport");
+    let newer = RecordedEvent::new(
+        StreamId::new("shop-1").expect("a stream id"),
+        cqrs_core::Version::new(1),
+        Position::from_parts(0, 1),
+        NewEvent::new(
+            "Paid",
+            3,
+            serde_json::json!({ "cents": 5, "currency": "EUR" }),
+        ),
+        time::OffsetDateTime::now_utc(),
+    );
+    let applied = cqrs_core::projection::Projection::apply(&publisher, &[newer]).await;
+    assert!(
+        matches!(
+            applied,
+            Err(cqrs_core::projection::ProjectionError::Transient(_))
+        ),
+        "{applied:?}"
+    );
+    assert!(fake.sent().is_empty());
+}
