@@ -153,30 +153,51 @@ fn is_index_error(error_type: &str) -> bool {
 /// What the failure of a whole `_bulk` request means for the documents it carried.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum RequestFailure {
-    /// 413: the request is too large for the node; send its documents in smaller requests.
+    /// 413: the request is too large for the node; send its documents in smaller requests
+    /// (a document alone that is still too large is poison).
     TooLarge,
-    /// 400: the node refuses the request as a whole; its documents are poison.
+    /// 429 from the node's circuit breaker or indexing pressure: the request is too large for
+    /// the memory the node has now; send its documents in smaller requests (a document alone
+    /// is retried: the memory frees up).
+    TooLargeForNow,
+    /// 400: the node refuses the request as a whole; send its documents in smaller requests,
+    /// down to the ones it refuses, which are poison.
     Refused,
-    /// Anything else (no answer, 408, 429, 5xx, authentication): retry the batch.
+    /// Anything else (no answer, 408, another 429, 5xx, authentication): retry the batch.
     Transient,
 }
 
 /// Classifies a failed `_bulk` request.
 pub(crate) fn classify_failure(error: &EsError) -> RequestFailure {
-    match error.status() {
-        Some(413) => RequestFailure::TooLarge,
-        Some(400) => RequestFailure::Refused,
+    match error {
+        EsError::Status { status: 413, .. } => RequestFailure::TooLarge,
+        EsError::Status {
+            status: 429,
+            reason,
+            ..
+        } if is_memory_refusal(reason) => RequestFailure::TooLargeForNow,
+        EsError::Status { status: 400, .. } => RequestFailure::Refused,
         _ => RequestFailure::Transient,
     }
+}
+
+/// Whether a 429's reason ([`http::reason`](crate::http::reason): its type first) says the
+/// request did not fit the node's memory: its parent circuit breaker ("Data too large"), or
+/// its indexing pressure on the coordinating node. Other 429s (a full write queue) pass with
+/// time alone.
+fn is_memory_refusal(reason: &str) -> bool {
+    reason.starts_with("circuit_breaking_exception")
+        || (reason.contains("rejected_execution_exception") && reason.contains("coordinating"))
 }
 
 /// Each write's outcome, and the precondition its next write can use.
 pub(crate) type Outcomes = Vec<(ItemOutcome, Option<Precondition>)>;
 
 /// Sends `writes` with `send` (one `_bulk` request a call) and returns each write's outcome, in
-/// order. A request too large (413) is sent again as two halves, down to a single document,
-/// which is then rejected; a request refused as a whole (400) rejects each of its documents;
-/// any other failure is returned, for the batch to be retried.
+/// order. A request too large (413, or 429 from the node's memory guards) or refused as a
+/// whole (400) is sent again as two halves, down to single documents: one the node still
+/// finds too large (413) or refuses is rejected, one it has no memory for now is retried with
+/// the batch. Any other failure is returned, for the batch to be retried.
 pub(crate) async fn send_split<'w, F, Fut>(
     writes: &'w [DocWrite],
     send: F,
@@ -197,15 +218,18 @@ where
             Err(error) => error,
         };
         match classify_failure(&error) {
-            RequestFailure::TooLarge if part.len() > 1 => {
+            RequestFailure::Transient => return Err(error),
+            _ if part.len() > 1 => {
                 let (first, second) = part.split_at(part.len() / 2);
                 tracing::debug!(
                     documents = part.len(),
-                    "bulk too large, sending it in halves"
+                    %error,
+                    "bulk refused as a whole, sending it in halves"
                 );
                 pending.push(second);
                 pending.push(first);
             }
+            RequestFailure::TooLargeForNow => return Err(error),
             RequestFailure::TooLarge | RequestFailure::Refused => {
                 let reason = error.to_string();
                 outcomes.extend(
@@ -213,7 +237,6 @@ where
                         .map(|_| (ItemOutcome::Rejected(reason.clone()), None)),
                 );
             }
-            RequestFailure::Transient => return Err(error),
         }
     }
     Ok(outcomes)
@@ -426,16 +449,17 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_refused_bulk_rejects_its_documents_and_other_failures_are_returned() {
+    async fn a_refused_bulk_rejects_the_documents_refused_alone_and_other_failures_are_returned() {
         let writes = writes(3);
         let seen = std::sync::Mutex::new(Vec::new());
         let outcomes = send_split(&writes, |part| node(part, 1000, Some("d1"), &seen))
             .await
             .unwrap();
-        assert_eq!(outcomes.len(), 3);
-        assert!(outcomes
+        let rejected: Vec<bool> = outcomes
             .iter()
-            .all(|(o, _)| matches!(o, ItemOutcome::Rejected(r) if r.contains("400"))));
+            .map(|(o, _)| matches!(o, ItemOutcome::Rejected(r) if r.contains("400")))
+            .collect();
+        assert_eq!(rejected, [false, true, false], "{outcomes:?}");
         let failed = send_split(&writes, |_| async { Err::<Outcomes, _>(status(503)) }).await;
         assert!(matches!(failed, Err(EsError::Status { status: 503, .. })));
     }

@@ -1,9 +1,11 @@
 //! A `_bulk` request that fails as a whole is classified, not retried as it is forever: a
-//! request the node finds too large (413) is sent again in halves until each fits, and one the
-//! node refuses as a whole (400) makes its documents' events poison, for the runner's policy
-//! to stop or park. The node here is a small HTTP server of the test's own (a real node only
-//! answers 413 above its `http.max_content_length`, a startup setting), spoken to by the real
-//! client.
+//! request the node finds too large (413), or too large for its memory now (429 from its
+//! circuit breaker or its indexing pressure, long before `http.max_content_length`), is sent
+//! again in halves until each fits; one the node refuses as a whole (400) is sent in halves
+//! too, down to the documents it refuses, whose events are poison for the runner's policy to
+//! stop or park. A batch is sent in requests of at most `max_bulk_bytes` in the first place.
+//! The node here is a small HTTP server of the test's own (a real node answers these only
+//! under settings or loads a test cannot set up cheaply), spoken to by the real client.
 
 mod support;
 
@@ -20,6 +22,8 @@ use tokio::net::{TcpListener, TcpStream};
 struct Node {
     /// Bulk bodies over this many bytes get 413.
     max_body: usize,
+    /// Bulk bodies over this many bytes get 429 from the parent circuit breaker.
+    breaker_body: usize,
     /// A bulk holding this document id gets 400.
     refused_id: &'static str,
     bulks: Mutex<Vec<usize>>,
@@ -27,8 +31,17 @@ struct Node {
 
 impl Node {
     async fn start(max_body: usize, refused_id: &'static str) -> (Arc<Self>, String) {
+        Self::start_with(max_body, usize::MAX, refused_id).await
+    }
+
+    async fn start_with(
+        max_body: usize,
+        breaker_body: usize,
+        refused_id: &'static str,
+    ) -> (Arc<Self>, String) {
         let node = Arc::new(Self {
             max_body,
+            breaker_body,
             refused_id,
             bulks: Mutex::default(),
         });
@@ -97,6 +110,13 @@ impl Node {
                 json!({ "error": "request entity too large", "status": 413 }),
             );
         }
+        if body.len() > self.breaker_body {
+            let error = json!({
+                "type": "circuit_breaking_exception",
+                "reason": "[parent] Data too large, data for [<http_request>] would be larger than the limit",
+            });
+            return (429, json!({ "error": error, "status": 429 }));
+        }
         let refused = format!("\"_id\":\"{}\"", self.refused_id);
         if String::from_utf8_lossy(body).contains(&refused) {
             let error = json!({ "type": "illegal_argument_exception", "reason": "refused" });
@@ -137,6 +157,48 @@ async fn a_bulk_too_large_is_sent_in_halves_until_each_fits() {
 }
 
 #[tokio::test]
+async fn a_bulk_too_large_for_the_nodes_memory_now_is_sent_in_halves() {
+    let store = InMemoryEventStore::new();
+    for i in 0..8 {
+        open_account(&store, &format!("account-{i}"), "ada", "c1").await;
+    }
+    let events = batch(&store).await;
+    let (node, url) = Node::start_with(100_000, 700, "none").await;
+    let accounts = Accounts {
+        name: unique_name("breaker"),
+    };
+    let projector =
+        cqrs_elastic::EsProjector::new(cqrs_elastic::connect(&url).unwrap(), accounts).unwrap();
+    let applied = projector.apply(&events).await;
+    assert!(applied.is_ok(), "{applied:?}");
+    assert_eq!(*node.bulks.lock().unwrap(), [8, 4, 4]);
+}
+
+#[tokio::test]
+async fn a_batch_goes_out_in_requests_of_at_most_max_bulk_bytes() {
+    let store = InMemoryEventStore::new();
+    for i in 0..8 {
+        open_account(&store, &format!("account-{i}"), "ada", "c1").await;
+    }
+    let events = batch(&store).await;
+    let (node, url) = Node::start(100_000, "none").await;
+    let accounts = Accounts {
+        name: unique_name("bytes"),
+    };
+    let projector = cqrs_elastic::EsProjector::new(cqrs_elastic::connect(&url).unwrap(), accounts)
+        .unwrap()
+        .with_options(cqrs_elastic::ProjectorOptions::default().max_bulk_bytes(700));
+    let applied = projector.apply(&events).await;
+    assert!(applied.is_ok(), "{applied:?}");
+    let bulks = node.bulks.lock().unwrap().clone();
+    assert_eq!(bulks.iter().sum::<usize>(), 8, "{bulks:?}");
+    assert!(
+        bulks.iter().all(|&n| n < 8),
+        "split before sending: {bulks:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_bulk_refused_as_a_whole_makes_its_events_poison() {
     let store = InMemoryEventStore::new();
     for i in 0..3 {
@@ -151,12 +213,12 @@ async fn a_bulk_refused_as_a_whole_makes_its_events_poison() {
         cqrs_elastic::EsProjector::new(cqrs_elastic::connect(&url).unwrap(), accounts).unwrap();
     match projector.apply(&events).await {
         Err(ProjectionError::Poison(rejected)) => {
+            // Halved down to the document the node refuses: the others are written.
             let positions: Vec<Position> = rejected.iter().map(|r| r.position).collect();
-            let all: Vec<Position> = events.iter().map(|e| e.position).collect();
-            assert_eq!(positions, all, "{rejected:?}");
+            assert_eq!(positions, [events[1].position], "{rejected:?}");
             assert!(rejected[0].error.contains("400"), "{rejected:?}");
         }
         other => panic!("a refused bulk must be poison, not retried: {other:?}"),
     }
-    assert_eq!(*node.bulks.lock().unwrap(), [3], "sent once");
+    assert_eq!(*node.bulks.lock().unwrap(), [3, 1, 2, 1, 1]);
 }

@@ -2,6 +2,9 @@
 
 use crate::RefreshPolicy;
 
+/// The default of [`ProjectorOptions::max_bulk_bytes`].
+const DEFAULT_MAX_BULK_BYTES: usize = 10 << 20;
+
 /// How an [`EsProjector`](crate::EsProjector) writes: when documents become searchable, how
 /// many it remembers, how it splits large batches and how often it retries a document someone
 /// else wrote. A value: build it with its setters and give it to
@@ -23,6 +26,7 @@ pub struct ProjectorOptions {
     pub(crate) cache_documents: usize,
     pub(crate) parallel_bulks: usize,
     pub(crate) max_conflict_retries: u32,
+    pub(crate) max_bulk_bytes: usize,
 }
 
 impl Default for ProjectorOptions {
@@ -32,6 +36,7 @@ impl Default for ProjectorOptions {
             cache_documents: 10_000,
             parallel_bulks: 2,
             max_conflict_retries: 5,
+            max_bulk_bytes: DEFAULT_MAX_BULK_BYTES,
         }
     }
 }
@@ -66,6 +71,18 @@ impl ProjectorOptions {
     #[must_use]
     pub fn parallel_bulks(mut self, requests: usize) -> Self {
         self.parallel_bulks = requests.max(1);
+        self
+    }
+
+    /// The most bytes of documents one `_bulk` request carries (default 10 MiB): a batch of
+    /// large documents goes out in as many requests as it takes, a few at a time (see
+    /// [`parallel_bulks`](Self::parallel_bulks)), and a document larger than this alone. A node
+    /// refuses a request far below its `http.max_content_length` when its memory is short (its
+    /// circuit breaker, its indexing pressure: a tenth of its heap); such a refusal, like a
+    /// 413, is sent again in halves.
+    #[must_use]
+    pub fn max_bulk_bytes(mut self, bytes: usize) -> Self {
+        self.max_bulk_bytes = bytes.max(1);
         self
     }
 
