@@ -216,10 +216,13 @@ where
         if let Some(traceparent) = span_traceparent(&span) {
             context.headers.insert(TRACEPARENT.to_owned(), traceparent);
         }
+        // Counted as cancelled if the caller drops this future first (it gave up waiting).
+        let unfinished = metrics::record::Unfinished::command(A::TYPE, started);
         let result = self
             .run(&stream_id, command, &context)
             .instrument(span.clone())
             .await;
+        unfinished.finished();
         if let Ok(outcome) = &result {
             span.record("attempts", outcome.attempts);
         }

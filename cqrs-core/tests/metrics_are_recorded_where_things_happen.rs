@@ -146,6 +146,45 @@ async fn each_command_outcome_moves_its_counter_and_the_latency_histogram() {
     );
 }
 
+/// An aggregate whose `handle` never ends: its callers give up.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Endless;
+
+impl Aggregate for Endless {
+    const TYPE: &'static str = "endless";
+    type Command = ();
+    type Event = RacedEvent;
+    type Error = Never;
+    type Services = ();
+
+    fn apply(&mut self, _: &RacedEvent) {}
+
+    async fn handle(&self, (): &(), (): &()) -> Result<Vec<RacedEvent>, Never> {
+        std::future::pending().await
+    }
+}
+
+#[tokio::test]
+async fn a_command_its_caller_gave_up_on_is_counted_as_cancelled() {
+    // A client or a load balancer that stops waiting, or a shutdown past its grace, drops the
+    // command's future: the slowest commands, which the latency must show, were not counted.
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _local = metrics::set_default_local_recorder(&recorder);
+    let endless = Repository::<Endless, _>::new(InMemoryEventStore::new());
+    let gave_up = tokio::time::timeout(Duration::from_millis(20), endless.execute("s", &())).await;
+    assert!(gave_up.is_err());
+
+    let recorded = Recorded::take(&snapshotter);
+    let labels = [("aggregate", Endless::TYPE), ("outcome", "cancelled")];
+    assert_eq!(recorded.counter(COMMANDS, &labels), 1);
+    let latencies = recorded.histogram(COMMAND_DURATION, &labels);
+    assert!(
+        latencies.len() == 1 && latencies[0] >= 0.02,
+        "{latencies:?}"
+    );
+}
+
 /// An aggregate whose `handle` lets a rival write to its stream first, `races` times: each
 /// such attempt's append meets a conflict.
 #[derive(Debug, Default, Serialize, Deserialize)]

@@ -169,3 +169,30 @@ fn the_parser_reads_samples_and_refuses_what_is_not_prometheus_text() {
     assert!(std::panic::catch_unwind(|| parse("x{a=b} 1")).is_err());
     assert!(std::panic::catch_unwind(|| parse("# TYPE x_total bogus")).is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_its_client_gave_up_on_is_counted_as_499() {
+    // The slowest requests are the ones a client or a balancer stops waiting for: before, the
+    // dropped request was never counted, so the latency and the error rate hid them.
+    let (config, names) = config();
+    let service = TestService::start(config).await;
+    let http = client();
+    let gave_up = [("route", "/orders"), ("method", "GET"), ("status", "499")];
+    let impatient = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_millis(300))
+        .build()
+        .expect("a client");
+    // A position far ahead: the query waits for the read model (2 s), longer than the client.
+    let waited = impatient
+        .get(service.url("/orders?min_position=999999999/0"))
+        .send()
+        .await;
+    assert!(waited.is_err(), "the client gave up: {waited:?}");
+    support::eventually("the dropped request counted", || async {
+        let samples = scrape(&http, &service).await;
+        (value(&samples, "http_requests_total", &gave_up) == 1.0).then_some(())
+    })
+    .await;
+    service.stop().await;
+    names.clean_up().await;
+}

@@ -62,8 +62,9 @@ use ::metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
 /// Counter: commands run by a [`Repository`](crate::Repository). Labels: `aggregate` (the
 /// aggregate's `TYPE`), `outcome`: `accepted` (events appended), `unchanged` (the aggregate
 /// decided no events), `duplicate` (the command id was handled before), `rejected` (the
-/// aggregate's error), `conflict` (retries ran out), `error` (any other failure). An id that is
-/// not a valid stream id is refused before the command runs and is not counted.
+/// aggregate's error), `conflict` (retries ran out), `error` (any other failure), `cancelled`
+/// (its caller stopped waiting: its events may or may not have landed). An id that is not a
+/// valid stream id is refused before the command runs and is not counted.
 pub const COMMANDS: &str = "cqrs_commands_total";
 
 /// Histogram, seconds: how long a command took, from its first load to its outcome (retries

@@ -21,6 +21,39 @@ pub(crate) fn command(aggregate: &'static str, started: Instant, outcome: &'stat
         .record(started.elapsed());
 }
 
+/// A command under way: dropped before [`finished`](Self::finished), its caller gave up on
+/// it (a client or a balancer that stopped waiting, a shutdown past its grace), and it is
+/// counted as `cancelled`, with its time so far. Without it the slowest commands, the ones a
+/// latency alert is for, were never counted.
+pub(crate) struct Unfinished {
+    aggregate: &'static str,
+    started: Instant,
+    finished: bool,
+}
+
+impl Unfinished {
+    pub(crate) fn command(aggregate: &'static str, started: Instant) -> Self {
+        Self {
+            aggregate,
+            started,
+            finished: false,
+        }
+    }
+
+    /// The command came to an outcome, which its caller records.
+    pub(crate) fn finished(mut self) {
+        self.finished = true;
+    }
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if !self.finished {
+            command(self.aggregate, self.started, "cancelled");
+        }
+    }
+}
+
 /// An append of a command of `aggregate` met a conflict; `retrying` when it tries again.
 pub(crate) fn command_conflict(aggregate: &'static str, retrying: bool) {
     counter!(COMMAND_CONFLICTS, "aggregate" => aggregate).increment(1);

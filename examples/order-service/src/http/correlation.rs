@@ -46,18 +46,27 @@ fn method_label(method: &Method) -> &'static str {
 }
 
 /// Reads or makes the correlation id (400 when malformed), runs the request in its span, echoes
-/// the id, counts the request.
+/// the id, counts the request (as 499 when its client went away before the answer: the
+/// server drops the request then).
 pub(crate) async fn middleware(mut request: Request, next: Next) -> Response {
-    let started = Instant::now();
     let method = method_label(request.method()).to_owned();
     let route = (request.extensions().get::<MatchedPath>())
         .map_or("unmatched", MatchedPath::as_str)
         .to_owned();
-    let response = match correlation(&request) {
+    let span = correlation(&request).map(|id| {
+        (
+            id,
+            crate::telemetry::request_span(request.headers(), &method, &route, id),
+        )
+    });
+    let counted = Counted {
+        started: Instant::now(),
+        labels: Some((method, route)),
+    };
+    let response = match span {
         Err(problem) => problem.into_response(),
-        Ok(id) => {
+        Ok((id, span)) => {
             request.extensions_mut().insert(Correlation(id));
-            let span = crate::telemetry::request_span(request.headers(), &method, &route, id);
             let mut response = next.run(request).instrument(span.clone()).await;
             let status = response.status();
             span.record("http.response.status_code", status.as_u16());
@@ -70,9 +79,38 @@ pub(crate) async fn middleware(mut request: Request, next: Next) -> Response {
             response
         }
     };
-    crate::metrics::http_request(method, route, response.status().as_u16(), started.elapsed());
+    counted.answered(response.status().as_u16());
     response
 }
+
+/// A request under way, counted once: with its status when answered, or as 499 (nginx's
+/// "client closed request") when dropped first.
+struct Counted {
+    started: Instant,
+    /// Method and route, until counted.
+    labels: Option<(String, String)>,
+}
+
+impl Counted {
+    fn answered(mut self, status: u16) {
+        self.count(status);
+    }
+
+    fn count(&mut self, status: u16) {
+        if let Some((method, route)) = self.labels.take() {
+            crate::metrics::http_request(method, route, status, self.started.elapsed());
+        }
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.count(CLIENT_CLOSED_REQUEST);
+    }
+}
+
+/// The status a request its client gave up on is counted with.
+const CLIENT_CLOSED_REQUEST: u16 = 499;
 
 /// The request's correlation id: its header's, or a new one.
 fn correlation(request: &Request) -> Result<Uuid, Problem> {
