@@ -37,6 +37,11 @@ use super::{message, IntegrationMapper, MapError, PublisherOptions};
 ///   topic. They are parked behind it too, and a re-drive sends them all again in order, so a
 ///   subscriber may see n+1 before n, then n and n+1 again (deduplicate on `ce_id`, and keep
 ///   per stream the highest version applied).
+/// - The order holds within a partition, and the key chooses the partition by the topic's
+///   partition count. **Adding partitions to a topic** moves a stream's later messages to
+///   another partition, which a consumer may read before the backlog of the first: drain the
+///   consumers first (stop this publisher, let every consumer catch up, add the partitions,
+///   start it again).
 /// - A transient failure (broker down past the delivery timeout, a full queue, a topic not
 ///   created yet or this service not allowed to write to it) fails the batch as
 ///   [`ProjectionError::Transient`]; the runner tries it again, and the acknowledged part is
