@@ -33,7 +33,7 @@ use cqrs_core::{
     RecordedEvent, Repository, RetryPolicy, SharedClock, StreamId,
 };
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
-use process_support::{eventually, place, total, Checkout, Shop};
+use process_support::{eventually, place, total, Checkout, Probe, Probed, Shop};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::Notify;
@@ -485,6 +485,37 @@ async fn a_sink_that_stays_down_shows_its_open_breaker_its_state_and_an_old_lag(
     assert_eq!(state("retrying"), 1.0);
     assert_eq!(state("running"), 0.0);
     assert_eq!(recorded.counter(PROJECTION_EVENTS_APPLIED, &projection), 0);
+}
+
+#[tokio::test]
+async fn a_timer_pump_that_fails_is_counted() {
+    // The pump retries what fails (a store error, a panic in a store's or a clock's code)
+    // without end, out of the runner's status: without a count, an alert had only the fired
+    // timeouts staying flat, which looks like a quiet hour.
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _local = metrics::set_default_local_recorder(&recorder);
+    let store = Probed {
+        inner: InMemoryEventStore::new(),
+        probe: Arc::new(Probe::default()),
+    };
+    store.probe.panic_next_fire();
+    let options = ProcessOptions::default()
+        .clock(SharedClock::new(TestClock::new()))
+        .timer_poll(Duration::from_millis(10));
+    let projection = ProcessManagerProjection::<Checkout, _, _>::new(
+        store.clone(),
+        Shop::new(&store.inner),
+        options,
+    );
+    let handle = ProjectionRunner::new(projection, store.clone(), store.clone()).spawn();
+    let failures = [("process", Checkout::TYPE)];
+    eventually("the failure counted", || async {
+        let recorded = Recorded::take(&snapshotter);
+        recorded.counter(names::PROCESS_TIMER_FAILURES, &failures) == 1
+    })
+    .await;
+    handle.shutdown().await;
 }
 
 #[tokio::test]

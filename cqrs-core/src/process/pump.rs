@@ -75,6 +75,7 @@ where
             }
             Err(error) => {
                 failures = failures.saturating_add(1);
+                crate::telemetry::metrics::record::timer_failed(P::TYPE);
                 tracing::warn!(
                     error = &error as &dyn std::error::Error,
                     "firing timeouts failed"

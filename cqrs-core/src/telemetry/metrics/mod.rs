@@ -34,6 +34,7 @@
 //! | [`PROCESS_INPUTS`] | counter | process, kind | inputs recorded with their decision |
 //! | [`PROCESS_COMMANDS`] | counter | process, outcome | commands dispatched, by outcome |
 //! | [`PROCESS_TIMEOUTS_FIRED`] | counter | process | timeouts fired by the timer pump |
+//! | [`PROCESS_TIMER_FAILURES`] | counter | process | firings of the timer pump that failed (retried) |
 //! | [`PROCESS_INSTANCES`] | gauge | process, state | instances by state |
 //! | [`GAUGES_REFRESHED`] | gauge | source | 1 when the last refresh of a source's gauges worked, 0 when it failed |
 //!
@@ -154,6 +155,11 @@ pub const PROCESS_COMMANDS: &str = "cqrs_process_commands_total";
 
 /// Counter: timeouts the process manager's timer pump fired. Label: `process`.
 pub const PROCESS_TIMEOUTS_FIRED: &str = "cqrs_process_timeouts_fired_total";
+
+/// Counter: firings of a process manager's timer pump that failed: a store error, or a panic
+/// in a store's or a clock's code. Each is retried with the retry policy's backoff, out of the
+/// runner's status, so alert on this rising. Label: `process`.
+pub const PROCESS_TIMER_FAILURES: &str = "cqrs_process_timer_failures_total";
 
 /// Gauge: a process manager's instances by state, from the store's counts. Labels: `process`,
 /// `state`: `running` (stuck ones included), `completed`, `failed`, `stuck`.
@@ -296,6 +302,11 @@ pub fn describe() {
         Unit::Count,
         "Timeouts fired, by process."
     );
+    describe_counter!(
+        PROCESS_TIMER_FAILURES,
+        Unit::Count,
+        "Firings of the timer pump that failed and are retried, by process."
+    );
     describe_gauge!(
         PROCESS_INSTANCES,
         Unit::Count,
@@ -316,7 +327,7 @@ mod tests {
     use super::*;
 
     /// Every metric, with its type.
-    const ALL: [(&str, MetricKind); 22] = [
+    const ALL: [(&str, MetricKind); 23] = [
         (COMMANDS, MetricKind::Counter),
         (COMMAND_DURATION, MetricKind::Histogram),
         (COMMAND_CONFLICTS, MetricKind::Counter),
@@ -337,6 +348,7 @@ mod tests {
         (PROCESS_INPUTS, MetricKind::Counter),
         (PROCESS_COMMANDS, MetricKind::Counter),
         (PROCESS_TIMEOUTS_FIRED, MetricKind::Counter),
+        (PROCESS_TIMER_FAILURES, MetricKind::Counter),
         (PROCESS_INSTANCES, MetricKind::Gauge),
         (GAUGES_REFRESHED, MetricKind::Gauge),
     ];

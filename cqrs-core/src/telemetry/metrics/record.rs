@@ -11,7 +11,8 @@ use crate::{CommandError, CommandOutcome};
 
 use super::{
     COMMANDS, COMMAND_CONFLICTS, COMMAND_DURATION, COMMAND_RETRIES, PROCESS_COMMANDS,
-    PROCESS_INPUTS, PROCESS_TIMEOUTS_FIRED, PROJECTION_EVENTS_APPLIED, PROJECTION_EVENTS_PARKED,
+    PROCESS_INPUTS, PROCESS_TIMEOUTS_FIRED, PROCESS_TIMER_FAILURES, PROJECTION_EVENTS_APPLIED,
+    PROJECTION_EVENTS_PARKED,
 };
 
 /// A command of `aggregate` that started at `started` ended with `result`.
@@ -118,6 +119,11 @@ pub(crate) fn dispatch_outcome<R>(
         Err(DispatchError::Rejected(_)) => "rejected",
         Err(DispatchError::Failed(_)) => "failed",
     }
+}
+
+/// A firing of `process`'s timer pump failed (it is retried).
+pub(crate) fn timer_failed(process: &'static str) {
+    counter!(PROCESS_TIMER_FAILURES, "process" => process).increment(1);
 }
 
 /// Process manager `process`'s pump fired `fired` timeouts.
