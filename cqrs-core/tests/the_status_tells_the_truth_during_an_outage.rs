@@ -13,8 +13,8 @@ use cqrs_core::projection::{
     Rejected, RunnerOptions, WaitError,
 };
 use cqrs_core::{
-    AppendEvents, ExpectedVersion, InMemoryEventStore, NewEvent, Position, RecordedEvent,
-    RetryPolicy, StreamId,
+    AppendEvents, CheckpointStore, ExpectedVersion, InMemoryEventStore, NewEvent, Position,
+    RecordedEvent, RetryPolicy, StreamId,
 };
 use serde_json::json;
 
@@ -26,6 +26,8 @@ const WAIT: Duration = Duration::from_secs(10);
 struct Sink {
     down: Arc<AtomicBool>,
     hidden: Arc<AtomicBool>,
+    /// Events applied.
+    applied: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 #[async_trait]
@@ -44,6 +46,7 @@ impl Projection for Sink {
             .map(|e| Rejected::new(e.position, "no n in payload"))
             .collect();
         if rejected.is_empty() {
+            self.applied.fetch_add(events.len(), Ordering::SeqCst);
             Ok(())
         } else {
             Err(ProjectionError::Poison(rejected))
@@ -144,6 +147,73 @@ async fn a_sink_that_cannot_make_its_writes_visible_is_retrying_not_running() {
     let reached = handle.wait_for(second, WAIT).await.expect("settled");
     assert_eq!(reached.state, ProjectionState::Running, "{reached:?}");
     assert_eq!(reached.oldest_unapplied_at, None, "{reached:?}");
+    handle.shutdown().await;
+}
+
+/// The store's checkpoints, whose first save waits for `gate`, then fails for now (a lock
+/// another session held), as a database under maintenance would.
+struct FirstSaveFails {
+    inner: InMemoryEventStore,
+    gate: Arc<tokio::sync::Notify>,
+    first: AtomicBool,
+}
+
+#[async_trait]
+impl CheckpointStore for FirstSaveFails {
+    async fn load_checkpoint(&self, name: &str) -> cqrs_core::Result<Option<Position>> {
+        self.inner.load_checkpoint(name).await
+    }
+    async fn save_checkpoint(&self, name: &str, position: Position) -> cqrs_core::Result<()> {
+        if self.first.swap(false, Ordering::SeqCst) {
+            self.gate.notified().await;
+            return Err(cqrs_core::Error::unavailable(
+                "the checkpoint table is locked",
+            ));
+        }
+        self.inner.save_checkpoint(name, position).await
+    }
+}
+
+#[tokio::test]
+async fn a_batch_that_could_not_settle_made_good_by_the_next_leaves_no_lag_behind() {
+    let store = InMemoryEventStore::new();
+    let sink = Sink::default();
+    let gate = Arc::new(tokio::sync::Notify::new());
+    let checkpoints = FirstSaveFails {
+        inner: store.clone(),
+        gate: gate.clone(),
+        first: AtomicBool::new(true),
+    };
+    let handle = ProjectionRunner::new(sink.clone(), store.clone(), checkpoints)
+        .with_signal(store.clone())
+        .with_options(options())
+        .spawn();
+    // The first batch's save waits; the second batch is applied meanwhile, and its save, which
+    // covers the first, follows the first's failure.
+    append(&store, json!({ "n": 0 })).await;
+    tokio::time::timeout(WAIT, async {
+        while sink.applied.load(Ordering::SeqCst) < 1 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the first batch applied");
+    let second = append(&store, json!({ "n": 1 })).await;
+    tokio::time::timeout(WAIT, async {
+        while sink.applied.load(Ordering::SeqCst) < 2 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the second batch applied");
+    gate.notify_one();
+
+    let reached = handle.wait_for(second, WAIT).await.expect("settled");
+    assert_eq!(reached.state, ProjectionState::Running, "{reached:?}");
+    assert_eq!(
+        reached.oldest_unapplied_at, None,
+        "nothing waits at the head: {reached:?}"
+    );
     handle.shutdown().await;
 }
 

@@ -176,13 +176,16 @@ impl Settlement {
         let Some(oldest) = self.settling.pop_front() else {
             return;
         };
-        let batch = match self.unsettled.take() {
-            Some(earlier) => earlier.then(oldest.batch),
-            None => oldest.batch,
+        let (batch, earlier_failed) = match self.unsettled.take() {
+            Some(earlier) => (earlier.then(oldest.batch), true),
+            None => (oldest.batch, false),
         };
         match ended {
             Ok(()) => {
                 self.checkpoint = self.checkpoint.max(batch.next);
+                if earlier_failed {
+                    made_good(&self.parts.status);
+                }
                 self.reporter.report(&batch).await;
             }
             Err(Unsettled { error, retry }) => {
@@ -378,11 +381,7 @@ impl Settlement {
         }
         self.save_checkpoint(batch.next).await?;
         self.checkpoint = self.checkpoint.max(batch.next);
-        // Nothing else is in flight while this settles in line: at the head, nothing waits
-        // now; catching up, the next batch says how old what waits is.
-        self.parts
-            .status
-            .send_modify(|s| s.oldest_unapplied_at = None);
+        made_good(&self.parts.status);
         self.reporter.report(&batch).await;
         Ok(())
     }
@@ -418,6 +417,13 @@ impl Settlement {
             }
         }
     }
+}
+
+/// Batches that could not settle are settled now: the age [`unsettled`] showed goes. What the
+/// worker applied since is applied, which it counts as not waiting (at the head, nothing
+/// waits; catching up, its next batch says how old what waits is).
+fn made_good(status: &watch::Sender<ProjectionStatus>) {
+    status.send_modify(|s| s.oldest_unapplied_at = None);
 }
 
 /// Shows `batch`, applied, as not settled yet because of `error`: retrying (not ready), with
