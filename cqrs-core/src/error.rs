@@ -142,7 +142,8 @@ pub enum Error {
     /// rolling back past a change of an event's schema needs an upcaster the other way.
     #[error(
         "event {event_type}{} is at schema version {schema_version}, newer than this code \
-         writes it at (version {current}): a newer release wrote it; retry once it runs",
+         writes it at (version {current}): a newer release wrote it; retry once it runs (or \
+         an upcaster of this code writes it: its type's version is behind its upcasters)",
         place(stream_id, version)
     )]
     WrittenByNewerCode {

@@ -188,7 +188,9 @@ pub enum OrderEvent {
         /// The customer id.
         customer: String,
     },
-    /// A line was added.
+    /// A line was added (version 2; the release before wrote version 1, the same shape, which
+    /// the tests' upcasters read).
+    #[event(version = 2)]
     ItemAdded {
         /// The item.
         sku: String,
