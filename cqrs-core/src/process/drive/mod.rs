@@ -237,6 +237,11 @@ where
                     group.push(arrival);
                 }
                 Ok(None) => {}
+                // A trigger a newer release wrote: the whole batch waits for that release
+                // (nothing is driven yet).
+                Err(error) if error.is_transient() => {
+                    return Err(ProjectionError::Transient(Box::new(error)));
+                }
                 Err(error) => poison.push(Rejected::new(event.position, error)),
             }
         }
