@@ -4,8 +4,8 @@
 use std::fmt;
 
 use elasticsearch::indices::{
-    IndicesCreateParts, IndicesDeleteParts, IndicesGetAliasParts, IndicesGetSettingsParts,
-    IndicesPutMappingParts, IndicesPutSettingsParts, IndicesRefreshParts,
+    IndicesCreateParts, IndicesDeleteParts, IndicesGetAliasParts, IndicesGetMappingParts,
+    IndicesGetSettingsParts, IndicesPutMappingParts, IndicesPutSettingsParts, IndicesRefreshParts,
 };
 use elasticsearch::Elasticsearch;
 use serde_json::{json, Map, Value};
@@ -165,12 +165,13 @@ impl EsIndex {
     /// Creates version 1 and the alias unless the alias exists; returns the current index.
     /// Idempotent, and safe when several processes call it at once.
     ///
-    /// When the alias exists, the index it points to is given the read model's mappings: a
-    /// field added since it was created (a release that shows more) is mapped in place, so
-    /// documents carrying it are written; those written before lack it until a rebuild fills
-    /// it. Replicas still on the release before ignore the field. A field whose type or
-    /// parameters changed cannot change in place: [`EsError::MappingsConflict`], which says
-    /// to rebuild (a field dropped from the mappings stays mapped, unused).
+    /// When the alias exists, the fields of the read model's mappings that the index it points
+    /// to lacks (a release that shows more) are mapped in place, so documents carrying them
+    /// are written; a search on such a field does not find the documents written before
+    /// until a rebuild fills them. Replicas still on the release before ignore the field. A
+    /// field whose type changed cannot change in place: [`EsError::MappingsConflict`], which
+    /// says to rebuild (a field dropped from the mappings stays mapped, unused). Only a
+    /// missing field needs the right to change mappings; reading them is enough otherwise.
     pub async fn ensure(&self) -> Result<IndexVersion> {
         if let Some(current) = self.current().await? {
             self.map_in_place(&current.index).await?;
@@ -186,22 +187,57 @@ impl EsIndex {
             .ok_or_else(|| self.layout(format!("{index} exists without the alias")))
     }
 
-    /// Puts the read model's mappings on `index`, which maps the fields it lacks; the node
-    /// refuses a field that changed ([`EsError::MappingsConflict`]).
+    /// Maps on `index` the fields of the read model's mappings it lacks. It reads the index's
+    /// mappings first (read rights are enough when nothing is missing) and writes only what
+    /// is missing; a field whose type differs is [`EsError::MappingsConflict`], before
+    /// anything is written.
     async fn map_in_place(&self, index: &str) -> Result<()> {
-        let mut body = self.index_body(None);
+        let response = self
+            .client
+            .indices()
+            .get_mapping(IndicesGetMappingParts::Index(&[index]))
+            .send()
+            .await?;
+        let answer = http::json_ok(response, "get mapping").await?;
+        let mapped = answer
+            .pointer(&format!("/{index}/mappings/properties"))
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        let mut missing = Map::new();
+        for (field, declared) in &self.properties {
+            match mapped.get(field) {
+                None => {
+                    missing.insert(field.clone(), declared.clone());
+                }
+                Some(found) if found.get("type") != declared.get("type") => {
+                    return Err(EsError::MappingsConflict {
+                        index: index.to_owned(),
+                        reason: format!(
+                            "field [{field}] is mapped as {}, the read model declares {}",
+                            found.get("type").unwrap_or(&Value::Null),
+                            declared.get("type").unwrap_or(&Value::Null)
+                        ),
+                    });
+                }
+                Some(_) => {}
+            }
+        }
+        if missing.is_empty() {
+            return Ok(());
+        }
         let response = self
             .client
             .indices()
             .put_mapping(IndicesPutMappingParts::Index(&[index]))
-            .body(body["mappings"].take())
+            .body(json!({ "properties": missing }))
             .send()
             .await?;
         let (status, answer) = http::json_any(response).await?;
         if (200..300).contains(&status) {
             return Ok(());
         }
-        if status == 400 && http::error_type(&answer) == Some("illegal_argument_exception") {
+        if status == 400 && http::reason(&answer).contains("cannot be changed") {
             return Err(EsError::MappingsConflict {
                 index: index.to_owned(),
                 reason: http::reason(&answer),
