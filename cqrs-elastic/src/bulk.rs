@@ -160,8 +160,12 @@ pub(crate) enum RequestFailure {
     /// the memory the node has now; send its documents in smaller requests (a document alone
     /// is retried: the memory frees up).
     TooLargeForNow,
-    /// 400: the node refuses the request as a whole; send its documents in smaller requests,
-    /// down to the ones it refuses, which are poison.
+    /// 400 for what one line of the request holds (a document or an action it cannot
+    /// parse): send its documents in smaller requests, down to the ones it refuses, which
+    /// are poison.
+    RefusedLine,
+    /// Any other 400: the node refuses the request itself (a parameter, the target); every
+    /// document in it is poison, at once (halving would only repeat it).
     Refused,
     /// Anything else (no answer, 408, another 429, 5xx, authentication): retry the batch.
     Transient,
@@ -176,9 +180,27 @@ pub(crate) fn classify_failure(error: &EsError) -> RequestFailure {
             reason,
             ..
         } if is_memory_refusal(reason) => RequestFailure::TooLargeForNow,
+        EsError::Status {
+            status: 400,
+            reason,
+            ..
+        } if is_line_refusal(reason) => RequestFailure::RefusedLine,
         EsError::Status { status: 400, .. } => RequestFailure::Refused,
         _ => RequestFailure::Transient,
     }
+}
+
+/// Whether a 400's reason ([`http::reason`](crate::http::reason): its type first) blames one
+/// line of the request rather than the request.
+fn is_line_refusal(reason: &str) -> bool {
+    [
+        "x_content_parse_exception",
+        "json_parse_exception",
+        "mapper_parsing_exception",
+        "action_request_validation_exception",
+    ]
+    .iter()
+    .any(|kind| reason.starts_with(kind))
 }
 
 /// Whether a 429's reason ([`http::reason`](crate::http::reason): its type first) says the
@@ -194,10 +216,11 @@ fn is_memory_refusal(reason: &str) -> bool {
 pub(crate) type Outcomes = Vec<(ItemOutcome, Option<Precondition>)>;
 
 /// Sends `writes` with `send` (one `_bulk` request a call) and returns each write's outcome, in
-/// order. A request too large (413, or 429 from the node's memory guards) or refused as a
-/// whole (400) is sent again as two halves, down to single documents: one the node still
-/// finds too large (413) or refuses is rejected, one it has no memory for now is retried with
-/// the batch. Any other failure is returned, for the batch to be retried.
+/// order. A request too large (413, or 429 from the node's memory guards) or refused for
+/// one of its lines (a 400 that blames a document) is sent again as two halves, down to single
+/// documents: one the node still finds too large or refuses is rejected, one it has no memory
+/// for now is retried with the batch. A request refused for itself (another 400) rejects its
+/// documents at once. Any other failure is returned, for the batch to be retried.
 pub(crate) async fn send_split<'w, F, Fut>(
     writes: &'w [DocWrite],
     send: F,
@@ -219,7 +242,11 @@ where
         };
         match classify_failure(&error) {
             RequestFailure::Transient => return Err(error),
-            _ if part.len() > 1 => {
+            RequestFailure::TooLarge
+            | RequestFailure::TooLargeForNow
+            | RequestFailure::RefusedLine
+                if part.len() > 1 =>
+            {
                 let (first, second) = part.split_at(part.len() / 2);
                 tracing::debug!(
                     documents = part.len(),
@@ -230,7 +257,7 @@ where
                 pending.push(first);
             }
             RequestFailure::TooLargeForNow => return Err(error),
-            RequestFailure::TooLarge | RequestFailure::Refused => {
+            RequestFailure::TooLarge | RequestFailure::RefusedLine | RequestFailure::Refused => {
                 let reason = error.to_string();
                 outcomes.extend(
                     part.iter()
@@ -397,7 +424,11 @@ mod tests {
             return Err(status(413));
         }
         if bad.is_some_and(|bad| ids.iter().any(|id| id == bad)) {
-            return Err(status(400));
+            return Err(EsError::Status {
+                operation: "bulk",
+                status: 400,
+                reason: "x_content_parse_exception: [1:10] Unexpected character".into(),
+            });
         }
         Ok(writes
             .iter()
@@ -460,6 +491,25 @@ mod tests {
             .map(|(o, _)| matches!(o, ItemOutcome::Rejected(r) if r.contains("400")))
             .collect();
         assert_eq!(rejected, [false, true, false], "{outcomes:?}");
+        // A request refused for itself (a parameter the node does not know) is not halved:
+        // every part would be refused the same way.
+        let sent = std::sync::atomic::AtomicUsize::new(0);
+        let outcomes = send_split(&writes, |_| {
+            sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async {
+                Err::<Outcomes, _>(EsError::Status {
+                    operation: "bulk",
+                    status: 400,
+                    reason: "illegal_argument_exception: request [/_bulk] contains unrecognized parameter: [require_alias]".into(),
+                })
+            }
+        })
+        .await
+        .unwrap();
+        assert!(outcomes
+            .iter()
+            .all(|(o, _)| matches!(o, ItemOutcome::Rejected(r) if r.contains("400"))));
+        assert_eq!(sent.load(std::sync::atomic::Ordering::SeqCst), 1);
         let failed = send_split(&writes, |_| async { Err::<Outcomes, _>(status(503)) }).await;
         assert!(matches!(failed, Err(EsError::Status { status: 503, .. })));
     }

@@ -1,9 +1,10 @@
 //! A `_bulk` request that fails as a whole is classified, not retried as it is forever: a
 //! request the node finds too large (413), or too large for its memory now (429 from its
 //! circuit breaker or its indexing pressure, long before `http.max_content_length`), is sent
-//! again in halves until each fits; one the node refuses as a whole (400) is sent in halves
-//! too, down to the documents it refuses, whose events are poison for the runner's policy to
-//! stop or park. A batch is sent in requests of at most `max_bulk_bytes` in the first place.
+//! again in halves until each fits; one the node refuses for one of its documents (a 400 that
+//! blames a line) is sent in halves too, down to that document, whose events are poison for
+//! the runner's policy to stop or park; one it refuses for itself (another 400) makes all its
+//! documents' events poison at once. A batch is sent in requests of at most `max_bulk_bytes` in the first place.
 //! The node here is a small HTTP server of the test's own (a real node answers these only
 //! under settings or loads a test cannot set up cheaply), spoken to by the real client.
 
@@ -24,25 +25,35 @@ struct Node {
     max_body: usize,
     /// Bulk bodies over this many bytes get 429 from the parent circuit breaker.
     breaker_body: usize,
-    /// A bulk holding this document id gets 400.
+    /// A bulk holding this document id gets 400 ...
     refused_id: &'static str,
+    /// ... of this error type.
+    refused_type: &'static str,
     bulks: Mutex<Vec<usize>>,
 }
 
 impl Node {
     async fn start(max_body: usize, refused_id: &'static str) -> (Arc<Self>, String) {
-        Self::start_with(max_body, usize::MAX, refused_id).await
+        Self::start_with(
+            max_body,
+            usize::MAX,
+            refused_id,
+            "illegal_argument_exception",
+        )
+        .await
     }
 
     async fn start_with(
         max_body: usize,
         breaker_body: usize,
         refused_id: &'static str,
+        refused_type: &'static str,
     ) -> (Arc<Self>, String) {
         let node = Arc::new(Self {
             max_body,
             breaker_body,
             refused_id,
+            refused_type,
             bulks: Mutex::default(),
         });
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -119,7 +130,7 @@ impl Node {
         }
         let refused = format!("\"_id\":\"{}\"", self.refused_id);
         if String::from_utf8_lossy(body).contains(&refused) {
-            let error = json!({ "type": "illegal_argument_exception", "reason": "refused" });
+            let error = json!({ "type": self.refused_type, "reason": "refused" });
             return (400, json!({ "error": error, "status": 400 }));
         }
         let items: Vec<Value> = (0..documents)
@@ -163,7 +174,7 @@ async fn a_bulk_too_large_for_the_nodes_memory_now_is_sent_in_halves() {
         open_account(&store, &format!("account-{i}"), "ada", "c1").await;
     }
     let events = batch(&store).await;
-    let (node, url) = Node::start_with(100_000, 700, "none").await;
+    let (node, url) = Node::start_with(100_000, 700, "none", "-").await;
     let accounts = Accounts {
         name: unique_name("breaker"),
     };
@@ -213,12 +224,43 @@ async fn a_bulk_refused_as_a_whole_makes_its_events_poison() {
         cqrs_elastic::EsProjector::new(cqrs_elastic::connect(&url).unwrap(), accounts).unwrap();
     match projector.apply(&events).await {
         Err(ProjectionError::Poison(rejected)) => {
+            let positions: Vec<Position> = rejected.iter().map(|r| r.position).collect();
+            let all: Vec<Position> = events.iter().map(|e| e.position).collect();
+            assert_eq!(positions, all, "{rejected:?}");
+            assert!(rejected[0].error.contains("400"), "{rejected:?}");
+        }
+        other => panic!("a refused bulk must be poison, not retried: {other:?}"),
+    }
+    assert_eq!(*node.bulks.lock().unwrap(), [3], "sent once");
+}
+
+#[tokio::test]
+async fn a_bulk_refused_for_one_of_its_documents_is_halved_down_to_it() {
+    let store = InMemoryEventStore::new();
+    for i in 0..3 {
+        open_account(&store, &format!("account-{i}"), "ada", "c1").await;
+    }
+    let events = batch(&store).await;
+    let (node, url) = Node::start_with(
+        100_000,
+        usize::MAX,
+        "account-1",
+        "x_content_parse_exception",
+    )
+    .await;
+    let accounts = Accounts {
+        name: unique_name("line"),
+    };
+    let projector =
+        cqrs_elastic::EsProjector::new(cqrs_elastic::connect(&url).unwrap(), accounts).unwrap();
+    match projector.apply(&events).await {
+        Err(ProjectionError::Poison(rejected)) => {
             // Halved down to the document the node refuses: the others are written.
             let positions: Vec<Position> = rejected.iter().map(|r| r.position).collect();
             assert_eq!(positions, [events[1].position], "{rejected:?}");
             assert!(rejected[0].error.contains("400"), "{rejected:?}");
         }
-        other => panic!("a refused bulk must be poison, not retried: {other:?}"),
+        other => panic!("a refused document must be poison, not retried: {other:?}"),
     }
     assert_eq!(*node.bulks.lock().unwrap(), [3, 1, 2, 1, 1]);
 }

@@ -1,7 +1,7 @@
 //! Sending a batch's writes: one `_bulk`, or a large batch split into parallel requests.
 
 use elasticsearch::BulkParts;
-use futures_util::StreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use tracing::Instrument;
 
 use super::EsProjector;
@@ -28,15 +28,12 @@ impl<P: ElasticProjection> EsProjector<P> {
             .into_iter()
             .map(|part| bulk::send_split(part, |w| self.bulk_part(w)))
             .collect();
+        // The first failure ends the batch: the runs not sent yet are not sent for nothing.
         let answers: Vec<_> = futures_util::stream::iter(sends)
             .buffered(parallel)
-            .collect()
-            .await;
-        let mut outcomes = Vec::with_capacity(writes.len());
-        for answer in answers {
-            outcomes.extend(answer?);
-        }
-        Ok(outcomes)
+            .try_collect()
+            .await?;
+        Ok(answers.into_iter().flatten().collect())
     }
 
     /// One `_bulk` request, in a debug span `es_projector.bulk` (inside the runner's batch
