@@ -80,25 +80,25 @@ where
                     error = &error as &dyn std::error::Error,
                     "firing timeouts failed"
                 );
-                // Any timeout a record schedules meanwhile wakes the retry early: that record
-                // landed, so the store answers again.
+                // The backoff is waited out: no timeout a record schedules meanwhile wakes it
+                // (every one would, while a persistent failure repeated at the rate of records).
                 let pause = options.retry.delay(failures).max(Duration::from_millis(1));
-                (pause, PrimitiveDateTime::MAX.assume_utc())
+                (pause, PrimitiveDateTime::MIN.assume_utc())
             }
         };
         driver.alarm.sleep(pause, until).await;
     }
 }
 
-/// Runs `work`, a panic in it as an error (logged here, with its message).
+/// Runs `work`, a panic in it as an error that carries its message (logged with the other
+/// failures).
 async fn unless_it_panics<T>(work: impl Future<Output = crate::Result<T>>) -> crate::Result<T> {
     let mut work = std::pin::pin!(work);
     std::future::poll_fn(|cx| {
         catch_unwind(AssertUnwindSafe(|| work.as_mut().poll(cx))).unwrap_or_else(|panic| {
-            let message = panic_message(&*panic);
-            tracing::error!(panic = %message, "firing timeouts panicked");
             Poll::Ready(Err(crate::Error::backend(format!(
-                "firing timeouts panicked: {message}"
+                "firing timeouts panicked: {}",
+                panic_message(&*panic)
             ))))
         })
     })
