@@ -36,6 +36,20 @@ impl From<NoAnswer> for sqlx::Error {
     }
 }
 
+/// Whether a call's error says its connection is no good for another call, though it
+/// answers: it reaches a server that cannot write (25006, a primary demoted by a failover, or
+/// a database made read only), and answers the pool's ping as usual, so the pool would hand it
+/// out again and again until it recycled it.
+pub(crate) trait SpoilsConnection {
+    fn spoils_connection(&self) -> bool;
+}
+
+impl SpoilsConnection for sqlx::Error {
+    fn spoils_connection(&self) -> bool {
+        matches!(self, sqlx::Error::Database(db) if db.code().as_deref() == Some("25006"))
+    }
+}
+
 /// A pooled connection whose calls wait at most `within` for each answer. A call that got no
 /// answer in time, or that was dropped while it waited (its caller gave up, its task was
 /// aborted), leaves the connection in a state nobody knows: it is dropped, not handed back to
@@ -92,7 +106,7 @@ impl Bounded {
 
     /// Runs `call`, one statement or a few short ones, on the connection; [`NoAnswer`] if it
     /// did not end within the timeout (or an earlier call on this connection did not).
-    pub(crate) async fn run<T, E: From<NoAnswer>>(
+    pub(crate) async fn run<T, E: From<NoAnswer> + SpoilsConnection>(
         &mut self,
         call: impl AsyncFnOnce(&mut PgConnection) -> Result<T, E>,
     ) -> Result<T, E> {
@@ -101,8 +115,10 @@ impl Bounded {
 
     /// Runs `call` on the connection, which may take as long as it reports [`Progress`] at
     /// least once per timeout (each row of a long replay, each statement of a batch);
-    /// [`NoAnswer`] after a whole timeout without any.
-    pub(crate) async fn run_progressing<T, E: From<NoAnswer>>(
+    /// [`NoAnswer`] after a whole timeout without any. A connection whose call failed in a
+    /// way that spoils it ([`SpoilsConnection`]) is dropped, not handed back: the retry gets
+    /// another.
+    pub(crate) async fn run_progressing<T, E: From<NoAnswer> + SpoilsConnection>(
         &mut self,
         call: impl AsyncFnOnce(&mut PgConnection, &Progress) -> Result<T, E>,
     ) -> Result<T, E> {
@@ -124,6 +140,13 @@ impl Bounded {
         match answered {
             Some(result) => {
                 self.in_flight = false;
+                if result
+                    .as_ref()
+                    .is_err_and(SpoilsConnection::spoils_connection)
+                {
+                    tracing::warn!("PostgreSQL cannot write on this connection: dropping it");
+                    self.drop_conn();
+                }
                 result
             }
             None => {

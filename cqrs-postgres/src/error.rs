@@ -222,6 +222,29 @@ impl PgError {
     }
 }
 
+impl crate::bounded::SpoilsConnection for PgError {
+    fn spoils_connection(&self) -> bool {
+        match self {
+            PgError::Database(error)
+            | PgError::Migration { source: error, .. }
+            | PgError::Connect { source: error, .. } => error.spoils_connection(),
+            _ => false,
+        }
+    }
+}
+
+/// The same for a store error the core sees: the one conversion above boxes ours.
+impl crate::bounded::SpoilsConnection for cqrs_core::Error {
+    fn spoils_connection(&self) -> bool {
+        match self {
+            cqrs_core::Error::Unavailable(source) | cqrs_core::Error::Backend(source) => source
+                .downcast_ref::<PgError>()
+                .is_some_and(crate::bounded::SpoilsConnection::spoils_connection),
+            _ => false,
+        }
+    }
+}
+
 /// Whether sqlx's error is one a retry may cure: see [`PgError::is_transient`].
 pub(crate) fn transient(error: &sqlx::Error) -> bool {
     match error {

@@ -123,3 +123,43 @@ async fn a_server_that_cannot_write_for_now_is_unavailable() {
     assert_eq!(error.kind(), ErrorKind::Unavailable, "{error}");
     assert!(error.to_string().contains("read-only"), "{error}");
 }
+
+#[tokio::test]
+async fn a_connection_to_a_server_that_cannot_write_is_not_used_again() {
+    // After a failover, the pool's connections to the demoted primary answer every write with
+    // 25006 and every ping as usual: kept, a retry got the same connection, and the same
+    // error, until the pool recycled it minutes later. The first connection here is such a
+    // one; the next the pool opens writes.
+    let store = support::store_with(2).await;
+    let opened = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .after_connect({
+            let opened = opened.clone();
+            move |connection, _| {
+                let first = opened.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
+                Box::pin(async move {
+                    if first {
+                        sqlx::query("SET default_transaction_read_only = on")
+                            .execute(connection)
+                            .await?;
+                    }
+                    Ok(())
+                })
+            }
+        })
+        .connect(&support::database_url())
+        .await
+        .expect("connect");
+    let failed_over = PgEventStore::new(pool).with_schema(store.schema().clone());
+    let stream = StreamId::new("s-1").expect("id");
+    let error = failed_over
+        .append(&stream, ExpectedVersion::Any, event())
+        .await
+        .expect_err("read only");
+    assert_eq!(error.kind(), ErrorKind::Unavailable, "{error}");
+    failed_over
+        .append(&stream, ExpectedVersion::Any, event())
+        .await
+        .expect("the retry writes, on another connection");
+}
