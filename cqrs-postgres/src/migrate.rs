@@ -15,6 +15,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (6, include_str!("sql/0006_bus_dead_letters.sql")),
     (7, include_str!("sql/0007_breakers.sql")),
     (8, include_str!("sql/0008_stream_ids_compare_bytewise.sql")),
+    (9, include_str!("sql/0009_bus_dead_letter_keys_hashed.sql")),
 ];
 
 /// How long a migration waits for a lock on a table another session holds before it fails
@@ -23,7 +24,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
 const MIGRATION_LOCK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The newest schema version this code knows.
-pub(crate) const LATEST: i32 = 8;
+pub(crate) const LATEST: i32 = 9;
 
 /// Brings `schema` up to [`LATEST`]: creates it if needed, then applies each missing migration in
 /// its own transaction. Concurrent callers serialize on an advisory lock, so running it from

@@ -215,7 +215,7 @@ async fn concurrent_first_migrations_apply_once() {
     all.sort_unstable();
     assert_eq!(
         all,
-        [1, 2, 3, 4, 5, 6, 7, 8],
+        [1, 2, 3, 4, 5, 6, 7, 8, 9],
         "each migration applied exactly once"
     );
 }

@@ -52,7 +52,7 @@ async fn a_failing_migration_is_a_typed_error_and_leaves_nothing_of_itself() {
         .expect("free the name");
     assert_eq!(
         store.migrate().await.expect("migrate"),
-        [1, 2, 3, 4, 5, 6, 7, 8]
+        [1, 2, 3, 4, 5, 6, 7, 8, 9]
     );
 }
 

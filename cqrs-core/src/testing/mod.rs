@@ -67,6 +67,7 @@ macro_rules! store_conformance_tests {
             dead_letter_requests_are_kept_until_carried_out,
             bus_letters_round_trip_whole_once_per_message,
             a_different_message_parked_at_a_letters_place_is_refused,
+            a_message_with_a_long_key_is_parked_and_found_by_it,
             bus_letter_keys_requests_and_takes,
             bus_letter_requests_are_read_by_partition,
             record_is_atomic_with_timeouts_and_status,

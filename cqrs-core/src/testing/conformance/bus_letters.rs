@@ -134,6 +134,32 @@ pub async fn a_different_message_parked_at_a_letters_place_is_refused<S: Conform
         .expect("another consumer");
 }
 
+/// A message whose key is long (another client's, 4 KiB of bytes that do not compress) is
+/// parked, held back and found by its key like any other: a store must not refuse it, or the
+/// consumer stops at that message on every restart.
+pub async fn a_message_with_a_long_key_is_parked_and_found_by_it<S: ConformanceStore>(store: S) {
+    let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+    let key: Vec<u8> = (0..4096)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state.to_le_bytes()[0]
+        })
+        .collect();
+    let mut parked = letter("billing", "orders", 2, 11, None);
+    parked.key = Some(key.clone());
+    store.park_message(parked.clone()).await.expect("park");
+    let held = store.parked_message_keys("billing").await.expect("keys");
+    assert_eq!(held, [ParkedKey::new("orders", key.clone())]);
+    let found = store
+        .key_messages("billing", &ParkedKey::new("orders", key.clone()), 10)
+        .await
+        .expect("the key's letters");
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].key, Some(key));
+}
+
 /// Keys are listed once per consumer; a key's letters come in order; requests mark a key or
 /// one message and can be withdrawn; taking removes exactly the given letters, and a key with
 /// no letter left is no longer held back; a failed re-drive keeps the letter with its new

@@ -18,7 +18,8 @@ mod repository;
 mod streams;
 
 pub use bus_letters::{
-    a_different_message_parked_at_a_letters_place_is_refused, bus_letter_keys_requests_and_takes,
+    a_different_message_parked_at_a_letters_place_is_refused,
+    a_message_with_a_long_key_is_parked_and_found_by_it, bus_letter_keys_requests_and_takes,
     bus_letter_requests_are_read_by_partition, bus_letters_round_trip_whole_once_per_message,
 };
 pub use checkpoints::{
