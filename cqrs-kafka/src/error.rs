@@ -85,8 +85,9 @@ impl KafkaError {
     }
 
     /// Whether trying again later can succeed: the broker unreachable or busy, a timeout, a
-    /// full local queue, a topic not created yet. Configuration errors, refusals (authorization, an invalid topic, a
-    /// message too large) and fatal producer errors are not.
+    /// full local queue, a topic not created yet or not granted to this client. Configuration
+    /// errors, refusals of the message (an invalid topic name, a message too large) and fatal
+    /// producer errors are not.
     pub fn is_transient(&self) -> bool {
         match self {
             KafkaError::Timeout { .. } => true,
@@ -121,6 +122,8 @@ fn is_transient_code(code: RDKafkaErrorCode) -> bool {
             // yet is for an operator to create).
             | C::UnknownTopic
             | C::UnknownPartition
+            // A grant an operator gives: nothing about the message.
+            | C::TopicAuthorizationFailed
             | C::RebalanceInProgress
             | C::KafkaStorageError
             | C::FencedLeaderEpoch
@@ -166,6 +169,17 @@ mod tests {
     use rdkafka::error::KafkaError as ClientError;
 
     use super::*;
+
+    #[test]
+    fn a_topic_this_client_may_not_use_is_transient_for_every_client() {
+        // A missing grant is an operator's to fix, not a message's fault: the publisher, a
+        // dispatcher and a consumer all wait for it rather than park what they carry.
+        let error = KafkaError::Delivery {
+            topic: "t".to_owned(),
+            source: ClientError::MessageProduction(RDKafkaErrorCode::TopicAuthorizationFailed),
+        };
+        assert!(error.is_transient());
+    }
 
     #[test]
     fn a_missing_topic_is_transient_on_every_try_not_only_the_first() {

@@ -96,13 +96,9 @@ impl Failure {
                     | C::ProducerFenced
                     | C::UnknownProducerId,
                 ) => Failure::Fatal,
-                // Purged messages were dropped by the client, not refused by the broker; a
-                // topic this service may not write to refuses every message, which is for an
-                // operator to grant, not a reason to park every stream (a topic not created
-                // yet is transient everywhere).
-                Some(C::PurgeQueue | C::PurgeInflight | C::TopicAuthorizationFailed) => {
-                    Failure::Transient
-                }
+                // Purged messages were dropped by the client, not refused by the broker (a
+                // topic not created yet, or not granted, is transient everywhere).
+                Some(C::PurgeQueue | C::PurgeInflight) => Failure::Transient,
                 _ if error.is_transient() => Failure::Transient,
                 _ => Failure::Poison,
             },
