@@ -366,6 +366,23 @@ impl Error {
         self.kind() == ErrorKind::Unavailable
     }
 
+    /// Whether `error`, as a projection or a handler boxed it (`event.decode()?` into a
+    /// [`BoxError`]), is one of this crate's that a retry may cure ([`is_transient`](Self::is_transient)).
+    ///
+    /// ```
+    /// use cqrs_core::{BoxError, Error};
+    ///
+    /// let boxed: BoxError = Box::new(Error::unavailable("down"));
+    /// assert!(Error::is_transient_boxed(&*boxed));
+    /// let other: BoxError = "no such field".into();
+    /// assert!(!Error::is_transient_boxed(&*other));
+    /// ```
+    pub fn is_transient_boxed(error: &(dyn std::error::Error + 'static)) -> bool {
+        error
+            .downcast_ref::<Error>()
+            .is_some_and(Error::is_transient)
+    }
+
     /// Whether this is an optimistic-concurrency [`Error::Conflict`].
     pub fn is_conflict(&self) -> bool {
         matches!(self, Error::Conflict { .. })

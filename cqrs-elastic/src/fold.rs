@@ -173,7 +173,7 @@ pub(crate) fn fold<P: ElasticProjection>(
                 dirty = true;
             }
             Ok(Change::Unchanged) => {}
-            Err(error) if is_transient(&*error) => {
+            Err(error) if cqrs_core::Error::is_transient_boxed(&*error) => {
                 return Folded {
                     transient: Some(error),
                     ..Folded::nothing()
@@ -200,13 +200,6 @@ pub(crate) fn fold<P: ElasticProjection>(
         folded.write = Some((state, applied_up_to));
     }
     folded
-}
-
-/// Whether `apply`'s error is a transient [`cqrs_core::Error`] (a retry may apply the event).
-fn is_transient(error: &(dyn std::error::Error + Send + Sync + 'static)) -> bool {
-    error
-        .downcast_ref::<cqrs_core::Error>()
-        .is_some_and(cqrs_core::Error::is_transient)
 }
 
 fn reject_all<D>(events: &[&RecordedEvent], why: &str) -> Folded<D> {

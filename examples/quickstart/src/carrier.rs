@@ -100,6 +100,10 @@ where
             let order_id = match event.decode() {
                 Ok(ShipmentEvent::ShipmentRequested { order_id }) => order_id,
                 Ok(_) => continue,
+                // Written by a newer release: answered once it runs.
+                Err(error) if error.is_transient() => {
+                    return Err(ProjectionError::Transient(error.into()));
+                }
                 Err(error) => {
                     rejected.push(poison(event, error));
                     continue;
@@ -279,6 +283,36 @@ mod tests {
             .apply(&batch)
             .await;
 
+        assert!(
+            matches!(applied, Err(ProjectionError::Transient(_))),
+            "{applied:?}"
+        );
+    }
+
+    /// A request a newer release wrote (its schema version ahead of this code's) waits for
+    /// that release: parked, the order would never ship without an operator.
+    #[tokio::test]
+    async fn a_request_written_by_newer_code_is_retried_not_parked() {
+        use cqrs_core::{AppendEvents, ExpectedVersion, NewEvent, StreamId};
+        let store = InMemoryEventStore::new();
+        store
+            .append(
+                &StreamId::new("shipment-o-1").expect("id"),
+                ExpectedVersion::NoStream,
+                vec![NewEvent::new(
+                    "ShipmentRequested",
+                    9,
+                    serde_json::json!({ "order_id": "o-1", "express": true }),
+                )],
+            )
+            .await
+            .expect("append");
+        let batch = store
+            .read_all(Position::START, 10, &EventFilter::all())
+            .await
+            .expect("the request")
+            .events;
+        let applied = Carrier::new(store, Answers::All).apply(&batch).await;
         assert!(
             matches!(applied, Err(ProjectionError::Transient(_))),
             "{applied:?}"
