@@ -576,3 +576,28 @@ async fn a_command_that_failed_is_an_error_in_its_trace_and_a_refused_one_is_not
         "a search for errors finds it, with why: {statuses:?}"
     );
 }
+
+#[tokio::test]
+async fn the_timer_pump_is_a_trace_of_its_own_not_a_child_of_the_runner() {
+    // The runner's span lasts as long as the runner: a child of it lands in a trace whose root
+    // is exported only at shutdown, and shows as an orphan until then.
+    let (exporter, provider, _guard) = traced(Sampler::AlwaysOn);
+    let store = InMemoryEventStore::new();
+    let options = ProcessOptions::default().clock(SharedClock::new(TestClock::new()));
+    let checkout =
+        ProcessManagerProjection::<Checkout, _, _>::new(store.clone(), Shop::new(&store), options)
+            .runner()
+            .spawn();
+    checkout
+        .wait_until(|s| s.state == cqrs_core::projection::ProjectionState::Running)
+        .await
+        .expect("leading");
+    checkout.shutdown().await;
+    provider.force_flush().expect("flushed");
+    let spans = exporter.get_finished_spans().expect("spans");
+    let pump = spans
+        .iter()
+        .find(|s| s.name == "timer pump")
+        .expect("the pump's span, ended with its term");
+    assert_eq!(pump.parent_span_id, SpanId::INVALID, "{:?}", names(&spans));
+}

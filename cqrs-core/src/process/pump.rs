@@ -38,7 +38,9 @@ impl Pump {
         S: ProcessManagerStore,
         D: CommandDispatcher<P::Command, Rejection = P::Rejection> + 'static,
     {
-        let span = tracing::info_span!("timer pump", process = P::TYPE);
+        // A root, not a child of the runner's span: that one lasts as long as the runner, and
+        // its children show as orphans in a trace whose root is exported only at shutdown.
+        let span = tracing::info_span!(parent: None, "timer pump", process = P::TYPE);
         Self {
             task: tokio::spawn(tracing::Instrument::instrument(run(driver), span)),
         }
