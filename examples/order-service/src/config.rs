@@ -164,12 +164,6 @@ impl Config {
             config.max_lag = lag;
         }
         if let Some(timeout) = millis("ORDER_SERVICE_DEPENDENCY_TIMEOUT_MS")? {
-            if timeout.is_zero() {
-                return Err(ConfigError::Invalid {
-                    name: "ORDER_SERVICE_DEPENDENCY_TIMEOUT_MS",
-                    expected: "a positive number of milliseconds",
-                });
-            }
             config.dependency_timeout = timeout;
         }
         if let Some(grace) = millis("ORDER_SERVICE_SHUTDOWN_GRACE_MS")? {
@@ -192,7 +186,26 @@ impl Config {
                 })?;
         }
         config.console_token = get("ORDER_SERVICE_CONSOLE_TOKEN");
+        config.validate()?;
         Ok(config)
+    }
+
+    /// Checks what no setting may hold, however the config was made (from the environment,
+    /// or in code through the builders and the public fields): [`Service::start`](crate::Service::start)
+    /// refuses a config that fails it.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] naming the setting by its variable: a dependency timeout of
+    /// zero (every command and query would fail at once).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.dependency_timeout.is_zero() {
+            return Err(ConfigError::Invalid {
+                name: "ORDER_SERVICE_DEPENDENCY_TIMEOUT_MS",
+                expected: "a positive number of milliseconds",
+            });
+        }
+        Ok(())
     }
 
     /// Keeps the events in `schema`.

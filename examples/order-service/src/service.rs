@@ -39,6 +39,9 @@ const STOCK_CACHE: usize = 1024;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StartError {
+    /// A setting holds what it may not (see [`Config::validate`](crate::Config::validate)).
+    #[error("invalid configuration")]
+    Config(#[source] crate::config::ConfigError),
     /// The schema name is not a plain lowercase identifier.
     #[error("invalid schema name")]
     Schema(#[source] PgError),
@@ -107,6 +110,7 @@ impl Service {
     ///
     /// A [`StartError`] naming the step that failed.
     pub async fn start(config: Config) -> Result<Self, StartError> {
+        config.validate().map_err(StartError::Config)?;
         let schema = PgSchema::new(&config.schema).map_err(StartError::Schema)?;
         // Connecting checks the URL and makes one connection at once (a wrong address fails
         // here, within seconds); the service then uses its own pool, whose requests give up
@@ -311,6 +315,29 @@ impl Drop for Service {
             workers.saga.abort();
             workers.carrier.abort();
             workers.read_side.abort();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{Service, StartError};
+    use crate::Config;
+
+    #[tokio::test]
+    async fn a_zero_dependency_timeout_set_in_code_is_refused_before_connecting() {
+        // The variable refuses 0; a config built in code (`with_dependency_timeout`, or the
+        // public field) did not, and every command and query then failed at once.
+        let config = Config::new("postgres://app@127.0.0.1:1/app", "http://127.0.0.1:1")
+            .with_dependency_timeout(Duration::ZERO);
+        match Service::start(config).await {
+            Err(StartError::Config(error)) => {
+                assert!(error.to_string().contains("DEPENDENCY_TIMEOUT"), "{error}");
+            }
+            Err(other) => panic!("refused for the timeout, before connecting: {other:?}"),
+            Ok(_) => panic!("started with a zero timeout"),
         }
     }
 }
