@@ -100,23 +100,22 @@ async fn current_version(
     schema: &PgSchema,
     quoted: &str,
 ) -> Result<i32, PgError> {
-    // Only when missing: PostgreSQL checks the database's CREATE privilege before it looks
-    // whether the schema exists, and a role given only its own schema has none.
-    let exists: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
-            .bind(schema.as_str())
-            .fetch_one(&mut *tx)
-            .await?;
-    if !exists {
+    // Each only when missing, both asked in one round trip: PostgreSQL checks the CREATE
+    // privilege (the database's for a schema, the schema's for a table) before it looks whether
+    // the object exists, and a role given only its own schema, or only the right to read and
+    // write a schema its owner migrated, has none.
+    let (schema_exists, recorded): (bool, bool) = sqlx::query_as(
+        "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1), \
+                to_regclass($2) IS NOT NULL",
+    )
+    .bind(schema.as_str())
+    .bind(format!("{quoted}.schema_migrations"))
+    .fetch_one(&mut *tx)
+    .await?;
+    if !schema_exists {
         tx.execute(format!("CREATE SCHEMA IF NOT EXISTS {quoted}").as_str())
             .await?;
     }
-    // The same for the table of versions and the schema's CREATE privilege: a role that may
-    // only read and write a schema its owner migrated starts on it.
-    let recorded: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
-        .bind(format!("{quoted}.schema_migrations"))
-        .fetch_one(&mut *tx)
-        .await?;
     if !recorded {
         tx.execute(
             format!(

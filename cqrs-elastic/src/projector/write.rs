@@ -48,23 +48,20 @@ impl<P: ElasticProjection> EsProjector<P> {
                 let known = Known::read(&id, c);
                 (id, known)
             }));
-            let mut plans: Vec<Plan<'_, '_, P::Document>> = pending
+            let (recheck, mut plans): (Vec<_>, Vec<_>) = pending
                 .iter()
                 .map(|g| self.plan(g, current.remove(&g.id)))
-                .collect();
+                .partition(|plan: &Plan<'_, '_, P::Document>| {
+                    // Another worker may have moved the document on since this one wrote it
+                    // (it led while this one had lost its lease) or read it: a refusal is
+                    // poison only once the document, read from the index again, refuses too.
+                    // Nothing of the document is written until then.
+                    !plan.rejected.is_empty() && rechecked.insert(plan.group.id.as_str())
+                });
+            // A plan to try again later rejects nothing, so it is among those to write.
             if let Some(error) = plans.iter_mut().find_map(|plan| plan.transient.take()) {
                 return Err(ProjectionError::Transient(error));
             }
-            let (recheck, mut plans): (Vec<_>, Vec<_>) =
-                plans
-                    .into_iter()
-                    .partition(|plan: &Plan<'_, '_, P::Document>| {
-                        // Another worker may have moved the document on since this one wrote it
-                        // (it led while this one had lost its lease) or read it: a refusal is
-                        // poison only once the document, read from the index again, refuses too.
-                        // Nothing of the document is written until then.
-                        !plan.rejected.is_empty() && rechecked.insert(plan.group.id.as_str())
-                    });
             let writes: Vec<DocWrite> = plans.iter_mut().filter_map(|p| p.write.take()).collect();
             let outcomes = if writes.is_empty() {
                 Vec::new()
