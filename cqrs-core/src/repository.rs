@@ -285,7 +285,7 @@ where
             // to record nothing, taken on the guessed initial state, is taken again on the
             // stream's own.
             if !appends && guessed {
-                budget += 1;
+                budget = budget.saturating_add(1);
                 continue;
             }
             // Only an append's expected version proves a cached state current (another
@@ -295,7 +295,7 @@ where
             if !appends && from_cache {
                 let (caught_up, head) = self.catch_up(stream_id, state, version).await?;
                 if head != version {
-                    budget += 1;
+                    budget = budget.saturating_add(1);
                     confirmed = Some((caught_up, head));
                     continue;
                 }
@@ -358,7 +358,7 @@ where
                     if guessed {
                         // Nothing was written: the stream claimed new has events. Load it and
                         // run again at once; the wrong guess is not one of the retries.
-                        budget += 1;
+                        budget = budget.saturating_add(1);
                         tracing::debug!(attempt, "the stream claimed new has events, loading it");
                     } else {
                         let retrying = attempt < budget;

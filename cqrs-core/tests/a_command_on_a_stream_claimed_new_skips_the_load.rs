@@ -154,3 +154,23 @@ async fn a_refusal_on_a_stream_claimed_new_is_confirmed_on_the_stream_before_it_
     );
     assert_eq!(store.calls.appends(), 0);
 }
+
+#[tokio::test]
+async fn a_wrong_claim_under_a_policy_that_retries_for_ever_neither_panics_nor_stops_retrying() {
+    // `RetryPolicy::new(u32::MAX)` is how a caller says "retry for ever": the free attempt a
+    // wrong claim takes must not overflow the budget (a panic in debug, a budget of 0 after).
+    let store = Counted::default();
+    let tallies = Repository::<Tally, _>::new(store.clone()).with_retry(RetryPolicy::new(u32::MAX));
+    tallies
+        .execute("old", &TallyCommand::Add(vec![5]))
+        .await
+        .expect("the stream gets an event");
+
+    let outcome = tallies
+        .execute_with("old", &TallyCommand::Add(vec![1]), claimed_new())
+        .await
+        .expect("the command runs on the stream's state");
+
+    assert_eq!(outcome.version, Version::new(2));
+    assert_eq!(outcome.attempts, 2, "the guess, then the loaded state");
+}
