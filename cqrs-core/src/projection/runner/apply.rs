@@ -13,13 +13,19 @@ use super::upcast::{upcast_in_order, Upcast};
 use super::worker::Worker;
 
 impl Worker {
-    /// Counts in the status the events waiting in the feed after the checkpoint, while the
-    /// batch in hand cannot be applied (nothing is reported meanwhile).
-    async fn count_waiting(&self) {
+    /// Counts in the status the events waiting in the feed from the batch in hand's first
+    /// event, while that batch cannot be applied (nothing is reported meanwhile). Not from the
+    /// checkpoint: at the head of a store's feed that is the feed's end, past every position,
+    /// which counted nothing for the whole outage.
+    async fn count_waiting(&self, batch: &[RecordedEvent]) {
+        let Some(first) = batch.first() else {
+            return;
+        };
         let Ok(head) = self.runner.feed.head().await else {
             return;
         };
-        self.set(|s| s.lag_events = head.parts().1.saturating_sub(s.position.parts().1));
+        let waiting = head.parts().1.saturating_sub(first.position.parts().1);
+        self.set(|s| s.lag_events = waiting.saturating_add(1));
     }
 
     /// Applies one batch: upcasts, holds back events of parked keys, retries transient failures
@@ -113,7 +119,7 @@ impl Worker {
                         s.breaker = state;
                         s.error(text.clone());
                     });
-                    self.count_waiting().await;
+                    self.count_waiting(ready).await;
                     if attempt >= self.runner.options.retry.max_attempts() {
                         return Err(Lead::Failed(format!(
                             "retries exhausted after {attempt} attempts: {text}"
