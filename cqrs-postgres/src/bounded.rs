@@ -37,16 +37,18 @@ impl From<NoAnswer> for sqlx::Error {
 }
 
 /// Whether a call's error says its connection is no good for another call, though it
-/// answers: it reaches a server that cannot write (25006, a primary demoted by a failover, or
-/// a database made read only), and answers the pool's ping as usual, so the pool would hand it
-/// out again and again until it recycled it.
+/// answers the pool's ping as usual, so the pool would hand it out again and again until it
+/// recycled it: it reaches a server that cannot write (25006, a primary demoted by a failover,
+/// or a database made read only), or it holds statements prepared before a migration changed
+/// what they return (`stale_statement`).
 pub(crate) trait SpoilsConnection {
     fn spoils_connection(&self) -> bool;
 }
 
 impl SpoilsConnection for sqlx::Error {
     fn spoils_connection(&self) -> bool {
-        matches!(self, sqlx::Error::Database(db) if db.code().as_deref() == Some("25006"))
+        matches!(self, sqlx::Error::Database(db)
+            if db.code().as_deref() == Some("25006") || crate::error::stale_statement(db.as_ref()))
     }
 }
 
@@ -144,7 +146,7 @@ impl Bounded {
                     .as_ref()
                     .is_err_and(SpoilsConnection::spoils_connection)
                 {
-                    tracing::warn!("PostgreSQL cannot write on this connection: dropping it");
+                    tracing::warn!("this connection cannot serve another call: dropping it");
                     self.drop_conn();
                 }
                 result

@@ -249,7 +249,9 @@ impl crate::bounded::SpoilsConnection for cqrs_core::Error {
 pub(crate) fn transient(error: &sqlx::Error) -> bool {
     match error {
         sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::WorkerCrashed => true,
-        sqlx::Error::Database(db) => db.code().is_some_and(|code| transient_code(&code)),
+        sqlx::Error::Database(db) => {
+            db.code().is_some_and(|code| transient_code(&code)) || stale_statement(db.as_ref())
+        }
         // A closed pool was closed on purpose (the application is stopping) and stays closed;
         // a refused TLS handshake, a protocol or configuration error, a decode error, a missing
         // row or column are the same on every try.
@@ -269,6 +271,17 @@ impl From<crate::bounded::NoAnswer> for cqrs_core::Error {
     fn from(no_answer: crate::bounded::NoAnswer) -> Self {
         PgError::from(no_answer).into()
     }
+}
+
+/// Whether the server refused a statement this connection prepared before a migration changed
+/// the type or collation of a column it returns (0A000, "cached plan must not change result
+/// type"; migration 8 changed `stream_id`'s collation). The connection refuses it on every call
+/// until it prepares it again: dropped, a new one does (see `SpoilsConnection`).
+pub(crate) fn stale_statement(db: &dyn sqlx::error::DatabaseError) -> bool {
+    db.code().as_deref() == Some("0A000")
+        && db
+            .message()
+            .starts_with("cached plan must not change result type")
 }
 
 /// SQLSTATE codes a retry may get past.

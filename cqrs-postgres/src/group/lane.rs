@@ -12,6 +12,7 @@ use super::gather::gather;
 use super::request::{Reply, Request, QUEUED, TAKEN};
 use super::statement::Writer;
 use super::GroupCommit;
+use crate::bounded::SpoilsConnection as _;
 
 /// How long a lane keeps its connection with nothing to write.
 const IDLE: Duration = Duration::from_millis(10);
@@ -154,6 +155,10 @@ impl Lane {
         if rolled_back(error) || never_sent(error) {
             // A unique violation (a writer outside the group, a repeated event id), or no
             // connection to send on: nothing was written, each writer finds out on its own.
+            if error.spoils_connection() {
+                // It would refuse every group after this one too.
+                self.writer.conn.discard();
+            }
             return group.iter().map(|_| Reply::Alone).collect();
         }
         // The connection broke (an I/O error, or a FATAL error such as a terminated backend),
