@@ -9,6 +9,7 @@
 mod attempt;
 mod copy;
 mod lookup;
+mod savepoint;
 
 use std::sync::Arc;
 
@@ -16,10 +17,11 @@ use async_trait::async_trait;
 use cqrs_core::{
     AppendEvents, AppendOutcome, CommandId, Error, ExpectedVersion, NewEvent, StreamId,
 };
-use sqlx::{Connection, PgConnection};
+use sqlx::PgConnection;
 use tracing::Instrument;
 
 use self::attempt::{Attempt, Constraint};
+use self::savepoint::Savepoint;
 use crate::columns::Columns;
 use crate::convert::to_i64;
 use crate::group::Grouped;
@@ -32,10 +34,13 @@ use crate::{PgError, PgEventStore};
 const ANY_RETRIES: u32 = 100;
 
 impl PgEventStore {
-    /// Appends inside the caller's own transaction (or on a plain connection), so events can be
+    /// Appends inside the caller's own transaction (begun through sqlx: `begin()`) or on a plain
+    /// connection, so events can be
     /// recorded atomically with the caller's other writes. Same semantics as
     /// [`AppendEvents::append`]; the append runs in a savepoint, so a conflict leaves the
-    /// caller's transaction usable. Listeners are woken when the caller commits.
+    /// caller's transaction usable. Listeners are woken when the caller commits. Cut off midway
+    /// (a timeout, an aborted task), it leaves the caller's transaction open and whole, and a
+    /// plain connection outside any transaction.
     ///
     /// One more conflict exists here: the feed orders events by their writing transaction, so a
     /// transaction that took its id (by writing anything) before the stream's last event was
@@ -112,13 +117,15 @@ impl PgEventStore {
                     None => continue,
                 }
             } else if savepoint {
-                let mut sp = conn.begin().await?;
+                let sp = Savepoint::take(conn).await?;
+                // Its notification is sent when the caller's transaction (or, with none, this
+                // statement) commits.
                 let attempt = self
-                    .try_append(&mut sp, stream_id, expected_i64, columns, true, record)
+                    .try_append(conn, stream_id, expected_i64, columns, true, record)
                     .await;
                 match attempt {
-                    Ok(Attempt::Appended(_)) => sp.commit().await?,
-                    _ => sp.rollback().await?,
+                    Ok(Attempt::Appended(_)) => sp.release(conn).await?,
+                    _ => sp.roll_back(conn).await?,
                 }
                 attempt?
             } else {
