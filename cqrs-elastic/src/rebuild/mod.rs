@@ -217,6 +217,9 @@ impl EsIndex {
         }
         if !self.create_filling(to.version).await? {
             tracing::info!(index = %to.index, "resuming an interrupted rebuild");
+            // An attempt cut off between closing and opening it (see `terms`) left it closed,
+            // its terms perhaps high enough already: nothing below would open it again.
+            self.open_index(&to.index).await?;
             self.set_filling(&to.index, true).await?;
         }
         // Before anything is written into it: no write condition the live projector remembers

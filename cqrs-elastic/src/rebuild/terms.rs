@@ -43,12 +43,18 @@ impl EsIndex {
                 .send()
                 .await?;
             http::json_ok(response, "close index").await?;
-            let response = (self.client.indices())
-                .open(IndicesOpenParts::Index(&[filling]))
-                .send()
-                .await?;
-            http::json_ok(response, "open index").await?;
+            self.open_index(filling).await?;
         }
+    }
+
+    /// Opens `index`; an open one stays as it is.
+    pub(crate) async fn open_index(&self, index: &str) -> Result<()> {
+        let response = (self.client.indices())
+            .open(IndicesOpenParts::Index(&[index]))
+            .send()
+            .await?;
+        http::json_ok(response, "open index").await?;
+        Ok(())
     }
 
     /// The primary term of each shard of `index`, from the cluster state's metadata.
