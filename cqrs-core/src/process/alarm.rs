@@ -29,14 +29,17 @@ impl Alarm {
         }
     }
 
-    /// Sleeps for `pause`, which ends at `until` by the process clock, or until woken.
+    /// Sleeps for `pause`, which ends at `until` by the process clock, or until woken. A sleep
+    /// cut off (the pump's task aborted when its term ends, nearly always while it sleeps)
+    /// says it no longer sleeps, too: the next term's pump, busy firing, is then woken by any
+    /// record, not only by one due before the old sleep's end.
     pub(crate) async fn sleep(&self, pause: Duration, until: OffsetDateTime) {
         self.set(Some(until));
+        let _awake = Awake(self);
         tokio::select! {
             () = tokio::time::sleep(pause) => {}
             () = self.notify.notified() => {}
         }
-        self.set(None);
     }
 
     fn set(&self, until: Option<OffsetDateTime>) {
@@ -44,6 +47,15 @@ impl Alarm {
             .sleeping_until
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = until;
+    }
+}
+
+/// Says the pump no longer sleeps when dropped: at the end of a sleep, or where it was cut off.
+struct Awake<'a>(&'a Alarm);
+
+impl Drop for Awake<'_> {
+    fn drop(&mut self) {
+        self.0.set(None);
     }
 }
 
@@ -82,6 +94,28 @@ mod tests {
             .await
             .expect("an earlier timeout wakes it")
             .expect("the sleep ends");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_sleep_cut_off_leaves_the_next_pump_woken_by_any_timeout() {
+        // A pump ends (its term ended: its task aborted) nearly always while it sleeps.
+        let alarm = Alarm::default();
+        let now = OffsetDateTime::UNIX_EPOCH;
+        let cut_off = tokio::time::timeout(
+            Duration::from_millis(10),
+            alarm.sleep(Duration::from_secs(60), now + Duration::from_secs(60)),
+        )
+        .await;
+        assert!(cut_off.is_err(), "the sleep was cut off");
+        // The next term's pump is busy firing: a timeout scheduled meanwhile, due after the
+        // old sleep's end, must still wake its next sleep.
+        alarm.scheduled(now + Duration::from_secs(120));
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            alarm.sleep(Duration::from_secs(600), now + Duration::from_secs(600)),
+        )
+        .await
+        .expect("the stored wake-up ends the sleep at once");
     }
 
     #[tokio::test]
