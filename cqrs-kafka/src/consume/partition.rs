@@ -60,7 +60,7 @@ pub(crate) async fn work(
         }
         shared.took(&lane, &message);
         let next = message.offset().saturating_add(1);
-        match process(&shared, &mut held, message).await {
+        match process(&shared, &lane, &mut held, message).await {
             Step::Handled => shared.core.board().done(&lane.tp, lane.epoch, next, false),
             Step::Parked => shared.core.board().done(&lane.tp, lane.epoch, next, true),
             Step::Stop(error) => {
@@ -77,7 +77,7 @@ pub(crate) async fn work(
 }
 
 /// The keys of this partition's topic parked earlier (by this or another member): their later
-/// messages are parked too. `None`: the consumer stopped meanwhile, or the store failed for
+/// messages are parked too. `None`: the consumer stopped (or lost the lane) meanwhile, or the store failed for
 /// good (then the consumer failed).
 async fn held_keys(shared: &Shared, lane: &Lane) -> Option<HashSet<Vec<u8>>> {
     let Some(store) = shared.dead_letters.clone() else {
@@ -100,7 +100,7 @@ async fn held_keys(shared: &Shared, lane: &Lane) -> Option<HashSet<Vec<u8>>> {
                     .core
                     .board()
                     .error(format!("loading the parked keys failed: {error}"));
-                if !sleep_or_stop(shared, backoff(shared, retry)).await {
+                if !sleep_or_stop(shared, lane, backoff(shared, retry)).await {
                     return None;
                 }
             }
@@ -117,17 +117,22 @@ async fn held_keys(shared: &Shared, lane: &Lane) -> Option<HashSet<Vec<u8>>> {
     }
 }
 
-async fn process(shared: &Shared, held: &mut HashSet<Vec<u8>>, message: Received) -> Step {
+async fn process(
+    shared: &Shared,
+    lane: &Lane,
+    held: &mut HashSet<Vec<u8>>,
+    message: Received,
+) -> Step {
     if let Some(key) = message.key().filter(|k| held.contains(*k)) {
         let error = format!(
             "held back: an earlier message with key {} is parked",
             String::from_utf8_lossy(key)
         );
-        return poison(shared, held, &message, error).await;
+        return poison(shared, lane, held, &message, error).await;
     }
-    match attempt(shared, &message).await {
+    match attempt(shared, lane, &message).await {
         Attempt::Done => Step::Handled,
-        Attempt::Poison(error) => poison(shared, held, &message, error).await,
+        Attempt::Poison(error) => poison(shared, lane, held, &message, error).await,
         Attempt::Cancelled => Step::Cancelled,
     }
 }
@@ -137,13 +142,15 @@ pub(crate) enum Attempt {
     Done,
     /// It can never be handled, for this reason.
     Poison(String),
-    /// The consumer began stopping while it waited to retry.
+    /// The consumer began stopping, or the group gave the partition to another member, while
+    /// it waited to retry.
     Cancelled,
 }
 
 /// Decodes `message` and runs the handler on it, retrying transient failures with backoff
-/// behind the breaker until it passes, turns out poison, or the consumer stops.
-pub(crate) async fn attempt(shared: &Shared, message: &Received) -> Attempt {
+/// behind the breaker until it passes, turns out poison, or the consumer stops or loses `lane`
+/// (the member that got it handles the message: retried here too, it would run beside it).
+pub(crate) async fn attempt(shared: &Shared, lane: &Lane, message: &Received) -> Attempt {
     let event = match CloudEvent::read(message) {
         Ok(event) => event,
         Err(error) => return Attempt::Poison(format!("malformed: {error}")),
@@ -165,7 +172,7 @@ pub(crate) async fn attempt(shared: &Shared, message: &Received) -> Attempt {
             if wait.is_zero() {
                 break;
             }
-            if !sleep_or_stop(shared, wait).await {
+            if !sleep_or_stop(shared, lane, wait).await {
                 return Attempt::Cancelled;
             }
         }
@@ -197,7 +204,7 @@ pub(crate) async fn attempt(shared: &Shared, message: &Received) -> Attempt {
                     ));
                 }
                 shared.core.notify();
-                if !sleep_or_stop(shared, backoff(shared, retry)).await {
+                if !sleep_or_stop(shared, lane, backoff(shared, retry)).await {
                     return Attempt::Cancelled;
                 }
             }
@@ -227,6 +234,7 @@ impl Drop for Retrying<'_> {
 /// Parks `message` whole with `error`, holding its key back, or stops, by policy.
 async fn poison(
     shared: &Shared,
+    lane: &Lane,
     held: &mut HashSet<Vec<u8>>,
     message: &Received,
     error: String,
@@ -236,7 +244,7 @@ async fn poison(
         (Some(store), PoisonPolicy::Park) => store.clone(),
         _ => return Step::Stop(format!("message {id} cannot be handled: {error}")),
     };
-    if !tell_parking(shared, message, &error).await {
+    if !tell_parking(shared, lane, message, &error).await {
         return Step::Cancelled;
     }
     tracing::warn!(consumer = %shared.core.name, message = %id, %error, "message parked");
@@ -254,7 +262,7 @@ async fn poison(
                     .core
                     .board()
                     .error(format!("parking {id} failed: {error}"));
-                if !sleep_or_stop(shared, backoff(shared, retry)).await {
+                if !sleep_or_stop(shared, lane, backoff(shared, retry)).await {
                     return Step::Cancelled;
                 }
             }
@@ -273,8 +281,9 @@ const TELL_ATTEMPTS: u32 = 5;
 
 /// Tells the handler that `message` is about to be parked for `error` (when it reads as a
 /// CloudEvent: one that does not has nobody to tell), trying a transient failure again up to
-/// [`TELL_ATTEMPTS`] times in all; `false` if the consumer began stopping first.
-async fn tell_parking(shared: &Shared, message: &Received, error: &str) -> bool {
+/// [`TELL_ATTEMPTS`] times in all; `false` if the consumer began stopping (or lost `lane`)
+/// first.
+async fn tell_parking(shared: &Shared, lane: &Lane, message: &Received, error: &str) -> bool {
     let Ok(event) = CloudEvent::read(message) else {
         return true;
     };
@@ -296,7 +305,7 @@ async fn tell_parking(shared: &Shared, message: &Received, error: &str) -> bool 
                     message_id(message)
                 ));
                 shared.core.notify();
-                if !sleep_or_stop(shared, backoff(shared, retry)).await {
+                if !sleep_or_stop(shared, lane, backoff(shared, retry)).await {
                     return false;
                 }
             }
@@ -323,13 +332,15 @@ pub(crate) fn backoff(shared: &Shared, retry: u32) -> Duration {
         .delay(retry)
 }
 
-/// Sleeps `duration`; `false` if the consumer began stopping first.
-pub(crate) async fn sleep_or_stop(shared: &Shared, duration: Duration) -> bool {
+/// Sleeps `duration`; `false` if the consumer began stopping first, or if the group gave
+/// `lane`'s partition to another member by the end of it.
+pub(crate) async fn sleep_or_stop(shared: &Shared, lane: &Lane, duration: Duration) -> bool {
     let mut stop = shared.core.stop_signal();
-    tokio::select! {
+    let slept = tokio::select! {
         () = tokio::time::sleep(duration) => true,
         () = super::runner::stopped(&mut stop) => false,
-    }
+    };
+    slept && !lane.revoked.load(Ordering::Acquire)
 }
 
 /// The span a message is handled (or its parking told) in: it continues the publisher's trace,

@@ -63,7 +63,7 @@ async fn look(
                     .await?;
             }
             (Some(Redrive::Retry), None) => {
-                if !retry(shared, store, &letter).await? {
+                if !retry(shared, lane, store, &letter).await? {
                     return Ok(false);
                 }
             }
@@ -74,7 +74,7 @@ async fn look(
                 let Some(parked) = letter.parked_key() else {
                     continue;
                 };
-                if !retry_key(shared, store, &parked).await? {
+                if !retry_key(shared, lane, store, &parked).await? {
                     return Ok(false);
                 }
             }
@@ -98,6 +98,7 @@ const KEY_LETTERS_PER_READ: usize = 100;
 /// error and the key's other requests are withdrawn. `false` when the consumer began stopping.
 async fn retry_key(
     shared: &Shared,
+    lane: &Lane,
     store: &dyn BusDeadLetterStore,
     key: &ParkedKey,
 ) -> cqrs_core::Result<bool> {
@@ -115,7 +116,7 @@ async fn retry_key(
             return Ok(true);
         }
         for letter in &page {
-            match retry_outcome(shared, store, letter).await? {
+            match retry_outcome(shared, lane, store, letter).await? {
                 Some(true) => handled = Some((letter.message.partition, letter.message.offset)),
                 Some(false) => {
                     store
@@ -132,22 +133,24 @@ async fn retry_key(
 /// Handles one letter again; `false` when the consumer began stopping.
 async fn retry(
     shared: &Shared,
+    lane: &Lane,
     store: &dyn BusDeadLetterStore,
     letter: &BusLetter,
 ) -> cqrs_core::Result<bool> {
-    Ok(retry_outcome(shared, store, letter).await?.is_some())
+    Ok(retry_outcome(shared, lane, store, letter).await?.is_some())
 }
 
 /// Handles one letter again: `Some(true)` handled and taken, `Some(false)` failed again and
 /// kept with its new error, `None` the consumer began stopping.
 async fn retry_outcome(
     shared: &Shared,
+    lane: &Lane,
     store: &dyn BusDeadLetterStore,
     letter: &BusLetter,
 ) -> cqrs_core::Result<Option<bool>> {
     let name = &*shared.core.name;
     let message = Received::from_letter(letter);
-    match attempt(shared, &message).await {
+    match attempt(shared, lane, &message).await {
         Attempt::Done => {
             store
                 .take_messages(name, std::slice::from_ref(&letter.message))
