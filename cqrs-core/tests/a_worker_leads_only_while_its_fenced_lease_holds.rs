@@ -176,8 +176,9 @@ async fn a_long_apply_keeps_the_lease_renewed_beside_it() {
     b.shutdown().await;
 }
 
-/// The store's leases, whose renewals (every call after the first) hang once `hang` is set,
-/// as a database that stopped answering would. Records until when the store granted the lease.
+/// The store's leases, whose renewals (every call after the first) and releases hang once
+/// `hang` is set, as a database that stopped answering would. Records until when the store
+/// granted the lease.
 struct Hanging {
     inner: InMemoryEventStore,
     hang: Arc<AtomicBool>,
@@ -203,6 +204,9 @@ impl LeaseStore for Hanging {
         Ok(lease)
     }
     async fn release(&self, lease: &Lease) -> cqrs_core::Result<()> {
+        if self.hang.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
         self.inner.release(lease).await
     }
 }
@@ -780,5 +784,67 @@ async fn a_worker_that_lost_its_lease_with_the_breaker_open_shows_it_closed_whil
     // or on a lag must not fire on a replica doing nothing while another leads.
     assert_eq!(status.breaker, BreakerState::Closed, "{status:?}");
     assert_eq!(status.lag_events, 0, "{status:?}");
+    a.shutdown().await;
+}
+
+/// The store's leases, whose next renewal once `late` is set is granted by the store but
+/// answered only a lease lifetime later: a worker paused (or starved) right after it sent it.
+struct Late {
+    inner: InMemoryEventStore,
+    late: Arc<AtomicBool>,
+}
+
+#[async_trait]
+impl LeaseStore for Late {
+    async fn try_acquire(
+        &self,
+        name: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> cqrs_core::Result<Option<Lease>> {
+        let lease = self.inner.try_acquire(name, owner, ttl).await?;
+        if self.late.swap(false, Ordering::SeqCst) {
+            tokio::time::sleep(TTL).await;
+        }
+        Ok(lease)
+    }
+    async fn release(&self, lease: &Lease) -> cqrs_core::Result<()> {
+        self.inner.release(lease).await
+    }
+    async fn leases(&self, prefix: &str) -> cqrs_core::Result<Vec<Lease>> {
+        self.inner.leases(prefix).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_worker_that_lost_its_term_leads_again_only_under_a_new_epoch() {
+    // A term given up while the store still holds its lease: work of that term may still be on
+    // its way (a sink's fenced transaction spawned on its own). Its fence must refuse it once
+    // the worker leads again, so the next term cannot be a renewal of the same epoch.
+    let store = InMemoryEventStore::new();
+    append(&store, 1).await;
+    let slow = Gated::closed();
+    let late = Arc::new(AtomicBool::new(false));
+    let leases = Late {
+        inner: store.clone(),
+        late: late.clone(),
+    };
+    let a = worker(&slow, &store, leases, store.clone(), "a");
+    slow.wait_until_applying().await;
+    let epoch = |leases: Vec<Lease>| leases.first().map(|lease| lease.epoch);
+    let first = epoch(store.leases("gated").await.expect("leases")).expect("a holds it");
+
+    late.store(true, Ordering::SeqCst);
+    let mut started = slow.started.subscribe();
+    within(async { started.wait_for(|n| *n >= 2).await.ok() })
+        .await
+        .expect("a leads again after its late renewal ended its term");
+
+    let second = epoch(store.leases("gated").await.expect("leases")).expect("a holds it");
+    assert!(
+        second > first,
+        "the next term kept the epoch {first} of the one given up"
+    );
+    slow.gate.add_permits(Semaphore::MAX_PERMITS);
     a.shutdown().await;
 }

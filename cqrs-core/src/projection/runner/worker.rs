@@ -99,6 +99,11 @@ impl Worker {
                         s.stand_by();
                         s.error("the lease was lost; standing by".to_owned());
                     });
+                    // Given back if the store still holds it for this worker (a renewal
+                    // answered too late): leading again is then a new holder's term, under a
+                    // higher epoch, and the fence refuses work of this term still on its way.
+                    // Kept, the next term would be a renewal of this one's epoch.
+                    self.release(&mut term).await;
                     continue;
                 }
                 Lead::Failed(error) | Lead::Poisoned { error, .. } => {
