@@ -12,7 +12,7 @@ use cqrs_core::backend::CircuitBreaker;
 use cqrs_core::bus::BusDeadLetterStore;
 use cqrs_core::projection::PoisonPolicy;
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::TopicPartitionList;
+use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc::{self, UnboundedSender};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
@@ -420,27 +420,63 @@ async fn watch_lag(shared: Arc<Shared>) {
             () = stopped(&mut stop) => return,
             _ = tick.tick() => {}
         }
-        let assigned = shared.core.board().assigned();
+        let (assigned, without_start) = {
+            let board = shared.core.board();
+            (board.assigned(), board.without_start())
+        };
         let consumer = shared.consumer.clone();
         let timeout = watermark_timeout(shared.options.lag_interval);
-        let fetched = tokio::task::spawn_blocking(move || {
-            assigned
+        let (marks, starts) = tokio::task::spawn_blocking(move || {
+            let marks: Vec<(Tp, i64, i64)> = assigned
                 .into_iter()
                 .filter_map(|tp| {
-                    let (_, high) = consumer.fetch_watermarks(&tp.0, tp.1, timeout).ok()?;
-                    Some((tp, high))
+                    let (low, high) = consumer.fetch_watermarks(&tp.0, tp.1, timeout).ok()?;
+                    Some((tp, low, high))
                 })
-                .collect::<Vec<_>>()
+                .collect();
+            let starts = group_offsets(&*consumer, &without_start, timeout);
+            (marks, starts)
         })
         .await
         .unwrap_or_default();
         {
             let mut board = shared.core.board();
-            for (tp, high) in &fetched {
+            for (tp, low, high) in &marks {
                 board.high_water(tp, *high);
+                match starts.get(tp) {
+                    Some(Offset::Offset(next)) => board.group_start(tp, *next),
+                    // The group committed nothing: it reads from the partition's start.
+                    Some(_) => board.group_start(tp, *low),
+                    None => {}
+                }
             }
         }
         shared.core.notify();
+    }
+}
+
+/// The group's committed offsets of `tps` (`Offset::Invalid` where it committed none); none
+/// when the broker could not say.
+fn group_offsets(
+    consumer: &StreamConsumer<BusContext>,
+    tps: &[Tp],
+    timeout: Duration,
+) -> HashMap<Tp, Offset> {
+    if tps.is_empty() {
+        return HashMap::new();
+    }
+    let mut list = TopicPartitionList::with_capacity(tps.len());
+    for (topic, partition) in tps {
+        list.add_partition(topic, *partition);
+    }
+    match consumer.committed_offsets(list, timeout) {
+        Ok(list) => (list.elements().iter())
+            .map(|e| ((e.topic().to_owned(), e.partition()), e.offset()))
+            .collect(),
+        Err(error) => {
+            tracing::debug!(%error, "the group's committed offsets could not be fetched");
+            HashMap::new()
+        }
     }
 }
 

@@ -56,7 +56,8 @@ pub struct PartitionStatus {
     /// [`ConsumerOptions::lag_interval`]: super::ConsumerOptions::lag_interval
     pub high_water: Option<i64>,
     /// How many messages of an assigned partition wait: the high-water mark less the next
-    /// offset to handle (or less the committed offset before this consumer handled any).
+    /// offset to handle (before this consumer handled any, less the group's committed offset,
+    /// or the partition's start if it committed none); `None` until both are known.
     pub lag: Option<i64>,
     /// Messages received and waiting for the handler in this process.
     pub buffered: usize,
@@ -122,6 +123,10 @@ struct Part {
     /// The highest `handled` ever (for waiters and the status).
     handled_ever: Option<i64>,
     committed: Option<i64>,
+    /// Where the group stood when this assignment began (its committed offset, or the
+    /// partition's start when it committed none), as fetched from the broker with the
+    /// high-water mark: the lag counts from it until this assignment handles a message.
+    group_start: Option<i64>,
     high_water: Option<i64>,
 }
 
@@ -192,6 +197,9 @@ impl Board {
         let part = self.parts.entry(tp).or_default();
         part.epoch = epoch;
         part.handled = None;
+        // Fetched anew: another member may have moved the group on since this consumer last
+        // owned the partition (what it committed then tells nothing of now).
+        part.group_start = None;
         epoch
     }
 
@@ -262,6 +270,23 @@ impl Board {
             .collect()
     }
 
+    /// The assigned partitions whose lag has nothing to count from yet: this assignment has
+    /// handled nothing, and the group's start is not fetched.
+    pub(crate) fn without_start(&self) -> Vec<Tp> {
+        self.parts
+            .iter()
+            .filter(|(_, p)| p.epoch != 0 && p.handled.is_none() && p.group_start.is_none())
+            .map(|(tp, _)| tp.clone())
+            .collect()
+    }
+
+    /// Where the group stood on `tp` when this assignment began, just fetched.
+    pub(crate) fn group_start(&mut self, tp: &Tp, next: i64) {
+        if let Some(part) = self.parts.get_mut(tp) {
+            part.group_start = Some(next);
+        }
+    }
+
     /// The broker's high-water mark of `tp`, just fetched.
     pub(crate) fn high_water(&mut self, tp: &Tp, high: i64) {
         if let Some(part) = self.parts.get_mut(tp) {
@@ -292,10 +317,9 @@ impl Board {
                     handled_up_to: p.handled_ever,
                     committed: p.committed,
                     high_water: p.high_water,
-                    lag: match (p.epoch, p.high_water, p.handled.or(p.committed)) {
-                        (0, _, _) | (_, None, _) => None,
+                    lag: match (p.epoch, p.high_water, p.handled.or(p.group_start)) {
+                        (0, _, _) | (_, None, _) | (_, _, None) => None,
                         (_, Some(high), Some(next)) => Some(high.saturating_sub(next).max(0)),
-                        (_, Some(high), None) => Some(high.max(0)),
                     },
                     buffered: 0,
                     buffered_bytes: 0,
