@@ -87,7 +87,7 @@ pub use group::GroupCommit;
 #[doc(inline)]
 pub use horizon::{record_feed_horizon, FeedHorizon, HorizonHolder};
 #[doc(inline)]
-pub use operations::{PgBreaker, PgLease, PgSubscriber};
+pub use operations::{PgBreaker, PgLease, PgSubscriber, LAG_COUNT_LIMIT};
 #[doc(inline)]
 pub use repair::TransactionIdRepair;
 #[doc(inline)]

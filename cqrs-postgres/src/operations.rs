@@ -13,6 +13,12 @@ use crate::row::recorded_events;
 use crate::timestamp::optional;
 use crate::{PgError, PgEventStore};
 
+/// How far [`PgSubscriber::lag_events`] counts: operators' lists read every reader's lag
+/// often (the console samples it every few seconds), and a count of every row past a
+/// checkpoint cost a scan of the events table per reader. Past this, a reader is far behind,
+/// whatever the exact figure; its runner's own status counts on.
+pub const LAG_COUNT_LIMIT: u64 = 100_000;
+
 /// One reader of the feed as the store sees it: a projection, a process manager
 /// (`process:{TYPE}`), a rebuild's checkpoint, or an event-bus consumer with parked messages.
 /// See [`PgEventStore::subscribers`].
@@ -31,7 +37,8 @@ pub struct PgSubscriber {
     pub dead_letters: u64,
     /// Event-bus messages parked for it (when it is a bus consumer).
     pub bus_dead_letters: u64,
-    /// Committed, visible events past its checkpoint, whatever its filter.
+    /// Committed, visible events past its checkpoint, whatever its filter, counted up to
+    /// [`LAG_COUNT_LIMIT`] (a reader further behind shows the limit).
     pub lag_events: u64,
     /// When the oldest of those was recorded; `None` when it is caught up.
     pub oldest_unapplied_at: Option<OffsetDateTime>,
@@ -83,7 +90,11 @@ impl PgEventStore {
 
     async fn subscribers_where(&self, prefix: Option<&str>) -> Result<Vec<PgSubscriber>, PgError> {
         let sql = self.fill(include_str!("sql/subscribers.sql"));
-        let rows = sqlx::query(&sql).bind(prefix).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(&sql)
+            .bind(prefix)
+            .bind(LAG_COUNT_LIMIT as i64)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(subscriber).collect()
     }
 

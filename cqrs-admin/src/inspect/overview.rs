@@ -124,7 +124,8 @@ pub struct SubscriberView {
     #[serde(with = "time::serde::rfc3339::option")]
     pub checkpoint_updated_at: Option<OffsetDateTime>,
     /// Visible events past its checkpoint (whatever its filter: an upper bound for a
-    /// filtered projection).
+    /// filtered projection), counted up to the store's limit (PostgreSQL's
+    /// `LAG_COUNT_LIMIT`, 100,000): a reader further behind shows the limit.
     pub lag_events: u64,
     /// When the oldest of those was recorded; `None` when caught up.
     #[serde(with = "time::serde::rfc3339::option")]

@@ -2,7 +2,8 @@
 -- checkpoint, a lease, a recorded breaker, parked dead letters or (for process managers, named
 -- "process:{TYPE}") instance rows; and the event-bus consumers with parked messages.
 -- Lag counts the committed events a reader could see (below the horizon, as the feed reads) past
--- its checkpoint, whatever its filter (the store does not know filters), and the oldest of them.
+-- its checkpoint, whatever its filter (the store does not know filters), and the oldest of them
+-- (the first in feed order).
 -- $1: only names starting with it (NULL: all), so a progress line counts only its own lag.
 WITH names AS (
     SELECT name FROM {schema}.checkpoints
@@ -24,7 +25,7 @@ SELECT n.name,
        (SELECT count(*) FROM {schema}.bus_dead_letters b WHERE b.consumer = n.name)
            AS bus_dead_letters,
        lag.events AS lag_events,
-       lag.oldest AS oldest_unapplied_at,
+       first.oldest AS oldest_unapplied_at,
        b.state AS breaker_state,
        b.last_error AS breaker_last_error,
        b.changed_at AS breaker_changed_at
@@ -32,11 +33,25 @@ FROM (SELECT name FROM names WHERE $1::text IS NULL OR starts_with(name, $1)) n
 LEFT JOIN {schema}.checkpoints c ON c.name = n.name
 LEFT JOIN {schema}.leases l ON l.name = n.name
 LEFT JOIN {schema}.breakers b ON b.name = n.name
+-- Counted up to $2 rows (LAG_COUNT_LIMIT), and the oldest found by one probe of the feed's
+-- index: a reader with no checkpoint (a partition member's lease, a bus consumer) or a stale
+-- one (a finished rebuild's) cost a scan of the whole events table per row, per call.
 LEFT JOIN LATERAL (
-    SELECT count(*) AS events, min(e.recorded_at) AS oldest
+    SELECT count(*) AS events
+    FROM (SELECT 1
+          FROM {schema}.events e
+          WHERE (e.transaction_id, e.position)
+                    > (coalesce(c.transaction_id, '0'::xid8), coalesce(c.position, 0))
+            AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+          LIMIT $2) past
+) lag ON true
+LEFT JOIN LATERAL (
+    SELECT e.recorded_at AS oldest
     FROM {schema}.events e
     WHERE (e.transaction_id, e.position)
               > (coalesce(c.transaction_id, '0'::xid8), coalesce(c.position, 0))
       AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-) lag ON true
+    ORDER BY e.transaction_id, e.position
+    LIMIT 1
+) first ON true
 ORDER BY n.name
