@@ -1,7 +1,7 @@
 //! [`RebuildOptions::max_retries`]: a batch that fails transiently is retried that many times,
 //! with a backoff doubling from 100 ms, and then the rebuild gives up with the transient error,
-//! before the swap. Here the index the rebuild fills was closed by an operator, so every write
-//! into it fails transiently.
+//! before the swap. Here an operator blocked writes to the index the rebuild fills, so every
+//! write into it fails transiently. (Not closed: a rebuild opens the index it resumes into.)
 
 mod support;
 
@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use cqrs_core::projection::ProjectionError;
 use cqrs_core::InMemoryEventStore;
 use cqrs_elastic::{EsError, EsIndex, RebuildOptions};
-use elasticsearch::indices::{IndicesCloseParts, IndicesDeleteParts};
+use elasticsearch::indices::{IndicesDeleteParts, IndicesPutSettingsParts};
 use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -33,13 +33,14 @@ async fn a_rebuild_retries_a_failing_batch_max_retries_times_then_gives_up() {
         step = paused.recv() => assert_eq!(step, Some("head")),
     }
     let filling = index.version_name(2);
-    let closed = client
+    let blocked = client
         .indices()
-        .close(IndicesCloseParts::Index(&[&filling]))
+        .put_settings(IndicesPutSettingsParts::Index(&[&filling]))
+        .body(serde_json::json!({ "index": { "blocks": { "write": true } } }))
         .send()
         .await
-        .expect("close");
-    assert!(closed.status_code().is_success());
+        .expect("block");
+    assert!(blocked.status_code().is_success());
 
     let started = Instant::now();
     let given_up = index
