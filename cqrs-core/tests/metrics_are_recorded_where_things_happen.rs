@@ -340,6 +340,32 @@ async fn a_runner_counts_the_events_it_applies_and_the_ones_it_parks() {
     assert_eq!(recorded.counter(PROJECTION_EVENTS_PARKED, &projection), 1);
 }
 
+#[tokio::test]
+async fn a_runner_under_a_checkpoint_name_of_its_own_is_counted_under_that_name() {
+    // A replay beside the live runner (the quick start's `process:...:replay`), a rebuild's
+    // fill: the same projection under another checkpoint, whose counts and status must not
+    // merge into the live runner's.
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _local = metrics::set_default_local_recorder(&recorder);
+    let store = InMemoryEventStore::new();
+    let last = append(&store, "s-1", json!({ "n": 1 })).await;
+
+    let handle = ProjectionRunner::new(Ns::default(), store.clone(), store.clone())
+        .with_options(quick().checkpoint_name("metrics-ns:replay"))
+        .spawn();
+    handle.wait_for(last, WAIT).await.expect("caught up");
+    let status = handle.status();
+    handle.shutdown().await;
+
+    let recorded = Recorded::take(&snapshotter);
+    let replay = [("projection", "metrics-ns:replay")];
+    assert_eq!(recorded.counter(PROJECTION_EVENTS_APPLIED, &replay), 1);
+    let live = [("projection", "metrics-ns")];
+    assert_eq!(recorded.counter(PROJECTION_EVENTS_APPLIED, &live), 0);
+    assert_eq!(status.name, "metrics-ns:replay");
+}
+
 /// The in-memory feed, with every event recorded an hour earlier than it was.
 struct HourOld(InMemoryEventStore);
 

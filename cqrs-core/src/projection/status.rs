@@ -67,7 +67,8 @@ impl ProjectionState {
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct ProjectionStatus {
-    /// The projection.
+    /// The projection's run: its checkpoint name (the projection's name unless
+    /// [`RunnerOptions::checkpoint_name`](super::RunnerOptions::checkpoint_name) gave another).
     pub name: String,
     /// What it is doing.
     pub state: ProjectionState,

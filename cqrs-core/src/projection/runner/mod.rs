@@ -219,9 +219,12 @@ impl ProjectionRunner {
     /// Starts the projection in its own task. Needs a tokio runtime.
     pub fn spawn(mut self) -> ProjectionHandle {
         self.options = self.options.instance();
-        let (status_tx, status) = watch::channel(ProjectionStatus::new(self.projection.name()));
+        // Named as it is checkpointed: a replay or a rebuild's fill beside the live runner
+        // has counters, gauges and a status of its own.
+        let name = self.checkpoint_name();
+        let (status_tx, status) = watch::channel(ProjectionStatus::new(&name));
         let (stop, stop_rx) = watch::channel(false);
-        let span = tracing::info_span!("projection", name = self.projection.name());
+        let span = tracing::info_span!("projection", name = name.as_str());
         let status_tx = Arc::new(status_tx);
         let worker = Worker::new(self, status_tx.clone(), Stop::new(stop_rx));
         let worker = tokio::spawn(worker.run().instrument(span));

@@ -158,8 +158,9 @@ impl RunnerOptions {
         self
     }
     /// The name of this run of the projection (default: the projection's name): its
-    /// checkpoint's, its lease's and its dead letters'. A rebuild or a replay into another
-    /// sink uses its own, and neither holds back nor re-drives the live run's letters.
+    /// checkpoint's, its lease's and its dead letters', and its status's and metrics' label.
+    /// A rebuild or a replay into another sink uses its own, and neither holds back nor
+    /// re-drives the live run's letters nor counts in its metrics.
     pub fn checkpoint_name(mut self, name: impl Into<String>) -> Self {
         self.checkpoint_name = Some(name.into());
         self
