@@ -85,7 +85,8 @@ pub(crate) async fn mark(
 }
 
 /// Blocks writes to `index` for the rebuild `owner`: the marker first, so a block of ours
-/// never exists without one.
+/// never exists without one; then the block's lock alias, which the swap takes away in the
+/// same request as it moves the read model's alias (see [`lock_alias`]).
 pub(crate) async fn hold(
     client: &Elasticsearch,
     index: &str,
@@ -93,7 +94,21 @@ pub(crate) async fn hold(
     ttl: Duration,
 ) -> Result<()> {
     mark(client, index, owner, ttl).await?;
-    set_blocked(client, index, true).await
+    set_blocked(client, index, true).await?;
+    update_aliases(
+        client,
+        json!([{ "add": { "index": index, "alias": lock_alias(index) } }]),
+    )
+    .await
+}
+
+/// The alias on a blocked index that says its block still holds. A release takes it away
+/// before it lets writes in, and the swap removes it (`must_exist`) in the one request that
+/// moves the read model's alias: a rebuild that stalled after it checked its block swaps only
+/// if nobody released the block meanwhile, or the serving index could take writes the swap
+/// would leave behind. Not named after the read model, so no `{name}*` pattern matches it.
+pub(crate) fn lock_alias(index: &str) -> String {
+    format!("write-block.{index}")
 }
 
 /// Renews the marker every third of `ttl`; returns only when a renewal failed, or did not
@@ -122,11 +137,26 @@ pub(crate) async fn renew(
     }
 }
 
-/// Allows writes to `index` again and removes the marker (the block first: a marker without
-/// a block is harmless).
+/// Allows writes to `index` again and removes the marker: the lock alias first (no swap can
+/// happen once writes are let in), then the block (a marker without a block is harmless).
 pub(crate) async fn release(client: &Elasticsearch, index: &str) -> Result<()> {
+    update_aliases(
+        client,
+        json!([{ "remove": { "index": index, "alias": lock_alias(index), "must_exist": false } }]),
+    )
+    .await?;
     set_blocked(client, index, false).await?;
     put_mapping(client, index, json!({ "_meta": {} })).await
+}
+
+async fn update_aliases(client: &Elasticsearch, actions: Value) -> Result<()> {
+    let response = client
+        .indices()
+        .update_aliases()
+        .body(json!({ "actions": actions }))
+        .send()
+        .await?;
+    http::json_ok(response, "update aliases").await.map(drop)
 }
 
 /// The rebuild write blocks on the indices behind `target` (an index or an alias): those

@@ -339,9 +339,11 @@ impl EsIndex {
         refresh(&self.client, index).await
     }
 
-    /// Moves the alias from `from` to `to` in one atomic `_aliases` call. Fails, changing
-    /// nothing, when the alias is no longer on `from`.
+    /// Moves the alias from `from` to `to` in one atomic `_aliases` call, while the rebuild's
+    /// write block on `from` holds. Fails, changing nothing, when the alias is no longer on
+    /// `from`, or when the block was released ([`EsError::WriteBlocked`]).
     pub(crate) async fn swap(&self, from: &str, to: &str) -> Result<()> {
+        let lock = crate::block::lock_alias(from);
         let response = self
             .client
             .indices()
@@ -351,10 +353,27 @@ impl EsIndex {
                 // still adds it to `to`: the alias then spans two indices.
                 { "remove": { "index": from, "alias": &self.name, "must_exist": true } },
                 { "add": { "index": to, "alias": &self.name } },
+                // Only while the rebuild's write block holds (see `block::lock_alias`).
+                { "remove": { "index": from, "alias": &lock, "must_exist": true } },
             ] }))
             .send()
             .await?;
-        let answer = http::json_ok(response, "update aliases").await?;
+        let (status, answer) = http::json_any(response).await?;
+        if status == 404 && http::error_type(&answer) == Some("aliases_not_found_exception") {
+            return Err(EsError::WriteBlocked {
+                index: from.to_owned(),
+                state: "released before the swap (the rebuild stalled past its time to live); \
+                        the alias stays, the next rebuild resumes"
+                    .to_owned(),
+            });
+        }
+        if !(200..300).contains(&status) {
+            return Err(EsError::Status {
+                operation: "update aliases",
+                status,
+                reason: http::reason(&answer),
+            });
+        }
         if answer.get("errors").and_then(Value::as_bool) == Some(true) {
             return Err(http::unexpected(
                 "update aliases",

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 mod held;
+pub mod holding_proxy;
 // Each test binary compiles the support module whole; only some use these.
 #[allow(unused_imports)]
 pub use held::{Held, HANDSHAKE};
