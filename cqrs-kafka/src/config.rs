@@ -33,6 +33,7 @@ const SASL_PASSWORD_VARIABLE: &str = "KAFKA_SASL_PASSWORD";
 pub struct KafkaConfig {
     bootstrap_servers: String,
     client_id: String,
+    group_prefix: String,
     sasl: Option<Sasl>,
     settings: BTreeMap<String, String>,
 }
@@ -45,6 +46,7 @@ impl KafkaConfig {
         Ok(Self {
             bootstrap_servers: parse_bootstrap(BOOTSTRAP_VARIABLE, bootstrap_servers)?,
             client_id: "cqrs-kafka".to_owned(),
+            group_prefix: String::new(),
             sasl: None,
             settings: BTreeMap::new(),
         })
@@ -74,6 +76,30 @@ impl KafkaConfig {
             config = config.with_sasl(Sasl::new(mechanism, username, password));
         }
         Ok(config)
+    }
+
+    /// Prefixes every consumer group id (`staging.` makes consumer `billing` join the group
+    /// `staging.billing`): environments or services sharing one cluster then never share a
+    /// group, and so never split each other's partitions. Only the group id the brokers see:
+    /// the consumer's name still keys its parked messages and the ids of the commands it
+    /// derives, so adding a prefix to a running service (a new group, which reads its topics
+    /// again from the start) runs no message's command twice.
+    ///
+    /// ```
+    /// let config = cqrs_kafka::KafkaConfig::new("127.0.0.1:9092")?.with_group_prefix("staging.");
+    /// assert_eq!(config.group_id("billing"), "staging.billing");
+    /// # Ok::<(), cqrs_kafka::KafkaError>(())
+    /// ```
+    #[must_use]
+    pub fn with_group_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.group_prefix = prefix.into();
+        self
+    }
+
+    /// The group id the brokers see for a consumer named `name`: the group prefix, then the
+    /// name.
+    pub fn group_id(&self, name: &str) -> String {
+        format!("{}{name}", self.group_prefix)
     }
 
     /// The client id the brokers see in their logs and quotas (default `cqrs-kafka`).
@@ -155,6 +181,7 @@ impl fmt::Debug for KafkaConfig {
         f.debug_struct("KafkaConfig")
             .field("bootstrap_servers", &self.bootstrap_servers)
             .field("client_id", &self.client_id)
+            .field("group_prefix", &self.group_prefix)
             .field("sasl", &self.sasl)
             .field("settings", &settings)
             .finish()

@@ -32,7 +32,7 @@ impl fmt::Debug for KafkaConsumer {
 pub(crate) fn group_config(config: &KafkaConfig, group_id: &str) -> ClientConfig {
     let mut client = config.client_config();
     client
-        .set("group.id", group_id)
+        .set("group.id", config.group_id(group_id))
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
@@ -54,7 +54,8 @@ const METADATA_REFRESH: &str = "topic.metadata.refresh.interval.ms";
 const METADATA_REFRESH_MS: &str = "5000";
 
 impl KafkaConsumer {
-    /// A consumer in group `group_id`. Connects lazily.
+    /// A consumer in group `group_id` (after the config's
+    /// [group prefix](KafkaConfig::with_group_prefix), if any). Connects lazily.
     pub fn new(config: &KafkaConfig, group_id: &str) -> Result<Self> {
         let inner: StreamConsumer = group_config(config, group_id)
             .create()
