@@ -848,3 +848,54 @@ async fn a_worker_that_lost_its_term_leads_again_only_under_a_new_epoch() {
     slow.gate.add_permits(Semaphore::MAX_PERMITS);
     a.shutdown().await;
 }
+
+/// The store's leases, each taken at once but answered only half a lease lifetime later.
+struct SlowToAnswer(InMemoryEventStore);
+
+#[async_trait]
+impl LeaseStore for SlowToAnswer {
+    async fn try_acquire(
+        &self,
+        name: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> cqrs_core::Result<Option<Lease>> {
+        let lease = self.0.try_acquire(name, owner, ttl).await?;
+        tokio::time::sleep(TTL / 2).await;
+        Ok(lease)
+    }
+    async fn release(&self, lease: &Lease) -> cqrs_core::Result<()> {
+        self.0.release(lease).await
+    }
+    async fn leases(&self, prefix: &str) -> cqrs_core::Result<Vec<Lease>> {
+        self.0.leases(prefix).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_worker_stopped_while_taking_the_lease_gives_back_what_the_store_granted() {
+    // Stopped (a rolling deploy) while its try to take the lease was on its way: the store
+    // granted it, and nobody else could lead until it expired.
+    let store = InMemoryEventStore::new();
+    let slow = Gated::open();
+    let a = worker(
+        &slow,
+        &store,
+        SlowToAnswer(store.clone()),
+        store.clone(),
+        "a",
+    );
+    while store.leases("gated").await.expect("leases").is_empty() {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+
+    a.shutdown().await;
+    // Well before the granted lease would expire.
+    tokio::time::sleep(TTL / 2 + Duration::from_millis(100)).await;
+
+    assert_eq!(
+        store.leases("gated").await.expect("leases"),
+        [],
+        "the lease granted while the worker stopped is still held"
+    );
+}

@@ -25,10 +25,25 @@ impl Worker {
                 return Err(Lead::Stopped);
             }
             let asked_at = tokio::time::Instant::now();
+            let mut acquire = Box::pin({
+                let (leases, name) = (leases.clone(), name.to_owned());
+                let owner = self.runner.options.lease_owner().to_owned();
+                async move { leases.try_acquire(&name, &owner, ttl).await }
+            });
             let acquired = tokio::select! {
-                acquired = leases.try_acquire(name, self.runner.options.lease_owner(), ttl) => acquired,
-                // A store that does not answer must not hold up a shutdown.
-                () = self.stop.requested() => return Err(Lead::Stopped),
+                acquired = &mut acquire => acquired,
+                // A store that does not answer must not hold up a shutdown. One that answers
+                // late may have granted the lease: given back from a task of its own, or
+                // nobody else could lead until it expired.
+                () = self.stop.requested() => {
+                    let leases = leases.clone();
+                    tokio::spawn(async move {
+                        if let Ok(Ok(Some(lease))) = tokio::time::timeout(ttl, acquire).await {
+                            let _ = tokio::time::timeout(ttl, leases.release(&lease)).await;
+                        }
+                    });
+                    return Err(Lead::Stopped);
+                }
             };
             let standing = match acquired {
                 Ok(Some(lease)) => {
