@@ -92,7 +92,7 @@ impl PgEventStore {
         let sql = self.fill(include_str!("sql/subscribers.sql"));
         let rows = sqlx::query(&sql)
             .bind(prefix)
-            .bind(LAG_COUNT_LIMIT as i64)
+            .bind(i64::try_from(LAG_COUNT_LIMIT).unwrap_or(i64::MAX))
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(subscriber).collect()

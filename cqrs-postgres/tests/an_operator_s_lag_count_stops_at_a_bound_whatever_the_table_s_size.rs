@@ -23,7 +23,7 @@ async fn a_reader_without_a_checkpoint_counts_its_lag_up_to_the_limit() {
          FROM generate_series(1, $1::bigint) AS n",
         store.schema().as_str()
     ))
-    .bind(beyond as i64)
+    .bind(i64::try_from(beyond).expect("a bigint"))
     .execute(store.pool())
     .await
     .expect("insert the events");

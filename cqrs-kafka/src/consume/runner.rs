@@ -434,7 +434,7 @@ async fn watch_lag(shared: Arc<Shared>) {
                     Some((tp, low, high))
                 })
                 .collect();
-            let starts = group_offsets(&*consumer, &without_start, timeout);
+            let starts = group_offsets(&consumer, &without_start, timeout);
             (marks, starts)
         })
         .await
