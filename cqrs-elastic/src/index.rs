@@ -359,7 +359,10 @@ impl EsIndex {
             .send()
             .await?;
         let (status, answer) = http::json_any(response).await?;
-        if status == 404 && http::error_type(&answer) == Some("aliases_not_found_exception") {
+        if status == 404
+            && http::error_type(&answer) == Some("aliases_not_found_exception")
+            && http::reason(&answer).contains(&lock)
+        {
             return Err(EsError::WriteBlocked {
                 index: from.to_owned(),
                 state: "released before the swap (the rebuild stalled past its time to live); \

@@ -52,8 +52,10 @@ async fn a_stalled_rebuild_whose_block_was_released_leaves_the_alias_on_the_comp
     let proxy = HoldingProxy::start().await;
     let stalling = EsIndex::for_projection(proxy.client(), &accounts).unwrap();
 
-    // The rebuild's process stalls as it sends its swap: that and all it sends after wait.
-    proxy.arm();
+    // The rebuild's process stalls as it sends its swap (its second `_aliases` request, after
+    // the one that adds its block's lock alias), once it checked its block: the swap and all
+    // it sends after wait.
+    proxy.arm(2);
     let options = RebuildOptions::default().write_block_ttl(Duration::from_millis(300));
     let rebuild = tokio::spawn({
         let (accounts, store) = (accounts.clone(), store.clone());

@@ -152,11 +152,17 @@ impl EsIndex {
     /// 3. Blocks writes to `{name}_v{n}`: the live projector's writes fail transiently and are
     ///    retried, so every event it wrote into `{name}_v{n}` is below the head the next
     ///    catch-up reads. Catches up to that head, refreshes, and swaps the alias from
-    ///    `{name}_v{n}` to `{name}_v{n+1}` in one atomic `_aliases` call; the live
+    ///    `{name}_v{n}` to `{name}_v{n+1}` in one atomic `_aliases` call, which also takes
+    ///    away the block's lock alias `write-block.{name}_v{n}`: it swaps only while the block
+    ///    still holds (a rebuild that stalled past its time to live, whose block the live
+    ///    projector released, swaps nothing). The rebuild's credentials need to manage that
+    ///    alias too. The live
     ///    projector's retried writes then land in `{name}_v{n+1}` through the alias, where
     ///    events already applied are skipped. A rebuild cancelled or failing here releases the
     ///    block; one that dies here leaves it to expire after
-    ///    [`RebuildOptions::write_block_ttl`] (see [`EsIndex::write_block`]).
+    ///    [`RebuildOptions::write_block_ttl`] (see [`EsIndex::write_block`]). Run no rebuild
+    ///    while processes of a release before this one run: they release a block without its
+    ///    lock alias.
     /// 4. Catches up once more with what arrived during the swap (the live projector writes
     ///    the same events through the alias; writes are idempotent, so the two overlap
     ///    safely), and refreshes.
@@ -265,8 +271,10 @@ impl EsIndex {
         // cancelled, the guard releases it, and if it dies, the marker expires (see `block`).
         let (client, old, owner) = (&self.client, &report.from.index, &report.checkpoint_name);
         let ttl = options.write_block_ttl;
-        block::hold(client, old, owner, ttl).await?;
+        // The guard first: a hold cut off or failed midway (the block set, its lock alias not)
+        // is released too.
         let guard = BlockGuard::new(client.clone(), old.clone());
+        block::hold(client, old, owner, ttl).await?;
         let (old, owner) = (old.clone(), owner.clone());
         let swap = async {
             report.position = filler.catch_up().await?;

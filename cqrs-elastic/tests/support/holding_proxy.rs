@@ -1,8 +1,8 @@
 //! [`HoldingProxy`]: a TCP proxy in front of the test node that, once armed, holds a process's
-//! requests from its first `POST /_aliases` on, as if that process stalled (a pause, a VM
+//! requests from its `n`th `POST /_aliases` on, as if that process stalled (a pause, a VM
 //! migration) just as it sent it, until the test releases them.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use elasticsearch::Elasticsearch;
@@ -13,7 +13,8 @@ use tokio::sync::watch;
 /// See the module.
 pub struct HoldingProxy {
     client: Elasticsearch,
-    armed: Arc<AtomicBool>,
+    /// `POST /_aliases` requests to let through before holding (`usize::MAX`: not armed).
+    armed: Arc<AtomicUsize>,
     /// `true` once a request is held.
     held: watch::Receiver<bool>,
     release: watch::Sender<bool>,
@@ -29,7 +30,7 @@ impl HoldingProxy {
             .to_owned();
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let address = listener.local_addr().expect("address");
-        let armed = Arc::new(AtomicBool::new(false));
+        let armed = Arc::new(AtomicUsize::new(usize::MAX));
         let (holding, held) = watch::channel(false);
         let (release, released) = watch::channel(false);
         let holding = Arc::new(holding);
@@ -64,9 +65,9 @@ impl HoldingProxy {
         self.client.clone()
     }
 
-    /// From now on, the first `POST /_aliases` and every request after it are held.
-    pub fn arm(&self) {
-        self.armed.store(true, Ordering::SeqCst);
+    /// From now on, the `n`th `POST /_aliases` (from 1) and every request after it are held.
+    pub fn arm(&self, n: usize) {
+        self.armed.store(n.saturating_sub(1), Ordering::SeqCst);
     }
 
     /// Waits until a request is held.
@@ -87,7 +88,7 @@ impl HoldingProxy {
 async fn relay(
     client: TcpStream,
     node: TcpStream,
-    armed: Arc<AtomicBool>,
+    armed: Arc<AtomicUsize>,
     holding: Arc<watch::Sender<bool>>,
     mut released: watch::Receiver<bool>,
 ) {
@@ -104,8 +105,14 @@ async fn relay(
         if read == 0 {
             return;
         }
-        if armed.load(Ordering::SeqCst) && buffer[..read].starts_with(b"POST /_aliases") {
-            holding.send_replace(true);
+        if buffer[..read].starts_with(b"POST /_aliases") {
+            // Counts down to the one to hold (a countdown at usize::MAX is not armed).
+            let before = armed.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+                (left != usize::MAX && left > 0).then(|| left - 1)
+            });
+            if before.is_err() && armed.load(Ordering::SeqCst) == 0 {
+                holding.send_replace(true);
+            }
         }
         if *holding.borrow() && released.wait_for(|r| *r).await.is_err() {
             return;
