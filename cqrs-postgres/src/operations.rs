@@ -38,7 +38,8 @@ pub struct PgSubscriber {
     /// Event-bus messages parked for it (when it is a bus consumer).
     pub bus_dead_letters: u64,
     /// Committed, visible events past its checkpoint, whatever its filter, counted up to
-    /// [`LAG_COUNT_LIMIT`] (a reader further behind shows the limit).
+    /// [`LAG_COUNT_LIMIT`] in the list of every reader (a reader further behind shows the
+    /// limit).
     pub lag_events: u64,
     /// When the oldest of those was recorded; `None` when it is caught up.
     pub oldest_unapplied_at: Option<OffsetDateTime>,
@@ -76,23 +77,31 @@ impl PgEventStore {
     /// Every reader of the feed this store knows of, by name: what has a checkpoint, a lease,
     /// dead letters, process-manager instances (as `process:{TYPE}`) or parked bus messages.
     pub async fn subscribers(&self) -> Result<Vec<PgSubscriber>, PgError> {
-        self.subscribers_where(None).await
+        self.subscribers_where(None, Some(LAG_COUNT_LIMIT)).await
     }
 
     /// The readers whose names start with `prefix` (a progress line follows one reader, or a
-    /// rebuild's `{name}@v...`, without counting every other reader's lag).
+    /// rebuild's `{name}@v...`, without counting every other reader's lag). Their lag is
+    /// counted whole, not up to [`LAG_COUNT_LIMIT`]: a progress line's rate and time left
+    /// come from it.
     pub async fn subscribers_starting_with(
         &self,
         prefix: &str,
     ) -> Result<Vec<PgSubscriber>, PgError> {
-        self.subscribers_where(Some(prefix)).await
+        self.subscribers_where(Some(prefix), None).await
     }
 
-    async fn subscribers_where(&self, prefix: Option<&str>) -> Result<Vec<PgSubscriber>, PgError> {
+    /// The readers starting with `prefix` (all: `None`), their lag counted up to `limit`
+    /// (whole: `None`).
+    async fn subscribers_where(
+        &self,
+        prefix: Option<&str>,
+        limit: Option<u64>,
+    ) -> Result<Vec<PgSubscriber>, PgError> {
         let sql = self.fill(include_str!("sql/subscribers.sql"));
         let rows = sqlx::query(&sql)
             .bind(prefix)
-            .bind(i64::try_from(LAG_COUNT_LIMIT).unwrap_or(i64::MAX))
+            .bind(limit.map(|limit| i64::try_from(limit).unwrap_or(i64::MAX)))
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(subscriber).collect()

@@ -3,7 +3,7 @@
 //! oldest unapplied event by one index probe. Counting every row past a checkpoint, a reader
 //! with none (a partition member's lease, a bus consumer) or a stale one (a finished rebuild's)
 //! cost a scan of the whole events table per reader and per sample: minutes at tens of millions
-//! of events.
+//! of events. A progress line, which follows one reader, still counts it whole.
 
 mod support;
 
@@ -50,4 +50,12 @@ async fn a_reader_without_a_checkpoint_counts_its_lag_up_to_the_limit() {
         "counted up to the limit"
     );
     assert!(member.oldest_unapplied_at.is_some(), "{member:?}");
+
+    // A progress line follows one reader: its rate and time left need the whole count.
+    let followed = store
+        .subscribers_starting_with("orders/members/")
+        .await
+        .expect("the reader followed");
+    assert_eq!(followed.len(), 1);
+    assert_eq!(followed[0].lag_events, beyond, "counted whole");
 }

@@ -69,7 +69,7 @@ pub(crate) fn overview(out: &mut dyn Write, overview: &Overview) -> io::Result<(
             s.checkpoint
                 .map(position_label)
                 .unwrap_or_else(|| "-".to_owned()),
-            s.lag_events.to_string(),
+            s.lag_label(),
             duration(s.lag_seconds),
             s.breaker
                 .as_ref()

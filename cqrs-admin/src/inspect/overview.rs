@@ -125,7 +125,8 @@ pub struct SubscriberView {
     pub checkpoint_updated_at: Option<OffsetDateTime>,
     /// Visible events past its checkpoint (whatever its filter: an upper bound for a
     /// filtered projection), counted up to the store's limit (PostgreSQL's
-    /// `LAG_COUNT_LIMIT`, 100,000): a reader further behind shows the limit.
+    /// `LAG_COUNT_LIMIT`, 100,000): a reader further behind shows the limit
+    /// ([`lag_label`](Self::lag_label) says `100000+`).
     pub lag_events: u64,
     /// When the oldest of those was recorded; `None` when caught up.
     #[serde(with = "time::serde::rfc3339::option")]
@@ -199,6 +200,24 @@ impl LeaseView {
 }
 
 impl SubscriberView {
+    /// [`lag_events`](Self::lag_events) for a person: `100000+` at the store's count limit,
+    /// where the reader may be further behind.
+    ///
+    /// ```
+    /// # let view: cqrs_admin::inspect::SubscriberView = serde_json::from_value(serde_json::json!({
+    /// #   "name": "orders", "kind": "projection", "checkpoint": null, "checkpoint_updated_at": null,
+    /// #   "lag_events": 100000, "oldest_unapplied_at": null, "lag_seconds": 0.0, "lease": null,
+    /// #   "leader": "unleased", "dead_letters": 0, "breaker": null })).unwrap();
+    /// assert_eq!(view.lag_label(), "100000+");
+    /// ```
+    pub fn lag_label(&self) -> String {
+        if self.lag_events >= cqrs_postgres::LAG_COUNT_LIMIT {
+            format!("{}+", cqrs_postgres::LAG_COUNT_LIMIT)
+        } else {
+            self.lag_events.to_string()
+        }
+    }
+
     pub(crate) fn new(row: &PgSubscriber, now: OffsetDateTime) -> Self {
         let lag_seconds = row
             .oldest_unapplied_at

@@ -144,7 +144,7 @@ impl Admin {
                                 .map(|p| p.to_string())
                                 .unwrap_or_else(|| "-".to_owned()),
                             s.as_ref()
-                                .map(|s| s.lag_events.to_string())
+                                .map(|s| s.lag_label())
                                 .unwrap_or_else(|| "-".to_owned()),
                             s.as_ref()
                                 .map(|s| s.dead_letters.to_string())

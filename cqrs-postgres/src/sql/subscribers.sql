@@ -33,7 +33,8 @@ FROM (SELECT name FROM names WHERE $1::text IS NULL OR starts_with(name, $1)) n
 LEFT JOIN {schema}.checkpoints c ON c.name = n.name
 LEFT JOIN {schema}.leases l ON l.name = n.name
 LEFT JOIN {schema}.breakers b ON b.name = n.name
--- Counted up to $2 rows (LAG_COUNT_LIMIT), and the oldest found by one probe of the feed's
+-- Counted up to $2 rows (LAG_COUNT_LIMIT; NULL: all, for a progress line following one reader),
+-- and the oldest found by one probe of the feed's
 -- index: a reader with no checkpoint (a partition member's lease, a bus consumer) or a stale
 -- one (a finished rebuild's) cost a scan of the whole events table per row, per call.
 LEFT JOIN LATERAL (
