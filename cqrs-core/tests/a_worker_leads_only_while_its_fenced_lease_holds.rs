@@ -792,6 +792,8 @@ async fn a_worker_that_lost_its_lease_with_the_breaker_open_shows_it_closed_whil
 struct Late {
     inner: InMemoryEventStore,
     late: Arc<AtomicBool>,
+    /// Refuses the next release once set (a store slow to answer at that moment).
+    refuse_release: Arc<AtomicBool>,
 }
 
 #[async_trait]
@@ -809,6 +811,9 @@ impl LeaseStore for Late {
         Ok(lease)
     }
     async fn release(&self, lease: &Lease) -> cqrs_core::Result<()> {
+        if self.refuse_release.swap(false, Ordering::SeqCst) {
+            return Err(cqrs_core::Error::unavailable("the pool timed out"));
+        }
         self.inner.release(lease).await
     }
     async fn leases(&self, prefix: &str) -> cqrs_core::Result<Vec<Lease>> {
@@ -818,6 +823,16 @@ impl LeaseStore for Late {
 
 #[tokio::test(start_paused = true)]
 async fn a_worker_that_lost_its_term_leads_again_only_under_a_new_epoch() {
+    lost_term_leads_again_under_a_new_epoch(false).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_worker_that_could_not_give_back_its_lost_term_s_lease_still_leads_again_under_a_new_epoch(
+) {
+    lost_term_leads_again_under_a_new_epoch(true).await;
+}
+
+async fn lost_term_leads_again_under_a_new_epoch(refuse_release: bool) {
     // A term given up while the store still holds its lease: work of that term may still be on
     // its way (a sink's fenced transaction spawned on its own). Its fence must refuse it once
     // the worker leads again, so the next term cannot be a renewal of the same epoch.
@@ -828,6 +843,7 @@ async fn a_worker_that_lost_its_term_leads_again_only_under_a_new_epoch() {
     let leases = Late {
         inner: store.clone(),
         late: late.clone(),
+        refuse_release: Arc::new(AtomicBool::new(refuse_release)),
     };
     let a = worker(&slow, &store, leases, store.clone(), "a");
     slow.wait_until_applying().await;
@@ -889,9 +905,8 @@ async fn a_worker_stopped_while_taking_the_lease_gives_back_what_the_store_grant
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
 
+    // Given back before the shutdown returns: a process exits right after it.
     a.shutdown().await;
-    // Well before the granted lease would expire.
-    tokio::time::sleep(TTL / 2 + Duration::from_millis(100)).await;
 
     assert_eq!(
         store.leases("gated").await.expect("leases"),

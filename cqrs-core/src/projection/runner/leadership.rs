@@ -2,6 +2,9 @@
 //! following the checkpoint it saves),
 //! starting a [`Term`] that renews it beside the work, and releasing it when leading ends.
 
+use std::pin::pin;
+
+use crate::projection::Lease;
 use crate::Position;
 
 use super::outcome::Lead;
@@ -11,7 +14,11 @@ use super::worker::Worker;
 impl Worker {
     /// Waits until this worker holds the lease (at once without a lease store), and starts
     /// its term. `Err` when asked to stop meanwhile, or on a store error a retry cannot cure.
-    pub(super) async fn hold_lease(&mut self, name: &str) -> Result<Term, Lead> {
+    pub(super) async fn hold_lease(
+        &mut self,
+        name: &str,
+        ended: Option<&Lease>,
+    ) -> Result<Term, Lead> {
         let Some(leases) = self.runner.leases.clone() else {
             return match self.stop.stopping() {
                 true => Err(Lead::Stopped),
@@ -25,27 +32,32 @@ impl Worker {
                 return Err(Lead::Stopped);
             }
             let asked_at = tokio::time::Instant::now();
-            let mut acquire = Box::pin({
-                let (leases, name) = (leases.clone(), name.to_owned());
-                let owner = self.runner.options.lease_owner().to_owned();
-                async move { leases.try_acquire(&name, &owner, ttl).await }
-            });
-            let acquired = tokio::select! {
-                acquired = &mut acquire => acquired,
-                // A store that does not answer must not hold up a shutdown. One that answers
-                // late may have granted the lease: given back from a task of its own, or
-                // nobody else could lead until it expired.
-                () = self.stop.requested() => {
-                    let leases = leases.clone();
-                    tokio::spawn(async move {
+            let owner = self.runner.options.lease_owner().to_owned();
+            let acquired = {
+                let mut acquire = pin!(leases.try_acquire(name, &owner, ttl));
+                tokio::select! {
+                    acquired = &mut acquire => acquired,
+                    // Stopping waits for a store that does not answer no longer than a lease
+                    // lasts. One that answers late may have granted the lease: given back, or
+                    // nobody else could lead until it expired.
+                    () = self.stop.requested() => {
                         if let Ok(Ok(Some(lease))) = tokio::time::timeout(ttl, acquire).await {
                             let _ = tokio::time::timeout(ttl, leases.release(&lease)).await;
                         }
-                    });
-                    return Err(Lead::Stopped);
+                        return Err(Lead::Stopped);
+                    }
                 }
             };
             let standing = match acquired {
+                // The lease of a term that ended, renewed (giving it back had failed): work of
+                // that term still on its way would pass the fence. Given back again; the next
+                // try takes it under a new epoch (or once it expired).
+                Ok(Some(lease))
+                    if ended.is_some_and(|e| e.owner == lease.owner && e.epoch == lease.epoch) =>
+                {
+                    let _ = tokio::time::timeout(ttl, leases.release(&lease)).await;
+                    false
+                }
                 Ok(Some(lease)) => {
                     let status = self.status.clone();
                     return Ok(Term::start(leases, lease, asked_at, ttl, status));

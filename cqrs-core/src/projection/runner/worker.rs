@@ -66,8 +66,10 @@ impl Worker {
     /// Leads whenever it holds the lease, until stopped or failed.
     pub(super) async fn run(mut self) {
         let name = self.runner.checkpoint_name();
+        // The lease of the last term lost, which the next must not renew.
+        let mut ended = None;
         loop {
-            let mut term = match self.hold_lease(&name).await {
+            let mut term = match self.hold_lease(&name, ended.as_ref()).await {
                 Ok(term) => term,
                 Err(Lead::Failed(error)) => break self.fail(error),
                 Err(_) => break self.set(|s| s.state = ProjectionState::Stopped),
@@ -104,6 +106,7 @@ impl Worker {
                     // higher epoch, and the fence refuses work of this term still on its way.
                     // Kept, the next term would be a renewal of this one's epoch.
                     self.release(&mut term).await;
+                    ended = term.lease().cloned();
                     continue;
                 }
                 Lead::Failed(error) | Lead::Poisoned { error, .. } => {
