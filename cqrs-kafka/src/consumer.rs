@@ -62,11 +62,11 @@ impl KafkaConsumer {
             .map_err(KafkaError::client("create the consumer"))?;
         Ok(Self {
             inner,
-            group_id: group_id.to_owned(),
+            group_id: config.group_id(group_id),
         })
     }
 
-    /// The group id.
+    /// The group id the brokers see (with the config's group prefix).
     pub fn group_id(&self) -> &str {
         &self.group_id
     }

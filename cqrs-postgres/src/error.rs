@@ -278,10 +278,12 @@ impl From<crate::bounded::NoAnswer> for cqrs_core::Error {
 /// type"; migration 8 changed `stream_id`'s collation). The connection refuses it on every call
 /// until it prepares it again: dropped, a new one does (see `SpoilsConnection`).
 pub(crate) fn stale_statement(db: &dyn sqlx::error::DatabaseError) -> bool {
+    // Told by the server's function that raises it, not by its message, which the server's
+    // `lc_messages` may translate.
     db.code().as_deref() == Some("0A000")
         && db
-            .message()
-            .starts_with("cached plan must not change result type")
+            .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+            .is_some_and(|pg| pg.routine() == Some("RevalidateCachedQuery"))
 }
 
 /// SQLSTATE codes a retry may get past.

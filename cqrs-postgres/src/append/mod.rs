@@ -39,8 +39,10 @@ impl PgEventStore {
     /// recorded atomically with the caller's other writes. Same semantics as
     /// [`AppendEvents::append`]; the append runs in a savepoint, so a conflict leaves the
     /// caller's transaction usable. Listeners are woken when the caller commits. Cut off midway
-    /// (a timeout, an aborted task), it leaves the caller's transaction open and whole, and a
-    /// plain connection outside any transaction.
+    /// (a timeout, an aborted task), it leaves the caller's transaction open (and a plain
+    /// connection outside any transaction), but perhaps failed by the statement that was on its
+    /// way, whose error nobody read: roll back after a cut-off append, since a `COMMIT` of a
+    /// failed transaction answers as if it succeeded.
     ///
     /// One more conflict exists here: the feed orders events by their writing transaction, so a
     /// transaction that took its id (by writing anything) before the stream's last event was
