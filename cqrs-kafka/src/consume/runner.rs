@@ -434,7 +434,15 @@ async fn watch_lag(shared: Arc<Shared>) {
                     Some((tp, low, high))
                 })
                 .collect();
-            let starts = group_offsets(&consumer, &without_start, timeout);
+            let tps: Vec<Tp> = without_start.iter().map(|(tp, _)| tp.clone()).collect();
+            let starts = group_offsets(&consumer, &tps, timeout);
+            let starts: HashMap<Tp, (u64, Offset)> = without_start
+                .into_iter()
+                .filter_map(|(tp, epoch)| {
+                    let offset = *starts.get(&tp)?;
+                    Some((tp, (epoch, offset)))
+                })
+                .collect();
             (marks, starts)
         })
         .await
@@ -444,9 +452,9 @@ async fn watch_lag(shared: Arc<Shared>) {
             for (tp, low, high) in &marks {
                 board.high_water(tp, *high);
                 match starts.get(tp) {
-                    Some(Offset::Offset(next)) => board.group_start(tp, *next),
+                    Some((epoch, Offset::Offset(next))) => board.group_start(tp, *epoch, *next),
                     // The group committed nothing: it reads from the partition's start.
-                    Some(_) => board.group_start(tp, *low),
+                    Some((epoch, _)) => board.group_start(tp, *epoch, *low),
                     None => {}
                 }
             }

@@ -270,20 +270,23 @@ impl Board {
             .collect()
     }
 
-    /// The assigned partitions whose lag has nothing to count from yet: this assignment has
-    /// handled nothing, and the group's start is not fetched.
-    pub(crate) fn without_start(&self) -> Vec<Tp> {
+    /// The assigned partitions whose lag has nothing to count from yet (this assignment has
+    /// handled nothing, and the group's start is not fetched), with their assignment's epoch.
+    pub(crate) fn without_start(&self) -> Vec<(Tp, u64)> {
         self.parts
             .iter()
             .filter(|(_, p)| p.epoch != 0 && p.handled.is_none() && p.group_start.is_none())
-            .map(|(tp, _)| tp.clone())
+            .map(|(tp, p)| (tp.clone(), p.epoch))
             .collect()
     }
 
-    /// Where the group stood on `tp` when this assignment began, just fetched.
-    pub(crate) fn group_start(&mut self, tp: &Tp, next: i64) {
+    /// Where the group stood on `tp` when its assignment `epoch` began, just fetched; nothing
+    /// if the partition was assigned again meanwhile (the group may have moved on).
+    pub(crate) fn group_start(&mut self, tp: &Tp, epoch: u64, next: i64) {
         if let Some(part) = self.parts.get_mut(tp) {
-            part.group_start = Some(next);
+            if part.epoch == epoch {
+                part.group_start = Some(next);
+            }
         }
     }
 
@@ -351,6 +354,23 @@ mod tests {
         board.set_state(ConsumerState::Stopped);
         board.retry_ended();
         assert_eq!(board.state, ConsumerState::Stopped);
+    }
+
+    #[test]
+    fn a_group_start_fetched_for_an_assignment_since_replaced_is_not_taken() {
+        let mut board = Board::new("c");
+        let tp = ("t".to_owned(), 0);
+        let first = board.assign(tp.clone());
+        assert_eq!(board.without_start(), [(tp.clone(), first)]);
+        // Revoked and assigned again while the fetch was on its way.
+        board.revoke(std::slice::from_ref(&tp));
+        let second = board.assign(tp.clone());
+        board.high_water(&tp, 10);
+        board.group_start(&tp, first, 2);
+        let lag = |board: &Board| board.status(BreakerState::Closed, 0).partitions[0].lag;
+        assert_eq!(lag(&board), None, "the old fetch counts for nothing");
+        board.group_start(&tp, second, 7);
+        assert_eq!(lag(&board), Some(3));
     }
 
     #[test]
