@@ -104,6 +104,11 @@ impl Settlement {
         }
     }
 
+    /// The name of the run it saves checkpoints for (its checkpoint name).
+    pub(super) fn name(&self) -> &str {
+        &self.parts.name
+    }
+
     /// The last checkpoint saved.
     pub(super) fn checkpoint(&self) -> Position {
         self.checkpoint

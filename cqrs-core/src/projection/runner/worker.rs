@@ -251,7 +251,7 @@ impl Worker {
             }
             let (oldest, newest) = recorded_between(&events);
             self.set(|s| s.oldest_unapplied_at = oldest);
-            let span = super::span::batch(self.runner.projection.name(), &events);
+            let span = super::span::batch(settlement.name(), &events);
             let applied = match self
                 .apply_while_settling(events, settlement)
                 .instrument(span.clone())
