@@ -434,58 +434,60 @@ async fn watch_lag(shared: Arc<Shared>) {
                     Some((tp, low, high))
                 })
                 .collect();
-            let tps: Vec<Tp> = without_start.iter().map(|(tp, _)| tp.clone()).collect();
-            let starts = group_offsets(&consumer, &tps, timeout);
-            let starts: HashMap<Tp, (u64, Offset)> = without_start
-                .into_iter()
-                .filter_map(|(tp, epoch)| {
-                    let offset = *starts.get(&tp)?;
-                    Some((tp, (epoch, offset)))
-                })
-                .collect();
+            let starts = group_starts(&consumer, without_start, &marks, timeout);
             (marks, starts)
         })
         .await
         .unwrap_or_default();
         {
             let mut board = shared.core.board();
-            for (tp, low, high) in &marks {
+            for (tp, _, high) in &marks {
                 board.high_water(tp, *high);
-                match starts.get(tp) {
-                    Some((epoch, Offset::Offset(next))) => board.group_start(tp, *epoch, *next),
-                    // The group committed nothing: it reads from the partition's start.
-                    Some((epoch, _)) => board.group_start(tp, *epoch, *low),
-                    None => {}
-                }
+            }
+            for (tp, epoch, next) in &starts {
+                board.group_start(tp, *epoch, *next);
             }
         }
         shared.core.notify();
     }
 }
 
-/// The group's committed offsets of `tps` (`Offset::Invalid` where it committed none); none
-/// when the broker could not say.
-fn group_offsets(
+/// Where the group stands on each of `without_start` (partition and assignment epoch): its
+/// committed offset, or the partition's low watermark (in `marks`) where it committed none;
+/// nothing when the broker could not say.
+fn group_starts(
     consumer: &StreamConsumer<BusContext>,
-    tps: &[Tp],
+    without_start: Vec<(Tp, u64)>,
+    marks: &[(Tp, i64, i64)],
     timeout: Duration,
-) -> HashMap<Tp, Offset> {
-    if tps.is_empty() {
-        return HashMap::new();
+) -> Vec<(Tp, u64, i64)> {
+    if without_start.is_empty() {
+        return Vec::new();
     }
-    let mut list = TopicPartitionList::with_capacity(tps.len());
-    for (topic, partition) in tps {
+    let mut list = TopicPartitionList::with_capacity(without_start.len());
+    for ((topic, partition), _) in &without_start {
         list.add_partition(topic, *partition);
     }
-    match consumer.committed_offsets(list, timeout) {
+    let committed: HashMap<Tp, Offset> = match consumer.committed_offsets(list, timeout) {
         Ok(list) => (list.elements().iter())
             .map(|e| ((e.topic().to_owned(), e.partition()), e.offset()))
             .collect(),
         Err(error) => {
             tracing::debug!(%error, "the group's committed offsets could not be fetched");
-            HashMap::new()
+            return Vec::new();
         }
-    }
+    };
+    without_start
+        .into_iter()
+        .filter_map(|(tp, epoch)| {
+            let next = match committed.get(&tp)? {
+                Offset::Offset(next) => *next,
+                // The group committed nothing: it reads from the partition's start.
+                _ => marks.iter().find(|(t, _, _)| *t == tp)?.1,
+            };
+            Some((tp, epoch, next))
+        })
+        .collect()
 }
 
 /// How long one high-water fetch may take: the lag interval, but never less than a second (a

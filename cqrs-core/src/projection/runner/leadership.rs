@@ -3,8 +3,9 @@
 //! starting a [`Term`] that renews it beside the work, and releasing it when leading ends.
 
 use std::pin::pin;
+use std::time::Duration;
 
-use crate::projection::Lease;
+use crate::projection::{Lease, LeaseStore};
 use crate::Position;
 
 use super::outcome::Lead;
@@ -32,9 +33,9 @@ impl Worker {
                 return Err(Lead::Stopped);
             }
             let asked_at = tokio::time::Instant::now();
-            let owner = self.runner.options.lease_owner().to_owned();
             let acquired = {
-                let mut acquire = pin!(leases.try_acquire(name, &owner, ttl));
+                let owner = self.runner.options.lease_owner();
+                let mut acquire = pin!(leases.try_acquire(name, owner, ttl));
                 tokio::select! {
                     acquired = &mut acquire => acquired,
                     // Stopping waits for a store that does not answer no longer than a lease
@@ -42,7 +43,7 @@ impl Worker {
                     // nobody else could lead until it expired.
                     () = self.stop.requested() => {
                         if let Ok(Ok(Some(lease))) = tokio::time::timeout(ttl, acquire).await {
-                            let _ = tokio::time::timeout(ttl, leases.release(&lease)).await;
+                            give_back(&*leases, &lease, ttl).await;
                         }
                         return Err(Lead::Stopped);
                     }
@@ -55,7 +56,7 @@ impl Worker {
                 Ok(Some(lease))
                     if ended.is_some_and(|e| e.owner == lease.owner && e.epoch == lease.epoch) =>
                 {
-                    let _ = tokio::time::timeout(ttl, leases.release(&lease)).await;
+                    give_back(&*leases, &lease, ttl).await;
                     false
                 }
                 Ok(Some(lease)) => {
@@ -136,7 +137,7 @@ impl Worker {
                 {
                     Ok(Ok(Some(held))) if held.epoch == lease.epoch => true,
                     Ok(Ok(Some(taken))) => {
-                        let _ = tokio::time::timeout(ttl, leases.release(&taken)).await;
+                        give_back(&**leases, &taken, ttl).await;
                         false
                     }
                     _ => false,
@@ -160,12 +161,18 @@ impl Worker {
         let ttl = self.runner.options.lease_ttl;
         term.end_keeper(ttl).await;
         if let (Some(leases), Some(lease)) = (&self.runner.leases, term.lease()) {
-            // Bounded: a store that does not answer lets the lease expire instead.
-            match tokio::time::timeout(ttl, leases.release(lease)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(error)) => tracing::warn!(%error, "could not release the lease"),
-                Err(_) => tracing::warn!("releasing the lease did not answer; it will expire"),
-            }
+            give_back(&**leases, lease, ttl).await;
         }
+    }
+}
+
+/// Gives `lease` back, waiting at most `ttl`: a store that does not answer lets it expire
+/// instead. One place for every way leading gives a lease back (a term's end, a stop while
+/// taking it, a lost term's lease renewed, a probe's).
+async fn give_back(leases: &dyn LeaseStore, lease: &Lease, ttl: Duration) {
+    match tokio::time::timeout(ttl, leases.release(lease)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::warn!(%error, "could not release the lease"),
+        Err(_) => tracing::warn!("releasing the lease did not answer; it will expire"),
     }
 }
